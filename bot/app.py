@@ -1,0 +1,154 @@
+"""The composition root: builds the Fabro client, the Bolt app and the servers, and runs them.
+
+Nothing imports this module except the CLI and the tests that start the whole bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.answers import Answerer
+from bot.blocks.replies import internal_error_message
+from bot.config import Settings
+from bot.fabro.client import FabroClient
+from bot.listeners import buttons, commands
+
+__all__ = ["Bot", "build_bolt_app", "serve"]
+
+log = logging.getLogger(__name__)
+
+SLACK_EVENTS_PATH = "/slack/events"
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def slack_client(settings: Settings) -> AsyncWebClient:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    return AsyncWebClient(
+        token=token,
+        base_url=settings.slack_api_url,
+        timeout=10,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+        ],
+    )
+
+
+def build_bolt_app(settings: Settings, answerer: Answerer) -> AsyncApp:
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    app = AsyncApp(
+        client=slack_client(settings),
+        signing_secret=secret,
+        request_verification_enabled=not settings.socket_mode,
+        raise_error_for_unhandled_request=False,
+    )
+
+    @app.error
+    async def on_error(error: Exception, body: dict, respond=None) -> None:  # type: ignore[no-untyped-def]
+        reference = uuid.uuid4().hex[:12]
+        log.error("unhandled error in a listener, reference %s", reference, exc_info=error)
+        if respond is not None and body.get("response_url"):
+            await respond(response_type="ephemeral", replace_original=False, **internal_error_message(reference))
+
+    commands.register(app, answerer)
+    buttons.register(app, answerer)
+    return app
+
+
+@dataclass
+class Bot:
+    """One running bot: Slack over HTTP or Socket Mode, backed by one Fabro client."""
+
+    settings: Settings
+    clock: Callable[[], datetime] = utc_now
+    fabro: FabroClient = field(init=False)
+    bolt: AsyncApp = field(init=False)
+    http_port: int | None = field(init=False, default=None)
+    _runner: web.AppRunner | None = field(init=False, default=None)
+    _socket: AsyncSocketModeHandler | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        assert s.fabro_api_url and s.fabro_api_token
+        self.fabro = FabroClient(
+            s.fabro_api_url, s.fabro_api_token.get_secret_value(), timeout=s.fabro_timeout_seconds
+        )
+        answerer = Answerer(self.fabro, self.clock, web_base=s.fabro_web_url, command=s.slash_command)
+        self.bolt = build_bolt_app(s, answerer)
+
+    def web_app(self) -> web.Application:
+        """The HTTP surface: Slack's requests and the liveness probe."""
+        application = web.Application()
+
+        async def slack_events(request: web.Request) -> web.Response:
+            bolt_request = await to_bolt_request(request)
+            return await to_aiohttp_response(await self.bolt.async_dispatch(bolt_request))
+
+        async def healthz(_: web.Request) -> web.Response:
+            return web.json_response({"ok": True})
+
+        application.add_routes(
+            [web.post(SLACK_EVENTS_PATH, slack_events), web.get("/healthz", healthz)]
+        )
+        return application
+
+    async def start(self) -> None:
+        if self.settings.socket_mode:
+            assert self.settings.slack_app_token
+            self._socket = AsyncSocketModeHandler(
+                self.bolt, self.settings.slack_app_token.get_secret_value()
+            )
+            await self._socket.connect_async()
+            log.info("connected to Slack in Socket Mode")
+        else:
+            self._runner = web.AppRunner(self.web_app(), access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+            await site.start()
+            sockets = site._server.sockets if site._server else []  # noqa: SLF001
+            self.http_port = sockets[0].getsockname()[1] if sockets else self.settings.port
+            log.info(
+                "listening for Slack on http://%s:%s%s",
+                self.settings.host, self.http_port, SLACK_EVENTS_PATH,
+            )
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.fabro.aclose()
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM, then stop cleanly."""
+    bot = Bot(settings)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    await bot.start()
+    try:
+        await stopping.wait()
+    finally:
+        log.info("shutting down")
+        await bot.stop()

@@ -1,0 +1,391 @@
+"""Run cards: the list answer to `/runs <query>` and the detail answer to `/runs <id>`.  [pure]"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot.actions import encode_page, link_action_id, page_action_id
+from bot.blocks import kit
+from bot.blocks.limits import FALLBACK_TEXT, MAX_BLOCKS, TOTAL_BLOCK_TEXT
+from bot.blocks.text import ago, clip, dollars, duration, escape, slack_date
+from bot.fabro.models import Failure, Question, Run, RunList
+from bot.query import RunQuery
+
+__all__ = [
+    "STATUS_EMOJI",
+    "link_buttons",
+    "run_detail_message",
+    "run_list_message",
+    "run_summary",
+    "run_web_url",
+    "status_line",
+    "started_by",
+]
+
+Message = dict[str, Any]
+
+STATUS_EMOJI: dict[str, str] = {
+    "submitted": ":inbox_tray:",
+    "pending": ":raised_hand:",
+    "runnable": ":hourglass_flowing_sand:",
+    "starting": ":rocket:",
+    "running": ":arrows_counterclockwise:",
+    "paused": ":double_vertical_bar:",
+    "blocked": ":question:",
+    "succeeded": ":white_check_mark:",
+    "failed": ":x:",
+    "dead": ":skull:",
+    "removing": ":wastebasket:",
+}
+UNKNOWN_EMOJI = ":grey_question:"
+ARCHIVED_EMOJI = ":file_cabinet:"
+
+# A list card stays short so that many runs fit one message.
+_LIST_TITLE = 150
+_LIST_QUESTION = 300
+_RESERVED_BLOCKS = 4  # header, note, paging buttons, and one spare
+
+
+def _words(value: str | None) -> str:
+    return value.replace("_", " ") if value else ""
+
+
+def status_line(run: Run) -> str:
+    """':x: *failed* · workflow error' — emoji, bucket, and why, all escaped."""
+    status = run.status
+    emoji = STATUS_EMOJI.get(status.kind, UNKNOWN_EMOJI)
+    if run.bucket == "archived":
+        emoji = ARCHIVED_EMOJI
+    label = status.kind if status.kind not in ("submitted", "starting") else run.bucket
+    parts = [f"{emoji} *{escape(label)}*"]
+    why = status.reason or status.blocked_reason or status.prior_block
+    if why:
+        parts.append(escape(_words(why)))
+    if run.lifecycle.archived:
+        parts.append("archived")
+    if run.lifecycle.pending_control:
+        parts.append(f"{escape(run.lifecycle.pending_control)} requested")
+    return " · ".join(parts)
+
+
+def started_by(run: Run) -> str | None:
+    by = run.created_by
+    if by is None:
+        return None
+    if by.kind == "user":
+        return escape(by.login) if by.login else "a user"
+    if by.kind == "slack":
+        return escape(f"@{by.user_name}") + " (Slack)" if by.user_name else "someone in Slack"
+    if by.kind == "worker":
+        return f"run `{escape(by.run_id)}`" if by.run_id else "a parent run"
+    if by.kind == "system":
+        return escape(_words(by.system_kind) or "Fabro")
+    return escape(_words(by.name or by.kind))
+
+
+def elapsed(run: Run, now: datetime) -> str | None:
+    if run.timing and run.timing.wall_time_ms is not None:
+        return duration(run.timing.wall_time_ms / 1000)
+    ts = run.timestamps
+    start = ts.started_at or ts.created_at
+    if start is None:
+        return None
+    end = ts.completed_at if run.is_terminal and ts.completed_at else now
+    return duration(end - start)
+
+
+def diff_text(run: Run) -> str | None:
+    d = run.diff
+    if d is None or (d.additions is None and d.deletions is None and d.files_changed is None):
+        return None
+    text = f"+{d.additions or 0} −{d.deletions or 0}"
+    if d.files_changed is not None:
+        text += f" in {d.files_changed} file" + ("" if d.files_changed == 1 else "s")
+    return text
+
+
+def run_web_url(run: Run, web_base: str | None) -> str | None:
+    if run.links.web:
+        return run.links.web
+    if web_base:
+        return f"{web_base.rstrip('/')}/runs/{run.id}"
+    return None
+
+
+def link_buttons(run: Run, web_base: str | None) -> list[dict[str, Any]]:
+    buttons = []
+    pr = run.pull_request
+    if pr and pr.html_url:
+        label = f"Pull request #{pr.number}" if pr.number is not None else "Pull request"
+        buttons.append(kit.button(label, link_action_id("pr"), url=pr.html_url))
+    web = run_web_url(run, web_base)
+    if web:
+        buttons.append(kit.button("Open in Fabro", link_action_id("web"), url=web))
+    return [b for b in buttons if b]
+
+
+def _where(run: Run) -> list[str]:
+    parts = [f"`{escape(run.id)}`"]
+    if run.workflow.display_name:
+        parts.append(escape(run.workflow.display_name))
+    if run.repository.name:
+        parts.append(escape(run.repository.name))
+    who = started_by(run)
+    if who:
+        parts.append(f"by {who}")
+    return parts
+
+
+def _when(run: Run, now: datetime) -> list[str]:
+    parts = []
+    created = ago(run.timestamps.created_at, now)
+    if created:
+        parts.append(f"created {created}")
+    took = elapsed(run, now)
+    if took:
+        if run.is_terminal:
+            parts.append(f"ran {took}")
+        elif run.bucket in ("pending", "runnable"):
+            parts.append(f"waiting for {took}")
+        else:
+            parts.append(f"running for {took}")
+    cost = dollars(run.billing.total_usd_micros if run.billing else None)
+    if cost:
+        parts.append(cost)
+    diff = diff_text(run)
+    if diff:
+        parts.append(diff)
+    return parts
+
+
+def _question_line(run: Run, limit: int) -> str | None:
+    q = run.current_question
+    if q is None:
+        return None
+    return f":speech_balloon: _{clip(escape(q.text or 'A question is waiting.'), limit)}_"
+
+
+def _approval_line(run: Run, now: datetime) -> str | None:
+    approval = run.lifecycle.approval
+    if approval is None or not approval.state:
+        return None
+    state = {"pending": "waiting for approval", "approved": "approved", "denied": "denied"}
+    text = state.get(approval.state, escape(approval.state))
+    since = ago(approval.requested_at, now)
+    if approval.state == "pending" and since:
+        text += f" (asked {since})"
+    if approval.state == "denied" and approval.denial_reason:
+        text += f": {clip(escape(approval.denial_reason), 200)}"
+    return f":raised_hand: {text}"
+
+
+def run_summary(run: Run, now: datetime) -> str:
+    """The few lines that identify a run in a list or an alert."""
+    title = clip(escape(run.title or run.goal or "Untitled run"), _LIST_TITLE)
+    lines = [
+        f"{status_line(run)} — *{title}*",
+        " · ".join(_where(run)),
+    ]
+    when = _when(run, now)
+    if when:
+        lines.append(" · ".join(when))
+    lines += [line for line in (_question_line(run, _LIST_QUESTION), _approval_line(run, now)) if line]
+    return "\n".join(lines)
+
+
+def _run_blocks(run: Run, now: datetime, web_base: str | None) -> list[dict[str, Any]]:
+    blocks = [kit.section(run_summary(run, now), block_id=f"run:{run.id}")]
+    buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
+    if buttons:
+        blocks.append(buttons)
+    return blocks
+
+
+def _text_size(blocks: list[dict[str, Any]]) -> int:
+    size = 0
+    for b in blocks:
+        size += len((b.get("text") or {}).get("text", ""))
+        size += sum(len(e.get("text", "")) for e in b.get("elements", []) if e.get("type") == "mrkdwn")
+    return size
+
+
+def run_list_message(
+    query: RunQuery,
+    page: RunList,
+    *,
+    now: datetime,
+    web_base: str | None = None,
+    command: str = "/runs",
+) -> Message:
+    """One page of runs as cards, with a header, and paging when more match."""
+    runs = page.data
+    total = page.meta.total
+    described = escape(query.describe())
+    if not runs:
+        text = f"No {described} match." if query.offset == 0 else f"No more {described}."
+        blocks = [kit.section(f":mag: {text}")]
+        if query.offset == 0:
+            blocks.append(kit.context(f"Try `{escape(command)} active` or `{escape(command)} help`."))
+        return {"text": text, "blocks": blocks}
+
+    shown: list[dict[str, Any]] = []
+    fitted = 0
+    for run in runs:
+        candidate = _run_blocks(run, now, web_base)
+        too_many = len(shown) + len(candidate) > MAX_BLOCKS - _RESERVED_BLOCKS
+        too_long = _text_size(shown + candidate) > TOTAL_BLOCK_TEXT - 1500
+        if too_many or too_long:
+            break
+        shown += candidate
+        fitted += 1
+
+    first = query.offset + 1
+    last = query.offset + fitted
+    count = f"{total} match" if total is not None else ("more match" if page.meta.has_more else "")
+    head = f"*{described.capitalize()}*"
+    head += f" — {count} · showing {first}–{last}" if count else f" — showing {first}–{last}"
+    blocks: list[dict[str, Any]] = [kit.section(head, block_id="runs:header"), *shown]
+
+    notes = []
+    if fitted < len(runs):
+        notes.append(
+            f"{len(runs) - fitted} more on this page did not fit in one Slack message; "
+            "*Next* continues from there."
+        )
+    if page.unreadable:
+        notes.append(f"{page.unreadable} run(s) Fabro sent could not be read and are left out.")
+    if notes:
+        blocks.append(kit.context(*notes, block_id="runs:notes"))
+
+    more_after = page.meta.has_more or fitted < len(runs) or (
+        total is not None and last < total
+    )
+    paging = kit.actions(
+        kit.button("Previous", page_action_id("prev"), value=encode_page(query.at(query.offset - query.limit)))
+        if query.offset > 0
+        else None,
+        kit.button("Next", page_action_id("next"), value=encode_page(query.at(query.offset + fitted)))
+        if more_after
+        else None,
+        block_id="runs:paging",
+    )
+    if paging:
+        blocks.append(paging)
+
+    fallback = f"{described.capitalize()}: showing {first}–{last}"
+    fallback += f" of {total}" if total is not None else ""
+    titles = [f"{escape(r.title or r.id)} ({escape(r.status.kind)})" for r in runs[:fitted]]
+    fallback = clip(fallback + ". " + "; ".join(titles), FALLBACK_TEXT)
+    return {"text": fallback, "blocks": blocks}
+
+
+def _question_text(q: Question) -> str:
+    lines = [f"*Question* ({escape(_words(q.question_type))}"
+             + (f", stage `{escape(q.stage)}`" if q.stage else "") + ")",
+             f">{clip(escape(q.text or '(no text)'), 1200)}"]
+    for opt in q.options[:10]:
+        label = escape(opt.label or opt.key)
+        line = f"• `{escape(opt.key)}` {label}"
+        if opt.description:
+            line += f" — {clip(escape(opt.description), 150)}"
+        lines.append(line)
+    if len(q.options) > 10:
+        lines.append(f"…and {len(q.options) - 10} more options")
+    if q.allow_freeform:
+        lines.append("_A free-text answer is also accepted._")
+    return "\n".join(lines)
+
+
+def run_detail_message(
+    run: Run,
+    *,
+    now: datetime,
+    failure: Failure | None = None,
+    web_base: str | None = None,
+) -> Message:
+    """Everything about one run: the list summary and goal, labels, models, times, failure."""
+    title = run.title or run.goal or "Untitled run"
+    blocks: list[dict[str, Any]] = [
+        kit.header(title),  # plain_text: shown literally, no escaping needed
+        kit.section(status_line(run), block_id=f"status:{run.id}"),
+    ]
+
+    fields = []
+    fields.append(f"*Run*\n`{escape(run.id)}`")
+    if run.workflow.display_name:
+        fields.append(f"*Workflow*\n{escape(run.workflow.display_name)}")
+    if run.repository.name:
+        fields.append(f"*Repository*\n{escape(run.repository.name)}")
+    who = started_by(run)
+    if who:
+        fields.append(f"*Started by*\n{who}")
+    when = _when(run, now)
+    if when:
+        fields.append("*Time, cost, diff*\n" + "\n".join(when))
+    if run.models:
+        names = ", ".join(escape(m.name or m.provider or "?") for m in run.models)
+        fields.append(f"*Models*\n{names}")
+    if run.labels:
+        fields.append("*Labels*\n" + " ".join(f"`{escape(k)}={escape(v)}`" for k, v in run.labels.items()))
+    family = []
+    if run.parent_id:
+        family.append(f"parent `{escape(run.parent_id)}`")
+    family.append(f"{run.children_count} child run" + ("" if run.children_count == 1 else "s"))
+    if run.retried_from:
+        family.append(f"retry of `{escape(run.retried_from)}`")
+    if run.superseded_by:
+        family.append(f"superseded by `{escape(run.superseded_by)}`")
+    fields.append("*Family*\n" + "\n".join(family))
+    if run.sandbox is not None:
+        state = run.sandbox.state or run.sandbox.status or ("failed" if run.sandbox.failure else "present")
+        kind = f" ({escape(run.sandbox.kind)})" if run.sandbox.kind else ""
+        fields.append(f"*Sandbox*\n{escape(state)}{kind}")
+    elif not run.is_terminal:
+        fields.append("*Sandbox*\nnot started")
+    if run.automation and (run.automation.name or run.automation.id):
+        fields.append(f"*Automation*\n{escape(run.automation.name or run.automation.id)}")
+    blocks.append(kit.section(fields=fields[:10], block_id=f"facts:{run.id}"))
+
+    if run.goal and run.goal != run.title:
+        blocks.append(kit.section(f"*Goal*\n{clip(escape(run.goal), 2500)}", block_id=f"goal:{run.id}"))
+
+    if failure is not None:
+        reason = failure.reason or run.status.reason
+        lines = [":rotating_light: *Failure*" + (f" ({escape(_words(reason))})" if reason else "")]
+        if failure.message:
+            lines.append(f"```{clip(escape(failure.message), 2000)}```")
+        for cause in failure.causes[:5]:
+            lines.append(f"• {clip(escape(cause), 300)}")
+        blocks.append(kit.section("\n".join(lines), block_id=f"failure:{run.id}"))
+    elif run.bucket in ("failed",) or run.status.kind in ("failed", "dead"):
+        blocks.append(kit.context("Fabro recorded no failure message for this run."))
+
+    if run.current_question is not None:
+        blocks.append(kit.section(_question_text(run.current_question), block_id=f"question:{run.id}"))
+    approval = _approval_line(run, now)
+    if approval:
+        blocks.append(kit.section(approval, block_id=f"approval:{run.id}"))
+
+    times = []
+    for label, value in (
+        ("created", run.timestamps.created_at),
+        ("started", run.timestamps.started_at),
+        ("last event", run.timestamps.last_event_at),
+        ("completed", run.timestamps.completed_at if run.is_terminal else None),
+        ("archived", run.lifecycle.archived_at),
+    ):
+        if value is not None:
+            times.append(f"{label} {slack_date(value)}")
+    if times:
+        blocks.append(kit.context(" · ".join(times), block_id=f"times:{run.id}"))
+
+    buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
+    if buttons:
+        blocks.append(buttons)
+
+    fallback = f"{escape(title)} — {escape(run.status.kind)}"
+    if run.status.reason:
+        fallback += f" ({escape(run.status.reason)})"
+    fallback = clip(fallback, FALLBACK_TEXT)
+    return {"text": fallback, "blocks": blocks}

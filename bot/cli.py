@@ -1,0 +1,154 @@
+"""`fabro-slack-bot run | check | preview`: serve Slack, verify settings, or show an answer."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+from urllib.parse import quote
+
+from bot import __version__
+from bot.config import ConfigError, Settings, configure_logging, load_settings
+
+__all__ = ["main"]
+
+BLOCK_KIT_BUILDER = "https://app.slack.com/block-kit-builder/#"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="fabro-slack-bot", description="See, follow and steer Fabro runs from Slack."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="serve Slack (Socket Mode when SLACK_APP_TOKEN is set, else HTTP)")
+    sub.add_parser("check", help="verify settings, Fabro and Slack, printing ✓/✗ per item")
+    preview = sub.add_parser("preview", help="print the message `/runs <text>` would send")
+    preview.add_argument("--demo", action="store_true", help="use built-in sample runs (no configuration)")
+    preview.add_argument("text", nargs="?", default="", help='the command text, e.g. "failed sort:elapsed"')
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "run":
+            settings = load_settings("run")
+            configure_logging(settings.log_level, settings.secrets())
+            from bot.app import serve
+
+            asyncio.run(serve(settings))
+            return 0
+        if args.command == "check":
+            return asyncio.run(_check())
+        return asyncio.run(_preview(args.text, demo=args.demo))
+    except ConfigError as exc:
+        print("fabro-slack-bot cannot start; fix these settings (environment or .env):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  ✗ {problem}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _preview(text: str, *, demo: bool) -> int:
+    from bot.answers import Answerer
+    from bot.blocks.replies import help_message, usage_error_message
+    from bot.fabro.client import FabroClient
+    from bot.query import Help, RunLookup, UsageError, parse
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    now = datetime.now(timezone.utc)
+    if demo:
+        from bot.demo import DEMO_FABRO_URL, demo_transport
+
+        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+        fabro = FabroClient(DEMO_FABRO_URL, "demo", transport=demo_transport(now))
+        web_base = DEMO_FABRO_URL
+    else:
+        settings = load_settings("preview")
+        assert settings.fabro_api_url and settings.fabro_api_token
+        fabro = FabroClient(
+            settings.fabro_api_url,
+            settings.fabro_api_token.get_secret_value(),
+            timeout=settings.fabro_timeout_seconds,
+        )
+        web_base = settings.fabro_web_url
+    command = settings.slash_command
+    async with fabro:
+        parsed = parse(text)
+        if isinstance(parsed, Help):
+            message = help_message(command)
+        elif isinstance(parsed, UsageError):
+            message = usage_error_message(parsed, command)
+        else:
+            answerer = Answerer(fabro, lambda: now, web_base=web_base, command=command)
+            answer = await (answerer.lookup(parsed) if isinstance(parsed, RunLookup) else answerer.query(parsed))
+            message = answer.message
+    payload = {"response_type": "ephemeral", **message}
+    print(json.dumps(payload, indent=2, ensure_ascii=False))
+    builder = BLOCK_KIT_BUILDER + quote(json.dumps({"blocks": message["blocks"]}, separators=(",", ":")))
+    print(f"\nSee it in Block Kit Builder:\n{builder}", file=sys.stderr)
+    return 0
+
+
+async def _check() -> int:
+    """Each item is checked independently, so one run shows every problem at once."""
+    from bot.app import slack_client
+    from bot.fabro.client import FabroClient
+    from bot.fabro.errors import FabroError
+
+    ok = True
+
+    def report(passed: bool, line: str) -> None:
+        nonlocal ok
+        ok = ok and passed
+        print(f"{'✓' if passed else '✗'} {line}")
+
+    try:
+        settings = Settings()
+    except Exception as exc:  # noqa: BLE001 - reported, never re-raised
+        from pydantic import ValidationError
+
+        if not isinstance(exc, ValidationError):
+            raise
+        from bot.config import _describe
+
+        for error in exc.errors():
+            report(False, _describe(error))
+        return 1
+    problems = settings.check_for("check")
+    report(not problems, "settings" + ("" if not problems else ":"))
+    for problem in problems:
+        print(f"    {problem}")
+    print(f"  mode: {'Socket Mode' if settings.socket_mode else f'HTTP on {settings.host}:{settings.port}'}")
+
+    if settings.fabro_api_url and settings.fabro_api_token:
+        async with FabroClient(
+            settings.fabro_api_url,
+            settings.fabro_api_token.get_secret_value(),
+            timeout=settings.fabro_timeout_seconds,
+        ) as fabro:
+            try:
+                user = await fabro.current_user()
+                report(True, f"Fabro at {settings.fabro_api_url} accepts the token (user {user.get('login', '?')})")
+            except FabroError as exc:
+                report(False, f"Fabro at {settings.fabro_api_url}: {exc.detail} (request id {exc.request_id})")
+
+    if settings.slack_bot_token:
+        client = slack_client(settings)
+        try:
+            auth = await client.auth_test()
+            report(True, f"Slack accepts the bot token (team {auth.get('team')}, bot user {auth.get('user_id')})")
+        except Exception as exc:  # noqa: BLE001 - any failure is a ✗ line, never a traceback
+            report(False, f"Slack auth.test failed: {_slack_reason(exc)}")
+        finally:
+            await client.session.close() if client.session else None
+    return 0 if ok else 1
+
+
+def _slack_reason(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    if response is not None and hasattr(response, "get"):
+        return str(response.get("error") or response.status_code)
+    return type(exc).__name__

@@ -1,0 +1,193 @@
+"""Settings from the environment and a `.env` file; problems are reported, secrets never shown."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
+Purpose = Literal["run", "check", "preview"]
+
+_HELP = {
+    "FABRO_API_URL": "the base URL of your Fabro server, without /api/v1 (e.g. https://fabro.example.com)",
+    "FABRO_API_TOKEN": "a Fabro API token (fabro_dev_… or a user token)",
+    "SLACK_BOT_TOKEN": "the app's Bot User OAuth Token (xoxb-…)",
+    "SLACK_SIGNING_SECRET": "the app's Signing Secret (Basic Information page); needed in HTTP mode",
+    "SLACK_APP_TOKEN": "an app-level token (xapp-…) with connections:write; set it for Socket Mode",
+}
+
+
+class Settings(BaseSettings):
+    """Every setting, by its environment variable name. Only `check_for()` decides what is required."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    fabro_api_url: str | None = None
+    fabro_api_token: SecretStr | None = None
+    fabro_web_url: str | None = None
+    fabro_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slash_command: str = "/runs"
+    host: str = "0.0.0.0"
+    port: int = Field(default=3000, ge=0, le=65535)
+    database_url: str = "sqlite:///./fabro-slack-bot.db"
+    log_level: str = "INFO"
+
+    @field_validator("fabro_api_url", "fabro_web_url", "slack_api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        value = value.strip()
+        if not value.startswith(("http://", "https://")) or len(value) < 10:
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("fabro_api_url")
+    @classmethod
+    def _without_api_suffix(cls, value: str | None) -> str | None:
+        if value and value.rstrip("/").endswith("/api/v1"):
+            raise ValueError("must be the server's base URL, without /api/v1")
+        return value.rstrip("/") if value else value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str | None) -> str:
+        # slack_sdk joins method names onto this URL; without the slash the path is lost.
+        value = value or "https://slack.com/api/"
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        return _prefixed(value, "xoxb-", "must be a bot token starting with xoxb-")
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        return _prefixed(value, "xapp-", "must be an app-level token starting with xapp-")
+
+    @field_validator("fabro_api_token", "slack_signing_secret")
+    @classmethod
+    def _blank_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
+
+    @field_validator("slash_command")
+    @classmethod
+    def _command(cls, value: str) -> str:
+        value = value.strip()
+        if not value.startswith("/") or not 2 <= len(value) <= 32 or " " in value:
+            raise ValueError("must look like /runs (a slash and up to 31 characters)")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_app_token is not None
+
+    def check_for(self, purpose: Purpose) -> list[str]:
+        """One line per missing setting that `purpose` needs."""
+        needed = ["FABRO_API_URL", "FABRO_API_TOKEN"]
+        if purpose in ("run", "check"):
+            needed.append("SLACK_BOT_TOKEN")
+            if not self.socket_mode:
+                needed.append("SLACK_SIGNING_SECRET")
+        return [
+            f"{name}: missing — {_HELP[name]}"
+            for name in needed
+            if getattr(self, name.lower()) is None
+        ]
+
+    def secrets(self) -> list[str]:
+        """The secret values, so log output can be scrubbed of them."""
+        values = (self.fabro_api_token, self.slack_bot_token, self.slack_signing_secret, self.slack_app_token)
+        return [v.get_secret_value() for v in values if v is not None]
+
+
+@dataclass
+class ConfigError(Exception):
+    """Settings that cannot work, one readable line each."""
+
+    problems: list[str]
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
+
+
+def load_settings(purpose: Purpose, *, env_file: str | Path | None = ".env", **overrides: object) -> Settings:
+    try:
+        settings = Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError([_describe(error) for error in exc.errors()]) from None
+    problems = settings.check_for(purpose)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def _describe(error: dict) -> str:
+    # Only the location and the rule: pydantic's message may quote the (secret) input.
+    name = ".".join(str(part) for part in error.get("loc", ())).upper() or "SETTINGS"
+    message = error.get("msg", "is invalid")
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    return f"{name}: {message}"
+
+
+def _prefixed(value: SecretStr | None, prefix: str, message: str) -> SecretStr | None:
+    if value is None or not value.get_secret_value().strip():
+        return None
+    if not value.get_secret_value().startswith(prefix):
+        raise ValueError(message)
+    return value
+
+
+def configure_logging(level: str, secrets: list[str]) -> None:
+    """Plain one-line logs; any secret that slips into a message is replaced by [redacted]."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.addFilter(_Redactor(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore", "aiohttp.access", "apscheduler.executors.default"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+class _Redactor(logging.Filter):
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = [s for s in secrets if len(s) >= 6]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._secrets:
+            message = record.getMessage()
+            redacted = message
+            for secret in self._secrets:
+                redacted = redacted.replace(secret, "[redacted]")
+            if redacted != message:
+                record.msg, record.args = redacted, None
+        return True

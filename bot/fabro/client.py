@@ -1,0 +1,297 @@
+"""The async HTTP client for Fabro's API: bounded time, retried reads, typed errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from pydantic import ValidationError
+
+from bot.fabro.errors import (
+    FabroConflict,
+    FabroError,
+    FabroNotFound,
+    FabroRejected,
+    FabroUnauthorized,
+    FabroUnavailable,
+)
+from bot.fabro.models import (
+    ErrorResponse,
+    Failure,
+    ListMeta,
+    Question,
+    Run,
+    RunEvent,
+    RunList,
+)
+
+__all__ = ["FabroClient", "ULID_LENGTH"]
+
+log = logging.getLogger(__name__)
+
+ULID_LENGTH = 26
+_RETRYABLE_STATUS = frozenset({502, 503, 504})
+_MAX_DETAIL = 300
+
+
+class FabroClient:
+    """One `httpx.AsyncClient` to one Fabro server.
+
+    Every call finishes within `timeout` seconds, retries included: the bot must always
+    answer its user. Reads (GET) are retried with jittered backoff on connection errors
+    and 502/503/504; writes are sent once, because Fabro may have acted on them.
+    Each call sends its own `x-request-id`, so even a call that timed out can be traced.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 10.0,
+        connect_timeout: float = 3.0,
+        retries: int = 2,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self.connect_timeout = min(connect_timeout, timeout)
+        self.retries = retries
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/api/v1",
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            transport=transport,
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> FabroClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- reads -------------------------------------------------------------------
+
+    async def list_runs(self, params: Sequence[tuple[str, str]]) -> RunList:
+        body = await self._json("GET", "/runs", params=list(params))
+        return _parse_run_list(body)
+
+    async def get_run(self, run_id: str) -> Run:
+        return Run.model_validate(await self._json("GET", f"/runs/{_segment(run_id)}"))
+
+    async def resolve_run(self, selector: str) -> Run:
+        return Run.model_validate(
+            await self._json("GET", "/runs/resolve", params=[("selector", selector)])
+        )
+
+    async def find_run(self, selector: str) -> Run:
+        """A full run id is fetched directly; anything shorter is resolved as a prefix."""
+        if len(selector) == ULID_LENGTH:
+            return await self.get_run(selector.upper())
+        return await self.resolve_run(selector)
+
+    async def recent_events(self, run_id: str, *, limit: int = 100) -> list[RunEvent]:
+        body = await self._json(
+            "GET",
+            f"/runs/{_segment(run_id)}/events",
+            params=[("order", "desc"), ("limit", str(limit))],
+        )
+        return [RunEvent.model_validate(e) for e in _data(body) if isinstance(e, dict)]
+
+    async def latest_failure(self, run_id: str) -> Failure | None:
+        """The failure of the run's latest `run.failed` event (Fabro leaves `lifecycle.error` null)."""
+        for event in await self.recent_events(run_id):
+            if event.event == "run.failed":
+                return Failure.from_event(event)
+        return None
+
+    async def list_questions(self, run_id: str) -> list[Question]:
+        body = await self._json("GET", f"/runs/{_segment(run_id)}/questions")
+        return [Question.model_validate(q) for q in _data(body) if isinstance(q, dict)]
+
+    async def current_user(self) -> dict[str, Any]:
+        body = await self._json("GET", "/user")
+        return body if isinstance(body, dict) else {}
+
+    # -- core --------------------------------------------------------------------
+
+    async def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: list[tuple[str, str]] | None = None,
+        body: Any = None,
+    ) -> Any:
+        response = await self._send(method, path, params=params, body=body)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise FabroUnavailable(
+                "Fabro answered with something that is not JSON.",
+                status=response.status_code,
+                request_id=response.headers.get("x-request-id"),
+            ) from exc
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: list[tuple[str, str]] | None = None,
+        body: Any = None,
+    ) -> httpx.Response:
+        idempotent = method == "GET"
+        request_id = str(uuid.uuid4())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        attempt = 0
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise self._timed_out(request_id)
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(remaining):
+                    response = await self._http.request(
+                        method,
+                        path,
+                        params=params,
+                        content=None if body is None else json.dumps(body),
+                        headers={"x-request-id": request_id}
+                        | ({"Content-Type": "application/json"} if body is not None else {}),
+                        timeout=httpx.Timeout(remaining, connect=min(self.connect_timeout, remaining)),
+                    )
+            except (TimeoutError, httpx.TimeoutException) as exc:
+                log.warning("fabro %s %s timed out request_id=%s", method, path, request_id)
+                raise self._timed_out(request_id) from exc
+            except httpx.TransportError as exc:
+                log.warning(
+                    "fabro %s %s failed: %s request_id=%s",
+                    method, path, type(exc).__name__, request_id,
+                )
+                if idempotent and attempt < self.retries:
+                    attempt += 1
+                    await self._backoff(attempt, deadline)
+                    continue
+                raise FabroUnavailable(
+                    "Could not connect to Fabro.", request_id=request_id
+                ) from exc
+
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            rid = response.headers.get("x-request-id") or request_id
+            log.debug(
+                "fabro %s %s -> %s in %.0f ms request_id=%s",
+                method, path, response.status_code, elapsed_ms, rid,
+            )
+            if response.status_code < 400:
+                return response
+            if idempotent and response.status_code in _RETRYABLE_STATUS and attempt < self.retries:
+                attempt += 1
+                log.info(
+                    "fabro %s %s -> %s, retrying request_id=%s",
+                    method, path, response.status_code, rid,
+                )
+                await self._backoff(attempt, deadline)
+                continue
+            raise error_from_response(response, fallback_request_id=request_id)
+
+    async def _backoff(self, attempt: int, deadline: float) -> None:
+        delay = min(0.2 * 2 ** (attempt - 1), 2.0) * (0.5 + random.random())
+        remaining = deadline - asyncio.get_running_loop().time()
+        await asyncio.sleep(max(0.0, min(delay, remaining)))
+
+    def _timed_out(self, request_id: str) -> FabroUnavailable:
+        seconds = f"{self.timeout:g}"
+        return FabroUnavailable(
+            f"Fabro did not answer in {seconds} s.",
+            request_id=request_id,
+            timed_out_after=self.timeout,
+        )
+
+
+def error_from_response(
+    response: httpx.Response, *, fallback_request_id: str | None = None
+) -> FabroError:
+    """Turn a 4xx/5xx into a typed error, reading JSON `errors` or Fabro's plain-text bodies."""
+    status = response.status_code
+    request_id = (
+        response.headers.get("x-request-id") or _body_request_id(response) or fallback_request_id
+    )
+    detail, code = _error_detail(response)
+    kw = {"status": status, "request_id": request_id, "code": code}
+    if status in (401, 403):
+        return FabroUnauthorized(detail or "Fabro refused the API token.", **kw)
+    if status == 404:
+        return FabroNotFound(detail or "Not found.", **kw)
+    if status == 409:
+        return FabroConflict(detail or "Conflict.", **kw)
+    if status >= 500:
+        return FabroUnavailable(detail or f"Fabro answered {status}.", **kw)
+    return FabroRejected(detail or f"Fabro rejected the request ({status}).", **kw)
+
+
+def _error_detail(response: httpx.Response) -> tuple[str, str | None]:
+    text = response.text.strip()
+    if "json" in response.headers.get("content-type", ""):
+        try:
+            parsed = ErrorResponse.model_validate(response.json())
+        except (ValueError, ValidationError):
+            parsed = None
+        if parsed and parsed.errors:
+            first = parsed.errors[0]
+            return _clip(first.detail or first.title or ""), first.code
+    return _clip(text), None
+
+
+def _body_request_id(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("request_id") if isinstance(body, dict) else None
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _data(body: Any) -> list[Any]:
+    data = body.get("data") if isinstance(body, dict) else None
+    return data if isinstance(data, list) else []
+
+
+def _parse_run_list(body: Any) -> RunList:
+    """Parse run by run, so one malformed item costs one card, not the whole listing."""
+    runs: list[Run] = []
+    unreadable = 0
+    for item in _data(body):
+        try:
+            runs.append(Run.model_validate(item))
+        except ValidationError:
+            unreadable += 1
+            log.warning("skipped a run Fabro sent that is not shaped like a run")
+    meta = body.get("meta") if isinstance(body, dict) else None
+    return RunList(
+        data=runs,
+        meta=ListMeta.model_validate(meta if isinstance(meta, dict) else {}),
+        unreadable=unreadable,
+    )

@@ -1,0 +1,72 @@
+"""The errors a Fabro call can end in; each carries what a person needs to trace it.
+
+    FabroError                 anything that went wrong talking to Fabro
+    ├── FabroUnavailable       no usable answer: connection refused, timeout, 5xx
+    ├── FabroUnauthorized      401/403: the token is missing, wrong or expired
+    ├── FabroNotFound          404: no such run (or question)
+    └── FabroRejected          400/415/422 and other 4xx: Fabro refused the request
+        └── FabroConflict      409: the run is no longer in a state that allows it
+
+`request_id` is Fabro's `x-request-id` when Fabro answered, so users can find the
+call in Fabro's logs. `detail` is Fabro's own words (JSON `detail` or plain text),
+already stripped of anything we sent, so it is safe to show.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FabroConflict",
+    "FabroError",
+    "FabroNotFound",
+    "FabroRejected",
+    "FabroUnauthorized",
+    "FabroUnavailable",
+]
+
+
+class FabroError(Exception):
+    """Base of every Fabro failure."""
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        status: int | None = None,
+        request_id: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.status = status
+        self.request_id = request_id
+        self.code = code
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, "
+            f"request_id={self.request_id!r}, detail={self.detail!r})"
+        )
+
+
+class FabroUnavailable(FabroError):
+    """Fabro could not be reached, did not answer in time, or answered 5xx."""
+
+    def __init__(self, detail: str, *, timed_out_after: float | None = None, **kw: object) -> None:
+        super().__init__(detail, **kw)  # type: ignore[arg-type]
+        self.timed_out_after = timed_out_after
+
+
+class FabroUnauthorized(FabroError):
+    """Fabro refused the API token (401) or its permissions (403)."""
+
+
+class FabroNotFound(FabroError):
+    """Fabro has no such run or question (404)."""
+
+
+class FabroRejected(FabroError):
+    """Fabro refused the request as invalid (400, 415, 422, other 4xx)."""
+
+
+class FabroConflict(FabroRejected):
+    """Fabro refused because the run moved on (409): already answered, not pending, terminal."""

@@ -1,0 +1,364 @@
+"""`/runs` text → what was asked: a run query, a single run, help, or a usage error.  [pure]
+
+Grammar (whitespace-separated words, any order, case-insensitive):
+
+    <bucket>…            pending runnable initializing running blocked succeeded failed
+                         archived removing, or the aliases `active` and `done`
+    sort:<key> asc|desc  created_at updated_at status elapsed repo title workflow changes size
+    limit:<1-100>        runs per page (default 10)
+    page:<n>             1-based page
+    parent:<run-id>      direct children of a run
+    all                  include archived runs (only when no bucket is named)
+    <run-id or prefix>   one run, in detail
+    help                 the grammar
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field, replace
+
+from bot.fabro.models import ACTIVE_BUCKETS, BUCKETS
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "EXAMPLES",
+    "GRAMMAR",
+    "Help",
+    "MAX_LIMIT",
+    "Parsed",
+    "RunLookup",
+    "RunQuery",
+    "SORT_KEYS",
+    "STATUS_ALIASES",
+    "UsageError",
+    "parse",
+]
+
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 100
+MAX_PAGE = 10_000
+
+STATUS_ALIASES: dict[str, tuple[str, ...]] = {
+    **{bucket: (bucket,) for bucket in BUCKETS},
+    "active": ACTIVE_BUCKETS,
+    "done": ("succeeded", "failed"),
+}
+
+# Fabro's sort keys, and the friendly words people actually type for them.
+SORT_KEYS: dict[str, str] = {
+    "created_at": "created_at",
+    "created": "created_at",
+    "age": "created_at",
+    "updated_at": "updated_at",
+    "updated": "updated_at",
+    "activity": "updated_at",
+    "status": "status",
+    "elapsed": "elapsed",
+    "duration": "elapsed",
+    "repo": "repo",
+    "repository": "repo",
+    "title": "title",
+    "workflow": "workflow",
+    "changes": "changes",
+    "diff": "changes",
+    "size": "size",
+    "cost": "size",
+}
+DIRECTIONS: dict[str, str] = {
+    "asc": "asc",
+    "ascending": "asc",
+    "desc": "desc",
+    "descending": "desc",
+}
+SORT_LABELS: dict[str, str] = {
+    "created_at": "creation time",
+    "updated_at": "last activity",
+    "status": "status",
+    "elapsed": "elapsed time",
+    "repo": "repository",
+    "title": "title",
+    "workflow": "workflow",
+    "changes": "size of the diff",
+    "size": "cost",
+}
+
+GRAMMAR = (
+    "`/runs [status…] [sort:<key>] [asc|desc] [limit:<1-100>] [page:<n>] [parent:<run-id>] [all]`\n"
+    "`/runs <run-id or prefix>` · `/runs help`\n"
+    "*status*: " + " ".join(f"`{b}`" for b in BUCKETS) + ", or `active`, `done`\n"
+    "*sort keys*: " + " ".join(f"`{k}`" for k in dict.fromkeys(SORT_KEYS.values()))
+    + " (also `cost`, `age`, `duration`, `diff`)"
+)
+EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("blocked", "runs waiting for an answer"),
+    ("failed sort:elapsed asc", "failed runs, shortest first"),
+    ("active sort:cost limit:20", "the 20 most expensive active runs"),
+    ("done page:2", "finished runs, second page"),
+    ("parent:01KJW4MG800000000000000004", "children of a run"),
+    ("01KJW4MG", "one run in detail, by id or prefix"),
+)
+
+_ID_CHARS = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
+_CROCKFORD = re.compile(r"^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]+$")
+_KEYWORDS = ("help", "all", *STATUS_ALIASES, *DIRECTIONS)
+_PREFIXES = ("sort:", "limit:", "page:", "parent:", "status:")
+_VOCABULARY = (*_KEYWORDS, *(f"sort:{k}" for k in SORT_KEYS), "limit:", "page:", "parent:")
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    """A listing of runs, exactly as it will be asked of `GET /api/v1/runs`."""
+
+    statuses: tuple[str, ...] = ()
+    sort: str | None = None
+    direction: str | None = None
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+    parent_id: str | None = None
+    include_archived: bool = False
+
+    def params(self) -> list[tuple[str, str]]:
+        params = [("status", s) for s in self.statuses]
+        if self.sort:
+            params.append(("sort", self.sort))
+        if self.direction:
+            params.append(("direction", self.direction))
+        params.append(("page[limit]", str(self.limit)))
+        params.append(("page[offset]", str(self.offset)))
+        if self.parent_id:
+            params.append(("parent_id", self.parent_id))
+        if self.include_archived and not self.statuses:
+            params.append(("include_archived", "true"))
+        return params
+
+    @property
+    def page(self) -> int:
+        return self.offset // self.limit + 1
+
+    def at(self, offset: int, limit: int | None = None) -> RunQuery:
+        return replace(self, offset=max(0, offset), limit=limit or self.limit)
+
+    def text(self) -> str:
+        """The `/runs` words that ask this query again (paging shown only off page 1)."""
+        words = list(self.statuses)
+        if self.sort:
+            words.append(f"sort:{self.sort}")
+        if self.direction:
+            words.append(self.direction)
+        if self.limit != DEFAULT_LIMIT:
+            words.append(f"limit:{self.limit}")
+        if self.offset and self.offset % self.limit == 0:
+            words.append(f"page:{self.page}")
+        if self.parent_id:
+            words.append(f"parent:{self.parent_id}")
+        if self.include_archived and not self.statuses:
+            words.append("all")
+        return " ".join(words)
+
+    def describe(self) -> str:
+        """Plain words for a header: "failed runs, by elapsed time (ascending)"."""
+        if self.statuses:
+            what = ", ".join(self.statuses) + " runs"
+        else:
+            what = "all runs" if self.include_archived else "runs"
+        if self.parent_id:
+            what += f" under {self.parent_id}"
+        if self.sort or self.direction:
+            label = SORT_LABELS.get(self.sort or "created_at", self.sort or "")
+            order = "ascending" if self.direction == "asc" else "descending"
+            what += f", by {label} ({order})"
+        return what
+
+
+@dataclass(frozen=True)
+class RunLookup:
+    """One run by full id (fetched) or unique prefix (resolved)."""
+
+    selector: str
+
+
+@dataclass(frozen=True)
+class Help:
+    """The help card."""
+
+
+@dataclass(frozen=True)
+class UsageError:
+    """What was wrong with the words, and what would work instead."""
+
+    problem: str
+    word: str | None = None
+    suggestion: str | None = None
+    hints: tuple[str, ...] = field(default_factory=tuple)
+
+
+Parsed = RunQuery | RunLookup | Help | UsageError
+
+
+def parse(text: str | None) -> Parsed:
+    """Read `/runs` words. Never raises: anything unusable becomes a `UsageError`."""
+    words = (text or "").split()
+    if not words or (len(words) == 1 and words[0].lower() in ("help", "?", "-h", "--help")):
+        return Help()
+    return _Parser().run(words)
+
+
+class _Parser:
+    def __init__(self) -> None:
+        self.statuses: list[str] = []
+        self.sort: str | None = None
+        self.direction: str | None = None
+        self.limit: int | None = None
+        self.page: int | None = None
+        self.parent_id: str | None = None
+        self.all = False
+        self.selector: str | None = None
+        self.other_words: list[str] = []
+
+    def run(self, words: list[str]) -> Parsed:
+        for raw in words:
+            error = self.word(raw)
+            if error:
+                return error
+        return self.finish()
+
+    def word(self, raw: str) -> UsageError | None:
+        word = raw.lower()
+        if word.startswith(_PREFIXES):
+            name, _, value = word.partition(":")
+            self.other_words.append(raw)
+            return getattr(self, f"_{name}")(raw, value, raw.partition(":")[2])
+        if word in STATUS_ALIASES:
+            self.other_words.append(raw)
+            return self._add_statuses(STATUS_ALIASES[word])
+        if word in DIRECTIONS:
+            self.other_words.append(raw)
+            return self._set("direction", DIRECTIONS[word], raw)
+        if word == "all":
+            self.other_words.append(raw)
+            self.all = True
+            return None
+        if word == "help":
+            return UsageError("`help` stands alone: try `/runs help`.", word=raw)
+        if _looks_like_run_id(raw) and not _close_keyword(word, cutoff=0.8):
+            if self.selector is not None:
+                return UsageError(
+                    "Only one run can be shown in detail at a time.",
+                    word=raw,
+                    hints=(f"`/runs {self.selector}`",),
+                )
+            self.selector = raw.upper() if _CROCKFORD.match(raw) else raw
+            return None
+        return _unknown(raw)
+
+    def finish(self) -> Parsed:
+        if self.selector is not None:
+            if self.other_words:
+                return UsageError(
+                    "A run id stands alone; filters and sorting are for listings.",
+                    word=self.other_words[0],
+                    hints=(f"`/runs {self.selector}`",),
+                )
+            return RunLookup(self.selector)
+        if self.all and self.statuses:
+            return UsageError(
+                "`all` only applies when no status is named "
+                "(Fabro ignores it once you filter by status).",
+                word="all",
+                hints=("add `archived` to include archived runs: `/runs failed archived`",),
+            )
+        limit = self.limit or DEFAULT_LIMIT
+        return RunQuery(
+            statuses=tuple(self.statuses),
+            sort=self.sort,
+            direction=self.direction,
+            limit=limit,
+            offset=((self.page or 1) - 1) * limit,
+            parent_id=self.parent_id,
+            include_archived=self.all,
+        )
+
+    def _add_statuses(self, buckets: tuple[str, ...]) -> None:
+        for bucket in buckets:
+            if bucket not in self.statuses:
+                self.statuses.append(bucket)
+
+    def _set(self, attr: str, value: object, raw: str) -> UsageError | None:
+        current = getattr(self, attr)
+        if current is not None and current != value:
+            return UsageError(f"`{attr}` is given twice.", word=raw, hints=("keep one of them",))
+        setattr(self, attr, value)
+        return None
+
+    def _status(self, raw: str, value: str, _original: str) -> UsageError | None:
+        if value in STATUS_ALIASES:
+            return self._add_statuses(STATUS_ALIASES[value])
+        return _bad_value(raw, "status", value, tuple(STATUS_ALIASES), tuple(STATUS_ALIASES))
+
+    def _sort(self, raw: str, value: str, _original: str) -> UsageError | None:
+        if value in SORT_KEYS:
+            return self._set("sort", SORT_KEYS[value], raw)
+        return _bad_value(raw, "sort", value, tuple(SORT_KEYS), tuple(SORT_LABELS))
+
+    def _limit(self, raw: str, value: str, _original: str) -> UsageError | None:
+        number = _integer(value)
+        if number is None or not 1 <= number <= MAX_LIMIT:
+            return UsageError(
+                f"`limit` takes a whole number from 1 to {MAX_LIMIT}.",
+                word=raw,
+                hints=("`limit:20`",),
+            )
+        return self._set("limit", number, raw)
+
+    def _page(self, raw: str, value: str, _original: str) -> UsageError | None:
+        number = _integer(value)
+        if number is None or not 1 <= number <= MAX_PAGE:
+            return UsageError(
+                "`page` takes a page number, starting at 1.", word=raw, hints=("`page:2`",)
+            )
+        return self._set("page", number, raw)
+
+    def _parent(self, raw: str, _value: str, original: str) -> UsageError | None:
+        if not _ID_CHARS.match(original):
+            return UsageError(
+                "`parent` takes the id of a run.",
+                word=raw,
+                hints=("`parent:01KJW4MG800000000000000004`",),
+            )
+        parent = original.upper() if _CROCKFORD.match(original) else original
+        return self._set("parent_id", parent, raw)
+
+
+def _integer(value: str) -> int | None:
+    return int(value) if value.isdigit() and len(value) <= 6 else None
+
+
+def _looks_like_run_id(word: str) -> bool:
+    # Fabro run ids are ULIDs: they start with the timestamp, so every prefix has a digit.
+    return bool(_ID_CHARS.match(word)) and any(c.isdigit() for c in word) and len(word) >= 4
+
+
+def _close_keyword(word: str, cutoff: float = 0.6) -> str | None:
+    matches = difflib.get_close_matches(word, _VOCABULARY, n=1, cutoff=cutoff)
+    return matches[0] if matches else None
+
+
+def _unknown(raw: str) -> UsageError:
+    suggestion = _close_keyword(raw.lower())
+    return UsageError(f"I don't know the word `{raw}`.", word=raw, suggestion=suggestion)
+
+
+def _bad_value(
+    raw: str, name: str, value: str, choices: tuple[str, ...], shown: tuple[str, ...]
+) -> UsageError:
+    close = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
+    return UsageError(
+        f"`{name}:{value}` is not something I can {name} by."
+        if name == "sort"
+        else f"`{value}` is not a {name}.",
+        word=raw,
+        suggestion=f"{name}:{close[0]}" if close else None,
+        hints=("choose from " + " ".join(f"`{c}`" for c in shown),),
+    )
