@@ -66,7 +66,7 @@ class FabroClient:
         self.retries = retries
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/api/v1",
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            headers={"Accept": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {}),
             transport=transport,
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
             follow_redirects=False,

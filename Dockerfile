@@ -1,0 +1,28 @@
+# The Fabro runs bot: one process, Socket Mode or HTTP (see README "Deployment").
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+RUN pip install . \
+    && useradd --create-home --uid 10001 fabro \
+    && mkdir /data && chown fabro /data
+
+USER fabro
+# The SQLite default lives on a volume so alert state survives a new container.
+ENV HOST=0.0.0.0 \
+    PORT=3000 \
+    DATABASE_URL=sqlite:////data/fabro-slack-bot.db
+VOLUME ["/data"]
+EXPOSE 3000
+
+# HTTP mode serves /healthz on PORT; in Socket Mode there is no HTTP port to probe.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD python -c "import os, sys, urllib.request; sys.exit(0) if os.environ.get('SLACK_APP_TOKEN') else urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '3000'), timeout=4)"
+
+CMD ["fabro-slack-bot", "run"]

@@ -1,0 +1,163 @@
+"""Shared fixtures: fake Fabro and fake Slack on loopback, the bot in front of them, and
+helpers that send Slack requests exactly as Slack does (form-encoded and signed)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+
+from bot.app import Bot
+from bot.config import Settings
+from tests.fakes.fabro import FakeFabro
+from tests.fakes.slack import FakeSlack
+
+SIGNING_SECRET = "test-signing-secret-" + "5" * 12
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """Tests never read the developer's own settings or .env file."""
+    for name in list(os.environ):
+        if name.startswith(("SLACK_", "FABRO_")) or name in ("DATABASE_URL", "PORT", "HOST", "LOG_LEVEL", "SLASH_COMMAND"):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SKIP_SLACK_SDK_WARNING", "1")
+
+
+async def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) -> Any:
+    """Poll until `predicate()` is truthy; fail with a clear message at the deadline."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+def sign(body: str, timestamp: int | None = None, secret: str = SIGNING_SECRET) -> dict[str, str]:
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+@pytest.fixture
+async def fabro() -> AsyncIterator[FakeFabro]:
+    server = await FakeFabro().start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    server = await FakeSlack().start()
+    yield server
+    await server.stop()
+
+
+def bot_settings(fabro: FakeFabro, slack: FakeSlack, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "fabro_api_url": fabro.url,
+        "fabro_api_token": fabro.token,
+        "fabro_web_url": "https://fabro.example.com",
+        "slack_bot_token": slack.bot_token,
+        "slack_signing_secret": SIGNING_SECRET,
+        "slack_api_url": slack.api_url,
+        "host": "127.0.0.1",
+        "port": 0,
+        "fabro_timeout_seconds": 2.0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@dataclass
+class SlackUser:
+    """Sends what Slack sends: signed, form-encoded commands and interaction payloads."""
+
+    url: str
+    slack: FakeSlack
+    session: aiohttp.ClientSession
+    command_name: str = "/runs"
+
+    async def post(self, body: str, headers: dict[str, str] | None = None, *, content_type: str = "application/x-www-form-urlencoded") -> tuple[int, str]:
+        all_headers = {"Content-Type": content_type, **sign(body), **(headers or {})}
+        async with self.session.post(self.url, data=body.encode(), headers=all_headers) as response:
+            return response.status, await response.text()
+
+    def command_body(self, text: str, *, user: str = "U123ADA", channel: str = "C123OPS") -> tuple[str, str]:
+        response_url = self.slack.response_url()
+        body = urlencode({
+            "token": "deprecated", "team_id": "T111", "team_domain": "test", "channel_id": channel,
+            "channel_name": "ops", "user_id": user, "user_name": "ada", "command": self.command_name,
+            "text": text, "api_app_id": "A111", "is_enterprise_install": "false",
+            "response_url": response_url, "trigger_id": "123.456.abc",
+        })
+        return body, response_url
+
+    async def command(self, text: str, **kw: Any) -> tuple[int, str, str]:
+        """POST a signed slash command; returns (status, ack body, response_url)."""
+        body, response_url = self.command_body(text, **kw)
+        status, ack = await self.post(body)
+        return status, ack, response_url
+
+    def action_payload(self, action: dict[str, Any], *, message: dict[str, Any] | None = None, user: str = "U123ADA") -> tuple[dict[str, Any], str]:
+        response_url = self.slack.response_url()
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user, "username": "ada", "name": "ada", "team_id": "T111"},
+            "api_app_id": "A111",
+            "token": "deprecated",
+            "container": {"type": "message", "message_ts": "1700000000.000001", "channel_id": "C123OPS", "is_ephemeral": True},
+            "trigger_id": "123.456.abc",
+            "team": {"id": "T111", "domain": "test"},
+            "channel": {"id": "C123OPS", "name": "ops"},
+            "message": message or {"type": "message", "text": "", "ts": "1700000000.000001"},
+            "response_url": response_url,
+            "actions": [{"block_id": "runs:paging", "action_ts": "1700000001.000001", "type": "button", **action}],
+        }
+        return payload, response_url
+
+    async def click(self, action: dict[str, Any], **kw: Any) -> tuple[int, str, str]:
+        payload, response_url = self.action_payload(action, **kw)
+        status, ack = await self.post(urlencode({"payload": json.dumps(payload)}))
+        return status, ack, response_url
+
+    async def reply(self, response_url: str, timeout: float = 5.0, index: int = 0) -> dict[str, Any]:
+        """The `index`-th message the bot posted to `response_url` (waits for it)."""
+        await wait_for(lambda: len(self.slack.responses_to(response_url)) > index, timeout)
+        return self.slack.responses_to(response_url)[index]
+
+
+@pytest.fixture
+async def start_bot(fabro: FakeFabro, slack: FakeSlack) -> AsyncIterator[Callable[..., Awaitable[Bot]]]:
+    started: list[Bot] = []
+
+    async def start(**overrides: Any) -> Bot:
+        bot = Bot(bot_settings(fabro, slack, **overrides))
+        await bot.start()
+        started.append(bot)
+        return bot
+
+    yield start
+    for bot in started:
+        await bot.stop()
+
+
+@pytest.fixture
+async def user(start_bot, slack: FakeSlack) -> AsyncIterator[SlackUser]:
+    bot = await start_bot()
+    async with aiohttp.ClientSession() as session:
+        yield SlackUser(f"http://127.0.0.1:{bot.http_port}/slack/events", slack, session)

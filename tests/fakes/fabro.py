@@ -1,0 +1,275 @@
+"""A fake Fabro server: real HTTP on 127.0.0.1, faithful to shared/fabro/API.md.
+
+It serves the endpoints the bot uses with Fabro's semantics (status buckets, sort
+with id-descending tiebreak, clamped paging, plain-text 400s for bad query values,
+the two 401 shapes), records every request, and lets a test inject latency,
+failures and hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from aiohttp import web
+
+BUCKETS = ["pending", "runnable", "initializing", "running", "blocked", "succeeded", "failed", "archived", "removing"]
+SORT_KEYS = ["created_at", "updated_at", "status", "elapsed", "repo", "title", "workflow", "changes", "size"]
+KIND_BUCKET = {
+    "submitted": "pending", "pending": "pending", "runnable": "runnable", "starting": "initializing",
+    "running": "running", "paused": "running", "blocked": "blocked", "succeeded": "succeeded",
+    "failed": "failed", "dead": "failed", "removing": "removing",
+}
+TERMINAL = {"succeeded", "failed", "dead"}
+SIZE_ORDER = {"XS": 0, "S": 1, "M": 2, "L": 3, "XL": 4}
+
+
+def bucket(run: dict[str, Any]) -> str:
+    kind = run["lifecycle"]["status"]["kind"]
+    if run["lifecycle"].get("archived") and kind in TERMINAL:
+        return "archived"
+    return KIND_BUCKET.get(kind, kind)
+
+
+def _ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    body: Any
+    headers: dict[str, str]
+
+
+@dataclass
+class Fault:
+    status: int | None = None       # answer with this status…
+    text: str | None = None         # …and this plain-text body (else Fabro's JSON error shape)
+    hang: float | None = None       # or sleep this long before answering normally
+    path_prefix: str = "/api/v1"
+
+
+@dataclass
+class FakeFabro:
+    token: str = "fabro_dev_" + "ab" * 32
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    questions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    latency: float = 0.0
+    requests: list[Recorded] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    port: int = 0
+    _runner: web.AppRunner | None = None
+
+    # -- test controls -------------------------------------------------------------
+
+    def add(self, *runs: dict[str, Any]) -> None:
+        for run in runs:
+            self.runs[run["id"]] = run
+
+    def fail_next(self, status: int, count: int = 1, *, text: str | None = None, path_prefix: str = "/api/v1") -> None:
+        self.faults += [Fault(status=status, text=text, path_prefix=path_prefix) for _ in range(count)]
+
+    def hang_next(self, seconds: float, count: int = 1) -> None:
+        self.faults += [Fault(hang=seconds) for _ in range(count)]
+
+    def calls(self, path: str | None = None, method: str = "GET") -> list[Recorded]:
+        return [r for r in self.requests if r.method == method and (path is None or r.path == path)]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- server ------------------------------------------------------------------------
+
+    async def start(self) -> FakeFabro:
+        app = web.Application(middlewares=[self._middleware])
+        app.add_routes([
+            web.get("/health", self._health),
+            web.get("/api/v1/user", self._user),
+            web.get("/api/v1/runs", self._list),
+            web.get("/api/v1/runs/resolve", self._resolve),
+            web.get("/api/v1/runs/{id}", self._get),
+            web.get("/api/v1/runs/{id}/events", self._events),
+            web.get("/api/v1/runs/{id}/questions", self._questions),
+        ])
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode(errors="replace")
+        self.requests.append(Recorded(request.method, request.path, list(request.query.items()), body, {k.lower(): v for k, v in request.headers.items()}))
+        request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        fault = next((f for f in self.faults if request.path.startswith(f.path_prefix)), None)
+        if fault is not None:
+            self.faults.remove(fault)
+            if fault.hang is not None:
+                await asyncio.sleep(fault.hang)
+            elif fault.status is not None:
+                return self._error(fault.status, fault.text or "Injected failure.", request_id, plain=fault.text is not None)
+        if request.path.startswith("/api/v1"):
+            denied = self._authenticate(request, request_id)
+            if denied is not None:
+                return denied
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            return exc
+        response.headers["x-request-id"] = request_id
+        return response
+
+    def _authenticate(self, request: web.Request, request_id: str) -> web.Response | None:
+        auth = request.headers.get("Authorization", "")
+        if not auth:
+            return self._error(401, "Authentication required.", request_id)
+        if auth != f"Bearer {self.token}":
+            return self._error(401, "Invalid access token.", request_id, code="access_token_invalid")
+        return None
+
+    @staticmethod
+    def _error(status: int, detail: str, request_id: str, *, plain: bool = False, code: str | None = None) -> web.Response:
+        headers = {"x-request-id": request_id}
+        if plain:
+            return web.Response(status=status, text=detail, headers=headers, content_type="text/plain")
+        titles = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 409: "Conflict", 503: "Service Unavailable"}
+        entry: dict[str, Any] = {"status": str(status), "title": titles.get(status, "Error"), "detail": detail, "request_id": request_id}
+        if code:
+            entry["code"] = code
+        return web.json_response({"errors": [entry], "request_id": request_id}, status=status, headers=headers)
+
+    def _bad_query(self, message: str) -> web.Response:
+        # Fabro's query extractor rejects bad values before the handler, as plain text.
+        return web.Response(status=400, text=f"Failed to deserialize query string: {message}", content_type="text/plain")
+
+    # -- endpoints -------------------------------------------------------------------
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _user(self, request: web.Request) -> web.Response:
+        return web.json_response({"login": "fabro-bot"})
+
+    async def _list(self, request: web.Request) -> web.Response:
+        query = request.query
+        statuses = query.getall("status", [])
+        for s in statuses:
+            if s not in BUCKETS:
+                return self._bad_query(f"status: unknown variant `{s}`, expected one of {', '.join(BUCKETS)}")
+        sort = query.get("sort", "created_at")
+        if sort not in SORT_KEYS:
+            return self._bad_query(f"sort: unknown variant `{sort}`")
+        direction = query.get("direction", "desc")
+        if direction not in ("asc", "desc"):
+            return self._bad_query(f"direction: unknown variant `{direction}`")
+        try:
+            limit = min(max(int(query.get("page[limit]", "20")), 1), 100)
+            offset = int(query.get("page[offset]", "0"))
+            if offset < 0:
+                raise ValueError
+        except ValueError:
+            return self._bad_query("page: invalid digit found in string")
+        include_archived = query.get("include_archived", "false")
+        if include_archived not in ("true", "false"):
+            return self._bad_query("include_archived: provided string was not `true` or `false`")
+
+        runs = list(self.runs.values())
+        if statuses:
+            runs = [r for r in runs if bucket(r) in statuses]
+        else:
+            hidden = {"removing"} | (set() if include_archived == "true" else {"archived"})
+            runs = [r for r in runs if bucket(r) not in hidden]
+        parent = query.get("parent_id")
+        if parent:
+            runs = [r for r in runs if r.get("parent_id") == parent]
+        now = datetime.now(timezone.utc)
+        # Ties break by id descending in both directions: sort by id first; both later
+        # sorts (reverse included) are stable, so equal keys keep that order.
+        runs.sort(key=lambda r: r["id"], reverse=True)
+        runs.sort(key=lambda r: self._key(sort, r, now), reverse=direction == "desc")
+        page = runs[offset : offset + limit]
+        return web.json_response({"data": page, "meta": {"has_more": offset + len(page) < len(runs), "total": len(runs)}})
+
+    @staticmethod
+    def _key(sort: str, run: dict[str, Any], now: datetime) -> Any:
+        ts = run["timestamps"]
+        if sort == "created_at":
+            return ts["created_at"]
+        if sort == "updated_at":
+            return ts.get("last_event_at") or ts["created_at"]
+        if sort == "status":
+            b = bucket(run)
+            return BUCKETS.index(b) if b in BUCKETS else 99
+        if sort == "elapsed":
+            end = _ts(ts.get("completed_at")) if run["lifecycle"]["status"]["kind"] in TERMINAL else None
+            start = _ts(ts.get("started_at")) or _ts(ts["created_at"])
+            return ((end or now) - start).total_seconds()  # type: ignore[operator]
+        if sort == "repo":
+            return (run["repository"].get("name") or "").lower()
+        if sort == "title":
+            return (run.get("title") or "").lower()
+        if sort == "workflow":
+            w = run["workflow"]
+            return (w.get("name") or w.get("graph_name") or w.get("slug") or "").lower()
+        if sort == "changes":
+            d = run.get("diff") or {}
+            return (d.get("additions") or 0) + (d.get("deletions") or 0)
+        if sort == "size":
+            return SIZE_ORDER.get(run.get("size") or "XS", 0)
+        raise AssertionError(sort)
+
+    async def _resolve(self, request: web.Request) -> web.Response:
+        selector = request.query.get("selector", "")
+        if not selector:
+            return self._bad_query("missing field `selector`")
+        matches = [r for r in self.runs.values() if r["id"].startswith(selector.upper()) or r["id"] == selector]
+        rid = request.headers.get("x-request-id", "")
+        if not matches:
+            return self._error(404, f"No run matches selector '{selector}'.", rid)
+        if len(matches) > 1:
+            return self._error(400, f"Selector '{selector}' is ambiguous: {len(matches)} runs match.", rid)
+        return web.json_response(matches[0])
+
+    async def _get(self, request: web.Request) -> web.Response:
+        run = self.runs.get(request.match_info["id"])
+        if run is None:
+            return self._error(404, "Run not found.", request.headers.get("x-request-id", ""))
+        return web.json_response(run)
+
+    async def _events(self, request: web.Request) -> web.Response:
+        run_id = request.match_info["id"]
+        if run_id not in self.runs:
+            return self._error(404, "Run not found.", request.headers.get("x-request-id", ""))
+        order = request.query.get("order", "asc")
+        limit = int(request.query.get("limit", "100"))
+        if not 1 <= limit <= 1000:
+            return self._bad_query("limit out of range")
+        events = sorted(self.events.get(run_id, []), key=lambda e: e["seq"], reverse=order == "desc")
+        return web.json_response({"data": events[:limit], "meta": {"has_more": len(events) > limit}})
+
+    async def _questions(self, request: web.Request) -> web.Response:
+        run_id = request.match_info["id"]
+        if run_id not in self.runs:
+            return self._error(404, "Run not found.", request.headers.get("x-request-id", ""))
+        return web.json_response({"data": self.questions.get(run_id, []), "meta": {"has_more": False}})

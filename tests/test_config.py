@@ -1,0 +1,64 @@
+"""Settings: clear lines for what is missing or malformed, and never a secret in them."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.config import ConfigError, load_settings
+
+
+def problems(purpose="run", **env) -> list[str]:
+    try:
+        load_settings(purpose, env_file=None, **env)
+    except ConfigError as exc:
+        return exc.problems
+    return []
+
+
+def test_missing_settings_are_listed_one_per_line():
+    found = problems()
+    assert [p.split(":")[0] for p in found] == ["FABRO_API_URL", "FABRO_API_TOKEN", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"]
+
+
+def test_socket_mode_does_not_need_a_signing_secret():
+    assert problems(
+        fabro_api_url="https://fabro.example.com", fabro_api_token="t", slack_bot_token="xoxb-1", slack_app_token="xapp-1"
+    ) == []
+
+
+def test_preview_needs_only_fabro():
+    assert [p.split(":")[0] for p in problems("preview")] == ["FABRO_API_URL", "FABRO_API_TOKEN"]
+
+
+def test_a_malformed_token_is_named_but_never_shown():
+    secret = "xoxp-0123456789-secret-value"
+    found = problems(slack_bot_token=secret)
+    assert any(p.startswith("SLACK_BOT_TOKEN: must be a bot token") for p in found)
+    assert all(secret not in p for p in found)
+
+
+def test_a_fabro_url_with_api_v1_is_explained():
+    assert any("without /api/v1" in p for p in problems(fabro_api_url="https://fabro.example.com/api/v1"))
+
+
+def test_settings_come_from_the_environment_and_a_dotenv_file(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("FABRO_API_URL=https://from-dotenv.example.com\nFABRO_API_TOKEN=t\n")
+    monkeypatch.setenv("FABRO_API_TOKEN", "from-env")
+    settings = load_settings("preview", env_file=tmp_path / ".env")
+    assert settings.fabro_api_url == "https://from-dotenv.example.com"
+    assert settings.fabro_api_token.get_secret_value() == "from-env"
+
+
+def test_slack_api_url_gets_its_trailing_slash():
+    settings = load_settings("preview", env_file=None, fabro_api_url="https://f.example.com", fabro_api_token="t", slack_api_url="http://127.0.0.1:9/api")
+    assert settings.slack_api_url == "http://127.0.0.1:9/api/"
+
+
+@pytest.mark.parametrize(("name", "value"), [("port", "http"), ("log_level", "loud"), ("database_url", "mysql://x"), ("slash_command", "runs")])
+def test_malformed_values_are_reported_by_their_variable_name(name, value):
+    assert any(p.startswith(name.upper() + ":") for p in problems(**{name: value}))
+
+
+def test_the_settings_repr_hides_secrets():
+    settings = load_settings("preview", env_file=None, fabro_api_url="https://f.example.com", fabro_api_token="fabro_dev_supersecret")
+    assert "supersecret" not in repr(settings)

@@ -1,0 +1,132 @@
+"""`/runs` through the real HTTP endpoint: signed requests in, response_url posts out."""
+
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import urlencode
+
+from tests.conftest import sign
+from tests.fakes.runs import failed_event, make_run
+
+
+async def test_a_listing_is_acknowledged_at_once_and_answered_by_response_url(user, fabro, slack):
+    fabro.add(make_run("blocked", title="Needs an answer"), make_run("running", title="Busy"))
+    status, ack, response_url = await user.command("blocked")
+    assert status == 200
+    assert ack == ""
+    reply = await user.reply(response_url)
+    assert reply["response_type"] == "ephemeral"
+    text = json.dumps(reply["blocks"], ensure_ascii=False)
+    assert "Needs an answer" in text and "Busy" not in text
+    assert ("status", "blocked") in fabro.calls("/api/v1/runs")[0].query
+    assert slack.violations == []
+
+
+async def test_the_query_sent_to_fabro_carries_sort_direction_and_paging(user, fabro):
+    fabro.add(make_run("failed"))
+    _, _, response_url = await user.command("failed sort:elapsed asc limit:5 page:3")
+    await user.reply(response_url)
+    query = fabro.calls("/api/v1/runs")[0].query
+    assert query == [
+        ("status", "failed"), ("sort", "elapsed"), ("direction", "asc"),
+        ("page[limit]", "5"), ("page[offset]", "10"),
+    ]
+
+
+async def test_a_typo_is_answered_in_the_ack_and_never_reaches_fabro(user, fabro):
+    status, ack, _ = await user.command("blokced")
+    assert status == 200
+    body = json.loads(ack)
+    assert body["response_type"] == "ephemeral"
+    assert "Did you mean `blocked`?" in json.dumps(body, ensure_ascii=False)
+    assert fabro.requests == []
+
+
+async def test_an_empty_command_shows_help(user, fabro):
+    _, ack, _ = await user.command("")
+    assert "Examples" in ack
+    assert fabro.requests == []
+
+
+async def test_a_run_id_gets_a_detail_card_with_the_failure_message(user, fabro):
+    run = make_run("failed", title="Add dark mode")
+    fabro.add(run)
+    fabro.events[run["id"]] = [failed_event(run["id"], "Stage 'verify' failed after 4 attempts")]
+    _, ack, response_url = await user.command(run["id"].lower())
+    assert ack == ""
+    reply = await user.reply(response_url)
+    text = json.dumps(reply["blocks"], ensure_ascii=False)
+    assert "Stage 'verify' failed after 4 attempts" in text
+    assert fabro.calls(f"/api/v1/runs/{run['id']}")
+    assert fabro.calls(f"/api/v1/runs/{run['id']}/events")[0].query == [("order", "desc"), ("limit", "100")]
+
+
+async def test_a_prefix_is_resolved(user, fabro):
+    run = make_run("running", title="Prefix me")
+    fabro.add(run)
+    _, _, response_url = await user.command(run["id"][:12])
+    reply = await user.reply(response_url)
+    assert "Prefix me" in json.dumps(reply["blocks"], ensure_ascii=False)
+    assert fabro.calls("/api/v1/runs/resolve")[0].query == [("selector", run["id"][:12])]
+
+
+async def test_an_unknown_prefix_says_no_run_matches(user, fabro):
+    _, _, response_url = await user.command("01ZZZZZZ")
+    reply = await user.reply(response_url)
+    assert "No run matches `01ZZZZZZ`" in reply["text"] or "No run matches" in json.dumps(reply["blocks"], ensure_ascii=False)
+
+
+async def test_next_replaces_the_message_with_the_following_page(user, fabro, slack):
+    fabro.add(*[make_run("failed", title=f"Run {i:02d}") for i in range(25)])
+    _, _, response_url = await user.command("failed limit:10")
+    first = await user.reply(response_url)
+    paging = next(b for b in first["blocks"] if b.get("block_id") == "runs:paging")
+    next_button = next(e for e in paging["elements"] if e["action_id"] == "runs_page:next")
+    status, ack, click_url = await user.click({"action_id": next_button["action_id"], "value": next_button["value"]})
+    assert status == 200
+    second = await user.reply(click_url)
+    assert second["replace_original"] is True
+    assert "showing 11–20" in json.dumps(second["blocks"], ensure_ascii=False)
+    assert fabro.calls("/api/v1/runs")[1].query[-1] == ("page[offset]", "10")
+    assert slack.violations == []
+
+
+async def test_a_forged_paging_value_is_refused_kindly(user, fabro):
+    status, _, click_url = await user.click({"action_id": "runs_page:next", "value": '{"v":1,"s":["nope"]}'})
+    assert status == 200
+    reply = await user.reply(click_url)
+    assert "no longer works" in reply["text"]
+    assert fabro.requests == []
+
+
+async def test_link_buttons_are_acknowledged(user):
+    status, _, _ = await user.click({"action_id": "runs_link:web", "url": "https://fabro.example.com/runs/x"})
+    assert status == 200
+
+
+async def test_a_bad_signature_gets_401(user, fabro):
+    body, _ = user.command_body("blocked")
+    headers = sign(body)
+    headers["X-Slack-Signature"] = "v0=" + "0" * 64
+    status, _ = await user.post(body, headers)
+    assert status == 401
+    assert fabro.requests == []
+
+
+async def test_a_timestamp_older_than_five_minutes_gets_401(user, fabro):
+    body, _ = user.command_body("blocked")
+    status, _ = await user.post(body, sign(body, timestamp=int(time.time()) - 301))
+    assert status == 401
+    assert fabro.requests == []
+
+
+async def test_ssl_check_is_answered(user):
+    status, _ = await user.post(urlencode({"ssl_check": "1", "token": "x"}), {"X-Slack-Signature": "v0=bad"})
+    assert status == 200
+
+
+async def test_healthz_answers(user):
+    async with user.session.get(user.url.replace("/slack/events", "/healthz")) as response:
+        assert response.status == 200
+        assert (await response.json())["ok"] is True

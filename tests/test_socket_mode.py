@@ -1,0 +1,55 @@
+"""`/runs` over Socket Mode: envelopes in over a WebSocket, acks back, reconnection on disconnect."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import wait_for
+from tests.fakes.runs import make_run
+
+
+def command_payload(slack, text: str) -> tuple[dict, str]:
+    response_url = slack.response_url()
+    return {
+        "token": "deprecated", "team_id": "T111", "team_domain": "test", "channel_id": "C123OPS",
+        "channel_name": "ops", "user_id": "U123ADA", "user_name": "ada", "command": "/runs", "text": text,
+        "api_app_id": "A111", "is_enterprise_install": "false", "response_url": response_url,
+        "trigger_id": "123.456.abc",
+    }, response_url
+
+
+async def test_a_command_over_the_socket_is_acked_and_answered(start_bot, fabro, slack):
+    fabro.add(make_run("failed", title="Socket run"))
+    bot = await start_bot(slack_app_token=slack.app_token, slack_signing_secret=None)
+    assert bot.http_port is None
+    await slack.wait_for_socket()
+    payload, response_url = command_payload(slack, "failed")
+    envelope = await slack.send_envelope("slash_commands", payload)
+    await wait_for(lambda: slack.ack_for(envelope))
+    await wait_for(lambda: slack.responses_to(response_url))
+    assert "Socket run" in json.dumps(slack.responses_to(response_url)[0]["blocks"])
+    assert slack.calls_to("apps.connections.open")[0].headers["Authorization"] == f"Bearer {slack.app_token}"
+
+
+async def test_a_usage_error_comes_back_in_the_ack_payload(start_bot, fabro, slack):
+    await start_bot(slack_app_token=slack.app_token, slack_signing_secret=None)
+    await slack.wait_for_socket()
+    payload, _ = command_payload(slack, "faild")
+    envelope = await slack.send_envelope("slash_commands", payload)
+    ack = await wait_for(lambda: slack.ack_for(envelope))
+    assert "Did you mean `failed`?" in json.dumps(ack["payload"])
+    assert fabro.requests == []
+
+
+async def test_a_disconnect_leads_to_a_new_connection_that_still_serves(start_bot, fabro, slack):
+    fabro.add(make_run("blocked", title="After reconnect"))
+    await start_bot(slack_app_token=slack.app_token, slack_signing_secret=None)
+    await slack.wait_for_socket(1)
+    await slack.disconnect("refresh_requested")
+    await slack.wait_for_socket(2)
+    assert len(slack.calls_to("apps.connections.open")) >= 2
+    payload, response_url = command_payload(slack, "blocked")
+    envelope = await slack.send_envelope("slash_commands", payload)
+    await wait_for(lambda: slack.ack_for(envelope))
+    await wait_for(lambda: slack.responses_to(response_url))
+    assert "After reconnect" in json.dumps(slack.responses_to(response_url)[0]["blocks"])
