@@ -17,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.loopback import serve
+
 BUCKETS = ["pending", "runnable", "initializing", "running", "blocked", "succeeded", "failed", "archived", "removing"]
 SORT_KEYS = ["created_at", "updated_at", "status", "elapsed", "repo", "title", "workflow", "changes", "size"]
 KIND_BUCKET = {
@@ -100,11 +102,7 @@ class FakeFabro:
             web.get("/api/v1/runs/{id}/events", self._events),
             web.get("/api/v1/runs/{id}/questions", self._questions),
         ])
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve(app)
         return self
 
     async def stop(self) -> None:

@@ -19,6 +19,8 @@ from urllib.parse import parse_qs
 from aiohttp import WSMsgType, web
 from slack_sdk.models.blocks import Block
 
+from tests.fakes.loopback import serve
+
 
 @dataclass
 class Call:
@@ -95,11 +97,7 @@ class FakeSlack:
             web.post("/respond/{token}", self._respond),
             web.get("/link/", self._link),
         ])
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve(app)
         return self
 
     async def stop(self) -> None:
