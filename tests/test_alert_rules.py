@@ -1,0 +1,62 @@
+"""Which runs deserve which alerts, and which subscriptions receive them."""
+
+from __future__ import annotations
+
+from bot.alerts.rules import channels_for, matches, wanted_alerts
+from bot.fabro.models import Question, Run
+from bot.store.base import Subscription
+from tests.fakes.runs import make_run, run_examples
+
+
+def run(kind="running", **kw) -> Run:
+    return Run.model_validate(make_run(kind, **kw))
+
+
+def sub(channel="C1", kinds=("failed", "questions", "approvals"), **kw) -> Subscription:
+    return Subscription(0, channel, frozenset(kinds), **kw)
+
+
+def test_failed_and_dead_runs_deserve_a_failure_alert():
+    assert [w.key for w in wanted_alerts(run("failed", run_id="R1"))] == ["failed:R1"]
+    assert [w.kind for w in wanted_alerts(run("dead"))] == ["failed"]
+
+
+def test_an_archived_failure_or_a_success_deserves_nothing():
+    archived = make_run("failed")
+    archived["lifecycle"]["archived"] = True
+    assert wanted_alerts(Run.model_validate(archived)) == []
+    assert wanted_alerts(run("succeeded")) == []
+    assert wanted_alerts(run("running")) == []
+
+
+def test_each_pending_question_is_its_own_alert():
+    questions = [Question(id="q1", text="A?"), Question(id="q2", text="B?")]
+    assert [w.key for w in wanted_alerts(run("blocked", run_id="R1"), questions)] == ["question:R1:q1", "question:R1:q2"]
+
+
+def test_the_current_question_stands_in_when_questions_were_not_fetched():
+    blocked = Run.model_validate(run_examples()[3])
+    [wanted] = wanted_alerts(blocked)
+    assert wanted.key == f"question:{blocked.id}:q-001" and wanted.question.text.startswith("Should we proceed")
+
+
+def test_a_pending_approval_deserves_an_approval_alert():
+    child = Run.model_validate(run_examples()[-1])
+    assert [w.key for w in wanted_alerts(child)] == [f"approval:{child.id}"]
+
+
+def test_filters_narrow_a_subscription():
+    r = run("failed", labels={"team": "core", "env": "prod"})
+    assert matches(sub(), r, "failed")
+    assert not matches(sub(kinds=("questions",)), r, "failed")
+    assert matches(sub(repo="DEMO/api-server"), r, "failed")
+    assert not matches(sub(repo="demo/other"), r, "failed")
+    assert matches(sub(workflow="implement"), r, "failed")
+    assert not matches(sub(workflow="review"), r, "failed")
+    assert matches(sub(labels={"team": "core"}), r, "failed")
+    assert not matches(sub(labels={"team": "web"}), r, "failed")
+
+
+def test_a_channel_with_several_matching_subscriptions_gets_one_alert():
+    subs = [sub("C1"), sub("C1", kinds=("failed",)), sub("C2", repo="demo/api-server"), sub("C3", repo="x/y")]
+    assert channels_for(subs, run("failed"), "failed") == ["C1", "C2"]
