@@ -1,0 +1,152 @@
+"""Channel alert cards: a failed run, a question waiting, an approval waiting, a digest,
+and the final state an alert is edited to when its run moves on.  [pure]"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot.blocks import kit
+from bot.blocks.limits import FALLBACK_TEXT
+from bot.blocks.runs import link_buttons, run_summary
+from bot.blocks.text import ago, clip, escape, slack_date
+from bot.fabro.models import Failure, Question, Run
+
+__all__ = [
+    "ALERT_EVENT_TYPE",
+    "approval_alert",
+    "digest_message",
+    "failed_alert",
+    "question_alert",
+    "resolved_alert",
+]
+
+Message = dict[str, Any]
+
+# Slack message metadata event type that marks our alerts, so a restart can find them.
+ALERT_EVENT_TYPE = "fabro_run_alert"
+_CONTEXT_LIMIT = 1500
+_DIGEST_LINE = 180
+
+
+def _title(run: Run) -> str:
+    return escape(run.title or run.goal or run.id)
+
+
+def _with_metadata(message: Message, key: str | None, run: Run) -> Message:
+    if key is not None:
+        message["metadata"] = {"event_type": ALERT_EVENT_TYPE, "event_payload": {"key": key, "run_id": run.id}}
+    return message
+
+
+def failed_alert(run: Run, *, now: datetime, failure: Failure | None, web_base: str | None, key: str | None = None) -> Message:
+    blocks = [kit.section(run_summary(run, now), block_id=f"alert:{run.id}")]
+    if failure is not None and (failure.message or failure.causes):
+        lines = []
+        if failure.message:
+            lines.append(f"```{clip(escape(failure.message), 1800)}```")
+        lines += [f"• {clip(escape(c), 300)}" for c in failure.causes[:5]]
+        blocks.append(kit.section("\n".join(lines), block_id=f"failure:{run.id}"))
+    else:
+        blocks.append(kit.context("Fabro recorded no failure message for this run."))
+    buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
+    if buttons:
+        blocks.append(buttons)
+    reason = (failure.reason if failure else None) or run.status.reason or run.status.kind
+    text = clip(f"Run failed ({escape(reason)}): {_title(run)}", FALLBACK_TEXT)
+    return _with_metadata({"text": text, "blocks": blocks}, key, run)
+
+
+def question_text(question: Question, *, now: datetime, asked_at: datetime | None) -> str:
+    lines = [f":speech_balloon: *{clip(escape(question.text or 'A question is waiting.'), 1200)}*"]
+    meta = []
+    if question.stage:
+        meta.append(f"stage `{escape(question.stage)}`")
+    meta.append(escape(question.question_type.replace("_", " ")))
+    waiting = ago(asked_at, now)
+    if waiting:
+        meta.append(f"waiting {waiting.removesuffix(' ago')}")
+    lines.append(" · ".join(meta))
+    for option in question.options[:10]:
+        line = f"• *{clip(escape(option.label or option.key), 150)}*"
+        if option.description:
+            line += f" — {clip(escape(option.description), 200)}"
+        lines.append(line)
+    if len(question.options) > 10:
+        lines.append(f"…and {len(question.options) - 10} more options")
+    if question.allow_freeform:
+        lines.append("_A free-text answer is also accepted._")
+    return "\n".join(lines)
+
+
+def question_alert(
+    run: Run, question: Question, *, now: datetime, asked_at: datetime | None, web_base: str | None, key: str | None = None
+) -> Message:
+    blocks = [
+        kit.section(run_summary(run, now).split("\n:speech_balloon:")[0], block_id=f"alert:{run.id}"),
+        kit.section(question_text(question, now=now, asked_at=asked_at), block_id=f"question:{question.id}"[:255]),
+    ]
+    if question.context_display:
+        context = escape(question.context_display)
+        shown = clip(context, _CONTEXT_LIMIT)
+        note = "" if shown == context else "\n_Context shortened; the full text is in Fabro._"
+        blocks.append(kit.section(f"*Context*\n```{shown}```{note}", block_id=f"context:{question.id}"[:255]))
+    if question.review_target and question.review_target.url:
+        label = question.review_target.label or "Review"
+        button = kit.button(clip(label, 75), "runs_link:review", url=question.review_target.url)
+        if button:
+            blocks.append(kit.actions(button, block_id=f"review:{question.id}"[:255]))
+    buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
+    if buttons:
+        blocks.append(buttons)
+    text = clip(f"Question waiting on {_title(run)}: {escape(question.text)}", FALLBACK_TEXT)
+    return _with_metadata({"text": text, "blocks": blocks}, key, run)
+
+
+def approval_alert(run: Run, *, now: datetime, web_base: str | None, key: str | None = None) -> Message:
+    lines = [run_summary(run, now)]
+    if run.parent_id:
+        lines.append(f"Child of run `{escape(run.parent_id)}`")
+    blocks = [kit.section("\n".join(lines), block_id=f"alert:{run.id}")]
+    buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
+    if buttons:
+        blocks.append(buttons)
+    text = clip(f"Approval waiting: {_title(run)}", FALLBACK_TEXT)
+    return _with_metadata({"text": text, "blocks": blocks}, key, run)
+
+
+def resolved_alert(run: Run, *, outcome: str, now: datetime, web_base: str | None) -> Message:
+    """The final state of an alert: what happened, by whom and when; no more buttons to act."""
+    summary = run_summary(run, now)
+    blocks = [
+        kit.section(summary, block_id=f"resolved:{run.id}"),
+        kit.context(f":white_check_mark: {outcome} · {slack_date(now)}"),
+    ]
+    links = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}:final")
+    if links:
+        blocks.append(links)
+    text = clip(f"{_title(run)}: {outcome}", FALLBACK_TEXT)
+    return {"text": text, "blocks": blocks}
+
+
+def digest_message(kind_label: str, runs: list[Run], *, command: str, query_text: str, web_base: str | None) -> Message:
+    """Many alerts at once as one message naming every run, overflowing into '…and N more'."""
+    header = f"*{len(runs)} {escape(kind_label)}*"
+    lines: list[str] = []
+    budget = 2800
+    shown = 0
+    for run in runs:
+        url = (run.links.web or (f"{web_base.rstrip('/')}/runs/{run.id}" if web_base else None))
+        name = clip(escape(run.title or run.id), 80)
+        repo = f" · {escape(run.repository.name)}" if run.repository.name else ""
+        line = f"• `{escape(run.id[:10])}` " + (f"<{url}|{name}>" if url else name) + repo
+        line = line[:_DIGEST_LINE]
+        if sum(len(x) + 1 for x in lines) + len(line) > budget:
+            break
+        lines.append(line)
+        shown += 1
+    blocks = [kit.section(header, block_id="digest:header"), kit.section("\n".join(lines) or "—", block_id="digest:runs")]
+    if shown < len(runs):
+        blocks.append(kit.context(f"…and {len(runs) - shown} more: `{escape(command)} {escape(query_text)}`"))
+    text = clip(f"{len(runs)} {kind_label}: " + ", ".join(escape(r.title or r.id) for r in runs), FALLBACK_TEXT)
+    return {"text": text, "blocks": blocks}

@@ -1,0 +1,75 @@
+"""Alert cards render every question shape and any number of runs within Slack's limits."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from bot.blocks.alerts import ALERT_EVENT_TYPE, approval_alert, digest_message, failed_alert, question_alert, resolved_alert
+from bot.blocks.limits import problems
+from bot.fabro.models import Failure, Question, Run
+from tests.fakes.runs import make_run, question_examples, run_examples
+from tests.test_blocks import HOSTILE, assert_sendable, mrkdwn_texts
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+
+
+def test_a_failed_alert_carries_the_failure_message_and_its_key():
+    run = Run.model_validate(make_run("failed", title="Add dark mode"))
+    message = failed_alert(run, now=NOW, failure=Failure(reason="workflow_error", message="verify failed"), web_base="https://f", key="failed:X")
+    assert_sendable(message)
+    assert "verify failed" in str(message["blocks"])
+    assert message["metadata"] == {"event_type": ALERT_EVENT_TYPE, "event_payload": {"key": "failed:X", "run_id": run.id}}
+    assert message["text"] == "Run failed (workflow_error): Add dark mode"
+
+
+@pytest.mark.parametrize("question", question_examples(), ids=lambda q: f"{q['question_type']}-{q['id']}")
+def test_every_question_shape_renders_fully(question):
+    run = Run.model_validate(make_run("blocked"))
+    q = Question.model_validate(question)
+    message = question_alert(run, q, now=NOW, asked_at=NOW - timedelta(minutes=12), web_base=None)
+    assert_sendable(message)
+    text = "\n".join(mrkdwn_texts(message))
+    assert q.text in text and "waiting 12m" in text
+    for option in q.options:
+        assert (option.label or option.key) in text
+        if option.description:
+            assert option.description in text
+
+
+def test_a_long_hostile_context_is_escaped_and_shortened_with_a_note():
+    run = Run.model_validate(make_run("blocked"))
+    q = Question(id="q", text=HOSTILE, question_type="freeform", context_display=(HOSTILE + "\n") * 200)
+    message = question_alert(run, q, now=NOW, asked_at=None, web_base=None)
+    assert_sendable(message)
+    text = "\n".join(mrkdwn_texts(message))
+    assert "<!channel>" not in text and "Context shortened" in text
+
+
+def test_an_approval_alert_names_the_parent():
+    child = Run.model_validate(run_examples()[-1])
+    message = approval_alert(child, now=NOW, web_base=None, key=f"approval:{child.id}")
+    assert_sendable(message)
+    assert f"Child of run `{child.parent_id}`" in str(message["blocks"])
+
+
+def test_a_resolved_alert_says_what_happened_and_offers_no_action():
+    run = Run.model_validate(make_run("succeeded"))
+    message = resolved_alert(run, outcome="Answered by @ada", now=NOW, web_base="https://f")
+    assert_sendable(message)
+    assert "Answered by @ada" in str(message["blocks"])
+    actions = [e["action_id"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert all(a.startswith("runs_link:") for a in actions)
+
+
+def test_a_digest_of_thirty_names_every_run_and_a_thousand_overflow_kindly():
+    runs = [Run.model_validate(make_run("failed", title=f"Failure {i:02d}")) for i in range(30)]
+    message = digest_message("runs failed", runs, command="/runs", query_text="failed", web_base="https://f")
+    assert_sendable(message)
+    for i in range(30):
+        assert f"Failure {i:02d}" in message["blocks"][1]["text"]["text"]
+    many = [Run.model_validate(make_run("failed", title="T" * 300)) for _ in range(1000)]
+    big = digest_message("runs failed", many, command="/runs", query_text="failed", web_base="https://f")
+    assert problems(big) == []
+    assert "more: `/runs failed`" in str(big["blocks"][-1])
