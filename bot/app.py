@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncRespond
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -63,11 +63,15 @@ def build_bolt_app(settings: Settings, answerer: Answerer) -> AsyncApp:
     )
 
     @app.error
-    async def on_error(error: Exception, body: dict, respond=None) -> None:  # type: ignore[no-untyped-def]
+    async def on_error(error: Exception, body: dict, respond: AsyncRespond) -> None:
         reference = uuid.uuid4().hex[:12]
         log.error("unhandled error in a listener, reference %s", reference, exc_info=error)
-        if respond is not None and body.get("response_url"):
+        if not body.get("response_url"):
+            return
+        try:
             await respond(response_type="ephemeral", replace_original=False, **internal_error_message(reference))
+        except Exception as exc:  # noqa: BLE001 - the user cannot be told; the log line above stands
+            log.warning("could not tell the user about error %s: %s", reference, type(exc).__name__)
 
     commands.register(app, answerer)
     buttons.register(app, answerer)

@@ -116,3 +116,11 @@ async def test_run_serves_http_and_stops_cleanly_on_sigterm(fabro, slack):
     assert "listening for Slack" in logs
     for secret in (fabro.token, slack.bot_token, SIGNING_SECRET):
         assert secret not in logs
+
+
+async def test_python_dash_m_bot_is_the_same_command():
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "--version", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    assert process.returncode == 0 and out.decode().startswith("fabro-slack-bot ")

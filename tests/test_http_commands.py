@@ -130,3 +130,16 @@ async def test_healthz_answers(user):
     async with user.session.get(user.url.replace("/slack/events", "/healthz")) as response:
         assert response.status == 200
         assert (await response.json())["ok"] is True
+
+
+async def test_an_unreachable_response_url_is_logged_and_the_bot_keeps_serving(user, fabro, caplog):
+    fabro.add(make_run("failed", title="Second try"))
+    body, _ = user.command_body("failed")
+    body = body.replace("response_url=http", "response_url=http%3A%2F%2F127.0.0.1%3A9%2Fgone&x=http")
+    status, _ = await user.post(body)
+    assert status == 200
+    from tests.conftest import wait_for
+
+    await wait_for(lambda: "unhandled error in a listener" in caplog.text)
+    _, _, response_url = await user.command("failed")
+    assert "Second try" in json.dumps((await user.reply(response_url))["blocks"])
