@@ -8,8 +8,9 @@ from typing import Any
 
 from bot.blocks import kit
 from bot.blocks.limits import FALLBACK_TEXT
+from bot.blocks.question import question_text
 from bot.blocks.runs import link_buttons, run_summary
-from bot.blocks.text import ago, clip, escape, slack_date
+from bot.blocks.text import clip, escape, slack_date
 from bot.fabro.models import Failure, Question, Run
 
 __all__ = [
@@ -55,28 +56,6 @@ def failed_alert(run: Run, *, now: datetime, failure: Failure | None, web_base: 
     reason = (failure.reason if failure else None) or run.status.reason or run.status.kind
     text = clip(f"Run failed ({escape(reason)}): {_title(run)}", FALLBACK_TEXT)
     return _with_metadata({"text": text, "blocks": blocks}, key, run)
-
-
-def question_text(question: Question, *, now: datetime, asked_at: datetime | None) -> str:
-    lines = [f":speech_balloon: *{clip(escape(question.text or 'A question is waiting.'), 1200)}*"]
-    meta = []
-    if question.stage:
-        meta.append(f"stage `{escape(question.stage)}`")
-    meta.append(escape(question.question_type.replace("_", " ")))
-    waiting = ago(asked_at, now)
-    if waiting:
-        meta.append(f"waiting {waiting.removesuffix(' ago')}")
-    lines.append(" · ".join(meta))
-    for option in question.options[:10]:
-        line = f"• *{clip(escape(option.label or option.key), 150)}*"
-        if option.description:
-            line += f" — {clip(escape(option.description), 200)}"
-        lines.append(line)
-    if len(question.options) > 10:
-        lines.append(f"…and {len(question.options) - 10} more options")
-    if question.allow_freeform:
-        lines.append("_A free-text answer is also accepted._")
-    return "\n".join(lines)
 
 
 def question_alert(

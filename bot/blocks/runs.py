@@ -9,7 +9,8 @@ from bot.actions import encode_page, link_action_id, page_action_id
 from bot.blocks import kit
 from bot.blocks.limits import FALLBACK_TEXT, MAX_BLOCKS, TOTAL_BLOCK_TEXT
 from bot.blocks.text import ago, clip, dollars, duration, escape, slack_date
-from bot.fabro.models import Failure, Question, Run, RunList
+from bot.blocks.question import question_text
+from bot.fabro.models import Failure, Run, RunList
 from bot.query import RunQuery
 
 __all__ = [
@@ -280,23 +281,6 @@ def run_list_message(
     return {"text": fallback, "blocks": blocks}
 
 
-def _question_text(q: Question) -> str:
-    lines = [f"*Question* ({escape(_words(q.question_type))}"
-             + (f", stage `{escape(q.stage)}`" if q.stage else "") + ")",
-             f">{clip(escape(q.text or '(no text)'), 1200)}"]
-    for opt in q.options[:10]:
-        label = escape(opt.label or opt.key)
-        line = f"• `{escape(opt.key)}` {label}"
-        if opt.description:
-            line += f" — {clip(escape(opt.description), 150)}"
-        lines.append(line)
-    if len(q.options) > 10:
-        lines.append(f"…and {len(q.options) - 10} more options")
-    if q.allow_freeform:
-        lines.append("_A free-text answer is also accepted._")
-    return "\n".join(lines)
-
-
 def run_detail_message(
     run: Run,
     *,
@@ -362,7 +346,9 @@ def run_detail_message(
         blocks.append(kit.context("Fabro recorded no failure message for this run."))
 
     if run.current_question is not None:
-        blocks.append(kit.section(_question_text(run.current_question), block_id=f"question:{run.id}"))
+        asked = run.timestamps.last_event_at if run.bucket == "blocked" else None
+        text = question_text(run.current_question, now=now, asked_at=asked)
+        blocks.append(kit.section(text, block_id=f"question:{run.id}"))
     approval = _approval_line(run, now)
     if approval:
         blocks.append(kit.section(approval, block_id=f"approval:{run.id}"))

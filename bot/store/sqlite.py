@@ -84,18 +84,19 @@ class SQLiteStore:
     # -- alerts ----------------------------------------------------------------------
 
     async def claim_alert(self, key: str, channel: str, run_id: str, kind: str, now: datetime) -> bool:
-        cursor = await self._run(
-            "INSERT INTO alerts (key, channel, run_id, kind, state, claimed_at) VALUES (?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (key, channel) DO NOTHING",
-            (key, channel, run_id, kind, AlertState.CLAIMED, now.isoformat()),
-        )
-        return cursor.rowcount == 1
+        return await self._insert_alert(key, channel, run_id, kind, AlertState.CLAIMED, now)
 
     async def mark_seen(self, key: str, channel: str, run_id: str, kind: str, now: datetime) -> bool:
+        return await self._insert_alert(key, channel, run_id, kind, AlertState.SEEN, now)
+
+    async def _insert_alert(
+        self, key: str, channel: str, run_id: str, kind: str, state: AlertState, now: datetime
+    ) -> bool:
+        # The primary key makes this the single point where an alert is decided once.
         cursor = await self._run(
             "INSERT INTO alerts (key, channel, run_id, kind, state, claimed_at) VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (key, channel) DO NOTHING",
-            (key, channel, run_id, kind, AlertState.SEEN, now.isoformat()),
+            (key, channel, run_id, kind, state, now.isoformat()),
         )
         return cursor.rowcount == 1
 
