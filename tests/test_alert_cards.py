@@ -73,3 +73,15 @@ def test_a_digest_of_thirty_names_every_run_and_a_thousand_overflow_kindly():
     big = digest_message("runs failed", many, command="/runs", query_text="failed", web_base="https://f")
     assert problems(big) == []
     assert "more: `/runs failed`" in str(big["blocks"][-1])
+
+
+def test_a_digest_links_only_safe_urls_and_never_lets_a_title_forge_one():
+    spoof = make_run("failed", title=HOSTILE)
+    spoof["links"] = {"web": "https://fabro.example.com/runs/x|https://trusted.example"}
+    unsafe = make_run("failed", title="Unsafe link")
+    unsafe["links"] = {"web": "javascript:alert(1)"}
+    message = digest_message("runs failed", [Run.model_validate(spoof), Run.model_validate(unsafe)], command="/runs", query_text="failed", web_base=None)
+    text = message["blocks"][1]["text"]["text"]
+    assert "<https://fabro.example.com/runs/x%7Chttps://trusted.example|" in text
+    assert "javascript:" not in text and "• `" in text and "Unsafe link" in text
+    assert "<!channel>" not in "\n".join(mrkdwn_texts(message))

@@ -9,8 +9,8 @@ from typing import Any
 from bot.blocks import kit
 from bot.blocks.limits import FALLBACK_TEXT
 from bot.blocks.question import question_text
-from bot.blocks.runs import link_buttons, run_summary
-from bot.blocks.text import clip, escape, slack_date
+from bot.blocks.runs import link_buttons, run_summary, run_web_url
+from bot.blocks.text import clip, escape, link, slack_date
 from bot.fabro.models import Failure, Question, Run
 
 __all__ = [
@@ -27,7 +27,7 @@ Message = dict[str, Any]
 # Slack message metadata event type that marks our alerts, so a restart can find them.
 ALERT_EVENT_TYPE = "fabro_run_alert"
 _CONTEXT_LIMIT = 1500
-_DIGEST_LINE = 180
+_DIGEST_NAME = 80
 
 
 def _title(run: Run) -> str:
@@ -62,7 +62,7 @@ def question_alert(
     run: Run, question: Question, *, now: datetime, asked_at: datetime | None, web_base: str | None, key: str | None = None
 ) -> Message:
     blocks = [
-        kit.section(run_summary(run, now).split("\n:speech_balloon:")[0], block_id=f"alert:{run.id}"),
+        kit.section(run_summary(run, now, with_question=False), block_id=f"alert:{run.id}"),
         kit.section(question_text(question, now=now, asked_at=asked_at), block_id=f"question:{question.id}"[:255]),
     ]
     if question.context_display:
@@ -72,7 +72,7 @@ def question_alert(
         blocks.append(kit.section(f"*Context*\n```{shown}```{note}", block_id=f"context:{question.id}"[:255]))
     if question.review_target and question.review_target.url:
         label = question.review_target.label or "Review"
-        button = kit.button(clip(label, 75), "runs_link:review", url=question.review_target.url)
+        button = kit.button(label, "runs_link:review", url=question.review_target.url)
         if button:
             blocks.append(kit.actions(button, block_id=f"review:{question.id}"[:255]))
     buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
@@ -115,11 +115,11 @@ def digest_message(kind_label: str, runs: list[Run], *, command: str, query_text
     budget = 2800
     shown = 0
     for run in runs:
-        url = (run.links.web or (f"{web_base.rstrip('/')}/runs/{run.id}" if web_base else None))
-        name = clip(escape(run.title or run.id), 80)
-        repo = f" · {escape(run.repository.name)}" if run.repository.name else ""
-        line = f"• `{escape(run.id[:10])}` " + (f"<{url}|{name}>" if url else name) + repo
-        line = line[:_DIGEST_LINE]
+        # link() drops unsafe URLs and escapes the label; each part is bounded, never the
+        # whole line, so a link is never cut in half.
+        name = link(run_web_url(run, web_base), clip(run.title or run.id, _DIGEST_NAME))
+        repo = f" · {clip(escape(run.repository.name), _DIGEST_NAME)}" if run.repository.name else ""
+        line = f"• `{escape(run.id[:10])}` {name}{repo}"
         if sum(len(x) + 1 for x in lines) + len(line) > budget:
             break
         lines.append(line)

@@ -181,8 +181,11 @@ def _approval_line(run: Run, now: datetime) -> str | None:
     return f":raised_hand: {text}"
 
 
-def run_summary(run: Run, now: datetime) -> str:
-    """The few lines that identify a run in a list or an alert."""
+def run_summary(run: Run, now: datetime, *, with_question: bool = True) -> str:
+    """The few lines that identify a run in a list or an alert.
+
+    `with_question=False` leaves out the pending question, for cards that show it in full.
+    """
     title = clip(escape(run.title or run.goal or "Untitled run"), _LIST_TITLE)
     lines = [
         f"{status_line(run)} — *{title}*",
@@ -191,7 +194,8 @@ def run_summary(run: Run, now: datetime) -> str:
     when = _when(run, now)
     if when:
         lines.append(" · ".join(when))
-    lines += [line for line in (_question_line(run, _LIST_QUESTION), _approval_line(run, now)) if line]
+    question = _question_line(run, _LIST_QUESTION) if with_question else None
+    lines += [line for line in (question, _approval_line(run, now)) if line]
     return "\n".join(lines)
 
 
