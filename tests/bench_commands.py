@@ -44,7 +44,7 @@ async def main(requests: int, latency: float, burst: int) -> None:
     text = "blocked sort:elapsed asc limit:10"
     try:
         async with aiohttp.ClientSession() as session:
-            user = SlackUser(f"http://127.0.0.1:{bot.http_port}/slack/events", slack, session)
+            user = SlackUser.of(bot, slack, session)
             await user.reply((await user.command(text))[2])  # warm up: auth.test, connections
 
             acks, ends = [], []

@@ -92,6 +92,11 @@ class SlackUser:
     session: aiohttp.ClientSession
     command_name: str = "/runs"
 
+    @classmethod
+    def of(cls, bot: Bot, slack: FakeSlack, session: aiohttp.ClientSession) -> SlackUser:
+        """A user talking to `bot`'s HTTP endpoint."""
+        return cls(f"http://127.0.0.1:{bot.http_port}/slack/events", slack, session)
+
     async def post(self, body: str, headers: dict[str, str] | None = None, *, content_type: str = "application/x-www-form-urlencoded") -> tuple[int, str]:
         all_headers = {"Content-Type": content_type, **sign(body), **(headers or {})}
         async with self.session.post(self.url, data=body.encode(), headers=all_headers) as response:
@@ -160,4 +165,4 @@ async def start_bot(fabro: FakeFabro, slack: FakeSlack) -> AsyncIterator[Callabl
 async def user(start_bot, slack: FakeSlack) -> AsyncIterator[SlackUser]:
     bot = await start_bot()
     async with aiohttp.ClientSession() as session:
-        yield SlackUser(f"http://127.0.0.1:{bot.http_port}/slack/events", slack, session)
+        yield SlackUser.of(bot, slack, session)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import aiohttp
 import httpx
 import pytest
 
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroConflict, FabroNotFound, FabroRejected, FabroUnauthorized, FabroUnavailable
+from tests.conftest import SlackUser
 from tests.fakes.runs import make_run
 
 
@@ -32,13 +34,10 @@ async def test_fabro_down_for_good_yields_a_message_with_the_request_id(user, fa
 
 
 async def test_fabro_hanging_past_the_timeout_yields_did_not_answer(start_bot, fabro, slack):
-    from tests.conftest import SlackUser
-    import aiohttp
-
     bot = await start_bot(fabro_timeout_seconds=0.5)
     fabro.hang_next(3.0)
     async with aiohttp.ClientSession() as session:
-        user = SlackUser(f"http://127.0.0.1:{bot.http_port}/slack/events", slack, session)
+        user = SlackUser.of(bot, slack, session)
         status, ack, response_url = await user.command("failed")
         assert status == 200 and ack == ""
         reply = await user.reply(response_url, timeout=5)
@@ -47,12 +46,9 @@ async def test_fabro_hanging_past_the_timeout_yields_did_not_answer(start_bot, f
 
 
 async def test_a_refused_token_says_so_without_showing_it(start_bot, fabro, slack):
-    from tests.conftest import SlackUser
-    import aiohttp
-
     bot = await start_bot(fabro_api_token="fabro_dev_" + "cd" * 32)
     async with aiohttp.ClientSession() as session:
-        user = SlackUser(f"http://127.0.0.1:{bot.http_port}/slack/events", slack, session)
+        user = SlackUser.of(bot, slack, session)
         _, _, response_url = await user.command("failed")
         reply = await user.reply(response_url)
     assert "refused this bot's API token" in reply["text"]

@@ -6,7 +6,7 @@ import json
 import time
 from urllib.parse import urlencode
 
-from tests.conftest import sign
+from tests.conftest import sign, wait_for
 from tests.fakes.runs import failed_event, make_run
 
 
@@ -138,8 +138,6 @@ async def test_an_unreachable_response_url_is_logged_and_the_bot_keeps_serving(u
     body = body.replace("response_url=http", "response_url=http%3A%2F%2F127.0.0.1%3A9%2Fgone&x=http")
     status, _ = await user.post(body)
     assert status == 200
-    from tests.conftest import wait_for
-
     await wait_for(lambda: "unhandled error in a listener" in caplog.text)
     _, _, response_url = await user.command("failed")
     assert "Second try" in json.dumps((await user.reply(response_url))["blocks"])
