@@ -23,11 +23,17 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.alerts.engine import Alerter
+from bot.alerts.scheduler import start_scheduler
 from bot.answers import Answerer
 from bot.blocks.replies import internal_error_message
 from bot.config import Settings
 from bot.fabro.client import FabroClient
 from bot.listeners import buttons, commands
+from bot.store import Store, open_store
+from bot.subscriptions import SubscriptionDesk
 
 __all__ = ["Bot", "build_bolt_app", "serve"]
 
@@ -53,7 +59,7 @@ def slack_client(settings: Settings) -> AsyncWebClient:
     )
 
 
-def build_bolt_app(settings: Settings, answerer: Answerer) -> AsyncApp:
+def build_bolt_app(settings: Settings, answerer: Answerer, desk: SubscriptionDesk) -> AsyncApp:
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     app = AsyncApp(
         client=slack_client(settings),
@@ -73,22 +79,28 @@ def build_bolt_app(settings: Settings, answerer: Answerer) -> AsyncApp:
         except Exception as exc:  # noqa: BLE001 - the user cannot be told; the log line above stands
             log.warning("could not tell the user about error %s: %s", reference, type(exc).__name__)
 
-    commands.register(app, answerer)
+    commands.register(app, answerer, desk)
     buttons.register(app, answerer)
     return app
 
 
 @dataclass
 class Bot:
-    """One running bot: Slack over HTTP or Socket Mode, backed by one Fabro client."""
+    """One running bot: Slack over HTTP or Socket Mode, one Fabro client, one store, and the
+    alert scheduler (`schedule_alerts=False` leaves cycles to the caller, as tests do)."""
 
     settings: Settings
     clock: Callable[[], datetime] = utc_now
+    schedule_alerts: bool = True
+    alert_pace: float = 1.0
     fabro: FabroClient = field(init=False)
+    store: Store = field(init=False)
+    alerter: Alerter = field(init=False)
     bolt: AsyncApp = field(init=False)
     http_port: int | None = field(init=False, default=None)
     _runner: web.AppRunner | None = field(init=False, default=None)
     _socket: AsyncSocketModeHandler | None = field(init=False, default=None)
+    _scheduler: AsyncIOScheduler | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -96,8 +108,15 @@ class Bot:
         self.fabro = FabroClient(
             s.fabro_api_url, s.fabro_api_token.get_secret_value(), timeout=s.fabro_timeout_seconds
         )
+        self.store = open_store(s.database_url)
         answerer = Answerer(self.fabro, self.clock, web_base=s.fabro_web_url, command=s.slash_command)
-        self.bolt = build_bolt_app(s, answerer)
+        desk = SubscriptionDesk(self.store, default_channel=s.alert_channel, command=s.slash_command)
+        self.bolt = build_bolt_app(s, answerer, desk)
+        self.alerter = Alerter(
+            store=self.store, fabro=self.fabro, slack=self.bolt.client, clock=self.clock,
+            default_channel=s.alert_channel, web_base=s.fabro_web_url, command=s.slash_command,
+            digest_threshold=s.alert_digest_threshold, pace=self.alert_pace,
+        )
 
     def web_app(self) -> web.Application:
         """The HTTP surface: Slack's requests and the liveness probe."""
@@ -116,6 +135,7 @@ class Bot:
         return application
 
     async def start(self) -> None:
+        await self.store.open()
         if self.settings.socket_mode:
             assert self.settings.slack_app_token
             self._socket = AsyncSocketModeHandler(
@@ -134,13 +154,20 @@ class Bot:
                 "listening for Slack on http://%s:%s%s",
                 self.settings.host, self.http_port, SLACK_EVENTS_PATH,
             )
+        if self.schedule_alerts:
+            self._scheduler = start_scheduler(self.alerter.cycle, self.settings.poll_interval_seconds)
+            log.info("alerts: checking Fabro every %gs", self.settings.poll_interval_seconds)
 
     async def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            await self.alerter.wait_idle()
         if self._socket is not None:
             await self._socket.close_async()
         if self._runner is not None:
             await self._runner.cleanup()
         await self.fabro.aclose()
+        await self.store.close()
 
 
 async def serve(settings: Settings) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -41,6 +42,19 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=0, le=65535)
     database_url: str = "sqlite:///./fabro-slack-bot.db"
     log_level: str = "INFO"
+    alert_channel: str | None = None
+    poll_interval_seconds: float = Field(default=30.0, ge=1, le=3600)
+    alert_digest_threshold: int = Field(default=5, ge=1, le=100)
+
+    @field_validator("alert_channel")
+    @classmethod
+    def _channel_id(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not re.fullmatch(r"[CGD][A-Z0-9]{2,}", value):
+            raise ValueError("must be a channel id such as C0123456789 (channel details → About → Channel ID), not a name")
+        return value
 
     @field_validator("fabro_api_url", "fabro_web_url", "slack_api_url")
     @classmethod

@@ -11,6 +11,12 @@ Grammar (whitespace-separated words, any order, case-insensitive):
     all                  include archived runs (only when no bucket is named)
     <run-id or prefix>   one run, in detail
     help                 the grammar
+
+and, for channel alerts (the first word decides):
+
+    subscribe [failed] [questions] [approvals] [repo:<owner/name>] [workflow:<name>] [label:<k=v>]…
+    subscriptions
+    unsubscribe <id>…|all
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ __all__ = [
     "RunQuery",
     "SORT_KEYS",
     "STATUS_ALIASES",
+    "Subscribe",
+    "Subscriptions",
+    "Unsubscribe",
     "UsageError",
     "parse",
 ]
@@ -87,6 +96,8 @@ SORT_LABELS: dict[str, str] = {
 GRAMMAR = (
     "`/runs [status…] [sort:<key>] [asc|desc] [limit:<1-100>] [page:<n>] [parent:<run-id>] [all]`\n"
     "`/runs <run-id or prefix>` · `/runs help`\n"
+    "`/runs subscribe [failed] [questions] [approvals] [repo:<owner/name>] [workflow:<name>] [label:<k=v>]`"
+    " · `/runs subscriptions` · `/runs unsubscribe <id|all>`\n"
     "*status*: " + " ".join(f"`{b}`" for b in BUCKETS) + ", or `active`, `done`\n"
     "*sort keys*: " + " ".join(f"`{k}`" for k in dict.fromkeys(SORT_KEYS.values()))
     + " (also `cost`, `age`, `duration`, `diff`)"
@@ -194,7 +205,32 @@ class UsageError:
     hints: tuple[str, ...] = field(default_factory=tuple)
 
 
-Parsed = RunQuery | RunLookup | Help | UsageError
+@dataclass(frozen=True)
+class Subscribe:
+    """Subscribe the channel to alerts: `kinds` ⊆ failed, questions, approvals; filters narrow them."""
+
+    kinds: frozenset[str]
+    repo: str | None = None
+    workflow: str | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Subscriptions:
+    """List the channel's subscriptions."""
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    """Remove some of the channel's subscriptions by id, or all of them (`ids` None)."""
+
+    ids: tuple[int, ...] | None
+
+
+Parsed = RunQuery | RunLookup | Help | UsageError | Subscribe | Subscriptions | Unsubscribe
+
+SUBSCRIPTION_WORDS = ("failed", "questions", "approvals")
+_SUBSCRIBE_HINT = "`/runs subscribe failed repo:acme/api` or `/runs subscribe` for everything"
 
 
 def parse(text: str | None) -> Parsed:
@@ -202,7 +238,71 @@ def parse(text: str | None) -> Parsed:
     words = (text or "").split()
     if not words or (len(words) == 1 and words[0].lower() in ("help", "?", "-h", "--help")):
         return Help()
+    first = words[0].lower()
+    if first == "subscribe":
+        return _subscribe(words[1:])
+    if first == "subscriptions":
+        if len(words) > 1:
+            return UsageError("`subscriptions` stands alone.", word=words[1], hints=("`/runs subscriptions`",))
+        return Subscriptions()
+    if first == "unsubscribe":
+        return _unsubscribe(words[1:])
     return _Parser().run(words)
+
+
+def _subscribe(words: list[str]) -> Subscribe | UsageError:
+    kinds: set[str] = set()
+    filters: dict[str, str] = {}
+    labels: dict[str, str] = {}
+    for raw in words:
+        word = raw.lower()
+        name, colon, value = raw.partition(":")
+        if word in SUBSCRIPTION_WORDS:
+            kinds.add(word)
+        elif word in ("question", "approval", "failures"):
+            kinds.add({"question": "questions", "approval": "approvals", "failures": "failed"}[word])
+        elif colon and name.lower() in ("repo", "workflow"):
+            if not value or len(value) > 200 or (name.lower() == "repo" and not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", value)):
+                example = "repo:acme/api" if name.lower() == "repo" else "workflow:implement"
+                return UsageError(f"`{raw}` needs a value, like `{example}`.", word=raw, hints=(_SUBSCRIBE_HINT,))
+            if filters.get(name.lower(), value) != value:
+                return UsageError(f"`{name.lower()}` is given twice.", word=raw, hints=("subscribe twice to follow two of them",))
+            filters[name.lower()] = value
+        elif colon and name.lower() == "label":
+            key, equals, label_value = value.partition("=")
+            if not equals or not key or len(value) > 200:
+                return UsageError(f"`{raw}` needs a key and a value, like `label:team=platform`.", word=raw)
+            labels[key] = label_value
+        else:
+            close = difflib.get_close_matches(word, (*SUBSCRIPTION_WORDS, "repo:", "workflow:", "label:"), n=1, cutoff=0.6)
+            return UsageError(
+                f"I can't subscribe to `{raw}`.",
+                word=raw,
+                suggestion=close[0] if close else None,
+                hints=("kinds: `failed` `questions` `approvals`; filters: `repo:<owner/name>` `workflow:<name>` `label:<k=v>`",
+                       _SUBSCRIBE_HINT),
+            )
+    return Subscribe(
+        kinds=frozenset(kinds or SUBSCRIPTION_WORDS),
+        repo=filters.get("repo"),
+        workflow=filters.get("workflow"),
+        labels=tuple(sorted(labels.items())),
+    )
+
+
+def _unsubscribe(words: list[str]) -> Unsubscribe | UsageError:
+    hints = ("`/runs subscriptions` lists them with their ids", "`/runs unsubscribe 3` or `/runs unsubscribe all`")
+    if not words:
+        return UsageError("Say which subscription to remove.", hints=hints)
+    if len(words) == 1 and words[0].lower() == "all":
+        return Unsubscribe(None)
+    ids: list[int] = []
+    for raw in words:
+        number = _integer(raw.lstrip("#"))
+        if number is None or number == 0:
+            return UsageError(f"`{raw}` is not a subscription id.", word=raw, hints=hints)
+        ids.append(number)
+    return Unsubscribe(tuple(dict.fromkeys(ids)))
 
 
 class _Parser:

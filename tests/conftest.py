@@ -29,7 +29,7 @@ SIGNING_SECRET = "test-signing-secret-" + "5" * 12
 def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     """Tests never read the developer's own settings or .env file."""
     for name in list(os.environ):
-        if name.startswith(("SLACK_", "FABRO_")) or name in ("DATABASE_URL", "PORT", "HOST", "LOG_LEVEL", "SLASH_COMMAND"):
+        if name.startswith(("SLACK_", "FABRO_")) or name in ("DATABASE_URL", "PORT", "HOST", "LOG_LEVEL", "SLASH_COMMAND") or name.startswith(("ALERT_", "POLL_")):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SKIP_SLACK_SDK_WARNING", "1")

@@ -65,12 +65,14 @@ def test_a_resolved_alert_says_what_happened_and_offers_no_action():
 
 def test_a_digest_of_thirty_names_every_run_and_a_thousand_overflow_kindly():
     runs = [Run.model_validate(make_run("failed", title=f"Failure {i:02d}")) for i in range(30)]
-    message = digest_message("runs failed", runs, command="/runs", query_text="failed", web_base="https://f")
+    message = digest_message([("failed", r) for r in runs], command="/runs", web_base="https://f", key="digest:1")
     assert_sendable(message)
     for i in range(30):
         assert f"Failure {i:02d}" in message["blocks"][1]["text"]["text"]
+    assert message["blocks"][0]["text"]["text"] == "*30 failed runs*"
+    assert message["metadata"]["event_payload"]["key"] == "digest:1"
     many = [Run.model_validate(make_run("failed", title="T" * 300)) for _ in range(1000)]
-    big = digest_message("runs failed", many, command="/runs", query_text="failed", web_base="https://f")
+    big = digest_message([("failed", r) for r in many], command="/runs", web_base="https://f")
     assert problems(big) == []
     assert "more: `/runs failed`" in str(big["blocks"][-1])
 
@@ -80,8 +82,18 @@ def test_a_digest_links_only_safe_urls_and_never_lets_a_title_forge_one():
     spoof["links"] = {"web": "https://fabro.example.com/runs/x|https://trusted.example"}
     unsafe = make_run("failed", title="Unsafe link")
     unsafe["links"] = {"web": "javascript:alert(1)"}
-    message = digest_message("runs failed", [Run.model_validate(spoof), Run.model_validate(unsafe)], command="/runs", query_text="failed", web_base=None)
+    message = digest_message([("failed", Run.model_validate(spoof)), ("failed", Run.model_validate(unsafe))], command="/runs", web_base=None)
     text = message["blocks"][1]["text"]["text"]
     assert "<https://fabro.example.com/runs/x%7Chttps://trusted.example|" in text
     assert "javascript:" not in text and "• `" in text and "Unsafe link" in text
     assert "<!channel>" not in "\n".join(mrkdwn_texts(message))
+
+
+def test_a_mixed_digest_counts_each_kind_and_points_at_their_buckets():
+    items = [("failed", Run.model_validate(make_run("failed", title="T" * 90))) for _ in range(60)]
+    items += [("question", Run.model_validate(make_run("blocked"))), ("approval", Run.model_validate(make_run("pending")))]
+    message = digest_message(items, command="/runs", web_base=None)
+    assert_sendable(message)
+    assert message["blocks"][0]["text"]["text"] == "*62 new alerts* · 60 failed runs, 1 question waiting, 1 approval waiting"
+    assert "more: `/runs failed blocked pending`" in str(message["blocks"][-1])
+    assert ":x: `" in message["blocks"][1]["text"]["text"]

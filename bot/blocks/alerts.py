@@ -108,24 +108,51 @@ def resolved_alert(run: Run, *, outcome: str, now: datetime, web_base: str | Non
     return {"text": text, "blocks": blocks}
 
 
-def digest_message(kind_label: str, runs: list[Run], *, command: str, query_text: str, web_base: str | None) -> Message:
-    """Many alerts at once as one message naming every run, overflowing into '…and N more'."""
-    header = f"*{len(runs)} {escape(kind_label)}*"
+# What each alert kind is called in a digest, its emoji, and the /runs bucket that lists such runs.
+_DIGEST_KINDS = {
+    "failed": ("failed run", ":x:", "failed"),
+    "question": ("question waiting", ":question:", "blocked"),
+    "approval": ("approval waiting", ":raised_hand:", "pending"),
+}
+
+
+def _count(n: int, kind: str) -> str:
+    noun = _DIGEST_KINDS.get(kind, (kind,))[0]
+    if n != 1:
+        first, _, rest = noun.partition(" ")
+        noun = f"{first}s {rest}" if kind != "failed" else noun + "s"
+    return f"{n} {noun}"
+
+
+def digest_message(
+    items: list[tuple[str, Run]], *, command: str, web_base: str | None, key: str | None = None
+) -> Message:
+    """Many new alerts at once as one message naming every run, overflowing into '…and N more'.
+
+    `items` are (alert kind, run) pairs; the overflow points at the `/runs` query that
+    lists the same kinds of runs.
+    """
+    kinds = list(dict.fromkeys(kind for kind, _ in items))
+    counts = ", ".join(_count(sum(1 for k, _ in items if k == kind), kind) for kind in kinds)
+    header = f"*{len(items)} new alerts* · {escape(counts)}" if len(kinds) > 1 else f"*{escape(counts)}*"
     lines: list[str] = []
     budget = 2800
-    shown = 0
-    for run in runs:
+    for kind, run in items:
         # link() drops unsafe URLs and escapes the label; each part is bounded, never the
         # whole line, so a link is never cut in half.
         name = link(run_web_url(run, web_base), clip(run.title or run.id, _DIGEST_NAME))
         repo = f" · {clip(escape(run.repository.name), _DIGEST_NAME)}" if run.repository.name else ""
-        line = f"• `{escape(run.id[:10])}` {name}{repo}"
+        emoji = _DIGEST_KINDS.get(kind, ("", ":bell:"))[1] + " " if len(kinds) > 1 else ""
+        line = f"• {emoji}`{escape(run.id[:10])}` {name}{repo}"
         if sum(len(x) + 1 for x in lines) + len(line) > budget:
             break
         lines.append(line)
-        shown += 1
     blocks = [kit.section(header, block_id="digest:header"), kit.section("\n".join(lines) or "—", block_id="digest:runs")]
-    if shown < len(runs):
-        blocks.append(kit.context(f"…and {len(runs) - shown} more: `{escape(command)} {escape(query_text)}`"))
-    text = clip(f"{len(runs)} {kind_label}: " + ", ".join(escape(r.title or r.id) for r in runs), FALLBACK_TEXT)
-    return {"text": text, "blocks": blocks}
+    if len(lines) < len(items):
+        buckets = " ".join(dict.fromkeys(_DIGEST_KINDS[k][2] for k in kinds if k in _DIGEST_KINDS))
+        blocks.append(kit.context(f"…and {len(items) - len(lines)} more: `{escape(command)} {escape(buckets)}`"))
+    text = clip(f"{counts}: " + ", ".join(escape(r.title or r.id) for _, r in items), FALLBACK_TEXT)
+    message: Message = {"text": text, "blocks": blocks}
+    if key is not None:
+        message["metadata"] = {"event_type": ALERT_EVENT_TYPE, "event_payload": {"key": key, "run_id": "", "count": len(items)}}
+    return message

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-__all__ = ["Alert", "AlertState", "Store", "Subscription"]
+__all__ = ["Action", "Alert", "AlertState", "Store", "Subscription"]
 
 
 class AlertState(enum.StrEnum):
@@ -31,7 +31,16 @@ class Alert:
     state: AlertState
     ts: str | None = None
     claimed_at: datetime | None = None
-    outcome: str | None = None
+    outcome: str | None = None           # set before the message is edited; RESOLVED once it was
+    batch: str | None = None             # the digest this alert was posted in
+    attempts: int = 0                    # failed deliveries so far
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    unposted: bool = False               # Slack refused the last post: it is certainly not there
+
+    @property
+    def update_pending(self) -> bool:
+        return self.state is AlertState.POSTED and self.outcome is not None
 
 
 @dataclass(frozen=True)
@@ -43,29 +52,58 @@ class Subscription:
     workflow: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     created_by: str | None = None
-    broken: str | None = None     # why posting failed (not_in_channel…), until it works again
+    broken: str | None = None     # why posting to the channel failed (not_in_channel…), until it works again
+
+
+@dataclass(frozen=True)
+class Action:
+    """Something a Slack user asked Fabro to do, recorded before it is sent."""
+
+    key: str                 # one per thing that can only happen once, e.g. "retry:01KJ…"
+    run_id: str
+    action: str              # answer | approve | deny | retry | cancel
+    user_id: str
+    requested_at: datetime
+    state: str = "pending"   # pending | done | failed
+    detail: str | None = None
+    result: str | None = None
 
 
 class Store(Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
+    async def ping(self) -> None: ...
 
     # alerts
     async def claim_alert(self, key: str, channel: str, run_id: str, kind: str, now: datetime) -> bool:
         """Record the intent to post; False when this (key, channel) was claimed before."""
     async def mark_seen(self, key: str, channel: str, run_id: str, kind: str, now: datetime) -> bool: ...
+    async def assign_batch(self, keys: list[str], channel: str, batch: str) -> None: ...
     async def confirm_posted(self, key: str, channel: str, ts: str, now: datetime) -> None: ...
+    async def delivery_failed(
+        self, key: str, channel: str, *, error: str, unposted: bool, retry_at: datetime
+    ) -> None: ...
     async def release_claim(self, key: str, channel: str) -> None: ...
+    async def set_outcome(self, key: str, channel: str, outcome: str) -> None: ...
     async def resolve_alert(self, key: str, channel: str, outcome: str, now: datetime) -> None: ...
     async def alerts_in_state(self, state: AlertState) -> list[Alert]: ...
     async def alerts_for_run(self, run_id: str) -> list[Alert]: ...
+    async def get_alert(self, key: str, channel: str) -> Alert | None: ...
 
-    # subscriptions
+    # subscriptions and the channels they post to
     async def add_subscription(self, sub: Subscription) -> Subscription: ...
     async def subscriptions(self, channel: str | None = None) -> list[Subscription]: ...
     async def remove_subscriptions(self, channel: str, ids: list[int] | None) -> int: ...
-    async def mark_broken(self, channel: str, reason: str | None) -> None: ...
+    async def mark_broken(self, channel: str, reason: str | None) -> bool:
+        """Set or clear why a channel cannot be posted to; True when that changed anything."""
+    async def broken_channels(self) -> dict[str, str]: ...
 
     # watermarks
     async def get_mark(self, name: str) -> str | None: ...
     async def set_mark(self, name: str, value: str) -> None: ...
+
+    # actions taken from Slack
+    async def begin_action(self, action: Action) -> Action | None:
+        """Record `action` as pending; when its key is already taken, the earlier action instead."""
+    async def finish_action(self, key: str, *, state: str, result: str) -> None: ...
+    async def actions_for_run(self, run_id: str) -> list[Action]: ...

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bot.store.base import Alert, AlertState, Subscription
+from bot.store.sql import Row, SQLStore
 
 __all__ = ["SQLiteStore"]
 
@@ -42,10 +40,32 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE marks (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    """
+    ALTER TABLE alerts ADD COLUMN batch TEXT;
+    ALTER TABLE alerts ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE alerts ADD COLUMN next_attempt_at TEXT;
+    ALTER TABLE alerts ADD COLUMN last_error TEXT;
+    ALTER TABLE alerts ADD COLUMN unposted INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE channels (channel TEXT PRIMARY KEY, broken TEXT NOT NULL);
+    INSERT INTO channels (channel, broken)
+        SELECT channel, MAX(broken) FROM subscriptions WHERE broken IS NOT NULL GROUP BY channel;
+    ALTER TABLE subscriptions DROP COLUMN broken;
+    CREATE TABLE actions (
+        key TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        detail TEXT,
+        result TEXT
+    );
+    CREATE INDEX actions_by_run ON actions (run_id);
+    """,
 ]
 
 
-class SQLiteStore:
+class SQLiteStore(SQLStore):
     def __init__(self, path: str) -> None:
         self.path = path
         self._db: sqlite3.Connection | None = None
@@ -58,7 +78,8 @@ class SQLiteStore:
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL" if self.path == ":memory:" else "PRAGMA synchronous=FULL")
+            # FULL: a claim is on disk before the post it guards, even if the machine dies.
+            db.execute("PRAGMA synchronous=FULL")
             _migrate(db)
             return db
 
@@ -69,101 +90,21 @@ class SQLiteStore:
             db, self._db = self._db, None
             await asyncio.to_thread(db.close)
 
-    async def _run(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
-        assert self._db is not None, "store is not open"
-        db = self._db
+    async def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        db = self._connection()
         async with self._lock:
-            return await asyncio.to_thread(db.execute, sql, params)
+            return await asyncio.to_thread(lambda: db.execute(sql, params).rowcount)
 
-    async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        assert self._db is not None, "store is not open"
-        db = self._db
+    async def _fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
+        db = self._connection()
         async with self._lock:
-            return await asyncio.to_thread(lambda: db.execute(sql, params).fetchall())
+            rows = await asyncio.to_thread(lambda: db.execute(sql, params).fetchall())
+        return [dict(r) for r in rows]
 
-    # -- alerts ----------------------------------------------------------------------
-
-    async def claim_alert(self, key: str, channel: str, run_id: str, kind: str, now: datetime) -> bool:
-        return await self._insert_alert(key, channel, run_id, kind, AlertState.CLAIMED, now)
-
-    async def mark_seen(self, key: str, channel: str, run_id: str, kind: str, now: datetime) -> bool:
-        return await self._insert_alert(key, channel, run_id, kind, AlertState.SEEN, now)
-
-    async def _insert_alert(
-        self, key: str, channel: str, run_id: str, kind: str, state: AlertState, now: datetime
-    ) -> bool:
-        # The primary key makes this the single point where an alert is decided once.
-        cursor = await self._run(
-            "INSERT INTO alerts (key, channel, run_id, kind, state, claimed_at) VALUES (?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (key, channel) DO NOTHING",
-            (key, channel, run_id, kind, state, now.isoformat()),
-        )
-        return cursor.rowcount == 1
-
-    async def confirm_posted(self, key: str, channel: str, ts: str, now: datetime) -> None:
-        await self._run(
-            "UPDATE alerts SET state = ?, ts = ?, posted_at = ? WHERE key = ? AND channel = ?",
-            (AlertState.POSTED, ts, now.isoformat(), key, channel),
-        )
-
-    async def release_claim(self, key: str, channel: str) -> None:
-        await self._run(
-            "DELETE FROM alerts WHERE key = ? AND channel = ? AND state = ?", (key, channel, AlertState.CLAIMED)
-        )
-
-    async def resolve_alert(self, key: str, channel: str, outcome: str, now: datetime) -> None:
-        await self._run(
-            "UPDATE alerts SET state = ?, outcome = ?, resolved_at = ? WHERE key = ? AND channel = ?",
-            (AlertState.RESOLVED, outcome, now.isoformat(), key, channel),
-        )
-
-    async def alerts_in_state(self, state: AlertState) -> list[Alert]:
-        return [_alert(r) for r in await self._rows("SELECT * FROM alerts WHERE state = ? ORDER BY claimed_at", (state,))]
-
-    async def alerts_for_run(self, run_id: str) -> list[Alert]:
-        return [_alert(r) for r in await self._rows("SELECT * FROM alerts WHERE run_id = ? ORDER BY claimed_at", (run_id,))]
-
-    # -- subscriptions ------------------------------------------------------------------
-
-    async def add_subscription(self, sub: Subscription) -> Subscription:
-        cursor = await self._run(
-            "INSERT INTO subscriptions (channel, kinds, repo, workflow, labels, created_by) VALUES (?, ?, ?, ?, ?, ?)",
-            (sub.channel, ",".join(sorted(sub.kinds)), sub.repo, sub.workflow, json.dumps(sub.labels), sub.created_by),
-        )
-        return Subscription(
-            id=int(cursor.lastrowid or 0), channel=sub.channel, kinds=sub.kinds, repo=sub.repo,
-            workflow=sub.workflow, labels=dict(sub.labels), created_by=sub.created_by,
-        )
-
-    async def subscriptions(self, channel: str | None = None) -> list[Subscription]:
-        if channel is None:
-            rows = await self._rows("SELECT * FROM subscriptions ORDER BY id")
-        else:
-            rows = await self._rows("SELECT * FROM subscriptions WHERE channel = ? ORDER BY id", (channel,))
-        return [_subscription(r) for r in rows]
-
-    async def remove_subscriptions(self, channel: str, ids: list[int] | None) -> int:
-        if ids is None:
-            cursor = await self._run("DELETE FROM subscriptions WHERE channel = ?", (channel,))
-        else:
-            marks = ",".join("?" for _ in ids) or "NULL"
-            cursor = await self._run(f"DELETE FROM subscriptions WHERE channel = ? AND id IN ({marks})", (channel, *ids))
-        return cursor.rowcount
-
-    async def mark_broken(self, channel: str, reason: str | None) -> None:
-        await self._run("UPDATE subscriptions SET broken = ? WHERE channel = ?", (reason, channel))
-
-    # -- watermarks -----------------------------------------------------------------------
-
-    async def get_mark(self, name: str) -> str | None:
-        rows = await self._rows("SELECT value FROM marks WHERE name = ?", (name,))
-        return rows[0]["value"] if rows else None
-
-    async def set_mark(self, name: str, value: str) -> None:
-        await self._run(
-            "INSERT INTO marks (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            (name, value),
-        )
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the store is not open")
+        return self._db
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -181,20 +122,3 @@ def _migrate(db: sqlite3.Connection) -> None:
     except BaseException:
         db.execute("ROLLBACK")
         raise
-
-
-def _alert(row: sqlite3.Row) -> Alert:
-    return Alert(
-        key=row["key"], channel=row["channel"], run_id=row["run_id"], kind=row["kind"],
-        state=AlertState(row["state"]), ts=row["ts"],
-        claimed_at=datetime.fromisoformat(row["claimed_at"]) if row["claimed_at"] else None,
-        outcome=row["outcome"],
-    )
-
-
-def _subscription(row: sqlite3.Row) -> Subscription:
-    return Subscription(
-        id=row["id"], channel=row["channel"], kinds=frozenset(filter(None, row["kinds"].split(","))),
-        repo=row["repo"], workflow=row["workflow"], labels=json.loads(row["labels"] or "{}"),
-        created_by=row["created_by"], broken=row["broken"],
-    )

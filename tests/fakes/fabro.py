@@ -37,6 +37,13 @@ def bucket(run: dict[str, Any]) -> str:
     return KIND_BUCKET.get(kind, kind)
 
 
+USER_ACTOR = {"kind": "user", "identity": {"issuer": "fabro:test", "subject": "grace"}, "login": "grace", "auth_method": "github"}
+
+
+def _iso_ms(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
 def _ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
@@ -75,6 +82,80 @@ class FakeFabro:
     def add(self, *runs: dict[str, Any]) -> None:
         for run in runs:
             self.runs[run["id"]] = run
+
+    # -- what happens to runs: each change appends its event and moves updated_at, as Fabro does --
+
+    def emit(self, run_id: str, event: str, properties: dict[str, Any] | None = None, *, actor: dict[str, Any] | None = None) -> dict[str, Any]:
+        log = self.events.setdefault(run_id, [])
+        now = datetime.now(timezone.utc)
+        envelope: dict[str, Any] = {
+            "seq": (log[-1]["seq"] + 1) if log else 1, "id": f"evt_{uuid.uuid4().hex[:12]}",
+            "ts": _iso_ms(now), "run_id": run_id, "event": event, "properties": properties or {},
+        }
+        if actor is not None:
+            envelope["actor"] = actor
+        log.append(envelope)
+        self.runs[run_id]["timestamps"]["last_event_at"] = envelope["ts"]
+        return envelope
+
+    def _set_status(self, run_id: str, kind: str, **status: Any) -> dict[str, Any]:
+        run = self.runs[run_id]
+        run["lifecycle"]["status"] = {"kind": kind, **status}
+        if kind in TERMINAL:
+            run["timestamps"]["completed_at"] = _iso_ms(datetime.now(timezone.utc))
+        return run
+
+    def fail(self, run_id: str, message: str = "Stage `test` exited with status 1", *, reason: str = "workflow_error") -> None:
+        self._set_status(run_id, "failed", reason=reason)
+        self.emit(run_id, "run.failed", {"failure": {"reason": reason, "detail": {"message": message, "category": "workflow"}}})
+
+    def ask(self, run_id: str, question: dict[str, Any]) -> None:
+        self.questions.setdefault(run_id, []).append(question)
+        run = self._set_status(run_id, "blocked", blocked_reason="human_input_required")
+        run["current_question"] = self.questions[run_id][0]
+        self.emit(run_id, "interview.started", {"question_id": question["id"], "question": question.get("text"),
+                                                "question_type": question.get("question_type")})
+        self.emit(run_id, "run.blocked", {"blocked_reason": "human_input_required"})
+
+    def answer(self, run_id: str, question_id: str, answer: dict[str, Any], *, actor: dict[str, Any] | None = None) -> None:
+        pending = [q for q in self.questions.get(run_id, []) if q["id"] != question_id]
+        self.questions[run_id] = pending
+        run = self.runs[run_id]
+        run["current_question"] = pending[0] if pending else None
+        self.emit(run_id, "interview.completed", {"question_id": question_id, "answer": answer}, actor=actor or USER_ACTOR)
+        if not pending:
+            self._set_status(run_id, "running")
+            self.emit(run_id, "run.unblocked", {})
+
+    def request_approval(self, run_id: str) -> None:
+        run = self._set_status(run_id, "pending", reason="approval_required")
+        run["lifecycle"]["approval"] = {"state": "pending", "requested_at": _iso_ms(datetime.now(timezone.utc)),
+                                        "decided_at": None, "denial_reason": None}
+        self.emit(run_id, "run.pending", {"reason": "approval_required"})
+
+    def decide(self, run_id: str, approved: bool, *, reason: str | None = None, actor: dict[str, Any] | None = None) -> None:
+        run = self.runs[run_id]
+        run["lifecycle"]["approval"].update(state="approved" if approved else "denied",
+                                           decided_at=_iso_ms(datetime.now(timezone.utc)), denial_reason=reason)
+        if approved:
+            self._set_status(run_id, "runnable")
+            self.emit(run_id, "run.approved", {}, actor=actor or USER_ACTOR)
+        else:
+            self._set_status(run_id, "failed", reason="approval_denied")
+            self.emit(run_id, "run.denied", {"reason": reason}, actor=actor or USER_ACTOR)
+
+    def retry(self, run_id: str, new_run: dict[str, Any]) -> dict[str, Any]:
+        """A new run from a terminal one; the source is left unchanged, as Fabro leaves it."""
+        new_run["retried_from"] = run_id
+        self.add(new_run)
+        self.emit(new_run["id"], "run.created", {})
+        return new_run
+
+    def archive(self, run_id: str, *, actor: dict[str, Any] | None = None) -> None:
+        run = self.runs[run_id]
+        run["lifecycle"]["archived"] = True
+        run["lifecycle"]["archived_at"] = _iso_ms(datetime.now(timezone.utc))
+        self.emit(run_id, "run.archived", {}, actor=actor or USER_ACTOR)
 
     def fail_next(self, status: int, count: int = 1, *, text: str | None = None, path_prefix: str = "/api/v1") -> None:
         self.faults += [Fault(status=status, text=text, path_prefix=path_prefix) for _ in range(count)]
@@ -213,9 +294,9 @@ class FakeFabro:
     def _key(sort: str, run: dict[str, Any], now: datetime) -> Any:
         ts = run["timestamps"]
         if sort == "created_at":
-            return ts["created_at"]
+            return _ts(ts["created_at"])
         if sort == "updated_at":
-            return ts.get("last_event_at") or ts["created_at"]
+            return _ts(ts.get("last_event_at") or ts["created_at"])
         if sort == "status":
             b = bucket(run)
             return BUCKETS.index(b) if b in BUCKETS else 99

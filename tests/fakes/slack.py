@@ -60,6 +60,17 @@ def limit_violations(message: dict[str, Any]) -> list[str]:
 
 
 @dataclass
+class Message:
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]]
+    metadata: dict[str, Any] | None
+    thread_ts: str | None
+    edits: int = 0
+
+
+@dataclass
 class FakeSlack:
     bot_token: str = "xoxb-test-" + "1" * 24
     app_token: str = "xapp-1-A111-test-" + "2" * 16
@@ -71,6 +82,10 @@ class FakeSlack:
     port: int = 0
     ws_acks: list[dict[str, Any]] = field(default_factory=list)
     ws_connections: int = 0
+    messages: list[Message] = field(default_factory=list)      # what is in the channels now
+    unreachable: dict[str, str] = field(default_factory=dict)   # channel -> error (not_in_channel…)
+    failing: dict[str, list[str]] = field(default_factory=dict) # method -> errors to answer with, in order
+    hang: dict[str, float] = field(default_factory=dict)        # method -> seconds before answering (once)
     _ws: web.WebSocketResponse | None = None
     _ws_ready: asyncio.Event = field(default_factory=asyncio.Event)
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -86,6 +101,23 @@ class FakeSlack:
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
+    def posts(self, channel: str | None = None, *, top_level: bool = True) -> list[Message]:
+        """Messages in `channel` (all channels when None), oldest first; thread replies only on request."""
+        return [
+            m for m in self.messages
+            if (channel is None or m.channel == channel) and (not top_level or m.thread_ts is None)
+        ]
+
+    def alert_keys(self, channel: str | None = None) -> list[str]:
+        """The alert keys of the posted alert messages, as their metadata names them."""
+        return [
+            m.metadata["event_payload"]["key"] for m in self.posts(channel)
+            if m.metadata and m.metadata.get("event_type") == "fabro_run_alert"
+        ]
+
+    def replies(self, message: Message) -> list[Message]:
+        return [m for m in self.messages if m.channel == message.channel and m.thread_ts == message.ts]
+
     def responses_to(self, response_url: str) -> list[dict[str, Any]]:
         token = response_url.rsplit("/", 1)[-1]
         return [r["body"] for r in self.responses if r["token"] == token]
@@ -94,6 +126,7 @@ class FakeSlack:
         app = web.Application()
         app.add_routes([
             web.post("/api/{method}", self._api),
+            web.get("/api/{method}", self._api),
             web.post("/respond/{token}", self._respond),
             web.get("/link/", self._link),
         ])
@@ -131,11 +164,74 @@ class FakeSlack:
             return web.json_response({"ok": False, "error": "invalid_auth"})
         if method == "auth.test":
             return web.json_response({"ok": True, "url": "https://test.slack.com/", "team": "Test", "user": "fabro", "team_id": "T111", "user_id": "U0BOT", "bot_id": "B111"})
-        if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
+        if method in self.hang:
+            await asyncio.sleep(self.hang.pop(method))
+        if self.failing.get(method):
+            return web.json_response({"ok": False, "error": self.failing[method].pop(0)})
+        channel = args.get("channel")
+        if method in ("chat.postMessage", "chat.update", "conversations.history") and channel in self.unreachable:
+            return web.json_response({"ok": False, "error": self.unreachable[channel]})
+        if method == "chat.postMessage":
+            return self._post_message(args)
+        if method == "chat.update":
+            return self._update_message(args)
+        if method == "chat.postEphemeral":
             self.violations += limit_violations(args)
-            ts = args.get("ts") or f"1700000000.{next(self._ts):06d}"
-            return web.json_response({"ok": True, "channel": args.get("channel"), "ts": ts, "message": {"text": args.get("text")}})
+            return web.json_response({"ok": True, "message_ts": self._next_ts()})
+        if method == "conversations.history":
+            return self._history(args)
         return web.json_response({"ok": True})
+
+    def _next_ts(self) -> str:
+        return f"1700000000.{next(self._ts):06d}"
+
+    @staticmethod
+    def _json_arg(args: dict[str, Any], name: str) -> Any:
+        value = args.get(name)
+        return json.loads(value) if isinstance(value, str) and value else value
+
+    def _post_message(self, args: dict[str, Any]) -> web.Response:
+        self.violations += limit_violations(args)
+        metadata = self._json_arg(args, "metadata")
+        if metadata is not None and (not isinstance(metadata, dict) or not metadata.get("event_type")
+                                     or not isinstance(metadata.get("event_payload"), dict)):
+            return web.json_response({"ok": False, "error": "invalid_metadata_format"})
+        message = Message(
+            channel=args["channel"], ts=self._next_ts(), text=args.get("text", ""),
+            blocks=self._json_arg(args, "blocks") or [], metadata=metadata, thread_ts=args.get("thread_ts"),
+        )
+        self.messages.append(message)
+        return web.json_response({"ok": True, "channel": message.channel, "ts": message.ts, "message": {"text": message.text}})
+
+    def _update_message(self, args: dict[str, Any]) -> web.Response:
+        self.violations += limit_violations(args)
+        found = next((m for m in self.messages if m.channel == args.get("channel") and m.ts == args.get("ts")), None)
+        if found is None:
+            return web.json_response({"ok": False, "error": "message_not_found"})
+        found.text = args.get("text", found.text)
+        found.blocks = self._json_arg(args, "blocks") or []
+        found.edits += 1
+        return web.json_response({"ok": True, "channel": found.channel, "ts": found.ts, "text": found.text})
+
+    def _history(self, args: dict[str, Any]) -> web.Response:
+        """Newest first, `oldest`/`latest` exclusive bounds, cursor paging, metadata only on request."""
+        limit = min(int(args.get("limit") or 100), 999)
+        oldest = float(args.get("oldest") or 0)
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = [m for m in reversed(self.posts(args.get("channel"))) if float(m.ts) > oldest]
+        start = int(args.get("cursor") or 0)
+        page = found[start : start + limit]
+        more = start + limit < len(found)
+        items = []
+        for m in page:
+            item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text, "bot_id": "B111"}
+            if with_metadata and m.metadata:
+                item["metadata"] = m.metadata
+            items.append(item)
+        return web.json_response({
+            "ok": True, "messages": items, "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        })
 
     async def _respond(self, request: web.Request) -> web.Response:
         body = await request.json()

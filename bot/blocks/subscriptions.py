@@ -1,0 +1,81 @@
+"""Replies to `/runs subscribe`, `/runs subscriptions` and `/runs unsubscribe`.  [pure]"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.blocks import kit
+from bot.blocks.text import clip, escape
+from bot.store.base import Subscription
+
+__all__ = [
+    "BROKEN_FIXES",
+    "describe_subscription",
+    "subscribed_message",
+    "subscriptions_message",
+    "unsubscribed_message",
+]
+
+Message = dict[str, Any]
+
+_KIND_WORDS = {"failed": "failed runs", "questions": "questions", "approvals": "approvals"}
+BROKEN_FIXES = {
+    "not_in_channel": "I am not in this channel: invite me with `/invite @Fabro`.",
+    "channel_not_found": "I cannot see this channel (private, or deleted): invite me with `/invite @Fabro`.",
+    "is_archived": "This channel is archived: unarchive it, or remove these subscriptions.",
+}
+
+
+def describe_subscription(sub: Subscription) -> str:
+    kinds = [w for k, w in _KIND_WORDS.items() if k in sub.kinds]
+    what = ", ".join(kinds[:-1]) + f" and {kinds[-1]}" if len(kinds) > 1 else (kinds[0] if kinds else "nothing")
+    where = []
+    if sub.repo:
+        where.append(f"repo `{escape(sub.repo)}`")
+    if sub.workflow:
+        where.append(f"workflow `{escape(sub.workflow)}`")
+    where += [f"label `{escape(k)}={escape(v)}`" for k, v in sorted(sub.labels.items())]
+    return what + (" in " + ", ".join(where) if where else " in all runs")
+
+
+def subscribed_message(sub: Subscription, *, user_id: str, command: str, existing: bool) -> Message:
+    text = describe_subscription(sub)
+    if existing:
+        line = f"This channel already gets alerts for {text} (subscription `{sub.id}`)."
+    else:
+        line = f"<@{escape(user_id)}> subscribed this channel to alerts for {text} (subscription `{sub.id}`)."
+    hint = f"`{escape(command)} subscriptions` lists them; `{escape(command)} unsubscribe {sub.id}` stops this one."
+    return {"text": _plain(line), "blocks": [kit.section(line, block_id="subscribed"), kit.context(hint)]}
+
+
+def subscriptions_message(
+    subs: list[Subscription], *, channel: str, default_channel: str | None, broken: str | None, command: str
+) -> Message:
+    cmd = escape(command)
+    lines = []
+    if default_channel == channel:
+        lines.append("• *default* — failed runs, questions and approvals in all runs (set by `ALERT_CHANNEL`)")
+    lines += [f"• `{s.id}` — {describe_subscription(s)}" + (f" (by <@{escape(s.created_by)}>)" if s.created_by else "") for s in subs]
+    if not lines:
+        text = f"This channel has no alert subscriptions. `{cmd} subscribe` sends it failed runs, questions and approvals."
+        return {"text": _plain(text), "blocks": [kit.section(text, block_id="subscriptions")]}
+    body = clip("*Alerts for this channel*\n" + "\n".join(lines), 2900)
+    blocks = [kit.section(body, block_id="subscriptions")]
+    if broken:
+        fix = BROKEN_FIXES.get(broken, "Check that I can post here.")
+        blocks.append(kit.section(f":warning: My last alert could not be posted here (`{escape(broken)}`). {fix}", block_id="broken"))
+    blocks.append(kit.context(f"`{cmd} unsubscribe <id>` or `{cmd} unsubscribe all` removes them."))
+    return {"text": _plain(f"{len(lines)} alert subscriptions in this channel"), "blocks": blocks}
+
+
+def unsubscribed_message(removed: int, *, ids: tuple[int, ...] | None, user_id: str, command: str) -> Message:
+    if removed == 0:
+        what = "any subscription" if ids is None else "subscription " + ", ".join(f"`{i}`" for i in ids)
+        text = f"This channel has no {what} to remove. `{escape(command)} subscriptions` lists what it has."
+    else:
+        text = f"<@{escape(user_id)}> removed {removed} alert subscription{'s' if removed != 1 else ''} from this channel."
+    return {"text": _plain(text), "blocks": [kit.section(text, block_id="unsubscribed")]}
+
+
+def _plain(text: str) -> str:
+    return text.replace("`", "")

@@ -1,0 +1,55 @@
+"""`/runs subscribe | subscriptions | unsubscribe`: which channels get which alerts."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from bot.blocks.subscriptions import subscribed_message, subscriptions_message, unsubscribed_message
+from bot.store.base import Store, Subscription
+from bot.query import Subscribe, Unsubscribe
+
+__all__ = ["Reply", "SubscriptionDesk"]
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Reply:
+    message: Message
+    public: bool = False     # changes are announced in the channel: everyone sees who routed alerts
+
+
+
+@dataclass
+class SubscriptionDesk:
+    store: Store
+    default_channel: str | None = None
+    command: str = "/runs"
+
+    async def subscribe(self, request: Subscribe, *, channel: str, user_id: str) -> Reply:
+        wanted = Subscription(
+            0, channel, request.kinds, repo=request.repo, workflow=request.workflow,
+            labels=dict(request.labels), created_by=user_id,
+        )
+        for sub in await self.store.subscriptions(channel):
+            if (sub.kinds, sub.repo, sub.workflow, sub.labels) == (wanted.kinds, wanted.repo, wanted.workflow, wanted.labels):
+                return Reply(subscribed_message(sub, user_id=user_id, command=self.command, existing=True))
+        sub = await self.store.add_subscription(wanted)
+        log.info("user=%s subscribed channel=%s: subscription %d", user_id, channel, sub.id)
+        return Reply(subscribed_message(sub, user_id=user_id, command=self.command, existing=False), public=True)
+
+    async def list(self, *, channel: str) -> Reply:
+        subs = await self.store.subscriptions(channel)
+        broken = (await self.store.broken_channels()).get(channel)
+        return Reply(subscriptions_message(
+            subs, channel=channel, default_channel=self.default_channel, broken=broken, command=self.command
+        ))
+
+    async def unsubscribe(self, request: Unsubscribe, *, channel: str, user_id: str) -> Reply:
+        removed = await self.store.remove_subscriptions(channel, list(request.ids) if request.ids is not None else None)
+        log.info("user=%s removed %d subscriptions from channel=%s", user_id, removed, channel)
+        return Reply(unsubscribed_message(removed, ids=request.ids, user_id=user_id, command=self.command), public=removed > 0)
