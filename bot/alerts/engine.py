@@ -229,7 +229,9 @@ class Alerter:
         offset, limit = 0, FIRST_PAGE
         while True:
             page = await self.fabro.list_runs(_listing(limit=limit, offset=offset))
-            reached = False
+            # Stop at the first run older than the mark, or after a page holding nothing new
+            # (many runs can share the mark's timestamp; they were handled last time).
+            reached = all(mark.has_seen(run) for run in page.data)
             for run in page.data:
                 when = updated_at(run)
                 if when is None:

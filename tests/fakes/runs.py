@@ -94,7 +94,8 @@ def make_run(
         "timestamps": {
             "created_at": iso(created),
             "started_at": iso(created),
-            "last_event_at": iso(created),
+            # A run's last event is at or after its completion, as in Fabro.
+            "last_event_at": iso(created + timedelta(minutes=7)) if kind in ("failed", "succeeded", "dead") else iso(created),
             "completed_at": iso(created + timedelta(minutes=7)) if kind in ("failed", "succeeded", "dead") else None,
         },
         "timing": {"wall_time_ms": 420000, "inference_time_ms": 1000, "tool_time_ms": 1000, "active_time_ms": 2000},

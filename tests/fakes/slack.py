@@ -27,6 +27,7 @@ class Call:
     method: str
     args: dict[str, Any]
     headers: dict[str, str]
+    at: float = field(default_factory=time.perf_counter)
 
 
 def limit_violations(message: dict[str, Any]) -> list[str]:
