@@ -159,9 +159,10 @@ class Bot:
             log.info("alerts: checking Fabro every %gs", self.settings.poll_interval_seconds)
 
     async def stop(self) -> None:
+        # Let a cycle in progress finish before the scheduler would cancel it.
+        await self.alerter.close()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
-            await self.alerter.wait_idle()
         if self._socket is not None:
             await self._socket.close_async()
         if self._runner is not None:

@@ -128,11 +128,13 @@ class Alerter:
     _broken: dict[str, str] = field(default_factory=dict, init=False)
     _history_before: datetime | None = field(default=None, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _closed: bool = field(default=False, init=False)
 
     # -- the cycle -------------------------------------------------------------------------
 
-    async def wait_idle(self, timeout: float = 10.0) -> None:
-        """Wait for a cycle in progress to finish (at shutdown), up to `timeout` seconds."""
+    async def close(self, timeout: float = 10.0) -> None:
+        """Start no more cycles, and wait up to `timeout` seconds for one in progress to finish."""
+        self._closed = True
         try:
             async with asyncio.timeout(timeout), self._lock:
                 pass
@@ -150,6 +152,9 @@ class Alerter:
         """Poll, reconcile and deliver once. Never raises for Fabro or Slack trouble."""
         async with self._lock:
             report = CycleReport()
+            if self._closed:
+                report.skipped = "closed"
+                return report
             self._runs.clear()
             subs = await self.subscriptions()
             if not subs:
@@ -181,7 +186,8 @@ class Alerter:
         report.changed = len(changed)
         for run in changed:
             await self.reconcile(run, subs, fresh=not mark.has_seen(run), report=report)
-        crash_point("alert.claimed")
+        if report.claimed:
+            crash_point("alert.claimed")
         if newest != mark:
             await self.store.set_mark(WATERMARK, newest.dump())
 
@@ -196,7 +202,8 @@ class Alerter:
         self._history_before = newest
         for run in waiting:
             await self.reconcile(run, subs, fresh=True, report=report)
-        crash_point("alert.claimed")
+        if report.claimed:
+            crash_point("alert.claimed")
         ids = frozenset(r.id for r in newest_page.data if updated_at(r) == newest)
         await self.store.set_mark(WATERMARK, Watermark(newest, ids).dump())
         log.info(
@@ -345,7 +352,8 @@ class Alerter:
             if alert.batch:
                 batches[alert.batch].append(alert)
         singles = [a for a in claims if not a.batch]
-        new = [a for a in singles if (a.key, channel) in self._renders and a.attempts == 0]
+        # A storm is digested whether it was decided this cycle or before a restart.
+        new = [a for a in singles if a.attempts == 0]
         if len(new) > self.digest_threshold:
             batch = f"digest:{uuid.uuid4().hex}"
             await self.store.assign_batch([a.key for a in new], channel, batch)

@@ -8,7 +8,6 @@ Tests can make any method answer 429 with Retry-After, as Slack does.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 import json
 import uuid
@@ -89,8 +88,8 @@ class FakeSlack:
     hang: dict[str, float] = field(default_factory=dict)        # method -> seconds before answering (once)
     _ws: web.WebSocketResponse | None = None
     _ws_ready: asyncio.Event = field(default_factory=asyncio.Event)
-    _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
+    _last_ts: float = 0.0
 
     @property
     def api_url(self) -> str:
@@ -184,7 +183,9 @@ class FakeSlack:
         return web.json_response({"ok": True})
 
     def _next_ts(self) -> str:
-        return f"1700000000.{next(self._ts):06d}"
+        # Real message timestamps: epoch seconds with microseconds, unique and increasing.
+        self._last_ts = max(time.time(), self._last_ts + 0.000001)
+        return f"{self._last_ts:.6f}"
 
     @staticmethod
     def _json_arg(args: dict[str, Any], name: str) -> Any:

@@ -1,0 +1,90 @@
+"""Exactly once across kill -9: the real `fabro-slack-bot run` process is SIGKILLed at each step
+of delivery, restarted on the same SQLite file, and every alert is in Slack exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from bot.failpoints import CRASH_AT_ENV
+from tests.conftest import wait_for
+from tests.fakes.fabro import FakeFabro
+from tests.fakes.runs import make_run
+from tests.fakes.slack import FakeSlack
+from tests.test_cli import COMMAND, _env, fake_env
+
+CHANNEL = "C0ALERTS"
+
+
+async def start_process(fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, name: str, **extra: str) -> asyncio.subprocess.Process:
+    env = _env(fake_env(
+        fabro, slack, HOST="127.0.0.1", PORT="0", ALERT_CHANNEL=CHANNEL, POLL_INTERVAL_SECONDS="1",
+        DATABASE_URL=f"sqlite:///{tmp_path}/bot.db", LOG_LEVEL="DEBUG", **extra,
+    ))
+    log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+    process = await asyncio.create_subprocess_exec(COMMAND, "run", env=env, stdout=log, stderr=log)
+    log.close()
+    return process
+
+
+async def wait_exit(process: asyncio.subprocess.Process, timeout: float = 20) -> int:
+    return await asyncio.wait_for(process.wait(), timeout)
+
+
+async def stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+        await wait_exit(process)
+
+
+@pytest.mark.parametrize(
+    ("crash_at", "failures", "threshold"),
+    [
+        ("alert.claimed", 1, "5"),    # decided and recorded, not posted
+        ("alert.posted", 1, "5"),     # in Slack, not yet recorded as posted
+        ("alert.confirmed", 1, "5"),  # recorded as posted
+        ("alert.posted", 4, "2"),     # a digest in Slack, not yet recorded
+        ("alert.claimed", 4, "2"),    # a storm decided, digest not yet posted
+    ],
+)
+async def test_a_kill_9_at_any_step_of_delivery_neither_loses_nor_duplicates(
+    fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, crash_at: str, failures: int, threshold: str
+):
+    first = await start_process(fabro, slack, tmp_path, "first", ALERT_DIGEST_THRESHOLD=threshold, **{CRASH_AT_ENV: crash_at})
+    try:
+        await wait_for(lambda: fabro.calls("/api/v1/runs"), timeout=20)   # first cycle done: history recorded
+        await asyncio.sleep(0.3)
+        runs = [make_run("running", title=f"Crash test {i}") for i in range(failures)]
+        fabro.add(*runs)
+        for run in runs:
+            fabro.fail(run["id"], "boom")
+        assert await wait_exit(first) == -signal.SIGKILL
+    finally:
+        if first.returncode is None:
+            first.kill()
+    posted_before = len(slack.posts(CHANNEL))
+    assert posted_before == (0 if crash_at == "alert.claimed" else 1)
+
+    second = await start_process(fabro, slack, tmp_path, "second", ALERT_DIGEST_THRESHOLD=threshold)
+    try:
+        await wait_for(lambda: len(slack.posts(CHANNEL)) >= 1, timeout=20)
+        cycles = len(fabro.calls("/api/v1/runs"))
+        await wait_for(lambda: len(fabro.calls("/api/v1/runs")) >= cycles + 3, timeout=20)  # a few more cycles
+    finally:
+        await stop(second)
+    assert second.returncode == 0
+    posts = slack.posts(CHANNEL)
+    assert len(posts) == 1, [p.text for p in posts]
+    text = str(posts[0].blocks)
+    for run in runs:
+        assert run["id"][:10] in text or run["id"] in text
+    if crash_at == "alert.posted":
+        # The restart found the message by its metadata instead of posting again.
+        assert slack.calls_to("conversations.history")
+        assert "was already in" in (tmp_path / "second.log").read_text()
+    assert slack.violations == []
+    assert "Traceback" not in (tmp_path / "second.log").read_text()  # a clean restart and a clean stop
