@@ -31,7 +31,9 @@ def test_the_manifest_is_for_socket_mode_with_the_runs_command():
 
 
 def test_the_manifest_asks_only_for_scopes_the_bot_uses():
-    assert set(manifest()["oauth_config"]["scopes"]["bot"]) == {"commands", "chat:write"}
+    assert set(manifest()["oauth_config"]["scopes"]["bot"]) == {
+        "commands", "chat:write", "chat:write.public", "channels:history", "groups:history",
+    }
 
 
 def test_the_http_mode_instructions_name_the_path_the_bot_serves():

@@ -183,9 +183,12 @@ class Alerter:
             return
         await self._load_history_mark()
         changed, newest = await self._changed_since(mark)
-        report.changed = len(changed)
         for run in changed:
-            await self.reconcile(run, subs, fresh=not mark.has_seen(run), report=report)
+            # Runs at the mark's instant are looked at again, from what the listing says
+            # (no extra request): a change within the same instant must not slip through.
+            fresh = not mark.has_seen(run)
+            report.changed += fresh
+            await self.reconcile(run, subs, fresh=fresh, report=report)
         if report.claimed:
             crash_point("alert.claimed")
         if newest != mark:
@@ -236,9 +239,9 @@ class Alerter:
         offset, limit = 0, FIRST_PAGE
         while True:
             page = await self.fabro.list_runs(_listing(limit=limit, offset=offset))
-            # Stop at the first run older than the mark, or after a page holding nothing new
-            # (many runs can share the mark's timestamp; they were handled last time).
-            reached = all(mark.has_seen(run) for run in page.data)
+            # Pages are ordered by (updated_at, id) descending: once a page ends on a run that
+            # was handled, the rest is older (or shares the mark's instant and was handled).
+            reached = bool(page.data) and mark.has_seen(page.data[-1])
             for run in page.data:
                 when = updated_at(run)
                 if when is None:
