@@ -9,7 +9,8 @@ import hmac
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -23,6 +24,44 @@ from tests.fakes.fabro import FakeFabro
 from tests.fakes.slack import FakeSlack
 
 SIGNING_SECRET = "test-signing-secret-" + "5" * 12
+
+# PostgreSQL for the store tests: this server, or TEST_DATABASE_URL. CI sets
+# TEST_REQUIRE_POSTGRES=1 so that a missing server fails the run instead of skipping.
+POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_unavailable() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3):
+            return None
+    except Exception as exc:  # noqa: BLE001 - any reason to skip is reported
+        return f"PostgreSQL at {POSTGRES_URL.split('@')[-1]} is not reachable ({type(exc).__name__}); set TEST_DATABASE_URL"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    reason = _postgres_unavailable()
+    if reason is not None:
+        if os.environ.get("TEST_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason + " and TEST_REQUIRE_POSTGRES=1")
+        pytest.skip(reason)
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A DATABASE_URL on a fresh, empty schema of its own, dropped afterwards."""
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in postgres_server else "?"
+    yield f"{postgres_server}{separator}options=-csearch_path%3D{schema}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture(autouse=True)

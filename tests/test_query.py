@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.query import Help, RunLookup, RunQuery, UsageError, parse
+from bot.query import Help, RunLookup, RunQuery, Subscribe, Subscriptions, Unsubscribe, UsageError, parse
 
 
 @pytest.mark.parametrize(
@@ -93,3 +93,40 @@ def test_text_round_trips_through_the_parser():
 def test_describe_reads_as_plain_words():
     assert parse("failed sort:elapsed asc").describe() == "failed runs, by elapsed time (ascending)"
     assert parse("all").describe() == "all runs"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("subscribe", Subscribe(frozenset({"failed", "questions", "approvals"}))),
+        ("SUBSCRIBE failed", Subscribe(frozenset({"failed"}))),
+        ("subscribe questions approvals repo:acme/api", Subscribe(frozenset({"questions", "approvals"}), repo="acme/api")),
+        ("subscribe workflow:Deploy label:team=platform label:env=prod",
+         Subscribe(frozenset({"failed", "questions", "approvals"}), workflow="Deploy", labels=(("env", "prod"), ("team", "platform")))),
+        ("subscriptions", Subscriptions()),
+        ("unsubscribe all", Unsubscribe(None)),
+        ("unsubscribe 3 #4 3", Unsubscribe((3, 4))),
+    ],
+)
+def test_subscription_words(text, expected):
+    assert parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "problem_part", "suggestion"),
+    [
+        ("subscribe faild", "can't subscribe to `faild`", "failed"),
+        ("subscribe repo:", "needs a value", None),
+        ("subscribe repo:a/b repo:c/d", "`repo` is given twice", None),
+        ("subscribe label:team", "needs a key and a value", None),
+        ("subscriptions all", "stands alone", None),
+        ("unsubscribe", "Say which subscription", None),
+        ("unsubscribe seven", "is not a subscription id", None),
+        ("unsubscribe 0", "is not a subscription id", None),
+    ],
+)
+def test_subscription_mistakes_say_what_would_work(text, problem_part, suggestion):
+    error = parse(text)
+    assert isinstance(error, UsageError)
+    assert problem_part in error.problem
+    assert error.suggestion == suggestion

@@ -1,20 +1,28 @@
-"""The store keeps alerts, subscriptions and watermarks durably, and claims each alert once."""
+"""The store keeps alerts, subscriptions, watermarks and actions durably, and claims each alert
+once. Every test runs against SQLite and against PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.store import AlertState, SQLiteStore, Subscription, open_store
+from bot.store import Action, AlertState, SQLiteStore, Subscription, open_store
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/state.db"
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
-async def store(tmp_path):
-    s = SQLiteStore(str(tmp_path / "state.db"))
+async def store(database_url):
+    s = open_store(database_url)
     await s.open()
     yield s
     await s.close()
@@ -57,16 +65,15 @@ async def test_seen_history_blocks_a_later_claim(store):
     assert await store.claim_alert("failed:OLD", "C1", "OLD", "failed", NOW) is False
 
 
-async def test_state_survives_reopening_the_file(tmp_path):
-    path = str(tmp_path / "state.db")
-    first = SQLiteStore(path)
+async def test_state_survives_reopening(database_url):
+    first = open_store(database_url)
     await first.open()
     await first.claim_alert("failed:R1", "C1", "R1", "failed", NOW)
     sub = await first.add_subscription(Subscription(0, "C9", frozenset({"failed"}), repo="demo/api"))
     await first.set_mark("poll:failed", "2026-11-28T12:00:00Z")
     await first.close()
 
-    second = open_store(f"sqlite:///{path}")
+    second = open_store(database_url)
     await second.open()
     assert await second.claim_alert("failed:R1", "C1", "R1", "failed", NOW) is False
     assert [s.id for s in await second.subscriptions("C9")] == [sub.id]
@@ -81,7 +88,8 @@ async def test_subscriptions_are_listed_removed_and_marked_broken_per_channel(st
     [first, second] = await store.subscriptions("C1")
     assert first.kinds == {"failed", "questions"} and first.labels == {"team": "core"}
     assert second.workflow == "Implement"
-    await store.mark_broken("C1", "not_in_channel")
+    assert await store.mark_broken("C1", "not_in_channel") is True
+    assert await store.mark_broken("C1", "not_in_channel") is False   # unchanged: nothing to log again
     assert all(s.broken == "not_in_channel" for s in await store.subscriptions("C1"))
     assert (await store.subscriptions("C2"))[0].broken is None
     assert await store.remove_subscriptions("C1", [a.id]) == 1
@@ -93,3 +101,90 @@ async def test_subscriptions_are_listed_removed_and_marked_broken_per_channel(st
 async def test_an_unknown_database_scheme_is_refused():
     with pytest.raises(ValueError):
         open_store("mysql://localhost/db")
+
+
+async def test_a_failed_delivery_is_counted_and_scheduled(store):
+    await store.claim_alert("failed:R1", "C1", "R1", "failed", NOW)
+    later = NOW + timedelta(seconds=30)
+    await store.delivery_failed("failed:R1", "C1", error="ratelimited", unposted=True, retry_at=later)
+    await store.delivery_failed("failed:R1", "C1", error="timeout", unposted=False, retry_at=later)
+    alert = await store.get_alert("failed:R1", "C1")
+    assert alert is not None and alert.attempts == 2 and alert.last_error == "timeout"
+    assert alert.unposted is False and alert.next_attempt_at == later and alert.state is AlertState.CLAIMED
+    await store.confirm_posted("failed:R1", "C1", "1.5", NOW)
+    alert = await store.get_alert("failed:R1", "C1")
+    assert alert.state is AlertState.POSTED and alert.next_attempt_at is None and alert.last_error is None
+
+
+async def test_a_batch_and_a_pending_outcome_are_kept(store):
+    for key in ("failed:A", "failed:B"):
+        await store.claim_alert(key, "C1", key[-1], "failed", NOW)
+    await store.assign_batch(["failed:A", "failed:B"], "C1", "digest:1")
+    assert {a.batch for a in await store.alerts_in_state(AlertState.CLAIMED)} == {"digest:1"}
+    await store.confirm_posted("failed:A", "C1", "1.1", NOW)
+    await store.set_outcome("failed:A", "C1", "Archived")
+    alert = await store.get_alert("failed:A", "C1")
+    assert alert.update_pending and alert.outcome == "Archived"
+    await store.resolve_alert("failed:A", "C1", "Archived", NOW)
+    assert not (await store.get_alert("failed:A", "C1")).update_pending
+
+
+async def test_broken_channels_are_set_and_cleared(store):
+    await store.mark_broken("C1", "not_in_channel")
+    await store.mark_broken("C2", "is_archived")
+    assert await store.broken_channels() == {"C1": "not_in_channel", "C2": "is_archived"}
+    assert await store.mark_broken("C1", None) is True
+    assert await store.mark_broken("C1", None) is False
+    assert await store.broken_channels() == {"C2": "is_archived"}
+
+
+async def test_an_action_is_taken_once_unless_it_failed(store):
+    first = Action("retry:R1", "R1", "retry", "U1", NOW)
+    assert await store.begin_action(first) is None
+    earlier = await store.begin_action(Action("retry:R1", "R1", "retry", "U2", NOW))
+    assert earlier is not None and earlier.user_id == "U1" and earlier.state == "pending"
+    await store.finish_action("retry:R1", state="failed", result="503")
+    assert await store.begin_action(Action("retry:R1", "R1", "retry", "U2", NOW)) is None
+    await store.finish_action("retry:R1", state="done", result="new run R2")
+    [action] = await store.actions_for_run("R1")
+    assert (action.user_id, action.state, action.result) == ("U2", "done", "new run R2")
+
+
+async def test_concurrent_actions_have_exactly_one_winner(store):
+    results = await asyncio.gather(*[store.begin_action(Action("cancel:R9", "R9", "cancel", f"U{i}", NOW)) for i in range(10)])
+    assert sum(r is None for r in results) == 1
+
+
+async def test_a_version_1_sqlite_file_is_migrated_and_keeps_its_data(tmp_path):
+    import sqlite3
+
+    from bot.store.sqlite import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0])
+    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    db.execute("INSERT INTO schema_version VALUES (1)")
+    db.execute("INSERT INTO subscriptions (channel, kinds, labels, broken) VALUES ('C1', 'failed', '{}', 'not_in_channel')")
+    db.execute("INSERT INTO alerts (key, channel, run_id, kind, state, claimed_at) VALUES ('failed:R', 'C1', 'R', 'failed', 'posted', '2026-11-28T12:00:00+00:00')")
+    db.commit()
+    db.close()
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        [sub] = await store.subscriptions("C1")
+        assert sub.broken == "not_in_channel"
+        alert = await store.get_alert("failed:R", "C1")
+        assert alert is not None and alert.attempts == 0 and alert.state is AlertState.POSTED
+    finally:
+        await store.close()
+
+
+async def test_replicas_starting_together_migrate_once(postgres_url):
+    stores = [open_store(postgres_url) for _ in range(4)]
+    await asyncio.gather(*(s.open() for s in stores))
+    try:
+        assert await stores[0].claim_alert("failed:R", "C", "R", "failed", NOW) is True
+        assert await stores[1].claim_alert("failed:R", "C", "R", "failed", NOW) is False
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))

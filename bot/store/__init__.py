@@ -1,13 +1,17 @@
-"""Durable state behind alerts and subscriptions. SQL lives only in this package."""
+"""Durable state behind alerts, subscriptions and actions. SQL lives only in this package."""
 
-from bot.store.base import Alert, AlertState, Store, Subscription
+from bot.store.base import Action, Alert, AlertState, Store, Subscription
 from bot.store.sqlite import SQLiteStore
 
-__all__ = ["Alert", "AlertState", "SQLiteStore", "Store", "Subscription", "open_store"]
+__all__ = ["Action", "Alert", "AlertState", "SQLiteStore", "Store", "Subscription", "open_store"]
 
 
 def open_store(database_url: str) -> Store:
-    """The store for `DATABASE_URL`: `sqlite:///path` (the default)."""
+    """The store for `DATABASE_URL`: `sqlite:///path` (the default) or `postgresql://…`."""
     if database_url.startswith("sqlite:///"):
         return SQLiteStore(database_url.removeprefix("sqlite:///"))
+    if database_url.startswith(("postgresql://", "postgres://")):
+        from bot.store.postgres import PostgresStore  # psycopg is only needed by those who use it
+
+        return PostgresStore(database_url)
     raise ValueError(f"unsupported DATABASE_URL scheme: {database_url.split(':', 1)[0]}")

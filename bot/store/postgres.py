@@ -1,0 +1,112 @@
+"""The PostgreSQL store: psycopg 3 (async) with a small connection pool, for several replicas.
+
+Behaviour is the shared SQL in `sql.py`; this module only connects, translates `?` to
+psycopg's `%s`, and migrates. Migrations run under a transaction-scoped advisory lock,
+so replicas starting at the same moment apply each one exactly once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from bot.store.sql import Row, SQLStore
+
+__all__ = ["MIGRATION_LOCK", "PostgresStore"]
+
+MIGRATION_LOCK = 0x4661_6272_6F00_0001  # "Fabro" + 1: the advisory lock key for migrations
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE alerts (
+        key TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        ts TEXT,
+        claimed_at TEXT NOT NULL,
+        posted_at TEXT,
+        resolved_at TEXT,
+        outcome TEXT,
+        batch TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        last_error TEXT,
+        unposted INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (key, channel)
+    );
+    CREATE INDEX alerts_by_run ON alerts (run_id);
+    CREATE INDEX alerts_by_state ON alerts (state);
+    CREATE TABLE subscriptions (
+        id BIGSERIAL PRIMARY KEY,
+        channel TEXT NOT NULL,
+        kinds TEXT NOT NULL,
+        repo TEXT,
+        workflow TEXT,
+        labels TEXT NOT NULL DEFAULT '{}',
+        created_by TEXT
+    );
+    CREATE TABLE channels (channel TEXT PRIMARY KEY, broken TEXT NOT NULL);
+    CREATE TABLE marks (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE actions (
+        key TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        detail TEXT,
+        result TEXT
+    );
+    CREATE INDEX actions_by_run ON actions (run_id);
+    """,
+]
+
+
+class PostgresStore(SQLStore):
+    def __init__(self, url: str, *, max_connections: int = 10) -> None:
+        self.url = url
+        self._pool = AsyncConnectionPool(
+            url, min_size=1, max_size=max_connections, open=False,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+        )
+
+    async def open(self) -> None:
+        await self._pool.open(wait=True, timeout=15)
+        async with self._pool.connection() as conn:
+            await _migrate(conn)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(_placeholders(sql), params)
+            return cursor.rowcount
+
+    async def _fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(_placeholders(sql), params)
+            return list(await cursor.fetchall())
+
+
+def _placeholders(sql: str) -> str:
+    return sql.replace("?", "%s")
+
+
+async def _migrate(conn: psycopg.AsyncConnection[Any]) -> None:
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        cursor = await conn.execute("SELECT version FROM schema_version")
+        row = await cursor.fetchone()
+        version = row["version"] if row else 0
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in filter(str.strip, script.split(";")):
+                await conn.execute(statement)
+            await conn.execute("DELETE FROM schema_version")
+            await conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
