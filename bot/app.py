@@ -31,7 +31,9 @@ from bot.answers import Answerer
 from bot.blocks.replies import internal_error_message
 from bot.config import Settings
 from bot.fabro.client import FabroClient
-from bot.listeners import buttons, commands
+from bot.listeners import buttons, commands, steer
+from bot.permissions import Allowlist, parse_allowlist
+from bot.steering import Steering
 from bot.store import Store, open_store
 from bot.subscriptions import SubscriptionDesk
 
@@ -59,7 +61,7 @@ def slack_client(settings: Settings) -> AsyncWebClient:
     )
 
 
-def build_bolt_app(settings: Settings, answerer: Answerer, desk: SubscriptionDesk) -> AsyncApp:
+def build_bolt_app(settings: Settings, answerer: Answerer, desk: SubscriptionDesk, store: Store, clock: Callable[[], datetime]) -> AsyncApp:
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     app = AsyncApp(
         client=slack_client(settings),
@@ -81,6 +83,9 @@ def build_bolt_app(settings: Settings, answerer: Answerer, desk: SubscriptionDes
 
     commands.register(app, answerer, desk)
     buttons.register(app, answerer)
+    allowlist = Allowlist(parse_allowlist(settings.action_allowlist), app.client)
+    steering = Steering(store, answerer.fabro, allowlist, clock, web_base=settings.fabro_web_url)
+    steer.register(app, steering, store)
     return app
 
 
@@ -111,7 +116,7 @@ class Bot:
         self.store = open_store(s.database_url)
         answerer = Answerer(self.fabro, self.clock, web_base=s.fabro_web_url, command=s.slash_command)
         desk = SubscriptionDesk(self.store, default_channel=s.alert_channel, command=s.slash_command)
-        self.bolt = build_bolt_app(s, answerer, desk)
+        self.bolt = build_bolt_app(s, answerer, desk, self.store, self.clock)
         self.alerter = Alerter(
             store=self.store, fabro=self.fabro, slack=self.bolt.client, clock=self.clock,
             default_channel=s.alert_channel, web_base=s.fabro_web_url, command=s.slash_command,

@@ -45,6 +45,19 @@ class Settings(BaseSettings):
     alert_channel: str | None = None
     poll_interval_seconds: float = Field(default=30.0, ge=1, le=3600)
     alert_digest_threshold: int = Field(default=5, ge=1, le=100)
+    action_allowlist: str | None = None
+
+    @field_validator("action_allowlist")
+    @classmethod
+    def _allowlist(cls, value: str | None) -> str | None:
+        entries = [part.strip() for part in (value or "").split(",") if part.strip()]
+        wrong = [e for e in entries if not re.fullmatch(r"[UWS][A-Z0-9]{2,}", e)]
+        if wrong:
+            raise ValueError(
+                "must be Slack user ids (U…) and user group ids (S…), comma-separated; "
+                f"not {', '.join(wrong[:3])} (names and @handles do not work)"
+            )
+        return ",".join(entries) or None
 
     @field_validator("alert_channel")
     @classmethod

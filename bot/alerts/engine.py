@@ -31,7 +31,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.alerts.outcomes import outcome_of, retried_outcome
+from bot.alerts.outcomes import alert_key_of_action, outcome_of, retried_outcome
 from bot.alerts.rules import SUBSCRIPTION_KINDS, Wanted, channels_for, wanted_alerts
 from bot.blocks.alerts import (
     ALERT_EVENT_TYPE,
@@ -302,9 +302,18 @@ class Alerter:
             and not (a.kind == "question" and unsure_of_questions)
         ]
         if stale:
-            events = await self.fabro.recent_events(run.id)
+            # An action taken from Slack knows who acted (Fabro only knows the bot's token):
+            # its record wins, and an action still in flight settles its alerts itself.
+            ours = {alert_key_of_action(a.key): a for a in await self.store.actions_for_run(run.id)}
+            stale = [a for a in stale if getattr(ours.get(a.key), "state", None) != "pending"]
+            events = await self.fabro.recent_events(run.id) if stale else []
             for alert in stale:
-                await self.store.set_outcome(alert.key, alert.channel, outcome_of(alert.kind, alert.key, run, events))
+                action = ours.get(alert.key)
+                outcome = (
+                    action.result.rsplit(" · ", 1)[0] if action is not None and action.state == "done" and action.result
+                    else outcome_of(alert.kind, alert.key, run, events)
+                )
+                await self.store.set_outcome(alert.key, alert.channel, outcome)
         if run.retried_from:
             outcome = retried_outcome(run, run_web_url(run, self.web_base))
             for alert in await self.store.alerts_for_run(run.retried_from):

@@ -13,7 +13,7 @@ from typing import Any
 from bot.blocks.text import clip, escape, link
 from bot.fabro.models import Run, RunEvent
 
-__all__ = ["actor_name", "answer_text", "outcome_of", "retried_outcome"]
+__all__ = ["actor_name", "alert_key_of_action", "answer_text", "outcome_of", "retried_outcome"]
 
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
@@ -113,3 +113,9 @@ def outcome_of(kind: str, key: str, run: Run, events: list[RunEvent]) -> str:
 def retried_outcome(new_run: Run, web_url: str | None) -> str:
     """A failed run was retried: point at the run that took its place."""
     return f"Retried → new run {link(web_url, new_run.id)}"
+
+
+def alert_key_of_action(action_key: str) -> str | None:
+    """The alert an action settles: answer:R:Q → question:R:Q, decide:R → approval:R, retry:R → failed:R."""
+    verb, _, rest = action_key.partition(":")
+    return {"answer": f"question:{rest}", "decide": f"approval:{rest}", "retry": f"failed:{rest}"}.get(verb)

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.blocks import kit
+from bot.blocks.controls import approval_controls, question_controls, run_controls
 from bot.blocks.limits import FALLBACK_TEXT
 from bot.blocks.question import question_text
 from bot.blocks.runs import link_buttons, run_summary, run_web_url
@@ -50,6 +51,7 @@ def failed_alert(run: Run, *, now: datetime, failure: Failure | None, web_base: 
         blocks.append(kit.section("\n".join(lines), block_id=f"failure:{run.id}"))
     else:
         blocks.append(kit.context("Fabro recorded no failure message for this run."))
+    blocks += run_controls(run)
     buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
     if buttons:
         blocks.append(buttons)
@@ -75,6 +77,7 @@ def question_alert(
         button = kit.button(label, "runs_link:review", url=question.review_target.url)
         if button:
             blocks.append(kit.actions(button, block_id=f"review:{question.id}"[:255]))
+    blocks += question_controls(run, question)
     buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
     if buttons:
         blocks.append(buttons)
@@ -87,6 +90,7 @@ def approval_alert(run: Run, *, now: datetime, web_base: str | None, key: str | 
     if run.parent_id:
         lines.append(f"Child of run `{escape(run.parent_id)}`")
     blocks = [kit.section("\n".join(lines), block_id=f"alert:{run.id}")]
+    blocks += approval_controls(run)
     buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
     if buttons:
         blocks.append(buttons)

@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.actions import encode_page, link_action_id, page_action_id
 from bot.blocks import kit
+from bot.blocks.controls import approval_controls, question_controls, run_controls
 from bot.blocks.limits import FALLBACK_TEXT, MAX_BLOCKS, TOTAL_BLOCK_TEXT
 from bot.blocks.text import ago, clip, dollars, duration, escape, slack_date
 from bot.blocks.question import question_text
@@ -353,9 +354,12 @@ def run_detail_message(
         asked = run.timestamps.last_event_at if run.bucket == "blocked" else None
         text = question_text(run.current_question, now=now, asked_at=asked)
         blocks.append(kit.section(text, block_id=f"question:{run.id}"))
+        blocks += question_controls(run, run.current_question)
     approval = _approval_line(run, now)
     if approval:
         blocks.append(kit.section(approval, block_id=f"approval:{run.id}"))
+    if run.awaits_approval:
+        blocks += approval_controls(run)
 
     times = []
     for label, value in (
@@ -370,6 +374,7 @@ def run_detail_message(
     if times:
         blocks.append(kit.context(" · ".join(times), block_id=f"times:{run.id}"))
 
+    blocks += run_controls(run)
     buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
     if buttons:
         blocks.append(buttons)

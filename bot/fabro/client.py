@@ -124,6 +124,28 @@ class FabroClient:
         body = await self._json("GET", "/user")
         return body if isinstance(body, dict) else {}
 
+    # -- writes: sent once (Fabro may have acted); the caller decides about retrying --
+
+    async def answer_question(self, run_id: str, question_id: str, answer: dict[str, Any]) -> None:
+        """`answer` is Fabro's tagged body: {"kind": "yes"}, {"kind": "selected", "option_key": …}…"""
+        await self._json("POST", f"/runs/{_segment(run_id)}/questions/{_segment(question_id)}/answer", body=answer)
+
+    async def approve(self, run_id: str) -> Run:
+        return Run.model_validate(await self._json("POST", f"/runs/{_segment(run_id)}/approve", body={}))
+
+    async def deny(self, run_id: str, reason: str | None = None) -> Run:
+        body = {"reason": reason} if reason else {}
+        return Run.model_validate(await self._json("POST", f"/runs/{_segment(run_id)}/deny", body=body))
+
+    async def cancel(self, run_id: str) -> tuple[Run, bool]:
+        """The run, and whether the cancel is done (200) rather than requested and converging (202)."""
+        response = await self._send("POST", f"/runs/{_segment(run_id)}/cancel", body={})
+        return Run.model_validate(_decode(response)), response.status_code != 202
+
+    async def retry(self, run_id: str) -> Run:
+        """The NEW run (201), whose `retried_from` is `run_id`."""
+        return Run.model_validate(await self._json("POST", f"/runs/{_segment(run_id)}/retry", body={}))
+
     # -- core --------------------------------------------------------------------
 
     async def _json(
@@ -134,17 +156,7 @@ class FabroClient:
         params: list[tuple[str, str]] | None = None,
         body: Any = None,
     ) -> Any:
-        response = await self._send(method, path, params=params, body=body)
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise FabroUnavailable(
-                "Fabro answered with something that is not JSON.",
-                status=response.status_code,
-                request_id=response.headers.get("x-request-id"),
-            ) from exc
+        return _decode(await self._send(method, path, params=params, body=body))
 
     async def _send(
         self,
@@ -221,6 +233,19 @@ class FabroClient:
             request_id=request_id,
             timed_out_after=self.timeout,
         )
+
+
+def _decode(response: httpx.Response) -> Any:
+    if response.status_code == 204 or not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise FabroUnavailable(
+            "Fabro answered with something that is not JSON.",
+            status=response.status_code,
+            request_id=response.headers.get("x-request-id"),
+        ) from exc
 
 
 def error_from_response(

@@ -95,6 +95,11 @@ class SQLStore:
         rows = await self._fetch("SELECT * FROM alerts WHERE run_id = ? ORDER BY claimed_at, key", (run_id,))
         return [_alert(r) for r in rows]
 
+    async def alerts_at(self, channel: str, ts: str) -> list[Alert]:
+        """The alerts posted as the message `ts` in `channel` (one, or a digest's many)."""
+        rows = await self._fetch("SELECT * FROM alerts WHERE channel = ? AND ts = ? ORDER BY key", (channel, ts))
+        return [_alert(r) for r in rows]
+
     async def get_alert(self, key: str, channel: str) -> Alert | None:
         rows = await self._fetch("SELECT * FROM alerts WHERE key = ? AND channel = ?", (key, channel))
         return _alert(rows[0]) if rows else None
@@ -158,13 +163,13 @@ class SQLStore:
     # -- actions ------------------------------------------------------------------------------
 
     async def begin_action(self, action: Action) -> Action | None:
-        # A failed action may be tried again; a pending or done one may not.
+        # A failed or refused action may be tried again; a pending or done one may not.
         taken = await self._execute(
             "INSERT INTO actions (key, run_id, action, user_id, requested_at, state, detail)"
             " VALUES (?, ?, ?, ?, ?, 'pending', ?)"
             " ON CONFLICT (key) DO UPDATE SET run_id = excluded.run_id, action = excluded.action,"
             " user_id = excluded.user_id, requested_at = excluded.requested_at, state = 'pending',"
-            " detail = excluded.detail, result = NULL WHERE actions.state = 'failed'",
+            " detail = excluded.detail, result = NULL WHERE actions.state IN ('failed', 'refused')",
             (action.key, action.run_id, action.action, action.user_id, _iso(action.requested_at), action.detail),
         )
         if taken == 1:

@@ -37,6 +37,7 @@ def bucket(run: dict[str, Any]) -> str:
     return KIND_BUCKET.get(kind, kind)
 
 
+TOKEN_ACTOR = {"kind": "user", "identity": {"issuer": "fabro:test", "subject": "bot"}, "login": "fabro-bot", "auth_method": "dev_token"}
 USER_ACTOR = {"kind": "user", "identity": {"issuer": "fabro:test", "subject": "grace"}, "login": "grace", "auth_method": "github"}
 
 
@@ -72,6 +73,7 @@ class FakeFabro:
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     questions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     latency: float = 0.0
+    cancel_converges: bool = False   # cancel answers 202 (requested) instead of 200 (done)
     requests: list[Recorded] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     port: int = 0
@@ -182,6 +184,11 @@ class FakeFabro:
             web.get("/api/v1/runs/{id}", self._get),
             web.get("/api/v1/runs/{id}/events", self._events),
             web.get("/api/v1/runs/{id}/questions", self._questions),
+            web.post("/api/v1/runs/{id}/questions/{qid}/answer", self._answer),
+            web.post("/api/v1/runs/{id}/approve", self._approve),
+            web.post("/api/v1/runs/{id}/deny", self._deny),
+            web.post("/api/v1/runs/{id}/cancel", self._cancel),
+            web.post("/api/v1/runs/{id}/retry", self._retry),
         ])
         self._runner, self.port = await serve(app)
         return self
@@ -352,3 +359,111 @@ class FakeFabro:
         if run_id not in self.runs:
             return self._error(404, "Run not found.", request.headers.get("x-request-id", ""))
         return web.json_response({"data": self.questions.get(run_id, []), "meta": {"has_more": False}})
+
+    # -- actions: Fabro's rules and answers, as in shared/fabro/API.md -----------------------
+
+    async def _body(self, request: web.Request) -> tuple[Any, web.Response | None]:
+        raw = await request.read()
+        if not raw:
+            return {}, None
+        if "json" not in request.headers.get("Content-Type", ""):
+            return None, web.Response(status=415, text="Expected request with `Content-Type: application/json`", content_type="text/plain")
+        try:
+            return json.loads(raw), None
+        except ValueError:
+            return None, web.Response(status=400, text="Failed to parse the request body as JSON", content_type="text/plain")
+
+    def _missing(self, request: web.Request) -> web.Response:
+        return self._error(404, "Run not found.", request.headers.get("x-request-id", ""))
+
+    def _conflict(self, request: web.Request, detail: str) -> web.Response:
+        return self._error(409, detail, request.headers.get("x-request-id", ""))
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        run = self.runs.get(request.match_info["id"])
+        if run is None:
+            return self._missing(request)
+        body, bad = await self._body(request)
+        if bad is not None:
+            return bad
+        kinds = {"yes", "no", "selected", "multi_selected", "text"}
+        if not isinstance(body, dict) or body.get("kind") not in kinds:
+            return web.Response(status=422, text="Failed to deserialize the JSON body into the target type: missing field `kind`", content_type="text/plain")
+        rid = request.headers.get("x-request-id", "")
+        if run["lifecycle"].get("archived"):
+            return self._conflict(request, "Run is archived.")
+        question = next((q for q in self.questions.get(run["id"], []) if q["id"] == request.match_info["qid"]), None)
+        if question is None:
+            return self._conflict(request, "Question is no longer pending.")
+        qtype, kind = question["question_type"], body["kind"]
+        keys = [o["key"] for o in question.get("options") or []]
+        allowed = {"yes_no": {"yes", "no"}, "confirmation": {"yes", "no"}, "multiple_choice": {"selected"},
+                   "multi_select": {"multi_selected"}, "freeform": {"text"}}.get(qtype, set())
+        if question.get("allow_freeform"):
+            allowed = allowed | {"text"}
+        if kind not in allowed:
+            return self._error(400, f"Answer kind `{kind}` is not valid for a {qtype} question.", rid)
+        if kind == "selected" and body.get("option_key") not in keys:
+            return self._error(400, f"Unknown option key `{body.get('option_key')}`.", rid)
+        if kind == "multi_selected":
+            chosen = body.get("option_keys")
+            if not isinstance(chosen, list) or not chosen or any(k not in keys for k in chosen):
+                return self._error(400, "Every option key must exist.", rid)
+        if kind == "text" and not str(body.get("text") or "").strip():
+            return self._error(400, "Answer text must not be blank.", rid)
+        self.answer(run["id"], question["id"], body, actor=TOKEN_ACTOR)
+        return web.Response(status=204)
+
+    async def _approve(self, request: web.Request) -> web.Response:
+        run = self.runs.get(request.match_info["id"])
+        if run is None:
+            return self._missing(request)
+        approval = run["lifecycle"].get("approval") or {}
+        if run["lifecycle"]["status"]["kind"] != "pending" or approval.get("state") != "pending":
+            return self._conflict(request, "Run is not pending approval.")
+        self.decide(run["id"], True, actor=TOKEN_ACTOR)
+        return web.json_response(run)
+
+    async def _deny(self, request: web.Request) -> web.Response:
+        run = self.runs.get(request.match_info["id"])
+        if run is None:
+            return self._missing(request)
+        body, bad = await self._body(request)
+        if bad is not None:
+            return bad
+        approval = run["lifecycle"].get("approval") or {}
+        if run["lifecycle"]["status"]["kind"] != "pending" or approval.get("state") != "pending":
+            return self._conflict(request, "Run is not pending approval.")
+        self.decide(run["id"], False, reason=(body or {}).get("reason"), actor=TOKEN_ACTOR)
+        return web.json_response(run)
+
+    async def _cancel(self, request: web.Request) -> web.Response:
+        run = self.runs.get(request.match_info["id"])
+        if run is None:
+            return self._missing(request)
+        if run["lifecycle"]["status"]["kind"] in TERMINAL or run["lifecycle"].get("archived"):
+            return self._conflict(request, "Run is already terminal.")
+        if self.cancel_converges:
+            run["lifecycle"]["pending_control"] = "cancel"
+            self.emit(run["id"], "run.cancel.requested", {}, actor=TOKEN_ACTOR)
+            return web.json_response(run, status=202)
+        self._set_status(run["id"], "failed", reason="cancelled")
+        run["current_question"] = None
+        self.questions[run["id"]] = []
+        self.emit(run["id"], "run.failed", {"failure": {"reason": "cancelled", "detail": {"message": "Cancelled", "category": "user"}}}, actor=TOKEN_ACTOR)
+        return web.json_response(run)
+
+    async def _retry(self, request: web.Request) -> web.Response:
+        run = self.runs.get(request.match_info["id"])
+        if run is None:
+            return self._missing(request)
+        if run["lifecycle"]["status"]["kind"] not in TERMINAL:
+            return self._conflict(request, "Run is still active; only terminal runs can be retried.")
+        if run["lifecycle"].get("archived"):
+            return self._conflict(request, "Archived runs cannot be retried.")
+        from tests.fakes.runs import make_run  # the new run is shaped like any other
+
+        new = make_run("submitted", title=run.get("title") or "Retry", created=datetime.now(timezone.utc))
+        new["repository"], new["workflow"], new["labels"] = run["repository"], run["workflow"], run["labels"]
+        self.retry(run["id"], new)
+        return web.json_response(new, status=201)

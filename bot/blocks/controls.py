@@ -1,0 +1,181 @@
+"""The controls that act on a run from a card, and the modals they open.  [pure]
+
+- A question, by type: Yes/No, Confirm/Decline, a button per option (a select menu past
+  five), checkboxes and Submit (a multi-select menu past ten), and "Answer…" (a modal)
+  for free text.
+- An approval: Approve, and Deny (a modal asks for an optional reason).
+- A failed run: Retry. An active run: Cancel, behind a confirmation dialog.
+
+What is acted on (run, question) travels in the block id and the modal's private
+metadata, and the choice in the element's value; all of it is decoded as untrusted
+input by `bot.actions`, and re-checked against Fabro before anything is sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.actions import (
+    ANSWER_MODAL,
+    DENY_MODAL,
+    Target,
+    choice_value,
+    control_block_id,
+    steer_action_id,
+)
+from bot.blocks import kit
+from bot.blocks.text import clip, escape
+from bot.fabro.models import Question, Run
+
+__all__ = [
+    "ANSWER_INPUT",
+    "DENY_INPUT",
+    "MAX_BUTTON_OPTIONS",
+    "MAX_CHECKBOXES",
+    "answer_modal",
+    "approval_controls",
+    "deny_modal",
+    "question_controls",
+    "run_controls",
+]
+
+Block = dict[str, Any]
+
+MAX_BUTTON_OPTIONS = 5     # more options than this become a select menu
+MAX_CHECKBOXES = 10        # Slack's limit for a checkboxes element
+MAX_MENU_OPTIONS = 100     # Slack's limit for a select menu
+ANSWER_INPUT = "answer_text"
+DENY_INPUT = "deny_reason"
+
+
+def _option_text(label: str, limit: int = 75) -> dict[str, Any]:
+    return kit.plain(label, limit)
+
+
+def _menu_option(question: Question, index: int) -> dict[str, Any]:
+    option = question.options[index]
+    item: dict[str, Any] = {"text": _option_text(option.label or option.key), "value": choice_value(question, index)}
+    if option.description:
+        item["description"] = _option_text(option.description)
+    return item
+
+
+def question_controls(run: Run, question: Question) -> list[Block]:
+    """Blocks that answer `question` of `run`, by its type (and free text when allowed)."""
+    target = Target(run.id, question.id)
+    block_id = control_block_id("answer", target)
+    kind = question.question_type
+    elements: list[Block | None] = []
+    if kind in ("yes_no", "confirmation"):
+        yes, no = ("Yes", "No") if kind == "yes_no" else ("Confirm", "Decline")
+        elements += [
+            kit.button(yes, steer_action_id("answer", 0), value="yes", style="primary"),
+            kit.button(no, steer_action_id("answer", 1), value="no"),
+        ]
+    elif kind == "multiple_choice" and question.options:
+        if len(question.options) <= MAX_BUTTON_OPTIONS:
+            elements += [
+                kit.button(option.label or option.key, steer_action_id("answer", i), value=choice_value(question, i))
+                for i, option in enumerate(question.options)
+            ]
+        else:
+            elements.append({
+                "type": "static_select",
+                "action_id": steer_action_id("choose"),
+                "placeholder": kit.plain("Choose an answer…", 150),
+                "options": [_menu_option(question, i) for i in range(min(len(question.options), MAX_MENU_OPTIONS))],
+            })
+    elif kind == "multi_select" and question.options:
+        if len(question.options) <= MAX_CHECKBOXES:
+            elements.append({
+                "type": "checkboxes",
+                "action_id": steer_action_id("pick"),
+                "options": [_menu_option(question, i) for i in range(len(question.options))],
+            })
+        else:
+            elements.append({
+                "type": "multi_static_select",
+                "action_id": steer_action_id("pick"),
+                "placeholder": kit.plain("Choose answers…", 150),
+                "options": [_menu_option(question, i) for i in range(min(len(question.options), MAX_MENU_OPTIONS))],
+            })
+        elements.append(kit.button("Submit", steer_action_id("submit"), value="submit", style="primary"))
+    if kind == "freeform" or question.allow_freeform:
+        label = "Answer…" if kind == "freeform" else "Answer in words…"
+        elements.append(kit.button(label, steer_action_id("text"), value="text"))
+    block = kit.actions(*elements, block_id=block_id)
+    return [block] if block else []
+
+
+def approval_controls(run: Run) -> list[Block]:
+    block = kit.actions(
+        kit.button("Approve", steer_action_id("approve"), value="approve", style="primary"),
+        kit.button("Deny…", steer_action_id("deny"), value="deny", style="danger"),
+        block_id=control_block_id("decide", Target(run.id)),
+    )
+    return [block] if block else []
+
+
+def run_controls(run: Run) -> list[Block]:
+    """Retry for a failed run; Cancel (confirmed first) for an active one."""
+    target = Target(run.id)
+    if run.bucket == "failed" and not run.superseded_by:
+        block = kit.actions(kit.button("Retry", steer_action_id("retry"), value="retry"), block_id=control_block_id("retry", target))
+        return [block] if block else []
+    if not run.is_terminal and run.bucket not in ("archived", "removing") and run.lifecycle.pending_control != "cancel":
+        cancel = kit.button("Cancel run", steer_action_id("cancel"), value="cancel", style="danger")
+        if cancel is not None:
+            cancel["confirm"] = {
+                "title": kit.plain("Cancel this run?", 100),
+                "text": kit.mrkdwn(f"*{clip(escape(run.title or run.id), 200)}* will be stopped. This cannot be undone.", 300),
+                "confirm": kit.plain("Cancel run", 30),
+                "deny": kit.plain("Keep running", 30),
+                "style": "danger",
+            }
+        block = kit.actions(cancel, block_id=control_block_id("cancel", target))
+        return [block] if block else []
+    return []
+
+
+def answer_modal(run: Run, question: Question, *, metadata: str) -> dict[str, Any]:
+    """A modal showing the question and its context, with a text box for the answer."""
+    blocks: list[Block] = [kit.section(f"*{clip(escape(question.text or 'Your answer'), 2900)}*")]
+    if question.context_display:
+        blocks.append(kit.section(f"```{clip(escape(question.context_display), 2800)}```"))
+    blocks.append(kit.context(f"Run `{escape(run.id)}` · {clip(escape(run.title or ''), 200)}"))
+    blocks.append({
+        "type": "input",
+        "block_id": ANSWER_INPUT,
+        "label": kit.plain("Answer", 2000),
+        "element": {"type": "plain_text_input", "action_id": ANSWER_INPUT, "multiline": True, "max_length": 3000},
+    })
+    return {
+        "type": "modal",
+        "callback_id": ANSWER_MODAL,
+        "private_metadata": metadata,
+        "title": kit.plain("Answer the question", 24),
+        "submit": kit.plain("Send answer", 24),
+        "close": kit.plain("Cancel", 24),
+        "blocks": blocks,
+    }
+
+
+def deny_modal(run: Run, *, metadata: str) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": DENY_MODAL,
+        "private_metadata": metadata,
+        "title": kit.plain("Deny this run", 24),
+        "submit": kit.plain("Deny", 24),
+        "close": kit.plain("Back", 24),
+        "blocks": [
+            kit.section(f"Deny *{clip(escape(run.title or run.id), 500)}*? It will fail with `approval_denied`."),
+            {
+                "type": "input",
+                "block_id": DENY_INPUT,
+                "optional": True,
+                "label": kit.plain("Reason (optional)", 2000),
+                "element": {"type": "plain_text_input", "action_id": DENY_INPUT, "multiline": True, "max_length": 1000},
+            },
+        ],
+    }
