@@ -144,6 +144,23 @@ async def _check() -> int:
             report(False, f"Slack auth.test failed: {_slack_reason(exc)}")
         finally:
             await client.session.close() if client.session else None
+
+    from bot.permissions import Allowlist, parse_allowlist
+    from bot.store import open_store
+
+    store = open_store(settings.database_url, open_timeout=3)
+    where = settings.database_url.split("@")[-1] if "@" in settings.database_url else settings.database_url
+    try:
+        await store.open()
+        subscriptions = await store.subscriptions()
+        report(True, f"database {where} is reachable and migrated ({len(subscriptions)} channel subscriptions)")
+    except Exception as exc:  # noqa: BLE001 - any failure is a ✗ line, never a traceback
+        report(False, f"database {where}: {type(exc).__name__}")
+    finally:
+        await store.close()
+    alerts = f"ALERT_CHANNEL {settings.alert_channel}" if settings.alert_channel else "no ALERT_CHANNEL (channels subscribe with /runs subscribe)"
+    print(f"  alerts: every {settings.poll_interval_seconds:g}s, {alerts}")
+    print(f"  actions: {Allowlist(parse_allowlist(settings.action_allowlist)).describe()}")
     return 0 if ok else 1
 
 

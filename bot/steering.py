@@ -197,7 +197,8 @@ class Steering:
         except FabroConflict as exc:
             await self.store.finish_action(key, state="failed", result=f"409: {exc.detail}")
             card = await self._current_card_by_id(target.run_id, key)
-            return Result(notice=f"Fabro says this can no longer be done: {escape(exc.detail)}."
+            return Result(notice=f"Fabro says this can no longer be done ({escape(exc.detail.rstrip('.'))})"
+                                 f" — request id `{escape(exc.request_id or 'none')}`."
                                  " Someone got there first; the card now shows where the run is.", card=card)
         except FabroNotFound as exc:
             await self.store.finish_action(key, state="failed", result=f"404: {exc.detail}")

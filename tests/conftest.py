@@ -157,27 +157,66 @@ class SlackUser:
         status, ack = await self.post(body)
         return status, ack, response_url
 
-    def action_payload(self, action: dict[str, Any], *, message: dict[str, Any] | None = None, user: str = "U123ADA") -> tuple[dict[str, Any], str]:
+    def action_payload(
+        self,
+        action: dict[str, Any],
+        *,
+        message: dict[str, Any] | None = None,
+        user: str = "U123ADA",
+        block_id: str = "runs:paging",
+        channel: str = "C123OPS",
+        message_ts: str = "1700000000.000001",
+        ephemeral: bool = True,
+        state: dict[str, Any] | None = None,
+    ) -> tuple[dict[str, Any], str]:
         response_url = self.slack.response_url()
         payload = {
             "type": "block_actions",
             "user": {"id": user, "username": "ada", "name": "ada", "team_id": "T111"},
             "api_app_id": "A111",
             "token": "deprecated",
-            "container": {"type": "message", "message_ts": "1700000000.000001", "channel_id": "C123OPS", "is_ephemeral": True},
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": ephemeral},
             "trigger_id": "123.456.abc",
             "team": {"id": "T111", "domain": "test"},
-            "channel": {"id": "C123OPS", "name": "ops"},
-            "message": message or {"type": "message", "text": "", "ts": "1700000000.000001"},
+            "channel": {"id": channel, "name": "ops"},
+            "message": message or {"type": "message", "text": "", "ts": message_ts},
             "response_url": response_url,
-            "actions": [{"block_id": "runs:paging", "action_ts": "1700000001.000001", "type": "button", **action}],
+            "actions": [{"block_id": block_id, "action_ts": "1700000001.000001", "type": "button", **action}],
         }
+        if state is not None:
+            payload["state"] = {"values": state}
         return payload, response_url
 
     async def click(self, action: dict[str, Any], **kw: Any) -> tuple[int, str, str]:
         payload, response_url = self.action_payload(action, **kw)
         status, ack = await self.post(urlencode({"payload": json.dumps(payload)}))
         return status, ack, response_url
+
+    async def submit_view(self, view: dict[str, Any], values: dict[str, str], *, user: str = "U123ADA") -> tuple[int, str]:
+        """Submit a modal the bot opened, with `values` typed into its inputs (block id = action id)."""
+        payload = {
+            "type": "view_submission",
+            "team": {"id": "T111", "domain": "test"},
+            "user": {"id": user, "username": "ada", "name": "ada", "team_id": "T111"},
+            "api_app_id": "A111",
+            "token": "deprecated",
+            "trigger_id": "123.456.def",
+            "view": {
+                **view, "id": "V0001", "team_id": "T111", "app_id": "A111", "bot_id": "B111",
+                "state": {"values": {k: {k: {"type": "plain_text_input", "value": v}} for k, v in values.items()}},
+            },
+        }
+        return await self.post(urlencode({"payload": json.dumps(payload)}))
+
+    async def mention(self, text: str, *, channel: str, thread_ts: str, user: str = "U123ADA") -> tuple[int, str]:
+        """An Events API `app_mention` in a thread, posted as JSON the way Slack sends events."""
+        body = json.dumps({
+            "token": "deprecated", "team_id": "T111", "api_app_id": "A111", "type": "event_callback",
+            "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}", "event_time": int(time.time()),
+            "event": {"type": "app_mention", "user": user, "text": f"<@U0BOT> {text}", "ts": f"{time.time():.6f}",
+                      "channel": channel, "thread_ts": thread_ts, "event_ts": f"{time.time():.6f}"},
+        })
+        return await self.post(body, content_type="application/json")
 
     async def reply(self, response_url: str, timeout: float = 5.0, index: int = 0) -> dict[str, Any]:
         """The `index`-th message the bot posted to `response_url` (waits for it)."""

@@ -71,6 +71,16 @@ async def test_check_passes_against_a_working_fabro_and_slack(fabro, slack):
     code, out, err = await run_cli("check", env=fake_env(fabro, slack))
     assert code == 0, out + err
     assert "✓ settings" in out and "✓ Fabro at" in out and "✓ Slack accepts the bot token" in out
+    assert "✓ database sqlite:///./fabro-slack-bot.db is reachable" in out
+    assert "actions: everyone in a channel with a card may act on it (ACTION_ALLOWLIST is not set)" in out
+
+
+async def test_check_names_an_unreachable_database_and_the_allowlist(fabro, slack):
+    env = fake_env(fabro, slack, DATABASE_URL="postgresql://nobody@127.0.0.1:1/none", ACTION_ALLOWLIST="U1AAA,S2BBB")
+    code, out, _ = await run_cli("check", env=env)
+    assert code == 1
+    assert "✗ database 127.0.0.1:1/none" in out
+    assert "only 1 user(s) and the members of 1 user group(s) in ACTION_ALLOWLIST may act" in out
 
 
 async def test_check_fails_on_a_refused_token_without_printing_it(fabro, slack):

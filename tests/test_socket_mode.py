@@ -53,3 +53,22 @@ async def test_a_disconnect_leads_to_a_new_connection_that_still_serves(start_bo
     await wait_for(lambda: slack.ack_for(envelope))
     await wait_for(lambda: slack.responses_to(response_url))
     assert "After reconnect" in json.dumps(slack.responses_to(response_url)[0]["blocks"])
+
+
+async def test_approving_from_a_card_over_the_socket(start_bot, fabro, slack):
+    run = make_run("pending", title="Needs a yes")
+    fabro.add(run)
+    await start_bot(slack_app_token=slack.app_token, slack_signing_secret=None)
+    await slack.wait_for_socket()
+    response_url = slack.response_url()
+    payload = {
+        "type": "block_actions", "user": {"id": "U123ADA", "name": "ada", "team_id": "T111"}, "api_app_id": "A111",
+        "container": {"type": "message", "message_ts": "1700000000.000001", "channel_id": "C123OPS", "is_ephemeral": True},
+        "trigger_id": "1.2.3", "team": {"id": "T111"}, "channel": {"id": "C123OPS"}, "response_url": response_url,
+        "actions": [{"block_id": f"decide:{run['id']}", "action_id": "steer:approve", "value": "approve", "type": "button"}],
+    }
+    envelope = await slack.send_envelope("interactive", payload)
+    await wait_for(lambda: slack.ack_for(envelope))
+    await wait_for(lambda: slack.responses_to(response_url))
+    assert "Approved by <@U123ADA>" in json.dumps(slack.responses_to(response_url)[0]["blocks"])
+    assert [r.path for r in fabro.calls(method="POST")] == [f"/api/v1/runs/{run['id']}/approve"]

@@ -68,15 +68,16 @@ MIGRATIONS: list[str] = [
 
 
 class PostgresStore(SQLStore):
-    def __init__(self, url: str, *, max_connections: int = 10) -> None:
+    def __init__(self, url: str, *, max_connections: int = 10, open_timeout: float = 10.0) -> None:
         self.url = url
+        self.open_timeout = open_timeout
         self._pool = AsyncConnectionPool(
-            url, min_size=1, max_size=max_connections, open=False,
-            kwargs={"autocommit": True, "row_factory": dict_row},
+            url, min_size=1, max_size=max_connections, open=False, timeout=10,
+            kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 5},
         )
 
     async def open(self) -> None:
-        await self._pool.open(wait=True, timeout=15)
+        await self._pool.open(wait=True, timeout=self.open_timeout)
         async with self._pool.connection() as conn:
             await _migrate(conn)
 

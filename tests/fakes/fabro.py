@@ -162,8 +162,8 @@ class FakeFabro:
     def fail_next(self, status: int, count: int = 1, *, text: str | None = None, path_prefix: str = "/api/v1") -> None:
         self.faults += [Fault(status=status, text=text, path_prefix=path_prefix) for _ in range(count)]
 
-    def hang_next(self, seconds: float, count: int = 1) -> None:
-        self.faults += [Fault(hang=seconds) for _ in range(count)]
+    def hang_next(self, seconds: float, count: int = 1, *, path_prefix: str = "/api/v1") -> None:
+        self.faults += [Fault(hang=seconds, path_prefix=path_prefix) for _ in range(count)]
 
     def calls(self, path: str | None = None, method: str = "GET") -> list[Recorded]:
         return [r for r in self.requests if r.method == method and (path is None or r.path == path)]

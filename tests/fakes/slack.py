@@ -86,6 +86,8 @@ class FakeSlack:
     unreachable: dict[str, str] = field(default_factory=dict)   # channel -> error (not_in_channel…)
     failing: dict[str, list[str]] = field(default_factory=dict) # method -> errors to answer with, in order
     hang: dict[str, float] = field(default_factory=dict)        # method -> seconds before answering (once)
+    usergroups: dict[str, list[str]] = field(default_factory=dict)  # group id -> member user ids
+    views: list[dict[str, Any]] = field(default_factory=list)     # modals opened with views.open
     _ws: web.WebSocketResponse | None = None
     _ws_ready: asyncio.Event = field(default_factory=asyncio.Event)
     _runner: web.AppRunner | None = None
@@ -180,6 +182,18 @@ class FakeSlack:
             return web.json_response({"ok": True, "message_ts": self._next_ts()})
         if method == "conversations.history":
             return self._history(args)
+        if method == "views.open":
+            view = self._json_arg(args, "view") or {}
+            if not args.get("trigger_id") or not isinstance(view, dict) or view.get("type") != "modal":
+                return web.json_response({"ok": False, "error": "invalid_arguments"})
+            self.violations += limit_violations({"text": "modal", "blocks": view.get("blocks") or []})
+            self.views.append(view)
+            return web.json_response({"ok": True, "view": {"id": f"V{len(self.views):08d}", **view}})
+        if method == "usergroups.users.list":
+            group = args.get("usergroup")
+            if group not in self.usergroups:
+                return web.json_response({"ok": False, "error": "no_such_subteam"})
+            return web.json_response({"ok": True, "users": self.usergroups[group]})
         return web.json_response({"ok": True})
 
     def _next_ts(self) -> str:
