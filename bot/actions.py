@@ -66,12 +66,18 @@ def encode_page(query: RunQuery) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def decode_page(value: str | None) -> RunQuery | None:
+def _versioned(value: str | None) -> dict[str, object] | None:
+    """A version-1 JSON object we encoded, or None for anything else."""
     try:
         data = json.loads(value or "")
     except ValueError:
         return None
-    if not isinstance(data, dict) or data.get("v") != 1:
+    return data if isinstance(data, dict) and data.get("v") == 1 else None
+
+
+def decode_page(value: str | None) -> RunQuery | None:
+    data = _versioned(value)
+    if data is None:
         return None
     statuses = data.get("s", [])
     sort = data.get("k")
@@ -182,11 +188,8 @@ def encode_modal(context: ModalContext) -> str:
 
 
 def decode_modal(value: str | None) -> ModalContext | None:
-    try:
-        data = json.loads(value or "")
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or data.get("v") != 1:
+    data = _versioned(value)
+    if data is None:
         return None
     run_id, question_id = data.get("r"), data.get("q")
     channel, ts, url = data.get("c"), data.get("t"), data.get("u")

@@ -106,6 +106,7 @@ class Bot:
     _runner: web.AppRunner | None = field(init=False, default=None)
     _socket: AsyncSocketModeHandler | None = field(init=False, default=None)
     _scheduler: AsyncIOScheduler | None = field(init=False, default=None)
+    _stopped: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -164,6 +165,9 @@ class Bot:
             log.info("alerts: checking Fabro every %gs", self.settings.poll_interval_seconds)
 
     async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         # Let a cycle in progress finish before the scheduler would cancel it.
         await self.alerter.close()
         if self._scheduler is not None:

@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.actions import Target, resolve_choice
-from bot.alerts.outcomes import alert_key_of_action, answer_text, outcome_of
+from bot.alerts.outcomes import alert_key_of_action, answer_text, outcome_of, run_state
 from bot.blocks.alerts import resolved_alert
 from bot.blocks.replies import error_text
 from bot.blocks.runs import run_web_url
@@ -141,7 +141,7 @@ class Steering:
             if run.lifecycle.archived:
                 return "This run is archived; archived runs cannot be retried."
             if not run.is_terminal:
-                return f"Only finished runs can be retried; this one is {_state(run)}."
+                return f"Only finished runs can be retried; this one is {escape(run_state(run))}."
             return None
 
         async def send(run: Run) -> tuple[str, Run]:
@@ -153,7 +153,7 @@ class Steering:
     async def cancel(self, who: Where, target: Target) -> Result:
         def check(run: Run, _: list[Question]) -> str | None:
             if run.is_terminal or run.lifecycle.archived:
-                return f"This run already finished ({_state(run)}); there is nothing to cancel."
+                return f"This run already finished ({escape(run_state(run))}); there is nothing to cancel."
             return None
 
         async def send(run: Run) -> tuple[str, Run]:
@@ -267,20 +267,14 @@ class Steering:
         except FabroError:
             events = []
         kind = (alert_key or "run:").split(":", 1)[0]
-        outcome = outcome_of(kind, alert_key or "", run, events) if kind in ("question", "approval", "failed") else f"The run is {escape(_state(run))}"
+        outcome = outcome_of(kind, alert_key or "", run, events) if kind in ("question", "approval", "failed") else f"The run is {escape(run_state(run))}"
         return resolved_alert(run, outcome=outcome, now=self.clock(), web_base=self.web_base)
 
 
 def _awaiting_approval(run: Run, _: list[Question]) -> str | None:
     if run.awaits_approval:
         return None
-    return f"This run is no longer waiting for approval: it is {_state(run)}."
-
-
-def _state(run: Run) -> str:
-    status = run.status
-    detail = status.reason or status.blocked_reason
-    return f"{status.kind} ({detail})" if detail else status.kind
+    return f"This run is no longer waiting for approval: it is {escape(run_state(run))}."
 
 
 def _answer_body(question: Question, choice: Choice) -> dict[str, Any] | str:

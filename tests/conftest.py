@@ -226,10 +226,12 @@ class SlackUser:
 
 @pytest.fixture
 async def start_bot(fabro: FakeFabro, slack: FakeSlack) -> AsyncIterator[Callable[..., Awaitable[Bot]]]:
+    """`start_bot(**settings)` starts a bot on the fakes; `schedule_alerts` and `alert_pace` go to
+    the Bot itself. Every bot started is stopped at the end (stopping twice is harmless)."""
     started: list[Bot] = []
 
-    async def start(**overrides: Any) -> Bot:
-        bot = Bot(bot_settings(fabro, slack, **overrides))
+    async def start(*, schedule_alerts: bool = True, alert_pace: float = 1.0, **overrides: Any) -> Bot:
+        bot = Bot(bot_settings(fabro, slack, **overrides), schedule_alerts=schedule_alerts, alert_pace=alert_pace)
         await bot.start()
         started.append(bot)
         return bot

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -15,7 +15,7 @@ import pytest
 from bot.app import Bot
 from bot.alerts.engine import FIRST_PAGE
 from bot.store import AlertState
-from tests.conftest import SlackUser, bot_settings, wait_for
+from tests.conftest import SlackUser, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run, question_examples
 from tests.fakes.slack import FakeSlack
@@ -26,22 +26,14 @@ YES_NO = {"id": "q-deploy", "text": "Deploy to production?", "stage": "deploy", 
 
 
 @pytest.fixture
-async def start_alerts(fabro: FakeFabro, slack: FakeSlack, tmp_path) -> AsyncIterator[Callable[..., Awaitable[Bot]]]:
+def start_alerts(start_bot, tmp_path) -> Callable[..., Awaitable[Bot]]:
     """Start a bot that alerts to CHANNEL; cycles are run by the test, posts are not paced."""
-    running: list[Bot] = []
 
     async def start(**overrides: Any) -> Bot:
-        settings = bot_settings(
-            fabro, slack, **{"alert_channel": CHANNEL, "database_url": f"sqlite:///{tmp_path}/bot.db", **overrides}
-        )
-        bot = Bot(settings, schedule_alerts=False, alert_pace=0.0)
-        await bot.start()
-        running.append(bot)
-        return bot
+        settings = {"alert_channel": CHANNEL, "database_url": f"sqlite:///{tmp_path}/bot.db", **overrides}
+        return await start_bot(schedule_alerts=False, alert_pace=0.0, **settings)
 
-    yield start
-    for bot in running:
-        await bot.stop()
+    return start
 
 
 @pytest.fixture
@@ -357,16 +349,11 @@ async def test_subscribe_mistakes_get_a_kind_ephemeral_answer(start_alerts, slac
     assert await bot.store.subscriptions() == []
 
 
-async def test_the_scheduler_runs_cycles_by_itself(fabro: FakeFabro, slack: FakeSlack, tmp_path):
-    settings = bot_settings(fabro, slack, alert_channel=CHANNEL, database_url=f"sqlite:///{tmp_path}/s.db", poll_interval_seconds=1)
-    bot = Bot(settings, alert_pace=0.0)
-    await bot.start()
-    try:
-        await wait_for(lambda: fabro.calls("/api/v1/runs"), timeout=5)
-        run = make_run("running")
-        fabro.add(run)
-        fabro.fail(run["id"])
-        await wait_for(lambda: slack.alert_keys(CHANNEL), timeout=5)
-    finally:
-        await bot.stop()
+async def test_the_scheduler_runs_cycles_by_itself(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path):
+    await start_bot(alert_pace=0.0, alert_channel=CHANNEL, database_url=f"sqlite:///{tmp_path}/s.db", poll_interval_seconds=1)
+    await wait_for(lambda: fabro.calls("/api/v1/runs"), timeout=5)
+    run = make_run("running")
+    fabro.add(run)
+    fabro.fail(run["id"])
+    await wait_for(lambda: slack.alert_keys(CHANNEL), timeout=5)
     assert slack.alert_keys(CHANNEL) == [f"failed:{run['id']}"]

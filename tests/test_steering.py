@@ -15,7 +15,7 @@ import pytest
 
 from bot.app import Bot
 from bot.store import AlertState
-from tests.conftest import SlackUser, bot_settings, wait_for
+from tests.conftest import SlackUser, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
 from tests.fakes.slack import FakeSlack, Message
@@ -65,16 +65,11 @@ class Desk:
 
 
 @pytest.fixture
-async def desk(fabro: FakeFabro, slack: FakeSlack, tmp_path) -> AsyncIterator[Desk]:
-    settings = bot_settings(fabro, slack, alert_channel=CHANNEL, database_url=f"sqlite:///{tmp_path}/bot.db")
-    bot = Bot(settings, schedule_alerts=False, alert_pace=0.0)
-    await bot.start()
+async def desk(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path) -> AsyncIterator[Desk]:
+    bot = await start_bot(schedule_alerts=False, alert_pace=0.0, alert_channel=CHANNEL, database_url=f"sqlite:///{tmp_path}/bot.db")
     await bot.alerter.cycle()
-    try:
-        async with aiohttp.ClientSession() as session:
-            yield Desk(bot, SlackUser.of(bot, slack, session), fabro, slack)
-    finally:
-        await bot.stop()
+    async with aiohttp.ClientSession() as session:
+        yield Desk(bot, SlackUser.of(bot, slack, session), fabro, slack)
 
 
 def asking(fabro: FakeFabro, q: dict[str, Any], **run: Any) -> dict[str, Any]:
@@ -243,27 +238,22 @@ async def test_cancel_from_the_detail_card_asks_first_and_reports_200_and_202(de
     assert len(desk.posts_to("/cancel")) == 1
 
 
-async def test_someone_outside_the_allowlist_is_told_and_nothing_reaches_fabro(fabro: FakeFabro, slack: FakeSlack, tmp_path):
+async def test_someone_outside_the_allowlist_is_told_and_nothing_reaches_fabro(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path):
     slack.usergroups["S0ONCALL"] = [BOB]
-    settings = bot_settings(fabro, slack, alert_channel=CHANNEL, database_url=f"sqlite:///{tmp_path}/b.db",
-                            action_allowlist="U999BOSS, S0ONCALL")
-    bot = Bot(settings, schedule_alerts=False, alert_pace=0.0)
-    await bot.start()
-    try:
-        await bot.alerter.cycle()
-        async with aiohttp.ClientSession() as session:
-            d = Desk(bot, SlackUser.of(bot, slack, session), fabro, slack)
-            run = asking(fabro, question("yes_no"))
-            post = await d.alert(run)
-            url = await d.click(post, "steer:answer:0", user=ADA)
-            reply = await d.user.reply(url)
-            assert "You are not allowed to answer questions" in reply["text"]
-            assert d.posts_to("/answer") == [] and post.edits == 0
-            await d.click(post, "steer:answer:0", user=BOB)   # a member of the on-call group
-            await wait_for(lambda: post.edits == 1)
-            assert d.posts_to("/answer") == [{"kind": "yes"}]
-    finally:
-        await bot.stop()
+    bot = await start_bot(schedule_alerts=False, alert_pace=0.0, alert_channel=CHANNEL,
+                          database_url=f"sqlite:///{tmp_path}/b.db", action_allowlist="U999BOSS, S0ONCALL")
+    await bot.alerter.cycle()
+    async with aiohttp.ClientSession() as session:
+        d = Desk(bot, SlackUser.of(bot, slack, session), fabro, slack)
+        run = asking(fabro, question("yes_no"))
+        post = await d.alert(run)
+        url = await d.click(post, "steer:answer:0", user=ADA)
+        reply = await d.user.reply(url)
+        assert "You are not allowed to answer questions" in reply["text"]
+        assert d.posts_to("/answer") == [] and post.edits == 0
+        await d.click(post, "steer:answer:0", user=BOB)   # a member of the on-call group
+        await wait_for(lambda: post.edits == 1)
+        assert d.posts_to("/answer") == [{"kind": "yes"}]
 
 
 async def test_a_stale_card_is_refused_and_brought_up_to_date(desk: Desk):

@@ -13,7 +13,7 @@ from typing import Any
 from bot.blocks.text import clip, escape, link
 from bot.fabro.models import Run, RunEvent
 
-__all__ = ["actor_name", "alert_key_of_action", "answer_text", "outcome_of", "retried_outcome"]
+__all__ = ["actor_name", "alert_key_of_action", "answer_text", "outcome_of", "retried_outcome", "run_state"]
 
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
@@ -73,7 +73,8 @@ def _latest(events: list[RunEvent], names: set[str], question_id: str | None = N
     return None
 
 
-def _state(run: Run) -> str:
+def run_state(run: Run) -> str:
+    """`failed (workflow_error)`, `blocked (human_input_required)`, `running`: where a run is, unescaped."""
     status = run.status
     detail = status.reason or status.blocked_reason
     return f"{status.kind} ({detail})" if detail else status.kind
@@ -91,7 +92,7 @@ def outcome_of(kind: str, key: str, run: Run, events: list[RunEvent]) -> str:
             return "Timed out without an answer"
         if event is not None:
             return "Question withdrawn (interrupted)"
-        return f"No longer waiting: the run is {escape(_state(run))}"
+        return f"No longer waiting: the run is {escape(run_state(run))}"
     if kind == "approval":
         approval = run.lifecycle.approval
         decided = _latest(events, {"run.approved", "run.denied"})
@@ -100,14 +101,14 @@ def outcome_of(kind: str, key: str, run: Run, events: list[RunEvent]) -> str:
         if approval is not None and approval.state == "denied" or decided is not None and decided.event == "run.denied":
             reason = (approval.denial_reason if approval else None) or (decided.properties.get("reason") if decided else None)
             return f"Denied{_by(decided) if decided else ''}" + (f": {escape(clip(str(reason), 300))}" if reason else "")
-        return f"No longer waiting for approval: the run is {escape(_state(run))}"
+        return f"No longer waiting for approval: the run is {escape(run_state(run))}"
     # failed
     if run.superseded_by:
         return f"Superseded by run `{escape(run.superseded_by)}`"
     if run.lifecycle.archived:
         archived = _latest(events, {"run.archived"})
         return f"Archived{_by(archived) if archived else ''}"
-    return f"The run is now {escape(_state(run))}"
+    return f"The run is now {escape(run_state(run))}"
 
 
 def retried_outcome(new_run: Run, web_url: str | None) -> str:

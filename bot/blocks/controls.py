@@ -86,19 +86,15 @@ def question_controls(run: Run, question: Question) -> list[Block]:
                 "options": [_menu_option(question, i) for i in range(min(len(question.options), MAX_MENU_OPTIONS))],
             })
     elif kind == "multi_select" and question.options:
-        if len(question.options) <= MAX_CHECKBOXES:
-            elements.append({
-                "type": "checkboxes",
-                "action_id": steer_action_id("pick"),
-                "options": [_menu_option(question, i) for i in range(len(question.options))],
-            })
-        else:
-            elements.append({
-                "type": "multi_static_select",
-                "action_id": steer_action_id("pick"),
-                "placeholder": kit.plain("Choose answers…", 150),
-                "options": [_menu_option(question, i) for i in range(min(len(question.options), MAX_MENU_OPTIONS))],
-            })
+        few = len(question.options) <= MAX_CHECKBOXES
+        pick: Block = {
+            "type": "checkboxes" if few else "multi_static_select",
+            "action_id": steer_action_id("pick"),
+            "options": [_menu_option(question, i) for i in range(min(len(question.options), MAX_MENU_OPTIONS))],
+        }
+        if not few:
+            pick["placeholder"] = kit.plain("Choose answers…", 150)
+        elements.append(pick)
         elements.append(kit.button("Submit", steer_action_id("submit"), value="submit", style="primary"))
     if kind == "freeform" or question.allow_freeform:
         label = "Answer…" if kind == "freeform" else "Answer in words…"

@@ -414,26 +414,29 @@ class FakeFabro:
         self.answer(run["id"], question["id"], body, actor=TOKEN_ACTOR)
         return web.Response(status=204)
 
-    async def _approve(self, request: web.Request) -> web.Response:
+    def _pending_approval(self, request: web.Request) -> tuple[dict[str, Any], web.Response | None]:
         run = self.runs.get(request.match_info["id"])
         if run is None:
-            return self._missing(request)
+            return {}, self._missing(request)
         approval = run["lifecycle"].get("approval") or {}
         if run["lifecycle"]["status"]["kind"] != "pending" or approval.get("state") != "pending":
-            return self._conflict(request, "Run is not pending approval.")
+            return run, self._conflict(request, "Run is not pending approval.")
+        return run, None
+
+    async def _approve(self, request: web.Request) -> web.Response:
+        run, refused = self._pending_approval(request)
+        if refused is not None:
+            return refused
         self.decide(run["id"], True, actor=TOKEN_ACTOR)
         return web.json_response(run)
 
     async def _deny(self, request: web.Request) -> web.Response:
-        run = self.runs.get(request.match_info["id"])
-        if run is None:
-            return self._missing(request)
         body, bad = await self._body(request)
         if bad is not None:
             return bad
-        approval = run["lifecycle"].get("approval") or {}
-        if run["lifecycle"]["status"]["kind"] != "pending" or approval.get("state") != "pending":
-            return self._conflict(request, "Run is not pending approval.")
+        run, refused = self._pending_approval(request)
+        if refused is not None:
+            return refused
         self.decide(run["id"], False, reason=(body or {}).get("reason"), actor=TOKEN_ACTOR)
         return web.json_response(run)
 
