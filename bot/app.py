@@ -1,4 +1,5 @@
-"""The composition root: builds the Fabro client, the Bolt app and the servers, and runs them.
+"""The composition root: builds the Fabro client, the store, the Bolt app, the alert machinery
+and the servers, and runs them.
 
 Nothing imports this module except the CLI and the tests that start the whole bot.
 """
@@ -8,30 +9,36 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
-from bot.alerts.engine import Alerter
+from bot.alerts.engine import Alerter, CycleReport
+from bot.alerts.live import LiveAlerts
 from bot.alerts.scheduler import start_scheduler
 from bot.answers import Answerer
 from bot.blocks.replies import internal_error_message
 from bot.config import Settings
 from bot.fabro.client import FabroClient
+from bot.leader import Leadership, leadership_for
 from bot.listeners import buttons, commands, steer
+from bot.metrics import CONTENT_TYPE, Metrics
 from bot.permissions import Allowlist, parse_allowlist
 from bot.steering import Steering
 from bot.store import Store, open_store
@@ -42,15 +49,37 @@ __all__ = ["Bot", "build_bolt_app", "serve"]
 log = logging.getLogger(__name__)
 
 SLACK_EVENTS_PATH = "/slack/events"
+_SLACK_AUTH_RECHECK = 30.0
 
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def slack_client(settings: Settings) -> AsyncWebClient:
+class CountingWebClient(AsyncWebClient):
+    """slack_sdk's client, counting every Web API call by method and result for /metrics."""
+
+    metrics: Metrics | None = None
+
+    async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:  # type: ignore[override]
+        try:
+            response = await super().api_call(api_method, **kwargs)
+        except SlackApiError as exc:
+            if self.metrics is not None:
+                self.metrics.slack(api_method, str(exc.response.get("error") or exc.response.status_code))
+            raise
+        except Exception as exc:
+            if self.metrics is not None:
+                self.metrics.slack(api_method, type(exc).__name__)
+            raise
+        if self.metrics is not None:
+            self.metrics.slack(api_method, "ok")
+        return response
+
+
+def slack_client(settings: Settings, metrics: Metrics | None = None) -> AsyncWebClient:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    return AsyncWebClient(
+    client = CountingWebClient(
         token=token,
         base_url=settings.slack_api_url,
         timeout=10,
@@ -59,12 +88,23 @@ def slack_client(settings: Settings) -> AsyncWebClient:
             AsyncRateLimitErrorRetryHandler(max_retry_count=3),
         ],
     )
+    client.metrics = metrics
+    return client
 
 
-def build_bolt_app(settings: Settings, answerer: Answerer, desk: SubscriptionDesk, store: Store, clock: Callable[[], datetime]) -> AsyncApp:
+def build_bolt_app(
+    settings: Settings,
+    *,
+    client: AsyncWebClient,
+    answerer: Answerer,
+    desk: SubscriptionDesk,
+    steering: Steering,
+    store: Store,
+    metrics: Metrics,
+) -> AsyncApp:
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     app = AsyncApp(
-        client=slack_client(settings),
+        client=client,
         signing_secret=secret,
         request_verification_enabled=not settings.socket_mode,
         raise_error_for_unhandled_request=False,
@@ -81,11 +121,9 @@ def build_bolt_app(settings: Settings, answerer: Answerer, desk: SubscriptionDes
         except Exception as exc:  # noqa: BLE001 - the user cannot be told; the log line above stands
             log.warning("could not tell the user about error %s: %s", reference, type(exc).__name__)
 
-    commands.register(app, answerer, desk)
+    commands.register(app, answerer, desk, metrics)
     buttons.register(app, answerer)
-    allowlist = Allowlist(parse_allowlist(settings.action_allowlist), app.client)
-    steering = Steering(store, answerer.fabro, allowlist, clock, web_base=settings.fabro_web_url)
-    steer.register(app, steering, store)
+    steer.register(app, steering, store, metrics)
     return app
 
 
@@ -98,84 +136,179 @@ class Bot:
     clock: Callable[[], datetime] = utc_now
     schedule_alerts: bool = True
     alert_pace: float = 1.0
+    metrics: Metrics = field(init=False)
     fabro: FabroClient = field(init=False)
     store: Store = field(init=False)
     alerter: Alerter = field(init=False)
+    leadership: Leadership = field(init=False)
+    live: LiveAlerts | None = field(init=False, default=None)
     bolt: AsyncApp = field(init=False)
     http_port: int | None = field(init=False, default=None)
-    _runner: web.AppRunner | None = field(init=False, default=None)
+    health_port: int | None = field(init=False, default=None)
+    _runners: list[web.AppRunner] = field(init=False, default_factory=list)
     _socket: AsyncSocketModeHandler | None = field(init=False, default=None)
     _scheduler: AsyncIOScheduler | None = field(init=False, default=None)
+    _slack_auth: tuple[float, bool] = field(init=False, default=(0.0, False))
     _stopped: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         s = self.settings
         assert s.fabro_api_url and s.fabro_api_token
+        self.metrics = Metrics()
         self.fabro = FabroClient(
-            s.fabro_api_url, s.fabro_api_token.get_secret_value(), timeout=s.fabro_timeout_seconds
+            s.fabro_api_url, s.fabro_api_token.get_secret_value(), timeout=s.fabro_timeout_seconds,
+            observer=self.metrics.fabro,
         )
         self.store = open_store(s.database_url)
+        client = slack_client(s, self.metrics)
         answerer = Answerer(self.fabro, self.clock, web_base=s.fabro_web_url, command=s.slash_command)
         desk = SubscriptionDesk(self.store, default_channel=s.alert_channel, command=s.slash_command)
-        self.bolt = build_bolt_app(s, answerer, desk, self.store, self.clock)
+        steering = Steering(
+            self.store, self.fabro, Allowlist(parse_allowlist(s.action_allowlist), client), self.clock,
+            web_base=s.fabro_web_url,
+        )
+        self.bolt = build_bolt_app(
+            s, client=client, answerer=answerer, desk=desk, steering=steering, store=self.store, metrics=self.metrics
+        )
         self.alerter = Alerter(
-            store=self.store, fabro=self.fabro, slack=self.bolt.client, clock=self.clock,
+            store=self.store, fabro=self.fabro, slack=client, clock=self.clock,
             default_channel=s.alert_channel, web_base=s.fabro_web_url, command=s.slash_command,
             digest_threshold=s.alert_digest_threshold, pace=self.alert_pace,
         )
+        # Stand-ins try for leadership often enough to take over well within two poll intervals.
+        check_every = max(0.5, min(5.0, s.poll_interval_seconds / 2))
+        self.leadership = leadership_for(s.database_url, check_every=check_every, on_change=self.metrics.leader.set)
+        self.metrics.leader.set(1 if self.leadership.is_leader else 0)
+        if s.fabro_event_stream:
+            self.live = LiveAlerts(
+                self.fabro, self._live_reconcile, self.scheduled_cycle,
+                lambda: self.leadership.is_leader and self.alerter.has_subscriptions,
+                on_state=self.metrics.stream.set,
+            )
+
+    # -- HTTP surfaces ---------------------------------------------------------------------
+
+    def probes(self) -> list[web.RouteDef]:
+        return [web.get("/healthz", self._healthz), web.get("/readyz", self._readyz), web.get("/metrics", self._metrics)]
 
     def web_app(self) -> web.Application:
-        """The HTTP surface: Slack's requests and the liveness probe."""
+        """Slack's requests and the probes, for HTTP mode."""
         application = web.Application()
 
         async def slack_events(request: web.Request) -> web.Response:
             bolt_request = await to_bolt_request(request)
             return await to_aiohttp_response(await self.bolt.async_dispatch(bolt_request))
 
-        async def healthz(_: web.Request) -> web.Response:
-            return web.json_response({"ok": True})
-
-        application.add_routes(
-            [web.post(SLACK_EVENTS_PATH, slack_events), web.get("/healthz", healthz)]
-        )
+        application.add_routes([web.post(SLACK_EVENTS_PATH, slack_events), *self.probes()])
         return application
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        checks = {"store": await self._store_ok(), "fabro": self.fabro.reachable, "slack": await self._slack_ok()}
+        ready = all(checks.values())
+        return web.json_response({"ok": ready, "checks": checks}, status=200 if ready else 503)
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    async def _store_ok(self) -> bool:
+        try:
+            async with asyncio.timeout(3):
+                await self.store.ping()
+            return True
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            return False
+
+    async def _slack_ok(self) -> bool:
+        checked_at, ok = self._slack_auth
+        if ok or time.monotonic() - checked_at < _SLACK_AUTH_RECHECK:
+            return ok
+        try:
+            async with asyncio.timeout(5):
+                await self.bolt.client.auth_test()
+            ok = True
+        except SlackApiError as exc:
+            log.warning("Slack auth.test failed: %s", exc.response.get("error"))
+            ok = False
+        except Exception as exc:  # noqa: BLE001 - reported by /readyz and logged
+            log.warning("Slack auth.test failed: %s", type(exc).__name__)
+            ok = False
+        self._slack_auth = (time.monotonic(), ok)
+        return ok
+
+    async def _serve(self, application: web.Application, port: int) -> int:
+        runner = web.AppRunner(application, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.settings.host, port)
+        await site.start()
+        self._runners.append(runner)
+        sockets = site._server.sockets if site._server else []  # noqa: SLF001
+        return sockets[0].getsockname()[1] if sockets else port
+
+    # -- alerts ------------------------------------------------------------------------------
+
+    async def scheduled_cycle(self) -> CycleReport | None:
+        """One alert cycle, on the leader only; its outcome is counted for /metrics."""
+        if not self.leadership.is_leader:
+            self.metrics.cycles.labels("not_leader").inc()
+            return None
+        report = await self.alerter.cycle()
+        self._count(report)
+        return report
+
+    async def _live_reconcile(self, run_id: str) -> CycleReport:
+        report = await self.alerter.reconcile_run(run_id)
+        self._count(report)
+        return report
+
+    def _count(self, report: CycleReport) -> None:
+        self.metrics.cycles.labels("skipped_" + report.skipped.replace(" ", "_") if report.skipped else "done").inc()
+        for event, n in (("posted", report.posted), ("digested", report.digests), ("updated", report.updated),
+                         ("deduplicated", report.deduplicated), ("failed", report.failed)):
+            if n:
+                self.metrics.alerts.labels(event).inc(n)
+
+    # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.store.open()
         if self.settings.socket_mode:
             assert self.settings.slack_app_token
-            self._socket = AsyncSocketModeHandler(
-                self.bolt, self.settings.slack_app_token.get_secret_value()
-            )
+            self._socket = AsyncSocketModeHandler(self.bolt, self.settings.slack_app_token.get_secret_value())
             await self._socket.connect_async()
             log.info("connected to Slack in Socket Mode")
         else:
-            self._runner = web.AppRunner(self.web_app(), access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
-            await site.start()
-            sockets = site._server.sockets if site._server else []  # noqa: SLF001
-            self.http_port = sockets[0].getsockname()[1] if sockets else self.settings.port
-            log.info(
-                "listening for Slack on http://%s:%s%s",
-                self.settings.host, self.http_port, SLACK_EVENTS_PATH,
-            )
+            self.http_port = await self._serve(self.web_app(), self.settings.port)
+            log.info("listening for Slack on http://%s:%s%s", self.settings.host, self.http_port, SLACK_EVENTS_PATH)
+        if self.settings.health_port is not None:
+            probes = web.Application()
+            probes.add_routes(self.probes())
+            self.health_port = await self._serve(probes, self.settings.health_port)
+            log.info("health, readiness and metrics on http://%s:%s", self.settings.host, self.health_port)
+        await self.leadership.start()
         if self.schedule_alerts:
-            self._scheduler = start_scheduler(self.alerter.cycle, self.settings.poll_interval_seconds)
+            self._scheduler = start_scheduler(self.scheduled_cycle, self.settings.poll_interval_seconds)
             log.info("alerts: checking Fabro every %gs", self.settings.poll_interval_seconds)
+            if self.live is not None:
+                await self.live.start()
 
     async def stop(self) -> None:
         if self._stopped:
             return
         self._stopped = True
+        if self.live is not None:
+            await self.live.stop()
         # Let a cycle in progress finish before the scheduler would cancel it.
         await self.alerter.close()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
+        await self.leadership.stop()
         if self._socket is not None:
             await self._socket.close_async()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        for runner in self._runners:
+            await runner.cleanup()
         await self.fabro.aclose()
         await self.store.close()
 

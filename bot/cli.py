@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             settings = load_settings("run")
-            configure_logging(settings.log_level, settings.secrets())
+            configure_logging(settings.log_level, settings.secrets(), settings.log_format)
             from bot.app import serve
 
             asyncio.run(serve(settings))

@@ -46,6 +46,19 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = Field(default=30.0, ge=1, le=3600)
     alert_digest_threshold: int = Field(default=5, ge=1, le=100)
     action_allowlist: str | None = None
+    health_port: int | None = Field(default=None, ge=0, le=65535)
+    fabro_event_stream: bool = True
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("health_port", mode="before")
+    @classmethod
+    def _blank_port(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("action_allowlist")
     @classmethod
@@ -192,11 +205,11 @@ def _prefixed(value: SecretStr | None, prefix: str, message: str) -> SecretStr |
     return value
 
 
-def configure_logging(level: str, secrets: list[str]) -> None:
-    """Plain one-line logs; any secret that slips into a message is replaced by [redacted]."""
+def configure_logging(level: str, secrets: list[str], fmt: str = "text") -> None:
+    """One line per event, plain or JSON; any secret that slips into a line becomes [redacted]."""
+    inner = _JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    handler.addFilter(_Redactor(secrets))
+    handler.setFormatter(_Redacting(inner, secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -204,17 +217,46 @@ def configure_logging(level: str, secrets: list[str]) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
-class _Redactor(logging.Filter):
-    def __init__(self, secrets: list[str]) -> None:
+class _Redacting(logging.Formatter):
+    """Scrubs secrets from the finished line, tracebacks included."""
+
+    def __init__(self, inner: logging.Formatter, secrets: list[str]) -> None:
         super().__init__()
+        self._inner = inner
         self._secrets = [s for s in secrets if len(s) >= 6]
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self._secrets:
-            message = record.getMessage()
-            redacted = message
-            for secret in self._secrets:
-                redacted = redacted.replace(secret, "[redacted]")
-            if redacted != message:
-                record.msg, record.args = redacted, None
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        line = self._inner.format(record)
+        for secret in self._secrets:
+            line = line.replace(secret, "[redacted]")
+        return line
+
+
+class _JsonFormatter(logging.Formatter):
+    """`{"ts", "level", "logger", "message", "request_id"?, "alert"?, "error"?}` on one line.
+
+    Identifiers already in the message (Fabro's request_id=…, an alert's key) are also
+    lifted into their own fields, so log search can filter on them.
+    """
+
+    _REQUEST_ID = re.compile(r"request[ _]id[=:]? ?`?([0-9A-Za-z-]{8,})")
+    _ALERT = re.compile(r"\b((?:failed|question|approval|digest):[0-9A-Za-z_:-]{6,})")
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+        from datetime import datetime, timezone
+
+        message = record.getMessage()
+        entry: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": message,
+        }
+        if match := self._REQUEST_ID.search(message):
+            entry["request_id"] = match.group(1)
+        if match := self._ALERT.search(message):
+            entry["alert"] = match.group(1)
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)

@@ -79,7 +79,7 @@ class Choice:
 class Result:
     notice: str | None = None     # ephemeral, to the person who acted
     card: Message | None = None   # what the card they acted on should now show
-    done: bool = False
+    status: str = "done"          # done | refused | failed | not_allowed | duplicate | invalid
 
 
 @dataclass
@@ -180,7 +180,7 @@ class Steering:
     ) -> Result:
         if not await self.allowlist.allows(who.user_id):
             log.info("user=%s is not allowed to %s run=%s", who.user_id, verb, target.run_id)
-            return Result(notice=NOT_ALLOWED.format(what=_WHAT[verb]))
+            return Result(notice=NOT_ALLOWED.format(what=_WHAT[verb]), status="not_allowed")
         action = Action(key, target.run_id, verb, who.user_id, self.clock(), detail=json.dumps(detail or {}))
         earlier = await self.store.begin_action(action)
         if earlier is not None:
@@ -192,28 +192,29 @@ class Steering:
             problem = check(run, questions)
             if problem is not None:
                 await self.store.finish_action(key, state="refused", result=problem)
-                return Result(notice=problem, card=await self._current_card(run, key))
+                return Result(notice=problem, card=await self._current_card(run, key), status="refused")
             outcome, after = await send(run)
         except FabroConflict as exc:
             await self.store.finish_action(key, state="failed", result=f"409: {exc.detail}")
             card = await self._current_card_by_id(target.run_id, key)
             return Result(notice=f"Fabro says this can no longer be done ({escape(exc.detail.rstrip('.'))})"
                                  f" — request id `{escape(exc.request_id or 'none')}`."
-                                 " Someone got there first; the card now shows where the run is.", card=card)
+                                 " Someone got there first; the card now shows where the run is.", card=card, status="failed")
         except FabroNotFound as exc:
             await self.store.finish_action(key, state="failed", result=f"404: {exc.detail}")
             return Result(notice=f"Fabro no longer knows run `{escape(target.run_id)}` (or it is not live on this server)"
-                                 f" — request id `{escape(exc.request_id or 'none')}`.")
+                                 f" — request id `{escape(exc.request_id or 'none')}`.", status="failed")
         except FabroRejected as exc:
             await self.store.finish_action(key, state="failed", result=f"{exc.status}: {exc.detail}")
-            return Result(notice=f"Fabro refused that: {escape(exc.detail)} — request id `{escape(exc.request_id or 'none')}`.")
+            return Result(notice=f"Fabro refused that: {escape(exc.detail)} — request id `{escape(exc.request_id or 'none')}`.",
+                          status="failed")
         except FabroError as exc:
             await self.store.finish_action(key, state="failed", result=f"{exc.status or 'unavailable'}: {exc.detail}")
-            return Result(notice=error_text(exc) + " Nothing was changed; try again.")
+            return Result(notice=error_text(exc) + " Nothing was changed; try again.", status="failed")
         when = self.clock()
         await self.store.finish_action(key, state="done", result=f"{outcome} · {slack_date(when)}")
         await self._settle_alerts(key, target.run_id, outcome, who)
-        return Result(card=resolved_alert(after, outcome=outcome, now=when, web_base=self.web_base), done=True)
+        return Result(card=resolved_alert(after, outcome=outcome, now=when, web_base=self.web_base))
 
     async def _once_more_on_503(self, call: Callable[[], Awaitable[Any]]) -> Any:
         try:
@@ -227,11 +228,9 @@ class Steering:
 
     def _already(self, earlier: Action) -> Result:
         if earlier.state == "done":
-            return Result(notice=f"Already done: {earlier.result}")
-        if earlier.state == "refused":
-            return Result(notice=earlier.result)
+            return Result(notice=f"Already done: {earlier.result}", status="duplicate")
         return Result(notice=f"<@{earlier.user_id}> is already {_DOING.get(earlier.action, 'acting on this run')}"
-                             f" (since {slack_date(earlier.requested_at)}).")
+                             f" (since {slack_date(earlier.requested_at)}).", status="duplicate")
 
     async def _settle_alerts(self, action_key: str, run_id: str, outcome: str, who: Where) -> None:
         """Every posted alert about what was just done shows its outcome: the clicked one now,

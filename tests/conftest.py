@@ -68,7 +68,7 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
 def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     """Tests never read the developer's own settings or .env file."""
     for name in list(os.environ):
-        if name.startswith(("SLACK_", "FABRO_")) or name in ("DATABASE_URL", "PORT", "HOST", "LOG_LEVEL", "SLASH_COMMAND") or name.startswith(("ALERT_", "POLL_")):
+        if name.startswith(("SLACK_", "FABRO_")) or name in ("DATABASE_URL", "PORT", "HOST", "LOG_LEVEL", "SLASH_COMMAND") or name.startswith(("ALERT_", "POLL_", "ACTION_", "HEALTH_", "LOG_")):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SKIP_SLACK_SDK_WARNING", "1")
@@ -226,11 +226,12 @@ class SlackUser:
 
 @pytest.fixture
 async def start_bot(fabro: FakeFabro, slack: FakeSlack) -> AsyncIterator[Callable[..., Awaitable[Bot]]]:
-    """`start_bot(**settings)` starts a bot on the fakes; `schedule_alerts` and `alert_pace` go to
-    the Bot itself. Every bot started is stopped at the end (stopping twice is harmless)."""
+    """`start_bot(**settings)` starts a bot on the fakes; `schedule_alerts` (off unless a test
+    asks: cycles are driven by the tests) and `alert_pace` go to the Bot itself. Every bot
+    started is stopped at the end (stopping twice is harmless)."""
     started: list[Bot] = []
 
-    async def start(*, schedule_alerts: bool = True, alert_pace: float = 1.0, **overrides: Any) -> Bot:
+    async def start(*, schedule_alerts: bool = False, alert_pace: float = 1.0, **overrides: Any) -> Bot:
         bot = Bot(bot_settings(fabro, slack, **overrides), schedule_alerts=schedule_alerts, alert_pace=alert_pace)
         await bot.start()
         started.append(bot)

@@ -350,7 +350,8 @@ async def test_subscribe_mistakes_get_a_kind_ephemeral_answer(start_alerts, slac
 
 
 async def test_the_scheduler_runs_cycles_by_itself(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path):
-    await start_bot(alert_pace=0.0, alert_channel=CHANNEL, database_url=f"sqlite:///{tmp_path}/s.db", poll_interval_seconds=1)
+    await start_bot(schedule_alerts=True, alert_pace=0.0, alert_channel=CHANNEL,
+                    database_url=f"sqlite:///{tmp_path}/s.db", poll_interval_seconds=1, fabro_event_stream=False)
     await wait_for(lambda: fabro.calls("/api/v1/runs"), timeout=5)
     run = make_run("running")
     fabro.add(run)

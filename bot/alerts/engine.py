@@ -129,6 +129,7 @@ class Alerter:
     _history_before: datetime | None = field(default=None, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     _closed: bool = field(default=False, init=False)
+    has_subscriptions: bool = field(default=False, init=False)   # as of the last cycle
 
     # -- the cycle -------------------------------------------------------------------------
 
@@ -157,6 +158,7 @@ class Alerter:
                 return report
             self._runs.clear()
             subs = await self.subscriptions()
+            self.has_subscriptions = bool(subs)
             if not subs:
                 report.skipped = "no subscriptions"
             else:
@@ -174,6 +176,30 @@ class Alerter:
                     "alert cycle: %d changed runs, %d claimed, %d posted (%d digests), %d updated, %d failed",
                     report.changed, report.claimed, report.posted, report.digests, report.updated, report.failed,
                 )
+            return report
+
+    async def reconcile_run(self, run_id: str) -> CycleReport:
+        """Reconcile one run now (the event stream saw it change) and deliver, exactly as a cycle would."""
+        async with self._lock:
+            report = CycleReport()
+            subs = await self.subscriptions()
+            # Before the first cycle has drawn the line between history and news, wait for it.
+            if self._closed or not subs or await self.store.get_mark(WATERMARK) is None:
+                report.skipped = "not ready"
+                return report
+            await self._load_history_mark()
+            self._runs.clear()
+            try:
+                run = await self.fabro.get_run(run_id)
+                await self.reconcile(run, subs, fresh=True, report=report)
+            except FabroError as exc:
+                report.skipped = "fabro"
+                log.info("live alert for %s deferred to the next poll: %s", run_id, exc)
+                return report
+            report.changed = 1
+            if report.claimed:
+                crash_point("alert.claimed")
+            await self._deliver(report)
             return report
 
     async def _poll(self, subs: list[Subscription], report: CycleReport) -> None:

@@ -6,9 +6,11 @@ import asyncio
 import json
 import logging
 import random
+import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -60,8 +62,11 @@ class FabroClient:
         connect_timeout: float = 3.0,
         retries: int = 2,
         transport: httpx.AsyncBaseTransport | None = None,
+        observer: Callable[[str, str, int | None], None] | None = None,
     ) -> None:
         self.timeout = timeout
+        self.observer = observer
+        self.recent: list[bool] = []   # whether the last few calls reached Fabro (for readiness)
         self.connect_timeout = min(connect_timeout, timeout)
         self.retries = retries
         self._http = httpx.AsyncClient(
@@ -146,6 +151,30 @@ class FabroClient:
         """The NEW run (201), whose `retried_from` is `run_id`."""
         return Run.model_validate(await self._json("POST", f"/runs/{_segment(run_id)}/retry", body={}))
 
+    # -- the live event stream -------------------------------------------------------
+
+    @asynccontextmanager
+    async def attach(self, *, idle_timeout: float = 300.0) -> AsyncIterator[AsyncIterator[RunEvent]]:
+        """Fabro's global event stream (`GET /api/v1/attach`, SSE with `data:` frames only).
+
+        Live only: nothing is replayed, and a slow reader loses events. `idle_timeout`
+        bounds the silence between frames, so a dead connection is noticed.
+        """
+        request_id = str(uuid.uuid4())
+        timeout = httpx.Timeout(self.timeout, connect=self.connect_timeout, read=idle_timeout)
+        try:
+            async with self._http.stream(
+                "GET", "/attach", headers={"Accept": "text/event-stream", "x-request-id": request_id}, timeout=timeout
+            ) as response:
+                self._observe("GET", "/attach", response.status_code)
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise error_from_response(response, fallback_request_id=request_id)
+                yield _sse_events(response)
+        except httpx.TransportError as exc:
+            self._observe("GET", "/attach", None)
+            raise FabroUnavailable(f"The event stream broke ({type(exc).__name__}).", request_id=request_id) from exc
+
     # -- core --------------------------------------------------------------------
 
     async def _json(
@@ -189,12 +218,14 @@ class FabroClient:
                     )
             except (TimeoutError, httpx.TimeoutException) as exc:
                 log.warning("fabro %s %s timed out request_id=%s", method, path, request_id)
+                self._observe(method, path, None)
                 raise self._timed_out(request_id) from exc
             except httpx.TransportError as exc:
                 log.warning(
                     "fabro %s %s failed: %s request_id=%s",
                     method, path, type(exc).__name__, request_id,
                 )
+                self._observe(method, path, None)
                 if idempotent and attempt < self.retries:
                     attempt += 1
                     await self._backoff(attempt, deadline)
@@ -205,6 +236,7 @@ class FabroClient:
 
             elapsed_ms = (time.perf_counter() - started) * 1000
             rid = response.headers.get("x-request-id") or request_id
+            self._observe(method, path, response.status_code)
             log.debug(
                 "fabro %s %s -> %s in %.0f ms request_id=%s",
                 method, path, response.status_code, elapsed_ms, rid,
@@ -221,6 +253,17 @@ class FabroClient:
                 continue
             raise error_from_response(response, fallback_request_id=request_id)
 
+    def _observe(self, method: str, path: str, status: int | None) -> None:
+        """Record one call: reached Fabro (any HTTP answer below 500) or not, for readiness and metrics."""
+        self.recent = [*self.recent[-4:], status is not None and status < 500]
+        if self.observer is not None:
+            self.observer(method, _route(path), status)
+
+    @property
+    def reachable(self) -> bool:
+        """Fabro answered at least one of the last five calls (or none was made yet)."""
+        return not self.recent or any(self.recent)
+
     async def _backoff(self, attempt: int, deadline: float) -> None:
         delay = min(0.2 * 2 ** (attempt - 1), 2.0) * (0.5 + random.random())
         remaining = deadline - asyncio.get_running_loop().time()
@@ -233,6 +276,35 @@ class FabroClient:
             request_id=request_id,
             timed_out_after=self.timeout,
         )
+
+
+_RUN_ID = re.compile(r"/runs/[^/]+")
+_QUESTION_ID = re.compile(r"/questions/[^/]+")
+
+
+def _route(path: str) -> str:
+    """`/runs/01KJ…/questions/q-1/answer` → `/runs/{id}/questions/{qid}/answer`: few metric labels."""
+    if path == "/runs/resolve":
+        return path
+    return _QUESTION_ID.sub("/questions/{qid}", _RUN_ID.sub("/runs/{id}", path))
+
+
+async def _sse_events(response: httpx.Response) -> AsyncIterator[RunEvent]:
+    """Server-sent events: `data:` lines up to a blank line make one frame; other fields are ignored."""
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+            continue
+        if line.strip() or not data:
+            continue
+        frame, data = "\n".join(data), []
+        try:
+            envelope = json.loads(frame)
+            if isinstance(envelope, dict):
+                yield RunEvent.model_validate(envelope)
+        except (ValueError, ValidationError):
+            log.debug("skipped an event stream frame that is not an event")
 
 
 def _decode(response: httpx.Response) -> Any:

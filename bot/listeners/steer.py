@@ -31,6 +31,7 @@ from bot.blocks.controls import ANSWER_INPUT, DENY_INPUT, answer_modal, deny_mod
 from bot.blocks.replies import INTERNAL_ERROR
 from bot.fabro.errors import FabroError
 from bot.fabro.models import Question, Run
+from bot.metrics import Metrics
 from bot.steering import Choice, Result, Steering, Where
 from bot.store.base import Store
 
@@ -43,7 +44,11 @@ _MODAL_LOOKUP_SECONDS = 2.0   # trigger_id expires 3 s after the click: views.op
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+>")
 
 
-def register(app: AsyncApp, steering: Steering, store: Store) -> None:
+def register(app: AsyncApp, steering: Steering, store: Store, metrics: Metrics) -> None:
+    def counted(verb: str, result: Result) -> Result:
+        metrics.actions.labels(verb, result.status).inc()
+        return result
+
     @app.action(STEER_ACTION)
     async def on_control(ack: AsyncAck, body: dict, respond: AsyncRespond, client: AsyncWebClient) -> None:
         await ack()
@@ -67,7 +72,7 @@ def register(app: AsyncApp, steering: Steering, store: Store) -> None:
                 log.warning("could not open the %s window for user=%s: %s", verb, who.user_id, type(exc).__name__)
                 await _notice(respond, "The window could not be opened in time. Please click again.")
             return
-        result = await _guard(_dispatch(steering, verb, who, target, action, body))
+        result = counted(verb, await _guard(_dispatch(steering, verb, who, target, action, body)))
         await _show(result, who=who, respond=respond, client=client)
 
     @app.view(ANSWER_MODAL)
@@ -83,7 +88,7 @@ def register(app: AsyncApp, steering: Steering, store: Store) -> None:
             log.warning("undecodable answer modal metadata from user=%s", user)
             return
         who = Where(user, context.channel, context.message_ts)
-        result = await _guard(steering.answer(who, context.target, Choice("text", text=text)))
+        result = counted("answer", await _guard(steering.answer(who, context.target, Choice("text", text=text))))
         await _show(result, who=who, client=client, response_url=context.response_url)
 
     @app.view(DENY_MODAL)
@@ -95,7 +100,7 @@ def register(app: AsyncApp, steering: Steering, store: Store) -> None:
             log.warning("undecodable deny modal metadata from user=%s", user)
             return
         who = Where(user, context.channel, context.message_ts)
-        result = await _guard(steering.deny(who, context.target, _input(view, DENY_INPUT) or None))
+        result = counted("deny", await _guard(steering.deny(who, context.target, _input(view, DENY_INPUT) or None)))
         await _show(result, who=who, client=client, response_url=context.response_url)
 
     @app.event("app_mention")
@@ -112,7 +117,7 @@ def register(app: AsyncApp, steering: Steering, store: Store) -> None:
         _, run_id, question_id = question_alert.key.split(":", 2)
         who = Where(user, channel, thread)
         words = _MENTION.sub("", event.get("text") or "").strip()
-        result = await _guard(steering.answer(who, Target(run_id, question_id), Choice("reply", text=words)))
+        result = counted("answer", await _guard(steering.answer(who, Target(run_id, question_id), Choice("reply", text=words))))
         await _show(result, who=who, client=client, thread_ts=thread)
 
 
@@ -127,7 +132,7 @@ async def _dispatch(steering: Steering, verb: str, who: Where, target: Target, a
     if verb == "submit":
         picked = _picked(body, action.get("block_id"))
         if not picked:
-            return Result(notice="Tick at least one option, then press Submit.")
+            return Result(notice="Tick at least one option, then press Submit.", status="invalid")
         return await steering.answer(who, target, Choice("options", tuple(picked)))
     if verb == "approve":
         return await steering.approve(who, target)
@@ -135,7 +140,7 @@ async def _dispatch(steering: Steering, verb: str, who: Where, target: Target, a
         return await steering.retry(who, target)
     if verb == "cancel":
         return await steering.cancel(who, target)
-    return Result(notice=STALE_CONTROL)
+    return Result(notice=STALE_CONTROL, status="invalid")
 
 
 def _picked(body: dict, block_id: str | None) -> list[str]:
@@ -168,7 +173,7 @@ async def _guard(work: Any) -> Result:
     except Exception:
         reference = uuid.uuid4().hex[:12]
         log.exception("acting on a run failed, reference %s", reference)
-        return Result(notice=INTERNAL_ERROR.format(reference=reference))
+        return Result(notice=INTERNAL_ERROR.format(reference=reference), status="failed")
 
 
 async def _show(

@@ -74,6 +74,8 @@ class FakeFabro:
     questions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     latency: float = 0.0
     cancel_converges: bool = False   # cancel answers 202 (requested) instead of 200 (done)
+    streams: list[asyncio.Queue[dict[str, Any] | None]] = field(default_factory=list)  # open /attach readers
+    stream_connections: int = 0
     requests: list[Recorded] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     port: int = 0
@@ -98,7 +100,16 @@ class FakeFabro:
             envelope["actor"] = actor
         log.append(envelope)
         self.runs[run_id]["timestamps"]["last_event_at"] = envelope["ts"]
+        # The global stream carries what the server executes; approval requests never appear on it.
+        if event != "run.pending":
+            for queue in self.streams:
+                queue.put_nowait(envelope)
         return envelope
+
+    def drop_streams(self) -> None:
+        """Close every open /attach connection, as a Fabro restart would."""
+        for queue in self.streams:
+            queue.put_nowait(None)
 
     def _set_status(self, run_id: str, kind: str, **status: Any) -> dict[str, Any]:
         run = self.runs[run_id]
@@ -184,6 +195,7 @@ class FakeFabro:
             web.get("/api/v1/runs/{id}", self._get),
             web.get("/api/v1/runs/{id}/events", self._events),
             web.get("/api/v1/runs/{id}/questions", self._questions),
+            web.get("/api/v1/attach", self._attach),
             web.post("/api/v1/runs/{id}/questions/{qid}/answer", self._answer),
             web.post("/api/v1/runs/{id}/approve", self._approve),
             web.post("/api/v1/runs/{id}/deny", self._deny),
@@ -194,6 +206,7 @@ class FakeFabro:
         return self
 
     async def stop(self) -> None:
+        self.drop_streams()
         if self._runner:
             await self._runner.cleanup()
 
@@ -222,7 +235,7 @@ class FakeFabro:
         try:
             response = await handler(request)
         except web.HTTPException as exc:
-            return exc
+            return web.Response(status=exc.status, text=exc.text, headers={"x-request-id": request_id})
         response.headers["x-request-id"] = request_id
         return response
 
@@ -353,6 +366,24 @@ class FakeFabro:
             return self._bad_query("limit out of range")
         events = sorted(self.events.get(run_id, []), key=lambda e: e["seq"], reverse=order == "desc")
         return web.json_response({"data": events[:limit], "meta": {"has_more": len(events) > limit}})
+
+    async def _attach(self, request: web.Request) -> web.StreamResponse:
+        """`GET /api/v1/attach`: SSE, `data:` frames only, live only (no replay)."""
+        wanted = set(filter(None, request.query.get("run_id", "").split(",")))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.streams.append(queue)
+        self.stream_connections += 1
+        try:
+            while (envelope := await queue.get()) is not None:
+                if not wanted or envelope["run_id"] in wanted:
+                    await response.write(f"data: {json.dumps(envelope)}\n\n".encode())
+        except ConnectionResetError:
+            pass
+        finally:
+            self.streams.remove(queue)
+        return response
 
     async def _questions(self, request: web.Request) -> web.Response:
         run_id = request.match_info["id"]

@@ -1,0 +1,112 @@
+"""Alerts as things happen: Fabro's global event stream triggers the same reconcile as the poll.
+
+The stream is live only and lossy (no replay, a slow reader loses events, approval
+requests never appear on it), so it only speeds alerts up: the poll stays the safety
+net, and every reconnection is followed by a reconciling poll. Only the scheduler
+leader listens, and only while some channel wants alerts. Reconnection backs off exponentially, capped, with jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from bot.fabro.client import FabroClient
+from bot.fabro.errors import FabroError
+
+__all__ = ["LIVE_EVENTS", "LiveAlerts"]
+
+log = logging.getLogger(__name__)
+
+# Events after which a run's alerts may have changed.
+LIVE_EVENTS = frozenset({
+    "run.failed", "run.completed", "run.blocked", "run.unblocked", "run.pending",
+    "run.approved", "run.denied", "run.archived", "run.unarchived", "run.superseded_by",
+    "run.cancel.requested", "run.created",
+    "interview.started", "interview.completed", "interview.timeout", "interview.interrupted",
+})
+
+
+@dataclass
+class LiveAlerts:
+    fabro: FabroClient
+    reconcile_run: Callable[[str], Awaitable[object]]
+    reconcile_all: Callable[[], Awaitable[object]]
+    should_listen: Callable[[], bool]      # the leader, with channels to alert
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    idle_timeout: float = 300.0
+    on_state: Callable[[bool], None] | None = None
+    connected: bool = field(default=False, init=False)
+    connections: int = field(default=0, init=False)
+    _pending: dict[str, None] = field(default_factory=dict, init=False)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="fabro-event-stream"),
+            asyncio.create_task(self._work(), name="live-alerts"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._set_connected(False)
+
+    async def _listen(self) -> None:
+        failures = 0
+        while True:
+            if not self.should_listen():
+                self._set_connected(False)
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                async with self.fabro.attach(idle_timeout=self.idle_timeout) as events:
+                    self._set_connected(True)
+                    self.connections += 1
+                    failures = 0
+                    if self.connections > 1:
+                        # Whatever happened while we were away was not replayed: poll for it.
+                        asyncio.create_task(self._catch_up())
+                    async for event in events:
+                        if not self.should_listen():
+                            break
+                        if event.event in LIVE_EVENTS and event.run_id:
+                            self._pending[event.run_id] = None
+                            self._wake.set()
+                log.info("Fabro's event stream ended; reconnecting")
+            except FabroError as exc:
+                failures += 1
+                log.warning("Fabro's event stream is unavailable: %s (request_id=%s)", exc, exc.request_id)
+            self._set_connected(False)
+            delay = min(self.backoff_cap, self.backoff_base * 2 ** failures) * random.uniform(0.5, 1.0)
+            await asyncio.sleep(delay)
+
+    async def _catch_up(self) -> None:
+        try:
+            await self.reconcile_all()
+        except Exception:  # noqa: BLE001 - the scheduled poll will try again
+            log.exception("the reconciling poll after a reconnect failed")
+
+    async def _work(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                run_id = next(iter(self._pending))
+                del self._pending[run_id]
+                try:
+                    await self.reconcile_run(run_id)
+                except Exception:  # noqa: BLE001 - the poll is the safety net
+                    log.exception("live alert for run %s failed; the next poll will pick it up", run_id)
+
+    def _set_connected(self, connected: bool) -> None:
+        if connected != self.connected:
+            self.connected = connected
+            if self.on_state is not None:
+                self.on_state(connected)
