@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aiohttp import web
@@ -174,6 +174,7 @@ class Bot:
             store=self.store, fabro=self.fabro, slack=client, clock=self.clock,
             default_channel=s.alert_channel, web_base=s.fabro_web_url, command=s.slash_command,
             digest_threshold=s.alert_digest_threshold, pace=self.alert_pace,
+            lease=timedelta(seconds=max(60.0, 4 * s.poll_interval_seconds)) if s.shared_database else timedelta(0),
         )
         # Stand-ins try for leadership often enough to take over well within two poll intervals.
         check_every = max(0.5, min(5.0, s.poll_interval_seconds / 2))

@@ -148,6 +148,11 @@ class Settings(BaseSettings):
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
 
+    @property
+    def shared_database(self) -> bool:
+        """PostgreSQL: several replicas may share it. SQLite: one process."""
+        return self.database_url.startswith(("postgresql://", "postgres://"))
+
     def check_for(self, purpose: Purpose) -> list[str]:
         """One line per missing setting that `purpose` needs."""
         needed = ["FABRO_API_URL", "FABRO_API_TOKEN"]

@@ -188,3 +188,15 @@ async def test_replicas_starting_together_migrate_once(postgres_url):
         assert await stores[1].claim_alert("failed:R", "C", "R", "failed", NOW) is False
     finally:
         await asyncio.gather(*(s.close() for s in stores))
+
+
+async def test_a_delivery_lease_keeps_a_second_scheduler_off_until_it_expires(store):
+    minutes = lambda n: NOW + timedelta(minutes=n)  # noqa: E731
+    await store.claim_alert("failed:R", "C", "R", "failed", NOW, owner="A", lease_until=minutes(2))
+    assert await store.take_over("failed:R", "C", owner="B", now=minutes(1), until=minutes(3)) is False
+    assert await store.take_over("failed:R", "C", owner="A", now=minutes(1), until=minutes(3)) is True  # renewed
+    assert await store.take_over("failed:R", "C", owner="B", now=minutes(2), until=minutes(4)) is False
+    assert await store.take_over("failed:R", "C", owner="B", now=minutes(5), until=minutes(7)) is True  # A died
+    await store.confirm_posted("failed:R", "C", "1.1", minutes(5))
+    await store.resolve_alert("failed:R", "C", "Archived", minutes(6))
+    assert await store.take_over("failed:R", "C", owner="B", now=minutes(6), until=minutes(8)) is False  # settled

@@ -122,6 +122,11 @@ class Alerter:
     command: str = "/runs"
     digest_threshold: int = 5
     pace: float = 1.0                       # seconds between two writes to one channel
+    # How long a delivery is reserved for the process that claimed it. Another scheduler
+    # (a split, a failover) leaves it alone until then; after a crash it is taken over.
+    # Zero for a single process on SQLite: nobody else could be delivering.
+    lease: timedelta = timedelta(0)
+    owner: str = field(default_factory=lambda: uuid.uuid4().hex)
     _renders: dict[tuple[str, str], Wanted] = field(default_factory=dict, init=False)
     _runs: dict[str, Run] = field(default_factory=dict, init=False)
     _next_write: dict[str, float] = field(default_factory=dict, init=False)
@@ -314,7 +319,9 @@ class Alerter:
             for channel in channels_for(subs, run, w.kind):
                 if (w.key, channel) in have:
                     continue
-                if await self.store.claim_alert(w.key, channel, run.id, w.kind, now):
+                if await self.store.claim_alert(
+                    w.key, channel, run.id, w.kind, now, owner=self.owner, lease_until=now + self.lease
+                ):
                     self._renders[(w.key, channel)] = w
                     report.claimed += 1
 
@@ -372,6 +379,9 @@ class Alerter:
         ))
 
     async def _deliver_to(self, channel: str, claims: list[Alert], updates: list[Alert], report: CycleReport) -> None:
+        # Only what this process holds the lease for: never two schedulers on one alert.
+        claims = [a for a in claims if await self._lease(a)]
+        updates = [a for a in updates if await self._lease(a)]
         unsure = [a for a in claims if (a.key, channel) not in self._renders and not a.unposted]
         if unsure:
             found = await self._find_posted(channel, unsure)
@@ -407,6 +417,12 @@ class Alerter:
         for alert in updates:
             if not await self._update(channel, alert, report):
                 return
+
+    async def _lease(self, alert: Alert) -> bool:
+        now = self.clock()
+        # Long enough to cover this delivery even when Slack makes it wait (429, pacing).
+        until = now + max(self.lease, timedelta(minutes=2)) if self.lease else now
+        return await self.store.take_over(alert.key, alert.channel, owner=self.owner, now=now, until=until)
 
     async def _post_alert(self, channel: str, alert: Alert, report: CycleReport) -> bool:
         try:

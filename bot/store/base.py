@@ -75,8 +75,13 @@ class Store(Protocol):
     async def ping(self) -> None: ...
 
     # alerts
-    async def claim_alert(self, key: str, channel: str, run_id: str, kind: str, now: datetime) -> bool:
+    async def claim_alert(
+        self, key: str, channel: str, run_id: str, kind: str, now: datetime,
+        *, owner: str | None = None, lease_until: datetime | None = None,
+    ) -> bool:
         """Record the intent to post; False when this (key, channel) was claimed before."""
+    async def take_over(self, key: str, channel: str, *, owner: str, now: datetime, until: datetime) -> bool:
+        """Lease the delivery of an alert: True when it is ours, unowned, or its lease expired."""
     async def mark_seen(self, key: str, channel: str, run_id: str, kind: str, now: datetime) -> bool: ...
     async def assign_batch(self, keys: list[str], channel: str, batch: str) -> None: ...
     async def confirm_posted(self, key: str, channel: str, ts: str, now: datetime) -> None: ...

@@ -64,6 +64,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX actions_by_run ON actions (run_id);
     """,
+    """
+    ALTER TABLE alerts ADD COLUMN owner TEXT;
+    ALTER TABLE alerts ADD COLUMN lease_until TEXT;
+    """,
 ]
 
 

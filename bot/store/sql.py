@@ -9,7 +9,7 @@ ISO-8601 text in UTC, which sorts correctly in both databases.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from bot.store.base import Action, Alert, AlertState, Subscription
@@ -31,23 +31,36 @@ class SQLStore:
 
     # -- alerts ----------------------------------------------------------------------
 
-    async def claim_alert(self, key: str, channel: str, run_id: str, kind: str, now: datetime) -> bool:
-        return await self._insert_alert(key, channel, run_id, kind, AlertState.CLAIMED, now)
+    async def claim_alert(
+        self, key: str, channel: str, run_id: str, kind: str, now: datetime,
+        *, owner: str | None = None, lease_until: datetime | None = None,
+    ) -> bool:
+        return await self._insert_alert(key, channel, run_id, kind, AlertState.CLAIMED, now, owner, lease_until)
 
     async def mark_seen(self, key: str, channel: str, run_id: str, kind: str, now: datetime) -> bool:
         return await self._insert_alert(key, channel, run_id, kind, AlertState.SEEN, now)
 
     async def _insert_alert(
-        self, key: str, channel: str, run_id: str, kind: str, state: AlertState, now: datetime
+        self, key: str, channel: str, run_id: str, kind: str, state: AlertState, now: datetime,
+        owner: str | None = None, lease_until: datetime | None = None,
     ) -> bool:
         # The primary key makes this the single point where an alert is decided once,
         # however many schedulers race for it.
         inserted = await self._execute(
-            "INSERT INTO alerts (key, channel, run_id, kind, state, claimed_at) VALUES (?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (key, channel) DO NOTHING",
-            (key, channel, run_id, kind, str(state), _iso(now)),
+            "INSERT INTO alerts (key, channel, run_id, kind, state, claimed_at, owner, lease_until)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key, channel) DO NOTHING",
+            (key, channel, run_id, kind, str(state), _iso(now), owner, _iso(lease_until) if lease_until else None),
         )
         return inserted == 1
+
+    async def take_over(self, key: str, channel: str, *, owner: str, now: datetime, until: datetime) -> bool:
+        """Hold the right to deliver this alert until `until`: it is ours, unowned, or its lease ran out."""
+        taken = await self._execute(
+            "UPDATE alerts SET owner = ?, lease_until = ? WHERE key = ? AND channel = ? AND state IN (?, ?)"
+            " AND (owner IS NULL OR owner = ? OR lease_until IS NULL OR lease_until < ?)",
+            (owner, _iso(until), key, channel, str(AlertState.CLAIMED), str(AlertState.POSTED), owner, _iso(now)),
+        )
+        return taken == 1
 
     async def assign_batch(self, keys: list[str], channel: str, batch: str) -> None:
         for key in keys:
@@ -186,7 +199,8 @@ class SQLStore:
 
 
 def _iso(when: datetime) -> str:
-    return when.isoformat()
+    # Fixed width in UTC, so comparing the text compares the times (lease expiry is compared in SQL).
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
 def _time(value: Any) -> datetime | None:

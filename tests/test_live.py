@@ -1,0 +1,87 @@
+"""Alerts from Fabro's event stream: seconds, not a poll interval, and the stream dropping
+or being refused costs nothing but speed."""
+
+from __future__ import annotations
+
+import time
+
+from tests.conftest import wait_for
+from tests.fakes.fabro import FakeFabro
+from tests.fakes.runs import make_run
+from tests.fakes.slack import FakeSlack
+
+CHANNEL = "C0LIVE"
+
+
+async def live_bot(start_bot, tmp_path, **overrides):
+    bot = await start_bot(
+        schedule_alerts=True, alert_pace=0.0, alert_channel=CHANNEL, poll_interval_seconds=120,
+        database_url=f"sqlite:///{tmp_path}/live.db", **overrides,
+    )
+    await wait_for(lambda: bot.live is not None and bot.live.connected, timeout=10)
+    return bot
+
+
+async def test_a_failure_is_alerted_within_seconds_with_a_two_minute_poll(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path):
+    await live_bot(start_bot, tmp_path)
+    run = make_run("running", title="Live failure")
+    fabro.add(run)
+    started = time.monotonic()
+    fabro.fail(run["id"], "boom")
+    await wait_for(lambda: slack.alert_keys(CHANNEL), timeout=3)
+    assert time.monotonic() - started < 3
+    assert slack.alert_keys(CHANNEL) == [f"failed:{run['id']}"]
+    assert "boom" in str(slack.posts(CHANNEL)[0].blocks)
+
+
+async def test_questions_and_answers_flow_through_the_stream(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path):
+    await live_bot(start_bot, tmp_path)
+    run = make_run("running")
+    fabro.add(run)
+    fabro.ask(run["id"], {"id": "q-1", "text": "Ship it?", "question_type": "yes_no", "options": [], "allow_freeform": False})
+    await wait_for(lambda: slack.alert_keys(CHANNEL), timeout=3)
+    [post] = slack.posts(CHANNEL)
+    fabro.answer(run["id"], "q-1", {"kind": "yes"})
+    await wait_for(lambda: post.edits == 1, timeout=3)
+    assert "Answered by grace: Yes" in str(post.blocks)
+
+
+async def test_the_stream_dropping_is_survived_and_what_happened_meanwhile_is_caught_up(
+    start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path
+):
+    bot = await live_bot(start_bot, tmp_path)
+    assert bot.live is not None
+    fabro.fail_next(503, count=3, path_prefix="/api/v1/attach")   # Fabro restarting: refused a few times
+    fabro.drop_streams()
+    await wait_for(lambda: not bot.live.connected, timeout=3)
+    missed = make_run("running", title="Failed while the stream was down")
+    fabro.add(missed)
+    fabro.fail(missed["id"])
+    # Back: the reconnect is followed by a reconciling poll, which finds what the stream missed.
+    await wait_for(lambda: bot.live.connected, timeout=15)
+    await wait_for(lambda: f"failed:{missed['id']}" in slack.alert_keys(CHANNEL), timeout=5)
+    after = make_run("running", title="Failed after the reconnect")
+    fabro.add(after)
+    fabro.fail(after["id"])
+    await wait_for(lambda: f"failed:{after['id']}" in slack.alert_keys(CHANNEL), timeout=3)
+    assert sorted(slack.alert_keys(CHANNEL)) == sorted([f"failed:{missed['id']}", f"failed:{after['id']}"])
+    assert fabro.stream_connections >= 2
+
+
+async def test_approvals_still_come_from_the_poll_because_the_stream_never_carries_them(
+    start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path
+):
+    bot = await live_bot(start_bot, tmp_path)
+    child = make_run("submitted")
+    fabro.add(child)
+    fabro.request_approval(child["id"])
+    await bot.scheduled_cycle()
+    assert slack.alert_keys(CHANNEL) == [f"approval:{child['id']}"]
+
+
+async def test_the_stream_can_be_turned_off(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path):
+    bot = await start_bot(
+        schedule_alerts=True, alert_channel=CHANNEL, database_url=f"sqlite:///{tmp_path}/off.db", fabro_event_stream="off"
+    )
+    await wait_for(lambda: fabro.calls("/api/v1/runs"), timeout=5)
+    assert bot.live is None and fabro.calls("/api/v1/attach") == []

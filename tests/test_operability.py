@@ -1,0 +1,115 @@
+"""Probes, metrics and logs an operator relies on: /healthz, /readyz, /metrics in HTTP mode and
+on HEALTH_PORT in Socket Mode, and one-line (JSON) logs that never carry a secret."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import aiohttp
+import pytest
+
+from bot.config import configure_logging
+from tests.conftest import SlackUser
+from tests.fakes.fabro import FakeFabro
+from tests.fakes.runs import make_run
+from tests.fakes.slack import FakeSlack
+
+
+async def get(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.text()
+
+
+async def test_http_mode_serves_health_readiness_and_metrics(start_bot, fabro: FakeFabro, slack: FakeSlack):
+    fabro.add(make_run("blocked"))
+    bot = await start_bot()
+    base = f"http://127.0.0.1:{bot.http_port}"
+    assert await get(f"{base}/healthz") == (200, '{"ok": true}')
+    status, body = await get(f"{base}/readyz")
+    assert status == 200 and json.loads(body) == {"ok": True, "checks": {"store": True, "fabro": True, "slack": True}}
+
+    async with aiohttp.ClientSession() as session:
+        user = SlackUser.of(bot, slack, session)
+        await user.reply((await user.command("blocked"))[2])
+        await user.command("faild")
+    _, metrics = await get(f"{base}/metrics")
+    assert 'fabro_bot_commands_total{outcome="ok"} 1.0' in metrics
+    assert 'fabro_bot_commands_total{outcome="usage_error"} 1.0' in metrics
+    assert 'fabro_bot_fabro_requests_total{method="GET",route="/runs",status="200"} 1.0' in metrics
+    assert 'fabro_bot_slack_calls_total{method="auth.test",result="ok"}' in metrics
+    assert "fabro_bot_command_seconds_bucket" in metrics
+    assert "fabro_bot_scheduler_leader 1.0" in metrics
+
+
+async def test_readiness_fails_while_fabro_is_unreachable_and_recovers(start_bot, fabro: FakeFabro, slack: FakeSlack):
+    bot = await start_bot(fabro_timeout_seconds=0.5)
+    fabro.fail_next(503, count=20)
+    async with aiohttp.ClientSession() as session:
+        user = SlackUser.of(bot, slack, session)
+        for _ in range(2):
+            await user.reply((await user.command("failed"))[2])
+    status, body = await get(f"http://127.0.0.1:{bot.http_port}/readyz")
+    assert status == 503 and json.loads(body)["checks"]["fabro"] is False
+    fabro.faults.clear()
+    async with aiohttp.ClientSession() as session:
+        user = SlackUser.of(bot, slack, session)
+        await user.reply((await user.command("failed"))[2])
+    assert (await get(f"http://127.0.0.1:{bot.http_port}/readyz"))[0] == 200
+
+
+async def test_readiness_reports_a_refused_slack_token(start_bot, fabro: FakeFabro, slack: FakeSlack):
+    bot = await start_bot(slack_bot_token="xoxb-not-the-right-one")
+    status, body = await get(f"http://127.0.0.1:{bot.http_port}/readyz")
+    assert status == 503 and json.loads(body)["checks"] == {"store": True, "fabro": True, "slack": False}
+
+
+async def test_socket_mode_exposes_the_probes_on_health_port(start_bot, fabro: FakeFabro, slack: FakeSlack):
+    bot = await start_bot(slack_app_token=slack.app_token, slack_signing_secret=None, health_port=0)
+    await slack.wait_for_socket()
+    assert bot.http_port is None and bot.health_port
+    base = f"http://127.0.0.1:{bot.health_port}"
+    assert (await get(f"{base}/healthz"))[0] == 200
+    assert (await get(f"{base}/readyz"))[0] == 200
+    assert "fabro_bot_event_stream_connected" in (await get(f"{base}/metrics"))[1]
+    async with aiohttp.ClientSession() as session, session.post(f"{base}/slack/events", data="x") as response:
+        assert response.status == 404   # the probe port serves probes only
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_logs_are_one_line_each_and_never_carry_a_secret(fmt, monkeypatch):
+    secret = "xoxb-" + "9" * 30
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    configure_logging("INFO", [secret], fmt)
+    log = logging.getLogger("bot.test")
+    log.warning("fabro GET /runs timed out request_id=4f1c2b9a-1111-2222-3333-444455556666")
+    try:
+        raise RuntimeError(f"token {secret} was refused")
+    except RuntimeError:
+        log.exception("alert failed:01KJW4MG800000000000000004 not delivered")
+    lines = stream.getvalue().splitlines()
+    assert secret not in stream.getvalue() and "[redacted]" in stream.getvalue()
+    if fmt == "json":
+        first, second = (json.loads(line) for line in lines)
+        assert first["request_id"] == "4f1c2b9a-1111-2222-3333-444455556666" and first["level"] == "WARNING"
+        assert second["alert"] == "failed:01KJW4MG800000000000000004" and "RuntimeError" in second["error"]
+    else:
+        assert lines[0].endswith("request_id=4f1c2b9a-1111-2222-3333-444455556666")
+    logging.getLogger().handlers.clear()
+
+
+async def test_alert_metrics_count_posts_and_updates(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path):
+    bot = await start_bot(alert_channel="C0M", alert_pace=0.0, database_url=f"sqlite:///{tmp_path}/m.db")
+    await bot.scheduled_cycle()
+    run = make_run("running")
+    fabro.add(run)
+    fabro.fail(run["id"])
+    await bot.scheduled_cycle()
+    fabro.archive(run["id"])
+    await bot.scheduled_cycle()
+    _, metrics = await get(f"http://127.0.0.1:{bot.http_port}/metrics")
+    assert 'fabro_bot_alerts_total{event="posted"} 1.0' in metrics
+    assert 'fabro_bot_alerts_total{event="updated"} 1.0' in metrics
+    assert 'fabro_bot_alert_cycles_total{result="done"} 3.0' in metrics
