@@ -15,14 +15,16 @@ RUN pip install . \
 
 USER fabro
 # The SQLite default lives on a volume so alert state survives a new container.
+# HEALTH_PORT serves /healthz, /readyz and /metrics in either mode (HTTP mode also serves
+# them on PORT), so the same probe works for Socket Mode and HTTP mode.
 ENV HOST=0.0.0.0 \
     PORT=3000 \
+    HEALTH_PORT=8080 \
     DATABASE_URL=sqlite:////data/fabro-slack-bot.db
 VOLUME ["/data"]
-EXPOSE 3000
+EXPOSE 3000 8080
 
-# HTTP mode serves /healthz on PORT; in Socket Mode there is no HTTP port to probe.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-    CMD python -c "import os, sys, urllib.request; sys.exit(0) if os.environ.get('SLACK_APP_TOKEN') else urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '3000'), timeout=4)"
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('HEALTH_PORT', '8080'), timeout=4)"
 
 CMD ["fabro-slack-bot", "run"]

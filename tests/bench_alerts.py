@@ -7,8 +7,9 @@ Over real loopback HTTP against the fake Fabro and fake Slack, with the SQLite s
    watched bucket, i.e. ≤ 3).
 2. Fabro requests in a cycle that finds k new failures (k = 1, 5, 30), and Slack posts.
 3. Alert latency, status change → Slack post, with the scheduler running every
-   `--interval` seconds (expected: about half the interval on average, at most one interval
-   plus the cycle's own time).
+   `--interval` seconds and the event stream off (expected: about half the interval on
+   average, at most one interval plus the cycle's own time), then with Fabro's event
+   stream on and a 120 s poll (expected: well under a second).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ CHANNEL = "C0BENCH"
 KINDS = ["running", "succeeded", "failed", "blocked", "runnable", "pending"]
 
 
-async def with_bot(runs: int, work, *, interval: float | None = None):
+async def with_bot(runs: int, work, *, interval: float | None = None, stream: bool = False):
     fabro = await FakeFabro().start()
     slack = await FakeSlack().start()
     fabro.add(*[make_run(KINDS[i % len(KINDS)], title=f"Run {i}") for i in range(runs)])
@@ -44,6 +45,7 @@ async def with_bot(runs: int, work, *, interval: float | None = None):
         overrides = {"alert_channel": CHANNEL, "database_url": f"sqlite:///{tmp}/bench.db"}
         if interval is not None:
             overrides["poll_interval_seconds"] = interval
+        overrides["fabro_event_stream"] = stream
         bot = Bot(bot_settings(fabro, slack, fabro_timeout_seconds=30, **overrides),
                   schedule_alerts=interval is not None, alert_pace=0.0)
         await bot.start()
@@ -80,13 +82,15 @@ async def busy_cost(runs: int, k: int) -> tuple[int, int, int]:
     return await with_bot(runs, work)
 
 
-async def latency(interval: float, samples: int) -> list[float]:
+async def latency(interval: float, samples: int, *, stream: bool = False) -> list[float]:
     async def work(bot, fabro, slack):
         await wait_for(lambda: fabro.calls("/api/v1/runs"), timeout=10)
-        await asyncio.sleep(interval * 1.5)
+        if stream:
+            await wait_for(lambda: bot.live.connected, timeout=10)
+        await asyncio.sleep(min(interval, 3) * 1.5)
         seconds: list[float] = []
         for i in range(samples):
-            await asyncio.sleep(random.uniform(0, interval))
+            await asyncio.sleep(random.uniform(0, min(interval, 3)))
             run = make_run("running", title=f"Latency {i}")
             fabro.add(run)
             before = len(slack.posts(CHANNEL))
@@ -96,7 +100,7 @@ async def latency(interval: float, samples: int) -> list[float]:
             posted = next(c.at for c in reversed(slack.calls_to("chat.postMessage")))
             seconds.append(posted - changed)
         return seconds
-    return await with_bot(60, work, interval=interval)
+    return await with_bot(60, work, interval=interval, stream=stream)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -114,9 +118,13 @@ async def main(interval: float, samples: int) -> None:
         requests, posts, alerts = await busy_cost(1_000, k)
         print(f"  k = {k:>2}   {requests:>2} Fabro requests   {alerts} alerts in {posts} Slack post(s)")
     seconds = await latency(interval, samples)
-    print(f"Alert latency, status change → Slack post, polling every {interval:g} s ({samples} samples)")
+    print(f"Alert latency, status change → Slack post, polling every {interval:g} s, no stream ({samples} samples)")
     print(f"  mean {statistics.mean(seconds):.2f} s   p50 {pct(seconds, 50):.2f} s   max {max(seconds):.2f} s"
           f"   (expected ≈ {interval / 2:g} s mean, ≤ {interval:g} s + cycle time)")
+    seconds = await latency(120, samples, stream=True)
+    print(f"Alert latency with Fabro's event stream, polling every 120 s ({samples} samples)")
+    print(f"  mean {statistics.mean(seconds) * 1000:.0f} ms   p50 {pct(seconds, 50) * 1000:.0f} ms"
+          f"   max {max(seconds) * 1000:.0f} ms   (target: within 3 s)")
 
 
 if __name__ == "__main__":
