@@ -65,8 +65,12 @@ class CountingWebClient(AsyncWebClient):
         try:
             response = await super().api_call(api_method, **kwargs)
         except SlackApiError as exc:
+            error = str(exc.response.get("error") or exc.response.status_code)
             if self.metrics is not None:
-                self.metrics.slack(api_method, str(exc.response.get("error") or exc.response.status_code))
+                self.metrics.slack(api_method, error)
+            # Slack's own request id lets Slack support find the call.
+            slack_request_id = (exc.response.headers or {}).get("x-slack-req-id", "none")
+            log.info("slack %s answered %s slack_request_id=%s", api_method, error, slack_request_id)
             raise
         except Exception as exc:
             if self.metrics is not None:

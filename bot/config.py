@@ -238,13 +238,14 @@ class _Redacting(logging.Formatter):
 
 
 class _JsonFormatter(logging.Formatter):
-    """`{"ts", "level", "logger", "message", "request_id"?, "alert"?, "error"?}` on one line.
+    """`{"ts", "level", "logger", "message", "request_id"?, "slack_request_id"?, "alert"?, "error"?}`.
 
     Identifiers already in the message (Fabro's request_id=…, an alert's key) are also
     lifted into their own fields, so log search can filter on them.
     """
 
-    _REQUEST_ID = re.compile(r"request[ _]id[=:]? ?`?([0-9A-Za-z-]{8,})")
+    _REQUEST_ID = re.compile(r"(?<!slack_)request[ _]id[=:]? ?`?([0-9A-Za-z-]{8,})")
+    _SLACK_REQUEST_ID = re.compile(r"slack_request_id=([0-9A-Za-z-]{6,})")
     _ALERT = re.compile(r"\b((?:failed|question|approval|digest):[0-9A-Za-z_:-]{6,})")
 
     def format(self, record: logging.LogRecord) -> str:
@@ -260,6 +261,8 @@ class _JsonFormatter(logging.Formatter):
         }
         if match := self._REQUEST_ID.search(message):
             entry["request_id"] = match.group(1)
+        if match := self._SLACK_REQUEST_ID.search(message):
+            entry["slack_request_id"] = match.group(1)
         if match := self._ALERT.search(message):
             entry["alert"] = match.group(1)
         if record.exc_info:

@@ -85,6 +85,7 @@ def test_logs_are_one_line_each_and_never_carry_a_secret(fmt, monkeypatch):
     configure_logging("INFO", [secret], fmt)
     log = logging.getLogger("bot.test")
     log.warning("fabro GET /runs timed out request_id=4f1c2b9a-1111-2222-3333-444455556666")
+    log.info("slack chat.postMessage answered not_in_channel slack_request_id=8e1f00aa77")
     try:
         raise RuntimeError(f"token {secret} was refused")
     except RuntimeError:
@@ -92,8 +93,9 @@ def test_logs_are_one_line_each_and_never_carry_a_secret(fmt, monkeypatch):
     lines = stream.getvalue().splitlines()
     assert secret not in stream.getvalue() and "[redacted]" in stream.getvalue()
     if fmt == "json":
-        first, second = (json.loads(line) for line in lines)
+        first, slack_line, second = (json.loads(line) for line in lines)
         assert first["request_id"] == "4f1c2b9a-1111-2222-3333-444455556666" and first["level"] == "WARNING"
+        assert slack_line["slack_request_id"] == "8e1f00aa77" and "request_id" not in slack_line
         assert second["alert"] == "failed:01KJW4MG800000000000000004" and "RuntimeError" in second["error"]
     else:
         assert lines[0].endswith("request_id=4f1c2b9a-1111-2222-3333-444455556666")

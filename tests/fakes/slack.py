@@ -169,10 +169,10 @@ class FakeSlack:
         if method in self.hang:
             await asyncio.sleep(self.hang.pop(method))
         if self.failing.get(method):
-            return web.json_response({"ok": False, "error": self.failing[method].pop(0)})
+            return web.json_response({"ok": False, "error": self.failing[method].pop(0)}, headers={"x-slack-req-id": uuid.uuid4().hex})
         channel = args.get("channel")
         if method in ("chat.postMessage", "chat.update", "conversations.history") and channel in self.unreachable:
-            return web.json_response({"ok": False, "error": self.unreachable[channel]})
+            return web.json_response({"ok": False, "error": self.unreachable[channel]}, headers={"x-slack-req-id": uuid.uuid4().hex})
         if method == "chat.postMessage":
             return self._post_message(args)
         if method == "chat.update":
