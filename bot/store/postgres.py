@@ -13,7 +13,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from bot.store.sql import Row, SQLStore
+from bot.store.sql import ACTIONS_TABLE, DELIVERY_LEASE, Row, SQLStore
 
 __all__ = ["MIGRATION_LOCK", "PostgresStore"]
 
@@ -52,22 +52,8 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE channels (channel TEXT PRIMARY KEY, broken TEXT NOT NULL);
     CREATE TABLE marks (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE actions (
-        key TEXT PRIMARY KEY,
-        run_id TEXT NOT NULL,
-        action TEXT NOT NULL,
-        user_id TEXT NOT NULL,
-        requested_at TEXT NOT NULL,
-        state TEXT NOT NULL,
-        detail TEXT,
-        result TEXT
-    );
-    CREATE INDEX actions_by_run ON actions (run_id);
-    """,
-    """
-    ALTER TABLE alerts ADD COLUMN owner TEXT;
-    ALTER TABLE alerts ADD COLUMN lease_until TEXT;
-    """,
+    """ + ACTIONS_TABLE,
+    DELIVERY_LEASE,
 ]
 
 

@@ -14,9 +14,29 @@ from typing import Any
 
 from bot.store.base import Action, Alert, AlertState, Subscription
 
-__all__ = ["SQLStore"]
+__all__ = ["ACTIONS_TABLE", "DELIVERY_LEASE", "SQLStore"]
 
 Row = dict[str, Any]
+
+# Schema pieces that read the same in both dialects, shared by their migrations. Shipped
+# migrations never change: a new shape is a new migration in each backend.
+ACTIONS_TABLE = """
+    CREATE TABLE actions (
+        key TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        detail TEXT,
+        result TEXT
+    );
+    CREATE INDEX actions_by_run ON actions (run_id);
+"""
+DELIVERY_LEASE = """
+    ALTER TABLE alerts ADD COLUMN owner TEXT;
+    ALTER TABLE alerts ADD COLUMN lease_until TEXT;
+"""
 
 
 class SQLStore:

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from bot.store.sql import Row, SQLStore
+from bot.store.sql import ACTIONS_TABLE, DELIVERY_LEASE, Row, SQLStore
 
 __all__ = ["SQLiteStore"]
 
@@ -50,22 +50,8 @@ MIGRATIONS: list[str] = [
     INSERT INTO channels (channel, broken)
         SELECT channel, MAX(broken) FROM subscriptions WHERE broken IS NOT NULL GROUP BY channel;
     ALTER TABLE subscriptions DROP COLUMN broken;
-    CREATE TABLE actions (
-        key TEXT PRIMARY KEY,
-        run_id TEXT NOT NULL,
-        action TEXT NOT NULL,
-        user_id TEXT NOT NULL,
-        requested_at TEXT NOT NULL,
-        state TEXT NOT NULL,
-        detail TEXT,
-        result TEXT
-    );
-    CREATE INDEX actions_by_run ON actions (run_id);
-    """,
-    """
-    ALTER TABLE alerts ADD COLUMN owner TEXT;
-    ALTER TABLE alerts ADD COLUMN lease_until TEXT;
-    """,
+    """ + ACTIONS_TABLE,
+    DELIVERY_LEASE,
 ]
 
 
