@@ -81,17 +81,18 @@ class CountingWebClient(AsyncWebClient):
         return response
 
 
-def slack_client(settings: Settings, metrics: Metrics | None = None) -> AsyncWebClient:
+def slack_client(settings: Settings, metrics: Metrics | None = None, *, resend_on_disconnect: bool = True) -> AsyncWebClient:
+    """The Web API client. A 429 is always waited out and retried (Slack did nothing).
+
+    A dropped connection is retried only when `resend_on_disconnect`: Slack may have
+    acted before the connection dropped, so alert posts must not be resent blindly;
+    the alert engine instead looks for the message before posting again.
+    """
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    client = CountingWebClient(
-        token=token,
-        base_url=settings.slack_api_url,
-        timeout=10,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-        ],
-    )
+    handlers: list[Any] = [AsyncRateLimitErrorRetryHandler(max_retry_count=3)]
+    if resend_on_disconnect:
+        handlers.insert(0, AsyncConnectionErrorRetryHandler(max_retry_count=2))
+    client = CountingWebClient(token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=handlers)
     client.metrics = metrics
     return client
 
@@ -175,7 +176,8 @@ class Bot:
             s, client=client, answerer=answerer, desk=desk, steering=steering, store=self.store, metrics=self.metrics
         )
         self.alerter = Alerter(
-            store=self.store, fabro=self.fabro, slack=client, clock=self.clock,
+            store=self.store, fabro=self.fabro, slack=slack_client(s, self.metrics, resend_on_disconnect=False),
+            clock=self.clock,
             default_channel=s.alert_channel, web_base=s.fabro_web_url, command=s.slash_command,
             digest_threshold=s.alert_digest_threshold, pace=self.alert_pace,
             lease=timedelta(seconds=max(60.0, 4 * s.poll_interval_seconds)) if s.shared_database else timedelta(0),

@@ -358,3 +358,21 @@ async def test_the_scheduler_runs_cycles_by_itself(start_bot, fabro: FakeFabro, 
     fabro.fail(run["id"])
     await wait_for(lambda: slack.alert_keys(CHANNEL), timeout=5)
     assert slack.alert_keys(CHANNEL) == [f"failed:{run['id']}"]
+
+
+async def test_a_post_whose_answer_is_lost_is_found_in_history_not_posted_twice(bot: Bot, fabro: FakeFabro, slack: FakeSlack):
+    bot.alerter.slack.timeout = 0.5
+    slack.slow_reply["chat.postMessage"] = 2.0     # Slack posts it, but the bot never hears back
+    run = make_run("running")
+    fabro.add(run)
+    fabro.fail(run["id"])
+    report = await bot.alerter.cycle()
+    assert report.failed == 1 and len(slack.posts(CHANNEL)) == 1
+    [alert] = await bot.store.alerts_in_state(AlertState.CLAIMED)
+    assert alert.unposted is False   # it may be in Slack: look before posting again
+    await bot.store.delivery_failed(alert.key, CHANNEL, error="timeout", unposted=False, retry_at=bot.clock())
+    report = await bot.alerter.cycle()
+    assert report.deduplicated == 1 and report.posted == 0
+    assert slack.alert_keys(CHANNEL) == [f"failed:{run['id']}"]
+    [alert] = await bot.store.alerts_for_run(run["id"])
+    assert alert.state is AlertState.POSTED and alert.ts == slack.posts(CHANNEL)[0].ts

@@ -382,7 +382,12 @@ class Alerter:
         # Only what this process holds the lease for: never two schedulers on one alert.
         claims = [a for a in claims if await self._lease(a)]
         updates = [a for a in updates if await self._lease(a)]
-        unsure = [a for a in claims if (a.key, channel) not in self._renders and not a.unposted]
+        # A claim may already be in Slack unless it is a fresh one of ours, or Slack refused it:
+        # one left by a crash, or one whose post timed out, is looked for before posting again.
+        unsure = [
+            a for a in claims
+            if not a.unposted and (a.attempts > 0 or (a.key, channel) not in self._renders)
+        ]
         if unsure:
             found = await self._find_posted(channel, unsure)
             if found is None:

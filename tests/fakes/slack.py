@@ -86,6 +86,7 @@ class FakeSlack:
     unreachable: dict[str, str] = field(default_factory=dict)   # channel -> error (not_in_channel…)
     failing: dict[str, list[str]] = field(default_factory=dict) # method -> errors to answer with, in order
     hang: dict[str, float] = field(default_factory=dict)        # method -> seconds before answering (once)
+    slow_reply: dict[str, float] = field(default_factory=dict)  # method -> seconds to wait after acting (once)
     usergroups: dict[str, list[str]] = field(default_factory=dict)  # group id -> member user ids
     views: list[dict[str, Any]] = field(default_factory=list)     # modals opened with views.open
     _ws: web.WebSocketResponse | None = None
@@ -174,7 +175,10 @@ class FakeSlack:
         if method in ("chat.postMessage", "chat.update", "conversations.history") and channel in self.unreachable:
             return web.json_response({"ok": False, "error": self.unreachable[channel]}, headers={"x-slack-req-id": uuid.uuid4().hex})
         if method == "chat.postMessage":
-            return self._post_message(args)
+            response = self._post_message(args)
+            if method in self.slow_reply:   # the message is in; the answer is late (a lost response)
+                await asyncio.sleep(self.slow_reply.pop(method))
+            return response
         if method == "chat.update":
             return self._update_message(args)
         if method == "chat.postEphemeral":
