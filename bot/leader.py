@@ -7,20 +7,25 @@ lock every few seconds, so one of them takes over well within two poll intervals
 Alert claims are unique in the database regardless, so even two leaders at once (a
 network split) never post an alert twice; leadership only saves the duplicate work.
 
-On SQLite there is one process, and it leads.
+On SQLite the database is one file on one machine: the leader holds an exclusive lock on
+a file beside it (`<database>.lock`), which the operating system releases when the
+process ends, however it ends. So a second process on the same file (a rolling deploy
+sharing a volume) waits instead of alerting twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import logging
+import os
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import psycopg
 
-__all__ = ["Leadership", "PostgresLeadership", "SoleLeader", "leadership_for"]
+__all__ = ["FileLeadership", "Leadership", "PostgresLeadership", "SoleLeader", "leadership_for"]
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +122,60 @@ class PostgresLeadership:
             self.on_change(leader)
 
 
+class FileLeadership:
+    """Leadership as an exclusive `flock` on a file: one holder per machine and file."""
+
+    def __init__(self, path: str, *, check_every: float = 2.0, on_change: Callable[[bool], Any] | None = None) -> None:
+        self.path = path
+        self.check_every = check_every
+        self.on_change = on_change
+        self._fd: int | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def is_leader(self) -> bool:
+        return self._fd is not None
+
+    async def start(self) -> None:
+        if not self._try():
+            log.info("another process holds %s; this one stands by for the alert scheduler", self.path)
+            self._task = asyncio.create_task(self._wait(), name="leader-election")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # closing releases the lock
+            if self.on_change is not None:
+                self.on_change(False)
+
+    async def _wait(self) -> None:
+        while not self._try():
+            await asyncio.sleep(self.check_every)
+
+    def _try(self) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        log.info("this replica is now the alert scheduler leader")
+        if self.on_change is not None:
+            self.on_change(True)
+        return True
+
+
 def leadership_for(database_url: str, *, check_every: float, on_change: Callable[[bool], Any] | None = None) -> Leadership:
     if database_url.startswith(("postgresql://", "postgres://")):
         return PostgresLeadership(database_url, check_every=check_every, on_change=on_change)
-    return SoleLeader()
+    path = database_url.removeprefix("sqlite:///")
+    if path == ":memory:":
+        return SoleLeader()
+    return FileLeadership(path + ".lock", check_every=check_every, on_change=on_change)

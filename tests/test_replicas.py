@@ -127,3 +127,20 @@ async def test_two_schedulers_at_once_during_a_split_still_post_each_alert_once(
     reports = await asyncio.gather(one.alerter.cycle(), two.alerter.cycle(), one.alerter.cycle(), two.alerter.cycle())
     assert sum(r.claimed for r in reports) == 4
     assert sorted(slack.alert_keys(CHANNEL)) == sorted(f"failed:{r['id']}" for r in runs)
+
+
+async def test_on_sqlite_a_second_process_on_the_same_file_stands_by(tmp_path: Path):
+    from bot.leader import leadership_for
+
+    url = f"sqlite:///{tmp_path}/bot.db"
+    first = leadership_for(url, check_every=0.1)
+    second = leadership_for(url, check_every=0.1)
+    await first.start()
+    await second.start()
+    try:
+        assert (first.is_leader, second.is_leader) == (True, False)
+        await first.stop()
+        await wait_for(lambda: second.is_leader, timeout=2)
+    finally:
+        await first.stop()
+        await second.stop()

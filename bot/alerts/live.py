@@ -82,7 +82,10 @@ class LiveAlerts:
                 log.info("Fabro's event stream ended; reconnecting")
             except FabroError as exc:
                 failures += 1
-                log.warning("Fabro's event stream is unavailable: %s (request_id=%s)", exc, exc.request_id)
+                # Said once per outage, not at every retry (a Fabro without the stream would flood the log).
+                level = logging.WARNING if failures == 1 else logging.DEBUG
+                log.log(level, "Fabro's event stream is unavailable: %s (request_id=%s); retrying with backoff, "
+                        "polling meanwhile", exc, exc.request_id)
             self._set_connected(False)
             delay = min(self.backoff_cap, self.backoff_base * 2 ** failures) * random.uniform(0.5, 1.0)
             await asyncio.sleep(delay)
