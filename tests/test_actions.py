@@ -33,3 +33,34 @@ def test_a_page_value_fits_a_button():
 )
 def test_a_forged_value_decodes_to_none(value):
     assert decode_page(value) is None
+
+
+def test_control_blocks_carry_their_target_and_forged_ones_are_refused():
+    from bot.actions import Target, control_block_id, parse_control_block
+
+    assert parse_control_block(control_block_id("answer", Target("01KJW4MG", "q-1"))) == ("answer", Target("01KJW4MG", "q-1"))
+    assert parse_control_block(control_block_id("retry", Target("01KJW4MG"))) == ("retry", Target("01KJW4MG"))
+    for forged in ("retry:../etc", "answer:01KJ", "retry:01KJ:q-1", "launch:01KJ", "", None, "decide:" + "A" * 65):
+        assert parse_control_block(forged) is None, forged
+
+
+def test_modal_context_round_trips_and_rejects_tampering():
+    from bot.actions import ModalContext, Target, decode_modal, encode_modal
+
+    context = ModalContext(Target("01KJW4MG", "q-1"), "C123", "1700000000.000100", None)
+    assert decode_modal(encode_modal(context)) == context
+    for bad in ('{"v":2,"r":"01KJ"}', '{"v":1,"r":"../x"}', '{"v":1,"r":"01KJ","c":"#general"}',
+                '{"v":1,"r":"01KJ","u":"file:///etc/passwd"}', '{"v":1,"r":"01KJ","t":"now"}', "not json", ""):
+        assert decode_modal(bad) is None, bad
+
+
+def test_option_values_stand_for_keys_and_long_keys_by_position():
+    from bot.actions import choice_value, resolve_choice
+    from bot.fabro.models import Question
+
+    question = Question.model_validate({"id": "q", "question_type": "multiple_choice",
+                                        "options": [{"key": "short"}, {"key": "k" * 200}, {"key": "#odd"}]})
+    values = [choice_value(question, i) for i in range(3)]
+    assert values == ["short", "#1", "#2"] and all(len(v) <= 150 for v in values)
+    assert [resolve_choice(question, v) for v in values] == ["short", "k" * 200, "#odd"]
+    assert resolve_choice(question, "gone") is None and resolve_choice(question, "#9") is None

@@ -330,3 +330,18 @@ async def test_an_answer_settles_the_same_alert_in_other_channels(desk: Desk):
     await wait_for(lambda: here.edits == 1)
     await desk.bot.alerter.cycle()
     assert there.edits == 1 and f"by <@{ADA}>: Yes" in str(there.blocks)
+
+
+async def test_answering_from_the_ephemeral_detail_card_through_the_modal_replaces_that_card(desk: Desk):
+    run = asking(desk.fabro, question("freeform"))
+    card, _ = await _detail_card(desk, run["id"])
+    [block] = [b for b in card["blocks"] if b["type"] == "actions" and b["block_id"].startswith("answer:")]
+    status, _, url = await desk.user.click(
+        {"action_id": "steer:text", "value": "text"}, block_id=block["block_id"], ephemeral=True
+    )
+    await wait_for(lambda: desk.slack.views)
+    await desk.user.submit_view(desk.slack.views[-1], {"answer_text": "Roll back first"})
+    reply = await desk.user.reply(url)
+    assert reply["replace_original"] is True
+    assert "by <@U123ADA>: “Roll back first”" in str(reply["blocks"])
+    assert desk.posts_to("/answer") == [{"kind": "text", "text": "Roll back first"}]
