@@ -140,6 +140,12 @@ async def _check() -> int:
         try:
             auth = await client.auth_test()
             report(True, f"Slack accepts the bot token (team {auth.get('team')}, bot user {auth.get('user_id')})")
+            granted = {s.strip() for s in (auth.headers.get("x-oauth-scopes") or "").split(",") if s.strip()}
+            if granted:
+                missing = [scope for scope in SCOPES if scope not in granted]
+                report(not missing, "Slack app scopes" + ("" if not missing else ": missing, reinstall the app from manifest.yml:"))
+                for scope in missing:
+                    print(f"    {scope} — {SCOPES[scope]}")
         except Exception as exc:  # noqa: BLE001 - any failure is a ✗ line, never a traceback
             report(False, f"Slack auth.test failed: {_slack_reason(exc)}")
         finally:
@@ -162,6 +168,18 @@ async def _check() -> int:
     print(f"  alerts: every {settings.poll_interval_seconds:g}s, {alerts}")
     print(f"  actions: {Allowlist(parse_allowlist(settings.action_allowlist)).describe()}")
     return 0 if ok else 1
+
+
+# The bot scopes manifest.yml asks for, and what breaks without each.
+SCOPES = {
+    "commands": "the /runs command",
+    "chat:write": "posting and updating alerts",
+    "chat:write.public": "alerts in public channels the bot was not invited to",
+    "channels:history": "after a crash, finding alerts already posted (else they may be posted twice)",
+    "groups:history": "the same in private channels",
+    "app_mentions:read": "answering a question by replying in its alert's thread",
+    "usergroups:read": "user groups in ACTION_ALLOWLIST",
+}
 
 
 def _slack_reason(exc: Exception) -> str:

@@ -72,7 +72,23 @@ async def test_check_passes_against_a_working_fabro_and_slack(fabro, slack):
     assert code == 0, out + err
     assert "✓ settings" in out and "✓ Fabro at" in out and "✓ Slack accepts the bot token" in out
     assert "✓ database sqlite:///./fabro-slack-bot.db is reachable" in out
+    assert "✓ Slack app scopes" in out
     assert "actions: everyone in a channel with a card may act on it (ACTION_ALLOWLIST is not set)" in out
+
+
+async def test_check_names_missing_slack_scopes_and_what_they_break(fabro, slack):
+    slack.scopes = ("commands", "chat:write")
+    code, out, _ = await run_cli("check", env=fake_env(fabro, slack))
+    assert code == 1
+    assert "✗ Slack app scopes: missing, reinstall the app from manifest.yml:" in out
+    assert "channels:history — after a crash, finding alerts already posted" in out
+
+
+def test_check_knows_exactly_the_scopes_the_manifest_asks_for():
+    from bot.cli import SCOPES
+    from tests.test_manifest import manifest
+
+    assert set(SCOPES) == set(manifest()["oauth_config"]["scopes"]["bot"])
 
 
 async def test_check_names_an_unreachable_database_and_the_allowlist(fabro, slack):

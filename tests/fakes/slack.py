@@ -88,6 +88,8 @@ class FakeSlack:
     hang: dict[str, float] = field(default_factory=dict)        # method -> seconds before answering (once)
     slow_reply: dict[str, float] = field(default_factory=dict)  # method -> seconds to wait after acting (once)
     usergroups: dict[str, list[str]] = field(default_factory=dict)  # group id -> member user ids
+    scopes: tuple[str, ...] = ("commands", "chat:write", "chat:write.public", "channels:history", "groups:history",
+                               "app_mentions:read", "usergroups:read")
     views: list[dict[str, Any]] = field(default_factory=list)     # modals opened with views.open
     _ws: web.WebSocketResponse | None = None
     _ws_ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -166,7 +168,10 @@ class FakeSlack:
         if auth != f"Bearer {self.bot_token}":
             return web.json_response({"ok": False, "error": "invalid_auth"})
         if method == "auth.test":
-            return web.json_response({"ok": True, "url": "https://test.slack.com/", "team": "Test", "user": "fabro", "team_id": "T111", "user_id": "U0BOT", "bot_id": "B111"})
+            return web.json_response(
+                {"ok": True, "url": "https://test.slack.com/", "team": "Test", "user": "fabro", "team_id": "T111", "user_id": "U0BOT", "bot_id": "B111"},
+                headers={"x-oauth-scopes": ",".join(self.scopes)},
+            )
         if method in self.hang:
             await asyncio.sleep(self.hang.pop(method))
         if self.failing.get(method):
