@@ -286,10 +286,11 @@ async def test_while_fabro_is_down_cycles_are_skipped_and_nothing_is_lost(bot: B
     fabro.add(*runs)
     fabro.fail(runs[0]["id"])
     fabro.fail_next(503, count=10)
-    with caplog.at_level(logging.WARNING, logger="bot.alerts.engine"):
+    with caplog.at_level(logging.WARNING):
         report = await bot.alerter.cycle()
     assert report.skipped == "fabro"
-    assert sum("alert poll skipped" in r.getMessage() for r in caplog.records) == 1
+    [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]   # one line, not one per retry
+    assert line.startswith("alert poll skipped")
     fabro.faults.clear()
     fabro.fail(runs[1]["id"])
     await bot.alerter.cycle()

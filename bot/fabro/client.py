@@ -217,11 +217,12 @@ class FabroClient:
                         timeout=httpx.Timeout(remaining, connect=min(self.connect_timeout, remaining)),
                     )
             except (TimeoutError, httpx.TimeoutException) as exc:
-                log.warning("fabro %s %s timed out request_id=%s", method, path, request_id)
+                # INFO: the caller decides how bad it is and says so once (a user reply, a skipped cycle).
+                log.info("fabro %s %s timed out request_id=%s", method, path, request_id)
                 self._observe(method, path, None)
                 raise self._timed_out(request_id) from exc
             except httpx.TransportError as exc:
-                log.warning(
+                log.info(
                     "fabro %s %s failed: %s request_id=%s",
                     method, path, type(exc).__name__, request_id,
                 )
