@@ -16,6 +16,7 @@ sharing a volume) waits instead of alerting twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -71,10 +72,8 @@ class PostgresLeadership:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         await self._drop_connection()
         self._set(False)
 
@@ -108,10 +107,8 @@ class PostgresLeadership:
     async def _drop_connection(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            try:
+            with contextlib.suppress(psycopg.Error, OSError):
                 await conn.close()
-            except (psycopg.Error, OSError):
-                pass
 
     def _set(self, leader: bool) -> None:
         if leader == self._leader:
@@ -144,10 +141,8 @@ class FileLeadership:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)  # closing releases the lock

@@ -96,7 +96,7 @@ async def latency(interval: float, samples: int, *, stream: bool = False) -> lis
             before = len(slack.posts(CHANNEL))
             changed = time.perf_counter()
             fabro.fail(run["id"])
-            await wait_for(lambda: len(slack.posts(CHANNEL)) > before, timeout=interval * 3 + 5, interval=0.005)
+            await wait_for(lambda before=before: len(slack.posts(CHANNEL)) > before, timeout=interval * 3 + 5, interval=0.005)
             posted = next(c.at for c in reversed(slack.calls_to("chat.postMessage")))
             seconds.append(posted - changed)
         return seconds

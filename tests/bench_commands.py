@@ -53,7 +53,7 @@ async def main(requests: int, latency: float, burst: int) -> None:
                 status, _, response_url = await user.command(text)
                 acked = time.perf_counter()
                 assert status == 200
-                await wait_for(lambda: slack.responses_to(response_url), 10, interval=0.001)
+                await wait_for(lambda url=response_url: slack.responses_to(url), 10, interval=0.001)
                 arrived = next(r["at"] for r in slack.responses if response_url.endswith(r["token"]))
                 acks.append((acked - start) * 1000)
                 ends.append((arrived - start) * 1000)

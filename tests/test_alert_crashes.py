@@ -4,7 +4,6 @@ of delivery, restarted on the same SQLite file, and every alert is in Slack exac
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from pathlib import Path
 

@@ -245,7 +245,7 @@ async def test_posts_to_one_channel_are_paced(start_alerts, fabro: FakeFabro, sl
     await bot.alerter.cycle()
     stamps = [c.at for c in slack.calls_to("chat.postMessage")]
     assert len(stamps) == 3
-    assert all(later - earlier >= 0.28 for earlier, later in zip(stamps, stamps[1:]))
+    assert all(later - earlier >= 0.28 for earlier, later in zip(stamps, stamps[1:], strict=False))
 
 
 async def test_a_channel_the_bot_cannot_post_to_is_marked_broken_logged_once_and_recovers(

@@ -189,9 +189,10 @@ async def test_approve_and_deny_with_and_without_a_reason(desk: Desk):
 
     for post, reason in ((posts[1], "Not during the freeze"), (posts[2], "")):
         await desk.click(post, "steer:deny")
-        await wait_for(lambda: len(desk.slack.views) == (1 if reason else 2))
+        opened = 1 if reason else 2
+        await wait_for(lambda opened=opened: len(desk.slack.views) == opened)
         await desk.user.submit_view(desk.slack.views[-1], {"deny_reason": reason})
-        await wait_for(lambda: post.edits == 1)
+        await wait_for(lambda post=post: post.edits == 1)
     assert desk.posts_to(f"{runs[1]['id']}/deny") == [{"reason": "Not during the freeze"}]
     assert desk.posts_to(f"{runs[2]['id']}/deny") == [{}]
     assert f"Denied by <@{ADA}>: Not during the freeze" in str(posts[1].blocks)
@@ -322,7 +323,7 @@ async def test_a_forged_control_is_refused_without_calling_fabro(desk: Desk):
 async def test_an_answer_settles_the_same_alert_in_other_channels(desk: Desk):
     _, _, url = await desk.user.command("subscribe questions", channel="C0OTHER")
     await desk.user.reply(url)
-    run = asking(desk.fabro, question("yes_no"))
+    asking(desk.fabro, question("yes_no"))
     await desk.bot.alerter.cycle()
     [here] = desk.slack.posts(CHANNEL)[-1:]
     [there] = desk.slack.posts("C0OTHER")
