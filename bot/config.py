@@ -183,10 +183,21 @@ class ConfigError(Exception):
 
 
 def load_settings(purpose: Purpose, *, env_file: str | Path | None = ".env", **overrides: object) -> Settings:
+    """Settings for `purpose`, or a ConfigError listing every problem at once: malformed
+    values and missing ones together, so one round of fixes is enough."""
     try:
         settings = Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
-        raise ConfigError([_describe(error) for error in exc.errors()]) from None
+        problems = [_describe(error) for error in exc.errors()]  # type: ignore[arg-type]
+        # Set the malformed ones aside (as unset) to see what else is missing.
+        malformed = {str(error["loc"][0]) for error in exc.errors() if error.get("loc")}
+        unset = {name: Settings.model_fields[name].default for name in malformed if name in Settings.model_fields}
+        try:
+            rest = Settings(_env_file=env_file, **{**overrides, **unset})  # type: ignore[call-arg]
+        except ValidationError:
+            raise ConfigError(problems) from None
+        missing = [p for p in rest.check_for(purpose) if p.split(":", 1)[0].lower() not in malformed]
+        raise ConfigError(problems + missing) from None
     problems = settings.check_for(purpose)
     if problems:
         raise ConfigError(problems)

@@ -62,3 +62,11 @@ def test_malformed_values_are_reported_by_their_variable_name(name, value):
 def test_the_settings_repr_hides_secrets():
     settings = load_settings("preview", env_file=None, fabro_api_url="https://f.example.com", fabro_api_token="fabro_dev_supersecret")
     assert "supersecret" not in repr(settings)
+
+
+def test_malformed_and_missing_settings_are_reported_together():
+    found = problems(slack_bot_token="xoxp-wrong-kind", alert_channel="#ops", action_allowlist="@ada")
+    names = [p.split(":")[0] for p in found]
+    assert names[:3] == ["SLACK_BOT_TOKEN", "ALERT_CHANNEL", "ACTION_ALLOWLIST"]
+    assert names[3:] == ["FABRO_API_URL", "FABRO_API_TOKEN", "SLACK_SIGNING_SECRET"]   # not a second "missing" for the token
+    assert any("not a name" in p for p in found) and any("@ada" in p for p in found)
