@@ -61,6 +61,7 @@ class PostgresLeadership:
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._key: int | None = None
         self._task: asyncio.Task[None] | None = None
+        self.backend_pid: int | None = None   # the server process holding our lock, for operators
 
     @property
     def is_leader(self) -> bool:
@@ -98,6 +99,7 @@ class PostgresLeadership:
 
     async def _connect(self) -> None:
         self._conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=5)
+        self.backend_pid = self._conn.info.backend_pid
         cursor = await self._conn.execute("SELECT current_database(), current_schema()")
         database, schema = await cursor.fetchone() or ("", "")
         # One lock per database and schema, so separate deployments sharing a server do not contend.

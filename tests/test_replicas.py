@@ -144,3 +144,24 @@ async def test_on_sqlite_a_second_process_on_the_same_file_stands_by(tmp_path: P
     finally:
         await first.stop()
         await second.stop()
+
+
+async def test_a_leader_that_loses_the_database_steps_down_and_leadership_moves_on(postgres_url: str):
+    import psycopg
+
+    changes: list[bool] = []
+    first = PostgresLeadership(postgres_url, check_every=0.2, on_change=changes.append)
+    second = PostgresLeadership(postgres_url, check_every=0.2)
+    await first.start()
+    await wait_for(lambda: first.is_leader, timeout=5)
+    await second.start()
+    try:
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+            await admin.execute("SELECT pg_terminate_backend(%s)", (first.backend_pid,))
+        await wait_for(lambda: False in changes, timeout=3)          # it noticed, and stepped down
+        await wait_for(lambda: first.is_leader != second.is_leader, timeout=3)
+        await asyncio.sleep(0.6)
+        assert first.is_leader != second.is_leader                    # exactly one, whichever it is
+    finally:
+        await first.stop()
+        await second.stop()
