@@ -19,6 +19,7 @@ __all__ = [
     "LINK_ACTION",
     "ModalContext",
     "PAGE_ACTION",
+    "SHOW_ACTION",
     "STEER_ACTION",
     "Target",
     "choice_value",
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 PAGE_ACTION = re.compile(r"^runs_page:(prev|next)$")
+SHOW_ACTION = "runs_show"   # a listing shown to the clicker alone, leaving the message in place
 LINK_ACTION = re.compile(r"^runs_link:")
 
 _ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")

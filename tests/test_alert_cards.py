@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from bot.actions import decode_page
 from bot.blocks.alerts import ALERT_EVENT_TYPE, approval_alert, digest_message, failed_alert, question_alert, resolved_alert
 from bot.blocks.limits import problems
 from bot.fabro.models import Failure, Question, Run
@@ -74,7 +75,9 @@ def test_a_digest_of_thirty_names_every_run_and_a_thousand_overflow_kindly():
     many = [Run.model_validate(make_run("failed", title="T" * 300)) for _ in range(1000)]
     big = digest_message([("failed", r) for r in many], command="/runs", web_base="https://f")
     assert problems(big) == []
-    assert "more: `/runs failed`" in str(big["blocks"][-1])
+    assert "more: `/runs failed`" in str(big["blocks"][-2])
+    [show] = big["blocks"][-1]["elements"]
+    assert show["action_id"] == "runs_show" and decode_page(show["value"]).statuses == ("failed",)
 
 
 def test_a_digest_links_only_safe_urls_and_never_lets_a_title_forge_one():
@@ -95,5 +98,6 @@ def test_a_mixed_digest_counts_each_kind_and_points_at_their_buckets():
     message = digest_message(items, command="/runs", web_base=None)
     assert_sendable(message)
     assert message["blocks"][0]["text"]["text"] == "*62 new alerts* · 60 failed runs, 1 question waiting, 1 approval waiting"
-    assert "more: `/runs failed blocked pending`" in str(message["blocks"][-1])
+    assert "more: `/runs failed blocked pending`" in str(message["blocks"][-2])
+    assert decode_page(message["blocks"][-1]["elements"][0]["value"]).statuses == ("failed", "blocked", "pending")
     assert ":x: `" in message["blocks"][1]["text"]["text"]

@@ -377,3 +377,20 @@ async def test_a_post_whose_answer_is_lost_is_found_in_history_not_posted_twice(
     assert slack.alert_keys(CHANNEL) == [f"failed:{run['id']}"]
     [alert] = await bot.store.alerts_for_run(run["id"])
     assert alert.state is AlertState.POSTED and alert.ts == slack.posts(CHANNEL)[0].ts
+
+
+async def test_a_digest_that_overflows_shows_the_rest_to_whoever_asks(bot: Bot, fabro: FakeFabro, slack: FakeSlack):
+    runs = [make_run("running", title="T" * 200 + f" {i}") for i in range(60)]
+    fabro.add(*runs)
+    for run in runs:
+        fabro.fail(run["id"])
+    await bot.alerter.cycle()
+    [digest] = slack.posts(CHANNEL)
+    [show] = [e for b in digest.blocks if b["type"] == "actions" for e in b["elements"]]
+    async with aiohttp.ClientSession() as session:
+        user = SlackUser.of(bot, slack, session)
+        _, _, url = await user.click({"action_id": show["action_id"], "value": show["value"]},
+                                     block_id="digest:show", channel=CHANNEL, message_ts=digest.ts, ephemeral=False)
+        reply = await user.reply(url)
+    assert reply["replace_original"] is False and reply["response_type"] == "ephemeral"
+    assert "Failed runs" in str(reply["blocks"]) and digest.edits == 0

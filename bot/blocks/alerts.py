@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot.actions import SHOW_ACTION, encode_page
 from bot.blocks import kit
 from bot.blocks.controls import approval_controls, question_controls, run_controls
 from bot.blocks.limits import FALLBACK_TEXT
@@ -13,6 +14,7 @@ from bot.blocks.question import question_text
 from bot.blocks.runs import link_buttons, run_summary, run_web_url
 from bot.blocks.text import clip, escape, link, slack_date
 from bot.fabro.models import Failure, Question, Run
+from bot.query import RunQuery
 
 __all__ = [
     "ALERT_EVENT_TYPE",
@@ -153,8 +155,13 @@ def digest_message(
         lines.append(line)
     blocks = [kit.section(header, block_id="digest:header"), kit.section("\n".join(lines) or "—", block_id="digest:runs")]
     if len(lines) < len(items):
-        buckets = " ".join(dict.fromkeys(_DIGEST_KINDS[k][2] for k in kinds if k in _DIGEST_KINDS))
-        blocks.append(kit.context(f"…and {len(items) - len(lines)} more: `{escape(command)} {escape(buckets)}`"))
+        buckets = tuple(dict.fromkeys(_DIGEST_KINDS[k][2] for k in kinds if k in _DIGEST_KINDS))
+        blocks.append(kit.context(f"…and {len(items) - len(lines)} more: `{escape(command)} {escape(' '.join(buckets))}`"))
+        # The same query, one click away, answered to the clicker alone.
+        query = RunQuery(statuses=buckets, sort="updated_at", direction="desc", limit=20)
+        show = kit.actions(kit.button("Show them all", SHOW_ACTION, value=encode_page(query)), block_id="digest:show")
+        if show:
+            blocks.append(show)
     text = clip(f"{counts}: " + ", ".join(escape(r.title or r.id) for _, r in items), FALLBACK_TEXT)
     message: Message = {"text": text, "blocks": blocks}
     if key is not None:

@@ -6,7 +6,7 @@ import logging
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot.actions import LINK_ACTION, PAGE_ACTION, decode_page
+from bot.actions import LINK_ACTION, PAGE_ACTION, SHOW_ACTION, decode_page
 from bot.answers import Answerer
 from bot.blocks import kit
 
@@ -35,6 +35,18 @@ def register(app: AsyncApp, answerer: Answerer) -> None:
         answer = await answerer.query(query)
         # A failed page leaves the list in place and says why beside it.
         await respond(response_type="ephemeral", replace_original=not answer.failed, **answer.message)
+
+    @app.action(SHOW_ACTION)
+    async def show(ack: AsyncAck, body: dict, respond: AsyncRespond) -> None:
+        """A listing for the clicker alone: the message it came from (a digest) stays as it is."""
+        await ack()
+        query = decode_page(((body.get("actions") or [{}])[0]).get("value"))
+        if query is None:
+            await respond(response_type="ephemeral", replace_original=False, text=STALE_PAGE,
+                          blocks=[kit.section(f":warning: {STALE_PAGE}")])
+            return
+        answer = await answerer.query(query)
+        await respond(response_type="ephemeral", replace_original=False, **answer.message)
 
     @app.action(LINK_ACTION)
     async def link(ack: AsyncAck) -> None:
