@@ -236,7 +236,7 @@ async def test_slack_429_beyond_the_retries_delays_the_alert_and_never_drops_it(
 
 async def test_posts_to_one_channel_are_paced(start_alerts, fabro: FakeFabro, slack: FakeSlack):
     bot = await start_alerts()
-    bot.alerter.pace = 0.3
+    bot.alerter.delivery.pace = 0.3
     await bot.alerter.cycle()
     runs = [make_run("running") for _ in range(3)]
     fabro.add(*runs)
@@ -362,7 +362,7 @@ async def test_the_scheduler_runs_cycles_by_itself(start_bot, fabro: FakeFabro, 
 
 
 async def test_a_post_whose_answer_is_lost_is_found_in_history_not_posted_twice(bot: Bot, fabro: FakeFabro, slack: FakeSlack):
-    bot.alerter.slack.timeout = 0.5
+    bot.alerter.delivery.slack.timeout = 0.5
     slack.slow_reply["chat.postMessage"] = 2.0     # Slack posts it, but the bot never hears back
     run = make_run("running")
     fabro.add(run)
