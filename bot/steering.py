@@ -20,13 +20,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.actions import Target, resolve_choice
+from bot.actions import Target
+from bot.interview import Choice, answer_body
 from bot.alerts.outcomes import alert_key_of_action, answer_text, outcome_of, run_state
 from bot.blocks.alerts import resolved_alert
 from bot.blocks.replies import error_text
@@ -49,8 +49,6 @@ _WHAT = {"answer": "answer questions", "approve": "approve runs", "deny": "deny 
          "retry": "retry runs", "cancel": "cancel runs"}
 _DOING = {"answer": "answering this question", "approve": "deciding on this approval", "deny": "deciding on this approval",
           "retry": "retrying this run", "cancel": "cancelling this run"}
-_YES = {"yes", "y", "yep", "ok", "okay", "confirm", "approve", "sure", "👍"}
-_NO = {"no", "n", "nope", "decline", "reject", "👎"}
 
 
 @dataclass(frozen=True)
@@ -60,19 +58,6 @@ class Where:
     user_id: str
     channel: str | None = None
     message_ts: str | None = None
-
-
-@dataclass(frozen=True)
-class Choice:
-    """An answer as Slack delivered it, before it is checked against the question.
-
-    kind: yes | no | option (a value from a button or menu) | options (checkboxes) |
-    text (the modal) | reply (words in the alert's thread, read by question type).
-    """
-
-    kind: str
-    values: tuple[str, ...] = ()
-    text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +87,7 @@ class Steering:
             question = next((q for q in questions if q.id == question_id), None)
             if question is None:
                 return "This question is no longer waiting for an answer: it was answered or withdrawn."
-            body = _answer_body(question, choice)
+            body = answer_body(question, choice)
             if isinstance(body, str):
                 return body
             state["question"], state["body"] = question, body
@@ -274,65 +259,3 @@ def _awaiting_approval(run: Run, _: list[Question]) -> str | None:
     if run.awaits_approval:
         return None
     return f"This run is no longer waiting for approval: it is {escape(run_state(run))}."
-
-
-def _answer_body(question: Question, choice: Choice) -> dict[str, Any] | str:
-    """Fabro's tagged answer body for `choice`, or why `question` (as it is now) cannot take it."""
-    qtype = question.question_type
-    takes_text = qtype == "freeform" or question.allow_freeform
-    if choice.kind == "reply":
-        return _reply_body(question, (choice.text or "").strip())
-    if choice.kind in ("yes", "no"):
-        if qtype not in ("yes_no", "confirmation"):
-            return "That answer does not fit this question any more; open the run to answer it."
-        return {"kind": choice.kind}
-    if choice.kind == "option":
-        if qtype != "multiple_choice":
-            return "That answer does not fit this question any more; open the run to answer it."
-        key = resolve_choice(question, choice.values[0] if choice.values else None)
-        if key is None:
-            return "That option is not one of this question's options any more."
-        return {"kind": "selected", "option_key": key}
-    if choice.kind == "options":
-        if qtype != "multi_select":
-            return "That answer does not fit this question any more; open the run to answer it."
-        keys = [resolve_choice(question, v) for v in choice.values]
-        if not keys:
-            return "Tick at least one option, then press Submit."
-        if any(k is None for k in keys):
-            return "One of those options is not one of this question's options any more."
-        return {"kind": "multi_selected", "option_keys": list(dict.fromkeys(k for k in keys if k))}
-    if choice.kind == "text":
-        if not takes_text:
-            return "This question does not take a written answer; use its buttons."
-        if not (choice.text or "").strip():
-            return "The answer is empty; write something, or use the buttons."
-        return {"kind": "text", "text": choice.text.strip()}
-    return "That answer could not be read."
-
-
-def _reply_body(question: Question, text: str) -> dict[str, Any] | str:
-    """Words in the alert's thread, read the way the question asks."""
-    qtype = question.question_type
-    words = re.sub(r"[.!]+$", "", text.lower()).strip()
-    if not text:
-        return "Write your answer after mentioning me, e.g. `@Fabro yes`."
-    if qtype in ("yes_no", "confirmation"):
-        if words in _YES:
-            return {"kind": "yes"}
-        if words in _NO:
-            return {"kind": "no"}
-        if question.allow_freeform:
-            return {"kind": "text", "text": text}
-        return "This question takes yes or no: reply `yes` or `no`, or use the buttons."
-    by_word = {o.key.lower(): o.key for o in question.options} | {(o.label or "").lower(): o.key for o in question.options if o.label}
-    if qtype == "multiple_choice" and words in by_word:
-        return {"kind": "selected", "option_key": by_word[words]}
-    if qtype == "multi_select":
-        parts = [p.strip() for p in re.split(r"[,;]", words) if p.strip()]
-        if parts and all(p in by_word for p in parts):
-            return {"kind": "multi_selected", "option_keys": list(dict.fromkeys(by_word[p] for p in parts))}
-    if qtype == "freeform" or question.allow_freeform:
-        return {"kind": "text", "text": text}
-    options = ", ".join(f"`{escape(o.key)}`" for o in question.options[:10])
-    return f"This question takes one of its options ({options}): reply with one, or use the buttons."
