@@ -40,3 +40,70 @@ async def test_a_bad_status_is_a_plain_text_400(fabro):
     response = await list_runs(fabro, [("status", "sleeping")])
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("text/plain")
+
+
+async def post(fabro, path, body=None, *, raw: str | None = None):
+    headers = {"Authorization": f"Bearer {fabro.token}", "Content-Type": "application/json"}
+    async with httpx.AsyncClient(base_url=fabro.url, headers=headers) as client:
+        if raw is not None:
+            return await client.post(f"/api/v1{path}", content=raw)
+        return await client.post(f"/api/v1{path}", json=body if body is not None else {})
+
+
+async def test_answers_follow_fabros_rules_first_answer_wins(fabro):
+    run = make_run("running")
+    fabro.add(run)
+    fabro.ask(run["id"], {"id": "q", "text": "?", "question_type": "yes_no", "options": [], "allow_freeform": False})
+    path = f"/runs/{run['id']}/questions/q/answer"
+    old = await post(fabro, path, {"value": "yes", "selected_option_key": None})
+    assert old.status_code == 422 and old.headers["content-type"].startswith("text/plain")
+    wrong = await post(fabro, path, {"kind": "text", "text": "sure"})
+    assert wrong.status_code == 400 and wrong.json()["errors"][0]["status"] == "400"
+    assert (await post(fabro, path, {"kind": "yes"})).status_code == 204
+    again = await post(fabro, path, {"kind": "no"})
+    assert again.status_code == 409 and "x-request-id" in again.headers
+    assert fabro.events[run["id"]][-2]["event"] == "interview.completed"
+
+
+async def test_run_actions_answer_with_fabros_statuses(fabro):
+    pending, active, done = make_run("pending"), make_run("running"), make_run("failed")
+    fabro.add(pending, active, done)
+    assert (await post(fabro, f"/runs/{active['id']}/approve")).status_code == 409
+    assert (await post(fabro, f"/runs/{pending['id']}/deny", {"reason": "no"})).json()["lifecycle"]["status"]["reason"] == "approval_denied"
+    assert (await post(fabro, f"/runs/{active['id']}/retry")).status_code == 409
+    retried = await post(fabro, f"/runs/{done['id']}/retry")
+    assert retried.status_code == 201 and retried.json()["retried_from"] == done["id"]
+    fabro.cancel_converges = True
+    assert (await post(fabro, f"/runs/{active['id']}/cancel")).status_code == 202
+    assert (await post(fabro, f"/runs/{done['id']}/cancel")).status_code == 409
+    assert (await post(fabro, "/runs/NOPE/approve")).status_code == 404
+
+
+async def test_the_event_stream_is_live_only_and_never_carries_approval_requests(fabro):
+    import asyncio
+    import json
+
+    run = make_run("running")
+    fabro.add(run)
+    fabro.fail(run["id"])   # before anyone listens: not replayed
+    frames: list[dict] = []
+
+    async def listen():
+        async with httpx.AsyncClient(base_url=fabro.url, headers={"Authorization": f"Bearer {fabro.token}"}) as client:
+            async with client.stream("GET", "/api/v1/attach") as response:
+                async for line in response.aiter_lines():
+                    if line.startswith("data: "):
+                        frames.append(json.loads(line[6:]))
+
+    task = asyncio.create_task(listen())
+    while not fabro.streams:
+        await asyncio.sleep(0.01)
+    other = make_run("submitted")
+    fabro.add(other)
+    fabro.request_approval(other["id"])
+    fabro.archive(run["id"])
+    while not frames:
+        await asyncio.sleep(0.01)
+    fabro.drop_streams()
+    await asyncio.wait_for(task, 5)
+    assert [f["event"] for f in frames] == ["run.archived"]
