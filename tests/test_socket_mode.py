@@ -72,3 +72,20 @@ async def test_approving_from_a_card_over_the_socket(start_bot, fabro, slack):
     await wait_for(lambda: slack.responses_to(response_url))
     assert "Approved by <@U123ADA>" in json.dumps(slack.responses_to(response_url)[0]["blocks"])
     assert [r.path for r in fabro.calls(method="POST")] == [f"/api/v1/runs/{run['id']}/approve"]
+
+
+async def test_an_empty_answer_modal_over_the_socket_is_refused_in_the_ack(start_bot, fabro, slack):
+    run = make_run("blocked")
+    fabro.add(run)
+    await start_bot(slack_app_token=slack.app_token, slack_signing_secret=None)
+    await slack.wait_for_socket()
+    view = {
+        "id": "V1", "type": "modal", "callback_id": "steer_answer_modal",
+        "private_metadata": json.dumps({"v": 1, "r": run["id"], "q": "q-1"}),
+        "state": {"values": {"answer_text": {"answer_text": {"type": "plain_text_input", "value": " "}}}},
+    }
+    payload = {"type": "view_submission", "user": {"id": "U123ADA"}, "team": {"id": "T111"}, "api_app_id": "A111", "view": view}
+    envelope = await slack.send_envelope("interactive", payload)
+    ack = await wait_for(lambda: slack.ack_for(envelope))
+    assert ack["payload"]["response_action"] == "errors" and "answer_text" in ack["payload"]["errors"]
+    assert fabro.calls(method="POST") == []
