@@ -109,6 +109,7 @@ EXAMPLES: tuple[tuple[str, str], ...] = (
     ("done page:2", "finished runs, second page"),
     ("parent:01KJW4MG800000000000000004", "children of a run"),
     ("01KJW4MG", "one run in detail, by id or prefix"),
+    ("subscribe failed repo:acme/api", "post this repo's failed runs in this channel"),
 )
 
 _ID_CHARS = re.compile(r"^[0-9A-Za-z_-]{1,64}$")

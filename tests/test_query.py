@@ -130,3 +130,10 @@ def test_subscription_mistakes_say_what_would_work(text, problem_part, suggestio
     assert isinstance(error, UsageError)
     assert problem_part in error.problem
     assert error.suggestion == suggestion
+
+
+def test_every_example_in_the_help_is_valid():
+    from bot.query import EXAMPLES
+
+    for example, _ in EXAMPLES:
+        assert not isinstance(parse(example), UsageError), example
