@@ -200,3 +200,14 @@ async def test_a_delivery_lease_keeps_a_second_scheduler_off_until_it_expires(st
     await store.confirm_posted("failed:R", "C", "1.1", minutes(5))
     await store.resolve_alert("failed:R", "C", "Archived", minutes(6))
     assert await store.take_over("failed:R", "C", owner="B", now=minutes(6), until=minutes(8)) is False  # settled
+
+
+async def test_only_deliveries_that_are_due_are_read(store):
+    for key in ("failed:A", "failed:B", "failed:C", "failed:D"):
+        await store.claim_alert(key, "C1", key[-1], "failed", NOW)
+    await store.confirm_posted("failed:B", "C1", "1.1", NOW)                 # posted, nothing to edit
+    await store.confirm_posted("failed:C", "C1", "1.2", NOW)
+    await store.set_outcome("failed:C", "C1", "Archived")                     # posted, edit due
+    await store.delivery_failed("failed:D", "C1", error="ratelimited", unposted=True, retry_at=NOW + timedelta(seconds=30))
+    assert [a.key for a in await store.deliveries_due(NOW)] == ["failed:A", "failed:C"]
+    assert [a.key for a in await store.deliveries_due(NOW + timedelta(seconds=31))] == ["failed:A", "failed:C", "failed:D"]

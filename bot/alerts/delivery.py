@@ -99,8 +99,9 @@ class Delivery:
     async def deliver(self, report: CycleReport) -> None:
         """Post what is claimed and due, edit what has an outcome, channel by channel."""
         now = self.clock()
-        claims = [a for a in await self.store.alerts_in_state(AlertState.CLAIMED) if _due(a, now)]
-        updates = [a for a in await self.store.alerts_in_state(AlertState.POSTED) if a.update_pending and _due(a, now)]
+        due = await self.store.deliveries_due(now)
+        claims = [a for a in due if a.state is AlertState.CLAIMED]
+        updates = [a for a in due if a.update_pending]
         if not claims and not updates:
             return
         self._broken = await self.store.broken_channels()
@@ -348,10 +349,6 @@ class Delivery:
         if run is None:
             run = self.runs[run_id] = await self.fabro.get_run(run_id)
         return run
-
-
-def _due(alert: Alert, now: datetime) -> bool:
-    return alert.next_attempt_at is None or alert.next_attempt_at <= now
 
 
 def _retry_after(exc: SlackApiError) -> int:

@@ -124,6 +124,19 @@ class SQLStore:
         rows = await self._fetch("SELECT * FROM alerts WHERE state = ? ORDER BY claimed_at, key", (str(state),))
         return [_alert(r) for r in rows]
 
+    async def deliveries_due(self, now: datetime) -> list[Alert]:
+        """Claims to post and outcomes to edit in, whose next attempt is due: what a cycle delivers.
+
+        Settled alerts (posted with no outcome yet, resolved, seen) are never read here, so
+        a cycle costs the same after a year of alerts as on the first day.
+        """
+        rows = await self._fetch(
+            "SELECT * FROM alerts WHERE (state = ? OR (state = ? AND outcome IS NOT NULL))"
+            " AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY claimed_at, key",
+            (str(AlertState.CLAIMED), str(AlertState.POSTED), _iso(now)),
+        )
+        return [_alert(r) for r in rows]
+
     async def alerts_for_run(self, run_id: str) -> list[Alert]:
         rows = await self._fetch("SELECT * FROM alerts WHERE run_id = ? ORDER BY claimed_at, key", (run_id,))
         return [_alert(r) for r in rows]
