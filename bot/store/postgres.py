@@ -13,7 +13,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from bot.store.sql import ACTIONS_TABLE, DELIVERY_LEASE, Row, SQLStore
+from bot.store.sql import ACTIONS_TABLE, DELIVERY_LEASE, MESSAGE_INDEX, Row, SQLStore
 
 __all__ = ["MIGRATION_LOCK", "PostgresStore"]
 
@@ -54,6 +54,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE marks (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     """ + ACTIONS_TABLE,
     DELIVERY_LEASE,
+    MESSAGE_INDEX,   # replies in an alert's thread find it by (channel, ts)
 ]
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.store.base import Action, Alert, AlertState, Subscription
 
-__all__ = ["ACTIONS_TABLE", "DELIVERY_LEASE", "SQLStore"]
+__all__ = ["ACTIONS_TABLE", "DELIVERY_LEASE", "MESSAGE_INDEX", "SQLStore"]
 
 Row = dict[str, Any]
 
@@ -36,6 +36,9 @@ ACTIONS_TABLE = """
 DELIVERY_LEASE = """
     ALTER TABLE alerts ADD COLUMN owner TEXT;
     ALTER TABLE alerts ADD COLUMN lease_until TEXT;
+"""
+MESSAGE_INDEX = """
+    CREATE INDEX alerts_by_message ON alerts (channel, ts);
 """
 
 

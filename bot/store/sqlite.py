@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from bot.store.sql import ACTIONS_TABLE, DELIVERY_LEASE, Row, SQLStore
+from bot.store.sql import ACTIONS_TABLE, DELIVERY_LEASE, MESSAGE_INDEX, Row, SQLStore
 
 __all__ = ["SQLiteStore"]
 
@@ -52,6 +52,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE subscriptions DROP COLUMN broken;
     """ + ACTIONS_TABLE,
     DELIVERY_LEASE,
+    MESSAGE_INDEX,   # replies in an alert's thread find it by (channel, ts)
 ]
 
 
