@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -169,7 +170,9 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """The secret values, so log output can be scrubbed of them."""
         values = (self.fabro_api_token, self.slack_bot_token, self.slack_signing_secret, self.slack_app_token)
-        return [v.get_secret_value() for v in values if v is not None]
+        found = [v.get_secret_value() for v in values if v is not None]
+        password = urlsplit(self.database_url).password if "@" in self.database_url else None
+        return found + ([unquote(password)] if password else [])
 
 
 @dataclass

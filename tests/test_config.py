@@ -70,3 +70,9 @@ def test_malformed_and_missing_settings_are_reported_together():
     assert names[:3] == ["SLACK_BOT_TOKEN", "ALERT_CHANNEL", "ACTION_ALLOWLIST"]
     assert names[3:] == ["FABRO_API_URL", "FABRO_API_TOKEN", "SLACK_SIGNING_SECRET"]   # not a second "missing" for the token
     assert any("not a name" in p for p in found) and any("@ada" in p for p in found)
+
+
+def test_the_database_password_is_a_secret_too():
+    settings = load_settings("preview", env_file=None, fabro_api_url="https://fabro.example.com", fabro_api_token="t",
+                             database_url="postgresql://bot:s3cr%40t-pass@db:5432/bot")
+    assert "s3cr@t-pass" in settings.secrets()
