@@ -145,6 +145,13 @@ class Settings(BaseSettings):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
 
+    def __repr_args__(self):  # type: ignore[no-untyped-def]
+        # A database URL may carry a password: show it as pydantic shows SecretStr.
+        for name, value in super().__repr_args__():
+            if name == "database_url" and isinstance(value, str) and urlsplit(value).password:
+                value = value.replace(f":{urlsplit(value).password}@", ":**********@", 1)
+            yield name, value
+
     @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None

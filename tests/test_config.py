@@ -76,3 +76,9 @@ def test_the_database_password_is_a_secret_too():
     settings = load_settings("preview", env_file=None, fabro_api_url="https://fabro.example.com", fabro_api_token="t",
                              database_url="postgresql://bot:s3cr%40t-pass@db:5432/bot")
     assert "s3cr@t-pass" in settings.secrets()
+
+
+def test_the_database_password_is_masked_in_the_settings_repr():
+    settings = load_settings("preview", env_file=None, fabro_api_url="https://fabro.example.com", fabro_api_token="t",
+                             database_url="postgresql://bot:hunter2hunter2@db:5432/bot")
+    assert "hunter2hunter2" not in repr(settings) and "postgresql://bot:**********@db:5432/bot" in repr(settings)
