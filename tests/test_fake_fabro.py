@@ -89,11 +89,11 @@ async def test_the_event_stream_is_live_only_and_never_carries_approval_requests
     frames: list[dict] = []
 
     async def listen():
-        async with httpx.AsyncClient(base_url=fabro.url, headers={"Authorization": f"Bearer {fabro.token}"}) as client:
-            async with client.stream("GET", "/api/v1/attach") as response:
-                async for line in response.aiter_lines():
-                    if line.startswith("data: "):
-                        frames.append(json.loads(line[6:]))
+        headers = {"Authorization": f"Bearer {fabro.token}"}
+        async with httpx.AsyncClient(base_url=fabro.url, headers=headers) as client, client.stream("GET", "/api/v1/attach") as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data: "):
+                    frames.append(json.loads(line[6:]))
 
     task = asyncio.create_task(listen())
     while not fabro.streams:
