@@ -211,3 +211,20 @@ async def test_only_deliveries_that_are_due_are_read(store):
     await store.delivery_failed("failed:D", "C1", error="ratelimited", unposted=True, retry_at=NOW + timedelta(seconds=30))
     assert [a.key for a in await store.deliveries_due(NOW)] == ["failed:A", "failed:C"]
     assert [a.key for a in await store.deliveries_due(NOW + timedelta(seconds=31))] == ["failed:A", "failed:C", "failed:D"]
+
+
+async def test_cancelling_a_caller_mid_statement_never_closes_the_connection_under_it(tmp_path):
+    store = SQLiteStore(str(tmp_path / "cancel.db"))
+    await store.open()
+    slow = asyncio.create_task(store._fetch(  # noqa: SLF001 - the statement itself is the point
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000000) SELECT count(*) AS c FROM n"
+    ))
+    await asyncio.sleep(0.01)
+    slow.cancel()
+    await asyncio.sleep(0.05)
+    # The statement still runs in its thread, so nothing else may touch the connection yet:
+    # a second statement in another thread, or close(), would race it (and can crash the process).
+    assert store._lock.locked() and not slow.done()  # noqa: SLF001
+    await store.close()
+    with pytest.raises(asyncio.CancelledError):
+        await slow

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.store.sql import ACTIONS_TABLE, DELIVERY_LEASE, MESSAGE_INDEX, Row, SQLStore
 
 __all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
 
 MIGRATIONS: list[str] = [
     """
@@ -61,6 +65,8 @@ class SQLiteStore(SQLStore):
         self.path = path
         self._db: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
+        # One thread owns the connection: statements run one at a time, in order, off the loop.
+        self._thread: ThreadPoolExecutor | None = None
 
     async def open(self) -> None:
         def connect() -> sqlite3.Connection:
@@ -74,23 +80,51 @@ class SQLiteStore(SQLStore):
             _migrate(db)
             return db
 
-        self._db = await asyncio.to_thread(connect)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._db = await self._run(connect)
 
     async def close(self) -> None:
-        if self._db is not None:
-            db, self._db = self._db, None
-            await asyncio.to_thread(db.close)
+        if self._db is None or self._thread is None:
+            return
+        db, self._db = self._db, None
+        await self._run(db.close)   # after any statement still in flight: never under its feet
+        self._thread.shutdown(wait=False)
+        self._thread = None
 
     async def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         db = self._connection()
-        async with self._lock:
-            return await asyncio.to_thread(lambda: db.execute(sql, params).rowcount)
+        return await self._run(lambda: db.execute(sql, params).rowcount)
 
     async def _fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
         db = self._connection()
-        async with self._lock:
-            rows = await asyncio.to_thread(lambda: db.execute(sql, params).fetchall())
+        rows = await self._run(lambda: db.execute(sql, params).fetchall())
         return [dict(r) for r in rows]
+
+    async def _run(self, call: Callable[[], T]) -> T:
+        """Run `call` in the connection's thread and wait for it, even if the caller is cancelled.
+
+        A cancelled caller cannot stop a statement already running in the thread; letting
+        go of the lock early would let `close()` free the connection under it (a crash).
+        So the statement is waited for, and the cancellation delivered afterwards.
+        """
+        assert self._thread is not None, "the store is not open"
+        async with self._lock:
+            future = asyncio.get_running_loop().run_in_executor(self._thread, call)
+            cancelled = False
+            while True:
+                try:
+                    result = await asyncio.shield(future)
+                    break
+                except asyncio.CancelledError:
+                    if future.cancelled():
+                        raise
+                    if future.done():
+                        result = future.result()
+                        break
+                    cancelled = True
+            if cancelled:
+                raise asyncio.CancelledError
+            return result
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
