@@ -29,6 +29,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from bot.alerts.delivery import Delivery
 from bot.alerts.engine import Alerter, CycleReport
 from bot.alerts.live import LiveAlerts
 from bot.alerts.scheduler import start_scheduler
@@ -175,12 +176,14 @@ class Bot:
         self.bolt = build_bolt_app(
             s, client=client, answerer=answerer, desk=desk, steering=steering, store=self.store, metrics=self.metrics
         )
-        self.alerter = Alerter(
-            store=self.store, fabro=self.fabro, slack=slack_client(s, self.metrics, resend_on_disconnect=False),
-            clock=self.clock,
-            default_channel=s.alert_channel, web_base=s.fabro_web_url, command=s.slash_command,
-            digest_threshold=s.alert_digest_threshold, pace=self.alert_pace,
+        delivery = Delivery(
+            self.store, self.fabro, slack_client(s, self.metrics, resend_on_disconnect=False), self.clock,
+            web_base=s.fabro_web_url, command=s.slash_command, digest_threshold=s.alert_digest_threshold,
+            pace=self.alert_pace,
             lease=timedelta(seconds=max(60.0, 4 * s.poll_interval_seconds)) if s.shared_database else timedelta(0),
+        )
+        self.alerter = Alerter(
+            self.store, self.fabro, self.clock, delivery, default_channel=s.alert_channel, web_base=s.fabro_web_url
         )
         # Stand-ins try for leadership often enough to take over well within two poll intervals.
         check_every = max(0.5, min(5.0, s.poll_interval_seconds / 2))

@@ -18,9 +18,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-
-from slack_sdk.web.async_client import AsyncWebClient
+from datetime import datetime
 
 from bot.alerts.delivery import CycleReport, Delivery, updated_at
 from bot.alerts.outcomes import alert_key_of_action, outcome_of, retried_outcome
@@ -74,15 +72,10 @@ class Alerter:
 
     store: Store
     fabro: FabroClient
-    slack: AsyncWebClient
     clock: Callable[[], datetime]
+    delivery: Delivery                      # posts what this engine claims
     default_channel: str | None = None
     web_base: str | None = None
-    command: str = "/runs"
-    digest_threshold: int = 5
-    pace: float = 1.0                       # seconds between two writes to one channel
-    lease: timedelta = timedelta(0)         # see Delivery.lease
-    delivery: Delivery = field(init=False)
     _runs: dict[str, Run] = field(init=False, repr=False)   # runs read this cycle (shared with delivery)
     _history_before: datetime | None = field(default=None, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
@@ -90,10 +83,6 @@ class Alerter:
     has_subscriptions: bool = field(default=False, init=False)   # as of the last cycle
 
     def __post_init__(self) -> None:
-        self.delivery = Delivery(
-            self.store, self.fabro, self.slack, self.clock, web_base=self.web_base, command=self.command,
-            digest_threshold=self.digest_threshold, pace=self.pace, lease=self.lease,
-        )
         self._runs = self.delivery.runs
 
     # -- the cycle -------------------------------------------------------------------------
