@@ -71,10 +71,7 @@ class PostgresLeadership:
         self._task = asyncio.create_task(self._campaign(), name="leader-election")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await _cancel(self._task)
         await self._drop_connection()
         self._set(False)
 
@@ -113,12 +110,9 @@ class PostgresLeadership:
                 await conn.close()
 
     def _set(self, leader: bool) -> None:
-        if leader == self._leader:
-            return
-        self._leader = leader
-        log.info("this replica %s the alert scheduler leader", "is now" if leader else "is no longer")
-        if self.on_change is not None:
-            self.on_change(leader)
+        if leader != self._leader:
+            self._leader = leader
+            _announce(leader, self.on_change)
 
 
 class FileLeadership:
@@ -141,15 +135,11 @@ class FileLeadership:
             self._task = asyncio.create_task(self._wait(), name="leader-election")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await _cancel(self._task)
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)  # closing releases the lock
-            if self.on_change is not None:
-                self.on_change(False)
+            _announce(False, self.on_change)
 
     async def _wait(self) -> None:
         while not self._try():
@@ -163,10 +153,21 @@ class FileLeadership:
             os.close(fd)
             return False
         self._fd = fd
-        log.info("this replica is now the alert scheduler leader")
-        if self.on_change is not None:
-            self.on_change(True)
+        _announce(True, self.on_change)
         return True
+
+
+def _announce(leader: bool, on_change: Callable[[bool], Any] | None) -> None:
+    log.info("this replica %s the alert scheduler leader", "is now" if leader else "is no longer")
+    if on_change is not None:
+        on_change(leader)
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def leadership_for(database_url: str, *, check_every: float, on_change: Callable[[bool], Any] | None = None) -> Leadership:

@@ -196,10 +196,9 @@ class Steering:
         except FabroError as exc:
             await self.store.finish_action(key, state="failed", result=f"{exc.status or 'unavailable'}: {exc.detail}")
             return Result(notice=error_text(exc) + " Nothing was changed; try again.", status="failed")
-        when = self.clock()
-        await self.store.finish_action(key, state="done", result=f"{outcome} · {slack_date(when)}")
+        await self.store.finish_action(key, state="done", result=outcome)
         await self._settle_alerts(key, target.run_id, outcome, who)
-        return Result(card=resolved_alert(after, outcome=outcome, now=when, web_base=self.web_base))
+        return Result(card=resolved_alert(after, outcome=outcome, now=self.clock(), web_base=self.web_base))
 
     async def _once_more_on_503(self, call: Callable[[], Awaitable[Any]]) -> Any:
         try:
@@ -213,7 +212,7 @@ class Steering:
 
     def _already(self, earlier: Action) -> Result:
         if earlier.state == "done":
-            return Result(notice=f"Already done: {earlier.result}", status="duplicate")
+            return Result(notice=f"Already done: {earlier.result} · {slack_date(earlier.requested_at)}", status="duplicate")
         return Result(notice=f"<@{earlier.user_id}> is already {_DOING.get(earlier.action, 'acting on this run')}"
                              f" (since {slack_date(earlier.requested_at)}).", status="duplicate")
 

@@ -203,10 +203,7 @@ class Alerter:
         runs: list[Run] = []
         offset = 0
         while True:
-            page = await self.fabro.list_runs(
-                [("status", bucket), ("sort", "updated_at"), ("direction", "desc"),
-                 ("page[limit]", str(PAGE)), ("page[offset]", str(offset))]
-            )
+            page = await self.fabro.list_runs(_listing(limit=PAGE, offset=offset, status=bucket))
             runs += page.data
             if not page.meta.has_more or not page.data:
                 return runs
@@ -293,7 +290,7 @@ class Alerter:
             for alert in stale:
                 action = ours.get(alert.key)
                 outcome = (
-                    action.result.rsplit(" · ", 1)[0] if action is not None and action.state == "done" and action.result
+                    action.result if action is not None and action.state == "done" and action.result
                     else outcome_of(alert.kind, alert.key, run, events)
                 )
                 await self.store.set_outcome(alert.key, alert.channel, outcome)
@@ -310,11 +307,12 @@ class Alerter:
         failed_at = wanted.run.timestamps.completed_at or updated_at(wanted.run)
         return failed_at is None or failed_at > self._history_before
 
-    # -- delivering -----------------------------------------------------------------------------
 
-def _listing(*, limit: int, offset: int = 0) -> list[tuple[str, str]]:
+def _listing(*, limit: int, offset: int = 0, status: str | None = None) -> list[tuple[str, str]]:
+    """Runs by last change, newest first: one bucket, or every run (archived ones included)."""
+    scope = [("status", status)] if status else [("include_archived", "true")]
     return [
-        ("sort", "updated_at"), ("direction", "desc"), ("include_archived", "true"),
+        *scope, ("sort", "updated_at"), ("direction", "desc"),
         ("page[limit]", str(limit)), ("page[offset]", str(offset)),
     ]
 
