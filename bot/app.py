@@ -270,11 +270,12 @@ class Bot:
 
     async def _live_reconcile(self, run_id: str) -> CycleReport:
         report = await self.alerter.reconcile_run(run_id)
-        self._count(report)
+        self._count(report, cycle=False)   # a live reconcile delivers alerts; it is not a cycle
         return report
 
-    def _count(self, report: CycleReport) -> None:
-        self.metrics.cycles.labels("skipped_" + report.skipped.replace(" ", "_") if report.skipped else "done").inc()
+    def _count(self, report: CycleReport, *, cycle: bool = True) -> None:
+        if cycle:
+            self.metrics.cycles.labels("skipped_" + report.skipped.replace(" ", "_") if report.skipped else "done").inc()
         for event, n in (("posted", report.posted), ("digested", report.digests), ("updated", report.updated),
                          ("deduplicated", report.deduplicated), ("failed", report.failed)):
             if n:
