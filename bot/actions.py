@@ -10,17 +10,17 @@ import json
 import re
 from dataclasses import dataclass
 
-from bot.query import DEFAULT_LIMIT, MAX_LIMIT, SORT_LABELS, RunQuery
 from bot.fabro.models import BUCKETS, Question
+from bot.query import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, SORT_LABELS, RunQuery
 
 __all__ = [
     "ANSWER_MODAL",
     "DENY_MODAL",
     "LINK_ACTION",
-    "ModalContext",
     "PAGE_ACTION",
     "SHOW_ACTION",
     "STEER_ACTION",
+    "ModalContext",
     "Target",
     "choice_value",
     "control_block_id",
@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 PAGE_ACTION = re.compile(r"^runs_page:(prev|next)$")
-SHOW_ACTION = "runs_show"   # a listing shown to the clicker alone, leaving the message in place
+SHOW_ACTION = "runs_show"  # a listing shown to the clicker alone, leaving the message in place
 LINK_ACTION = re.compile(r"^runs_link:")
 
 _ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
@@ -77,37 +77,41 @@ def _versioned(value: str | None) -> dict[str, object] | None:
     return data if isinstance(data, dict) and data.get("v") == 1 else None
 
 
+def _int(value: object, low: int, high: int) -> int | None:
+    """A JSON integer within bounds; booleans (which Python counts as ints) and huge numbers are not."""
+    if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
+        return value
+    return None
+
+
+def _str(value: object, pattern: re.Pattern[str]) -> str | None:
+    return value if isinstance(value, str) and pattern.match(value) else None
+
+
 def decode_page(value: str | None) -> RunQuery | None:
     data = _versioned(value)
     if data is None:
         return None
     statuses = data.get("s", [])
-    sort = data.get("k")
-    direction = data.get("d")
-    parent = data.get("p")
-    offset = data.get("o", 0)
-    limit = data.get("l", DEFAULT_LIMIT)
-    valid = (
-        isinstance(statuses, list)
-        and all(s in BUCKETS for s in statuses)
-        and (sort is None or sort in SORT_LABELS)
-        and direction in (None, "asc", "desc")
-        and (parent is None or (isinstance(parent, str) and _ID.match(parent)))
-        and isinstance(offset, int)
-        and offset >= 0
-        and isinstance(limit, int)
-        and 1 <= limit <= MAX_LIMIT
-    )
-    if not valid:
+    sort, direction, parent = data.get("k"), data.get("d"), data.get("p")
+    offset = _int(data.get("o", 0), 0, MAX_OFFSET)
+    limit = _int(data.get("l", DEFAULT_LIMIT), 1, MAX_LIMIT)
+    if not isinstance(statuses, list) or not all(isinstance(s, str) and s in BUCKETS for s in statuses):
+        return None
+    if offset is None or limit is None or data.get("a", 0) not in (0, 1):
+        return None
+    if sort is not None and not (isinstance(sort, str) and sort in SORT_LABELS):
+        return None
+    if direction not in (None, "asc", "desc") or (parent is not None and _str(parent, _ID) is None):
         return None
     return RunQuery(
         statuses=tuple(statuses),
         sort=sort,
-        direction=direction,
+        direction=direction if isinstance(direction, str) else None,
         limit=limit,
         offset=offset,
-        parent_id=parent,
-        include_archived=bool(data.get("a")),
+        parent_id=parent if isinstance(parent, str) else None,
+        include_archived=data.get("a") == 1,
     )
 
 
@@ -184,24 +188,31 @@ class ModalContext:
 
 
 def encode_modal(context: ModalContext) -> str:
-    value = {"v": 1, "r": context.target.run_id, "q": context.target.question_id,
-             "c": context.channel, "t": context.message_ts, "u": context.response_url}
+    value = {
+        "v": 1,
+        "r": context.target.run_id,
+        "q": context.target.question_id,
+        "c": context.channel,
+        "t": context.message_ts,
+        "u": context.response_url,
+    }
     return json.dumps({k: v for k, v in value.items() if v is not None}, separators=(",", ":"))
 
 
+_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+_TS = re.compile(r"^\d{1,12}\.\d{1,9}$")
+_URL = re.compile(r"^https?://\S{1,3000}$")
+
+
 def decode_modal(value: str | None) -> ModalContext | None:
+    """What a modal acts on. A response URL is only kept here; whether the bot may post to it
+    is decided where it is used (Slack's own hosts only)."""
     data = _versioned(value)
     if data is None:
         return None
-    run_id, question_id = data.get("r"), data.get("q")
-    channel, ts, url = data.get("c"), data.get("t"), data.get("u")
-    valid = (
-        isinstance(run_id, str) and _ID.match(run_id)
-        and (question_id is None or (isinstance(question_id, str) and _QUESTION_ID.match(question_id)))
-        and (channel is None or (isinstance(channel, str) and re.fullmatch(r"[CGD][A-Z0-9]{2,}", channel)))
-        and (ts is None or (isinstance(ts, str) and re.fullmatch(r"\d{1,12}\.\d{1,9}", ts)))
-        and (url is None or (isinstance(url, str) and url.startswith(("https://", "http://"))))
-    )
-    if not valid:
+    run_id = _str(data.get("r"), _ID)
+    fields = {"q": _QUESTION_ID, "c": _CHANNEL, "t": _TS, "u": _URL}
+    parsed = {name: _str(data.get(name), pattern) for name, pattern in fields.items()}
+    if run_id is None or any(data.get(name) is not None and parsed[name] is None for name in fields):
         return None
-    return ModalContext(Target(run_id, question_id), channel, ts, url)
+    return ModalContext(Target(run_id, parsed["q"]), parsed["c"], parsed["t"], parsed["u"])

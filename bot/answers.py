@@ -1,36 +1,27 @@
 """From a parsed `/runs` request to the message that answers it, through Fabro.
 
-Independent of Slack's transport, so the listeners, `preview` and tests share it.
-This is the one error boundary for commands: Fabro's typed errors become friendly
-messages; anything unexpected is logged with a reference the user also sees.
+Independent of Slack's transport, so the slash command, the paging buttons and `preview`
+share it. Fabro's typed errors propagate to the caller's boundary (`bot.boundary`).
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.blocks.replies import error_message, internal_error_message
 from bot.blocks.runs import run_detail_message, run_list_message
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
 from bot.query import RunLookup, RunQuery
 
-__all__ = ["Answer", "Answerer"]
+__all__ = ["Answerer"]
 
 log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Answer:
-    message: Message
-    failed: bool = False
 
 
 @dataclass
@@ -40,17 +31,11 @@ class Answerer:
     web_base: str | None = None
     command: str = "/runs"
 
-    async def query(self, query: RunQuery) -> Answer:
-        return await self._safely(lambda: self._list(query))
-
-    async def lookup(self, lookup: RunLookup) -> Answer:
-        return await self._safely(lambda: self._detail(lookup), selector=lookup.selector)
-
-    async def _list(self, query: RunQuery) -> Message:
-        page = await self.fabro.list_runs(query.params())
+    async def listing(self, query: RunQuery) -> Message:
+        page = await self.fabro.list_runs(query)
         return run_list_message(query, page, now=self.clock(), web_base=self.web_base, command=self.command)
 
-    async def _detail(self, lookup: RunLookup) -> Message:
+    async def detail(self, lookup: RunLookup) -> Message:
         run = await self.fabro.find_run(lookup.selector)
         failure = None
         if run.status.kind in ("failed", "dead"):
@@ -60,16 +45,3 @@ class Answerer:
                 # The card is still worth showing without the failure message.
                 log.warning("could not read run.failed for %s: %r", run.id, exc)
         return run_detail_message(run, now=self.clock(), failure=failure, web_base=self.web_base)
-
-    async def _safely(
-        self, build: Callable[[], Awaitable[Message]], *, selector: str | None = None
-    ) -> Answer:
-        try:
-            return Answer(await build())
-        except FabroError as exc:
-            log.info("fabro error answering %s: %r", self.command, exc)
-            return Answer(error_message(exc, command=self.command, selector=selector), failed=True)
-        except Exception:
-            reference = uuid.uuid4().hex[:12]
-            log.exception("unexpected error answering %s, reference %s", self.command, reference)
-            return Answer(internal_error_message(reference), failed=True)

@@ -10,17 +10,17 @@ import asyncio
 import logging
 import signal
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.async_app import AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -29,16 +29,18 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.alerts.delivery import Delivery
+from bot.alerts.delivery import Delivery, Lease
 from bot.alerts.engine import Alerter, CycleReport
 from bot.alerts.live import LiveAlerts
 from bot.alerts.scheduler import start_scheduler
 from bot.answers import Answerer
-from bot.blocks.replies import internal_error_message
+from bot.boundary import new_reference
 from bot.config import Settings
+from bot.dispatch import Commands
 from bot.fabro.client import FabroClient
 from bot.leader import Leadership, leadership_for
-from bot.listeners import buttons, commands, steer
+from bot.listeners import buttons, steer
+from bot.listeners import commands as commands_listener
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.permissions import Allowlist, parse_allowlist
 from bot.steering import Steering
@@ -54,7 +56,7 @@ _SLACK_AUTH_RECHECK = 30.0
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class CountingWebClient(AsyncWebClient):
@@ -62,7 +64,7 @@ class CountingWebClient(AsyncWebClient):
 
     metrics: Metrics | None = None
 
-    async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:  # type: ignore[override]
+    async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
         try:
             response = await super().api_call(api_method, **kwargs)
         except SlackApiError as exc:
@@ -82,7 +84,9 @@ class CountingWebClient(AsyncWebClient):
         return response
 
 
-def slack_client(settings: Settings, metrics: Metrics | None = None, *, resend_on_disconnect: bool = True) -> AsyncWebClient:
+def slack_client(
+    settings: Settings, metrics: Metrics | None = None, *, resend_on_disconnect: bool = True
+) -> AsyncWebClient:
     """The Web API client. A 429 is always waited out and retried (Slack did nothing).
 
     A dropped connection is retried only when `resend_on_disconnect`: Slack may have
@@ -98,12 +102,24 @@ def slack_client(settings: Settings, metrics: Metrics | None = None, *, resend_o
     return client
 
 
+def response_url_check(slack_api_url: str) -> Callable[[str], bool]:
+    """Whether a response URL is Slack's own: the bot never posts anywhere else, whatever a payload says."""
+    api_host = urlsplit(slack_api_url).netloc
+
+    def allowed(url: str) -> bool:
+        parts = urlsplit(url)
+        if parts.scheme == "https" and parts.netloc == "hooks.slack.com":
+            return True
+        return bool(api_host) and parts.netloc == api_host and parts.scheme in ("http", "https")
+
+    return allowed
+
+
 def build_bolt_app(
     settings: Settings,
     *,
     client: AsyncWebClient,
-    answerer: Answerer,
-    desk: SubscriptionDesk,
+    commands: Commands,
     steering: Steering,
     store: Store,
     metrics: Metrics,
@@ -115,21 +131,28 @@ def build_bolt_app(
         request_verification_enabled=not settings.socket_mode,
         raise_error_for_unhandled_request=False,
     )
+    allowed = response_url_check(settings.slack_api_url)
+
+    @app.middleware
+    async def only_slack_response_urls(
+        body: dict[str, Any],
+        next: Callable[[], Awaitable[None]],
+    ) -> None:
+        url = body.get("response_url") if isinstance(body, dict) else None
+        if url is not None and not (isinstance(url, str) and allowed(url)):
+            log.warning("dropped a request whose response_url is not Slack's")
+            return
+        await next()
 
     @app.error
-    async def on_error(error: Exception, body: dict, respond: AsyncRespond) -> None:
-        reference = uuid.uuid4().hex[:12]
-        log.error("unhandled error in a listener, reference %s", reference, exc_info=error)
-        if not body.get("response_url"):
-            return
-        try:
-            await respond(response_type="ephemeral", replace_original=False, **internal_error_message(reference))
-        except Exception as exc:  # noqa: BLE001 - the user cannot be told; the log line above stands
-            log.warning("could not tell the user about error %s: %s", reference, type(exc).__name__)
+    async def on_error(error: Exception) -> None:
+        # Listeners have their own boundary (bot.boundary); what reaches here happened
+        # around them. Nothing of the request is used: it may not even be verified.
+        log.error("unhandled error around a listener, reference %s", new_reference(), exc_info=error)
 
-    commands.register(app, answerer, desk, metrics)
-    buttons.register(app, answerer)
-    steer.register(app, steering, store, metrics)
+    commands_listener.register(app, commands, metrics)
+    buttons.register(app, commands.answerer)
+    steer.register(app, steering, store, metrics, command=settings.slash_command, response_url_allowed=allowed)
     return app
 
 
@@ -142,6 +165,7 @@ class Bot:
     clock: Callable[[], datetime] = utc_now
     schedule_alerts: bool = True
     alert_pace: float = 1.0
+    monotonic: Callable[[], float] = time.monotonic  # seconds, for how long a readiness answer is kept
     metrics: Metrics = field(init=False)
     fabro: FabroClient = field(init=False)
     store: Store = field(init=False)
@@ -162,25 +186,47 @@ class Bot:
         assert s.fabro_api_url and s.fabro_api_token
         self.metrics = Metrics()
         self.fabro = FabroClient(
-            s.fabro_api_url, s.fabro_api_token.get_secret_value(), timeout=s.fabro_timeout_seconds,
+            s.fabro_api_url,
+            s.fabro_api_token.get_secret_value(),
+            timeout=s.fabro_timeout_seconds,
             observer=self.metrics.fabro,
         )
         self.store = open_store(s.database_url)
         client = slack_client(s, self.metrics)
         answerer = Answerer(self.fabro, self.clock, web_base=s.fabro_web_url, command=s.slash_command)
-        desk = SubscriptionDesk(self.store, default_channel=s.alert_channel, command=s.slash_command)
+        routing_name, routing = s.routing_allowlist
+        desk = SubscriptionDesk(
+            self.store,
+            default_channel=s.alert_channel,
+            command=s.slash_command,
+            allowlist=Allowlist(parse_allowlist(routing), client) if routing else None,
+            allowlist_name=routing_name,
+        )
+        commands = Commands(answerer, desk, s.slash_command)
         steering = Steering(
-            self.store, self.fabro, Allowlist(parse_allowlist(s.action_allowlist), client), self.clock,
+            self.store,
+            self.fabro,
+            Allowlist(parse_allowlist(s.action_allowlist), client),
+            self.clock,
             web_base=s.fabro_web_url,
         )
         self.bolt = build_bolt_app(
-            s, client=client, answerer=answerer, desk=desk, steering=steering, store=self.store, metrics=self.metrics
+            s, client=client, commands=commands, steering=steering, store=self.store, metrics=self.metrics
         )
         delivery = Delivery(
-            self.store, self.fabro, slack_client(s, self.metrics, resend_on_disconnect=False), self.clock,
-            web_base=s.fabro_web_url, command=s.slash_command, digest_threshold=s.alert_digest_threshold,
+            self.store,
+            self.fabro,
+            slack_client(s, self.metrics, resend_on_disconnect=False),
+            self.clock,
+            web_base=s.fabro_web_url,
+            command=s.slash_command,
+            digest_threshold=s.alert_digest_threshold,
             pace=self.alert_pace,
-            lease=timedelta(seconds=max(60.0, 4 * s.poll_interval_seconds)) if s.shared_database else timedelta(0),
+            lease=Lease(
+                duration=timedelta(seconds=max(60.0, 4 * s.poll_interval_seconds))
+                if s.shared_database
+                else timedelta(0)
+            ),
         )
         self.alerter = Alerter(
             self.store, self.fabro, self.clock, delivery, default_channel=s.alert_channel, web_base=s.fabro_web_url
@@ -191,7 +237,9 @@ class Bot:
         self.metrics.leader.set(1 if self.leadership.is_leader else 0)
         if s.fabro_event_stream:
             self.live = LiveAlerts(
-                self.fabro, self._live_reconcile, self.scheduled_cycle,
+                self.fabro,
+                self._live_reconcile,
+                self.scheduled_cycle,
                 lambda: self.leadership.is_leader and self.alerter.has_subscriptions,
                 on_state=self.metrics.stream.set,
             )
@@ -199,7 +247,11 @@ class Bot:
     # -- HTTP surfaces ---------------------------------------------------------------------
 
     def probes(self) -> list[web.RouteDef]:
-        return [web.get("/healthz", self._healthz), web.get("/readyz", self._readyz), web.get("/metrics", self._metrics)]
+        return [
+            web.get("/healthz", self._healthz),
+            web.get("/readyz", self._readyz),
+            web.get("/metrics", self._metrics),
+        ]
 
     def web_app(self) -> web.Application:
         """Slack's requests and the probes, for HTTP mode."""
@@ -233,7 +285,8 @@ class Bot:
 
     async def _slack_ok(self) -> bool:
         checked_at, ok = self._slack_auth
-        if ok or time.monotonic() - checked_at < _SLACK_AUTH_RECHECK:
+        # Either answer is kept for at most 30 s: a revoked token makes the replica unready.
+        if checked_at and self.monotonic() - checked_at < _SLACK_AUTH_RECHECK:
             return ok
         try:
             async with asyncio.timeout(5):
@@ -245,7 +298,7 @@ class Bot:
         except Exception as exc:  # noqa: BLE001 - reported by /readyz and logged
             log.warning("Slack auth.test failed: %s", type(exc).__name__)
             ok = False
-        self._slack_auth = (time.monotonic(), ok)
+        self._slack_auth = (self.monotonic(), ok)
         return ok
 
     async def _serve(self, application: web.Application, port: int) -> int:
@@ -254,8 +307,8 @@ class Bot:
         site = web.TCPSite(runner, self.settings.host, port)
         await site.start()
         self._runners.append(runner)
-        sockets = site._server.sockets if site._server else []  # noqa: SLF001
-        return sockets[0].getsockname()[1] if sockets else port
+        address = runner.addresses[-1] if runner.addresses else None
+        return int(address[1]) if isinstance(address, tuple) else port
 
     # -- alerts ------------------------------------------------------------------------------
 
@@ -270,14 +323,21 @@ class Bot:
 
     async def _live_reconcile(self, run_id: str) -> CycleReport:
         report = await self.alerter.reconcile_run(run_id)
-        self._count(report, cycle=False)   # a live reconcile delivers alerts; it is not a cycle
+        self._count(report, cycle=False)  # a live reconcile delivers alerts; it is not a cycle
         return report
 
     def _count(self, report: CycleReport, *, cycle: bool = True) -> None:
         if cycle:
-            self.metrics.cycles.labels("skipped_" + report.skipped.replace(" ", "_") if report.skipped else "done").inc()
-        for event, n in (("posted", report.posted), ("digested", report.digests), ("updated", report.updated),
-                         ("deduplicated", report.deduplicated), ("failed", report.failed)):
+            self.metrics.cycles.labels(
+                "skipped_" + report.skipped.replace(" ", "_") if report.skipped else "done"
+            ).inc()
+        for event, n in (
+            ("posted", report.posted),
+            ("digested", report.digests),
+            ("updated", report.updated),
+            ("deduplicated", report.deduplicated),
+            ("failed", report.failed),
+        ):
             if n:
                 self.metrics.alerts.labels(event).inc(n)
 

@@ -7,11 +7,14 @@ import asyncio
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import quote
 
+from pydantic import ValidationError
+
 from bot import __version__
-from bot.config import ConfigError, Settings, configure_logging, load_settings
+from bot.config import ConfigError, Settings, configure_logging, describe_error, load_settings
+from bot.redact import public_url, redact
 
 __all__ = ["main"]
 
@@ -19,9 +22,7 @@ BLOCK_KIT_BUILDER = "https://app.slack.com/block-kit-builder/#"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="fabro-slack-bot", description="See, follow and steer Fabro runs from Slack."
-    )
+    parser = argparse.ArgumentParser(prog="fabro-slack-bot", description="See, follow and steer Fabro runs from Slack.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="serve Slack (Socket Mode when SLACK_APP_TOKEN is set, else HTTP)")
@@ -53,18 +54,18 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _preview(text: str, *, demo: bool) -> int:
     from bot.answers import Answerer
-    from bot.blocks.replies import help_message, usage_error_message
+    from bot.dispatch import Caller, Commands
     from bot.fabro.client import FabroClient
-    from bot.query import Help, RunLookup, UsageError, parse
+    from bot.query import parse
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if demo:
-        from bot.demo import DEMO_FABRO_URL, demo_transport
+        from bot.fabro.demo import DEMO_FABRO_URL, demo_client
 
-        settings = Settings(_env_file=None)  # type: ignore[call-arg]
-        fabro = FabroClient(DEMO_FABRO_URL, "demo", transport=demo_transport(now))
-        web_base = DEMO_FABRO_URL
+        settings = Settings(_env_file=None)
+        fabro = demo_client(now)
+        web_base: str | None = DEMO_FABRO_URL
     else:
         settings = load_settings("preview")
         assert settings.fabro_api_url and settings.fabro_api_token
@@ -76,16 +77,10 @@ async def _preview(text: str, *, demo: bool) -> int:
         web_base = settings.fabro_web_url
     command = settings.slash_command
     async with fabro:
-        parsed = parse(text)
-        if isinstance(parsed, Help):
-            message = help_message(command)
-        elif isinstance(parsed, UsageError):
-            message = usage_error_message(parsed, command)
-        else:
-            answerer = Answerer(fabro, lambda: now, web_base=web_base, command=command)
-            answer = await (answerer.lookup(parsed) if isinstance(parsed, RunLookup) else answerer.query(parsed))
-            message = answer.message
-    payload = {"response_type": "ephemeral", **message}
+        commands = Commands(Answerer(fabro, lambda: now, web_base=web_base, command=command), None, command)
+        reply = await commands.reply(parse(text), Caller())
+    message = reply.message
+    payload = {"response_type": "in_channel" if reply.public else "ephemeral", **message}
     print(json.dumps(payload, indent=2, ensure_ascii=False))
     builder = BLOCK_KIT_BUILDER + quote(json.dumps({"blocks": message["blocks"]}, separators=(",", ":")))
     print(f"\nSee it in Block Kit Builder:\n{builder}", file=sys.stderr)
@@ -96,7 +91,7 @@ async def _check() -> int:
     """Each item is checked independently, so one run shows every problem at once."""
     from bot.app import slack_client
     from bot.fabro.client import FabroClient
-    from bot.fabro.errors import FabroError
+    from bot.fabro.errors import FabroError, FabroUnauthorized
 
     ok = True
 
@@ -107,15 +102,9 @@ async def _check() -> int:
 
     try:
         settings = Settings()
-    except Exception as exc:  # noqa: BLE001 - reported, never re-raised
-        from pydantic import ValidationError
-
-        if not isinstance(exc, ValidationError):
-            raise
-        from bot.config import _describe
-
+    except ValidationError as exc:
         for error in exc.errors():
-            report(False, _describe(error))
+            report(False, describe_error(error))
         return 1
     problems = settings.check_for("check")
     report(not problems, "settings" + ("" if not problems else ":"))
@@ -123,17 +112,30 @@ async def _check() -> int:
         print(f"    {problem}")
     print(f"  mode: {'Socket Mode' if settings.socket_mode else f'HTTP on {settings.host}:{settings.port}'}")
 
+    secrets = settings.secrets()
+
+    def shown(text: str) -> str:
+        return redact(text, secrets)
+
     if settings.fabro_api_url and settings.fabro_api_token:
+        where = public_url(settings.fabro_api_url)
         async with FabroClient(
             settings.fabro_api_url,
             settings.fabro_api_token.get_secret_value(),
             timeout=settings.fabro_timeout_seconds,
         ) as fabro:
+            # Reachability and the token are two questions: answer them apart, so the fix is clear.
             try:
-                user = await fabro.current_user()
-                report(True, f"Fabro at {settings.fabro_api_url} accepts the token (user {user.get('login', '?')})")
+                await fabro.health()
+                report(True, f"Fabro at {where} is reachable (GET /health)")
+                try:
+                    await fabro.check_token()
+                    report(True, f"Fabro at {where} accepts the API token (GET /api/v1/runs)")
+                except FabroError as exc:
+                    what = "refuses the API token" if isinstance(exc, FabroUnauthorized) else "failed to list runs"
+                    report(False, shown(f"Fabro at {where} {what}: {exc.detail} (request id {exc.request_id})"))
             except FabroError as exc:
-                report(False, f"Fabro at {settings.fabro_api_url}: {exc.detail} (request id {exc.request_id})")
+                report(False, shown(f"Fabro at {where} is unreachable: {exc.detail} (request id {exc.request_id})"))
 
     if settings.slack_bot_token:
         client = slack_client(settings)
@@ -143,7 +145,10 @@ async def _check() -> int:
             granted = {s.strip() for s in (auth.headers.get("x-oauth-scopes") or "").split(",") if s.strip()}
             if granted:
                 missing = [scope for scope in SCOPES if scope not in granted]
-                report(not missing, "Slack app scopes" + ("" if not missing else ": missing, reinstall the app from manifest.yml:"))
+                report(
+                    not missing,
+                    "Slack app scopes" + ("" if not missing else ": missing, reinstall the app from manifest.yml:"),
+                )
                 for scope in missing:
                     print(f"    {scope} — {SCOPES[scope]}")
         except Exception as exc:  # noqa: BLE001 - any failure is a ✗ line, never a traceback
@@ -155,7 +160,7 @@ async def _check() -> int:
     from bot.store import open_store
 
     store = open_store(settings.database_url, open_timeout=3)
-    where = settings.database_url.split("@")[-1] if "@" in settings.database_url else settings.database_url
+    where = public_url(settings.database_url)
     try:
         await store.open()
         subscriptions = await store.subscriptions()
@@ -164,7 +169,11 @@ async def _check() -> int:
         report(False, f"database {where}: {type(exc).__name__}")
     finally:
         await store.close()
-    alerts = f"ALERT_CHANNEL {settings.alert_channel}" if settings.alert_channel else "no ALERT_CHANNEL (channels subscribe with /runs subscribe)"
+    alerts = (
+        f"ALERT_CHANNEL {settings.alert_channel}"
+        if settings.alert_channel
+        else "no ALERT_CHANNEL (channels subscribe with /runs subscribe)"
+    )
     print(f"  alerts: every {settings.poll_interval_seconds:g}s, {alerts}")
     print(f"  actions: {Allowlist(parse_allowlist(settings.action_allowlist)).describe()}")
     return 0 if ok else 1

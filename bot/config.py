@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ConfigError", "Settings", "load_settings"]
+__all__ = ["ConfigError", "Settings", "configure_logging", "describe_error", "load_settings"]
 
 Purpose = Literal["run", "check", "preview"]
 
@@ -47,6 +49,7 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = Field(default=30.0, ge=1, le=3600)
     alert_digest_threshold: int = Field(default=5, ge=1, le=100)
     action_allowlist: str | None = None
+    subscription_allowlist: str | None = None
     health_port: int | None = Field(default=None, ge=0, le=65535)
     fabro_event_stream: bool = True
     log_format: Literal["text", "json"] = "text"
@@ -61,7 +64,7 @@ class Settings(BaseSettings):
     def _format(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("action_allowlist")
+    @field_validator("action_allowlist", "subscription_allowlist")
     @classmethod
     def _allowlist(cls, value: str | None) -> str | None:
         entries = [part.strip() for part in (value or "").split(",") if part.strip()]
@@ -80,7 +83,9 @@ class Settings(BaseSettings):
             return None
         value = value.strip()
         if not re.fullmatch(r"[CGD][A-Z0-9]{2,}", value):
-            raise ValueError("must be a channel id such as C0123456789 (channel details → About → Channel ID), not a name")
+            raise ValueError(
+                "must be a channel id such as C0123456789 (channel details → About → Channel ID), not a name"
+            )
         return value
 
     @field_validator("fabro_api_url", "fabro_web_url", "slack_api_url")
@@ -153,6 +158,15 @@ class Settings(BaseSettings):
             yield name, value
 
     @property
+    def routing_allowlist(self) -> tuple[str, str | None]:
+        """Who may change where messages go, and the setting that says so (None: everyone)."""
+        if self.subscription_allowlist:
+            return "SUBSCRIPTION_ALLOWLIST", self.subscription_allowlist
+        if self.action_allowlist:
+            return "ACTION_ALLOWLIST", self.action_allowlist
+        return "SUBSCRIPTION_ALLOWLIST", None
+
+    @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
 
@@ -168,11 +182,7 @@ class Settings(BaseSettings):
             needed.append("SLACK_BOT_TOKEN")
             if not self.socket_mode:
                 needed.append("SLACK_SIGNING_SECRET")
-        return [
-            f"{name}: missing — {_HELP[name]}"
-            for name in needed
-            if getattr(self, name.lower()) is None
-        ]
+        return [f"{name}: missing — {_HELP[name]}" for name in needed if getattr(self, name.lower()) is None]
 
     def secrets(self) -> list[str]:
         """The secret values, so log output can be scrubbed of them."""
@@ -192,18 +202,18 @@ class ConfigError(Exception):
         return "\n".join(self.problems)
 
 
-def load_settings(purpose: Purpose, *, env_file: str | Path | None = ".env", **overrides: object) -> Settings:
+def load_settings(purpose: Purpose, *, env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
     """Settings for `purpose`, or a ConfigError listing every problem at once: malformed
     values and missing ones together, so one round of fixes is enough."""
     try:
-        settings = Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        settings = Settings(_env_file=env_file, **overrides)
     except ValidationError as exc:
-        problems = [_describe(error) for error in exc.errors()]  # type: ignore[arg-type]
+        problems = [describe_error(error) for error in exc.errors()]
         # Set the malformed ones aside (as unset) to see what else is missing.
         malformed = {str(error["loc"][0]) for error in exc.errors() if error.get("loc")}
         unset = {name: Settings.model_fields[name].default for name in malformed if name in Settings.model_fields}
         try:
-            rest = Settings(_env_file=env_file, **{**overrides, **unset})  # type: ignore[call-arg]
+            rest = Settings(_env_file=env_file, **{**overrides, **unset})
         except ValidationError:
             raise ConfigError(problems) from None
         missing = [p for p in rest.check_for(purpose) if p.split(":", 1)[0].lower() not in malformed]
@@ -214,12 +224,12 @@ def load_settings(purpose: Purpose, *, env_file: str | Path | None = ".env", **o
     return settings
 
 
-def _describe(error: dict) -> str:
+def describe_error(error: ErrorDetails) -> str:
     # Only the location and the rule: pydantic's message may quote the (secret) input.
     name = ".".join(str(part) for part in error.get("loc", ())).upper() or "SETTINGS"
     message = error.get("msg", "is invalid")
     if message.startswith("Value error, "):
-        message = message[len("Value error, "):]
+        message = message[len("Value error, ") :]
     return f"{name}: {message}"
 
 
@@ -271,11 +281,11 @@ class _JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         import json
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         message = record.getMessage()
         entry: dict[str, object] = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": message,

@@ -18,15 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import hashlib
 import logging
 import os
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import psycopg
-
-__all__ = ["FileLeadership", "Leadership", "PostgresLeadership", "SoleLeader", "leadership_for"]
+__all__ = ["FileLeadership", "Leadership", "SoleLeader", "announce", "cancel", "leadership_for"]
 
 log = logging.getLogger(__name__)
 
@@ -50,71 +47,6 @@ class SoleLeader:
         return None
 
 
-class PostgresLeadership:
-    def __init__(
-        self, url: str, *, check_every: float = 2.0, on_change: Callable[[bool], Any] | None = None
-    ) -> None:
-        self.url = url
-        self.check_every = check_every
-        self.on_change = on_change
-        self._leader = False
-        self._conn: psycopg.AsyncConnection[Any] | None = None
-        self._key: int | None = None
-        self._task: asyncio.Task[None] | None = None
-        self.backend_pid: int | None = None   # the server process holding our lock, for operators
-
-    @property
-    def is_leader(self) -> bool:
-        return self._leader
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._campaign(), name="leader-election")
-
-    async def stop(self) -> None:
-        await _cancel(self._task)
-        await self._drop_connection()
-        self._set(False)
-
-    async def _campaign(self) -> None:
-        while True:
-            try:
-                if self._conn is None or self._conn.closed:
-                    await self._connect()
-                assert self._conn is not None
-                if self._leader:
-                    await self._conn.execute("SELECT 1")  # still connected, so still holding the lock
-                else:
-                    cursor = await self._conn.execute("SELECT pg_try_advisory_lock(%s) AS won", (self._key,))
-                    row = await cursor.fetchone()
-                    self._set(bool(row and row[0]))
-            except (psycopg.Error, OSError) as exc:
-                if self._leader:
-                    log.error("lost the database connection that holds alert leadership (%s); stepping down", type(exc).__name__)
-                self._set(False)
-                await self._drop_connection()
-            await asyncio.sleep(self.check_every)
-
-    async def _connect(self) -> None:
-        self._conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=5)
-        self.backend_pid = self._conn.info.backend_pid
-        cursor = await self._conn.execute("SELECT current_database(), current_schema()")
-        database, schema = await cursor.fetchone() or ("", "")
-        # One lock per database and schema, so separate deployments sharing a server do not contend.
-        digest = hashlib.sha256(f"fabro-slack-bot:leader:{database}:{schema}".encode()).digest()
-        self._key = int.from_bytes(digest[:8], "big", signed=True)
-
-    async def _drop_connection(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            with contextlib.suppress(psycopg.Error, OSError):
-                await conn.close()
-
-    def _set(self, leader: bool) -> None:
-        if leader != self._leader:
-            self._leader = leader
-            _announce(leader, self.on_change)
-
-
 class FileLeadership:
     """Leadership as an exclusive `flock` on a file: one holder per machine and file."""
 
@@ -135,14 +67,15 @@ class FileLeadership:
             self._task = asyncio.create_task(self._wait(), name="leader-election")
 
     async def stop(self) -> None:
-        await _cancel(self._task)
+        await cancel(self._task)
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)  # closing releases the lock
-            _announce(False, self.on_change)
+            announce(False, self.on_change)
 
     async def _wait(self) -> None:
-        while not self._try():
+        # flock has no async wait: try again every few seconds until the holder goes away.
+        while not self._try():  # noqa: ASYNC110
             await asyncio.sleep(self.check_every)
 
     def _try(self) -> bool:
@@ -153,25 +86,29 @@ class FileLeadership:
             os.close(fd)
             return False
         self._fd = fd
-        _announce(True, self.on_change)
+        announce(True, self.on_change)
         return True
 
 
-def _announce(leader: bool, on_change: Callable[[bool], Any] | None) -> None:
+def announce(leader: bool, on_change: Callable[[bool], Any] | None) -> None:
     log.info("this replica %s the alert scheduler leader", "is now" if leader else "is no longer")
     if on_change is not None:
         on_change(leader)
 
 
-async def _cancel(task: asyncio.Task[None] | None) -> None:
+async def cancel(task: asyncio.Task[None] | None) -> None:
     if task is not None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
 
-def leadership_for(database_url: str, *, check_every: float, on_change: Callable[[bool], Any] | None = None) -> Leadership:
+def leadership_for(
+    database_url: str, *, check_every: float, on_change: Callable[[bool], Any] | None = None
+) -> Leadership:
     if database_url.startswith(("postgresql://", "postgres://")):
+        from bot.store.leadership import PostgresLeadership  # psycopg only for those who use it
+
         return PostgresLeadership(database_url, check_every=check_every, on_change=on_change)
     path = database_url.removeprefix("sqlite:///")
     if path == ":memory:":

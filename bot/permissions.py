@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from slack_sdk.errors import SlackApiError
@@ -31,6 +32,7 @@ def parse_allowlist(value: str | None) -> frozenset[str]:
 class Allowlist:
     entries: frozenset[str]
     slack: AsyncWebClient | None = None
+    clock: Callable[[], float] = time.monotonic  # seconds, for how long group members are cached
     _groups: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
@@ -57,7 +59,7 @@ class Allowlist:
     async def _members(self, group: str) -> frozenset[str]:
         async with self._lock:
             cached = self._groups.get(group)
-            if cached and time.monotonic() - cached[0] < GROUP_CACHE_SECONDS:
+            if cached and self.clock() - cached[0] < GROUP_CACHE_SECONDS:
                 return cached[1]
             members: frozenset[str] = frozenset()
             if self.slack is not None:
@@ -67,5 +69,5 @@ class Allowlist:
                 except SlackApiError as exc:
                     log.warning("could not list members of user group %s: %s", group, exc.response.get("error"))
                     return cached[1] if cached else frozenset()
-            self._groups[group] = (time.monotonic(), members)
+            self._groups[group] = (self.clock(), members)
             return members

@@ -14,7 +14,7 @@ Grammar (whitespace-separated words, any order, case-insensitive):
 
 and, for channel alerts (the first word decides):
 
-    subscribe [failed] [questions] [approvals] [repo:<owner/name>] [workflow:<name>] [label:<k=v>]…
+    subscribe [failed] [questions] [approvals] [cancelled] [repo:<owner/name>] [workflow:<name>] [label:<k=v>]…
     subscriptions
     unsubscribe <id>…|all
 """
@@ -23,21 +23,24 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from bot.fabro.filters import RunFilter
 from bot.fabro.models import ACTIVE_BUCKETS, BUCKETS
 
 __all__ = [
     "DEFAULT_LIMIT",
     "EXAMPLES",
     "GRAMMAR",
-    "Help",
     "MAX_LIMIT",
+    "MAX_OFFSET",
+    "SORT_KEYS",
+    "STATUS_ALIASES",
+    "Help",
     "Parsed",
     "RunLookup",
     "RunQuery",
-    "SORT_KEYS",
-    "STATUS_ALIASES",
     "Subscribe",
     "Subscriptions",
     "Unsubscribe",
@@ -48,6 +51,7 @@ __all__ = [
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
 MAX_PAGE = 10_000
+MAX_OFFSET = 1_000_000  # Fabro clamps page[offset] here
 
 STATUS_ALIASES: dict[str, tuple[str, ...]] = {
     **{bucket: (bucket,) for bucket in BUCKETS},
@@ -96,10 +100,11 @@ SORT_LABELS: dict[str, str] = {
 GRAMMAR = (
     "`/runs [status…] [sort:<key>] [asc|desc] [limit:<1-100>] [page:<n>] [parent:<run-id>] [all]`\n"
     "`/runs <run-id or prefix>` · `/runs help`\n"
-    "`/runs subscribe [failed] [questions] [approvals] [repo:<owner/name>] [workflow:<name>] [label:<k=v>]`"
+    "`/runs subscribe [failed] [questions] [approvals] [cancelled] [repo:<owner/name>] [workflow:<name>] [label:<k=v>]`"
     " · `/runs subscriptions` · `/runs unsubscribe <id|all>`\n"
     "*status*: " + " ".join(f"`{b}`" for b in BUCKETS) + ", or `active`, `done`\n"
-    "*sort keys*: " + " ".join(f"`{k}`" for k in dict.fromkeys(SORT_KEYS.values()))
+    "*sort keys*: "
+    + " ".join(f"`{k}`" for k in dict.fromkeys(SORT_KEYS.values()))
     + " (also `cost`, `age`, `duration`, `diff`)"
 )
 EXAMPLES: tuple[tuple[str, str], ...] = (
@@ -120,30 +125,10 @@ _VOCABULARY = (*_KEYWORDS, *(f"sort:{k}" for k in SORT_KEYS), "limit:", "page:",
 
 
 @dataclass(frozen=True)
-class RunQuery:
-    """A listing of runs, exactly as it will be asked of `GET /api/v1/runs`."""
+class RunQuery(RunFilter):
+    """A listing of runs as a person asked for it: Fabro's filter, plus the words and paging around it."""
 
-    statuses: tuple[str, ...] = ()
-    sort: str | None = None
-    direction: str | None = None
     limit: int = DEFAULT_LIMIT
-    offset: int = 0
-    parent_id: str | None = None
-    include_archived: bool = False
-
-    def params(self) -> list[tuple[str, str]]:
-        params = [("status", s) for s in self.statuses]
-        if self.sort:
-            params.append(("sort", self.sort))
-        if self.direction:
-            params.append(("direction", self.direction))
-        params.append(("page[limit]", str(self.limit)))
-        params.append(("page[offset]", str(self.offset)))
-        if self.parent_id:
-            params.append(("parent_id", self.parent_id))
-        if self.include_archived and not self.statuses:
-            params.append(("include_archived", "true"))
-        return params
 
     @property
     def page(self) -> int:
@@ -171,10 +156,7 @@ class RunQuery:
 
     def describe(self) -> str:
         """Plain words for a header: "failed runs, by elapsed time (ascending)"."""
-        if self.statuses:
-            what = ", ".join(self.statuses) + " runs"
-        else:
-            what = "all runs" if self.include_archived else "runs"
+        what = ", ".join(self.statuses) + " runs" if self.statuses else "all runs" if self.include_archived else "runs"
         if self.parent_id:
             what += f" under {self.parent_id}"
         if self.sort or self.direction:
@@ -230,7 +212,8 @@ class Unsubscribe:
 
 Parsed = RunQuery | RunLookup | Help | UsageError | Subscribe | Subscriptions | Unsubscribe
 
-SUBSCRIPTION_WORDS = ("failed", "questions", "approvals")
+SUBSCRIPTION_WORDS = ("failed", "questions", "approvals", "cancelled")
+DEFAULT_SUBSCRIPTION = ("failed", "questions", "approvals")  # `cancelled` is only asked for by name
 _SUBSCRIBE_HINT = "`/runs subscribe failed repo:acme/api` or `/runs subscribe` for everything"
 
 
@@ -260,14 +243,28 @@ def _subscribe(words: list[str]) -> Subscribe | UsageError:
         name, colon, value = raw.partition(":")
         if word in SUBSCRIPTION_WORDS:
             kinds.add(word)
-        elif word in ("question", "approval", "failures"):
-            kinds.add({"question": "questions", "approval": "approvals", "failures": "failed"}[word])
+        elif word in ("question", "approval", "failures", "cancellations", "canceled"):
+            kinds.add(
+                {
+                    "question": "questions",
+                    "approval": "approvals",
+                    "failures": "failed",
+                    "cancellations": "cancelled",
+                    "canceled": "cancelled",
+                }[word]
+            )
         elif colon and name.lower() in ("repo", "workflow"):
-            if not value or len(value) > 200 or (name.lower() == "repo" and not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", value)):
+            if (
+                not value
+                or len(value) > 200
+                or (name.lower() == "repo" and not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", value))
+            ):
                 example = "repo:acme/api" if name.lower() == "repo" else "workflow:implement"
                 return UsageError(f"`{raw}` needs a value, like `{example}`.", word=raw, hints=(_SUBSCRIBE_HINT,))
             if filters.get(name.lower(), value) != value:
-                return UsageError(f"`{name.lower()}` is given twice.", word=raw, hints=("subscribe twice to follow two of them",))
+                return UsageError(
+                    f"`{name.lower()}` is given twice.", word=raw, hints=("subscribe twice to follow two of them",)
+                )
             filters[name.lower()] = value
         elif colon and name.lower() == "label":
             key, equals, label_value = value.partition("=")
@@ -275,16 +272,21 @@ def _subscribe(words: list[str]) -> Subscribe | UsageError:
                 return UsageError(f"`{raw}` needs a key and a value, like `label:team=platform`.", word=raw)
             labels[key] = label_value
         else:
-            close = difflib.get_close_matches(word, (*SUBSCRIPTION_WORDS, "repo:", "workflow:", "label:"), n=1, cutoff=0.6)
+            close = difflib.get_close_matches(
+                word, (*SUBSCRIPTION_WORDS, "repo:", "workflow:", "label:"), n=1, cutoff=0.6
+            )
             return UsageError(
                 f"I can't subscribe to `{raw}`.",
                 word=raw,
                 suggestion=close[0] if close else None,
-                hints=("kinds: `failed` `questions` `approvals`; filters: `repo:<owner/name>` `workflow:<name>` `label:<k=v>`",
-                       _SUBSCRIBE_HINT),
+                hints=(
+                    "kinds: `failed` `questions` `approvals` `cancelled`;"
+                    " filters: `repo:<owner/name>` `workflow:<name>` `label:<k=v>`",
+                    _SUBSCRIBE_HINT,
+                ),
             )
     return Subscribe(
-        kinds=frozenset(kinds or SUBSCRIPTION_WORDS),
+        kinds=frozenset(kinds or DEFAULT_SUBSCRIPTION),
         repo=filters.get("repo"),
         workflow=filters.get("workflow"),
         labels=tuple(sorted(labels.items())),
@@ -330,10 +332,12 @@ class _Parser:
         if word.startswith(_PREFIXES):
             name, _, value = word.partition(":")
             self.other_words.append(raw)
-            return getattr(self, f"_{name}")(raw, value, raw.partition(":")[2])
+            handler: Callable[[str, str, str], UsageError | None] = getattr(self, f"_{name}")
+            return handler(raw, value, raw.partition(":")[2])
         if word in STATUS_ALIASES:
             self.other_words.append(raw)
-            return self._add_statuses(STATUS_ALIASES[word])
+            self._add_statuses(STATUS_ALIASES[word])
+            return None
         if word in DIRECTIONS:
             self.other_words.append(raw)
             return self._set("direction", DIRECTIONS[word], raw)
@@ -365,8 +369,7 @@ class _Parser:
             return RunLookup(self.selector)
         if self.all and self.statuses:
             return UsageError(
-                "`all` only applies when no status is named "
-                "(Fabro ignores it once you filter by status).",
+                "`all` only applies when no status is named (Fabro ignores it once you filter by status).",
                 word="all",
                 hints=("add `archived` to include archived runs: `/runs failed archived`",),
             )
@@ -395,7 +398,8 @@ class _Parser:
 
     def _status(self, raw: str, value: str, _original: str) -> UsageError | None:
         if value in STATUS_ALIASES:
-            return self._add_statuses(STATUS_ALIASES[value])
+            self._add_statuses(STATUS_ALIASES[value])
+            return None
         return _bad_value(raw, "status", value, tuple(STATUS_ALIASES), tuple(STATUS_ALIASES))
 
     def _sort(self, raw: str, value: str, _original: str) -> UsageError | None:
@@ -416,9 +420,7 @@ class _Parser:
     def _page(self, raw: str, value: str, _original: str) -> UsageError | None:
         number = _integer(value)
         if number is None or not 1 <= number <= MAX_PAGE:
-            return UsageError(
-                "`page` takes a page number, starting at 1.", word=raw, hints=("`page:2`",)
-            )
+            return UsageError("`page` takes a page number, starting at 1.", word=raw, hints=("`page:2`",))
         return self._set("page", number, raw)
 
     def _parent(self, raw: str, _value: str, original: str) -> UsageError | None:
@@ -433,7 +435,8 @@ class _Parser:
 
 
 def _integer(value: str) -> int | None:
-    return int(value) if value.isdigit() and len(value) <= 6 else None
+    # Only ASCII digits: str.isdigit() also accepts '²' and other digits int() cannot read.
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 6 else None
 
 
 def _looks_like_run_id(word: str) -> bool:
@@ -451,14 +454,10 @@ def _unknown(raw: str) -> UsageError:
     return UsageError(f"I don't know the word `{raw}`.", word=raw, suggestion=suggestion)
 
 
-def _bad_value(
-    raw: str, name: str, value: str, choices: tuple[str, ...], shown: tuple[str, ...]
-) -> UsageError:
+def _bad_value(raw: str, name: str, value: str, choices: tuple[str, ...], shown: tuple[str, ...]) -> UsageError:
     close = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
     return UsageError(
-        f"`{name}:{value}` is not something I can {name} by."
-        if name == "sort"
-        else f"`{value}` is not a {name}.",
+        f"`{name}:{value}` is not something I can {name} by." if name == "sort" else f"`{value}` is not a {name}.",
         word=raw,
         suggestion=f"{name}:{close[0]}" if close else None,
         hints=("choose from " + " ".join(f"`{c}`" for c in shown),),

@@ -1,7 +1,8 @@
 """Acting on runs from Slack: answer a question, approve or deny, retry, cancel.
 
-Independent of Slack's transport (the listeners call it and deliver what it returns).
-Every action goes the same way:
+Independent of Slack's transport and of how anything looks: it returns a `Settled` (the run
+and the typed outcome) or raises one of `bot.errors`; the listeners render both. Every
+action goes the same way:
 
 1. Permission: `ACTION_ALLOWLIST`, checked before anything else; nothing reaches Fabro otherwise.
 2. Record: the action is stored under a key that allows it once (one answer per question,
@@ -10,9 +11,9 @@ Every action goes the same way:
 3. Re-read: the run (and its questions) from Fabro. Card values are not trusted: the
    question must still be pending, the option must exist, the run must allow the action.
 4. Send, once (a 503 from Fabro is retried once, except for retry, which creates runs).
-5. Settle: the record gets the outcome; the clicked card and every alert about the same
-   thing show who did what and when. Fabro records the bot's token as the actor, so this
-   record is the only place the Slack user is kept.
+5. Settle: the record gets the outcome on every path (done, refused or failed); the alerts
+   about the same thing are given the outcome. Fabro records the bot's token as the actor,
+   so this record is the only place the Slack user is kept.
 """
 
 from __future__ import annotations
@@ -21,34 +22,33 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from bot.actions import Target
-from bot.interview import Choice, answer_body
-from bot.alerts.outcomes import alert_key_of_action, answer_text, outcome_of, run_state
-from bot.blocks.alerts import resolved_alert
-from bot.blocks.replies import error_text
-from bot.blocks.runs import run_web_url
-from bot.blocks.text import clip, escape, link, slack_date
+from bot.errors import ActionFailed, AlreadyActed, NotAllowed, Refusal, Refused, Settled
 from bot.fabro.client import FabroClient
-from bot.fabro.errors import FabroConflict, FabroError, FabroNotFound, FabroRejected, FabroUnavailable
+from bot.fabro.errors import FabroConflict, FabroError, FabroUnavailable
 from bot.fabro.models import Question, Run
+from bot.interview import Choice, answer_body
+from bot.keys import ActionKey, ActionState, Verb
+from bot.outcomes import Outcome, OutcomeVerb, outcome_of, run_state, said
 from bot.permissions import Allowlist
 from bot.store.base import Action, AlertState, Store
 
-__all__ = ["Choice", "Result", "Steering", "Where"]
+__all__ = ["PENDING_LEASE", "Steering", "Where"]
 
 log = logging.getLogger(__name__)
 
-Message = dict[str, Any]
+T = TypeVar("T")
 
-NOT_ALLOWED = "You are not allowed to {what} from Slack here. Ask someone in ACTION_ALLOWLIST, or act in Fabro."
-_WHAT = {"answer": "answer questions", "approve": "approve runs", "deny": "deny runs",
-         "retry": "retry runs", "cancel": "cancel runs"}
-_DOING = {"answer": "answering this question", "approve": "deciding on this approval", "deny": "deciding on this approval",
-          "retry": "retrying this run", "cancel": "cancelling this run"}
+# An action still pending after this long was never settled (its process died mid-way):
+# another click may take it over, after Fabro is re-read.
+PENDING_LEASE = timedelta(minutes=2)
+
+Check = Callable[[Run, list[Question]], Refused | None]
+Send = Callable[[Run], Awaitable[tuple[Outcome, Run]]]
 
 
 @dataclass(frozen=True)
@@ -58,13 +58,6 @@ class Where:
     user_id: str
     channel: str | None = None
     message_ts: str | None = None
-
-
-@dataclass(frozen=True)
-class Result:
-    notice: str | None = None     # ephemeral, to the person who acted
-    card: Message | None = None   # what the card they acted on should now show
-    status: str = "done"          # done | refused | failed | not_allowed | duplicate | invalid
 
 
 @dataclass
@@ -78,129 +71,138 @@ class Steering:
 
     # -- the five actions -----------------------------------------------------------------
 
-    async def answer(self, who: Where, target: Target, choice: Choice) -> Result:
+    async def answer(self, who: Where, target: Target, choice: Choice) -> Settled:
         assert target.question_id is not None
         question_id = target.question_id
-        state: dict[str, Any] = {}
+        chosen: dict[str, Any] = {}
 
-        def check(run: Run, questions: list[Question]) -> str | None:
+        def check(run: Run, questions: list[Question]) -> Refused | None:
             question = next((q for q in questions if q.id == question_id), None)
             if question is None:
-                return "This question is no longer waiting for an answer: it was answered or withdrawn."
+                return Refused(Refusal.QUESTION_GONE, run=run)
             body = answer_body(question, choice)
             if isinstance(body, str):
-                return body
-            state["question"], state["body"] = question, body
+                return Refused(Refusal.ANSWER_UNFIT, run=run, detail=body)
+            chosen["question"], chosen["body"] = question, body
             return None
 
-        async def send(run: Run) -> tuple[str, Run]:
-            question: Question = state["question"]
-            await self._once_more_on_503(lambda: self.fabro.answer_question(run.id, question_id, state["body"]))
+        async def send(run: Run) -> tuple[Outcome, Run]:
+            question: Question = chosen["question"]
+            await self._once_more_on_503(lambda: self.fabro.answer_question(run.id, question_id, chosen["body"]))
             labels = {o.key: o.label or o.key for o in question.options}
-            said = answer_text(state["body"], labels)
-            outcome = f"Answered *{clip(escape(question.text), 80)}* by <@{who.user_id}>" + (f": {said}" if said else "")
+            outcome = Outcome(OutcomeVerb.ANSWERED, question=question.text, answer=said(chosen["body"], labels))
             return outcome, await self._fresh(run)
 
-        return await self._act(who, "answer", f"answer:{target.run_id}:{question_id}", target, check, send,
-                               detail={"choice": choice.kind}, with_questions=True)
+        return await self._act(
+            who, Verb.ANSWER, target, check, send, detail={"choice": str(choice.kind)}, with_questions=True
+        )
 
-    async def approve(self, who: Where, target: Target) -> Result:
-        async def send(run: Run) -> tuple[str, Run]:
+    async def approve(self, who: Where, target: Target) -> Settled:
+        async def send(run: Run) -> tuple[Outcome, Run]:
             after = await self._once_more_on_503(lambda: self.fabro.approve(run.id))
-            return f"Approved by <@{who.user_id}>", after
+            return Outcome(OutcomeVerb.APPROVED), after
 
-        return await self._act(who, "approve", f"decide:{target.run_id}", target, _awaiting_approval, send)
+        return await self._act(who, Verb.APPROVE, target, _awaiting_approval, send)
 
-    async def deny(self, who: Where, target: Target, reason: str | None) -> Result:
+    async def deny(self, who: Where, target: Target, reason: str | None) -> Settled:
         reason = (reason or "").strip() or None
 
-        async def send(run: Run) -> tuple[str, Run]:
+        async def send(run: Run) -> tuple[Outcome, Run]:
             after = await self._once_more_on_503(lambda: self.fabro.deny(run.id, reason))
-            return f"Denied by <@{who.user_id}>" + (f": {clip(escape(reason), 300)}" if reason else ""), after
+            return Outcome(OutcomeVerb.DENIED, reason=reason), after
 
-        return await self._act(who, "deny", f"decide:{target.run_id}", target, _awaiting_approval, send,
-                               detail={"reason": reason})
+        return await self._act(who, Verb.DENY, target, _awaiting_approval, send, detail={"reason": reason})
 
-    async def retry(self, who: Where, target: Target) -> Result:
-        def check(run: Run, _: list[Question]) -> str | None:
+    async def retry(self, who: Where, target: Target) -> Settled:
+        def check(run: Run, _: list[Question]) -> Refused | None:
             if run.lifecycle.archived:
-                return "This run is archived; archived runs cannot be retried."
+                return Refused(Refusal.ARCHIVED, run=run)
             if not run.is_terminal:
-                return f"Only finished runs can be retried; this one is {escape(run_state(run))}."
+                return Refused(Refusal.NOT_FINISHED, run=run)
             return None
 
-        async def send(run: Run) -> tuple[str, Run]:
+        async def send(run: Run) -> tuple[Outcome, Run]:
             new = await self.fabro.retry(run.id)  # never repeated: a second call would make a second run
-            return f"Retried by <@{who.user_id}> → new run {link(run_web_url(new, self.web_base), new.id)}", run
+            return Outcome(OutcomeVerb.RETRIED, run_id=new.id, run_url=new.web_url(self.web_base)), run
 
-        return await self._act(who, "retry", f"retry:{target.run_id}", target, check, send)
+        return await self._act(who, Verb.RETRY, target, check, send)
 
-    async def cancel(self, who: Where, target: Target) -> Result:
-        def check(run: Run, _: list[Question]) -> str | None:
+    async def cancel(self, who: Where, target: Target) -> Settled:
+        def check(run: Run, _: list[Question]) -> Refused | None:
             if run.is_terminal or run.lifecycle.archived:
-                return f"This run already finished ({escape(run_state(run))}); there is nothing to cancel."
+                return Refused(Refusal.ALREADY_FINISHED, run=run)
             return None
 
-        async def send(run: Run) -> tuple[str, Run]:
+        async def send(run: Run) -> tuple[Outcome, Run]:
             after, done = await self._once_more_on_503(lambda: self.fabro.cancel(run.id))
-            if done:
-                return f"Cancelled by <@{who.user_id}>", after
-            return f"Cancellation requested by <@{who.user_id}>; Fabro is stopping the run", after
+            return Outcome(OutcomeVerb.CANCELLED if done else OutcomeVerb.CANCEL_REQUESTED), after
 
-        return await self._act(who, "cancel", f"cancel:{target.run_id}", target, check, send)
+        return await self._act(who, Verb.CANCEL, target, check, send)
 
     # -- the one path every action takes ----------------------------------------------------
 
     async def _act(
         self,
         who: Where,
-        verb: str,
-        key: str,
+        verb: Verb,
         target: Target,
-        check: Callable[[Run, list[Question]], str | None],
-        send: Callable[[Run], Awaitable[tuple[str, Run]]],
+        check: Check,
+        send: Send,
         *,
         detail: dict[str, Any] | None = None,
         with_questions: bool = False,
-    ) -> Result:
+    ) -> Settled:
         if not await self.allowlist.allows(who.user_id):
             log.info("user=%s is not allowed to %s run=%s", who.user_id, verb, target.run_id)
-            return Result(notice=NOT_ALLOWED.format(what=_WHAT[verb]), status="not_allowed")
-        action = Action(key, target.run_id, verb, who.user_id, self.clock(), detail=json.dumps(detail or {}))
-        earlier = await self.store.begin_action(action)
+            raise NotAllowed(verb)
+        key = ActionKey.of(verb, target.run_id, target.question_id)
+        now = self.clock()
+        action = Action(key, verb, who.user_id, now, detail=json.dumps(detail or {}))
+        earlier = await self.store.begin_action(action, stale_before=now - PENDING_LEASE)
         if earlier is not None:
-            return self._already(earlier)
+            raise AlreadyActed(earlier)
         log.info("user=%s %s run=%s (%s)", who.user_id, verb, target.run_id, key)
+        outcome: Outcome | None = None
         try:
             run = await self.fabro.get_run(target.run_id)
             questions = await self.fabro.list_questions(run.id) if with_questions else []
-            problem = check(run, questions)
-            if problem is not None:
-                await self.store.finish_action(key, state="refused", result=problem)
-                return Result(notice=problem, card=await self._current_card(run, key), status="refused")
+            refused = check(run, questions)
+            if refused is not None:
+                refused.settled = await self._current(run, key)
+                raise refused
             outcome, after = await send(run)
-        except FabroConflict as exc:
-            await self.store.finish_action(key, state="failed", result=f"409: {exc.detail}")
-            card = await self._current_card_by_id(target.run_id, key)
-            return Result(notice=f"Fabro says this can no longer be done ({escape(exc.detail.rstrip('.'))})"
-                                 f" — request id `{escape(exc.request_id or 'none')}`."
-                                 " Someone got there first; the card now shows where the run is.", card=card, status="failed")
-        except FabroNotFound as exc:
-            await self.store.finish_action(key, state="failed", result=f"404: {exc.detail}")
-            return Result(notice=f"Fabro no longer knows run `{escape(target.run_id)}` (or it is not live on this server)"
-                                 f" — request id `{escape(exc.request_id or 'none')}`.", status="failed")
-        except FabroRejected as exc:
-            await self.store.finish_action(key, state="failed", result=f"{exc.status}: {exc.detail}")
-            return Result(notice=f"Fabro refused that: {escape(exc.detail)} — request id `{escape(exc.request_id or 'none')}`.",
-                          status="failed")
-        except FabroError as exc:
-            await self.store.finish_action(key, state="failed", result=f"{exc.status or 'unavailable'}: {exc.detail}")
-            return Result(notice=error_text(exc) + " Nothing was changed; try again.", status="failed")
-        await self.store.finish_action(key, state="done", result=outcome)
-        await self._settle_alerts(key, target.run_id, outcome, who)
-        return Result(card=resolved_alert(after, outcome=outcome, now=self.clock(), web_base=self.web_base))
+            outcome = replace(outcome, slack_user=who.user_id, at=self.clock())
+            await self.store.finish_action(key, state=ActionState.DONE, outcome=outcome)
+        except BaseException as exc:
+            await self._settle_record(key, exc, outcome)
+            if isinstance(exc, FabroError):
+                settled = await self._current_by_id(target.run_id, key) if isinstance(exc, FabroConflict) else None
+                raise ActionFailed(exc, verb=verb, run_id=target.run_id, settled=settled) from exc
+            raise
+        await self._settle_alerts(key, outcome, who)
+        return Settled(after, outcome)
 
-    async def _once_more_on_503(self, call: Callable[[], Awaitable[Any]]) -> Any:
+    async def _settle_record(self, key: ActionKey, exc: BaseException, outcome: Outcome | None) -> None:
+        """Whatever went wrong, the record does not stay pending: done when Fabro acted, else refused or failed."""
+        if outcome is not None:
+            state, note = ActionState.DONE, None
+        elif isinstance(exc, Refused):
+            state, note = ActionState.REFUSED, str(exc.reason)
+        elif isinstance(exc, FabroError):
+            state, note = ActionState.FAILED, f"{exc.status or 'unavailable'}: {exc.detail}"
+        else:
+            state, note = ActionState.FAILED, type(exc).__name__
+        try:
+            await self.store.finish_action(key, state=state, note=note, outcome=outcome)
+        except Exception as store_error:  # noqa: BLE001 - the pending lease lets a later click take over
+            log.error(
+                "could not settle the record of %s (%s); it may be taken over after %s",
+                key,
+                type(store_error).__name__,
+                PENDING_LEASE,
+            )
+
+    async def _once_more_on_503(self, call: Callable[[], Awaitable[T]]) -> T:
         try:
             return await call()
         except FabroUnavailable as exc:
@@ -210,19 +212,14 @@ class Steering:
             await asyncio.sleep(self._send_retry_delay)
             return await call()
 
-    def _already(self, earlier: Action) -> Result:
-        if earlier.state == "done":
-            return Result(notice=f"Already done: {earlier.result} · {slack_date(earlier.requested_at)}", status="duplicate")
-        return Result(notice=f"<@{earlier.user_id}> is already {_DOING.get(earlier.action, 'acting on this run')}"
-                             f" (since {slack_date(earlier.requested_at)}).", status="duplicate")
-
-    async def _settle_alerts(self, action_key: str, run_id: str, outcome: str, who: Where) -> None:
-        """Every posted alert about what was just done shows its outcome: the clicked one now,
-        the others (other channels) on the alert cycle's next pass."""
-        alert_key = alert_key_of_action(action_key)
+    async def _settle_alerts(self, key: ActionKey, outcome: Outcome, who: Where) -> None:
+        """Every posted alert about what was just done gets its outcome: the clicked one is
+        recorded as resolved now (the listener edits it), the others (other channels) are
+        edited by the alert cycle's next pass."""
+        alert_key = key.alert
         if alert_key is None:
             return
-        for alert in await self.store.alerts_for_run(run_id):
+        for alert in await self.store.alerts_for_run(key.run_id):
             if alert.key != alert_key or alert.state is not AlertState.POSTED or alert.outcome is not None:
                 continue
             if (alert.channel, alert.ts) == (who.channel, who.message_ts):
@@ -236,25 +233,22 @@ class Steering:
         except FabroError:
             return run
 
-    async def _current_card_by_id(self, run_id: str, key: str) -> Message | None:
+    async def _current_by_id(self, run_id: str, key: ActionKey) -> Settled | None:
         try:
-            return await self._current_card(await self.fabro.get_run(run_id), key)
+            return await self._current(await self.fabro.get_run(run_id), key)
         except FabroError:
             return None
 
-    async def _current_card(self, run: Run, action_key: str) -> Message | None:
+    async def _current(self, run: Run, key: ActionKey) -> Settled:
         """The clicked card, brought up to date with what actually happened to its subject."""
-        alert_key = alert_key_of_action(action_key)
+        if key.alert is None:
+            return Settled(run, Outcome(OutcomeVerb.MOVED_ON, state=run_state(run)))
         try:
             events = await self.fabro.recent_events(run.id)
         except FabroError:
             events = []
-        kind = (alert_key or "run:").split(":", 1)[0]
-        outcome = outcome_of(kind, alert_key or "", run, events) if kind in ("question", "approval", "failed") else f"The run is {escape(run_state(run))}"
-        return resolved_alert(run, outcome=outcome, now=self.clock(), web_base=self.web_base)
+        return Settled(run, outcome_of(key.alert, run, events))
 
 
-def _awaiting_approval(run: Run, _: list[Question]) -> str | None:
-    if run.awaits_approval:
-        return None
-    return f"This run is no longer waiting for approval: it is {escape(run_state(run))}."
+def _awaiting_approval(run: Run, _: list[Question]) -> Refused | None:
+    return None if run.awaits_approval else Refused(Refusal.NOT_AWAITING_APPROVAL, run=run)

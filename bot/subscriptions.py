@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.blocks.subscriptions import subscribed_message, subscriptions_message, unsubscribed_message
-from bot.store.base import Store, Subscription
+from bot.errors import NotAllowed
+from bot.permissions import Allowlist
 from bot.query import Subscribe, Unsubscribe
+from bot.store.base import Store, Subscription
 
 __all__ = ["Reply", "SubscriptionDesk"]
 
@@ -20,8 +22,7 @@ Message = dict[str, Any]
 @dataclass(frozen=True)
 class Reply:
     message: Message
-    public: bool = False     # changes are announced in the channel: everyone sees who routed alerts
-
+    public: bool = False  # changes are announced in the channel: everyone sees who routed alerts
 
 
 @dataclass
@@ -29,14 +30,33 @@ class SubscriptionDesk:
     store: Store
     default_channel: str | None = None
     command: str = "/runs"
+    # Who may change where alerts go: SUBSCRIPTION_ALLOWLIST, else ACTION_ALLOWLIST, else everyone.
+    allowlist: Allowlist | None = None
+    allowlist_name: str = "SUBSCRIPTION_ALLOWLIST"
+
+    async def _may_route(self, user_id: str) -> None:
+        if self.allowlist is not None and not await self.allowlist.allows(user_id):
+            log.info("user=%s may not change where alerts go", user_id)
+            raise NotAllowed("change where alerts are posted", self.allowlist_name)
 
     async def subscribe(self, request: Subscribe, *, channel: str, user_id: str) -> Reply:
+        await self._may_route(user_id)
         wanted = Subscription(
-            0, channel, request.kinds, repo=request.repo, workflow=request.workflow,
-            labels=dict(request.labels), created_by=user_id,
+            0,
+            channel,
+            request.kinds,
+            repo=request.repo,
+            workflow=request.workflow,
+            labels=dict(request.labels),
+            created_by=user_id,
         )
         for sub in await self.store.subscriptions(channel):
-            if (sub.kinds, sub.repo, sub.workflow, sub.labels) == (wanted.kinds, wanted.repo, wanted.workflow, wanted.labels):
+            if (sub.kinds, sub.repo, sub.workflow, sub.labels) == (
+                wanted.kinds,
+                wanted.repo,
+                wanted.workflow,
+                wanted.labels,
+            ):
                 return Reply(subscribed_message(sub, user_id=user_id, command=self.command, existing=True))
         sub = await self.store.add_subscription(wanted)
         log.info("user=%s subscribed channel=%s: subscription %d", user_id, channel, sub.id)
@@ -45,11 +65,16 @@ class SubscriptionDesk:
     async def list(self, *, channel: str) -> Reply:
         subs = await self.store.subscriptions(channel)
         broken = (await self.store.broken_channels()).get(channel)
-        return Reply(subscriptions_message(
-            subs, channel=channel, default_channel=self.default_channel, broken=broken, command=self.command
-        ))
+        return Reply(
+            subscriptions_message(
+                subs, channel=channel, default_channel=self.default_channel, broken=broken, command=self.command
+            )
+        )
 
     async def unsubscribe(self, request: Unsubscribe, *, channel: str, user_id: str) -> Reply:
+        await self._may_route(user_id)
         removed = await self.store.remove_subscriptions(channel, list(request.ids) if request.ids is not None else None)
         log.info("user=%s removed %d subscriptions from channel=%s", user_id, removed, channel)
-        return Reply(unsubscribed_message(removed, ids=request.ids, user_id=user_id, command=self.command), public=removed > 0)
+        return Reply(
+            unsubscribed_message(removed, ids=request.ids, user_id=user_id, command=self.command), public=removed > 0
+        )

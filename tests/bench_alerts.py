@@ -27,11 +27,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("SKIP_SLACK_SDK_WARNING", "1")
 
-from bot.app import Bot  # noqa: E402
-from tests.conftest import bot_settings, wait_for  # noqa: E402
-from tests.fakes.fabro import FakeFabro  # noqa: E402
-from tests.fakes.runs import make_run  # noqa: E402
-from tests.fakes.slack import FakeSlack  # noqa: E402
+from bot.app import Bot
+from tests.conftest import bot_settings, wait_for
+from tests.fakes.fabro import FakeFabro
+from tests.fakes.runs import make_run
+from tests.fakes.slack import FakeSlack
 
 CHANNEL = "C0BENCH"
 KINDS = ["running", "succeeded", "failed", "blocked", "runnable", "pending"]
@@ -46,8 +46,11 @@ async def with_bot(runs: int, work, *, interval: float | None = None, stream: bo
         if interval is not None:
             overrides["poll_interval_seconds"] = interval
         overrides["fabro_event_stream"] = stream
-        bot = Bot(bot_settings(fabro, slack, fabro_timeout_seconds=30, **overrides),
-                  schedule_alerts=interval is not None, alert_pace=0.0)
+        bot = Bot(
+            bot_settings(fabro, slack, fabro_timeout_seconds=30, **overrides),
+            schedule_alerts=interval is not None,
+            alert_pace=0.0,
+        )
         await bot.start()
         try:
             return await work(bot, fabro, slack)
@@ -59,12 +62,13 @@ async def with_bot(runs: int, work, *, interval: float | None = None, stream: bo
 
 async def idle_cost(runs: int) -> tuple[int, float]:
     async def work(bot, fabro, slack):
-        await bot.alerter.cycle()   # first start
-        await bot.alerter.cycle()   # settles the watermark
+        await bot.alerter.cycle()  # first start
+        await bot.alerter.cycle()  # settles the watermark
         fabro.requests.clear()
         started = time.perf_counter()
         await bot.alerter.cycle()
         return len(fabro.requests), (time.perf_counter() - started) * 1000
+
     return await with_bot(runs, work)
 
 
@@ -79,6 +83,7 @@ async def busy_cost(runs: int, k: int) -> tuple[int, int, int]:
         fabro.requests.clear()
         report = await bot.alerter.cycle()
         return len(fabro.requests), report.posted, report.claimed
+
     return await with_bot(runs, work)
 
 
@@ -96,16 +101,19 @@ async def latency(interval: float, samples: int, *, stream: bool = False) -> lis
             before = len(slack.posts(CHANNEL))
             changed = time.perf_counter()
             fabro.fail(run["id"])
-            await wait_for(lambda before=before: len(slack.posts(CHANNEL)) > before, timeout=interval * 3 + 5, interval=0.005)
+            await wait_for(
+                lambda before=before: len(slack.posts(CHANNEL)) > before, timeout=interval * 3 + 5, interval=0.005
+            )
             posted = next(c.at for c in reversed(slack.calls_to("chat.postMessage")))
             seconds.append(posted - changed)
         return seconds
+
     return await with_bot(60, work, interval=interval, stream=stream)
 
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def main(interval: float, samples: int) -> None:
@@ -119,12 +127,16 @@ async def main(interval: float, samples: int) -> None:
         print(f"  k = {k:>2}   {requests:>2} Fabro requests   {alerts} alerts in {posts} Slack post(s)")
     seconds = await latency(interval, samples)
     print(f"Alert latency, status change → Slack post, polling every {interval:g} s, no stream ({samples} samples)")
-    print(f"  mean {statistics.mean(seconds):.2f} s   p50 {pct(seconds, 50):.2f} s   max {max(seconds):.2f} s"
-          f"   (expected ≈ {interval / 2:g} s mean, ≤ {interval:g} s + cycle time)")
+    print(
+        f"  mean {statistics.mean(seconds):.2f} s   p50 {pct(seconds, 50):.2f} s   max {max(seconds):.2f} s"
+        f"   (expected ≈ {interval / 2:g} s mean, ≤ {interval:g} s + cycle time)"
+    )
     seconds = await latency(120, samples, stream=True)
     print(f"Alert latency with Fabro's event stream, polling every 120 s ({samples} samples)")
-    print(f"  mean {statistics.mean(seconds) * 1000:.0f} ms   p50 {pct(seconds, 50) * 1000:.0f} ms"
-          f"   max {max(seconds) * 1000:.0f} ms   (target: within 3 s)")
+    print(
+        f"  mean {statistics.mean(seconds) * 1000:.0f} ms   p50 {pct(seconds, 50) * 1000:.0f} ms"
+        f"   max {max(seconds) * 1000:.0f} ms   (target: within 3 s)"
+    )
 
 
 if __name__ == "__main__":

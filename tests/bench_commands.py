@@ -20,19 +20,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("SKIP_SLACK_SDK_WARNING", "1")
 
-import aiohttp  # noqa: E402
-import httpx  # noqa: E402
+import aiohttp
+import httpx
 
-from bot.app import Bot  # noqa: E402
-from tests.conftest import SlackUser, bot_settings, wait_for  # noqa: E402
-from tests.fakes.fabro import FakeFabro  # noqa: E402
-from tests.fakes.runs import make_run  # noqa: E402
-from tests.fakes.slack import FakeSlack  # noqa: E402
+from bot.app import Bot
+from tests.conftest import SlackUser, bot_settings, wait_for
+from tests.fakes.fabro import FakeFabro
+from tests.fakes.runs import make_run
+from tests.fakes.slack import FakeSlack
 
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def main(requests: int, latency: float, burst: int) -> None:
@@ -66,7 +66,13 @@ async def main(requests: int, latency: float, burst: int) -> None:
             burst_acks = await asyncio.gather(*[one() for _ in range(burst)])
 
         raw = []
-        params = [("status", "blocked"), ("sort", "elapsed"), ("direction", "asc"), ("page[limit]", "10"), ("page[offset]", "0")]
+        params = [
+            ("status", "blocked"),
+            ("sort", "elapsed"),
+            ("direction", "asc"),
+            ("page[limit]", "10"),
+            ("page[offset]", "0"),
+        ]
         async with httpx.AsyncClient(base_url=fabro.url, headers={"Authorization": f"Bearer {fabro.token}"}) as client:
             await client.get("/api/v1/runs", params=params)
             for _ in range(requests):
@@ -85,7 +91,10 @@ async def main(requests: int, latency: float, burst: int) -> None:
     print(f"end to end           p50 {e2e_p50:7.1f} ms   p99 {pct(ends, 99):7.1f} ms")
     print(f"raw Fabro call       p50 {raw_p50:7.1f} ms")
     print(f"ratio e2e/raw (p50)      {e2e_p50 / raw_p50:7.2f}      (target ≤ 1.30)")
-    print(f"ack under a burst of {burst}: p50 {pct(burst_acks, 50):.1f} ms   p99 {pct(burst_acks, 99):.1f} ms   (target p99 < 500 ms)")
+    print(
+        f"ack under a burst of {burst}: p50 {pct(burst_acks, 50):.1f} ms"
+        f"   p99 {pct(burst_acks, 99):.1f} ms   (target p99 < 500 ms)"
+    )
 
 
 if __name__ == "__main__":

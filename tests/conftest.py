@@ -36,8 +36,9 @@ def _postgres_unavailable() -> str | None:
 
         with psycopg.connect(POSTGRES_URL, connect_timeout=3):
             return None
-    except Exception as exc:  # noqa: BLE001 - any reason to skip is reported
-        return f"PostgreSQL at {POSTGRES_URL.split('@')[-1]} is not reachable ({type(exc).__name__}); set TEST_DATABASE_URL"
+    except Exception as exc:
+        where = POSTGRES_URL.split("@")[-1]
+        return f"PostgreSQL at {where} is not reachable ({type(exc).__name__}); set TEST_DATABASE_URL"
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +69,8 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
 def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     """Tests never read the developer's own settings or .env file."""
     for name in list(os.environ):
-        if name.startswith(("SLACK_", "FABRO_")) or name in ("DATABASE_URL", "PORT", "HOST", "LOG_LEVEL", "SLASH_COMMAND") or name.startswith(("ALERT_", "POLL_", "ACTION_", "HEALTH_", "LOG_")):
+        ours = name.startswith(("SLACK_", "FABRO_", "ALERT_", "POLL_", "ACTION_", "HEALTH_", "LOG_", "SUBSCRIPTION_"))
+        if ours or name in ("DATABASE_URL", "PORT", "HOST", "SLASH_COMMAND"):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SKIP_SLACK_SDK_WARNING", "1")
@@ -79,6 +81,18 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, interval:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         value = predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+async def wait_until(predicate: Callable[[], Awaitable[Any]], timeout: float = 5.0, interval: float = 0.05) -> Any:
+    """`wait_for` for a condition that must itself be awaited (an HTTP probe, a cycle)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await predicate()
         if value:
             return value
         if asyncio.get_running_loop().time() > deadline:
@@ -136,19 +150,36 @@ class SlackUser:
         """A user talking to `bot`'s HTTP endpoint."""
         return cls(f"http://127.0.0.1:{bot.http_port}/slack/events", slack, session)
 
-    async def post(self, body: str, headers: dict[str, str] | None = None, *, content_type: str = "application/x-www-form-urlencoded") -> tuple[int, str]:
+    async def post(
+        self,
+        body: str,
+        headers: dict[str, str] | None = None,
+        *,
+        content_type: str = "application/x-www-form-urlencoded",
+    ) -> tuple[int, str]:
         all_headers = {"Content-Type": content_type, **sign(body), **(headers or {})}
         async with self.session.post(self.url, data=body.encode(), headers=all_headers) as response:
             return response.status, await response.text()
 
     def command_body(self, text: str, *, user: str = "U123ADA", channel: str = "C123OPS") -> tuple[str, str]:
         response_url = self.slack.response_url()
-        body = urlencode({
-            "token": "deprecated", "team_id": "T111", "team_domain": "test", "channel_id": channel,
-            "channel_name": "ops", "user_id": user, "user_name": "ada", "command": self.command_name,
-            "text": text, "api_app_id": "A111", "is_enterprise_install": "false",
-            "response_url": response_url, "trigger_id": "123.456.abc",
-        })
+        body = urlencode(
+            {
+                "token": "deprecated",
+                "team_id": "T111",
+                "team_domain": "test",
+                "channel_id": channel,
+                "channel_name": "ops",
+                "user_id": user,
+                "user_name": "ada",
+                "command": self.command_name,
+                "text": text,
+                "api_app_id": "A111",
+                "is_enterprise_install": "false",
+                "response_url": response_url,
+                "trigger_id": "123.456.abc",
+            }
+        )
         return body, response_url
 
     async def command(self, text: str, **kw: Any) -> tuple[int, str, str]:
@@ -175,7 +206,12 @@ class SlackUser:
             "user": {"id": user, "username": "ada", "name": "ada", "team_id": "T111"},
             "api_app_id": "A111",
             "token": "deprecated",
-            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": ephemeral},
+            "container": {
+                "type": "message",
+                "message_ts": message_ts,
+                "channel_id": channel,
+                "is_ephemeral": ephemeral,
+            },
             "trigger_id": "123.456.abc",
             "team": {"id": "T111", "domain": "test"},
             "channel": {"id": channel, "name": "ops"},
@@ -192,7 +228,9 @@ class SlackUser:
         status, ack = await self.post(urlencode({"payload": json.dumps(payload)}))
         return status, ack, response_url
 
-    async def submit_view(self, view: dict[str, Any], values: dict[str, str], *, user: str = "U123ADA") -> tuple[int, str]:
+    async def submit_view(
+        self, view: dict[str, Any], values: dict[str, str], *, user: str = "U123ADA"
+    ) -> tuple[int, str]:
         """Submit a modal the bot opened, with `values` typed into its inputs (block id = action id)."""
         payload = {
             "type": "view_submission",
@@ -202,7 +240,11 @@ class SlackUser:
             "token": "deprecated",
             "trigger_id": "123.456.def",
             "view": {
-                **view, "id": "V0001", "team_id": "T111", "app_id": "A111", "bot_id": "B111",
+                **view,
+                "id": "V0001",
+                "team_id": "T111",
+                "app_id": "A111",
+                "bot_id": "B111",
                 "state": {"values": {k: {k: {"type": "plain_text_input", "value": v}} for k, v in values.items()}},
             },
         }
@@ -210,12 +252,25 @@ class SlackUser:
 
     async def mention(self, text: str, *, channel: str, thread_ts: str, user: str = "U123ADA") -> tuple[int, str]:
         """An Events API `app_mention` in a thread, posted as JSON the way Slack sends events."""
-        body = json.dumps({
-            "token": "deprecated", "team_id": "T111", "api_app_id": "A111", "type": "event_callback",
-            "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}", "event_time": int(time.time()),
-            "event": {"type": "app_mention", "user": user, "text": f"<@U0BOT> {text}", "ts": f"{time.time():.6f}",
-                      "channel": channel, "thread_ts": thread_ts, "event_ts": f"{time.time():.6f}"},
-        })
+        body = json.dumps(
+            {
+                "token": "deprecated",
+                "team_id": "T111",
+                "api_app_id": "A111",
+                "type": "event_callback",
+                "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
+                "event_time": int(time.time()),
+                "event": {
+                    "type": "app_mention",
+                    "user": user,
+                    "text": f"<@U0BOT> {text}",
+                    "ts": f"{time.time():.6f}",
+                    "channel": channel,
+                    "thread_ts": thread_ts,
+                    "event_ts": f"{time.time():.6f}",
+                },
+            }
+        )
         return await self.post(body, content_type="application/json")
 
     async def reply(self, response_url: str, timeout: float = 5.0, index: int = 0) -> dict[str, Any]:

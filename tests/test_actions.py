@@ -23,13 +23,28 @@ def test_a_page_value_decodes_to_the_same_query(query):
 
 
 def test_a_page_value_fits_a_button():
-    assert len(encode_page(parse("active sort:updated_at desc limit:100 page:9999 parent:01KJW4MG800000000000000004"))) < 2000
+    assert (
+        len(encode_page(parse("active sort:updated_at desc limit:100 page:9999 parent:01KJW4MG800000000000000004")))
+        < 2000
+    )
 
 
 @pytest.mark.parametrize(
     "value",
-    [None, "", "not json", "[]", '{"v":2}', '{"v":1,"s":["sleeping"]}', '{"v":1,"k":"cost"}', '{"v":1,"l":500}',
-     '{"v":1,"o":-1}', '{"v":1,"d":"up"}', '{"v":1,"p":"<!channel>"}', '{"v":1,"l":"10"}'],
+    [
+        None,
+        "",
+        "not json",
+        "[]",
+        '{"v":2}',
+        '{"v":1,"s":["sleeping"]}',
+        '{"v":1,"k":"cost"}',
+        '{"v":1,"l":500}',
+        '{"v":1,"o":-1}',
+        '{"v":1,"d":"up"}',
+        '{"v":1,"p":"<!channel>"}',
+        '{"v":1,"l":"10"}',
+    ],
 )
 def test_a_forged_value_decodes_to_none(value):
     assert decode_page(value) is None
@@ -38,7 +53,10 @@ def test_a_forged_value_decodes_to_none(value):
 def test_control_blocks_carry_their_target_and_forged_ones_are_refused():
     from bot.actions import Target, control_block_id, parse_control_block
 
-    assert parse_control_block(control_block_id("answer", Target("01KJW4MG", "q-1"))) == ("answer", Target("01KJW4MG", "q-1"))
+    assert parse_control_block(control_block_id("answer", Target("01KJW4MG", "q-1"))) == (
+        "answer",
+        Target("01KJW4MG", "q-1"),
+    )
     assert parse_control_block(control_block_id("retry", Target("01KJW4MG"))) == ("retry", Target("01KJW4MG"))
     for forged in ("retry:../etc", "answer:01KJ", "retry:01KJ:q-1", "launch:01KJ", "", None, "decide:" + "A" * 65):
         assert parse_control_block(forged) is None, forged
@@ -49,8 +67,15 @@ def test_modal_context_round_trips_and_rejects_tampering():
 
     context = ModalContext(Target("01KJW4MG", "q-1"), "C123", "1700000000.000100", None)
     assert decode_modal(encode_modal(context)) == context
-    for bad in ('{"v":2,"r":"01KJ"}', '{"v":1,"r":"../x"}', '{"v":1,"r":"01KJ","c":"#general"}',
-                '{"v":1,"r":"01KJ","u":"file:///etc/passwd"}', '{"v":1,"r":"01KJ","t":"now"}', "not json", ""):
+    for bad in (
+        '{"v":2,"r":"01KJ"}',
+        '{"v":1,"r":"../x"}',
+        '{"v":1,"r":"01KJ","c":"#general"}',
+        '{"v":1,"r":"01KJ","u":"file:///etc/passwd"}',
+        '{"v":1,"r":"01KJ","t":"now"}',
+        "not json",
+        "",
+    ):
         assert decode_modal(bad) is None, bad
 
 
@@ -58,8 +83,13 @@ def test_option_values_stand_for_keys_and_long_keys_by_position():
     from bot.actions import choice_value, resolve_choice
     from bot.fabro.models import Question
 
-    question = Question.model_validate({"id": "q", "question_type": "multiple_choice",
-                                        "options": [{"key": "short"}, {"key": "k" * 200}, {"key": "#odd"}]})
+    question = Question.model_validate(
+        {
+            "id": "q",
+            "question_type": "multiple_choice",
+            "options": [{"key": "short"}, {"key": "k" * 200}, {"key": "#odd"}],
+        }
+    )
     values = [choice_value(question, i) for i in range(3)]
     assert values == ["short", "#1", "#2"] and all(len(v) <= 150 for v in values)
     assert [resolve_choice(question, v) for v in values] == ["short", "k" * 200, "#odd"]

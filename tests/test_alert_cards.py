@@ -2,26 +2,43 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.actions import decode_page
-from bot.blocks.alerts import ALERT_EVENT_TYPE, approval_alert, digest_message, failed_alert, question_alert, resolved_alert
+from bot.blocks.alerts import (
+    ALERT_EVENT_TYPE,
+    approval_alert,
+    digest_message,
+    failed_alert,
+    question_alert,
+    resolved_alert,
+)
 from bot.blocks.limits import problems
 from bot.fabro.models import Failure, Question, Run
+from bot.keys import AlertKey, AlertKind
 from tests.fakes.runs import make_run, question_examples, run_examples
 from tests.test_blocks import HOSTILE, assert_sendable, mrkdwn_texts
 
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 def test_a_failed_alert_carries_the_failure_message_and_its_key():
     run = Run.model_validate(make_run("failed", title="Add dark mode"))
-    message = failed_alert(run, now=NOW, failure=Failure(reason="workflow_error", message="verify failed"), web_base="https://f", key="failed:X")
+    message = failed_alert(
+        run,
+        now=NOW,
+        failure=Failure(reason="workflow_error", message="verify failed"),
+        web_base="https://f",
+        key=AlertKey(AlertKind.FAILED, "X"),
+    )
     assert_sendable(message)
     assert "verify failed" in str(message["blocks"])
-    assert message["metadata"] == {"event_type": ALERT_EVENT_TYPE, "event_payload": {"key": "failed:X", "run_id": run.id}}
+    assert message["metadata"] == {
+        "event_type": ALERT_EVENT_TYPE,
+        "event_payload": {"key": "failed:X", "run_id": run.id},
+    }
     assert message["text"] == "Run failed (workflow_error): Add dark mode"
 
 
@@ -50,7 +67,7 @@ def test_a_long_hostile_context_is_escaped_and_shortened_with_a_note():
 
 def test_an_approval_alert_names_the_parent():
     child = Run.model_validate(run_examples()[-1])
-    message = approval_alert(child, now=NOW, web_base=None, key=f"approval:{child.id}")
+    message = approval_alert(child, now=NOW, web_base=None, key=AlertKey(AlertKind.APPROVAL, child.id))
     assert_sendable(message)
     assert f"Child of run `{child.parent_id}`" in str(message["blocks"])
 
@@ -66,7 +83,9 @@ def test_a_resolved_alert_says_what_happened_and_offers_no_action():
 
 def test_a_digest_of_thirty_names_every_run_and_a_thousand_overflow_kindly():
     runs = [Run.model_validate(make_run("failed", title=f"Failure {i:02d}")) for i in range(30)]
-    message = digest_message([("failed", r) for r in runs], command="/runs", web_base="https://f", key="digest:1")
+    message = digest_message(
+        [(AlertKind.FAILED, r) for r in runs], command="/runs", web_base="https://f", key="digest:1"
+    )
     assert_sendable(message)
     for i in range(30):
         assert f"Failure {i:02d}" in message["blocks"][1]["text"]["text"]
@@ -85,7 +104,9 @@ def test_a_digest_links_only_safe_urls_and_never_lets_a_title_forge_one():
     spoof["links"] = {"web": "https://fabro.example.com/runs/x|https://trusted.example"}
     unsafe = make_run("failed", title="Unsafe link")
     unsafe["links"] = {"web": "javascript:alert(1)"}
-    message = digest_message([("failed", Run.model_validate(spoof)), ("failed", Run.model_validate(unsafe))], command="/runs", web_base=None)
+    message = digest_message(
+        [("failed", Run.model_validate(spoof)), ("failed", Run.model_validate(unsafe))], command="/runs", web_base=None
+    )
     text = message["blocks"][1]["text"]["text"]
     assert "<https://fabro.example.com/runs/x%7Chttps://trusted.example|" in text
     assert "javascript:" not in text and "• `" in text and "Unsafe link" in text
@@ -94,10 +115,16 @@ def test_a_digest_links_only_safe_urls_and_never_lets_a_title_forge_one():
 
 def test_a_mixed_digest_counts_each_kind_and_points_at_their_buckets():
     items = [("failed", Run.model_validate(make_run("failed", title="T" * 90))) for _ in range(60)]
-    items += [("question", Run.model_validate(make_run("blocked"))), ("approval", Run.model_validate(make_run("pending")))]
+    items += [
+        ("question", Run.model_validate(make_run("blocked"))),
+        ("approval", Run.model_validate(make_run("pending"))),
+    ]
     message = digest_message(items, command="/runs", web_base=None)
     assert_sendable(message)
-    assert message["blocks"][0]["text"]["text"] == "*62 new alerts* · 60 failed runs, 1 question waiting, 1 approval waiting"
+    assert (
+        message["blocks"][0]["text"]["text"]
+        == "*62 new alerts* · 60 failed runs, 1 question waiting, 1 approval waiting"
+    )
     assert "more: `/runs failed blocked pending`" in str(message["blocks"][-2])
     assert decode_page(message["blocks"][-1]["elements"][0]["value"]).statuses == ("failed", "blocked", "pending")
     assert ":x: `" in message["blocks"][1]["text"]["text"]

@@ -15,15 +15,27 @@ from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
 from tests.fakes.slack import FakeSlack
 from tests.test_cli import COMMAND, _env, fake_env
+from tests.test_replicas import first_cycle_done
 
 CHANNEL = "C0ALERTS"
 
 
-async def start_process(fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, name: str, **extra: str) -> asyncio.subprocess.Process:
-    env = _env(fake_env(
-        fabro, slack, HOST="127.0.0.1", PORT="0", ALERT_CHANNEL=CHANNEL, POLL_INTERVAL_SECONDS="1",
-        DATABASE_URL=f"sqlite:///{tmp_path}/bot.db", LOG_LEVEL="DEBUG", **extra,
-    ))
+async def start_process(
+    fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, name: str, **extra: str
+) -> asyncio.subprocess.Process:
+    env = _env(
+        fake_env(
+            fabro,
+            slack,
+            HOST="127.0.0.1",
+            PORT="0",
+            ALERT_CHANNEL=CHANNEL,
+            POLL_INTERVAL_SECONDS="1",
+            DATABASE_URL=f"sqlite:///{tmp_path}/bot.db",
+            LOG_LEVEL="DEBUG",
+            **extra,
+        )
+    )
     log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
     process = await asyncio.create_subprocess_exec(COMMAND, "run", env=env, stdout=log, stderr=log)
     log.close()
@@ -43,20 +55,21 @@ async def stop(process: asyncio.subprocess.Process) -> None:
 @pytest.mark.parametrize(
     ("crash_at", "failures", "threshold"),
     [
-        ("alert.claimed", 1, "5"),    # decided and recorded, not posted
-        ("alert.posted", 1, "5"),     # in Slack, not yet recorded as posted
+        ("alert.claimed", 1, "5"),  # decided and recorded, not posted
+        ("alert.posted", 1, "5"),  # in Slack, not yet recorded as posted
         ("alert.confirmed", 1, "5"),  # recorded as posted
-        ("alert.posted", 4, "2"),     # a digest in Slack, not yet recorded
-        ("alert.claimed", 4, "2"),    # a storm decided, digest not yet posted
+        ("alert.posted", 4, "2"),  # a digest in Slack, not yet recorded
+        ("alert.claimed", 4, "2"),  # a storm decided, digest not yet posted
     ],
 )
 async def test_a_kill_9_at_any_step_of_delivery_neither_loses_nor_duplicates(
     fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, crash_at: str, failures: int, threshold: str
 ):
-    first = await start_process(fabro, slack, tmp_path, "first", ALERT_DIGEST_THRESHOLD=threshold, **{CRASH_AT_ENV: crash_at})
+    first = await start_process(
+        fabro, slack, tmp_path, "first", ALERT_DIGEST_THRESHOLD=threshold, **{CRASH_AT_ENV: crash_at}
+    )
     try:
-        await wait_for(lambda: fabro.calls("/api/v1/runs"), timeout=20)   # first cycle done: history recorded
-        await asyncio.sleep(0.3)
+        await wait_for(lambda: first_cycle_done(fabro), timeout=20)  # history recorded
         runs = [make_run("running", title=f"Crash test {i}") for i in range(failures)]
         fabro.add(*runs)
         for run in runs:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from slack_sdk.models.blocks import Block
@@ -17,7 +17,7 @@ from bot.fabro.models import Failure, Run, RunList
 from bot.query import RunQuery, parse
 from tests.fakes.runs import make_run, run_examples
 
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 HOSTILE = "<!channel> <@U123> <https://evil.example|x> & *bold*"
 
 
@@ -64,7 +64,14 @@ def test_every_real_example_renders_as_list_and_detail(example):
 
 def test_a_hostile_title_renders_literally_and_notifies_no_one():
     run = make_run("blocked", title=HOSTILE)
-    run["current_question"] = {"id": "q", "text": HOSTILE, "stage": "s", "question_type": "yes_no", "options": [], "allow_freeform": False}
+    run["current_question"] = {
+        "id": "q",
+        "text": HOSTILE,
+        "stage": "s",
+        "question_type": "yes_no",
+        "options": [],
+        "allow_freeform": False,
+    }
     for message in (
         run_list_message(RunQuery(), page([run], 1), now=NOW),
         run_detail_message(Run.model_validate(run), now=NOW, failure=Failure(message=HOSTILE)),
@@ -91,14 +98,32 @@ def test_an_unknown_status_kind_and_extra_fields_are_shown_as_is():
 
 
 def test_the_list_card_shows_what_a_team_needs():
-    run = make_run("failed", title="Add dark mode", created=datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc))
+    run = make_run("failed", title="Add dark mode", created=datetime(2026, 11, 28, 9, 0, tzinfo=UTC))
     run["diff"] = {"files_changed": 3, "additions": 12, "deletions": 4}
     run["billing"] = {"total_usd_micros": 3_140_000}
-    run["pull_request"] = {"owner": "demo", "repo": "api", "number": 482, "html_url": "https://github.com/demo/api/pull/482"}
-    message = run_list_message(parse("failed"), page([run], total=57, has_more=True), now=NOW, web_base="https://fabro.example.com")
+    run["pull_request"] = {
+        "owner": "demo",
+        "repo": "api",
+        "number": 482,
+        "html_url": "https://github.com/demo/api/pull/482",
+    }
+    message = run_list_message(
+        parse("failed"), page([run], total=57, has_more=True), now=NOW, web_base="https://fabro.example.com"
+    )
     text = all_text(message)
-    for expected in (":x: *failed* · workflow error", "Add dark mode", "Implement", "demo/api-server", "by ada",
-                     "created 3h ago", "ran 7m", "$3.14", "+12 −4 in 3 files", "57 match", "showing 1–1"):
+    for expected in (
+        ":x: *failed* · workflow error",
+        "Add dark mode",
+        "Implement",
+        "demo/api-server",
+        "by ada",
+        "created 3h ago",
+        "ran 7m",
+        "$3.14",
+        "+12 −4 in 3 files",
+        "57 match",
+        "showing 1–1",
+    ):
         assert expected in text
     buttons = [e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert [b["text"]["text"] for b in buttons] == ["Pull request #482", "Open in Fabro", "Next"]
@@ -132,7 +157,13 @@ def test_a_hundred_long_runs_are_cut_to_fit_and_next_continues_where_it_stopped(
     shown = sum(1 for b in message["blocks"] if b.get("block_id", "").startswith("run:"))
     assert 5 < shown < 100
     assert "did not fit in one Slack message" in all_text(message)
-    next_value = next(e["value"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"] if e["action_id"] == "runs_page:next")
+    next_value = next(
+        e["value"]
+        for b in message["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == "runs_page:next"
+    )
     assert decode_page(next_value).offset == shown
 
 
@@ -152,10 +183,23 @@ def test_the_detail_card_shows_goal_labels_models_family_and_failure():
     run = make_run("failed", title="T", parent_id="01KK1RWAJ00000000000000001", children_count=2)
     run["goal"] = "Make the login page accessible"
     run["models"] = [{"provider": "anthropic", "name": "claude-opus"}]
-    message = run_detail_message(Run.model_validate(run), now=NOW, failure=Failure(reason="workflow_error", message="verify failed", causes=["assert 1 == 2"]))
+    message = run_detail_message(
+        Run.model_validate(run),
+        now=NOW,
+        failure=Failure(reason="workflow_error", message="verify failed", causes=["assert 1 == 2"]),
+    )
     text = all_text(message)
-    for expected in ("Make the login page accessible", "`team=platform`", "claude-opus", "parent `01KK1RWAJ00000000000000001`",
-                     "2 child runs", "*Failure* (workflow error)", "verify failed", "assert 1 == 2", "<!date^"):
+    for expected in (
+        "Make the login page accessible",
+        "`team=platform`",
+        "claude-opus",
+        "parent `01KK1RWAJ00000000000000001`",
+        "2 child runs",
+        "*Failure* (workflow error)",
+        "verify failed",
+        "assert 1 == 2",
+        "<!date^",
+    ):
         assert expected in text
     assert_sendable(message)
 

@@ -33,8 +33,12 @@ def _env(extra: dict[str, str] | None) -> dict[str, str]:
 
 def fake_env(fabro, slack, **extra: str) -> dict[str, str]:
     return {
-        "FABRO_API_URL": fabro.url, "FABRO_API_TOKEN": fabro.token, "SLACK_BOT_TOKEN": slack.bot_token,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": slack.api_url, **extra,
+        "FABRO_API_URL": fabro.url,
+        "FABRO_API_TOKEN": fabro.token,
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        **extra,
     }
 
 
@@ -61,7 +65,7 @@ async def test_preview_of_a_typo_prints_the_usage_error():
 
 
 async def test_run_without_settings_lists_each_problem_and_exits_2():
-    code, out, err = await run_cli("run")
+    code, _out, err = await run_cli("run")
     assert code == 2
     assert "FABRO_API_URL: missing" in err and "SLACK_BOT_TOKEN: missing" in err
     assert "Traceback" not in err
@@ -70,7 +74,11 @@ async def test_run_without_settings_lists_each_problem_and_exits_2():
 async def test_check_passes_against_a_working_fabro_and_slack(fabro, slack):
     code, out, err = await run_cli("check", env=fake_env(fabro, slack))
     assert code == 0, out + err
-    assert "✓ settings" in out and "✓ Fabro at" in out and "✓ Slack accepts the bot token" in out
+    assert "✓ settings" in out and "✓ Slack accepts the bot token" in out
+    assert f"✓ Fabro at {fabro.url} is reachable (GET /health)" in out
+    assert f"✓ Fabro at {fabro.url} accepts the API token (GET /api/v1/runs)" in out
+    # A real Fabro has no /api/v1/user (it answers 404 whatever the token): check must not rely on it.
+    assert not fabro.calls("/api/v1/user")
     assert "✓ database sqlite:///./fabro-slack-bot.db is reachable" in out
     assert "✓ Slack app scopes" in out
     assert "actions: everyone in a channel with a card may act on it (ACTION_ALLOWLIST is not set)" in out
@@ -95,7 +103,7 @@ async def test_check_names_an_unreachable_database_and_the_allowlist(fabro, slac
     env = fake_env(fabro, slack, DATABASE_URL="postgresql://nobody@127.0.0.1:1/none", ACTION_ALLOWLIST="U1AAA,S2BBB")
     code, out, _ = await run_cli("check", env=env)
     assert code == 1
-    assert "✗ database 127.0.0.1:1/none" in out
+    assert "✗ database postgresql://nobody@127.0.0.1:1/none" in out
     assert "only 1 user(s) and the members of 1 user group(s) in ACTION_ALLOWLIST may act" in out
 
 
@@ -103,8 +111,29 @@ async def test_check_fails_on_a_refused_token_without_printing_it(fabro, slack):
     bad = "fabro_dev_" + "ef" * 32
     code, out, err = await run_cli("check", env=fake_env(fabro, slack, FABRO_API_TOKEN=bad))
     assert code == 1
-    assert "✗ Fabro at" in out and "Invalid access token" in out
+    assert f"✓ Fabro at {fabro.url} is reachable" in out
+    assert f"✗ Fabro at {fabro.url} refuses the API token: Invalid access token." in out
     assert bad not in out + err
+
+
+async def test_check_says_fabro_is_unreachable_rather_than_blaming_the_token(fabro, slack):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    code, out, _ = await run_cli("check", env=fake_env(fabro, slack, FABRO_API_URL=closed, FABRO_TIMEOUT_SECONDS="2"))
+    assert code == 1
+    assert f"✗ Fabro at {closed} is unreachable: Could not connect to Fabro." in out
+    assert "API token" not in out
+
+
+async def test_check_never_prints_credentials_in_urls(fabro, slack, postgres_server):
+    with_user = fabro.url.replace("http://", "http://robot:hunter2-fabro@")
+    database = postgres_server.replace("postgresql://postgres@", "postgresql://postgres:hunter2-db@")
+    env = fake_env(fabro, slack, FABRO_API_URL=with_user, DATABASE_URL=database)
+    _code, out, err = await run_cli("check", env=env)
+    assert "hunter2" not in out + err
+    assert f"Fabro at {fabro.url.replace('http://', 'http://robot@')} is reachable" in out
+    assert "database postgresql://postgres@127.0.0.1:5432" in out
 
 
 async def test_run_serves_http_and_stops_cleanly_on_sigterm(fabro, slack):
@@ -118,6 +147,7 @@ async def test_run_serves_http_and_stops_cleanly_on_sigterm(fabro, slack):
     )
     try:
         async with aiohttp.ClientSession() as session:
+
             async def healthy() -> bool:
                 try:
                     async with session.get(f"http://127.0.0.1:{port}/healthz") as r:

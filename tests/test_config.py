@@ -17,13 +17,24 @@ def problems(purpose="run", **env) -> list[str]:
 
 def test_missing_settings_are_listed_one_per_line():
     found = problems()
-    assert [p.split(":")[0] for p in found] == ["FABRO_API_URL", "FABRO_API_TOKEN", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"]
+    assert [p.split(":")[0] for p in found] == [
+        "FABRO_API_URL",
+        "FABRO_API_TOKEN",
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+    ]
 
 
 def test_socket_mode_does_not_need_a_signing_secret():
-    assert problems(
-        fabro_api_url="https://fabro.example.com", fabro_api_token="t", slack_bot_token="xoxb-1", slack_app_token="xapp-1"
-    ) == []
+    assert (
+        problems(
+            fabro_api_url="https://fabro.example.com",
+            fabro_api_token="t",
+            slack_bot_token="xoxb-1",
+            slack_app_token="xapp-1",
+        )
+        == []
+    )
 
 
 def test_preview_needs_only_fabro():
@@ -50,17 +61,28 @@ def test_settings_come_from_the_environment_and_a_dotenv_file(tmp_path, monkeypa
 
 
 def test_slack_api_url_gets_its_trailing_slash():
-    settings = load_settings("preview", env_file=None, fabro_api_url="https://f.example.com", fabro_api_token="t", slack_api_url="http://127.0.0.1:9/api")
+    settings = load_settings(
+        "preview",
+        env_file=None,
+        fabro_api_url="https://f.example.com",
+        fabro_api_token="t",
+        slack_api_url="http://127.0.0.1:9/api",
+    )
     assert settings.slack_api_url == "http://127.0.0.1:9/api/"
 
 
-@pytest.mark.parametrize(("name", "value"), [("port", "http"), ("log_level", "loud"), ("database_url", "mysql://x"), ("slash_command", "runs")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("port", "http"), ("log_level", "loud"), ("database_url", "mysql://x"), ("slash_command", "runs")],
+)
 def test_malformed_values_are_reported_by_their_variable_name(name, value):
     assert any(p.startswith(name.upper() + ":") for p in problems(**{name: value}))
 
 
 def test_the_settings_repr_hides_secrets():
-    settings = load_settings("preview", env_file=None, fabro_api_url="https://f.example.com", fabro_api_token="fabro_dev_supersecret")
+    settings = load_settings(
+        "preview", env_file=None, fabro_api_url="https://f.example.com", fabro_api_token="fabro_dev_supersecret"
+    )
     assert "supersecret" not in repr(settings)
 
 
@@ -68,17 +90,31 @@ def test_malformed_and_missing_settings_are_reported_together():
     found = problems(slack_bot_token="xoxp-wrong-kind", alert_channel="#ops", action_allowlist="@ada")
     names = [p.split(":")[0] for p in found]
     assert names[:3] == ["SLACK_BOT_TOKEN", "ALERT_CHANNEL", "ACTION_ALLOWLIST"]
-    assert names[3:] == ["FABRO_API_URL", "FABRO_API_TOKEN", "SLACK_SIGNING_SECRET"]   # not a second "missing" for the token
+    assert names[3:] == [
+        "FABRO_API_URL",
+        "FABRO_API_TOKEN",
+        "SLACK_SIGNING_SECRET",
+    ]  # not a second "missing" for the token
     assert any("not a name" in p for p in found) and any("@ada" in p for p in found)
 
 
 def test_the_database_password_is_a_secret_too():
-    settings = load_settings("preview", env_file=None, fabro_api_url="https://fabro.example.com", fabro_api_token="t",
-                             database_url="postgresql://bot:s3cr%40t-pass@db:5432/bot")
+    settings = load_settings(
+        "preview",
+        env_file=None,
+        fabro_api_url="https://fabro.example.com",
+        fabro_api_token="t",
+        database_url="postgresql://bot:s3cr%40t-pass@db:5432/bot",
+    )
     assert "s3cr@t-pass" in settings.secrets()
 
 
 def test_the_database_password_is_masked_in_the_settings_repr():
-    settings = load_settings("preview", env_file=None, fabro_api_url="https://fabro.example.com", fabro_api_token="t",
-                             database_url="postgresql://bot:hunter2hunter2@db:5432/bot")
+    settings = load_settings(
+        "preview",
+        env_file=None,
+        fabro_api_url="https://fabro.example.com",
+        fabro_api_token="t",
+        database_url="postgresql://bot:hunter2hunter2@db:5432/bot",
+    )
     assert "hunter2hunter2" not in repr(settings) and "postgresql://bot:**********@db:5432/bot" in repr(settings)

@@ -10,6 +10,7 @@ import pytest
 
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroConflict, FabroNotFound, FabroRejected, FabroUnauthorized, FabroUnavailable
+from bot.fabro.filters import RunFilter
 from tests.conftest import SlackUser
 from tests.fakes.runs import make_run
 
@@ -23,13 +24,15 @@ async def test_a_503_is_retried_and_the_user_never_notices(user, fabro):
     assert len(fabro.calls("/api/v1/runs")) == 3
 
 
-async def test_fabro_down_for_good_yields_a_message_with_the_request_id(user, fabro):
+async def test_fabro_down_for_good_yields_a_message_with_fabros_own_request_id(user, fabro):
+    """Fabro ignores the id the bot sends and issues its own: that is the one people can look up."""
     fabro.fail_next(503, count=10)
     _, _, response_url = await user.command("blocked")
     reply = await user.reply(response_url)
-    request_id = fabro.calls("/api/v1/runs")[-1].headers["x-request-id"]
+    last = fabro.calls("/api/v1/runs")[-1]
     assert "could not be reached" in reply["text"]
-    assert request_id in reply["text"]
+    assert f"request id {last.request_id}" in reply["text"]
+    assert last.headers["x-request-id"] not in reply["text"] and "bot request id" not in reply["text"]
     assert "Traceback" not in json.dumps(reply)
 
 
@@ -41,8 +44,12 @@ async def test_fabro_hanging_past_the_timeout_yields_did_not_answer(start_bot, f
         status, ack, response_url = await user.command("failed")
         assert status == 200 and ack == ""
         reply = await user.reply(response_url, timeout=5)
-    assert reply["text"].startswith("Fabro did not answer in 0.5 s — request id")
-    assert fabro.calls("/api/v1/runs")[0].headers["x-request-id"] in reply["text"]
+    # No answer came back, so the only id is the bot's own: it says so, and where to find it.
+    own = fabro.calls("/api/v1/runs")[0].headers["x-request-id"]
+    assert (
+        reply["text"]
+        == f"Fabro did not answer in 0.5 s — bot request id {own}, in the bot's logs. Try again in a moment."
+    )
 
 
 async def test_a_refused_token_says_so_without_showing_it(start_bot, fabro, slack):
@@ -68,18 +75,18 @@ async def client(fabro):
 async def test_missing_and_wrong_tokens_are_unauthorized_with_fabros_code(fabro):
     async with FabroClient(fabro.url, "", timeout=2) as anonymous:
         with pytest.raises(FabroUnauthorized) as missing:
-            await anonymous.list_runs([])
+            await anonymous.list_runs(RunFilter())
     assert missing.value.code is None and missing.value.detail == "Authentication required."
     async with FabroClient(fabro.url, "wrong", timeout=2) as wrong:
         with pytest.raises(FabroUnauthorized) as invalid:
-            await wrong.list_runs([])
+            await wrong.list_runs(RunFilter())
     assert invalid.value.code == "access_token_invalid"
     assert invalid.value.request_id
 
 
 async def test_a_plain_text_400_becomes_rejected_with_fabros_words(client):
     with pytest.raises(FabroRejected) as error:
-        await client.list_runs([("status", "sleeping")])
+        await client.list_runs(RunFilter(statuses=("sleeping",)))
     assert "unknown variant `sleeping`" in error.value.detail
     assert error.value.status == 400
 
@@ -99,14 +106,14 @@ async def test_an_ambiguous_prefix_is_rejected(client, fabro):
 async def test_a_json_409_is_a_conflict(client, fabro):
     fabro.fail_next(409)
     with pytest.raises(FabroConflict) as error:
-        await client.list_runs([])
+        await client.list_runs(RunFilter())
     assert error.value.status == 409 and error.value.request_id
 
 
 async def test_connection_refused_is_unavailable_after_retries():
     async with FabroClient("http://127.0.0.1:9", "t", timeout=2, retries=2) as dead:
         with pytest.raises(FabroUnavailable) as error:
-            await dead.list_runs([])
+            await dead.list_runs(RunFilter())
     assert error.value.timed_out_after is None
     assert error.value.request_id
 
@@ -115,7 +122,7 @@ async def test_the_whole_call_is_bounded_even_when_every_attempt_is_slow(fabro):
     fabro.hang_next(5, count=5)
     async with FabroClient(fabro.url, fabro.token, timeout=0.4) as slow:
         with pytest.raises(FabroUnavailable) as error:
-            await slow.list_runs([])
+            await slow.list_runs(RunFilter())
     assert error.value.timed_out_after == 0.4
 
 
@@ -137,6 +144,6 @@ async def test_one_malformed_run_in_a_list_costs_one_card():
     body = {"data": [good, {"title": "no id, not a run"}, "junk"], "meta": {"has_more": False, "total": 3}}
     transport = httpx.MockTransport(lambda request: httpx.Response(200, json=body))
     async with FabroClient("http://fabro.test", "t", transport=transport) as c:
-        page = await c.list_runs([])
+        page = await c.list_runs(RunFilter())
     assert [r.title for r in page.data] == ["Fine"]
     assert page.unreadable == 2

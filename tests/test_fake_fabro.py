@@ -69,7 +69,9 @@ async def test_run_actions_answer_with_fabros_statuses(fabro):
     pending, active, done = make_run("pending"), make_run("running"), make_run("failed")
     fabro.add(pending, active, done)
     assert (await post(fabro, f"/runs/{active['id']}/approve")).status_code == 409
-    assert (await post(fabro, f"/runs/{pending['id']}/deny", {"reason": "no"})).json()["lifecycle"]["status"]["reason"] == "approval_denied"
+    assert (await post(fabro, f"/runs/{pending['id']}/deny", {"reason": "no"})).json()["lifecycle"]["status"][
+        "reason"
+    ] == "approval_denied"
     assert (await post(fabro, f"/runs/{active['id']}/retry")).status_code == 409
     retried = await post(fabro, f"/runs/{done['id']}/retry")
     assert retried.status_code == 201 and retried.json()["retried_from"] == done["id"]
@@ -85,12 +87,15 @@ async def test_the_event_stream_is_live_only_and_never_carries_approval_requests
 
     run = make_run("running")
     fabro.add(run)
-    fabro.fail(run["id"])   # before anyone listens: not replayed
+    fabro.fail(run["id"])  # before anyone listens: not replayed
     frames: list[dict] = []
 
     async def listen():
         headers = {"Authorization": f"Bearer {fabro.token}"}
-        async with httpx.AsyncClient(base_url=fabro.url, headers=headers) as client, client.stream("GET", "/api/v1/attach") as response:
+        async with (
+            httpx.AsyncClient(base_url=fabro.url, headers=headers) as client,
+            client.stream("GET", "/api/v1/attach") as response,
+        ):
             async for line in response.aiter_lines():
                 if line.startswith("data: "):
                     frames.append(json.loads(line[6:]))

@@ -15,14 +15,20 @@ CHANNEL = "C0LIVE"
 
 async def live_bot(start_bot, tmp_path, **overrides):
     bot = await start_bot(
-        schedule_alerts=True, alert_pace=0.0, alert_channel=CHANNEL, poll_interval_seconds=120,
-        database_url=f"sqlite:///{tmp_path}/live.db", **overrides,
+        schedule_alerts=True,
+        alert_pace=0.0,
+        alert_channel=CHANNEL,
+        poll_interval_seconds=120,
+        database_url=f"sqlite:///{tmp_path}/live.db",
+        **overrides,
     )
     await wait_for(lambda: bot.live is not None and bot.live.connected, timeout=10)
     return bot
 
 
-async def test_a_failure_is_alerted_within_seconds_with_a_two_minute_poll(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path):
+async def test_a_failure_is_alerted_within_seconds_with_a_two_minute_poll(
+    start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path
+):
     await live_bot(start_bot, tmp_path)
     run = make_run("running", title="Live failure")
     fabro.add(run)
@@ -38,7 +44,9 @@ async def test_questions_and_answers_flow_through_the_stream(start_bot, fabro: F
     await live_bot(start_bot, tmp_path)
     run = make_run("running")
     fabro.add(run)
-    fabro.ask(run["id"], {"id": "q-1", "text": "Ship it?", "question_type": "yes_no", "options": [], "allow_freeform": False})
+    fabro.ask(
+        run["id"], {"id": "q-1", "text": "Ship it?", "question_type": "yes_no", "options": [], "allow_freeform": False}
+    )
     await wait_for(lambda: slack.alert_keys(CHANNEL), timeout=3)
     [post] = slack.posts(CHANNEL)
     fabro.answer(run["id"], "q-1", {"kind": "yes"})
@@ -51,7 +59,7 @@ async def test_the_stream_dropping_is_survived_and_what_happened_meanwhile_is_ca
 ):
     bot = await live_bot(start_bot, tmp_path)
     assert bot.live is not None
-    fabro.fail_next(503, count=3, path_prefix="/api/v1/attach")   # Fabro restarting: refused a few times
+    fabro.fail_next(503, count=3, path_prefix="/api/v1/attach")  # Fabro restarting: refused a few times
     fabro.drop_streams()
     await wait_for(lambda: not bot.live.connected, timeout=3)
     missed = make_run("running", title="Failed while the stream was down")
@@ -81,7 +89,10 @@ async def test_approvals_still_come_from_the_poll_because_the_stream_never_carri
 
 async def test_the_stream_can_be_turned_off(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path):
     bot = await start_bot(
-        schedule_alerts=True, alert_channel=CHANNEL, database_url=f"sqlite:///{tmp_path}/off.db", fabro_event_stream="off"
+        schedule_alerts=True,
+        alert_channel=CHANNEL,
+        database_url=f"sqlite:///{tmp_path}/off.db",
+        fabro_event_stream="off",
     )
     await wait_for(lambda: fabro.calls("/api/v1/runs"), timeout=5)
     assert bot.live is None and fabro.calls("/api/v1/attach") == []

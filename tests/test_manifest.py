@@ -32,8 +32,13 @@ def test_the_manifest_is_for_socket_mode_with_the_runs_command():
 
 def test_the_manifest_asks_only_for_scopes_the_bot_uses():
     assert set(manifest()["oauth_config"]["scopes"]["bot"]) == {
-        "commands", "chat:write", "chat:write.public", "channels:history", "groups:history",
-        "app_mentions:read", "usergroups:read",
+        "commands",
+        "chat:write",
+        "chat:write.public",
+        "channels:history",
+        "groups:history",
+        "app_mentions:read",
+        "usergroups:read",
     }
     assert manifest()["settings"]["event_subscriptions"]["bot_events"] == ["app_mention"]
 

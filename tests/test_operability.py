@@ -74,7 +74,7 @@ async def test_socket_mode_exposes_the_probes_on_health_port(start_bot, fabro: F
     assert (await get(f"{base}/readyz"))[0] == 200
     assert "fabro_bot_event_stream_connected" in (await get(f"{base}/metrics"))[1]
     async with aiohttp.ClientSession() as session, session.post(f"{base}/slack/events", data="x") as response:
-        assert response.status == 404   # the probe port serves probes only
+        assert response.status == 404  # the probe port serves probes only
 
 
 @pytest.mark.parametrize("fmt", ["json", "text"])

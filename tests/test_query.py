@@ -12,9 +12,30 @@ from bot.query import Help, RunLookup, RunQuery, Subscribe, Subscriptions, Unsub
     [
         ("blocked", [("status", "blocked"), ("page[limit]", "10"), ("page[offset]", "0")]),
         ("BLOCKED", [("status", "blocked"), ("page[limit]", "10"), ("page[offset]", "0")]),
-        ("failed sort:elapsed asc", [("status", "failed"), ("sort", "elapsed"), ("direction", "asc"), ("page[limit]", "10"), ("page[offset]", "0")]),
-        ("asc sort:elapsed failed", [("status", "failed"), ("sort", "elapsed"), ("direction", "asc"), ("page[limit]", "10"), ("page[offset]", "0")]),
-        ("running blocked", [("status", "running"), ("status", "blocked"), ("page[limit]", "10"), ("page[offset]", "0")]),
+        (
+            "failed sort:elapsed asc",
+            [
+                ("status", "failed"),
+                ("sort", "elapsed"),
+                ("direction", "asc"),
+                ("page[limit]", "10"),
+                ("page[offset]", "0"),
+            ],
+        ),
+        (
+            "asc sort:elapsed failed",
+            [
+                ("status", "failed"),
+                ("sort", "elapsed"),
+                ("direction", "asc"),
+                ("page[limit]", "10"),
+                ("page[offset]", "0"),
+            ],
+        ),
+        (
+            "running blocked",
+            [("status", "running"), ("status", "blocked"), ("page[limit]", "10"), ("page[offset]", "0")],
+        ),
         ("done", [("status", "succeeded"), ("status", "failed"), ("page[limit]", "10"), ("page[offset]", "0")]),
         ("sort:cost desc", [("sort", "size"), ("direction", "desc"), ("page[limit]", "10"), ("page[offset]", "0")]),
         ("sort:age", [("sort", "created_at"), ("page[limit]", "10"), ("page[offset]", "0")]),
@@ -22,7 +43,10 @@ from bot.query import Help, RunLookup, RunQuery, Subscribe, Subscriptions, Unsub
         ("page:2 limit:5", [("page[limit]", "5"), ("page[offset]", "5")]),
         ("all", [("page[limit]", "10"), ("page[offset]", "0"), ("include_archived", "true")]),
         ("archived", [("status", "archived"), ("page[limit]", "10"), ("page[offset]", "0")]),
-        ("parent:01kjw4mg800000000000000004", [("page[limit]", "10"), ("page[offset]", "0"), ("parent_id", "01KJW4MG800000000000000004")]),
+        (
+            "parent:01kjw4mg800000000000000004",
+            [("page[limit]", "10"), ("page[offset]", "0"), ("parent_id", "01KJW4MG800000000000000004")],
+        ),
         ("status:failed", [("status", "failed"), ("page[limit]", "10"), ("page[offset]", "0")]),
     ],
 )
@@ -48,7 +72,12 @@ def test_nothing_or_help_is_help(text):
 
 @pytest.mark.parametrize(
     ("text", "selector"),
-    [("01KJW4MG", "01KJW4MG"), ("01kjw4mg", "01KJW4MG"), ("01KJW4MG800000000000000004", "01KJW4MG800000000000000004"), ("run_1", "run_1")],
+    [
+        ("01KJW4MG", "01KJW4MG"),
+        ("01kjw4mg", "01KJW4MG"),
+        ("01KJW4MG800000000000000004", "01KJW4MG800000000000000004"),
+        ("run_1", "run_1"),
+    ],
 )
 def test_a_run_id_or_prefix_is_a_lookup(text, selector):
     assert parse(text) == RunLookup(selector)
@@ -56,7 +85,14 @@ def test_a_run_id_or_prefix_is_a_lookup(text, selector):
 
 @pytest.mark.parametrize(
     ("text", "suggestion"),
-    [("blokced", "blocked"), ("faild", "failed"), ("pendng", "pending"), ("sort:cots", "sort:cost"), ("sort:elapsd", "sort:elapsed"), ("acs", "asc")],
+    [
+        ("blokced", "blocked"),
+        ("faild", "failed"),
+        ("pendng", "pending"),
+        ("sort:cots", "sort:cost"),
+        ("sort:elapsd", "sort:elapsed"),
+        ("acs", "asc"),
+    ],
 )
 def test_a_typo_names_the_word_and_suggests_the_closest(text, suggestion):
     error = parse(text)
@@ -67,8 +103,22 @@ def test_a_typo_names_the_word_and_suggests_the_closest(text, suggestion):
 
 @pytest.mark.parametrize(
     "text",
-    ["limit:0", "limit:101", "limit:ten", "page:0", "page:-1", "parent:", "parent:<@U1>", "failed all",
-     "sort:elapsed sort:title", "01KJW4MG failed", "01KJW4MG 01KJT9DB", "help failed", "zebra", "<@U123|ada>"],
+    [
+        "limit:0",
+        "limit:101",
+        "limit:ten",
+        "page:0",
+        "page:-1",
+        "parent:",
+        "parent:<@U1>",
+        "failed all",
+        "sort:elapsed sort:title",
+        "01KJW4MG failed",
+        "01KJW4MG 01KJT9DB",
+        "help failed",
+        "zebra",
+        "<@U123|ada>",
+    ],
 )
 def test_invalid_input_is_a_usage_error_never_a_query(text):
     assert isinstance(parse(text), UsageError)
@@ -100,9 +150,18 @@ def test_describe_reads_as_plain_words():
     [
         ("subscribe", Subscribe(frozenset({"failed", "questions", "approvals"}))),
         ("SUBSCRIBE failed", Subscribe(frozenset({"failed"}))),
-        ("subscribe questions approvals repo:acme/api", Subscribe(frozenset({"questions", "approvals"}), repo="acme/api")),
-        ("subscribe workflow:Deploy label:team=platform label:env=prod",
-         Subscribe(frozenset({"failed", "questions", "approvals"}), workflow="Deploy", labels=(("env", "prod"), ("team", "platform")))),
+        (
+            "subscribe questions approvals repo:acme/api",
+            Subscribe(frozenset({"questions", "approvals"}), repo="acme/api"),
+        ),
+        (
+            "subscribe workflow:Deploy label:team=platform label:env=prod",
+            Subscribe(
+                frozenset({"failed", "questions", "approvals"}),
+                workflow="Deploy",
+                labels=(("env", "prod"), ("team", "platform")),
+            ),
+        ),
         ("subscriptions", Subscriptions()),
         ("unsubscribe all", Unsubscribe(None)),
         ("unsubscribe 3 #4 3", Unsubscribe((3, 4))),

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.leader import PostgresLeadership
-from tests.conftest import wait_for
+from bot.store.leadership import PostgresLeadership
+from tests.conftest import wait_for, wait_until
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
 from tests.fakes.slack import FakeSlack
@@ -27,13 +27,18 @@ async def test_exactly_one_leader_and_a_successor_when_it_goes(postgres_url: str
     await wait_for(lambda: first.is_leader, timeout=5)
     await second.start()
     try:
-        await asyncio.sleep(0.6)
+        await wait_for(lambda: second.rounds >= 3)  # it asked for the lock several times
         assert (first.is_leader, second.is_leader) == (True, False)
         await first.stop()
         await wait_for(lambda: second.is_leader, timeout=2)
     finally:
         await first.stop()
         await second.stop()
+
+
+def first_cycle_done(fabro: FakeFabro) -> bool:
+    """The first cycle draws the line between history and news, then lists what waits on people."""
+    return any(("status", "pending") in call.query for call in fabro.calls("/api/v1/runs"))
 
 
 def free_port() -> int:
@@ -56,14 +61,23 @@ async def test_two_replicas_survive_a_kill_9_of_the_leader_and_post_each_alert_o
     ports = [free_port(), free_port()]
     processes = []
     for i, port in enumerate(ports):
-        env = _env(fake_env(
-            fabro, slack, HOST="127.0.0.1", PORT=str(port), DATABASE_URL=postgres_url, ALERT_CHANNEL=CHANNEL,
-            POLL_INTERVAL_SECONDS="1", LOG_LEVEL="INFO",
-        ))
+        env = _env(
+            fake_env(
+                fabro,
+                slack,
+                HOST="127.0.0.1",
+                PORT=str(port),
+                DATABASE_URL=postgres_url,
+                ALERT_CHANNEL=CHANNEL,
+                POLL_INTERVAL_SECONDS="1",
+                LOG_LEVEL="INFO",
+            )
+        )
         log = open(tmp_path / f"replica{i}.log", "wb")  # noqa: SIM115 - handed to the process
         processes.append(await asyncio.create_subprocess_exec(COMMAND, "run", env=env, stdout=log, stderr=log))
         log.close()
     try:
+
         async def leaders() -> list[int]:
             return [i for i, port in enumerate(ports) if await is_leader(port)]
 
@@ -74,14 +88,9 @@ async def test_two_replicas_survive_a_kill_9_of_the_leader_and_post_each_alert_o
             found = await leaders()
             return len(found) == 1
 
-        for _ in range(200):
-            if await one_leader():
-                break
-            await asyncio.sleep(0.1)
-        assert len(found) == 1, f"leaders: {found}"
+        await wait_until(one_leader, timeout=20, interval=0.1)
         leader = found[0]
-        await wait_for(lambda: fabro.calls("/api/v1/runs"), timeout=10)   # the first cycle drew the line
-        await asyncio.sleep(0.5)
+        await wait_for(lambda: first_cycle_done(fabro), timeout=10)
 
         before = [make_run("running", title=f"Before {i}") for i in range(3)]
         fabro.add(*before)
@@ -92,18 +101,16 @@ async def test_two_replicas_survive_a_kill_9_of_the_leader_and_post_each_alert_o
         processes[leader].send_signal(signal.SIGKILL)
         assert await asyncio.wait_for(processes[leader].wait(), 10) == -signal.SIGKILL
         survivor = 1 - leader
-        for _ in range(100):   # two poll intervals and a little
-            if await is_leader(ports[survivor]):
-                break
-            await asyncio.sleep(0.05)
-        assert await is_leader(ports[survivor]), "the survivor did not take over within two poll intervals"
+        # Within two poll intervals and a little.
+        await wait_until(lambda: is_leader(ports[survivor]), timeout=5)
 
         after = [make_run("running", title=f"After {i}") for i in range(3)]
         fabro.add(*after)
         for run in after:
             fabro.fail(run["id"])
         await wait_for(lambda: len(slack.alert_keys(CHANNEL)) >= 6, timeout=15)
-        await asyncio.sleep(2.5)   # a few more cycles: nothing may be posted twice
+        polls = len(fabro.calls("/api/v1/runs"))
+        await wait_for(lambda: len(fabro.calls("/api/v1/runs")) >= polls + 3, timeout=10)  # nothing posted twice
     finally:
         for process in processes:
             if process.returncode is None:
@@ -158,10 +165,11 @@ async def test_a_leader_that_loses_the_database_steps_down_and_leadership_moves_
     try:
         async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
             await admin.execute("SELECT pg_terminate_backend(%s)", (first.backend_pid,))
-        await wait_for(lambda: False in changes, timeout=3)          # it noticed, and stepped down
+        await wait_for(lambda: False in changes, timeout=3)  # it noticed, and stepped down
         await wait_for(lambda: first.is_leader != second.is_leader, timeout=3)
-        await asyncio.sleep(0.6)
-        assert first.is_leader != second.is_leader                    # exactly one, whichever it is
+        rounds = (first.rounds, second.rounds)
+        await wait_for(lambda: first.rounds >= rounds[0] + 3 and second.rounds >= rounds[1] + 3)
+        assert first.is_leader != second.is_leader  # exactly one, whichever it is
     finally:
         await first.stop()
         await second.stop()

@@ -11,9 +11,18 @@ from tests.fakes.runs import make_run
 def command_payload(slack, text: str) -> tuple[dict, str]:
     response_url = slack.response_url()
     return {
-        "token": "deprecated", "team_id": "T111", "team_domain": "test", "channel_id": "C123OPS",
-        "channel_name": "ops", "user_id": "U123ADA", "user_name": "ada", "command": "/runs", "text": text,
-        "api_app_id": "A111", "is_enterprise_install": "false", "response_url": response_url,
+        "token": "deprecated",
+        "team_id": "T111",
+        "team_domain": "test",
+        "channel_id": "C123OPS",
+        "channel_name": "ops",
+        "user_id": "U123ADA",
+        "user_name": "ada",
+        "command": "/runs",
+        "text": text,
+        "api_app_id": "A111",
+        "is_enterprise_install": "false",
+        "response_url": response_url,
         "trigger_id": "123.456.abc",
     }, response_url
 
@@ -62,10 +71,22 @@ async def test_approving_from_a_card_over_the_socket(start_bot, fabro, slack):
     await slack.wait_for_socket()
     response_url = slack.response_url()
     payload = {
-        "type": "block_actions", "user": {"id": "U123ADA", "name": "ada", "team_id": "T111"}, "api_app_id": "A111",
-        "container": {"type": "message", "message_ts": "1700000000.000001", "channel_id": "C123OPS", "is_ephemeral": True},
-        "trigger_id": "1.2.3", "team": {"id": "T111"}, "channel": {"id": "C123OPS"}, "response_url": response_url,
-        "actions": [{"block_id": f"decide:{run['id']}", "action_id": "steer:approve", "value": "approve", "type": "button"}],
+        "type": "block_actions",
+        "user": {"id": "U123ADA", "name": "ada", "team_id": "T111"},
+        "api_app_id": "A111",
+        "container": {
+            "type": "message",
+            "message_ts": "1700000000.000001",
+            "channel_id": "C123OPS",
+            "is_ephemeral": True,
+        },
+        "trigger_id": "1.2.3",
+        "team": {"id": "T111"},
+        "channel": {"id": "C123OPS"},
+        "response_url": response_url,
+        "actions": [
+            {"block_id": f"decide:{run['id']}", "action_id": "steer:approve", "value": "approve", "type": "button"}
+        ],
     }
     envelope = await slack.send_envelope("interactive", payload)
     await wait_for(lambda: slack.ack_for(envelope))
@@ -80,11 +101,19 @@ async def test_an_empty_answer_modal_over_the_socket_is_refused_in_the_ack(start
     await start_bot(slack_app_token=slack.app_token, slack_signing_secret=None)
     await slack.wait_for_socket()
     view = {
-        "id": "V1", "type": "modal", "callback_id": "steer_answer_modal",
+        "id": "V1",
+        "type": "modal",
+        "callback_id": "steer_answer_modal",
         "private_metadata": json.dumps({"v": 1, "r": run["id"], "q": "q-1"}),
         "state": {"values": {"answer_text": {"answer_text": {"type": "plain_text_input", "value": " "}}}},
     }
-    payload = {"type": "view_submission", "user": {"id": "U123ADA"}, "team": {"id": "T111"}, "api_app_id": "A111", "view": view}
+    payload = {
+        "type": "view_submission",
+        "user": {"id": "U123ADA"},
+        "team": {"id": "T111"},
+        "api_app_id": "A111",
+        "view": view,
+    }
     envelope = await slack.send_envelope("interactive", payload)
     ack = await wait_for(lambda: slack.ack_for(envelope))
     assert ack["payload"]["response_action"] == "errors" and "answer_text" in ack["payload"]["errors"]

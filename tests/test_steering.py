@@ -26,9 +26,13 @@ ADA, BOB = "U123ADA", "U456BOB"
 
 def question(qtype: str, options: int = 0, *, allow_freeform: bool = False, qid: str = "q-1") -> dict[str, Any]:
     return {
-        "id": qid, "text": f"A {qtype} question?", "stage": "gate", "question_type": qtype,
+        "id": qid,
+        "text": f"A {qtype} question?",
+        "stage": "gate",
+        "question_type": qtype,
         "options": [{"key": f"k{i}", "label": f"Option {i}", "description": f"Means {i}"} for i in range(options)],
-        "allow_freeform": allow_freeform, "context_display": "diff --git a/x b/x",
+        "allow_freeform": allow_freeform,
+        "context_display": "diff --git a/x b/x",
     }
 
 
@@ -49,12 +53,22 @@ class Desk:
 
     async def click(self, post: Message, action_prefix: str, *, user: str = ADA, index: int = 0, **extra: Any) -> str:
         """Click the `index`-th control whose action id starts with `action_prefix` on `post`."""
-        found = [(b["block_id"], e) for b in post.blocks if b["type"] == "actions" for e in b["elements"]
-                 if e["action_id"].startswith(action_prefix)]
+        found = [
+            (b["block_id"], e)
+            for b in post.blocks
+            if b["type"] == "actions"
+            for e in b["elements"]
+            if e["action_id"].startswith(action_prefix)
+        ]
         block_id, element = found[index]
         action = {"action_id": element["action_id"], "value": element.get("value"), "type": element["type"], **extra}
         status, _, response_url = await self.user.click(
-            action, block_id=block_id, channel=post.channel, message_ts=post.ts, ephemeral=False, user=user,
+            action,
+            block_id=block_id,
+            channel=post.channel,
+            message_ts=post.ts,
+            ephemeral=False,
+            user=user,
             state=extra.pop("state", None) if "state" in extra else None,
         )
         assert status == 200
@@ -66,7 +80,9 @@ class Desk:
 
 @pytest.fixture
 async def desk(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path) -> AsyncIterator[Desk]:
-    bot = await start_bot(schedule_alerts=False, alert_pace=0.0, alert_channel=CHANNEL, database_url=f"sqlite:///{tmp_path}/bot.db")
+    bot = await start_bot(
+        schedule_alerts=False, alert_pace=0.0, alert_channel=CHANNEL, database_url=f"sqlite:///{tmp_path}/bot.db"
+    )
     await bot.alerter.cycle()
     async with aiohttp.ClientSession() as session:
         yield Desk(bot, SlackUser.of(bot, slack, session), fabro, slack)
@@ -83,12 +99,15 @@ def controls(post: Message) -> list[str]:
     return [e["action_id"] for b in post.blocks if b["type"] == "actions" for e in b["elements"]]
 
 
-@pytest.mark.parametrize(("qtype", "label", "sent"), [
-    ("yes_no", "steer:answer:0", {"kind": "yes"}),
-    ("yes_no", "steer:answer:1", {"kind": "no"}),
-    ("confirmation", "steer:answer:0", {"kind": "yes"}),
-    ("confirmation", "steer:answer:1", {"kind": "no"}),
-])
+@pytest.mark.parametrize(
+    ("qtype", "label", "sent"),
+    [
+        ("yes_no", "steer:answer:0", {"kind": "yes"}),
+        ("yes_no", "steer:answer:1", {"kind": "no"}),
+        ("confirmation", "steer:answer:0", {"kind": "yes"}),
+        ("confirmation", "steer:answer:1", {"kind": "no"}),
+    ],
+)
 async def test_yes_no_and_confirmation_buttons_answer(desk: Desk, qtype, label, sent):
     run = asking(desk.fabro, question(qtype))
     post = await desk.alert(run)
@@ -109,7 +128,11 @@ async def test_yes_no_and_confirmation_buttons_answer(desk: Desk, qtype, label, 
 async def test_a_multiple_choice_question_has_a_button_per_option(desk: Desk):
     run = asking(desk.fabro, question("multiple_choice", 3))
     post = await desk.alert(run)
-    assert [a for a in controls(post) if a.startswith("steer:answer")] == ["steer:answer:0", "steer:answer:1", "steer:answer:2"]
+    assert [a for a in controls(post) if a.startswith("steer:answer")] == [
+        "steer:answer:0",
+        "steer:answer:1",
+        "steer:answer:2",
+    ]
     assert "Means 1" in str(post.blocks)
     await desk.click(post, "steer:answer", index=1)
     await wait_for(lambda: post.edits == 1)
@@ -121,7 +144,9 @@ async def test_more_than_five_options_become_a_select_menu(desk: Desk):
     run = asking(desk.fabro, question("multiple_choice", 8))
     post = await desk.alert(run)
     assert "steer:choose" in controls(post) and "steer:answer:0" not in controls(post)
-    await desk.click(post, "steer:choose", selected_option={"value": "k6", "text": {"type": "plain_text", "text": "Option 6"}})
+    await desk.click(
+        post, "steer:choose", selected_option={"value": "k6", "text": {"type": "plain_text", "text": "Option 6"}}
+    )
     await wait_for(lambda: post.edits == 1)
     assert desk.posts_to("/answer") == [{"kind": "selected", "option_key": "k6"}]
 
@@ -157,7 +182,7 @@ async def test_a_freeform_answer_goes_through_a_modal_showing_the_question(desk:
     assert status == 200
     await wait_for(lambda: post.edits == 1)
     assert desk.posts_to("/answer") == [{"kind": "text", "text": "Use the staging database"}]
-    assert "“Use the staging database”" in str(post.blocks)
+    assert ": Use the staging database" in str(post.blocks)
 
 
 async def test_allow_freeform_adds_a_written_answer_beside_the_options(desk: Desk):
@@ -227,22 +252,33 @@ async def test_cancel_from_the_detail_card_asks_first_and_reports_200_and_202(de
     run = make_run("running", title="Long job")
     desk.fabro.add(run)
     card, _ = await _detail_card(desk, run["id"])
-    [cancel] = [e for b in card["blocks"] if b["type"] == "actions" for e in b["elements"] if e["action_id"] == "steer:cancel"]
+    [cancel] = [
+        e for b in card["blocks"] if b["type"] == "actions" for e in b["elements"] if e["action_id"] == "steer:cancel"
+    ]
     assert cancel["confirm"]["confirm"]["text"] == "Cancel run"
-    status, _, url = await desk.user.click(
+    _status, _, url = await desk.user.click(
         {"action_id": "steer:cancel", "value": "cancel"}, block_id=f"cancel:{run['id']}", ephemeral=True
     )
     reply = await desk.user.reply(url)
     assert reply["replace_original"] is True
-    expected = "Cancellation requested by <@U123ADA>; Fabro is stopping the run" if converges else "Cancelled by <@U123ADA>"
+    expected = (
+        "Cancellation requested by <@U123ADA>; Fabro is stopping the run" if converges else "Cancelled by <@U123ADA>"
+    )
     assert expected in str(reply["blocks"])
     assert len(desk.posts_to("/cancel")) == 1
 
 
-async def test_someone_outside_the_allowlist_is_told_and_nothing_reaches_fabro(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path):
+async def test_someone_outside_the_allowlist_is_told_and_nothing_reaches_fabro(
+    start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path
+):
     slack.usergroups["S0ONCALL"] = [BOB]
-    bot = await start_bot(schedule_alerts=False, alert_pace=0.0, alert_channel=CHANNEL,
-                          database_url=f"sqlite:///{tmp_path}/b.db", action_allowlist="U999BOSS, S0ONCALL")
+    bot = await start_bot(
+        schedule_alerts=False,
+        alert_pace=0.0,
+        alert_channel=CHANNEL,
+        database_url=f"sqlite:///{tmp_path}/b.db",
+        action_allowlist="U999BOSS, S0ONCALL",
+    )
     await bot.alerter.cycle()
     async with aiohttp.ClientSession() as session:
         d = Desk(bot, SlackUser.of(bot, slack, session), fabro, slack)
@@ -252,7 +288,7 @@ async def test_someone_outside_the_allowlist_is_told_and_nothing_reaches_fabro(s
         reply = await d.user.reply(url)
         assert "You are not allowed to answer questions" in reply["text"]
         assert d.posts_to("/answer") == [] and post.edits == 0
-        await d.click(post, "steer:answer:0", user=BOB)   # a member of the on-call group
+        await d.click(post, "steer:answer:0", user=BOB)  # a member of the on-call group
         await wait_for(lambda: post.edits == 1)
         assert d.posts_to("/answer") == [{"kind": "yes"}]
 
@@ -260,7 +296,7 @@ async def test_someone_outside_the_allowlist_is_told_and_nothing_reaches_fabro(s
 async def test_a_stale_card_is_refused_and_brought_up_to_date(desk: Desk):
     run = asking(desk.fabro, question("yes_no"))
     post = await desk.alert(run)
-    desk.fabro.answer(run["id"], "q-1", {"kind": "no"})   # someone answered in Fabro's web UI
+    desk.fabro.answer(run["id"], "q-1", {"kind": "no"})  # someone answered in Fabro's web UI
     url = await desk.click(post, "steer:answer:0")
     reply = await desk.user.reply(url)
     assert "no longer waiting for an answer" in reply["text"]
@@ -269,13 +305,16 @@ async def test_a_stale_card_is_refused_and_brought_up_to_date(desk: Desk):
     assert desk.posts_to("/answer") == []
 
 
-@pytest.mark.parametrize(("status", "count", "told", "sent"), [
-    (400, 1, "Fabro refused that", 1),
-    (404, 1, "no longer knows run", 1),
-    (409, 1, "Someone got there first", 1),
-    (503, 1, None, 2),                      # one retry, then it works
-    (503, 2, "try again", 2),               # still failing: say so
-])
+@pytest.mark.parametrize(
+    ("status", "count", "told", "sent"),
+    [
+        (400, 1, "Fabro refused that", 1),
+        (404, 1, "no longer knows run", 1),
+        (409, 1, "Someone got there first", 1),
+        (503, 1, None, 2),  # one retry, then it works
+        (503, 2, "try again", 2),  # still failing: say so
+    ],
+)
 async def test_fabro_errors_on_answer(desk: Desk, status, count, told, sent):
     run = asking(desk.fabro, question("yes_no"))
     post = await desk.alert(run)
@@ -314,7 +353,9 @@ async def test_two_people_answering_at_once_send_one_answer(desk: Desk):
 
 
 async def test_a_forged_control_is_refused_without_calling_fabro(desk: Desk):
-    status, _, url = await desk.user.click({"action_id": "steer:retry", "value": "retry"}, block_id="retry:../../etc", ephemeral=True)
+    status, _, url = await desk.user.click(
+        {"action_id": "steer:retry", "value": "retry"}, block_id="retry:../../etc", ephemeral=True
+    )
     assert status == 200
     assert "no longer works" in (await desk.user.reply(url))["text"]
     assert desk.fabro.calls(method="POST") == []
@@ -337,12 +378,12 @@ async def test_answering_from_the_ephemeral_detail_card_through_the_modal_replac
     run = asking(desk.fabro, question("freeform"))
     card, _ = await _detail_card(desk, run["id"])
     [block] = [b for b in card["blocks"] if b["type"] == "actions" and b["block_id"].startswith("answer:")]
-    status, _, url = await desk.user.click(
+    _status, _, url = await desk.user.click(
         {"action_id": "steer:text", "value": "text"}, block_id=block["block_id"], ephemeral=True
     )
     await wait_for(lambda: desk.slack.views)
     await desk.user.submit_view(desk.slack.views[-1], {"answer_text": "Roll back first"})
     reply = await desk.user.reply(url)
     assert reply["replace_original"] is True
-    assert "by <@U123ADA>: “Roll back first”" in str(reply["blocks"])
+    assert "by <@U123ADA>: Roll back first" in str(reply["blocks"])
     assert desk.posts_to("/answer") == [{"kind": "text", "text": "Roll back first"}]

@@ -32,29 +32,63 @@ from bot.blocks.alerts import (
     question_alert,
     resolved_alert,
 )
+from bot.blocks.outcomes import outcome_text
 from bot.blocks.text import clip, escape
-from bot.failpoints import crash_point
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
 from bot.fabro.models import Run
+from bot.failpoints import crash_point
+from bot.keys import AlertKey, AlertKind
+from bot.outcomes import Outcome, OutcomeVerb
 from bot.store.base import Alert, AlertState, Store
 
-__all__ = ["CHANNEL_ERRORS", "CycleReport", "Delivery", "updated_at"]
+__all__ = ["CHANNEL_ERRORS", "CycleReport", "Delivery", "Fresh", "Lease"]
 
 log = logging.getLogger(__name__)
 
 # Slack errors that mean "this channel cannot take our posts until a person fixes it".
-CHANNEL_ERRORS = frozenset({
-    "not_in_channel", "channel_not_found", "is_archived", "restricted_action",
-    "restricted_action_read_only_channel", "team_access_not_granted", "ekm_access_denied",
-})
+CHANNEL_ERRORS = frozenset(
+    {
+        "not_in_channel",
+        "channel_not_found",
+        "is_archived",
+        "restricted_action",
+        "restricted_action_read_only_channel",
+        "team_access_not_granted",
+        "ekm_access_denied",
+    }
+)
 _BROKEN_RETRY = timedelta(minutes=10)
 _HISTORY_MARGIN = timedelta(minutes=5)
 
 
-def updated_at(run: Run) -> datetime | None:
-    """Fabro's `updated_at` sort key: the last event, else creation."""
-    return run.timestamps.last_event_at or run.timestamps.created_at
+@dataclass(frozen=True)
+class Lease:
+    """Who delivers an alert, and for how long another scheduler must leave it alone.
+
+    `duration` reserves a fresh claim for the process that made it: another scheduler (a
+    split, a failover) leaves it alone until then, and after a crash it is taken over.
+    Zero for a single process on SQLite: nobody else could be delivering.
+    """
+
+    owner: str = field(default_factory=lambda: uuid.uuid4().hex)
+    duration: timedelta = timedelta(0)
+
+    def until(self, now: datetime) -> datetime:
+        """The end of a claim's reservation."""
+        return now + self.duration
+
+    def hold_until(self, now: datetime) -> datetime:
+        """The end of a delivery in progress: long enough even when Slack makes it wait (429, pacing)."""
+        return now + max(self.duration, timedelta(minutes=2)) if self.duration else now
+
+
+@dataclass
+class Fresh:
+    """What one engine pass handed to delivery: the claims it just made, and the runs it read."""
+
+    claims: dict[tuple[AlertKey, str], Wanted] = field(default_factory=dict)
+    runs: dict[str, Run] = field(default_factory=dict)
 
 
 @dataclass
@@ -78,26 +112,19 @@ class Delivery:
     web_base: str | None = None
     command: str = "/runs"
     digest_threshold: int = 5
-    pace: float = 1.0                       # seconds between two writes to one channel
-    # How long a delivery is reserved for the process that claimed it. Another scheduler
-    # (a split, a failover) leaves it alone until then; after a crash it is taken over.
-    # Zero for a single process on SQLite: nobody else could be delivering.
-    lease: timedelta = timedelta(0)
-    owner: str = field(default_factory=lambda: uuid.uuid4().hex)
-    runs: dict[str, Run] = field(default_factory=dict)   # runs read this cycle, shared with the engine
-    _renders: dict[tuple[str, str], Wanted] = field(default_factory=dict, init=False)
+    pace: float = 1.0  # seconds between two writes to one channel
+    lease: Lease = field(default_factory=Lease)
+    # Claims this process made and has not posted yet, with what renders them without reading Fabro again.
+    _renders: dict[tuple[AlertKey, str], Wanted] = field(default_factory=dict, init=False)
+    _runs: dict[str, Run] = field(default_factory=dict, init=False)
     _next_write: dict[str, float] = field(default_factory=dict, init=False)
     _broken: dict[str, str] = field(default_factory=dict, init=False)
 
-    def lease_until(self, now: datetime) -> datetime:
-        return now + self.lease
-
-    def remember(self, wanted: Wanted, channel: str) -> None:
-        """A claim this process just made, with what it needs to render it without reading Fabro again."""
-        self._renders[(wanted.key, channel)] = wanted
-
-    async def deliver(self, report: CycleReport) -> None:
+    async def deliver(self, report: CycleReport, fresh: Fresh | None = None) -> None:
         """Post what is claimed and due, edit what has an outcome, channel by channel."""
+        fresh = fresh or Fresh()
+        self._renders.update(fresh.claims)
+        self._runs = dict(fresh.runs)
         now = self.clock()
         due = await self.store.deliveries_due(now)
         claims = [a for a in due if a.state is AlertState.CLAIMED]
@@ -110,9 +137,9 @@ class Delivery:
             by_channel[alert.channel][0].append(alert)
         for alert in updates:
             by_channel[alert.channel][1].append(alert)
-        await asyncio.gather(*(
-            self._deliver_to(channel, posts, edits, report) for channel, (posts, edits) in by_channel.items()
-        ))
+        await asyncio.gather(
+            *(self._deliver_to(channel, posts, edits, report) for channel, (posts, edits) in by_channel.items())
+        )
 
     async def _deliver_to(self, channel: str, claims: list[Alert], updates: list[Alert], report: CycleReport) -> None:
         # Only what this process holds the lease for: never two schedulers on one alert.
@@ -120,21 +147,18 @@ class Delivery:
         updates = [a for a in updates if await self._lease(a)]
         # A claim may already be in Slack unless it is a fresh one of ours, or Slack refused it:
         # one left by a crash, or one whose post timed out, is looked for before posting again.
-        unsure = [
-            a for a in claims
-            if not a.unposted and (a.attempts > 0 or (a.key, channel) not in self._renders)
-        ]
+        unsure = [a for a in claims if not a.unposted and (a.attempts > 0 or (a.key, channel) not in self._renders)]
         if unsure:
             found = await self._find_posted(channel, unsure)
             if found is None:
                 return
             for alert in unsure:
-                ts = found.get(alert.batch or alert.key)
+                ts = found.get(alert.batch or alert.key.encode())
                 if ts is not None:
                     await self.store.confirm_posted(alert.key, channel, ts, self.clock())
                     report.deduplicated += 1
                     log.info("alert %s was already in %s (ts %s): recorded, not posted again", alert.key, channel, ts)
-            claims = [a for a in claims if not (a in unsure and (a.batch or a.key) in found)]
+            claims = [a for a in claims if not (a in unsure and (a.batch or a.key.encode()) in found)]
 
         batches: dict[str, list[Alert]] = defaultdict(list)
         for alert in claims:
@@ -161,9 +185,9 @@ class Delivery:
 
     async def _lease(self, alert: Alert) -> bool:
         now = self.clock()
-        # Long enough to cover this delivery even when Slack makes it wait (429, pacing).
-        until = now + max(self.lease, timedelta(minutes=2)) if self.lease else now
-        return await self.store.take_over(alert.key, alert.channel, owner=self.owner, now=now, until=until)
+        return await self.store.take_over(
+            alert.key, alert.channel, owner=self.lease.owner, now=now, until=self.lease.hold_until(now)
+        )
 
     async def _post_alert(self, channel: str, alert: Alert, report: CycleReport) -> bool:
         try:
@@ -176,7 +200,7 @@ class Delivery:
         return await self._post(channel, message, [alert], report)
 
     async def _post_digest(self, channel: str, batch: str, members: list[Alert], report: CycleReport) -> bool:
-        items: list[tuple[str, Run]] = []
+        items: list[tuple[AlertKind, Run]] = []
         try:
             for alert in members:
                 wanted = self._renders.get((alert.key, channel))
@@ -195,17 +219,21 @@ class Delivery:
         wanted = self._renders.get((alert.key, channel))
         if wanted is None:
             run = await self._run(alert.run_id)
-            questions = await self.fabro.list_questions(run.id) if alert.kind == "question" else None
+            questions = await self.fabro.list_questions(run.id) if alert.kind is AlertKind.QUESTION else None
             wanted = next((w for w in wanted_alerts(run, questions) if w.key == alert.key), None)
             if wanted is None:
-                await self.store.resolve_alert(alert.key, channel, "Not posted: no longer current", self.clock())
+                await self.store.resolve_alert(alert.key, channel, Outcome(OutcomeVerb.NOT_POSTED), self.clock())
                 log.info("alert %s for %s was no longer current when it could be posted", alert.key, channel)
                 return None
         run, now = wanted.run, self.clock()
-        if wanted.kind == "failed":
-            return failed_alert(run, now=now, failure=await self.fabro.latest_failure(run.id), web_base=self.web_base, key=alert.key)
-        if wanted.kind == "question" and wanted.question is not None:
-            return question_alert(run, wanted.question, now=now, asked_at=updated_at(run), web_base=self.web_base, key=alert.key)
+        if wanted.kind in (AlertKind.FAILED, AlertKind.CANCELLED):
+            return failed_alert(
+                run, now=now, failure=await self.fabro.latest_failure(run.id), web_base=self.web_base, key=alert.key
+            )
+        if wanted.kind is AlertKind.QUESTION and wanted.question is not None:
+            return question_alert(
+                run, wanted.question, now=now, asked_at=run.updated_at, web_base=self.web_base, key=alert.key
+            )
         return approval_alert(run, now=now, web_base=self.web_base, key=alert.key)
 
     async def _post(self, channel: str, message: dict[str, Any], alerts: list[Alert], report: CycleReport) -> bool:
@@ -213,8 +241,12 @@ class Delivery:
         await self._pace(channel)
         try:
             response = await self.slack.chat_postMessage(
-                channel=channel, text=message["text"], blocks=message["blocks"], metadata=message.get("metadata"),
-                unfurl_links=False, unfurl_media=False,
+                channel=channel,
+                text=message["text"],
+                blocks=message["blocks"],
+                metadata=message.get("metadata"),
+                unfurl_links=False,
+                unfurl_media=False,
             )
         except SlackApiError as exc:
             return await self._slack_refused(channel, alerts, exc, report)
@@ -243,14 +275,24 @@ class Delivery:
         await self._pace(channel)
         try:
             if alert.batch:
-                text = f"`{escape(run.id[:10])}` {escape(clip(run.title or run.id, 80))}: {alert.outcome}"
+                said = outcome_text(alert.outcome)
+                text = f"`{escape(run.id[:10])}` {escape(clip(run.title or run.id, 80))}: {said}"
                 await self.slack.chat_postMessage(channel=channel, thread_ts=alert.ts, text=text, unfurl_links=False)
             else:
-                message = resolved_alert(run, outcome=alert.outcome, now=self.clock(), web_base=self.web_base)
-                await self.slack.chat_update(channel=channel, ts=alert.ts, text=message["text"], blocks=message["blocks"])
+                message = resolved_alert(
+                    run, outcome=outcome_text(alert.outcome), now=self.clock(), web_base=self.web_base
+                )
+                await self.slack.chat_update(
+                    channel=channel, ts=alert.ts, text=message["text"], blocks=message["blocks"]
+                )
         except SlackApiError as exc:
             if exc.response.get("error") in ("message_not_found", "cant_update_message", "edit_window_closed"):
-                log.info("alert %s in %s could not be edited (%s); recorded as resolved", alert.key, channel, exc.response.get("error"))
+                log.info(
+                    "alert %s in %s could not be edited (%s); recorded as resolved",
+                    alert.key,
+                    channel,
+                    exc.response.get("error"),
+                )
             else:
                 return await self._slack_refused(channel, [alert], exc, report)
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -267,30 +309,44 @@ class Delivery:
             if await self.store.mark_broken(channel, error):
                 log.error(
                     "cannot post alerts to %s: %s. Invite the bot to the channel or remove its subscriptions;"
-                    " alerts for it are kept and retried", channel, error,
+                    " alerts for it are kept and retried",
+                    channel,
+                    error,
                 )
             self._broken[channel] = error
             return False
         if error == "ratelimited":
             retry_after = _retry_after(exc)
-            await self._failed(channel, alerts, error, unposted=True, report=report, retry_in=timedelta(seconds=retry_after))
+            await self._failed(
+                channel, alerts, error, unposted=True, report=report, retry_in=timedelta(seconds=retry_after)
+            )
             return False
         await self._failed(channel, alerts, error, unposted=True, report=report)
         return True
 
     async def _failed(
-        self, channel: str, alerts: list[Alert], error: str, *, unposted: bool, report: CycleReport,
+        self,
+        channel: str,
+        alerts: list[Alert],
+        error: str,
+        *,
+        unposted: bool,
+        report: CycleReport,
         retry_in: timedelta | None = None,
     ) -> None:
         report.failed += len(alerts)
         for alert in alerts:
-            delay = retry_in or timedelta(seconds=min(30 * 2 ** alert.attempts, 900))
+            delay = retry_in or timedelta(seconds=min(30 * 2**alert.attempts, 900))
             await self.store.delivery_failed(
                 alert.key, channel, error=error, unposted=unposted, retry_at=self.clock() + delay
             )
             log.warning(
                 "alert %s to %s not delivered (%s), attempt %d; retrying in %ds",
-                alert.key, channel, error, alert.attempts + 1, int(delay.total_seconds()),
+                alert.key,
+                channel,
+                error,
+                alert.attempts + 1,
+                int(delay.total_seconds()),
             )
 
     async def _works_again(self, channel: str) -> None:
@@ -307,8 +363,11 @@ class Delivery:
         try:
             for _ in range(50):
                 response = await self.slack.conversations_history(
-                    channel=channel, oldest=f"{oldest.timestamp():.6f}", include_all_metadata=True,
-                    limit=200, cursor=cursor,
+                    channel=channel,
+                    oldest=f"{oldest.timestamp():.6f}",
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
                 )
                 for message in response.get("messages") or []:
                     metadata = message.get("metadata") or {}
@@ -326,7 +385,9 @@ class Delivery:
             if error in ("missing_scope", "not_allowed_token_type"):
                 log.error(
                     "cannot read %s's history (%s) to check for alerts left by a crash; posting them anyway."
-                    " Add channels:history and groups:history to the app to rule out duplicates", channel, error,
+                    " Add channels:history and groups:history to the app to rule out duplicates",
+                    channel,
+                    error,
                 )
                 return found
             log.warning("could not read %s's history (%s); will look again next cycle", channel, error)
@@ -345,16 +406,13 @@ class Delivery:
         self._next_write[channel] = max(now, at) + self.pace
 
     async def _run(self, run_id: str) -> Run:
-        run = self.runs.get(run_id)
+        run = self._runs.get(run_id)
         if run is None:
-            run = self.runs[run_id] = await self.fabro.get_run(run_id)
+            run = self._runs[run_id] = await self.fabro.get_run(run_id)
         return run
 
 
 def _retry_after(exc: SlackApiError) -> int:
     headers = getattr(exc.response, "headers", None) or {}
-    value = headers.get("Retry-After") or headers.get("retry-after")
-    try:
-        return max(1, int(value))
-    except (TypeError, ValueError):
-        return 30
+    value = str(headers.get("Retry-After") or headers.get("retry-after") or "")
+    return max(1, int(value)) if value.isascii() and value.isdigit() and len(value) < 6 else 30

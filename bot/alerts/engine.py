@@ -20,24 +20,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.alerts.delivery import CycleReport, Delivery, updated_at
-from bot.alerts.outcomes import alert_key_of_action, outcome_of, retried_outcome
-from bot.alerts.rules import SUBSCRIPTION_KINDS, Wanted, channels_for, wanted_alerts
-from bot.blocks.runs import run_web_url
-from bot.failpoints import crash_point
+from bot.alerts.delivery import CycleReport, Delivery, Fresh
+from bot.alerts.rules import DEFAULT_KINDS, Wanted, channels_for, wanted_alerts
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError, FabroNotFound
+from bot.fabro.filters import RunFilter
 from bot.fabro.models import Question, Run
+from bot.failpoints import crash_point
+from bot.keys import ActionScope, ActionState, AlertKind
+from bot.outcomes import Outcome, OutcomeVerb, outcome_of
 from bot.store.base import AlertState, Store, Subscription
 
-__all__ = ["Alerter", "CycleReport", "Watermark", "updated_at"]
+__all__ = ["Alerter", "CycleReport", "Watermark"]
 
 log = logging.getLogger(__name__)
 
 WATERMARK = "alerts.watermark"
 HISTORY_BEFORE = "alerts.history_before"
-FIRST_PAGE = 20      # an idle cycle reads this many runs and stops
-PAGE = 100           # Fabro's largest page, for catching up
+FIRST_PAGE = 20  # an idle cycle reads this many runs and stops
+PAGE = 100  # Fabro's largest page, for catching up
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class Watermark:
 
     def has_seen(self, run: Run) -> bool:
         """True when `run` is at or behind the mark and was handled in that state."""
-        when = updated_at(run)
+        when = run.updated_at
         if self.at is None or when is None:
             return False
         return when < self.at or (when == self.at and run.id in self.ids)
@@ -73,17 +74,14 @@ class Alerter:
     store: Store
     fabro: FabroClient
     clock: Callable[[], datetime]
-    delivery: Delivery                      # posts what this engine claims
+    delivery: Delivery  # posts what this engine claims
     default_channel: str | None = None
     web_base: str | None = None
-    _runs: dict[str, Run] = field(init=False, repr=False)   # runs read this cycle (shared with delivery)
+    _fresh: Fresh = field(default_factory=Fresh, init=False, repr=False)  # what this cycle claimed and read
     _history_before: datetime | None = field(default=None, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     _closed: bool = field(default=False, init=False)
-    has_subscriptions: bool = field(default=False, init=False)   # as of the last cycle
-
-    def __post_init__(self) -> None:
-        self._runs = self.delivery.runs
+    has_subscriptions: bool = field(default=False, init=False)  # as of the last cycle
 
     # -- the cycle -------------------------------------------------------------------------
 
@@ -100,7 +98,7 @@ class Alerter:
         """Stored subscriptions, plus `ALERT_CHANNEL` as subscription 0 when it is set."""
         subs = await self.store.subscriptions()
         if self.default_channel:
-            subs.insert(0, Subscription(0, self.default_channel, SUBSCRIPTION_KINDS))
+            subs.insert(0, Subscription(0, self.default_channel, DEFAULT_KINDS))
         return subs
 
     async def cycle(self) -> CycleReport:
@@ -110,7 +108,7 @@ class Alerter:
             if self._closed:
                 report.skipped = "closed"
                 return report
-            self._runs.clear()
+            self._fresh = Fresh()
             subs = await self.subscriptions()
             self.has_subscriptions = bool(subs)
             if not subs:
@@ -122,13 +120,19 @@ class Alerter:
                     report.skipped = "fabro"
                     log.warning(
                         "alert poll skipped: %s (request_id=%s); changes will be picked up when Fabro answers",
-                        exc, exc.request_id,
+                        exc,
+                        exc.request_id,
                     )
-            await self.delivery.deliver(report)
+            await self.delivery.deliver(report, self._fresh)
             if report.claimed or report.posted or report.updated or report.failed:
                 log.info(
                     "alert cycle: %d changed runs, %d claimed, %d posted (%d digests), %d updated, %d failed",
-                    report.changed, report.claimed, report.posted, report.digests, report.updated, report.failed,
+                    report.changed,
+                    report.claimed,
+                    report.posted,
+                    report.digests,
+                    report.updated,
+                    report.failed,
                 )
             return report
 
@@ -142,7 +146,7 @@ class Alerter:
                 report.skipped = "not ready"
                 return report
             await self._load_history_mark()
-            self._runs.clear()
+            self._fresh = Fresh()
             try:
                 run = await self.fabro.get_run(run_id)
                 await self.reconcile(run, subs, fresh=True, report=report)
@@ -153,7 +157,7 @@ class Alerter:
             report.changed = 1
             if report.claimed:
                 crash_point("alert.claimed")
-            await self.delivery.deliver(report)
+            await self.delivery.deliver(report, self._fresh)
             return report
 
     async def _poll(self, subs: list[Subscription], report: CycleReport) -> None:
@@ -177,7 +181,7 @@ class Alerter:
     async def _first_start(self, subs: list[Subscription], report: CycleReport) -> None:
         """Failures from before the bot existed are history; questions and approvals still need someone."""
         newest_page = await self.fabro.list_runs(_listing(limit=1))
-        newest = updated_at(newest_page.data[0]) if newest_page.data else None
+        newest = newest_page.data[0].updated_at if newest_page.data else None
         waiting: list[Run] = []
         for bucket in ("blocked", "pending"):
             waiting += await self._whole_bucket(bucket)
@@ -187,11 +191,12 @@ class Alerter:
             await self.reconcile(run, subs, fresh=True, report=report)
         if report.claimed:
             crash_point("alert.claimed")
-        ids = frozenset(r.id for r in newest_page.data if updated_at(r) == newest)
+        ids = frozenset(r.id for r in newest_page.data if r.updated_at == newest)
         await self.store.set_mark(WATERMARK, Watermark(newest, ids).dump())
         log.info(
             "first alert cycle: failures before %s are history and not posted; %d runs are waiting for people",
-            newest.isoformat() if newest else "now", len(waiting),
+            newest.isoformat() if newest else "now",
+            len(waiting),
         )
 
     async def _load_history_mark(self) -> None:
@@ -220,7 +225,7 @@ class Alerter:
             # was handled, the rest is older (or shares the mark's instant and was handled).
             reached = bool(page.data) and mark.has_seen(page.data[-1])
             for run in page.data:
-                when = updated_at(run)
+                when = run.updated_at
                 if when is None:
                     continue
                 if mark.at is not None and when < mark.at:
@@ -250,7 +255,7 @@ class Alerter:
         """
         report = report or CycleReport()
         subs = subs if subs is not None else await self.subscriptions()
-        self._runs[run.id] = run
+        self._fresh.runs[run.id] = run
         now = self.clock()
         existing = await self.store.alerts_for_run(run.id)
         questions: list[Question] | None = None
@@ -265,11 +270,9 @@ class Alerter:
             for channel in channels_for(subs, run, w.kind):
                 if (w.key, channel) in have:
                     continue
-                if await self.store.claim_alert(
-                    w.key, channel, run.id, w.kind, now,
-                    owner=self.delivery.owner, lease_until=self.delivery.lease_until(now),
-                ):
-                    self.delivery.remember(w, channel)
+                lease = self.delivery.lease
+                if await self.store.claim_alert(w.key, channel, now, owner=lease.owner, lease_until=lease.until(now)):
+                    self._fresh.claims[(w.key, channel)] = w
                     report.claimed += 1
 
         # Pending questions are only known when they were fetched: a run still blocked but
@@ -277,43 +280,53 @@ class Alerter:
         unsure_of_questions = run.bucket == "blocked" and questions is None
         still = {w.key for w in wanted}
         stale = [
-            a for a in existing
-            if a.state is AlertState.POSTED and a.outcome is None and a.key not in still
-            and not (a.kind == "question" and unsure_of_questions)
+            a
+            for a in existing
+            if a.state is AlertState.POSTED
+            and a.outcome is None
+            and a.key not in still
+            and not (a.kind is AlertKind.QUESTION and unsure_of_questions)
         ]
         if stale:
             # An action taken from Slack knows who acted (Fabro only knows the bot's token):
             # its record wins, and an action still in flight settles its alerts itself.
-            ours = {alert_key_of_action(a.key): a for a in await self.store.actions_for_run(run.id)}
-            stale = [a for a in stale if getattr(ours.get(a.key), "state", None) != "pending"]
+            actions = await self.store.actions_for_run(run.id)
+            ours = {a.key.alert: a for a in actions if a.key.alert is not None}
+            cancelled_by = next(
+                (a.user_id for a in actions if a.key.scope is ActionScope.CANCEL and a.state is ActionState.DONE), None
+            )
+            stale = [a for a in stale if getattr(ours.get(a.key), "state", None) is not ActionState.PENDING]
             events = await self.fabro.recent_events(run.id) if stale else []
             for alert in stale:
                 action = ours.get(alert.key)
-                outcome = (
-                    action.result if action is not None and action.state == "done" and action.result
-                    else outcome_of(alert.kind, alert.key, run, events)
-                )
+                if action is not None and action.state is ActionState.DONE and action.outcome is not None:
+                    outcome = action.outcome
+                else:
+                    outcome = outcome_of(alert.key, run, events)
+                    if outcome.verb is OutcomeVerb.CANCELLED:
+                        outcome = outcome.by(cancelled_by)
                 await self.store.set_outcome(alert.key, alert.channel, outcome)
         if run.retried_from:
-            outcome = retried_outcome(run, run_web_url(run, self.web_base))
+            retried = Outcome(OutcomeVerb.RETRIED, run_id=run.id, run_url=run.web_url(self.web_base))
             for alert in await self.store.alerts_for_run(run.retried_from):
-                if alert.kind == "failed" and alert.state is AlertState.POSTED and alert.outcome is None:
-                    await self.store.set_outcome(alert.key, alert.channel, outcome)
+                if alert.kind is AlertKind.FAILED and alert.state is AlertState.POSTED and alert.outcome is None:
+                    await self.store.set_outcome(alert.key, alert.channel, retried)
 
     def _is_news(self, wanted: Wanted) -> bool:
         """Failures from before the first cycle are history, not news."""
-        if wanted.kind != "failed" or self._history_before is None:
+        if wanted.kind not in (AlertKind.FAILED, AlertKind.CANCELLED) or self._history_before is None:
             return True
-        failed_at = wanted.run.timestamps.completed_at or updated_at(wanted.run)
+        failed_at = wanted.run.timestamps.completed_at or wanted.run.updated_at
         return failed_at is None or failed_at > self._history_before
 
 
-def _listing(*, limit: int, offset: int = 0, status: str | None = None) -> list[tuple[str, str]]:
+def _listing(*, limit: int, offset: int = 0, status: str | None = None) -> RunFilter:
     """Runs by last change, newest first: one bucket, or every run (archived ones included)."""
-    scope = [("status", status)] if status else [("include_archived", "true")]
-    return [
-        *scope, ("sort", "updated_at"), ("direction", "desc"),
-        ("page[limit]", str(limit)), ("page[offset]", str(offset)),
-    ]
-
-
+    return RunFilter(
+        statuses=(status,) if status else (),
+        sort="updated_at",
+        direction="desc",
+        limit=limit,
+        offset=offset,
+        include_archived=status is None,
+    )

@@ -22,12 +22,26 @@ __all__ = ["LIVE_EVENTS", "LiveAlerts"]
 log = logging.getLogger(__name__)
 
 # Events after which a run's alerts may have changed.
-LIVE_EVENTS = frozenset({
-    "run.failed", "run.completed", "run.blocked", "run.unblocked", "run.pending",
-    "run.approved", "run.denied", "run.archived", "run.unarchived", "run.superseded_by",
-    "run.cancel.requested", "run.created",
-    "interview.started", "interview.completed", "interview.timeout", "interview.interrupted",
-})
+LIVE_EVENTS = frozenset(
+    {
+        "run.failed",
+        "run.completed",
+        "run.blocked",
+        "run.unblocked",
+        "run.pending",
+        "run.approved",
+        "run.denied",
+        "run.archived",
+        "run.unarchived",
+        "run.superseded_by",
+        "run.cancel.requested",
+        "run.created",
+        "interview.started",
+        "interview.completed",
+        "interview.timeout",
+        "interview.interrupted",
+    }
+)
 
 
 @dataclass
@@ -35,7 +49,7 @@ class LiveAlerts:
     fabro: FabroClient
     reconcile_run: Callable[[str], Awaitable[object]]
     reconcile_all: Callable[[], Awaitable[object]]
-    should_listen: Callable[[], bool]      # the leader, with channels to alert
+    should_listen: Callable[[], bool]  # the leader, with channels to alert
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     idle_timeout: float = 300.0
@@ -45,6 +59,7 @@ class LiveAlerts:
     _pending: dict[str, None] = field(default_factory=dict, init=False)
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
+    _catching_up: asyncio.Task[None] | None = field(default=None, init=False)
 
     async def start(self) -> None:
         self._tasks = [
@@ -72,7 +87,7 @@ class LiveAlerts:
                     failures = 0
                     if self.connections > 1:
                         # Whatever happened while we were away was not replayed: poll for it.
-                        asyncio.create_task(self._catch_up())
+                        self._catching_up = asyncio.create_task(self._catch_up())
                     async for event in events:
                         if not self.should_listen():
                             break
@@ -84,16 +99,20 @@ class LiveAlerts:
                 failures += 1
                 # Said once per outage, not at every retry (a Fabro without the stream would flood the log).
                 level = logging.WARNING if failures == 1 else logging.DEBUG
-                log.log(level, "Fabro's event stream is unavailable: %s (request_id=%s); retrying with backoff, "
-                        "polling meanwhile", exc, exc.request_id)
+                log.log(
+                    level,
+                    "Fabro's event stream is unavailable: %s (request_id=%s); retrying with backoff, polling meanwhile",
+                    exc,
+                    exc.request_id,
+                )
             self._set_connected(False)
-            delay = min(self.backoff_cap, self.backoff_base * 2 ** failures) * random.uniform(0.5, 1.0)
+            delay = min(self.backoff_cap, self.backoff_base * 2**failures) * random.uniform(0.5, 1.0)
             await asyncio.sleep(delay)
 
     async def _catch_up(self) -> None:
         try:
             await self.reconcile_all()
-        except Exception:  # noqa: BLE001 - the scheduled poll will try again
+        except Exception:
             log.exception("the reconciling poll after a reconnect failed")
 
     async def _work(self) -> None:
@@ -105,7 +124,7 @@ class LiveAlerts:
                 del self._pending[run_id]
                 try:
                     await self.reconcile_run(run_id)
-                except Exception:  # noqa: BLE001 - the poll is the safety net
+                except Exception:
                     log.exception("live alert for run %s failed; the next poll will pick it up", run_id)
 
     def _set_connected(self, connected: bool) -> None:

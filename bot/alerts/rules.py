@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.fabro.models import Question, Run
+from bot.keys import AlertKey, AlertKind
 from bot.store.base import Subscription
 
 __all__ = [
+    "DEFAULT_KINDS",
     "KIND_OF_SUBSCRIPTION",
     "SUBSCRIPTION_KINDS",
     "Wanted",
@@ -17,18 +19,28 @@ __all__ = [
 ]
 
 # Subscription words (what people type) and the alert kind each one asks for.
-KIND_OF_SUBSCRIPTION = {"failed": "failed", "questions": "question", "approvals": "approval"}
+KIND_OF_SUBSCRIPTION = {
+    "failed": AlertKind.FAILED,
+    "questions": AlertKind.QUESTION,
+    "approvals": AlertKind.APPROVAL,
+    "cancelled": AlertKind.CANCELLED,
+}
 SUBSCRIPTION_KINDS = frozenset(KIND_OF_SUBSCRIPTION)
+# What a subscription gets when it names no kind, and what ALERT_CHANNEL gets.
+DEFAULT_KINDS = frozenset({"failed", "questions", "approvals"})
 
 
 @dataclass(frozen=True)
 class Wanted:
     """One alert a run deserves right now, keyed so it is posted once per channel."""
 
-    key: str
-    kind: str
+    key: AlertKey
     run: Run
     question: Question | None = None
+
+    @property
+    def kind(self) -> AlertKind:
+        return self.key.kind
 
 
 def wanted_alerts(run: Run, questions: list[Question] | None = None) -> list[Wanted]:
@@ -39,16 +51,22 @@ def wanted_alerts(run: Run, questions: list[Question] | None = None) -> list[Wan
     """
     wanted: list[Wanted] = []
     if run.bucket == "failed":
-        wanted.append(Wanted(f"failed:{run.id}", "failed", run))
+        # Cancelling and denying end a run as `failed` too, but they are decisions, not failures:
+        # a cancellation is its own kind (asked for by name), a denial is told on its approval alert.
+        reason = run.status.reason
+        if reason == "cancelled":
+            wanted.append(Wanted(AlertKey(AlertKind.CANCELLED, run.id), run))
+        elif reason != "approval_denied":
+            wanted.append(Wanted(AlertKey(AlertKind.FAILED, run.id), run))
     pending = questions if questions is not None else ([run.current_question] if run.current_question else [])
     for question in pending:
-        wanted.append(Wanted(f"question:{run.id}:{question.id}", "question", run, question))
+        wanted.append(Wanted(AlertKey(AlertKind.QUESTION, run.id, question.id), run, question))
     if run.awaits_approval:
-        wanted.append(Wanted(f"approval:{run.id}", "approval", run))
+        wanted.append(Wanted(AlertKey(AlertKind.APPROVAL, run.id), run))
     return wanted
 
 
-def matches(sub: Subscription, run: Run, kind: str) -> bool:
+def matches(sub: Subscription, run: Run, kind: AlertKind) -> bool:
     """Whether `sub` asked for alerts of `kind` about `run`."""
     if not any(KIND_OF_SUBSCRIPTION.get(k) == kind for k in sub.kinds):
         return False
@@ -61,6 +79,6 @@ def matches(sub: Subscription, run: Run, kind: str) -> bool:
     return all(run.labels.get(k) == v for k, v in sub.labels.items())
 
 
-def channels_for(subs: list[Subscription], run: Run, kind: str) -> list[str]:
+def channels_for(subs: list[Subscription], run: Run, kind: AlertKind) -> list[str]:
     """Each channel once, however many of its subscriptions match, in subscription order."""
     return list(dict.fromkeys(s.channel for s in subs if matches(s, run, kind)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -29,18 +29,18 @@ def start_scheduler(cycle: Callable[[], Awaitable[object]], interval_seconds: fl
     async def guarded() -> None:
         try:
             await cycle()
-        except Exception:  # noqa: BLE001 - the scheduler must keep its clock whatever one cycle does
+        except Exception:
             log.exception("alert cycle failed; the next one will retry")
 
-    scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=timezone.utc)
+    scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
     scheduler.add_job(
         guarded,
-        IntervalTrigger(seconds=interval_seconds, timezone=timezone.utc),
+        IntervalTrigger(seconds=interval_seconds, timezone=UTC),
         id=JOB_ID,
         max_instances=1,
         coalesce=True,
         misfire_grace_time=max(1, int(interval_seconds)),
-        next_run_time=datetime.now(timezone.utc),
+        next_run_time=datetime.now(UTC),
     )
     scheduler.start()
     return scheduler

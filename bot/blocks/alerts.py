@@ -11,9 +11,10 @@ from bot.blocks import kit
 from bot.blocks.controls import approval_controls, question_controls, run_controls
 from bot.blocks.limits import FALLBACK_TEXT
 from bot.blocks.question import question_text
-from bot.blocks.runs import link_buttons, run_summary, run_web_url
+from bot.blocks.runs import link_buttons, run_summary
 from bot.blocks.text import clip, escape, link, slack_date
 from bot.fabro.models import Failure, Question, Run
+from bot.keys import AlertKey, AlertKind
 from bot.query import RunQuery
 
 __all__ = [
@@ -37,13 +38,15 @@ def _title(run: Run) -> str:
     return escape(run.title or run.goal or run.id)
 
 
-def _with_metadata(message: Message, key: str | None, run: Run) -> Message:
+def _with_metadata(message: Message, key: AlertKey | None, run: Run) -> Message:
     if key is not None:
-        message["metadata"] = {"event_type": ALERT_EVENT_TYPE, "event_payload": {"key": key, "run_id": run.id}}
+        message["metadata"] = {"event_type": ALERT_EVENT_TYPE, "event_payload": {"key": key.encode(), "run_id": run.id}}
     return message
 
 
-def failed_alert(run: Run, *, now: datetime, failure: Failure | None, web_base: str | None, key: str | None = None) -> Message:
+def failed_alert(
+    run: Run, *, now: datetime, failure: Failure | None, web_base: str | None, key: AlertKey | None = None
+) -> Message:
     blocks = [kit.section(run_summary(run, now), block_id=f"alert:{run.id}")]
     if failure is not None and (failure.message or failure.causes):
         lines = []
@@ -58,12 +61,21 @@ def failed_alert(run: Run, *, now: datetime, failure: Failure | None, web_base: 
     if buttons:
         blocks.append(buttons)
     reason = (failure.reason if failure else None) or run.status.reason or run.status.kind
-    text = clip(f"Run failed ({escape(reason)}): {_title(run)}", FALLBACK_TEXT)
+    if reason == "cancelled":
+        text = clip(f"Run cancelled: {_title(run)}", FALLBACK_TEXT)
+    else:
+        text = clip(f"Run failed ({escape(reason)}): {_title(run)}", FALLBACK_TEXT)
     return _with_metadata({"text": text, "blocks": blocks}, key, run)
 
 
 def question_alert(
-    run: Run, question: Question, *, now: datetime, asked_at: datetime | None, web_base: str | None, key: str | None = None
+    run: Run,
+    question: Question,
+    *,
+    now: datetime,
+    asked_at: datetime | None,
+    web_base: str | None,
+    key: AlertKey | None = None,
 ) -> Message:
     blocks = [
         kit.section(run_summary(run, now, with_question=False), block_id=f"alert:{run.id}"),
@@ -76,9 +88,12 @@ def question_alert(
         blocks.append(kit.section(f"*Context*\n```{shown}```{note}", block_id=f"context:{question.id}"[:255]))
     if question.review_target and question.review_target.url:
         label = question.review_target.label or "Review"
-        button = kit.button(label, "runs_link:review", url=question.review_target.url)
-        if button:
-            blocks.append(kit.actions(button, block_id=f"review:{question.id}"[:255]))
+        review = kit.actions(
+            kit.button(label, "runs_link:review", url=question.review_target.url),
+            block_id=f"review:{question.id}"[:255],
+        )
+        if review:
+            blocks.append(review)
     blocks += question_controls(run, question)
     buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
     if buttons:
@@ -87,7 +102,7 @@ def question_alert(
     return _with_metadata({"text": text, "blocks": blocks}, key, run)
 
 
-def approval_alert(run: Run, *, now: datetime, web_base: str | None, key: str | None = None) -> Message:
+def approval_alert(run: Run, *, now: datetime, web_base: str | None, key: AlertKey | None = None) -> Message:
     lines = [run_summary(run, now)]
     if run.parent_id:
         lines.append(f"Child of run `{escape(run.parent_id)}`")
@@ -116,22 +131,23 @@ def resolved_alert(run: Run, *, outcome: str, now: datetime, web_base: str | Non
 
 # What each alert kind is called in a digest, its emoji, and the /runs bucket that lists such runs.
 _DIGEST_KINDS = {
-    "failed": ("failed run", ":x:", "failed"),
-    "question": ("question waiting", ":question:", "blocked"),
-    "approval": ("approval waiting", ":raised_hand:", "pending"),
+    AlertKind.FAILED: ("failed run", ":x:", "failed"),
+    AlertKind.QUESTION: ("question waiting", ":question:", "blocked"),
+    AlertKind.APPROVAL: ("approval waiting", ":raised_hand:", "pending"),
+    AlertKind.CANCELLED: ("cancelled run", ":no_entry_sign:", "failed"),
 }
 
 
-def _count(n: int, kind: str) -> str:
-    noun = _DIGEST_KINDS.get(kind, (kind,))[0]
+def _count(n: int, kind: AlertKind) -> str:
+    noun = _DIGEST_KINDS[kind][0]
     if n != 1:
         first, _, rest = noun.partition(" ")
-        noun = f"{first}s {rest}" if kind != "failed" else noun + "s"
+        noun = noun + "s" if kind in (AlertKind.FAILED, AlertKind.CANCELLED) else f"{first}s {rest}"
     return f"{n} {noun}"
 
 
 def digest_message(
-    items: list[tuple[str, Run]], *, command: str, web_base: str | None, key: str | None = None
+    items: list[tuple[AlertKind, Run]], *, command: str, web_base: str | None, key: str | None = None
 ) -> Message:
     """Many new alerts at once as one message naming every run, overflowing into '…and N more'.
 
@@ -146,17 +162,22 @@ def digest_message(
     for kind, run in items:
         # link() drops unsafe URLs and escapes the label; each part is bounded, never the
         # whole line, so a link is never cut in half.
-        name = link(run_web_url(run, web_base), clip(run.title or run.id, _DIGEST_NAME))
+        name = link(run.web_url(web_base), clip(run.title or run.id, _DIGEST_NAME))
         repo = f" · {clip(escape(run.repository.name), _DIGEST_NAME)}" if run.repository.name else ""
         emoji = _DIGEST_KINDS.get(kind, ("", ":bell:"))[1] + " " if len(kinds) > 1 else ""
         line = f"• {emoji}`{escape(run.id[:10])}` {name}{repo}"
         if sum(len(x) + 1 for x in lines) + len(line) > budget:
             break
         lines.append(line)
-    blocks = [kit.section(header, block_id="digest:header"), kit.section("\n".join(lines) or "—", block_id="digest:runs")]
+    blocks = [
+        kit.section(header, block_id="digest:header"),
+        kit.section("\n".join(lines) or "—", block_id="digest:runs"),
+    ]
     if len(lines) < len(items):
         buckets = tuple(dict.fromkeys(_DIGEST_KINDS[k][2] for k in kinds if k in _DIGEST_KINDS))
-        blocks.append(kit.context(f"…and {len(items) - len(lines)} more: `{escape(command)} {escape(' '.join(buckets))}`"))
+        blocks.append(
+            kit.context(f"…and {len(items) - len(lines)} more: `{escape(command)} {escape(' '.join(buckets))}`")
+        )
         # The same query, one click away, answered to the clicker alone.
         query = RunQuery(statuses=buckets, sort="updated_at", direction="desc", limit=20)
         show = kit.actions(kit.button("Show them all", SHOW_ACTION, value=encode_page(query)), block_id="digest:show")
@@ -165,5 +186,8 @@ def digest_message(
     text = clip(f"{counts}: " + ", ".join(escape(r.title or r.id) for _, r in items), FALLBACK_TEXT)
     message: Message = {"text": text, "blocks": blocks}
     if key is not None:
-        message["metadata"] = {"event_type": ALERT_EVENT_TYPE, "event_payload": {"key": key, "run_id": "", "count": len(items)}}
+        message["metadata"] = {
+            "event_type": ALERT_EVENT_TYPE,
+            "event_payload": {"key": key, "run_id": "", "count": len(items)},
+        }
     return message

@@ -41,9 +41,9 @@ __all__ = [
 
 Block = dict[str, Any]
 
-MAX_BUTTON_OPTIONS = 5     # more options than this become a select menu
-MAX_CHECKBOXES = 10        # Slack's limit for a checkboxes element
-MAX_MENU_OPTIONS = 100     # Slack's limit for a select menu
+MAX_BUTTON_OPTIONS = 5  # more options than this become a select menu
+MAX_CHECKBOXES = 10  # Slack's limit for a checkboxes element
+MAX_MENU_OPTIONS = 100  # Slack's limit for a select menu
 ANSWER_INPUT = "answer_text"
 DENY_INPUT = "deny_reason"
 
@@ -79,12 +79,14 @@ def question_controls(run: Run, question: Question) -> list[Block]:
                 for i, option in enumerate(question.options)
             ]
         else:
-            elements.append({
-                "type": "static_select",
-                "action_id": steer_action_id("choose"),
-                "placeholder": kit.plain("Choose an answer…", 150),
-                "options": [_menu_option(question, i) for i in range(min(len(question.options), MAX_MENU_OPTIONS))],
-            })
+            elements.append(
+                {
+                    "type": "static_select",
+                    "action_id": steer_action_id("choose"),
+                    "placeholder": kit.plain("Choose an answer…", 150),
+                    "options": [_menu_option(question, i) for i in range(min(len(question.options), MAX_MENU_OPTIONS))],
+                }
+            )
     elif kind == "multi_select" and question.options:
         few = len(question.options) <= MAX_CHECKBOXES
         pick: Block = {
@@ -116,14 +118,18 @@ def run_controls(run: Run) -> list[Block]:
     """Retry for a failed run; Cancel (confirmed first) for an active one."""
     target = Target(run.id)
     if run.bucket == "failed" and not run.superseded_by:
-        block = kit.actions(kit.button("Retry", steer_action_id("retry"), value="retry"), block_id=control_block_id("retry", target))
+        block = kit.actions(
+            kit.button("Retry", steer_action_id("retry"), value="retry"), block_id=control_block_id("retry", target)
+        )
         return [block] if block else []
     if not run.is_terminal and run.bucket not in ("archived", "removing") and run.lifecycle.pending_control != "cancel":
         cancel = kit.button("Cancel run", steer_action_id("cancel"), value="cancel", style="danger")
         if cancel is not None:
             cancel["confirm"] = {
                 "title": kit.plain("Cancel this run?", 100),
-                "text": kit.mrkdwn(f"*{clip(escape(run.title or run.id), 200)}* will be stopped. This cannot be undone.", 300),
+                "text": kit.mrkdwn(
+                    f"*{clip(escape(run.title or run.id), 200)}* will be stopped. This cannot be undone.", 300
+                ),
                 "confirm": kit.plain("Cancel run", 30),
                 "deny": kit.plain("Keep running", 30),
                 "style": "danger",
@@ -139,12 +145,14 @@ def answer_modal(run: Run, question: Question, *, metadata: str) -> dict[str, An
     if question.context_display:
         blocks.append(kit.section(f"```{clip(escape(question.context_display), 2800)}```"))
     blocks.append(kit.context(f"Run `{escape(run.id)}` · {clip(escape(run.title or ''), 200)}"))
-    blocks.append({
-        "type": "input",
-        "block_id": ANSWER_INPUT,
-        "label": kit.plain("Answer", 2000),
-        "element": {"type": "plain_text_input", "action_id": ANSWER_INPUT, "multiline": True, "max_length": 3000},
-    })
+    blocks.append(
+        {
+            "type": "input",
+            "block_id": ANSWER_INPUT,
+            "label": kit.plain("Answer", 2000),
+            "element": {"type": "plain_text_input", "action_id": ANSWER_INPUT, "multiline": True, "max_length": 3000},
+        }
+    )
     return {
         "type": "modal",
         "callback_id": ANSWER_MODAL,

@@ -60,43 +60,61 @@ def problems(message: dict[str, Any]) -> list[str]:
 
 
 def _check_block(block: dict[str, Any], where: str, found: list[str]) -> int:
-    kind = block.get("type")
+    """Problems of one block go into `found`; returns how much text it carries."""
+    check = _BLOCK_CHECKS.get(str(block.get("type")))
+    return check(block, where, found) if check else 0
+
+
+def _check_section(block: dict[str, Any], where: str, found: list[str]) -> int:
     total = 0
-    if kind == "section":
-        text = (block.get("text") or {}).get("text")
-        fields = block.get("fields") or []
-        if text is None and not fields:
-            found.append(f"{where}: needs text or fields")
-        if text is not None:
-            total += _length(text, SECTION_TEXT, f"{where} text", found)
-        if len(fields) > MAX_FIELDS:
-            found.append(f"{where}: {len(fields)} fields > {MAX_FIELDS}")
-        for j, f in enumerate(fields):
-            total += _length(f.get("text", ""), FIELD_TEXT, f"{where} field {j}", found)
-        if block.get("accessory"):
-            _check_element(block["accessory"], where, found)
-    elif kind == "header":
-        total += _length(block["text"]["text"], HEADER_TEXT, f"{where} text", found)
-        if block["text"].get("type") != "plain_text":
-            found.append(f"{where}: header text must be plain_text")
-    elif kind == "context":
-        elements = block.get("elements") or []
-        if len(elements) > CONTEXT_ELEMENTS:
-            found.append(f"{where}: {len(elements)} elements > {CONTEXT_ELEMENTS}")
-        for e in elements:
-            total += _length(e.get("text", ""), SECTION_TEXT, f"{where} element", found)
-    elif kind == "actions":
-        elements = block.get("elements") or []
-        if not elements or len(elements) > 25:
-            found.append(f"{where}: {len(elements)} elements (1..25)")
-        seen: set[str] = set()
-        for e in elements:
-            action_id = e.get("action_id")
-            if action_id in seen:
-                found.append(f"{where}: action_id {action_id!r} repeated")
-            seen.add(action_id)
-            _check_element(e, where, found)
+    text = (block.get("text") or {}).get("text")
+    fields = block.get("fields") or []
+    if text is None and not fields:
+        found.append(f"{where}: needs text or fields")
+    if text is not None:
+        total += _length(text, SECTION_TEXT, f"{where} text", found)
+    if len(fields) > MAX_FIELDS:
+        found.append(f"{where}: {len(fields)} fields > {MAX_FIELDS}")
+    for j, f in enumerate(fields):
+        total += _length(f.get("text", ""), FIELD_TEXT, f"{where} field {j}", found)
+    if block.get("accessory"):
+        _check_element(block["accessory"], where, found)
     return total
+
+
+def _check_header(block: dict[str, Any], where: str, found: list[str]) -> int:
+    if block["text"].get("type") != "plain_text":
+        found.append(f"{where}: header text must be plain_text")
+    return _length(block["text"]["text"], HEADER_TEXT, f"{where} text", found)
+
+
+def _check_context(block: dict[str, Any], where: str, found: list[str]) -> int:
+    elements = block.get("elements") or []
+    if len(elements) > CONTEXT_ELEMENTS:
+        found.append(f"{where}: {len(elements)} elements > {CONTEXT_ELEMENTS}")
+    return sum(_length(e.get("text", ""), SECTION_TEXT, f"{where} element", found) for e in elements)
+
+
+def _check_actions(block: dict[str, Any], where: str, found: list[str]) -> int:
+    elements = block.get("elements") or []
+    if not elements or len(elements) > 25:
+        found.append(f"{where}: {len(elements)} elements (1..25)")
+    seen: set[str] = set()
+    for e in elements:
+        action_id = e.get("action_id")
+        if action_id in seen:
+            found.append(f"{where}: action_id {action_id!r} repeated")
+        seen.add(action_id)
+        _check_element(e, where, found)
+    return 0
+
+
+_BLOCK_CHECKS = {
+    "section": _check_section,
+    "header": _check_header,
+    "context": _check_context,
+    "actions": _check_actions,
+}
 
 
 def _check_element(element: dict[str, Any], where: str, found: list[str]) -> None:

@@ -8,14 +8,19 @@ from __future__ import annotations
 from typing import Any
 
 from bot.blocks import kit
-from bot.blocks.text import escape
+from bot.blocks.outcomes import outcome_text
+from bot.blocks.text import escape, slack_date
+from bot.errors import ActionFailed, AlreadyActed, BotError, NotAllowed, NotOpened, Refusal, Refused, Unreadable
 from bot.fabro.errors import (
+    FabroConflict,
     FabroError,
     FabroNotFound,
     FabroRejected,
     FabroUnauthorized,
     FabroUnavailable,
 )
+from bot.keys import ActionState, Verb
+from bot.outcomes import run_state
 from bot.query import EXAMPLES, GRAMMAR, UsageError
 
 __all__ = [
@@ -24,23 +29,54 @@ __all__ = [
     "FABRO_TIMEOUT",
     "FABRO_UNAUTHORIZED",
     "INTERNAL_ERROR",
+    "NOT_ALLOWED",
     "RUN_NOT_FOUND",
+    "STALE_CONTROL",
+    "bot_error_text",
     "error_message",
+    "error_text",
     "help_message",
     "internal_error_message",
+    "notice",
     "usage_error_message",
 ]
 
 Message = dict[str, Any]
 
-FABRO_TIMEOUT = "Fabro did not answer in {seconds} s — request id `{request_id}`. Try again in a moment."
-FABRO_DOWN = "Fabro could not be reached ({detail}) — request id `{request_id}`. Try again in a moment."
+FABRO_TIMEOUT = "Fabro did not answer in {seconds} s — {request_id}. Try again in a moment."
+FABRO_DOWN = "Fabro could not be reached ({detail}) — {request_id}. Try again in a moment."
 FABRO_UNAUTHORIZED = (
     "Fabro refused this bot's API token ({detail}). An admin should check `FABRO_API_TOKEN` "
-    "(`fabro-slack-bot check` tests it) — request id `{request_id}`."
+    "(`fabro-slack-bot check` tests it) — {request_id}."
 )
 RUN_NOT_FOUND = "No run matches `{selector}`. Check the id, or list runs with `{command} active`."
-FABRO_REJECTED = "Fabro refused that request: {detail} — request id `{request_id}`."
+FABRO_REJECTED = "Fabro refused that request: {detail} — {request_id}."
+NOT_ALLOWED = "You are not allowed to {what} from Slack here. Ask someone in {allowlist}, or act in Fabro."
+STALE_CONTROL = "That control no longer works. Show the run again with `{command} <run-id>`."
+STALE_PAGE = "That button no longer works. Run the command again to get a fresh list."
+_WHAT = {
+    Verb.ANSWER: "answer questions",
+    Verb.APPROVE: "approve runs",
+    Verb.DENY: "deny runs",
+    Verb.RETRY: "retry runs",
+    Verb.CANCEL: "cancel runs",
+}
+_DOING = {
+    Verb.ANSWER: "answering this question",
+    Verb.APPROVE: "deciding on this approval",
+    Verb.DENY: "deciding on this approval",
+    Verb.RETRY: "retrying this run",
+    Verb.CANCEL: "cancelling this run",
+}
+_REFUSALS = {
+    Refusal.QUESTION_GONE: "This question is no longer waiting for an answer: it was answered or withdrawn.",
+    Refusal.NOTHING_PICKED: "Tick at least one option, then press Submit.",
+    Refusal.NOT_AWAITING_APPROVAL: "This run is no longer waiting for approval: it is {state}.",
+    Refusal.ARCHIVED: "This run is archived; archived runs cannot be retried.",
+    Refusal.NOT_FINISHED: "Only finished runs can be retried; this one is {state}.",
+    Refusal.ALREADY_FINISHED: "This run already finished ({state}); there is nothing to cancel.",
+    Refusal.ANSWER_UNFIT: "{detail}",
+}
 INTERNAL_ERROR = (
     "Something went wrong on our side and it has been logged — reference `{reference}`. "
     "Please try again; if it keeps happening, share the reference with whoever runs this bot."
@@ -74,9 +110,16 @@ def usage_error_message(error: UsageError, command: str) -> Message:
     return {"text": text, "blocks": blocks}
 
 
+def request_reference(error: FabroError) -> str:
+    """Where to look the call up: Fabro's request id when Fabro answered, else the bot's own."""
+    if error.ours:
+        return f"bot request id `{escape(error.request_id or 'none')}`, in the bot's logs"
+    return f"request id `{escape(error.request_id or 'none')}`"
+
+
 def error_text(error: FabroError, *, command: str = "/runs", selector: str | None = None) -> str:
     """One friendly sentence for a Fabro failure; never a secret, never a stack trace."""
-    request_id = escape(error.request_id or "none")
+    request_id = request_reference(error)
     detail = escape(error.detail)
     if isinstance(error, FabroUnavailable):
         if error.timed_out_after is not None:
@@ -91,15 +134,62 @@ def error_text(error: FabroError, *, command: str = "/runs", selector: str | Non
     return FABRO_REJECTED.format(detail=detail, request_id=request_id)
 
 
-def error_message(error: FabroError, *, command: str = "/runs", selector: str | None = None) -> Message:
-    text = error_text(error, command=command, selector=selector)
-    return {"text": _plain(text), "blocks": [kit.section(f":warning: {text}", block_id="error")]}
+def bot_error_text(error: BotError, *, command: str = "/runs") -> str:
+    """What a person reads when what they asked for was not done."""
+    match error:
+        case NotAllowed():
+            what = _WHAT.get(error.what, str(error.what)) if isinstance(error.what, Verb) else error.what
+            return NOT_ALLOWED.format(what=what, allowlist=error.allowlist)
+        case AlreadyActed():
+            earlier = error.earlier
+            if earlier.state is ActionState.DONE:
+                done = outcome_text(earlier.outcome) if earlier.outcome else "this was done"
+                return f"Already done: {done} · {slack_date(earlier.requested_at)}"
+            doing = _DOING.get(earlier.verb, "acting on this run")
+            return f"<@{earlier.user_id}> is already {doing} (since {slack_date(earlier.requested_at)})."
+        case Refused():
+            state = escape(run_state(error.run)) if error.run is not None else "somewhere else"
+            return _REFUSALS[error.reason].format(state=state, detail=escape(error.detail or ""))
+        case ActionFailed():
+            return _action_failed(error)
+        case Unreadable():
+            return STALE_CONTROL.format(command=escape(command))
+        case NotOpened():
+            return "The window could not be opened in time. Please click again."
+    return INTERNAL_ERROR.format(reference="none")
+
+
+def _action_failed(error: ActionFailed) -> str:
+    cause = error.cause
+    request_id = request_reference(cause)
+    if isinstance(cause, FabroConflict):
+        return (
+            f"Fabro says this can no longer be done ({escape(cause.detail.rstrip('.'))}) — {request_id}."
+            " Someone got there first; the card now shows where the run is."
+        )
+    if isinstance(cause, FabroNotFound):
+        return f"Fabro no longer knows run `{escape(error.run_id)}` (or it is not live on this server) — {request_id}."
+    if isinstance(cause, FabroRejected):
+        return f"Fabro refused that: {escape(cause.detail)} — {request_id}."
+    return error_text(cause) + " Nothing was changed; try again."
+
+
+def error_message(error: FabroError | BotError, *, command: str = "/runs", selector: str | None = None) -> Message:
+    """Any typed error as the ephemeral message a person reads: one sentence, never a secret."""
+    if isinstance(error, BotError):
+        text = bot_error_text(error, command=command)
+    else:
+        text = error_text(error, command=command, selector=selector)
+    return notice(text, icon=":information_source:" if isinstance(error, BotError) else ":warning:")
+
+
+def notice(text: str, *, icon: str = ":information_source:") -> Message:
+    return {"text": _plain(text), "blocks": [kit.section(f"{icon} {text}", block_id="error")]}
 
 
 def internal_error_message(reference: str) -> Message:
-    text = INTERNAL_ERROR.format(reference=escape(reference))
-    return {"text": _plain(text), "blocks": [kit.section(f":warning: {text}", block_id="error")]}
+    return notice(INTERNAL_ERROR.format(reference=escape(reference)), icon=":warning:")
 
 
 def _plain(text: str) -> str:
-    return text.replace("`", "")
+    return text.replace("`", "").replace("*", "")

@@ -9,8 +9,8 @@ from bot.actions import encode_page, link_action_id, page_action_id
 from bot.blocks import kit
 from bot.blocks.controls import approval_controls, question_controls, run_controls
 from bot.blocks.limits import FALLBACK_TEXT, MAX_BLOCKS, TOTAL_BLOCK_TEXT
-from bot.blocks.text import ago, clip, dollars, duration, escape, slack_date
 from bot.blocks.question import question_text
+from bot.blocks.text import ago, clip, dollars, duration, escape, slack_date
 from bot.fabro.models import Failure, Run, RunList
 from bot.query import RunQuery
 
@@ -20,9 +20,8 @@ __all__ = [
     "run_detail_message",
     "run_list_message",
     "run_summary",
-    "run_web_url",
-    "status_line",
     "started_by",
+    "status_line",
 ]
 
 Message = dict[str, Any]
@@ -83,7 +82,9 @@ def started_by(run: Run) -> str | None:
         return f"run `{escape(by.run_id)}`" if by.run_id else "a parent run"
     if by.kind == "system":
         return escape(_words(by.system_kind) or "Fabro")
-    return escape(_words(by.name or by.kind))
+    if by.kind == "agent":
+        return f"an agent ({escape(by.model)})" if by.model else "an agent"
+    return escape(_words(by.kind))
 
 
 def elapsed(run: Run, now: datetime) -> str | None:
@@ -107,21 +108,13 @@ def diff_text(run: Run) -> str | None:
     return text
 
 
-def run_web_url(run: Run, web_base: str | None) -> str | None:
-    if run.links.web:
-        return run.links.web
-    if web_base:
-        return f"{web_base.rstrip('/')}/runs/{run.id}"
-    return None
-
-
 def link_buttons(run: Run, web_base: str | None) -> list[dict[str, Any]]:
     buttons = []
     pr = run.pull_request
     if pr and pr.html_url:
         label = f"Pull request #{pr.number}" if pr.number is not None else "Pull request"
         buttons.append(kit.button(label, link_action_id("pr"), url=pr.html_url))
-    web = run_web_url(run, web_base)
+    web = run.web_url(web_base)
     if web:
         buttons.append(kit.button("Open in Fabro", link_action_id("web"), url=web))
     return [b for b in buttons if b]
@@ -230,10 +223,10 @@ def run_list_message(
     described = escape(query.describe())
     if not runs:
         text = f"No {described} match." if query.offset == 0 else f"No more {described}."
-        blocks = [kit.section(f":mag: {text}")]
+        empty = [kit.section(f":mag: {text}")]
         if query.offset == 0:
-            blocks.append(kit.context(f"Try `{escape(command)} active` or `{escape(command)} help`."))
-        return {"text": text, "blocks": blocks}
+            empty.append(kit.context(f"Try `{escape(command)} active` or `{escape(command)} help`."))
+        return {"text": text, "blocks": empty}
 
     shown: list[dict[str, Any]] = []
     fitted = 0
@@ -256,17 +249,14 @@ def run_list_message(
     notes = []
     if fitted < len(runs):
         notes.append(
-            f"{len(runs) - fitted} more on this page did not fit in one Slack message; "
-            "*Next* continues from there."
+            f"{len(runs) - fitted} more on this page did not fit in one Slack message; *Next* continues from there."
         )
     if page.unreadable:
         notes.append(f"{page.unreadable} run(s) Fabro sent could not be read and are left out.")
     if notes:
         blocks.append(kit.context(*notes, block_id="runs:notes"))
 
-    more_after = page.meta.has_more or fitted < len(runs) or (
-        total is not None and last < total
-    )
+    more_after = page.meta.has_more or fitted < len(runs) or (total is not None and last < total)
     paging = kit.actions(
         kit.button("Previous", page_action_id("prev"), value=encode_page(query.at(query.offset - query.limit)))
         if query.offset > 0
@@ -298,10 +288,29 @@ def run_detail_message(
     blocks: list[dict[str, Any]] = [
         kit.header(title),  # plain_text: shown literally, no escaping needed
         kit.section(status_line(run), block_id=f"status:{run.id}"),
+        kit.section(fields=_facts(run, now)[:10], block_id=f"facts:{run.id}"),
     ]
+    if run.goal and run.goal != run.title:
+        blocks.append(kit.section(f"*Goal*\n{clip(escape(run.goal), 2500)}", block_id=f"goal:{run.id}"))
+    blocks += _failure_blocks(run, failure)
+    blocks += _waiting_blocks(run, now)
+    times = _times(run)
+    if times:
+        blocks.append(kit.context(" · ".join(times), block_id=f"times:{run.id}"))
+    blocks += run_controls(run)
+    buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
+    if buttons:
+        blocks.append(buttons)
 
-    fields = []
-    fields.append(f"*Run*\n`{escape(run.id)}`")
+    fallback = f"{escape(title)} — {escape(run.status.kind)}"
+    if run.status.reason:
+        fallback += f" ({escape(run.status.reason)})"
+    return {"text": clip(fallback, FALLBACK_TEXT), "blocks": blocks}
+
+
+def _facts(run: Run, now: datetime) -> list[str]:
+    """The fields of a detail card: id, workflow, repository, who, time and cost, models, labels, family."""
+    fields = [f"*Run*\n`{escape(run.id)}`"]
     if run.workflow.display_name:
         fields.append(f"*Workflow*\n{escape(run.workflow.display_name)}")
     if run.repository.name:
@@ -313,43 +322,46 @@ def run_detail_message(
     if when:
         fields.append("*Time, cost, diff*\n" + "\n".join(when))
     if run.models:
-        names = ", ".join(escape(m.name or m.provider or "?") for m in run.models)
-        fields.append(f"*Models*\n{names}")
+        fields.append("*Models*\n" + ", ".join(escape(m.name or m.provider or "?") for m in run.models))
     if run.labels:
         fields.append("*Labels*\n" + " ".join(f"`{escape(k)}={escape(v)}`" for k, v in run.labels.items()))
-    family = []
-    if run.parent_id:
-        family.append(f"parent `{escape(run.parent_id)}`")
+    fields.append("*Family*\n" + "\n".join(_family(run)))
+    if run.sandbox is not None:
+        state = run.sandbox.kind or ("failed" if run.sandbox.failure else "present")
+        fields.append(f"*Sandbox*\n{escape(state)}")
+    elif not run.is_terminal:
+        fields.append("*Sandbox*\nnot started")
+    if run.automation and (run.automation.name or run.automation.id):
+        fields.append(f"*Automation*\n{escape(run.automation.name or run.automation.id)}")
+    return fields
+
+
+def _family(run: Run) -> list[str]:
+    family = [f"parent `{escape(run.parent_id)}`"] if run.parent_id else []
     family.append(f"{run.children_count} child run" + ("" if run.children_count == 1 else "s"))
     if run.retried_from:
         family.append(f"retry of `{escape(run.retried_from)}`")
     if run.superseded_by:
         family.append(f"superseded by `{escape(run.superseded_by)}`")
-    fields.append("*Family*\n" + "\n".join(family))
-    if run.sandbox is not None:
-        state = run.sandbox.state or run.sandbox.status or ("failed" if run.sandbox.failure else "present")
-        kind = f" ({escape(run.sandbox.kind)})" if run.sandbox.kind else ""
-        fields.append(f"*Sandbox*\n{escape(state)}{kind}")
-    elif not run.is_terminal:
-        fields.append("*Sandbox*\nnot started")
-    if run.automation and (run.automation.name or run.automation.id):
-        fields.append(f"*Automation*\n{escape(run.automation.name or run.automation.id)}")
-    blocks.append(kit.section(fields=fields[:10], block_id=f"facts:{run.id}"))
+    return family
 
-    if run.goal and run.goal != run.title:
-        blocks.append(kit.section(f"*Goal*\n{clip(escape(run.goal), 2500)}", block_id=f"goal:{run.id}"))
 
+def _failure_blocks(run: Run, failure: Failure | None) -> list[dict[str, Any]]:
     if failure is not None:
         reason = failure.reason or run.status.reason
         lines = [":rotating_light: *Failure*" + (f" ({escape(_words(reason))})" if reason else "")]
         if failure.message:
             lines.append(f"```{clip(escape(failure.message), 2000)}```")
-        for cause in failure.causes[:5]:
-            lines.append(f"• {clip(escape(cause), 300)}")
-        blocks.append(kit.section("\n".join(lines), block_id=f"failure:{run.id}"))
-    elif run.bucket in ("failed",) or run.status.kind in ("failed", "dead"):
-        blocks.append(kit.context("Fabro recorded no failure message for this run."))
+        lines += [f"• {clip(escape(cause), 300)}" for cause in failure.causes[:5]]
+        return [kit.section("\n".join(lines), block_id=f"failure:{run.id}")]
+    if run.status.kind in ("failed", "dead"):
+        return [kit.context("Fabro recorded no failure message for this run.")]
+    return []
 
+
+def _waiting_blocks(run: Run, now: datetime) -> list[dict[str, Any]]:
+    """The pending question and the approval, with their controls."""
+    blocks: list[dict[str, Any]] = []
     if run.current_question is not None:
         asked = run.timestamps.last_event_at if run.bucket == "blocked" else None
         text = question_text(run.current_question, now=now, asked_at=asked)
@@ -360,27 +372,15 @@ def run_detail_message(
         blocks.append(kit.section(approval, block_id=f"approval:{run.id}"))
     if run.awaits_approval:
         blocks += approval_controls(run)
+    return blocks
 
-    times = []
-    for label, value in (
+
+def _times(run: Run) -> list[str]:
+    moments = (
         ("created", run.timestamps.created_at),
         ("started", run.timestamps.started_at),
         ("last event", run.timestamps.last_event_at),
         ("completed", run.timestamps.completed_at if run.is_terminal else None),
         ("archived", run.lifecycle.archived_at),
-    ):
-        if value is not None:
-            times.append(f"{label} {slack_date(value)}")
-    if times:
-        blocks.append(kit.context(" · ".join(times), block_id=f"times:{run.id}"))
-
-    blocks += run_controls(run)
-    buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
-    if buttons:
-        blocks.append(buttons)
-
-    fallback = f"{escape(title)} — {escape(run.status.kind)}"
-    if run.status.reason:
-        fallback += f" ({escape(run.status.reason)})"
-    fallback = clip(fallback, FALLBACK_TEXT)
-    return {"text": fallback, "blocks": blocks}
+    )
+    return [f"{label} {slack_date(value)}" for label, value in moments if value is not None]

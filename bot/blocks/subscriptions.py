@@ -55,15 +55,24 @@ def subscriptions_message(
     lines = []
     if default_channel == channel:
         lines.append("• *default* — failed runs, questions and approvals in all runs (set by `ALERT_CHANNEL`)")
-    lines += [f"• `{s.id}` — {describe_subscription(s)}" + (f" (by <@{escape(s.created_by)}>)" if s.created_by else "") for s in subs]
+    lines += [
+        f"• `{s.id}` — {describe_subscription(s)}" + (f" (by <@{escape(s.created_by)}>)" if s.created_by else "")
+        for s in subs
+    ]
     if not lines:
-        text = f"This channel has no alert subscriptions. `{cmd} subscribe` sends it failed runs, questions and approvals."
+        text = (
+            f"This channel has no alert subscriptions. `{cmd} subscribe` sends it failed runs, questions and approvals."
+        )
         return {"text": _plain(text), "blocks": [kit.section(text, block_id="subscriptions")]}
     body = clip("*Alerts for this channel*\n" + "\n".join(lines), 2900)
     blocks = [kit.section(body, block_id="subscriptions")]
     if broken:
         fix = BROKEN_FIXES.get(broken, "Check that I can post here.")
-        blocks.append(kit.section(f":warning: My last alert could not be posted here (`{escape(broken)}`). {fix}", block_id="broken"))
+        blocks.append(
+            kit.section(
+                f":warning: My last alert could not be posted here (`{escape(broken)}`). {fix}", block_id="broken"
+            )
+        )
     blocks.append(kit.context(f"`{cmd} unsubscribe <id>` or `{cmd} unsubscribe all` removes them."))
     return {"text": _plain(f"{len(lines)} alert subscriptions in this channel"), "blocks": blocks}
 
@@ -73,7 +82,9 @@ def unsubscribed_message(removed: int, *, ids: tuple[int, ...] | None, user_id: 
         what = "any subscription" if ids is None else "subscription " + ", ".join(f"`{i}`" for i in ids)
         text = f"This channel has no {what} to remove. `{escape(command)} subscriptions` lists what it has."
     else:
-        text = f"<@{escape(user_id)}> removed {removed} alert subscription{'s' if removed != 1 else ''} from this channel."
+        text = (
+            f"<@{escape(user_id)}> removed {removed} alert subscription{'s' if removed != 1 else ''} from this channel."
+        )
     return {"text": _plain(text), "blocks": [kit.section(text, block_id="unsubscribed")]}
 
 

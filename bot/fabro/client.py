@@ -25,6 +25,7 @@ from bot.fabro.errors import (
     FabroUnauthorized,
     FabroUnavailable,
 )
+from bot.fabro.filters import RunFilter
 from bot.fabro.models import (
     ErrorResponse,
     Failure,
@@ -34,8 +35,9 @@ from bot.fabro.models import (
     RunEvent,
     RunList,
 )
+from bot.redact import redact
 
-__all__ = ["FabroClient", "ULID_LENGTH"]
+__all__ = ["ULID_LENGTH", "FabroClient"]
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +68,11 @@ class FabroClient:
     ) -> None:
         self.timeout = timeout
         self.observer = observer
-        self.recent: list[bool] = []   # whether the last few calls reached Fabro (for readiness)
+        self.recent: list[bool] = []  # whether the last few calls reached Fabro (for readiness)
         self.connect_timeout = min(connect_timeout, timeout)
         self.retries = retries
+        self._token = token
+        self._root = httpx.URL(base_url.rstrip("/") + "/")
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/api/v1",
             headers={"Accept": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {}),
@@ -88,17 +92,15 @@ class FabroClient:
 
     # -- reads -------------------------------------------------------------------
 
-    async def list_runs(self, params: Sequence[tuple[str, str]]) -> RunList:
-        body = await self._json("GET", "/runs", params=list(params))
+    async def list_runs(self, listing: RunFilter) -> RunList:
+        body = await self._json("GET", "/runs", params=listing.params())
         return _parse_run_list(body)
 
     async def get_run(self, run_id: str) -> Run:
         return Run.model_validate(await self._json("GET", f"/runs/{_segment(run_id)}"))
 
     async def resolve_run(self, selector: str) -> Run:
-        return Run.model_validate(
-            await self._json("GET", "/runs/resolve", params=[("selector", selector)])
-        )
+        return Run.model_validate(await self._json("GET", "/runs/resolve", params=[("selector", selector)]))
 
     async def find_run(self, selector: str) -> Run:
         """A full run id is fetched directly; anything shorter is resolved as a prefix."""
@@ -125,9 +127,15 @@ class FabroClient:
         body = await self._json("GET", f"/runs/{_segment(run_id)}/questions")
         return [Question.model_validate(q) for q in _data(body) if isinstance(q, dict)]
 
-    async def current_user(self) -> dict[str, Any]:
-        body = await self._json("GET", "/user")
-        return body if isinstance(body, dict) else {}
+    async def health(self) -> None:
+        """`GET /health` (no token needed): raises unless the server answers 2xx."""
+        response = await self._send("GET", f"{self._root}health")
+        if response.status_code >= 300:
+            raise FabroUnavailable(f"Fabro answered {response.status_code} to /health.", status=response.status_code)
+
+    async def check_token(self) -> None:
+        """One cheap authenticated call: raises FabroUnauthorized for a bad token."""
+        await self.list_runs(RunFilter(limit=1))
 
     # -- writes: sent once (Fabro may have acted); the caller decides about retrying --
 
@@ -169,11 +177,13 @@ class FabroClient:
                 self._observe("GET", "/attach", response.status_code)
                 if response.status_code >= 400:
                     await response.aread()
-                    raise error_from_response(response, fallback_request_id=request_id)
+                    raise self._scrubbed(error_from_response(response, fallback_request_id=request_id))
                 yield _sse_events(response)
         except httpx.TransportError as exc:
             self._observe("GET", "/attach", None)
-            raise FabroUnavailable(f"The event stream broke ({type(exc).__name__}).", request_id=request_id) from exc
+            raise FabroUnavailable(
+                f"The event stream broke ({type(exc).__name__}).", request_id=request_id, ours=True
+            ) from exc
 
     # -- core --------------------------------------------------------------------
 
@@ -182,7 +192,7 @@ class FabroClient:
         method: str,
         path: str,
         *,
-        params: list[tuple[str, str]] | None = None,
+        params: Sequence[tuple[str, str]] | None = None,
         body: Any = None,
     ) -> Any:
         return _decode(await self._send(method, path, params=params, body=body))
@@ -192,7 +202,7 @@ class FabroClient:
         method: str,
         path: str,
         *,
-        params: list[tuple[str, str]] | None = None,
+        params: Sequence[tuple[str, str]] | None = None,
         body: Any = None,
     ) -> httpx.Response:
         idempotent = method == "GET"
@@ -210,7 +220,7 @@ class FabroClient:
                     response = await self._http.request(
                         method,
                         path,
-                        params=params,
+                        params=tuple(params) if params is not None else None,
                         content=None if body is None else json.dumps(body),
                         headers={"x-request-id": request_id}
                         | ({"Content-Type": "application/json"} if body is not None else {}),
@@ -224,23 +234,28 @@ class FabroClient:
             except httpx.TransportError as exc:
                 log.info(
                     "fabro %s %s failed: %s request_id=%s",
-                    method, path, type(exc).__name__, request_id,
+                    method,
+                    path,
+                    type(exc).__name__,
+                    request_id,
                 )
                 self._observe(method, path, None)
                 if idempotent and attempt < self.retries:
                     attempt += 1
                     await self._backoff(attempt, deadline)
                     continue
-                raise FabroUnavailable(
-                    "Could not connect to Fabro.", request_id=request_id
-                ) from exc
+                raise FabroUnavailable("Could not connect to Fabro.", request_id=request_id, ours=True) from exc
 
             elapsed_ms = (time.perf_counter() - started) * 1000
             rid = response.headers.get("x-request-id") or request_id
             self._observe(method, path, response.status_code)
             log.debug(
                 "fabro %s %s -> %s in %.0f ms request_id=%s",
-                method, path, response.status_code, elapsed_ms, rid,
+                method,
+                path,
+                response.status_code,
+                elapsed_ms,
+                rid,
             )
             if response.status_code < 400:
                 return response
@@ -248,11 +263,20 @@ class FabroClient:
                 attempt += 1
                 log.info(
                     "fabro %s %s -> %s, retrying request_id=%s",
-                    method, path, response.status_code, rid,
+                    method,
+                    path,
+                    response.status_code,
+                    rid,
                 )
                 await self._backoff(attempt, deadline)
                 continue
-            raise error_from_response(response, fallback_request_id=request_id)
+            raise self._scrubbed(error_from_response(response, fallback_request_id=request_id))
+
+    def _scrubbed(self, error: FabroError) -> FabroError:
+        """Fabro's (or a proxy's) words may echo the request: never let them carry a credential."""
+        error.detail = redact(error.detail, [self._token])
+        error.args = (error.detail,)
+        return error
 
     def _observe(self, method: str, path: str, status: int | None) -> None:
         """Record one call: reached Fabro (any HTTP answer below 500) or not, for readiness and metrics."""
@@ -275,6 +299,7 @@ class FabroClient:
         return FabroUnavailable(
             f"Fabro did not answer in {seconds} s.",
             request_id=request_id,
+            ours=True,
             timed_out_after=self.timeout,
         )
 
@@ -287,6 +312,8 @@ def _route(path: str) -> str:
     """`/runs/01KJ…/questions/q-1/answer` → `/runs/{id}/questions/{qid}/answer`: few metric labels."""
     if path == "/runs/resolve":
         return path
+    if "://" in path:  # the server's own routes, outside /api/v1
+        return "/" + path.rsplit("/", 1)[-1]
     return _QUESTION_ID.sub("/questions/{qid}", _RUN_ID.sub("/runs/{id}", path))
 
 
@@ -321,25 +348,24 @@ def _decode(response: httpx.Response) -> Any:
         ) from exc
 
 
-def error_from_response(
-    response: httpx.Response, *, fallback_request_id: str | None = None
-) -> FabroError:
+def error_from_response(response: httpx.Response, *, fallback_request_id: str | None = None) -> FabroError:
     """Turn a 4xx/5xx into a typed error, reading JSON `errors` or Fabro's plain-text bodies."""
     status = response.status_code
-    request_id = (
-        response.headers.get("x-request-id") or _body_request_id(response) or fallback_request_id
-    )
+    fabros = response.headers.get("x-request-id") or _body_request_id(response)
+    request_id = fabros or fallback_request_id
     detail, code = _error_detail(response)
-    kw = {"status": status, "request_id": request_id, "code": code}
+    kind: type[FabroError]
     if status in (401, 403):
-        return FabroUnauthorized(detail or "Fabro refused the API token.", **kw)
-    if status == 404:
-        return FabroNotFound(detail or "Not found.", **kw)
-    if status == 409:
-        return FabroConflict(detail or "Conflict.", **kw)
-    if status >= 500:
-        return FabroUnavailable(detail or f"Fabro answered {status}.", **kw)
-    return FabroRejected(detail or f"Fabro rejected the request ({status}).", **kw)
+        kind, fallback = FabroUnauthorized, "Fabro refused the API token."
+    elif status == 404:
+        kind, fallback = FabroNotFound, "Not found."
+    elif status == 409:
+        kind, fallback = FabroConflict, "Conflict."
+    elif status >= 500:
+        kind, fallback = FabroUnavailable, f"Fabro answered {status}."
+    else:
+        kind, fallback = FabroRejected, f"Fabro rejected the request ({status})."
+    return kind(detail or fallback, status=status, request_id=request_id, code=code, ours=not fabros)
 
 
 def _error_detail(response: httpx.Response) -> tuple[str, str | None]:

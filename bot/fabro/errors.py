@@ -8,8 +8,10 @@
         └── FabroConflict      409: the run is no longer in a state that allows it
 
 `request_id` is Fabro's `x-request-id` when Fabro answered, so users can find the
-call in Fabro's logs. `detail` is Fabro's own words (JSON `detail` or plain text),
-already stripped of anything we sent, so it is safe to show.
+call in Fabro's logs; when no answer came (a timeout, a refused connection) it is the
+id the bot made up for the call (`ours` is True), findable only in the bot's logs.
+`detail` is Fabro's own words (JSON `detail` or plain text), scrubbed of credentials by
+the client, so it is safe to show.
 """
 
 from __future__ import annotations
@@ -34,12 +36,14 @@ class FabroError(Exception):
         status: int | None = None,
         request_id: str | None = None,
         code: str | None = None,
+        ours: bool = False,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.status = status
         self.request_id = request_id
         self.code = code
+        self.ours = ours
 
     def __repr__(self) -> str:
         return (
@@ -51,8 +55,17 @@ class FabroError(Exception):
 class FabroUnavailable(FabroError):
     """Fabro could not be reached, did not answer in time, or answered 5xx."""
 
-    def __init__(self, detail: str, *, timed_out_after: float | None = None, **kw: object) -> None:
-        super().__init__(detail, **kw)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        detail: str,
+        *,
+        status: int | None = None,
+        request_id: str | None = None,
+        code: str | None = None,
+        ours: bool = False,
+        timed_out_after: float | None = None,
+    ) -> None:
+        super().__init__(detail, status=status, request_id=request_id, code=code, ours=ours)
         self.timed_out_after = timed_out_after
 
 

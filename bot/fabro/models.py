@@ -26,7 +26,6 @@ __all__ = [
     "Lifecycle",
     "PullRequest",
     "Question",
-    "QuestionList",
     "QuestionOption",
     "Run",
     "RunEvent",
@@ -116,6 +115,8 @@ class Repository(_Model):
 
 
 class CreatedBy(_Model):
+    """Who started a run; tagged by `kind` (user, worker, webhook, slack, agent, system)."""
+
     kind: str = "unknown"
     login: str | None = None
     user_id: str | None = None
@@ -124,7 +125,8 @@ class CreatedBy(_Model):
     run_id: str | None = None
     delivery_id: str | None = None
     system_kind: str | None = None
-    name: str | None = None
+    session_id: str | None = None  # agent
+    model: str | None = None  # agent
 
 
 class Timestamps(_Model):
@@ -164,9 +166,7 @@ class Model(_Model):
 
 
 class Sandbox(_Model):
-    kind: str | None = None
-    state: str | None = None
-    status: str | None = None
+    kind: str | None = None  # planned | initializing | ready | failed
     failure: dict[str, Any] | None = None
 
 
@@ -265,6 +265,17 @@ class Run(_Model):
         return self.status.kind in TERMINAL_KINDS
 
     @property
+    def updated_at(self) -> datetime | None:
+        """What Fabro sorts `updated_at` by: the last event, else the creation time."""
+        return self.timestamps.last_event_at or self.timestamps.created_at
+
+    def web_url(self, web_base: str | None) -> str | None:
+        """The run in Fabro's web UI: `links.web`, else built from `FABRO_WEB_URL` (the UI may be off)."""
+        if self.links.web:
+            return self.links.web
+        return f"{web_base.rstrip('/')}/runs/{self.id}" if web_base else None
+
+    @property
     def awaits_approval(self) -> bool:
         approval = self.lifecycle.approval
         return self.status.kind == "pending" and approval is not None and approval.state == "pending"
@@ -295,10 +306,6 @@ class RunList(_Model):
     data: list[Run] = Field(default_factory=list)
     meta: ListMeta = Field(default_factory=ListMeta)
     unreadable: int = 0
-
-
-class QuestionList(_Model):
-    data: list[Question] = Field(default_factory=list)
 
 
 class RunEvent(_Model):

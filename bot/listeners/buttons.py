@@ -3,50 +3,44 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.actions import LINK_ACTION, PAGE_ACTION, SHOW_ACTION, decode_page
 from bot.answers import Answerer
-from bot.blocks import kit
+from bot.blocks.replies import STALE_PAGE, notice
+from bot.boundary import Failed, attempt
+from bot.listeners.payloads import first_action, user_of
 
-__all__ = ["STALE_PAGE", "register"]
+__all__ = ["register"]
 
 log = logging.getLogger(__name__)
 
-STALE_PAGE = "That button no longer works. Run the command again to get a fresh list."
-
 
 def register(app: AsyncApp, answerer: Answerer) -> None:
-    @app.action(PAGE_ACTION)
-    async def page(ack: AsyncAck, body: dict, respond: AsyncRespond) -> None:
-        await ack()
-        action = (body.get("actions") or [{}])[0]
-        query = decode_page(action.get("value"))
+    async def listing(body: dict[str, Any], respond: AsyncRespond, *, in_place: bool) -> None:
+        query = decode_page(first_action(body).get("value"))
         if query is None:
-            log.warning("undecodable paging value from user=%s", (body.get("user") or {}).get("id"))
-            await respond(
-                response_type="ephemeral",
-                replace_original=False,
-                text=STALE_PAGE,
-                blocks=[kit.section(f":warning: {STALE_PAGE}")],
-            )
+            log.warning("undecodable paging value from user=%s", user_of(body))
+            await respond(response_type="ephemeral", replace_original=False, **notice(STALE_PAGE, icon=":warning:"))
             return
-        answer = await answerer.query(query)
+        result = await attempt(answerer.listing(query), what="a page of runs", command=answerer.command)
         # A failed page leaves the list in place and says why beside it.
-        await respond(response_type="ephemeral", replace_original=not answer.failed, **answer.message)
+        failed = isinstance(result, Failed)
+        message = result.message if isinstance(result, Failed) else result
+        await respond(response_type="ephemeral", replace_original=in_place and not failed, **message)
+
+    @app.action(PAGE_ACTION)
+    async def page(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        await listing(body, respond, in_place=True)
 
     @app.action(SHOW_ACTION)
-    async def show(ack: AsyncAck, body: dict, respond: AsyncRespond) -> None:
+    async def show(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         """A listing for the clicker alone: the message it came from (a digest) stays as it is."""
         await ack()
-        query = decode_page(((body.get("actions") or [{}])[0]).get("value"))
-        if query is None:
-            await respond(response_type="ephemeral", replace_original=False, text=STALE_PAGE,
-                          blocks=[kit.section(f":warning: {STALE_PAGE}")])
-            return
-        answer = await answerer.query(query)
-        await respond(response_type="ephemeral", replace_original=False, **answer.message)
+        await listing(body, respond, in_place=False)
 
     @app.action(LINK_ACTION)
     async def link(ack: AsyncAck) -> None:

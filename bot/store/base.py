@@ -12,31 +12,39 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from bot.keys import ActionKey, ActionState, AlertKey, AlertKind, Verb
+from bot.outcomes import Outcome
+
 __all__ = ["Action", "Alert", "AlertState", "Store", "Subscription"]
 
 
 class AlertState(enum.StrEnum):
-    CLAIMED = "claimed"      # decided and durably recorded; not yet known to be in Slack
-    POSTED = "posted"        # in Slack, at (channel, ts)
-    RESOLVED = "resolved"    # the message was updated to its final state
-    SEEN = "seen"            # recorded without posting (history on first start)
+    CLAIMED = "claimed"  # decided and durably recorded; not yet known to be in Slack
+    POSTED = "posted"  # in Slack, at (channel, ts)
+    RESOLVED = "resolved"  # the message was updated to its final state
 
 
 @dataclass(frozen=True)
 class Alert:
-    key: str                 # what the alert is about, e.g. "failed:01KJ…", "question:01KJ…:q-1"
+    key: AlertKey  # what the alert is about
     channel: str
-    run_id: str
-    kind: str                # failed | question | approval
     state: AlertState
     ts: str | None = None
     claimed_at: datetime | None = None
-    outcome: str | None = None           # set before the message is edited; RESOLVED once it was
-    batch: str | None = None             # the digest this alert was posted in
-    attempts: int = 0                    # failed deliveries so far
+    outcome: Outcome | None = None  # set before the message is edited; RESOLVED once it was
+    batch: str | None = None  # the digest this alert was posted in
+    attempts: int = 0  # failed deliveries so far
     next_attempt_at: datetime | None = None
     last_error: str | None = None
-    unposted: bool = False               # Slack refused the last post: it is certainly not there
+    unposted: bool = False  # Slack refused the last post: it is certainly not there
+
+    @property
+    def run_id(self) -> str:
+        return self.key.run_id
+
+    @property
+    def kind(self) -> AlertKind:
+        return self.key.kind
 
     @property
     def update_pending(self) -> bool:
@@ -52,21 +60,25 @@ class Subscription:
     workflow: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     created_by: str | None = None
-    broken: str | None = None     # why posting to the channel failed (not_in_channel…), until it works again
+    broken: str | None = None  # why posting to the channel failed (not_in_channel…), until it works again
 
 
 @dataclass(frozen=True)
 class Action:
     """Something a Slack user asked Fabro to do, recorded before it is sent."""
 
-    key: str                 # one per thing that can only happen once, e.g. "retry:01KJ…"
-    run_id: str
-    action: str              # answer | approve | deny | retry | cancel
+    key: ActionKey  # one per thing that can only happen once
+    verb: Verb
     user_id: str
     requested_at: datetime
-    state: str = "pending"   # pending | done | failed
-    detail: str | None = None
-    result: str | None = None
+    state: ActionState = ActionState.PENDING
+    detail: str | None = None  # what was asked (JSON), for the record
+    note: str | None = None  # why it failed or was refused, for the record
+    outcome: Outcome | None = None  # what it did, once done
+
+    @property
+    def run_id(self) -> str:
+        return self.key.run_id
 
 
 class Store(Protocol):
@@ -76,26 +88,30 @@ class Store(Protocol):
 
     # alerts
     async def claim_alert(
-        self, key: str, channel: str, run_id: str, kind: str, now: datetime,
-        *, owner: str | None = None, lease_until: datetime | None = None,
+        self,
+        key: AlertKey,
+        channel: str,
+        now: datetime,
+        *,
+        owner: str | None = None,
+        lease_until: datetime | None = None,
     ) -> bool:
         """Record the intent to post; False when this (key, channel) was claimed before."""
-    async def take_over(self, key: str, channel: str, *, owner: str, now: datetime, until: datetime) -> bool:
+
+    async def take_over(self, key: AlertKey, channel: str, *, owner: str, now: datetime, until: datetime) -> bool:
         """Lease the delivery of an alert: True when it is ours, unowned, or its lease expired."""
-    async def mark_seen(self, key: str, channel: str, run_id: str, kind: str, now: datetime) -> bool: ...
-    async def assign_batch(self, keys: list[str], channel: str, batch: str) -> None: ...
-    async def confirm_posted(self, key: str, channel: str, ts: str, now: datetime) -> None: ...
+
+    async def assign_batch(self, keys: list[AlertKey], channel: str, batch: str) -> None: ...
+    async def confirm_posted(self, key: AlertKey, channel: str, ts: str, now: datetime) -> None: ...
     async def delivery_failed(
-        self, key: str, channel: str, *, error: str, unposted: bool, retry_at: datetime
+        self, key: AlertKey, channel: str, *, error: str, unposted: bool, retry_at: datetime
     ) -> None: ...
-    async def release_claim(self, key: str, channel: str) -> None: ...
-    async def set_outcome(self, key: str, channel: str, outcome: str) -> None: ...
-    async def resolve_alert(self, key: str, channel: str, outcome: str, now: datetime) -> None: ...
-    async def alerts_in_state(self, state: AlertState) -> list[Alert]: ...
+    async def set_outcome(self, key: AlertKey, channel: str, outcome: Outcome) -> None: ...
+    async def resolve_alert(self, key: AlertKey, channel: str, outcome: Outcome, now: datetime) -> None: ...
     async def deliveries_due(self, now: datetime) -> list[Alert]:
         """Claimed alerts and posted ones with an outcome to edit in, whose next attempt is due."""
+
     async def alerts_for_run(self, run_id: str) -> list[Alert]: ...
-    async def get_alert(self, key: str, channel: str) -> Alert | None: ...
     async def alerts_at(self, channel: str, ts: str) -> list[Alert]: ...
 
     # subscriptions and the channels they post to
@@ -104,6 +120,7 @@ class Store(Protocol):
     async def remove_subscriptions(self, channel: str, ids: list[int] | None) -> int: ...
     async def mark_broken(self, channel: str, reason: str | None) -> bool:
         """Set or clear why a channel cannot be posted to; True when that changed anything."""
+
     async def broken_channels(self) -> dict[str, str]: ...
 
     # watermarks
@@ -111,7 +128,14 @@ class Store(Protocol):
     async def set_mark(self, name: str, value: str) -> None: ...
 
     # actions taken from Slack
-    async def begin_action(self, action: Action) -> Action | None:
-        """Record `action` as pending; when its key is already taken, the earlier action instead."""
-    async def finish_action(self, key: str, *, state: str, result: str) -> None: ...
+    async def begin_action(self, action: Action, *, stale_before: datetime) -> Action | None:
+        """Record `action` as pending; when its key is taken, the earlier action instead.
+
+        A failed or refused action may be tried again, and so may one left pending since
+        before `stale_before` (its process died, or its database write failed).
+        """
+
+    async def finish_action(
+        self, key: ActionKey, *, state: ActionState, note: str | None = None, outcome: Outcome | None = None
+    ) -> None: ...
     async def actions_for_run(self, run_id: str) -> list[Action]: ...

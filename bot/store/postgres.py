@@ -13,7 +13,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from bot.store.sql import ACTIONS_TABLE, DELIVERY_LEASE, MESSAGE_INDEX, Row, SQLStore
+from bot.store.sql import ACTION_OUTCOME, ACTIONS_TABLE, DELIVERY_LEASE, MESSAGE_INDEX, Row, SQLStore, outcomes_as_json
 
 __all__ = ["MIGRATION_LOCK", "PostgresStore"]
 
@@ -52,9 +52,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE channels (channel TEXT PRIMARY KEY, broken TEXT NOT NULL);
     CREATE TABLE marks (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-    """ + ACTIONS_TABLE,
+    """
+    + ACTIONS_TABLE,
     DELIVERY_LEASE,
-    MESSAGE_INDEX,   # replies in an alert's thread find it by (channel, ts)
+    MESSAGE_INDEX,  # replies in an alert's thread find it by (channel, ts)
+    ACTION_OUTCOME + outcomes_as_json("json_build_object('v', 1, 'verb', 'legacy', 'text', {text})::text"),
 ]
 
 
@@ -63,7 +65,11 @@ class PostgresStore(SQLStore):
         self.url = url
         self.open_timeout = open_timeout
         self._pool = AsyncConnectionPool(
-            url, min_size=1, max_size=max_connections, open=False, timeout=10,
+            url,
+            min_size=1,
+            max_size=max_connections,
+            open=False,
+            timeout=10,
             kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 5},
         )
 
@@ -83,7 +89,7 @@ class PostgresStore(SQLStore):
     async def _fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
         async with self._pool.connection() as conn:
             cursor = await conn.execute(_placeholders(sql), params)
-            return list(await cursor.fetchall())
+            return [dict(row) for row in await cursor.fetchall()]
 
 
 def _placeholders(sql: str) -> str:

@@ -9,12 +9,17 @@ ISO-8601 text in UTC, which sorts correctly in both databases.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+import logging
+from datetime import UTC, datetime
 from typing import Any
 
+from bot.keys import ActionKey, ActionState, AlertKey, Verb
+from bot.outcomes import Outcome
 from bot.store.base import Action, Alert, AlertState, Subscription
 
-__all__ = ["ACTIONS_TABLE", "DELIVERY_LEASE", "MESSAGE_INDEX", "SQLStore"]
+__all__ = ["ACTIONS_TABLE", "ACTION_OUTCOME", "DELIVERY_LEASE", "MESSAGE_INDEX", "SQLStore", "outcomes_as_json"]
+
+log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 
@@ -40,6 +45,20 @@ DELIVERY_LEASE = """
 MESSAGE_INDEX = """
     CREATE INDEX alerts_by_message ON alerts (channel, ts);
 """
+# Outcomes became data (JSON); rows written before keep their rendered text as a legacy outcome.
+ACTION_OUTCOME = """
+    ALTER TABLE actions ADD COLUMN outcome TEXT;
+"""
+
+
+def outcomes_as_json(json_object: str) -> str:
+    """The data half of that migration, given the dialect's way to build a JSON object as text."""
+    return f"""
+    UPDATE actions SET outcome = {json_object.format(text="result")}, result = NULL
+        WHERE state = 'done' AND result IS NOT NULL;
+    UPDATE alerts SET outcome = {json_object.format(text="outcome")}
+        WHERE outcome IS NOT NULL AND substr(outcome, 1, 1) <> '{{';
+    """
 
 
 class SQLStore:
@@ -55,103 +74,106 @@ class SQLStore:
     # -- alerts ----------------------------------------------------------------------
 
     async def claim_alert(
-        self, key: str, channel: str, run_id: str, kind: str, now: datetime,
-        *, owner: str | None = None, lease_until: datetime | None = None,
-    ) -> bool:
-        return await self._insert_alert(key, channel, run_id, kind, AlertState.CLAIMED, now, owner, lease_until)
-
-    async def mark_seen(self, key: str, channel: str, run_id: str, kind: str, now: datetime) -> bool:
-        return await self._insert_alert(key, channel, run_id, kind, AlertState.SEEN, now)
-
-    async def _insert_alert(
-        self, key: str, channel: str, run_id: str, kind: str, state: AlertState, now: datetime,
-        owner: str | None = None, lease_until: datetime | None = None,
+        self,
+        key: AlertKey,
+        channel: str,
+        now: datetime,
+        *,
+        owner: str | None = None,
+        lease_until: datetime | None = None,
     ) -> bool:
         # The primary key makes this the single point where an alert is decided once,
         # however many schedulers race for it.
         inserted = await self._execute(
             "INSERT INTO alerts (key, channel, run_id, kind, state, claimed_at, owner, lease_until)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key, channel) DO NOTHING",
-            (key, channel, run_id, kind, str(state), _iso(now), owner, _iso(lease_until) if lease_until else None),
+            (
+                key.encode(),
+                channel,
+                key.run_id,
+                str(key.kind),
+                str(AlertState.CLAIMED),
+                _iso(now),
+                owner,
+                _iso(lease_until) if lease_until else None,
+            ),
         )
         return inserted == 1
 
-    async def take_over(self, key: str, channel: str, *, owner: str, now: datetime, until: datetime) -> bool:
+    async def take_over(self, key: AlertKey, channel: str, *, owner: str, now: datetime, until: datetime) -> bool:
         """Hold the right to deliver this alert until `until`: it is ours, unowned, or its lease ran out."""
         taken = await self._execute(
             "UPDATE alerts SET owner = ?, lease_until = ? WHERE key = ? AND channel = ? AND state IN (?, ?)"
             " AND (owner IS NULL OR owner = ? OR lease_until IS NULL OR lease_until < ?)",
-            (owner, _iso(until), key, channel, str(AlertState.CLAIMED), str(AlertState.POSTED), owner, _iso(now)),
+            (
+                owner,
+                _iso(until),
+                key.encode(),
+                channel,
+                str(AlertState.CLAIMED),
+                str(AlertState.POSTED),
+                owner,
+                _iso(now),
+            ),
         )
         return taken == 1
 
-    async def assign_batch(self, keys: list[str], channel: str, batch: str) -> None:
+    async def assign_batch(self, keys: list[AlertKey], channel: str, batch: str) -> None:
         for key in keys:
             await self._execute(
                 "UPDATE alerts SET batch = ? WHERE key = ? AND channel = ? AND state = ?",
-                (batch, key, channel, str(AlertState.CLAIMED)),
+                (batch, key.encode(), channel, str(AlertState.CLAIMED)),
             )
 
-    async def confirm_posted(self, key: str, channel: str, ts: str, now: datetime) -> None:
+    async def confirm_posted(self, key: AlertKey, channel: str, ts: str, now: datetime) -> None:
         await self._execute(
             "UPDATE alerts SET state = ?, ts = ?, posted_at = ?, last_error = NULL, next_attempt_at = NULL"
             " WHERE key = ? AND channel = ? AND state = ?",
-            (str(AlertState.POSTED), ts, _iso(now), key, channel, str(AlertState.CLAIMED)),
+            (str(AlertState.POSTED), ts, _iso(now), key.encode(), channel, str(AlertState.CLAIMED)),
         )
 
     async def delivery_failed(
-        self, key: str, channel: str, *, error: str, unposted: bool, retry_at: datetime
+        self, key: AlertKey, channel: str, *, error: str, unposted: bool, retry_at: datetime
     ) -> None:
         await self._execute(
             "UPDATE alerts SET attempts = attempts + 1, last_error = ?, unposted = ?, next_attempt_at = ?"
             " WHERE key = ? AND channel = ?",
-            (error, 1 if unposted else 0, _iso(retry_at), key, channel),
+            (error, 1 if unposted else 0, _iso(retry_at), key.encode(), channel),
         )
 
-    async def release_claim(self, key: str, channel: str) -> None:
+    async def set_outcome(self, key: AlertKey, channel: str, outcome: Outcome) -> None:
         await self._execute(
-            "DELETE FROM alerts WHERE key = ? AND channel = ? AND state = ?", (key, channel, str(AlertState.CLAIMED))
+            "UPDATE alerts SET outcome = ? WHERE key = ? AND channel = ?", (outcome.dump(), key.encode(), channel)
         )
 
-    async def set_outcome(self, key: str, channel: str, outcome: str) -> None:
-        await self._execute("UPDATE alerts SET outcome = ? WHERE key = ? AND channel = ?", (outcome, key, channel))
-
-    async def resolve_alert(self, key: str, channel: str, outcome: str, now: datetime) -> None:
+    async def resolve_alert(self, key: AlertKey, channel: str, outcome: Outcome, now: datetime) -> None:
         await self._execute(
             "UPDATE alerts SET state = ?, outcome = ?, resolved_at = ?, last_error = NULL, next_attempt_at = NULL"
             " WHERE key = ? AND channel = ?",
-            (str(AlertState.RESOLVED), outcome, _iso(now), key, channel),
+            (str(AlertState.RESOLVED), outcome.dump(), _iso(now), key.encode(), channel),
         )
-
-    async def alerts_in_state(self, state: AlertState) -> list[Alert]:
-        rows = await self._fetch("SELECT * FROM alerts WHERE state = ? ORDER BY claimed_at, key", (str(state),))
-        return [_alert(r) for r in rows]
 
     async def deliveries_due(self, now: datetime) -> list[Alert]:
         """Claims to post and outcomes to edit in, whose next attempt is due: what a cycle delivers.
 
-        Settled alerts (posted with no outcome yet, resolved, seen) are never read here, so
-        a cycle costs the same after a year of alerts as on the first day.
+        Settled alerts (posted with no outcome yet, resolved) are never read here, so a
+        cycle costs the same after a year of alerts as on the first day.
         """
         rows = await self._fetch(
             "SELECT * FROM alerts WHERE (state = ? OR (state = ? AND outcome IS NOT NULL))"
             " AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY claimed_at, key",
             (str(AlertState.CLAIMED), str(AlertState.POSTED), _iso(now)),
         )
-        return [_alert(r) for r in rows]
+        return _alerts(rows)
 
     async def alerts_for_run(self, run_id: str) -> list[Alert]:
         rows = await self._fetch("SELECT * FROM alerts WHERE run_id = ? ORDER BY claimed_at, key", (run_id,))
-        return [_alert(r) for r in rows]
+        return _alerts(rows)
 
     async def alerts_at(self, channel: str, ts: str) -> list[Alert]:
         """The alerts posted as the message `ts` in `channel` (one, or a digest's many)."""
         rows = await self._fetch("SELECT * FROM alerts WHERE channel = ? AND ts = ? ORDER BY key", (channel, ts))
-        return [_alert(r) for r in rows]
-
-    async def get_alert(self, key: str, channel: str) -> Alert | None:
-        rows = await self._fetch("SELECT * FROM alerts WHERE key = ? AND channel = ?", (key, channel))
-        return _alert(rows[0]) if rows else None
+        return _alerts(rows)
 
     # -- subscriptions ------------------------------------------------------------------
 
@@ -162,14 +184,17 @@ class SQLStore:
             (sub.channel, ",".join(sorted(sub.kinds)), sub.repo, sub.workflow, json.dumps(sub.labels), sub.created_by),
         )
         return Subscription(
-            id=int(rows[0]["id"]), channel=sub.channel, kinds=sub.kinds, repo=sub.repo,
-            workflow=sub.workflow, labels=dict(sub.labels), created_by=sub.created_by,
+            id=int(rows[0]["id"]),
+            channel=sub.channel,
+            kinds=sub.kinds,
+            repo=sub.repo,
+            workflow=sub.workflow,
+            labels=dict(sub.labels),
+            created_by=sub.created_by,
         )
 
     async def subscriptions(self, channel: str | None = None) -> list[Subscription]:
-        select = (
-            "SELECT s.*, c.broken AS broken FROM subscriptions s LEFT JOIN channels c ON c.channel = s.channel"
-        )
+        select = "SELECT s.*, c.broken AS broken FROM subscriptions s LEFT JOIN channels c ON c.channel = s.channel"
         if channel is None:
             rows = await self._fetch(select + " ORDER BY s.id")
         else:
@@ -211,59 +236,113 @@ class SQLStore:
 
     # -- actions ------------------------------------------------------------------------------
 
-    async def begin_action(self, action: Action) -> Action | None:
-        # A failed or refused action may be tried again; a pending or done one may not.
+    async def begin_action(self, action: Action, *, stale_before: datetime) -> Action | None:
+        # A failed or refused action may be tried again, and so may a pending one that was
+        # never settled (its process died); a recent pending one or a done one may not.
         taken = await self._execute(
             "INSERT INTO actions (key, run_id, action, user_id, requested_at, state, detail)"
-            " VALUES (?, ?, ?, ?, ?, 'pending', ?)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (key) DO UPDATE SET run_id = excluded.run_id, action = excluded.action,"
-            " user_id = excluded.user_id, requested_at = excluded.requested_at, state = 'pending',"
-            " detail = excluded.detail, result = NULL WHERE actions.state IN ('failed', 'refused')",
-            (action.key, action.run_id, action.action, action.user_id, _iso(action.requested_at), action.detail),
+            " user_id = excluded.user_id, requested_at = excluded.requested_at, state = excluded.state,"
+            " detail = excluded.detail, result = NULL, outcome = NULL"
+            " WHERE actions.state IN (?, ?) OR (actions.state = ? AND actions.requested_at < ?)",
+            (
+                action.key.encode(),
+                action.run_id,
+                str(action.verb),
+                action.user_id,
+                _iso(action.requested_at),
+                str(ActionState.PENDING),
+                action.detail,
+                str(ActionState.FAILED),
+                str(ActionState.REFUSED),
+                str(ActionState.PENDING),
+                _iso(stale_before),
+            ),
         )
         if taken == 1:
             return None
-        rows = await self._fetch("SELECT * FROM actions WHERE key = ?", (action.key,))
-        return _action(rows[0]) if rows else None
+        rows = await self._fetch("SELECT * FROM actions WHERE key = ?", (action.key.encode(),))
+        earlier = _actions(rows)
+        return earlier[0] if earlier else None
 
-    async def finish_action(self, key: str, *, state: str, result: str) -> None:
-        await self._execute("UPDATE actions SET state = ?, result = ? WHERE key = ?", (state, result, key))
+    async def finish_action(
+        self, key: ActionKey, *, state: ActionState, note: str | None = None, outcome: Outcome | None = None
+    ) -> None:
+        await self._execute(
+            "UPDATE actions SET state = ?, result = ?, outcome = ? WHERE key = ?",
+            (str(state), note, outcome.dump() if outcome else None, key.encode()),
+        )
 
     async def actions_for_run(self, run_id: str) -> list[Action]:
         rows = await self._fetch("SELECT * FROM actions WHERE run_id = ? ORDER BY requested_at, key", (run_id,))
-        return [_action(r) for r in rows]
+        return _actions(rows)
 
 
 def _iso(when: datetime) -> str:
     # Fixed width in UTC, so comparing the text compares the times (lease expiry is compared in SQL).
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
 def _time(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _alert(row: Row) -> Alert:
-    return Alert(
-        key=row["key"], channel=row["channel"], run_id=row["run_id"], kind=row["kind"],
-        state=AlertState(row["state"]), ts=row["ts"], claimed_at=_time(row["claimed_at"]),
-        outcome=row["outcome"], batch=row["batch"], attempts=int(row["attempts"] or 0),
-        next_attempt_at=_time(row["next_attempt_at"]), last_error=row["last_error"],
-        unposted=bool(row["unposted"]),
-    )
+def _alerts(rows: list[Row]) -> list[Alert]:
+    alerts = []
+    for row in rows:
+        key = AlertKey.parse(row["key"])
+        if key is None:
+            log.warning("skipped a stored alert whose key cannot be read: %r", str(row["key"])[:80])
+            continue
+        alerts.append(
+            Alert(
+                key=key,
+                channel=row["channel"],
+                state=AlertState(row["state"]),
+                ts=row["ts"],
+                claimed_at=_time(row["claimed_at"]),
+                outcome=Outcome.load(row["outcome"]),
+                batch=row["batch"],
+                attempts=int(row["attempts"] or 0),
+                next_attempt_at=_time(row["next_attempt_at"]),
+                last_error=row["last_error"],
+                unposted=bool(row["unposted"]),
+            )
+        )
+    return alerts
 
 
 def _subscription(row: Row) -> Subscription:
     return Subscription(
-        id=int(row["id"]), channel=row["channel"], kinds=frozenset(filter(None, row["kinds"].split(","))),
-        repo=row["repo"], workflow=row["workflow"], labels=json.loads(row["labels"] or "{}"),
-        created_by=row["created_by"], broken=row["broken"],
+        id=int(row["id"]),
+        channel=row["channel"],
+        kinds=frozenset(filter(None, row["kinds"].split(","))),
+        repo=row["repo"],
+        workflow=row["workflow"],
+        labels=json.loads(row["labels"] or "{}"),
+        created_by=row["created_by"],
+        broken=row["broken"],
     )
 
 
-def _action(row: Row) -> Action:
-    return Action(
-        key=row["key"], run_id=row["run_id"], action=row["action"], user_id=row["user_id"],
-        requested_at=datetime.fromisoformat(row["requested_at"]), state=row["state"],
-        detail=row["detail"], result=row["result"],
-    )
+def _actions(rows: list[Row]) -> list[Action]:
+    actions = []
+    for row in rows:
+        key = ActionKey.parse(row["key"])
+        if key is None or row["action"] not in Verb.__members__.values():
+            log.warning("skipped a stored action that cannot be read: %r", str(row["key"])[:80])
+            continue
+        actions.append(
+            Action(
+                key=key,
+                verb=Verb(row["action"]),
+                user_id=row["user_id"],
+                requested_at=datetime.fromisoformat(row["requested_at"]),
+                state=ActionState(row["state"]),
+                detail=row["detail"],
+                note=row["result"],
+                outcome=Outcome.load(row["outcome"]),
+            )
+        )
+    return actions

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.store.sql import ACTIONS_TABLE, DELIVERY_LEASE, MESSAGE_INDEX, Row, SQLStore
+from bot.store.sql import ACTION_OUTCOME, ACTIONS_TABLE, DELIVERY_LEASE, MESSAGE_INDEX, Row, SQLStore, outcomes_as_json
 
 __all__ = ["SQLiteStore"]
 
@@ -54,9 +54,11 @@ MIGRATIONS: list[str] = [
     INSERT INTO channels (channel, broken)
         SELECT channel, MAX(broken) FROM subscriptions WHERE broken IS NOT NULL GROUP BY channel;
     ALTER TABLE subscriptions DROP COLUMN broken;
-    """ + ACTIONS_TABLE,
+    """
+    + ACTIONS_TABLE,
     DELIVERY_LEASE,
-    MESSAGE_INDEX,   # replies in an alert's thread find it by (channel, ts)
+    MESSAGE_INDEX,  # replies in an alert's thread find it by (channel, ts)
+    ACTION_OUTCOME + outcomes_as_json("json_object('v', 1, 'verb', 'legacy', 'text', {text})"),
 ]
 
 
@@ -87,7 +89,7 @@ class SQLiteStore(SQLStore):
         if self._db is None or self._thread is None:
             return
         db, self._db = self._db, None
-        await self._run(db.close)   # after any statement still in flight: never under its feet
+        await self._run(db.close)  # after any statement still in flight: never under its feet
         self._thread.shutdown(wait=False)
         self._thread = None
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -22,12 +23,36 @@ from tests.fakes.loopback import serve
 BUCKETS = ["pending", "runnable", "initializing", "running", "blocked", "succeeded", "failed", "archived", "removing"]
 SORT_KEYS = ["created_at", "updated_at", "status", "elapsed", "repo", "title", "workflow", "changes", "size"]
 KIND_BUCKET = {
-    "submitted": "pending", "pending": "pending", "runnable": "runnable", "starting": "initializing",
-    "running": "running", "paused": "running", "blocked": "blocked", "succeeded": "succeeded",
-    "failed": "failed", "dead": "failed", "removing": "removing",
+    "submitted": "pending",
+    "pending": "pending",
+    "runnable": "runnable",
+    "starting": "initializing",
+    "running": "running",
+    "paused": "running",
+    "blocked": "blocked",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "dead": "failed",
+    "removing": "removing",
 }
 TERMINAL = {"succeeded", "failed", "dead"}
 SIZE_ORDER = {"XS": 0, "S": 1, "M": 2, "L": 3, "XL": 4}
+REQUEST_ID = web.RequestKey("request_id", str)
+# Events the global /attach stream never carries (API.md: only what the server executes).
+OFF_THE_GLOBAL_STREAM = frozenset({"run.created", "run.pending", "run.approved", "run.denied"})
+
+
+def display_answer(answer: dict[str, Any], question: dict[str, Any]) -> str:
+    """What Fabro puts in `interview.completed.answer`: a display string, not the tagged body."""
+    labels = {o["key"]: o.get("label") or o["key"] for o in question.get("options") or []}
+    kind = answer.get("kind")
+    if kind in ("yes", "no"):
+        return str(kind)
+    if kind == "selected":
+        return labels.get(answer.get("option_key"), str(answer.get("option_key")))
+    if kind == "multi_selected":
+        return ", ".join(labels.get(k, k) for k in answer.get("option_keys") or [])
+    return str(answer.get("text") or "")
 
 
 def bucket(run: dict[str, Any]) -> str:
@@ -37,8 +62,18 @@ def bucket(run: dict[str, Any]) -> str:
     return KIND_BUCKET.get(kind, kind)
 
 
-TOKEN_ACTOR = {"kind": "user", "identity": {"issuer": "fabro:test", "subject": "bot"}, "login": "fabro-bot", "auth_method": "dev_token"}
-USER_ACTOR = {"kind": "user", "identity": {"issuer": "fabro:test", "subject": "grace"}, "login": "grace", "auth_method": "github"}
+TOKEN_ACTOR = {
+    "kind": "user",
+    "identity": {"issuer": "fabro:test", "subject": "bot"},
+    "login": "fabro-bot",
+    "auth_method": "dev_token",
+}
+USER_ACTOR = {
+    "kind": "user",
+    "identity": {"issuer": "fabro:test", "subject": "grace"},
+    "login": "grace",
+    "auth_method": "github",
+}
 
 
 def _iso_ms(when: datetime) -> str:
@@ -56,13 +91,14 @@ class Recorded:
     query: list[tuple[str, str]]
     body: Any
     headers: dict[str, str]
+    request_id: str = ""  # the id Fabro issued for it (it ignores the client's)
 
 
 @dataclass
 class Fault:
-    status: int | None = None       # answer with this status…
-    text: str | None = None         # …and this plain-text body (else Fabro's JSON error shape)
-    hang: float | None = None       # or sleep this long before answering normally
+    status: int | None = None  # answer with this status…
+    text: str | None = None  # …and this plain-text body (else Fabro's JSON error shape)
+    hang: float | None = None  # or sleep this long before answering normally
     path_prefix: str = "/api/v1"
 
 
@@ -73,13 +109,14 @@ class FakeFabro:
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     questions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     latency: float = 0.0
-    cancel_converges: bool = False   # cancel answers 202 (requested) instead of 200 (done)
+    cancel_converges: bool = False  # cancel answers 202 (requested) instead of 200 (done)
     streams: list[asyncio.Queue[dict[str, Any] | None]] = field(default_factory=list)  # open /attach readers
     stream_connections: int = 0
     requests: list[Recorded] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     port: int = 0
     _runner: web.AppRunner | None = None
+    _asked: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     # -- test controls -------------------------------------------------------------
 
@@ -89,19 +126,25 @@ class FakeFabro:
 
     # -- what happens to runs: each change appends its event and moves updated_at, as Fabro does --
 
-    def emit(self, run_id: str, event: str, properties: dict[str, Any] | None = None, *, actor: dict[str, Any] | None = None) -> dict[str, Any]:
+    def emit(
+        self, run_id: str, event: str, properties: dict[str, Any] | None = None, *, actor: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         log = self.events.setdefault(run_id, [])
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         envelope: dict[str, Any] = {
-            "seq": (log[-1]["seq"] + 1) if log else 1, "id": f"evt_{uuid.uuid4().hex[:12]}",
-            "ts": _iso_ms(now), "run_id": run_id, "event": event, "properties": properties or {},
+            "seq": (log[-1]["seq"] + 1) if log else 1,
+            "id": f"evt_{uuid.uuid4().hex[:12]}",
+            "ts": _iso_ms(now),
+            "run_id": run_id,
+            "event": event,
+            "properties": properties or {},
         }
         if actor is not None:
             envelope["actor"] = actor
         log.append(envelope)
         self.runs[run_id]["timestamps"]["last_event_at"] = envelope["ts"]
-        # The global stream carries what the server executes; approval requests never appear on it.
-        if event != "run.pending":
+        # The global stream carries what the server executes: these never appear on it.
+        if event not in OFF_THE_GLOBAL_STREAM:
             for queue in self.streams:
                 queue.put_nowait(envelope)
         return envelope
@@ -115,47 +158,84 @@ class FakeFabro:
         run = self.runs[run_id]
         run["lifecycle"]["status"] = {"kind": kind, **status}
         if kind in TERMINAL:
-            run["timestamps"]["completed_at"] = _iso_ms(datetime.now(timezone.utc))
+            run["timestamps"]["completed_at"] = _iso_ms(datetime.now(UTC))
         return run
 
-    def fail(self, run_id: str, message: str = "Stage `test` exited with status 1", *, reason: str = "workflow_error") -> None:
+    def fail(
+        self, run_id: str, message: str = "Stage `test` exited with status 1", *, reason: str = "workflow_error"
+    ) -> None:
         self._set_status(run_id, "failed", reason=reason)
-        self.emit(run_id, "run.failed", {"failure": {"reason": reason, "detail": {"message": message, "category": "workflow"}}})
+        self.emit(
+            run_id,
+            "run.failed",
+            {"failure": {"reason": reason, "detail": {"message": message, "category": "workflow"}}},
+        )
 
     def ask(self, run_id: str, question: dict[str, Any]) -> None:
         self.questions.setdefault(run_id, []).append(question)
+        self._asked.setdefault(run_id, []).append(question)
         run = self._set_status(run_id, "blocked", blocked_reason="human_input_required")
         run["current_question"] = self.questions[run_id][0]
-        self.emit(run_id, "interview.started", {"question_id": question["id"], "question": question.get("text"),
-                                                "question_type": question.get("question_type")})
+        self.emit(
+            run_id,
+            "interview.started",
+            {
+                "question_id": question["id"],
+                "question": question.get("text"),
+                "question_type": question.get("question_type"),
+            },
+        )
         self.emit(run_id, "run.blocked", {"blocked_reason": "human_input_required"})
 
-    def answer(self, run_id: str, question_id: str, answer: dict[str, Any], *, actor: dict[str, Any] | None = None) -> None:
+    def answer(
+        self, run_id: str, question_id: str, answer: dict[str, Any], *, actor: dict[str, Any] | None = None
+    ) -> None:
         pending = [q for q in self.questions.get(run_id, []) if q["id"] != question_id]
+        asked = next((q for q in self.questions.get(run_id, []) if q["id"] == question_id), None)
+        asked = asked or next((q for q in self._asked.get(run_id, []) if q["id"] == question_id), {})
         self.questions[run_id] = pending
         run = self.runs[run_id]
         run["current_question"] = pending[0] if pending else None
-        self.emit(run_id, "interview.completed", {"question_id": question_id, "answer": answer}, actor=actor or USER_ACTOR)
+        self.emit(
+            run_id,
+            "interview.completed",
+            {"question_id": question_id, "answer": display_answer(answer, asked)},
+            actor=actor or USER_ACTOR,
+        )
         if not pending:
             self._set_status(run_id, "running")
             self.emit(run_id, "run.unblocked", {})
 
     def request_approval(self, run_id: str) -> None:
         run = self._set_status(run_id, "pending", reason="approval_required")
-        run["lifecycle"]["approval"] = {"state": "pending", "requested_at": _iso_ms(datetime.now(timezone.utc)),
-                                        "decided_at": None, "denial_reason": None}
+        run["lifecycle"]["approval"] = {
+            "state": "pending",
+            "requested_at": _iso_ms(datetime.now(UTC)),
+            "decided_at": None,
+            "denial_reason": None,
+        }
         self.emit(run_id, "run.pending", {"reason": "approval_required"})
 
-    def decide(self, run_id: str, approved: bool, *, reason: str | None = None, actor: dict[str, Any] | None = None) -> None:
+    def decide(
+        self, run_id: str, approved: bool, *, reason: str | None = None, actor: dict[str, Any] | None = None
+    ) -> None:
         run = self.runs[run_id]
-        run["lifecycle"]["approval"].update(state="approved" if approved else "denied",
-                                           decided_at=_iso_ms(datetime.now(timezone.utc)), denial_reason=reason)
+        run["lifecycle"]["approval"].update(
+            state="approved" if approved else "denied",
+            decided_at=_iso_ms(datetime.now(UTC)),
+            denial_reason=reason,
+        )
         if approved:
             self._set_status(run_id, "runnable")
             self.emit(run_id, "run.approved", {}, actor=actor or USER_ACTOR)
         else:
             self._set_status(run_id, "failed", reason="approval_denied")
             self.emit(run_id, "run.denied", {"reason": reason}, actor=actor or USER_ACTOR)
+            failure = {
+                "reason": "approval_denied",
+                "detail": {"message": reason or "Approval denied", "category": "user"},
+            }
+            self.emit(run_id, "run.failed", {"failure": failure}, actor=actor or USER_ACTOR)
 
     def retry(self, run_id: str, new_run: dict[str, Any]) -> dict[str, Any]:
         """A new run from a terminal one; the source is left unchanged, as Fabro leaves it."""
@@ -167,7 +247,7 @@ class FakeFabro:
     def archive(self, run_id: str, *, actor: dict[str, Any] | None = None) -> None:
         run = self.runs[run_id]
         run["lifecycle"]["archived"] = True
-        run["lifecycle"]["archived_at"] = _iso_ms(datetime.now(timezone.utc))
+        run["lifecycle"]["archived_at"] = _iso_ms(datetime.now(UTC))
         self.emit(run_id, "run.archived", {}, actor=actor or USER_ACTOR)
 
     def fail_next(self, status: int, count: int = 1, *, text: str | None = None, path_prefix: str = "/api/v1") -> None:
@@ -187,21 +267,23 @@ class FakeFabro:
 
     async def start(self) -> FakeFabro:
         app = web.Application(middlewares=[self._middleware])
-        app.add_routes([
-            web.get("/health", self._health),
-            web.get("/api/v1/user", self._user),
-            web.get("/api/v1/runs", self._list),
-            web.get("/api/v1/runs/resolve", self._resolve),
-            web.get("/api/v1/runs/{id}", self._get),
-            web.get("/api/v1/runs/{id}/events", self._events),
-            web.get("/api/v1/runs/{id}/questions", self._questions),
-            web.get("/api/v1/attach", self._attach),
-            web.post("/api/v1/runs/{id}/questions/{qid}/answer", self._answer),
-            web.post("/api/v1/runs/{id}/approve", self._approve),
-            web.post("/api/v1/runs/{id}/deny", self._deny),
-            web.post("/api/v1/runs/{id}/cancel", self._cancel),
-            web.post("/api/v1/runs/{id}/retry", self._retry),
-        ])
+        app.add_routes(
+            [
+                web.get("/health", self._health),
+                web.get("/api/v1/user", self._user),
+                web.get("/api/v1/runs", self._list),
+                web.get("/api/v1/runs/resolve", self._resolve),
+                web.get("/api/v1/runs/{id}", self._get),
+                web.get("/api/v1/runs/{id}/events", self._events),
+                web.get("/api/v1/runs/{id}/questions", self._questions),
+                web.get("/api/v1/attach", self._attach),
+                web.post("/api/v1/runs/{id}/questions/{qid}/answer", self._answer),
+                web.post("/api/v1/runs/{id}/approve", self._approve),
+                web.post("/api/v1/runs/{id}/deny", self._deny),
+                web.post("/api/v1/runs/{id}/cancel", self._cancel),
+                web.post("/api/v1/runs/{id}/retry", self._retry),
+            ]
+        )
         self._runner, self.port = await serve(app)
         return self
 
@@ -217,8 +299,19 @@ class FakeFabro:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode(errors="replace")
-        self.requests.append(Recorded(request.method, request.path, list(request.query.items()), body, {k.lower(): v for k, v in request.headers.items()}))
-        request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+        # Fabro ignores an x-request-id the client sends and issues its own.
+        request_id = f"req_{uuid.uuid4().hex[:20]}"
+        self.requests.append(
+            Recorded(
+                request.method,
+                request.path,
+                list(request.query.items()),
+                body,
+                {k.lower(): v for k, v in request.headers.items()},
+                request_id,
+            )
+        )
+        request[REQUEST_ID] = request_id
         if self.latency:
             await asyncio.sleep(self.latency)
         fault = next((f for f in self.faults if request.path.startswith(f.path_prefix)), None)
@@ -227,9 +320,11 @@ class FakeFabro:
             if fault.hang is not None:
                 await asyncio.sleep(fault.hang)
             elif fault.status is not None:
-                return self._error(fault.status, fault.text or "Injected failure.", request_id, plain=fault.text is not None)
+                return self._error(
+                    fault.status, fault.text or "Injected failure.", request_id, plain=fault.text is not None
+                )
         if request.path.startswith("/api/v1"):
-            denied = self._authenticate(request, request_id)
+            denied = None if request.path == "/api/v1/user" else self._authenticate(request, request_id)
             if denied is not None:
                 return denied
         try:
@@ -248,19 +343,34 @@ class FakeFabro:
         return None
 
     @staticmethod
-    def _error(status: int, detail: str, request_id: str, *, plain: bool = False, code: str | None = None) -> web.Response:
+    def _error(
+        status: int, detail: str, request_id: str, *, plain: bool = False, code: str | None = None
+    ) -> web.Response:
         headers = {"x-request-id": request_id}
         if plain:
             return web.Response(status=status, text=detail, headers=headers, content_type="text/plain")
-        titles = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 409: "Conflict", 503: "Service Unavailable"}
-        entry: dict[str, Any] = {"status": str(status), "title": titles.get(status, "Error"), "detail": detail, "request_id": request_id}
+        titles = {
+            400: "Bad Request",
+            401: "Unauthorized",
+            404: "Not Found",
+            409: "Conflict",
+            503: "Service Unavailable",
+        }
+        entry: dict[str, Any] = {
+            "status": str(status),
+            "title": titles.get(status, "Error"),
+            "detail": detail,
+            "request_id": request_id,
+        }
         if code:
             entry["code"] = code
         return web.json_response({"errors": [entry], "request_id": request_id}, status=status, headers=headers)
 
     def _bad_query(self, message: str) -> web.Response:
         # Fabro's query extractor rejects bad values before the handler, as plain text.
-        return web.Response(status=400, text=f"Failed to deserialize query string: {message}", content_type="text/plain")
+        return web.Response(
+            status=400, text=f"Failed to deserialize query string: {message}", content_type="text/plain"
+        )
 
     # -- endpoints -------------------------------------------------------------------
 
@@ -268,7 +378,8 @@ class FakeFabro:
         return web.json_response({"status": "ok"})
 
     async def _user(self, request: web.Request) -> web.Response:
-        return web.json_response({"login": "fabro-bot"})
+        # The spec lists it, but no server route serves it: 404 with an empty body, whatever the token.
+        return web.Response(status=404)
 
     async def _list(self, request: web.Request) -> web.Response:
         query = request.query
@@ -300,15 +411,19 @@ class FakeFabro:
             hidden = {"removing"} | (set() if include_archived == "true" else {"archived"})
             runs = [r for r in runs if bucket(r) not in hidden]
         parent = query.get("parent_id")
+        if parent is not None and not re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{26}", parent):
+            return self._bad_query(f"parent_id: invalid run id `{parent}`")
         if parent:
             runs = [r for r in runs if r.get("parent_id") == parent]
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         # Ties break by id descending in both directions: sort by id first; both later
         # sorts (reverse included) are stable, so equal keys keep that order.
         runs.sort(key=lambda r: r["id"], reverse=True)
         runs.sort(key=lambda r: self._key(sort, r, now), reverse=direction == "desc")
         page = runs[offset : offset + limit]
-        return web.json_response({"data": page, "meta": {"has_more": offset + len(page) < len(runs), "total": len(runs)}})
+        return web.json_response(
+            {"data": page, "meta": {"has_more": offset + len(page) < len(runs), "total": len(runs)}}
+        )
 
     @staticmethod
     def _key(sort: str, run: dict[str, Any], now: datetime) -> Any:
@@ -316,7 +431,9 @@ class FakeFabro:
         if sort == "created_at":
             return _ts(ts["created_at"])
         if sort == "updated_at":
-            return _ts(ts.get("last_event_at") or ts["created_at"])
+            # The server sorts the last event time in milliseconds, while JSON carries more.
+            when = _ts(ts.get("last_event_at") or ts["created_at"])
+            return when.replace(microsecond=when.microsecond // 1000 * 1000) if when else None
         if sort == "status":
             b = bucket(run)
             return BUCKETS.index(b) if b in BUCKETS else 99
@@ -343,7 +460,7 @@ class FakeFabro:
         if not selector:
             return self._bad_query("missing field `selector`")
         matches = [r for r in self.runs.values() if r["id"].startswith(selector.upper()) or r["id"] == selector]
-        rid = request.headers.get("x-request-id", "")
+        rid = request[REQUEST_ID]
         if not matches:
             return self._error(404, f"No run matches selector '{selector}'.", rid)
         if len(matches) > 1:
@@ -353,13 +470,13 @@ class FakeFabro:
     async def _get(self, request: web.Request) -> web.Response:
         run = self.runs.get(request.match_info["id"])
         if run is None:
-            return self._error(404, "Run not found.", request.headers.get("x-request-id", ""))
+            return self._error(404, "Run not found.", request[REQUEST_ID])
         return web.json_response(run)
 
     async def _events(self, request: web.Request) -> web.Response:
         run_id = request.match_info["id"]
         if run_id not in self.runs:
-            return self._error(404, "Run not found.", request.headers.get("x-request-id", ""))
+            return self._error(404, "Run not found.", request[REQUEST_ID])
         order = request.query.get("order", "asc")
         limit = int(request.query.get("limit", "100"))
         if not 1 <= limit <= 1000:
@@ -388,7 +505,7 @@ class FakeFabro:
     async def _questions(self, request: web.Request) -> web.Response:
         run_id = request.match_info["id"]
         if run_id not in self.runs:
-            return self._error(404, "Run not found.", request.headers.get("x-request-id", ""))
+            return self._error(404, "Run not found.", request[REQUEST_ID])
         return web.json_response({"data": self.questions.get(run_id, []), "meta": {"has_more": False}})
 
     # -- actions: Fabro's rules and answers, as in shared/fabro/API.md -----------------------
@@ -398,17 +515,21 @@ class FakeFabro:
         if not raw:
             return {}, None
         if "json" not in request.headers.get("Content-Type", ""):
-            return None, web.Response(status=415, text="Expected request with `Content-Type: application/json`", content_type="text/plain")
+            return None, web.Response(
+                status=415, text="Expected request with `Content-Type: application/json`", content_type="text/plain"
+            )
         try:
             return json.loads(raw), None
         except ValueError:
-            return None, web.Response(status=400, text="Failed to parse the request body as JSON", content_type="text/plain")
+            return None, web.Response(
+                status=400, text="Failed to parse the request body as JSON", content_type="text/plain"
+            )
 
     def _missing(self, request: web.Request) -> web.Response:
-        return self._error(404, "Run not found.", request.headers.get("x-request-id", ""))
+        return self._error(404, "Run not found.", request[REQUEST_ID])
 
     def _conflict(self, request: web.Request, detail: str) -> web.Response:
-        return self._error(409, detail, request.headers.get("x-request-id", ""))
+        return self._error(409, detail, request[REQUEST_ID])
 
     async def _answer(self, request: web.Request) -> web.Response:
         run = self.runs.get(request.match_info["id"])
@@ -419,8 +540,12 @@ class FakeFabro:
             return bad
         kinds = {"yes", "no", "selected", "multi_selected", "text"}
         if not isinstance(body, dict) or body.get("kind") not in kinds:
-            return web.Response(status=422, text="Failed to deserialize the JSON body into the target type: missing field `kind`", content_type="text/plain")
-        rid = request.headers.get("x-request-id", "")
+            return web.Response(
+                status=422,
+                text="Failed to deserialize the JSON body into the target type: missing field `kind`",
+                content_type="text/plain",
+            )
+        rid = request[REQUEST_ID]
         if run["lifecycle"].get("archived"):
             return self._conflict(request, "Run is archived.")
         question = next((q for q in self.questions.get(run["id"], []) if q["id"] == request.match_info["qid"]), None)
@@ -428,8 +553,13 @@ class FakeFabro:
             return self._conflict(request, "Question is no longer pending.")
         qtype, kind = question["question_type"], body["kind"]
         keys = [o["key"] for o in question.get("options") or []]
-        allowed = {"yes_no": {"yes", "no"}, "confirmation": {"yes", "no"}, "multiple_choice": {"selected"},
-                   "multi_select": {"multi_selected"}, "freeform": {"text"}}.get(qtype, set())
+        allowed = {
+            "yes_no": {"yes", "no"},
+            "confirmation": {"yes", "no"},
+            "multiple_choice": {"selected"},
+            "multi_select": {"multi_selected"},
+            "freeform": {"text"},
+        }.get(qtype, set())
         if question.get("allow_freeform"):
             allowed = allowed | {"text"}
         if kind not in allowed:
@@ -484,7 +614,12 @@ class FakeFabro:
         self._set_status(run["id"], "failed", reason="cancelled")
         run["current_question"] = None
         self.questions[run["id"]] = []
-        self.emit(run["id"], "run.failed", {"failure": {"reason": "cancelled", "detail": {"message": "Cancelled", "category": "user"}}}, actor=TOKEN_ACTOR)
+        self.emit(
+            run["id"],
+            "run.failed",
+            {"failure": {"reason": "cancelled", "detail": {"message": "Cancelled", "category": "user"}}},
+            actor=TOKEN_ACTOR,
+        )
         return web.json_response(run)
 
     async def _retry(self, request: web.Request) -> web.Response:
@@ -497,7 +632,7 @@ class FakeFabro:
             return self._conflict(request, "Archived runs cannot be retried.")
         from tests.fakes.runs import make_run  # the new run is shaped like any other
 
-        new = make_run("submitted", title=run.get("title") or "Retry", created=datetime.now(timezone.utc))
+        new = make_run("submitted", title=run.get("title") or "Retry", created=datetime.now(UTC))
         new["repository"], new["workflow"], new["labels"] = run["repository"], run["workflow"], run["labels"]
         self.retry(run["id"], new)
         return web.json_response(new, status=201)

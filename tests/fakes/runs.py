@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ def question_examples() -> list[dict[str, Any]]:
 
 def new_id(when: datetime | None = None) -> str:
     """A 26-character ULID-shaped id; later calls sort after earlier ones."""
-    when = when or datetime.now(timezone.utc)
+    when = when or datetime.now(UTC)
     millis = int(when.timestamp() * 1000)
     head = ""
     for _ in range(10):
@@ -44,7 +44,7 @@ def new_id(when: datetime | None = None) -> str:
 
 
 def iso(when: datetime) -> str:
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def make_run(
@@ -57,11 +57,13 @@ def make_run(
     **overrides: Any,
 ) -> dict[str, Any]:
     """A run in Fabro's exact wire shape: nulls where unset, parent_id omitted unless given."""
-    created = created or datetime.now(timezone.utc) - timedelta(minutes=30)
+    created = created or datetime.now(UTC) - timedelta(minutes=30)
     run_id = run_id or new_id(created)
     status: dict[str, Any] = {"kind": kind}
     if kind in ("failed", "succeeded", "pending"):
-        status["reason"] = reason or {"failed": "workflow_error", "succeeded": "completed", "pending": "approval_required"}[kind]
+        status["reason"] = (
+            reason or {"failed": "workflow_error", "succeeded": "completed", "pending": "approval_required"}[kind]
+        )
     elif kind == "blocked":
         status["blocked_reason"] = reason or "human_input_required"
     elif kind == "paused":
@@ -75,8 +77,17 @@ def make_run(
         "goal": title,
         "workflow": {"slug": "implement", "name": "Implement", "graph_name": None, "node_count": 5, "edge_count": 6},
         "automation": None,
-        "repository": {"name": "demo/api-server", "origin_url": "https://github.com/demo/api-server.git", "provider": "github"},
-        "created_by": {"kind": "user", "identity": {"issuer": "fabro:test", "subject": "ada"}, "login": "ada", "auth_method": "dev_token"},
+        "repository": {
+            "name": "demo/api-server",
+            "origin_url": "https://github.com/demo/api-server.git",
+            "provider": "github",
+        },
+        "created_by": {
+            "kind": "user",
+            "identity": {"issuer": "fabro:test", "subject": "ada"},
+            "login": "ada",
+            "auth_method": "dev_token",
+        },
         "origin": {"kind": "api"},
         "labels": {"team": "platform"},
         "lifecycle": {
@@ -95,7 +106,9 @@ def make_run(
             "created_at": iso(created),
             "started_at": iso(created),
             # A run's last event is at or after its completion, as in Fabro.
-            "last_event_at": iso(created + timedelta(minutes=7)) if kind in ("failed", "succeeded", "dead") else iso(created),
+            "last_event_at": iso(created + timedelta(minutes=7))
+            if kind in ("failed", "succeeded", "dead")
+            else iso(created),
             "completed_at": iso(created + timedelta(minutes=7)) if kind in ("failed", "succeeded", "dead") else None,
         },
         "timing": {"wall_time_ms": 420000, "inference_time_ms": 1000, "tool_time_ms": 1000, "active_time_ms": 2000},
@@ -110,7 +123,12 @@ def make_run(
         "links": {"web": None},
     }
     if kind == "pending" and (reason or "approval_required") == "approval_required":
-        run["lifecycle"]["approval"] = {"state": "pending", "requested_at": iso(created), "decided_at": None, "denial_reason": None}
+        run["lifecycle"]["approval"] = {
+            "state": "pending",
+            "requested_at": iso(created),
+            "decided_at": None,
+            "denial_reason": None,
+        }
     for key, value in overrides.items():
         run[key] = value
     return run
@@ -120,7 +138,7 @@ def failed_event(run_id: str, message: str, *, reason: str = "workflow_error", s
     return {
         "seq": seq,
         "id": f"evt_{run_id}_{seq}",
-        "ts": iso(datetime.now(timezone.utc)),
+        "ts": iso(datetime.now(UTC)),
         "run_id": run_id,
         "event": "run.failed",
         "properties": {"failure": {"reason": reason, "detail": {"message": message, "category": "workflow"}}},

@@ -8,8 +8,8 @@ Tests can make any method answer 429 with Retry-After, as Slack does.
 from __future__ import annotations
 
 import asyncio
-import time
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,7 +45,7 @@ def limit_violations(message: dict[str, Any]) -> list[str]:
     for block in blocks:
         try:
             Block.parse(block).to_dict()  # slack_sdk's own validators
-        except Exception as exc:  # noqa: BLE001 - recorded as a violation
+        except Exception as exc:
             found.append(f"slack_sdk rejects a {block.get('type')} block: {exc}")
         if block.get("type") == "section":
             if len((block.get("text") or {}).get("text", "")) > 3000:
@@ -82,15 +82,22 @@ class FakeSlack:
     port: int = 0
     ws_acks: list[dict[str, Any]] = field(default_factory=list)
     ws_connections: int = 0
-    messages: list[Message] = field(default_factory=list)      # what is in the channels now
-    unreachable: dict[str, str] = field(default_factory=dict)   # channel -> error (not_in_channel…)
-    failing: dict[str, list[str]] = field(default_factory=dict) # method -> errors to answer with, in order
-    hang: dict[str, float] = field(default_factory=dict)        # method -> seconds before answering (once)
+    messages: list[Message] = field(default_factory=list)  # what is in the channels now
+    unreachable: dict[str, str] = field(default_factory=dict)  # channel -> error (not_in_channel…)
+    failing: dict[str, list[str]] = field(default_factory=dict)  # method -> errors to answer with, in order
+    hang: dict[str, float] = field(default_factory=dict)  # method -> seconds before answering (once)
     slow_reply: dict[str, float] = field(default_factory=dict)  # method -> seconds to wait after acting (once)
     usergroups: dict[str, list[str]] = field(default_factory=dict)  # group id -> member user ids
-    scopes: tuple[str, ...] = ("commands", "chat:write", "chat:write.public", "channels:history", "groups:history",
-                               "app_mentions:read", "usergroups:read")
-    views: list[dict[str, Any]] = field(default_factory=list)     # modals opened with views.open
+    scopes: tuple[str, ...] = (
+        "commands",
+        "chat:write",
+        "chat:write.public",
+        "channels:history",
+        "groups:history",
+        "app_mentions:read",
+        "usergroups:read",
+    )
+    views: list[dict[str, Any]] = field(default_factory=list)  # modals opened with views.open
     _ws: web.WebSocketResponse | None = None
     _ws_ready: asyncio.Event = field(default_factory=asyncio.Event)
     _runner: web.AppRunner | None = None
@@ -109,14 +116,16 @@ class FakeSlack:
     def posts(self, channel: str | None = None, *, top_level: bool = True) -> list[Message]:
         """Messages in `channel` (all channels when None), oldest first; thread replies only on request."""
         return [
-            m for m in self.messages
+            m
+            for m in self.messages
             if (channel is None or m.channel == channel) and (not top_level or m.thread_ts is None)
         ]
 
     def alert_keys(self, channel: str | None = None) -> list[str]:
         """The alert keys of the posted alert messages, as their metadata names them."""
         return [
-            m.metadata["event_payload"]["key"] for m in self.posts(channel)
+            m.metadata["event_payload"]["key"]
+            for m in self.posts(channel)
             if m.metadata and m.metadata.get("event_type") == "fabro_run_alert"
         ]
 
@@ -129,12 +138,14 @@ class FakeSlack:
 
     async def start(self) -> FakeSlack:
         app = web.Application()
-        app.add_routes([
-            web.post("/api/{method}", self._api),
-            web.get("/api/{method}", self._api),
-            web.post("/respond/{token}", self._respond),
-            web.get("/link/", self._link),
-        ])
+        app.add_routes(
+            [
+                web.post("/api/{method}", self._api),
+                web.get("/api/{method}", self._api),
+                web.post("/respond/{token}", self._respond),
+                web.get("/link/", self._link),
+            ]
+        )
         self._runner, self.port = await serve(app)
         return self
 
@@ -164,24 +175,38 @@ class FakeSlack:
         if method == "apps.connections.open":
             if auth != f"Bearer {self.app_token}":
                 return web.json_response({"ok": False, "error": "invalid_auth"})
-            return web.json_response({"ok": True, "url": f"ws://127.0.0.1:{self.port}/link/?ticket={uuid.uuid4().hex}&app_id=A111"})
+            return web.json_response(
+                {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link/?ticket={uuid.uuid4().hex}&app_id=A111"}
+            )
         if auth != f"Bearer {self.bot_token}":
             return web.json_response({"ok": False, "error": "invalid_auth"})
         if method == "auth.test":
             return web.json_response(
-                {"ok": True, "url": "https://test.slack.com/", "team": "Test", "user": "fabro", "team_id": "T111", "user_id": "U0BOT", "bot_id": "B111"},
+                {
+                    "ok": True,
+                    "url": "https://test.slack.com/",
+                    "team": "Test",
+                    "user": "fabro",
+                    "team_id": "T111",
+                    "user_id": "U0BOT",
+                    "bot_id": "B111",
+                },
                 headers={"x-oauth-scopes": ",".join(self.scopes)},
             )
         if method in self.hang:
             await asyncio.sleep(self.hang.pop(method))
         if self.failing.get(method):
-            return web.json_response({"ok": False, "error": self.failing[method].pop(0)}, headers={"x-slack-req-id": uuid.uuid4().hex})
+            return web.json_response(
+                {"ok": False, "error": self.failing[method].pop(0)}, headers={"x-slack-req-id": uuid.uuid4().hex}
+            )
         channel = args.get("channel")
         if method in ("chat.postMessage", "chat.update", "conversations.history") and channel in self.unreachable:
-            return web.json_response({"ok": False, "error": self.unreachable[channel]}, headers={"x-slack-req-id": uuid.uuid4().hex})
+            return web.json_response(
+                {"ok": False, "error": self.unreachable[channel]}, headers={"x-slack-req-id": uuid.uuid4().hex}
+            )
         if method == "chat.postMessage":
             response = self._post_message(args)
-            if method in self.slow_reply:   # the message is in; the answer is late (a lost response)
+            if method in self.slow_reply:  # the message is in; the answer is late (a lost response)
                 await asyncio.sleep(self.slow_reply.pop(method))
             return response
         if method == "chat.update":
@@ -218,15 +243,24 @@ class FakeSlack:
     def _post_message(self, args: dict[str, Any]) -> web.Response:
         self.violations += limit_violations(args)
         metadata = self._json_arg(args, "metadata")
-        if metadata is not None and (not isinstance(metadata, dict) or not metadata.get("event_type")
-                                     or not isinstance(metadata.get("event_payload"), dict)):
+        if metadata is not None and (
+            not isinstance(metadata, dict)
+            or not metadata.get("event_type")
+            or not isinstance(metadata.get("event_payload"), dict)
+        ):
             return web.json_response({"ok": False, "error": "invalid_metadata_format"})
         message = Message(
-            channel=args["channel"], ts=self._next_ts(), text=args.get("text", ""),
-            blocks=self._json_arg(args, "blocks") or [], metadata=metadata, thread_ts=args.get("thread_ts"),
+            channel=args["channel"],
+            ts=self._next_ts(),
+            text=args.get("text", ""),
+            blocks=self._json_arg(args, "blocks") or [],
+            metadata=metadata,
+            thread_ts=args.get("thread_ts"),
         )
         self.messages.append(message)
-        return web.json_response({"ok": True, "channel": message.channel, "ts": message.ts, "message": {"text": message.text}})
+        return web.json_response(
+            {"ok": True, "channel": message.channel, "ts": message.ts, "message": {"text": message.text}}
+        )
 
     def _update_message(self, args: dict[str, Any]) -> web.Response:
         self.violations += limit_violations(args)
@@ -253,10 +287,14 @@ class FakeSlack:
             if with_metadata and m.metadata:
                 item["metadata"] = m.metadata
             items.append(item)
-        return web.json_response({
-            "ok": True, "messages": items, "has_more": more,
-            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
-        })
+        return web.json_response(
+            {
+                "ok": True,
+                "messages": items,
+                "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+            }
+        )
 
     async def _respond(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -282,19 +320,26 @@ class FakeSlack:
         async def connected() -> None:
             while self.ws_connections < connections or self._ws is None or self._ws.closed:
                 await asyncio.sleep(0.02)
+
         await asyncio.wait_for(connected(), timeout)
 
-    async def send_envelope(self, envelope_type: str, payload: dict[str, Any], *, accepts_response_payload: bool = True) -> str:
+    async def send_envelope(
+        self, envelope_type: str, payload: dict[str, Any], *, accepts_response_payload: bool = True
+    ) -> str:
         assert self._ws is not None, "no Socket Mode connection"
         envelope_id = str(uuid.uuid4())
-        await self._ws.send_str(json.dumps({
-            "envelope_id": envelope_id,
-            "type": envelope_type,
-            "payload": payload,
-            "accepts_response_payload": accepts_response_payload,
-            "retry_attempt": 0,
-            "retry_reason": "",
-        }))
+        await self._ws.send_str(
+            json.dumps(
+                {
+                    "envelope_id": envelope_id,
+                    "type": envelope_type,
+                    "payload": payload,
+                    "accepts_response_payload": accepts_response_payload,
+                    "retry_attempt": 0,
+                    "retry_reason": "",
+                }
+            )
+        )
         return envelope_id
 
     def ack_for(self, envelope_id: str) -> dict[str, Any] | None:

@@ -1,0 +1,95 @@
+"""An outcome in one line of mrkdwn: who did what, with which answer or reason.  [pure]"""
+
+from __future__ import annotations
+
+import re
+
+from bot.blocks.text import clip, escape, link
+from bot.keys import AlertKind
+from bot.outcomes import Outcome, OutcomeVerb
+
+__all__ = ["actor_name", "outcome_text"]
+
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+def actor_name(actor: dict[str, str]) -> str | None:
+    """Who a Fabro principal is, for people: a login, a Slack mention, or what kind of thing acted."""
+    if not actor:
+        return None
+    kind = actor.get("kind")
+    if kind == "user" and actor.get("login"):
+        return escape(actor["login"])
+    if kind == "slack":
+        user_id = actor.get("user_id") or ""
+        if _SLACK_USER.match(user_id):
+            return f"<@{user_id}>"
+        return escape(actor.get("user_name") or "someone in Slack")
+    if kind == "worker" and actor.get("run_id"):
+        return f"run `{escape(actor['run_id'])}`"
+    if kind == "system":
+        return f"Fabro ({escape(actor.get('system_kind') or 'system')})"
+    if kind == "webhook":
+        return "a webhook"
+    if kind == "agent":
+        model = actor.get("model")
+        return f"an agent ({escape(model)})" if model else "an agent"
+    name = actor.get("login") or actor.get("name")
+    return escape(name) if name else None
+
+
+def _by(outcome: Outcome) -> str:
+    if outcome.slack_user and _SLACK_USER.match(outcome.slack_user):
+        return f" by <@{outcome.slack_user}>"
+    who = actor_name(outcome.actor)
+    return f" by {who}" if who else ""
+
+
+def _answer(answer: str | None) -> str:
+    if not answer:
+        return ""
+    if answer in ("yes", "no"):
+        return f": {answer.capitalize()}"
+    return f": {clip(escape(answer), 300)}"
+
+
+_MOVED_ON = {
+    AlertKind.QUESTION: "No longer waiting: the run is {state}",
+    AlertKind.APPROVAL: "No longer waiting for approval: the run is {state}",
+    AlertKind.FAILED: "The run is now {state}",
+    AlertKind.CANCELLED: "The run is now {state}",
+    None: "The run is {state}",
+}
+
+
+def outcome_text(outcome: Outcome) -> str:
+    """`Answered *Deploy?* by @ada: Yes`, `Denied by @ada: not during the freeze`, `Retried → new run X`."""
+    verb, by = outcome.verb, _by(outcome)
+    match verb:
+        case OutcomeVerb.ANSWERED:
+            what = f" *{clip(escape(outcome.question), 80)}*" if outcome.question else ""
+            return f"Answered{what}{by}{_answer(outcome.answer)}"
+        case OutcomeVerb.TIMED_OUT:
+            return "Timed out without an answer"
+        case OutcomeVerb.WITHDRAWN:
+            return "Question withdrawn (interrupted)"
+        case OutcomeVerb.APPROVED:
+            return f"Approved{by}"
+        case OutcomeVerb.DENIED:
+            return f"Denied{by}" + (f": {clip(escape(outcome.reason), 300)}" if outcome.reason else "")
+        case OutcomeVerb.RETRIED:
+            return f"Retried{by} → new run {link(outcome.run_url, outcome.run_id or '?')}"
+        case OutcomeVerb.CANCELLED:
+            return f"Cancelled{by}" if by else "Cancelled in Fabro"
+        case OutcomeVerb.CANCEL_REQUESTED:
+            return f"Cancellation requested{by}; Fabro is stopping the run"
+        case OutcomeVerb.SUPERSEDED:
+            return f"Superseded by run `{escape(outcome.run_id or '?')}`"
+        case OutcomeVerb.ARCHIVED:
+            return f"Archived{by}"
+        case OutcomeVerb.MOVED_ON:
+            return _MOVED_ON[outcome.subject].format(state=escape(outcome.state or "unknown"))
+        case OutcomeVerb.NOT_POSTED:
+            return "Not posted: no longer current"
+        case OutcomeVerb.LEGACY:
+            return outcome.text or ""

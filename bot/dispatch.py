@@ -1,0 +1,80 @@
+"""One dispatch from a parsed `/runs` command to its reply, for the slash command and `preview`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, assert_never
+
+from bot.answers import Answerer
+from bot.blocks.replies import help_message, notice, usage_error_message
+from bot.boundary import Failed, attempt
+from bot.query import Help, Parsed, RunLookup, RunQuery, Subscribe, Subscriptions, Unsubscribe, UsageError
+from bot.subscriptions import SubscriptionDesk
+
+__all__ = ["NEEDS_A_CHANNEL", "Caller", "Commands", "Reply"]
+
+NEEDS_A_CHANNEL = "Subscriptions belong to a Slack channel: run `{command} {words}` in the channel itself."
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asked, and where: a Slack user in a channel, or nobody (the CLI's preview)."""
+
+    user_id: str | None = None
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    message: dict[str, Any]
+    public: bool = False  # posted for the whole channel (a change to where alerts go), not only the caller
+    status: str = "ok"  # for /metrics: ok, help, usage_error, fabro_error, not_allowed, error…
+
+
+@dataclass
+class Commands:
+    answerer: Answerer
+    desk: SubscriptionDesk | None = None  # None where there is no channel (the CLI)
+    command: str = "/runs"
+
+    @staticmethod
+    def instant(parsed: Parsed) -> bool:
+        """Answered without Fabro or the store: fast enough for the acknowledgement itself."""
+        return isinstance(parsed, Help | UsageError)
+
+    async def reply(self, parsed: Parsed, caller: Caller) -> Reply:
+        selector = parsed.selector if isinstance(parsed, RunLookup) else None
+        result = await attempt(
+            self._reply(parsed, caller), what=f"{self.command} command", command=self.command, selector=selector
+        )
+        if isinstance(result, Failed):
+            return Reply(result.message, status=result.status)
+        return result
+
+    async def _reply(self, parsed: Parsed, caller: Caller) -> Reply:
+        match parsed:
+            case Help():
+                return Reply(help_message(self.command), status="help")
+            case UsageError():
+                return Reply(usage_error_message(parsed, self.command), status="usage_error")
+            case RunQuery():
+                return Reply(await self.answerer.listing(parsed))
+            case RunLookup():
+                return Reply(await self.answerer.detail(parsed))
+            case Subscribe() | Subscriptions() | Unsubscribe():
+                return await self._subscriptions(parsed, caller)
+            case _:
+                assert_never(parsed)
+
+    async def _subscriptions(self, parsed: Subscribe | Subscriptions | Unsubscribe, caller: Caller) -> Reply:
+        if self.desk is None or caller.channel is None or caller.user_id is None:
+            words = {Subscribe: "subscribe", Subscriptions: "subscriptions", Unsubscribe: "unsubscribe"}[type(parsed)]
+            return Reply(notice(NEEDS_A_CHANNEL.format(command=self.command, words=words)))
+        match parsed:
+            case Subscribe():
+                reply = await self.desk.subscribe(parsed, channel=caller.channel, user_id=caller.user_id)
+            case Unsubscribe():
+                reply = await self.desk.unsubscribe(parsed, channel=caller.channel, user_id=caller.user_id)
+            case Subscriptions():
+                reply = await self.desk.list(channel=caller.channel)
+        return Reply(reply.message, public=reply.public)

@@ -1,0 +1,155 @@
+"""The durable keys and closed sets the bot stores and routes on: built and taken apart only here.  [pure]
+
+    AlertKey   what a channel alert is about: `failed:<run>`, `question:<run>:<question>`,
+               `approval:<run>`, `cancelled:<run>`
+    ActionKey  what may happen only once: `answer:<run>:<question>`, `decide:<run>` (approve
+               or deny), `retry:<run>`, `cancel:<run>`
+
+Both are stored as text and come back from the database (and, for digests, from Slack's
+message metadata), so `parse` returns None for anything malformed instead of raising.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+__all__ = [
+    "ActionKey",
+    "ActionScope",
+    "ActionState",
+    "AlertKey",
+    "AlertKind",
+    "Verb",
+]
+
+_RUN_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
+_QUESTION_ID = re.compile(r"^\S{1,150}$")
+
+
+class AlertKind(enum.StrEnum):
+    FAILED = "failed"
+    QUESTION = "question"
+    APPROVAL = "approval"
+    CANCELLED = "cancelled"
+
+
+class Verb(enum.StrEnum):
+    """Everything a person can do to a run from Slack."""
+
+    ANSWER = "answer"
+    APPROVE = "approve"
+    DENY = "deny"
+    RETRY = "retry"
+    CANCEL = "cancel"
+
+
+class ActionState(enum.StrEnum):
+    PENDING = "pending"  # recorded, being sent: nobody else may do the same thing now
+    DONE = "done"  # Fabro did it
+    FAILED = "failed"  # Fabro refused or could not be reached: may be tried again
+    REFUSED = "refused"  # the run had moved on before it was sent: may be tried again
+
+
+class ActionScope(enum.StrEnum):
+    """What an action uses up: approve and deny share one decision."""
+
+    ANSWER = "answer"
+    DECIDE = "decide"
+    RETRY = "retry"
+    CANCEL = "cancel"
+
+
+_SCOPE_OF = {
+    Verb.ANSWER: ActionScope.ANSWER,
+    Verb.APPROVE: ActionScope.DECIDE,
+    Verb.DENY: ActionScope.DECIDE,
+    Verb.RETRY: ActionScope.RETRY,
+    Verb.CANCEL: ActionScope.CANCEL,
+}
+# The alert an action settles once it is done (cancelling settles no alert of its own).
+_ALERT_OF = {
+    ActionScope.ANSWER: AlertKind.QUESTION,
+    ActionScope.DECIDE: AlertKind.APPROVAL,
+    ActionScope.RETRY: AlertKind.FAILED,
+}
+
+
+def _split(text: str | None, kinds: type[enum.StrEnum]) -> tuple[str, str, str | None] | None:
+    if not text:
+        return None
+    kind, _, rest = text.partition(":")
+    run_id, _, question_id = rest.partition(":")
+    if kind not in kinds.__members__.values() or not _RUN_ID.match(run_id):
+        return None
+    if question_id and not _QUESTION_ID.match(question_id):
+        return None
+    return kind, run_id, question_id or None
+
+
+@dataclass(frozen=True, order=True)
+class AlertKey:
+    kind: AlertKind
+    run_id: str
+    question_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.kind is AlertKind.QUESTION) != (self.question_id is not None):
+            raise ValueError("a question alert, and only a question alert, names its question")
+
+    def encode(self) -> str:
+        return f"{self.kind}:{self.run_id}" + (f":{self.question_id}" if self.question_id else "")
+
+    def __str__(self) -> str:
+        return self.encode()
+
+    @classmethod
+    def parse(cls, text: str | None) -> AlertKey | None:
+        parts = _split(text, AlertKind)
+        if parts is None:
+            return None
+        kind, run_id, question_id = parts
+        try:
+            return cls(AlertKind(kind), run_id, question_id)
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class ActionKey:
+    scope: ActionScope
+    run_id: str
+    question_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.scope is ActionScope.ANSWER) != (self.question_id is not None):
+            raise ValueError("an answer, and only an answer, names its question")
+
+    @classmethod
+    def of(cls, verb: Verb, run_id: str, question_id: str | None = None) -> ActionKey:
+        scope = _SCOPE_OF[verb]
+        return cls(scope, run_id, question_id if scope is ActionScope.ANSWER else None)
+
+    def encode(self) -> str:
+        return f"{self.scope}:{self.run_id}" + (f":{self.question_id}" if self.question_id else "")
+
+    def __str__(self) -> str:
+        return self.encode()
+
+    @classmethod
+    def parse(cls, text: str | None) -> ActionKey | None:
+        parts = _split(text, ActionScope)
+        if parts is None:
+            return None
+        scope, run_id, question_id = parts
+        try:
+            return cls(ActionScope(scope), run_id, question_id)
+        except ValueError:
+            return None
+
+    @property
+    def alert(self) -> AlertKey | None:
+        """The alert this action settles: answer → its question, decide → the approval, retry → the failure."""
+        kind = _ALERT_OF.get(self.scope)
+        return AlertKey(kind, self.run_id, self.question_id) if kind is not None else None
