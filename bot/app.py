@@ -18,9 +18,10 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -41,6 +42,8 @@ from bot.fabro.client import FabroClient
 from bot.leader import Leadership, leadership_for
 from bot.listeners import buttons, steer
 from bot.listeners import commands as commands_listener
+from bot.listeners.http import SlackGate
+from bot.listeners.payloads import payload_problem
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.permissions import Allowlist, parse_allowlist
 from bot.steering import Steering
@@ -134,15 +137,17 @@ def build_bolt_app(
     allowed = response_url_check(settings.slack_api_url)
 
     @app.middleware
-    async def only_slack_response_urls(
-        body: dict[str, Any],
-        next: Callable[[], Awaitable[None]],
-    ) -> None:
-        url = body.get("response_url") if isinstance(body, dict) else None
-        if url is not None and not (isinstance(url, str) and allowed(url)):
-            log.warning("dropped a request whose response_url is not Slack's")
-            return
+    async def well_formed(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> BoltResponse | None:
+        """Socket Mode's payloads take this check here (HTTP ones took it at the door, in SlackGate)."""
+        problem = payload_problem(body)
+        url = body.get("response_url") if problem is None else None
+        if problem is None and url is not None and not allowed(url):
+            problem = "its response_url is not Slack's"
+        if problem is not None:
+            log.warning("dropped a request: %s", problem)
+            return BoltResponse(status=400, body="")
         await next()
+        return None
 
     @app.error
     async def on_error(error: Exception) -> None:
@@ -257,9 +262,15 @@ class Bot:
         """Slack's requests and the probes, for HTTP mode."""
         application = web.Application()
 
+        gate = SlackGate(
+            self.settings.slack_signing_secret.get_secret_value() if self.settings.slack_signing_secret else ""
+        )
+
         async def slack_events(request: web.Request) -> web.Response:
-            bolt_request = await to_bolt_request(request)
-            return await to_aiohttp_response(await self.bolt.async_dispatch(bolt_request))
+            admitted = await gate.admit(request)
+            if isinstance(admitted, web.Response):
+                return admitted
+            return await to_aiohttp_response(await self.bolt.async_dispatch(admitted))
 
         application.add_routes([web.post(SLACK_EVENTS_PATH, slack_events), *self.probes()])
         return application

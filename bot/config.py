@@ -14,6 +14,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.redact import redact
+
 __all__ = ["ConfigError", "Settings", "configure_logging", "describe_error", "load_settings"]
 
 Purpose = Literal["run", "check", "preview"]
@@ -262,10 +264,12 @@ class _Redacting(logging.Formatter):
         self._secrets = [s for s in secrets if len(s) >= 6]
 
     def format(self, record: logging.LogRecord) -> str:
-        line = self._inner.format(record)
-        for secret in self._secrets:
-            line = line.replace(secret, "[redacted]")
-        return line
+        message = record.getMessage()
+        if "\n" in message or "\r" in message:
+            # A value from outside must never start a line of its own (a forged log entry).
+            flat = message.replace("\r", "\\r").replace("\n", "\\n")
+            record = logging.makeLogRecord({**record.__dict__, "msg": flat, "args": None})
+        return redact(self._inner.format(record), self._secrets)
 
 
 class _JsonFormatter(logging.Formatter):

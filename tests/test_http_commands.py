@@ -143,7 +143,7 @@ async def test_a_response_url_off_slacks_hosts_is_never_posted_to_and_the_bot_ke
     body = body.replace("response_url=http", "response_url=http%3A%2F%2F127.0.0.1%3A9%2Fgone&x=http")
     status, _ = await user.post(body)
     assert status != 500
-    assert "dropped a request whose response_url is not Slack's" in caplog.text
+    assert "dropped a request: its response_url is not Slack's" in caplog.text
     assert not fabro.calls("/api/v1/runs")  # nothing was done for it
     _, _, response_url = await user.command("failed")
     assert "Second try" in json.dumps((await user.reply(response_url))["blocks"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["first_action", "obj", "picked", "text", "user_of", "view_input", "where_clicked"]
+__all__ = ["first_action", "obj", "payload_problem", "picked", "text", "user_of", "view_input", "where_clicked"]
 
 _CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 _TS = re.compile(r"^\d{1,12}\.\d{1,9}$")
@@ -58,3 +58,46 @@ def picked(body: dict[str, Any], block_id: str | None) -> list[str]:
                 o["value"] for o in options if isinstance(o, dict) and isinstance(o.get("value"), str) and o["value"]
             ]
     return []
+
+
+_OBJECTS = ("user", "team", "channel", "container", "view", "message", "event", "state", "enterprise")
+_TEXTS = ("type", "response_url", "trigger_id", "token", "api_app_id", "callback_id", "event_id")
+_ACTION_TEXTS = ("action_id", "block_id", "value", "type", "action_ts")
+_VIEW_TEXTS = ("callback_id", "private_metadata", "id", "type", "hash")
+_EVENT_TEXTS = ("type", "user", "channel", "text", "ts", "thread_ts", "event_ts")
+
+
+def _wrong(value: Any, kinds: tuple[type, ...]) -> bool:
+    return value is not None and not isinstance(value, kinds)
+
+
+def payload_problem(body: Any) -> str | None:
+    """Why a payload (already verified as Slack's) cannot be read, or None when its shape is sound.
+
+    Checks every field that Bolt or the listeners read, before either of them does.
+    """
+    if not isinstance(body, dict):
+        return f"the payload is a {type(body).__name__}, not an object"
+    for name in _OBJECTS:
+        if _wrong(body.get(name), (dict,)):
+            return f"`{name}` is not an object"
+    for name in _TEXTS:
+        if _wrong(body.get(name), (str,)):
+            return f"`{name}` is not text"
+    actions = body.get("actions")
+    if _wrong(actions, (list,)):
+        return "`actions` is not a list"
+    for action in actions or []:
+        if not isinstance(action, dict):
+            return "an action is not an object"
+        if any(_wrong(action.get(name), (str,)) for name in _ACTION_TEXTS):
+            return "an action's ids or value are not text"
+        if _wrong(action.get("selected_option"), (dict,)) or _wrong(action.get("selected_options"), (list,)):
+            return "an action's selection has the wrong shape"
+    view = obj(body.get("view"))
+    if any(_wrong(view.get(name), (str,)) for name in _VIEW_TEXTS) or _wrong(view.get("state"), (dict,)):
+        return "the view has the wrong shape"
+    event = obj(body.get("event"))
+    if any(_wrong(event.get(name), (str,)) for name in _EVENT_TEXTS):
+        return "the event has the wrong shape"
+    return None
