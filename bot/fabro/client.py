@@ -11,11 +11,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from bot.fabro.errors import (
     FabroConflict,
@@ -24,6 +24,7 @@ from bot.fabro.errors import (
     FabroRejected,
     FabroUnauthorized,
     FabroUnavailable,
+    FabroUnreadable,
 )
 from bot.fabro.filters import RunFilter
 from bot.fabro.models import (
@@ -65,8 +66,12 @@ class FabroClient:
         retries: int = 2,
         transport: httpx.AsyncBaseTransport | None = None,
         observer: Callable[[str, str, int | None], None] | None = None,
+        max_response_bytes: int = 32 * 1024 * 1024,
+        max_event_bytes: int = 1024 * 1024,
     ) -> None:
         self.timeout = timeout
+        self.max_response_bytes = max_response_bytes
+        self.max_event_bytes = max_event_bytes
         self.observer = observer
         self.recent: list[bool] = []  # whether the last few calls reached Fabro (for readiness)
         self.connect_timeout = min(connect_timeout, timeout)
@@ -94,13 +99,15 @@ class FabroClient:
 
     async def list_runs(self, listing: RunFilter) -> RunList:
         body = await self._json("GET", "/runs", params=listing.params())
-        return _parse_run_list(body)
+        return self._read(lambda: _parse_run_list(body))
 
     async def get_run(self, run_id: str) -> Run:
-        return Run.model_validate(await self._json("GET", f"/runs/{_segment(run_id)}"))
+        body = await self._json("GET", f"/runs/{_segment(run_id)}")
+        return self._read(lambda: _one(Run, body, "a run"))
 
     async def resolve_run(self, selector: str) -> Run:
-        return Run.model_validate(await self._json("GET", "/runs/resolve", params=[("selector", selector)]))
+        body = await self._json("GET", "/runs/resolve", params=[("selector", selector)])
+        return self._read(lambda: _one(Run, body, "a run"))
 
     async def find_run(self, selector: str) -> Run:
         """A full run id is fetched directly; anything shorter is resolved as a prefix."""
@@ -114,7 +121,7 @@ class FabroClient:
             f"/runs/{_segment(run_id)}/events",
             params=[("order", "desc"), ("limit", str(limit))],
         )
-        return [RunEvent.model_validate(e) for e in _data(body) if isinstance(e, dict)]
+        return self._read(lambda: _many(RunEvent, body, "events"))
 
     async def latest_failure(self, run_id: str) -> Failure | None:
         """The failure of the run's latest `run.failed` event (Fabro leaves `lifecycle.error` null)."""
@@ -125,7 +132,7 @@ class FabroClient:
 
     async def list_questions(self, run_id: str) -> list[Question]:
         body = await self._json("GET", f"/runs/{_segment(run_id)}/questions")
-        return [Question.model_validate(q) for q in _data(body) if isinstance(q, dict)]
+        return self._read(lambda: _many(Question, body, "questions"))
 
     async def health(self) -> None:
         """`GET /health` (no token needed): raises unless the server answers 2xx."""
@@ -144,20 +151,25 @@ class FabroClient:
         await self._json("POST", f"/runs/{_segment(run_id)}/questions/{_segment(question_id)}/answer", body=answer)
 
     async def approve(self, run_id: str) -> Run:
-        return Run.model_validate(await self._json("POST", f"/runs/{_segment(run_id)}/approve", body={}))
+        return await self._post_run(f"/runs/{_segment(run_id)}/approve", {}, "the approved run")
 
     async def deny(self, run_id: str, reason: str | None = None) -> Run:
-        body = {"reason": reason} if reason else {}
-        return Run.model_validate(await self._json("POST", f"/runs/{_segment(run_id)}/deny", body=body))
+        return await self._post_run(
+            f"/runs/{_segment(run_id)}/deny", {"reason": reason} if reason else {}, "the denied run"
+        )
 
     async def cancel(self, run_id: str) -> tuple[Run, bool]:
         """The run, and whether the cancel is done (200) rather than requested and converging (202)."""
         response = await self._send("POST", f"/runs/{_segment(run_id)}/cancel", body={})
-        return Run.model_validate(_decode(response)), response.status_code != 202
+        return self._read(lambda: _one(Run, _decode(response), "the cancelled run")), response.status_code != 202
 
     async def retry(self, run_id: str) -> Run:
         """The NEW run (201), whose `retried_from` is `run_id`."""
-        return Run.model_validate(await self._json("POST", f"/runs/{_segment(run_id)}/retry", body={}))
+        return await self._post_run(f"/runs/{_segment(run_id)}/retry", {}, "the new run")
+
+    async def _post_run(self, path: str, body: dict[str, Any], what: str) -> Run:
+        answer = await self._json("POST", path, body=body)
+        return self._read(lambda: _one(Run, answer, what))
 
     # -- the live event stream -------------------------------------------------------
 
@@ -178,8 +190,8 @@ class FabroClient:
                 if response.status_code >= 400:
                     await response.aread()
                     raise self._scrubbed(error_from_response(response, fallback_request_id=request_id))
-                yield _sse_events(response)
-        except httpx.TransportError as exc:
+                yield self._sse_events(response, request_id)
+        except httpx.HTTPError as exc:
             self._observe("GET", "/attach", None)
             raise FabroUnavailable(
                 f"The event stream broke ({type(exc).__name__}).", request_id=request_id, ours=True
@@ -195,7 +207,8 @@ class FabroClient:
         params: Sequence[tuple[str, str]] | None = None,
         body: Any = None,
     ) -> Any:
-        return _decode(await self._send(method, path, params=params, body=body))
+        response = await self._send(method, path, params=params, body=body)
+        return self._read(lambda: _decode(response))
 
     async def _send(
         self,
@@ -217,7 +230,7 @@ class FabroClient:
             started = time.perf_counter()
             try:
                 async with asyncio.timeout(remaining):
-                    response = await self._http.request(
+                    request = self._http.build_request(
                         method,
                         path,
                         params=tuple(params) if params is not None else None,
@@ -226,6 +239,7 @@ class FabroClient:
                         | ({"Content-Type": "application/json"} if body is not None else {}),
                         timeout=httpx.Timeout(remaining, connect=min(self.connect_timeout, remaining)),
                     )
+                    response = await self._capped(await self._http.send(request, stream=True), request_id)
             except (TimeoutError, httpx.TimeoutException) as exc:
                 # INFO: the caller decides how bad it is and says so once (a user reply, a skipped cycle).
                 log.info("fabro %s %s timed out request_id=%s", method, path, request_id)
@@ -257,6 +271,14 @@ class FabroClient:
                 elapsed_ms,
                 rid,
             )
+            if 300 <= response.status_code < 400:
+                # Not followed: an API answering with a redirect is a login page or a wrong URL.
+                self._observe(method, path, None)
+                raise FabroUnavailable(
+                    f"Fabro answered {response.status_code} (a redirect): check that FABRO_API_URL is the API server.",
+                    status=response.status_code,
+                    request_id=rid,
+                )
             if response.status_code < 400:
                 return response
             if idempotent and response.status_code in _RETRYABLE_STATUS and attempt < self.retries:
@@ -272,11 +294,70 @@ class FabroClient:
                 continue
             raise self._scrubbed(error_from_response(response, fallback_request_id=request_id))
 
+    async def _capped(self, response: httpx.Response, request_id: str) -> httpx.Response:
+        """The whole response, read into memory only up to FABRO_MAX_RESPONSE_BYTES."""
+        limit = self.max_response_bytes
+        try:
+            declared = int(response.headers.get("content-length") or 0)
+            if declared > limit:
+                raise FabroUnreadable(
+                    f"Fabro's answer is {declared} bytes, over FABRO_MAX_RESPONSE_BYTES ({limit}).",
+                    status=response.status_code,
+                    request_id=response.headers.get("x-request-id") or request_id,
+                )
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > limit:
+                    raise FabroUnreadable(
+                        f"Fabro's answer is over FABRO_MAX_RESPONSE_BYTES ({limit} bytes).",
+                        status=response.status_code,
+                        request_id=response.headers.get("x-request-id") or request_id,
+                    )
+        except httpx.DecodingError as exc:
+            raise FabroUnreadable(
+                "Fabro's answer could not be decoded.", status=response.status_code, request_id=request_id, ours=True
+            ) from exc
+        finally:
+            await response.aclose()
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-encoding", "content-length")}
+        return httpx.Response(response.status_code, headers=headers, content=bytes(body), request=response.request)
+
     def _scrubbed(self, error: FabroError) -> FabroError:
         """Fabro's (or a proxy's) words may echo the request: never let them carry a credential."""
         error.detail = redact(error.detail, [self._token])
         error.args = (error.detail,)
         return error
+
+    async def _sse_events(self, response: httpx.Response, request_id: str) -> AsyncIterator[RunEvent]:
+        """Server-sent events: `data:` lines up to a blank line make one frame; other fields are ignored."""
+        data: list[str] = []
+        try:
+            async for line in _lines(response.aiter_bytes(), self.max_event_bytes):
+                if line.startswith("data:"):
+                    data.append(line[5:].removeprefix(" "))
+                    continue
+                if line.strip() or not data:
+                    continue
+                frame, data = "\n".join(data), []
+                try:
+                    envelope = json.loads(frame)
+                    if isinstance(envelope, dict):
+                        yield RunEvent.model_validate(envelope)
+                except (ValueError, ValidationError):
+                    log.debug("skipped an event stream frame that is not an event")
+        except httpx.HTTPError as exc:  # a broken connection, or a body that does not decode (bad gzip)
+            raise FabroUnavailable(
+                f"The event stream broke ({type(exc).__name__}).", request_id=request_id, ours=True
+            ) from exc
+
+    def _read(self, parse: Callable[[], T]) -> T:
+        """Parse an answer; one that is not what the API documents counts against Fabro's health."""
+        try:
+            return parse()
+        except FabroUnreadable:
+            self.recent = [*self.recent[-4:], False]
+            raise
 
     def _observe(self, method: str, path: str, status: int | None) -> None:
         """Record one call: reached Fabro (any HTTP answer below 500) or not, for readiness and metrics."""
@@ -317,22 +398,55 @@ def _route(path: str) -> str:
     return _QUESTION_ID.sub("/questions/{qid}", _RUN_ID.sub("/runs/{id}", path))
 
 
-async def _sse_events(response: httpx.Response) -> AsyncIterator[RunEvent]:
-    """Server-sent events: `data:` lines up to a blank line make one frame; other fields are ignored."""
-    data: list[str] = []
-    async for line in response.aiter_lines():
-        if line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
-            continue
-        if line.strip() or not data:
-            continue
-        frame, data = "\n".join(data), []
+async def _lines(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[str]:
+    """Lines of a byte stream, none longer than `limit` bytes (a longer one is a Fabro error)."""
+    buffer = b""
+    async for chunk in chunks:
+        buffer += chunk
+        while (end := buffer.find(b"\n")) != -1:
+            line, buffer = buffer[:end], buffer[end + 1 :]
+            yield line.rstrip(b"\r").decode("utf-8", errors="replace")
+        if len(buffer) > limit:
+            raise FabroUnreadable(f"An event stream line was longer than {limit} bytes (FABRO_MAX_EVENT_BYTES).")
+    if buffer:
+        yield buffer.decode("utf-8", errors="replace")
+
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+
+def _one(model: type[M], body: Any, what: str) -> M:
+    """One object as the API documents it, or a Fabro error saying it was not."""
+    if not isinstance(body, dict):
+        raise FabroUnreadable(f"Fabro answered without {what} (got {_shape(body)}).")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        fields = ", ".join(sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]}))
+        raise FabroUnreadable(f"Fabro sent {what} that cannot be read ({fields}).") from exc
+
+
+def _many(model: type[M], body: Any, what: str) -> list[M]:
+    """A `{"data": [...]}` list; an item that cannot be read costs itself only, with a WARNING."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise FabroUnreadable(f"Fabro answered without a list of {what} (got {_shape(body)}).")
+    items: list[M] = []
+    for item in body["data"]:
         try:
-            envelope = json.loads(frame)
-            if isinstance(envelope, dict):
-                yield RunEvent.model_validate(envelope)
-        except (ValueError, ValidationError):
-            log.debug("skipped an event stream frame that is not an event")
+            items.append(model.model_validate(item))
+        except ValidationError:
+            ident = item.get("id") if isinstance(item, dict) else None
+            log.warning("skipped one of the %s Fabro sent that cannot be read (id %r)", what, ident)
+    return items
+
+
+def _shape(body: Any) -> str:
+    if body is None:
+        return "an empty answer"
+    if isinstance(body, dict):
+        return "an object without `data`" if "data" not in body else "an object whose `data` is not a list"
+    return f"a {type(body).__name__}"
 
 
 def _decode(response: httpx.Response) -> Any:
@@ -341,7 +455,7 @@ def _decode(response: httpx.Response) -> Any:
     try:
         return response.json()
     except ValueError as exc:
-        raise FabroUnavailable(
+        raise FabroUnreadable(
             "Fabro answered with something that is not JSON.",
             status=response.status_code,
             request_id=response.headers.get("x-request-id"),
@@ -398,22 +512,20 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def _data(body: Any) -> list[Any]:
-    data = body.get("data") if isinstance(body, dict) else None
-    return data if isinstance(data, list) else []
-
-
 def _parse_run_list(body: Any) -> RunList:
     """Parse run by run, so one malformed item costs one card, not the whole listing."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise FabroUnreadable(f"Fabro answered without a list of runs (got {_shape(body)}).")
     runs: list[Run] = []
     unreadable = 0
-    for item in _data(body):
+    for item in body["data"]:
         try:
             runs.append(Run.model_validate(item))
         except ValidationError:
             unreadable += 1
-            log.warning("skipped a run Fabro sent that is not shaped like a run")
-    meta = body.get("meta") if isinstance(body, dict) else None
+            ident = item.get("id") if isinstance(item, dict) else None
+            log.warning("skipped a run Fabro sent that cannot be read (id %r)", ident)
+    meta = body.get("meta")
     return RunList(
         data=runs,
         meta=ListMeta.model_validate(meta if isinstance(meta, dict) else {}),

@@ -1,7 +1,8 @@
 """The errors a Fabro call can end in; each carries what a person needs to trace it.
 
     FabroError                 anything that went wrong talking to Fabro
-    ├── FabroUnavailable       no usable answer: connection refused, timeout, 5xx
+    ├── FabroUnavailable       no usable answer: connection refused, timeout, 5xx, a redirect
+    ├── FabroUnreadable        an answer that is not what the API documents (a login page, `{}`)
     ├── FabroUnauthorized      401/403: the token is missing, wrong or expired
     ├── FabroNotFound          404: no such run (or question)
     └── FabroRejected          400/415/422 and other 4xx: Fabro refused the request
@@ -23,6 +24,7 @@ __all__ = [
     "FabroRejected",
     "FabroUnauthorized",
     "FabroUnavailable",
+    "FabroUnreadable",
 ]
 
 
@@ -83,3 +85,7 @@ class FabroRejected(FabroError):
 
 class FabroConflict(FabroRejected):
     """Fabro refused because the run moved on (409): already answered, not pending, terminal."""
+
+
+class FabroUnreadable(FabroError):
+    """Fabro (or something in front of it) answered, but not with what the API documents."""

@@ -8,10 +8,19 @@ never seen must still render, never crash.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "ACTIVE_BUCKETS",
@@ -64,8 +73,38 @@ _KIND_TO_BUCKET = {
 }
 
 
+log = logging.getLogger(__name__)
+
+
 class _Model(BaseModel):
+    """Reads what it can: a field Fabro sent as null or in a shape this code cannot read falls
+    back to its default, with one WARNING naming the object and the field. Only a missing or
+    unreadable required field (an id) makes the object unreadable."""
+
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _salvage(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if v is not None or _nullable(cls, k)}
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            if not isinstance(data, dict):
+                raise
+            bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+            if any(cls.model_fields[name].is_required() for name in bad if name in cls.model_fields):
+                raise
+            what = f"{cls.__name__} {data.get('id')}" if isinstance(data.get("id"), str) else cls.__name__
+            log.warning("%s from Fabro: ignored unreadable %s", what, ", ".join(sorted(bad)))
+            return handler({k: v for k, v in data.items() if k not in bad})
+
+
+def _nullable(model: type[BaseModel], name: str) -> bool:
+    """Whether a null is a value of the field (its default is None), rather than a missing one."""
+    field = model.model_fields.get(name)
+    return field is None or (not field.is_required() and field.default is None)
 
 
 class RunStatus(_Model):
