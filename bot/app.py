@@ -46,6 +46,7 @@ from bot.listeners.http import SlackGate
 from bot.listeners.payloads import payload_problem
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.permissions import Allowlist, parse_allowlist
+from bot.slackapi import slack_error
 from bot.steering import Steering
 from bot.store import Store, open_store
 from bot.subscriptions import SubscriptionDesk
@@ -71,7 +72,7 @@ class CountingWebClient(AsyncWebClient):
         try:
             response = await super().api_call(api_method, **kwargs)
         except SlackApiError as exc:
-            error = str(exc.response.get("error") or exc.response.status_code)
+            error = slack_error(exc)
             if self.metrics is not None:
                 self.metrics.slack(api_method, error)
             # Slack's own request id lets Slack support find the call.
@@ -195,6 +196,8 @@ class Bot:
             s.fabro_api_token.get_secret_value(),
             timeout=s.fabro_timeout_seconds,
             observer=self.metrics.fabro,
+            max_response_bytes=s.fabro_max_response_bytes,
+            max_event_bytes=s.fabro_max_event_bytes,
         )
         self.store = open_store(s.database_url)
         client = slack_client(s, self.metrics)
@@ -279,19 +282,28 @@ class Bot:
         return web.json_response({"ok": True})
 
     async def _readyz(self, _: web.Request) -> web.Response:
-        checks = {"store": await self._store_ok(), "fabro": self.fabro.reachable, "slack": await self._slack_ok()}
+        """Ready when this replica can serve Slack: the store takes a write and Slack takes the token.
+
+        Fabro's state is reported but never makes the replica unready: during a Fabro outage every
+        person must still get the "Fabro is down" sentence, not a timeout from an emptied pool.
+        """
+        checks = {"store": await self._store_ok(), "slack": await self._slack_ok()}
         ready = all(checks.values())
-        return web.json_response({"ok": ready, "checks": checks}, status=200 if ready else 503)
+        self.metrics.fabro_up.set(1 if self.fabro.reachable else 0)
+        body = {"ok": ready, "checks": {**checks, "fabro": self.fabro.reachable}}
+        return web.json_response(body, status=200 if ready else 503)
 
     async def _metrics(self, _: web.Request) -> web.Response:
+        self.metrics.fabro_up.set(1 if self.fabro.reachable else 0)
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     async def _store_ok(self) -> bool:
         try:
             async with asyncio.timeout(3):
-                await self.store.ping()
+                await self.store.ping(self.clock())
             return True
-        except Exception:  # noqa: BLE001 - any failure means not ready
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready, whatever the backend raised
+            log.warning("readiness: the store did not take a write (%s)", type(exc).__name__)
             return False
 
     async def _slack_ok(self) -> bool:
@@ -304,7 +316,7 @@ class Bot:
                 await self.bolt.client.auth_test()
             ok = True
         except SlackApiError as exc:
-            log.warning("Slack auth.test failed: %s", exc.response.get("error"))
+            log.warning("Slack auth.test failed: %s", slack_error(exc))
             ok = False
         except Exception as exc:  # noqa: BLE001 - reported by /readyz and logged
             log.warning("Slack auth.test failed: %s", type(exc).__name__)

@@ -192,7 +192,8 @@ SCOPES = {
 
 
 def _slack_reason(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if response is not None and hasattr(response, "get"):
-        return str(response.get("error") or response.status_code)
-    return type(exc).__name__
+    from slack_sdk.errors import SlackApiError
+
+    from bot.slackapi import slack_error
+
+    return slack_error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__

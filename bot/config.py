@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     fabro_api_token: SecretStr | None = None
     fabro_web_url: str | None = None
     fabro_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    fabro_max_response_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    fabro_max_event_bytes: int = Field(default=1024 * 1024, ge=1024)
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None

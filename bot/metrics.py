@@ -55,6 +55,9 @@ class Metrics:
             registry=r,
         )
         self.leader = Gauge("fabro_bot_scheduler_leader", "1 while this replica runs the alert scheduler.", registry=r)
+        self.fabro_up = Gauge(
+            "fabro_bot_fabro_reachable", "1 while Fabro answers as its API documents (last five calls).", registry=r
+        )
         self.stream = Gauge(
             "fabro_bot_event_stream_connected", "1 while Fabro's event stream is connected.", registry=r
         )

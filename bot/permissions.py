@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.slackapi import slack_error
+
 __all__ = ["Allowlist", "parse_allowlist"]
 
 log = logging.getLogger(__name__)
@@ -67,7 +69,7 @@ class Allowlist:
                     response = await self.slack.usergroups_users_list(usergroup=group)
                     members = frozenset(response.get("users") or [])
                 except SlackApiError as exc:
-                    log.warning("could not list members of user group %s: %s", group, exc.response.get("error"))
+                    log.warning("could not list members of user group %s: %s", group, slack_error(exc))
                     return cached[1] if cached else frozenset()
             self._groups[group] = (self.clock(), members)
             return members

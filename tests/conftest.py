@@ -252,7 +252,12 @@ class SlackUser:
 
     async def mention(self, text: str, *, channel: str, thread_ts: str, user: str = "U123ADA") -> tuple[int, str]:
         """An Events API `app_mention` in a thread, posted as JSON the way Slack sends events."""
-        body = json.dumps(
+        return await self.post(
+            self.mention_body(text, channel=channel, thread_ts=thread_ts, user=user), content_type="application/json"
+        )
+
+    def mention_body(self, text: str, *, channel: str, thread_ts: str, user: str = "U123ADA") -> str:
+        return json.dumps(
             {
                 "token": "deprecated",
                 "team_id": "T111",
@@ -271,7 +276,6 @@ class SlackUser:
                 },
             }
         )
-        return await self.post(body, content_type="application/json")
 
     async def reply(self, response_url: str, timeout: float = 5.0, index: int = 0) -> dict[str, Any]:
         """The `index`-th message the bot posted to `response_url` (waits for it)."""

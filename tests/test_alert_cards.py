@@ -114,7 +114,7 @@ def test_a_digest_links_only_safe_urls_and_never_lets_a_title_forge_one():
 
 
 def test_a_mixed_digest_counts_each_kind_and_points_at_their_buckets():
-    items = [("failed", Run.model_validate(make_run("failed", title="T" * 90))) for _ in range(60)]
+    items = [("failed", Run.model_validate(make_run("failed", title="T" * 90))) for _ in range(200)]
     items += [
         ("question", Run.model_validate(make_run("blocked"))),
         ("approval", Run.model_validate(make_run("pending"))),
@@ -123,8 +123,28 @@ def test_a_mixed_digest_counts_each_kind_and_points_at_their_buckets():
     assert_sendable(message)
     assert (
         message["blocks"][0]["text"]["text"]
-        == "*62 new alerts* · 60 failed runs, 1 question waiting, 1 approval waiting"
+        == "*202 new alerts* · 200 failed runs, 1 question waiting, 1 approval waiting"
     )
     assert "more: `/runs failed blocked pending`" in str(message["blocks"][-2])
     assert decode_page(message["blocks"][-1]["elements"][0]["value"]).statuses == ("failed", "blocked", "pending")
     assert ":x: `" in message["blocks"][1]["text"]["text"]
+
+
+def test_a_digest_names_every_run_while_the_message_has_room():
+    runs = [
+        Run.model_validate(make_run("failed", title=f"Nightly failure with a long descriptive title {i:02d}"))
+        for i in range(28)
+    ]
+    message = digest_message([(AlertKind.FAILED, r) for r in runs], command="/runs", web_base="https://f", key="d:1")
+    assert_sendable(message)
+    for i in range(28):
+        assert f"title {i:02d}" in str(message["blocks"])
+    assert "more" not in str(message["blocks"])
+
+
+def test_a_huge_digest_overflows_into_and_n_more_within_every_limit():
+    runs = [Run.model_validate(make_run("failed", title="t" * 200)) for _ in range(400)]
+    message = digest_message([(AlertKind.FAILED, r) for r in runs], command="/runs", web_base="https://f", key="d:2")
+    assert_sendable(message)
+    named = str(message["blocks"]).count("• ")
+    assert 28 < named < 400 and f"…and {400 - named} more" in str(message["blocks"])

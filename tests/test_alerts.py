@@ -388,6 +388,50 @@ async def test_subscribe_mistakes_get_a_kind_ephemeral_answer(start_alerts, slac
     assert await bot.store.subscriptions() == []
 
 
+@pytest.mark.parametrize(
+    ("settings", "allowed", "named"),
+    [
+        ({"subscription_allowlist": "U0ROUTER"}, "U0ROUTER", "SUBSCRIPTION_ALLOWLIST"),
+        ({"action_allowlist": "U0ACTOR"}, "U0ACTOR", "ACTION_ALLOWLIST"),
+        ({"subscription_allowlist": "U0ROUTER", "action_allowlist": "U123ADA"}, "U0ROUTER", "SUBSCRIPTION_ALLOWLIST"),
+    ],
+)
+async def test_only_the_allowlist_may_change_where_alerts_go(start_alerts, slack: FakeSlack, settings, allowed, named):
+    bot = await start_alerts(alert_channel=None, **settings)
+    async with aiohttp.ClientSession() as session:
+        user = SlackUser.of(bot, slack, session)
+        _, _, url = await user.command("subscribe failed", channel="C0TEAM", user=allowed)
+        assert (await user.reply(url))["response_type"] == "in_channel"
+        for words in ("subscribe questions", "unsubscribe all"):
+            _, _, url = await user.command(words, channel="C0TEAM", user="U123ADA")
+            reply = await user.reply(url)
+            assert reply["response_type"] == "ephemeral"
+            assert "You are not allowed to change where alerts are posted" in reply["text"] and named in reply["text"]
+        [sub] = await bot.store.subscriptions("C0TEAM")  # nothing changed
+        assert sub.kinds == {"failed"}
+        _, _, url = await user.command("subscriptions", channel="C0TEAM", user="U123ADA")  # listing stays open
+        assert "failed runs" in str((await user.reply(url))["blocks"])
+
+
+async def test_cancellations_are_alerted_only_where_asked_for(start_alerts, fabro: FakeFabro, slack: FakeSlack):
+    bot = await start_alerts(alert_channel="C0DEFAULT")
+    async with aiohttp.ClientSession() as session:
+        user = SlackUser.of(bot, slack, session)
+        _, _, url = await user.command("subscribe cancelled", channel="C0CANCEL")
+        await user.reply(url)
+    await bot.alerter.cycle()
+    run = make_run("running", title="Stopped by hand")
+    fabro.add(run)
+    fabro.fail(run["id"], "Cancelled", reason="cancelled")
+    failure = make_run("running")
+    fabro.add(failure)
+    fabro.fail(failure["id"], reason="budget_exhausted")
+    await bot.alerter.cycle()
+    assert slack.alert_keys("C0CANCEL") == [f"cancelled:{run['id']}"]
+    assert slack.alert_keys("C0DEFAULT") == [f"failed:{failure['id']}"]  # the default kinds: no cancellations
+    assert "Run cancelled: Stopped by hand" in slack.posts("C0CANCEL")[0].text
+
+
 async def test_the_scheduler_runs_cycles_by_itself(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path):
     await start_bot(
         schedule_alerts=True,
@@ -426,7 +470,7 @@ async def test_a_post_whose_answer_is_lost_is_found_in_history_not_posted_twice(
 
 
 async def test_a_digest_that_overflows_shows_the_rest_to_whoever_asks(bot: Bot, fabro: FakeFabro, slack: FakeSlack):
-    runs = [make_run("running", title="T" * 200 + f" {i}") for i in range(60)]
+    runs = [make_run("running", title="T" * 200 + f" {i}") for i in range(150)]
     fabro.add(*runs)
     for run in runs:
         fabro.fail(run["id"])
@@ -445,3 +489,20 @@ async def test_a_digest_that_overflows_shows_the_rest_to_whoever_asks(bot: Bot, 
         reply = await user.reply(url)
     assert reply["replace_original"] is False and reply["response_type"] == "ephemeral"
     assert "Failed runs" in str(reply["blocks"]) and digest.edits == 0
+
+
+async def test_a_proxy_error_page_from_slack_is_an_ordinary_failure_counted_and_retried(
+    bot: Bot, fabro: FakeFabro, slack: FakeSlack
+):
+    run = make_run("running")
+    fabro.add(run)
+    fabro.fail(run["id"])
+    slack.proxy_error["chat.postMessage"] = 502  # an HTML page, not Slack's JSON
+    report = await bot.alerter.cycle()  # the cycle completes: no AttributeError from the metrics
+    assert report.failed == 1 and report.skipped is None
+    assert b'fabro_bot_slack_calls_total{method="chat.postMessage",result="http_502"}' in bot.metrics.render()
+    [alert] = await alerts_in(bot, AlertState.CLAIMED, run)
+    assert alert.last_error == "http_502"
+    await bot.store.delivery_failed(alert.key, CHANNEL, error="x", unposted=True, retry_at=bot.clock())
+    await bot.alerter.cycle()
+    assert slack.alert_keys() == [f"failed:{run['id']}"]

@@ -180,3 +180,12 @@ async def test_python_dash_m_bot_is_the_same_command():
     )
     out, _ = await process.communicate()
     assert process.returncode == 0 and out.decode().startswith("fabro-slack-bot ")
+
+
+async def test_preview_answers_every_command_the_slash_command_answers():
+    for words in ("subscribe failed", "subscriptions", "unsubscribe all"):
+        code, out, err = await run_cli("preview", "--demo", words)
+        assert code == 0, err
+        assert "Subscriptions belong to a Slack channel" in json.loads(out)["text"]
+    code, out, _ = await run_cli("preview", "--demo", "limit:²")
+    assert code == 0 and "`limit` takes a whole number" in out

@@ -40,7 +40,9 @@ async def trap() -> AsyncIterator[list[str]]:
 
 
 def command_body(response_url: str, text: str = "failed") -> str:
-    return urlencode({"command": "/runs", "text": text, "user_id": "U1", "channel_id": "C1", "response_url": response_url})
+    return urlencode(
+        {"command": "/runs", "text": text, "user_id": "U1", "channel_id": "C1", "response_url": response_url}
+    )
 
 
 @pytest.mark.parametrize("timestamp", ["abc", "", "1.5", "9" * 400, "-5", "１２３"])
@@ -133,5 +135,5 @@ async def test_after_all_that_the_bot_still_answers(user: SlackUser, fabro: Fake
         await user.post(urlencode({"payload": payload}))
     async with aiohttp.ClientSession() as session:
         await session.post(user.url, data=b"garbage")
-    status, _, url = await user.command("help")
-    assert status == 200
+    status, ack, _ = await user.command("help")
+    assert status == 200 and "lists and shows Fabro runs" in ack

@@ -96,3 +96,37 @@ async def test_the_stream_can_be_turned_off(start_bot, fabro: FakeFabro, slack: 
     )
     await wait_for(lambda: fabro.calls("/api/v1/runs"), timeout=5)
     assert bot.live is None and fabro.calls("/api/v1/attach") == []
+
+
+async def test_a_stream_whose_body_cannot_be_decoded_is_logged_once_and_reconnected(
+    start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path, caplog
+):
+    bot = await live_bot(start_bot, tmp_path)
+    assert bot.live is not None
+    for _ in range(3):  # gzip promised, garbage sent: every reconnection meets it again
+        fabro.answer_next(
+            200,
+            b"data: not gzip at all\n\n",
+            {"Content-Encoding": "gzip", "Content-Type": "text/event-stream"},
+            path_prefix="/api/v1/attach",
+        )
+    fabro.drop_streams()
+    await wait_for(lambda: not fabro.faults, timeout=15)  # it kept trying, through every broken answer
+    await wait_for(lambda: bot.live.connected and fabro.streams, timeout=15)  # and came back
+    warnings = [
+        r for r in caplog.records if "event stream is unavailable" in r.getMessage() and r.levelname == "WARNING"
+    ]
+    assert len(warnings) == 1 and "DecodingError" in warnings[0].getMessage()
+    run = make_run("running")
+    fabro.add(run)
+    fabro.fail(run["id"])
+    await wait_for(lambda: slack.alert_keys(CHANNEL) == [f"failed:{run['id']}"], timeout=3)
+
+
+async def test_the_connected_gauge_drops_while_the_stream_is_broken(start_bot, fabro: FakeFabro, tmp_path):
+    bot = await live_bot(start_bot, tmp_path)
+    assert bot.live is not None
+    fabro.answer_next(200, b"\x00" * 10, {"Content-Encoding": "gzip"}, path_prefix="/api/v1/attach")
+    fabro.fail_next(503, count=50, path_prefix="/api/v1/attach")
+    fabro.drop_streams()
+    await wait_for(lambda: b"fabro_bot_event_stream_connected 0.0" in bot.metrics.render(), timeout=5)

@@ -43,26 +43,79 @@ async def test_http_mode_serves_health_readiness_and_metrics(start_bot, fabro: F
     assert "fabro_bot_scheduler_leader 1.0" in metrics
 
 
-async def test_readiness_fails_while_fabro_is_unreachable_and_recovers(start_bot, fabro: FakeFabro, slack: FakeSlack):
+async def test_a_fabro_outage_is_reported_but_keeps_the_replica_ready(start_bot, fabro: FakeFabro, slack: FakeSlack):
+    """Behind a load balancer, an unready replica gets no traffic: people would get timeouts
+    instead of the "Fabro is down" sentence. So Fabro's state is reported, not gating."""
     bot = await start_bot(fabro_timeout_seconds=0.5)
     fabro.fail_next(503, count=20)
     async with aiohttp.ClientSession() as session:
         user = SlackUser.of(bot, slack, session)
         for _ in range(2):
-            await user.reply((await user.command("failed"))[2])
-    status, body = await get(f"http://127.0.0.1:{bot.http_port}/readyz")
-    assert status == 503 and json.loads(body)["checks"]["fabro"] is False
+            said = (await user.reply((await user.command("failed"))[2]))["text"]
+            assert said.startswith(("Fabro could not be reached", "Fabro did not answer"))
+    base = f"http://127.0.0.1:{bot.http_port}"
+    status, body = await get(f"{base}/readyz")
+    assert status == 200 and json.loads(body)["checks"] == {"store": True, "slack": True, "fabro": False}
+    assert "fabro_bot_fabro_reachable 0.0" in (await get(f"{base}/metrics"))[1]
     fabro.faults.clear()
     async with aiohttp.ClientSession() as session:
         user = SlackUser.of(bot, slack, session)
         await user.reply((await user.command("failed"))[2])
-    assert (await get(f"http://127.0.0.1:{bot.http_port}/readyz"))[0] == 200
+    assert json.loads((await get(f"{base}/readyz"))[1])["checks"]["fabro"] is True
+    assert "fabro_bot_fabro_reachable 1.0" in (await get(f"{base}/metrics"))[1]
+
+
+async def test_readiness_rechecks_slack_within_30_seconds_of_a_success(start_bot, slack: FakeSlack):
+    bot = await start_bot()
+    now = [1000.0]
+    bot.monotonic = lambda: now[0]
+    base = f"http://127.0.0.1:{bot.http_port}"
+    assert (await get(f"{base}/readyz"))[0] == 200
+    slack.bot_token = "xoxb-revoked-and-replaced"  # the bot's token stops working
+    now[0] += 10
+    assert (await get(f"{base}/readyz"))[0] == 200  # the answer is kept for a while…
+    now[0] += 25
+    status, body = await get(f"{base}/readyz")  # …but never longer than 30 s
+    assert status == 503 and json.loads(body)["checks"]["slack"] is False
+
+
+async def test_a_deleted_database_file_makes_the_replica_unready_with_one_error(
+    start_bot, tmp_path, caplog: pytest.LogCaptureFixture
+):
+    path = tmp_path / "bot.db"
+    bot = await start_bot(database_url=f"sqlite:///{path}")
+    base = f"http://127.0.0.1:{bot.http_port}"
+    assert (await get(f"{base}/readyz"))[0] == 200
+    path.unlink()
+    for _ in range(3):
+        status, body = await get(f"{base}/readyz")
+        assert status == 503 and json.loads(body)["checks"]["store"] is False
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR and "was deleted or replaced" in r.getMessage()]
+    assert len(errors) == 1
+    assert not path.exists()  # nothing was written into a new file behind the bot's back
+
+
+async def test_a_locked_database_makes_the_replica_unready(start_bot, tmp_path):
+    import sqlite3
+
+    path = tmp_path / "bot.db"
+    bot = await start_bot(database_url=f"sqlite:///{path}")
+    base = f"http://127.0.0.1:{bot.http_port}"
+    assert (await get(f"{base}/readyz"))[0] == 200
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        status, body = await get(f"{base}/readyz")  # a read alone would still succeed in WAL mode
+        assert status == 503 and json.loads(body)["checks"]["store"] is False
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
 
 
 async def test_readiness_reports_a_refused_slack_token(start_bot, fabro: FakeFabro, slack: FakeSlack):
     bot = await start_bot(slack_bot_token="xoxb-not-the-right-one")
     status, body = await get(f"http://127.0.0.1:{bot.http_port}/readyz")
-    assert status == 503 and json.loads(body)["checks"] == {"store": True, "fabro": True, "slack": False}
+    assert status == 503 and json.loads(body)["checks"] == {"store": True, "slack": False, "fabro": True}
 
 
 async def test_socket_mode_exposes_the_probes_on_health_port(start_bot, fabro: FakeFabro, slack: FakeSlack):

@@ -196,3 +196,89 @@ def test_every_example_in_the_help_is_valid():
 
     for example, _ in EXAMPLES:
         assert not isinstance(parse(example), UsageError), example
+
+
+# -- for any text at all --------------------------------------------------------------------
+
+import re  # noqa: E402
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from bot.actions import decode_page, encode_page  # noqa: E402
+from bot.blocks.limits import problems  # noqa: E402
+from bot.blocks.replies import usage_error_message  # noqa: E402
+from bot.fabro.models import BUCKETS  # noqa: E402
+from bot.query import MAX_LIMIT, MAX_OFFSET, SORT_KEYS  # noqa: E402
+
+_WORDS = st.sampled_from(
+    [
+        "failed",
+        "blocked",
+        "active",
+        "done",
+        "all",
+        "asc",
+        "desc",
+        "sort:cost",
+        "sort:",
+        "limit:",
+        "page:",
+        "parent:",
+        "limit:²",
+        "page:٣",
+        "limit:0",
+        "limit:101",
+        "page:99999999",
+        "subscribe",
+        "unsubscribe",
+        "²",
+        "01KJ",
+        "help",
+        "status:nope",
+        "parent:01KJW4MG",
+        "label:a=b",
+        "repo:x/y",
+        "cancelled",
+    ]
+)
+_TEXT = st.text(max_size=200) | st.lists(_WORDS | st.text(max_size=12), max_size=8).map(" ".join)
+_DOCUMENTED_PARAMS = {"status", "sort", "direction", "page[limit]", "page[offset]", "parent_id", "include_archived"}
+
+
+@given(_TEXT)
+def test_parsing_any_text_never_raises_and_sends_only_documented_values(text):
+    parsed = parse(text)
+    if isinstance(parsed, RunQuery):
+        assert set(parsed.statuses) <= set(BUCKETS)
+        assert parsed.sort is None or parsed.sort in SORT_KEYS.values()
+        assert parsed.direction in (None, "asc", "desc")
+        assert 1 <= parsed.limit <= MAX_LIMIT and 0 <= parsed.offset <= MAX_OFFSET
+        assert parsed.parent_id is None or re.fullmatch(r"[0-9A-Za-z_-]{1,64}", parsed.parent_id)
+        assert {name for name, _ in parsed.params()} <= _DOCUMENTED_PARAMS
+        assert all(value.isascii() for _, value in parsed.params())
+        assert decode_page(encode_page(parsed)) == parsed
+    elif isinstance(parsed, RunLookup):
+        assert re.fullmatch(r"[0-9A-Za-z_-]{4,64}", parsed.selector)
+    elif isinstance(parsed, UsageError):
+        assert problems(usage_error_message(parsed, "/runs")) == []
+
+
+@pytest.mark.parametrize("text", ["limit:²", "page:²", "unsubscribe ²", "limit:١٠", "page:٣"])
+def test_only_ascii_digits_are_numbers(text):
+    assert isinstance(parse(text), UsageError)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '{"v":1,"o":true,"l":10}',
+        '{"v":1,"o":0,"l":true}',
+        '{"v":1,"o":12345678901234567890,"l":10}',
+        '{"v":1,"o":0,"l":10,"a":"yes"}',
+        '{"v":1,"o":0,"l":10,"s":[true]}',
+        '{"v":1,"o":0,"l":10,"d":1}',
+    ],
+)
+def test_paging_values_with_booleans_or_huge_numbers_are_refused(value):
+    assert decode_page(value) is None

@@ -387,3 +387,77 @@ async def test_answering_from_the_ephemeral_detail_card_through_the_modal_replac
     assert reply["replace_original"] is True
     assert "by <@U123ADA>: Roll back first" in str(reply["blocks"])
     assert desk.posts_to("/answer") == [{"kind": "text", "text": "Roll back first"}]
+
+
+async def test_slack_resending_a_mention_answers_once_and_says_nothing_twice(desk: Desk):
+    run = asking(desk.fabro, question("yes_no"))
+    post = await desk.alert(run)
+    body = desk.user.mention_body("yes", channel=CHANNEL, thread_ts=post.ts)
+    status, _ = await desk.user.post(body, content_type="application/json")
+    assert status == 200
+    await wait_for(lambda: post.edits == 1)
+    retry = {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+    status, _ = await desk.user.post(body, retry, content_type="application/json")
+    assert status == 200
+    await desk.bot.alerter.cycle()  # give anything queued a chance to show
+    assert desk.posts_to("/answer") == [{"kind": "yes"}]
+    assert desk.slack.calls_to("chat.postEphemeral") == []
+
+
+async def test_an_action_whose_answer_cannot_be_read_is_settled_not_locked(desk: Desk):
+    """Fabro created the run but answered {"id": null}: the record is settled, never left pending."""
+    run = make_run("running", title="Flaky")
+    desk.fabro.add(run)
+    desk.fabro.fail(run["id"])
+    post = await desk.alert(run)
+    desk.fabro.answer_next(
+        201, b'{"id": null}', {"Content-Type": "application/json"}, path_prefix=f"/api/v1/runs/{run['id']}/retry"
+    )
+    url = await desk.click(post, "steer:retry")
+    told = (await desk.user.reply(url))["text"]
+    assert "already" not in told and "request id" in told
+    [action] = await desk.bot.store.actions_for_run(run["id"])
+    assert action.state.value == "failed"
+    url = await desk.click(post, "steer:retry", user=BOB)  # not "already retrying": it can be tried again
+    await wait_for(lambda: post.edits == 1)
+    assert len(desk.posts_to("/retry")) == 2 and f"Retried by <@{BOB}>" in str(post.blocks)
+
+
+async def test_cancelling_from_slack_is_no_failure_alert_and_the_cards_say_who(desk: Desk):
+    run = asking(desk.fabro, question("yes_no"), title="Long job")
+    post = await desk.alert(run)
+    card, _ = await _detail_card(desk, run["id"])
+    [block] = [b for b in card["blocks"] if b["type"] == "actions" and b["block_id"].startswith("cancel:")]
+    _, _, url = await desk.user.click({"action_id": "steer:cancel", "value": "cancel"}, block_id=block["block_id"])
+    reply = await desk.user.reply(url)
+    assert f"Cancelled by <@{ADA}>" in str(reply["blocks"])
+    await desk.bot.alerter.cycle()
+    await desk.bot.alerter.cycle()
+    assert desk.slack.alert_keys(CHANNEL) == [f"question:{run['id']}:q-1"]  # no "Run failed" alert
+    assert f"Cancelled by <@{ADA}>" in str(post.blocks)  # the question alert says what happened
+
+
+async def test_a_run_cancelled_in_fabro_is_told_on_its_alert_without_a_name(desk: Desk):
+    run = asking(desk.fabro, question("yes_no"))
+    post = await desk.alert(run)
+    desk.fabro._set_status(run["id"], "failed", reason="cancelled")
+    desk.fabro.questions[run["id"]] = []
+    desk.fabro.runs[run["id"]]["current_question"] = None
+    desk.fabro.emit(run["id"], "run.failed", {"failure": {"reason": "cancelled", "detail": {"message": "Cancelled"}}})
+    await desk.bot.alerter.cycle()
+    assert desk.slack.alert_keys(CHANNEL) == [f"question:{run['id']}:q-1"]
+    assert "Cancelled in Fabro" in str(post.blocks)
+
+
+async def test_denying_from_slack_is_no_failure_alert(desk: Desk):
+    child = make_run("submitted", title="Child")
+    desk.fabro.add(child)
+    desk.fabro.request_approval(child["id"])
+    post = await desk.alert(child)
+    await desk.click(post, "steer:deny")
+    await wait_for(lambda: desk.slack.views)
+    await desk.user.submit_view(desk.slack.views[-1], {"deny_reason": "not during the freeze"})
+    await wait_for(lambda: post.edits == 1)
+    await desk.bot.alerter.cycle()
+    assert desk.slack.alert_keys(CHANNEL) == [f"approval:{child['id']}"]
+    assert f"Denied by <@{ADA}>: not during the freeze" in str(post.blocks)

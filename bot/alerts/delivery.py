@@ -40,6 +40,8 @@ from bot.fabro.models import Run
 from bot.failpoints import crash_point
 from bot.keys import AlertKey, AlertKind
 from bot.outcomes import Outcome, OutcomeVerb
+from bot.slackapi import retry_after as slack_retry_after
+from bot.slackapi import slack_error
 from bot.store.base import Alert, AlertState, Store
 
 __all__ = ["CHANNEL_ERRORS", "CycleReport", "Delivery", "Fresh", "Lease"]
@@ -286,12 +288,12 @@ class Delivery:
                     channel=channel, ts=alert.ts, text=message["text"], blocks=message["blocks"]
                 )
         except SlackApiError as exc:
-            if exc.response.get("error") in ("message_not_found", "cant_update_message", "edit_window_closed"):
+            if slack_error(exc) in ("message_not_found", "cant_update_message", "edit_window_closed"):
                 log.info(
                     "alert %s in %s could not be edited (%s); recorded as resolved",
                     alert.key,
                     channel,
-                    exc.response.get("error"),
+                    slack_error(exc),
                 )
             else:
                 return await self._slack_refused(channel, [alert], exc, report)
@@ -303,7 +305,7 @@ class Delivery:
         return True
 
     async def _slack_refused(self, channel: str, alerts: list[Alert], exc: SlackApiError, report: CycleReport) -> bool:
-        error = str(exc.response.get("error") or "unknown_error")
+        error = slack_error(exc)
         if error in CHANNEL_ERRORS:
             await self._failed(channel, alerts, error, unposted=True, report=report, retry_in=_BROKEN_RETRY)
             if await self.store.mark_broken(channel, error):
@@ -316,7 +318,7 @@ class Delivery:
             self._broken[channel] = error
             return False
         if error == "ratelimited":
-            retry_after = _retry_after(exc)
+            retry_after = slack_retry_after(exc)
             await self._failed(
                 channel, alerts, error, unposted=True, report=report, retry_in=timedelta(seconds=retry_after)
             )
@@ -378,7 +380,7 @@ class Delivery:
                 if not cursor:
                     return found
         except SlackApiError as exc:
-            error = str(exc.response.get("error"))
+            error = slack_error(exc)
             if error in CHANNEL_ERRORS:
                 await self._slack_refused(channel, alerts, exc, CycleReport())
                 return None
@@ -410,9 +412,3 @@ class Delivery:
         if run is None:
             run = self._runs[run_id] = await self.fabro.get_run(run_id)
         return run
-
-
-def _retry_after(exc: SlackApiError) -> int:
-    headers = getattr(exc.response, "headers", None) or {}
-    value = str(headers.get("Retry-After") or headers.get("retry-after") or "")
-    return max(1, int(value)) if value.isascii() and value.isdigit() and len(value) < 6 else 30

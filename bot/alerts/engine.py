@@ -23,7 +23,7 @@ from datetime import datetime
 from bot.alerts.delivery import CycleReport, Delivery, Fresh
 from bot.alerts.rules import DEFAULT_KINDS, Wanted, channels_for, wanted_alerts
 from bot.fabro.client import FabroClient
-from bot.fabro.errors import FabroError, FabroNotFound
+from bot.fabro.errors import FabroError, FabroNotFound, FabroUnreadable
 from bot.fabro.filters import RunFilter
 from bot.fabro.models import Question, Run
 from bot.failpoints import crash_point
@@ -172,7 +172,11 @@ class Alerter:
             # (no extra request): a change within the same instant must not slip through.
             fresh = not mark.has_seen(run)
             report.changed += fresh
-            await self.reconcile(run, subs, fresh=fresh, report=report)
+            try:
+                await self.reconcile(run, subs, fresh=fresh, report=report)
+            except FabroUnreadable as exc:
+                # What Fabro sent about this run cannot be read: it costs this run, not the cycle.
+                log.warning("run %s left out of this alert cycle: %s (request_id=%s)", run.id, exc, exc.request_id)
         if report.claimed:
             crash_point("alert.claimed")
         if newest != mark:

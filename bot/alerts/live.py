@@ -28,20 +28,18 @@ LIVE_EVENTS = frozenset(
         "run.completed",
         "run.blocked",
         "run.unblocked",
-        "run.pending",
-        "run.approved",
-        "run.denied",
         "run.archived",
         "run.unarchived",
         "run.superseded_by",
         "run.cancel.requested",
-        "run.created",
         "interview.started",
         "interview.completed",
         "interview.timeout",
         "interview.interrupted",
     }
 )
+# Not listed: run.created, run.pending, run.approved and run.denied never reach the global
+# stream (it carries only what the server executes); approvals are found by the poll.
 
 
 @dataclass
@@ -84,26 +82,29 @@ class LiveAlerts:
                 async with self.fabro.attach(idle_timeout=self.idle_timeout) as events:
                     self._set_connected(True)
                     self.connections += 1
-                    failures = 0
                     if self.connections > 1:
                         # Whatever happened while we were away was not replayed: poll for it.
                         self._catching_up = asyncio.create_task(self._catch_up())
                     async for event in events:
+                        failures = 0  # only a stream that delivers counts as recovered
                         if not self.should_listen():
                             break
                         if event.event in LIVE_EVENTS and event.run_id:
                             self._pending[event.run_id] = None
                             self._wake.set()
                 log.info("Fabro's event stream ended; reconnecting")
-            except FabroError as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever ends the stream, it is reconnected; the poll stands in
                 failures += 1
                 # Said once per outage, not at every retry (a Fabro without the stream would flood the log).
                 level = logging.WARNING if failures == 1 else logging.DEBUG
+                request_id = exc.request_id if isinstance(exc, FabroError) else None
                 log.log(
                     level,
-                    "Fabro's event stream is unavailable: %s (request_id=%s); retrying with backoff, polling meanwhile",
+                    "Fabro's event stream is unavailable (%s: %s, request_id=%s); reconnecting with backoff,"
+                    " polling meanwhile",
+                    type(exc).__name__,
                     exc,
-                    exc.request_id,
+                    request_id,
                 )
             self._set_connected(False)
             delay = min(self.backoff_cap, self.backoff_base * 2**failures) * random.uniform(0.5, 1.0)

@@ -9,7 +9,7 @@ from typing import Any
 from bot.actions import SHOW_ACTION, encode_page
 from bot.blocks import kit
 from bot.blocks.controls import approval_controls, question_controls, run_controls
-from bot.blocks.limits import FALLBACK_TEXT
+from bot.blocks.limits import FALLBACK_TEXT, MAX_BLOCKS, TOTAL_BLOCK_TEXT
 from bot.blocks.question import question_text
 from bot.blocks.runs import link_buttons, run_summary
 from bot.blocks.text import clip, escape, link, slack_date
@@ -32,6 +32,9 @@ Message = dict[str, Any]
 ALERT_EVENT_TYPE = "fabro_run_alert"
 _CONTEXT_LIMIT = 1500
 _DIGEST_NAME = 80
+_DIGEST_SECTION = 2800  # characters of names per section
+_DIGEST_SECTIONS = MAX_BLOCKS - 4  # header, "…and N more", Show them all, one spare
+_DIGEST_BUDGET = TOTAL_BLOCK_TEXT - 1000
 
 
 def _title(run: Run) -> str:
@@ -157,27 +160,30 @@ def digest_message(
     kinds = list(dict.fromkeys(kind for kind, _ in items))
     counts = ", ".join(_count(sum(1 for k, _ in items if k == kind), kind) for kind in kinds)
     header = f"*{len(items)} new alerts* · {escape(counts)}" if len(kinds) > 1 else f"*{escape(counts)}*"
-    lines: list[str] = []
-    budget = 2800
+    # Every run is named while the message has room: as many sections as it takes, within
+    # Slack's 50 blocks and the whole message's text budget; "…and N more" only past that.
+    sections: list[list[str]] = [[]]
+    named, total = 0, len(header)
     for kind, run in items:
         # link() drops unsafe URLs and escapes the label; each part is bounded, never the
         # whole line, so a link is never cut in half.
         name = link(run.web_url(web_base), clip(run.title or run.id, _DIGEST_NAME))
         repo = f" · {clip(escape(run.repository.name), _DIGEST_NAME)}" if run.repository.name else ""
-        emoji = _DIGEST_KINDS.get(kind, ("", ":bell:"))[1] + " " if len(kinds) > 1 else ""
+        emoji = _DIGEST_KINDS[kind][1] + " " if len(kinds) > 1 else ""
         line = f"• {emoji}`{escape(run.id[:10])}` {name}{repo}"
-        if sum(len(x) + 1 for x in lines) + len(line) > budget:
+        if sum(len(x) + 1 for x in sections[-1]) + len(line) > _DIGEST_SECTION:
+            if len(sections) == _DIGEST_SECTIONS:
+                break
+            sections.append([])
+        if total + len(line) > _DIGEST_BUDGET:
             break
-        lines.append(line)
-    blocks = [
-        kit.section(header, block_id="digest:header"),
-        kit.section("\n".join(lines) or "—", block_id="digest:runs"),
-    ]
-    if len(lines) < len(items):
+        sections[-1].append(line)
+        named, total = named + 1, total + len(line) + 1
+    blocks = [kit.section(header, block_id="digest:header")]
+    blocks += [kit.section("\n".join(lines) or "—", block_id=f"digest:runs:{i}") for i, lines in enumerate(sections)]
+    if named < len(items):
         buckets = tuple(dict.fromkeys(_DIGEST_KINDS[k][2] for k in kinds if k in _DIGEST_KINDS))
-        blocks.append(
-            kit.context(f"…and {len(items) - len(lines)} more: `{escape(command)} {escape(' '.join(buckets))}`")
-        )
+        blocks.append(kit.context(f"…and {len(items) - named} more: `{escape(command)} {escape(' '.join(buckets))}`"))
         # The same query, one click away, answered to the clicker alone.
         query = RunQuery(statuses=buckets, sort="updated_at", direction="desc", limit=20)
         show = kit.actions(kit.button("Show them all", SHOW_ACTION, value=encode_page(query)), block_id="digest:show")

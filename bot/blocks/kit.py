@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.blocks.limits import BUTTON_TEXT, FIELD_TEXT, HEADER_TEXT, MAX_FIELDS, SECTION_TEXT
+from bot.blocks.limits import BUTTON_TEXT, FIELD_TEXT, HEADER_TEXT, MAX_FIELDS, SECTION_TEXT, TOTAL_BLOCK_TEXT
 from bot.blocks.text import clip, safe_url
 
-__all__ = ["actions", "button", "context", "divider", "header", "mrkdwn", "plain", "section"]
+__all__ = ["actions", "button", "context", "divider", "header", "mrkdwn", "plain", "section", "within_budget"]
 
 Block = dict[str, Any]
 
@@ -88,3 +88,31 @@ def actions(*elements: Block | None, block_id: str | None = None) -> Block | Non
     if block_id:
         block["block_id"] = block_id[:255]
     return block
+
+
+def within_budget(blocks: list[Block], budget: int = TOTAL_BLOCK_TEXT - 500) -> list[Block]:
+    """Shorten the longest section texts until all the blocks' text fits one message's budget.
+
+    Each field is already within its own limit; this keeps their sum under what Slack takes
+    for a whole message, cutting the longest text first (a goal, a failure), never a line of ids.
+    """
+    sections = [b["text"] for b in blocks if b.get("type") == "section" and isinstance(b.get("text"), dict)]
+    excess = _text_size(blocks) - budget
+    while excess > 0 and sections:
+        longest = max(sections, key=lambda t: len(t["text"]))
+        if len(longest["text"]) <= 200:
+            break
+        keep = max(200, len(longest["text"]) - excess)
+        shortened = clip(longest["text"], keep)
+        excess -= len(longest["text"]) - len(shortened)
+        longest["text"] = shortened
+    return blocks
+
+
+def _text_size(blocks: list[Block]) -> int:
+    size = 0
+    for block in blocks:
+        size += len((block.get("text") or {}).get("text", ""))
+        size += sum(len(f.get("text", "")) for f in block.get("fields") or [])
+        size += sum(len(e.get("text", "")) for e in block.get("elements") or [] if isinstance(e.get("text"), str))
+    return size

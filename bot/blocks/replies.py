@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from bot.blocks import kit
+from bot.blocks.limits import FALLBACK_TEXT
 from bot.blocks.outcomes import outcome_text
-from bot.blocks.text import escape, slack_date
+from bot.blocks.text import clip, escape, slack_date
 from bot.errors import ActionFailed, AlreadyActed, BotError, NotAllowed, NotOpened, Refusal, Refused, Unreadable
 from bot.fabro.errors import (
     FabroConflict,
@@ -107,7 +108,7 @@ def usage_error_message(error: UsageError, command: str) -> Message:
     text = escape(error.problem)
     if error.suggestion:
         text += f" Did you mean `{escape(error.suggestion)}`?"
-    return {"text": text, "blocks": blocks}
+    return {"text": clip(text, FALLBACK_TEXT), "blocks": blocks}
 
 
 def request_reference(error: FabroError) -> str:
@@ -184,7 +185,7 @@ def error_message(error: FabroError | BotError, *, command: str = "/runs", selec
 
 
 def notice(text: str, *, icon: str = ":information_source:") -> Message:
-    return {"text": _plain(text), "blocks": [kit.section(f"{icon} {text}", block_id="error")]}
+    return {"text": clip(_plain(text), FALLBACK_TEXT), "blocks": [kit.section(f"{icon} {text}", block_id="error")]}
 
 
 def internal_error_message(reference: str) -> Message:

@@ -305,7 +305,7 @@ def run_detail_message(
     fallback = f"{escape(title)} — {escape(run.status.kind)}"
     if run.status.reason:
         fallback += f" ({escape(run.status.reason)})"
-    return {"text": clip(fallback, FALLBACK_TEXT), "blocks": blocks}
+    return {"text": clip(fallback, FALLBACK_TEXT), "blocks": kit.within_budget(blocks)}
 
 
 def _facts(run: Run, now: datetime) -> list[str]:

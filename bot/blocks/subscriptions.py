@@ -18,7 +18,12 @@ __all__ = [
 
 Message = dict[str, Any]
 
-_KIND_WORDS = {"failed": "failed runs", "questions": "questions", "approvals": "approvals"}
+_KIND_WORDS = {
+    "failed": "failed runs",
+    "questions": "questions",
+    "approvals": "approvals",
+    "cancelled": "cancelled runs",
+}
 BROKEN_FIXES = {
     "not_in_channel": "I am not in this channel: invite me with `/invite @Fabro`.",
     "channel_not_found": "I cannot see this channel (private, or deleted): invite me with `/invite @Fabro`.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import random
@@ -262,6 +263,7 @@ class FabroClient:
 
             elapsed_ms = (time.perf_counter() - started) * 1000
             rid = response.headers.get("x-request-id") or request_id
+            _last_request_id.set(rid)
             self._observe(method, path, response.status_code)
             log.debug(
                 "fabro %s %s -> %s in %.0f ms request_id=%s",
@@ -355,8 +357,10 @@ class FabroClient:
         """Parse an answer; one that is not what the API documents counts against Fabro's health."""
         try:
             return parse()
-        except FabroUnreadable:
+        except FabroUnreadable as exc:
             self.recent = [*self.recent[-4:], False]
+            if exc.request_id is None:
+                exc.request_id = _last_request_id.get()
             raise
 
     def _observe(self, method: str, path: str, status: int | None) -> None:
@@ -367,8 +371,8 @@ class FabroClient:
 
     @property
     def reachable(self) -> bool:
-        """Fabro answered at least one of the last five calls (or none was made yet)."""
-        return not self.recent or any(self.recent)
+        """Fabro's last answer was a usable one (or no call was made yet)."""
+        return not self.recent or self.recent[-1]
 
     async def _backoff(self, attempt: int, deadline: float) -> None:
         delay = min(0.2 * 2 ** (attempt - 1), 2.0) * (0.5 + random.random())
@@ -385,6 +389,8 @@ class FabroClient:
         )
 
 
+# The request id of the last answer in this task: a shape problem found after decoding still names it.
+_last_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("fabro_request_id", default=None)
 _RUN_ID = re.compile(r"/runs/[^/]+")
 _QUESTION_ID = re.compile(r"/questions/[^/]+")
 

@@ -84,7 +84,8 @@ class Action:
 class Store(Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
-    async def ping(self) -> None: ...
+    async def ping(self, now: datetime) -> None:
+        """Raise unless the store takes a write now."""
 
     # alerts
     async def claim_alert(

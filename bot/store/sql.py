@@ -68,8 +68,9 @@ class SQLStore:
     async def _fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
         raise NotImplementedError
 
-    async def ping(self) -> None:
-        await self._fetch("SELECT 1 AS ok")
+    async def ping(self, now: datetime) -> None:
+        """A real write: a locked, read-only or vanished database fails it (a read would not)."""
+        await self.set_mark("health.ping", _iso(now))
 
     # -- alerts ----------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +12,14 @@ from typing import Any, TypeVar
 
 from bot.store.sql import ACTION_OUTCOME, ACTIONS_TABLE, DELIVERY_LEASE, MESSAGE_INDEX, Row, SQLStore, outcomes_as_json
 
-__all__ = ["SQLiteStore"]
+__all__ = ["SQLiteStore", "StoreGone"]
+
+log = logging.getLogger(__name__)
+
+
+class StoreGone(RuntimeError):
+    """The SQLite file the bot opened is no longer at its path."""
+
 
 T = TypeVar("T")
 
@@ -69,9 +77,12 @@ class SQLiteStore(SQLStore):
         self._lock = asyncio.Lock()
         # One thread owns the connection: statements run one at a time, in order, off the loop.
         self._thread: ThreadPoolExecutor | None = None
+        self._identity: tuple[int, int] | None = None
+        self._gone_reported = False
 
     async def open(self) -> None:
         def connect() -> sqlite3.Connection:
+            # Remember which file this is: if it is deleted or replaced, writes must stop.
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
@@ -80,6 +91,7 @@ class SQLiteStore(SQLStore):
             # FULL: a claim is on disk before the post it guards, even if the machine dies.
             db.execute("PRAGMA synchronous=FULL")
             _migrate(db)
+            self._identity = self._file_identity()
             return db
 
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
@@ -131,7 +143,25 @@ class SQLiteStore(SQLStore):
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
             raise RuntimeError("the store is not open")
+        if self._identity is not None and self._file_identity() != self._identity:
+            if not self._gone_reported:
+                self._gone_reported = True
+                log.error(
+                    "the database file %s was deleted or replaced while the bot ran; refusing to write into a"
+                    " deleted file. Restore it and restart the bot",
+                    self.path,
+                )
+            raise StoreGone(f"the database file {self.path} is gone")
         return self._db
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        if self.path == ":memory:":
+            return None
+        try:
+            stat = Path(self.path).stat()
+        except FileNotFoundError:
+            return (-1, -1)
+        return (stat.st_dev, stat.st_ino)
 
 
 def _migrate(db: sqlite3.Connection) -> None:

@@ -100,6 +100,8 @@ class Fault:
     text: str | None = None  # …and this plain-text body (else Fabro's JSON error shape)
     hang: float | None = None  # or sleep this long before answering normally
     path_prefix: str = "/api/v1"
+    raw: bytes | None = None  # or answer `status` with exactly these bytes and `headers`
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -253,6 +255,12 @@ class FakeFabro:
     def fail_next(self, status: int, count: int = 1, *, text: str | None = None, path_prefix: str = "/api/v1") -> None:
         self.faults += [Fault(status=status, text=text, path_prefix=path_prefix) for _ in range(count)]
 
+    def answer_next(
+        self, status: int, raw: bytes, headers: dict[str, str] | None = None, *, path_prefix: str = "/api/v1"
+    ) -> None:
+        """The next matching request gets exactly this answer: a proxy's page, a redirect, a broken body."""
+        self.faults.append(Fault(status=status, raw=raw, headers=headers or {}, path_prefix=path_prefix))
+
     def hang_next(self, seconds: float, count: int = 1, *, path_prefix: str = "/api/v1") -> None:
         self.faults += [Fault(hang=seconds, path_prefix=path_prefix) for _ in range(count)]
 
@@ -319,6 +327,8 @@ class FakeFabro:
             self.faults.remove(fault)
             if fault.hang is not None:
                 await asyncio.sleep(fault.hang)
+            elif fault.raw is not None:
+                return web.Response(status=fault.status or 200, body=fault.raw, headers=fault.headers)
             elif fault.status is not None:
                 return self._error(
                     fault.status, fault.text or "Injected failure.", request_id, plain=fault.text is not None
@@ -418,7 +428,7 @@ class FakeFabro:
         now = datetime.now(UTC)
         # Ties break by id descending in both directions: sort by id first; both later
         # sorts (reverse included) are stable, so equal keys keep that order.
-        runs.sort(key=lambda r: r["id"], reverse=True)
+        runs.sort(key=lambda r: str(r["id"]), reverse=True)
         runs.sort(key=lambda r: self._key(sort, r, now), reverse=direction == "desc")
         page = runs[offset : offset + limit]
         return web.json_response(

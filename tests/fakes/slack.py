@@ -88,6 +88,7 @@ class FakeSlack:
     hang: dict[str, float] = field(default_factory=dict)  # method -> seconds before answering (once)
     slow_reply: dict[str, float] = field(default_factory=dict)  # method -> seconds to wait after acting (once)
     usergroups: dict[str, list[str]] = field(default_factory=dict)  # group id -> member user ids
+    proxy_error: dict[str, int] = field(default_factory=dict)  # method -> status of one HTML page from a proxy
     scopes: tuple[str, ...] = (
         "commands",
         "chat:write",
@@ -166,6 +167,9 @@ class FakeSlack:
             args = {k: v[0] for k, v in parse_qs(raw).items()}
             args.update(request.query)
         self.calls.append(Call(method, args, dict(request.headers)))
+        if method in self.proxy_error:
+            status = self.proxy_error.pop(method)
+            return web.Response(status=status, text="<html><body>Bad gateway</body></html>", content_type="text/html")
         if self.rate_limited.get(method, 0) > 0:
             self.rate_limited[method] -= 1
             return web.json_response(
