@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from bot.blocks.runs import run_detail_message, run_list_message
-from bot.fabro.client import FabroClient
+from bot.fabro.client import ULID_LENGTH, FabroClient
 from bot.fabro.errors import FabroError
 from bot.query import RunLookup, RunQuery
 
@@ -32,6 +32,10 @@ class Answerer:
     command: str = "/runs"
 
     async def listing(self, query: RunQuery) -> Message:
+        if query.parent_id and len(query.parent_id) != ULID_LENGTH:
+            # Fabro's parent_id takes a full run id only: a prefix is resolved first, as /runs <id> does.
+            parent = await self.fabro.find_run(query.parent_id)
+            query = replace(query, parent_id=parent.id)
         page = await self.fabro.list_runs(query)
         return run_list_message(query, page, now=self.clock(), web_base=self.web_base, command=self.command)
 

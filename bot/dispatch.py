@@ -44,6 +44,8 @@ class Commands:
 
     async def reply(self, parsed: Parsed, caller: Caller) -> Reply:
         selector = parsed.selector if isinstance(parsed, RunLookup) else None
+        if isinstance(parsed, RunQuery) and parsed.parent_id:
+            selector = parsed.parent_id  # a prefix that matches no run, or several, is told as /runs <id> tells it
         result = await attempt(
             self._reply(parsed, caller), what=f"{self.command} command", command=self.command, selector=selector
         )

@@ -19,7 +19,7 @@ from typing import Any
 from bot.fabro.models import Run, RunEvent
 from bot.keys import AlertKey, AlertKind
 
-__all__ = ["Outcome", "OutcomeVerb", "outcome_of", "principal", "run_state", "said"]
+__all__ = ["Outcome", "OutcomeVerb", "events_tell", "outcome_of", "principal", "run_state", "said"]
 
 
 class OutcomeVerb(enum.StrEnum):
@@ -146,6 +146,19 @@ def _answer_of(event: RunEvent) -> str | None:
     return answer if isinstance(answer, str) and answer else None
 
 
+def events_tell(keys: list[AlertKey], events: list[RunEvent]) -> bool:
+    """Whether `events` hold what says how each alert's subject ended (who answered, who decided)."""
+    for key in keys:
+        if key.kind is AlertKind.QUESTION and _latest(events, _QUESTION_ENDS, key.question_id) is None:
+            return False
+        if key.kind is AlertKind.APPROVAL and _latest(events, {"run.approved", "run.denied"}) is None:
+            return False
+    return True
+
+
+_QUESTION_ENDS = {"interview.completed", "interview.timeout", "interview.interrupted"}
+
+
 def outcome_of(key: AlertKey, run: Run, events: list[RunEvent]) -> Outcome:
     """Why the alert `key` about `run` no longer needs anyone, from the run and its recent events.
 
@@ -156,7 +169,7 @@ def outcome_of(key: AlertKey, run: Run, events: list[RunEvent]) -> Outcome:
     if cancelled and key.kind in (AlertKind.QUESTION, AlertKind.APPROVAL):
         return Outcome(OutcomeVerb.CANCELLED)
     if key.kind is AlertKind.QUESTION:
-        event = _latest(events, {"interview.completed", "interview.timeout", "interview.interrupted"}, key.question_id)
+        event = _latest(events, _QUESTION_ENDS, key.question_id)
         if event is not None and event.event == "interview.completed":
             return Outcome(OutcomeVerb.ANSWERED, actor=principal(event.actor), answer=_answer_of(event), at=event.ts)
         if event is not None and event.event == "interview.timeout":

@@ -33,7 +33,7 @@ from bot.fabro.errors import FabroConflict, FabroError, FabroUnavailable
 from bot.fabro.models import Question, Run
 from bot.interview import Choice, answer_body
 from bot.keys import ActionKey, ActionState, Verb
-from bot.outcomes import Outcome, OutcomeVerb, outcome_of, run_state, said
+from bot.outcomes import Outcome, OutcomeVerb, events_tell, outcome_of, run_state, said
 from bot.permissions import Allowlist
 from bot.store.base import Action, AlertState, Store
 
@@ -244,7 +244,8 @@ class Steering:
         if key.alert is None:
             return Settled(run, Outcome(OutcomeVerb.MOVED_ON, state=run_state(run)))
         try:
-            events = await self.fabro.recent_events(run.id)
+            alert = key.alert
+            events = await self.fabro.events_back(run.id, lambda found: events_tell([alert], found))
         except FabroError:
             events = []
         return Settled(run, outcome_of(key.alert, run, events))

@@ -7,6 +7,7 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -506,3 +507,49 @@ async def test_a_proxy_error_page_from_slack_is_an_ordinary_failure_counted_and_
     await bot.store.delivery_failed(alert.key, CHANNEL, error="x", unposted=True, retry_at=bot.clock())
     await bot.alerter.cycle()
     assert slack.alert_keys() == [f"failed:{run['id']}"]
+
+
+@pytest.mark.parametrize("newcomer", ["01KD" + "0" * 21 + "1", "01KB" + "0" * 21 + "1"], ids=["above", "between"])
+async def test_runs_changing_in_the_same_millisecond_as_the_mark_are_never_skipped(
+    bot: Bot, fabro: FakeFabro, slack: FakeSlack, newcomer: str
+):
+    """Fabro sorts `updated_at` by the millisecond (ties by id, descending) while its JSON carries
+    nanoseconds: a newcomer in the mark's millisecond must be found in either id order."""
+    await bot.alerter.cycle()
+    second = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+
+    def at(nanos: int) -> str:
+        return second.strftime("%Y-%m-%dT%H:%M:%S.") + f"{nanos:09d}Z"
+
+    def failed_at(run_id: str, nanos: int) -> dict[str, Any]:
+        run = make_run("running", run_id=run_id, title=run_id)
+        fabro.add(run)
+        fabro.fail(run["id"])
+        run["timestamps"]["last_event_at"] = at(nanos)
+        return run
+
+    high = failed_at("01KC" + "0" * 21 + "1", 123_100_000)
+    low = failed_at("01KA" + "0" * 21 + "1", 123_700_000)
+    await bot.alerter.cycle()
+    assert sorted(slack.alert_keys()) == sorted([f"failed:{high['id']}", f"failed:{low['id']}"])
+    late = failed_at(newcomer, 123_900_000)  # later, but in the same millisecond
+    await bot.alerter.cycle()
+    assert f"failed:{late['id']}" in slack.alert_keys()
+    assert len(slack.alert_keys()) == 3  # and nothing twice
+
+
+async def test_who_answered_is_found_even_behind_a_busy_agents_newest_events(
+    bot: Bot, fabro: FakeFabro, slack: FakeSlack
+):
+    run = make_run("running", title="Chatty agent")
+    fabro.add(run)
+    fabro.ask(run["id"], YES_NO)
+    await bot.alerter.cycle()
+    [post] = slack.posts(CHANNEL)
+    fabro.answer(run["id"], "q-deploy", {"kind": "yes"})
+    for i in range(250):  # the agent keeps working: the answer is now far behind the newest 100
+        fabro.emit(run["id"], "agent.message", {"n": i})
+    await bot.alerter.cycle()
+    assert "Answered by grace: Yes" in texts(post)
+    pages = [c for c in fabro.calls(f"/api/v1/runs/{run['id']}/events") if any(k == "before_seq" for k, _ in c.query)]
+    assert 1 <= len(pages) <= 4  # it paged back, and stopped once the answer was found

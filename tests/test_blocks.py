@@ -221,3 +221,50 @@ def test_an_error_message_carries_the_request_id():
     message = error_message(FabroUnavailable("x", request_id="req-42", timed_out_after=10))
     assert message["text"] == "Fabro did not answer in 10 s — request id req-42. Try again in a moment."
     assert_sendable(message)
+
+
+def test_the_detail_card_keeps_within_the_whole_message_budget():
+    from datetime import UTC, datetime
+
+    from bot.blocks.limits import TOTAL_BLOCK_TEXT, problems
+    from bot.blocks.runs import run_detail_message
+    from bot.fabro.models import Failure, Run
+    from tests.fakes.runs import make_run
+
+    raw = make_run("blocked", title="T" * 300)
+    raw["goal"] = "g" * 6000
+    raw["labels"] = {f"label-{i}-" + "k" * 40: "v" * 150 for i in range(40)}
+    raw["current_question"] = {
+        "id": "q",
+        "text": "q" * 6000,
+        "question_type": "freeform",
+        "context_display": "c" * 6000,
+    }
+    failure = Failure(message="m" * 6000, causes=["c" * 400] * 5)
+    message = run_detail_message(Run.model_validate(raw), now=datetime.now(UTC), failure=failure)
+    assert problems(message) == []
+    size = sum(len((b.get("text") or {}).get("text", "")) for b in message["blocks"])
+    assert size < TOTAL_BLOCK_TEXT
+
+
+def test_a_run_without_a_repository_or_with_an_agent_creator_shows_what_fabro_sends():
+    from datetime import UTC, datetime
+
+    from bot.blocks.alerts import failed_alert
+    from bot.blocks.limits import problems
+    from bot.blocks.runs import run_detail_message, run_summary
+    from bot.fabro.models import Run
+    from tests.fakes.runs import make_run
+
+    raw = make_run("failed", title="No repo")
+    raw["repository"] = None
+    raw["created_by"] = {"kind": "agent", "session_id": "ses_1", "model": "claude-opus-<4>"}
+    raw["sandbox"] = {"kind": "failed", "plan": None, "instance": None, "failure": {"message": "x"}}
+    run = Run.model_validate(raw)
+    now = datetime.now(UTC)
+    summary = run_summary(run, now)
+    assert "by an agent (claude-opus-&lt;4&gt;)" in summary and "None" not in summary
+    detail = run_detail_message(run, now=now)
+    assert "*Repository*" not in str(detail["blocks"]) and "*Sandbox*\\nfailed" in str(detail["blocks"])
+    for message in (detail, failed_alert(run, now=now, failure=None, web_base=None)):
+        assert problems(message) == []

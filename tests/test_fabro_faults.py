@@ -147,3 +147,13 @@ async def test_one_malformed_run_in_a_list_costs_one_card():
         page = await c.list_runs(RunFilter())
     assert [r.title for r in page.data] == ["Fine"]
     assert page.unreadable == 2
+
+
+async def test_an_error_page_that_echoes_the_request_never_shows_the_token(user, fabro):
+    echo = f"400 Bad Request: Authorization: Bearer {fabro.token} (sent to /api/v1/runs) xoxb-123456789-abcdef"
+    fabro.fail_next(400, text=echo)
+    _, _, url = await user.command("failed")
+    reply = await user.reply(url)
+    assert "Fabro refused that request" in reply["text"]
+    assert fabro.token not in json.dumps(reply) and "xoxb-123456789" not in json.dumps(reply)
+    assert "[redacted]" in reply["text"]

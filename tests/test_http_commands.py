@@ -147,3 +147,33 @@ async def test_a_response_url_off_slacks_hosts_is_never_posted_to_and_the_bot_ke
     assert not fabro.calls("/api/v1/runs")  # nothing was done for it
     _, _, response_url = await user.command("failed")
     assert "Second try" in json.dumps((await user.reply(response_url))["blocks"])
+
+
+async def test_parent_takes_a_prefix_and_sends_fabro_the_full_id(user, fabro):
+    parent = make_run("running", title="Parent", run_id="01KPARENT" + "0" * 16 + "Z")
+    children = [make_run("running", title=f"Child {i}", parent_id=parent["id"]) for i in range(2)]
+    fabro.add(parent, *children, make_run("running", title="Stranger"))
+    _, _, url = await user.command("parent:01kpar")
+    reply = await user.reply(url)
+    assert "Child 0" in json.dumps(reply) and "Child 1" in json.dumps(reply) and "Stranger" not in json.dumps(reply)
+    [listing] = [c for c in fabro.calls("/api/v1/runs") if any(k == "parent_id" for k, _ in c.query)]
+    assert ("parent_id", parent["id"]) in listing.query  # never a prefix: Fabro answers a plain-text 400
+
+
+async def test_an_unknown_or_ambiguous_parent_prefix_is_told_like_a_run_lookup(user, fabro):
+    fabro.add(make_run("running"), make_run("running"))
+    _, _, url = await user.command("parent:0ZZZZ")
+    assert "No run matches 0ZZZZ." in (await user.reply(url))["text"]
+    common = next(iter(fabro.runs))[:6]
+    _, _, url = await user.command(f"parent:{common}")
+    assert "matches more than one run" in (await user.reply(url))["text"]
+    assert not [c for c in fabro.calls("/api/v1/runs") if any(k == "parent_id" for k, _ in c.query)]
+
+
+async def test_a_prefix_fabro_resolves_by_workflow_name_is_not_taken_for_a_run(user, fabro):
+    """GET /runs/resolve falls back to a workflow name: the run it answers must start with the prefix."""
+    run = make_run("running", title="Named")
+    run["workflow"]["slug"] = "9lives"
+    fabro.add(run)
+    _, _, url = await user.command("9lives")
+    assert "No run matches 9lives." in (await user.reply(url))["text"]

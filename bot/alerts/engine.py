@@ -28,7 +28,7 @@ from bot.fabro.filters import RunFilter
 from bot.fabro.models import Question, Run
 from bot.failpoints import crash_point
 from bot.keys import ActionScope, ActionState, AlertKind
-from bot.outcomes import Outcome, OutcomeVerb, outcome_of
+from bot.outcomes import Outcome, OutcomeVerb, events_tell, outcome_of
 from bot.store.base import AlertState, Store, Subscription
 
 __all__ = ["Alerter", "CycleReport", "Watermark"]
@@ -39,6 +39,16 @@ WATERMARK = "alerts.watermark"
 HISTORY_BEFORE = "alerts.history_before"
 FIRST_PAGE = 20  # an idle cycle reads this many runs and stops
 PAGE = 100  # Fabro's largest page, for catching up
+
+
+def changed_at(run: Run) -> datetime | None:
+    """When Fabro says the run last changed, at the precision it sorts by: milliseconds.
+
+    The JSON carries finer times; comparing those would put two runs that changed in the same
+    millisecond in an order Fabro's listing does not, and the poll could stop before one of them.
+    """
+    when = run.updated_at
+    return when.replace(microsecond=when.microsecond // 1000 * 1000) if when else None
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,7 @@ class Watermark:
 
     def has_seen(self, run: Run) -> bool:
         """True when `run` is at or behind the mark and was handled in that state."""
-        when = run.updated_at
+        when = changed_at(run)
         if self.at is None or when is None:
             return False
         return when < self.at or (when == self.at and run.id in self.ids)
@@ -185,7 +195,7 @@ class Alerter:
     async def _first_start(self, subs: list[Subscription], report: CycleReport) -> None:
         """Failures from before the bot existed are history; questions and approvals still need someone."""
         newest_page = await self.fabro.list_runs(_listing(limit=1))
-        newest = newest_page.data[0].updated_at if newest_page.data else None
+        newest = changed_at(newest_page.data[0]) if newest_page.data else None
         waiting: list[Run] = []
         for bucket in ("blocked", "pending"):
             waiting += await self._whole_bucket(bucket)
@@ -195,7 +205,7 @@ class Alerter:
             await self.reconcile(run, subs, fresh=True, report=report)
         if report.claimed:
             crash_point("alert.claimed")
-        ids = frozenset(r.id for r in newest_page.data if r.updated_at == newest)
+        ids = frozenset(r.id for r in newest_page.data if changed_at(r) == newest)
         await self.store.set_mark(WATERMARK, Watermark(newest, ids).dump())
         log.info(
             "first alert cycle: failures before %s are history and not posted; %d runs are waiting for people",
@@ -229,7 +239,7 @@ class Alerter:
             # was handled, the rest is older (or shares the mark's instant and was handled).
             reached = bool(page.data) and mark.has_seen(page.data[-1])
             for run in page.data:
-                when = run.updated_at
+                when = changed_at(run)
                 if when is None:
                     continue
                 if mark.at is not None and when < mark.at:
@@ -300,7 +310,8 @@ class Alerter:
                 (a.user_id for a in actions if a.key.scope is ActionScope.CANCEL and a.state is ActionState.DONE), None
             )
             stale = [a for a in stale if getattr(ours.get(a.key), "state", None) is not ActionState.PENDING]
-            events = await self.fabro.recent_events(run.id) if stale else []
+            keys = [a.key for a in stale]
+            events = await self.fabro.events_back(run.id, lambda found: events_tell(keys, found)) if stale else []
             for alert in stale:
                 action = ours.get(alert.key)
                 if action is not None and action.state is ActionState.DONE and action.outcome is not None:

@@ -131,7 +131,8 @@ def error_text(error: FabroError, *, command: str = "/runs", selector: str | Non
     if isinstance(error, FabroNotFound) and selector is not None:
         return RUN_NOT_FOUND.format(selector=escape(selector), command=escape(command))
     if isinstance(error, FabroRejected) and selector is not None and error.status == 400:
-        return f"`{escape(selector)}` matches more than one run or is not a run id: {detail}. Use more of the id."
+        why = detail.rstrip(".")
+        return f"`{escape(selector)}` matches more than one run or is not a run id: {why}. Use more of the id."
     return FABRO_REJECTED.format(detail=detail, request_id=request_id)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import json
 import logging
 import random
@@ -111,10 +112,34 @@ class FabroClient:
         return self._read(lambda: _one(Run, body, "a run"))
 
     async def find_run(self, selector: str) -> Run:
-        """A full run id is fetched directly; anything shorter is resolved as a prefix."""
+        """A full run id is fetched directly; anything shorter is resolved as a prefix.
+
+        Fabro's resolver falls back to a workflow name and answers that workflow's newest run:
+        a run whose id does not start with the prefix is not the one asked for.
+        """
         if len(selector) == ULID_LENGTH:
             return await self.get_run(selector.upper())
-        return await self.resolve_run(selector)
+        run = await self.resolve_run(selector)
+        if not run.id.upper().startswith(selector.upper()):
+            raise FabroNotFound(f"No run id starts with {selector!r}.", status=404, request_id=_last_request_id.get())
+        return run
+
+    async def events_back(
+        self, run_id: str, found: Callable[[list[RunEvent]], bool], *, page: int = 100, pages: int = 5
+    ) -> list[RunEvent]:
+        """The run's events, newest first, paging back with `before_seq` until `found` says the
+        events needed are there, or `pages` pages were read (busy agent runs have thousands)."""
+        events: list[RunEvent] = []
+        params = [("order", "desc"), ("limit", str(page))]
+        for _ in range(pages):
+            body = await self._json("GET", f"/runs/{_segment(run_id)}/events", params=params)
+            batch = self._read(functools.partial(_many, RunEvent, body, "events"))
+            events += batch
+            seqs = [e.seq for e in batch if e.seq is not None]
+            if found(events) or len(batch) < page or not seqs or min(seqs) <= 1:
+                break
+            params = [("order", "desc"), ("limit", str(page)), ("before_seq", str(min(seqs)))]
+        return events
 
     async def recent_events(self, run_id: str, *, limit: int = 100) -> list[RunEvent]:
         body = await self._json(

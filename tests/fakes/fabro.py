@@ -472,6 +472,12 @@ class FakeFabro:
         matches = [r for r in self.runs.values() if r["id"].startswith(selector.upper()) or r["id"] == selector]
         rid = request[REQUEST_ID]
         if not matches:
+            # The server falls back to a workflow name, and answers that workflow's newest run.
+            named = [
+                r for r in self.runs.values() if selector in (r["workflow"].get("slug"), r["workflow"].get("name"))
+            ]
+            if named:
+                return web.json_response(max(named, key=lambda r: r["timestamps"]["created_at"]))
             return self._error(404, f"No run matches selector '{selector}'.", rid)
         if len(matches) > 1:
             return self._error(400, f"Selector '{selector}' is ambiguous: {len(matches)} runs match.", rid)
@@ -492,6 +498,10 @@ class FakeFabro:
         if not 1 <= limit <= 1000:
             return self._bad_query("limit out of range")
         events = sorted(self.events.get(run_id, []), key=lambda e: e["seq"], reverse=order == "desc")
+        if "since_seq" in request.query:
+            events = [e for e in events if e["seq"] >= int(request.query["since_seq"])]
+        if "before_seq" in request.query:
+            events = [e for e in events if e["seq"] < int(request.query["before_seq"])]
         return web.json_response({"data": events[:limit], "meta": {"has_more": len(events) > limit}})
 
     async def _attach(self, request: web.Request) -> web.StreamResponse:
