@@ -32,15 +32,21 @@ __all__ = [
     "page_action_id",
     "parse_control_block",
     "resolve_choice",
+    "show_action_id",
     "steer_action_id",
     "steer_verb",
 ]
 
 PAGE_ACTION = re.compile(r"^runs_page:(prev|next)$")
-SHOW_ACTION = "runs_show"  # a listing shown to the clicker alone, leaving the message in place
+SHOW_ACTION = re.compile(r"^runs_show(?::[a-z_]{1,32})?$")  # a listing for the clicker alone, message left in place
 LINK_ACTION = re.compile(r"^runs_link:")
 
 _ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
+
+
+def show_action_id(name: str | None = None) -> str:
+    """`runs_show`, or `runs_show:<name>` where one block holds several (action ids are unique per block)."""
+    return f"runs_show:{name}" if name else "runs_show"
 
 
 def page_action_id(direction: str) -> str:

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
+import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
@@ -37,6 +39,7 @@ from bot.alerts.scheduler import start_scheduler
 from bot.answers import Answerer
 from bot.boundary import new_reference
 from bot.config import Settings
+from bot.daily import Daily
 from bot.dispatch import Commands
 from bot.fabro.client import FabroClient
 from bot.leader import Leadership, leadership_for
@@ -47,6 +50,7 @@ from bot.listeners.payloads import payload_problem
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.permissions import Allowlist, parse_allowlist
 from bot.slackapi import slack_error
+from bot.stats import zone
 from bot.steering import Steering
 from bot.store import Store, open_store
 from bot.subscriptions import SubscriptionDesk
@@ -104,6 +108,27 @@ def slack_client(
     client = CountingWebClient(token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=handlers)
     client.metrics = metrics
     return client
+
+
+class TimeZones:
+    """A person's time zone from their Slack profile (`users.info`, `users:read`), cached; UTC when unknown."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self._client = client
+        self._known: dict[str, ZoneInfo] = {}
+
+    async def of(self, user_id: str | None) -> ZoneInfo:
+        if not user_id:
+            return ZoneInfo("UTC")
+        if user_id not in self._known:
+            try:
+                profile = await self._client.users_info(user=user_id)
+                name = (profile.get("user") or {}).get("tz")
+                self._known[user_id] = zone(name) if isinstance(name, str) else ZoneInfo("UTC")
+            except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+                log.info("no time zone for user=%s (%s); using UTC", user_id, type(exc).__name__)
+                return ZoneInfo("UTC")
+        return self._known[user_id]
 
 
 def response_url_check(slack_api_url: str) -> Callable[[str], bool]:
@@ -174,6 +199,7 @@ class Bot:
     monotonic: Callable[[], float] = time.monotonic  # seconds, for how long a readiness answer is kept
     metrics: Metrics = field(init=False)
     fabro: FabroClient = field(init=False)
+    daily: Daily = field(init=False)
     store: Store = field(init=False)
     alerter: Alerter = field(init=False)
     leadership: Leadership = field(init=False)
@@ -210,7 +236,8 @@ class Bot:
             allowlist=Allowlist(parse_allowlist(routing), client) if routing else None,
             allowlist_name=routing_name,
         )
-        commands = Commands(answerer, desk, s.slash_command)
+        self.daily = Daily(self.fabro, self.clock)
+        commands = Commands(answerer, desk, s.slash_command, daily=self.daily, zone_of=TimeZones(client).of)
         steering = Steering(
             self.store,
             self.fabro,
@@ -230,6 +257,7 @@ class Bot:
             command=s.slash_command,
             digest_threshold=s.alert_digest_threshold,
             pace=self.alert_pace,
+            daily=self.daily,
             lease=Lease(
                 duration=timedelta(seconds=max(60.0, 4 * s.poll_interval_seconds))
                 if s.shared_database

@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 from pydantic import ValidationError
@@ -27,8 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="serve Slack (Socket Mode when SLACK_APP_TOKEN is set, else HTTP)")
     sub.add_parser("check", help="verify settings, Fabro and Slack, printing ✓/✗ per item")
-    preview = sub.add_parser("preview", help="print the message `/runs <text>` would send")
+    preview = sub.add_parser("preview", help="show the message `/runs <text>` would send, as Slack lays it out")
     preview.add_argument("--demo", action="store_true", help="use built-in sample runs (no configuration)")
+    preview.add_argument("--json", action="store_true", help="print the exact message payload instead")
+    preview.add_argument("--builder", action="store_true", help="print a Block Kit Builder link to it")
+    preview.add_argument("--gallery", action="store_true", help="show every kind of message the bot posts")
     preview.add_argument("text", nargs="?", default="", help='the command text, e.g. "failed sort:elapsed"')
     args = parser.parse_args(argv)
 
@@ -42,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "check":
             return asyncio.run(_check())
-        return asyncio.run(_preview(args.text, demo=args.demo))
+        if args.gallery:
+            return _gallery(as_json=args.json)
+        return asyncio.run(_preview(args.text, demo=args.demo, as_json=args.json, builder=args.builder))
     except ConfigError as exc:
         print("fabro-slack-bot cannot start; fix these settings (environment or .env):", file=sys.stderr)
         for problem in exc.problems:
@@ -52,7 +58,32 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-async def _preview(text: str, *, demo: bool) -> int:
+def _gallery(*, as_json: bool) -> int:
+    from bot.gallery import gallery
+
+    items = gallery(datetime.now(UTC))
+    if as_json:
+        print(json.dumps([{"title": title, "message": message} for title, message in items], indent=2))
+        return 0
+    console = _console()
+    for title, message in items:
+        _show(console, message, title=title)
+    return 0
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _show(console: Any, message: dict[str, Any], *, title: str | None = None) -> None:
+    from bot.blocks.terminal import render_message
+
+    console.print(render_message(message, title=title))
+
+
+async def _preview(text: str, *, demo: bool, as_json: bool = False, builder: bool = False) -> int:
     from bot.answers import Answerer
     from bot.dispatch import Caller, Commands
     from bot.fabro.client import FabroClient
@@ -80,10 +111,14 @@ async def _preview(text: str, *, demo: bool) -> int:
         commands = Commands(Answerer(fabro, lambda: now, web_base=web_base, command=command), None, command)
         reply = await commands.reply(parse(text), Caller())
     message = reply.message
-    payload = {"response_type": "in_channel" if reply.public else "ephemeral", **message}
-    print(json.dumps(payload, indent=2, ensure_ascii=False))
-    builder = BLOCK_KIT_BUILDER + quote(json.dumps({"blocks": message["blocks"]}, separators=(",", ":")))
-    print(f"\nSee it in Block Kit Builder:\n{builder}", file=sys.stderr)
+    if as_json:
+        payload = {"response_type": "in_channel" if reply.public else "ephemeral", **message}
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
+    elif builder:
+        print(BLOCK_KIT_BUILDER + quote(json.dumps({"blocks": message["blocks"]}, separators=(",", ":"))))
+    else:
+        who = "the channel" if reply.public else "only you"
+        _show(_console(), message, title=f"{command} {text}".strip() + f" · seen by {who}")
     return 0
 
 
@@ -188,6 +223,7 @@ SCOPES = {
     "groups:history": "the same in private channels",
     "app_mentions:read": "answering a question by replying in its alert's thread",
     "usergroups:read": "user groups in ACTION_ALLOWLIST",
+    "users:read": "days in each person's time zone for /runs stats and daily summaries (else UTC)",
 }
 
 

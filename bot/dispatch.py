@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, assert_never
+from zoneinfo import ZoneInfo
 
 from bot.answers import Answerer
 from bot.blocks.replies import help_message, notice, usage_error_message
+from bot.blocks.stats import stats_message
 from bot.boundary import Failed, attempt
-from bot.query import Help, Parsed, RunLookup, RunQuery, Subscribe, Subscriptions, Unsubscribe, UsageError
+from bot.daily import Daily
+from bot.query import (
+    Help,
+    Parsed,
+    RunLookup,
+    RunQuery,
+    Stats,
+    Subscribe,
+    Subscriptions,
+    Summary,
+    Unsubscribe,
+    UsageError,
+)
+from bot.stats import Window
 from bot.subscriptions import SubscriptionDesk
 
 __all__ = ["NEEDS_A_CHANNEL", "Caller", "Commands", "Reply"]
@@ -31,11 +47,17 @@ class Reply:
     status: str = "ok"  # for /metrics: ok, help, usage_error, fabro_error, not_allowed, error…
 
 
+async def _utc(_: str | None) -> ZoneInfo:
+    return ZoneInfo("UTC")
+
+
 @dataclass
 class Commands:
     answerer: Answerer
     desk: SubscriptionDesk | None = None  # None where there is no channel (the CLI)
     command: str = "/runs"
+    daily: Daily | None = None
+    zone_of: Callable[[str | None], Awaitable[ZoneInfo]] = _utc  # a person's time zone (Slack's profile)
 
     @staticmethod
     def instant(parsed: Parsed) -> bool:
@@ -63,16 +85,33 @@ class Commands:
                 return Reply(await self.answerer.listing(parsed))
             case RunLookup():
                 return Reply(await self.answerer.detail(parsed))
-            case Subscribe() | Subscriptions() | Unsubscribe():
+            case Subscribe() | Subscriptions() | Unsubscribe() | Summary():
                 return await self._subscriptions(parsed, caller)
+            case Stats():
+                daily = self.daily or Daily(self.answerer.fabro, self.answerer.clock)
+                tz = await self.zone_of(caller.user_id)
+                picture = await daily.picture(Window(parsed.window), tz)
+                now = self.answerer.clock()
+                return Reply(stats_message(picture, now=now, web_base=self.answerer.web_base, command=self.command))
             case _:
                 assert_never(parsed)
 
-    async def _subscriptions(self, parsed: Subscribe | Subscriptions | Unsubscribe, caller: Caller) -> Reply:
+    async def _subscriptions(self, parsed: Subscribe | Subscriptions | Unsubscribe | Summary, caller: Caller) -> Reply:
         if self.desk is None or caller.channel is None or caller.user_id is None:
-            words = {Subscribe: "subscribe", Subscriptions: "subscriptions", Unsubscribe: "unsubscribe"}[type(parsed)]
+            words = {
+                Subscribe: "subscribe",
+                Subscriptions: "subscriptions",
+                Unsubscribe: "unsubscribe",
+                Summary: "summary",
+            }[type(parsed)]
             return Reply(notice(NEEDS_A_CHANNEL.format(command=self.command, words=words)))
         match parsed:
+            case Summary():
+                tz = await self.zone_of(caller.user_id)
+                now = self.answerer.clock()
+                reply = await self.desk.summary(
+                    parsed, channel=caller.channel, user_id=caller.user_id, tz=str(tz), now=now
+                )
             case Subscribe():
                 reply = await self.desk.subscribe(parsed, channel=caller.channel, user_id=caller.user_id)
             case Unsubscribe():

@@ -1,7 +1,8 @@
 """The durable keys and closed sets the bot stores and routes on: built and taken apart only here.  [pure]
 
-    AlertKey   what a channel alert is about: `failed:<run>`, `question:<run>:<question>`,
-               `approval:<run>`, `cancelled:<run>`
+    AlertKey   what a message the bot posts on its own is about: `failed:<run>`,
+               `question:<run>:<question>`, `approval:<run>`, `cancelled:<run>`, and
+               `summary:<day>` (a channel's daily summary; its subject is the local date)
     ActionKey  what may happen only once: `answer:<run>:<question>`, `decide:<run>` (approve
                or deny), `retry:<run>`, `cancel:<run>`
 
@@ -33,6 +34,7 @@ class AlertKind(enum.StrEnum):
     QUESTION = "question"
     APPROVAL = "approval"
     CANCELLED = "cancelled"
+    SUMMARY = "summary"  # a channel's daily summary: its key names the local day (`summary:2026-11-28`)
 
 
 class Verb(enum.StrEnum):

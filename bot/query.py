@@ -36,13 +36,16 @@ __all__ = [
     "MAX_LIMIT",
     "MAX_OFFSET",
     "SORT_KEYS",
+    "STATS_WINDOWS",
     "STATUS_ALIASES",
     "Help",
     "Parsed",
     "RunLookup",
     "RunQuery",
+    "Stats",
     "Subscribe",
     "Subscriptions",
+    "Summary",
     "Unsubscribe",
     "UsageError",
     "parse",
@@ -102,6 +105,7 @@ GRAMMAR = (
     "`/runs <run-id or prefix>` · `/runs help`\n"
     "`/runs subscribe [failed] [questions] [approvals] [cancelled] [repo:<owner/name>] [workflow:<name>] [label:<k=v>]`"
     " · `/runs subscriptions` · `/runs unsubscribe <id|all>`\n"
+    "`/runs stats [today|yesterday|week]` · `/runs summary [daily HH:MM | off]`\n"
     "*status*: " + " ".join(f"`{b}`" for b in BUCKETS) + ", or `active`, `done`\n"
     "*sort keys*: "
     + " ".join(f"`{k}`" for k in dict.fromkeys(SORT_KEYS.values()))
@@ -115,13 +119,24 @@ EXAMPLES: tuple[tuple[str, str], ...] = (
     ("parent:01KJW4MG800000000000000004", "children of a run"),
     ("01KJW4MG", "one run in detail, by id or prefix"),
     ("subscribe failed repo:acme/api", "post this repo's failed runs in this channel"),
+    ("stats week", "what ran, failed and cost in the last 7 days, and who is waited on"),
+    ("summary daily 09:00", "post yesterday's picture in this channel every morning"),
 )
 
 _ID_CHARS = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 _CROCKFORD = re.compile(r"^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]+$")
 _KEYWORDS = ("help", "all", *STATUS_ALIASES, *DIRECTIONS)
 _PREFIXES = ("sort:", "limit:", "page:", "parent:", "status:")
-_VOCABULARY = (*_KEYWORDS, *(f"sort:{k}" for k in SORT_KEYS), "limit:", "page:", "parent:")
+_VOCABULARY = (
+    *_KEYWORDS,
+    *(f"sort:{k}" for k in SORT_KEYS),
+    "limit:",
+    "page:",
+    "parent:",
+    "stats",
+    "summary",
+    "subscribe",
+)
 
 
 @dataclass(frozen=True)
@@ -210,7 +225,22 @@ class Unsubscribe:
     ids: tuple[int, ...] | None
 
 
-Parsed = RunQuery | RunLookup | Help | UsageError | Subscribe | Subscriptions | Unsubscribe
+@dataclass(frozen=True)
+class Stats:
+    """The daily picture for a window of days in the caller's time zone."""
+
+    window: str = "today"  # today | yesterday | week
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The channel's scheduled summary: show it (`at` and `off` unset), set it daily at `at`, or stop it."""
+
+    at: str | None = None  # HH:MM, 24-hour
+    off: bool = False
+
+
+Parsed = RunQuery | RunLookup | Help | UsageError | Subscribe | Subscriptions | Unsubscribe | Stats | Summary
 
 SUBSCRIPTION_WORDS = ("failed", "questions", "approvals", "cancelled")
 DEFAULT_SUBSCRIPTION = ("failed", "questions", "approvals")  # `cancelled` is only asked for by name
@@ -231,6 +261,10 @@ def parse(text: str | None) -> Parsed:
         return Subscriptions()
     if first == "unsubscribe":
         return _unsubscribe(words[1:])
+    if first == "stats":
+        return _stats(words[1:])
+    if first == "summary":
+        return _summary(words[1:])
     return _Parser().run(words)
 
 
@@ -291,6 +325,40 @@ def _subscribe(words: list[str]) -> Subscribe | UsageError:
         workflow=filters.get("workflow"),
         labels=tuple(sorted(labels.items())),
     )
+
+
+STATS_WINDOWS = ("today", "yesterday", "week")
+_HH_MM = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
+
+
+def _stats(words: list[str]) -> Stats | UsageError:
+    hint = "`/runs stats`, `/runs stats yesterday` or `/runs stats week`"
+    if len(words) > 1:
+        return UsageError("`stats` takes one window at most.", word=words[1], hints=(hint,))
+    if not words:
+        return Stats()
+    window = words[0].lower()
+    if window not in STATS_WINDOWS:
+        close = difflib.get_close_matches(window, STATS_WINDOWS, n=1, cutoff=0.5)
+        return UsageError(
+            f"`{words[0]}` is not a window.", word=words[0], suggestion=close[0] if close else None, hints=(hint,)
+        )
+    return Stats(window)
+
+
+def _summary(words: list[str]) -> Summary | UsageError:
+    hints = ("`/runs summary daily 09:00`", "`/runs summary off`", "`/runs summary` shows the setting")
+    lowered = [w.lower() for w in words]
+    if not words:
+        return Summary()
+    if lowered == ["off"]:
+        return Summary(off=True)
+    if len(words) == 2 and lowered[0] == "daily":
+        match = _HH_MM.match(words[1]) if words[1].isascii() else None
+        if match is None:
+            return UsageError(f"`{words[1]}` is not a time of day like `09:00` (24-hour).", word=words[1], hints=hints)
+        return Summary(at=f"{int(match.group(1)):02d}:{match.group(2)}")
+    return UsageError("A summary is set daily at a time, or turned off.", word=words[0], hints=hints)
 
 
 def _unsubscribe(words: list[str]) -> Unsubscribe | UsageError:

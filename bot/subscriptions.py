@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from bot.blocks.subscriptions import subscribed_message, subscriptions_message, unsubscribed_message
+from bot.blocks.subscriptions import (
+    subscribed_message,
+    subscriptions_message,
+    summary_message,
+    unsubscribed_message,
+)
 from bot.errors import NotAllowed
 from bot.permissions import Allowlist
-from bot.query import Subscribe, Unsubscribe
-from bot.store.base import Store, Subscription
+from bot.query import Subscribe, Summary, Unsubscribe
+from bot.store.base import ChannelSummary, Store, Subscription
 
 __all__ = ["Reply", "SubscriptionDesk"]
 
@@ -61,6 +67,22 @@ class SubscriptionDesk:
         sub = await self.store.add_subscription(wanted)
         log.info("user=%s subscribed channel=%s: subscription %d", user_id, channel, sub.id)
         return Reply(subscribed_message(sub, user_id=user_id, command=self.command, existing=False), public=True)
+
+    async def summary(self, request: Summary, *, channel: str, user_id: str, tz: str, now: datetime) -> Reply:
+        """Show, set (replacing any earlier one) or stop the channel's daily summary."""
+        if request.at is None and not request.off:
+            current = next(iter(await self.store.summaries(channel)), None)
+            return Reply(summary_message(current, command=self.command))
+        await self._may_route(user_id)
+        if request.off:
+            removed = await self.store.remove_summary(channel)
+            log.info("user=%s stopped the daily summary of channel=%s", user_id, channel)
+            return Reply(summary_message(None, command=self.command, changed_by=user_id), public=removed)
+        assert request.at is not None
+        setting = ChannelSummary(channel, request.at, tz, user_id, now)
+        await self.store.set_summary(setting)
+        log.info("user=%s set the daily summary of channel=%s at %s %s", user_id, channel, request.at, tz)
+        return Reply(summary_message(setting, command=self.command, changed_by=user_id), public=True)
 
     async def list(self, *, channel: str) -> Reply:
         subs = await self.store.subscriptions(channel)

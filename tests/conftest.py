@@ -291,7 +291,10 @@ async def start_bot(fabro: FakeFabro, slack: FakeSlack) -> AsyncIterator[Callabl
     started: list[Bot] = []
 
     async def start(*, schedule_alerts: bool = False, alert_pace: float = 1.0, **overrides: Any) -> Bot:
-        bot = Bot(bot_settings(fabro, slack, **overrides), schedule_alerts=schedule_alerts, alert_pace=alert_pace)
+        extra = {"clock": overrides.pop("clock")} if "clock" in overrides else {}
+        bot = Bot(
+            bot_settings(fabro, slack, **overrides), schedule_alerts=schedule_alerts, alert_pace=alert_pace, **extra
+        )
         await bot.start()
         started.append(bot)
         return bot

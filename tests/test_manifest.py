@@ -32,6 +32,7 @@ def test_the_manifest_is_for_socket_mode_with_the_runs_command():
 
 def test_the_manifest_asks_only_for_scopes_the_bot_uses():
     assert set(manifest()["oauth_config"]["scopes"]["bot"]) == {
+        "users:read",
         "commands",
         "chat:write",
         "chat:write.public",

@@ -16,7 +16,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -26,6 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.alerts.rules import Wanted, wanted_alerts
 from bot.blocks.alerts import (
     ALERT_EVENT_TYPE,
+    alert_metadata,
     approval_alert,
     digest_message,
     failed_alert,
@@ -33,7 +34,9 @@ from bot.blocks.alerts import (
     resolved_alert,
 )
 from bot.blocks.outcomes import outcome_text
+from bot.blocks.stats import stats_message
 from bot.blocks.text import clip, escape
+from bot.daily import Daily
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
 from bot.fabro.models import Run
@@ -42,6 +45,7 @@ from bot.keys import AlertKey, AlertKind
 from bot.outcomes import Outcome, OutcomeVerb
 from bot.slackapi import retry_after as slack_retry_after
 from bot.slackapi import slack_error
+from bot.stats import Window, scheduled_at, zone
 from bot.store.base import Alert, AlertState, Store
 
 __all__ = ["CHANNEL_ERRORS", "CycleReport", "Delivery", "Fresh", "Lease"]
@@ -116,6 +120,7 @@ class Delivery:
     digest_threshold: int = 5
     pace: float = 1.0  # seconds between two writes to one channel
     lease: Lease = field(default_factory=Lease)
+    daily: Daily | None = None  # reads the picture for channels' daily summaries
     # Claims this process made and has not posted yet, with what renders them without reading Fabro again.
     _renders: dict[tuple[AlertKey, str], Wanted] = field(default_factory=dict, init=False)
     _runs: dict[str, Run] = field(default_factory=dict, init=False)
@@ -168,7 +173,7 @@ class Delivery:
                 batches[alert.batch].append(alert)
         singles = [a for a in claims if not a.batch]
         # A storm is digested whether it was decided this cycle or before a restart.
-        new = [a for a in singles if a.attempts == 0]
+        new = [a for a in singles if a.attempts == 0 and a.kind is not AlertKind.SUMMARY]
         if len(new) > self.digest_threshold:
             batch = f"digest:{uuid.uuid4().hex}"
             await self.store.assign_batch([a.key for a in new], channel, batch)
@@ -218,6 +223,8 @@ class Delivery:
 
     async def _render(self, channel: str, alert: Alert) -> dict[str, Any] | None:
         """The card for a claimed alert, or None (and the claim settled) when it no longer applies."""
+        if alert.kind is AlertKind.SUMMARY:
+            return await self._summary(channel, alert)
         wanted = self._renders.get((alert.key, channel))
         if wanted is None:
             run = await self._run(alert.run_id)
@@ -237,6 +244,22 @@ class Delivery:
                 run, wanted.question, now=now, asked_at=run.updated_at, web_base=self.web_base, key=alert.key
             )
         return approval_alert(run, now=now, web_base=self.web_base, key=alert.key)
+
+    async def _summary(self, channel: str, alert: Alert) -> dict[str, Any] | None:
+        """The channel's daily summary for the day its key names: yesterday's picture, as of its hour."""
+        setting = next(iter(await self.store.summaries(channel)), None)
+        if setting is None or self.daily is None:
+            await self.store.resolve_alert(alert.key, channel, Outcome(OutcomeVerb.NOT_POSTED), self.clock())
+            return None
+        tz = zone(setting.tz)
+        day = date.fromisoformat(alert.run_id)
+        picture = await self.daily.picture(Window.YESTERDAY, tz, now=scheduled_at(setting.at, tz, day))
+        heading = f"Yesterday in Fabro ({(day - timedelta(days=1)).strftime('%A %-d %B')})"
+        message = stats_message(
+            picture, now=self.clock(), web_base=self.web_base, command=self.command, heading=heading
+        )
+        message["metadata"] = alert_metadata(alert.key)
+        return message
 
     async def _post(self, channel: str, message: dict[str, Any], alerts: list[Alert], report: CycleReport) -> bool:
         """Post one message standing for `alerts`; False when the channel should not be tried again now."""

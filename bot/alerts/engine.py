@@ -27,8 +27,9 @@ from bot.fabro.errors import FabroError, FabroNotFound, FabroUnreadable
 from bot.fabro.filters import RunFilter
 from bot.fabro.models import Question, Run
 from bot.failpoints import crash_point
-from bot.keys import ActionScope, ActionState, AlertKind
+from bot.keys import ActionScope, ActionState, AlertKey, AlertKind
 from bot.outcomes import Outcome, OutcomeVerb, events_tell, outcome_of
+from bot.stats import due_day, zone
 from bot.store.base import AlertState, Store, Subscription
 
 __all__ = ["Alerter", "CycleReport", "Watermark"]
@@ -133,6 +134,7 @@ class Alerter:
                         exc,
                         exc.request_id,
                     )
+            await self._claim_summaries(report)
             await self.delivery.deliver(report, self._fresh)
             if report.claimed or report.posted or report.updated or report.failed:
                 log.info(
@@ -145,6 +147,18 @@ class Alerter:
                     report.failed,
                 )
             return report
+
+    async def _claim_summaries(self, report: CycleReport) -> None:
+        """Claim each channel's daily summary once its hour has passed: once per day and channel,
+        whatever restarts or replicas; one missed while the bot was down still goes out that day."""
+        now = self.clock()
+        for setting in await self.store.summaries():
+            day = due_day(setting.at, zone(setting.tz), now, setting.created_at)
+            if day is None:
+                continue
+            key, lease = AlertKey(AlertKind.SUMMARY, day.isoformat()), self.delivery.lease
+            if await self.store.claim_alert(key, setting.channel, now, owner=lease.owner, lease_until=lease.until(now)):
+                report.claimed += 1
 
     async def reconcile_run(self, run_id: str) -> CycleReport:
         """Reconcile one run now (the event stream saw it change) and deliver, exactly as a cycle would."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.actions import SHOW_ACTION, encode_page
+from bot.actions import encode_page, show_action_id
 from bot.blocks import kit
 from bot.blocks.controls import approval_controls, question_controls, run_controls
 from bot.blocks.limits import FALLBACK_TEXT, MAX_BLOCKS, TOTAL_BLOCK_TEXT
@@ -19,6 +19,7 @@ from bot.query import RunQuery
 
 __all__ = [
     "ALERT_EVENT_TYPE",
+    "alert_metadata",
     "approval_alert",
     "digest_message",
     "failed_alert",
@@ -41,9 +42,14 @@ def _title(run: Run) -> str:
     return escape(run.title or run.goal or run.id)
 
 
+def alert_metadata(key: AlertKey, run_id: str | None = None) -> dict[str, Any]:
+    """Slack message metadata that finds a posted message again after a crash, by its key."""
+    return {"event_type": ALERT_EVENT_TYPE, "event_payload": {"key": key.encode(), "run_id": run_id or key.run_id}}
+
+
 def _with_metadata(message: Message, key: AlertKey | None, run: Run) -> Message:
     if key is not None:
-        message["metadata"] = {"event_type": ALERT_EVENT_TYPE, "event_payload": {"key": key.encode(), "run_id": run.id}}
+        message["metadata"] = alert_metadata(key, run.id)
     return message
 
 
@@ -186,7 +192,9 @@ def digest_message(
         blocks.append(kit.context(f"…and {len(items) - named} more: `{escape(command)} {escape(' '.join(buckets))}`"))
         # The same query, one click away, answered to the clicker alone.
         query = RunQuery(statuses=buckets, sort="updated_at", direction="desc", limit=20)
-        show = kit.actions(kit.button("Show them all", SHOW_ACTION, value=encode_page(query)), block_id="digest:show")
+        show = kit.actions(
+            kit.button("Show them all", show_action_id(), value=encode_page(query)), block_id="digest:show"
+        )
         if show:
             blocks.append(show)
     text = clip(f"{counts}: " + ", ".join(escape(r.title or r.id) for _, r in items), FALLBACK_TEXT)

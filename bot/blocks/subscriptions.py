@@ -6,13 +6,14 @@ from typing import Any
 
 from bot.blocks import kit
 from bot.blocks.text import clip, escape
-from bot.store.base import Subscription
+from bot.store.base import ChannelSummary, Subscription
 
 __all__ = [
     "BROKEN_FIXES",
     "describe_subscription",
     "subscribed_message",
     "subscriptions_message",
+    "summary_message",
     "unsubscribed_message",
 ]
 
@@ -95,3 +96,23 @@ def unsubscribed_message(removed: int, *, ids: tuple[int, ...] | None, user_id: 
 
 def _plain(text: str) -> str:
     return text.replace("`", "")
+
+
+def summary_message(summary: ChannelSummary | None, *, command: str, changed_by: str | None = None) -> Message:
+    """The channel's daily summary: what it is, or that it was just set or stopped (and by whom)."""
+    cmd = escape(command)
+    if summary is None:
+        text = (
+            f"<@{changed_by}> stopped this channel's daily summary."
+            if changed_by
+            else f"This channel has no daily summary. `{cmd} summary daily 09:00` posts yesterday's picture every day."
+        )
+    else:
+        when = f"every day at {escape(summary.at)} ({escape(summary.tz)})"
+        text = (
+            f"<@{changed_by}> set this channel's daily summary: yesterday's runs, cost and who is waited on, {when}."
+            if changed_by
+            else f"This channel gets a daily summary {when}, set by <@{summary.created_by}>."
+            f" `{cmd} summary off` stops it."
+        )
+    return {"text": _plain(text), "blocks": [kit.section(f":calendar: {text}", block_id="summary")]}

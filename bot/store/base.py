@@ -15,7 +15,7 @@ from typing import Protocol
 from bot.keys import ActionKey, ActionState, AlertKey, AlertKind, Verb
 from bot.outcomes import Outcome
 
-__all__ = ["Action", "Alert", "AlertState", "Store", "Subscription"]
+__all__ = ["Action", "Alert", "AlertState", "ChannelSummary", "Store", "Subscription"]
 
 
 class AlertState(enum.StrEnum):
@@ -61,6 +61,17 @@ class Subscription:
     labels: dict[str, str] = field(default_factory=dict)
     created_by: str | None = None
     broken: str | None = None  # why posting to the channel failed (not_in_channel…), until it works again
+
+
+@dataclass(frozen=True)
+class ChannelSummary:
+    """A channel's daily summary: posted every day at `at` (HH:MM) in the time zone `tz`."""
+
+    channel: str
+    at: str
+    tz: str
+    created_by: str | None
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -123,6 +134,13 @@ class Store(Protocol):
         """Set or clear why a channel cannot be posted to; True when that changed anything."""
 
     async def broken_channels(self) -> dict[str, str]: ...
+
+    # daily summaries, one per channel
+    async def set_summary(self, summary: ChannelSummary) -> None:
+        """Set (or replace) the channel's summary."""
+
+    async def remove_summary(self, channel: str) -> bool: ...
+    async def summaries(self, channel: str | None = None) -> list[ChannelSummary]: ...
 
     # watermarks
     async def get_mark(self, name: str) -> str | None: ...

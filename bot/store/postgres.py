@@ -13,7 +13,16 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from bot.store.sql import ACTION_OUTCOME, ACTIONS_TABLE, DELIVERY_LEASE, MESSAGE_INDEX, Row, SQLStore, outcomes_as_json
+from bot.store.sql import (
+    ACTION_OUTCOME,
+    ACTIONS_TABLE,
+    DELIVERY_LEASE,
+    MESSAGE_INDEX,
+    SUMMARIES_TABLE,
+    Row,
+    SQLStore,
+    outcomes_as_json,
+)
 
 __all__ = ["MIGRATION_LOCK", "PostgresStore"]
 
@@ -57,6 +66,7 @@ MIGRATIONS: list[str] = [
     DELIVERY_LEASE,
     MESSAGE_INDEX,  # replies in an alert's thread find it by (channel, ts)
     ACTION_OUTCOME + outcomes_as_json("json_build_object('v', 1, 'verb', 'legacy', 'text', {text})::text"),
+    SUMMARIES_TABLE,
 ]
 
 

@@ -15,9 +15,17 @@ from typing import Any
 
 from bot.keys import ActionKey, ActionState, AlertKey, Verb
 from bot.outcomes import Outcome
-from bot.store.base import Action, Alert, AlertState, Subscription
+from bot.store.base import Action, Alert, AlertState, ChannelSummary, Subscription
 
-__all__ = ["ACTIONS_TABLE", "ACTION_OUTCOME", "DELIVERY_LEASE", "MESSAGE_INDEX", "SQLStore", "outcomes_as_json"]
+__all__ = [
+    "ACTIONS_TABLE",
+    "ACTION_OUTCOME",
+    "DELIVERY_LEASE",
+    "MESSAGE_INDEX",
+    "SUMMARIES_TABLE",
+    "SQLStore",
+    "outcomes_as_json",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +56,17 @@ MESSAGE_INDEX = """
 # Outcomes became data (JSON); rows written before keep their rendered text as a legacy outcome.
 ACTION_OUTCOME = """
     ALTER TABLE actions ADD COLUMN outcome TEXT;
+"""
+
+
+SUMMARIES_TABLE = """
+    CREATE TABLE summaries (
+        channel TEXT PRIMARY KEY,
+        at TEXT NOT NULL,
+        tz TEXT NOT NULL,
+        created_by TEXT,
+        created_at TEXT NOT NULL
+    );
 """
 
 
@@ -222,6 +241,29 @@ class SQLStore:
 
     async def broken_channels(self) -> dict[str, str]:
         return {r["channel"]: r["broken"] for r in await self._fetch("SELECT channel, broken FROM channels")}
+
+    # -- daily summaries ---------------------------------------------------------------
+
+    async def set_summary(self, summary: ChannelSummary) -> None:
+        await self._execute(
+            "INSERT INTO summaries (channel, at, tz, created_by, created_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (channel) DO UPDATE SET at = excluded.at, tz = excluded.tz,"
+            " created_by = excluded.created_by, created_at = excluded.created_at",
+            (summary.channel, summary.at, summary.tz, summary.created_by, _iso(summary.created_at)),
+        )
+
+    async def remove_summary(self, channel: str) -> bool:
+        return await self._execute("DELETE FROM summaries WHERE channel = ?", (channel,)) > 0
+
+    async def summaries(self, channel: str | None = None) -> list[ChannelSummary]:
+        if channel is None:
+            rows = await self._fetch("SELECT * FROM summaries ORDER BY channel")
+        else:
+            rows = await self._fetch("SELECT * FROM summaries WHERE channel = ?", (channel,))
+        return [
+            ChannelSummary(r["channel"], r["at"], r["tz"], r["created_by"], datetime.fromisoformat(r["created_at"]))
+            for r in rows
+        ]
 
     # -- watermarks -----------------------------------------------------------------------
 

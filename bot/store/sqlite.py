@@ -10,7 +10,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.store.sql import ACTION_OUTCOME, ACTIONS_TABLE, DELIVERY_LEASE, MESSAGE_INDEX, Row, SQLStore, outcomes_as_json
+from bot.store.sql import (
+    ACTION_OUTCOME,
+    ACTIONS_TABLE,
+    DELIVERY_LEASE,
+    MESSAGE_INDEX,
+    SUMMARIES_TABLE,
+    Row,
+    SQLStore,
+    outcomes_as_json,
+)
 
 __all__ = ["SQLiteStore", "StoreGone"]
 
@@ -67,6 +76,7 @@ MIGRATIONS: list[str] = [
     DELIVERY_LEASE,
     MESSAGE_INDEX,  # replies in an alert's thread find it by (channel, ts)
     ACTION_OUTCOME + outcomes_as_json("json_object('v', 1, 'verb', 'legacy', 'text', {text})"),
+    SUMMARIES_TABLE,
 ]
 
 

@@ -89,6 +89,7 @@ class FakeSlack:
     slow_reply: dict[str, float] = field(default_factory=dict)  # method -> seconds to wait after acting (once)
     usergroups: dict[str, list[str]] = field(default_factory=dict)  # group id -> member user ids
     proxy_error: dict[str, int] = field(default_factory=dict)  # method -> status of one HTML page from a proxy
+    time_zones: dict[str, str] = field(default_factory=dict)  # user id -> tz in their profile (users.info)
     scopes: tuple[str, ...] = (
         "commands",
         "chat:write",
@@ -97,6 +98,7 @@ class FakeSlack:
         "groups:history",
         "app_mentions:read",
         "usergroups:read",
+        "users:read",
     )
     views: list[dict[str, Any]] = field(default_factory=list)  # modals opened with views.open
     _ws: web.WebSocketResponse | None = None
@@ -227,6 +229,12 @@ class FakeSlack:
             self.violations += limit_violations({"text": "modal", "blocks": view.get("blocks") or []})
             self.views.append(view)
             return web.json_response({"ok": True, "view": {"id": f"V{len(self.views):08d}", **view}})
+        if method == "users.info":
+            user = args.get("user")
+            if "users:read" not in self.scopes:
+                return web.json_response({"ok": False, "error": "missing_scope", "needed": "users:read"})
+            tz = self.time_zones.get(str(user), "America/Los_Angeles")
+            return web.json_response({"ok": True, "user": {"id": user, "name": "someone", "tz": tz}})
         if method == "usergroups.users.list":
             group = args.get("usergroup")
             if group not in self.usergroups:
