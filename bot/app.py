@@ -43,7 +43,7 @@ from bot.daily import Daily
 from bot.dispatch import Commands
 from bot.fabro.client import FabroClient
 from bot.leader import Leadership, leadership_for
-from bot.listeners import buttons, steer
+from bot.listeners import buttons, steer, unfurls
 from bot.listeners import commands as commands_listener
 from bot.listeners.http import SlackGate
 from bot.listeners.payloads import payload_problem
@@ -54,6 +54,7 @@ from bot.stats import zone
 from bot.steering import Steering
 from bot.store import Store, open_store
 from bot.subscriptions import SubscriptionDesk
+from bot.unfurls import hosts_of
 
 __all__ = ["Bot", "build_bolt_app", "serve"]
 
@@ -183,6 +184,13 @@ def build_bolt_app(
 
     commands_listener.register(app, commands, metrics)
     buttons.register(app, commands.answerer)
+    unfurls.register(
+        app,
+        commands.answerer.fabro,
+        hosts=hosts_of(settings.fabro_web_url, settings.fabro_api_url),
+        clock=commands.answerer.clock,
+        web_base=settings.fabro_web_url,
+    )
     steer.register(app, steering, store, metrics, command=settings.slash_command, response_url_allowed=allowed)
     return app
 

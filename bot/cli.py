@@ -224,6 +224,8 @@ SCOPES = {
     "app_mentions:read": "answering a question by replying in its alert's thread",
     "usergroups:read": "user groups in ACTION_ALLOWLIST",
     "users:read": "days in each person's time zone for /runs stats and daily summaries (else UTC)",
+    "links:read": "seeing links to runs pasted in channels",
+    "links:write": "unfurling those links into a compact card of the run",
 }
 
 

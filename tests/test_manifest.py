@@ -33,6 +33,8 @@ def test_the_manifest_is_for_socket_mode_with_the_runs_command():
 def test_the_manifest_asks_only_for_scopes_the_bot_uses():
     assert set(manifest()["oauth_config"]["scopes"]["bot"]) == {
         "users:read",
+        "links:read",
+        "links:write",
         "commands",
         "chat:write",
         "chat:write.public",
@@ -41,7 +43,13 @@ def test_the_manifest_asks_only_for_scopes_the_bot_uses():
         "app_mentions:read",
         "usergroups:read",
     }
-    assert manifest()["settings"]["event_subscriptions"]["bot_events"] == ["app_mention"]
+    assert manifest()["settings"]["event_subscriptions"]["bot_events"] == ["app_mention", "link_shared"]
+
+
+def test_unfurls_are_set_up_with_a_placeholder_domain_to_replace():
+    domains = manifest()["features"]["unfurl_domains"]
+    assert domains == ["fabro.example.com"] and all(":" not in d for d in domains)
+    assert "replace with the host of your Fabro web UI" in (ROOT / "manifest.yml").read_text()
 
 
 def test_the_http_mode_instructions_name_the_path_the_bot_serves():

@@ -10,7 +10,7 @@ from bot.blocks import kit
 from bot.blocks.controls import approval_controls, question_controls, run_controls
 from bot.blocks.limits import FALLBACK_TEXT, MAX_BLOCKS, TOTAL_BLOCK_TEXT
 from bot.blocks.question import question_text
-from bot.blocks.text import ago, clip, dollars, duration, escape, slack_date
+from bot.blocks.text import ago, clip, dollars, duration, escape, link, slack_date
 from bot.fabro.models import Failure, Run, RunList
 from bot.query import RunQuery
 
@@ -22,6 +22,7 @@ __all__ = [
     "run_summary",
     "started_by",
     "status_line",
+    "unfurl_card",
 ]
 
 Message = dict[str, Any]
@@ -384,3 +385,14 @@ def _times(run: Run) -> list[str]:
         ("archived", run.lifecycle.archived_at),
     )
     return [f"{label} {slack_date(value)}" for label, value in moments if value is not None]
+
+
+def unfurl_card(run: Run, *, now: datetime, web_base: str | None) -> dict[str, Any]:
+    """A compact card for a pasted link: what the run is and where it stands. No controls (an
+    unfurl is seen by everyone in the channel, and never acts) and nothing that mentions anyone."""
+    blocks: list[dict[str, Any]] = [kit.section(run_summary(run, now), block_id=f"unfurl:{run.id}")]
+    pr = run.pull_request
+    if pr and pr.html_url:
+        label = f"Pull request #{pr.number}" if pr.number is not None else "Pull request"
+        blocks.append(kit.context(f":twisted_rightwards_arrows: {link(pr.html_url, label)}"))
+    return {"blocks": kit.within_budget(blocks, 3500)}

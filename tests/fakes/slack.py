@@ -99,6 +99,8 @@ class FakeSlack:
         "app_mentions:read",
         "usergroups:read",
         "users:read",
+        "links:read",
+        "links:write",
     )
     views: list[dict[str, Any]] = field(default_factory=list)  # modals opened with views.open
     _ws: web.WebSocketResponse | None = None
