@@ -17,6 +17,9 @@ __all__ = [
     "ANSWER_MODAL",
     "DENY_MODAL",
     "LINK_ACTION",
+    "MERGE_CONFIRM",
+    "MERGE_METHODS",
+    "MERGE_MODAL",
     "PAGE_ACTION",
     "SHOW_ACTION",
     "STEER_ACTION",
@@ -123,11 +126,27 @@ def decode_page(value: str | None) -> RunQuery | None:
 
 # -- acting on runs ------------------------------------------------------------------------
 
-STEER_VERBS = ("answer", "choose", "pick", "submit", "text", "approve", "deny", "retry", "cancel")
-STEER_ACTION = re.compile(r"^steer:(answer|choose|pick|submit|text|approve|deny|retry|cancel)(?::\d{1,3})?$")
+STEER_VERBS = (
+    "answer",
+    "choose",
+    "pick",
+    "submit",
+    "text",
+    "approve",
+    "deny",
+    "retry",
+    "cancel",
+    "create_pr",
+    "merge",
+    "close_pr",
+)
+STEER_ACTION = re.compile(r"^steer:(" + "|".join(STEER_VERBS) + r")(?::\d{1,3})?$")
 ANSWER_MODAL = "steer_answer_modal"
 DENY_MODAL = "steer_deny_modal"
-_BLOCK = re.compile(r"^(answer|decide|retry|cancel):([0-9A-Za-z_-]{1,64})(?::([^\s]{1,150}))?$")
+MERGE_MODAL = "steer_merge_modal"  # choose how to merge…
+MERGE_CONFIRM = "steer_merge_confirm"  # …then see what will be merged, and how, before the final submit
+MERGE_METHODS = ("merge", "squash", "rebase")
+_BLOCK = re.compile(r"^(answer|decide|retry|cancel|ship):([0-9A-Za-z_-]{1,64})(?::([^\s]{1,150}))?$")
 _QUESTION_ID = re.compile(r"^[^\s]{1,150}$")
 
 
@@ -191,6 +210,7 @@ class ModalContext:
     channel: str | None = None
     message_ts: str | None = None
     response_url: str | None = None
+    method: str | None = None  # how to merge, once chosen
 
 
 def encode_modal(context: ModalContext) -> str:
@@ -201,6 +221,7 @@ def encode_modal(context: ModalContext) -> str:
         "c": context.channel,
         "t": context.message_ts,
         "u": context.response_url,
+        "m": context.method,
     }
     return json.dumps({k: v for k, v in value.items() if v is not None}, separators=(",", ":"))
 
@@ -208,6 +229,7 @@ def encode_modal(context: ModalContext) -> str:
 _CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 _TS = re.compile(r"^\d{1,12}\.\d{1,9}$")
 _URL = re.compile(r"^https?://\S{1,3000}$")
+_METHOD = re.compile(r"^(merge|squash|rebase)$")
 
 
 def decode_modal(value: str | None) -> ModalContext | None:
@@ -217,8 +239,8 @@ def decode_modal(value: str | None) -> ModalContext | None:
     if data is None:
         return None
     run_id = _str(data.get("r"), _ID)
-    fields = {"q": _QUESTION_ID, "c": _CHANNEL, "t": _TS, "u": _URL}
+    fields = {"q": _QUESTION_ID, "c": _CHANNEL, "t": _TS, "u": _URL, "m": _METHOD}
     parsed = {name: _str(data.get(name), pattern) for name, pattern in fields.items()}
     if run_id is None or any(data.get(name) is not None and parsed[name] is None for name in fields):
         return None
-    return ModalContext(Target(run_id, parsed["q"]), parsed["c"], parsed["t"], parsed["u"])
+    return ModalContext(Target(run_id, parsed["q"]), parsed["c"], parsed["t"], parsed["u"], parsed["m"])

@@ -77,6 +77,11 @@ class Refusal(enum.StrEnum):
     ARCHIVED = "archived"
     NOT_FINISHED = "not_finished"
     ALREADY_FINISHED = "already_finished"
+    NOT_SUCCEEDED = "not_succeeded"
+    PR_EXISTS = "pr_exists"
+    PR_NONE = "pr_none"
+    PR_MERGED = "pr_merged"
+    PR_CLOSED = "pr_closed"
 
 
 class Refused(BotError):

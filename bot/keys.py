@@ -45,6 +45,9 @@ class Verb(enum.StrEnum):
     DENY = "deny"
     RETRY = "retry"
     CANCEL = "cancel"
+    CREATE_PR = "create_pr"
+    MERGE_PR = "merge_pr"
+    CLOSE_PR = "close_pr"
 
 
 class ActionState(enum.StrEnum):
@@ -61,6 +64,8 @@ class ActionScope(enum.StrEnum):
     DECIDE = "decide"
     RETRY = "retry"
     CANCEL = "cancel"
+    CREATE_PR = "create_pr"  # a run's pull request is created once
+    SHIP_PR = "ship_pr"  # and then merged or closed once
 
 
 _SCOPE_OF = {
@@ -69,6 +74,9 @@ _SCOPE_OF = {
     Verb.DENY: ActionScope.DECIDE,
     Verb.RETRY: ActionScope.RETRY,
     Verb.CANCEL: ActionScope.CANCEL,
+    Verb.CREATE_PR: ActionScope.CREATE_PR,
+    Verb.MERGE_PR: ActionScope.SHIP_PR,
+    Verb.CLOSE_PR: ActionScope.SHIP_PR,
 }
 # The alert an action settles once it is done (cancelling settles no alert of its own).
 _ALERT_OF = {

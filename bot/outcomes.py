@@ -33,6 +33,11 @@ class OutcomeVerb(enum.StrEnum):
     CANCEL_REQUESTED = "cancel_requested"
     SUPERSEDED = "superseded"
     ARCHIVED = "archived"
+    PR_REQUESTED = "pr_requested"  # Fabro is writing the pull request
+    PR_OPENED = "pr_opened"
+    PR_FAILED = "pr_failed"  # `reason` says why
+    PR_MERGED = "pr_merged"  # `answer` holds the method
+    PR_CLOSED = "pr_closed"
     MOVED_ON = "moved_on"  # nobody is needed any more; `state` says where the run is
     NOT_POSTED = "not_posted"  # the alert was no longer current when it could be posted
     LEGACY = "legacy"  # an outcome stored as rendered text by an earlier version
@@ -46,8 +51,8 @@ class Outcome:
     question: str | None = None  # the question's text, for answers
     answer: str | None = None  # as people would say it: labels, yes/no, or the text
     reason: str | None = None  # a denial's reason
-    run_id: str | None = None  # the new run of a retry, or the run that superseded this one
-    run_url: str | None = None
+    run_id: str | None = None  # the new run of a retry, the run that superseded this one, or a PR (`#7`)
+    run_url: str | None = None  # and where it is
     state: str | None = None  # where the run is, for MOVED_ON
     subject: AlertKind | None = None  # what the outcome is about, for MOVED_ON's wording
     at: datetime | None = None

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from bot.actions import Target
 from bot.errors import ActionFailed, AlreadyActed, NotAllowed, Refusal, Refused, Settled
 from bot.fabro.client import FabroClient
-from bot.fabro.errors import FabroConflict, FabroError, FabroUnavailable
+from bot.fabro.errors import FabroConflict, FabroError, FabroNotFound, FabroUnavailable
 from bot.fabro.models import Question, Run
 from bot.interview import Choice, answer_body
 from bot.keys import ActionKey, ActionState, Verb
@@ -139,6 +139,92 @@ class Steering:
 
         return await self._act(who, Verb.CANCEL, target, check, send)
 
+    # -- shipping the result ---------------------------------------------------------------
+
+    async def create_pull_request(self, who: Where, target: Target) -> tuple[Settled, str, float]:
+        """Ask Fabro to open the run's pull request; the settled card says it is being written, and
+        where (and after how long) to follow the creation with `follow_creation`."""
+        follow: dict[str, Any] = {}
+
+        def check(run: Run, _: list[Question]) -> Refused | None:
+            if run.pull_request is not None and run.pull_request.html_url:
+                return Refused(Refusal.PR_EXISTS, run=run)
+            if run.status.kind != "succeeded":
+                return Refused(Refusal.NOT_SUCCEEDED, run=run)
+            return None
+
+        async def send(run: Run) -> tuple[Outcome, Run]:
+            creation, location, wait = await self.fabro.create_pull_request(run.id)  # a 202: never repeated
+            follow.update(location=location, wait=wait, creation=creation)
+            return Outcome(OutcomeVerb.PR_REQUESTED), run
+
+        settled = await self._act(who, Verb.CREATE_PR, target, check, send)
+        return settled, follow["location"], follow["wait"]
+
+    async def follow_creation(
+        self, who: Where, run_id: str, location: str, wait: float, *, deadline: float = 600.0
+    ) -> Settled:
+        """Poll the creation (honouring Retry-After) until it succeeds or fails, then record what became of it."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + deadline
+        outcome = Outcome(OutcomeVerb.PR_FAILED, reason="Fabro is still writing it; look in Fabro in a while")
+        while loop.time() < give_up:
+            await asyncio.sleep(wait)
+            try:
+                creation, wait = await self.fabro.pull_request_creation(location)
+            except FabroUnavailable:
+                wait = min(max(wait, 1.0) * 2, 30.0)
+                continue
+            if creation.status == "succeeded":
+                pr = creation.pull_request
+                number = f"#{pr.number}" if pr and pr.number is not None else None
+                outcome = Outcome(OutcomeVerb.PR_OPENED, run_id=number, run_url=pr.html_url if pr else None)
+                break
+            if creation.status == "failed":
+                outcome = Outcome(OutcomeVerb.PR_FAILED, reason=creation.error)
+                break
+        outcome = replace(outcome, slack_user=who.user_id, at=self.clock())
+        await self.store.finish_action(ActionKey.of(Verb.CREATE_PR, run_id), state=ActionState.DONE, outcome=outcome)
+        return Settled(await self._fresh_by_id(run_id), outcome)
+
+    async def merge_pull_request(self, who: Where, target: Target, method: str) -> Settled:
+        async def send(run: Run) -> tuple[Outcome, Run]:
+            await self.fabro.merge_pull_request(run.id, method)  # GitHub acted or refused: never repeated
+            return Outcome(OutcomeVerb.PR_MERGED, answer=method), run
+
+        return await self._ship(who, Verb.MERGE_PR, target, send, detail={"method": method})
+
+    async def close_pull_request(self, who: Where, target: Target) -> Settled:
+        async def send(run: Run) -> tuple[Outcome, Run]:
+            await self.fabro.close_pull_request(run.id)
+            return Outcome(OutcomeVerb.PR_CLOSED), run
+
+        return await self._ship(who, Verb.CLOSE_PR, target, send)
+
+    async def _ship(
+        self, who: Where, verb: Verb, target: Target, send: Send, *, detail: dict[str, Any] | None = None
+    ) -> Settled:
+        """Merge or close, after reading the pull request's live state: a finished one is refused."""
+        state: dict[str, str | None] = {}
+
+        def check(run: Run, _: list[Question]) -> Refused | None:
+            if run.pull_request is None or not run.pull_request.html_url:
+                return Refused(Refusal.PR_NONE, run=run)
+            finished = state.get("finished")
+            if finished == "merged":
+                return Refused(Refusal.PR_MERGED, run=run)
+            if finished == "closed":
+                return Refused(Refusal.PR_CLOSED, run=run)
+            return None
+
+        async def probe() -> None:
+            try:
+                state["finished"] = (await self.fabro.pull_request(target.run_id)).finished
+            except FabroNotFound:
+                state["finished"] = None  # no stored record: the check refuses as "no pull request"
+
+        return await self._act(who, verb, target, check, send, detail=detail, before=probe)
+
     # -- the one path every action takes ----------------------------------------------------
 
     async def _act(
@@ -151,6 +237,7 @@ class Steering:
         *,
         detail: dict[str, Any] | None = None,
         with_questions: bool = False,
+        before: Callable[[], Awaitable[None]] | None = None,
     ) -> Settled:
         if not await self.allowlist.allows(who.user_id):
             log.info("user=%s is not allowed to %s run=%s", who.user_id, verb, target.run_id)
@@ -166,6 +253,8 @@ class Steering:
         try:
             run = await self.fabro.get_run(target.run_id)
             questions = await self.fabro.list_questions(run.id) if with_questions else []
+            if before is not None:
+                await before()  # more of Fabro to re-read, such as the pull request's live state
             refused = check(run, questions)
             if refused is not None:
                 refused.settled = await self._current(run, key)
@@ -232,6 +321,12 @@ class Steering:
             return await self.fabro.get_run(run.id)
         except FabroError:
             return run
+
+    async def _fresh_by_id(self, run_id: str) -> Run:
+        try:
+            return await self.fabro.get_run(run_id)
+        except FabroError:
+            return Run(id=run_id)
 
     async def _current_by_id(self, run_id: str, key: ActionKey) -> Settled | None:
         try:

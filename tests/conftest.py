@@ -229,9 +229,15 @@ class SlackUser:
         return status, ack, response_url
 
     async def submit_view(
-        self, view: dict[str, Any], values: dict[str, str], *, user: str = "U123ADA"
+        self,
+        view: dict[str, Any],
+        values: dict[str, str],
+        *,
+        user: str = "U123ADA",
+        state: dict[str, Any] | None = None,
     ) -> tuple[int, str]:
-        """Submit a modal the bot opened, with `values` typed into its inputs (block id = action id)."""
+        """Submit a modal the bot opened, with `values` typed into its inputs (block id = action id),
+        or with a raw `state` for other inputs (radio buttons, selects)."""
         payload = {
             "type": "view_submission",
             "team": {"id": "T111", "domain": "test"},
@@ -245,7 +251,9 @@ class SlackUser:
                 "team_id": "T111",
                 "app_id": "A111",
                 "bot_id": "B111",
-                "state": {"values": {k: {k: {"type": "plain_text_input", "value": v}} for k, v in values.items()}},
+                "state": {
+                    "values": state or {k: {k: {"type": "plain_text_input", "value": v}} for k, v in values.items()}
+                },
             },
         }
         return await self.post(urlencode({"payload": json.dumps(payload)}))

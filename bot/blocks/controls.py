@@ -18,6 +18,8 @@ from typing import Any
 from bot.actions import (
     ANSWER_MODAL,
     DENY_MODAL,
+    MERGE_CONFIRM,
+    MERGE_MODAL,
     Target,
     choice_value,
     control_block_id,
@@ -25,18 +27,22 @@ from bot.actions import (
 )
 from bot.blocks import kit
 from bot.blocks.text import clip, escape
-from bot.fabro.models import Question, Run
+from bot.fabro.models import PullRequestState, Question, Run
 
 __all__ = [
     "ANSWER_INPUT",
     "DENY_INPUT",
     "MAX_BUTTON_OPTIONS",
     "MAX_CHECKBOXES",
+    "MERGE_INPUT",
     "answer_modal",
     "approval_controls",
     "deny_modal",
+    "merge_confirm_view",
+    "merge_modal",
     "question_controls",
     "run_controls",
+    "ship_controls",
 ]
 
 Block = dict[str, Any]
@@ -46,6 +52,7 @@ MAX_CHECKBOXES = 10  # Slack's limit for a checkboxes element
 MAX_MENU_OPTIONS = 100  # Slack's limit for a select menu
 ANSWER_INPUT = "answer_text"
 DENY_INPUT = "deny_reason"
+MERGE_INPUT = "merge_method"
 
 
 def _option_text(label: str, limit: int = 75) -> dict[str, Any]:
@@ -115,8 +122,10 @@ def approval_controls(run: Run) -> list[Block]:
 
 
 def run_controls(run: Run) -> list[Block]:
-    """Retry for a failed run; Cancel (confirmed first) for an active one."""
+    """Retry for a failed run; Cancel (confirmed first) for an active one; shipping for a succeeded one."""
     target = Target(run.id)
+    if run.status.kind == "succeeded" and not run.lifecycle.archived:
+        return ship_controls(run)
     if run.bucket == "failed" and not run.superseded_by:
         block = kit.actions(
             kit.button("Retry", steer_action_id("retry"), value="retry"), block_id=control_block_id("retry", target)
@@ -137,6 +146,83 @@ def run_controls(run: Run) -> list[Block]:
         block = kit.actions(cancel, block_id=control_block_id("cancel", target))
         return [block] if block else []
     return []
+
+
+def ship_controls(run: Run) -> list[Block]:
+    """A succeeded run without a pull request: Create pull request. With one: Merge… and Close pull request."""
+    block_id = control_block_id("ship", Target(run.id))
+    pr = run.pull_request
+    if pr is None or not pr.html_url:
+        create = kit.button("Create pull request", steer_action_id("create_pr"), value="create_pr", style="primary")
+        block = kit.actions(create, block_id=block_id)
+        return [block] if block else []
+    close = kit.button("Close pull request", steer_action_id("close_pr"), value="close_pr", style="danger")
+    if close is not None:
+        close["confirm"] = {
+            "title": kit.plain("Close the pull request?", 100),
+            "text": kit.mrkdwn(f"Pull request #{pr.number} will be closed on GitHub without merging.", 300),
+            "confirm": kit.plain("Close it", 30),
+            "deny": kit.plain("Keep it open", 30),
+            "style": "danger",
+        }
+    block = kit.actions(
+        kit.button("Merge…", steer_action_id("merge"), value="merge", style="primary"), close, block_id=block_id
+    )
+    return [block] if block else []
+
+
+def merge_modal(run: Run, *, metadata: str) -> dict[str, Any]:
+    """First step of a merge: how. The second step (`merge_confirm_view`) shows what, before it happens."""
+    options = [
+        {"text": kit.plain(label, 75), "description": kit.plain(why, 75), "value": method}
+        for method, label, why in (
+            ("squash", "Squash and merge", "One commit on the base branch"),
+            ("merge", "Create a merge commit", "Keep every commit, plus a merge commit"),
+            ("rebase", "Rebase and merge", "Every commit, replayed on the base branch"),
+        )
+    ]
+    return {
+        "type": "modal",
+        "callback_id": MERGE_MODAL,
+        "private_metadata": metadata,
+        "title": kit.plain("Merge the pull request", 24),
+        "submit": kit.plain("Next", 24),
+        "close": kit.plain("Cancel", 24),
+        "blocks": [
+            kit.section(f"Merge the pull request of *{clip(escape(run.title or run.id), 500)}*"),
+            {
+                "type": "input",
+                "block_id": MERGE_INPUT,
+                "label": kit.plain("How", 2000),
+                "element": {
+                    "type": "radio_buttons",
+                    "action_id": MERGE_INPUT,
+                    "options": options,
+                    "initial_option": options[0],
+                },
+            },
+        ],
+    }
+
+
+def merge_confirm_view(run: Run, pr: PullRequestState | None, method: str, *, metadata: str) -> dict[str, Any]:
+    """What will be merged, and how: the last look before the final submit."""
+    details = pr.details if pr is not None else None
+    number = run.pull_request.number if run.pull_request else None
+    title = escape(details.title) if details and details.title else "_(GitHub did not say its title)_"
+    lines = [f"*Pull request #{number}*: {clip(title, 500)}"]
+    if details is not None and details.additions is not None:
+        lines.append(f"+{details.additions} −{details.deletions or 0} in {details.changed_files or 0} file(s)")
+    lines.append(f"Method: *{escape(method)}*")
+    return {
+        "type": "modal",
+        "callback_id": MERGE_CONFIRM,
+        "private_metadata": metadata,
+        "title": kit.plain("Merge the pull request", 24),
+        "submit": kit.plain("Merge", 24),
+        "close": kit.plain("Cancel", 24),
+        "blocks": [kit.section("\n".join(lines)), kit.context(f"Run `{escape(run.id)}`")],
+    }
 
 
 def answer_modal(run: Run, question: Question, *, metadata: str) -> dict[str, Any]:

@@ -87,9 +87,34 @@ def outcome_text(outcome: Outcome) -> str:
             return f"Superseded by run `{escape(outcome.run_id or '?')}`"
         case OutcomeVerb.ARCHIVED:
             return f"Archived{by}"
+        case (
+            OutcomeVerb.PR_REQUESTED
+            | OutcomeVerb.PR_OPENED
+            | OutcomeVerb.PR_FAILED
+            | OutcomeVerb.PR_MERGED
+            | OutcomeVerb.PR_CLOSED
+        ):
+            return _pull_request_text(outcome, by)
         case OutcomeVerb.MOVED_ON:
             return _MOVED_ON[outcome.subject].format(state=escape(outcome.state or "unknown"))
         case OutcomeVerb.NOT_POSTED:
             return "Not posted: no longer current"
         case OutcomeVerb.LEGACY:
             return outcome.text or ""
+
+
+def _pull_request_text(outcome: Outcome, by: str) -> str:
+    match outcome.verb:
+        case OutcomeVerb.PR_REQUESTED:
+            return f"Pull request requested{by}; Fabro is writing it"
+        case OutcomeVerb.PR_OPENED:
+            return f"Pull request {link(outcome.run_url, outcome.run_id or 'opened')} opened{by}"
+        case OutcomeVerb.PR_FAILED:
+            return "The pull request could not be created" + (
+                f": {clip(escape(outcome.reason), 300)}" if outcome.reason else ""
+            )
+        case OutcomeVerb.PR_MERGED:
+            return f"Merged{by}" + (f" ({escape(outcome.answer)})" if outcome.answer else "")
+        case OutcomeVerb.PR_CLOSED:
+            return f"Pull request closed{by}"
+    return ""

@@ -61,6 +61,9 @@ _WHAT = {
     Verb.DENY: "deny runs",
     Verb.RETRY: "retry runs",
     Verb.CANCEL: "cancel runs",
+    Verb.CREATE_PR: "create pull requests",
+    Verb.MERGE_PR: "merge pull requests",
+    Verb.CLOSE_PR: "close pull requests",
 }
 _DOING = {
     Verb.ANSWER: "answering this question",
@@ -68,6 +71,9 @@ _DOING = {
     Verb.DENY: "deciding on this approval",
     Verb.RETRY: "retrying this run",
     Verb.CANCEL: "cancelling this run",
+    Verb.CREATE_PR: "creating this run's pull request",
+    Verb.MERGE_PR: "merging this pull request",
+    Verb.CLOSE_PR: "closing this pull request",
 }
 _REFUSALS = {
     Refusal.QUESTION_GONE: "This question is no longer waiting for an answer: it was answered or withdrawn.",
@@ -77,6 +83,11 @@ _REFUSALS = {
     Refusal.NOT_FINISHED: "Only finished runs can be retried; this one is {state}.",
     Refusal.ALREADY_FINISHED: "This run already finished ({state}); there is nothing to cancel.",
     Refusal.ANSWER_UNFIT: "{detail}",
+    Refusal.NOT_SUCCEEDED: "Only a succeeded run gets a pull request from here; this one is {state}.",
+    Refusal.PR_EXISTS: "This run already has a pull request; the card now links to it.",
+    Refusal.PR_NONE: "This run has no pull request.",
+    Refusal.PR_MERGED: "This pull request was already merged; there is nothing left to do.",
+    Refusal.PR_CLOSED: "This pull request is already closed.",
 }
 INTERNAL_ERROR = (
     "Something went wrong on our side and it has been logged — reference `{reference}`. "
@@ -161,9 +172,30 @@ def bot_error_text(error: BotError, *, command: str = "/runs") -> str:
     return INTERNAL_ERROR.format(reference="none")
 
 
+_PULL_REQUEST_VERBS = (Verb.CREATE_PR, Verb.MERGE_PR, Verb.CLOSE_PR)
+
+
+def _pull_request_failed(error: ActionFailed, request_id: str) -> str | None:
+    """Fabro's answers about pull requests, in words: they are about GitHub more than about the run."""
+    cause, status = error.cause, error.cause.status
+    if status == 409 and error.verb is Verb.CREATE_PR:
+        return f"This run already has a pull request — {request_id}. The card now links to it."
+    if status == 404:
+        return f"Fabro has no pull request for this run — {request_id}."
+    if status == 400:
+        return f"That does not apply to this run's pull request: {escape(cause.detail)} — {request_id}."
+    if status == 502:
+        return f"GitHub refused: {escape(cause.detail)} — {request_id}. Nothing was changed."
+    if status == 503:
+        return f"GitHub is unavailable to Fabro right now — {request_id}. Nothing was changed; try again later."
+    return None
+
+
 def _action_failed(error: ActionFailed) -> str:
     cause = error.cause
     request_id = request_reference(cause)
+    if error.verb in _PULL_REQUEST_VERBS and (said := _pull_request_failed(error, request_id)):
+        return said
     if isinstance(cause, FabroConflict):
         return (
             f"Fabro says this can no longer be done ({escape(cause.detail.rstrip('.'))}) — {request_id}."

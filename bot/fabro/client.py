@@ -33,6 +33,8 @@ from bot.fabro.models import (
     ErrorResponse,
     Failure,
     ListMeta,
+    PullRequestCreation,
+    PullRequestState,
     Question,
     Run,
     RunEvent,
@@ -196,6 +198,32 @@ class FabroClient:
     async def _post_run(self, path: str, body: dict[str, Any], what: str) -> Run:
         answer = await self._json("POST", path, body=body)
         return self._read(lambda: _one(Run, answer, what))
+
+    # -- pull requests ---------------------------------------------------------------
+
+    async def create_pull_request(self, run_id: str) -> tuple[PullRequestCreation, str, float]:
+        """Ask Fabro to write and open the run's pull request (202): the creation, where to poll it
+        (the `Location` header, relative to the request), and how long to wait first."""
+        response = await self._send("POST", f"/runs/{_segment(run_id)}/pull_request", body={"force": False})
+        creation = self._read(lambda: _one(PullRequestCreation, _decode(response), "a pull request creation"))
+        location = response.headers.get("location") or "pull_request/creation"
+        return creation, str(response.request.url.join(location)), _seconds(response.headers.get("retry-after"))
+
+    async def pull_request_creation(self, url: str) -> tuple[PullRequestCreation, float]:
+        response = await self._send("GET", url)
+        creation = self._read(lambda: _one(PullRequestCreation, _decode(response), "a pull request creation"))
+        return creation, _seconds(response.headers.get("retry-after"))
+
+    async def pull_request(self, run_id: str) -> PullRequestState:
+        body = await self._json("GET", f"/runs/{_segment(run_id)}/pull_request")
+        data = body.get("data") if isinstance(body, dict) else None
+        return self._read(lambda: _one(PullRequestState, data, "the run's pull request"))
+
+    async def merge_pull_request(self, run_id: str, method: str) -> None:
+        await self._json("POST", f"/runs/{_segment(run_id)}/pull_request/merge", body={"method": method})
+
+    async def close_pull_request(self, run_id: str) -> None:
+        await self._json("POST", f"/runs/{_segment(run_id)}/pull_request/close", body={})
 
     # -- the live event stream -------------------------------------------------------
 
@@ -470,6 +498,11 @@ def _many(model: type[M], body: Any, what: str) -> list[M]:
             ident = item.get("id") if isinstance(item, dict) else None
             log.warning("skipped one of the %s Fabro sent that cannot be read (id %r)", what, ident)
     return items
+
+
+def _seconds(value: str | None, default: float = 1.0) -> float:
+    """A Retry-After in seconds, within reason (0 to 60)."""
+    return float(min(int(value), 60)) if value and value.isascii() and value.isdigit() and len(value) < 6 else default
 
 
 def _shape(body: Any) -> str:

@@ -34,6 +34,9 @@ __all__ = [
     "Failure",
     "Lifecycle",
     "PullRequest",
+    "PullRequestCreation",
+    "PullRequestDetails",
+    "PullRequestState",
     "Question",
     "QuestionOption",
     "Run",
@@ -197,6 +200,43 @@ class PullRequest(_Model):
     repo: str | None = None
     number: int | None = None
     html_url: str | None = None
+
+
+class PullRequestDetails(_Model):
+    """Live GitHub fields of a run's pull request (when Fabro could read them)."""
+
+    title: str = ""
+    state: str = "unknown"  # open | closed
+    merged: bool = False
+    draft: bool = False
+    additions: int | None = None
+    deletions: int | None = None
+    changed_files: int | None = None
+
+
+class PullRequestState(_Model):
+    """`GET /runs/{id}/pull_request`: the stored link and, when GitHub answered, its live state."""
+
+    link: PullRequest = Field(default_factory=PullRequest)
+    details: PullRequestDetails | None = None
+
+    @property
+    def finished(self) -> str | None:
+        """`merged` or `closed` when the pull request can no longer be merged or closed."""
+        if self.details is None:
+            return None
+        if self.details.merged:
+            return "merged"
+        return "closed" if self.details.state == "closed" else None
+
+
+class PullRequestCreation(_Model):
+    """The latest pull request creation of a run; poll it until it is no longer `pending`."""
+
+    id: str
+    status: str = "pending"  # pending | succeeded | failed
+    pull_request: PullRequest | None = None
+    error: str | None = None
 
 
 class Model(_Model):

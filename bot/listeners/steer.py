@@ -11,7 +11,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,9 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.actions import (
     ANSWER_MODAL,
     DENY_MODAL,
+    MERGE_CONFIRM,
+    MERGE_METHODS,
+    MERGE_MODAL,
     STEER_ACTION,
     ModalContext,
     Target,
@@ -33,12 +36,20 @@ from bot.actions import (
     steer_verb,
 )
 from bot.blocks.alerts import resolved_alert
-from bot.blocks.controls import ANSWER_INPUT, DENY_INPUT, answer_modal, deny_modal
+from bot.blocks.controls import (
+    ANSWER_INPUT,
+    DENY_INPUT,
+    MERGE_INPUT,
+    answer_modal,
+    deny_modal,
+    merge_confirm_view,
+    merge_modal,
+)
 from bot.blocks.outcomes import outcome_text
 from bot.boundary import Failed, attempt
 from bot.errors import AlreadyActed, NotOpened, Refusal, Refused, Settled, Unreadable
 from bot.fabro.errors import FabroError
-from bot.fabro.models import Question, Run
+from bot.fabro.models import PullRequestState, Question, Run
 from bot.interview import AnswerKind, Choice
 from bot.keys import AlertKind
 from bot.listeners.payloads import first_action, obj, picked, text, user_of, view_input, where_clicked
@@ -135,8 +146,11 @@ def register(
         _, target = parsed
         channel, message_ts = where_clicked(body)
         who = Where(user, channel, message_ts)
-        if verb in ("text", "deny"):
-            opener = _open_answer_modal if verb == "text" else _open_deny_modal
+        if verb == "create_pr":
+            await _create_pull_request(act, shower, steering, who, target, respond)
+            return
+        if verb in ("text", "deny", "merge"):
+            opener = {"text": _open_answer_modal, "deny": _open_deny_modal, "merge": _open_merge_modal}[verb]
             opened = await attempt(opener(client, steering, body, target), what=f"opening the {verb} window")
             if isinstance(opened, Failed):
                 await respond(response_type="ephemeral", replace_original=False, **opened.message)
@@ -144,6 +158,16 @@ def register(
         await shower.show(
             await act(verb, _dispatch(steering, verb, who, target, action, body)), who=who, respond=respond
         )
+
+    _register_modals(app, steering, shower, act)
+    _register_mentions(app, steering, store, shower, act)
+
+
+Act = Callable[[str, Awaitable[Settled]], Awaitable["Settled | Failed"]]
+
+
+def _register_modals(app: AsyncApp, steering: Steering, shower: _Shower, act: Act) -> None:
+    """The windows a click opens: a written answer, a denial's reason, and the two steps of a merge."""
 
     @app.view(ANSWER_MODAL)
     async def on_answer_modal(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -173,6 +197,32 @@ def register(
         work = steering.deny(who, context.target, view_input(obj(view), DENY_INPUT) or None)
         await shower.show(await act("deny", work), who=who, response_url=context.response_url)
 
+    @app.view(MERGE_MODAL)
+    async def on_merge_modal(ack: AsyncAck, view: dict[str, Any]) -> None:
+        """Step two of a merge: show what will be merged and how, before the final submit."""
+        context = decode_modal(text(obj(view).get("private_metadata")))
+        method = _picked_method(obj(view))
+        if context is None or method is None:
+            await ack(response_action="errors", errors={MERGE_INPUT: "Choose how to merge."})
+            return
+        run, pr = await _pull_request_now(steering, context.target)
+        metadata = encode_modal(replace(context, method=method))
+        await ack(response_action="update", view=merge_confirm_view(run, pr, method, metadata=metadata))
+
+    @app.view(MERGE_CONFIRM)
+    async def on_merge_confirm(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        await ack()
+        context = decode_modal(text(obj(view).get("private_metadata")))
+        user = user_of(body)
+        if context is None or context.method is None or user is None:
+            log.warning("undecodable merge confirmation from user=%s", user)
+            return
+        who = Where(user, context.channel, context.message_ts)
+        work = steering.merge_pull_request(who, context.target, context.method)
+        await shower.show(await act("merge_pr", work), who=who, response_url=context.response_url)
+
+
+def _register_mentions(app: AsyncApp, steering: Steering, store: Store, shower: _Shower, act: Act) -> None:
     @app.event("app_mention")
     async def on_mention(event: dict[str, Any], request: AsyncBoltRequest) -> None:
         """`@Fabro yes` in an alert's thread answers its question, as Fabro's own integration allows."""
@@ -219,6 +269,8 @@ async def _dispatch(
             return await steering.retry(who, target)
         case "cancel":
             return await steering.cancel(who, target)
+        case "close_pr":
+            return await steering.close_pull_request(who, target)
     raise Unreadable("control")
 
 
@@ -254,6 +306,59 @@ async def _open_answer_modal(client: AsyncWebClient, steering: Steering, body: d
         run = run or Run(id=target.run_id)
         question = question or Question(id=target.question_id or "?", text="Your answer to the run's question")
     await _open(client, body, answer_modal(run, question, metadata=_modal_context(body, target)))
+
+
+async def _create_pull_request(
+    act: Act,
+    shower: _Shower,
+    steering: Steering,
+    who: Where,
+    target: Target,
+    respond: AsyncRespond,
+) -> None:
+    """Ask once; show "being written" at once; follow the creation in the background and show how it ended."""
+    follow: dict[str, Any] = {}
+
+    async def create() -> Settled:
+        settled, follow["location"], follow["wait"] = await steering.create_pull_request(who, target)
+        return settled
+
+    result = await act("create_pr", create())
+    await shower.show(result, who=who, respond=respond)
+    if isinstance(result, Failed):
+        return
+
+    async def finish() -> None:
+        work = steering.follow_creation(who, target.run_id, follow["location"], follow["wait"])
+        await shower.show(await act("create_pr", work), who=who, respond=respond)
+
+    task = asyncio.create_task(finish(), name=f"pull-request-{target.run_id}")
+    _FOLLOWING.add(task)
+    task.add_done_callback(_FOLLOWING.discard)
+
+
+_FOLLOWING: set[asyncio.Task[None]] = set()  # creations being followed (kept, so they are not collected)
+
+
+def _picked_method(view: dict[str, Any]) -> str | None:
+    chosen = obj(obj(obj(obj(view.get("state")).get("values")).get(MERGE_INPUT)).get(MERGE_INPUT))
+    value = text(obj(chosen.get("selected_option")).get("value"))
+    return value if value in MERGE_METHODS else None
+
+
+async def _pull_request_now(steering: Steering, target: Target) -> tuple[Run, PullRequestState | None]:
+    """The run and its pull request's live state for the confirmation, if Fabro answers in time."""
+    try:
+        async with asyncio.timeout(_MODAL_LOOKUP_SECONDS):
+            run = await steering.fabro.get_run(target.run_id)
+            return run, await steering.fabro.pull_request(run.id)
+    except (FabroError, TimeoutError):
+        return Run(id=target.run_id), None
+
+
+async def _open_merge_modal(client: AsyncWebClient, steering: Steering, body: dict[str, Any], target: Target) -> None:
+    run, _ = await _lookup(steering, target)
+    await _open(client, body, merge_modal(run or Run(id=target.run_id), metadata=_modal_context(body, target)))
 
 
 async def _open_deny_modal(client: AsyncWebClient, steering: Steering, body: dict[str, Any], target: Target) -> None:

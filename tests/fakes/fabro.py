@@ -119,6 +119,12 @@ class FakeFabro:
     port: int = 0
     _runner: web.AppRunner | None = None
     _asked: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Pull requests: live GitHub state per run, creations being written, and GitHub's availability.
+    pull_requests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    creations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    creation_polls: int = 2  # pending answers before a creation ends
+    creation_error: str | None = None  # when set, creations fail with this
+    github_down: bool = False
 
     # -- test controls -------------------------------------------------------------
 
@@ -290,6 +296,11 @@ class FakeFabro:
                 web.post("/api/v1/runs/{id}/deny", self._deny),
                 web.post("/api/v1/runs/{id}/cancel", self._cancel),
                 web.post("/api/v1/runs/{id}/retry", self._retry),
+                web.post("/api/v1/runs/{id}/pull_request", self._create_pr),
+                web.get("/api/v1/runs/{id}/pull_request", self._get_pr),
+                web.get("/api/v1/runs/{id}/pull_request/creation", self._creation),
+                web.post("/api/v1/runs/{id}/pull_request/merge", self._merge_pr),
+                web.post("/api/v1/runs/{id}/pull_request/close", self._close_pr),
             ]
         )
         self._runner, self.port = await serve(app)
@@ -656,3 +667,126 @@ class FakeFabro:
         new["repository"], new["workflow"], new["labels"] = run["repository"], run["workflow"], run["labels"]
         self.retry(run["id"], new)
         return web.json_response(new, status=201)
+
+    # -- pull requests -----------------------------------------------------------------------
+
+    def open_pull_request(self, run_id: str, number: int = 7, **details: Any) -> None:
+        """The run has a pull request on GitHub, open unless `details` say otherwise."""
+        run = self.runs[run_id]
+        run["pull_request"] = {
+            "owner": "demo",
+            "repo": "api",
+            "number": number,
+            "html_url": f"https://github.com/demo/api/pull/{number}",
+        }
+        self.pull_requests[run_id] = {
+            "title": f"{run.get('title')}",
+            "state": "open",
+            "draft": False,
+            "merged": False,
+            "additions": 120,
+            "deletions": 30,
+            "changed_files": 4,
+            **details,
+        }
+
+    async def _create_pr(self, request: web.Request) -> web.Response:
+        run = self.runs.get(request.match_info["id"])
+        if run is None:
+            return self._missing(request)
+        body, bad = await self._body(request)
+        if bad is not None:
+            return bad
+        if not isinstance(body, dict) or not isinstance(body.get("force"), bool):
+            return web.Response(
+                status=422, text="Failed to deserialize the JSON body: missing field `force`", content_type="text/plain"
+            )
+        if run.get("pull_request"):
+            return self._conflict(request, "A pull request already exists for this run.")
+        if self.github_down:
+            return self._error(503, "GitHub integration is unavailable.", request[REQUEST_ID])
+        if run["lifecycle"]["status"]["kind"] != "succeeded" and not body["force"]:
+            return self._error(400, "Pull request creation does not apply to this run.", request[REQUEST_ID])
+        now = _iso_ms(datetime.now(UTC))
+        creation = self.creations.get(run["id"])
+        if creation is None or creation["status"] != "pending":
+            creation = {
+                "id": f"01CR{uuid.uuid4().hex[:22].upper()}",
+                "status": "pending",
+                "model": "claude",
+                "force": body["force"],
+                "requested_at": now,
+                "updated_at": now,
+                "pull_request": None,
+                "error": None,
+                "_polls": self.creation_polls,
+            }
+            self.creations[run["id"]] = creation
+            self.emit(run["id"], "pull_request.creation_requested", {})
+        headers = {"Location": "pull_request/creation", "Retry-After": "0"}
+        return web.json_response(self._public(creation), status=202, headers=headers)
+
+    @staticmethod
+    def _public(creation: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in creation.items() if not k.startswith("_")}
+
+    async def _creation(self, request: web.Request) -> web.Response:
+        run_id = request.match_info["id"]
+        creation = self.creations.get(run_id)
+        if creation is None:
+            return self._missing(request)
+        if creation["status"] == "pending":
+            creation["_polls"] -= 1
+            if creation["_polls"] < 0:
+                if self.creation_error:
+                    creation.update(status="failed", error=self.creation_error)
+                    self.emit(run_id, "pull_request.failed", {"error": self.creation_error})
+                else:
+                    self.open_pull_request(run_id)
+                    creation.update(status="succeeded", pull_request=self.runs[run_id]["pull_request"])
+                    self.emit(run_id, "pull_request.created", {"pull_request": self.runs[run_id]["pull_request"]})
+        headers = {"Retry-After": "0"} if creation["status"] == "pending" else {}
+        return web.json_response(self._public(creation), headers=headers)
+
+    async def _get_pr(self, request: web.Request) -> web.Response:
+        run = self.runs.get(request.match_info["id"])
+        if run is None or not run.get("pull_request"):
+            return self._error(404, "Run or stored pull request record not found.", request[REQUEST_ID])
+        details = None if self.github_down else self.pull_requests.get(run["id"])
+        meta = {
+            "details_status": "available" if details else "unavailable",
+            "details_unavailable_reason": None if details else "integration_unavailable",
+        }
+        return web.json_response({"data": {"link": run["pull_request"], "details": details}, "meta": meta})
+
+    def _ship_refusal(self, request: web.Request) -> tuple[dict[str, Any], web.Response | None]:
+        run = self.runs.get(request.match_info["id"])
+        if run is None or not run.get("pull_request"):
+            return {}, self._error(404, "Run or stored pull request record not found.", request[REQUEST_ID])
+        if self.github_down:
+            return run, self._error(503, "GitHub integration is unavailable.", request[REQUEST_ID])
+        live = self.pull_requests[run["id"]]
+        if live["merged"] or live["state"] == "closed":
+            return run, self._error(400, "Pull request is not open.", request[REQUEST_ID])
+        return run, None
+
+    async def _merge_pr(self, request: web.Request) -> web.Response:
+        body, bad = await self._body(request)
+        if bad is not None:
+            return bad
+        if not isinstance(body, dict) or body.get("method") not in ("merge", "squash", "rebase"):
+            return web.Response(status=422, text="unknown variant in `method`", content_type="text/plain")
+        run, refused = self._ship_refusal(request)
+        if refused is not None:
+            return refused
+        self.pull_requests[run["id"]].update(merged=True, state="closed")
+        pr = run["pull_request"]
+        return web.json_response({"number": pr["number"], "html_url": pr["html_url"], "method": body["method"]})
+
+    async def _close_pr(self, request: web.Request) -> web.Response:
+        run, refused = self._ship_refusal(request)
+        if refused is not None:
+            return refused
+        self.pull_requests[run["id"]].update(state="closed")
+        pr = run["pull_request"]
+        return web.json_response({"number": pr["number"], "html_url": pr["html_url"]})
