@@ -22,6 +22,10 @@ __all__ = [
     "MERGE_MODAL",
     "PAGE_ACTION",
     "SHOW_ACTION",
+    "START_ACTION",
+    "START_BUTTONS",
+    "START_MODAL",
+    "START_PICK",
     "STEER_ACTION",
     "ModalContext",
     "Target",
@@ -29,8 +33,12 @@ __all__ = [
     "control_block_id",
     "decode_modal",
     "decode_page",
+    "decode_picker",
+    "decode_start",
     "encode_modal",
     "encode_page",
+    "encode_picker",
+    "encode_start",
     "link_action_id",
     "page_action_id",
     "parse_control_block",
@@ -200,6 +208,42 @@ def resolve_choice(question: Question, value: str | None) -> str | None:
         index = int(value[1:])
         return keys[index] if index < len(keys) else None
     return value if value in keys else None
+
+
+# -- starting runs ---------------------------------------------------------------------------
+
+START_ACTION = "start"  # the confirmation card's buttons: start:go, start:cancel
+START_BUTTONS = re.compile(r"^start:(go|cancel)$")
+START_MODAL = "start_modal"
+START_PICK = "start_pick"
+_AUTOMATION_ID = re.compile(r"^[0-9A-Za-z_.-]{1,128}$")
+_INTENT = re.compile(r"^[0-9a-f]{8,40}$")
+
+
+def encode_start(automation_id: str, intent: str, channel: str | None) -> str:
+    """What a Start button carries: the automation, the intent it starts once, where to announce it."""
+    value = {"v": 1, "a": automation_id, "i": intent, "c": channel}
+    return json.dumps({k: v for k, v in value.items() if v is not None}, separators=(",", ":"))
+
+
+def decode_start(value: str | None) -> tuple[str, str, str | None] | None:
+    data = _versioned(value)
+    if data is None:
+        return None
+    automation, intent, channel = _str(data.get("a"), _AUTOMATION_ID), _str(data.get("i"), _INTENT), data.get("c")
+    if automation is None or intent is None or (channel is not None and _str(channel, _CHANNEL) is None):
+        return None
+    return automation, intent, channel if isinstance(channel, str) else None
+
+
+def encode_picker(channel: str | None) -> str:
+    return json.dumps({"v": 1, "c": channel} if channel else {"v": 1}, separators=(",", ":"))
+
+
+def decode_picker(value: str | None) -> str | None:
+    """The channel a picker window was opened from (None: unknown or not a channel id)."""
+    data = _versioned(value)
+    return _str(data.get("c"), _CHANNEL) if data else None
 
 
 @dataclass(frozen=True)

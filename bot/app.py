@@ -43,7 +43,7 @@ from bot.daily import Daily
 from bot.dispatch import Commands
 from bot.fabro.client import FabroClient
 from bot.leader import Leadership, leadership_for
-from bot.listeners import buttons, steer, unfurls
+from bot.listeners import buttons, start, steer, unfurls
 from bot.listeners import commands as commands_listener
 from bot.listeners.http import SlackGate
 from bot.listeners.payloads import payload_problem
@@ -182,7 +182,13 @@ def build_bolt_app(
         # around them. Nothing of the request is used: it may not even be verified.
         log.error("unhandled error around a listener, reference %s", new_reference(), exc_info=error)
 
-    commands_listener.register(app, commands, metrics)
+    async def open_start(client: AsyncWebClient, trigger_id: str, channel: str | None) -> None:
+        await start.open_picker(client, steering, trigger_id=trigger_id, channel=channel)
+
+    commands_listener.register(app, commands, metrics, open_start=open_start)
+    start.register(
+        app, steering, metrics, command=settings.slash_command, clock=steering.clock, web_base=settings.fabro_web_url
+    )
     buttons.register(app, commands.answerer)
     unfurls.register(
         app,

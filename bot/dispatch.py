@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, assert_never
@@ -9,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from bot.answers import Answerer
 from bot.blocks.replies import help_message, notice, usage_error_message
+from bot.blocks.start import start_card, unknown_automation
 from bot.blocks.stats import stats_message
 from bot.boundary import Failed, attempt
 from bot.daily import Daily
@@ -17,6 +20,7 @@ from bot.query import (
     Parsed,
     RunLookup,
     RunQuery,
+    Start,
     Stats,
     Subscribe,
     Subscriptions,
@@ -29,6 +33,10 @@ from bot.subscriptions import SubscriptionDesk
 
 __all__ = ["NEEDS_A_CHANNEL", "Caller", "Commands", "Reply"]
 
+START_NEEDS_SLACK = (
+    "`{command} start` opens a window in Slack listing the automations you can start;"
+    " `{command} start <automation-id>` asks you to confirm one."
+)
 NEEDS_A_CHANNEL = "Subscriptions belong to a Slack channel: run `{command} {words}` in the channel itself."
 
 
@@ -58,6 +66,7 @@ class Commands:
     command: str = "/runs"
     daily: Daily | None = None
     zone_of: Callable[[str | None], Awaitable[ZoneInfo]] = _utc  # a person's time zone (Slack's profile)
+    new_intent: Callable[[], str] = lambda: uuid.uuid4().hex[:20]
 
     @staticmethod
     def instant(parsed: Parsed) -> bool:
@@ -87,6 +96,8 @@ class Commands:
                 return Reply(await self.answerer.detail(parsed))
             case Subscribe() | Subscriptions() | Unsubscribe() | Summary():
                 return await self._subscriptions(parsed, caller)
+            case Start():
+                return await self._start(parsed, caller)
             case Stats():
                 daily = self.daily or Daily(self.answerer.fabro, self.answerer.clock)
                 tz = await self.zone_of(caller.user_id)
@@ -95,6 +106,17 @@ class Commands:
                 return Reply(stats_message(picture, now=now, web_base=self.answerer.web_base, command=self.command))
             case _:
                 assert_never(parsed)
+
+    async def _start(self, parsed: Start, caller: Caller) -> Reply:
+        """`/runs start <id>`: a confirmation to the asker alone (the window for a bare `start` is Slack's)."""
+        if parsed.automation_id is None:
+            return Reply(notice(START_NEEDS_SLACK.format(command=self.command)))
+        presets = [p for p in await self.answerer.fabro.automations() if p.startable]
+        preset = next((p for p in presets if p.id == parsed.automation_id), None)
+        if preset is None:
+            close = difflib.get_close_matches(parsed.automation_id, [p.id for p in presets], n=3, cutoff=0.5)
+            return Reply(unknown_automation(parsed.automation_id, close, self.command), status="usage_error")
+        return Reply(start_card(preset, intent=self.new_intent(), channel=caller.channel))
 
     async def _subscriptions(self, parsed: Subscribe | Subscriptions | Unsubscribe | Summary, caller: Caller) -> Reply:
         if self.desk is None or caller.channel is None or caller.user_id is None:

@@ -82,6 +82,8 @@ class Refusal(enum.StrEnum):
     PR_NONE = "pr_none"
     PR_MERGED = "pr_merged"
     PR_CLOSED = "pr_closed"
+    AUTOMATION_GONE = "automation_gone"
+    NOT_STARTABLE = "not_startable"
 
 
 class Refused(BotError):

@@ -15,12 +15,13 @@ from zoneinfo import ZoneInfo
 from bot.blocks.alerts import approval_alert, digest_message, failed_alert, question_alert, resolved_alert
 from bot.blocks.outcomes import outcome_text
 from bot.blocks.replies import error_message, help_message, internal_error_message, usage_error_message
-from bot.blocks.runs import run_detail_message, run_list_message
+from bot.blocks.runs import run_detail_message, run_list_message, unfurl_card
+from bot.blocks.start import start_announcement, start_card, start_picker
 from bot.blocks.stats import stats_message
 from bot.blocks.subscriptions import subscribed_message, subscriptions_message, summary_message, unsubscribed_message
 from bot.errors import NotAllowed
 from bot.fabro.errors import FabroUnavailable
-from bot.fabro.models import Failure, ListMeta, Question, Run, RunList
+from bot.fabro.models import AutomationPreset, Failure, ListMeta, Question, Run, RunList
 from bot.keys import AlertKind, Verb
 from bot.outcomes import Outcome, OutcomeVerb
 from bot.query import RunQuery, UsageError, parse
@@ -122,6 +123,14 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
             ),
         ),
         ("/runs stats", stats_message(_picture(runs, now), now=now, web_base=WEB)),
+        ("A pasted run link, unfurled", {"text": "unfurl", **unfurl_card(blocked, now=now, web_base=WEB)}),
+        ("/runs start <automation-id>", start_card(_automation(), intent="0a1b2c3d4e5f", channel="C0TEAM")),
+        ("/runs start: the window", {"text": "picker", **start_picker([_automation()], metadata="{}")}),
+        (
+            "A run started from Slack",
+            start_announcement(pending, user_id="U0ADA", automation="Nightly dependency bumps", now=now, web_base=WEB),
+        ),
+        ("A succeeded run, ready to ship", run_detail_message(by_kind["succeeded"], now=now, web_base=WEB)),
         ("/runs help", help_message(COMMAND)),
         ("A usage error (/runs blokced)", usage_error_message(_usage("blokced"), COMMAND)),
         ("A usage error (/runs limit:500)", usage_error_message(_usage("limit:500"), COMMAND)),
@@ -148,6 +157,18 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
         ),
     ]
     return items
+
+
+def _automation() -> AutomationPreset:
+    return AutomationPreset.model_validate(
+        {
+            "id": "nightly-deps",
+            "name": "Nightly dependency bumps",
+            "description": "Bump dependencies and open a pull request",
+            "target": {"repository": "acme/api", "ref": "main", "workflow": "implement"},
+            "triggers": [{"id": "t1", "type": "api", "enabled": True}],
+        }
+    )
 
 
 def _usage(text: str) -> UsageError:

@@ -48,6 +48,7 @@ class Verb(enum.StrEnum):
     CREATE_PR = "create_pr"
     MERGE_PR = "merge_pr"
     CLOSE_PR = "close_pr"
+    START = "start"
 
 
 class ActionState(enum.StrEnum):
@@ -66,6 +67,7 @@ class ActionScope(enum.StrEnum):
     CANCEL = "cancel"
     CREATE_PR = "create_pr"  # a run's pull request is created once
     SHIP_PR = "ship_pr"  # and then merged or closed once
+    START = "start"  # one start per confirmation (its key names the intent, not a run)
 
 
 _SCOPE_OF = {
@@ -77,6 +79,7 @@ _SCOPE_OF = {
     Verb.CREATE_PR: ActionScope.CREATE_PR,
     Verb.MERGE_PR: ActionScope.SHIP_PR,
     Verb.CLOSE_PR: ActionScope.SHIP_PR,
+    Verb.START: ActionScope.START,
 }
 # The alert an action settles once it is done (cancelling settles no alert of its own).
 _ALERT_OF = {

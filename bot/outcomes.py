@@ -33,6 +33,7 @@ class OutcomeVerb(enum.StrEnum):
     CANCEL_REQUESTED = "cancel_requested"
     SUPERSEDED = "superseded"
     ARCHIVED = "archived"
+    STARTED = "started"  # `run_id` is the new run, `answer` the automation's name
     PR_REQUESTED = "pr_requested"  # Fabro is writing the pull request
     PR_OPENED = "pr_opened"
     PR_FAILED = "pr_failed"  # `reason` says why

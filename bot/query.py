@@ -42,6 +42,7 @@ __all__ = [
     "Parsed",
     "RunLookup",
     "RunQuery",
+    "Start",
     "Stats",
     "Subscribe",
     "Subscriptions",
@@ -105,7 +106,7 @@ GRAMMAR = (
     "`/runs <run-id or prefix>` · `/runs help`\n"
     "`/runs subscribe [failed] [questions] [approvals] [cancelled] [repo:<owner/name>] [workflow:<name>] [label:<k=v>]`"
     " · `/runs subscriptions` · `/runs unsubscribe <id|all>`\n"
-    "`/runs stats [today|yesterday|week]` · `/runs summary [daily HH:MM | off]`\n"
+    "`/runs stats [today|yesterday|week]` · `/runs summary [daily HH:MM | off]` · `/runs start [automation-id]`\n"
     "*status*: " + " ".join(f"`{b}`" for b in BUCKETS) + ", or `active`, `done`\n"
     "*sort keys*: "
     + " ".join(f"`{k}`" for k in dict.fromkeys(SORT_KEYS.values()))
@@ -134,6 +135,7 @@ _VOCABULARY = (
     "page:",
     "parent:",
     "stats",
+    "start",
     "summary",
     "subscribe",
 )
@@ -226,6 +228,13 @@ class Unsubscribe:
 
 
 @dataclass(frozen=True)
+class Start:
+    """Start a run from an automation: pick it in a window (no id), or confirm the one named."""
+
+    automation_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Stats:
     """The daily picture for a window of days in the caller's time zone."""
 
@@ -240,7 +249,7 @@ class Summary:
     off: bool = False
 
 
-Parsed = RunQuery | RunLookup | Help | UsageError | Subscribe | Subscriptions | Unsubscribe | Stats | Summary
+Parsed = RunQuery | RunLookup | Help | UsageError | Subscribe | Subscriptions | Unsubscribe | Stats | Summary | Start
 
 SUBSCRIPTION_WORDS = ("failed", "questions", "approvals", "cancelled")
 DEFAULT_SUBSCRIPTION = ("failed", "questions", "approvals")  # `cancelled` is only asked for by name
@@ -263,6 +272,11 @@ def parse(text: str | None) -> Parsed:
         return _unsubscribe(words[1:])
     if first == "stats":
         return _stats(words[1:])
+    if first == "start":
+        if len(words) > 2 or (len(words) == 2 and not _AUTOMATION.match(words[1])):
+            hints = ("`/runs start` to pick one", "`/runs start <automation-id>`")
+            return UsageError("`start` takes one automation id at most.", word=words[-1], hints=hints)
+        return Start(words[1] if len(words) == 2 else None)
     if first == "summary":
         return _summary(words[1:])
     return _Parser().run(words)
@@ -328,6 +342,7 @@ def _subscribe(words: list[str]) -> Subscribe | UsageError:
 
 
 STATS_WINDOWS = ("today", "yesterday", "week")
+_AUTOMATION = re.compile(r"^[0-9A-Za-z_.-]{1,128}$")
 _HH_MM = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
 
 

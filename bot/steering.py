@@ -139,6 +139,28 @@ class Steering:
 
         return await self._act(who, Verb.CANCEL, target, check, send)
 
+    # -- starting work -----------------------------------------------------------------------
+
+    async def start(self, who: Where, automation_id: str, intent: str) -> Settled:
+        """Start a run from an automation, once per `intent` (one confirmation, one window): a
+        double click or a retried request starts one run; two `/runs start` are two intents."""
+
+        async def work() -> tuple[Outcome, Run]:
+            preset = next((a for a in await self.fabro.automations() if a.id == automation_id), None)
+            if preset is None:
+                raise Refused(Refusal.AUTOMATION_GONE)
+            if not preset.startable:
+                raise Refused(Refusal.NOT_STARTABLE, detail=preset.name or preset.id)
+            run = await self.fabro.start_automation(preset.id)
+            outcome = Outcome(
+                OutcomeVerb.STARTED, run_id=run.id, run_url=run.web_url(self.web_base), answer=preset.name or preset.id
+            )
+            return outcome, run
+
+        key = ActionKey.of(Verb.START, intent)
+        outcome, run = await self._once(who, Verb.START, key, work, detail={"automation": automation_id})
+        return Settled(run, outcome)
+
     # -- shipping the result ---------------------------------------------------------------
 
     async def create_pull_request(self, who: Where, target: Target) -> tuple[Settled, str, float]:
@@ -239,18 +261,10 @@ class Steering:
         with_questions: bool = False,
         before: Callable[[], Awaitable[None]] | None = None,
     ) -> Settled:
-        if not await self.allowlist.allows(who.user_id):
-            log.info("user=%s is not allowed to %s run=%s", who.user_id, verb, target.run_id)
-            raise NotAllowed(verb)
+        """An action on a run: re-read it (and its questions), check, send."""
         key = ActionKey.of(verb, target.run_id, target.question_id)
-        now = self.clock()
-        action = Action(key, verb, who.user_id, now, detail=json.dumps(detail or {}))
-        earlier = await self.store.begin_action(action, stale_before=now - PENDING_LEASE)
-        if earlier is not None:
-            raise AlreadyActed(earlier)
-        log.info("user=%s %s run=%s (%s)", who.user_id, verb, target.run_id, key)
-        outcome: Outcome | None = None
-        try:
+
+        async def work() -> tuple[Outcome, Run]:
             run = await self.fabro.get_run(target.run_id)
             questions = await self.fabro.list_questions(run.id) if with_questions else []
             if before is not None:
@@ -259,17 +273,48 @@ class Steering:
             if refused is not None:
                 refused.settled = await self._current(run, key)
                 raise refused
-            outcome, after = await send(run)
+            return await send(run)
+
+        async def conflict_card() -> Settled | None:
+            return await self._current_by_id(target.run_id, key)
+
+        outcome, after = await self._once(who, verb, key, work, detail=detail, conflict_card=conflict_card)
+        await self._settle_alerts(key, outcome, who)
+        return Settled(after, outcome)
+
+    async def _once(
+        self,
+        who: Where,
+        verb: Verb,
+        key: ActionKey,
+        work: Callable[[], Awaitable[tuple[Outcome, Run]]],
+        *,
+        detail: dict[str, Any] | None = None,
+        conflict_card: Callable[[], Awaitable[Settled | None]] | None = None,
+    ) -> tuple[Outcome, Run]:
+        """The path every action takes: permission, a once-only record, the work, the record settled."""
+        if not await self.allowlist.allows(who.user_id):
+            log.info("user=%s is not allowed to %s (%s)", who.user_id, verb, key)
+            raise NotAllowed(verb)
+        now = self.clock()
+        action = Action(key, verb, who.user_id, now, detail=json.dumps(detail or {}))
+        earlier = await self.store.begin_action(action, stale_before=now - PENDING_LEASE)
+        if earlier is not None:
+            raise AlreadyActed(earlier)
+        log.info("user=%s %s (%s)", who.user_id, verb, key)
+        outcome: Outcome | None = None
+        try:
+            outcome, after = await work()
             outcome = replace(outcome, slack_user=who.user_id, at=self.clock())
             await self.store.finish_action(key, state=ActionState.DONE, outcome=outcome)
         except BaseException as exc:
             await self._settle_record(key, exc, outcome)
             if isinstance(exc, FabroError):
-                settled = await self._current_by_id(target.run_id, key) if isinstance(exc, FabroConflict) else None
-                raise ActionFailed(exc, verb=verb, run_id=target.run_id, settled=settled) from exc
+                conflict = isinstance(exc, FabroConflict) and conflict_card is not None
+                settled = await conflict_card() if conflict and conflict_card is not None else None
+                raise ActionFailed(exc, verb=verb, run_id=key.run_id, settled=settled) from exc
             raise
-        await self._settle_alerts(key, outcome, who)
-        return Settled(after, outcome)
+        return outcome, after
 
     async def _settle_record(self, key: ActionKey, exc: BaseException, outcome: Outcome | None) -> None:
         """Whatever went wrong, the record does not stay pending: done when Fabro acted, else refused or failed."""

@@ -119,6 +119,11 @@ def test_the_gallery_has_every_kind_of_message_each_within_slacks_limits():
         "Not allowed",
         "subscriptions",
         "summary",
+        "unfurled",
+        "start <automation-id>",
+        "the window",
+        "started from Slack",
+        "ready to ship",
     ):
         assert kind in titles, kind
     for title, message in items:

@@ -88,13 +88,14 @@ def outcome_text(outcome: Outcome) -> str:
         case OutcomeVerb.ARCHIVED:
             return f"Archived{by}"
         case (
-            OutcomeVerb.PR_REQUESTED
+            OutcomeVerb.STARTED
+            | OutcomeVerb.PR_REQUESTED
             | OutcomeVerb.PR_OPENED
             | OutcomeVerb.PR_FAILED
             | OutcomeVerb.PR_MERGED
             | OutcomeVerb.PR_CLOSED
         ):
-            return _pull_request_text(outcome, by)
+            return _work_text(outcome, by)
         case OutcomeVerb.MOVED_ON:
             return _MOVED_ON[outcome.subject].format(state=escape(outcome.state or "unknown"))
         case OutcomeVerb.NOT_POSTED:
@@ -103,8 +104,12 @@ def outcome_text(outcome: Outcome) -> str:
             return outcome.text or ""
 
 
-def _pull_request_text(outcome: Outcome, by: str) -> str:
+def _work_text(outcome: Outcome, by: str) -> str:
+    """Starting work and shipping it."""
     match outcome.verb:
+        case OutcomeVerb.STARTED:
+            started = f"Started{by} → run {link(outcome.run_url, outcome.run_id or '?')}"
+            return started + (f" from {clip(escape(outcome.answer), 100)}" if outcome.answer else "")
         case OutcomeVerb.PR_REQUESTED:
             return f"Pull request requested{by}; Fabro is writing it"
         case OutcomeVerb.PR_OPENED:

@@ -64,6 +64,7 @@ _WHAT = {
     Verb.CREATE_PR: "create pull requests",
     Verb.MERGE_PR: "merge pull requests",
     Verb.CLOSE_PR: "close pull requests",
+    Verb.START: "start runs",
 }
 _DOING = {
     Verb.ANSWER: "answering this question",
@@ -74,6 +75,7 @@ _DOING = {
     Verb.CREATE_PR: "creating this run's pull request",
     Verb.MERGE_PR: "merging this pull request",
     Verb.CLOSE_PR: "closing this pull request",
+    Verb.START: "starting this run",
 }
 _REFUSALS = {
     Refusal.QUESTION_GONE: "This question is no longer waiting for an answer: it was answered or withdrawn.",
@@ -88,6 +90,8 @@ _REFUSALS = {
     Refusal.PR_NONE: "This run has no pull request.",
     Refusal.PR_MERGED: "This pull request was already merged; there is nothing left to do.",
     Refusal.PR_CLOSED: "This pull request is already closed.",
+    Refusal.AUTOMATION_GONE: "That automation no longer exists in Fabro. `/runs start` lists the ones there are.",
+    Refusal.NOT_STARTABLE: "{detail} cannot be started from Slack: it has no enabled `api` trigger in Fabro.",
 }
 INTERNAL_ERROR = (
     "Something went wrong on our side and it has been logged — reference `{reference}`. "
@@ -175,6 +179,20 @@ def bot_error_text(error: BotError, *, command: str = "/runs") -> str:
 _PULL_REQUEST_VERBS = (Verb.CREATE_PR, Verb.MERGE_PR, Verb.CLOSE_PR)
 
 
+def _start_failed(error: ActionFailed, request_id: str) -> str | None:
+    cause = error.cause
+    if cause.status == 404:
+        return f"Fabro does not know that automation — {request_id}. `/runs start` lists the ones there are."
+    if cause.status == 409 and cause.code == "automation_api_trigger_disabled":
+        return f"That automation's `api` trigger is turned off in Fabro — {request_id}. Turn it on there first."
+    if cause.status == 422:
+        return (
+            f"Fabro could not prepare the run's target (repository, ref or workflow): {escape(cause.detail)}"
+            f" — {request_id}. Nothing was started."
+        )
+    return None
+
+
 def _pull_request_failed(error: ActionFailed, request_id: str) -> str | None:
     """Fabro's answers about pull requests, in words: they are about GitHub more than about the run."""
     cause, status = error.cause, error.cause.status
@@ -195,6 +213,8 @@ def _action_failed(error: ActionFailed) -> str:
     cause = error.cause
     request_id = request_reference(cause)
     if error.verb in _PULL_REQUEST_VERBS and (said := _pull_request_failed(error, request_id)):
+        return said
+    if error.verb is Verb.START and (said := _start_failed(error, request_id)):
         return said
     if isinstance(cause, FabroConflict):
         return (

@@ -30,6 +30,7 @@ from bot.fabro.errors import (
 )
 from bot.fabro.filters import RunFilter
 from bot.fabro.models import (
+    AutomationPreset,
     ErrorResponse,
     Failure,
     ListMeta,
@@ -198,6 +199,17 @@ class FabroClient:
     async def _post_run(self, path: str, body: dict[str, Any], what: str) -> Run:
         answer = await self._json("POST", path, body=body)
         return self._read(lambda: _one(Run, answer, what))
+
+    # -- automations -------------------------------------------------------------------
+
+    async def automations(self) -> list[AutomationPreset]:
+        body = await self._json("GET", "/automations")
+        return self._read(lambda: _many(AutomationPreset, body, "automations"))
+
+    async def start_automation(self, automation_id: str) -> Run:
+        """Fire the automation's enabled `api` trigger (201, the new run). Never repeated: it costs money."""
+        answer = await self._json("POST", f"/automations/{_segment(automation_id)}/runs")
+        return self._read(lambda: _one(Run, answer, "the started run"))
 
     # -- pull requests ---------------------------------------------------------------
 

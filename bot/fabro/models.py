@@ -26,6 +26,7 @@ __all__ = [
     "ACTIVE_BUCKETS",
     "BUCKETS",
     "Approval",
+    "AutomationPreset",
     "Billing",
     "CreatedBy",
     "Diff",
@@ -237,6 +238,40 @@ class PullRequestCreation(_Model):
     status: str = "pending"  # pending | succeeded | failed
     pull_request: PullRequest | None = None
     error: str | None = None
+
+
+class AutomationTarget(_Model):
+    repository: str | None = None  # owner/repo
+    ref: str | None = None
+    workflow: str | None = None
+
+
+class AutomationTrigger(_Model):
+    id: str | None = None
+    type: str = "unknown"  # api | schedule
+    enabled: bool = False
+
+
+class AutomationPreset(_Model):
+    """A preset a run can be started from (`GET /api/v1/automations`)."""
+
+    id: str
+    revision: int | None = None
+    name: str = ""
+    description: str | None = None
+    target: AutomationTarget = Field(default_factory=AutomationTarget)
+    triggers: list[AutomationTrigger] = Field(default_factory=list)
+
+    @property
+    def startable(self) -> bool:
+        """Whether `POST /automations/{id}/runs` can start it: it has an enabled `api` trigger."""
+        return any(t.type == "api" and t.enabled for t in self.triggers)
+
+    @property
+    def where(self) -> str:
+        """`owner/repo@ref`, as much of it as is known."""
+        repo = self.target.repository or "?"
+        return f"{repo}@{self.target.ref}" if self.target.ref else repo
 
 
 class Model(_Model):

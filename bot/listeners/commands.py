@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.dispatch import Caller, Commands
 from bot.metrics import Metrics
-from bot.query import parse
+from bot.query import Start, parse
 
 __all__ = ["register"]
 
 log = logging.getLogger(__name__)
 
 
-def register(app: AsyncApp, commands: Commands, metrics: Metrics) -> None:
+StartPicker = Callable[[AsyncWebClient, str, str | None], Awaitable[None]]
+
+
+def register(app: AsyncApp, commands: Commands, metrics: Metrics, *, open_start: StartPicker | None = None) -> None:
     @app.command(commands.command)
-    async def runs_command(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def runs_command(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient) -> None:
         started = time.perf_counter()
         text = body.get("text") if isinstance(body.get("text"), str) else ""
         caller = Caller(
@@ -27,6 +32,12 @@ def register(app: AsyncApp, commands: Commands, metrics: Metrics) -> None:
         )
         log.info("command %s %r from user=%s channel=%s", commands.command, text, caller.user_id, caller.channel)
         parsed = parse(text)
+        trigger = body.get("trigger_id")
+        if open_start is not None and isinstance(parsed, Start) and parsed.automation_id is None and trigger:
+            await ack()  # the window opens at once; Fabro's answer fills it
+            await open_start(client, str(trigger), caller.channel)
+            metrics.commands.labels("ok").inc()
+            return
         if Commands.instant(parsed):
             reply = await commands.reply(parsed, caller)
             await ack(response_type="ephemeral", **reply.message)

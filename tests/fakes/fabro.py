@@ -101,6 +101,7 @@ class Fault:
     hang: float | None = None  # or sleep this long before answering normally
     path_prefix: str = "/api/v1"
     raw: bytes | None = None  # or answer `status` with exactly these bytes and `headers`
+    code: str | None = None  # Fabro's error `code` for a JSON error
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -125,6 +126,7 @@ class FakeFabro:
     creation_polls: int = 2  # pending answers before a creation ends
     creation_error: str | None = None  # when set, creations fail with this
     github_down: bool = False
+    automations: list[dict[str, Any]] = field(default_factory=list)
 
     # -- test controls -------------------------------------------------------------
 
@@ -258,8 +260,16 @@ class FakeFabro:
         run["lifecycle"]["archived_at"] = _iso_ms(datetime.now(UTC))
         self.emit(run_id, "run.archived", {}, actor=actor or USER_ACTOR)
 
-    def fail_next(self, status: int, count: int = 1, *, text: str | None = None, path_prefix: str = "/api/v1") -> None:
-        self.faults += [Fault(status=status, text=text, path_prefix=path_prefix) for _ in range(count)]
+    def fail_next(
+        self,
+        status: int,
+        count: int = 1,
+        *,
+        text: str | None = None,
+        path_prefix: str = "/api/v1",
+        code: str | None = None,
+    ) -> None:
+        self.faults += [Fault(status=status, text=text, path_prefix=path_prefix, code=code) for _ in range(count)]
 
     def answer_next(
         self, status: int, raw: bytes, headers: dict[str, str] | None = None, *, path_prefix: str = "/api/v1"
@@ -296,6 +306,8 @@ class FakeFabro:
                 web.post("/api/v1/runs/{id}/deny", self._deny),
                 web.post("/api/v1/runs/{id}/cancel", self._cancel),
                 web.post("/api/v1/runs/{id}/retry", self._retry),
+                web.get("/api/v1/automations", self._automations),
+                web.post("/api/v1/automations/{id}/runs", self._start_automation),
                 web.post("/api/v1/runs/{id}/pull_request", self._create_pr),
                 web.get("/api/v1/runs/{id}/pull_request", self._get_pr),
                 web.get("/api/v1/runs/{id}/pull_request/creation", self._creation),
@@ -342,7 +354,11 @@ class FakeFabro:
                 return web.Response(status=fault.status or 200, body=fault.raw, headers=fault.headers)
             elif fault.status is not None:
                 return self._error(
-                    fault.status, fault.text or "Injected failure.", request_id, plain=fault.text is not None
+                    fault.status,
+                    fault.text or "Injected failure.",
+                    request_id,
+                    plain=fault.text is not None,
+                    code=fault.code,
                 )
         if request.path.startswith("/api/v1"):
             denied = None if request.path == "/api/v1/user" else self._authenticate(request, request_id)
@@ -790,3 +806,51 @@ class FakeFabro:
         self.pull_requests[run["id"]].update(state="closed")
         pr = run["pull_request"]
         return web.json_response({"number": pr["number"], "html_url": pr["html_url"]})
+
+    # -- automations ---------------------------------------------------------------------------
+
+    def add_automation(self, automation_id: str, name: str, *, api: bool = True, **target: str) -> dict[str, Any]:
+        automation = {
+            "id": automation_id,
+            "revision": 1,
+            "name": name,
+            "description": f"{name}, on demand",
+            "target": {"repository": "demo/api-server", "ref": "main", "workflow": "implement", **target},
+            "triggers": [
+                {"id": f"{automation_id}-api", "type": "api", "enabled": api},
+                {"id": f"{automation_id}-cron", "type": "schedule", "enabled": True, "expression": "0 9 * * *"},
+            ],
+        }
+        self.automations.append(automation)
+        return automation
+
+    async def _automations(self, request: web.Request) -> web.Response:
+        return web.json_response({"data": self.automations, "meta": {"has_more": False}})
+
+    async def _start_automation(self, request: web.Request) -> web.Response:
+        automation = next((a for a in self.automations if a["id"] == request.match_info["id"]), None)
+        if automation is None:
+            return self._error(404, "Automation not found.", request[REQUEST_ID])
+        if not any(t["type"] == "api" and t["enabled"] for t in automation["triggers"]):
+            return self._error(
+                409,
+                "The automation's api trigger is disabled.",
+                request[REQUEST_ID],
+                code="automation_api_trigger_disabled",
+            )
+        if automation["target"]["repository"] == "gone/repo":
+            return web.Response(
+                status=422, text="The target repository could not be materialised.", content_type="text/plain"
+            )
+        from tests.fakes.runs import make_run
+
+        run = make_run("submitted", title=f"{automation['name']} run", created=datetime.now(UTC))
+        run["automation"] = {
+            "id": automation["id"],
+            "name": automation["name"],
+            "trigger_id": f"{automation['id']}-api",
+        }
+        run["created_by"] = TOKEN_ACTOR
+        self.add(run)
+        self.emit(run["id"], "run.created", {})
+        return web.json_response(run, status=201)

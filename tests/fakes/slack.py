@@ -230,7 +230,15 @@ class FakeSlack:
                 return web.json_response({"ok": False, "error": "invalid_arguments"})
             self.violations += limit_violations({"text": "modal", "blocks": view.get("blocks") or []})
             self.views.append(view)
-            return web.json_response({"ok": True, "view": {"id": f"V{len(self.views):08d}", **view}})
+            return web.json_response({"ok": True, "view": {"id": f"V{len(self.views):08d}", "hash": "h1", **view}})
+        if method == "views.update":
+            view = self._json_arg(args, "view") or {}
+            opened = [i for i, v in enumerate(self.views) if f"V{i + 1:08d}" == args.get("view_id")]
+            if not opened or not isinstance(view, dict):
+                return web.json_response({"ok": False, "error": "not_found"})
+            self.violations += limit_violations({"text": "modal", "blocks": view.get("blocks") or []})
+            self.views[opened[0]] = view
+            return web.json_response({"ok": True, "view": {"id": args.get("view_id"), **view}})
         if method == "users.info":
             user = args.get("user")
             if "users:read" not in self.scopes:
