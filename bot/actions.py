@@ -27,6 +27,7 @@ __all__ = [
     "START_MODAL",
     "START_PICK",
     "STEER_ACTION",
+    "STEER_MODAL",
     "ModalContext",
     "Target",
     "choice_value",
@@ -147,6 +148,10 @@ STEER_VERBS = (
     "create_pr",
     "merge",
     "close_pr",
+    "steer_text",
+    "interrupt",
+    "pause",
+    "resume",
 )
 STEER_ACTION = re.compile(r"^steer:(" + "|".join(STEER_VERBS) + r")(?::\d{1,3})?$")
 ANSWER_MODAL = "steer_answer_modal"
@@ -154,7 +159,8 @@ DENY_MODAL = "steer_deny_modal"
 MERGE_MODAL = "steer_merge_modal"  # choose how to merge…
 MERGE_CONFIRM = "steer_merge_confirm"  # …then see what will be merged, and how, before the final submit
 MERGE_METHODS = ("merge", "squash", "rebase")
-_BLOCK = re.compile(r"^(answer|decide|retry|cancel|ship):([0-9A-Za-z_-]{1,64})(?::([^\s]{1,150}))?$")
+STEER_MODAL = "steer_agent_modal"  # what to say to the agent, and whether to interrupt it first
+_BLOCK = re.compile(r"^(answer|decide|retry|cancel|ship|agent):([0-9A-Za-z_-]{1,64})(?::([^\s]{1,150}))?$")
 _QUESTION_ID = re.compile(r"^[^\s]{1,150}$")
 
 

@@ -226,6 +226,7 @@ SCOPES = {
     "users:read": "days in each person's time zone for /runs stats and daily summaries (else UTC)",
     "links:read": "seeing links to runs pasted in channels",
     "links:write": "unfurling those links into a compact card of the run",
+    "reactions:write": "marking a thread message whose words were passed to the agent",
 }
 
 

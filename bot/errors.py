@@ -83,6 +83,9 @@ class Refusal(enum.StrEnum):
     PR_MERGED = "pr_merged"
     PR_CLOSED = "pr_closed"
     AUTOMATION_GONE = "automation_gone"
+    NOT_RUNNING = "not_running"
+    TOO_LONG = "too_long"
+    NOTHING_SAID = "nothing_said"
     NOT_STARTABLE = "not_startable"
 
 

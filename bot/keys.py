@@ -49,6 +49,10 @@ class Verb(enum.StrEnum):
     MERGE_PR = "merge_pr"
     CLOSE_PR = "close_pr"
     START = "start"
+    STEER = "steer"
+    INTERRUPT = "interrupt"
+    PAUSE = "pause"
+    RESUME = "resume"
 
 
 class ActionState(enum.StrEnum):
@@ -68,6 +72,8 @@ class ActionScope(enum.StrEnum):
     CREATE_PR = "create_pr"  # a run's pull request is created once
     SHIP_PR = "ship_pr"  # and then merged or closed once
     START = "start"  # one start per confirmation (its key names the intent, not a run)
+    STEER = "steer"  # one delivery per message or window (keyed by the intent too)
+    CONTROL = "control"  # interrupt, pause, resume: one per click (Fabro refuses a second pending one)
 
 
 _SCOPE_OF = {
@@ -80,6 +86,10 @@ _SCOPE_OF = {
     Verb.MERGE_PR: ActionScope.SHIP_PR,
     Verb.CLOSE_PR: ActionScope.SHIP_PR,
     Verb.START: ActionScope.START,
+    Verb.STEER: ActionScope.STEER,
+    Verb.INTERRUPT: ActionScope.CONTROL,
+    Verb.PAUSE: ActionScope.CONTROL,
+    Verb.RESUME: ActionScope.CONTROL,
 }
 # The alert an action settles once it is done (cancelling settles no alert of its own).
 _ALERT_OF = {

@@ -33,6 +33,10 @@ class OutcomeVerb(enum.StrEnum):
     CANCEL_REQUESTED = "cancel_requested"
     SUPERSEDED = "superseded"
     ARCHIVED = "archived"
+    STEERED = "steered"  # `answer` is what was said to the agent
+    INTERRUPTED = "interrupted"
+    PAUSE_REQUESTED = "pause_requested"
+    RESUME_REQUESTED = "resume_requested"
     STARTED = "started"  # `run_id` is the new run, `answer` the automation's name
     PR_REQUESTED = "pr_requested"  # Fabro is writing the pull request
     PR_OPENED = "pr_opened"

@@ -37,7 +37,7 @@ from bot.outcomes import Outcome, OutcomeVerb, events_tell, outcome_of, run_stat
 from bot.permissions import Allowlist
 from bot.store.base import Action, AlertState, Store
 
-__all__ = ["PENDING_LEASE", "Steering", "Where"]
+__all__ = ["MAX_STEER", "PENDING_LEASE", "Steering", "Where"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ T = TypeVar("T")
 # An action still pending after this long was never settled (its process died mid-way):
 # another click may take it over, after Fabro is re-read.
 PENDING_LEASE = timedelta(minutes=2)
+MAX_STEER = 8192  # characters Fabro takes in one steer
 
 Check = Callable[[Run, list[Question]], Refused | None]
 Send = Callable[[Run], Awaitable[tuple[Outcome, Run]]]
@@ -138,6 +139,57 @@ class Steering:
             return Outcome(OutcomeVerb.CANCELLED if done else OutcomeVerb.CANCEL_REQUESTED), after
 
         return await self._act(who, Verb.CANCEL, target, check, send)
+
+    # -- working with a running agent ----------------------------------------------------------
+
+    async def steer(self, who: Where, target: Target, text: str, *, intent: str, interrupt: bool = False) -> Settled:
+        """Say `text` to the run's agent, once per `intent` (the Slack event or window it came from):
+        Slack resending the event or a double-submitted window delivers nothing twice."""
+        text = text.strip()
+        if not text:
+            raise Refused(Refusal.NOTHING_SAID)
+        if len(text) > MAX_STEER:
+            raise Refused(Refusal.TOO_LONG, detail=f"{len(text):,}")
+        key = ActionKey.of(Verb.STEER, intent)
+        # A record already under this intent was left by a crash between sending and hearing back:
+        # Fabro's run.steer events then say whether the text arrived, so it is never sent twice.
+        recovering = bool(await self.store.actions_for_run(key.run_id))
+
+        async def work() -> tuple[Outcome, Run]:
+            run = await self._running(target.run_id)
+            if not (recovering and await self._steer_arrived(run.id, text)):
+                await self.fabro.steer(run.id, text, interrupt=interrupt)
+            return Outcome(OutcomeVerb.STEERED, answer=text), run
+
+        detail = {"run": target.run_id, "text": text, "interrupt": interrupt}
+        outcome, run = await self._once(who, Verb.STEER, key, work, detail=detail, run_id=target.run_id)
+        return Settled(run, outcome)
+
+    async def control(self, who: Where, target: Target, verb: Verb, *, intent: str) -> Settled:
+        """Interrupt the agent's round, or pause or resume the run (Fabro refuses a second pending request)."""
+
+        async def work() -> tuple[Outcome, Run]:
+            run = await self._running(target.run_id)
+            if verb is Verb.INTERRUPT:
+                await self.fabro.interrupt(run.id)
+                return Outcome(OutcomeVerb.INTERRUPTED), run
+            if verb is Verb.PAUSE:
+                return Outcome(OutcomeVerb.PAUSE_REQUESTED), await self.fabro.pause(run.id)
+            return Outcome(OutcomeVerb.RESUME_REQUESTED), await self.fabro.unpause(run.id)
+
+        key = ActionKey.of(verb, intent)
+        outcome, run = await self._once(who, verb, key, work, detail={"run": target.run_id}, run_id=target.run_id)
+        return Settled(run, outcome)
+
+    async def _running(self, run_id: str) -> Run:
+        run = await self.fabro.get_run(run_id)
+        if run.is_terminal or run.bucket in ("pending", "runnable", "archived", "removing"):
+            raise Refused(Refusal.NOT_RUNNING, run=run)
+        return run
+
+    async def _steer_arrived(self, run_id: str, text: str) -> bool:
+        events = await self.fabro.recent_events(run_id)
+        return any(e.event == "run.steer" and e.properties.get("text") == text for e in events)
 
     # -- starting work -----------------------------------------------------------------------
 
@@ -291,6 +343,7 @@ class Steering:
         *,
         detail: dict[str, Any] | None = None,
         conflict_card: Callable[[], Awaitable[Settled | None]] | None = None,
+        run_id: str | None = None,
     ) -> tuple[Outcome, Run]:
         """The path every action takes: permission, a once-only record, the work, the record settled."""
         if not await self.allowlist.allows(who.user_id):
@@ -312,7 +365,7 @@ class Steering:
             if isinstance(exc, FabroError):
                 conflict = isinstance(exc, FabroConflict) and conflict_card is not None
                 settled = await conflict_card() if conflict and conflict_card is not None else None
-                raise ActionFailed(exc, verb=verb, run_id=key.run_id, settled=settled) from exc
+                raise ActionFailed(exc, verb=verb, run_id=run_id or key.run_id, settled=settled) from exc
             raise
         return outcome, after
 

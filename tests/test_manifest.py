@@ -35,6 +35,7 @@ def test_the_manifest_asks_only_for_scopes_the_bot_uses():
         "users:read",
         "links:read",
         "links:write",
+        "reactions:write",
         "commands",
         "chat:write",
         "chat:write.public",

@@ -20,6 +20,7 @@ from bot.actions import (
     DENY_MODAL,
     MERGE_CONFIRM,
     MERGE_MODAL,
+    STEER_MODAL,
     Target,
     choice_value,
     control_block_id,
@@ -32,9 +33,12 @@ from bot.fabro.models import PullRequestState, Question, Run
 __all__ = [
     "ANSWER_INPUT",
     "DENY_INPUT",
+    "INTERRUPT_INPUT",
     "MAX_BUTTON_OPTIONS",
     "MAX_CHECKBOXES",
     "MERGE_INPUT",
+    "STEER_INPUT",
+    "agent_controls",
     "answer_modal",
     "approval_controls",
     "deny_modal",
@@ -43,6 +47,7 @@ __all__ = [
     "question_controls",
     "run_controls",
     "ship_controls",
+    "steer_modal",
 ]
 
 Block = dict[str, Any]
@@ -53,6 +58,8 @@ MAX_MENU_OPTIONS = 100  # Slack's limit for a select menu
 ANSWER_INPUT = "answer_text"
 DENY_INPUT = "deny_reason"
 MERGE_INPUT = "merge_method"
+STEER_INPUT = "steer_instruction"
+INTERRUPT_INPUT = "steer_interrupt"
 
 
 def _option_text(label: str, limit: int = 75) -> dict[str, Any]:
@@ -132,6 +139,7 @@ def run_controls(run: Run) -> list[Block]:
         )
         return [block] if block else []
     if not run.is_terminal and run.bucket not in ("archived", "removing") and run.lifecycle.pending_control != "cancel":
+        agent = agent_controls(run)
         cancel = kit.button("Cancel run", steer_action_id("cancel"), value="cancel", style="danger")
         if cancel is not None:
             cancel["confirm"] = {
@@ -144,8 +152,61 @@ def run_controls(run: Run) -> list[Block]:
                 "style": "danger",
             }
         block = kit.actions(cancel, block_id=control_block_id("cancel", target))
-        return [block] if block else []
+        return agent + ([block] if block else [])
     return []
+
+
+def agent_controls(run: Run) -> list[Block]:
+    """For a run whose agent is at work: Steer… (a window), Interrupt, and Pause or Resume."""
+    kind, control = run.status.kind, run.lifecycle.pending_control
+    if kind not in ("running", "paused"):
+        return []
+    elements: list[Block | None] = [kit.button("Steer…", steer_action_id("steer_text"), value="steer_text")]
+    if kind == "running":
+        elements.append(kit.button("Interrupt", steer_action_id("interrupt"), value="interrupt"))
+    if kind == "paused" or control == "pause":
+        elements.append(kit.button("Resume", steer_action_id("resume"), value="resume"))
+    else:
+        elements.append(kit.button("Pause", steer_action_id("pause"), value="pause"))
+    block = kit.actions(*elements, block_id=control_block_id("agent", Target(run.id)))
+    return [block] if block else []
+
+
+def steer_modal(run: Run, *, metadata: str) -> dict[str, Any]:
+    """What to say to the agent (Slack's text box holds 3,000 characters), and whether to interrupt it first."""
+    return {
+        "type": "modal",
+        "callback_id": STEER_MODAL,
+        "private_metadata": metadata,
+        "title": kit.plain("Steer the agent", 24),
+        "submit": kit.plain("Send", 24),
+        "close": kit.plain("Cancel", 24),
+        "blocks": [
+            kit.section(f"Tell the agent of *{clip(escape(run.title or run.id), 500)}* what to do next."),
+            {
+                "type": "input",
+                "block_id": STEER_INPUT,
+                "label": kit.plain("Instruction", 2000),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": STEER_INPUT,
+                    "multiline": True,
+                    "max_length": 3000,
+                },
+            },
+            {
+                "type": "input",
+                "block_id": INTERRUPT_INPUT,
+                "optional": True,
+                "label": kit.plain("Now?", 2000),
+                "element": {
+                    "type": "checkboxes",
+                    "action_id": INTERRUPT_INPUT,
+                    "options": [{"text": kit.plain("Interrupt the current step first", 75), "value": "interrupt"}],
+                },
+            },
+        ],
+    }
 
 
 def ship_controls(run: Run) -> list[Block]:

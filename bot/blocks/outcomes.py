@@ -65,6 +65,10 @@ _MOVED_ON = {
 def outcome_text(outcome: Outcome) -> str:
     """`Answered *Deploy?* by @ada: Yes`, `Denied by @ada: not during the freeze`, `Retried → new run X`."""
     verb, by = outcome.verb, _by(outcome)
+    if verb in _AGENT_VERBS:
+        return _agent_text(outcome, by)
+    if verb in _WORK_VERBS:
+        return _work_text(outcome, by)
     match verb:
         case OutcomeVerb.ANSWERED:
             what = f" *{clip(escape(outcome.question), 80)}*" if outcome.question else ""
@@ -87,21 +91,26 @@ def outcome_text(outcome: Outcome) -> str:
             return f"Superseded by run `{escape(outcome.run_id or '?')}`"
         case OutcomeVerb.ARCHIVED:
             return f"Archived{by}"
-        case (
-            OutcomeVerb.STARTED
-            | OutcomeVerb.PR_REQUESTED
-            | OutcomeVerb.PR_OPENED
-            | OutcomeVerb.PR_FAILED
-            | OutcomeVerb.PR_MERGED
-            | OutcomeVerb.PR_CLOSED
-        ):
-            return _work_text(outcome, by)
         case OutcomeVerb.MOVED_ON:
             return _MOVED_ON[outcome.subject].format(state=escape(outcome.state or "unknown"))
         case OutcomeVerb.NOT_POSTED:
             return "Not posted: no longer current"
-        case OutcomeVerb.LEGACY:
-            return outcome.text or ""
+    return outcome.text or ""  # LEGACY: as it was stored
+
+
+_AGENT_VERBS = frozenset(
+    {OutcomeVerb.STEERED, OutcomeVerb.INTERRUPTED, OutcomeVerb.PAUSE_REQUESTED, OutcomeVerb.RESUME_REQUESTED}
+)
+_WORK_VERBS = frozenset(
+    {
+        OutcomeVerb.STARTED,
+        OutcomeVerb.PR_REQUESTED,
+        OutcomeVerb.PR_OPENED,
+        OutcomeVerb.PR_FAILED,
+        OutcomeVerb.PR_MERGED,
+        OutcomeVerb.PR_CLOSED,
+    }
+)
 
 
 def _work_text(outcome: Outcome, by: str) -> str:
@@ -122,4 +131,18 @@ def _work_text(outcome: Outcome, by: str) -> str:
             return f"Merged{by}" + (f" ({escape(outcome.answer)})" if outcome.answer else "")
         case OutcomeVerb.PR_CLOSED:
             return f"Pull request closed{by}"
+    return ""
+
+
+def _agent_text(outcome: Outcome, by: str) -> str:
+    """Working with a running agent."""
+    match outcome.verb:
+        case OutcomeVerb.STEERED:
+            return f"↪{by.removeprefix(' by')} to the agent: {clip(escape(outcome.answer or ''), 500)}"
+        case OutcomeVerb.INTERRUPTED:
+            return f"Interrupted{by}: the agent waits for its next instruction"
+        case OutcomeVerb.PAUSE_REQUESTED:
+            return f"Pause requested{by}"
+        case OutcomeVerb.RESUME_REQUESTED:
+            return f"Resume requested{by}"
     return ""

@@ -65,6 +65,10 @@ _WHAT = {
     Verb.MERGE_PR: "merge pull requests",
     Verb.CLOSE_PR: "close pull requests",
     Verb.START: "start runs",
+    Verb.STEER: "steer agents",
+    Verb.INTERRUPT: "interrupt agents",
+    Verb.PAUSE: "pause runs",
+    Verb.RESUME: "resume runs",
 }
 _DOING = {
     Verb.ANSWER: "answering this question",
@@ -76,6 +80,10 @@ _DOING = {
     Verb.MERGE_PR: "merging this pull request",
     Verb.CLOSE_PR: "closing this pull request",
     Verb.START: "starting this run",
+    Verb.STEER: "sending this to the agent",
+    Verb.INTERRUPT: "interrupting this agent",
+    Verb.PAUSE: "pausing this run",
+    Verb.RESUME: "resuming this run",
 }
 _REFUSALS = {
     Refusal.QUESTION_GONE: "This question is no longer waiting for an answer: it was answered or withdrawn.",
@@ -90,6 +98,9 @@ _REFUSALS = {
     Refusal.PR_NONE: "This run has no pull request.",
     Refusal.PR_MERGED: "This pull request was already merged; there is nothing left to do.",
     Refusal.PR_CLOSED: "This pull request is already closed.",
+    Refusal.NOT_RUNNING: "This run is {state}: there is no agent at work to steer, interrupt, pause or resume.",
+    Refusal.TOO_LONG: "That is {detail} characters; the agent takes at most 8,192 at a time.",
+    Refusal.NOTHING_SAID: "Write what the agent should do after mentioning me: `@Fabro steer use the staging db`.",
     Refusal.AUTOMATION_GONE: "That automation no longer exists in Fabro. `/runs start` lists the ones there are.",
     Refusal.NOT_STARTABLE: "{detail} cannot be started from Slack: it has no enabled `api` trigger in Fabro.",
 }
@@ -179,6 +190,29 @@ def bot_error_text(error: BotError, *, command: str = "/runs") -> str:
 _PULL_REQUEST_VERBS = (Verb.CREATE_PR, Verb.MERGE_PR, Verb.CLOSE_PR)
 
 
+_AGENT_VERBS = (Verb.STEER, Verb.INTERRUPT, Verb.PAUSE, Verb.RESUME)
+_AGENT_CODES = {
+    "use_answer_endpoint": "The run is waiting for an answer to its question: answer it instead (its card has"
+    " the controls); nothing was sent to the agent.",
+    "run_not_steerable": "This run is not in a state where its agent can be steered.",
+    "run_not_interruptible": "The agent cannot be interrupted right now.",
+    "agent_not_steerable": "This run's agent does not take instructions while it works.",
+    "no_active_steerable_session": "No agent is at work at this moment (between stages): try again in a moment.",
+    "worker_control_unavailable": "Fabro could not reach the run's worker: your message may or may not have"
+    " arrived. Look at the run before sending it again; it is never resent on its own.",
+}
+
+
+def _agent_failed(error: ActionFailed, request_id: str) -> str | None:
+    cause = error.cause
+    said = _AGENT_CODES.get(cause.code or "")
+    if said is None and cause.status == 503:
+        said = _AGENT_CODES["worker_control_unavailable"]
+    if said is None and cause.status == 409:
+        said = f"Fabro says no: {escape(cause.detail)}"
+    return f"{said} — {request_id}." if said else None
+
+
 def _start_failed(error: ActionFailed, request_id: str) -> str | None:
     cause = error.cause
     if cause.status == 404:
@@ -215,6 +249,8 @@ def _action_failed(error: ActionFailed) -> str:
     if error.verb in _PULL_REQUEST_VERBS and (said := _pull_request_failed(error, request_id)):
         return said
     if error.verb is Verb.START and (said := _start_failed(error, request_id)):
+        return said
+    if error.verb in _AGENT_VERBS and (said := _agent_failed(error, request_id)):
         return said
     if isinstance(cause, FabroConflict):
         return (

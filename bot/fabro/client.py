@@ -200,6 +200,22 @@ class FabroClient:
         answer = await self._json("POST", path, body=body)
         return self._read(lambda: _one(Run, answer, what))
 
+    # -- working with a running agent ---------------------------------------------------------
+
+    async def steer(self, run_id: str, text: str, *, interrupt: bool = False) -> None:
+        """Queue `text` for the agent's next turn (202); with `interrupt`, stop its current round first."""
+        body: dict[str, Any] = {"text": text} | ({"interrupt": True} if interrupt else {})
+        await self._json("POST", f"/runs/{_segment(run_id)}/steer", body=body)
+
+    async def interrupt(self, run_id: str) -> None:
+        await self._json("POST", f"/runs/{_segment(run_id)}/interrupt", body={})
+
+    async def pause(self, run_id: str) -> Run:
+        return await self._post_run(f"/runs/{_segment(run_id)}/pause", {}, "the paused run")
+
+    async def unpause(self, run_id: str) -> Run:
+        return await self._post_run(f"/runs/{_segment(run_id)}/unpause", {}, "the resumed run")
+
     # -- automations -------------------------------------------------------------------
 
     async def automations(self) -> list[AutomationPreset]:

@@ -10,7 +10,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["first_action", "obj", "payload_problem", "picked", "text", "user_of", "view_input", "where_clicked"]
+__all__ = [
+    "first_action",
+    "obj",
+    "payload_problem",
+    "picked",
+    "picked_in",
+    "text",
+    "user_of",
+    "view_input",
+    "where_clicked",
+]
 
 _CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 _TS = re.compile(r"^\d{1,12}\.\d{1,9}$")
@@ -46,6 +56,13 @@ def view_input(view: dict[str, Any], block: str) -> str:
     """The text typed into a modal's input whose block id and action id are both `block`."""
     value = obj(obj(obj(obj(view.get("state")).get("values")).get(block)).get(block)).get("value")
     return value if isinstance(value, str) else ""
+
+
+def picked_in(view: dict[str, Any], block: str) -> list[str]:
+    """The ticked options of a modal's checkboxes input whose block id and action id are both `block`."""
+    element = obj(obj(obj(obj(view.get("state")).get("values")).get(block)).get(block))
+    options = element.get("selected_options")
+    return [str(o.get("value")) for o in options if isinstance(o, dict)] if isinstance(options, list) else []
 
 
 def picked(body: dict[str, Any], block_id: str | None) -> list[str]:

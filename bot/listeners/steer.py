@@ -28,6 +28,7 @@ from bot.actions import (
     MERGE_METHODS,
     MERGE_MODAL,
     STEER_ACTION,
+    STEER_MODAL,
     ModalContext,
     Target,
     decode_modal,
@@ -39,11 +40,14 @@ from bot.blocks.alerts import resolved_alert
 from bot.blocks.controls import (
     ANSWER_INPUT,
     DENY_INPUT,
+    INTERRUPT_INPUT,
     MERGE_INPUT,
+    STEER_INPUT,
     answer_modal,
     deny_modal,
     merge_confirm_view,
     merge_modal,
+    steer_modal,
 )
 from bot.blocks.outcomes import outcome_text
 from bot.boundary import Failed, attempt
@@ -51,8 +55,8 @@ from bot.errors import AlreadyActed, NotOpened, Refusal, Refused, Settled, Unrea
 from bot.fabro.errors import FabroError
 from bot.fabro.models import PullRequestState, Question, Run
 from bot.interview import AnswerKind, Choice
-from bot.keys import AlertKind
-from bot.listeners.payloads import first_action, obj, picked, text, user_of, view_input, where_clicked
+from bot.keys import AlertKind, Verb
+from bot.listeners.payloads import first_action, obj, picked, picked_in, text, user_of, view_input, where_clicked
 from bot.metrics import Metrics
 from bot.steering import Steering, Where
 from bot.store.base import Store
@@ -63,6 +67,7 @@ log = logging.getLogger(__name__)
 
 _MODAL_LOOKUP_SECONDS = 2.0  # trigger_id expires 3 s after the click: views.open must come first
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+>")
+_STEER_WORD = re.compile(r"^steer\b[:,]?\s*(.*)$", re.IGNORECASE | re.DOTALL)
 _SLACK_TRANSPORT_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError)
 
 
@@ -112,6 +117,28 @@ class _Shower:
             # The action itself is recorded; only showing it failed.
             log.warning("could not show the result of an action to user=%s: %s", who.user_id, type(exc).__name__)
 
+    async def said_to_agent(
+        self, result: Settled | Failed, *, who: Where, message_ts: str | None, quiet: bool = False
+    ) -> None:
+        """A steer from a thread: a reaction on the person's message and a reply the thread can read,
+        or, when it was not sent, a note to that person alone. The alert itself is left as it is."""
+        if quiet or not who.channel:
+            return
+        try:
+            if isinstance(result, Failed):
+                await self.client.chat_postEphemeral(
+                    channel=who.channel, user=who.user_id, thread_ts=who.message_ts, **result.message
+                )
+                return
+            if message_ts:
+                await self.client.reactions_add(channel=who.channel, timestamp=message_ts, name="arrow_right_hook")
+            said = outcome_text(result.outcome)
+            await self.client.chat_postMessage(
+                channel=who.channel, thread_ts=who.message_ts, text=said.replace("*", ""), unfurl_links=False
+            )
+        except _SLACK_TRANSPORT_ERRORS as exc:
+            log.warning("could not confirm a steer to user=%s: %s", who.user_id, type(exc).__name__)
+
 
 def register(
     app: AsyncApp,
@@ -149,8 +176,13 @@ def register(
         if verb == "create_pr":
             await _create_pull_request(act, shower, steering, who, target, respond)
             return
-        if verb in ("text", "deny", "merge"):
-            opener = {"text": _open_answer_modal, "deny": _open_deny_modal, "merge": _open_merge_modal}[verb]
+        if verb in ("text", "deny", "merge", "steer_text"):
+            opener = {
+                "text": _open_answer_modal,
+                "deny": _open_deny_modal,
+                "merge": _open_merge_modal,
+                "steer_text": _open_steer_modal,
+            }[verb]
             opened = await attempt(opener(client, steering, body, target), what=f"opening the {verb} window")
             if isinstance(opened, Failed):
                 await respond(response_type="ephemeral", replace_original=False, **opened.message)
@@ -197,6 +229,24 @@ def _register_modals(app: AsyncApp, steering: Steering, shower: _Shower, act: Ac
         work = steering.deny(who, context.target, view_input(obj(view), DENY_INPUT) or None)
         await shower.show(await act("deny", work), who=who, response_url=context.response_url)
 
+    @app.view(STEER_MODAL)
+    async def on_steer_modal(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        said = view_input(obj(view), STEER_INPUT)
+        if not said.strip():
+            await ack(response_action="errors", errors={STEER_INPUT: "Write what the agent should do."})
+            return
+        await ack()
+        context = decode_modal(text(obj(view).get("private_metadata")))
+        user = user_of(body)
+        intent = (text(obj(view).get("id")) or "").encode().hex()[:40]
+        if context is None or user is None or not intent:
+            log.warning("undecodable steer window from user=%s", user)
+            return
+        who = Where(user, context.channel, context.message_ts)
+        interrupt = bool(picked_in(obj(view), INTERRUPT_INPUT))
+        work = steering.steer(who, context.target, said, intent=intent, interrupt=interrupt)
+        await shower.show(await act("steer", work), who=who, response_url=context.response_url)
+
     @app.view(MERGE_MODAL)
     async def on_merge_modal(ack: AsyncAck, view: dict[str, Any]) -> None:
         """Step two of a merge: show what will be merged and how, before the final submit."""
@@ -224,21 +274,32 @@ def _register_modals(app: AsyncApp, steering: Steering, shower: _Shower, act: Ac
 
 def _register_mentions(app: AsyncApp, steering: Steering, store: Store, shower: _Shower, act: Act) -> None:
     @app.event("app_mention")
-    async def on_mention(event: dict[str, Any], request: AsyncBoltRequest) -> None:
-        """`@Fabro yes` in an alert's thread answers its question, as Fabro's own integration allows."""
+    async def on_mention(event: dict[str, Any], body: dict[str, Any], request: AsyncBoltRequest) -> None:
+        """In an alert's thread: `@Fabro yes` answers its question, as Fabro's own integration allows;
+        `@Fabro steer <words>` says the words to the run's agent (never a late "yes")."""
         channel, thread, user = text(event.get("channel")), text(event.get("thread_ts")), text(event.get("user"))
         if not channel or not thread or not user or thread == event.get("ts"):
             return
         alerts = await store.alerts_at(channel, thread)
-        question_alert = next((a for a in alerts if a.kind is AlertKind.QUESTION), None)
-        if question_alert is None:
+        if not alerts:
             return
         who = Where(user, channel, thread)
         words = _MENTION.sub("", text(event.get("text")) or "").strip()
+        # Slack re-sending an event it thinks was lost must neither act nor tell the person twice.
+        retried = bool(request.headers.get("x-slack-retry-num"))
+        order = _STEER_WORD.match(words)
+        question_alert = next((a for a in alerts if a.kind is AlertKind.QUESTION), None)
+        if order is not None:
+            intent = (text(body.get("event_id")) or text(event.get("ts")) or "").encode().hex()[:40]
+            work = steering.steer(Where(user, channel), Target(alerts[0].run_id), order.group(1), intent=intent)
+            steered = await act("steer", work)
+            quiet = retried and isinstance(steered, Failed) and steered.status == AlreadyActed.status
+            await shower.said_to_agent(steered, who=who, message_ts=text(event.get("ts")), quiet=quiet)
+            return
+        if question_alert is None:
+            return
         target = Target(question_alert.run_id, question_alert.key.question_id)
         result = await act("answer", steering.answer(who, target, Choice(AnswerKind.REPLY, text=words)))
-        # Slack re-sending an event it thinks was lost must not tell the person twice.
-        retried = bool(request.headers.get("x-slack-retry-num"))
         quiet = retried and isinstance(result, Failed) and result.status == AlreadyActed.status
         await shower.show(result, who=who, thread_ts=thread, quiet=quiet)
 
@@ -271,6 +332,10 @@ async def _dispatch(
             return await steering.cancel(who, target)
         case "close_pr":
             return await steering.close_pull_request(who, target)
+        case "interrupt" | "pause" | "resume":
+            # One click, one request: the click's own timestamp names it (Fabro refuses a second pending one).
+            intent = (text(action.get("action_ts")) or "0").encode().hex()[:40]
+            return await steering.control(who, target, Verb(verb), intent=intent)
     raise Unreadable("control")
 
 
@@ -354,6 +419,11 @@ async def _pull_request_now(steering: Steering, target: Target) -> tuple[Run, Pu
             return run, await steering.fabro.pull_request(run.id)
     except (FabroError, TimeoutError):
         return Run(id=target.run_id), None
+
+
+async def _open_steer_modal(client: AsyncWebClient, steering: Steering, body: dict[str, Any], target: Target) -> None:
+    run, _ = await _lookup(steering, target)
+    await _open(client, body, steer_modal(run or Run(id=target.run_id), metadata=_modal_context(body, target)))
 
 
 async def _open_merge_modal(client: AsyncWebClient, steering: Steering, body: dict[str, Any], target: Target) -> None:

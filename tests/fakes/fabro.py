@@ -127,6 +127,8 @@ class FakeFabro:
     creation_error: str | None = None  # when set, creations fail with this
     github_down: bool = False
     automations: list[dict[str, Any]] = field(default_factory=list)
+    # The agent of each run: None (a steerable session is active) or the 409/503 code it answers with.
+    agent_trouble: dict[str, str] = field(default_factory=dict)
 
     # -- test controls -------------------------------------------------------------
 
@@ -306,6 +308,10 @@ class FakeFabro:
                 web.post("/api/v1/runs/{id}/deny", self._deny),
                 web.post("/api/v1/runs/{id}/cancel", self._cancel),
                 web.post("/api/v1/runs/{id}/retry", self._retry),
+                web.post("/api/v1/runs/{id}/steer", self._steer),
+                web.post("/api/v1/runs/{id}/interrupt", self._interrupt),
+                web.post("/api/v1/runs/{id}/pause", self._pause),
+                web.post("/api/v1/runs/{id}/unpause", self._unpause),
                 web.get("/api/v1/automations", self._automations),
                 web.post("/api/v1/automations/{id}/runs", self._start_automation),
                 web.post("/api/v1/runs/{id}/pull_request", self._create_pr),
@@ -854,3 +860,73 @@ class FakeFabro:
         self.add(run)
         self.emit(run["id"], "run.created", {})
         return web.json_response(run, status=201)
+
+    # -- working with a running agent ------------------------------------------------------------
+
+    def _agent_refusal(
+        self, request: web.Request, run: dict[str, Any] | None, *, steering: bool
+    ) -> web.Response | None:
+        if run is None:
+            return self._missing(request)
+        kind = run["lifecycle"]["status"]["kind"]
+        if kind == "blocked" and steering:
+            return self._error(409, "Run is waiting for an answer.", request[REQUEST_ID], code="use_answer_endpoint")
+        if kind not in ("running", "paused"):
+            code = "run_not_steerable" if steering else "run_not_interruptible"
+            return self._error(409, "Run is not running.", request[REQUEST_ID], code=code)
+        trouble = self.agent_trouble.get(run["id"])
+        if trouble == "worker_control_unavailable":
+            return self._error(503, "Worker control is unavailable.", request[REQUEST_ID], code=trouble)
+        if trouble:
+            return self._error(409, "The agent cannot take that now.", request[REQUEST_ID], code=trouble)
+        return None
+
+    async def _steer(self, request: web.Request) -> web.Response:
+        run = self.runs.get(request.match_info["id"])
+        body, bad = await self._body(request)
+        if bad is not None:
+            return bad
+        text = body.get("text") if isinstance(body, dict) else None
+        if not isinstance(text, str) or not 1 <= len(text) <= 8192:
+            return web.Response(status=422, text="text: length must be 1..8192", content_type="text/plain")
+        refused = self._agent_refusal(request, run, steering=True)
+        if refused is not None:
+            return refused
+        assert run is not None
+        if body.get("interrupt"):
+            self.emit(run["id"], "run.interrupt", {}, actor=TOKEN_ACTOR)
+        self.emit(run["id"], "run.steer", {"text": text}, actor=TOKEN_ACTOR)
+        return web.Response(status=202)
+
+    async def _interrupt(self, request: web.Request) -> web.Response:
+        run = self.runs.get(request.match_info["id"])
+        refused = self._agent_refusal(request, run, steering=False)
+        if refused is not None:
+            return refused
+        assert run is not None
+        self.emit(run["id"], "run.interrupt", {}, actor=TOKEN_ACTOR)
+        return web.Response(status=202)
+
+    async def _pause(self, request: web.Request) -> web.Response:
+        run = self.runs.get(request.match_info["id"])
+        if run is None:
+            return self._missing(request)
+        if run["lifecycle"].get("pending_control"):
+            return self._conflict(request, "Run control request is already pending.")
+        if run["lifecycle"]["status"]["kind"] != "running":
+            return self._conflict(request, "Run is not pausable.")
+        run["lifecycle"]["pending_control"] = "pause"
+        self.emit(run["id"], "run.pause.requested", {}, actor=TOKEN_ACTOR)
+        return web.json_response(run)
+
+    async def _unpause(self, request: web.Request) -> web.Response:
+        run = self.runs.get(request.match_info["id"])
+        if run is None:
+            return self._missing(request)
+        if run["lifecycle"].get("pending_control"):
+            return self._conflict(request, "Run control request is already pending.")
+        if run["lifecycle"]["status"]["kind"] != "paused":
+            return self._conflict(request, "Run is not paused.")
+        run["lifecycle"]["pending_control"] = "unpause"
+        self.emit(run["id"], "run.unpause.requested", {}, actor=TOKEN_ACTOR)
+        return web.json_response(run)

@@ -101,6 +101,7 @@ class FakeSlack:
         "users:read",
         "links:read",
         "links:write",
+        "reactions:write",
     )
     views: list[dict[str, Any]] = field(default_factory=list)  # modals opened with views.open
     _ws: web.WebSocketResponse | None = None
