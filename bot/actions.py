@@ -16,6 +16,7 @@ from bot.query import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, SORT_LABELS, RunQuer
 __all__ = [
     "ANSWER_MODAL",
     "DENY_MODAL",
+    "FOLLOW_ACTION",
     "LINK_ACTION",
     "MERGE_CONFIRM",
     "MERGE_METHODS",
@@ -50,6 +51,7 @@ __all__ = [
 ]
 
 PAGE_ACTION = re.compile(r"^runs_page:(prev|next)$")
+FOLLOW_ACTION = "runs_follow"  # its value is the run id
 SHOW_ACTION = re.compile(r"^runs_show(?::[a-z_]{1,32})?$")  # a listing for the clicker alone, message left in place
 LINK_ACTION = re.compile(r"^runs_link:")
 

@@ -42,6 +42,7 @@ from bot.config import Settings
 from bot.daily import Daily
 from bot.dispatch import Commands
 from bot.fabro.client import FabroClient
+from bot.following import CardEditor, Follower
 from bot.leader import Leadership, leadership_for
 from bot.listeners import buttons, start, steer, unfurls
 from bot.listeners import commands as commands_listener
@@ -49,7 +50,7 @@ from bot.listeners.http import SlackGate
 from bot.listeners.payloads import payload_problem
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.permissions import Allowlist, parse_allowlist
-from bot.slackapi import slack_error
+from bot.slackapi import EditBudget, slack_error
 from bot.stats import zone
 from bot.steering import Steering
 from bot.store import Store, open_store
@@ -189,7 +190,7 @@ def build_bolt_app(
     start.register(
         app, steering, metrics, command=settings.slash_command, clock=steering.clock, web_base=settings.fabro_web_url
     )
-    buttons.register(app, commands.answerer)
+    buttons.register(app, commands.answerer, commands.follower)
     unfurls.register(
         app,
         commands.answerer.fabro,
@@ -213,6 +214,8 @@ class Bot:
     monotonic: Callable[[], float] = time.monotonic  # seconds, for how long a readiness answer is kept
     metrics: Metrics = field(init=False)
     fabro: FabroClient = field(init=False)
+    follower: Follower = field(init=False)
+    budget: EditBudget = field(init=False)
     daily: Daily = field(init=False)
     store: Store = field(init=False)
     alerter: Alerter = field(init=False)
@@ -250,8 +253,22 @@ class Bot:
             allowlist=Allowlist(parse_allowlist(routing), client) if routing else None,
             allowlist_name=routing_name,
         )
+        alert_slack = slack_client(s, self.metrics, resend_on_disconnect=False)
+        self.budget = EditBudget()
+        self.follower = Follower(
+            self.store,
+            self.fabro,
+            alert_slack,
+            self.clock,
+            CardEditor(alert_slack, self.budget),
+            web_base=s.fabro_web_url,
+            follow_max=s.follow_max,
+            live=s.fabro_event_stream,
+        )
         self.daily = Daily(self.fabro, self.clock)
-        commands = Commands(answerer, desk, s.slash_command, daily=self.daily, zone_of=TimeZones(client).of)
+        commands = Commands(
+            answerer, desk, s.slash_command, daily=self.daily, zone_of=TimeZones(client).of, follower=self.follower
+        )
         steering = Steering(
             self.store,
             self.fabro,
@@ -265,13 +282,14 @@ class Bot:
         delivery = Delivery(
             self.store,
             self.fabro,
-            slack_client(s, self.metrics, resend_on_disconnect=False),
+            alert_slack,
             self.clock,
             web_base=s.fabro_web_url,
             command=s.slash_command,
             digest_threshold=s.alert_digest_threshold,
             pace=self.alert_pace,
             daily=self.daily,
+            budget=self.budget,
             lease=Lease(
                 duration=timedelta(seconds=max(60.0, 4 * s.poll_interval_seconds))
                 if s.shared_database
@@ -381,8 +399,10 @@ class Bot:
         """One alert cycle, on the leader only; its outcome is counted for /metrics."""
         if not self.leadership.is_leader:
             self.metrics.cycles.labels("not_leader").inc()
+            await self.follower.stop()  # only the leader follows runs
             return None
         report = await self.alerter.cycle()
+        await self.follower.sync_all()
         self._count(report)
         return report
 
@@ -438,6 +458,7 @@ class Bot:
             await self.live.stop()
         # Let a cycle in progress finish before the scheduler would cancel it.
         await self.alerter.close()
+        await self.follower.stop()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
         await self.leadership.stop()

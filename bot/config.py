@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     subscription_allowlist: str | None = None
     health_port: int | None = Field(default=None, ge=0, le=65535)
     fabro_event_stream: bool = True
+    follow_max: int = Field(default=50, ge=1, le=500)
     log_format: Literal["text", "json"] = "text"
 
     @field_validator("health_port", mode="before")

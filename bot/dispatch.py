@@ -15,7 +15,9 @@ from bot.blocks.start import start_card, unknown_automation
 from bot.blocks.stats import stats_message
 from bot.boundary import Failed, attempt
 from bot.daily import Daily
+from bot.following import Follower
 from bot.query import (
+    FollowRun,
     Help,
     Parsed,
     RunLookup,
@@ -37,6 +39,7 @@ START_NEEDS_SLACK = (
     "`{command} start` opens a window in Slack listing the automations you can start;"
     " `{command} start <automation-id>` asks you to confirm one."
 )
+FOLLOW_NEEDS_SLACK = "Runs are followed in a Slack channel: run `{command} follow <run-id>` there."
 NEEDS_A_CHANNEL = "Subscriptions belong to a Slack channel: run `{command} {words}` in the channel itself."
 
 
@@ -66,6 +69,7 @@ class Commands:
     command: str = "/runs"
     daily: Daily | None = None
     zone_of: Callable[[str | None], Awaitable[ZoneInfo]] = _utc  # a person's time zone (Slack's profile)
+    follower: Follower | None = None  # None where there is no channel to follow in (the CLI)
     new_intent: Callable[[], str] = lambda: uuid.uuid4().hex[:20]
 
     @staticmethod
@@ -75,6 +79,8 @@ class Commands:
 
     async def reply(self, parsed: Parsed, caller: Caller) -> Reply:
         selector = parsed.selector if isinstance(parsed, RunLookup) else None
+        if isinstance(parsed, FollowRun):
+            selector = parsed.selector
         if isinstance(parsed, RunQuery) and parsed.parent_id:
             selector = parsed.parent_id  # a prefix that matches no run, or several, is told as /runs <id> tells it
         result = await attempt(
@@ -98,6 +104,8 @@ class Commands:
                 return await self._subscriptions(parsed, caller)
             case Start():
                 return await self._start(parsed, caller)
+            case FollowRun():
+                return await self._follow(parsed, caller)
             case Stats():
                 daily = self.daily or Daily(self.answerer.fabro, self.answerer.clock)
                 tz = await self.zone_of(caller.user_id)
@@ -106,6 +114,22 @@ class Commands:
                 return Reply(stats_message(picture, now=now, web_base=self.answerer.web_base, command=self.command))
             case _:
                 assert_never(parsed)
+
+    async def _follow(self, parsed: FollowRun, caller: Caller) -> Reply:
+        if self.follower is None or caller.channel is None or caller.user_id is None:
+            return Reply(notice(FOLLOW_NEEDS_SLACK.format(command=self.command)))
+        if parsed.stop:
+            run = await self.follower.unfollow(parsed.selector, channel=caller.channel)
+            said = (
+                f"No longer following `{parsed.selector}` here."
+                if run
+                else f"`{parsed.selector}` is not followed here."
+            )
+            return Reply(notice(said))
+        follow = await self.follower.follow(parsed.selector, channel=caller.channel, user_id=caller.user_id)
+        return Reply(
+            notice(f"Following run `{follow.run_id}` here: its live card shows where it is, its thread what matters.")
+        )
 
     async def _start(self, parsed: Start, caller: Caller) -> Reply:
         """`/runs start <id>`: a confirmation to the asker alone (the window for a bare `start` is Slack's)."""

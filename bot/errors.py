@@ -6,7 +6,9 @@
     ├── Refused              the run moved on: the thing no longer applies (the card is redrawn)
     ├── ActionFailed         Fabro refused or could not be reached while acting (wraps a FabroError)
     ├── Unreadable           a button, menu or modal whose data cannot be read (stale or forged)
-    └── NotOpened            Slack would not open a window in time (the click's trigger expired)
+    ├── NotOpened            Slack would not open a window in time (the click's trigger expired)
+    ├── CannotPost           the bot cannot post where a live card was asked for
+    └── FollowLimit          FOLLOW_MAX runs are followed already
 
 Fabro's own errors (`bot.fabro.errors.FabroError`) reach the same boundary unwrapped when
 nothing was being acted on (a listing, a lookup). Anything else is a bug: the boundary logs
@@ -28,6 +30,8 @@ __all__ = [
     "ActionFailed",
     "AlreadyActed",
     "BotError",
+    "CannotPost",
+    "FollowLimit",
     "NotAllowed",
     "NotOpened",
     "Refusal",
@@ -84,6 +88,7 @@ class Refusal(enum.StrEnum):
     PR_CLOSED = "pr_closed"
     AUTOMATION_GONE = "automation_gone"
     NOT_RUNNING = "not_running"
+    ENDED = "ended"
     TOO_LONG = "too_long"
     NOTHING_SAID = "nothing_said"
     NOT_STARTABLE = "not_startable"
@@ -124,3 +129,20 @@ class Unreadable(BotError):
 class NotOpened(BotError):
     def __init__(self, why: str) -> None:
         super().__init__(why)
+
+
+class CannotPost(BotError):
+    """The bot cannot post in that conversation (a private channel it is not in, a DM between people)."""
+
+    def __init__(self, channel: str, error: str) -> None:
+        super().__init__(f"{channel}: {error}")
+        self.channel = channel
+        self.error = error
+
+
+class FollowLimit(BotError):
+    """`FOLLOW_MAX` runs are followed already."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"{limit} runs are followed")
+        self.limit = limit

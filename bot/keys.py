@@ -35,6 +35,7 @@ class AlertKind(enum.StrEnum):
     APPROVAL = "approval"
     CANCELLED = "cancelled"
     SUMMARY = "summary"  # a channel's daily summary: its key names the local day (`summary:2026-11-28`)
+    UPDATE = "update"  # a reply in a followed run's thread, about one event (`update:<run>:<seq>`)
 
 
 class Verb(enum.StrEnum):
@@ -118,8 +119,8 @@ class AlertKey:
     question_id: str | None = None
 
     def __post_init__(self) -> None:
-        if (self.kind is AlertKind.QUESTION) != (self.question_id is not None):
-            raise ValueError("a question alert, and only a question alert, names its question")
+        if (self.kind in (AlertKind.QUESTION, AlertKind.UPDATE)) != (self.question_id is not None):
+            raise ValueError("question alerts and thread updates, and only they, name their question or event")
 
     def encode(self) -> str:
         return f"{self.kind}:{self.run_id}" + (f":{self.question_id}" if self.question_id else "")

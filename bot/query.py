@@ -38,6 +38,7 @@ __all__ = [
     "SORT_KEYS",
     "STATS_WINDOWS",
     "STATUS_ALIASES",
+    "FollowRun",
     "Help",
     "Parsed",
     "RunLookup",
@@ -106,7 +107,8 @@ GRAMMAR = (
     "`/runs <run-id or prefix>` · `/runs help`\n"
     "`/runs subscribe [failed] [questions] [approvals] [cancelled] [repo:<owner/name>] [workflow:<name>] [label:<k=v>]`"
     " · `/runs subscriptions` · `/runs unsubscribe <id|all>`\n"
-    "`/runs stats [today|yesterday|week]` · `/runs summary [daily HH:MM | off]` · `/runs start [automation-id]`\n"
+    "`/runs follow <run-id>` · `/runs unfollow <run-id>` · `/runs start [automation-id]`\n"
+    "`/runs stats [today|yesterday|week]` · `/runs summary [daily HH:MM | off]`\n"
     "*status*: " + " ".join(f"`{b}`" for b in BUCKETS) + ", or `active`, `done`\n"
     "*sort keys*: "
     + " ".join(f"`{k}`" for k in dict.fromkeys(SORT_KEYS.values()))
@@ -228,6 +230,14 @@ class Unsubscribe:
 
 
 @dataclass(frozen=True)
+class FollowRun:
+    """Follow a run in this channel (`follow`), or stop (`unfollow`)."""
+
+    selector: str
+    stop: bool = False
+
+
+@dataclass(frozen=True)
 class Start:
     """Start a run from an automation: pick it in a window (no id), or confirm the one named."""
 
@@ -249,7 +259,19 @@ class Summary:
     off: bool = False
 
 
-Parsed = RunQuery | RunLookup | Help | UsageError | Subscribe | Subscriptions | Unsubscribe | Stats | Summary | Start
+Parsed = (
+    RunQuery
+    | RunLookup
+    | Help
+    | UsageError
+    | Subscribe
+    | Subscriptions
+    | Unsubscribe
+    | Stats
+    | Summary
+    | Start
+    | FollowRun
+)
 
 SUBSCRIPTION_WORDS = ("failed", "questions", "approvals", "cancelled")
 DEFAULT_SUBSCRIPTION = ("failed", "questions", "approvals")  # `cancelled` is only asked for by name
@@ -272,6 +294,12 @@ def parse(text: str | None) -> Parsed:
         return _unsubscribe(words[1:])
     if first == "stats":
         return _stats(words[1:])
+    if first in ("follow", "unfollow"):
+        if len(words) != 2 or not _looks_like_run_id(words[1]):
+            hint = f"`/runs {first} 01KJW4MG`"
+            return UsageError(f"`{first}` takes the id of a run, or a unique prefix.", word=words[-1], hints=(hint,))
+        selector = words[1].upper() if _CROCKFORD.match(words[1]) else words[1]
+        return FollowRun(selector, stop=first == "unfollow")
     if first == "start":
         if len(words) > 2 or (len(words) == 2 and not _AUTOMATION.match(words[1])):
             hints = ("`/runs start` to pick one", "`/runs start <automation-id>`")

@@ -1,10 +1,28 @@
-"""Reading Slack Web API failures, whatever shape their answer has.  [pure]"""
+"""Slack's Web API as the bot meets it: its failures, whatever shape their answer has, and its limits."""
 
 from __future__ import annotations
 
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
 from slack_sdk.errors import SlackApiError
 
-__all__ = ["retry_after", "slack_error"]
+__all__ = ["CHANNEL_ERRORS", "EditBudget", "retry_after", "slack_error"]
+
+# Slack errors that mean "this channel cannot take our posts until a person fixes it".
+CHANNEL_ERRORS = frozenset(
+    {
+        "not_in_channel",
+        "channel_not_found",
+        "is_archived",
+        "restricted_action",
+        "restricted_action_read_only_channel",
+        "team_access_not_granted",
+        "ekm_access_denied",
+    }
+)
 
 
 def slack_error(exc: SlackApiError) -> str:
@@ -21,3 +39,22 @@ def retry_after(exc: SlackApiError, default: int = 30) -> int:
     headers = getattr(exc.response, "headers", None) or {}
     value = str(headers.get("Retry-After") or headers.get("retry-after") or "")
     return max(1, int(value)) if value.isascii() and value.isdigit() and len(value) < 6 else default
+
+
+@dataclass
+class EditBudget:
+    """How many chat.update calls the workspace may make: Tier 3, about 50 a minute, for every writer."""
+
+    per_minute: int = 50
+    clock: Callable[[], float] = time.monotonic
+    _spent: deque[float] = field(default_factory=deque, init=False)
+
+    def wait(self) -> float:
+        """Seconds until one more edit may be made (0: now)."""
+        now = self.clock()
+        while self._spent and now - self._spent[0] >= 60:
+            self._spent.popleft()
+        return 0.0 if len(self._spent) < self.per_minute else 60 - (now - self._spent[0])
+
+    def spend(self) -> None:
+        self._spent.append(self.clock())

@@ -43,8 +43,8 @@ from bot.fabro.models import Run
 from bot.failpoints import crash_point
 from bot.keys import AlertKey, AlertKind
 from bot.outcomes import Outcome, OutcomeVerb
+from bot.slackapi import CHANNEL_ERRORS, EditBudget, slack_error
 from bot.slackapi import retry_after as slack_retry_after
-from bot.slackapi import slack_error
 from bot.stats import Window, scheduled_at, zone
 from bot.store.base import Alert, AlertState, Store
 
@@ -52,18 +52,6 @@ __all__ = ["CHANNEL_ERRORS", "CycleReport", "Delivery", "Fresh", "Lease"]
 
 log = logging.getLogger(__name__)
 
-# Slack errors that mean "this channel cannot take our posts until a person fixes it".
-CHANNEL_ERRORS = frozenset(
-    {
-        "not_in_channel",
-        "channel_not_found",
-        "is_archived",
-        "restricted_action",
-        "restricted_action_read_only_channel",
-        "team_access_not_granted",
-        "ekm_access_denied",
-    }
-)
 _BROKEN_RETRY = timedelta(minutes=10)
 _HISTORY_MARGIN = timedelta(minutes=5)
 
@@ -121,6 +109,7 @@ class Delivery:
     pace: float = 1.0  # seconds between two writes to one channel
     lease: Lease = field(default_factory=Lease)
     daily: Daily | None = None  # reads the picture for channels' daily summaries
+    budget: EditBudget | None = None  # chat.update calls of the whole workspace, shared with live cards
     # Claims this process made and has not posted yet, with what renders them without reading Fabro again.
     _renders: dict[tuple[AlertKey, str], Wanted] = field(default_factory=dict, init=False)
     _runs: dict[str, Run] = field(default_factory=dict, init=False)
@@ -297,7 +286,15 @@ class Delivery:
         except FabroError as exc:
             await self._failed(channel, [alert], f"fabro: {exc}", unposted=True, report=report)
             return True
+        if await self.store.follow_at(channel, alert.ts):
+            # A followed alert's message is the run's live card: its renderer owns the message now.
+            await self.store.resolve_alert(alert.key, channel, alert.outcome, self.clock())
+            return True
         await self._pace(channel)
+        if self.budget is not None and not alert.batch:
+            while (wait := self.budget.wait()) > 0:  # noqa: ASYNC110 - the budget frees up with time alone
+                await asyncio.sleep(wait)
+            self.budget.spend()
         try:
             if alert.batch:
                 said = outcome_text(alert.outcome)

@@ -131,7 +131,7 @@ def resolved_alert(run: Run, *, outcome: str, now: datetime, web_base: str | Non
         kit.section(summary, block_id=f"resolved:{run.id}"),
         kit.context(f":white_check_mark: {outcome} · {slack_date(now)}"),
     ]
-    links = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}:final")
+    links = kit.actions(*link_buttons(run, web_base, follow=False), block_id=f"links:{run.id}:final")
     if links:
         blocks.append(links)
     text = clip(f"{_title(run)}: {outcome}", FALLBACK_TEXT)

@@ -11,7 +11,18 @@ from bot.blocks import kit
 from bot.blocks.limits import FALLBACK_TEXT
 from bot.blocks.outcomes import outcome_text
 from bot.blocks.text import clip, escape, slack_date
-from bot.errors import ActionFailed, AlreadyActed, BotError, NotAllowed, NotOpened, Refusal, Refused, Unreadable
+from bot.errors import (
+    ActionFailed,
+    AlreadyActed,
+    BotError,
+    CannotPost,
+    FollowLimit,
+    NotAllowed,
+    NotOpened,
+    Refusal,
+    Refused,
+    Unreadable,
+)
 from bot.fabro.errors import (
     FabroConflict,
     FabroError,
@@ -98,6 +109,7 @@ _REFUSALS = {
     Refusal.PR_NONE: "This run has no pull request.",
     Refusal.PR_MERGED: "This pull request was already merged; there is nothing left to do.",
     Refusal.PR_CLOSED: "This pull request is already closed.",
+    Refusal.ENDED: "This run already ended ({state}): there is nothing left to follow.",
     Refusal.NOT_RUNNING: "This run is {state}: there is no agent at work to steer, interrupt, pause or resume.",
     Refusal.TOO_LONG: "That is {detail} characters; the agent takes at most 8,192 at a time.",
     Refusal.NOTHING_SAID: "Write what the agent should do after mentioning me: `@Fabro steer use the staging db`.",
@@ -184,6 +196,16 @@ def bot_error_text(error: BotError, *, command: str = "/runs") -> str:
             return STALE_CONTROL.format(command=escape(command))
         case NotOpened():
             return "The window could not be opened in time. Please click again."
+        case CannotPost():
+            return (
+                f"I cannot post in this conversation ({escape(error.error)}), so I follow nothing here."
+                " Invite me with `/invite @Fabro Runs`, or follow the run from a channel I am in."
+            )
+        case FollowLimit():
+            return (
+                f"{error.limit} runs are followed already (`FOLLOW_MAX`): unfollow one with"
+                f" `{escape(command)} unfollow <run-id>` first."
+            )
     return INTERNAL_ERROR.format(reference="none")
 
 

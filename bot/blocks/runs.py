@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.actions import encode_page, link_action_id, page_action_id
+from bot.actions import FOLLOW_ACTION, encode_page, link_action_id, page_action_id
 from bot.blocks import kit
 from bot.blocks.controls import approval_controls, question_controls, run_controls
 from bot.blocks.limits import FALLBACK_TEXT, MAX_BLOCKS, TOTAL_BLOCK_TEXT
@@ -109,7 +109,8 @@ def diff_text(run: Run) -> str | None:
     return text
 
 
-def link_buttons(run: Run, web_base: str | None) -> list[dict[str, Any]]:
+def link_buttons(run: Run, web_base: str | None, *, follow: bool = True) -> list[dict[str, Any]]:
+    """The pull request, the run in Fabro, and Follow while the run is not finished (unless `follow` is off)."""
     buttons = []
     pr = run.pull_request
     if pr and pr.html_url:
@@ -118,6 +119,8 @@ def link_buttons(run: Run, web_base: str | None) -> list[dict[str, Any]]:
     web = run.web_url(web_base)
     if web:
         buttons.append(kit.button("Open in Fabro", link_action_id("web"), url=web))
+    if follow and not run.is_terminal and run.bucket not in ("archived", "removing"):
+        buttons.append(kit.button("Follow", FOLLOW_ACTION, value=run.id))
     return [b for b in buttons if b]
 
 

@@ -40,6 +40,7 @@ from bot.fabro.models import (
     Run,
     RunEvent,
     RunList,
+    Stage,
 )
 from bot.redact import redact
 
@@ -90,9 +91,18 @@ class FabroClient:
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
             follow_redirects=False,
         )
+        # Event streams hold their connection for minutes: they get a pool of their own.
+        self._streams = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/api/v1",
+            headers={"Accept": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {}),
+            transport=transport,
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=0),
+            follow_redirects=False,
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._streams.aclose()
 
     async def __aenter__(self) -> FabroClient:
         return self
@@ -262,19 +272,58 @@ class FabroClient:
         Live only: nothing is replayed, and a slow reader loses events. `idle_timeout`
         bounds the silence between frames, so a dead connection is noticed.
         """
+        async with self._stream("/attach", [], idle_timeout) as events:
+            yield events
+
+    @asynccontextmanager
+    async def attach_run(
+        self, run_id: str, since_seq: int, *, idle_timeout: float = 300.0
+    ) -> AsyncIterator[AsyncIterator[RunEvent]]:
+        """One run's events from `since_seq` on (replayed, then live); the stream ends after the run does."""
+        params = [("since_seq", str(since_seq))]
+        async with self._stream(f"/runs/{_segment(run_id)}/attach", params, idle_timeout) as events:
+            yield events
+
+    async def stages(self, run_id: str) -> list[Stage]:
+        body = await self._json("GET", f"/runs/{_segment(run_id)}/stages")
+        return self._read(lambda: _many(Stage, body, "stages"))
+
+    async def events_since(self, run_id: str, since_seq: int, *, limit: int = 200, pages: int = 10) -> list[RunEvent]:
+        """The run's events with `seq >= since_seq`, oldest first (a bounded number of pages)."""
+        events: list[RunEvent] = []
+        for _ in range(pages):
+            params = [("since_seq", str(since_seq)), ("limit", str(limit))]
+            body = await self._json("GET", f"/runs/{_segment(run_id)}/events", params=params)
+            batch = self._read(functools.partial(_many, RunEvent, body, "events"))
+            events += batch
+            seqs = [e.seq for e in batch if e.seq is not None]
+            if len(batch) < limit or not seqs:
+                break
+            since_seq = max(seqs) + 1
+        return events
+
+    @asynccontextmanager
+    async def _stream(
+        self, path: str, params: list[tuple[str, str]], idle_timeout: float
+    ) -> AsyncIterator[AsyncIterator[RunEvent]]:
+        """Server-sent events on connections of their own: fifty open streams never make a command wait."""
         request_id = str(uuid.uuid4())
         timeout = httpx.Timeout(self.timeout, connect=self.connect_timeout, read=idle_timeout)
         try:
-            async with self._http.stream(
-                "GET", "/attach", headers={"Accept": "text/event-stream", "x-request-id": request_id}, timeout=timeout
+            async with self._streams.stream(
+                "GET",
+                path,
+                params=tuple(params),
+                timeout=timeout,
+                headers={"Accept": "text/event-stream", "x-request-id": request_id},
             ) as response:
-                self._observe("GET", "/attach", response.status_code)
+                self._observe("GET", path, response.status_code)
                 if response.status_code >= 400:
                     await response.aread()
                     raise self._scrubbed(error_from_response(response, fallback_request_id=request_id))
                 yield self._sse_events(response, request_id)
         except httpx.HTTPError as exc:
-            self._observe("GET", "/attach", None)
+            self._observe("GET", path, None)
             raise FabroUnavailable(
                 f"The event stream broke ({type(exc).__name__}).", request_id=request_id, ours=True
             ) from exc

@@ -44,6 +44,7 @@ __all__ = [
     "RunEvent",
     "RunList",
     "RunStatus",
+    "Stage",
     "bucket_of",
 ]
 
@@ -274,6 +275,20 @@ class AutomationPreset(_Model):
         return f"{repo}@{self.target.ref}" if self.target.ref else repo
 
 
+class Stage(_Model):
+    """One visit of one node of the workflow graph (`GET /runs/{id}/stages`)."""
+
+    id: str  # node@visit
+    name: str | None = None
+    handler: str | None = None
+    # pending | running | retrying | succeeded | partially_succeeded | failed | skipped | cancelled
+    status: str = "pending"
+    node_id: str | None = None
+    visit: int | None = None
+    wall_time_ms: int | None = None
+    started_at: datetime | None = None
+
+
 class Model(_Model):
     provider: str | None = None
     name: str | None = None
@@ -427,6 +442,9 @@ class RunEvent(_Model):
     id: str | None = None
     ts: datetime | None = None
     run_id: str | None = None
+    node_id: str | None = None  # stage events name their stage in the envelope
+    node_label: str | None = None
+    stage_id: str | None = None
     event: str = ""
     actor: dict[str, Any] | None = None
     properties: dict[str, Any] = Field(default_factory=dict)

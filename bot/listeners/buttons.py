@@ -7,18 +7,19 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot.actions import LINK_ACTION, PAGE_ACTION, SHOW_ACTION, decode_page
+from bot.actions import FOLLOW_ACTION, LINK_ACTION, PAGE_ACTION, SHOW_ACTION, decode_page
 from bot.answers import Answerer
 from bot.blocks.replies import STALE_PAGE, notice
 from bot.boundary import Failed, attempt
-from bot.listeners.payloads import first_action, user_of
+from bot.following import Follower
+from bot.listeners.payloads import first_action, text, user_of, where_clicked
 
 __all__ = ["register"]
 
 log = logging.getLogger(__name__)
 
 
-def register(app: AsyncApp, answerer: Answerer) -> None:
+def register(app: AsyncApp, answerer: Answerer, follower: Follower | None = None) -> None:
     async def listing(body: dict[str, Any], respond: AsyncRespond, *, in_place: bool) -> None:
         query = decode_page(first_action(body).get("value"))
         if query is None:
@@ -41,6 +42,29 @@ def register(app: AsyncApp, answerer: Answerer) -> None:
         """A listing for the clicker alone: the message it came from (a digest) stays as it is."""
         await ack()
         await listing(body, respond, in_place=False)
+
+    @app.action(FOLLOW_ACTION)
+    async def follow(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        """Follow from a card: on the clicked alert's own message, or on a live card posted in the channel."""
+        await ack()
+        run_id, user = text(first_action(body).get("value")) or "", user_of(body)
+        channel, message_ts = where_clicked(body)
+        if follower is None or channel is None or user is None or not run_id:
+            await respond(response_type="ephemeral", replace_original=False, **notice(STALE_PAGE, icon=":warning:"))
+            return
+        result = await attempt(
+            follower.follow(run_id, channel=channel, user_id=user, message_ts=message_ts),
+            what="follow from a card",
+            command=answerer.command,
+        )
+        said = (
+            result.message
+            if isinstance(result, Failed)
+            else notice(
+                f"Following run `{result.run_id}` here: its live card shows where it is, its thread what matters."
+            )
+        )
+        await respond(response_type="ephemeral", replace_original=False, **said)
 
     @app.action(LINK_ACTION)
     async def link(ack: AsyncAck) -> None:

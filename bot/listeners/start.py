@@ -14,7 +14,6 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.actions import START_BUTTONS, START_MODAL, START_PICK, decode_picker, decode_start, encode_picker
-from bot.alerts.delivery import CHANNEL_ERRORS
 from bot.blocks.replies import notice
 from bot.blocks.start import picker_options, start_announcement, start_picker
 from bot.boundary import Failed, attempt
@@ -23,7 +22,7 @@ from bot.fabro.errors import FabroError
 from bot.fabro.models import AutomationPreset
 from bot.listeners.payloads import first_action, obj, text, user_of
 from bot.metrics import Metrics
-from bot.slackapi import slack_error
+from bot.slackapi import CHANNEL_ERRORS, slack_error
 from bot.steering import Steering, Where
 
 __all__ = ["open_picker", "register"]

@@ -281,10 +281,15 @@ def _register_mentions(app: AsyncApp, steering: Steering, store: Store, shower: 
         if not channel or not thread or not user or thread == event.get("ts"):
             return
         alerts = await store.alerts_at(channel, thread)
-        if not alerts:
+        followed = None if alerts else await store.follow_at(channel, thread)
+        if not alerts and followed is None:
             return
         who = Where(user, channel, thread)
         words = _MENTION.sub("", text(event.get("text")) or "").strip()
+        if followed is not None:
+            # In a live card's thread: an answer when the run waits for one, else words for its agent.
+            await _in_live_thread(act, shower, steering, followed.run_id, who, words, event, body, request)
+            return
         # Slack re-sending an event it thinks was lost must neither act nor tell the person twice.
         retried = bool(request.headers.get("x-slack-retry-num"))
         order = _STEER_WORD.match(words)
@@ -302,6 +307,37 @@ def _register_mentions(app: AsyncApp, steering: Steering, store: Store, shower: 
         result = await act("answer", steering.answer(who, target, Choice(AnswerKind.REPLY, text=words)))
         quiet = retried and isinstance(result, Failed) and result.status == AlreadyActed.status
         await shower.show(result, who=who, thread_ts=thread, quiet=quiet)
+
+
+async def _in_live_thread(
+    act: Act,
+    shower: _Shower,
+    steering: Steering,
+    run_id: str,
+    who: Where,
+    words: str,
+    event: dict[str, Any],
+    body: dict[str, Any],
+    request: AsyncBoltRequest,
+) -> None:
+    retried = bool(request.headers.get("x-slack-retry-num"))
+    order = _STEER_WORD.match(words)
+    pending = None
+    if order is None:
+        looked = await attempt(steering.fabro.get_run(run_id), what="reading a followed run")
+        pending = None if isinstance(looked, Failed) else looked.current_question
+    if pending is not None:
+        target = Target(run_id, pending.id)
+        answered = await act("answer", steering.answer(who, target, Choice(AnswerKind.REPLY, text=words)))
+        quiet = retried and isinstance(answered, Failed) and answered.status == AlreadyActed.status
+        await shower.said_to_agent(answered, who=who, message_ts=text(event.get("ts")), quiet=quiet)
+        return
+    intent = (text(body.get("event_id")) or text(event.get("ts")) or "").encode().hex()[:40]
+    said = order.group(1) if order is not None else words
+    work = steering.steer(Where(who.user_id, who.channel), Target(run_id), said, intent=intent)
+    steered = await act("steer", work)
+    quiet = retried and isinstance(steered, Failed) and steered.status == AlreadyActed.status
+    await shower.said_to_agent(steered, who=who, message_ts=text(event.get("ts")), quiet=quiet)
 
 
 async def _raise(error: Exception) -> Settled:

@@ -1,9 +1,19 @@
 """Durable state behind alerts, subscriptions and actions. SQL lives only in this package."""
 
-from bot.store.base import Action, Alert, AlertState, ChannelSummary, Store, Subscription
+from bot.store.base import Action, Alert, AlertState, ChannelSummary, Follow, Store, Subscription
 from bot.store.sqlite import SQLiteStore
 
-__all__ = ["Action", "Alert", "AlertState", "ChannelSummary", "SQLiteStore", "Store", "Subscription", "open_store"]
+__all__ = [
+    "Action",
+    "Alert",
+    "AlertState",
+    "ChannelSummary",
+    "Follow",
+    "SQLiteStore",
+    "Store",
+    "Subscription",
+    "open_store",
+]
 
 
 def open_store(database_url: str, *, open_timeout: float = 10.0) -> Store:

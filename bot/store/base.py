@@ -15,7 +15,7 @@ from typing import Protocol
 from bot.keys import ActionKey, ActionState, AlertKey, AlertKind, Verb
 from bot.outcomes import Outcome
 
-__all__ = ["Action", "Alert", "AlertState", "ChannelSummary", "Store", "Subscription"]
+__all__ = ["Action", "Alert", "AlertState", "ChannelSummary", "Follow", "Store", "Subscription"]
 
 
 class AlertState(enum.StrEnum):
@@ -61,6 +61,18 @@ class Subscription:
     labels: dict[str, str] = field(default_factory=dict)
     created_by: str | None = None
     broken: str | None = None  # why posting to the channel failed (not_in_channel…), until it works again
+
+
+@dataclass(frozen=True)
+class Follow:
+    """A run followed in a channel: its live card is the message `ts`, and `last_seq` the last event handled."""
+
+    run_id: str
+    channel: str
+    ts: str
+    created_by: str | None
+    created_at: datetime
+    last_seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -134,6 +146,15 @@ class Store(Protocol):
         """Set or clear why a channel cannot be posted to; True when that changed anything."""
 
     async def broken_channels(self) -> dict[str, str]: ...
+
+    # runs followed in channels
+    async def add_follow(self, follow: Follow) -> bool:
+        """Record the follow; False when the run is already followed in that channel."""
+
+    async def follows(self, run_id: str | None = None) -> list[Follow]: ...
+    async def follow_at(self, channel: str, ts: str) -> Follow | None: ...
+    async def set_follow_seq(self, run_id: str, channel: str, seq: int) -> None: ...
+    async def remove_follow(self, run_id: str, channel: str) -> bool: ...
 
     # daily summaries, one per channel
     async def set_summary(self, summary: ChannelSummary) -> None:

@@ -15,12 +15,13 @@ from typing import Any
 
 from bot.keys import ActionKey, ActionState, AlertKey, Verb
 from bot.outcomes import Outcome
-from bot.store.base import Action, Alert, AlertState, ChannelSummary, Subscription
+from bot.store.base import Action, Alert, AlertState, ChannelSummary, Follow, Subscription
 
 __all__ = [
     "ACTIONS_TABLE",
     "ACTION_OUTCOME",
     "DELIVERY_LEASE",
+    "FOLLOWS_TABLE",
     "MESSAGE_INDEX",
     "SUMMARIES_TABLE",
     "SQLStore",
@@ -59,6 +60,18 @@ ACTION_OUTCOME = """
 """
 
 
+FOLLOWS_TABLE = """
+    CREATE TABLE follows (
+        run_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        last_seq INTEGER NOT NULL DEFAULT 0,
+        created_by TEXT,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, channel)
+    );
+    CREATE INDEX follows_by_message ON follows (channel, ts);
+"""
 SUMMARIES_TABLE = """
     CREATE TABLE summaries (
         channel TEXT PRIMARY KEY,
@@ -242,6 +255,36 @@ class SQLStore:
     async def broken_channels(self) -> dict[str, str]:
         return {r["channel"]: r["broken"] for r in await self._fetch("SELECT channel, broken FROM channels")}
 
+    # -- runs followed in channels ---------------------------------------------------------
+
+    async def add_follow(self, follow: Follow) -> bool:
+        inserted = await self._execute(
+            "INSERT INTO follows (run_id, channel, ts, last_seq, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (run_id, channel) DO NOTHING",
+            (follow.run_id, follow.channel, follow.ts, follow.last_seq, follow.created_by, _iso(follow.created_at)),
+        )
+        return inserted == 1
+
+    async def follows(self, run_id: str | None = None) -> list[Follow]:
+        if run_id is None:
+            rows = await self._fetch("SELECT * FROM follows ORDER BY created_at, run_id, channel")
+        else:
+            rows = await self._fetch("SELECT * FROM follows WHERE run_id = ? ORDER BY channel", (run_id,))
+        return [_follow(r) for r in rows]
+
+    async def follow_at(self, channel: str, ts: str) -> Follow | None:
+        rows = await self._fetch("SELECT * FROM follows WHERE channel = ? AND ts = ?", (channel, ts))
+        return _follow(rows[0]) if rows else None
+
+    async def set_follow_seq(self, run_id: str, channel: str, seq: int) -> None:
+        await self._execute(
+            "UPDATE follows SET last_seq = ? WHERE run_id = ? AND channel = ? AND last_seq < ?",
+            (seq, run_id, channel, seq),
+        )
+
+    async def remove_follow(self, run_id: str, channel: str) -> bool:
+        return await self._execute("DELETE FROM follows WHERE run_id = ? AND channel = ?", (run_id, channel)) > 0
+
     # -- daily summaries ---------------------------------------------------------------
 
     async def set_summary(self, summary: ChannelSummary) -> None:
@@ -354,6 +397,17 @@ def _alerts(rows: list[Row]) -> list[Alert]:
             )
         )
     return alerts
+
+
+def _follow(row: Row) -> Follow:
+    return Follow(
+        run_id=row["run_id"],
+        channel=row["channel"],
+        ts=row["ts"],
+        created_by=row["created_by"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        last_seq=int(row["last_seq"] or 0),
+    )
 
 
 def _subscription(row: Row) -> Subscription:

@@ -14,6 +14,7 @@ from bot.store.sql import (
     ACTION_OUTCOME,
     ACTIONS_TABLE,
     DELIVERY_LEASE,
+    FOLLOWS_TABLE,
     MESSAGE_INDEX,
     SUMMARIES_TABLE,
     Row,
@@ -77,6 +78,7 @@ MIGRATIONS: list[str] = [
     MESSAGE_INDEX,  # replies in an alert's thread find it by (channel, ts)
     ACTION_OUTCOME + outcomes_as_json("json_object('v', 1, 'verb', 'legacy', 'text', {text})"),
     SUMMARIES_TABLE,
+    FOLLOWS_TABLE,
 ]
 
 

@@ -129,6 +129,9 @@ class FakeFabro:
     automations: list[dict[str, Any]] = field(default_factory=list)
     # The agent of each run: None (a steerable session is active) or the 409/503 code it answers with.
     agent_trouble: dict[str, str] = field(default_factory=dict)
+    stage_list: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # run id -> its stages
+    run_streams: dict[str, list[asyncio.Queue[dict[str, Any] | None]]] = field(default_factory=dict)
+    run_stream_connections: int = 0
 
     # -- test controls -------------------------------------------------------------
 
@@ -139,7 +142,13 @@ class FakeFabro:
     # -- what happens to runs: each change appends its event and moves updated_at, as Fabro does --
 
     def emit(
-        self, run_id: str, event: str, properties: dict[str, Any] | None = None, *, actor: dict[str, Any] | None = None
+        self,
+        run_id: str,
+        event: str,
+        properties: dict[str, Any] | None = None,
+        *,
+        actor: dict[str, Any] | None = None,
+        **envelope_fields: Any,
     ) -> dict[str, Any]:
         log = self.events.setdefault(run_id, [])
         now = datetime.now(UTC)
@@ -153,17 +162,20 @@ class FakeFabro:
         }
         if actor is not None:
             envelope["actor"] = actor
+        envelope.update(envelope_fields)  # stage events name their stage here: node_id, node_label, stage_id
         log.append(envelope)
         self.runs[run_id]["timestamps"]["last_event_at"] = envelope["ts"]
         # The global stream carries what the server executes: these never appear on it.
         if event not in OFF_THE_GLOBAL_STREAM:
             for queue in self.streams:
                 queue.put_nowait(envelope)
+        for queue in self.run_streams.get(run_id, []):
+            queue.put_nowait(envelope)
         return envelope
 
     def drop_streams(self) -> None:
-        """Close every open /attach connection, as a Fabro restart would."""
-        for queue in self.streams:
+        """Close every open /attach connection (global and per run), as a Fabro restart would."""
+        for queue in [*self.streams, *(q for queues in self.run_streams.values() for q in queues)]:
             queue.put_nowait(None)
 
     def _set_status(self, run_id: str, kind: str, **status: Any) -> dict[str, Any]:
@@ -308,6 +320,8 @@ class FakeFabro:
                 web.post("/api/v1/runs/{id}/deny", self._deny),
                 web.post("/api/v1/runs/{id}/cancel", self._cancel),
                 web.post("/api/v1/runs/{id}/retry", self._retry),
+                web.get("/api/v1/runs/{id}/stages", self._stages),
+                web.get("/api/v1/runs/{id}/attach", self._attach_run),
                 web.post("/api/v1/runs/{id}/steer", self._steer),
                 web.post("/api/v1/runs/{id}/interrupt", self._interrupt),
                 web.post("/api/v1/runs/{id}/pause", self._pause),
@@ -930,3 +944,68 @@ class FakeFabro:
         run["lifecycle"]["pending_control"] = "unpause"
         self.emit(run["id"], "run.unpause.requested", {}, actor=TOKEN_ACTOR)
         return web.json_response(run)
+
+    # -- stages and one run's stream -------------------------------------------------------------
+
+    def stage(self, run_id: str, name: str, status: str, **event: Any) -> None:
+        """A stage starts, fails, retries or ends: its list entry moves, and its event is emitted."""
+        stages = self.stage_list.setdefault(run_id, [])
+        entry = next((s for s in stages if s["node_id"] == name), None)
+        if entry is None:
+            entry = {
+                "id": f"{name}@1",
+                "name": name,
+                "handler": "agent",
+                "status": status,
+                "node_id": name,
+                "visit": 1,
+                "wall_time_ms": None,
+                "started_at": _iso_ms(datetime.now(UTC)),
+                "billing": None,
+            }
+            stages.append(entry)
+        entry["status"] = status
+        kind = {"running": "stage.started", "failed": "stage.failed", "retrying": "stage.retrying"}.get(
+            status, "stage.completed"
+        )
+        properties = {"index": stages.index(entry), **event}
+        if kind == "stage.completed":
+            properties["status"] = status
+        self.emit(run_id, kind, properties, node_id=name, node_label=name, stage_id=entry["id"])
+
+    def finish(self, run_id: str) -> None:
+        self._set_status(run_id, "succeeded", reason="completed")
+        self.emit(run_id, "run.completed", {})
+        for queue in self.run_streams.get(run_id, []):
+            queue.put_nowait(None)  # the stream closes after the run ends
+
+    async def _stages(self, request: web.Request) -> web.Response:
+        run_id = request.match_info["id"]
+        if run_id not in self.runs:
+            return self._missing(request)
+        return web.json_response({"data": self.stage_list.get(run_id, [])})
+
+    async def _attach_run(self, request: web.Request) -> web.StreamResponse:
+        """SSE of one run: events with `seq >= since_seq` replayed, then live; closed once the run has ended."""
+        run_id = request.match_info["id"]
+        if run_id not in self.runs:
+            return self._missing(request)
+        since = int(request.query.get("since_seq", "0") or 0)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.run_streams.setdefault(run_id, []).append(queue)
+        self.run_stream_connections += 1
+        try:
+            for envelope in self.events.get(run_id, []):
+                if envelope["seq"] >= since:
+                    await response.write(f"data: {json.dumps(envelope)}\n\n".encode())
+            if self.runs[run_id]["lifecycle"]["status"]["kind"] not in TERMINAL:
+                while (envelope := await queue.get()) is not None:
+                    if envelope["seq"] >= since:
+                        await response.write(f"data: {json.dumps(envelope)}\n\n".encode())
+        except ConnectionResetError:
+            pass
+        finally:
+            self.run_streams[run_id].remove(queue)
+        return response

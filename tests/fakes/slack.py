@@ -225,6 +225,8 @@ class FakeSlack:
             return web.json_response({"ok": True, "message_ts": self._next_ts()})
         if method == "conversations.history":
             return self._history(args)
+        if method == "conversations.replies":
+            return self._replies(args)
         if method == "views.open":
             view = self._json_arg(args, "view") or {}
             if not args.get("trigger_id") or not isinstance(view, dict) or view.get("type") != "modal":
@@ -318,6 +320,21 @@ class FakeSlack:
                 "response_metadata": {"next_cursor": str(start + limit) if more else ""},
             }
         )
+
+    def _replies(self, args: dict[str, Any]) -> web.Response:
+        """A thread: its parent, then its replies, oldest first; metadata only on request."""
+        parent = str(args.get("ts"))
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        thread = [
+            m for m in self.messages if m.channel == args.get("channel") and (m.ts == parent or m.thread_ts == parent)
+        ]
+        items = []
+        for m in thread:
+            item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text, "thread_ts": parent}
+            if with_metadata and m.metadata:
+                item["metadata"] = m.metadata
+            items.append(item)
+        return web.json_response({"ok": True, "messages": items, "has_more": False})
 
     async def _respond(self, request: web.Request) -> web.Response:
         body = await request.json()
