@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.blocks.alerts import approval_alert, digest_message, failed_alert, question_alert, resolved_alert
+from bot.blocks.live import live_card, update_reply
 from bot.blocks.outcomes import outcome_text
 from bot.blocks.replies import error_message, help_message, internal_error_message, usage_error_message
 from bot.blocks.runs import run_detail_message, run_list_message, unfurl_card
@@ -21,7 +22,7 @@ from bot.blocks.stats import stats_message
 from bot.blocks.subscriptions import subscribed_message, subscriptions_message, summary_message, unsubscribed_message
 from bot.errors import NotAllowed
 from bot.fabro.errors import FabroUnavailable
-from bot.fabro.models import AutomationPreset, Failure, ListMeta, Question, Run, RunList
+from bot.fabro.models import AutomationPreset, Failure, ListMeta, Question, Run, RunEvent, RunList, Stage
 from bot.keys import AlertKind, Verb
 from bot.outcomes import Outcome, OutcomeVerb
 from bot.query import RunQuery, UsageError, parse
@@ -131,6 +132,22 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
             start_announcement(pending, user_id="U0ADA", automation="Nightly dependency bumps", now=now, web_base=WEB),
         ),
         ("A succeeded run, ready to ship", run_detail_message(by_kind["succeeded"], now=now, web_base=WEB)),
+        ("A followed run's live card", live_card(blocked, _stages(), now=now, web_base=WEB)),
+        (
+            "In the live card's thread: a stage failed",
+            _reply(
+                RunEvent.model_validate(
+                    {
+                        "seq": 9,
+                        "event": "stage.failed",
+                        "node_label": "verify",
+                        "properties": {"will_retry": True, "failure": {"message": "3 tests failed"}},
+                    }
+                ),
+                blocked,
+                now,
+            ),
+        ),
         ("/runs help", help_message(COMMAND)),
         ("A usage error (/runs blokced)", usage_error_message(_usage("blokced"), COMMAND)),
         ("A usage error (/runs limit:500)", usage_error_message(_usage("limit:500"), COMMAND)),
@@ -157,6 +174,23 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
         ),
     ]
     return items
+
+
+def _stages() -> list[Stage]:
+    return [
+        Stage.model_validate({"id": f"{n}@1", "name": n, "status": s, "node_id": n, "wall_time_ms": ms})
+        for n, s, ms in (
+            ("plan", "succeeded", 40_000),
+            ("implement", "succeeded", 540_000),
+            ("verify", "retrying", None),
+        )
+    ]
+
+
+def _reply(event: RunEvent, run: Run, now: datetime) -> Message:
+    reply = update_reply(event, run, now=now, web_base=WEB)
+    assert reply is not None
+    return reply
 
 
 def _automation() -> AutomationPreset:

@@ -124,6 +124,8 @@ def test_the_gallery_has_every_kind_of_message_each_within_slacks_limits():
         "the window",
         "started from Slack",
         "ready to ship",
+        "live card",
+        "a stage failed",
     ):
         assert kind in titles, kind
     for title, message in items:

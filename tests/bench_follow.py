@@ -1,0 +1,105 @@
+"""Benchmark: following a run, over real loopback HTTP against the fake Fabro and fake Slack.
+
+    python tests/bench_follow.py [--samples 20]
+
+1. Latency, stage failure in Fabro → the reply in the live card's thread, with Fabro's event
+   stream on (target: within 2 s), and → the card's next edit.
+2. Fabro requests per idle followed run: per poll with the stream off (target: ≤ 1), and while
+   the stream is open (target: 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("SKIP_SLACK_SDK_WARNING", "1")
+
+from bot.app import Bot
+from tests.conftest import bot_settings, wait_for
+from tests.fakes.fabro import FakeFabro
+from tests.fakes.runs import make_run
+from tests.fakes.slack import FakeSlack
+
+CHANNEL = "C0FOLLOW"
+
+
+async def followed(stream: bool, work):
+    fabro = await FakeFabro().start()
+    slack = await FakeSlack().start()
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = bot_settings(fabro, slack, database_url=f"sqlite:///{tmp}/f.db", fabro_event_stream=stream)
+        bot = Bot(settings, schedule_alerts=False, alert_pace=0.0)
+        await bot.start()
+        try:
+            run = make_run("running", title="Benchmark run")
+            fabro.add(run)
+            fabro.emit(run["id"], "run.started", {})
+            follow = await bot.follower.follow(run["id"], channel=CHANNEL, user_id="U0BENCH")
+            await bot.follower.sync_all()
+            return await work(bot, fabro, slack, run["id"], follow.ts)
+        finally:
+            await bot.stop()
+            await fabro.stop()
+            await slack.stop()
+
+
+async def latency(samples: int) -> tuple[list[float], list[float]]:
+    async def work(bot, fabro, slack, run_id, card_ts):
+        await wait_for(lambda: fabro.run_streams.get(run_id), timeout=5)
+        bot.follower.editor.spacing = 0  # measure the edit itself, not the coalescing
+        to_reply, to_card = [], []
+        card = next(m for m in slack.messages if m.ts == card_ts)
+        for i in range(samples):
+            replies = len([m for m in slack.messages if m.thread_ts == card_ts])
+            edits = card.edits
+            started = time.perf_counter()
+            fabro.stage(run_id, f"stage-{i}", "failed", failure={"message": f"failure {i}"})
+            await wait_for(lambda r=replies: len([m for m in slack.messages if m.thread_ts == card_ts]) > r, 5, 0.001)
+            to_reply.append(time.perf_counter() - started)
+            await wait_for(lambda e=edits: card.edits > e, 5, 0.001)
+            to_card.append(time.perf_counter() - started)
+        return to_reply, to_card
+
+    return await followed(True, work)
+
+
+async def idle_requests(stream: bool) -> float:
+    async def work(bot, fabro, slack, run_id, card_ts):
+        if stream:
+            await wait_for(lambda: fabro.run_streams.get(run_id), timeout=5)
+        fabro.requests.clear()
+        if stream:
+            await asyncio.sleep(2.0)  # the stream is open; nothing happens
+            return len(fabro.requests)
+        for _ in range(10):
+            await bot.follower.sync_all()
+        return len(fabro.requests) / 10
+
+    return await followed(stream, work)
+
+
+def ms(values: list[float]) -> str:
+    return f"median {statistics.median(values) * 1000:.1f} ms, worst {max(values) * 1000:.1f} ms"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--samples", type=int, default=20)
+    args = parser.parse_args()
+    to_reply, to_card = await latency(args.samples)
+    print(f"stage failure → thread reply, stream on: {ms(to_reply)} (target < 2000 ms)")
+    print(f"stage failure → live card edited, stream on: {ms(to_card)}")
+    print(f"Fabro requests per idle followed run, per poll, stream off: {await idle_requests(False):.1f} (target ≤ 1)")
+    print(f"Fabro requests by an idle followed run over 2 s, stream on: {await idle_requests(True):.0f} (target 0)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
