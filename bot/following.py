@@ -34,6 +34,7 @@ from bot.errors import CannotPost, FollowLimit, Refusal, Refused
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
 from bot.fabro.models import Run
+from bot.failpoints import crash_point
 from bot.keys import AlertKey, AlertKind
 from bot.slackapi import CHANNEL_ERRORS, EditBudget, slack_error
 from bot.store.base import AlertState, Follow, Store
@@ -122,6 +123,10 @@ class Follower:
                 return existing
         if len(await self.store.follows()) >= self.follow_max:
             raise FollowLimit(self.follow_max)
+        # Where the thread starts: what happened before the follow is not retold, and nothing after it
+        # is missed (read before the card exists, so an event while it is posted is still told).
+        recent = await self.fabro.recent_events(run.id, limit=1)
+        last_seq = max((e.seq or 0 for e in recent), default=0)
         card = live_card(run, await self._stages(run.id), now=self.clock(), web_base=self.web_base)
         on_alert = message_ts is not None and bool(await self.store.alerts_at(channel, message_ts))
         if on_alert and message_ts is not None:
@@ -129,8 +134,6 @@ class Follower:
             await self.editor.edit(channel, ts, card)
         else:
             ts = await self._post_card(channel, card)
-        recent = await self.fabro.recent_events(run.id, limit=1)
-        last_seq = max((e.seq or 0 for e in recent), default=0)  # what happened before is not retold
         follow = Follow(run.id, channel, ts, user_id, self.clock(), last_seq)
         await self.store.add_follow(follow)
         log.info("user=%s follows run %s in %s (card %s)", user_id, run.id, channel, ts)
@@ -219,6 +222,7 @@ class Follower:
             if found is not None:
                 await self.store.confirm_posted(key, follow.channel, found, now)
                 return
+        crash_point("follow.claimed")
         posted = await self.slack.chat_postMessage(
             channel=follow.channel,
             thread_ts=follow.ts,
@@ -228,6 +232,7 @@ class Follower:
             unfurl_links=False,
             unfurl_media=False,
         )
+        crash_point("follow.posted")
         await self.store.confirm_posted(key, follow.channel, str(posted["ts"]), self.clock())
 
     async def _in_thread(self, follow: Follow, key: AlertKey) -> str | None:

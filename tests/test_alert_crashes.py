@@ -23,19 +23,15 @@ CHANNEL = "C0ALERTS"
 async def start_process(
     fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, name: str, **extra: str
 ) -> asyncio.subprocess.Process:
-    env = _env(
-        fake_env(
-            fabro,
-            slack,
-            HOST="127.0.0.1",
-            PORT="0",
-            ALERT_CHANNEL=CHANNEL,
-            POLL_INTERVAL_SECONDS="1",
-            DATABASE_URL=f"sqlite:///{tmp_path}/bot.db",
-            LOG_LEVEL="DEBUG",
-            **extra,
-        )
-    )
+    settings = {
+        "HOST": "127.0.0.1",
+        "PORT": "0",
+        "ALERT_CHANNEL": CHANNEL,
+        "POLL_INTERVAL_SECONDS": "1",
+        "DATABASE_URL": f"sqlite:///{tmp_path}/bot.db",
+        "LOG_LEVEL": "DEBUG",
+    }
+    env = _env(fake_env(fabro, slack, **(settings | extra)))
     log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
     process = await asyncio.create_subprocess_exec(COMMAND, "run", env=env, stdout=log, stderr=log)
     log.close()
@@ -100,3 +96,53 @@ async def test_a_kill_9_at_any_step_of_delivery_neither_loses_nor_duplicates(
         assert "was already in" in (tmp_path / "second.log").read_text()
     assert slack.violations == []
     assert "Traceback" not in (tmp_path / "second.log").read_text()  # a clean restart and a clean stop
+
+
+@pytest.mark.parametrize("crash_at", ["follow.claimed", "follow.posted"])
+async def test_a_kill_9_of_the_follower_mid_run_neither_loses_nor_repeats_a_reply(
+    fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, crash_at: str
+):
+    import aiohttp
+
+    from tests.conftest import SlackUser, wait_until
+    from tests.test_replicas import free_port
+
+    run = make_run("running", title="Long job")
+    fabro.add(run)
+    fabro.emit(run["id"], "run.started", {})
+    port = free_port()
+    extra = {"PORT": str(port), "FABRO_EVENT_STREAM": "off", CRASH_AT_ENV: crash_at}
+    first = await start_process(fabro, slack, tmp_path, "first", **extra)
+    try:
+        async with aiohttp.ClientSession() as session:
+            user = SlackUser(f"http://127.0.0.1:{port}/slack/events", slack, session)
+
+            async def answers() -> bool:
+                try:
+                    return (await user.command(f"follow {run['id']}", channel=CHANNEL))[0] == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await wait_until(answers, timeout=20, interval=0.1)
+        await wait_for(lambda: slack.posts(CHANNEL), timeout=10)
+        [card] = slack.posts(CHANNEL)
+        fabro.stage(run["id"], "verify", "failed", failure={"message": "boom"})
+        assert await wait_exit(first) == -signal.SIGKILL
+    finally:
+        if first.returncode is None:
+            first.kill()
+    told = [m for m in slack.messages if m.thread_ts == card.ts]
+    assert len(told) == (1 if crash_at == "follow.posted" else 0)
+
+    second = await start_process(fabro, slack, tmp_path, "second", PORT="0", FABRO_EVENT_STREAM="off")
+    try:
+        await wait_for(lambda: len([m for m in slack.messages if m.thread_ts == card.ts]) >= 1, timeout=20)
+        fabro.stage(run["id"], "verify", "retrying", attempt=2, max_attempts=3)
+        await wait_for(lambda: len([m for m in slack.messages if m.thread_ts == card.ts]) >= 2, timeout=20)
+        polls = len(fabro.calls(f"/api/v1/runs/{run['id']}/events"))
+        await wait_for(lambda: len(fabro.calls(f"/api/v1/runs/{run['id']}/events")) >= polls + 3, timeout=20)
+    finally:
+        await stop(second)
+    said = [m.text for m in slack.messages if m.thread_ts == card.ts]
+    assert said == [":x: Stage verify failed: boom", ":repeat: Stage verify retrying (attempt 2 of 3)"]
+    assert "Traceback" not in (tmp_path / "second.log").read_text()

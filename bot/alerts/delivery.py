@@ -122,7 +122,8 @@ class Delivery:
         self._renders.update(fresh.claims)
         self._runs = dict(fresh.runs)
         now = self.clock()
-        due = await self.store.deliveries_due(now)
+        # Thread replies of followed runs are claimed in the same table, but their follower delivers them.
+        due = [a for a in await self.store.deliveries_due(now) if a.kind is not AlertKind.UPDATE]
         claims = [a for a in due if a.state is AlertState.CLAIMED]
         updates = [a for a in due if a.update_pending]
         if not claims and not updates:
