@@ -43,6 +43,7 @@ from bot.daily import Daily
 from bot.dispatch import Commands
 from bot.fabro.client import FabroClient
 from bot.following import CardEditor, Follower
+from bot.identity import Linker, LinkMode, parse_user_links
 from bot.leader import Leadership, leadership_for
 from bot.listeners import buttons, start, steer, unfurls
 from bot.listeners import commands as commands_listener
@@ -266,8 +267,15 @@ class Bot:
             live=s.fabro_event_stream,
         )
         self.daily = Daily(self.fabro, self.clock)
+        self.linker = Linker(self.store, self.clock, parse_user_links(s.user_links), LinkMode(s.user_linking))
         commands = Commands(
-            answerer, desk, s.slash_command, daily=self.daily, zone_of=TimeZones(client).of, follower=self.follower
+            answerer,
+            desk,
+            s.slash_command,
+            daily=self.daily,
+            zone_of=TimeZones(client).of,
+            follower=self.follower,
+            linker=self.linker,
         )
         steering = Steering(
             self.store,

@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.identity import parse_user_links
 from bot.redact import redact
 
 __all__ = ["ConfigError", "Settings", "configure_logging", "describe_error", "load_settings"]
@@ -57,6 +58,8 @@ class Settings(BaseSettings):
     health_port: int | None = Field(default=None, ge=0, le=65535)
     fabro_event_stream: bool = True
     follow_max: int = Field(default=50, ge=1, le=500)
+    user_links: str | None = None
+    user_linking: Literal["self", "pinned"] = "self"
     log_format: Literal["text", "json"] = "text"
 
     @field_validator("health_port", mode="before")
@@ -64,7 +67,13 @@ class Settings(BaseSettings):
     def _blank_port(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("log_format", mode="before")
+    @field_validator("user_links")
+    @classmethod
+    def _user_links(cls, value: str | None) -> str | None:
+        parse_user_links(value)  # raises with the entries that are wrong
+        return value
+
+    @field_validator("log_format", "user_linking", mode="before")
     @classmethod
     def _format(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value

@@ -16,9 +16,11 @@ from bot.blocks.stats import stats_message
 from bot.boundary import Failed, attempt
 from bot.daily import Daily
 from bot.following import Follower
+from bot.identity import Linker, LinkOutcome
 from bot.query import (
     FollowRun,
     Help,
+    Link,
     Parsed,
     RunLookup,
     RunQuery,
@@ -29,6 +31,7 @@ from bot.query import (
     Summary,
     Unsubscribe,
     UsageError,
+    WhoAmI,
 )
 from bot.stats import Window
 from bot.subscriptions import SubscriptionDesk
@@ -40,6 +43,7 @@ START_NEEDS_SLACK = (
     " `{command} start <automation-id>` asks you to confirm one."
 )
 FOLLOW_NEEDS_SLACK = "Runs are followed in a Slack channel: run `{command} follow <run-id>` there."
+LINK_NEEDS_SLACK = "Links belong to a Slack account: run `{command} {words}` in Slack."
 NEEDS_A_CHANNEL = "Subscriptions belong to a Slack channel: run `{command} {words}` in the channel itself."
 
 
@@ -71,6 +75,7 @@ class Commands:
     zone_of: Callable[[str | None], Awaitable[ZoneInfo]] = _utc  # a person's time zone (Slack's profile)
     follower: Follower | None = None  # None where there is no channel to follow in (the CLI)
     new_intent: Callable[[], str] = lambda: uuid.uuid4().hex[:20]
+    linker: Linker | None = None  # None where there is no Slack account (the CLI)
 
     @staticmethod
     def instant(parsed: Parsed) -> bool:
@@ -106,6 +111,8 @@ class Commands:
                 return await self._start(parsed, caller)
             case FollowRun():
                 return await self._follow(parsed, caller)
+            case Link() | WhoAmI():
+                return await self._link(parsed, caller)
             case Stats():
                 daily = self.daily or Daily(self.answerer.fabro, self.answerer.clock)
                 tz = await self.zone_of(caller.user_id)
@@ -130,6 +137,61 @@ class Commands:
         return Reply(
             notice(f"Following run `{follow.run_id}` here: its live card shows where it is, its thread what matters.")
         )
+
+    async def _link(self, parsed: Link | WhoAmI, caller: Caller) -> Reply:
+        cmd = self.command
+        if self.linker is None or caller.user_id is None:
+            words = "whoami" if isinstance(parsed, WhoAmI) else "unlink" if parsed.unlink else "link <login>"
+            return Reply(notice(LINK_NEEDS_SLACK.format(command=cmd, words=words)))
+        user = caller.user_id
+        if isinstance(parsed, WhoAmI):
+            pinned, linked = await self.linker.logins_of(user)
+            if not pinned and not linked:
+                return Reply(
+                    notice(
+                        "You are not linked to a Fabro login yet, so runs you start in Fabro are not known to be"
+                        f" yours. Link your GitHub login with `{cmd} link <login>`."
+                    )
+                )
+            lines = [f"`{login}` (pinned by an admin)" for login in pinned] + [f"`{login}`" for login in linked]
+            return Reply(notice("Your Fabro logins: " + ", ".join(lines) + "."))
+        if parsed.unlink:
+            removed, kept = await self.linker.unlink(user, parsed.login)
+            said = (
+                f"Unlinked {removed} login{'s' if removed != 1 else ''}."
+                if removed
+                else "You had no link to remove."
+                if parsed.login is None
+                else f"`{parsed.login}` is not linked to you."
+            )
+            if kept:
+                said += " Pinned by an admin, so still yours: " + ", ".join(f"`{k}`" for k in kept) + "."
+            return Reply(notice(said))
+        assert parsed.login is not None
+        result = await self.linker.link(parsed.login, user)
+        login, holder = result.login, f"<@{result.holder}>" if result.holder else "someone"
+        match result.outcome:
+            case LinkOutcome.LINKED:
+                return Reply(notice(f"Linked: runs started by `{login}` in Fabro are yours. `{cmd} whoami` shows it."))
+            case LinkOutcome.ALREADY:
+                return Reply(notice(f"`{login}` is linked to you already."))
+            case LinkOutcome.TAKEN:
+                said = f"`{login}` is linked to {holder}. If it is yours, ask them to run `{cmd} unlink {login}`."
+                return Reply(notice(said, icon=":warning:"), status="not_allowed")
+            case LinkOutcome.PINNED:
+                said = f"An admin pinned `{login}` to {holder} (`USER_LINKS`); ask them to change it if it is yours."
+                return Reply(notice(said, icon=":warning:"), status="not_allowed")
+            case LinkOutcome.RESERVED:
+                said = (
+                    f"`{login}` is the login of this bot's Fabro token, so it starts runs for everyone:"
+                    " it cannot be linked."
+                )
+                return Reply(notice(said, icon=":warning:"), status="usage_error")
+            case LinkOutcome.CLOSED:
+                said = "Links are set by an admin here (`USER_LINKING=pinned`): ask them to add yours to `USER_LINKS`."
+                return Reply(notice(said, icon=":warning:"), status="not_allowed")
+            case _:
+                assert_never(result.outcome)
 
     async def _start(self, parsed: Start, caller: Caller) -> Reply:
         """`/runs start <id>`: a confirmation to the asker alone (the window for a bare `start` is Slack's)."""

@@ -17,6 +17,10 @@ and, for channel alerts (the first word decides):
     subscribe [failed] [questions] [approvals] [cancelled] [repo:<owner/name>] [workflow:<name>] [label:<k=v>]…
     subscriptions
     unsubscribe <id>…|all
+
+and for the caller's own account:
+
+    link <github-login>  ·  unlink [<github-login>]  ·  whoami
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ __all__ = [
     "STATUS_ALIASES",
     "FollowRun",
     "Help",
+    "Link",
     "Parsed",
     "RunLookup",
     "RunQuery",
@@ -50,6 +55,7 @@ __all__ = [
     "Summary",
     "Unsubscribe",
     "UsageError",
+    "WhoAmI",
     "parse",
 ]
 
@@ -109,6 +115,7 @@ GRAMMAR = (
     " · `/runs subscriptions` · `/runs unsubscribe <id|all>`\n"
     "`/runs follow <run-id>` · `/runs unfollow <run-id>` · `/runs start [automation-id]`\n"
     "`/runs stats [today|yesterday|week]` · `/runs summary [daily HH:MM | off]`\n"
+    "`/runs link <github-login>` · `/runs unlink [login]` · `/runs whoami`\n"
     "*status*: " + " ".join(f"`{b}`" for b in BUCKETS) + ", or `active`, `done`\n"
     "*sort keys*: "
     + " ".join(f"`{k}`" for k in dict.fromkeys(SORT_KEYS.values()))
@@ -259,6 +266,19 @@ class Summary:
     off: bool = False
 
 
+@dataclass(frozen=True)
+class Link:
+    """Link the caller's Slack account to a Fabro login (`unlink`: remove it, or all of theirs when None)."""
+
+    login: str | None
+    unlink: bool = False
+
+
+@dataclass(frozen=True)
+class WhoAmI:
+    """The caller's linked logins."""
+
+
 Parsed = (
     RunQuery
     | RunLookup
@@ -271,6 +291,8 @@ Parsed = (
     | Summary
     | Start
     | FollowRun
+    | Link
+    | WhoAmI
 )
 
 SUBSCRIPTION_WORDS = ("failed", "questions", "approvals", "cancelled")
@@ -307,7 +329,29 @@ def parse(text: str | None) -> Parsed:
         return Start(words[1] if len(words) == 2 else None)
     if first == "summary":
         return _summary(words[1:])
+    if first in ("link", "unlink", "whoami"):
+        return _link(first, words[1:])
     return _Parser().run(words)
+
+
+# GitHub's rule for a login: letters, digits and single inner hyphens, 39 characters at most.
+_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
+
+
+def _link(first: str, words: list[str]) -> Link | WhoAmI | UsageError:
+    if first == "whoami":
+        if words:
+            return UsageError("`whoami` stands alone.", word=words[0], hints=("`/runs whoami`",))
+        return WhoAmI()
+    hints = ("`/runs link octocat` links you to the GitHub login `octocat`", "`/runs unlink` removes your links")
+    if len(words) > 1 or (first == "link" and not words):
+        return UsageError(f"`{first}` takes one GitHub login.", word=words[-1] if words else None, hints=hints)
+    if not words:
+        return Link(None, unlink=True)
+    login = words[0].removeprefix("@")
+    if not _LOGIN.match(login):
+        return UsageError(f"`{words[0]}` is not a GitHub login.", word=words[0], hints=hints)
+    return Link(login.lower(), unlink=first == "unlink")
 
 
 def _subscribe(words: list[str]) -> Subscribe | UsageError:

@@ -15,7 +15,7 @@ from typing import Protocol
 from bot.keys import ActionKey, ActionState, AlertKey, AlertKind, Verb
 from bot.outcomes import Outcome
 
-__all__ = ["Action", "Alert", "AlertState", "ChannelSummary", "Follow", "Store", "Subscription"]
+__all__ = ["Action", "Alert", "AlertState", "ChannelSummary", "Follow", "Store", "Subscription", "UserLink"]
 
 
 class AlertState(enum.StrEnum):
@@ -73,6 +73,15 @@ class Follow:
     created_by: str | None
     created_at: datetime
     last_seq: int = 0
+
+
+@dataclass(frozen=True)
+class UserLink:
+    """A Fabro login (GitHub's, lower case) that belongs to a Slack user."""
+
+    login: str
+    user_id: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -157,6 +166,13 @@ class Store(Protocol):
     async def remove_follow(self, run_id: str, channel: str) -> bool: ...
 
     # daily summaries, one per channel
+    async def add_link(self, link: UserLink) -> str:
+        """Link the login unless someone holds it already; returns who holds it now."""
+        ...
+
+    async def links(self, *, user_id: str | None = None, login: str | None = None) -> list[UserLink]: ...
+    async def remove_links(self, user_id: str, login: str | None = None) -> int: ...
+
     async def set_summary(self, summary: ChannelSummary) -> None:
         """Set (or replace) the channel's summary."""
 

@@ -18,6 +18,7 @@ from bot.store.sql import (
     ACTIONS_TABLE,
     DELIVERY_LEASE,
     FOLLOWS_TABLE,
+    LINKS_TABLE,
     MESSAGE_INDEX,
     SUMMARIES_TABLE,
     Row,
@@ -69,6 +70,7 @@ MIGRATIONS: list[str] = [
     ACTION_OUTCOME + outcomes_as_json("json_build_object('v', 1, 'verb', 'legacy', 'text', {text})::text"),
     SUMMARIES_TABLE,
     FOLLOWS_TABLE,
+    LINKS_TABLE,
 ]
 
 

@@ -15,13 +15,14 @@ from typing import Any
 
 from bot.keys import ActionKey, ActionState, AlertKey, Verb
 from bot.outcomes import Outcome
-from bot.store.base import Action, Alert, AlertState, ChannelSummary, Follow, Subscription
+from bot.store.base import Action, Alert, AlertState, ChannelSummary, Follow, Subscription, UserLink
 
 __all__ = [
     "ACTIONS_TABLE",
     "ACTION_OUTCOME",
     "DELIVERY_LEASE",
     "FOLLOWS_TABLE",
+    "LINKS_TABLE",
     "MESSAGE_INDEX",
     "SUMMARIES_TABLE",
     "SQLStore",
@@ -80,6 +81,16 @@ SUMMARIES_TABLE = """
         created_by TEXT,
         created_at TEXT NOT NULL
     );
+"""
+
+# A Fabro login (lower case) belongs to one Slack user; a user may hold several logins.
+LINKS_TABLE = """
+    CREATE TABLE links (
+        login TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX links_by_user ON links (user_id);
 """
 
 
@@ -284,6 +295,34 @@ class SQLStore:
 
     async def remove_follow(self, run_id: str, channel: str) -> bool:
         return await self._execute("DELETE FROM follows WHERE run_id = ? AND channel = ?", (run_id, channel)) > 0
+
+    # -- Slack users linked to Fabro logins ---------------------------------------------
+
+    async def add_link(self, link: UserLink) -> str:
+        """Link `login` to `user_id` unless it is someone's already; returns who holds it now."""
+        await self._execute(
+            "INSERT INTO links (login, user_id, created_at) VALUES (?, ?, ?) ON CONFLICT (login) DO NOTHING",
+            (link.login, link.user_id, _iso(link.created_at)),
+        )
+        rows = await self._fetch("SELECT user_id FROM links WHERE login = ?", (link.login,))
+        return str(rows[0]["user_id"]) if rows else link.user_id
+
+    async def links(self, *, user_id: str | None = None, login: str | None = None) -> list[UserLink]:
+        sql = "SELECT * FROM links"
+        params: tuple[str, ...] = ()
+        if user_id is not None:
+            sql, params = sql + " WHERE user_id = ?", (user_id,)
+        elif login is not None:
+            sql, params = sql + " WHERE login = ?", (login,)
+        rows = await self._fetch(sql + " ORDER BY login", params)
+        return [
+            UserLink(r["login"], r["user_id"], _time(r["created_at"]) or datetime.fromtimestamp(0, UTC)) for r in rows
+        ]
+
+    async def remove_links(self, user_id: str, login: str | None = None) -> int:
+        if login is None:
+            return await self._execute("DELETE FROM links WHERE user_id = ?", (user_id,))
+        return await self._execute("DELETE FROM links WHERE user_id = ? AND login = ?", (user_id, login))
 
     # -- daily summaries ---------------------------------------------------------------
 

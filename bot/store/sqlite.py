@@ -15,6 +15,7 @@ from bot.store.sql import (
     ACTIONS_TABLE,
     DELIVERY_LEASE,
     FOLLOWS_TABLE,
+    LINKS_TABLE,
     MESSAGE_INDEX,
     SUMMARIES_TABLE,
     Row,
@@ -79,6 +80,7 @@ MIGRATIONS: list[str] = [
     ACTION_OUTCOME + outcomes_as_json("json_object('v', 1, 'verb', 'legacy', 'text', {text})"),
     SUMMARIES_TABLE,
     FOLLOWS_TABLE,
+    LINKS_TABLE,
 ]
 
 
