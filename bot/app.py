@@ -50,6 +50,7 @@ from bot.listeners import commands as commands_listener
 from bot.listeners.http import SlackGate
 from bot.listeners.payloads import payload_problem
 from bot.metrics import CONTENT_TYPE, Metrics
+from bot.notify import Personal
 from bot.permissions import Allowlist, parse_allowlist
 from bot.slackapi import EditBudget, slack_error
 from bot.stats import zone
@@ -230,6 +231,7 @@ class Bot:
     _scheduler: AsyncIOScheduler | None = field(init=False, default=None)
     _slack_auth: tuple[float, bool] = field(init=False, default=(0.0, False))
     _stopped: bool = field(init=False, default=False)
+    _cycling: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)  # held for a whole scheduled cycle
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -305,7 +307,13 @@ class Bot:
             ),
         )
         self.alerter = Alerter(
-            self.store, self.fabro, self.clock, delivery, default_channel=s.alert_channel, web_base=s.fabro_web_url
+            self.store,
+            self.fabro,
+            self.clock,
+            delivery,
+            default_channel=s.alert_channel,
+            web_base=s.fabro_web_url,
+            personal=Personal(self.linker, self.store, self.fabro, alert_slack),
         )
         # Stand-ins try for leadership often enough to take over well within two poll intervals.
         check_every = max(0.5, min(5.0, s.poll_interval_seconds / 2))
@@ -405,14 +413,17 @@ class Bot:
 
     async def scheduled_cycle(self) -> CycleReport | None:
         """One alert cycle, on the leader only; its outcome is counted for /metrics."""
-        if not self.leadership.is_leader:
-            self.metrics.cycles.labels("not_leader").inc()
-            await self.follower.stop()  # only the leader follows runs
-            return None
-        report = await self.alerter.cycle()
-        await self.follower.sync_all()
-        self._count(report)
-        return report
+        async with self._cycling:
+            if self._stopped:
+                return None
+            if not self.leadership.is_leader:
+                self.metrics.cycles.labels("not_leader").inc()
+                await self.follower.stop()  # only the leader follows runs
+                return None
+            report = await self.alerter.cycle()
+            await self.follower.sync_all()
+            self._count(report)
+            return report
 
     async def _live_reconcile(self, run_id: str) -> CycleReport:
         report = await self.alerter.reconcile_run(run_id)
@@ -464,8 +475,13 @@ class Bot:
         self._stopped = True
         if self.live is not None:
             await self.live.stop()
-        # Let a cycle in progress finish before the scheduler would cancel it.
+        # Let a cycle in progress finish (alerts, then followed runs) before the scheduler would cancel it.
         await self.alerter.close()
+        try:
+            async with asyncio.timeout(10), self._cycling:
+                pass
+        except TimeoutError:
+            log.warning("stopping while a scheduled cycle is still running; it is cancelled")
         await self.follower.stop()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)

@@ -227,6 +227,8 @@ SCOPES = {
     "links:read": "seeing links to runs pasted in channels",
     "links:write": "unfurling those links into a compact card of the run",
     "reactions:write": "marking a thread message whose words were passed to the agent",
+    "im:write": "direct messages to the person a run waits on",
+    "im:history": "after a crash, finding direct messages already sent (else they may be sent twice)",
 }
 
 

@@ -17,10 +17,12 @@ from bot.boundary import Failed, attempt
 from bot.daily import Daily
 from bot.following import Follower
 from bot.identity import Linker, LinkOutcome
+from bot.notify import DEFAULT_NOTIFY
 from bot.query import (
     FollowRun,
     Help,
     Link,
+    Notify,
     Parsed,
     RunLookup,
     RunQuery,
@@ -111,7 +113,7 @@ class Commands:
                 return await self._start(parsed, caller)
             case FollowRun():
                 return await self._follow(parsed, caller)
-            case Link() | WhoAmI():
+            case Link() | WhoAmI() | Notify():
                 return await self._link(parsed, caller)
             case Stats():
                 daily = self.daily or Daily(self.answerer.fabro, self.answerer.clock)
@@ -138,23 +140,47 @@ class Commands:
             notice(f"Following run `{follow.run_id}` here: its live card shows where it is, its thread what matters.")
         )
 
-    async def _link(self, parsed: Link | WhoAmI, caller: Caller) -> Reply:
+    async def _notifications(self, user: str) -> str:
+        assert self.linker is not None
+        chosen = await self.linker.store.notify_of(user)
+        kinds = DEFAULT_NOTIFY if chosen is None else chosen
+        if not kinds:
+            return (
+                f"Direct messages are off for you (`{self.command} notify questions approvals failed` turns them on)."
+            )
+        named = " · ".join(f"`{k}`" for k in sorted(kinds))
+        return f"Direct messages about your runs: {named}{' (the default)' if chosen is None else ''}."
+
+    async def _link(self, parsed: Link | WhoAmI | Notify, caller: Caller) -> Reply:
         cmd = self.command
         if self.linker is None or caller.user_id is None:
-            words = "whoami" if isinstance(parsed, WhoAmI) else "unlink" if parsed.unlink else "link <login>"
+            words = (
+                "whoami"
+                if isinstance(parsed, WhoAmI)
+                else "notify"
+                if isinstance(parsed, Notify)
+                else "unlink"
+                if parsed.unlink
+                else "link <login>"
+            )
             return Reply(notice(LINK_NEEDS_SLACK.format(command=cmd, words=words)))
         user = caller.user_id
+        if isinstance(parsed, Notify):
+            if parsed.kinds is not None:
+                await self.linker.store.set_notify(user, parsed.kinds, self.answerer.clock())
+            return Reply(notice(await self._notifications(user)))
         if isinstance(parsed, WhoAmI):
             pinned, linked = await self.linker.logins_of(user)
+            settings = await self._notifications(user)
             if not pinned and not linked:
                 return Reply(
                     notice(
                         "You are not linked to a Fabro login yet, so runs you start in Fabro are not known to be"
-                        f" yours. Link your GitHub login with `{cmd} link <login>`."
+                        f" yours. Link your GitHub login with `{cmd} link <login>`.\n{settings}"
                     )
                 )
             lines = [f"`{login}` (pinned by an admin)" for login in pinned] + [f"`{login}`" for login in linked]
-            return Reply(notice("Your Fabro logins: " + ", ".join(lines) + "."))
+            return Reply(notice("Your Fabro logins: " + ", ".join(lines) + f".\n{settings}"))
         if parsed.unlink:
             removed, kept = await self.linker.unlink(user, parsed.login)
             said = (

@@ -41,6 +41,10 @@ def parse_user_links(value: str | None) -> dict[str, str]:
             wrong.append(entry)
             continue
         login, user = match.group(1).lower(), match.group(2)
+        if login in UNLINKABLE:
+            raise ValueError(
+                f"{login} is the login of development tokens, which start runs for everyone: not a person's"
+            )
         if pins.get(login, user) != user:
             raise ValueError(f"the login {login} is pinned to two people ({pins[login]} and {user})")
         pins[login] = user

@@ -20,7 +20,7 @@ and, for channel alerts (the first word decides):
 
 and for the caller's own account:
 
-    link <github-login>  ·  unlink [<github-login>]  ·  whoami
+    link <github-login>  ·  unlink [<github-login>]  ·  whoami  ·  notify [questions] [approvals] [failed] | off
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ __all__ = [
     "FollowRun",
     "Help",
     "Link",
+    "Notify",
     "Parsed",
     "RunLookup",
     "RunQuery",
@@ -115,7 +116,8 @@ GRAMMAR = (
     " · `/runs subscriptions` · `/runs unsubscribe <id|all>`\n"
     "`/runs follow <run-id>` · `/runs unfollow <run-id>` · `/runs start [automation-id]`\n"
     "`/runs stats [today|yesterday|week]` · `/runs summary [daily HH:MM | off]`\n"
-    "`/runs link <github-login>` · `/runs unlink [login]` · `/runs whoami`\n"
+    "`/runs link <github-login>` · `/runs unlink [login]` · `/runs whoami`"
+    " · `/runs notify [questions approvals failed | off]`\n"
     "*status*: " + " ".join(f"`{b}`" for b in BUCKETS) + ", or `active`, `done`\n"
     "*sort keys*: "
     + " ".join(f"`{k}`" for k in dict.fromkeys(SORT_KEYS.values()))
@@ -274,6 +276,16 @@ class Link:
     unlink: bool = False
 
 
+NOTIFY_WORDS = ("questions", "approvals", "failed")
+
+
+@dataclass(frozen=True)
+class Notify:
+    """The caller's direct messages: show them (`kinds` None), or keep exactly `kinds` (empty: off)."""
+
+    kinds: frozenset[str] | None = None
+
+
 @dataclass(frozen=True)
 class WhoAmI:
     """The caller's linked logins."""
@@ -292,6 +304,7 @@ Parsed = (
     | Start
     | FollowRun
     | Link
+    | Notify
     | WhoAmI
 )
 
@@ -331,11 +344,33 @@ def parse(text: str | None) -> Parsed:
         return _summary(words[1:])
     if first in ("link", "unlink", "whoami"):
         return _link(first, words[1:])
+    if first == "notify":
+        return _notify(words[1:])
     return _Parser().run(words)
 
 
 # GitHub's rule for a login: letters, digits and single inner hyphens, 39 characters at most.
 _LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
+
+
+def _notify(words: list[str]) -> Notify | UsageError:
+    hints = ("`/runs notify questions approvals failed`", "`/runs notify off`", "`/runs notify` shows yours")
+    lowered = [w.lower() for w in words]
+    if not words:
+        return Notify()
+    if lowered == ["off"]:
+        return Notify(frozenset())
+    aliases = {"question": "questions", "approval": "approvals", "failures": "failed", "failure": "failed"}
+    kinds: set[str] = set()
+    for raw, word in zip(words, lowered, strict=True):
+        word = aliases.get(word, word)
+        if word not in NOTIFY_WORDS:
+            close = difflib.get_close_matches(word, NOTIFY_WORDS, n=1, cutoff=0.6)
+            return UsageError(
+                f"I can't notify you of `{raw}`.", word=raw, suggestion=close[0] if close else None, hints=hints
+            )
+        kinds.add(word)
+    return Notify(frozenset(kinds))
 
 
 def _link(first: str, words: list[str]) -> Link | WhoAmI | UsageError:

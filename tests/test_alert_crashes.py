@@ -21,8 +21,9 @@ CHANNEL = "C0ALERTS"
 
 
 async def start_process(
-    fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, name: str, **extra: str
+    fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, name: str, **extra: str | None
 ) -> asyncio.subprocess.Process:
+    """The real `run` command on the fakes; a setting given as None is left out."""
     settings = {
         "HOST": "127.0.0.1",
         "PORT": "0",
@@ -31,7 +32,8 @@ async def start_process(
         "DATABASE_URL": f"sqlite:///{tmp_path}/bot.db",
         "LOG_LEVEL": "DEBUG",
     }
-    env = _env(fake_env(fabro, slack, **(settings | extra)))
+    chosen = {k: v for k, v in (settings | extra).items() if v is not None}
+    env = _env(fake_env(fabro, slack, **chosen))
     log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
     process = await asyncio.create_subprocess_exec(COMMAND, "run", env=env, stdout=log, stderr=log)
     log.close()

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from bot.app import Bot
 from bot.config import ConfigError, load_settings
-from bot.identity import Linker, LinkMode, LinkOutcome, parse_user_links
+from bot.identity import Linker, LinkOutcome, parse_user_links
 from bot.query import Link, UsageError, WhoAmI, parse
 from bot.store import open_store
 from bot.store.base import UserLink
@@ -27,7 +27,7 @@ NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
 
 async def say(user: SlackUser, text: str, who: str = ADA) -> str:
-    status, ack, url = await user.command(text, user=who)
+    status, _, url = await user.command(text, user=who)
     assert status == 200
     return str((await user.reply(url))["text"])
 
@@ -129,6 +129,8 @@ async def test_two_people_racing_for_one_login_one_gets_it(backend: str, request
 
 def test_user_links_setting_is_checked():
     assert parse_user_links(" Hopper=U789CAROL , ada=U123ADA,") == {"hopper": CAROL, "ada": ADA}
+    with pytest.raises(ValueError, match="not a person's"):
+        parse_user_links("dev=U123ADA")
     with pytest.raises(ValueError, match="two people"):
         parse_user_links("hopper=U1AA,hopper=U2BB")
     with pytest.raises(ConfigError, match="USER_LINKS") as caught:
@@ -153,3 +155,13 @@ def test_any_link_words_parse_without_error(word: str):
     assert isinstance(parsed, Link | UsageError)
     if isinstance(parsed, Link):
         assert parsed.login and parsed.login == parsed.login.lower() and len(parsed.login) <= 39
+
+
+def test_notify_grammar():
+    from bot.query import Notify
+
+    assert parse("notify") == Notify()
+    assert parse("notify off") == Notify(frozenset())
+    assert parse("notify Failures question approvals") == Notify(frozenset({"failed", "questions", "approvals"}))
+    error = parse("notify faild")
+    assert isinstance(error, UsageError) and error.suggestion == "failed"

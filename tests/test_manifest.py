@@ -9,6 +9,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from bot.cli import SCOPES
+
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((Path(__file__).parent / "fixtures" / "manifest.schema.1.0.0.json").read_text())
 
@@ -43,7 +45,11 @@ def test_the_manifest_asks_only_for_scopes_the_bot_uses():
         "groups:history",
         "app_mentions:read",
         "usergroups:read",
+        "im:write",
+        "im:history",
     }
+    assert set(SCOPES) == set(manifest()["oauth_config"]["scopes"]["bot"])  # `check` knows each one
+    assert manifest()["features"]["app_home"]["messages_tab_enabled"] is True  # where DMs are read
     assert manifest()["settings"]["event_subscriptions"]["bot_events"] == ["app_mention", "link_shared"]
 
 

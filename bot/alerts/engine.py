@@ -28,6 +28,7 @@ from bot.fabro.filters import RunFilter
 from bot.fabro.models import Question, Run
 from bot.failpoints import crash_point
 from bot.keys import ActionScope, ActionState, AlertKey, AlertKind
+from bot.notify import Personal
 from bot.outcomes import Outcome, OutcomeVerb, events_tell, outcome_of
 from bot.stats import due_day, zone
 from bot.store.base import AlertState, Store, Subscription
@@ -88,6 +89,7 @@ class Alerter:
     delivery: Delivery  # posts what this engine claims
     default_channel: str | None = None
     web_base: str | None = None
+    personal: Personal | None = None  # direct messages to the person a run waits on
     _fresh: Fresh = field(default_factory=Fresh, init=False, repr=False)  # what this cycle claimed and read
     _history_before: datetime | None = field(default=None, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
@@ -122,7 +124,7 @@ class Alerter:
             self._fresh = Fresh()
             subs = await self.subscriptions()
             self.has_subscriptions = bool(subs)
-            if not subs:
+            if not subs and not (self.personal and await self.personal.anyone()):
                 report.skipped = "no subscriptions"
             else:
                 try:
@@ -295,7 +297,8 @@ class Alerter:
         wanted = [w for w in wanted_alerts(run, questions) if self._is_news(w)]
         have = {(a.key, a.channel) for a in existing}
         for w in wanted:
-            for channel in channels_for(subs, run, w.kind):
+            personal = await self.personal.targets(run, w.kind) if self.personal else []
+            for channel in dict.fromkeys([*channels_for(subs, run, w.kind), *personal]):
                 if (w.key, channel) in have:
                     continue
                 lease = self.delivery.lease

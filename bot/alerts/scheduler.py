@@ -29,6 +29,8 @@ def start_scheduler(cycle: Callable[[], Awaitable[object]], interval_seconds: fl
     async def guarded() -> None:
         try:
             await cycle()
+        except asyncio.CancelledError:
+            log.info("alert cycle stopped with the bot")  # shutting down: the store finished its last write
         except Exception:
             log.exception("alert cycle failed; the next one will retry")
 

@@ -20,6 +20,7 @@ from bot.store.sql import (
     FOLLOWS_TABLE,
     LINKS_TABLE,
     MESSAGE_INDEX,
+    NOTIFY_TABLE,
     SUMMARIES_TABLE,
     Row,
     SQLStore,
@@ -71,6 +72,7 @@ MIGRATIONS: list[str] = [
     SUMMARIES_TABLE,
     FOLLOWS_TABLE,
     LINKS_TABLE,
+    NOTIFY_TABLE,
 ]
 
 

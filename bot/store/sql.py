@@ -24,6 +24,7 @@ __all__ = [
     "FOLLOWS_TABLE",
     "LINKS_TABLE",
     "MESSAGE_INDEX",
+    "NOTIFY_TABLE",
     "SUMMARIES_TABLE",
     "SQLStore",
     "outcomes_as_json",
@@ -91,6 +92,15 @@ LINKS_TABLE = """
         created_at TEXT NOT NULL
     );
     CREATE INDEX links_by_user ON links (user_id);
+"""
+
+# What each person wants to hear of in direct messages; no row: the defaults.
+NOTIFY_TABLE = """
+    CREATE TABLE notify (
+        user_id TEXT PRIMARY KEY,
+        kinds TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
 """
 
 
@@ -323,6 +333,19 @@ class SQLStore:
         if login is None:
             return await self._execute("DELETE FROM links WHERE user_id = ?", (user_id,))
         return await self._execute("DELETE FROM links WHERE user_id = ? AND login = ?", (user_id, login))
+
+    async def set_notify(self, user_id: str, kinds: frozenset[str], now: datetime) -> None:
+        await self._execute(
+            "INSERT INTO notify (user_id, kinds, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (user_id) DO UPDATE SET kinds = excluded.kinds, updated_at = excluded.updated_at",
+            (user_id, ",".join(sorted(kinds)), _iso(now)),
+        )
+
+    async def notify_of(self, user_id: str) -> frozenset[str] | None:
+        rows = await self._fetch("SELECT kinds FROM notify WHERE user_id = ?", (user_id,))
+        if not rows:
+            return None
+        return frozenset(k for k in str(rows[0]["kinds"]).split(",") if k)
 
     # -- daily summaries ---------------------------------------------------------------
 

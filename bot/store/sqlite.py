@@ -17,6 +17,7 @@ from bot.store.sql import (
     FOLLOWS_TABLE,
     LINKS_TABLE,
     MESSAGE_INDEX,
+    NOTIFY_TABLE,
     SUMMARIES_TABLE,
     Row,
     SQLStore,
@@ -81,6 +82,7 @@ MIGRATIONS: list[str] = [
     SUMMARIES_TABLE,
     FOLLOWS_TABLE,
     LINKS_TABLE,
+    NOTIFY_TABLE,
 ]
 
 

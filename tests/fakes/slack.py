@@ -29,6 +29,11 @@ class Call:
     at: float = field(default_factory=time.perf_counter)
 
 
+def dm_of(user: str) -> str:
+    """The id of a user's direct-message channel with the bot, as `conversations.open` gives it."""
+    return "D" + user[1:]
+
+
 def limit_violations(message: dict[str, Any]) -> list[str]:
     """Slack's documented message limits, checked on what was actually sent."""
     found = []
@@ -102,6 +107,8 @@ class FakeSlack:
         "links:read",
         "links:write",
         "reactions:write",
+        "im:write",
+        "im:history",
     )
     views: list[dict[str, Any]] = field(default_factory=list)  # modals opened with views.open
     _ws: web.WebSocketResponse | None = None
@@ -248,6 +255,13 @@ class FakeSlack:
                 return web.json_response({"ok": False, "error": "missing_scope", "needed": "users:read"})
             tz = self.time_zones.get(str(user), "America/Los_Angeles")
             return web.json_response({"ok": True, "user": {"id": user, "name": "someone", "tz": tz}})
+        if method == "conversations.open":
+            if "im:write" not in self.scopes:
+                return web.json_response({"ok": False, "error": "missing_scope", "needed": "im:write"})
+            users = str(args.get("users") or "")
+            if not users.startswith(("U", "W")) or "," in users:
+                return web.json_response({"ok": False, "error": "user_not_found"})
+            return web.json_response({"ok": True, "channel": {"id": dm_of(users)}})
         if method == "usergroups.users.list":
             group = args.get("usergroup")
             if group not in self.usergroups:

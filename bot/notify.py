@@ -1,0 +1,96 @@
+"""Personal notifications: the person a run waits on hears of it in a direct message.
+
+A run's owner is, in order: the Slack user who retried it through the bot (Fabro records the bot's
+token as its creator, so the bot's own record decides); a `slack` principal in `created_by`; the
+Slack user linked to a `user` principal's login. An approval on a child run goes to the owner of
+its parent when the child has none of its own.
+
+A notification is an alert whose channel is the owner's DM with the bot: it is claimed, posted,
+found again by its metadata after a crash, paced and edited in place by the same delivery as
+channel alerts, so it gets the same guarantees.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.fabro.client import FabroClient
+from bot.fabro.errors import FabroError
+from bot.fabro.models import Run
+from bot.identity import Linker
+from bot.keys import ActionScope, ActionState, AlertKind
+from bot.slackapi import slack_error
+from bot.store.base import Store
+
+__all__ = ["DEFAULT_NOTIFY", "PERSONAL_KINDS", "Personal"]
+
+log = logging.getLogger(__name__)
+
+PERSONAL_KINDS = frozenset({AlertKind.QUESTION, AlertKind.APPROVAL, AlertKind.FAILED})
+WORD_OF = {AlertKind.QUESTION: "questions", AlertKind.APPROVAL: "approvals", AlertKind.FAILED: "failed"}
+DEFAULT_NOTIFY = frozenset(WORD_OF.values())  # `/runs notify` replaces these per person
+
+
+@dataclass
+class Personal:
+    linker: Linker
+    store: Store
+    fabro: FabroClient
+    slack: AsyncWebClient
+    kinds: frozenset[AlertKind] = PERSONAL_KINDS
+    _dms: dict[str, str] = field(default_factory=dict, init=False, repr=False)  # user → D… channel
+
+    async def anyone(self) -> bool:
+        """Is anybody linked? (Without links nobody can be told anything, so there is nothing to poll for.)"""
+        return bool(self.linker.pins) or bool(await self.store.links())
+
+    async def owner_of(self, run: Run) -> str | None:
+        if run.retried_from:
+            for action in await self.store.actions_for_run(run.retried_from):
+                if action.key.scope is ActionScope.RETRY and action.state is ActionState.DONE:
+                    return action.user_id
+        principal = run.created_by
+        if principal is None:
+            return None
+        if principal.kind == "slack" and principal.user_id and principal.user_id[:1] in ("U", "W"):
+            return principal.user_id
+        if principal.kind == "user":
+            return await self.linker.user_of(principal.login)
+        return None
+
+    async def targets(self, run: Run, kind: AlertKind) -> list[str]:
+        """The DM channels this alert goes to (none, or the owner's). Never raises: it costs this one item."""
+        if kind not in self.kinds:
+            return []
+        try:
+            owner = await self.owner_of(run)
+            if owner is None and kind is AlertKind.APPROVAL and run.parent_id:
+                owner = await self.owner_of(await self.fabro.get_run(run.parent_id))
+        except FabroError as exc:
+            log.warning("owner of run %s unknown for now: %s", run.id, exc)
+            return []
+        if owner is None:
+            return []
+        chosen = await self.store.notify_of(owner)
+        if WORD_OF[kind] not in (DEFAULT_NOTIFY if chosen is None else chosen):
+            return []
+        dm = await self.dm(owner)
+        return [dm] if dm else []
+
+    async def dm(self, user_id: str) -> str | None:
+        if user_id in self._dms:
+            return self._dms[user_id]
+        try:
+            response = await self.slack.conversations_open(users=user_id)
+        except SlackApiError as exc:
+            log.warning("cannot open a DM with %s: %s (needs the im:write scope)", user_id, slack_error(exc))
+            return None
+        channel = (response.get("channel") or {}).get("id")
+        if not isinstance(channel, str) or not channel:
+            return None
+        self._dms[user_id] = channel
+        return channel
