@@ -41,8 +41,10 @@ from bot.boundary import new_reference
 from bot.config import Settings
 from bot.daily import Daily
 from bot.dispatch import Commands
+from bot.durations import parse_duration
 from bot.fabro.client import FabroClient
 from bot.following import CardEditor, Follower
+from bot.home import Home
 from bot.identity import Linker, LinkMode, parse_user_links
 from bot.leader import Leadership, leadership_for
 from bot.listeners import buttons, start, steer, unfurls
@@ -52,6 +54,7 @@ from bot.listeners.payloads import payload_problem
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.notify import Personal
 from bot.permissions import Allowlist, parse_allowlist
+from bot.reminders import Reminders
 from bot.slackapi import EditBudget, slack_error
 from bot.stats import zone
 from bot.steering import Steering
@@ -156,6 +159,7 @@ def build_bolt_app(
     steering: Steering,
     store: Store,
     metrics: Metrics,
+    home: Home | None = None,
 ) -> AsyncApp:
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     app = AsyncApp(
@@ -200,7 +204,17 @@ def build_bolt_app(
         clock=commands.answerer.clock,
         web_base=settings.fabro_web_url,
     )
-    steer.register(app, steering, store, metrics, command=settings.slash_command, response_url_allowed=allowed)
+    steer.register(
+        app, steering, store, metrics, command=settings.slash_command, response_url_allowed=allowed, home=home
+    )
+    if home is not None:
+
+        @app.event("app_home_opened")
+        async def on_home_opened(event: dict[str, Any], client: AsyncWebClient) -> None:
+            user = event.get("user")
+            if event.get("tab") == "home" and isinstance(user, str) and user[:1] in ("U", "W"):
+                await home.publish(client, user)
+
     return app
 
 
@@ -270,6 +284,10 @@ class Bot:
         )
         self.daily = Daily(self.fabro, self.clock)
         self.linker = Linker(self.store, self.clock, parse_user_links(s.user_links), LinkMode(s.user_linking))
+        personal = Personal(self.linker, self.store, self.fabro, alert_slack)
+        self.home = Home(
+            self.store, self.fabro, self.linker, personal, self.clock, web_base=s.fabro_web_url, command=s.slash_command
+        )
         commands = Commands(
             answerer,
             desk,
@@ -287,7 +305,13 @@ class Bot:
             web_base=s.fabro_web_url,
         )
         self.bolt = build_bolt_app(
-            s, client=client, commands=commands, steering=steering, store=self.store, metrics=self.metrics
+            s,
+            client=client,
+            commands=commands,
+            steering=steering,
+            store=self.store,
+            metrics=self.metrics,
+            home=self.home,
         )
         delivery = Delivery(
             self.store,
@@ -313,7 +337,17 @@ class Bot:
             delivery,
             default_channel=s.alert_channel,
             web_base=s.fabro_web_url,
-            personal=Personal(self.linker, self.store, self.fabro, alert_slack),
+            personal=personal,
+        )
+        self.reminders = Reminders(
+            self.store,
+            self.fabro,
+            alert_slack,
+            self.clock,
+            remind_after=parse_duration(s.remind_after),
+            escalate_after=parse_duration(s.escalate_after),
+            escalate_to=Allowlist(parse_allowlist(s.escalate_to), client) if s.escalate_to else None,
+            personal=personal,
         )
         # Stand-ins try for leadership often enough to take over well within two poll intervals.
         check_every = max(0.5, min(5.0, s.poll_interval_seconds / 2))
@@ -421,6 +455,8 @@ class Bot:
                 await self.follower.stop()  # only the leader follows runs
                 return None
             report = await self.alerter.cycle()
+            await self.reminders.sweep()
+            await self.home.refresh(self.bolt.client)
             await self.follower.sync_all()
             self._count(report)
             return report

@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.durations import parse_duration
 from bot.identity import parse_user_links
 from bot.redact import redact
 
@@ -60,6 +61,9 @@ class Settings(BaseSettings):
     follow_max: int = Field(default=50, ge=1, le=500)
     user_links: str | None = None
     user_linking: Literal["self", "pinned"] = "self"
+    remind_after: str = "30m"
+    escalate_after: str = "off"
+    escalate_to: str | None = None
     log_format: Literal["text", "json"] = "text"
 
     @field_validator("health_port", mode="before")
@@ -78,7 +82,13 @@ class Settings(BaseSettings):
     def _format(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("action_allowlist", "subscription_allowlist")
+    @field_validator("remind_after", "escalate_after")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)  # raises, saying what would work
+        return value
+
+    @field_validator("action_allowlist", "subscription_allowlist", "escalate_to")
     @classmethod
     def _allowlist(cls, value: str | None) -> str | None:
         entries = [part.strip() for part in (value or "").split(",") if part.strip()]

@@ -28,16 +28,15 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks.alerts import ALERT_EVENT_TYPE, alert_metadata
 from bot.blocks.live import live_card, update_reply
 from bot.errors import CannotPost, FollowLimit, Refusal, Refused
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
 from bot.fabro.models import Run
-from bot.failpoints import crash_point
 from bot.keys import AlertKey, AlertKind
+from bot.once import post_once
 from bot.slackapi import CHANNEL_ERRORS, EditBudget, slack_error
-from bot.store.base import AlertState, Follow, Store
+from bot.store.base import Follow, Store
 
 __all__ = ["CardEditor", "Follower"]
 
@@ -205,49 +204,11 @@ class Follower:
             log.info("run %s ended: no longer followed in %s", run.id, follow.channel)
 
     async def _reply(self, follow: Follow, seq: int, reply: dict[str, Any]) -> None:
-        """Post one thread reply exactly once, across crashes: claimed, posted with its key, confirmed."""
-        key, now = AlertKey(AlertKind.UPDATE, follow.run_id, str(seq)), self.clock()
-        if not await self.store.claim_alert(key, follow.channel, now):
-            earlier = next(
-                (
-                    a
-                    for a in await self.store.alerts_for_run(follow.run_id)
-                    if a.key == key and a.channel == follow.channel
-                ),
-                None,
-            )
-            if earlier is None or earlier.state is not AlertState.CLAIMED:
-                return  # posted before
-            found = await self._in_thread(follow, key)
-            if found is not None:
-                await self.store.confirm_posted(key, follow.channel, found, now)
-                return
-        crash_point("follow.claimed")
-        posted = await self.slack.chat_postMessage(
-            channel=follow.channel,
-            thread_ts=follow.ts,
-            text=reply["text"],
-            blocks=reply["blocks"],
-            metadata=alert_metadata(key),
-            unfurl_links=False,
-            unfurl_media=False,
+        """Post one thread reply exactly once, across crashes."""
+        key = AlertKey(AlertKind.UPDATE, follow.run_id, str(seq))
+        await post_once(
+            self.store, self.slack, self.clock, key, follow.channel, reply, thread_ts=follow.ts, crash_prefix="follow"
         )
-        crash_point("follow.posted")
-        await self.store.confirm_posted(key, follow.channel, str(posted["ts"]), self.clock())
-
-    async def _in_thread(self, follow: Follow, key: AlertKey) -> str | None:
-        """The ts of a reply already in the card's thread with this key (a post whose answer was lost)."""
-        answer = await self.slack.conversations_replies(
-            channel=follow.channel, ts=follow.ts, include_all_metadata=True, limit=200
-        )
-        for message in answer.get("messages") or []:
-            metadata = message.get("metadata") or {}
-            if (
-                metadata.get("event_type") == ALERT_EVENT_TYPE
-                and (metadata.get("event_payload") or {}).get("key") == key.encode()
-            ):
-                return str(message["ts"])
-        return None
 
     async def _stages(self, run_id: str) -> list[Any]:
         try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -24,7 +25,7 @@ from bot.fabro.models import Run
 from bot.identity import Linker
 from bot.keys import ActionScope, ActionState, AlertKind
 from bot.slackapi import slack_error
-from bot.store.base import Store
+from bot.store.base import IndexedRun, Store
 
 __all__ = ["DEFAULT_NOTIFY", "PERSONAL_KINDS", "Personal"]
 
@@ -49,18 +50,40 @@ class Personal:
         return bool(self.linker.pins) or bool(await self.store.links())
 
     async def owner_of(self, run: Run) -> str | None:
+        recorded = await self._recorded_owner(run)
+        if recorded is not None:
+            return recorded
+        principal = run.created_by
+        if principal is not None and principal.kind == "user":
+            return await self.linker.user_of(principal.login)
+        return None
+
+    async def _recorded_owner(self, run: Run) -> str | None:
+        """The owner known without links: who retried it from Slack, or Fabro's `slack` principal."""
         if run.retried_from:
             for action in await self.store.actions_for_run(run.retried_from):
                 if action.key.scope is ActionScope.RETRY and action.state is ActionState.DONE:
                     return action.user_id
         principal = run.created_by
-        if principal is None:
-            return None
-        if principal.kind == "slack" and principal.user_id and principal.user_id[:1] in ("U", "W"):
+        if principal is not None and principal.kind == "slack" and (principal.user_id or "")[:1] in ("U", "W"):
             return principal.user_id
-        if principal.kind == "user":
-            return await self.linker.user_of(principal.login)
         return None
+
+    async def index(self, run: Run, web_base: str | None) -> None:
+        """Remember the run for Home: whose it is and where it stands (Fabro cannot list runs by creator)."""
+        principal = run.created_by
+        login = (principal.login or "").lower() or None if principal and principal.kind == "user" else None
+        await self.store.index_run(
+            IndexedRun(
+                run_id=run.id,
+                owner=await self._recorded_owner(run),
+                login=login,
+                status=run.bucket,
+                title=(run.title or run.goal or "Untitled run")[:200],
+                web_url=run.web_url(web_base),
+                updated_at=run.updated_at or datetime.now(UTC),
+            )
+        )
 
     async def targets(self, run: Run, kind: AlertKind) -> list[str]:
         """The DM channels this alert goes to (none, or the owner's). Never raises: it costs this one item."""

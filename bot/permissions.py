@@ -58,6 +58,13 @@ class Allowlist:
                 return True
         return False
 
+    async def people(self) -> list[str]:
+        """Everyone named: the users, then the members of the groups (each once)."""
+        found = [e for e in sorted(self.entries) if not e.startswith("S")]
+        for group in sorted(e for e in self.entries if e.startswith("S")):
+            found += sorted(await self._members(group))
+        return list(dict.fromkeys(found))
+
     async def _members(self, group: str) -> frozenset[str]:
         async with self._lock:
             cached = self._groups.get(group)

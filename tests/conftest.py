@@ -285,6 +285,19 @@ class SlackUser:
             }
         )
 
+    async def open_home(self, user: str = "U123ADA") -> tuple[int, str]:
+        """The Events API `app_home_opened` Slack sends when someone opens the app's Home tab."""
+        body = {
+            "token": "deprecated",
+            "team_id": "T111",
+            "api_app_id": "A111",
+            "type": "event_callback",
+            "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
+            "event_time": int(time.time()),
+            "event": {"type": "app_home_opened", "user": user, "channel": "D" + user[1:], "tab": "home"},
+        }
+        return await self.post(json.dumps(body), content_type="application/json")
+
     async def reply(self, response_url: str, timeout: float = 5.0, index: int = 0) -> dict[str, Any]:
         """The `index`-th message the bot posted to `response_url` (waits for it)."""
         await wait_for(lambda: len(self.slack.responses_to(response_url)) > index, timeout)

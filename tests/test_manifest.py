@@ -50,7 +50,8 @@ def test_the_manifest_asks_only_for_scopes_the_bot_uses():
     }
     assert set(SCOPES) == set(manifest()["oauth_config"]["scopes"]["bot"])  # `check` knows each one
     assert manifest()["features"]["app_home"]["messages_tab_enabled"] is True  # where DMs are read
-    assert manifest()["settings"]["event_subscriptions"]["bot_events"] == ["app_mention", "link_shared"]
+    events = ["app_mention", "app_home_opened", "link_shared"]
+    assert manifest()["settings"]["event_subscriptions"]["bot_events"] == events
 
 
 def test_unfurls_are_set_up_with_a_placeholder_domain_to_replace():

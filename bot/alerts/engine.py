@@ -286,8 +286,11 @@ class Alerter:
         report = report or CycleReport()
         subs = subs if subs is not None else await self.subscriptions()
         self._fresh.runs[run.id] = run
+        if self.personal is not None and fresh:
+            await self.personal.index(run, self.web_base)
         now = self.clock()
-        existing = await self.store.alerts_for_run(run.id)
+        # Thread replies (followed runs, reminders) are not alerts about the run's state.
+        existing = [a for a in await self.store.alerts_for_run(run.id) if a.kind is not AlertKind.UPDATE]
         questions: list[Question] | None = None
         if fresh and run.bucket == "blocked":
             try:

@@ -54,6 +54,7 @@ from bot.boundary import Failed, attempt
 from bot.errors import AlreadyActed, NotOpened, Refusal, Refused, Settled, Unreadable
 from bot.fabro.errors import FabroError
 from bot.fabro.models import PullRequestState, Question, Run
+from bot.home import Home
 from bot.interview import AnswerKind, Choice
 from bot.keys import AlertKind, Verb
 from bot.listeners.payloads import first_action, obj, picked, picked_in, text, user_of, view_input, where_clicked
@@ -80,6 +81,7 @@ class _Shower:
     web_base: str | None
     command: str
     response_url_allowed: Callable[[str], bool]
+    home: Home | None = None  # acted on from the Home tab: it is republished, with the note on top
 
     async def show(
         self,
@@ -113,6 +115,10 @@ class _Shower:
                     await self.client.chat_postEphemeral(
                         channel=who.channel, user=who.user_id, thread_ts=thread_ts, **note
                     )
+            if self.home is not None and who.user_id and not who.channel and respond is None and not response_url:
+                # Clicked in the Home tab: Home itself shows what happened.
+                said = note["text"] if note else outcome_text(settled.outcome) if settled else None
+                await self.home.publish(self.client, who.user_id, notice=said)
         except _SLACK_TRANSPORT_ERRORS as exc:
             # The action itself is recorded; only showing it failed.
             log.warning("could not show the result of an action to user=%s: %s", who.user_id, type(exc).__name__)
@@ -148,8 +154,9 @@ def register(
     *,
     command: str,
     response_url_allowed: Callable[[str], bool],
+    home: Home | None = None,
 ) -> None:
-    shower = _Shower(app.client, steering.clock, steering.web_base, command, response_url_allowed)
+    shower = _Shower(app.client, steering.clock, steering.web_base, command, response_url_allowed, home)
 
     async def act(verb: str, work: Awaitable[Settled]) -> Settled | Failed:
         result = await attempt(work, what=f"{verb} from Slack", command=command)
@@ -187,8 +194,11 @@ def register(
             if isinstance(opened, Failed):
                 await respond(response_type="ephemeral", replace_original=False, **opened.message)
             return
+        in_home = obj(body.get("container")).get("type") == "view"  # Home has no response_url
         await shower.show(
-            await act(verb, _dispatch(steering, verb, who, target, action, body)), who=who, respond=respond
+            await act(verb, _dispatch(steering, verb, who, target, action, body)),
+            who=who,
+            respond=None if in_home else respond,
         )
 
     _register_modals(app, steering, shower, act)

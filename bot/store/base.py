@@ -15,7 +15,17 @@ from typing import Protocol
 from bot.keys import ActionKey, ActionState, AlertKey, AlertKind, Verb
 from bot.outcomes import Outcome
 
-__all__ = ["Action", "Alert", "AlertState", "ChannelSummary", "Follow", "Store", "Subscription", "UserLink"]
+__all__ = [
+    "Action",
+    "Alert",
+    "AlertState",
+    "ChannelSummary",
+    "Follow",
+    "IndexedRun",
+    "Store",
+    "Subscription",
+    "UserLink",
+]
 
 
 class AlertState(enum.StrEnum):
@@ -73,6 +83,19 @@ class Follow:
     created_by: str | None
     created_at: datetime
     last_seq: int = 0
+
+
+@dataclass(frozen=True)
+class IndexedRun:
+    """What the bot remembers of a run it has seen, for Home: whose it is, and where it stands."""
+
+    run_id: str
+    owner: str | None  # a Slack user, when the bot's record or Fabro's `slack` principal says so
+    login: str | None  # the GitHub login that started it (a link made later still finds it)
+    status: str
+    title: str
+    web_url: str | None
+    updated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -146,6 +169,9 @@ class Store(Protocol):
 
     async def alerts_for_run(self, run_id: str) -> list[Alert]: ...
     async def alerts_at(self, channel: str, ts: str) -> list[Alert]: ...
+    async def waiting_alerts(self) -> list[Alert]:
+        """Questions and approvals in Slack still waiting for someone."""
+        ...
 
     # subscriptions and the channels they post to
     async def add_subscription(self, sub: Subscription) -> Subscription: ...
@@ -172,6 +198,8 @@ class Store(Protocol):
 
     async def links(self, *, user_id: str | None = None, login: str | None = None) -> list[UserLink]: ...
     async def remove_links(self, user_id: str, login: str | None = None) -> int: ...
+    async def index_run(self, entry: IndexedRun) -> None: ...
+    async def runs_of(self, owner: str, logins: list[str], limit: int) -> list[IndexedRun]: ...
     async def set_notify(self, user_id: str, kinds: frozenset[str], now: datetime) -> None: ...
     async def notify_of(self, user_id: str) -> frozenset[str] | None:
         """The kinds of direct message a person chose; None: they never chose (the defaults apply)."""

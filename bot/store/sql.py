@@ -13,9 +13,18 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.keys import ActionKey, ActionState, AlertKey, Verb
+from bot.keys import ActionKey, ActionState, AlertKey, AlertKind, Verb
 from bot.outcomes import Outcome
-from bot.store.base import Action, Alert, AlertState, ChannelSummary, Follow, Subscription, UserLink
+from bot.store.base import (
+    Action,
+    Alert,
+    AlertState,
+    ChannelSummary,
+    Follow,
+    IndexedRun,
+    Subscription,
+    UserLink,
+)
 
 __all__ = [
     "ACTIONS_TABLE",
@@ -25,6 +34,7 @@ __all__ = [
     "LINKS_TABLE",
     "MESSAGE_INDEX",
     "NOTIFY_TABLE",
+    "RUNS_INDEX",
     "SUMMARIES_TABLE",
     "SQLStore",
     "outcomes_as_json",
@@ -101,6 +111,21 @@ NOTIFY_TABLE = """
         kinds TEXT NOT NULL,
         updated_at TEXT NOT NULL
     );
+"""
+
+# Fabro cannot list runs by who started them: the bot keeps its own index of the runs it has seen.
+RUNS_INDEX = """
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        owner TEXT,
+        login TEXT,
+        status TEXT NOT NULL,
+        title TEXT NOT NULL,
+        web_url TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX runs_by_owner ON runs (owner, updated_at);
+    CREATE INDEX runs_by_login ON runs (login, updated_at);
 """
 
 
@@ -222,6 +247,14 @@ class SQLStore:
 
     async def alerts_for_run(self, run_id: str) -> list[Alert]:
         rows = await self._fetch("SELECT * FROM alerts WHERE run_id = ? ORDER BY claimed_at, key", (run_id,))
+        return _alerts(rows)
+
+    async def waiting_alerts(self) -> list[Alert]:
+        """Questions and approvals in Slack still waiting for someone (posted, no outcome yet)."""
+        rows = await self._fetch(
+            "SELECT * FROM alerts WHERE state = ? AND outcome IS NULL AND kind IN (?, ?) ORDER BY claimed_at, key",
+            (str(AlertState.POSTED), str(AlertKind.QUESTION), str(AlertKind.APPROVAL)),
+        )
         return _alerts(rows)
 
     async def alerts_at(self, channel: str, ts: str) -> list[Alert]:
@@ -346,6 +379,46 @@ class SQLStore:
         if not rows:
             return None
         return frozenset(k for k in str(rows[0]["kinds"]).split(",") if k)
+
+    # -- the index of runs, for each person's Home ------------------------------------------
+
+    async def index_run(self, entry: IndexedRun) -> None:
+        await self._execute(
+            "INSERT INTO runs (run_id, owner, login, status, title, web_url, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (run_id) DO UPDATE SET owner = excluded.owner, login = excluded.login,"
+            " status = excluded.status, title = excluded.title, web_url = excluded.web_url,"
+            " updated_at = excluded.updated_at",
+            (
+                entry.run_id,
+                entry.owner,
+                entry.login,
+                entry.status,
+                entry.title,
+                entry.web_url,
+                _iso(entry.updated_at),
+            ),
+        )
+
+    async def runs_of(self, owner: str, logins: list[str], limit: int) -> list[IndexedRun]:
+        """The newest runs a person started: theirs by the bot's record, or by one of their logins."""
+        marks = ", ".join("?" for _ in logins) or "NULL"
+        rows = await self._fetch(
+            f"SELECT * FROM runs WHERE owner = ? OR (owner IS NULL AND login IN ({marks}))"
+            " ORDER BY updated_at DESC, run_id LIMIT ?",
+            (owner, *logins, limit),
+        )
+        return [
+            IndexedRun(
+                r["run_id"],
+                r["owner"],
+                r["login"],
+                r["status"],
+                r["title"],
+                r["web_url"],
+                datetime.fromisoformat(r["updated_at"]),
+            )
+            for r in rows
+        ]
 
     # -- daily summaries ---------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from bot.store.sql import (
     LINKS_TABLE,
     MESSAGE_INDEX,
     NOTIFY_TABLE,
+    RUNS_INDEX,
     SUMMARIES_TABLE,
     Row,
     SQLStore,
@@ -83,6 +84,7 @@ MIGRATIONS: list[str] = [
     FOLLOWS_TABLE,
     LINKS_TABLE,
     NOTIFY_TABLE,
+    RUNS_INDEX,
 ]
 
 

@@ -111,6 +111,7 @@ class FakeSlack:
         "im:history",
     )
     views: list[dict[str, Any]] = field(default_factory=list)  # modals opened with views.open
+    homes: dict[str, dict[str, Any]] = field(default_factory=dict)  # user id -> their published Home view
     _ws: web.WebSocketResponse | None = None
     _ws_ready: asyncio.Event = field(default_factory=asyncio.Event)
     _runner: web.AppRunner | None = None
@@ -241,6 +242,18 @@ class FakeSlack:
             self.violations += limit_violations({"text": "modal", "blocks": view.get("blocks") or []})
             self.views.append(view)
             return web.json_response({"ok": True, "view": {"id": f"V{len(self.views):08d}", "hash": "h1", **view}})
+        if method == "views.publish":
+            view = self._json_arg(args, "view") or {}
+            user = str(args.get("user_id") or "")
+            if not user.startswith(("U", "W")) or not isinstance(view, dict) or view.get("type") != "home":
+                return web.json_response({"ok": False, "error": "invalid_arguments"})
+            blocks = view.get("blocks") or []
+            for start in range(0, len(blocks), 50):  # a Home takes 100 blocks; each is checked as in messages
+                self.violations += limit_violations({"text": "home", "blocks": blocks[start : start + 50]})
+            if len(blocks) > 100:
+                self.violations.append("home view over 100 blocks")
+            self.homes[user] = view
+            return web.json_response({"ok": True, "view": {"id": f"VH{user}", **view}})
         if method == "views.update":
             view = self._json_arg(args, "view") or {}
             opened = [i for i, v in enumerate(self.views) if f"V{i + 1:08d}" == args.get("view_id")]
