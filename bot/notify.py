@@ -27,7 +27,7 @@ from bot.keys import ActionScope, ActionState, AlertKind
 from bot.slackapi import slack_error
 from bot.store.base import IndexedRun, Store
 
-__all__ = ["DEFAULT_NOTIFY", "PERSONAL_KINDS", "Personal"]
+__all__ = ["DEFAULT_NOTIFY", "PERSONAL_KINDS", "Personal", "indexed"]
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +45,6 @@ class Personal:
     kinds: frozenset[AlertKind] = PERSONAL_KINDS
     _dms: dict[str, str] = field(default_factory=dict, init=False, repr=False)  # user → D… channel
 
-    async def anyone(self) -> bool:
-        """Is anybody linked? (Without links nobody can be told anything, so there is nothing to poll for.)"""
-        return bool(self.linker.pins) or bool(await self.store.links())
-
     async def owner_of(self, run: Run) -> str | None:
         recorded = await self._recorded_owner(run)
         if recorded is not None:
@@ -59,7 +55,7 @@ class Personal:
         return None
 
     async def _recorded_owner(self, run: Run) -> str | None:
-        """The owner known without links: who retried it from Slack, or Fabro's `slack` principal."""
+        """The owner known without links: who retried or started it from Slack, or Fabro's `slack` principal."""
         if run.retried_from:
             for action in await self.store.actions_for_run(run.retried_from):
                 if action.key.scope is ActionScope.RETRY and action.state is ActionState.DONE:
@@ -67,23 +63,12 @@ class Personal:
         principal = run.created_by
         if principal is not None and principal.kind == "slack" and (principal.user_id or "")[:1] in ("U", "W"):
             return principal.user_id
-        return None
+        known = await self.store.indexed_run(run.id)  # started from Slack: the bot wrote down who
+        return known.owner if known else None
 
     async def index(self, run: Run, web_base: str | None) -> None:
         """Remember the run for Home: whose it is and where it stands (Fabro cannot list runs by creator)."""
-        principal = run.created_by
-        login = (principal.login or "").lower() or None if principal and principal.kind == "user" else None
-        await self.store.index_run(
-            IndexedRun(
-                run_id=run.id,
-                owner=await self._recorded_owner(run),
-                login=login,
-                status=run.bucket,
-                title=(run.title or run.goal or "Untitled run")[:200],
-                web_url=run.web_url(web_base),
-                updated_at=run.updated_at or datetime.now(UTC),
-            )
-        )
+        await self.store.index_run(indexed(run, await self._recorded_owner(run), web_base))
 
     async def targets(self, run: Run, kind: AlertKind) -> list[str]:
         """The DM channels this alert goes to (none, or the owner's). Never raises: it costs this one item."""
@@ -117,3 +102,18 @@ class Personal:
             return None
         self._dms[user_id] = channel
         return channel
+
+
+def indexed(run: Run, owner: str | None, web_base: str | None) -> IndexedRun:
+    """The index entry for `run`: its owner as the bot knows it, the login that started it, where it stands."""
+    principal = run.created_by
+    login = (principal.login or "").lower() or None if principal and principal.kind == "user" else None
+    return IndexedRun(
+        run_id=run.id,
+        owner=owner,
+        login=login,
+        status=run.bucket,
+        title=(run.title or run.goal or "Untitled run")[:200],
+        web_url=run.web_url(web_base),
+        updated_at=run.updated_at or datetime.now(UTC),
+    )

@@ -33,6 +33,7 @@ from bot.fabro.errors import FabroConflict, FabroError, FabroNotFound, FabroUnav
 from bot.fabro.models import Question, Run
 from bot.interview import Choice, answer_body
 from bot.keys import ActionKey, ActionState, Verb
+from bot.notify import indexed
 from bot.outcomes import Outcome, OutcomeVerb, events_tell, outcome_of, run_state, said
 from bot.permissions import Allowlist
 from bot.store.base import Action, AlertState, Store
@@ -211,6 +212,8 @@ class Steering:
 
         key = ActionKey.of(Verb.START, intent)
         outcome, run = await self._once(who, Verb.START, key, work, detail={"automation": automation_id})
+        # Fabro records the bot's token as its creator: the bot writes down whose it is.
+        await self.store.index_run(indexed(run, who.user_id, self.web_base))
         return Settled(run, outcome)
 
     # -- shipping the result ---------------------------------------------------------------

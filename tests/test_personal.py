@@ -217,3 +217,24 @@ async def test_notify_chooses_which_direct_messages_you_get(
     assert len(dms(slack)) == 1
     status, ack, _ = await user.command("notify everything", user=ADA)
     assert status == 200 and "can't notify you of `everything`" in ack
+
+
+async def test_a_run_started_from_slack_is_its_starters(bot: Bot, fabro: FakeFabro, slack: FakeSlack):
+    """Fabro records the bot's token user as the creator; the bot's own record says who pressed Start."""
+    await bot.alerter.cycle()
+    fabro.add_automation("nightly-deps", "Nightly dependency bumps")
+    async with aiohttp.ClientSession() as session:
+        person = SlackUser.of(bot, slack, session)
+        _, _, url = await person.command("start nightly-deps", user=BOB)
+        card = await person.reply(url)
+        [go] = [
+            e for b in card["blocks"] if b["type"] == "actions" for e in b["elements"] if e["text"]["text"] == "Start"
+        ]
+        await person.click({"action_id": go["action_id"], "value": go["value"]}, block_id="start:buttons", user=BOB)
+        await wait_for(lambda: [r for r in fabro.runs.values() if r.get("automation")])
+    [run] = [r for r in fabro.runs.values() if r.get("automation")]
+    assert run["created_by"]["login"] == "fabro-bot"  # the token's user, linked to nobody
+    fabro.fail(run["id"], "deps conflict")
+    await bot.alerter.cycle()
+    [dm] = slack.posts(dm_of(BOB))
+    assert "deps conflict" in str(dm.blocks)

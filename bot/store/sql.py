@@ -399,6 +399,10 @@ class SQLStore:
             ),
         )
 
+    async def indexed_run(self, run_id: str) -> IndexedRun | None:
+        rows = await self._fetch("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        return _indexed(rows[0]) if rows else None
+
     async def runs_of(self, owner: str, logins: list[str], limit: int) -> list[IndexedRun]:
         """The newest runs a person started: theirs by the bot's record, or by one of their logins."""
         marks = ", ".join("?" for _ in logins) or "NULL"
@@ -407,18 +411,7 @@ class SQLStore:
             " ORDER BY updated_at DESC, run_id LIMIT ?",
             (owner, *logins, limit),
         )
-        return [
-            IndexedRun(
-                r["run_id"],
-                r["owner"],
-                r["login"],
-                r["status"],
-                r["title"],
-                r["web_url"],
-                datetime.fromisoformat(r["updated_at"]),
-            )
-            for r in rows
-        ]
+        return [_indexed(r) for r in rows]
 
     # -- daily summaries ---------------------------------------------------------------
 
@@ -532,6 +525,18 @@ def _alerts(rows: list[Row]) -> list[Alert]:
             )
         )
     return alerts
+
+
+def _indexed(r: Row) -> IndexedRun:
+    return IndexedRun(
+        r["run_id"],
+        r["owner"],
+        r["login"],
+        r["status"],
+        r["title"],
+        r["web_url"],
+        datetime.fromisoformat(r["updated_at"]),
+    )
 
 
 def _follow(row: Row) -> Follow:
