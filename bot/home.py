@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import kit
-from bot.blocks.controls import approval_controls, question_controls
+from bot.blocks.controls import approval_controls, question_controls, retry_control
 from bot.blocks.runs import STATUS_EMOJI, UNKNOWN_EMOJI, link_buttons, run_summary
 from bot.blocks.text import ago, clip, escape, link
 from bot.fabro.client import FabroClient
@@ -113,6 +113,8 @@ class Home:
             title = link(entry.web_url, clip(escape(entry.title), 120)) if entry.web_url else escape(entry.title)
             when = ago(entry.updated_at, now) or ""
             blocks.append(kit.section(f"{emoji} *{escape(entry.status)}* — {title} · `{entry.run_id[:10]}` · {when}"))
+            if entry.status == "failed":
+                blocks += retry_control(entry.run_id)
         return blocks
 
     def _waiting(self, run: Run, now: datetime) -> list[dict[str, Any]]:

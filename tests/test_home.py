@@ -183,3 +183,18 @@ async def test_answering_and_approving_from_home_work_and_home_updates(
     await wait_for(lambda: len(slack.calls_to("views.publish")) > published)
     assert [r.path for r in fabro.calls(method="POST") if r.path.endswith("/approve")]
     assert "Nothing is waiting on you" in text(slack.homes[ADA]) and slack.violations == []
+
+
+async def test_retrying_your_failed_run_from_home(bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack):
+    failed = by("octocat", title="Mine failed")
+    fabro.add(failed)
+    fabro.fail(failed["id"], "boom")
+    await bot.alerter.cycle()
+    view = await opened(user, slack, ADA)
+    published = len(slack.calls_to("views.publish"))
+    assert await click_in_home(user, view, "steer:retry") == 200
+    await wait_for(lambda: len(slack.calls_to("views.publish")) > published)
+    assert [r.path for r in fabro.calls(method="POST") if r.path.endswith("/retry")] == [
+        f"/api/v1/runs/{failed['id']}/retry"
+    ]
+    assert "Retried" in text(slack.homes[ADA])

@@ -45,6 +45,7 @@ __all__ = [
     "merge_confirm_view",
     "merge_modal",
     "question_controls",
+    "retry_control",
     "run_controls",
     "ship_controls",
     "steer_modal",
@@ -134,10 +135,7 @@ def run_controls(run: Run) -> list[Block]:
     if run.status.kind == "succeeded" and not run.lifecycle.archived:
         return ship_controls(run)
     if run.bucket == "failed" and not run.superseded_by:
-        block = kit.actions(
-            kit.button("Retry", steer_action_id("retry"), value="retry"), block_id=control_block_id("retry", target)
-        )
-        return [block] if block else []
+        return retry_control(run.id)
     if not run.is_terminal and run.bucket not in ("archived", "removing") and run.lifecycle.pending_control != "cancel":
         agent = agent_controls(run)
         cancel = kit.button("Cancel run", steer_action_id("cancel"), value="cancel", style="danger")
@@ -154,6 +152,14 @@ def run_controls(run: Run) -> list[Block]:
         block = kit.actions(cancel, block_id=control_block_id("cancel", target))
         return agent + ([block] if block else [])
     return []
+
+
+def retry_control(run_id: str) -> list[Block]:
+    """Retry, for a failed run (on its card, and on Home's list of a person's runs)."""
+    block = kit.actions(
+        kit.button("Retry", steer_action_id("retry"), value="retry"), block_id=control_block_id("retry", Target(run_id))
+    )
+    return [block] if block else []
 
 
 def agent_controls(run: Run) -> list[Block]:
