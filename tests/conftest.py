@@ -136,6 +136,21 @@ def bot_settings(fabro: FakeFabro, slack: FakeSlack, **overrides: Any) -> Settin
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+def event_body(event: dict[str, Any]) -> str:
+    """An Events API callback around `event`, as Slack posts it (JSON)."""
+    return json.dumps(
+        {
+            "token": "deprecated",
+            "team_id": "T111",
+            "api_app_id": "A111",
+            "type": "event_callback",
+            "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
+            "event_time": int(time.time()),
+            "event": event,
+        }
+    )
+
+
 @dataclass
 class SlackUser:
     """Sends what Slack sends: signed, form-encoded commands and interaction payloads."""
@@ -265,38 +280,22 @@ class SlackUser:
         )
 
     def mention_body(self, text: str, *, channel: str, thread_ts: str, user: str = "U123ADA") -> str:
-        return json.dumps(
+        return event_body(
             {
-                "token": "deprecated",
-                "team_id": "T111",
-                "api_app_id": "A111",
-                "type": "event_callback",
-                "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
-                "event_time": int(time.time()),
-                "event": {
-                    "type": "app_mention",
-                    "user": user,
-                    "text": f"<@U0BOT> {text}",
-                    "ts": f"{time.time():.6f}",
-                    "channel": channel,
-                    "thread_ts": thread_ts,
-                    "event_ts": f"{time.time():.6f}",
-                },
+                "type": "app_mention",
+                "user": user,
+                "text": f"<@U0BOT> {text}",
+                "ts": f"{time.time():.6f}",
+                "channel": channel,
+                "thread_ts": thread_ts,
+                "event_ts": f"{time.time():.6f}",
             }
         )
 
     async def open_home(self, user: str = "U123ADA") -> tuple[int, str]:
         """The Events API `app_home_opened` Slack sends when someone opens the app's Home tab."""
-        body = {
-            "token": "deprecated",
-            "team_id": "T111",
-            "api_app_id": "A111",
-            "type": "event_callback",
-            "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
-            "event_time": int(time.time()),
-            "event": {"type": "app_home_opened", "user": user, "channel": "D" + user[1:], "tab": "home"},
-        }
-        return await self.post(json.dumps(body), content_type="application/json")
+        event = {"type": "app_home_opened", "user": user, "channel": "D" + user[1:], "tab": "home"}
+        return await self.post(event_body(event), content_type="application/json")
 
     async def reply(self, response_url: str, timeout: float = 5.0, index: int = 0) -> dict[str, Any]:
         """The `index`-th message the bot posted to `response_url` (waits for it)."""

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from typing import Any
 
 import pytest
 
 from bot.blocks.limits import problems
 from bot.unfurls import hosts_of, runs_linked
-from tests.conftest import SlackUser, wait_for
+from tests.conftest import SlackUser, event_body, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
 from tests.fakes.slack import FakeSlack
@@ -29,17 +27,7 @@ def link_shared(urls: list[str], *, composer: bool = False) -> str:
     }
     if composer:
         event |= {"unfurl_id": "C0TEAM.1795870000.000100.abc", "source": "composer", "channel": "COMPOSER"}
-    return json.dumps(
-        {
-            "token": "deprecated",
-            "team_id": "T111",
-            "api_app_id": "A111",
-            "type": "event_callback",
-            "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
-            "event_time": int(time.time()),
-            "event": event,
-        }
-    )
+    return event_body(event)
 
 
 def test_only_links_to_runs_on_fabros_hosts_are_picked_and_at_most_five():
