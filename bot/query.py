@@ -364,6 +364,12 @@ def _notify(words: list[str]) -> Notify | UsageError:
     kinds: set[str] = set()
     for raw, word in zip(words, lowered, strict=True):
         word = aliases.get(word, word)
+        if word in ("succeeded", "success", "successes"):
+            return UsageError(
+                "Direct messages are sent for runs that need you (questions, approvals, failures), not for successes.",
+                word=raw,
+                hints=hints,
+            )
         if word not in NOTIFY_WORDS:
             close = difflib.get_close_matches(word, NOTIFY_WORDS, n=1, cutoff=0.6)
             return UsageError(
