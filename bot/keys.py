@@ -34,6 +34,7 @@ class AlertKind(enum.StrEnum):
     QUESTION = "question"
     APPROVAL = "approval"
     CANCELLED = "cancelled"
+    SUCCEEDED = "succeeded"  # only ever a direct message, to an owner who asked for it
     SUMMARY = "summary"  # a channel's daily summary: its key names the local day (`summary:2026-11-28`)
     UPDATE = "update"  # a reply in a followed run's thread, about one event (`update:<run>:<seq>`)
 

@@ -31,9 +31,14 @@ __all__ = ["DEFAULT_NOTIFY", "PERSONAL_KINDS", "Personal", "indexed"]
 
 log = logging.getLogger(__name__)
 
-PERSONAL_KINDS = frozenset({AlertKind.QUESTION, AlertKind.APPROVAL, AlertKind.FAILED})
-WORD_OF = {AlertKind.QUESTION: "questions", AlertKind.APPROVAL: "approvals", AlertKind.FAILED: "failed"}
-DEFAULT_NOTIFY = frozenset(WORD_OF.values())  # `/runs notify` replaces these per person
+WORD_OF = {
+    AlertKind.QUESTION: "questions",
+    AlertKind.APPROVAL: "approvals",
+    AlertKind.FAILED: "failed",
+    AlertKind.SUCCEEDED: "succeeded",
+}
+PERSONAL_KINDS = frozenset(WORD_OF)
+DEFAULT_NOTIFY = frozenset({"questions", "approvals", "failed"})  # succeeded is asked for; `/runs notify` sets them
 
 
 @dataclass

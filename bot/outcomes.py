@@ -197,7 +197,7 @@ def outcome_of(key: AlertKey, run: Run, events: list[RunEvent]) -> Outcome:
                 decided.properties.get("reason") if decided else None
             )
             return Outcome(OutcomeVerb.DENIED, actor=actor, reason=_text(reason))
-    if key.kind in (AlertKind.FAILED, AlertKind.CANCELLED):
+    if key.kind in (AlertKind.FAILED, AlertKind.CANCELLED, AlertKind.SUCCEEDED):
         if run.superseded_by:
             return Outcome(OutcomeVerb.SUPERSEDED, run_id=run.superseded_by)
         if run.lifecycle.archived:

@@ -20,7 +20,8 @@ and, for channel alerts (the first word decides):
 
 and for the caller's own account:
 
-    link <github-login>  ·  unlink [<github-login>]  ·  whoami  ·  notify [questions] [approvals] [failed] | off
+    link <github-login>  ·  unlink [<github-login>]  ·  whoami
+    notify [questions] [approvals] [failed] [succeeded] | off
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ GRAMMAR = (
     "`/runs follow <run-id>` · `/runs unfollow <run-id>` · `/runs start [automation-id]`\n"
     "`/runs stats [today|yesterday|week]` · `/runs summary [daily HH:MM | off]`\n"
     "`/runs link <github-login>` · `/runs unlink [login]` · `/runs whoami`"
-    " · `/runs notify [questions approvals failed | off]`\n"
+    " · `/runs notify [questions approvals failed succeeded | off]`\n"
     "*status*: " + " ".join(f"`{b}`" for b in BUCKETS) + ", or `active`, `done`\n"
     "*sort keys*: "
     + " ".join(f"`{k}`" for k in dict.fromkeys(SORT_KEYS.values()))
@@ -276,7 +277,7 @@ class Link:
     unlink: bool = False
 
 
-NOTIFY_WORDS = ("questions", "approvals", "failed")
+NOTIFY_WORDS = ("questions", "approvals", "failed", "succeeded")
 
 
 @dataclass(frozen=True)
@@ -360,16 +361,17 @@ def _notify(words: list[str]) -> Notify | UsageError:
         return Notify()
     if lowered == ["off"]:
         return Notify(frozenset())
-    aliases = {"question": "questions", "approval": "approvals", "failures": "failed", "failure": "failed"}
+    aliases = {
+        "question": "questions",
+        "approval": "approvals",
+        "failures": "failed",
+        "failure": "failed",
+        "success": "succeeded",
+        "successes": "succeeded",
+    }
     kinds: set[str] = set()
     for raw, word in zip(words, lowered, strict=True):
         word = aliases.get(word, word)
-        if word in ("succeeded", "success", "successes"):
-            return UsageError(
-                "Direct messages are sent for runs that need you (questions, approvals, failures), not for successes.",
-                word=raw,
-                hints=hints,
-            )
         if word not in NOTIFY_WORDS:
             close = difflib.get_close_matches(word, NOTIFY_WORDS, n=1, cutoff=0.6)
             return UsageError(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.alerts.rules import channels_for, matches, wanted_alerts
+from bot.alerts.rules import SUBSCRIPTION_KINDS, channels_for, matches, wanted_alerts
 from bot.fabro.models import Question, Run
 from bot.keys import AlertKind
 from bot.store.base import Subscription
@@ -22,11 +22,13 @@ def test_failed_and_dead_runs_deserve_a_failure_alert():
     assert [w.kind for w in wanted_alerts(run("dead"))] == ["failed"]
 
 
-def test_an_archived_failure_or_a_success_deserves_nothing():
+def test_an_archived_failure_deserves_nothing_and_a_success_only_a_direct_message():
     archived = make_run("failed")
     archived["lifecycle"]["archived"] = True
     assert wanted_alerts(Run.model_validate(archived)) == []
-    assert wanted_alerts(run("succeeded")) == []
+    assert [w.kind for w in wanted_alerts(run("succeeded"))] == [AlertKind.SUCCEEDED]
+    sub = Subscription(1, "C1", frozenset(SUBSCRIPTION_KINDS))  # every kind a channel can ask for
+    assert channels_for([sub], run("succeeded"), AlertKind.SUCCEEDED) == []
     assert wanted_alerts(run("running")) == []
 
 

@@ -163,7 +163,6 @@ def test_notify_grammar():
     assert parse("notify") == Notify()
     assert parse("notify off") == Notify(frozenset())
     assert parse("notify Failures question approvals") == Notify(frozenset({"failed", "questions", "approvals"}))
-    succeeded = parse("notify failed succeeded")
-    assert isinstance(succeeded, UsageError) and "not for successes" in succeeded.problem
+    assert parse("notify failed Success") == Notify(frozenset({"failed", "succeeded"}))
     error = parse("notify faild")
     assert isinstance(error, UsageError) and error.suggestion == "failed"

@@ -238,3 +238,23 @@ async def test_a_run_started_from_slack_is_its_starters(bot: Bot, fabro: FakeFab
     await bot.alerter.cycle()
     [dm] = slack.posts(dm_of(BOB))
     assert "deps conflict" in str(dm.blocks)
+
+
+async def test_succeeded_runs_are_told_only_to_those_who_asked(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    await bot.alerter.cycle()
+    quiet = by("octocat", title="Quietly done")
+    fabro.add(quiet)
+    fabro.finish(quiet["id"])
+    await bot.alerter.cycle()
+    assert dms(slack) == []  # off by default
+    _, _, url = await user.command("notify questions approvals failed succeeded", user=ADA)
+    assert "succeeded" in (await user.reply(url))["text"]
+    told = by("octocat", title="Done and told")
+    fabro.add(told)
+    fabro.finish(told["id"])
+    await bot.alerter.cycle()
+    await bot.alerter.cycle()
+    [dm] = [m for m in dms(slack) if "Done and told" in m.text]  # once, however many cycles
+    assert "Run succeeded" in dm.text and slack.posts(CHANNEL) == [] and slack.violations == []

@@ -32,6 +32,7 @@ from bot.blocks.alerts import (
     failed_alert,
     question_alert,
     resolved_alert,
+    succeeded_alert,
 )
 from bot.blocks.outcomes import outcome_text
 from bot.blocks.stats import stats_message
@@ -225,6 +226,8 @@ class Delivery:
                 log.info("alert %s for %s was no longer current when it could be posted", alert.key, channel)
                 return None
         run, now = wanted.run, self.clock()
+        if wanted.kind is AlertKind.SUCCEEDED:
+            return succeeded_alert(run, now=now, web_base=self.web_base, key=alert.key)
         if wanted.kind in (AlertKind.FAILED, AlertKind.CANCELLED):
             return failed_alert(
                 run, now=now, failure=await self.fabro.latest_failure(run.id), web_base=self.web_base, key=alert.key

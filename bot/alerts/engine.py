@@ -350,8 +350,8 @@ class Alerter:
                     await self.store.set_outcome(alert.key, alert.channel, retried)
 
     def _is_news(self, wanted: Wanted) -> bool:
-        """Failures from before the first cycle are history, not news."""
-        if wanted.kind not in (AlertKind.FAILED, AlertKind.CANCELLED) or self._history_before is None:
+        """Runs that ended before the first cycle are history, not news."""
+        if wanted.kind not in (AlertKind.FAILED, AlertKind.CANCELLED, AlertKind.SUCCEEDED) or not self._history_before:
             return True
         failed_at = wanted.run.timestamps.completed_at or wanted.run.updated_at
         return failed_at is None or failed_at > self._history_before

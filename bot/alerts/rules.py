@@ -58,6 +58,8 @@ def wanted_alerts(run: Run, questions: list[Question] | None = None) -> list[Wan
             wanted.append(Wanted(AlertKey(AlertKind.CANCELLED, run.id), run))
         elif reason != "approval_denied":
             wanted.append(Wanted(AlertKey(AlertKind.FAILED, run.id), run))
+    if run.bucket == "succeeded":
+        wanted.append(Wanted(AlertKey(AlertKind.SUCCEEDED, run.id), run))  # no subscription asks for it
     pending = questions if questions is not None else ([run.current_question] if run.current_question else [])
     for question in pending:
         wanted.append(Wanted(AlertKey(AlertKind.QUESTION, run.id, question.id), run, question))

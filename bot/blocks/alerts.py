@@ -25,6 +25,7 @@ __all__ = [
     "failed_alert",
     "question_alert",
     "resolved_alert",
+    "succeeded_alert",
 ]
 
 Message = dict[str, Any]
@@ -75,6 +76,16 @@ def failed_alert(
     else:
         text = clip(f"Run failed ({escape(reason)}): {_title(run)}", FALLBACK_TEXT)
     return _with_metadata({"text": text, "blocks": blocks}, key, run)
+
+
+def succeeded_alert(run: Run, *, now: datetime, web_base: str | None, key: AlertKey | None = None) -> Message:
+    """A run that succeeded: what it did, and what can be done next (open or merge its pull request)."""
+    blocks = [kit.section(run_summary(run, now), block_id=f"alert:{run.id}")]
+    blocks += run_controls(run)
+    buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
+    if buttons:
+        blocks.append(buttons)
+    return _with_metadata({"text": clip(f"Run succeeded: {_title(run)}", FALLBACK_TEXT), "blocks": blocks}, key, run)
 
 
 def question_alert(
@@ -144,6 +155,7 @@ _DIGEST_KINDS = {
     AlertKind.QUESTION: ("question waiting", ":question:", "blocked"),
     AlertKind.APPROVAL: ("approval waiting", ":raised_hand:", "pending"),
     AlertKind.CANCELLED: ("cancelled run", ":no_entry_sign:", "failed"),
+    AlertKind.SUCCEEDED: ("succeeded run", ":white_check_mark:", "succeeded"),
 }
 
 
@@ -151,7 +163,8 @@ def _count(n: int, kind: AlertKind) -> str:
     noun = _DIGEST_KINDS[kind][0]
     if n != 1:
         first, _, rest = noun.partition(" ")
-        noun = noun + "s" if kind in (AlertKind.FAILED, AlertKind.CANCELLED) else f"{first}s {rest}"
+        ended = (AlertKind.FAILED, AlertKind.CANCELLED, AlertKind.SUCCEEDED)
+        noun = noun + "s" if kind in ended else f"{first}s {rest}"
     return f"{n} {noun}"
 
 

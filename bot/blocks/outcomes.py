@@ -58,6 +58,7 @@ _MOVED_ON = {
     AlertKind.APPROVAL: "No longer waiting for approval: the run is {state}",
     AlertKind.FAILED: "The run is now {state}",
     AlertKind.CANCELLED: "The run is now {state}",
+    AlertKind.SUCCEEDED: "The run is now {state}",
     None: "The run is {state}",
 }
 
