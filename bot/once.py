@@ -10,7 +10,7 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks.alerts import ALERT_EVENT_TYPE, alert_metadata
+from bot.blocks.alerts import alert_metadata, metadata_key
 from bot.failpoints import crash_point
 from bot.keys import AlertKey
 from bot.store.base import AlertState, Store
@@ -62,11 +62,5 @@ async def _find(slack: AsyncWebClient, key: AlertKey, channel: str, thread_ts: s
         answer = await slack.conversations_replies(channel=channel, ts=thread_ts, include_all_metadata=True, limit=200)
     else:
         answer = await slack.conversations_history(channel=channel, include_all_metadata=True, limit=200)
-    for message in answer.get("messages") or []:
-        metadata = message.get("metadata") or {}
-        if (
-            metadata.get("event_type") == ALERT_EVENT_TYPE
-            and (metadata.get("event_payload") or {}).get("key") == key.encode()
-        ):
-            return str(message["ts"])
-    return None
+    wanted = key.encode()
+    return next((str(m["ts"]) for m in answer.get("messages") or [] if metadata_key(m) == wanted), None)

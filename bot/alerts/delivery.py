@@ -25,11 +25,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts.rules import Wanted, wanted_alerts
 from bot.blocks.alerts import (
-    ALERT_EVENT_TYPE,
     alert_metadata,
     approval_alert,
     digest_message,
     failed_alert,
+    metadata_key,
     question_alert,
     resolved_alert,
     succeeded_alert,
@@ -396,10 +396,9 @@ class Delivery:
                     cursor=cursor,
                 )
                 for message in response.get("messages") or []:
-                    metadata = message.get("metadata") or {}
-                    payload = metadata.get("event_payload") or {}
-                    if metadata.get("event_type") == ALERT_EVENT_TYPE and payload.get("key"):
-                        found.setdefault(str(payload["key"]), str(message["ts"]))
+                    key = metadata_key(message)
+                    if key is not None:
+                        found.setdefault(key, str(message["ts"]))
                 cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
                 if not cursor:
                     return found

@@ -23,6 +23,7 @@ __all__ = [
     "approval_alert",
     "digest_message",
     "failed_alert",
+    "metadata_key",
     "question_alert",
     "resolved_alert",
     "succeeded_alert",
@@ -46,6 +47,16 @@ def _title(run: Run) -> str:
 def alert_metadata(key: AlertKey, run_id: str | None = None) -> dict[str, Any]:
     """Slack message metadata that finds a posted message again after a crash, by its key."""
     return {"event_type": ALERT_EVENT_TYPE, "event_payload": {"key": key.encode(), "run_id": run_id or key.run_id}}
+
+
+def metadata_key(message: dict[str, Any]) -> str | None:
+    """The key `alert_metadata` put on a message Slack gives back, or None for any other message."""
+    metadata = message.get("metadata")
+    if not isinstance(metadata, dict) or metadata.get("event_type") != ALERT_EVENT_TYPE:
+        return None
+    payload = metadata.get("event_payload")
+    key = payload.get("key") if isinstance(payload, dict) else None
+    return key if isinstance(key, str) and key else None
 
 
 def _with_metadata(message: Message, key: AlertKey | None, run: Run) -> Message:
