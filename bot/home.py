@@ -32,7 +32,7 @@ from bot.notify import Personal
 from bot.slackapi import slack_error
 from bot.store.base import Store
 
-__all__ = ["REPUBLISH_EVERY", "Home"]
+__all__ = ["REPUBLISH_EVERY", "Home", "Waiting"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,12 @@ REPUBLISH_EVERY = 10.0  # seconds, per person
 WAITING_ON_ANYONE = 8  # shown before "… and N more"
 YOUR_RUNS = 10
 _WAITING = RunFilter(statuses=("blocked", "pending"), sort="created_at", direction="asc", limit=100)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    runs: list[tuple[Run, str | None]]  # each waiting run and its owner (a Slack user), the oldest first
+    unavailable: bool = False  # Fabro did not answer
 
 
 @dataclass
@@ -54,7 +60,7 @@ class Home:
     monotonic: Callable[[], float] = time.monotonic
     _shown: dict[str, tuple[float, str]] = field(default_factory=dict, init=False)  # user → (when, digest)
 
-    async def view(self, user_id: str, *, notice: str | None = None) -> dict[str, Any]:
+    async def view(self, user_id: str, *, notice: str | None = None, waiting: Waiting | None = None) -> dict[str, Any]:
         now = self.clock()
         pinned, linked = await self.linker.logins_of(user_id)
         logins = pinned + linked
@@ -68,7 +74,10 @@ class Home:
                     f" your runs: `{escape(self.command)} link <login>`."
                 )
             )
-        mine, others, unavailable = await self._waiting_runs(user_id)
+        waiting = waiting or await self.waiting()
+        unavailable = waiting.unavailable
+        mine = [run for run, owner in waiting.runs if owner == user_id]
+        others = [run for run, owner in waiting.runs if owner != user_id]
         if logins:
             blocks.append(kit.header("Waiting on you"))
             if unavailable:
@@ -89,19 +98,18 @@ class Home:
             blocks += await self._your_runs(user_id, logins, now)
         return {"type": "home", "blocks": kit.within_budget(blocks[:100])}
 
-    async def _waiting_runs(self, user_id: str) -> tuple[list[Run], list[Run], bool]:
-        """(waiting on this person, waiting on others, Fabro did not answer), the oldest first."""
-        mine: list[Run] = []
-        others: list[Run] = []
+    async def waiting(self) -> Waiting:
+        """Every question and approval waiting in Fabro, the oldest first, with whose run it is.
+
+        The same for every person: a refresh reads it once and shows each person their part.
+        """
         try:
             listing = await self.fabro.list_runs(_WAITING)
         except FabroError as exc:
             log.warning("Home: waiting runs unavailable: %s", exc)
-            return mine, others, True
-        for run in listing.data:
-            if run.current_question or run.awaits_approval:
-                (mine if await self.personal.owner_of(run) == user_id else others).append(run)
-        return mine, others, False
+            return Waiting([], unavailable=True)
+        runs = [r for r in listing.data if r.current_question or r.awaits_approval]
+        return Waiting([(run, await self.personal.owner_of(run)) for run in runs])
 
     async def _your_runs(self, user_id: str, logins: list[str], now: datetime) -> list[dict[str, Any]]:
         blocks = [kit.header("Your runs")]
@@ -126,13 +134,19 @@ class Home:
         return [b for b in blocks if b]
 
     async def publish(
-        self, client: AsyncWebClient, user_id: str, *, force: bool = True, notice: str | None = None
+        self,
+        client: AsyncWebClient,
+        user_id: str,
+        *,
+        force: bool = True,
+        notice: str | None = None,
+        waiting: Waiting | None = None,
     ) -> bool:
         """Publish `user_id`'s Home; unless `force`, only if it changed and not within the last 10 s."""
-        shown = self._shown.get(user_id)
-        if not force and shown and self.monotonic() - shown[0] < REPUBLISH_EVERY:
+        if not force and not self._due(user_id):
             return False
-        view = await self.view(user_id, notice=notice)
+        shown = self._shown.get(user_id)
+        view = await self.view(user_id, notice=notice, waiting=waiting)
         digest = hashlib.sha256(json.dumps(view, sort_keys=True).encode()).hexdigest()
         if not force and shown and shown[1] == digest:
             return False
@@ -144,9 +158,20 @@ class Home:
         self._shown[user_id] = (self.monotonic(), digest)
         return True
 
+    def _due(self, user_id: str) -> bool:
+        shown = self._shown.get(user_id)
+        return shown is None or self.monotonic() - shown[0] >= REPUBLISH_EVERY
+
     async def refresh(self, client: AsyncWebClient) -> int:
-        """Republish the Homes of people who looked, where something they see changed."""
+        """Republish the Homes of people who looked, where something they see changed.
+
+        Fabro is asked once per refresh, and only when someone's Home is due.
+        """
+        due = [user_id for user_id in self._shown if self._due(user_id)]
+        if not due:
+            return 0
+        waiting = await self.waiting()
         count = 0
-        for user_id in list(self._shown):
-            count += await self.publish(client, user_id, force=False)
+        for user_id in due:
+            count += await self.publish(client, user_id, force=False, waiting=waiting)
         return count

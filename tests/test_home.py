@@ -198,3 +198,22 @@ async def test_retrying_your_failed_run_from_home(bot: Bot, user: SlackUser, fab
         f"/api/v1/runs/{failed['id']}/retry"
     ]
     assert "Retried" in text(slack.homes[ADA])
+
+
+async def test_a_refresh_asks_fabro_once_for_everyone_and_not_at_all_when_nobody_is_due(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    ticks = [1000.0]
+    bot.home.monotonic = lambda: ticks[0]
+    await opened(user, slack, ADA)
+    await opened(user, slack, BOB)
+    fabro.requests.clear()
+    assert await bot.home.refresh(bot.bolt.client) == 0
+    assert fabro.calls("/api/v1/runs") == []  # nobody due: Fabro is not asked
+    waiting = by("grace", title="New approval")
+    fabro.add(waiting)
+    fabro.request_approval(waiting["id"])
+    ticks[0] += 11
+    assert await bot.home.refresh(bot.bolt.client) == 2
+    assert len(fabro.calls("/api/v1/runs")) == 1  # one listing serves both Homes
+    assert "New approval" in text(slack.homes[ADA]) and "New approval" in text(slack.homes[BOB])
