@@ -358,7 +358,7 @@ class Bot:
                 self.fabro,
                 self._live_reconcile,
                 self.scheduled_cycle,
-                lambda: self.leadership.is_leader and self.alerter.has_subscriptions,
+                lambda: self.leadership.is_leader and self.alerter.watching,
                 on_state=self.metrics.stream.set,
             )
 

@@ -94,7 +94,7 @@ class Alerter:
     _history_before: datetime | None = field(default=None, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     _closed: bool = field(default=False, init=False)
-    has_subscriptions: bool = field(default=False, init=False)  # anything to watch runs for, as of the last cycle
+    watching: bool = field(default=False, init=False)  # someone to tell (channels or owners), as of the last cycle
 
     # -- the cycle -------------------------------------------------------------------------
 
@@ -125,8 +125,8 @@ class Alerter:
             subs = await self.subscriptions()
             # With personal notifications on, there is always someone to tell: runs are watched even
             # when no channel subscribed (DMs, and the index Home reads).
-            self.has_subscriptions = bool(subs) or self.personal is not None
-            if not self.has_subscriptions:
+            self.watching = bool(subs) or self.personal is not None
+            if not self.watching:
                 report.skipped = "no subscriptions"
             else:
                 try:
