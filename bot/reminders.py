@@ -87,7 +87,6 @@ class Reminders:
             (a.key, a.channel) for a in await self.store.alerts_for_run(key.run_id) if a.state is not AlertState.CLAIMED
         }
         posted = 0
-        owner: str | bool | None = False  # looked up once, only if something is still to send
         for step, _ in steps:
             step_key = AlertKey(AlertKind.UPDATE, key.run_id, f"{step}-{key.question_id or 'approval'}")
             channel_alerts = [a for a in alerts if not a.channel.startswith("D")]
@@ -101,15 +100,14 @@ class Reminders:
                     dm = await self.personal.dm(person) if self.personal else None
                     if dm is None or (step_key, dm) in done:
                         continue
-                    message = self._message(step, key, age, mention=f"<@{person}>", where=alerts[0])
+                    message = self._message(step, key, age, mention=f"<@{person}>", name_the_run=True)
                     posted += await self._post(step_key, dm, message)
                 continue
             if not to_thread:
                 continue
-            if owner is False:
-                owner = await self._owner(key.run_id)
             if step == "remind":
-                mention = f"<@{owner}>" if isinstance(owner, str) else None
+                owner = await self._owner(key.run_id)  # only when a reminder is still to send
+                mention = f"<@{owner}>" if owner else None
             else:
                 mention = " ".join(_mention(e) for e in sorted(self.escalate_to.entries)) if self.escalate_to else None
             for alert in to_thread:
@@ -132,7 +130,7 @@ class Reminders:
         return await self.personal.owner_of(run)
 
     def _message(
-        self, step: str, key: AlertKey, age: timedelta, *, mention: str | None, where: Alert | None = None
+        self, step: str, key: AlertKey, age: timedelta, *, mention: str | None, name_the_run: bool = False
     ) -> dict[str, Any]:
         what = "This question" if key.kind is AlertKind.QUESTION else "This approval"
         how_long = waited(age)
@@ -144,7 +142,7 @@ class Reminders:
                 f" {mention}, can you take it?" if mention else ""
             )
             icon = ":rotating_light:"
-        if where is not None and where.ts:
+        if name_the_run:  # outside any alert's thread, the message says which run it is about
             text += f" (run `{escape(key.run_id)}`)"
         return {"text": text, "blocks": [kit.section(f"{icon} {text}", block_id=f"{step}:{key.run_id}")]}
 
