@@ -12,9 +12,11 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import yaml
 from aiohttp import WSMsgType, web
 from slack_sdk.models.blocks import Block
 
@@ -27,6 +29,12 @@ class Call:
     args: dict[str, Any]
     headers: dict[str, str]
     at: float = field(default_factory=time.perf_counter)
+
+
+# What installing the app from manifest.yml grants: exactly the bot scopes it asks for.
+MANIFEST_SCOPES: tuple[str, ...] = tuple(
+    yaml.safe_load((Path(__file__).resolve().parents[2] / "manifest.yml").read_text())["oauth_config"]["scopes"]["bot"]
+)
 
 
 def dm_of(user: str) -> str:
@@ -95,21 +103,7 @@ class FakeSlack:
     usergroups: dict[str, list[str]] = field(default_factory=dict)  # group id -> member user ids
     proxy_error: dict[str, int] = field(default_factory=dict)  # method -> status of one HTML page from a proxy
     time_zones: dict[str, str] = field(default_factory=dict)  # user id -> tz in their profile (users.info)
-    scopes: tuple[str, ...] = (
-        "commands",
-        "chat:write",
-        "chat:write.public",
-        "channels:history",
-        "groups:history",
-        "app_mentions:read",
-        "usergroups:read",
-        "users:read",
-        "links:read",
-        "links:write",
-        "reactions:write",
-        "im:write",
-        "im:history",
-    )
+    scopes: tuple[str, ...] = field(default_factory=lambda: MANIFEST_SCOPES)  # granted at install
     views: list[dict[str, Any]] = field(default_factory=list)  # modals opened with views.open
     homes: dict[str, dict[str, Any]] = field(default_factory=dict)  # user id -> their published Home view
     _ws: web.WebSocketResponse | None = None
