@@ -14,10 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
-import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
@@ -25,42 +22,37 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.alerts.delivery import Delivery, Lease
-from bot.alerts.engine import Alerter, CycleReport
-from bot.alerts.live import LiveAlerts
-from bot.alerts.scheduler import start_scheduler
-from bot.answers import Answerer
-from bot.boundary import new_reference
+from bot.acting.steering import Steering
+from bot.asking.answers import Answerer
+from bot.asking.dispatch import Commands
+from bot.asking.subscriptions import SubscriptionDesk
 from bot.config import Settings
-from bot.daily import Daily
-from bot.dispatch import Commands
-from bot.durations import parse_duration
+from bot.core.durations import parse_duration
+from bot.core.links import hosts_of
 from bot.fabro.client import FabroClient
-from bot.following import CardEditor, Follower
-from bot.home import Home
-from bot.identity import Linker, LinkMode, parse_user_links
-from bot.leader import Leadership, leadership_for
-from bot.listeners import buttons, start, steer, unfurls
+from bot.listeners import buttons, controls, start, unfurls
 from bot.listeners import commands as commands_listener
+from bot.listeners.boundary import new_reference
 from bot.listeners.http import SlackGate
 from bot.listeners.payloads import payload_problem
 from bot.metrics import CONTENT_TYPE, Metrics
-from bot.notify import Personal
-from bot.permissions import Allowlist, parse_allowlist
-from bot.reminders import Reminders
-from bot.slackapi import EditBudget, slack_error
-from bot.stats import zone
-from bot.steering import Steering
+from bot.people.identity import Linker, LinkMode, parse_user_links
+from bot.people.notify import Personal
+from bot.people.permissions import Allowlist, parse_allowlist
+from bot.slack.clients import TimeZones, response_url_check, slack_client
+from bot.slack.webapi import EditBudget, slack_error
 from bot.store import Store, open_store
-from bot.subscriptions import SubscriptionDesk
-from bot.unfurls import hosts_of
+from bot.store.leadership import Leadership, leadership_for
+from bot.telling.daily import Daily
+from bot.telling.delivery import Delivery, Lease
+from bot.telling.engine import Alerter, CycleReport
+from bot.telling.following import CardEditor, Follower
+from bot.telling.home import Home
+from bot.telling.live import LiveAlerts
+from bot.telling.reminders import Reminders
+from bot.telling.scheduler import start_scheduler
 
 __all__ = ["Bot", "build_bolt_app", "serve"]
 
@@ -70,85 +62,12 @@ SLACK_EVENTS_PATH = "/slack/events"
 _SLACK_AUTH_RECHECK = 30.0
 
 
+def _bot_token(settings: Settings) -> str | None:
+    return settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class CountingWebClient(AsyncWebClient):
-    """slack_sdk's client, counting every Web API call by method and result for /metrics."""
-
-    metrics: Metrics | None = None
-
-    async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
-        try:
-            response = await super().api_call(api_method, **kwargs)
-        except SlackApiError as exc:
-            error = slack_error(exc)
-            if self.metrics is not None:
-                self.metrics.slack(api_method, error)
-            # Slack's own request id lets Slack support find the call.
-            slack_request_id = (exc.response.headers or {}).get("x-slack-req-id", "none")
-            log.info("slack %s answered %s slack_request_id=%s", api_method, error, slack_request_id)
-            raise
-        except Exception as exc:
-            if self.metrics is not None:
-                self.metrics.slack(api_method, type(exc).__name__)
-            raise
-        if self.metrics is not None:
-            self.metrics.slack(api_method, "ok")
-        return response
-
-
-def slack_client(
-    settings: Settings, metrics: Metrics | None = None, *, resend_on_disconnect: bool = True
-) -> AsyncWebClient:
-    """The Web API client. A 429 is always waited out and retried (Slack did nothing).
-
-    A dropped connection is retried only when `resend_on_disconnect`: Slack may have
-    acted before the connection dropped, so alert posts must not be resent blindly;
-    the alert engine instead looks for the message before posting again.
-    """
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    handlers: list[Any] = [AsyncRateLimitErrorRetryHandler(max_retry_count=3)]
-    if resend_on_disconnect:
-        handlers.insert(0, AsyncConnectionErrorRetryHandler(max_retry_count=2))
-    client = CountingWebClient(token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=handlers)
-    client.metrics = metrics
-    return client
-
-
-class TimeZones:
-    """A person's time zone from their Slack profile (`users.info`, `users:read`), cached; UTC when unknown."""
-
-    def __init__(self, client: AsyncWebClient) -> None:
-        self._client = client
-        self._known: dict[str, ZoneInfo] = {}
-
-    async def of(self, user_id: str | None) -> ZoneInfo:
-        if not user_id:
-            return ZoneInfo("UTC")
-        if user_id not in self._known:
-            try:
-                profile = await self._client.users_info(user=user_id)
-                name = (profile.get("user") or {}).get("tz")
-                self._known[user_id] = zone(name) if isinstance(name, str) else ZoneInfo("UTC")
-            except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
-                log.info("no time zone for user=%s (%s); using UTC", user_id, type(exc).__name__)
-                return ZoneInfo("UTC")
-        return self._known[user_id]
-
-
-def response_url_check(slack_api_url: str) -> Callable[[str], bool]:
-    """Whether a response URL is Slack's own: the bot never posts anywhere else, whatever a payload says."""
-    api_host = urlsplit(slack_api_url).netloc
-
-    def allowed(url: str) -> bool:
-        parts = urlsplit(url)
-        if parts.scheme == "https" and parts.netloc == "hooks.slack.com":
-            return True
-        return bool(api_host) and parts.netloc == api_host and parts.scheme in ("http", "https")
-
-    return allowed
 
 
 def build_bolt_app(
@@ -185,7 +104,7 @@ def build_bolt_app(
 
     @app.error
     async def on_error(error: Exception) -> None:
-        # Listeners have their own boundary (bot.boundary); what reaches here happened
+        # Listeners have their own boundary (bot.listeners.boundary); what reaches here happened
         # around them. Nothing of the request is used: it may not even be verified.
         log.error("unhandled error around a listener, reference %s", new_reference(), exc_info=error)
 
@@ -204,7 +123,7 @@ def build_bolt_app(
         clock=commands.answerer.clock,
         web_base=settings.fabro_web_url,
     )
-    steer.register(
+    controls.register(
         app, steering, store, metrics, command=settings.slash_command, response_url_allowed=allowed, home=home
     )
     if home is not None:
@@ -260,7 +179,7 @@ class Bot:
             max_event_bytes=s.fabro_max_event_bytes,
         )
         self.store = open_store(s.database_url)
-        client = slack_client(s, self.metrics)
+        client = slack_client(_bot_token(s), s.slack_api_url, self.metrics)
         answerer = Answerer(self.fabro, self.clock, web_base=s.fabro_web_url, command=s.slash_command)
         routing_name, routing = s.routing_allowlist
         desk = SubscriptionDesk(
@@ -270,7 +189,7 @@ class Bot:
             allowlist=Allowlist(parse_allowlist(routing), client) if routing else None,
             allowlist_name=routing_name,
         )
-        alert_slack = slack_client(s, self.metrics, resend_on_disconnect=False)
+        alert_slack = slack_client(_bot_token(s), s.slack_api_url, self.metrics, resend_on_disconnect=False)
         self.budget = EditBudget()
         self.follower = Follower(
             self.store,

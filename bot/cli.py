@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _gallery(*, as_json: bool) -> int:
-    from bot.gallery import gallery
+    from bot.preview.gallery import gallery
 
     items = gallery(datetime.now(UTC))
     if as_json:
@@ -72,22 +72,23 @@ def _gallery(*, as_json: bool) -> int:
 
 
 def _console() -> Any:
-    from rich.console import Console
+    from bot.preview.terminal import console
 
-    return Console(highlight=False)
+    return console()
 
 
 def _show(console: Any, message: dict[str, Any], *, title: str | None = None) -> None:
-    from bot.blocks.terminal import render_message
+    from bot.preview.terminal import render_message
 
     console.print(render_message(message, title=title))
 
 
 async def _preview(text: str, *, demo: bool, as_json: bool = False, builder: bool = False) -> int:
-    from bot.answers import Answerer
-    from bot.dispatch import Caller, Commands
+    from bot.asking.answers import Answerer
+    from bot.asking.dispatch import Caller, Commands
+    from bot.core.query import parse
     from bot.fabro.client import FabroClient
-    from bot.query import parse
+    from bot.listeners.boundary import answer_command
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     now = datetime.now(UTC)
@@ -109,7 +110,7 @@ async def _preview(text: str, *, demo: bool, as_json: bool = False, builder: boo
     command = settings.slash_command
     async with fabro:
         commands = Commands(Answerer(fabro, lambda: now, web_base=web_base, command=command), None, command)
-        reply = await commands.reply(parse(text), Caller())
+        reply = await answer_command(commands, parse(text), Caller())
     message = reply.message
     if as_json:
         payload = {"response_type": "in_channel" if reply.public else "ephemeral", **message}
@@ -124,9 +125,9 @@ async def _preview(text: str, *, demo: bool, as_json: bool = False, builder: boo
 
 async def _check() -> int:
     """Each item is checked independently, so one run shows every problem at once."""
-    from bot.app import slack_client
     from bot.fabro.client import FabroClient
     from bot.fabro.errors import FabroError, FabroUnauthorized
+    from bot.slack.clients import slack_client
 
     ok = True
 
@@ -173,7 +174,9 @@ async def _check() -> int:
                 report(False, shown(f"Fabro at {where} is unreachable: {exc.detail} (request id {exc.request_id})"))
 
     if settings.slack_bot_token:
-        client = slack_client(settings)
+        client = slack_client(
+            settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None, settings.slack_api_url
+        )
         try:
             auth = await client.auth_test()
             report(True, f"Slack accepts the bot token (team {auth.get('team')}, bot user {auth.get('user_id')})")
@@ -191,7 +194,7 @@ async def _check() -> int:
         finally:
             await client.session.close() if client.session else None
 
-    from bot.permissions import Allowlist, parse_allowlist
+    from bot.people.permissions import Allowlist, parse_allowlist
     from bot.store import open_store
 
     store = open_store(settings.database_url, open_timeout=3)
@@ -235,6 +238,6 @@ SCOPES = {
 def _slack_reason(exc: Exception) -> str:
     from slack_sdk.errors import SlackApiError
 
-    from bot.slackapi import slack_error
+    from bot.slack.webapi import slack_error
 
     return slack_error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__

@@ -14,8 +14,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.durations import parse_duration
-from bot.identity import parse_user_links
+from bot.core.durations import parse_duration
+from bot.people.identity import parse_user_links
 from bot.redact import redact
 
 __all__ = ["ConfigError", "Settings", "configure_logging", "describe_error", "load_settings"]

@@ -6,16 +6,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.actions import encode_page, show_action_id
 from bot.blocks import kit
 from bot.blocks.controls import approval_controls, question_controls, run_controls
 from bot.blocks.limits import FALLBACK_TEXT, MAX_BLOCKS, TOTAL_BLOCK_TEXT
 from bot.blocks.question import question_text
+from bot.blocks.routing import encode_page, show_action_id
 from bot.blocks.runs import link_buttons, run_summary
 from bot.blocks.text import clip, escape, link, slack_date
+from bot.core.keys import AlertKey, AlertKind
+from bot.core.query import RunQuery
 from bot.fabro.models import Failure, Question, Run
-from bot.keys import AlertKey, AlertKind
-from bot.query import RunQuery
 
 __all__ = [
     "ALERT_EVENT_TYPE",

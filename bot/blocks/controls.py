@@ -8,14 +8,15 @@
 
 What is acted on (run, question) travels in the block id and the modal's private
 metadata, and the choice in the element's value; all of it is decoded as untrusted
-input by `bot.actions`, and re-checked against Fabro before anything is sent.
+input by `bot.blocks.routing`, and re-checked against Fabro before anything is sent.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from bot.actions import (
+from bot.blocks import kit
+from bot.blocks.routing import (
     ANSWER_MODAL,
     DENY_MODAL,
     MERGE_CONFIRM,
@@ -26,7 +27,6 @@ from bot.actions import (
     control_block_id,
     steer_action_id,
 )
-from bot.blocks import kit
 from bot.blocks.text import clip, escape
 from bot.fabro.models import PullRequestState, Question, Run
 

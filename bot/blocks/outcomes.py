@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from bot.blocks.text import clip, escape, link
-from bot.keys import AlertKind
-from bot.outcomes import Outcome, OutcomeVerb
+from bot.core.keys import AlertKind
+from bot.core.outcomes import Outcome, OutcomeVerb
 
 __all__ = ["actor_name", "outcome_text"]
 

@@ -11,7 +11,7 @@ from bot.blocks import kit
 from bot.blocks.limits import FALLBACK_TEXT
 from bot.blocks.outcomes import outcome_text
 from bot.blocks.text import clip, escape, slack_date
-from bot.errors import (
+from bot.core.errors import (
     ActionFailed,
     AlreadyActed,
     BotError,
@@ -23,6 +23,9 @@ from bot.errors import (
     Refused,
     Unreadable,
 )
+from bot.core.keys import ActionState, Verb
+from bot.core.outcomes import run_state
+from bot.core.query import EXAMPLES, GRAMMAR, UsageError
 from bot.fabro.errors import (
     FabroConflict,
     FabroError,
@@ -31,9 +34,6 @@ from bot.fabro.errors import (
     FabroUnauthorized,
     FabroUnavailable,
 )
-from bot.keys import ActionState, Verb
-from bot.outcomes import run_state
-from bot.query import EXAMPLES, GRAMMAR, UsageError
 
 __all__ = [
     "FABRO_DOWN",

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.actions import FOLLOW_ACTION, encode_page, link_action_id, page_action_id
 from bot.blocks import kit
 from bot.blocks.controls import approval_controls, question_controls, run_controls
 from bot.blocks.limits import FALLBACK_TEXT, MAX_BLOCKS, TOTAL_BLOCK_TEXT
 from bot.blocks.question import question_text
+from bot.blocks.routing import FOLLOW_ACTION, encode_page, link_action_id, page_action_id
 from bot.blocks.text import ago, clip, dollars, duration, escape, link, slack_date
+from bot.core.query import RunQuery
 from bot.fabro.models import Failure, Run, RunList
-from bot.query import RunQuery
 
 __all__ = [
     "STATUS_EMOJI",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.actions import START_ACTION, START_MODAL, START_PICK, encode_start
 from bot.blocks import kit
+from bot.blocks.routing import START_ACTION, START_MODAL, START_PICK, encode_start
 from bot.blocks.runs import run_summary
 from bot.blocks.text import clip, escape, link
 from bot.fabro.models import AutomationPreset, Run

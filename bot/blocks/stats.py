@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.actions import encode_page, show_action_id
 from bot.blocks import kit
 from bot.blocks.limits import FALLBACK_TEXT
+from bot.blocks.routing import encode_page, show_action_id
 from bot.blocks.text import ago, clip, dollars, duration, escape, link
+from bot.core.query import RunQuery
+from bot.core.stats import Picture, Window
 from bot.fabro.models import Run
-from bot.query import RunQuery
-from bot.stats import Picture, Window
 
 __all__ = ["PARTIAL", "stats_message"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from bot.blocks import kit
 from bot.blocks.text import clip, escape
-from bot.store.base import ChannelSummary, Subscription
+from bot.core.records import ChannelSummary, Subscription
 
 __all__ = [
     "BROKEN_FIXES",

@@ -7,12 +7,12 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot.actions import FOLLOW_ACTION, LINK_ACTION, PAGE_ACTION, SHOW_ACTION, decode_page
-from bot.answers import Answerer
+from bot.asking.answers import Answerer
 from bot.blocks.replies import STALE_PAGE, notice
-from bot.boundary import Failed, attempt
-from bot.following import Follower
+from bot.blocks.routing import FOLLOW_ACTION, LINK_ACTION, PAGE_ACTION, SHOW_ACTION, decode_page
+from bot.listeners.boundary import Failed, attempt
 from bot.listeners.payloads import first_action, text, user_of, where_clicked
+from bot.telling.following import Follower
 
 __all__ = ["register"]
 

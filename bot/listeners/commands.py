@@ -10,9 +10,10 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.dispatch import Caller, Commands
+from bot.asking.dispatch import Caller, Commands
+from bot.core.query import Start, parse
+from bot.listeners.boundary import answer_command
 from bot.metrics import Metrics
-from bot.query import Start, parse
 
 __all__ = ["register"]
 
@@ -39,11 +40,11 @@ def register(app: AsyncApp, commands: Commands, metrics: Metrics, *, open_start:
             metrics.commands.labels("ok").inc()
             return
         if Commands.instant(parsed):
-            reply = await commands.reply(parsed, caller)
+            reply = await answer_command(commands, parsed, caller)
             await ack(response_type="ephemeral", **reply.message)
         else:
             await ack()
-            reply = await commands.reply(parsed, caller)
+            reply = await answer_command(commands, parsed, caller)
             await respond(response_type="in_channel" if reply.public else "ephemeral", **reply.message)
         metrics.commands.labels(reply.status).inc()
         metrics.command_seconds.observe(time.perf_counter() - started)

@@ -13,17 +13,17 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.actions import START_BUTTONS, START_MODAL, START_PICK, decode_picker, decode_start, encode_picker
+from bot.acting.steering import Steering, Where
 from bot.blocks.replies import notice
+from bot.blocks.routing import START_BUTTONS, START_MODAL, START_PICK, decode_picker, decode_start, encode_picker
 from bot.blocks.start import picker_options, start_announcement, start_picker
-from bot.boundary import Failed, attempt
-from bot.errors import Settled
+from bot.core.errors import Settled
 from bot.fabro.errors import FabroError
 from bot.fabro.models import AutomationPreset
+from bot.listeners.boundary import Failed, attempt
 from bot.listeners.payloads import first_action, obj, text, user_of
 from bot.metrics import Metrics
-from bot.slackapi import CHANNEL_ERRORS, slack_error
-from bot.steering import Steering, Where
+from bot.slack.webapi import CHANNEL_ERRORS, slack_error
 
 __all__ = ["open_picker", "register"]
 

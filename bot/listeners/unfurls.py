@@ -14,11 +14,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.runs import unfurl_card
+from bot.core.links import runs_linked
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
 from bot.listeners.payloads import text
-from bot.slackapi import slack_error
-from bot.unfurls import runs_linked
+from bot.slack.webapi import slack_error
 
 __all__ = ["register"]
 

@@ -1,6 +1,7 @@
 """Durable state behind alerts, subscriptions and actions. SQL lives only in this package."""
 
-from bot.store.base import Action, Alert, AlertState, ChannelSummary, Follow, Store, Subscription
+from bot.core.records import Action, Alert, AlertState, ChannelSummary, Follow, Subscription
+from bot.store.base import Store
 from bot.store.sqlite import SQLiteStore
 
 __all__ = [

@@ -1,25 +1,120 @@
-"""Leadership on PostgreSQL: a session-level advisory lock held on a connection of its own.
+"""Which replica runs the alert scheduler: exactly one at a time.
 
+On PostgreSQL the leader holds a session-level advisory lock on a connection of its own.
 If the leader dies, PostgreSQL drops its connection and the lock with it; if the leader
-loses the database, its health check fails and it steps down. See `bot.leader`.
+loses the database, its health check fails and it steps down. The others try for the
+lock every few seconds, so one of them takes over well within two poll intervals.
+Alert claims are unique in the database regardless, so even two leaders at once (a
+network split) never post an alert twice; leadership only saves the duplicate work.
+
+On SQLite the database is one file on one machine: the leader holds an exclusive lock on
+a file beside it (`<database>.lock`), which the operating system releases when the
+process ends, however it ends. So a second process on the same file (a rolling deploy
+sharing a volume) waits instead of alerting twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import logging
+import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 
-from bot.leader import announce, cancel
-
-__all__ = ["PostgresLeadership"]
+__all__ = ["FileLeadership", "Leadership", "PostgresLeadership", "SoleLeader", "announce", "cancel", "leadership_for"]
 
 log = logging.getLogger(__name__)
+
+
+class Leadership(Protocol):
+    @property
+    def is_leader(self) -> bool: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class SoleLeader:
+    """A single process on an embedded database always leads."""
+
+    is_leader = True
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+class FileLeadership:
+    """Leadership as an exclusive `flock` on a file: one holder per machine and file."""
+
+    def __init__(self, path: str, *, check_every: float = 2.0, on_change: Callable[[bool], Any] | None = None) -> None:
+        self.path = path
+        self.check_every = check_every
+        self.on_change = on_change
+        self._fd: int | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def is_leader(self) -> bool:
+        return self._fd is not None
+
+    async def start(self) -> None:
+        if not self._try():
+            log.info("another process holds %s; this one stands by for the alert scheduler", self.path)
+            self._task = asyncio.create_task(self._wait(), name="leader-election")
+
+    async def stop(self) -> None:
+        await cancel(self._task)
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # closing releases the lock
+            announce(False, self.on_change)
+
+    async def _wait(self) -> None:
+        # flock has no async wait: try again every few seconds until the holder goes away.
+        while not self._try():  # noqa: ASYNC110
+            await asyncio.sleep(self.check_every)
+
+    def _try(self) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        announce(True, self.on_change)
+        return True
+
+
+def announce(leader: bool, on_change: Callable[[bool], Any] | None) -> None:
+    log.info("this replica %s the alert scheduler leader", "is now" if leader else "is no longer")
+    if on_change is not None:
+        on_change(leader)
+
+
+async def cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def leadership_for(
+    database_url: str, *, check_every: float, on_change: Callable[[bool], Any] | None = None
+) -> Leadership:
+    if database_url.startswith(("postgresql://", "postgres://")):
+        return PostgresLeadership(database_url, check_every=check_every, on_change=on_change)
+    path = database_url.removeprefix("sqlite:///")
+    if path == ":memory:":
+        return SoleLeader()
+    return FileLeadership(path + ".lock", check_every=check_every, on_change=on_change)
 
 
 class PostgresLeadership:

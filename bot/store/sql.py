@@ -13,18 +13,9 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.keys import ActionKey, ActionState, AlertKey, AlertKind, Verb
-from bot.outcomes import Outcome
-from bot.store.base import (
-    Action,
-    Alert,
-    AlertState,
-    ChannelSummary,
-    Follow,
-    IndexedRun,
-    Subscription,
-    UserLink,
-)
+from bot.core.keys import ActionKey, ActionState, AlertKey, AlertKind, Verb
+from bot.core.outcomes import Outcome
+from bot.core.records import Action, Alert, AlertState, ChannelSummary, Follow, IndexedRun, Subscription, UserLink
 
 __all__ = [
     "ACTIONS_TABLE",

@@ -1,0 +1,452 @@
+"""Acting on runs from Slack: answer a question, approve or deny, retry, cancel.
+
+Independent of Slack's transport and of how anything looks: it returns a `Settled` (the run
+and the typed outcome) or raises one of `bot.core.errors`; the listeners render both. Every
+action goes the same way:
+
+1. Permission: `ACTION_ALLOWLIST`, checked before anything else; nothing reaches Fabro otherwise.
+2. Record: the action is stored under a key that allows it once (one answer per question,
+   one decision per approval, one retry, one cancel), *before* it is sent. A double click
+   or a second person finds the first action and is told about it.
+3. Re-read: the run (and its questions) from Fabro. Card values are not trusted: the
+   question must still be pending, the option must exist, the run must allow the action.
+4. Send, once (a 503 from Fabro is retried once, except for retry, which creates runs).
+5. Settle: the record gets the outcome on every path (done, refused or failed); the alerts
+   about the same thing are given the outcome. Fabro records the bot's token as the actor,
+   so this record is the only place the Slack user is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from bot.acting.interview import Choice, answer_body
+from bot.blocks.routing import Target
+from bot.core.errors import ActionFailed, AlreadyActed, NotAllowed, Refusal, Refused, Settled
+from bot.core.keys import ActionKey, ActionState, Verb
+from bot.core.outcomes import Outcome, OutcomeVerb, events_tell, outcome_of, run_state, said
+from bot.core.records import Action, AlertState
+from bot.fabro.client import FabroClient
+from bot.fabro.errors import FabroConflict, FabroError, FabroNotFound, FabroUnavailable
+from bot.fabro.models import Question, Run
+from bot.people.notify import indexed
+from bot.people.permissions import Allowlist
+from bot.store.base import Store
+
+__all__ = ["MAX_STEER", "PENDING_LEASE", "Steering", "Where"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# An action still pending after this long was never settled (its process died mid-way):
+# another click may take it over, after Fabro is re-read.
+PENDING_LEASE = timedelta(minutes=2)
+MAX_STEER = 8192  # characters Fabro takes in one steer
+
+Check = Callable[[Run, list[Question]], Refused | None]
+Send = Callable[[Run], Awaitable[tuple[Outcome, Run]]]
+
+
+@dataclass(frozen=True)
+class Where:
+    """Who acted, and on which card (a channel message can be edited; an ephemeral one cannot)."""
+
+    user_id: str
+    channel: str | None = None
+    message_ts: str | None = None
+
+
+@dataclass
+class Steering:
+    store: Store
+    fabro: FabroClient
+    allowlist: Allowlist
+    clock: Callable[[], datetime]
+    web_base: str | None = None
+    _send_retry_delay: float = field(default=0.5, repr=False)
+
+    # -- the five actions -----------------------------------------------------------------
+
+    async def answer(self, who: Where, target: Target, choice: Choice) -> Settled:
+        assert target.question_id is not None
+        question_id = target.question_id
+        chosen: dict[str, Any] = {}
+
+        def check(run: Run, questions: list[Question]) -> Refused | None:
+            question = next((q for q in questions if q.id == question_id), None)
+            if question is None:
+                return Refused(Refusal.QUESTION_GONE, run=run)
+            body = answer_body(question, choice)
+            if isinstance(body, str):
+                return Refused(Refusal.ANSWER_UNFIT, run=run, detail=body)
+            chosen["question"], chosen["body"] = question, body
+            return None
+
+        async def send(run: Run) -> tuple[Outcome, Run]:
+            question: Question = chosen["question"]
+            await self._once_more_on_503(lambda: self.fabro.answer_question(run.id, question_id, chosen["body"]))
+            labels = {o.key: o.label or o.key for o in question.options}
+            outcome = Outcome(OutcomeVerb.ANSWERED, question=question.text, answer=said(chosen["body"], labels))
+            return outcome, await self._fresh(run)
+
+        return await self._act(
+            who, Verb.ANSWER, target, check, send, detail={"choice": str(choice.kind)}, with_questions=True
+        )
+
+    async def approve(self, who: Where, target: Target) -> Settled:
+        async def send(run: Run) -> tuple[Outcome, Run]:
+            after = await self._once_more_on_503(lambda: self.fabro.approve(run.id))
+            return Outcome(OutcomeVerb.APPROVED), after
+
+        return await self._act(who, Verb.APPROVE, target, _awaiting_approval, send)
+
+    async def deny(self, who: Where, target: Target, reason: str | None) -> Settled:
+        reason = (reason or "").strip() or None
+
+        async def send(run: Run) -> tuple[Outcome, Run]:
+            after = await self._once_more_on_503(lambda: self.fabro.deny(run.id, reason))
+            return Outcome(OutcomeVerb.DENIED, reason=reason), after
+
+        return await self._act(who, Verb.DENY, target, _awaiting_approval, send, detail={"reason": reason})
+
+    async def retry(self, who: Where, target: Target) -> Settled:
+        def check(run: Run, _: list[Question]) -> Refused | None:
+            if run.lifecycle.archived:
+                return Refused(Refusal.ARCHIVED, run=run)
+            if not run.is_terminal:
+                return Refused(Refusal.NOT_FINISHED, run=run)
+            return None
+
+        async def send(run: Run) -> tuple[Outcome, Run]:
+            new = await self.fabro.retry(run.id)  # never repeated: a second call would make a second run
+            return Outcome(OutcomeVerb.RETRIED, run_id=new.id, run_url=new.web_url(self.web_base)), run
+
+        return await self._act(who, Verb.RETRY, target, check, send)
+
+    async def cancel(self, who: Where, target: Target) -> Settled:
+        def check(run: Run, _: list[Question]) -> Refused | None:
+            if run.is_terminal or run.lifecycle.archived:
+                return Refused(Refusal.ALREADY_FINISHED, run=run)
+            return None
+
+        async def send(run: Run) -> tuple[Outcome, Run]:
+            after, done = await self._once_more_on_503(lambda: self.fabro.cancel(run.id))
+            return Outcome(OutcomeVerb.CANCELLED if done else OutcomeVerb.CANCEL_REQUESTED), after
+
+        return await self._act(who, Verb.CANCEL, target, check, send)
+
+    # -- working with a running agent ----------------------------------------------------------
+
+    async def steer(self, who: Where, target: Target, text: str, *, intent: str, interrupt: bool = False) -> Settled:
+        """Say `text` to the run's agent, once per `intent` (the Slack event or window it came from):
+        Slack resending the event or a double-submitted window delivers nothing twice."""
+        text = text.strip()
+        if not text:
+            raise Refused(Refusal.NOTHING_SAID)
+        if len(text) > MAX_STEER:
+            raise Refused(Refusal.TOO_LONG, detail=f"{len(text):,}")
+        key = ActionKey.of(Verb.STEER, intent)
+        # A record already under this intent was left by a crash between sending and hearing back:
+        # Fabro's run.steer events then say whether the text arrived, so it is never sent twice.
+        recovering = bool(await self.store.actions_for_run(key.run_id))
+
+        async def work() -> tuple[Outcome, Run]:
+            run = await self._running(target.run_id)
+            if not (recovering and await self._steer_arrived(run.id, text)):
+                await self.fabro.steer(run.id, text, interrupt=interrupt)
+            return Outcome(OutcomeVerb.STEERED, answer=text), run
+
+        detail = {"run": target.run_id, "text": text, "interrupt": interrupt}
+        outcome, run = await self._once(who, Verb.STEER, key, work, detail=detail, run_id=target.run_id)
+        return Settled(run, outcome)
+
+    async def control(self, who: Where, target: Target, verb: Verb, *, intent: str) -> Settled:
+        """Interrupt the agent's round, or pause or resume the run (Fabro refuses a second pending request)."""
+
+        async def work() -> tuple[Outcome, Run]:
+            run = await self._running(target.run_id)
+            if verb is Verb.INTERRUPT:
+                await self.fabro.interrupt(run.id)
+                return Outcome(OutcomeVerb.INTERRUPTED), run
+            if verb is Verb.PAUSE:
+                return Outcome(OutcomeVerb.PAUSE_REQUESTED), await self.fabro.pause(run.id)
+            return Outcome(OutcomeVerb.RESUME_REQUESTED), await self.fabro.unpause(run.id)
+
+        key = ActionKey.of(verb, intent)
+        outcome, run = await self._once(who, verb, key, work, detail={"run": target.run_id}, run_id=target.run_id)
+        return Settled(run, outcome)
+
+    async def _running(self, run_id: str) -> Run:
+        run = await self.fabro.get_run(run_id)
+        if run.is_terminal or run.bucket in ("pending", "runnable", "archived", "removing"):
+            raise Refused(Refusal.NOT_RUNNING, run=run)
+        return run
+
+    async def _steer_arrived(self, run_id: str, text: str) -> bool:
+        events = await self.fabro.recent_events(run_id)
+        return any(e.event == "run.steer" and e.properties.get("text") == text for e in events)
+
+    # -- starting work -----------------------------------------------------------------------
+
+    async def start(self, who: Where, automation_id: str, intent: str) -> Settled:
+        """Start a run from an automation, once per `intent` (one confirmation, one window): a
+        double click or a retried request starts one run; two `/runs start` are two intents."""
+
+        async def work() -> tuple[Outcome, Run]:
+            preset = next((a for a in await self.fabro.automations() if a.id == automation_id), None)
+            if preset is None:
+                raise Refused(Refusal.AUTOMATION_GONE)
+            if not preset.startable:
+                raise Refused(Refusal.NOT_STARTABLE, detail=preset.name or preset.id)
+            run = await self.fabro.start_automation(preset.id)
+            outcome = Outcome(
+                OutcomeVerb.STARTED, run_id=run.id, run_url=run.web_url(self.web_base), answer=preset.name or preset.id
+            )
+            return outcome, run
+
+        key = ActionKey.of(Verb.START, intent)
+        outcome, run = await self._once(who, Verb.START, key, work, detail={"automation": automation_id})
+        # Fabro records the bot's token as its creator: the bot writes down whose it is.
+        await self.store.index_run(indexed(run, who.user_id, self.web_base))
+        return Settled(run, outcome)
+
+    # -- shipping the result ---------------------------------------------------------------
+
+    async def create_pull_request(self, who: Where, target: Target) -> tuple[Settled, str, float]:
+        """Ask Fabro to open the run's pull request; the settled card says it is being written, and
+        where (and after how long) to follow the creation with `follow_creation`."""
+        follow: dict[str, Any] = {}
+
+        def check(run: Run, _: list[Question]) -> Refused | None:
+            if run.pull_request is not None and run.pull_request.html_url:
+                return Refused(Refusal.PR_EXISTS, run=run)
+            if run.status.kind != "succeeded":
+                return Refused(Refusal.NOT_SUCCEEDED, run=run)
+            return None
+
+        async def send(run: Run) -> tuple[Outcome, Run]:
+            creation, location, wait = await self.fabro.create_pull_request(run.id)  # a 202: never repeated
+            follow.update(location=location, wait=wait, creation=creation)
+            return Outcome(OutcomeVerb.PR_REQUESTED), run
+
+        settled = await self._act(who, Verb.CREATE_PR, target, check, send)
+        return settled, follow["location"], follow["wait"]
+
+    async def follow_creation(
+        self, who: Where, run_id: str, location: str, wait: float, *, deadline: float = 600.0
+    ) -> Settled:
+        """Poll the creation (honouring Retry-After) until it succeeds or fails, then record what became of it."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + deadline
+        outcome = Outcome(OutcomeVerb.PR_FAILED, reason="Fabro is still writing it; look in Fabro in a while")
+        while loop.time() < give_up:
+            await asyncio.sleep(wait)
+            try:
+                creation, wait = await self.fabro.pull_request_creation(location)
+            except FabroUnavailable:
+                wait = min(max(wait, 1.0) * 2, 30.0)
+                continue
+            if creation.status == "succeeded":
+                pr = creation.pull_request
+                number = f"#{pr.number}" if pr and pr.number is not None else None
+                outcome = Outcome(OutcomeVerb.PR_OPENED, run_id=number, run_url=pr.html_url if pr else None)
+                break
+            if creation.status == "failed":
+                outcome = Outcome(OutcomeVerb.PR_FAILED, reason=creation.error)
+                break
+        outcome = replace(outcome, slack_user=who.user_id, at=self.clock())
+        await self.store.finish_action(ActionKey.of(Verb.CREATE_PR, run_id), state=ActionState.DONE, outcome=outcome)
+        return Settled(await self._fresh_by_id(run_id), outcome)
+
+    async def merge_pull_request(self, who: Where, target: Target, method: str) -> Settled:
+        async def send(run: Run) -> tuple[Outcome, Run]:
+            await self.fabro.merge_pull_request(run.id, method)  # GitHub acted or refused: never repeated
+            return Outcome(OutcomeVerb.PR_MERGED, answer=method), run
+
+        return await self._ship(who, Verb.MERGE_PR, target, send, detail={"method": method})
+
+    async def close_pull_request(self, who: Where, target: Target) -> Settled:
+        async def send(run: Run) -> tuple[Outcome, Run]:
+            await self.fabro.close_pull_request(run.id)
+            return Outcome(OutcomeVerb.PR_CLOSED), run
+
+        return await self._ship(who, Verb.CLOSE_PR, target, send)
+
+    async def _ship(
+        self, who: Where, verb: Verb, target: Target, send: Send, *, detail: dict[str, Any] | None = None
+    ) -> Settled:
+        """Merge or close, after reading the pull request's live state: a finished one is refused."""
+        state: dict[str, str | None] = {}
+
+        def check(run: Run, _: list[Question]) -> Refused | None:
+            if run.pull_request is None or not run.pull_request.html_url:
+                return Refused(Refusal.PR_NONE, run=run)
+            finished = state.get("finished")
+            if finished == "merged":
+                return Refused(Refusal.PR_MERGED, run=run)
+            if finished == "closed":
+                return Refused(Refusal.PR_CLOSED, run=run)
+            return None
+
+        async def probe() -> None:
+            try:
+                state["finished"] = (await self.fabro.pull_request(target.run_id)).finished
+            except FabroNotFound:
+                state["finished"] = None  # no stored record: the check refuses as "no pull request"
+
+        return await self._act(who, verb, target, check, send, detail=detail, before=probe)
+
+    # -- the one path every action takes ----------------------------------------------------
+
+    async def _act(
+        self,
+        who: Where,
+        verb: Verb,
+        target: Target,
+        check: Check,
+        send: Send,
+        *,
+        detail: dict[str, Any] | None = None,
+        with_questions: bool = False,
+        before: Callable[[], Awaitable[None]] | None = None,
+    ) -> Settled:
+        """An action on a run: re-read it (and its questions), check, send."""
+        key = ActionKey.of(verb, target.run_id, target.question_id)
+
+        async def work() -> tuple[Outcome, Run]:
+            run = await self.fabro.get_run(target.run_id)
+            questions = await self.fabro.list_questions(run.id) if with_questions else []
+            if before is not None:
+                await before()  # more of Fabro to re-read, such as the pull request's live state
+            refused = check(run, questions)
+            if refused is not None:
+                refused.settled = await self._current(run, key)
+                raise refused
+            return await send(run)
+
+        async def conflict_card() -> Settled | None:
+            return await self._current_by_id(target.run_id, key)
+
+        outcome, after = await self._once(who, verb, key, work, detail=detail, conflict_card=conflict_card)
+        await self._settle_alerts(key, outcome, who)
+        return Settled(after, outcome)
+
+    async def _once(
+        self,
+        who: Where,
+        verb: Verb,
+        key: ActionKey,
+        work: Callable[[], Awaitable[tuple[Outcome, Run]]],
+        *,
+        detail: dict[str, Any] | None = None,
+        conflict_card: Callable[[], Awaitable[Settled | None]] | None = None,
+        run_id: str | None = None,
+    ) -> tuple[Outcome, Run]:
+        """The path every action takes: permission, a once-only record, the work, the record settled."""
+        if not await self.allowlist.allows(who.user_id):
+            log.info("user=%s is not allowed to %s (%s)", who.user_id, verb, key)
+            raise NotAllowed(verb)
+        now = self.clock()
+        action = Action(key, verb, who.user_id, now, detail=json.dumps(detail or {}))
+        earlier = await self.store.begin_action(action, stale_before=now - PENDING_LEASE)
+        if earlier is not None:
+            raise AlreadyActed(earlier)
+        log.info("user=%s %s (%s)", who.user_id, verb, key)
+        outcome: Outcome | None = None
+        try:
+            outcome, after = await work()
+            outcome = replace(outcome, slack_user=who.user_id, at=self.clock())
+            await self.store.finish_action(key, state=ActionState.DONE, outcome=outcome)
+        except BaseException as exc:
+            await self._settle_record(key, exc, outcome)
+            if isinstance(exc, FabroError):
+                conflict = isinstance(exc, FabroConflict) and conflict_card is not None
+                settled = await conflict_card() if conflict and conflict_card is not None else None
+                raise ActionFailed(exc, verb=verb, run_id=run_id or key.run_id, settled=settled) from exc
+            raise
+        return outcome, after
+
+    async def _settle_record(self, key: ActionKey, exc: BaseException, outcome: Outcome | None) -> None:
+        """Whatever went wrong, the record does not stay pending: done when Fabro acted, else refused or failed."""
+        if outcome is not None:
+            state, note = ActionState.DONE, None
+        elif isinstance(exc, Refused):
+            state, note = ActionState.REFUSED, str(exc.reason)
+        elif isinstance(exc, FabroError):
+            state, note = ActionState.FAILED, f"{exc.status or 'unavailable'}: {exc.detail}"
+        else:
+            state, note = ActionState.FAILED, type(exc).__name__
+        try:
+            await self.store.finish_action(key, state=state, note=note, outcome=outcome)
+        except Exception as store_error:  # noqa: BLE001 - the pending lease lets a later click take over
+            log.error(
+                "could not settle the record of %s (%s); it may be taken over after %s",
+                key,
+                type(store_error).__name__,
+                PENDING_LEASE,
+            )
+
+    async def _once_more_on_503(self, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await call()
+        except FabroUnavailable as exc:
+            if exc.status != 503:
+                raise
+            log.info("fabro answered 503, trying once more (request_id=%s)", exc.request_id)
+            await asyncio.sleep(self._send_retry_delay)
+            return await call()
+
+    async def _settle_alerts(self, key: ActionKey, outcome: Outcome, who: Where) -> None:
+        """Every posted alert about what was just done gets its outcome: the clicked one is
+        recorded as resolved now (the listener edits it), the others (other channels) are
+        edited by the alert cycle's next pass."""
+        alert_key = key.alert
+        if alert_key is None:
+            return
+        for alert in await self.store.alerts_for_run(key.run_id):
+            if alert.key != alert_key or alert.state is not AlertState.POSTED or alert.outcome is not None:
+                continue
+            if (alert.channel, alert.ts) == (who.channel, who.message_ts):
+                await self.store.resolve_alert(alert.key, alert.channel, outcome, self.clock())
+            else:
+                await self.store.set_outcome(alert.key, alert.channel, outcome)
+
+    async def _fresh(self, run: Run) -> Run:
+        try:
+            return await self.fabro.get_run(run.id)
+        except FabroError:
+            return run
+
+    async def _fresh_by_id(self, run_id: str) -> Run:
+        try:
+            return await self.fabro.get_run(run_id)
+        except FabroError:
+            return Run(id=run_id)
+
+    async def _current_by_id(self, run_id: str, key: ActionKey) -> Settled | None:
+        try:
+            return await self._current(await self.fabro.get_run(run_id), key)
+        except FabroError:
+            return None
+
+    async def _current(self, run: Run, key: ActionKey) -> Settled:
+        """The clicked card, brought up to date with what actually happened to its subject."""
+        if key.alert is None:
+            return Settled(run, Outcome(OutcomeVerb.MOVED_ON, state=run_state(run)))
+        try:
+            alert = key.alert
+            events = await self.fabro.events_back(run.id, lambda found: events_tell([alert], found))
+        except FabroError:
+            events = []
+        return Settled(run, outcome_of(key.alert, run, events))
+
+
+def _awaiting_approval(run: Run, _: list[Question]) -> Refused | None:
+    return None if run.awaits_approval else Refused(Refusal.NOT_AWAITING_APPROVAL, run=run)

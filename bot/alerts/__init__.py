@@ -1,1 +1,0 @@
-"""Channel alerts: what deserves one (rules), where it goes, and how it stays true."""

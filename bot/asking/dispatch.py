@@ -1,0 +1,251 @@
+"""One dispatch from a parsed `/runs` command to its reply, for the slash command and `preview`."""
+
+from __future__ import annotations
+
+import difflib
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, assert_never
+from zoneinfo import ZoneInfo
+
+from bot.asking.answers import Answerer
+from bot.asking.subscriptions import SubscriptionDesk
+from bot.blocks.replies import help_message, notice, usage_error_message
+from bot.blocks.start import start_card, unknown_automation
+from bot.blocks.stats import stats_message
+from bot.core.query import (
+    FollowRun,
+    Help,
+    Link,
+    Notify,
+    Parsed,
+    RunLookup,
+    RunQuery,
+    Start,
+    Stats,
+    Subscribe,
+    Subscriptions,
+    Summary,
+    Unsubscribe,
+    UsageError,
+    WhoAmI,
+)
+from bot.core.stats import Window
+from bot.people.identity import Linker, LinkOutcome
+from bot.people.notify import DEFAULT_NOTIFY
+from bot.telling.daily import Daily
+from bot.telling.following import Follower
+
+__all__ = ["NEEDS_A_CHANNEL", "Caller", "Commands", "Reply"]
+
+START_NEEDS_SLACK = (
+    "`{command} start` opens a window in Slack listing the automations you can start;"
+    " `{command} start <automation-id>` asks you to confirm one."
+)
+FOLLOW_NEEDS_SLACK = "Runs are followed in a Slack channel: run `{command} follow <run-id>` there."
+LINK_NEEDS_SLACK = "Links belong to a Slack account: run `{command} {words}` in Slack."
+NEEDS_A_CHANNEL = "Subscriptions belong to a Slack channel: run `{command} {words}` in the channel itself."
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asked, and where: a Slack user in a channel, or nobody (the CLI's preview)."""
+
+    user_id: str | None = None
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    message: dict[str, Any]
+    public: bool = False  # posted for the whole channel (a change to where alerts go), not only the caller
+    status: str = "ok"  # for /metrics: ok, help, usage_error, fabro_error, not_allowed, error…
+
+
+async def _utc(_: str | None) -> ZoneInfo:
+    return ZoneInfo("UTC")
+
+
+@dataclass
+class Commands:
+    answerer: Answerer
+    desk: SubscriptionDesk | None = None  # None where there is no channel (the CLI)
+    command: str = "/runs"
+    daily: Daily | None = None
+    zone_of: Callable[[str | None], Awaitable[ZoneInfo]] = _utc  # a person's time zone (Slack's profile)
+    follower: Follower | None = None  # None where there is no channel to follow in (the CLI)
+    new_intent: Callable[[], str] = lambda: uuid.uuid4().hex[:20]
+    linker: Linker | None = None  # None where there is no Slack account (the CLI)
+
+    @staticmethod
+    def instant(parsed: Parsed) -> bool:
+        """Answered without Fabro or the store: fast enough for the acknowledgement itself."""
+        return isinstance(parsed, Help | UsageError)
+
+    @staticmethod
+    def selector_of(parsed: Parsed) -> str | None:
+        """The run id or prefix a failure should be told about (a prefix matching no run, or several)."""
+        if isinstance(parsed, RunLookup | FollowRun):
+            return parsed.selector
+        if isinstance(parsed, RunQuery) and parsed.parent_id:
+            return parsed.parent_id
+        return None
+
+    async def reply(self, parsed: Parsed, caller: Caller) -> Reply:
+        """The reply to a parsed command; typed errors propagate to the caller's error boundary."""
+        match parsed:
+            case Help():
+                return Reply(help_message(self.command), status="help")
+            case UsageError():
+                return Reply(usage_error_message(parsed, self.command), status="usage_error")
+            case RunQuery():
+                return Reply(await self.answerer.listing(parsed))
+            case RunLookup():
+                return Reply(await self.answerer.detail(parsed))
+            case Subscribe() | Subscriptions() | Unsubscribe() | Summary():
+                return await self._subscriptions(parsed, caller)
+            case Start():
+                return await self._start(parsed, caller)
+            case FollowRun():
+                return await self._follow(parsed, caller)
+            case Link() | WhoAmI() | Notify():
+                return await self._link(parsed, caller)
+            case Stats():
+                daily = self.daily or Daily(self.answerer.fabro, self.answerer.clock)
+                tz = await self.zone_of(caller.user_id)
+                picture = await daily.picture(Window(parsed.window), tz)
+                now = self.answerer.clock()
+                return Reply(stats_message(picture, now=now, web_base=self.answerer.web_base, command=self.command))
+            case _:
+                assert_never(parsed)
+
+    async def _follow(self, parsed: FollowRun, caller: Caller) -> Reply:
+        if self.follower is None or caller.channel is None or caller.user_id is None:
+            return Reply(notice(FOLLOW_NEEDS_SLACK.format(command=self.command)))
+        if parsed.stop:
+            run = await self.follower.unfollow(parsed.selector, channel=caller.channel)
+            said = (
+                f"No longer following `{parsed.selector}` here."
+                if run
+                else f"`{parsed.selector}` is not followed here."
+            )
+            return Reply(notice(said))
+        follow = await self.follower.follow(parsed.selector, channel=caller.channel, user_id=caller.user_id)
+        return Reply(
+            notice(f"Following run `{follow.run_id}` here: its live card shows where it is, its thread what matters.")
+        )
+
+    async def _notifications(self, user: str) -> str:
+        assert self.linker is not None
+        chosen = await self.linker.store.notify_of(user)
+        kinds = DEFAULT_NOTIFY if chosen is None else chosen
+        if not kinds:
+            return (
+                f"Direct messages are off for you (`{self.command} notify questions approvals failed` turns them on)."
+            )
+        named = " · ".join(f"`{k}`" for k in sorted(kinds))
+        return f"Direct messages about your runs: {named}{' (the default)' if chosen is None else ''}."
+
+    async def _link(self, parsed: Link | WhoAmI | Notify, caller: Caller) -> Reply:
+        cmd = self.command
+        if self.linker is None or caller.user_id is None:
+            words = (
+                "whoami"
+                if isinstance(parsed, WhoAmI)
+                else "notify"
+                if isinstance(parsed, Notify)
+                else "unlink"
+                if parsed.unlink
+                else "link <login>"
+            )
+            return Reply(notice(LINK_NEEDS_SLACK.format(command=cmd, words=words)))
+        user = caller.user_id
+        if isinstance(parsed, Notify):
+            if parsed.kinds is not None:
+                await self.linker.store.set_notify(user, parsed.kinds, self.answerer.clock())
+            return Reply(notice(await self._notifications(user)))
+        if isinstance(parsed, WhoAmI):
+            pinned, linked = await self.linker.logins_of(user)
+            settings = await self._notifications(user)
+            if not pinned and not linked:
+                return Reply(
+                    notice(
+                        "You are not linked to a Fabro login yet, so runs you start in Fabro are not known to be"
+                        f" yours. Link your GitHub login with `{cmd} link <login>`.\n{settings}"
+                    )
+                )
+            lines = [f"`{login}` (pinned by an admin)" for login in pinned] + [f"`{login}`" for login in linked]
+            return Reply(notice("Your Fabro logins: " + ", ".join(lines) + f".\n{settings}"))
+        if parsed.unlink:
+            removed, kept = await self.linker.unlink(user, parsed.login)
+            said = (
+                f"Unlinked {removed} login{'s' if removed != 1 else ''}."
+                if removed
+                else "You had no link to remove."
+                if parsed.login is None
+                else f"`{parsed.login}` is not linked to you."
+            )
+            if kept:
+                said += " Pinned by an admin, so still yours: " + ", ".join(f"`{k}`" for k in kept) + "."
+            return Reply(notice(said))
+        assert parsed.login is not None
+        result = await self.linker.link(parsed.login, user)
+        login, holder = result.login, f"<@{result.holder}>" if result.holder else "someone"
+        match result.outcome:
+            case LinkOutcome.LINKED:
+                return Reply(notice(f"Linked: runs started by `{login}` in Fabro are yours. `{cmd} whoami` shows it."))
+            case LinkOutcome.ALREADY:
+                return Reply(notice(f"`{login}` is linked to you already."))
+            case LinkOutcome.TAKEN:
+                said = f"`{login}` is linked to {holder}. If it is yours, ask them to run `{cmd} unlink {login}`."
+                return Reply(notice(said, icon=":warning:"), status="not_allowed")
+            case LinkOutcome.PINNED:
+                said = f"An admin pinned `{login}` to {holder} (`USER_LINKS`); ask them to change it if it is yours."
+                return Reply(notice(said, icon=":warning:"), status="not_allowed")
+            case LinkOutcome.RESERVED:
+                said = (
+                    f"`{login}` is the login of this bot's Fabro token, so it starts runs for everyone:"
+                    " it cannot be linked."
+                )
+                return Reply(notice(said, icon=":warning:"), status="usage_error")
+            case LinkOutcome.CLOSED:
+                said = "Links are set by an admin here (`USER_LINKING=pinned`): ask them to add yours to `USER_LINKS`."
+                return Reply(notice(said, icon=":warning:"), status="not_allowed")
+            case _:
+                assert_never(result.outcome)
+
+    async def _start(self, parsed: Start, caller: Caller) -> Reply:
+        """`/runs start <id>`: a confirmation to the asker alone (the window for a bare `start` is Slack's)."""
+        if parsed.automation_id is None:
+            return Reply(notice(START_NEEDS_SLACK.format(command=self.command)))
+        presets = [p for p in await self.answerer.fabro.automations() if p.startable]
+        preset = next((p for p in presets if p.id == parsed.automation_id), None)
+        if preset is None:
+            close = difflib.get_close_matches(parsed.automation_id, [p.id for p in presets], n=3, cutoff=0.5)
+            return Reply(unknown_automation(parsed.automation_id, close, self.command), status="usage_error")
+        return Reply(start_card(preset, intent=self.new_intent(), channel=caller.channel))
+
+    async def _subscriptions(self, parsed: Subscribe | Subscriptions | Unsubscribe | Summary, caller: Caller) -> Reply:
+        if self.desk is None or caller.channel is None or caller.user_id is None:
+            words = {
+                Subscribe: "subscribe",
+                Subscriptions: "subscriptions",
+                Unsubscribe: "unsubscribe",
+                Summary: "summary",
+            }[type(parsed)]
+            return Reply(notice(NEEDS_A_CHANNEL.format(command=self.command, words=words)))
+        match parsed:
+            case Summary():
+                tz = await self.zone_of(caller.user_id)
+                now = self.answerer.clock()
+                reply = await self.desk.summary(
+                    parsed, channel=caller.channel, user_id=caller.user_id, tz=str(tz), now=now
+                )
+            case Subscribe():
+                reply = await self.desk.subscribe(parsed, channel=caller.channel, user_id=caller.user_id)
+            case Unsubscribe():
+                reply = await self.desk.unsubscribe(parsed, channel=caller.channel, user_id=caller.user_id)
+            case Subscriptions():
+                reply = await self.desk.list(channel=caller.channel)
+        return Reply(reply.message, public=reply.public)

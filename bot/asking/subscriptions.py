@@ -1,0 +1,103 @@
+"""`/runs subscribe | subscriptions | unsubscribe`: which channels get which alerts."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.blocks.subscriptions import (
+    subscribed_message,
+    subscriptions_message,
+    summary_message,
+    unsubscribed_message,
+)
+from bot.core.errors import NotAllowed
+from bot.core.query import Subscribe, Summary, Unsubscribe
+from bot.core.records import ChannelSummary, Subscription
+from bot.people.permissions import Allowlist
+from bot.store.base import Store
+
+__all__ = ["Reply", "SubscriptionDesk"]
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Reply:
+    message: Message
+    public: bool = False  # changes are announced in the channel: everyone sees who routed alerts
+
+
+@dataclass
+class SubscriptionDesk:
+    store: Store
+    default_channel: str | None = None
+    command: str = "/runs"
+    # Who may change where alerts go: SUBSCRIPTION_ALLOWLIST, else ACTION_ALLOWLIST, else everyone.
+    allowlist: Allowlist | None = None
+    allowlist_name: str = "SUBSCRIPTION_ALLOWLIST"
+
+    async def _may_route(self, user_id: str) -> None:
+        if self.allowlist is not None and not await self.allowlist.allows(user_id):
+            log.info("user=%s may not change where alerts go", user_id)
+            raise NotAllowed("change where alerts are posted", self.allowlist_name)
+
+    async def subscribe(self, request: Subscribe, *, channel: str, user_id: str) -> Reply:
+        await self._may_route(user_id)
+        wanted = Subscription(
+            0,
+            channel,
+            request.kinds,
+            repo=request.repo,
+            workflow=request.workflow,
+            labels=dict(request.labels),
+            created_by=user_id,
+        )
+        for sub in await self.store.subscriptions(channel):
+            if (sub.kinds, sub.repo, sub.workflow, sub.labels) == (
+                wanted.kinds,
+                wanted.repo,
+                wanted.workflow,
+                wanted.labels,
+            ):
+                return Reply(subscribed_message(sub, user_id=user_id, command=self.command, existing=True))
+        sub = await self.store.add_subscription(wanted)
+        log.info("user=%s subscribed channel=%s: subscription %d", user_id, channel, sub.id)
+        return Reply(subscribed_message(sub, user_id=user_id, command=self.command, existing=False), public=True)
+
+    async def summary(self, request: Summary, *, channel: str, user_id: str, tz: str, now: datetime) -> Reply:
+        """Show, set (replacing any earlier one) or stop the channel's daily summary."""
+        if request.at is None and not request.off:
+            current = next(iter(await self.store.summaries(channel)), None)
+            return Reply(summary_message(current, command=self.command))
+        await self._may_route(user_id)
+        if request.off:
+            removed = await self.store.remove_summary(channel)
+            log.info("user=%s stopped the daily summary of channel=%s", user_id, channel)
+            return Reply(summary_message(None, command=self.command, changed_by=user_id), public=removed)
+        assert request.at is not None
+        setting = ChannelSummary(channel, request.at, tz, user_id, now)
+        await self.store.set_summary(setting)
+        log.info("user=%s set the daily summary of channel=%s at %s %s", user_id, channel, request.at, tz)
+        return Reply(summary_message(setting, command=self.command, changed_by=user_id), public=True)
+
+    async def list(self, *, channel: str) -> Reply:
+        subs = await self.store.subscriptions(channel)
+        broken = (await self.store.broken_channels()).get(channel)
+        return Reply(
+            subscriptions_message(
+                subs, channel=channel, default_channel=self.default_channel, broken=broken, command=self.command
+            )
+        )
+
+    async def unsubscribe(self, request: Unsubscribe, *, channel: str, user_id: str) -> Reply:
+        await self._may_route(user_id)
+        removed = await self.store.remove_subscriptions(channel, list(request.ids) if request.ids is not None else None)
+        log.info("user=%s removed %d subscriptions from channel=%s", user_id, removed, channel)
+        return Reply(
+            unsubscribed_message(removed, ids=request.ids, user_id=user_id, command=self.command), public=removed > 0
+        )

@@ -1,0 +1,148 @@
+"""Why something a person asked for was not done, as typed errors the services raise.  [pure]
+
+    BotError                 a request that could not be done; rendered by `bot.blocks.replies`
+    ├── NotAllowed           the person is not in the allowlist for that
+    ├── AlreadyActed         someone already did it, or is doing it now
+    ├── Refused              the run moved on: the thing no longer applies (the card is redrawn)
+    ├── ActionFailed         Fabro refused or could not be reached while acting (wraps a FabroError)
+    ├── Unreadable           a button, menu or modal whose data cannot be read (stale or forged)
+    ├── NotOpened            Slack would not open a window in time (the click's trigger expired)
+    ├── CannotPost           the bot cannot post where a live card was asked for
+    └── FollowLimit          FOLLOW_MAX runs are followed already
+
+Fabro's own errors (`bot.fabro.errors.FabroError`) reach the same boundary unwrapped when
+nothing was being acted on (a listing, a lookup). Anything else is a bug: the boundary logs
+it with its traceback and a reference the person also sees.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from bot.core.keys import Verb
+from bot.core.outcomes import Outcome
+from bot.core.records import Action
+from bot.fabro.errors import FabroError
+from bot.fabro.models import Run
+
+__all__ = [
+    "ActionFailed",
+    "AlreadyActed",
+    "BotError",
+    "CannotPost",
+    "FollowLimit",
+    "NotAllowed",
+    "NotOpened",
+    "Refusal",
+    "Refused",
+    "Settled",
+    "Unreadable",
+]
+
+
+@dataclass(frozen=True)
+class Settled:
+    """Where a run is after an action, and what became of the thing acted on: a card's new state."""
+
+    run: Run
+    outcome: Outcome
+
+
+class BotError(Exception):
+    """A request that could not be done. `status` labels it in /metrics."""
+
+    status = "failed"
+    settled: Settled | None = None  # what the card acted on should now show, when that is known
+
+
+class NotAllowed(BotError):
+    status = "not_allowed"
+
+    def __init__(self, what: Verb | str, allowlist: str = "ACTION_ALLOWLIST") -> None:
+        super().__init__(f"not allowed to {what}")
+        self.what = what
+        self.allowlist = allowlist
+
+
+class AlreadyActed(BotError):
+    status = "duplicate"
+
+    def __init__(self, earlier: Action) -> None:
+        super().__init__(f"{earlier.key} is {earlier.state}")
+        self.earlier = earlier
+
+
+class Refusal(enum.StrEnum):
+    QUESTION_GONE = "question_gone"
+    ANSWER_UNFIT = "answer_unfit"  # the answer does not fit the question as it is now; `detail` says why
+    NOTHING_PICKED = "nothing_picked"
+    NOT_AWAITING_APPROVAL = "not_awaiting_approval"
+    ARCHIVED = "archived"
+    NOT_FINISHED = "not_finished"
+    ALREADY_FINISHED = "already_finished"
+    NOT_SUCCEEDED = "not_succeeded"
+    PR_EXISTS = "pr_exists"
+    PR_NONE = "pr_none"
+    PR_MERGED = "pr_merged"
+    PR_CLOSED = "pr_closed"
+    AUTOMATION_GONE = "automation_gone"
+    NOT_RUNNING = "not_running"
+    ENDED = "ended"
+    TOO_LONG = "too_long"
+    NOTHING_SAID = "nothing_said"
+    NOT_STARTABLE = "not_startable"
+
+
+class Refused(BotError):
+    status = "refused"
+
+    def __init__(
+        self, reason: Refusal, *, run: Run | None = None, detail: str | None = None, settled: Settled | None = None
+    ) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
+        self.run = run
+        self.detail = detail
+        self.settled = settled
+        if reason is Refusal.NOTHING_PICKED:
+            self.status = "invalid"
+
+
+class ActionFailed(BotError):
+    def __init__(self, cause: FabroError, *, verb: Verb, run_id: str, settled: Settled | None = None) -> None:
+        super().__init__(f"{verb} {run_id}: {cause!r}")
+        self.cause = cause
+        self.verb = verb
+        self.run_id = run_id
+        self.settled = settled
+
+
+class Unreadable(BotError):
+    status = "invalid"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+class NotOpened(BotError):
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+
+
+class CannotPost(BotError):
+    """The bot cannot post in that conversation (a private channel it is not in, a DM between people)."""
+
+    def __init__(self, channel: str, error: str) -> None:
+        super().__init__(f"{channel}: {error}")
+        self.channel = channel
+        self.error = error
+
+
+class FollowLimit(BotError):
+    """`FOLLOW_MAX` runs are followed already."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"{limit} runs are followed")
+        self.limit = limit

@@ -1,0 +1,125 @@
+"""Personal notifications: the person a run waits on hears of it in a direct message.
+
+A run's owner is, in order: the Slack user who retried it through the bot (Fabro records the bot's
+token as its creator, so the bot's own record decides); a `slack` principal in `created_by`; the
+Slack user linked to a `user` principal's login. An approval on a child run goes to the owner of
+its parent when the child has none of its own.
+
+A notification is an alert whose channel is the owner's DM with the bot: it is claimed, posted,
+found again by its metadata after a crash, paced and edited in place by the same delivery as
+channel alerts, so it gets the same guarantees.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core.keys import ActionScope, ActionState, AlertKind
+from bot.core.records import IndexedRun
+from bot.fabro.client import FabroClient
+from bot.fabro.errors import FabroError
+from bot.fabro.models import Run
+from bot.people.identity import Linker
+from bot.slack.webapi import slack_error
+from bot.store.base import Store
+
+__all__ = ["DEFAULT_NOTIFY", "PERSONAL_KINDS", "Personal", "indexed"]
+
+log = logging.getLogger(__name__)
+
+WORD_OF = {
+    AlertKind.QUESTION: "questions",
+    AlertKind.APPROVAL: "approvals",
+    AlertKind.FAILED: "failed",
+    AlertKind.SUCCEEDED: "succeeded",
+}
+PERSONAL_KINDS = frozenset(WORD_OF)
+DEFAULT_NOTIFY = frozenset({"questions", "approvals", "failed"})  # succeeded is asked for; `/runs notify` sets them
+
+
+@dataclass
+class Personal:
+    linker: Linker
+    store: Store
+    fabro: FabroClient
+    slack: AsyncWebClient
+    kinds: frozenset[AlertKind] = PERSONAL_KINDS
+    _dms: dict[str, str] = field(default_factory=dict, init=False, repr=False)  # user → D… channel
+
+    async def owner_of(self, run: Run) -> str | None:
+        recorded = await self._recorded_owner(run)
+        if recorded is not None:
+            return recorded
+        principal = run.created_by
+        if principal is not None and principal.kind == "user":
+            return await self.linker.user_of(principal.login)
+        return None
+
+    async def _recorded_owner(self, run: Run) -> str | None:
+        """The owner known without links: who retried or started it from Slack, or Fabro's `slack` principal."""
+        if run.retried_from:
+            for action in await self.store.actions_for_run(run.retried_from):
+                if action.key.scope is ActionScope.RETRY and action.state is ActionState.DONE:
+                    return action.user_id
+        principal = run.created_by
+        if principal is not None and principal.kind == "slack" and (principal.user_id or "")[:1] in ("U", "W"):
+            return principal.user_id
+        known = await self.store.indexed_run(run.id)  # started from Slack: the bot wrote down who
+        return known.owner if known else None
+
+    async def index(self, run: Run, web_base: str | None) -> None:
+        """Remember the run for Home: whose it is and where it stands (Fabro cannot list runs by creator)."""
+        await self.store.index_run(indexed(run, await self._recorded_owner(run), web_base))
+
+    async def targets(self, run: Run, kind: AlertKind) -> list[str]:
+        """The DM channels this alert goes to (none, or the owner's). Never raises: it costs this one item."""
+        if kind not in self.kinds:
+            return []
+        try:
+            owner = await self.owner_of(run)
+            if owner is None and kind is AlertKind.APPROVAL and run.parent_id:
+                owner = await self.owner_of(await self.fabro.get_run(run.parent_id))
+        except FabroError as exc:
+            log.warning("owner of run %s unknown for now: %s", run.id, exc)
+            return []
+        if owner is None:
+            return []
+        chosen = await self.store.notify_of(owner)
+        if WORD_OF[kind] not in (DEFAULT_NOTIFY if chosen is None else chosen):
+            return []
+        dm = await self.dm(owner)
+        return [dm] if dm else []
+
+    async def dm(self, user_id: str) -> str | None:
+        if user_id in self._dms:
+            return self._dms[user_id]
+        try:
+            response = await self.slack.conversations_open(users=user_id)
+        except SlackApiError as exc:
+            log.warning("cannot open a DM with %s: %s (needs the im:write scope)", user_id, slack_error(exc))
+            return None
+        channel = (response.get("channel") or {}).get("id")
+        if not isinstance(channel, str) or not channel:
+            return None
+        self._dms[user_id] = channel
+        return channel
+
+
+def indexed(run: Run, owner: str | None, web_base: str | None) -> IndexedRun:
+    """The index entry for `run`: its owner as the bot knows it, the login that started it, where it stands."""
+    principal = run.created_by
+    login = (principal.login or "").lower() or None if principal and principal.kind == "user" else None
+    return IndexedRun(
+        run_id=run.id,
+        owner=owner,
+        login=login,
+        status=run.bucket,
+        title=(run.title or run.goal or "Untitled run")[:200],
+        web_url=run.web_url(web_base),
+        updated_at=run.updated_at or datetime.now(UTC),
+    )

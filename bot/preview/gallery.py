@@ -1,0 +1,240 @@
+"""Every kind of message the bot can post, drawn from the sample runs: the place to review the design.  [pure]
+
+`fabro-slack-bot preview --gallery` shows them in the terminal; a test holds each one to
+Slack's limits.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from importlib import resources
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.blocks.alerts import approval_alert, digest_message, failed_alert, question_alert, resolved_alert
+from bot.blocks.live import live_card, update_reply
+from bot.blocks.outcomes import outcome_text
+from bot.blocks.replies import error_message, help_message, internal_error_message, usage_error_message
+from bot.blocks.runs import run_detail_message, run_list_message, unfurl_card
+from bot.blocks.start import start_announcement, start_card, start_picker
+from bot.blocks.stats import stats_message
+from bot.blocks.subscriptions import subscribed_message, subscriptions_message, summary_message, unsubscribed_message
+from bot.core.errors import NotAllowed
+from bot.core.keys import AlertKind, Verb
+from bot.core.outcomes import Outcome, OutcomeVerb
+from bot.core.query import RunQuery, UsageError, parse
+from bot.core.records import ChannelSummary, Subscription
+from bot.core.stats import Window, bounds, picture
+from bot.fabro.errors import FabroUnavailable
+from bot.fabro.models import AutomationPreset, Failure, ListMeta, Question, Run, RunEvent, RunList, Stage
+
+__all__ = ["gallery"]
+
+Message = dict[str, Any]
+WEB = "https://fabro.example.com"
+COMMAND = "/runs"
+
+_QUESTIONS: list[dict[str, Any]] = [
+    {"id": "q-yes", "text": "Deploy to production now?", "question_type": "yes_no", "stage": "deploy"},
+    {"id": "q-confirm", "text": "Apply the database migration?", "question_type": "confirmation", "stage": "migrate"},
+    {
+        "id": "q-choice",
+        "text": "Which approach should the refactor take?",
+        "question_type": "multiple_choice",
+        "options": [
+            {"key": "a", "label": "Extract a service", "description": "Smaller modules, one more hop"},
+            {"key": "b", "label": "Keep it inline", "description": "Fewer files, a longer function"},
+            {"key": "c", "label": "Split by feature"},
+        ],
+    },
+    {
+        "id": "q-many",
+        "text": "Which region should the canary run in?",
+        "question_type": "multiple_choice",
+        "options": [{"key": f"r{i}", "label": f"region-{i}"} for i in range(8)],
+    },
+    {
+        "id": "q-multi",
+        "text": "Which checks should block the merge?",
+        "question_type": "multi_select",
+        "options": [{"key": k, "label": k} for k in ("lint", "types", "unit tests", "e2e")],
+    },
+    {
+        "id": "q-free",
+        "text": "What should the release notes say?",
+        "question_type": "freeform",
+        "context_display": "diff --git a/CHANGELOG.md b/CHANGELOG.md\n+## 2.4.0\n+- Rate limiting on auth endpoints",
+    },
+]
+
+
+def _runs(now: datetime) -> list[Run]:
+    raw = json.loads(resources.files("bot.fabro").joinpath("demo_runs.json").read_text("utf-8"))
+    runs = [Run.model_validate(r) for r in raw["runs"]]
+    newest = max((r.timestamps.created_at for r in runs if r.timestamps.created_at), default=now)
+    shift = now - timedelta(minutes=4) - newest
+    return [_shifted(r, shift) for r in runs]
+
+
+def _shifted(run: Run, shift: timedelta) -> Run:
+    stamps = run.timestamps.model_copy(
+        update={k: v + shift for k, v in run.timestamps.model_dump().items() if v is not None}
+    )
+    return run.model_copy(update={"timestamps": stamps})
+
+
+def gallery(now: datetime) -> list[tuple[str, Message]]:
+    """(title, message) for every kind of message, in the order a person meets them."""
+    runs = _runs(now)
+    by_kind = {r.status.kind: r for r in runs}
+    failed, blocked, pending = by_kind["failed"], by_kind["blocked"], by_kind["pending"]
+    listing = RunList(data=runs[:6], meta=ListMeta(has_more=True, total=len(runs)))
+    items: list[tuple[str, Message]] = [
+        ("/runs active (a list)", run_list_message(RunQuery(limit=6), listing, now=now, web_base=WEB)),
+        ("/runs <id> (a detail card)", run_detail_message(blocked, now=now, web_base=WEB)),
+        (
+            "/runs <id> of a failed run",
+            run_detail_message(failed, now=now, failure=_failure(), web_base=WEB),
+        ),
+        ("Alert: a run failed", failed_alert(failed, now=now, failure=_failure(), web_base=WEB)),
+    ]
+    for raw in _QUESTIONS:
+        question = Question.model_validate(raw)
+        alert = question_alert(blocked, question, now=now, asked_at=now - timedelta(minutes=12), web_base=WEB)
+        items.append((f"Alert: a {question.question_type} question", alert))
+    items += [
+        ("Alert: an approval waiting", approval_alert(pending, now=now, web_base=WEB)),
+        (
+            "Alert: a run cancelled (asked for by name)",
+            failed_alert(_cancelled(failed), now=now, failure=None, web_base=WEB),
+        ),
+        (
+            "Alert resolved: answered",
+            resolved_alert(blocked, outcome=outcome_text(_answered()), now=now, web_base=WEB),
+        ),
+        (
+            "Alert resolved: denied",
+            resolved_alert(pending, outcome=outcome_text(_denied()), now=now, web_base=WEB),
+        ),
+        (
+            "Alert: a digest of many",
+            digest_message(
+                [(AlertKind.FAILED, r) for r in runs] * 4, command=COMMAND, web_base=WEB, key="digest:gallery"
+            ),
+        ),
+        ("/runs stats", stats_message(_picture(runs, now), now=now, web_base=WEB)),
+        ("A pasted run link, unfurled", {"text": "unfurl", **unfurl_card(blocked, now=now, web_base=WEB)}),
+        ("/runs start <automation-id>", start_card(_automation(), intent="0a1b2c3d4e5f", channel="C0TEAM")),
+        ("/runs start: the window", {"text": "picker", **start_picker([_automation()], metadata="{}")}),
+        (
+            "A run started from Slack",
+            start_announcement(pending, user_id="U0ADA", automation="Nightly dependency bumps", now=now, web_base=WEB),
+        ),
+        ("A succeeded run, ready to ship", run_detail_message(by_kind["succeeded"], now=now, web_base=WEB)),
+        ("A followed run's live card", live_card(blocked, _stages(), now=now, web_base=WEB)),
+        (
+            "In the live card's thread: a stage failed",
+            _reply(
+                RunEvent.model_validate(
+                    {
+                        "seq": 9,
+                        "event": "stage.failed",
+                        "node_label": "verify",
+                        "properties": {"will_retry": True, "failure": {"message": "3 tests failed"}},
+                    }
+                ),
+                blocked,
+                now,
+            ),
+        ),
+        ("/runs help", help_message(COMMAND)),
+        ("A usage error (/runs blokced)", usage_error_message(_usage("blokced"), COMMAND)),
+        ("A usage error (/runs limit:500)", usage_error_message(_usage("limit:500"), COMMAND)),
+        ("Fabro did not answer", error_message(FabroUnavailable("x", request_id="req_123", timed_out_after=10))),
+        ("Not allowed", error_message(NotAllowed(Verb.RETRY))),
+        ("Something broke on our side", internal_error_message("4f2a9c1e7b3d")),
+    ]
+    sub = Subscription(3, "C0TEAM", frozenset({"failed", "questions"}), repo="acme/api", created_by="U0ADA")
+    items += [
+        (
+            "/runs subscribe failed questions repo:acme/api",
+            subscribed_message(sub, user_id="U0ADA", command=COMMAND, existing=False),
+        ),
+        (
+            "/runs subscriptions",
+            subscriptions_message([sub], channel="C0TEAM", default_channel=None, broken=None, command=COMMAND),
+        ),
+        ("/runs unsubscribe 3", unsubscribed_message(1, ids=(3,), user_id="U0ADA", command=COMMAND)),
+        (
+            "/runs summary daily 09:00",
+            summary_message(
+                ChannelSummary("C0TEAM", "09:00", "Europe/Berlin", "U0ADA", now), command=COMMAND, changed_by="U0ADA"
+            ),
+        ),
+    ]
+    return items
+
+
+def _stages() -> list[Stage]:
+    return [
+        Stage.model_validate({"id": f"{n}@1", "name": n, "status": s, "node_id": n, "wall_time_ms": ms})
+        for n, s, ms in (
+            ("plan", "succeeded", 40_000),
+            ("implement", "succeeded", 540_000),
+            ("verify", "retrying", None),
+        )
+    ]
+
+
+def _reply(event: RunEvent, run: Run, now: datetime) -> Message:
+    reply = update_reply(event, run, now=now, web_base=WEB)
+    assert reply is not None
+    return reply
+
+
+def _automation() -> AutomationPreset:
+    return AutomationPreset.model_validate(
+        {
+            "id": "nightly-deps",
+            "name": "Nightly dependency bumps",
+            "description": "Bump dependencies and open a pull request",
+            "target": {"repository": "acme/api", "ref": "main", "workflow": "implement"},
+            "triggers": [{"id": "t1", "type": "api", "enabled": True}],
+        }
+    )
+
+
+def _usage(text: str) -> UsageError:
+    parsed = parse(text)
+    assert isinstance(parsed, UsageError)
+    return parsed
+
+
+def _failure() -> Failure:
+    return Failure(
+        reason="workflow_error",
+        message="Stage `test` exited with status 1: 3 tests failed in tests/test_auth.py",
+        category="workflow",
+        causes=["test_rate_limit_resets_after_window", "test_burst_is_refused"],
+    )
+
+
+def _cancelled(run: Run) -> Run:
+    status = run.lifecycle.status.model_copy(update={"reason": "cancelled"})
+    return run.model_copy(update={"lifecycle": run.lifecycle.model_copy(update={"status": status})})
+
+
+def _answered() -> Outcome:
+    return Outcome(OutcomeVerb.ANSWERED, slack_user="U0ADA", question="Deploy to production now?", answer="yes")
+
+
+def _denied() -> Outcome:
+    return Outcome(OutcomeVerb.DENIED, slack_user="U0ADA", reason="not during the freeze")
+
+
+def _picture(runs: list[Run], now: datetime) -> Any:
+    tz = ZoneInfo("Europe/Berlin")
+    start, end = bounds(Window.WEEK, now, tz)
+    waiting = [r for r in runs if r.bucket == "blocked" or r.awaits_approval]
+    return picture(runs, waiting, window=Window.WEEK, start=start, end=end, tz=str(tz))

@@ -1,0 +1,86 @@
+"""What deserves an alert, which subscriptions want it, and when it is over.  [pure]"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.core.keys import AlertKey, AlertKind
+from bot.core.records import Subscription
+from bot.fabro.models import Question, Run
+
+__all__ = [
+    "DEFAULT_KINDS",
+    "KIND_OF_SUBSCRIPTION",
+    "SUBSCRIPTION_KINDS",
+    "Wanted",
+    "channels_for",
+    "matches",
+    "wanted_alerts",
+]
+
+# Subscription words (what people type) and the alert kind each one asks for.
+KIND_OF_SUBSCRIPTION = {
+    "failed": AlertKind.FAILED,
+    "questions": AlertKind.QUESTION,
+    "approvals": AlertKind.APPROVAL,
+    "cancelled": AlertKind.CANCELLED,
+}
+SUBSCRIPTION_KINDS = frozenset(KIND_OF_SUBSCRIPTION)
+# What a subscription gets when it names no kind, and what ALERT_CHANNEL gets.
+DEFAULT_KINDS = frozenset({"failed", "questions", "approvals"})
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One alert a run deserves right now, keyed so it is posted once per channel."""
+
+    key: AlertKey
+    run: Run
+    question: Question | None = None
+
+    @property
+    def kind(self) -> AlertKind:
+        return self.key.kind
+
+
+def wanted_alerts(run: Run, questions: list[Question] | None = None) -> list[Wanted]:
+    """The alerts `run` deserves in its current state.
+
+    `questions` are the run's pending questions when they were fetched; otherwise the
+    run's own `current_question` (the earliest pending one) stands for them.
+    """
+    wanted: list[Wanted] = []
+    if run.bucket == "failed":
+        # Cancelling and denying end a run as `failed` too, but they are decisions, not failures:
+        # a cancellation is its own kind (asked for by name), a denial is told on its approval alert.
+        reason = run.status.reason
+        if reason == "cancelled":
+            wanted.append(Wanted(AlertKey(AlertKind.CANCELLED, run.id), run))
+        elif reason != "approval_denied":
+            wanted.append(Wanted(AlertKey(AlertKind.FAILED, run.id), run))
+    if run.bucket == "succeeded":
+        wanted.append(Wanted(AlertKey(AlertKind.SUCCEEDED, run.id), run))  # no subscription asks for it
+    pending = questions if questions is not None else ([run.current_question] if run.current_question else [])
+    for question in pending:
+        wanted.append(Wanted(AlertKey(AlertKind.QUESTION, run.id, question.id), run, question))
+    if run.awaits_approval:
+        wanted.append(Wanted(AlertKey(AlertKind.APPROVAL, run.id), run))
+    return wanted
+
+
+def matches(sub: Subscription, run: Run, kind: AlertKind) -> bool:
+    """Whether `sub` asked for alerts of `kind` about `run`."""
+    if not any(KIND_OF_SUBSCRIPTION.get(k) == kind for k in sub.kinds):
+        return False
+    if sub.repo and (run.repository.name or "").lower() != sub.repo.lower():
+        return False
+    if sub.workflow:
+        names = {n.lower() for n in (run.workflow.name, run.workflow.graph_name, run.workflow.slug) if n}
+        if sub.workflow.lower() not in names:
+            return False
+    return all(run.labels.get(k) == v for k, v in sub.labels.items())
+
+
+def channels_for(subs: list[Subscription], run: Run, kind: AlertKind) -> list[str]:
+    """Each channel once, however many of its subscriptions match, in subscription order."""
+    return list(dict.fromkeys(s.channel for s in subs if matches(s, run, kind)))

@@ -1,0 +1,190 @@
+"""The installed `fabro-slack-bot` command: preview, check, and run as a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.conftest import SIGNING_SECRET, SlackUser
+from tests.fakes.runs import make_run
+
+COMMAND = str(Path(sys.executable).parent / "fabro-slack-bot")
+
+
+async def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        COMMAND, *args, env=_env(env), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    return process.returncode, out.decode(), err.decode()
+
+
+def _env(extra: dict[str, str] | None) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "FABRO_"))}
+    return base | (extra or {})
+
+
+def fake_env(fabro, slack, **extra: str) -> dict[str, str]:
+    return {
+        "FABRO_API_URL": fabro.url,
+        "FABRO_API_TOKEN": fabro.token,
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        **extra,
+    }
+
+
+async def test_preview_demo_needs_no_configuration():
+    code, out, err = await run_cli("preview", "--demo", "--json", "failed sort:elapsed asc")
+    assert code == 0, err
+    message = json.loads(out)
+    assert message["response_type"] == "ephemeral"
+    sections = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section"]
+    assert sections[0].startswith("*Failed runs, by elapsed time (ascending)* — 2 match")
+    assert "sandbox init failed" in sections[1]  # the shorter failure comes first
+
+
+async def test_preview_demo_shows_a_detail_card_with_the_failure_message():
+    code, out, _ = await run_cli("preview", "--demo", "--json", "01KJT9DB")
+    assert code == 0
+    assert "still fail after 4 attempts" in out
+
+
+async def test_preview_of_a_typo_prints_the_usage_error():
+    code, out, _ = await run_cli("preview", "--demo", "--json", "blokced")
+    assert code == 0 and "Did you mean `blocked`?" in out
+
+
+async def test_run_without_settings_lists_each_problem_and_exits_2():
+    code, _out, err = await run_cli("run")
+    assert code == 2
+    assert "FABRO_API_URL: missing" in err and "SLACK_BOT_TOKEN: missing" in err
+    assert "Traceback" not in err
+
+
+async def test_check_passes_against_a_working_fabro_and_slack(fabro, slack):
+    code, out, err = await run_cli("check", env=fake_env(fabro, slack))
+    assert code == 0, out + err
+    assert "✓ settings" in out and "✓ Slack accepts the bot token" in out
+    assert f"✓ Fabro at {fabro.url} is reachable (GET /health)" in out
+    assert f"✓ Fabro at {fabro.url} accepts the API token (GET /api/v1/runs)" in out
+    # A real Fabro has no /api/v1/user (it answers 404 whatever the token): check must not rely on it.
+    assert not fabro.calls("/api/v1/user")
+    assert "✓ database sqlite:///./fabro-slack-bot.db is reachable" in out
+    assert "✓ Slack app scopes" in out
+    assert "actions: everyone in a channel with a card may act on it (ACTION_ALLOWLIST is not set)" in out
+
+
+async def test_check_names_missing_slack_scopes_and_what_they_break(fabro, slack):
+    slack.scopes = ("commands", "chat:write")
+    code, out, _ = await run_cli("check", env=fake_env(fabro, slack))
+    assert code == 1
+    assert "✗ Slack app scopes: missing, reinstall the app from manifest.yml:" in out
+    assert "channels:history — after a crash, finding alerts already posted" in out
+
+
+def test_check_knows_exactly_the_scopes_the_manifest_asks_for():
+    from bot.cli import SCOPES
+    from tests.app.test_manifest import manifest
+
+    assert set(SCOPES) == set(manifest()["oauth_config"]["scopes"]["bot"])
+
+
+async def test_check_names_an_unreachable_database_and_the_allowlist(fabro, slack):
+    env = fake_env(fabro, slack, DATABASE_URL="postgresql://nobody@127.0.0.1:1/none", ACTION_ALLOWLIST="U1AAA,S2BBB")
+    code, out, _ = await run_cli("check", env=env)
+    assert code == 1
+    assert "✗ database postgresql://nobody@127.0.0.1:1/none" in out
+    assert "only 1 user(s) and the members of 1 user group(s) in ACTION_ALLOWLIST may act" in out
+
+
+async def test_check_fails_on_a_refused_token_without_printing_it(fabro, slack):
+    bad = "fabro_dev_" + "ef" * 32
+    code, out, err = await run_cli("check", env=fake_env(fabro, slack, FABRO_API_TOKEN=bad))
+    assert code == 1
+    assert f"✓ Fabro at {fabro.url} is reachable" in out
+    assert f"✗ Fabro at {fabro.url} refuses the API token: Invalid access token." in out
+    assert bad not in out + err
+
+
+async def test_check_says_fabro_is_unreachable_rather_than_blaming_the_token(fabro, slack):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    code, out, _ = await run_cli("check", env=fake_env(fabro, slack, FABRO_API_URL=closed, FABRO_TIMEOUT_SECONDS="2"))
+    assert code == 1
+    assert f"✗ Fabro at {closed} is unreachable: Could not connect to Fabro." in out
+    assert "API token" not in out
+
+
+async def test_check_never_prints_credentials_in_urls(fabro, slack, postgres_server):
+    with_user = fabro.url.replace("http://", "http://robot:hunter2-fabro@")
+    database = postgres_server.replace("postgresql://postgres@", "postgresql://postgres:hunter2-db@")
+    env = fake_env(fabro, slack, FABRO_API_URL=with_user, DATABASE_URL=database)
+    _code, out, err = await run_cli("check", env=env)
+    assert "hunter2" not in out + err
+    assert f"Fabro at {fabro.url.replace('http://', 'http://robot@')} is reachable" in out
+    assert "database postgresql://postgres@127.0.0.1:5432" in out
+
+
+async def test_run_serves_http_and_stops_cleanly_on_sigterm(fabro, slack):
+    fabro.add(make_run("blocked", title="From a real process"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = _env(fake_env(fabro, slack, HOST="127.0.0.1", PORT=str(port), LOG_LEVEL="DEBUG"))
+    process = await asyncio.create_subprocess_exec(
+        COMMAND, "run", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+
+            async def healthy() -> bool:
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/healthz") as r:
+                        return r.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            for _ in range(200):
+                if await healthy():
+                    break
+                await asyncio.sleep(0.05)
+            user = SlackUser(f"http://127.0.0.1:{port}/slack/events", slack, session)
+            status, _, response_url = await user.command("blocked")
+            assert status == 200
+            reply = await user.reply(response_url)
+            assert "From a real process" in json.dumps(reply["blocks"])
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), 15)
+    assert process.returncode == 0
+    logs = err.decode()
+    assert "listening for Slack" in logs
+    for secret in (fabro.token, slack.bot_token, SIGNING_SECRET):
+        assert secret not in logs
+
+
+async def test_python_dash_m_bot_is_the_same_command():
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "--version", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    assert process.returncode == 0 and out.decode().startswith("fabro-slack-bot ")
+
+
+async def test_preview_answers_every_command_the_slash_command_answers():
+    for words in ("subscribe failed", "subscriptions", "unsubscribe all"):
+        code, out, err = await run_cli("preview", "--demo", "--json", words)
+        assert code == 0, err
+        assert "Subscriptions belong to a Slack channel" in json.loads(out)["text"]
+    code, out, _ = await run_cli("preview", "--demo", "limit:²")
+    assert code == 0 and "limit takes a whole number" in out

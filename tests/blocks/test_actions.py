@@ -1,0 +1,96 @@
+"""Button values round-trip exactly, and forged values decode to nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.blocks.routing import decode_page, encode_page
+from bot.core.query import RunQuery, parse
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        RunQuery(),
+        parse("failed sort:elapsed asc limit:5 page:4"),
+        parse("all"),
+        parse("active parent:01KJW4MG800000000000000004"),
+        RunQuery(statuses=("failed",), limit=100, offset=23),
+    ],
+)
+def test_a_page_value_decodes_to_the_same_query(query):
+    assert decode_page(encode_page(query)) == query
+
+
+def test_a_page_value_fits_a_button():
+    assert (
+        len(encode_page(parse("active sort:updated_at desc limit:100 page:9999 parent:01KJW4MG800000000000000004")))
+        < 2000
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "not json",
+        "[]",
+        '{"v":2}',
+        '{"v":1,"s":["sleeping"]}',
+        '{"v":1,"k":"cost"}',
+        '{"v":1,"l":500}',
+        '{"v":1,"o":-1}',
+        '{"v":1,"d":"up"}',
+        '{"v":1,"p":"<!channel>"}',
+        '{"v":1,"l":"10"}',
+    ],
+)
+def test_a_forged_value_decodes_to_none(value):
+    assert decode_page(value) is None
+
+
+def test_control_blocks_carry_their_target_and_forged_ones_are_refused():
+    from bot.blocks.routing import Target, control_block_id, parse_control_block
+
+    assert parse_control_block(control_block_id("answer", Target("01KJW4MG", "q-1"))) == (
+        "answer",
+        Target("01KJW4MG", "q-1"),
+    )
+    assert parse_control_block(control_block_id("retry", Target("01KJW4MG"))) == ("retry", Target("01KJW4MG"))
+    for forged in ("retry:../etc", "answer:01KJ", "retry:01KJ:q-1", "launch:01KJ", "", None, "decide:" + "A" * 65):
+        assert parse_control_block(forged) is None, forged
+
+
+def test_modal_context_round_trips_and_rejects_tampering():
+    from bot.blocks.routing import ModalContext, Target, decode_modal, encode_modal
+
+    context = ModalContext(Target("01KJW4MG", "q-1"), "C123", "1700000000.000100", None)
+    assert decode_modal(encode_modal(context)) == context
+    for bad in (
+        '{"v":2,"r":"01KJ"}',
+        '{"v":1,"r":"../x"}',
+        '{"v":1,"r":"01KJ","c":"#general"}',
+        '{"v":1,"r":"01KJ","u":"file:///etc/passwd"}',
+        '{"v":1,"r":"01KJ","t":"now"}',
+        "not json",
+        "",
+    ):
+        assert decode_modal(bad) is None, bad
+
+
+def test_option_values_stand_for_keys_and_long_keys_by_position():
+    from bot.blocks.routing import choice_value, resolve_choice
+    from bot.fabro.models import Question
+
+    question = Question.model_validate(
+        {
+            "id": "q",
+            "question_type": "multiple_choice",
+            "options": [{"key": "short"}, {"key": "k" * 200}, {"key": "#odd"}],
+        }
+    )
+    values = [choice_value(question, i) for i in range(3)]
+    assert values == ["short", "#1", "#2"] and all(len(v) <= 150 for v in values)
+    assert [resolve_choice(question, v) for v in values] == ["short", "k" * 200, "#odd"]
+    assert resolve_choice(question, "gone") is None and resolve_choice(question, "#9") is None

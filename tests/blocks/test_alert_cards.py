@@ -1,0 +1,150 @@
+"""Alert cards render every question shape and any number of runs within Slack's limits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.blocks.alerts import (
+    ALERT_EVENT_TYPE,
+    approval_alert,
+    digest_message,
+    failed_alert,
+    question_alert,
+    resolved_alert,
+)
+from bot.blocks.limits import problems
+from bot.blocks.routing import decode_page
+from bot.core.keys import AlertKey, AlertKind
+from bot.fabro.models import Failure, Question, Run
+from tests.blocks.test_blocks import HOSTILE, assert_sendable, mrkdwn_texts
+from tests.fakes.runs import make_run, question_examples, run_examples
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def test_a_failed_alert_carries_the_failure_message_and_its_key():
+    run = Run.model_validate(make_run("failed", title="Add dark mode"))
+    message = failed_alert(
+        run,
+        now=NOW,
+        failure=Failure(reason="workflow_error", message="verify failed"),
+        web_base="https://f",
+        key=AlertKey(AlertKind.FAILED, "X"),
+    )
+    assert_sendable(message)
+    assert "verify failed" in str(message["blocks"])
+    assert message["metadata"] == {
+        "event_type": ALERT_EVENT_TYPE,
+        "event_payload": {"key": "failed:X", "run_id": run.id},
+    }
+    assert message["text"] == "Run failed (workflow_error): Add dark mode"
+
+
+@pytest.mark.parametrize("question", question_examples(), ids=lambda q: f"{q['question_type']}-{q['id']}")
+def test_every_question_shape_renders_fully(question):
+    run = Run.model_validate(make_run("blocked"))
+    q = Question.model_validate(question)
+    message = question_alert(run, q, now=NOW, asked_at=NOW - timedelta(minutes=12), web_base=None)
+    assert_sendable(message)
+    text = "\n".join(mrkdwn_texts(message))
+    assert q.text in text and "waiting 12m" in text
+    for option in q.options:
+        assert (option.label or option.key) in text
+        if option.description:
+            assert option.description in text
+
+
+def test_a_long_hostile_context_is_escaped_and_shortened_with_a_note():
+    run = Run.model_validate(make_run("blocked"))
+    q = Question(id="q", text=HOSTILE, question_type="freeform", context_display=(HOSTILE + "\n") * 200)
+    message = question_alert(run, q, now=NOW, asked_at=None, web_base=None)
+    assert_sendable(message)
+    text = "\n".join(mrkdwn_texts(message))
+    assert "<!channel>" not in text and "Context shortened" in text
+
+
+def test_an_approval_alert_names_the_parent():
+    child = Run.model_validate(run_examples()[-1])
+    message = approval_alert(child, now=NOW, web_base=None, key=AlertKey(AlertKind.APPROVAL, child.id))
+    assert_sendable(message)
+    assert f"Child of run `{child.parent_id}`" in str(message["blocks"])
+
+
+def test_a_resolved_alert_says_what_happened_and_offers_no_action():
+    run = Run.model_validate(make_run("succeeded"))
+    message = resolved_alert(run, outcome="Answered by @ada", now=NOW, web_base="https://f")
+    assert_sendable(message)
+    assert "Answered by @ada" in str(message["blocks"])
+    actions = [e["action_id"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert all(a.startswith("runs_link:") for a in actions)
+
+
+def test_a_digest_of_thirty_names_every_run_and_a_thousand_overflow_kindly():
+    runs = [Run.model_validate(make_run("failed", title=f"Failure {i:02d}")) for i in range(30)]
+    message = digest_message(
+        [(AlertKind.FAILED, r) for r in runs], command="/runs", web_base="https://f", key="digest:1"
+    )
+    assert_sendable(message)
+    for i in range(30):
+        assert f"Failure {i:02d}" in message["blocks"][1]["text"]["text"]
+    assert message["blocks"][0]["text"]["text"] == "*30 failed runs*"
+    assert message["metadata"]["event_payload"]["key"] == "digest:1"
+    many = [Run.model_validate(make_run("failed", title="T" * 300)) for _ in range(1000)]
+    big = digest_message([("failed", r) for r in many], command="/runs", web_base="https://f")
+    assert problems(big) == []
+    assert "more: `/runs failed`" in str(big["blocks"][-2])
+    [show] = big["blocks"][-1]["elements"]
+    assert show["action_id"] == "runs_show" and decode_page(show["value"]).statuses == ("failed",)
+
+
+def test_a_digest_links_only_safe_urls_and_never_lets_a_title_forge_one():
+    spoof = make_run("failed", title=HOSTILE)
+    spoof["links"] = {"web": "https://fabro.example.com/runs/x|https://trusted.example"}
+    unsafe = make_run("failed", title="Unsafe link")
+    unsafe["links"] = {"web": "javascript:alert(1)"}
+    message = digest_message(
+        [("failed", Run.model_validate(spoof)), ("failed", Run.model_validate(unsafe))], command="/runs", web_base=None
+    )
+    text = message["blocks"][1]["text"]["text"]
+    assert "<https://fabro.example.com/runs/x%7Chttps://trusted.example|" in text
+    assert "javascript:" not in text and "• `" in text and "Unsafe link" in text
+    assert "<!channel>" not in "\n".join(mrkdwn_texts(message))
+
+
+def test_a_mixed_digest_counts_each_kind_and_points_at_their_buckets():
+    items = [("failed", Run.model_validate(make_run("failed", title="T" * 90))) for _ in range(200)]
+    items += [
+        ("question", Run.model_validate(make_run("blocked"))),
+        ("approval", Run.model_validate(make_run("pending"))),
+    ]
+    message = digest_message(items, command="/runs", web_base=None)
+    assert_sendable(message)
+    assert (
+        message["blocks"][0]["text"]["text"]
+        == "*202 new alerts* · 200 failed runs, 1 question waiting, 1 approval waiting"
+    )
+    assert "more: `/runs failed blocked pending`" in str(message["blocks"][-2])
+    assert decode_page(message["blocks"][-1]["elements"][0]["value"]).statuses == ("failed", "blocked", "pending")
+    assert ":x: `" in message["blocks"][1]["text"]["text"]
+
+
+def test_a_digest_names_every_run_while_the_message_has_room():
+    runs = [
+        Run.model_validate(make_run("failed", title=f"Nightly failure with a long descriptive title {i:02d}"))
+        for i in range(28)
+    ]
+    message = digest_message([(AlertKind.FAILED, r) for r in runs], command="/runs", web_base="https://f", key="d:1")
+    assert_sendable(message)
+    for i in range(28):
+        assert f"title {i:02d}" in str(message["blocks"])
+    assert "more" not in str(message["blocks"])
+
+
+def test_a_huge_digest_overflows_into_and_n_more_within_every_limit():
+    runs = [Run.model_validate(make_run("failed", title="t" * 200)) for _ in range(400)]
+    message = digest_message([(AlertKind.FAILED, r) for r in runs], command="/runs", web_base="https://f", key="d:2")
+    assert_sendable(message)
+    named = str(message["blocks"]).count("• ")
+    assert 28 < named < 400 and f"…and {400 - named} more" in str(message["blocks"])

@@ -1,0 +1,145 @@
+"""The preview people read first: a Slack message drawn in the terminal, and the gallery of every
+message the bot can post, each within Slack's limits."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from rich.console import Console
+
+from bot.blocks import kit
+from bot.blocks.limits import problems
+from bot.preview.gallery import gallery
+from bot.preview.terminal import render_message, render_mrkdwn
+from tests.app.test_cli import run_cli
+from tests.fakes.slack import limit_violations
+
+
+def drawn(message: dict, *, terminal: bool = False, width: int = 100) -> str:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=terminal, width=width, color_system="truecolor" if terminal else None)
+    console.print(render_message(message))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("mrkdwn", "plain"),
+    [
+        ("*bold* and _italics_ and `code`", "bold and italics and code"),
+        ("<https://fabro.example.com/runs/1|the run>", "the run (https://fabro.example.com/runs/1)"),
+        ("<https://example.com>", "https://example.com"),
+        ("&lt;!channel&gt; &amp; friends", "<!channel> & friends"),
+        (":x: failed :white_check_mark: done", "❌ failed ✅ done"),
+        (":not_an_emoji_at_all:", ":not_an_emoji_at_all:"),
+        ("<!date^1795870800^{date_short_pretty}|2026-11-28 12:00 UTC>", "2026-11-28 12:00 UTC"),
+        ("```line one\nline two```", "line one\nline two"),
+        ("a*b*c stays", "a*b*c stays"),
+    ],
+)
+def test_mrkdwn_becomes_what_a_person_reads(mrkdwn: str, plain: str):
+    assert render_mrkdwn(mrkdwn).plain == plain
+
+
+def test_styles_are_kept_on_a_terminal_and_dropped_in_a_pipe():
+    message = {"text": "x", "blocks": [kit.section("*bold* `code`")]}
+    assert "\x1b[" in drawn(message, terminal=True)
+    piped = drawn(message)
+    assert "\x1b[" not in piped and "bold code" in piped
+
+
+def test_every_block_type_is_drawn():
+    message = {
+        "text": "fallback",
+        "blocks": [
+            kit.header("A header"),
+            kit.section("Section text", fields=["*Left*\none", "*Right*\ntwo"]),
+            kit.divider(),
+            kit.context("Context line", "second part"),
+            kit.actions(
+                kit.button("Retry", "steer:retry", style="primary"),
+                kit.button("Open in Fabro", "runs_link:web", url="https://fabro.example.com"),
+                {"type": "static_select", "action_id": "pick", "placeholder": kit.plain("Choose an option")},
+                {"type": "checkboxes", "action_id": "tick", "options": [{"text": kit.plain("lint"), "value": "lint"}]},
+            ),
+        ],
+    }
+    text = drawn(message)
+    for expected in (
+        "A header",
+        "Section text",
+        "Left",
+        "Right",
+        "one",
+        "two",
+        "Context line",
+        "second part",
+        "[ Retry ]",
+        "[ Open in Fabro ]",
+        "[ Choose an option ▾ ]",
+        "☐ lint",
+        "─",
+    ):
+        assert expected in text, expected
+
+
+def test_a_message_without_blocks_shows_its_fallback_text():
+    assert "only text" in drawn({"text": "only *text*"})
+
+
+@given(st.text(max_size=400))
+def test_any_mrkdwn_renders_without_error(text: str):
+    render_mrkdwn(text)
+
+
+def test_the_gallery_has_every_kind_of_message_each_within_slacks_limits():
+    items = gallery(datetime.now(UTC))
+    titles = " | ".join(title for title, _ in items)
+    for kind in (
+        "a list",
+        "a detail card",
+        "a run failed",
+        "yes_no",
+        "confirmation",
+        "multiple_choice",
+        "multi_select",
+        "freeform",
+        "an approval waiting",
+        "cancelled",
+        "resolved: answered",
+        "a digest",
+        "stats",
+        "help",
+        "usage error",
+        "did not answer",
+        "Not allowed",
+        "subscriptions",
+        "summary",
+        "unfurled",
+        "start <automation-id>",
+        "the window",
+        "started from Slack",
+        "ready to ship",
+        "live card",
+        "a stage failed",
+    ):
+        assert kind in titles, kind
+    for title, message in items:
+        assert problems(message) == [], title
+        assert limit_violations(message) == [], title
+        assert drawn(message).strip(), title
+
+
+async def test_preview_draws_the_answer_and_json_and_builder_give_the_payload():
+    code, out, _ = await run_cli("preview", "--demo", "blocked")
+    assert code == 0 and "❓ blocked" in out and '"blocks"' not in out
+    code, out, _ = await run_cli("preview", "--demo", "--json", "blocked")
+    assert code == 0 and json.loads(out)["response_type"] == "ephemeral"
+    code, out, _ = await run_cli("preview", "--demo", "--builder", "blocked")
+    assert code == 0 and out.startswith("https://app.slack.com/block-kit-builder/#")
+    code, out, _ = await run_cli("preview", "--gallery")
+    assert code == 0 and "Alert: a multi_select question" in out and "[ Submit ]" in out

@@ -1,0 +1,332 @@
+"""The store keeps alerts, subscriptions, watermarks and actions durably, and claims each alert
+once. Every test runs against SQLite and against PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.core.keys import ActionKey, ActionState, AlertKey, AlertKind, Verb
+from bot.core.outcomes import Outcome, OutcomeVerb
+from bot.core.records import Action, AlertState, Subscription
+from bot.store import SQLiteStore, open_store
+from tests.conftest import wait_for
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+EARLIER = NOW - timedelta(hours=1)
+APPROVED = Outcome(OutcomeVerb.APPROVED, slack_user="U1")
+ARCHIVED = Outcome(OutcomeVerb.ARCHIVED)
+
+
+def failed(run_id: str) -> AlertKey:
+    return AlertKey(AlertKind.FAILED, run_id)
+
+
+async def alert_of(store, key: AlertKey, channel: str):
+    return next((a for a in await store.alerts_for_run(key.run_id) if a.key == key and a.channel == channel), None)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/state.db"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+async def store(database_url):
+    s = open_store(database_url)
+    await s.open()
+    yield s
+    await s.close()
+
+
+async def test_an_alert_is_claimed_once_per_channel(store):
+    assert await store.claim_alert(failed("R1"), "C1", NOW) is True
+    assert await store.claim_alert(failed("R1"), "C1", NOW) is False
+    assert await store.claim_alert(failed("R1"), "C2", NOW) is True
+
+
+async def test_concurrent_claims_have_exactly_one_winner(store):
+    results = await asyncio.gather(*[store.claim_alert(failed("R2"), "C1", NOW) for _ in range(20)])
+    assert results.count(True) == 1
+
+
+async def test_a_claim_moves_to_posted_then_resolved(store):
+    key = AlertKey(AlertKind.APPROVAL, "R1")
+    await store.claim_alert(key, "C1", NOW)
+    [alert] = await store.alerts_for_run("R1")
+    assert (alert.key, alert.kind, alert.run_id, alert.state) == (key, AlertKind.APPROVAL, "R1", AlertState.CLAIMED)
+    await store.confirm_posted(key, "C1", "1700000000.000100", NOW)
+    [alert] = await store.alerts_for_run("R1")
+    assert alert.state is AlertState.POSTED and alert.ts == "1700000000.000100"
+    assert await store.alerts_at("C1", "1700000000.000100") == [alert]
+    await store.resolve_alert(key, "C1", APPROVED, NOW)
+    [alert] = await store.alerts_for_run("R1")
+    assert alert.state is AlertState.RESOLVED and alert.outcome == APPROVED
+    assert await store.deliveries_due(NOW) == []
+
+
+async def test_state_survives_reopening(database_url):
+    first = open_store(database_url)
+    await first.open()
+    await first.claim_alert(failed("R1"), "C1", NOW)
+    sub = await first.add_subscription(Subscription(0, "C9", frozenset({"failed"}), repo="demo/api"))
+    await first.set_mark("poll:failed", "2026-11-28T12:00:00Z")
+    await first.close()
+
+    second = open_store(database_url)
+    await second.open()
+    assert await second.claim_alert(failed("R1"), "C1", NOW) is False
+    assert [s.id for s in await second.subscriptions("C9")] == [sub.id]
+    assert await second.get_mark("poll:failed") == "2026-11-28T12:00:00Z"
+    await second.close()
+
+
+async def test_subscriptions_are_listed_removed_and_marked_broken_per_channel(store):
+    a = await store.add_subscription(Subscription(0, "C1", frozenset({"failed", "questions"}), labels={"team": "core"}))
+    b = await store.add_subscription(Subscription(0, "C1", frozenset({"approvals"}), workflow="Implement"))
+    await store.add_subscription(Subscription(0, "C2", frozenset({"failed"})))
+    [first, second] = await store.subscriptions("C1")
+    assert first.kinds == {"failed", "questions"} and first.labels == {"team": "core"}
+    assert second.workflow == "Implement"
+    assert await store.mark_broken("C1", "not_in_channel") is True
+    assert await store.mark_broken("C1", "not_in_channel") is False  # unchanged: nothing to log again
+    assert all(s.broken == "not_in_channel" for s in await store.subscriptions("C1"))
+    assert (await store.subscriptions("C2"))[0].broken is None
+    assert await store.remove_subscriptions("C1", [a.id]) == 1
+    assert await store.remove_subscriptions("C2", [b.id]) == 0  # another channel's id is untouched
+    assert await store.remove_subscriptions("C1", None) == 1
+    assert await store.subscriptions("C1") == []
+
+
+async def test_an_unknown_database_scheme_is_refused():
+    with pytest.raises(ValueError):
+        open_store("mysql://localhost/db")
+
+
+async def test_a_failed_delivery_is_counted_and_scheduled(store):
+    await store.claim_alert(failed("R1"), "C1", NOW)
+    later = NOW + timedelta(seconds=30)
+    await store.delivery_failed(failed("R1"), "C1", error="ratelimited", unposted=True, retry_at=later)
+    await store.delivery_failed(failed("R1"), "C1", error="timeout", unposted=False, retry_at=later)
+    alert = await alert_of(store, failed("R1"), "C1")
+    assert alert is not None and alert.attempts == 2 and alert.last_error == "timeout"
+    assert alert.unposted is False and alert.next_attempt_at == later and alert.state is AlertState.CLAIMED
+    await store.confirm_posted(failed("R1"), "C1", "1.5", NOW)
+    alert = await alert_of(store, failed("R1"), "C1")
+    assert alert.state is AlertState.POSTED and alert.next_attempt_at is None and alert.last_error is None
+
+
+async def test_a_batch_and_a_pending_outcome_are_kept(store):
+    for run_id in ("A", "B"):
+        await store.claim_alert(failed(run_id), "C1", NOW)
+    await store.assign_batch([failed("A"), failed("B")], "C1", "digest:1")
+    assert {a.batch for a in await store.deliveries_due(NOW)} == {"digest:1"}
+    await store.confirm_posted(failed("A"), "C1", "1.1", NOW)
+    await store.set_outcome(failed("A"), "C1", ARCHIVED)
+    alert = await alert_of(store, failed("A"), "C1")
+    assert alert.update_pending and alert.outcome == ARCHIVED
+    await store.resolve_alert(failed("A"), "C1", ARCHIVED, NOW)
+    assert not (await alert_of(store, failed("A"), "C1")).update_pending
+
+
+async def test_broken_channels_are_set_and_cleared(store):
+    await store.mark_broken("C1", "not_in_channel")
+    await store.mark_broken("C2", "is_archived")
+    assert await store.broken_channels() == {"C1": "not_in_channel", "C2": "is_archived"}
+    assert await store.mark_broken("C1", None) is True
+    assert await store.mark_broken("C1", None) is False
+    assert await store.broken_channels() == {"C2": "is_archived"}
+
+
+RETRY = ActionKey.of(Verb.RETRY, "R1")
+
+
+def retry_by(user: str, at: datetime = NOW) -> Action:
+    return Action(RETRY, Verb.RETRY, user, at)
+
+
+async def test_an_action_is_taken_once_unless_it_failed(store):
+    assert await store.begin_action(retry_by("U1"), stale_before=EARLIER) is None
+    earlier = await store.begin_action(retry_by("U2"), stale_before=EARLIER)
+    assert earlier is not None and earlier.user_id == "U1" and earlier.state is ActionState.PENDING
+    await store.finish_action(RETRY, state=ActionState.FAILED, note="503")
+    assert await store.begin_action(retry_by("U2"), stale_before=EARLIER) is None
+    new_run = Outcome(OutcomeVerb.RETRIED, slack_user="U2", run_id="R2")
+    await store.finish_action(RETRY, state=ActionState.DONE, outcome=new_run)
+    [action] = await store.actions_for_run("R1")
+    assert (action.key, action.verb, action.user_id, action.state) == (RETRY, Verb.RETRY, "U2", ActionState.DONE)
+    assert action.outcome == new_run
+    done = await store.begin_action(retry_by("U3", NOW + timedelta(days=1)), stale_before=NOW + timedelta(hours=1))
+    assert done is not None and done.state is ActionState.DONE  # a done action is never taken over
+
+
+async def test_a_pending_action_left_by_a_dead_process_is_taken_over_after_its_lease(store):
+    assert await store.begin_action(retry_by("U1", EARLIER), stale_before=EARLIER) is None
+    assert await store.begin_action(retry_by("U2"), stale_before=EARLIER) is not None  # still leased
+    assert await store.begin_action(retry_by("U2"), stale_before=NOW) is None  # lease over: taken over
+    [action] = await store.actions_for_run("R1")
+    assert action.user_id == "U2" and action.state is ActionState.PENDING
+
+
+async def test_concurrent_actions_have_exactly_one_winner(store):
+    cancel = ActionKey.of(Verb.CANCEL, "R9")
+    results = await asyncio.gather(
+        *[store.begin_action(Action(cancel, Verb.CANCEL, f"U{i}", NOW), stale_before=EARLIER) for i in range(10)]
+    )
+    assert sum(r is None for r in results) == 1
+
+
+async def test_a_version_1_sqlite_file_is_migrated_and_keeps_its_data(tmp_path):
+    import sqlite3
+
+    from bot.store.sqlite import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0])
+    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    db.execute("INSERT INTO schema_version VALUES (1)")
+    db.execute(
+        "INSERT INTO subscriptions (channel, kinds, labels, broken) VALUES ('C1', 'failed', '{}', 'not_in_channel')"
+    )
+    db.execute(
+        "INSERT INTO alerts (key, channel, run_id, kind, state, claimed_at)"
+        " VALUES ('failed:R', 'C1', 'R', 'failed', 'posted', '2026-11-28T12:00:00+00:00')"
+    )
+    db.commit()
+    db.close()
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        [sub] = await store.subscriptions("C1")
+        assert sub.broken == "not_in_channel"
+        alert = await alert_of(store, failed("R"), "C1")
+        assert alert is not None and alert.attempts == 0 and alert.state is AlertState.POSTED
+    finally:
+        await store.close()
+
+
+async def test_replicas_starting_together_migrate_once(postgres_url):
+    stores = [open_store(postgres_url) for _ in range(4)]
+    await asyncio.gather(*(s.open() for s in stores))
+    try:
+        assert await stores[0].claim_alert(failed("R"), "C", NOW) is True
+        assert await stores[1].claim_alert(failed("R"), "C", NOW) is False
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
+
+
+async def test_a_delivery_lease_keeps_a_second_scheduler_off_until_it_expires(store):
+    minutes = lambda n: NOW + timedelta(minutes=n)  # noqa: E731
+    key = failed("R")
+    await store.claim_alert(key, "C", NOW, owner="A", lease_until=minutes(2))
+    assert await store.take_over(key, "C", owner="B", now=minutes(1), until=minutes(3)) is False
+    assert await store.take_over(key, "C", owner="A", now=minutes(1), until=minutes(3)) is True  # renewed
+    assert await store.take_over(key, "C", owner="B", now=minutes(2), until=minutes(4)) is False
+    assert await store.take_over(key, "C", owner="B", now=minutes(5), until=minutes(7)) is True  # A died
+    await store.confirm_posted(key, "C", "1.1", minutes(5))
+    await store.resolve_alert(key, "C", ARCHIVED, minutes(6))
+    assert await store.take_over(key, "C", owner="B", now=minutes(6), until=minutes(8)) is False  # settled
+
+
+async def test_only_deliveries_that_are_due_are_read(store):
+    for run_id in "ABCD":
+        await store.claim_alert(failed(run_id), "C1", NOW)
+    await store.confirm_posted(failed("B"), "C1", "1.1", NOW)  # posted, nothing to edit
+    await store.confirm_posted(failed("C"), "C1", "1.2", NOW)
+    await store.set_outcome(failed("C"), "C1", ARCHIVED)  # posted, edit due
+    await store.delivery_failed(
+        failed("D"), "C1", error="ratelimited", unposted=True, retry_at=NOW + timedelta(seconds=30)
+    )
+    assert [str(a.key) for a in await store.deliveries_due(NOW)] == ["failed:A", "failed:C"]
+    assert [str(a.key) for a in await store.deliveries_due(NOW + timedelta(seconds=31))] == [
+        "failed:A",
+        "failed:C",
+        "failed:D",
+    ]
+
+
+async def test_cancelling_a_caller_mid_statement_never_closes_the_connection_under_it(tmp_path):
+    store = SQLiteStore(str(tmp_path / "cancel.db"))
+    await store.open()
+    slow = asyncio.create_task(
+        store._fetch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000000)"
+            " SELECT count(*) AS c FROM n"
+        )
+    )
+    await wait_for(store._lock.locked)
+    slow.cancel()
+    await asyncio.sleep(0)  # let the cancellation reach the caller
+    # The statement still runs in its thread, so nothing else may touch the connection yet:
+    # a second statement in another thread, or close(), would race it (and can crash the process).
+    assert store._lock.locked() and not slow.done()
+    await store.close()
+    with pytest.raises(asyncio.CancelledError):
+        await slow
+
+
+async def test_outcomes_stored_as_text_by_an_earlier_version_are_migrated_to_data(tmp_path):
+    """Schema 4 kept rendered mrkdwn in alerts.outcome and actions.result; both become legacy outcomes."""
+    import sqlite3
+
+    from bot.store.sqlite import MIGRATIONS, _migrate
+
+    path = tmp_path / "v4.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    db.execute("INSERT INTO schema_version VALUES (0)")
+    db.close()
+    db = sqlite3.connect(path, isolation_level=None)
+    saved, MIGRATIONS[:] = MIGRATIONS[:], MIGRATIONS[:4]
+    try:
+        _migrate(db)
+    finally:
+        MIGRATIONS[:] = saved
+    db.execute(
+        "INSERT INTO alerts (key, channel, run_id, kind, state, claimed_at, outcome)"
+        " VALUES ('failed:R', 'C1', 'R', 'failed', 'posted', '2026-11-28T12:00:00+00:00', 'Retried by <@U1>')"
+    )
+    db.execute(
+        "INSERT INTO actions (key, run_id, action, user_id, requested_at, state, result)"
+        " VALUES ('retry:R', 'R', 'retry', 'U1', '2026-11-28T12:00:00+00:00', 'done', 'Retried by <@U1>')"
+    )
+    db.close()
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        alert = await alert_of(store, failed("R"), "C1")
+        [action] = await store.actions_for_run("R")
+        for outcome in (alert.outcome, action.outcome):
+            assert outcome == Outcome(OutcomeVerb.LEGACY, text="Retried by <@U1>")
+        assert action.note is None
+    finally:
+        await store.close()
+
+
+async def test_postgres_migrates_rendered_outcomes_too(postgres_url):
+    import psycopg
+
+    from bot.store.postgres import MIGRATIONS
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (3)")
+        for script in MIGRATIONS[:3]:
+            for statement in filter(str.strip, script.split(";")):
+                conn.execute(statement)
+        conn.execute(
+            "INSERT INTO alerts (key, channel, run_id, kind, state, claimed_at, outcome)"
+            " VALUES ('failed:R', 'C1', 'R', 'failed', 'posted', '2026-11-28T12:00:00+00:00', 'Archived by bo')"
+        )
+    store = open_store(postgres_url)
+    await store.open()
+    try:
+        alert = await alert_of(store, failed("R"), "C1")
+        assert alert.outcome == Outcome(OutcomeVerb.LEGACY, text="Archived by bo")
+    finally:
+        await store.close()

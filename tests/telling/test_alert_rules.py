@@ -1,0 +1,81 @@
+"""Which runs deserve which alerts, and which subscriptions receive them."""
+
+from __future__ import annotations
+
+from bot.core.keys import AlertKind
+from bot.core.records import Subscription
+from bot.fabro.models import Question, Run
+from bot.telling.rules import SUBSCRIPTION_KINDS, channels_for, matches, wanted_alerts
+from tests.fakes.runs import make_run, run_examples
+
+
+def run(kind="running", **kw) -> Run:
+    return Run.model_validate(make_run(kind, **kw))
+
+
+def sub(channel="C1", kinds=("failed", "questions", "approvals"), **kw) -> Subscription:
+    return Subscription(0, channel, frozenset(kinds), **kw)
+
+
+def test_failed_and_dead_runs_deserve_a_failure_alert():
+    assert [str(w.key) for w in wanted_alerts(run("failed", run_id="R1"))] == ["failed:R1"]
+    assert [w.kind for w in wanted_alerts(run("dead"))] == ["failed"]
+
+
+def test_an_archived_failure_deserves_nothing_and_a_success_only_a_direct_message():
+    archived = make_run("failed")
+    archived["lifecycle"]["archived"] = True
+    assert wanted_alerts(Run.model_validate(archived)) == []
+    assert [w.kind for w in wanted_alerts(run("succeeded"))] == [AlertKind.SUCCEEDED]
+    sub = Subscription(1, "C1", frozenset(SUBSCRIPTION_KINDS))  # every kind a channel can ask for
+    assert channels_for([sub], run("succeeded"), AlertKind.SUCCEEDED) == []
+    assert wanted_alerts(run("running")) == []
+
+
+def test_each_pending_question_is_its_own_alert():
+    questions = [Question(id="q1", text="A?"), Question(id="q2", text="B?")]
+    assert [str(w.key) for w in wanted_alerts(run("blocked", run_id="R1"), questions)] == [
+        "question:R1:q1",
+        "question:R1:q2",
+    ]
+
+
+def test_the_current_question_stands_in_when_questions_were_not_fetched():
+    blocked = Run.model_validate(run_examples()[3])
+    [wanted] = wanted_alerts(blocked)
+    assert str(wanted.key) == f"question:{blocked.id}:q-001" and wanted.question.text.startswith("Should we proceed")
+
+
+def test_a_pending_approval_deserves_an_approval_alert():
+    child = Run.model_validate(run_examples()[-1])
+    assert [str(w.key) for w in wanted_alerts(child)] == [f"approval:{child.id}"]
+
+
+def test_filters_narrow_a_subscription():
+    r = run("failed", labels={"team": "core", "env": "prod"})
+    assert matches(sub(), r, "failed")
+    assert not matches(sub(kinds=("questions",)), r, "failed")
+    assert matches(sub(repo="DEMO/api-server"), r, "failed")
+    assert not matches(sub(repo="demo/other"), r, "failed")
+    assert matches(sub(workflow="implement"), r, "failed")
+    assert not matches(sub(workflow="review"), r, "failed")
+    assert matches(sub(labels={"team": "core"}), r, "failed")
+    assert not matches(sub(labels={"team": "web"}), r, "failed")
+
+
+def test_a_channel_with_several_matching_subscriptions_gets_one_alert():
+    subs = [sub("C1"), sub("C1", kinds=("failed",)), sub("C2", repo="demo/api-server"), sub("C3", repo="x/y")]
+    assert channels_for(subs, run("failed"), "failed") == ["C1", "C2"]
+
+
+def test_cancelled_and_denied_runs_are_decisions_not_failures():
+    """Deny and cancel end a run as `failed` too: a cancellation is its own kind, a denial gets no alert."""
+    assert [str(w.key) for w in wanted_alerts(run("failed", run_id="R1", reason="cancelled"))] == ["cancelled:R1"]
+    assert wanted_alerts(run("failed", reason="approval_denied")) == []
+    for reason in ("terminated", "budget_exhausted", "workflow_error"):
+        assert [w.kind for w in wanted_alerts(run("failed", reason=reason))] == ["failed"]
+
+
+def test_cancellations_reach_only_subscriptions_that_ask_for_them_by_name():
+    cancelled = run("failed", reason="cancelled")
+    assert channels_for([sub("C1"), sub("C2", kinds=("cancelled",))], cancelled, AlertKind.CANCELLED) == ["C2"]

@@ -1,0 +1,219 @@
+"""The Home tab end to end: `app_home_opened` as Slack sends it, the view published with
+`views.publish`, its sections for a linked and an unlinked person, and republishing when what it
+shows changed (at most once every 10 s per person)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+
+from bot.app import Bot
+from tests.acting.test_steering import question
+from tests.conftest import SlackUser, wait_for
+from tests.fakes.fabro import FakeFabro
+from tests.fakes.runs import make_run
+from tests.fakes.slack import FakeSlack
+
+ADA, BOB = "U123ADA", "U456BOB"
+
+
+def by(login: str, **run: Any) -> dict[str, Any]:
+    created_by = {"kind": "user", "identity": {"issuer": "github", "subject": "1"}, "login": login}
+    return make_run("running", created_by=created_by, **run)
+
+
+@pytest.fixture
+async def bot(start_bot, tmp_path) -> Bot:
+    started = await start_bot(alert_pace=0.0, user_links="octocat=U123ADA", database_url=f"sqlite:///{tmp_path}/h.db")
+    await started.alerter.cycle()
+    return started
+
+
+@pytest.fixture
+async def user(bot: Bot, slack: FakeSlack) -> AsyncIterator[SlackUser]:
+    async with aiohttp.ClientSession() as session:
+        yield SlackUser.of(bot, slack, session)
+
+
+def sections(view: dict[str, Any]) -> list[str]:
+    return [b["text"]["text"] for b in view["blocks"] if b["type"] == "header"]
+
+
+def text(view: dict[str, Any]) -> str:
+    return json.dumps(view["blocks"], ensure_ascii=False)
+
+
+async def opened(user: SlackUser, slack: FakeSlack, who: str) -> dict[str, Any]:
+    slack.homes.pop(who, None)
+    status, _ = await user.open_home(who)
+    assert status == 200
+    await wait_for(lambda: who in slack.homes)
+    return slack.homes[who]
+
+
+async def test_a_linked_person_sees_what_waits_on_them_and_their_runs(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    mine, theirs = by("octocat", title="Mine asks"), by("grace", title="Theirs asks")
+    done = by("octocat", title="Mine failed")
+    fabro.add(mine, theirs, done)
+    fabro.ask(mine["id"], question("yes_no"))
+    fabro.ask(theirs["id"], question("yes_no", qid="q-2"))
+    fabro.fail(done["id"], "boom")
+    await bot.alerter.cycle()  # the index learns the runs
+    view = await opened(user, slack, ADA)
+    assert sections(view) == ["Fabro runs", "Waiting on you", "Waiting on anyone", "Your runs"]
+    said = text(view)
+    on_you = said.index("Waiting on you")
+    on_anyone = said.index("Waiting on anyone")
+    yours = said.index("Your runs")
+    assert on_you < said.index("Mine asks") < on_anyone < said.index("Theirs asks") < yours
+    assert "Mine failed" in said[yours:] and "Theirs asks" not in said[yours:]
+    assert "Open in Fabro" in said and slack.violations == []
+
+
+async def test_an_unlinked_person_is_told_how_to_link_and_sees_what_waits_on_anyone(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    waiting = by("octocat", title="Someone's approval")
+    fabro.add(waiting)
+    fabro.request_approval(waiting["id"])
+    view = await opened(user, slack, BOB)
+    assert sections(view) == ["Fabro runs", "Waiting on anyone"]
+    assert "/runs link" in text(view) and "Someone's approval" in text(view)
+
+
+async def test_waiting_on_anyone_is_capped_oldest_first(bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack):
+    start = datetime.now(UTC) - timedelta(hours=2)
+    runs = [by("grace", title=f"Waiting {i:02d}", created=start + timedelta(minutes=i)) for i in range(20)]
+    runs.reverse()  # Fabro's order, not the order they were made, decides
+    fabro.add(*runs)
+    for run in runs:
+        fabro.request_approval(run["id"])
+    said = text(await opened(user, slack, BOB))
+    assert "and 12 more" in said
+    assert "Waiting 00" in said and "Waiting 07" in said and "Waiting 08" not in said  # the oldest first
+    assert slack.violations == []
+
+
+async def test_home_is_republished_when_what_it_shows_changed_at_most_every_10_s(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    ticks = [1000.0]
+    bot.home.monotonic = lambda: ticks[0]
+    run = by("octocat", title="Mine asks")
+    fabro.add(run)
+    fabro.ask(run["id"], question("yes_no"))
+    await bot.alerter.cycle()
+    assert "Mine asks" in text(await opened(user, slack, ADA))
+    fabro.answer(run["id"], "q-1", {"kind": "yes"})
+    await bot.alerter.cycle()
+    publishes = len(slack.calls_to("views.publish"))
+    assert await bot.home.refresh(bot.bolt.client) == 0  # within 10 s of the last publish
+    ticks[0] += 11
+    assert await bot.home.refresh(bot.bolt.client) == 1
+    assert "Nothing is waiting on you" in text(slack.homes[ADA])
+    ticks[0] += 11
+    assert await bot.home.refresh(bot.bolt.client) == 0  # nothing changed: nothing sent
+    assert len(slack.calls_to("views.publish")) == publishes + 1
+
+
+async def test_when_fabro_is_down_home_still_opens_and_says_so(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    fabro.fail_next(503, 5, path_prefix="/api/v1/runs")
+    view = await opened(user, slack, ADA)
+    assert "did not answer" in text(view) and "Your runs" in sections(view)
+
+
+async def click_in_home(user: SlackUser, view: dict[str, Any], action_id: str, who: str = ADA) -> int:
+    """A block_actions payload as Slack sends it from a Home tab: a view container, no channel, no response_url."""
+    [(block, element)] = [
+        (b, e) for b in view["blocks"] if b["type"] == "actions" for e in b["elements"] if e["action_id"] == action_id
+    ]
+    payload = {
+        "type": "block_actions",
+        "user": {"id": who, "username": "ada", "name": "ada", "team_id": "T111"},
+        "api_app_id": "A111",
+        "token": "deprecated",
+        "container": {"type": "view", "view_id": f"VH{who}"},
+        "trigger_id": "123.456.abc",
+        "team": {"id": "T111", "domain": "test"},
+        "view": {"id": f"VH{who}", "type": "home", **view},
+        "actions": [
+            {
+                "action_id": element["action_id"],
+                "block_id": block["block_id"],
+                "value": element.get("value"),
+                "type": "button",
+                "action_ts": "1700000001.000001",
+            }
+        ],
+    }
+    status, _ = await user.post(urlencode({"payload": json.dumps(payload)}))
+    return status
+
+
+async def test_answering_and_approving_from_home_work_and_home_updates(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    asks, approval = by("octocat", title="Mine asks"), by("octocat", title="Mine needs approval")
+    fabro.add(asks, approval)
+    fabro.ask(asks["id"], question("yes_no"))
+    fabro.request_approval(approval["id"])
+    await bot.alerter.cycle()
+    view = await opened(user, slack, ADA)
+    published = len(slack.calls_to("views.publish"))
+    assert await click_in_home(user, view, "steer:answer:0") == 200
+    await wait_for(lambda: len(slack.calls_to("views.publish")) > published)
+    assert [r.body for r in fabro.calls(method="POST") if r.path.endswith("/answer")] == [{"kind": "yes"}]
+    view = slack.homes[ADA]
+    assert "Answered" in text(view) and "Mine asks" not in text(view).split("Waiting on anyone")[0]
+    [(_, approve)] = [
+        (b, e) for b in view["blocks"] if b["type"] == "actions" for e in b["elements"] if "approve" in e["action_id"]
+    ]
+    published = len(slack.calls_to("views.publish"))
+    assert await click_in_home(user, view, approve["action_id"]) == 200
+    await wait_for(lambda: len(slack.calls_to("views.publish")) > published)
+    assert [r.path for r in fabro.calls(method="POST") if r.path.endswith("/approve")]
+    assert "Nothing is waiting on you" in text(slack.homes[ADA]) and slack.violations == []
+
+
+async def test_retrying_your_failed_run_from_home(bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack):
+    failed = by("octocat", title="Mine failed")
+    fabro.add(failed)
+    fabro.fail(failed["id"], "boom")
+    await bot.alerter.cycle()
+    view = await opened(user, slack, ADA)
+    published = len(slack.calls_to("views.publish"))
+    assert await click_in_home(user, view, "steer:retry") == 200
+    await wait_for(lambda: len(slack.calls_to("views.publish")) > published)
+    assert [r.path for r in fabro.calls(method="POST") if r.path.endswith("/retry")] == [
+        f"/api/v1/runs/{failed['id']}/retry"
+    ]
+    assert "Retried" in text(slack.homes[ADA])
+
+
+async def test_a_refresh_asks_fabro_once_for_everyone_and_not_at_all_when_nobody_is_due(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    ticks = [1000.0]
+    bot.home.monotonic = lambda: ticks[0]
+    await opened(user, slack, ADA)
+    await opened(user, slack, BOB)
+    fabro.requests.clear()
+    assert await bot.home.refresh(bot.bolt.client) == 0
+    assert fabro.calls("/api/v1/runs") == []  # nobody due: Fabro is not asked
+    waiting = by("grace", title="New approval")
+    fabro.add(waiting)
+    fabro.request_approval(waiting["id"])
+    ticks[0] += 11
+    assert await bot.home.refresh(bot.bolt.client) == 2
+    assert len(fabro.calls("/api/v1/runs")) == 1  # one listing serves both Homes
+    assert "New approval" in text(slack.homes[ADA]) and "New approval" in text(slack.homes[BOB])
