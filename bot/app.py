@@ -32,11 +32,13 @@ from bot.config import Settings
 from bot.core.durations import parse_duration
 from bot.core.links import hosts_of
 from bot.fabro.client import FabroClient
-from bot.listeners import buttons, controls, start, unfurls
 from bot.listeners import commands as commands_listener
+from bot.listeners import controls, mentions, start, unfurls
 from bot.listeners.boundary import new_reference
+from bot.listeners.controls import Controls
 from bot.listeners.http import SlackGate
 from bot.listeners.payloads import payload_problem
+from bot.listeners.showing import Shower
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.people.identity import Linker, LinkMode, parse_user_links
 from bot.people.notify import Personal
@@ -112,10 +114,7 @@ def build_bolt_app(
         await start.open_picker(client, steering, trigger_id=trigger_id, channel=channel)
 
     commands_listener.register(app, commands, metrics, open_start=open_start)
-    start.register(
-        app, steering, metrics, command=settings.slash_command, clock=steering.clock, web_base=settings.fabro_web_url
-    )
-    buttons.register(app, commands.answerer, commands.follower)
+    start.register(app, steering)
     unfurls.register(
         app,
         commands.answerer.fabro,
@@ -123,9 +122,19 @@ def build_bolt_app(
         clock=commands.answerer.clock,
         web_base=settings.fabro_web_url,
     )
-    controls.register(
-        app, steering, store, metrics, command=settings.slash_command, response_url_allowed=allowed, home=home
+    shower = Shower(app.client, steering.clock, settings.fabro_web_url, allowed, home)
+    clicks = Controls(
+        steering,
+        shower,
+        metrics,
+        commands.answerer,
+        commands.follower,
+        steering.clock,
+        settings.slash_command,
+        settings.fabro_web_url,
     )
+    controls.register(app, clicks)
+    mentions.register(app, steering, store, shower, clicks.act)
     if home is not None:
 
         @app.event("app_home_opened")

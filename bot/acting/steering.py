@@ -39,7 +39,7 @@ from bot.people.notify import indexed
 from bot.people.permissions import Allowlist
 from bot.store.base import Store
 
-__all__ = ["MAX_STEER", "PENDING_LEASE", "Steering", "Where"]
+__all__ = ["MAX_STEER", "PENDING_LEASE", "PullRequestAsked", "Steering", "Where"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,16 @@ class Where:
     user_id: str
     channel: str | None = None
     message_ts: str | None = None
+
+
+@dataclass(frozen=True)
+class PullRequestAsked:
+    """Fabro took the request to write a pull request: the card to show now, and where (and after
+    how long) `Steering.follow_creation` finds out how it ended."""
+
+    settled: Settled
+    location: str
+    wait: float
 
 
 @dataclass
@@ -219,7 +229,7 @@ class Steering:
 
     # -- shipping the result ---------------------------------------------------------------
 
-    async def create_pull_request(self, who: Where, target: Target) -> tuple[Settled, str, float]:
+    async def create_pull_request(self, who: Where, target: Target) -> PullRequestAsked:
         """Ask Fabro to open the run's pull request; the settled card says it is being written, and
         where (and after how long) to follow the creation with `follow_creation`."""
         follow: dict[str, Any] = {}
@@ -237,7 +247,7 @@ class Steering:
             return Outcome(OutcomeVerb.PR_REQUESTED), run
 
         settled = await self._act(who, Verb.CREATE_PR, target, check, send)
-        return settled, follow["location"], follow["wait"]
+        return PullRequestAsked(settled, follow["location"], follow["wait"])
 
     async def follow_creation(
         self, who: Where, run_id: str, location: str, wait: float, *, deadline: float = 600.0

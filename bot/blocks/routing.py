@@ -29,6 +29,7 @@ __all__ = [
     "START_PICK",
     "STEER_ACTION",
     "STEER_MODAL",
+    "STEER_VERBS",
     "ModalContext",
     "Target",
     "choice_value",

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -18,7 +17,7 @@ from bot.core.links import runs_linked
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
 from bot.listeners.payloads import text
-from bot.slack.webapi import slack_error
+from bot.slack.webapi import TRANSPORT_ERRORS, slack_error
 
 __all__ = ["register"]
 
@@ -43,7 +42,7 @@ def register(
             where = {"unfurl_id": text(event.get("unfurl_id")), "source": "composer"}
         try:
             await client.chat_unfurl(unfurls=unfurls, **where)
-        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+        except TRANSPORT_ERRORS as exc:
             reason = slack_error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__
             log.info("could not unfurl %d run link(s): %s", len(unfurls), reason)
 

@@ -8,7 +8,6 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -19,7 +18,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.core.stats import zone
 from bot.metrics import Metrics
-from bot.slack.webapi import slack_error
+from bot.slack.webapi import TRANSPORT_ERRORS, slack_error
 
 __all__ = ["CountingWebClient", "TimeZones", "response_url_check", "slack_client"]
 
@@ -83,7 +82,7 @@ class TimeZones:
                 profile = await self._client.users_info(user=user_id)
                 name = (profile.get("user") or {}).get("tz")
                 self._known[user_id] = zone(name) if isinstance(name, str) else ZoneInfo("UTC")
-            except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            except TRANSPORT_ERRORS as exc:
                 log.info("no time zone for user=%s (%s); using UTC", user_id, type(exc).__name__)
                 return ZoneInfo("UTC")
         return self._known[user_id]

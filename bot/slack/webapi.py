@@ -7,9 +7,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 
-__all__ = ["CHANNEL_ERRORS", "EditBudget", "retry_after", "slack_error"]
+__all__ = ["CHANNEL_ERRORS", "TRANSPORT_ERRORS", "EditBudget", "retry_after", "slack_error"]
 
 # Slack errors that mean "this channel cannot take our posts until a person fixes it".
 CHANNEL_ERRORS = frozenset(
@@ -23,6 +24,10 @@ CHANNEL_ERRORS = frozenset(
         "ekm_access_denied",
     }
 )
+
+
+# What a call to Slack may raise: Slack said no, the connection failed, or it took too long.
+TRANSPORT_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError)
 
 
 def slack_error(exc: SlackApiError) -> str:

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -35,7 +34,7 @@ from bot.core.records import Follow
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
 from bot.fabro.models import Run
-from bot.slack.webapi import CHANNEL_ERRORS, EditBudget, slack_error
+from bot.slack.webapi import CHANNEL_ERRORS, TRANSPORT_ERRORS, EditBudget, slack_error
 from bot.store.base import Store
 from bot.telling.once import post_once
 
@@ -44,7 +43,6 @@ __all__ = ["CardEditor", "Follower"]
 log = logging.getLogger(__name__)
 
 _END_EVENTS = frozenset({"run.completed", "run.failed"})
-_SLACK_TRANSPORT_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError)
 
 
 @dataclass
@@ -88,7 +86,7 @@ class CardEditor:
         try:
             await self.slack.chat_update(channel=where[0], ts=where[1], text=message["text"], blocks=message["blocks"])
             self.edits += 1
-        except _SLACK_TRANSPORT_ERRORS as exc:
+        except TRANSPORT_ERRORS as exc:
             reason = slack_error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__
             log.warning("could not edit the live card %s in %s: %s", where[1], where[0], reason)
 
@@ -175,7 +173,7 @@ class Follower:
                 return
             try:
                 await self._sync(follow)
-            except (FabroError, *_SLACK_TRANSPORT_ERRORS) as exc:
+            except (FabroError, *TRANSPORT_ERRORS) as exc:
                 # Nothing is lost: the seq did not move past what was not told.
                 log.info("following %s in %s: deferred (%s)", run_id, channel, type(exc).__name__)
 
