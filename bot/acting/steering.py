@@ -10,7 +10,8 @@ action goes the same way:
    or a second person finds the first action and is told about it.
 3. Re-read: the run (and its questions) from Fabro. Card values are not trusted: the
    question must still be pending, the option must exist, the run must allow the action.
-4. Send, once (a 503 from Fabro is retried once, except for retry, which creates runs).
+   The check returns a `Plan` (what to send, with what it found) or a `Refused`.
+4. Send the plan, once (a 503 from Fabro is retried once, except for retry, which creates runs).
 5. Settle: the record gets the outcome on every path (done, refused or failed); the alerts
    about the same thing are given the outcome. Fabro records the bot's token as the actor,
    so this record is the only place the Slack user is kept.
@@ -19,6 +20,7 @@ action goes the same way:
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -39,7 +41,19 @@ from bot.people.notify import indexed
 from bot.people.permissions import Allowlist
 from bot.store.base import Store
 
-__all__ = ["MAX_STEER", "PENDING_LEASE", "PullRequestAsked", "Steering", "Where"]
+__all__ = [
+    "MAX_STEER",
+    "PENDING_LEASE",
+    "AnswerPlan",
+    "Done",
+    "Plan",
+    "PullRequestAsked",
+    "PullRequestFollow",
+    "Reading",
+    "Seen",
+    "Steering",
+    "Where",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +64,57 @@ T = TypeVar("T")
 PENDING_LEASE = timedelta(minutes=2)
 MAX_STEER = 8192  # characters Fabro takes in one steer
 
-Check = Callable[[Run, list[Question]], Refused | None]
-Send = Callable[[Run], Awaitable[tuple[Outcome, Run]]]
+
+class Reading(enum.Enum):
+    """What is re-read from Fabro before a check: the run always, sometimes more."""
+
+    RUN = "run"
+    QUESTIONS = "questions"  # the run's questions too
+    PULL_REQUEST = "pull_request"  # the pull request's live state too (merged or closed on GitHub?)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What was re-read from Fabro, for a check to decide on (card values are never trusted)."""
+
+    run: Run
+    questions: tuple[Question, ...] = ()
+    pr_finished: str | None = None  # "merged" or "closed" when the pull request's live state says so
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A check's go-ahead: what the send step sends, about the run as it was re-read."""
+
+    run: Run
+
+
+@dataclass(frozen=True)
+class AnswerPlan(Plan):
+    question: Question
+    body: dict[str, Any]  # Fabro's tagged answer body
+
+
+@dataclass(frozen=True)
+class PullRequestFollow:
+    """Where (and after how long) a pull request being written can be asked how it went."""
+
+    location: str
+    wait: float
+
+
+@dataclass(frozen=True)
+class Done:
+    """What a send did: its outcome, the run as it is now, and a creation to follow when there is one."""
+
+    outcome: Outcome
+    run: Run
+    follow: PullRequestFollow | None = None
+
+
+P = TypeVar("P", bound=Plan)
+Check = Callable[[Seen], Refused | P]  # a check refuses, or says what to send
+Send = Callable[[P], Awaitable[Done]]
 
 
 @dataclass(frozen=True)
@@ -69,8 +132,7 @@ class PullRequestAsked:
     how long) `Steering.follow_creation` finds out how it ended."""
 
     settled: Settled
-    location: str
-    wait: float
+    follow: PullRequestFollow
 
 
 @dataclass
@@ -87,68 +149,66 @@ class Steering:
     async def answer(self, who: Where, target: Target, choice: Choice) -> Settled:
         assert target.question_id is not None
         question_id = target.question_id
-        chosen: dict[str, Any] = {}
 
-        def check(run: Run, questions: list[Question]) -> Refused | None:
-            question = next((q for q in questions if q.id == question_id), None)
+        def check(seen: Seen) -> Refused | AnswerPlan:
+            question = next((q for q in seen.questions if q.id == question_id), None)
             if question is None:
-                return Refused(Refusal.QUESTION_GONE, run=run)
+                return Refused(Refusal.QUESTION_GONE, run=seen.run)
             body = answer_body(question, choice)
             if isinstance(body, str):
-                return Refused(Refusal.ANSWER_UNFIT, run=run, detail=body)
-            chosen["question"], chosen["body"] = question, body
-            return None
+                return Refused(Refusal.ANSWER_UNFIT, run=seen.run, detail=body)
+            return AnswerPlan(seen.run, question, body)
 
-        async def send(run: Run) -> tuple[Outcome, Run]:
-            question: Question = chosen["question"]
-            await self._once_more_on_503(lambda: self.fabro.answer_question(run.id, question_id, chosen["body"]))
+        async def send(plan: AnswerPlan) -> Done:
+            run, question = plan.run, plan.question
+            await self._once_more_on_503(lambda: self.fabro.answer_question(run.id, question.id, plan.body))
             labels = {o.key: o.label or o.key for o in question.options}
-            outcome = Outcome(OutcomeVerb.ANSWERED, question=question.text, answer=said(chosen["body"], labels))
-            return outcome, await self._fresh(run)
+            outcome = Outcome(OutcomeVerb.ANSWERED, question=question.text, answer=said(plan.body, labels))
+            return Done(outcome, await self._fresh(run))
 
-        return await self._act(
-            who, Verb.ANSWER, target, check, send, detail={"choice": str(choice.kind)}, with_questions=True
-        )
+        detail = {"choice": str(choice.kind)}
+        return await self._act(who, Verb.ANSWER, target, check, send, detail=detail, reading=Reading.QUESTIONS)
 
     async def approve(self, who: Where, target: Target) -> Settled:
-        async def send(run: Run) -> tuple[Outcome, Run]:
-            after = await self._once_more_on_503(lambda: self.fabro.approve(run.id))
-            return Outcome(OutcomeVerb.APPROVED), after
+        async def send(plan: Plan) -> Done:
+            after = await self._once_more_on_503(lambda: self.fabro.approve(plan.run.id))
+            return Done(Outcome(OutcomeVerb.APPROVED), after)
 
         return await self._act(who, Verb.APPROVE, target, _awaiting_approval, send)
 
     async def deny(self, who: Where, target: Target, reason: str | None) -> Settled:
         reason = (reason or "").strip() or None
 
-        async def send(run: Run) -> tuple[Outcome, Run]:
-            after = await self._once_more_on_503(lambda: self.fabro.deny(run.id, reason))
-            return Outcome(OutcomeVerb.DENIED, reason=reason), after
+        async def send(plan: Plan) -> Done:
+            after = await self._once_more_on_503(lambda: self.fabro.deny(plan.run.id, reason))
+            return Done(Outcome(OutcomeVerb.DENIED, reason=reason), after)
 
         return await self._act(who, Verb.DENY, target, _awaiting_approval, send, detail={"reason": reason})
 
     async def retry(self, who: Where, target: Target) -> Settled:
-        def check(run: Run, _: list[Question]) -> Refused | None:
-            if run.lifecycle.archived:
-                return Refused(Refusal.ARCHIVED, run=run)
-            if not run.is_terminal:
-                return Refused(Refusal.NOT_FINISHED, run=run)
-            return None
+        def check(seen: Seen) -> Refused | Plan:
+            if seen.run.lifecycle.archived:
+                return Refused(Refusal.ARCHIVED, run=seen.run)
+            if not seen.run.is_terminal:
+                return Refused(Refusal.NOT_FINISHED, run=seen.run)
+            return Plan(seen.run)
 
-        async def send(run: Run) -> tuple[Outcome, Run]:
-            new = await self.fabro.retry(run.id)  # never repeated: a second call would make a second run
-            return Outcome(OutcomeVerb.RETRIED, run_id=new.id, run_url=new.web_url(self.web_base)), run
+        async def send(plan: Plan) -> Done:
+            new = await self.fabro.retry(plan.run.id)  # never repeated: a second call would make a second run
+            outcome = Outcome(OutcomeVerb.RETRIED, run_id=new.id, run_url=new.web_url(self.web_base))
+            return Done(outcome, plan.run)
 
         return await self._act(who, Verb.RETRY, target, check, send)
 
     async def cancel(self, who: Where, target: Target) -> Settled:
-        def check(run: Run, _: list[Question]) -> Refused | None:
-            if run.is_terminal or run.lifecycle.archived:
-                return Refused(Refusal.ALREADY_FINISHED, run=run)
-            return None
+        def check(seen: Seen) -> Refused | Plan:
+            if seen.run.is_terminal or seen.run.lifecycle.archived:
+                return Refused(Refusal.ALREADY_FINISHED, run=seen.run)
+            return Plan(seen.run)
 
-        async def send(run: Run) -> tuple[Outcome, Run]:
-            after, done = await self._once_more_on_503(lambda: self.fabro.cancel(run.id))
-            return Outcome(OutcomeVerb.CANCELLED if done else OutcomeVerb.CANCEL_REQUESTED), after
+        async def send(plan: Plan) -> Done:
+            after, done = await self._once_more_on_503(lambda: self.fabro.cancel(plan.run.id))
+            return Done(Outcome(OutcomeVerb.CANCELLED if done else OutcomeVerb.CANCEL_REQUESTED), after)
 
         return await self._act(who, Verb.CANCEL, target, check, send)
 
@@ -167,31 +227,31 @@ class Steering:
         # Fabro's run.steer events then say whether the text arrived, so it is never sent twice.
         recovering = bool(await self.store.actions_for_run(key.run_id))
 
-        async def work() -> tuple[Outcome, Run]:
+        async def work() -> Done:
             run = await self._running(target.run_id)
             if not (recovering and await self._steer_arrived(run.id, text)):
                 await self.fabro.steer(run.id, text, interrupt=interrupt)
-            return Outcome(OutcomeVerb.STEERED, answer=text), run
+            return Done(Outcome(OutcomeVerb.STEERED, answer=text), run)
 
         detail = {"run": target.run_id, "text": text, "interrupt": interrupt}
-        outcome, run = await self._once(who, Verb.STEER, key, work, detail=detail, run_id=target.run_id)
-        return Settled(run, outcome)
+        done = await self._once(who, Verb.STEER, key, work, detail=detail, run_id=target.run_id)
+        return Settled(done.run, done.outcome)
 
     async def control(self, who: Where, target: Target, verb: Verb, *, intent: str) -> Settled:
         """Interrupt the agent's round, or pause or resume the run (Fabro refuses a second pending request)."""
 
-        async def work() -> tuple[Outcome, Run]:
+        async def work() -> Done:
             run = await self._running(target.run_id)
             if verb is Verb.INTERRUPT:
                 await self.fabro.interrupt(run.id)
-                return Outcome(OutcomeVerb.INTERRUPTED), run
+                return Done(Outcome(OutcomeVerb.INTERRUPTED), run)
             if verb is Verb.PAUSE:
-                return Outcome(OutcomeVerb.PAUSE_REQUESTED), await self.fabro.pause(run.id)
-            return Outcome(OutcomeVerb.RESUME_REQUESTED), await self.fabro.unpause(run.id)
+                return Done(Outcome(OutcomeVerb.PAUSE_REQUESTED), await self.fabro.pause(run.id))
+            return Done(Outcome(OutcomeVerb.RESUME_REQUESTED), await self.fabro.unpause(run.id))
 
         key = ActionKey.of(verb, intent)
-        outcome, run = await self._once(who, verb, key, work, detail={"run": target.run_id}, run_id=target.run_id)
-        return Settled(run, outcome)
+        done = await self._once(who, verb, key, work, detail={"run": target.run_id}, run_id=target.run_id)
+        return Settled(done.run, done.outcome)
 
     async def _running(self, run_id: str) -> Run:
         run = await self.fabro.get_run(run_id)
@@ -209,7 +269,7 @@ class Steering:
         """Start a run from an automation, once per `intent` (one confirmation, one window): a
         double click or a retried request starts one run; two `/runs start` are two intents."""
 
-        async def work() -> tuple[Outcome, Run]:
+        async def work() -> Done:
             preset = next((a for a in await self.fabro.automations() if a.id == automation_id), None)
             if preset is None:
                 raise Refused(Refusal.AUTOMATION_GONE)
@@ -219,35 +279,35 @@ class Steering:
             outcome = Outcome(
                 OutcomeVerb.STARTED, run_id=run.id, run_url=run.web_url(self.web_base), answer=preset.name or preset.id
             )
-            return outcome, run
+            return Done(outcome, run)
 
         key = ActionKey.of(Verb.START, intent)
-        outcome, run = await self._once(who, Verb.START, key, work, detail={"automation": automation_id})
+        done = await self._once(who, Verb.START, key, work, detail={"automation": automation_id})
         # Fabro records the bot's token as its creator: the bot writes down whose it is.
-        await self.store.index_run(indexed(run, who.user_id, self.web_base))
-        return Settled(run, outcome)
+        await self.store.index_run(indexed(done.run, who.user_id, self.web_base))
+        return Settled(done.run, done.outcome)
 
     # -- shipping the result ---------------------------------------------------------------
 
     async def create_pull_request(self, who: Where, target: Target) -> PullRequestAsked:
         """Ask Fabro to open the run's pull request; the settled card says it is being written, and
         where (and after how long) to follow the creation with `follow_creation`."""
-        follow: dict[str, Any] = {}
 
-        def check(run: Run, _: list[Question]) -> Refused | None:
+        def check(seen: Seen) -> Refused | Plan:
+            run = seen.run
             if run.pull_request is not None and run.pull_request.html_url:
                 return Refused(Refusal.PR_EXISTS, run=run)
             if run.status.kind != "succeeded":
                 return Refused(Refusal.NOT_SUCCEEDED, run=run)
-            return None
+            return Plan(run)
 
-        async def send(run: Run) -> tuple[Outcome, Run]:
-            creation, location, wait = await self.fabro.create_pull_request(run.id)  # a 202: never repeated
-            follow.update(location=location, wait=wait, creation=creation)
-            return Outcome(OutcomeVerb.PR_REQUESTED), run
+        async def send(plan: Plan) -> Done:
+            _, location, wait = await self.fabro.create_pull_request(plan.run.id)  # a 202: never repeated
+            return Done(Outcome(OutcomeVerb.PR_REQUESTED), plan.run, PullRequestFollow(location, wait))
 
-        settled = await self._act(who, Verb.CREATE_PR, target, check, send)
-        return PullRequestAsked(settled, follow["location"], follow["wait"])
+        done = await self._act_done(who, Verb.CREATE_PR, target, check, send)
+        assert done.follow is not None
+        return PullRequestAsked(Settled(done.run, done.outcome), done.follow)
 
     async def follow_creation(
         self, who: Where, run_id: str, location: str, wait: float, *, deadline: float = 600.0
@@ -276,42 +336,24 @@ class Steering:
         return Settled(await self._fresh_by_id(run_id), outcome)
 
     async def merge_pull_request(self, who: Where, target: Target, method: str) -> Settled:
-        async def send(run: Run) -> tuple[Outcome, Run]:
-            await self.fabro.merge_pull_request(run.id, method)  # GitHub acted or refused: never repeated
-            return Outcome(OutcomeVerb.PR_MERGED, answer=method), run
+        async def send(plan: Plan) -> Done:
+            await self.fabro.merge_pull_request(plan.run.id, method)  # GitHub acted or refused: never repeated
+            return Done(Outcome(OutcomeVerb.PR_MERGED, answer=method), plan.run)
 
         return await self._ship(who, Verb.MERGE_PR, target, send, detail={"method": method})
 
     async def close_pull_request(self, who: Where, target: Target) -> Settled:
-        async def send(run: Run) -> tuple[Outcome, Run]:
-            await self.fabro.close_pull_request(run.id)
-            return Outcome(OutcomeVerb.PR_CLOSED), run
+        async def send(plan: Plan) -> Done:
+            await self.fabro.close_pull_request(plan.run.id)
+            return Done(Outcome(OutcomeVerb.PR_CLOSED), plan.run)
 
         return await self._ship(who, Verb.CLOSE_PR, target, send)
 
     async def _ship(
-        self, who: Where, verb: Verb, target: Target, send: Send, *, detail: dict[str, Any] | None = None
+        self, who: Where, verb: Verb, target: Target, send: Send[Plan], *, detail: dict[str, Any] | None = None
     ) -> Settled:
         """Merge or close, after reading the pull request's live state: a finished one is refused."""
-        state: dict[str, str | None] = {}
-
-        def check(run: Run, _: list[Question]) -> Refused | None:
-            if run.pull_request is None or not run.pull_request.html_url:
-                return Refused(Refusal.PR_NONE, run=run)
-            finished = state.get("finished")
-            if finished == "merged":
-                return Refused(Refusal.PR_MERGED, run=run)
-            if finished == "closed":
-                return Refused(Refusal.PR_CLOSED, run=run)
-            return None
-
-        async def probe() -> None:
-            try:
-                state["finished"] = (await self.fabro.pull_request(target.run_id)).finished
-            except FabroNotFound:
-                state["finished"] = None  # no stored record: the check refuses as "no pull request"
-
-        return await self._act(who, verb, target, check, send, detail=detail, before=probe)
+        return await self._act(who, verb, target, _shippable, send, detail=detail, reading=Reading.PULL_REQUEST)
 
     # -- the one path every action takes ----------------------------------------------------
 
@@ -320,45 +362,69 @@ class Steering:
         who: Where,
         verb: Verb,
         target: Target,
-        check: Check,
-        send: Send,
+        check: Check[P],
+        send: Send[P],
         *,
         detail: dict[str, Any] | None = None,
-        with_questions: bool = False,
-        before: Callable[[], Awaitable[None]] | None = None,
+        reading: Reading = Reading.RUN,
     ) -> Settled:
-        """An action on a run: re-read it (and its questions), check, send."""
+        done = await self._act_done(who, verb, target, check, send, detail=detail, reading=reading)
+        return Settled(done.run, done.outcome)
+
+    async def _act_done(
+        self,
+        who: Where,
+        verb: Verb,
+        target: Target,
+        check: Check[P],
+        send: Send[P],
+        *,
+        detail: dict[str, Any] | None = None,
+        reading: Reading = Reading.RUN,
+    ) -> Done:
+        """An action on a run: re-read it (and what `reading` names), check, send the plan."""
         key = ActionKey.of(verb, target.run_id, target.question_id)
 
-        async def work() -> tuple[Outcome, Run]:
-            run = await self.fabro.get_run(target.run_id)
-            questions = await self.fabro.list_questions(run.id) if with_questions else []
-            if before is not None:
-                await before()  # more of Fabro to re-read, such as the pull request's live state
-            refused = check(run, questions)
-            if refused is not None:
-                refused.settled = await self._current(run, key)
-                raise refused
-            return await send(run)
+        async def work() -> Done:
+            seen = await self._read(target.run_id, reading)
+            plan = check(seen)
+            if isinstance(plan, Refused):
+                plan.settled = await self._current(seen.run, key)
+                raise plan
+            return await send(plan)
 
         async def conflict_card() -> Settled | None:
             return await self._current_by_id(target.run_id, key)
 
-        outcome, after = await self._once(who, verb, key, work, detail=detail, conflict_card=conflict_card)
-        await self._settle_alerts(key, outcome, who)
-        return Settled(after, outcome)
+        done = await self._once(who, verb, key, work, detail=detail, conflict_card=conflict_card)
+        await self._settle_alerts(key, done.outcome, who)
+        return done
+
+    async def _read(self, run_id: str, reading: Reading) -> Seen:
+        run = await self.fabro.get_run(run_id)
+        match reading:
+            case Reading.RUN:
+                return Seen(run)
+            case Reading.QUESTIONS:
+                return Seen(run, tuple(await self.fabro.list_questions(run.id)))
+            case Reading.PULL_REQUEST:
+                try:
+                    finished = (await self.fabro.pull_request(run_id)).finished
+                except FabroNotFound:
+                    finished = None  # no stored record: the check refuses as "no pull request"
+                return Seen(run, pr_finished=finished)
 
     async def _once(
         self,
         who: Where,
         verb: Verb,
         key: ActionKey,
-        work: Callable[[], Awaitable[tuple[Outcome, Run]]],
+        work: Callable[[], Awaitable[Done]],
         *,
         detail: dict[str, Any] | None = None,
         conflict_card: Callable[[], Awaitable[Settled | None]] | None = None,
         run_id: str | None = None,
-    ) -> tuple[Outcome, Run]:
+    ) -> Done:
         """The path every action takes: permission, a once-only record, the work, the record settled."""
         if not await self.allowlist.allows(who.user_id):
             log.info("user=%s is not allowed to %s (%s)", who.user_id, verb, key)
@@ -371,8 +437,9 @@ class Steering:
         log.info("user=%s %s (%s)", who.user_id, verb, key)
         outcome: Outcome | None = None
         try:
-            outcome, after = await work()
-            outcome = replace(outcome, slack_user=who.user_id, at=self.clock())
+            done = await work()
+            outcome = replace(done.outcome, slack_user=who.user_id, at=self.clock())
+            done = replace(done, outcome=outcome)
             await self.store.finish_action(key, state=ActionState.DONE, outcome=outcome)
         except BaseException as exc:
             await self._settle_record(key, exc, outcome)
@@ -381,7 +448,7 @@ class Steering:
                 settled = await conflict_card() if conflict and conflict_card is not None else None
                 raise ActionFailed(exc, verb=verb, run_id=run_id or key.run_id, settled=settled) from exc
             raise
-        return outcome, after
+        return done
 
     async def _settle_record(self, key: ActionKey, exc: BaseException, outcome: Outcome | None) -> None:
         """Whatever went wrong, the record does not stay pending: done when Fabro acted, else refused or failed."""
@@ -458,5 +525,16 @@ class Steering:
         return Settled(run, outcome_of(key.alert, run, events))
 
 
-def _awaiting_approval(run: Run, _: list[Question]) -> Refused | None:
-    return None if run.awaits_approval else Refused(Refusal.NOT_AWAITING_APPROVAL, run=run)
+def _awaiting_approval(seen: Seen) -> Refused | Plan:
+    return Plan(seen.run) if seen.run.awaits_approval else Refused(Refusal.NOT_AWAITING_APPROVAL, run=seen.run)
+
+
+def _shippable(seen: Seen) -> Refused | Plan:
+    run = seen.run
+    if run.pull_request is None or not run.pull_request.html_url:
+        return Refused(Refusal.PR_NONE, run=run)
+    if seen.pr_finished == "merged":
+        return Refused(Refusal.PR_MERGED, run=run)
+    if seen.pr_finished == "closed":
+        return Refused(Refusal.PR_CLOSED, run=run)
+    return Plan(run)

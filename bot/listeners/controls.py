@@ -201,7 +201,7 @@ class Controls:
         creation = result
 
         async def finish() -> None:
-            work = s.follow_creation(origin.who, target.run_id, creation.location, creation.wait)
+            work = s.follow_creation(origin.who, target.run_id, creation.follow.location, creation.follow.wait)
             await self.show(origin, await self.act("create_pr", work), respond)
 
         task = asyncio.create_task(finish(), name=f"pull-request-{target.run_id}")
