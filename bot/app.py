@@ -54,6 +54,7 @@ from bot.telling.following import CardEditor, Follower
 from bot.telling.home import Home
 from bot.telling.live import LiveAlerts
 from bot.telling.reminders import Reminders
+from bot.telling.retention import Retention
 from bot.telling.scheduler import start_scheduler
 
 __all__ = ["Bot", "build_bolt_app", "serve"]
@@ -171,6 +172,7 @@ class Bot:
     _runners: list[web.AppRunner] = field(init=False, default_factory=list)
     _socket: AsyncSocketModeHandler | None = field(init=False, default=None)
     _scheduler: AsyncIOScheduler | None = field(init=False, default=None)
+    _background: list[asyncio.Task[None]] = field(init=False, default_factory=list)
     _slack_auth: tuple[float, bool] = field(init=False, default=(0.0, False))
     _stopped: bool = field(init=False, default=False)
     _cycling: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)  # held for a whole scheduled cycle
@@ -281,6 +283,7 @@ class Bot:
         check_every = max(0.5, min(5.0, s.poll_interval_seconds / 2))
         self.leadership = leadership_for(s.database_url, check_every=check_every, on_change=self.metrics.leader.set)
         self.metrics.leader.set(1 if self.leadership.is_leader else 0)
+        self.retention = Retention(self.store, self.clock, s.retention_days, lambda: self.leadership.is_leader)
         if s.fabro_event_stream:
             self.live = LiveAlerts(
                 self.fabro,
@@ -432,6 +435,7 @@ class Bot:
             log.info("alerts: checking Fabro every %gs", self.settings.poll_interval_seconds)
             if self.live is not None:
                 await self.live.start()
+            self._background.append(asyncio.create_task(self.retention.run(), name="retention"))
 
     async def stop(self) -> None:
         if self._stopped:
@@ -439,6 +443,9 @@ class Bot:
         self._stopped = True
         if self.live is not None:
             await self.live.stop()
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         # Let a cycle in progress finish (alerts, then followed runs) before the scheduler would cancel it.
         await self.alerter.close()
         try:

@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     health_port: int | None = Field(default=None, ge=0, le=65535)
     fabro_event_stream: bool = True
     follow_max: int = Field(default=50, ge=1, le=500)
+    retention_days: int = Field(default=90, ge=1, le=3650)
     user_links: str | None = None
     user_linking: Literal["self", "pinned"] = "self"
     remind_after: str = "30m"

@@ -21,6 +21,8 @@ __all__ = ["Store"]
 
 
 class Store(Protocol):
+    statements: int  # statements sent since the store opened
+
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def ping(self, now: datetime) -> None:
@@ -112,3 +114,7 @@ class Store(Protocol):
         self, key: ActionKey, *, state: ActionState, note: str | None = None, outcome: Outcome | None = None
     ) -> None: ...
     async def actions_for_run(self, run_id: str) -> list[Action]: ...
+
+    # retention
+    async def forget(self, before: datetime, *, batch: int) -> int:
+        """Delete one batch of what ended before `before` and nothing still needs; returns the rows deleted."""

@@ -22,6 +22,7 @@ from bot.store.sql import (
     MESSAGE_INDEX,
     NOTIFY_TABLE,
     RUNS_INDEX,
+    SCALE_INDEXES,
     SUMMARIES_TABLE,
     Row,
     SQLStore,
@@ -75,6 +76,7 @@ MIGRATIONS: list[str] = [
     LINKS_TABLE,
     NOTIFY_TABLE,
     RUNS_INDEX,
+    SCALE_INDEXES,
 ]
 
 
@@ -100,11 +102,13 @@ class PostgresStore(SQLStore):
         await self._pool.close()
 
     async def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        self.statements += 1
         async with self._pool.connection() as conn:
             cursor = await conn.execute(_placeholders(sql), params)
             return cursor.rowcount
 
     async def _fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
+        self.statements += 1
         async with self._pool.connection() as conn:
             cursor = await conn.execute(_placeholders(sql), params)
             return [dict(row) for row in await cursor.fetchall()]

@@ -13,7 +13,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.core.keys import ActionKey, ActionState, AlertKey, AlertKind, Verb
+from bot.core.keys import ActionKey, ActionState, AlertKey, Verb
 from bot.core.outcomes import Outcome
 from bot.core.records import Action, Alert, AlertState, ChannelSummary, Follow, IndexedRun, Subscription, UserLink
 
@@ -26,7 +26,9 @@ __all__ = [
     "MESSAGE_INDEX",
     "NOTIFY_TABLE",
     "RUNS_INDEX",
+    "SCALE_INDEXES",
     "SUMMARIES_TABLE",
+    "TERMINAL_BUCKETS",
     "SQLStore",
     "outcomes_as_json",
 ]
@@ -120,6 +122,40 @@ RUNS_INDEX = """
 """
 
 
+# What every cycle reads stays constant as history grows: the deliveries due and the alerts still
+# waiting are read through partial indexes that hold only those rows (the queries repeat these
+# predicates word for word, which is how SQLite matches a partial index); retention walks the
+# rest by age. The plain index on state served neither once settled alerts piled up.
+SCALE_INDEXES = """
+    CREATE INDEX alerts_due ON alerts (claimed_at)
+        WHERE state = 'claimed' OR (state = 'posted' AND outcome IS NOT NULL);
+    CREATE INDEX alerts_waiting ON alerts (kind, claimed_at) WHERE state = 'posted' AND outcome IS NULL;
+    CREATE INDEX alerts_by_age ON alerts (claimed_at);
+    DROP INDEX alerts_by_state;
+    CREATE INDEX actions_by_age ON actions (requested_at);
+    CREATE INDEX runs_by_age ON runs (updated_at);
+"""
+
+# The buckets of runs that ended: only their index entries and follows are ever forgotten.
+TERMINAL_BUCKETS = ("succeeded", "failed", "archived", "dead")
+_TERMINAL = ", ".join(f"'{b}'" for b in TERMINAL_BUCKETS)
+
+# A run's alerts are forgotten together, once none of them is pending, waiting or newer than the
+# cutoff, and the run is not followed: its once-keys (thread replies, reminders) go with the alerts
+# they guard, so nothing forgotten can be posted again while its run still shows in Slack.
+_FORGETTABLE_RUNS = """
+    SELECT a.run_id FROM alerts a WHERE a.claimed_at < ?
+    AND NOT EXISTS (
+        SELECT 1 FROM alerts b WHERE b.run_id = a.run_id AND (
+            b.claimed_at >= ? OR b.state = 'claimed'
+            OR (b.state = 'posted' AND (b.outcome IS NOT NULL OR b.kind IN ('question', 'approval')))
+        )
+    )
+    AND NOT EXISTS (SELECT 1 FROM follows f WHERE f.run_id = a.run_id)
+    ORDER BY a.claimed_at LIMIT ?
+"""
+
+
 def outcomes_as_json(json_object: str) -> str:
     """The data half of that migration, given the dialect's way to build a JSON object as text."""
     return f"""
@@ -130,7 +166,21 @@ def outcomes_as_json(json_object: str) -> str:
     """
 
 
+# The queries every cycle runs, with their states written out so that they match the partial
+# indexes above (a `?` would not); tests check their plans on both backends.
+DELIVERIES_DUE = (
+    "SELECT * FROM alerts WHERE (state = 'claimed' OR (state = 'posted' AND outcome IS NOT NULL))"
+    " AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY claimed_at, key"
+)
+WAITING_ALERTS = (
+    "SELECT * FROM alerts WHERE state = 'posted' AND outcome IS NULL AND kind IN ('question', 'approval')"
+    " ORDER BY claimed_at, key"
+)
+
+
 class SQLStore:
+    statements: int = 0  # every statement sent, for the benchmarks and /metrics
+
     async def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         raise NotImplementedError
 
@@ -229,11 +279,7 @@ class SQLStore:
         Settled alerts (posted with no outcome yet, resolved) are never read here, so a
         cycle costs the same after a year of alerts as on the first day.
         """
-        rows = await self._fetch(
-            "SELECT * FROM alerts WHERE (state = ? OR (state = ? AND outcome IS NOT NULL))"
-            " AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY claimed_at, key",
-            (str(AlertState.CLAIMED), str(AlertState.POSTED), _iso(now)),
-        )
+        rows = await self._fetch(DELIVERIES_DUE, (_iso(now),))
         return _alerts(rows)
 
     async def alerts_for_run(self, run_id: str) -> list[Alert]:
@@ -242,11 +288,7 @@ class SQLStore:
 
     async def waiting_alerts(self) -> list[Alert]:
         """Questions and approvals in Slack still waiting for someone (posted, no outcome yet)."""
-        rows = await self._fetch(
-            "SELECT * FROM alerts WHERE state = ? AND outcome IS NULL AND kind IN (?, ?) ORDER BY claimed_at, key",
-            (str(AlertState.POSTED), str(AlertKind.QUESTION), str(AlertKind.APPROVAL)),
-        )
-        return _alerts(rows)
+        return _alerts(await self._fetch(WAITING_ALERTS))
 
     async def alerts_at(self, channel: str, ts: str) -> list[Alert]:
         """The alerts posted as the message `ts` in `channel` (one, or a digest's many)."""
@@ -482,6 +524,36 @@ class SQLStore:
     async def actions_for_run(self, run_id: str) -> list[Action]:
         rows = await self._fetch("SELECT * FROM actions WHERE run_id = ? ORDER BY requested_at, key", (run_id,))
         return _actions(rows)
+
+    # -- retention --------------------------------------------------------------------------------
+
+    async def forget(self, before: datetime, *, batch: int) -> int:
+        """Delete one small batch of what ended before `before`; returns how many rows went.
+
+        Never what is pending (a claim, an edit to make, an action in flight), waiting on someone
+        (a posted question or approval), or followed: only what no message in Slack still needs.
+        """
+        cutoff = _iso(before)
+        gone = await self._execute(
+            "DELETE FROM follows WHERE run_id IN (SELECT f.run_id FROM follows f JOIN runs r ON r.run_id = f.run_id"
+            f" WHERE r.status IN ({_TERMINAL}) AND r.updated_at < ? AND f.created_at < ? LIMIT ?)",
+            (cutoff, cutoff, batch),
+        )
+        gone += await self._execute(
+            f"DELETE FROM alerts WHERE run_id IN ({_FORGETTABLE_RUNS})", (cutoff, cutoff, batch)
+        )
+        gone += await self._execute(
+            "DELETE FROM actions WHERE key IN (SELECT key FROM actions WHERE requested_at < ? AND state <> ?"
+            " AND NOT EXISTS (SELECT 1 FROM alerts b WHERE b.run_id = actions.run_id) ORDER BY requested_at LIMIT ?)",
+            (cutoff, str(ActionState.PENDING), batch),
+        )
+        gone += await self._execute(
+            "DELETE FROM runs WHERE run_id IN (SELECT run_id FROM runs r WHERE r.updated_at < ?"
+            f" AND r.status IN ({_TERMINAL}) AND NOT EXISTS (SELECT 1 FROM follows f WHERE f.run_id = r.run_id)"
+            " ORDER BY r.updated_at LIMIT ?)",
+            (cutoff, batch),
+        )
+        return gone
 
 
 def _iso(when: datetime) -> str:

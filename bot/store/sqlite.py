@@ -19,6 +19,7 @@ from bot.store.sql import (
     MESSAGE_INDEX,
     NOTIFY_TABLE,
     RUNS_INDEX,
+    SCALE_INDEXES,
     SUMMARIES_TABLE,
     Row,
     SQLStore,
@@ -85,6 +86,7 @@ MIGRATIONS: list[str] = [
     LINKS_TABLE,
     NOTIFY_TABLE,
     RUNS_INDEX,
+    SCALE_INDEXES,
 ]
 
 
@@ -125,10 +127,12 @@ class SQLiteStore(SQLStore):
 
     async def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         db = self._connection()
+        self.statements += 1
         return await self._run(lambda: db.execute(sql, params).rowcount)
 
     async def _fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
         db = self._connection()
+        self.statements += 1
         rows = await self._run(lambda: db.execute(sql, params).fetchall())
         return [dict(r) for r in rows]
 
