@@ -268,6 +268,7 @@ class Bot:
             default_channel=s.alert_channel,
             web_base=s.fabro_web_url,
             personal=personal,
+            on_index=self.home.changed,  # Home refreshes in its own task; the cycle only marks
         )
         self.reminders = Reminders(
             self.store,
@@ -387,7 +388,6 @@ class Bot:
                 return None
             report = await self.alerter.cycle()
             await self.reminders.sweep()
-            await self.home.refresh(self.bolt.client)
             await self.follower.sync_all()
             self._count(report)
             return report
@@ -436,6 +436,7 @@ class Bot:
             if self.live is not None:
                 await self.live.start()
             self._background.append(asyncio.create_task(self.retention.run(), name="retention"))
+        self.home.start(self.bolt.client)
 
     async def stop(self) -> None:
         if self._stopped:
@@ -443,6 +444,7 @@ class Bot:
         self._stopped = True
         if self.live is not None:
             await self.live.stop()
+        await self.home.stop()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

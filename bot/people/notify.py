@@ -60,8 +60,11 @@ class Personal:
             return await self.linker.user_of(principal.login)
         return None
 
-    async def _recorded_owner(self, run: Run) -> str | None:
-        """The owner known without links: who retried or started it from Slack, or Fabro's `slack` principal."""
+    async def _recorded_owner(self, run: Run, known: IndexedRun | bool | None = True) -> str | None:
+        """The owner known without links: who retried or started it from Slack, or Fabro's `slack` principal.
+
+        `known` is the run's index entry when the caller read it already (True: read it here).
+        """
         if run.retried_from:
             for action in await self.store.actions_for_run(run.retried_from):
                 if action.key.scope is ActionScope.RETRY and action.state is ActionState.DONE:
@@ -69,12 +72,19 @@ class Personal:
         principal = run.created_by
         if principal is not None and principal.kind == "slack" and (principal.user_id or "")[:1] in ("U", "W"):
             return principal.user_id
-        known = await self.store.indexed_run(run.id)  # started from Slack: the bot wrote down who
-        return known.owner if known else None
+        if known is True:
+            known = await self.store.indexed_run(run.id)  # started from Slack: the bot wrote down who
+        return known.owner if isinstance(known, IndexedRun) else None
 
-    async def index(self, run: Run, web_base: str | None) -> None:
-        """Remember the run for Home: whose it is and where it stands (Fabro cannot list runs by creator)."""
-        await self.store.index_run(indexed(run, await self._recorded_owner(run), web_base))
+    async def index(self, run: Run, web_base: str | None) -> tuple[IndexedRun | None, IndexedRun]:
+        """Remember the run for Home: whose it is and where it stands (Fabro cannot list runs by creator).
+
+        Returns what the index held before, and what it holds now.
+        """
+        before = await self.store.indexed_run(run.id)
+        after = indexed(run, await self._recorded_owner(run, before), web_base)
+        await self.store.index_run(after)
+        return before, after
 
     async def targets(self, run: Run, kind: AlertKind) -> list[str]:
         """The DM channels this alert goes to (none, or the owner's). Never raises: it costs this one item."""

@@ -22,7 +22,7 @@ from datetime import datetime
 
 from bot.core.keys import ActionScope, ActionState, AlertKey, AlertKind
 from bot.core.outcomes import Outcome, OutcomeVerb, events_tell, outcome_of
-from bot.core.records import AlertState, Subscription
+from bot.core.records import AlertState, IndexedRun, Subscription
 from bot.core.stats import due_day, zone
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError, FabroNotFound, FabroUnreadable
@@ -91,6 +91,8 @@ class Alerter:
     default_channel: str | None = None
     web_base: str | None = None
     personal: Personal | None = None  # direct messages to the person a run waits on
+    # Told each change of the runs index (before, after); it must not wait (Home only marks whom it concerns).
+    on_index: Callable[[IndexedRun | None, IndexedRun], None] | None = None
     _fresh: Fresh = field(default_factory=Fresh, init=False, repr=False)  # what this cycle claimed and read
     _history_before: datetime | None = field(default=None, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
@@ -289,8 +291,8 @@ class Alerter:
         report = report or CycleReport()
         subs = subs if subs is not None else await self.subscriptions()
         self._fresh.runs[run.id] = run
-        if self.personal is not None and fresh:
-            await self.personal.index(run, self.web_base)
+        if fresh:
+            await self._index(run)
         now = self.clock()
         # Thread replies (followed runs, reminders) are not alerts about the run's state.
         existing = [a for a in await self.store.alerts_for_run(run.id) if a.kind is not AlertKind.UPDATE]
@@ -349,6 +351,13 @@ class Alerter:
             for alert in await self.store.alerts_for_run(run.retried_from):
                 if alert.kind is AlertKind.FAILED and alert.state is AlertState.POSTED and alert.outcome is None:
                     await self.store.set_outcome(alert.key, alert.channel, retried)
+
+    async def _index(self, run: Run) -> None:
+        """Remember the run for Home, and tell Home whom the change concerns."""
+        if self.personal is not None:
+            before, after = await self.personal.index(run, self.web_base)
+            if self.on_index is not None:
+                self.on_index(before, after)
 
     def _is_news(self, wanted: Wanted) -> bool:
         """Runs that ended before the first cycle are history, not news."""

@@ -100,6 +100,7 @@ class FakeSlack:
     failing: dict[str, list[str]] = field(default_factory=dict)  # method -> errors to answer with, in order
     hang: dict[str, float] = field(default_factory=dict)  # method -> seconds before answering (once)
     slow_reply: dict[str, float] = field(default_factory=dict)  # method -> seconds to wait after acting (once)
+    latency: dict[str, float] = field(default_factory=dict)  # method -> seconds every call waits before answering
     usergroups: dict[str, list[str]] = field(default_factory=dict)  # group id -> member user ids
     proxy_error: dict[str, int] = field(default_factory=dict)  # method -> status of one HTML page from a proxy
     time_zones: dict[str, str] = field(default_factory=dict)  # user id -> tz in their profile (users.info)
@@ -206,6 +207,8 @@ class FakeSlack:
             )
         if method in self.hang:
             await asyncio.sleep(self.hang.pop(method))
+        if self.latency.get(method):
+            await asyncio.sleep(self.latency[method])
         if self.failing.get(method):
             return web.json_response(
                 {"ok": False, "error": self.failing[method].pop(0)}, headers={"x-slack-req-id": uuid.uuid4().hex}

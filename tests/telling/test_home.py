@@ -4,7 +4,9 @@ shows changed (at most once every 10 s per person)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -107,6 +109,7 @@ async def test_home_is_republished_when_what_it_shows_changed_at_most_every_10_s
 ):
     ticks = [1000.0]
     bot.home.monotonic = lambda: ticks[0]
+    bot.home.recheck = 0.05
     run = by("octocat", title="Mine asks")
     fabro.add(run)
     fabro.ask(run["id"], question("yes_no"))
@@ -115,13 +118,14 @@ async def test_home_is_republished_when_what_it_shows_changed_at_most_every_10_s
     fabro.answer(run["id"], "q-1", {"kind": "yes"})
     await bot.alerter.cycle()
     publishes = len(slack.calls_to("views.publish"))
-    assert await bot.home.refresh(bot.bolt.client) == 0  # within 10 s of the last publish
+    await asyncio.sleep(0.3)
+    assert len(slack.calls_to("views.publish")) == publishes  # within 10 s of the last publish
     ticks[0] += 11
-    assert await bot.home.refresh(bot.bolt.client) == 1
-    assert "Nothing is waiting on you" in text(slack.homes[ADA])
+    await wait_for(lambda: "Nothing is waiting on you" in text(slack.homes[ADA]))
     ticks[0] += 11
-    assert await bot.home.refresh(bot.bolt.client) == 0  # nothing changed: nothing sent
-    assert len(slack.calls_to("views.publish")) == publishes + 1
+    await bot.alerter.cycle()
+    await asyncio.sleep(0.3)
+    assert len(slack.calls_to("views.publish")) == publishes + 1  # nothing changed: nothing sent
 
 
 async def test_when_fabro_is_down_home_still_opens_and_says_so(
@@ -200,7 +204,7 @@ async def test_retrying_your_failed_run_from_home(bot: Bot, user: SlackUser, fab
     assert "Retried" in text(slack.homes[ADA])
 
 
-async def test_a_refresh_asks_fabro_once_for_everyone_and_not_at_all_when_nobody_is_due(
+async def test_a_refresh_asks_fabro_once_for_everyone_and_not_at_all_when_nothing_changed(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
 ):
     ticks = [1000.0]
@@ -209,11 +213,92 @@ async def test_a_refresh_asks_fabro_once_for_everyone_and_not_at_all_when_nobody
     await opened(user, slack, BOB)
     fabro.requests.clear()
     assert await bot.home.refresh(bot.bolt.client) == 0
-    assert fabro.calls("/api/v1/runs") == []  # nobody due: Fabro is not asked
+    assert fabro.calls("/api/v1/runs") == []  # nothing marked: Fabro is not asked
     waiting = by("grace", title="New approval")
     fabro.add(waiting)
     fabro.request_approval(waiting["id"])
     ticks[0] += 11
-    assert await bot.home.refresh(bot.bolt.client) == 2
-    assert len(fabro.calls("/api/v1/runs")) == 1  # one listing serves both Homes
-    assert "New approval" in text(slack.homes[ADA]) and "New approval" in text(slack.homes[BOB])
+    await bot.alerter.cycle()  # the cycle only marks; Home's own task republishes
+    await wait_for(lambda: "New approval" in text(slack.homes[ADA]) and "New approval" in text(slack.homes[BOB]))
+    listings = [r for r in fabro.calls("/api/v1/runs") if ("status", "blocked") in r.query]
+    assert len(listings) == 1  # one read of the waiting runs serves both Homes
+
+
+async def test_an_idle_cycle_costs_nothing_for_homes_however_many_people_opened_theirs(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    for i in range(40):
+        await opened(user, slack, f"U{i:04d}VIEW")
+    await bot.alerter.cycle()
+    fabro.requests.clear()
+    publishes, statements = len(slack.calls_to("views.publish")), bot.store.statements
+    await bot.scheduled_cycle()
+    await asyncio.sleep(0.2)
+    assert len(fabro.requests) == 1  # the alert poll alone
+    assert bot.store.statements - statements <= 20
+    assert len(slack.calls_to("views.publish")) == publishes
+
+
+async def test_a_change_to_one_persons_run_republishes_only_their_home(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    run = by("octocat", title="Mine runs")
+    fabro.add(run)
+    await bot.alerter.cycle()
+    await opened(user, slack, ADA)
+    await opened(user, slack, BOB)
+    bot.home.monotonic = lambda: 10_000.0  # everyone is due
+    fabro.finish(run["id"])
+    fabro.requests.clear()
+    await bot.alerter.cycle()
+    await wait_for(lambda: "succeeded" in text(slack.homes[ADA]))
+    await asyncio.sleep(0.2)
+    homes = [c.args.get("user_id") for c in slack.calls_to("views.publish")][-1:]
+    assert homes == [ADA]
+    assert len([r for r in fabro.calls("/api/v1/runs") if ("status", "blocked") in r.query]) <= 1
+
+
+async def test_a_slow_views_publish_never_delays_an_alert(
+    start_bot, tmp_path, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    bot = await start_bot(alert_pace=0.0, alert_channel="C0ALERTS", database_url=f"sqlite:///{tmp_path}/s.db")
+    await bot.alerter.cycle()
+    async with aiohttp.ClientSession() as session:
+        viewer = SlackUser.of(bot, slack, session)
+        for i in range(30):
+            await opened(viewer, slack, f"U{i:04d}VIEW")
+    bot.home.monotonic = lambda: time.monotonic() + 100  # every Home may be republished
+    slack.latency["views.publish"] = 1.0  # every Home republish now takes a second
+    waiting = by("grace", title="Now waiting")
+    fabro.add(waiting)
+    fabro.request_approval(waiting["id"])
+    await bot.alerter.cycle()  # every Home is now marked, and their refresh is under way
+    await wait_for(lambda: bot.home._refreshing.locked())
+    broken = by("grace", title="Breaks now")
+    fabro.add(broken)
+    fabro.fail(broken["id"], "boom")
+    started = asyncio.get_running_loop().time()
+    await bot.scheduled_cycle()
+    took = asyncio.get_running_loop().time() - started
+    assert any(broken["id"] in key for key in slack.alert_keys("C0ALERTS"))
+    assert took < 1.0, took
+    assert bot.home._refreshing.locked()  # the Homes were still being republished meanwhile
+
+
+async def test_opens_at_once_share_one_read_of_what_waits(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    fabro.latency = 0.05
+    fabro.requests.clear()
+    await asyncio.gather(*(user.open_home(f"U{i:04d}OPEN") for i in range(20)))
+    await wait_for(lambda: len([u for u in slack.homes if u.endswith("OPEN")]) == 20)
+    assert len(fabro.calls("/api/v1/runs")) == 1
+
+
+async def test_home_remembers_a_bounded_number_of_viewers_the_longest_unseen_forgotten_first(
+    bot: Bot, user: SlackUser, slack: FakeSlack
+):
+    bot.home.max_viewers = 2
+    for who in (ADA, BOB, "U789CAROL"):
+        await opened(user, slack, who)
+    assert list(bot.home._viewers) == [BOB, "U789CAROL"]
