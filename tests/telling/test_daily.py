@@ -3,6 +3,7 @@ summary, posted once per day and channel across restarts and caught up after dow
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -15,7 +16,8 @@ from bot.blocks.limits import problems
 from bot.blocks.stats import PARTIAL, stats_message
 from bot.core.stats import Window, bounds, due_day
 from bot.fabro.client import FabroClient
-from bot.telling.daily import Daily
+from bot.fabro.errors import FabroError
+from bot.telling.daily import CACHE_FOR, Daily
 from tests.conftest import SlackUser
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import iso, make_run
@@ -260,3 +262,44 @@ def test_a_summary_day_key_round_trips():
 
     key = AlertKey(AlertKind.SUMMARY, date(2026, 11, 28).isoformat())
     assert AlertKey.parse(key.encode()) == key and key.encode() == "summary:2026-11-28"
+
+
+async def test_people_asking_for_stats_at_once_share_one_read(start_bot, fabro: FakeFabro, slack: FakeSlack):
+    fabro.add(*[finished("succeeded", NOW - timedelta(hours=i % 150)) for i in range(300)])
+    fabro.latency = 0.05
+    bot = await start_bot(clock=lambda: NOW)
+    fabro.requests.clear()
+    async with aiohttp.ClientSession() as session:
+        user = SlackUser.of(bot, slack, session)
+        sent = await asyncio.gather(*(user.command("stats week", user=f"U{i:04d}STAT") for i in range(30)))
+        replies = [await user.reply(url) for _, _, url in sent]
+    assert all("*Succeeded*\n" in texts(r["blocks"]) for r in replies)
+    listings = fabro.calls("/api/v1/runs")
+    assert len(listings) <= 4 + 1, len(listings)  # 300 runs: one shared read of 3-4 pages, and what waits
+
+
+async def test_a_read_serves_for_a_short_time_then_is_read_again(fabro: FakeFabro):
+    fabro.add(finished("succeeded", NOW - timedelta(hours=1)))
+    ticks = [0.0]
+    async with FabroClient(fabro.url, fabro.token) as client:
+        daily = Daily(client, lambda: NOW, monotonic=lambda: ticks[0])
+        await daily.picture(Window.TODAY, ZoneInfo("UTC"))
+        asked = len(fabro.requests)
+        await daily.picture(Window.TODAY, ZoneInfo("Asia/Tokyo"))  # a later start: covered by the read
+        await daily.picture(Window.TODAY, ZoneInfo("UTC"))
+        assert len(fabro.requests) == asked
+        ticks[0] += CACHE_FOR + 1
+        await daily.picture(Window.TODAY, ZoneInfo("UTC"))
+        assert len(fabro.requests) == 2 * asked
+    assert CACHE_FOR <= 60
+
+
+async def test_a_failed_read_is_not_kept(fabro: FakeFabro):
+    async with FabroClient(fabro.url, fabro.token, timeout=2) as client:
+        daily = Daily(client, lambda: NOW)
+        fabro.fail_next(503, 10, path_prefix="/api/v1/runs")
+        with pytest.raises(FabroError):
+            await daily.picture(Window.TODAY, ZoneInfo("UTC"))
+        fabro.faults.clear()
+        picture = await daily.picture(Window.TODAY, ZoneInfo("UTC"))
+    assert not picture.partial
