@@ -535,8 +535,9 @@ class SQLStore:
         """
         cutoff = _iso(before)
         gone = await self._execute(
-            "DELETE FROM follows WHERE run_id IN (SELECT f.run_id FROM follows f JOIN runs r ON r.run_id = f.run_id"
-            f" WHERE r.status IN ({_TERMINAL}) AND r.updated_at < ? AND f.created_at < ? LIMIT ?)",
+            "DELETE FROM follows WHERE run_id IN (SELECT f.run_id FROM follows f WHERE f.created_at < ? AND EXISTS"
+            f" (SELECT 1 FROM runs r WHERE r.run_id = f.run_id AND r.status IN ({_TERMINAL}) AND r.updated_at < ?)"
+            " LIMIT ?)",
             (cutoff, cutoff, batch),
         )
         gone += await self._execute(
