@@ -107,6 +107,7 @@ class FakeSlack:
     scopes: tuple[str, ...] = field(default_factory=lambda: MANIFEST_SCOPES)  # granted at install
     views: list[dict[str, Any]] = field(default_factory=list)  # modals opened with views.open
     homes: dict[str, dict[str, Any]] = field(default_factory=dict)  # user id -> their published Home view
+    published_at: dict[str, float] = field(default_factory=dict)  # user id -> perf_counter() of their last Home
     _ws: web.WebSocketResponse | None = None
     _ws_ready: asyncio.Event = field(default_factory=asyncio.Event)
     _runner: web.AppRunner | None = None
@@ -250,6 +251,7 @@ class FakeSlack:
             if len(blocks) > 100:
                 self.violations.append("home view over 100 blocks")
             self.homes[user] = view
+            self.published_at[user] = time.perf_counter()
             return web.json_response({"ok": True, "view": {"id": f"VH{user}", **view}})
         if method == "views.update":
             view = self._json_arg(args, "view") or {}
