@@ -14,10 +14,10 @@ import asyncio
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -53,6 +53,8 @@ from bot.telling.rules import Wanted, wanted_alerts
 __all__ = ["CHANNEL_ERRORS", "CycleReport", "Delivery", "Fresh", "Lease"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _BROKEN_RETRY = timedelta(minutes=10)
 _HISTORY_MARGIN = timedelta(minutes=5)
@@ -115,6 +117,8 @@ class Delivery:
     # Claims this process made and has not posted yet, with what renders them without reading Fabro again.
     _renders: dict[tuple[AlertKey, str], Wanted] = field(default_factory=dict, init=False)
     _runs: dict[str, Run] = field(default_factory=dict, init=False)
+    # What one delivery read about a run (the run, its failure, its questions), shared by every channel and DM.
+    _reads: dict[tuple[str, str], asyncio.Future[Any]] = field(default_factory=dict, init=False)
     _next_write: dict[str, float] = field(default_factory=dict, init=False)
     _broken: dict[str, str] = field(default_factory=dict, init=False)
 
@@ -123,6 +127,7 @@ class Delivery:
         fresh = fresh or Fresh()
         self._renders.update(fresh.claims)
         self._runs = dict(fresh.runs)
+        self._reads = {}
         now = self.clock()
         # Thread replies of followed runs are claimed in the same table, but their follower delivers them.
         due = [a for a in await self.store.deliveries_due(now) if a.kind is not AlertKind.UPDATE]
@@ -220,7 +225,11 @@ class Delivery:
         wanted = self._renders.get((alert.key, channel))
         if wanted is None:
             run = await self._run(alert.run_id)
-            questions = await self.fabro.list_questions(run.id) if alert.kind is AlertKind.QUESTION else None
+            questions = (
+                await self._once("questions", run.id, lambda: self.fabro.list_questions(run.id))
+                if alert.kind is AlertKind.QUESTION
+                else None
+            )
             wanted = next((w for w in wanted_alerts(run, questions) if w.key == alert.key), None)
             if wanted is None:
                 await self.store.resolve_alert(alert.key, channel, Outcome(OutcomeVerb.NOT_POSTED), self.clock())
@@ -230,9 +239,8 @@ class Delivery:
         if wanted.kind is AlertKind.SUCCEEDED:
             return succeeded_alert(run, now=now, web_base=self.web_base, key=alert.key)
         if wanted.kind in (AlertKind.FAILED, AlertKind.CANCELLED):
-            return failed_alert(
-                run, now=now, failure=await self.fabro.latest_failure(run.id), web_base=self.web_base, key=alert.key
-            )
+            failure = await self._once("failure", run.id, lambda: self.fabro.latest_failure(run.id))
+            return failed_alert(run, now=now, failure=failure, web_base=self.web_base, key=alert.key)
         if wanted.kind is AlertKind.QUESTION and wanted.question is not None:
             return question_alert(
                 run, wanted.question, now=now, asked_at=run.updated_at, web_base=self.web_base, key=alert.key
@@ -434,5 +442,14 @@ class Delivery:
     async def _run(self, run_id: str) -> Run:
         run = self._runs.get(run_id)
         if run is None:
-            run = self._runs[run_id] = await self.fabro.get_run(run_id)
+            run = self._runs[run_id] = await self._once("run", run_id, lambda: self.fabro.get_run(run_id))
         return run
+
+    async def _once(self, what: str, run_id: str, read: Callable[[], Awaitable[T]]) -> T:
+        """Read `what` about a run once in this delivery: channels delivered at the same time share the
+        read in flight, and its answer or its error."""
+        future = self._reads.get((what, run_id))
+        if future is None:
+            future = self._reads[(what, run_id)] = asyncio.ensure_future(read())
+        result: T = await asyncio.shield(future)
+        return result

@@ -15,7 +15,7 @@ import pytest
 
 from bot.app import Bot
 from bot.blocks.outcomes import outcome_text
-from bot.core.records import AlertState
+from bot.core.records import AlertState, Subscription
 from bot.telling.engine import FIRST_PAGE
 from tests.conftest import SlackUser, wait_for, wait_until
 from tests.fakes.fabro import FakeFabro
@@ -553,3 +553,20 @@ async def test_who_answered_is_found_even_behind_a_busy_agents_newest_events(
     assert "Answered by grace: Yes" in texts(post)
     pages = [c for c in fabro.calls(f"/api/v1/runs/{run['id']}/events") if any(k == "before_seq" for k, _ in c.query)]
     assert 1 <= len(pages) <= 4  # it paged back, and stopped once the answer was found
+
+
+async def test_a_failure_alerted_in_eleven_channels_reads_its_failure_text_once(
+    start_alerts, fabro: FakeFabro, slack: FakeSlack
+):
+    bot = await start_alerts()
+    for i in range(10):
+        await bot.store.add_subscription(Subscription(0, f"C{i:04d}SUBS", frozenset({"failed"})))
+    await bot.alerter.cycle()
+    run = make_run("running", title="Breaks everywhere")
+    fabro.add(run)
+    fabro.fail(run["id"], "boom everywhere")
+    fabro.requests.clear()
+    await bot.alerter.cycle()
+    posts = [p for p in slack.posts() if p.metadata]
+    assert len(posts) == 11 and all("boom everywhere" in texts(p) for p in posts)
+    assert len([r for r in fabro.requests if r.path == f"/api/v1/runs/{run['id']}/events"]) == 1
