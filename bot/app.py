@@ -191,7 +191,10 @@ class Bot:
         )
         self.store = open_store(s.database_url)
         client = slack_client(_bot_token(s), s.slack_api_url, self.metrics)
-        answerer = Answerer(self.fabro, self.clock, web_base=s.fabro_web_url, command=s.slash_command)
+        self.linker = Linker(self.store, self.clock, parse_user_links(s.user_links), LinkMode(s.user_linking))
+        answerer = Answerer(
+            self.fabro, self.clock, web_base=s.fabro_web_url, command=s.slash_command, linker=self.linker
+        )
         routing_name, routing = s.routing_allowlist
         desk = SubscriptionDesk(
             self.store,
@@ -199,6 +202,7 @@ class Bot:
             command=s.slash_command,
             allowlist=Allowlist(parse_allowlist(routing), client) if routing else None,
             allowlist_name=routing_name,
+            linker=self.linker,
         )
         alert_slack = slack_client(_bot_token(s), s.slack_api_url, self.metrics, resend_on_disconnect=False)
         self.budget = EditBudget()
@@ -213,7 +217,6 @@ class Bot:
             live=s.fabro_event_stream,
         )
         self.daily = Daily(self.fabro, self.clock)
-        self.linker = Linker(self.store, self.clock, parse_user_links(s.user_links), LinkMode(s.user_linking))
         personal = Personal(self.linker, self.store, self.fabro, alert_slack)
         self.home = Home(
             self.store, self.fabro, self.linker, personal, self.clock, web_base=s.fabro_web_url, command=s.slash_command

@@ -100,7 +100,7 @@ class Commands:
             case UsageError():
                 return Reply(usage_error_message(parsed, self.command), status="usage_error")
             case RunQuery():
-                return Reply(await self.answerer.listing(parsed))
+                return Reply(await self.answerer.listing(parsed, caller.user_id))
             case RunLookup():
                 return Reply(await self.answerer.detail(parsed))
             case Subscribe() | Subscriptions() | Unsubscribe() | Summary():

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.blocks.replies import notice
 from bot.blocks.subscriptions import (
     subscribed_message,
     subscriptions_message,
@@ -16,6 +17,7 @@ from bot.blocks.subscriptions import (
 from bot.core.errors import NotAllowed
 from bot.core.query import Subscribe, Summary, Unsubscribe
 from bot.core.records import ChannelSummary, Subscription
+from bot.people.identity import Linker
 from bot.people.permissions import Allowlist
 from bot.store.base import Store
 
@@ -24,6 +26,11 @@ __all__ = ["Reply", "SubscriptionDesk"]
 log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
+
+NOT_LINKED = (
+    "`by:me` needs to know your GitHub login: link it first with `{command} link <login>`,"
+    " or name the login: `by:<login>`."
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class SubscriptionDesk:
     # Who may change where alerts go: SUBSCRIPTION_ALLOWLIST, else ACTION_ALLOWLIST, else everyone.
     allowlist: Allowlist | None = None
     allowlist_name: str = "SUBSCRIPTION_ALLOWLIST"
+    linker: Linker | None = None  # for `by:me`
 
     async def _may_route(self, user_id: str) -> None:
         if self.allowlist is not None and not await self.allowlist.allows(user_id):
@@ -48,6 +56,14 @@ class SubscriptionDesk:
 
     async def subscribe(self, request: Subscribe, *, channel: str, user_id: str) -> Reply:
         await self._may_route(user_id)
+        by = request.by
+        if request.by_me:
+            # `by:me` is the caller's logins as they are now: the channel's alerts must not change
+            # when the caller links another login later.
+            pinned, linked = await self.linker.logins_of(user_id) if self.linker else ([], [])
+            if not pinned and not linked:
+                return Reply(notice(NOT_LINKED.format(command=self.command), icon=":warning:"))
+            by = tuple(dict.fromkeys((*by, *pinned, *linked)))
         wanted = Subscription(
             0,
             channel,
@@ -56,14 +72,13 @@ class SubscriptionDesk:
             workflow=request.workflow,
             labels=dict(request.labels),
             created_by=user_id,
+            by=by,
+            not_by=request.not_by,
+            not_repos=request.not_repos,
+            not_workflows=request.not_workflows,
         )
         for sub in await self.store.subscriptions(channel):
-            if (sub.kinds, sub.repo, sub.workflow, sub.labels) == (
-                wanted.kinds,
-                wanted.repo,
-                wanted.workflow,
-                wanted.labels,
-            ):
+            if (sub.kinds, sub.narrow, sub.labels) == (wanted.kinds, wanted.narrow, wanted.labels):
                 return Reply(subscribed_message(sub, user_id=user_id, command=self.command, existing=True))
         sub = await self.store.add_subscription(wanted)
         log.info("user=%s subscribed channel=%s: subscription %d", user_id, channel, sub.id)

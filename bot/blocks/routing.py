@@ -8,9 +8,22 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.core.query import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, SORT_LABELS, RunQuery
+from bot.core.query import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    MAX_NARROW,
+    MAX_NARROW_VALUE,
+    MAX_OFFSET,
+    SORT_LABELS,
+    Narrow,
+    RunQuery,
+    valid_login,
+    valid_repo,
+    valid_workflow,
+)
 from bot.fabro.models import BUCKETS, Question
 
 __all__ = [
@@ -86,7 +99,69 @@ def encode_page(query: RunQuery) -> str:
         value["p"] = query.parent_id
     if query.include_archived:
         value["a"] = 1
+    narrow = query.narrow
+    if narrow.active:
+        value["n"] = {
+            k: v
+            for k, v in {
+                "b": list(narrow.by),
+                "me": 1 if narrow.by_me else 0,
+                "m": 1 if narrow.mine else 0,
+                "nb": list(narrow.not_by),
+                "r": narrow.repo,
+                "nr": list(narrow.not_repos),
+                "w": narrow.workflow,
+                "nw": list(narrow.not_workflows),
+            }.items()
+            if v
+        }
     return json.dumps(value, separators=(",", ":"))
+
+
+def _words(value: object, valid: Callable[[str], bool]) -> tuple[str, ...] | None:
+    if not isinstance(value, list) or len(value) > MAX_NARROW:
+        return None
+    if not all(isinstance(v, str) and valid(v) for v in value):
+        return None
+    return tuple(value)
+
+
+def _decode_narrow(value: object) -> Narrow | None:
+    if value is None:
+        return Narrow()
+    if not isinstance(value, dict) or set(value) - {"b", "me", "m", "nb", "r", "nr", "w", "nw"}:
+        return None
+
+    def login(v: str) -> bool:
+        return valid_login(v) and v == v.lower()
+
+    def repo(v: str) -> bool:
+        return valid_repo(v, longest=MAX_NARROW_VALUE)
+
+    def workflow(v: str) -> bool:
+        return valid_workflow(v, longest=MAX_NARROW_VALUE)
+
+    by, not_by = _words(value.get("b", []), login), _words(value.get("nb", []), login)
+    not_repos, not_workflows = _words(value.get("nr", []), repo), _words(value.get("nw", []), workflow)
+    one_repo, one_workflow = value.get("r"), value.get("w")
+    if by is None or not_by is None or not_repos is None or not_workflows is None:
+        return None
+    if one_repo is not None and not (isinstance(one_repo, str) and repo(one_repo)):
+        return None
+    if one_workflow is not None and not (isinstance(one_workflow, str) and workflow(one_workflow)):
+        return None
+    if value.get("me", 0) not in (0, 1) or value.get("m", 0) not in (0, 1):
+        return None
+    return Narrow(
+        by=by,
+        by_me=value.get("me") == 1,
+        mine=value.get("m") == 1,
+        not_by=not_by,
+        repo=one_repo,
+        not_repos=not_repos,
+        workflow=one_workflow,
+        not_workflows=not_workflows,
+    )
 
 
 def _versioned(value: str | None) -> dict[str, object] | None:
@@ -125,6 +200,9 @@ def decode_page(value: str | None) -> RunQuery | None:
         return None
     if direction not in (None, "asc", "desc") or (parent is not None and _str(parent, _ID) is None):
         return None
+    narrow = _decode_narrow(data.get("n"))
+    if narrow is None:
+        return None
     return RunQuery(
         statuses=tuple(statuses),
         sort=sort,
@@ -133,6 +211,7 @@ def decode_page(value: str | None) -> RunQuery | None:
         offset=offset,
         parent_id=parent if isinstance(parent, str) else None,
         include_archived=data.get("a") == 1,
+        narrow=narrow,
     )
 
 

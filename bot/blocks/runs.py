@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from bot.fabro.models import Failure, Run, RunList
 
 __all__ = [
     "STATUS_EMOJI",
+    "Scanned",
     "link_buttons",
     "run_detail_message",
     "run_list_message",
@@ -213,6 +215,19 @@ def _text_size(blocks: list[dict[str, Any]]) -> int:
     return size
 
 
+@dataclass(frozen=True)
+class Scanned:
+    """A page the bot filtered itself: it read `read` runs from `query.offset` on and kept the page's runs.
+
+    `ends[i]` is the offset just after the i-th kept run (where the next page starts if the message
+    ends with it), and `next_offset` where reading stopped (None: nothing more to read).
+    """
+
+    read: int
+    ends: tuple[int, ...]
+    next_offset: int | None
+
+
 def run_list_message(
     query: RunQuery,
     page: RunList,
@@ -220,17 +235,36 @@ def run_list_message(
     now: datetime,
     web_base: str | None = None,
     command: str = "/runs",
+    scanned: Scanned | None = None,
+    note: str | None = None,
 ) -> Message:
-    """One page of runs as cards, with a header, and paging when more match."""
+    """One page of runs as cards, with a header, and paging when more match.
+
+    A `scanned` page was filtered by the bot: its header says how many of the runs read are shown
+    ("12 of 50 shown"), and *Next* continues from where reading stopped.
+    """
     runs = page.data
     total = page.meta.total
     described = escape(query.describe())
     if not runs:
         text = f"No {described} match." if query.offset == 0 else f"No more {described}."
-        empty = [kit.section(f":mag: {text}")]
-        if query.offset == 0:
+        if scanned is not None and scanned.read:
+            text += f" (none of the {scanned.read} runs read)"
+        empty: list[dict[str, Any] | None] = [kit.section(f":mag: {clip(text, 2900)}")]
+        if note:
+            empty.append(kit.context(clip(note, 1900)))
+        elif query.offset == 0:
             empty.append(kit.context(f"Try `{escape(command)} active` or `{escape(command)} help`."))
-        return {"text": text, "blocks": empty}
+        if scanned is not None and scanned.next_offset is not None:
+            empty.append(
+                kit.actions(
+                    kit.button("Next", page_action_id("next"), value=encode_page(query.at(scanned.next_offset))),
+                    block_id="runs:paging",
+                )
+            )
+        return {"text": clip(text, FALLBACK_TEXT), "blocks": [b for b in empty if b]}
+    if scanned is not None:
+        return _scanned_message(query, page, scanned, now=now, web_base=web_base, note=note)
 
     shown: list[dict[str, Any]] = []
     fitted = 0
@@ -250,7 +284,7 @@ def run_list_message(
     head += f" — {count} · showing {first}–{last}" if count else f" — showing {first}–{last}"
     blocks: list[dict[str, Any]] = [kit.section(head, block_id="runs:header"), *shown]
 
-    notes = []
+    notes = [note] if note else []
     if fitted < len(runs):
         notes.append(
             f"{len(runs) - fitted} more on this page did not fit in one Slack message; *Next* continues from there."
@@ -278,6 +312,53 @@ def run_list_message(
     titles = [f"{escape(r.title or r.id)} ({escape(r.status.kind)})" for r in runs[:fitted]]
     fallback = clip(fallback + ". " + "; ".join(titles), FALLBACK_TEXT)
     return {"text": fallback, "blocks": blocks}
+
+
+def _fit(runs: list[Run], now: datetime, web_base: str | None) -> tuple[list[dict[str, Any]], int]:
+    shown: list[dict[str, Any]] = []
+    fitted = 0
+    for run in runs:
+        candidate = _run_blocks(run, now, web_base)
+        too_many = len(shown) + len(candidate) > MAX_BLOCKS - _RESERVED_BLOCKS
+        too_long = _text_size(shown + candidate) > TOTAL_BLOCK_TEXT - 1500
+        if too_many or too_long:
+            break
+        shown += candidate
+        fitted += 1
+    return shown, fitted
+
+
+def _scanned_message(
+    query: RunQuery, page: RunList, scanned: Scanned, *, now: datetime, web_base: str | None, note: str | None
+) -> Message:
+    runs = page.data
+    described = escape(query.describe())
+    shown, fitted = _fit(runs, now, web_base)
+    head = f"*{described.capitalize()}* — {fitted} of {scanned.read} shown"
+    blocks: list[dict[str, Any]] = [kit.section(clip(head, 2900), block_id="runs:header"), *shown]
+    notes = [note] if note else []
+    if query.narrow.filters:
+        notes.append(
+            "Fabro cannot filter by who started a run, its repository or workflow:"
+            " the bot read the runs and kept those that match."
+        )
+    if fitted < len(runs):
+        notes.append(f"{len(runs) - fitted} more did not fit in one Slack message; *Next* continues from there.")
+    if page.unreadable:
+        notes.append(f"{page.unreadable} run(s) Fabro sent could not be read and are left out.")
+    if notes:
+        blocks.append(kit.context(*(clip(n, 1900) for n in notes), block_id="runs:notes"))
+    after = scanned.ends[fitted - 1] if fitted < len(runs) else scanned.next_offset
+    paging = kit.actions(
+        kit.button("First page", page_action_id("prev"), value=encode_page(query.at(0))) if query.offset > 0 else None,
+        kit.button("Next", page_action_id("next"), value=encode_page(query.at(after))) if after is not None else None,
+        block_id="runs:paging",
+    )
+    if paging:
+        blocks.append(paging)
+    titles = [f"{escape(r.title or r.id)} ({escape(r.status.kind)})" for r in runs[:fitted]]
+    fallback = clip(f"{described.capitalize()}: {fitted} of {scanned.read} shown. " + "; ".join(titles), FALLBACK_TEXT)
+    return {"text": fallback, "blocks": [b for b in blocks if b]}
 
 
 def run_detail_message(

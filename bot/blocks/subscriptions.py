@@ -41,7 +41,14 @@ def describe_subscription(sub: Subscription) -> str:
     if sub.workflow:
         where.append(f"workflow `{escape(sub.workflow)}`")
     where += [f"label `{escape(k)}={escape(v)}`" for k, v in sorted(sub.labels.items())]
-    return what + (" in " + ", ".join(where) if where else " in all runs")
+    besides = []
+    if sub.by:
+        besides.append("started by " + " or ".join(f"`{escape(login)}`" for login in sub.by))
+    besides += [f"not by `{escape(login)}`" for login in sub.not_by]
+    besides += [f"not in repo `{escape(repo)}`" for repo in sub.not_repos]
+    besides += [f"not of workflow `{escape(name)}`" for name in sub.not_workflows]
+    said = what + (" in " + ", ".join(where) if where else " in all runs")
+    return said + "".join(f", {b}" for b in besides)
 
 
 def subscribed_message(sub: Subscription, *, user_id: str, command: str, existing: bool) -> Message:

@@ -9,12 +9,17 @@ Grammar (whitespace-separated words, any order, case-insensitive):
     page:<n>             1-based page
     parent:<run-id>      direct children of a run
     all                  include archived runs (only when no bucket is named)
+    mine                 the caller's runs (the owner rule), from the bot's index
+    by:<login>|by:me     started by that GitHub login (Fabro's `created_by`); `-by:` excludes
+    repo:<owner/name>    in that repository; `-repo:` excludes
+    workflow:<name>      of that workflow; `-workflow:` excludes
     <run-id or prefix>   one run, in detail
     help                 the grammar
 
 and, for channel alerts (the first word decides):
 
-    subscribe [failed] [questions] [approvals] [cancelled] [repo:<owner/name>] [workflow:<name>] [label:<k=v>]…
+    subscribe [failed] [questions] [approvals] [cancelled] [repo:<owner/name>] [workflow:<name>]
+              [label:<k=v>] [by:<login>|by:me] [-by:…] [-repo:…] [-workflow:…]…
     subscriptions
     unsubscribe <id>…|all
 
@@ -32,13 +37,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from bot.fabro.filters import RunFilter
-from bot.fabro.models import ACTIVE_BUCKETS, BUCKETS
+from bot.fabro.models import ACTIVE_BUCKETS, BUCKETS, Run
 
 __all__ = [
     "DEFAULT_LIMIT",
     "EXAMPLES",
     "GRAMMAR",
     "MAX_LIMIT",
+    "MAX_NARROW",
     "MAX_OFFSET",
     "SORT_KEYS",
     "STATS_WINDOWS",
@@ -46,6 +52,7 @@ __all__ = [
     "FollowRun",
     "Help",
     "Link",
+    "Narrow",
     "Notify",
     "Parsed",
     "RunLookup",
@@ -59,12 +66,17 @@ __all__ = [
     "UsageError",
     "WhoAmI",
     "parse",
+    "valid_login",
+    "valid_repo",
+    "valid_workflow",
 ]
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
 MAX_PAGE = 10_000
 MAX_OFFSET = 1_000_000  # Fabro clamps page[offset] here
+MAX_NARROW = 8  # narrowing words in one listing: its paging buttons must still fit Slack's 2,000 characters
+MAX_NARROW_VALUE = 100
 
 STATUS_ALIASES: dict[str, tuple[str, ...]] = {
     **{bucket: (bucket,) for bucket in BUCKETS},
@@ -111,9 +123,11 @@ SORT_LABELS: dict[str, str] = {
 }
 
 GRAMMAR = (
-    "`/runs [status…] [sort:<key>] [asc|desc] [limit:<1-100>] [page:<n>] [parent:<run-id>] [all]`\n"
+    "`/runs [mine] [status…] [sort:<key>] [asc|desc] [limit:<1-100>] [page:<n>] [parent:<run-id>] [all]`"
+    " `[by:<login>|by:me] [repo:<owner/name>] [workflow:<name>]`, and `-by:` `-repo:` `-workflow:` to leave some out\n"
     "`/runs <run-id or prefix>` · `/runs help`\n"
-    "`/runs subscribe [failed] [questions] [approvals] [cancelled] [repo:<owner/name>] [workflow:<name>] [label:<k=v>]`"
+    "`/runs subscribe [failed] [questions] [approvals] [cancelled] [repo:<owner/name>] [workflow:<name>] [label:<k=v>]"
+    " [by:<login>|by:me] [-by:…] [-repo:…] [-workflow:…]`"
     " · `/runs subscriptions` · `/runs unsubscribe <id|all>`\n"
     "`/runs follow <run-id>` · `/runs unfollow <run-id>` · `/runs start [automation-id]`\n"
     "`/runs stats [today|yesterday|week]` · `/runs summary [daily HH:MM | off]`\n"
@@ -126,6 +140,8 @@ GRAMMAR = (
 )
 EXAMPLES: tuple[tuple[str, str], ...] = (
     ("blocked", "runs waiting for an answer"),
+    ("mine", "your runs: started from Slack by you, or by your linked GitHub login"),
+    ("failed by:octocat -repo:acme/sandbox", "octocat's failed runs, leaving one repository out"),
     ("failed sort:elapsed asc", "failed runs, shortest first"),
     ("active sort:cost limit:20", "the 20 most expensive active runs"),
     ("done page:2", "finished runs, second page"),
@@ -138,7 +154,7 @@ EXAMPLES: tuple[tuple[str, str], ...] = (
 
 _ID_CHARS = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 _CROCKFORD = re.compile(r"^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]+$")
-_KEYWORDS = ("help", "all", *STATUS_ALIASES, *DIRECTIONS)
+_KEYWORDS = ("help", "all", "mine", *STATUS_ALIASES, *DIRECTIONS)
 _PREFIXES = ("sort:", "limit:", "page:", "parent:", "status:")
 _VOCABULARY = (
     *_KEYWORDS,
@@ -146,6 +162,13 @@ _VOCABULARY = (
     "limit:",
     "page:",
     "parent:",
+    "by:me",
+    "by:",
+    "-by:",
+    "repo:",
+    "-repo:",
+    "workflow:",
+    "-workflow:",
     "stats",
     "start",
     "summary",
@@ -153,11 +176,182 @@ _VOCABULARY = (
 )
 
 
+# GitHub's rule for a login: letters, digits and single inner hyphens, 39 characters at most.
+_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
+_REPO = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
+_WORKFLOW = re.compile(r"^[^\s`*<>&|]+$")
+
+
+def valid_login(value: str) -> bool:
+    return bool(_LOGIN.match(value)) and value.isascii()
+
+
+def valid_repo(value: str, *, longest: int = 200) -> bool:
+    return len(value) <= longest and bool(_REPO.match(value)) and value.isascii()
+
+
+def valid_workflow(value: str, *, longest: int = 200) -> bool:
+    return len(value) <= longest and bool(_WORKFLOW.match(value))
+
+
+@dataclass(frozen=True)
+class Narrow:
+    """Who started a run and where it ran: what Fabro's listing cannot filter by, so the bot does.
+
+    Logins are GitHub's, in lower case; `by_me` stands for the caller's linked logins and `mine` for
+    the caller's runs by the owner rule (both known only once the caller is).
+    """
+
+    by: tuple[str, ...] = ()
+    by_me: bool = False
+    mine: bool = False
+    not_by: tuple[str, ...] = ()
+    repo: str | None = None
+    not_repos: tuple[str, ...] = ()
+    workflow: str | None = None
+    not_workflows: tuple[str, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return self != Narrow()
+
+    @property
+    def filters(self) -> bool:
+        """True when a run read from Fabro must be looked at before it is shown (everything but `mine`)."""
+        return replace(self, mine=False).active
+
+    def words(self) -> list[str]:
+        words = ["mine"] if self.mine else []
+        words += [f"by:{login}" for login in self.by] + (["by:me"] if self.by_me else [])
+        words += [f"-by:{login}" for login in self.not_by]
+        words += [f"repo:{self.repo}"] if self.repo else []
+        words += [f"-repo:{repo}" for repo in self.not_repos]
+        words += [f"workflow:{self.workflow}"] if self.workflow else []
+        words += [f"-workflow:{name}" for name in self.not_workflows]
+        return words
+
+    def describe(self) -> str:
+        """ ", started by ada, in acme/api, not of workflow nightly" (empty when nothing narrows)."""
+        parts = []
+        who = [*self.by, *(["you"] if self.by_me else [])]
+        if who:
+            parts.append("started by " + " or ".join(who))
+        if self.not_by:
+            parts.append("not by " + " or ".join(self.not_by))
+        if self.repo:
+            parts.append(f"in {self.repo}")
+        if self.not_repos:
+            parts.append("not in " + " or ".join(self.not_repos))
+        if self.workflow:
+            parts.append(f"of workflow {self.workflow}")
+        if self.not_workflows:
+            parts.append("not of workflow " + " or ".join(self.not_workflows))
+        return "".join(f", {p}" for p in parts)
+
+    def accepts(self, run: Run, logins: frozenset[str] = frozenset()) -> bool:
+        """Whether `run` passes every filter; `logins` are the caller's, for `by:me`. `mine` is not judged here."""
+        creator = run.created_by
+        login = (creator.login or "").lower() or None if creator is not None and creator.kind == "user" else None
+        wanted = {*self.by, *(logins if self.by_me else ())}
+        if (self.by or self.by_me) and login not in wanted:
+            return False
+        if login is not None and login in self.not_by:
+            return False
+        repo = (run.repository.name or "").lower()
+        if self.repo and repo != self.repo.lower():
+            return False
+        if repo and repo in {r.lower() for r in self.not_repos}:
+            return False
+        names = {n.lower() for n in (run.workflow.name, run.workflow.graph_name, run.workflow.slug) if n}
+        if self.workflow and self.workflow.lower() not in names:
+            return False
+        return not names & {w.lower() for w in self.not_workflows}
+
+
+class _NarrowWords:
+    """Reads `by:` `-by:` `repo:` `-repo:` `workflow:` `-workflow:` words, for listings and subscriptions alike."""
+
+    NAMES = ("by", "-by", "repo", "-repo", "workflow", "-workflow")
+    HINTS = (
+        "`by:octocat` or `by:me` (started by), `repo:acme/api`, `workflow:implement`;"
+        " a leading `-` excludes: `-by:dependabot` `-repo:acme/sandbox`",
+    )
+
+    def __init__(self, *, longest: int = 200, most: int | None = None) -> None:
+        self.longest = longest
+        self.most = most
+        self.count = 0
+        self.by: list[str] = []
+        self.by_me = False
+        self.not_by: list[str] = []
+        self.repo: str | None = None
+        self.not_repos: list[str] = []
+        self.workflow: str | None = None
+        self.not_workflows: list[str] = []
+
+    @classmethod
+    def is_one(cls, raw: str) -> bool:
+        name, colon, _ = raw.partition(":")
+        return bool(colon) and name.lower() in cls.NAMES
+
+    def take(self, raw: str) -> UsageError | None:
+        name, _, value = raw.partition(":")
+        name = name.lower()
+        bare = name.lstrip("-")
+        self.count += 1
+        if self.most is not None and self.count > self.most:
+            return UsageError(f"At most {self.most} of `by:` `repo:` `workflow:` and their exclusions.", word=raw)
+        if bare == "by":
+            login = value.removeprefix("@").lower()
+            if login == "me" and name == "by":
+                self.by_me = True
+                return None
+            if login == "me":
+                return UsageError(
+                    "`-by:me` is not a filter; to leave your runs out, name your login: `-by:<login>`.",
+                    word=raw,
+                    hints=self.HINTS,
+                )
+            if not valid_login(login):
+                example = "by:octocat` or `by:me" if name == "by" else "-by:dependabot"
+                return UsageError(f"`{raw}` needs a GitHub login, like `{example}`.", word=raw, hints=self.HINTS)
+            (self.by if name == "by" else self.not_by).append(login)
+            return None
+        if bare == "repo" and not valid_repo(value, longest=self.longest):
+            return UsageError(f"`{raw}` needs a value, like `{name}:acme/api`.", word=raw, hints=self.HINTS)
+        if bare == "workflow" and not valid_workflow(value, longest=self.longest):
+            return UsageError(f"`{raw}` needs a value, like `{name}:implement`.", word=raw, hints=self.HINTS)
+        if name.startswith("-"):
+            (self.not_repos if bare == "repo" else self.not_workflows).append(value)
+            return None
+        if getattr(self, bare) not in (None, value):
+            return UsageError(
+                f"`{bare}` is given twice.",
+                word=raw,
+                hints=("keep one of them (or exclude with `-" + bare + ":`)",),
+            )
+        setattr(self, bare, value)
+        return None
+
+    def narrow(self, *, mine: bool = False) -> Narrow:
+        return Narrow(
+            by=tuple(dict.fromkeys(self.by)),
+            by_me=self.by_me,
+            mine=mine,
+            not_by=tuple(dict.fromkeys(self.not_by)),
+            repo=self.repo,
+            not_repos=tuple(dict.fromkeys(self.not_repos)),
+            workflow=self.workflow,
+            not_workflows=tuple(dict.fromkeys(self.not_workflows)),
+        )
+
+
 @dataclass(frozen=True)
 class RunQuery(RunFilter):
     """A listing of runs as a person asked for it: Fabro's filter, plus the words and paging around it."""
 
     limit: int = DEFAULT_LIMIT
+    narrow: Narrow = field(default_factory=Narrow)  # filtered by the bot: Fabro cannot
 
     @property
     def page(self) -> int:
@@ -168,7 +362,8 @@ class RunQuery(RunFilter):
 
     def text(self) -> str:
         """The `/runs` words that ask this query again (paging shown only off page 1)."""
-        words = list(self.statuses)
+        words = [*self.narrow.words()[:1], *self.statuses] if self.narrow.mine else list(self.statuses)
+        words += [w for w in self.narrow.words() if w != "mine"]
         if self.sort:
             words.append(f"sort:{self.sort}")
         if self.direction:
@@ -186,6 +381,9 @@ class RunQuery(RunFilter):
     def describe(self) -> str:
         """Plain words for a header: "failed runs, by elapsed time (ascending)"."""
         what = ", ".join(self.statuses) + " runs" if self.statuses else "all runs" if self.include_archived else "runs"
+        if self.narrow.mine:
+            what = "your " + what
+        what += self.narrow.describe()
         if self.parent_id:
             what += f" under {self.parent_id}"
         if self.sort or self.direction:
@@ -225,6 +423,11 @@ class Subscribe:
     repo: str | None = None
     workflow: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
+    by: tuple[str, ...] = ()
+    by_me: bool = False  # the caller's linked logins, resolved when the subscription is made
+    not_by: tuple[str, ...] = ()
+    not_repos: tuple[str, ...] = ()
+    not_workflows: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -350,10 +553,6 @@ def parse(text: str | None) -> Parsed:
     return _Parser().run(words)
 
 
-# GitHub's rule for a login: letters, digits and single inner hyphens, 39 characters at most.
-_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
-
-
 def _notify(words: list[str]) -> Notify | UsageError:
     hints = ("`/runs notify questions approvals failed`", "`/runs notify off`", "`/runs notify` shows yours")
     lowered = [w.lower() for w in words]
@@ -399,36 +598,21 @@ def _link(first: str, words: list[str]) -> Link | WhoAmI | UsageError:
 
 def _subscribe(words: list[str]) -> Subscribe | UsageError:
     kinds: set[str] = set()
-    filters: dict[str, str] = {}
     labels: dict[str, str] = {}
+    narrowing = _NarrowWords()
     for raw in words:
         word = raw.lower()
         name, colon, value = raw.partition(":")
         if word in SUBSCRIPTION_WORDS:
             kinds.add(word)
-        elif word in ("question", "approval", "failures", "cancellations", "canceled"):
-            kinds.add(
-                {
-                    "question": "questions",
-                    "approval": "approvals",
-                    "failures": "failed",
-                    "cancellations": "cancelled",
-                    "canceled": "cancelled",
-                }[word]
-            )
-        elif colon and name.lower() in ("repo", "workflow"):
-            if (
-                not value
-                or len(value) > 200
-                or (name.lower() == "repo" and not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", value))
-            ):
-                example = "repo:acme/api" if name.lower() == "repo" else "workflow:implement"
-                return UsageError(f"`{raw}` needs a value, like `{example}`.", word=raw, hints=(_SUBSCRIBE_HINT,))
-            if filters.get(name.lower(), value) != value:
-                return UsageError(
-                    f"`{name.lower()}` is given twice.", word=raw, hints=("subscribe twice to follow two of them",)
-                )
-            filters[name.lower()] = value
+        elif word in _SUBSCRIPTION_ALIASES:
+            kinds.add(_SUBSCRIPTION_ALIASES[word])
+        elif _NarrowWords.is_one(raw):
+            error = narrowing.take(raw)
+            if error is not None:
+                if error.problem.endswith("given twice."):
+                    return replace(error, hints=("subscribe twice to follow two of them",))
+                return replace(error, hints=(*error.hints, _SUBSCRIBE_HINT))
         elif colon and name.lower() == "label":
             key, equals, label_value = value.partition("=")
             if not equals or not key or len(value) > 200:
@@ -436,24 +620,52 @@ def _subscribe(words: list[str]) -> Subscribe | UsageError:
             labels[key] = label_value
         else:
             close = difflib.get_close_matches(
-                word, (*SUBSCRIPTION_WORDS, "repo:", "workflow:", "label:"), n=1, cutoff=0.6
+                word, (*SUBSCRIPTION_WORDS, *(f"{n}:" for n in _NarrowWords.NAMES), "label:"), n=1, cutoff=0.6
             )
+            if close is None or not close:
+                close = _close_prefix(raw)
             return UsageError(
                 f"I can't subscribe to `{raw}`.",
                 word=raw,
                 suggestion=close[0] if close else None,
                 hints=(
-                    "kinds: `failed` `questions` `approvals` `cancelled`;"
-                    " filters: `repo:<owner/name>` `workflow:<name>` `label:<k=v>`",
+                    "kinds: " + " ".join(f"`{k}`" for k in SUBSCRIPTION_WORDS) + ";"
+                    " filters: `repo:<owner/name>` `workflow:<name>` `label:<k=v>` `by:<login>` `by:me`,"
+                    " and `-by:` `-repo:` `-workflow:` to leave some out",
                     _SUBSCRIBE_HINT,
                 ),
             )
+    narrow = narrowing.narrow()
     return Subscribe(
         kinds=frozenset(kinds or DEFAULT_SUBSCRIPTION),
-        repo=filters.get("repo"),
-        workflow=filters.get("workflow"),
+        repo=narrow.repo,
+        workflow=narrow.workflow,
         labels=tuple(sorted(labels.items())),
+        by=narrow.by,
+        by_me=narrow.by_me,
+        not_by=narrow.not_by,
+        not_repos=narrow.not_repos,
+        not_workflows=narrow.not_workflows,
     )
+
+
+_SUBSCRIPTION_ALIASES = {
+    "question": "questions",
+    "approval": "approvals",
+    "failures": "failed",
+    "cancellations": "cancelled",
+    "canceled": "cancelled",
+}
+
+
+def _close_prefix(raw: str) -> list[str]:
+    """`repos:acme/api` → [`repo:acme/api`]: a misspelt filter name keeps its value."""
+    name, colon, value = raw.partition(":")
+    if not colon:
+        return []
+    names = [*(f"{n}:" for n in _NarrowWords.NAMES), *_PREFIXES]
+    close = difflib.get_close_matches(name.lower() + ":", names, n=1, cutoff=0.6)
+    return [close[0] + value] if close else []
 
 
 STATS_WINDOWS = ("today", "yesterday", "week")
@@ -517,6 +729,8 @@ class _Parser:
         self.all = False
         self.selector: str | None = None
         self.other_words: list[str] = []
+        self.mine = False
+        self.narrowing = _NarrowWords(longest=MAX_NARROW_VALUE, most=MAX_NARROW)
 
     def run(self, words: list[str]) -> Parsed:
         for raw in words:
@@ -527,6 +741,13 @@ class _Parser:
 
     def word(self, raw: str) -> UsageError | None:
         word = raw.lower()
+        if _NarrowWords.is_one(raw):
+            self.other_words.append(raw)
+            return self.narrowing.take(raw)
+        if word == "mine":
+            self.other_words.append(raw)
+            self.mine = True
+            return None
         if word.startswith(_PREFIXES):
             name, _, value = word.partition(":")
             self.other_words.append(raw)
@@ -565,6 +786,19 @@ class _Parser:
                     hints=(f"`/runs {self.selector}`",),
                 )
             return RunLookup(self.selector)
+        if self.mine and self.parent_id:
+            return UsageError(
+                "`mine` lists your runs; `parent:` the children of one run: ask for one of them.",
+                word="mine",
+                hints=("`/runs mine`", "`/runs parent:01KJW4MG800000000000000004 by:me`"),
+            )
+        if self.mine and self.sort not in (None, "created_at", "updated_at"):
+            return UsageError(
+                "`mine` is sorted by creation or by last activity.",
+                word=f"sort:{self.sort}",
+                suggestion="sort:updated",
+                hints=("`/runs mine sort:created`", "`/runs mine sort:updated asc`"),
+            )
         if self.all and self.statuses:
             return UsageError(
                 "`all` only applies when no status is named (Fabro ignores it once you filter by status).",
@@ -580,6 +814,7 @@ class _Parser:
             offset=((self.page or 1) - 1) * limit,
             parent_id=self.parent_id,
             include_archived=self.all,
+            narrow=self.narrowing.narrow(mine=self.mine),
         )
 
     def _add_statuses(self, buckets: tuple[str, ...]) -> None:
@@ -648,7 +883,8 @@ def _close_keyword(word: str, cutoff: float = 0.6) -> str | None:
 
 
 def _unknown(raw: str) -> UsageError:
-    suggestion = _close_keyword(raw.lower())
+    close = _close_prefix(raw)
+    suggestion = close[0] if close else _close_keyword(raw.lower())
     return UsageError(f"I don't know the word `{raw}`.", word=raw, suggestion=suggestion)
 
 

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from bot.core.keys import ActionKey, ActionState, AlertKey, AlertKind, Verb
 from bot.core.outcomes import Outcome
+from bot.core.query import Narrow
 
 __all__ = [
     "Action",
@@ -69,6 +70,22 @@ class Subscription:
     labels: dict[str, str] = field(default_factory=dict)
     created_by: str | None = None
     broken: str | None = None  # why posting to the channel failed (not_in_channel…), until it works again
+    by: tuple[str, ...] = ()  # creator logins (lower case), any of
+    not_by: tuple[str, ...] = ()
+    not_repos: tuple[str, ...] = ()
+    not_workflows: tuple[str, ...] = ()
+
+    @property
+    def narrow(self) -> Narrow:
+        """Who started a run and where it ran, as a listing would filter it."""
+        return Narrow(
+            by=self.by,
+            not_by=self.not_by,
+            repo=self.repo,
+            not_repos=self.not_repos,
+            workflow=self.workflow,
+            not_workflows=self.not_workflows,
+        )
 
 
 @dataclass(frozen=True)

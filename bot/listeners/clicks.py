@@ -240,6 +240,7 @@ class ChooseMerge:
 class ShowRuns:
     query: RunQuery
     in_place: bool  # paging replaces the listing; "show" leaves the message it came from as it is
+    user: str | None = None  # who clicked: `mine` and `by:me` are theirs
 
 
 @dataclass(frozen=True)
@@ -391,7 +392,7 @@ def _listing(action_id: str, action: dict[str, Any], user: str | None) -> Click:
     query = decode_page(text(action.get("value")))
     if query is None:
         return Unreadable(Stale.LISTING, user)
-    return ShowRuns(query, in_place=PAGE_ACTION.match(action_id) is not None)
+    return ShowRuns(query, in_place=PAGE_ACTION.match(action_id) is not None, user=user)
 
 
 def _follow(body: dict[str, Any], action: dict[str, Any], user: str | None) -> Click:

@@ -109,8 +109,8 @@ class Controls:
                     await respond(response_type="ephemeral", replace_original=False, **opened.message)
             case c.ChooseMerge(context):
                 await ack(response_action="update", view=await confirm_merge(s.fabro, context))
-            case c.ShowRuns(query, in_place):
-                result = await attempt(self.answerer.listing(query), what="a page of runs", command=self.command)
+            case c.ShowRuns(query, in_place, user):
+                result = await attempt(self.answerer.listing(query, user), what="a page of runs", command=self.command)
                 # A failed page leaves the list in place and says why beside it.
                 failed = isinstance(result, Failed)
                 message = result.message if isinstance(result, Failed) else result

@@ -16,14 +16,14 @@ from bot.blocks.alerts import approval_alert, digest_message, failed_alert, ques
 from bot.blocks.live import live_card, update_reply
 from bot.blocks.outcomes import outcome_text
 from bot.blocks.replies import error_message, help_message, internal_error_message, usage_error_message
-from bot.blocks.runs import run_detail_message, run_list_message, unfurl_card
+from bot.blocks.runs import Scanned, run_detail_message, run_list_message, unfurl_card
 from bot.blocks.start import start_announcement, start_card, start_picker
 from bot.blocks.stats import stats_message
 from bot.blocks.subscriptions import subscribed_message, subscriptions_message, summary_message, unsubscribed_message
 from bot.core.errors import NotAllowed
 from bot.core.keys import AlertKind, Verb
 from bot.core.outcomes import Outcome, OutcomeVerb
-from bot.core.query import RunQuery, UsageError, parse
+from bot.core.query import Narrow, RunQuery, UsageError, parse
 from bot.core.records import ChannelSummary, Subscription
 from bot.core.stats import Window, bounds, picture
 from bot.fabro.errors import FabroUnavailable
@@ -92,6 +92,16 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
     listing = RunList(data=runs[:6], meta=ListMeta(has_more=True, total=len(runs)))
     items: list[tuple[str, Message]] = [
         ("/runs active (a list)", run_list_message(RunQuery(limit=6), listing, now=now, web_base=WEB)),
+        (
+            "/runs by:octocat -repo:acme/sandbox (a list the bot filtered)",
+            run_list_message(
+                RunQuery(limit=3, narrow=Narrow(by=("octocat",), not_repos=("acme/sandbox",))),
+                RunList(data=runs[:3]),
+                now=now,
+                web_base=WEB,
+                scanned=Scanned(read=50, ends=(4, 17, 31), next_offset=31),
+            ),
+        ),
         ("/runs <id> (a detail card)", run_detail_message(blocked, now=now, web_base=WEB)),
         (
             "/runs <id> of a failed run",

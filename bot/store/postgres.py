@@ -23,6 +23,7 @@ from bot.store.sql import (
     NOTIFY_TABLE,
     RUNS_INDEX,
     SCALE_INDEXES,
+    SUBSCRIPTION_NARROW,
     SUMMARIES_TABLE,
     Row,
     SQLStore,
@@ -77,6 +78,7 @@ MIGRATIONS: list[str] = [
     NOTIFY_TABLE,
     RUNS_INDEX,
     SCALE_INDEXES,
+    SUBSCRIPTION_NARROW,
 ]
 
 

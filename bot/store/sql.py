@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ __all__ = [
     "NOTIFY_TABLE",
     "RUNS_INDEX",
     "SCALE_INDEXES",
+    "SUBSCRIPTION_NARROW",
     "SUMMARIES_TABLE",
     "TERMINAL_BUCKETS",
     "SQLStore",
@@ -119,6 +121,11 @@ RUNS_INDEX = """
     );
     CREATE INDEX runs_by_owner ON runs (owner, updated_at);
     CREATE INDEX runs_by_login ON runs (login, updated_at);
+"""
+
+# Who started a run and what to leave out (`by:`, `-by:`, `-repo:`, `-workflow:`), as JSON.
+SUBSCRIPTION_NARROW = """
+    ALTER TABLE subscriptions ADD COLUMN narrow TEXT;
 """
 
 
@@ -299,19 +306,19 @@ class SQLStore:
 
     async def add_subscription(self, sub: Subscription) -> Subscription:
         rows = await self._fetch(
-            "INSERT INTO subscriptions (channel, kinds, repo, workflow, labels, created_by)"
-            " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-            (sub.channel, ",".join(sorted(sub.kinds)), sub.repo, sub.workflow, json.dumps(sub.labels), sub.created_by),
+            "INSERT INTO subscriptions (channel, kinds, repo, workflow, labels, created_by, narrow)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (
+                sub.channel,
+                ",".join(sorted(sub.kinds)),
+                sub.repo,
+                sub.workflow,
+                json.dumps(sub.labels),
+                sub.created_by,
+                _narrow_json(sub),
+            ),
         )
-        return Subscription(
-            id=int(rows[0]["id"]),
-            channel=sub.channel,
-            kinds=sub.kinds,
-            repo=sub.repo,
-            workflow=sub.workflow,
-            labels=dict(sub.labels),
-            created_by=sub.created_by,
-        )
+        return replace(sub, id=int(rows[0]["id"]), labels=dict(sub.labels), broken=None)
 
     async def subscriptions(self, channel: str | None = None) -> list[Subscription]:
         select = "SELECT s.*, c.broken AS broken FROM subscriptions s LEFT JOIN channels c ON c.channel = s.channel"
@@ -436,15 +443,52 @@ class SQLStore:
         rows = await self._fetch("SELECT * FROM runs WHERE run_id = ?", (run_id,))
         return _indexed(rows[0]) if rows else None
 
-    async def runs_of(self, owner: str, logins: list[str], limit: int) -> list[IndexedRun]:
-        """The newest runs a person started: theirs by the bot's record, or by one of their logins."""
-        marks = ", ".join("?" for _ in logins) or "NULL"
+    async def runs_of(
+        self,
+        owner: str,
+        logins: list[str],
+        limit: int,
+        *,
+        offset: int = 0,
+        statuses: tuple[str, ...] | None = None,
+        hidden: tuple[str, ...] = (),
+        order: str = "updated_at",
+        ascending: bool = False,
+    ) -> list[IndexedRun]:
+        """A person's runs, by the owner rule: theirs by the bot's record, or by one of their logins.
+
+        `statuses` keeps only those buckets, `hidden` leaves some out; `order` is `updated_at` or
+        `created_at` (run ids are ULIDs: they sort by creation).
+        """
+        where, params = self._owner_rule(owner, logins, statuses, hidden)
+        direction = "ASC" if ascending else "DESC"
+        keys = f"run_id {direction}" if order == "created_at" else f"updated_at {direction}, run_id {direction}"
         rows = await self._fetch(
-            f"SELECT * FROM runs WHERE owner = ? OR (owner IS NULL AND login IN ({marks}))"
-            " ORDER BY updated_at DESC, run_id LIMIT ?",
-            (owner, *logins, limit),
+            f"SELECT * FROM runs WHERE {where} ORDER BY {keys} LIMIT ? OFFSET ?", (*params, limit, offset)
         )
         return [_indexed(r) for r in rows]
+
+    async def count_runs_of(
+        self, owner: str, logins: list[str], *, statuses: tuple[str, ...] | None = None, hidden: tuple[str, ...] = ()
+    ) -> int:
+        where, params = self._owner_rule(owner, logins, statuses, hidden)
+        rows = await self._fetch(f"SELECT COUNT(*) AS n FROM runs WHERE {where}", params)
+        return int(rows[0]["n"]) if rows else 0
+
+    @staticmethod
+    def _owner_rule(
+        owner: str, logins: list[str], statuses: tuple[str, ...] | None, hidden: tuple[str, ...]
+    ) -> tuple[str, tuple[Any, ...]]:
+        marks = ", ".join("?" for _ in logins) or "NULL"
+        where = f"(owner = ? OR (owner IS NULL AND login IN ({marks})))"
+        params: tuple[Any, ...] = (owner, *logins)
+        if statuses is not None:
+            where += f" AND status IN ({', '.join('?' for _ in statuses) or 'NULL'})"
+            params += tuple(statuses)
+        if hidden:
+            where += f" AND status NOT IN ({', '.join('?' for _ in hidden)})"
+            params += tuple(hidden)
+        return where, params
 
     # -- daily summaries ---------------------------------------------------------------
 
@@ -624,7 +668,32 @@ def _subscription(row: Row) -> Subscription:
         labels=json.loads(row["labels"] or "{}"),
         created_by=row["created_by"],
         broken=row["broken"],
+        **_narrow_of(row.get("narrow")),
     )
+
+
+_NARROW_FIELDS = ("by", "not_by", "not_repos", "not_workflows")
+
+
+def _narrow_json(sub: Subscription) -> str | None:
+    data = {name: list(getattr(sub, name)) for name in _NARROW_FIELDS if getattr(sub, name)}
+    return json.dumps(data) if data else None
+
+
+def _narrow_of(text: str | None) -> dict[str, tuple[str, ...]]:
+    """The stored filters; anything unreadable narrows nothing rather than losing the subscription."""
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        log.warning("a subscription's filters could not be read: %r", text[:100] if text else text)
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        name: tuple(v for v in data[name] if isinstance(v, str))
+        for name in _NARROW_FIELDS
+        if isinstance(data.get(name), list)
+    }
 
 
 def _actions(rows: list[Row]) -> list[Action]:

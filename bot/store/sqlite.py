@@ -20,6 +20,7 @@ from bot.store.sql import (
     NOTIFY_TABLE,
     RUNS_INDEX,
     SCALE_INDEXES,
+    SUBSCRIPTION_NARROW,
     SUMMARIES_TABLE,
     Row,
     SQLStore,
@@ -87,6 +88,7 @@ MIGRATIONS: list[str] = [
     NOTIFY_TABLE,
     RUNS_INDEX,
     SCALE_INDEXES,
+    SUBSCRIPTION_NARROW,
 ]
 
 

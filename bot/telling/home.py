@@ -39,6 +39,7 @@ from bot.fabro.errors import FabroError
 from bot.fabro.filters import RunFilter
 from bot.fabro.models import Run
 from bot.people.identity import Linker
+from bot.people.mine import my_runs
 from bot.people.notify import Personal
 from bot.slack.webapi import EditBudget, slack_error
 from bot.store.base import Store
@@ -171,16 +172,19 @@ class Home:
 
     async def _your_runs(self, user_id: str, logins: list[str], now: datetime) -> list[dict[str, Any]]:
         blocks = [kit.header("Your runs")]
-        runs = await self.store.runs_of(user_id, logins, YOUR_RUNS)
-        if not runs:
+        mine = await my_runs(self.store, user_id, logins, limit=YOUR_RUNS)
+        if not mine.entries:
             blocks.append(kit.context("No runs of yours seen yet."))
-        for entry in runs:
+        for entry in mine.entries:
             emoji = STATUS_EMOJI.get(entry.status, UNKNOWN_EMOJI)
             title = link(entry.web_url, clip(escape(entry.title), 120)) if entry.web_url else escape(entry.title)
             when = ago(entry.updated_at, now) or ""
             blocks.append(kit.section(f"{emoji} *{escape(entry.status)}* — {title} · `{entry.run_id[:10]}` · {when}"))
             if entry.status == "failed":
                 blocks += retry_control(entry.run_id)
+        if mine.total > len(mine.entries):
+            more = mine.total - len(mine.entries)
+            blocks.append(kit.context(f"… and {more} more: `{escape(self.command)} mine` lists them."))
         return blocks
 
     def _waiting(self, run: Run, now: datetime) -> list[dict[str, Any]]:

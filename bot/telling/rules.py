@@ -72,12 +72,8 @@ def matches(sub: Subscription, run: Run, kind: AlertKind) -> bool:
     """Whether `sub` asked for alerts of `kind` about `run`."""
     if not any(KIND_OF_SUBSCRIPTION.get(k) == kind for k in sub.kinds):
         return False
-    if sub.repo and (run.repository.name or "").lower() != sub.repo.lower():
+    if not sub.narrow.accepts(run):
         return False
-    if sub.workflow:
-        names = {n.lower() for n in (run.workflow.name, run.workflow.graph_name, run.workflow.slug) if n}
-        if sub.workflow.lower() not in names:
-            return False
     return all(run.labels.get(k) == v for k, v in sub.labels.items())
 
 

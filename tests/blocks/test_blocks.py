@@ -6,13 +6,15 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
 from bot.blocks.limits import problems
 from bot.blocks.replies import error_message, help_message, usage_error_message
 from bot.blocks.routing import decode_page
-from bot.blocks.runs import run_detail_message, run_list_message, run_summary
-from bot.core.query import RunQuery, parse
+from bot.blocks.runs import Scanned, run_detail_message, run_list_message, run_summary
+from bot.core.query import Narrow, RunQuery, parse
 from bot.fabro.errors import FabroUnavailable
 from bot.fabro.models import Failure, Run, RunList
 from tests.fakes.runs import make_run, run_examples
@@ -268,3 +270,28 @@ def test_a_run_without_a_repository_or_with_an_agent_creator_shows_what_fabro_se
     assert "*Repository*" not in str(detail["blocks"]) and "*Sandbox*\\nfailed" in str(detail["blocks"])
     for message in (detail, failed_alert(run, now=now, failure=None, web_base=None)):
         assert problems(message) == []
+
+
+_LOGINS = st.from_regex(r"[a-z0-9]{1,12}", fullmatch=True)
+_HOSTILE_TEXT = st.text(max_size=600) | st.just(HOSTILE * 20)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    titles=st.lists(_HOSTILE_TEXT, max_size=100),
+    by=st.lists(_LOGINS, max_size=4),
+    read=st.integers(0, 300),
+    offset=st.integers(0, 1_000_000),
+    note=st.none() | _HOSTILE_TEXT,
+)
+def test_a_list_the_bot_filtered_holds_every_slack_limit(titles, by, read, offset, note):
+    runs = [make_run("failed", title=t) for t in titles]
+    query = RunQuery(limit=100, offset=offset, narrow=Narrow(by=tuple(by), not_repos=("acme/sandbox",)))
+    ends = tuple(offset + i + 1 for i in range(len(runs)))
+    scanned = Scanned(read=max(read, len(runs)), ends=ends, next_offset=offset + len(runs) if read else None)
+    message = run_list_message(query, page(runs), now=NOW, scanned=scanned, note=note)
+    assert_sendable(message)
+    for b in message["blocks"]:
+        for e in b.get("elements", []):
+            if e.get("action_id", "").startswith("runs_page:"):
+                assert len(e["value"]) <= 2000 and decode_page(e["value"]) is not None

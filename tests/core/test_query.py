@@ -227,6 +227,17 @@ _WORDS = st.sampled_from(
         "parent:",
         "limit:²",
         "page:٣",
+        "mine",
+        "by:me",
+        "by:octocat",
+        "-by:dependabot",
+        "-by:me",
+        "repo:acme/api",
+        "-repo:acme/sandbox",
+        "workflow:implement",
+        "-workflow:nightly",
+        "byy:x",
+        "by:",
         "limit:0",
         "limit:101",
         "page:99999999",
@@ -282,3 +293,38 @@ def test_only_ascii_digits_are_numbers(text):
 )
 def test_paging_values_with_booleans_or_huge_numbers_are_refused(value):
     assert decode_page(value) is None
+
+
+def test_narrowing_words_round_trip_through_a_paging_button_that_fits():
+    longest = "x" * 100
+    logins = [f"by:{'a' * 39}" for _ in range(3)]
+    places = [f"repo:{longest}", f"-repo:{longest}", f"-workflow:{longest}", f"workflow:{longest}"]
+    words = " ".join(["mine", "by:me", *logins, *places])
+    parsed = parse(f"active sort:created asc limit:100 page:9999 {words} by:octocat")
+    assert isinstance(parsed, UsageError)  # nine narrowing words are one too many
+    parsed = parse(f"failed sort:created asc limit:100 page:9999 {words}")
+    assert isinstance(parsed, RunQuery)
+    value = encode_page(parsed)
+    assert len(value) < 2000 and decode_page(value) == parsed
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("-by:me", "`-by:me` is not a filter"),
+        ("by:not_a_login!", "needs a GitHub login"),
+        ("repo:two repo:three", "`repo` is given twice"),
+        ("mine sort:elapsed", "`mine` is sorted by creation or by last activity"),
+        ("subscribe by:", "needs a GitHub login"),
+        ("subscribe repo:a/b repo:c/d", "`repo` is given twice"),
+    ],
+)
+def test_narrowing_mistakes_say_what_would_work(text, problem):
+    parsed = parse(text)
+    assert isinstance(parsed, UsageError) and problem in parsed.problem
+
+
+def test_a_forged_narrowing_in_a_paging_value_is_refused():
+    assert decode_page('{"v":1,"o":0,"l":10,"n":{"b":["<!channel>"]}}') is None
+    assert decode_page('{"v":1,"o":0,"l":10,"n":{"zz":1}}') is None
+    assert decode_page('{"v":1,"o":0,"l":10,"n":{"m":2}}') is None

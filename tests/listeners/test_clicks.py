@@ -260,7 +260,7 @@ def test_a_listing_button_reads_back_its_query(statuses, limit, offset, in_place
     query = RunQuery(statuses=tuple(statuses), limit=limit, offset=offset)
     action_id = "runs_page:next" if in_place else show_action_id("failed")
     click = c.read_click(pressed({"action_id": action_id, "value": encode_page(query)}, user="U0ADA"))
-    assert click == c.ShowRuns(query, in_place)
+    assert click == c.ShowRuns(query, in_place, user="U0ADA")
 
 
 def test_follow_needs_a_channel_and_link_buttons_are_only_acknowledged():

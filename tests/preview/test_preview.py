@@ -101,6 +101,7 @@ def test_the_gallery_has_every_kind_of_message_each_within_slacks_limits():
     titles = " | ".join(title for title, _ in items)
     for kind in (
         "a list",
+        "a list the bot filtered",
         "a detail card",
         "a run failed",
         "yes_no",
