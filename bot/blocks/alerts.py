@@ -15,7 +15,7 @@ from bot.blocks.runs import link_buttons, run_summary
 from bot.blocks.text import clip, escape, link, slack_date
 from bot.core.keys import AlertKey, AlertKind
 from bot.core.query import RunQuery
-from bot.fabro.models import Failure, Question, Run
+from bot.fabro.models import Failure, PullRequestOpened, PullRequestState, Question, Run
 
 __all__ = [
     "ALERT_EVENT_TYPE",
@@ -24,6 +24,7 @@ __all__ = [
     "digest_message",
     "failed_alert",
     "metadata_key",
+    "pr_alert",
     "question_alert",
     "resolved_alert",
     "succeeded_alert",
@@ -99,6 +100,58 @@ def succeeded_alert(run: Run, *, now: datetime, web_base: str | None, key: Alert
     return _with_metadata({"text": clip(f"Run succeeded: {_title(run)}", FALLBACK_TEXT), "blocks": blocks}, key, run)
 
 
+def pr_alert(
+    run: Run,
+    *,
+    now: datetime,
+    opened: PullRequestOpened | None,
+    state: PullRequestState | None,
+    web_base: str | None,
+    key: AlertKey | None = None,
+) -> Message:
+    """A pull request opened (or linked) for a run: its number, title, branches, and where it stands now."""
+    pr = run.pull_request
+    number = (opened.number if opened else None) or (pr.number if pr else None)
+    url = (opened.html_url if opened else None) or (pr.html_url if pr else None)
+    named = f"#{number}" if number is not None else "a pull request"
+    title = (state.details.title if state and state.details else None) or (opened.title if opened else None)
+    verb = "linked to" if opened is not None and opened.linked else "opened for"
+    head = f":twisted_rightwards_arrows: Pull request {link(url, named) if url else escape(named)} {verb} this run"
+    if title:
+        head += f": *{clip(escape(title), 300)}*"
+    facts = []
+    where = _pr_state(opened, state)
+    if where:
+        facts.append(where)
+    if opened is not None and opened.head_branch and opened.base_branch:
+        facts.append(f"`{clip(escape(opened.head_branch), 100)}` → `{clip(escape(opened.base_branch), 100)}`")
+    details = state.details if state else None
+    if details is not None and (details.additions is not None or details.deletions is not None):
+        facts.append(f"+{details.additions or 0} −{details.deletions or 0}")
+    blocks = [kit.section(head, block_id=f"pr:{run.id}")]
+    if facts:
+        blocks.append(kit.context(" · ".join(facts)))
+    blocks.append(kit.section(run_summary(run, now), block_id=f"alert:{run.id}"))
+    blocks += run_controls(run)
+    buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
+    if buttons:
+        blocks.append(buttons)
+    text = clip(f"Pull request {named} {verb} {_title(run)}", FALLBACK_TEXT)
+    return _with_metadata({"text": text, "blocks": blocks}, key, run)
+
+
+def _pr_state(opened: PullRequestOpened | None, state: PullRequestState | None) -> str | None:
+    if state is not None and state.finished:
+        return state.finished
+    if state is not None and state.details is not None:
+        draft: bool | None = state.details.draft
+    else:
+        draft = opened.draft if opened else None
+    if draft is None:
+        return None
+    return "draft" if draft else "ready for review"
+
+
 def question_alert(
     run: Run,
     question: Question,
@@ -167,12 +220,16 @@ _DIGEST_KINDS = {
     AlertKind.APPROVAL: ("approval waiting", ":raised_hand:", "pending"),
     AlertKind.CANCELLED: ("cancelled run", ":no_entry_sign:", "failed"),
     AlertKind.SUCCEEDED: ("succeeded run", ":white_check_mark:", "succeeded"),
+    AlertKind.PR: ("pull request opened", ":twisted_rightwards_arrows:", "succeeded"),
 }
+_PLURALS = {AlertKind.PR: "pull requests opened"}
 
 
 def _count(n: int, kind: AlertKind) -> str:
     noun = _DIGEST_KINDS[kind][0]
-    if n != 1:
+    if n != 1 and kind in _PLURALS:
+        noun = _PLURALS[kind]
+    elif n != 1:
         first, _, rest = noun.partition(" ")
         ended = (AlertKind.FAILED, AlertKind.CANCELLED, AlertKind.SUCCEEDED)
         noun = noun + "s" if kind in ended else f"{first}s {rest}"

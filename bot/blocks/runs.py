@@ -12,7 +12,7 @@ from bot.blocks.limits import FALLBACK_TEXT, MAX_BLOCKS, TOTAL_BLOCK_TEXT
 from bot.blocks.question import question_text
 from bot.blocks.routing import FOLLOW_ACTION, encode_page, link_action_id, page_action_id
 from bot.blocks.text import ago, clip, dollars, duration, escape, link, slack_date
-from bot.core.query import RunQuery
+from bot.core.query import MAX_OFFSET, RunQuery
 from bot.fabro.models import Failure, Run, RunList
 
 __all__ = [
@@ -255,7 +255,7 @@ def run_list_message(
             empty.append(kit.context(clip(note, 1900)))
         elif query.offset == 0:
             empty.append(kit.context(f"Try `{escape(command)} active` or `{escape(command)} help`."))
-        if scanned is not None and scanned.next_offset is not None:
+        if scanned is not None and scanned.next_offset is not None and scanned.next_offset <= MAX_OFFSET:
             empty.append(
                 kit.actions(
                     kit.button("Next", page_action_id("next"), value=encode_page(query.at(scanned.next_offset))),
@@ -349,6 +349,8 @@ def _scanned_message(
     if notes:
         blocks.append(kit.context(*(clip(n, 1900) for n in notes), block_id="runs:notes"))
     after = scanned.ends[fitted - 1] if fitted < len(runs) else scanned.next_offset
+    if after is not None and after > MAX_OFFSET:
+        after = None  # past where Fabro pages
     paging = kit.actions(
         kit.button("First page", page_action_id("prev"), value=encode_page(query.at(0))) if query.offset > 0 else None,
         kit.button("Next", page_action_id("next"), value=encode_page(query.at(after))) if after is not None else None,

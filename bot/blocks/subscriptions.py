@@ -24,6 +24,8 @@ _KIND_WORDS = {
     "questions": "questions",
     "approvals": "approvals",
     "cancelled": "cancelled runs",
+    "succeeded": "succeeded runs",
+    "pr": "pull requests opened",
 }
 BROKEN_FIXES = {
     "not_in_channel": "I am not in this channel: invite me with `/invite @Fabro`.",

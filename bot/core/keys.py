@@ -1,7 +1,8 @@
 """The durable keys and closed sets the bot stores and routes on: built and taken apart only here.  [pure]
 
     AlertKey   what a message the bot posts on its own is about: `failed:<run>`,
-               `question:<run>:<question>`, `approval:<run>`, `cancelled:<run>`, and
+               `question:<run>:<question>`, `approval:<run>`, `cancelled:<run>`, `succeeded:<run>`,
+               `pr:<run>:<number>` (a pull request opened or linked for the run), and
                `summary:<day>` (a channel's daily summary; its subject is the local date)
     ActionKey  what may happen only once: `answer:<run>:<question>`, `decide:<run>` (approve
                or deny), `retry:<run>`, `cancel:<run>`
@@ -34,7 +35,8 @@ class AlertKind(enum.StrEnum):
     QUESTION = "question"
     APPROVAL = "approval"
     CANCELLED = "cancelled"
-    SUCCEEDED = "succeeded"  # only ever a direct message, to an owner who asked for it
+    SUCCEEDED = "succeeded"  # asked for by name: `/runs subscribe succeeded`, `/runs notify succeeded`
+    PR = "pr"  # a pull request opened (or linked) for a run: `pr:<run>:<number>`, asked for by name
     SUMMARY = "summary"  # a channel's daily summary: its key names the local day (`summary:2026-11-28`)
     UPDATE = "update"  # a reply in a followed run's thread, about one event (`update:<run>:<seq>`)
 
@@ -120,8 +122,8 @@ class AlertKey:
     question_id: str | None = None
 
     def __post_init__(self) -> None:
-        if (self.kind in (AlertKind.QUESTION, AlertKind.UPDATE)) != (self.question_id is not None):
-            raise ValueError("question alerts and thread updates, and only they, name their question or event")
+        if (self.kind in (AlertKind.QUESTION, AlertKind.UPDATE, AlertKind.PR)) != (self.question_id is not None):
+            raise ValueError("questions, thread updates and pull requests, and only they, name their subject")
 
     def encode(self) -> str:
         return f"{self.kind}:{self.run_id}" + (f":{self.question_id}" if self.question_id else "")

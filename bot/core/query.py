@@ -18,7 +18,7 @@ Grammar (whitespace-separated words, any order, case-insensitive):
 
 and, for channel alerts (the first word decides):
 
-    subscribe [failed] [questions] [approvals] [cancelled] [repo:<owner/name>] [workflow:<name>]
+    subscribe [failed] [questions] [approvals] [cancelled] [succeeded] [pr] [repo:<owner/name>] [workflow:<name>]
               [label:<k=v>] [by:<login>|by:me] [-by:…] [-repo:…] [-workflow:…]…
     subscriptions
     unsubscribe <id>…|all
@@ -126,7 +126,8 @@ GRAMMAR = (
     "`/runs [mine] [status…] [sort:<key>] [asc|desc] [limit:<1-100>] [page:<n>] [parent:<run-id>] [all]`"
     " `[by:<login>|by:me] [repo:<owner/name>] [workflow:<name>]`, and `-by:` `-repo:` `-workflow:` to leave some out\n"
     "`/runs <run-id or prefix>` · `/runs help`\n"
-    "`/runs subscribe [failed] [questions] [approvals] [cancelled] [repo:<owner/name>] [workflow:<name>] [label:<k=v>]"
+    "`/runs subscribe [failed] [questions] [approvals] [cancelled] [succeeded] [pr]"
+    " [repo:<owner/name>] [workflow:<name>] [label:<k=v>]"
     " [by:<login>|by:me] [-by:…] [-repo:…] [-workflow:…]`"
     " · `/runs subscriptions` · `/runs unsubscribe <id|all>`\n"
     "`/runs follow <run-id>` · `/runs unfollow <run-id>` · `/runs start [automation-id]`\n"
@@ -148,6 +149,7 @@ EXAMPLES: tuple[tuple[str, str], ...] = (
     ("parent:01KJW4MG800000000000000004", "children of a run"),
     ("01KJW4MG", "one run in detail, by id or prefix"),
     ("subscribe failed repo:acme/api", "post this repo's failed runs in this channel"),
+    ("subscribe succeeded pr by:me", "tell this channel when your runs succeed and open pull requests"),
     ("stats week", "what ran, failed and cost in the last 7 days, and who is waited on"),
     ("summary daily 09:00", "post yesterday's picture in this channel every morning"),
 )
@@ -512,8 +514,9 @@ Parsed = (
     | WhoAmI
 )
 
-SUBSCRIPTION_WORDS = ("failed", "questions", "approvals", "cancelled")
-DEFAULT_SUBSCRIPTION = ("failed", "questions", "approvals")  # `cancelled` is only asked for by name
+SUBSCRIPTION_WORDS = ("failed", "questions", "approvals", "cancelled", "succeeded", "pr")
+# `cancelled`, `succeeded` and `pr` (a pull request opened for a run) are only asked for by name.
+DEFAULT_SUBSCRIPTION = ("failed", "questions", "approvals")
 _SUBSCRIBE_HINT = "`/runs subscribe failed repo:acme/api` or `/runs subscribe` for everything"
 
 
@@ -650,6 +653,11 @@ def _subscribe(words: list[str]) -> Subscribe | UsageError:
 
 
 _SUBSCRIPTION_ALIASES = {
+    "success": "succeeded",
+    "successes": "succeeded",
+    "prs": "pr",
+    "pull_request": "pr",
+    "pull_requests": "pr",
     "question": "questions",
     "approval": "approvals",
     "failures": "failed",

@@ -35,6 +35,7 @@ from bot.fabro.models import (
     Failure,
     ListMeta,
     PullRequestCreation,
+    PullRequestOpened,
     PullRequestState,
     Question,
     Run,
@@ -161,6 +162,18 @@ class FabroClient:
             params=[("order", "desc"), ("limit", str(limit))],
         )
         return self._read(lambda: _many(RunEvent, body, "events"))
+
+    async def opened_pull_request(self, run_id: str, number: int | None) -> PullRequestOpened | None:
+        """What the run's `pull_request.created` (or `.linked`) event says of pull request `number`."""
+
+        def of(events: list[RunEvent]) -> PullRequestOpened | None:
+            for event in events:
+                opened = PullRequestOpened.from_event(event)
+                if opened is not None and (number is None or opened.number == number):
+                    return opened
+            return None
+
+        return of(await self.events_back(run_id, lambda events: of(events) is not None, pages=3))
 
     async def latest_failure(self, run_id: str) -> Failure | None:
         """The failure of the run's latest `run.failed` event (Fabro leaves `lifecycle.error` null)."""

@@ -37,6 +37,7 @@ __all__ = [
     "PullRequest",
     "PullRequestCreation",
     "PullRequestDetails",
+    "PullRequestOpened",
     "PullRequestState",
     "Question",
     "QuestionOption",
@@ -214,6 +215,42 @@ class PullRequestDetails(_Model):
     additions: int | None = None
     deletions: int | None = None
     changed_files: int | None = None
+
+
+class PullRequestOpened(_Model):
+    """What a `pull_request.created` event says (flat fields), or a `pull_request.linked` one (a nested link)."""
+
+    number: int | None = None
+    html_url: str | None = None
+    owner: str | None = None
+    repo: str | None = None
+    title: str | None = None
+    base_branch: str | None = None
+    head_branch: str | None = None
+    draft: bool | None = None
+    linked: bool = False  # linked to an existing pull request rather than opened by the run
+
+    @classmethod
+    def from_event(cls, event: RunEvent) -> PullRequestOpened | None:
+        """The pull request an event names; None for other events, or one that cannot be read."""
+        props = event.properties
+        try:
+            if event.event == "pull_request.created":
+                return cls(
+                    number=props.get("pr_number"),
+                    html_url=props.get("pr_url"),
+                    owner=props.get("owner"),
+                    repo=props.get("repo"),
+                    title=props.get("title"),
+                    base_branch=props.get("base_branch"),
+                    head_branch=props.get("head_branch"),
+                    draft=props.get("draft"),
+                )
+            if event.event == "pull_request.linked" and isinstance(props.get("pull_request"), dict):
+                return cls.model_validate({**props["pull_request"], "linked": True})
+        except ValidationError:
+            return None
+        return None
 
 
 class PullRequestState(_Model):

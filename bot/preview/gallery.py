@@ -12,7 +12,15 @@ from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.blocks.alerts import approval_alert, digest_message, failed_alert, question_alert, resolved_alert
+from bot.blocks.alerts import (
+    approval_alert,
+    digest_message,
+    failed_alert,
+    pr_alert,
+    question_alert,
+    resolved_alert,
+    succeeded_alert,
+)
 from bot.blocks.live import live_card, update_reply
 from bot.blocks.outcomes import outcome_text
 from bot.blocks.replies import error_message, help_message, internal_error_message, usage_error_message
@@ -27,7 +35,18 @@ from bot.core.query import Narrow, RunQuery, UsageError, parse
 from bot.core.records import ChannelSummary, Subscription
 from bot.core.stats import Window, bounds, picture
 from bot.fabro.errors import FabroUnavailable
-from bot.fabro.models import AutomationPreset, Failure, ListMeta, Question, Run, RunEvent, RunList, Stage
+from bot.fabro.models import (
+    AutomationPreset,
+    Failure,
+    ListMeta,
+    PullRequest,
+    PullRequestOpened,
+    Question,
+    Run,
+    RunEvent,
+    RunList,
+    Stage,
+)
 
 __all__ = ["gallery"]
 
@@ -115,6 +134,26 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
         items.append((f"Alert: a {question.question_type} question", alert))
     items += [
         ("Alert: an approval waiting", approval_alert(pending, now=now, web_base=WEB)),
+        ("Alert: a run succeeded (subscribe succeeded)", succeeded_alert(by_kind["succeeded"], now=now, web_base=WEB)),
+        (
+            "Alert: a pull request opened (subscribe pr)",
+            pr_alert(
+                _with_pr(by_kind["succeeded"]),
+                now=now,
+                opened=_opened(),
+                state=None,
+                web_base=WEB,
+            ),
+        ),
+        (
+            "Alert: a digest of successes and pull requests",
+            digest_message(
+                [(AlertKind.SUCCEEDED, r) for r in runs] + [(AlertKind.PR, r) for r in runs],
+                command=COMMAND,
+                web_base=WEB,
+                key="digest:gallery-wins",
+            ),
+        ),
         (
             "Alert: a run cancelled (asked for by name)",
             failed_alert(_cancelled(failed), now=now, failure=None, web_base=WEB),
@@ -219,6 +258,24 @@ def _usage(text: str) -> UsageError:
     parsed = parse(text)
     assert isinstance(parsed, UsageError)
     return parsed
+
+
+def _with_pr(run: Run) -> Run:
+    pr = PullRequest(owner="acme", repo="api", number=42, html_url="https://github.com/acme/api/pull/42")
+    return run.model_copy(update={"pull_request": pr})
+
+
+def _opened() -> PullRequestOpened:
+    return PullRequestOpened(
+        number=42,
+        html_url="https://github.com/acme/api/pull/42",
+        owner="acme",
+        repo="api",
+        title="Rate limiting for the auth endpoints",
+        base_branch="main",
+        head_branch="fabro/rate-limit",
+        draft=True,
+    )
 
 
 def _failure() -> Failure:

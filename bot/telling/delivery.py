@@ -29,6 +29,7 @@ from bot.blocks.alerts import (
     digest_message,
     failed_alert,
     metadata_key,
+    pr_alert,
     question_alert,
     resolved_alert,
     succeeded_alert,
@@ -42,7 +43,7 @@ from bot.core.records import Alert, AlertState
 from bot.core.stats import Window, scheduled_at, zone
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
-from bot.fabro.models import Run
+from bot.fabro.models import PullRequestOpened, PullRequestState, Run
 from bot.failpoints import crash_point
 from bot.slack.webapi import CHANNEL_ERRORS, EditBudget, slack_error
 from bot.slack.webapi import retry_after as slack_retry_after
@@ -236,6 +237,8 @@ class Delivery:
                 log.info("alert %s for %s was no longer current when it could be posted", alert.key, channel)
                 return None
         run, now = wanted.run, self.clock()
+        if wanted.kind is AlertKind.PR:
+            return await self._pr(run, alert.key, now)
         if wanted.kind is AlertKind.SUCCEEDED:
             return succeeded_alert(run, now=now, web_base=self.web_base, key=alert.key)
         if wanted.kind in (AlertKind.FAILED, AlertKind.CANCELLED):
@@ -246,6 +249,18 @@ class Delivery:
                 run, wanted.question, now=now, asked_at=run.updated_at, web_base=self.web_base, key=alert.key
             )
         return approval_alert(run, now=now, web_base=self.web_base, key=alert.key)
+
+    async def _pr(self, run: Run, key: AlertKey, now: datetime) -> dict[str, Any]:
+        """A pull request alert; what its event and GitHub say is added when Fabro can tell it."""
+        number = int(key.question_id) if key.question_id and key.question_id.isdigit() else None
+        opened: PullRequestOpened | None = None
+        state: PullRequestState | None = None
+        try:
+            opened = await self.fabro.opened_pull_request(run.id, number)
+            state = await self.fabro.pull_request(run.id)
+        except FabroError as exc:
+            log.info("pull request %s of %s posted without its details: %s", number, run.id, exc)
+        return pr_alert(run, now=now, opened=opened, state=state, web_base=self.web_base, key=key)
 
     async def _summary(self, channel: str, alert: Alert) -> dict[str, Any] | None:
         """The channel's daily summary for the day its key names: yesterday's picture, as of its hour."""

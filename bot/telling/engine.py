@@ -361,9 +361,15 @@ class Alerter:
 
     def _is_news(self, wanted: Wanted) -> bool:
         """Runs that ended before the first cycle are history, not news."""
-        if wanted.kind not in (AlertKind.FAILED, AlertKind.CANCELLED, AlertKind.SUCCEEDED) or not self._history_before:
+        ended = (AlertKind.FAILED, AlertKind.CANCELLED, AlertKind.SUCCEEDED, AlertKind.PR)
+        if wanted.kind not in ended or not self._history_before:
             return True
-        failed_at = wanted.run.timestamps.completed_at or wanted.run.updated_at
+        # A pull request is opened after its run ended: its last change says when.
+        failed_at = (
+            wanted.run.updated_at
+            if wanted.kind is AlertKind.PR
+            else wanted.run.timestamps.completed_at or wanted.run.updated_at
+        )
         return failed_at is None or failed_at > self._history_before
 
 

@@ -24,6 +24,8 @@ KIND_OF_SUBSCRIPTION = {
     "questions": AlertKind.QUESTION,
     "approvals": AlertKind.APPROVAL,
     "cancelled": AlertKind.CANCELLED,
+    "succeeded": AlertKind.SUCCEEDED,
+    "pr": AlertKind.PR,
 }
 SUBSCRIPTION_KINDS = frozenset(KIND_OF_SUBSCRIPTION)
 # What a subscription gets when it names no kind, and what ALERT_CHANNEL gets.
@@ -59,7 +61,11 @@ def wanted_alerts(run: Run, questions: list[Question] | None = None) -> list[Wan
         elif reason != "approval_denied":
             wanted.append(Wanted(AlertKey(AlertKind.FAILED, run.id), run))
     if run.bucket == "succeeded":
-        wanted.append(Wanted(AlertKey(AlertKind.SUCCEEDED, run.id), run))  # no subscription asks for it
+        wanted.append(Wanted(AlertKey(AlertKind.SUCCEEDED, run.id), run))  # only for those who asked
+    pr = run.pull_request
+    if pr is not None and pr.number is not None:
+        # One alert per pull request: linking another one later is news again.
+        wanted.append(Wanted(AlertKey(AlertKind.PR, run.id, str(pr.number)), run))
     pending = questions if questions is not None else ([run.current_question] if run.current_question else [])
     for question in pending:
         wanted.append(Wanted(AlertKey(AlertKind.QUESTION, run.id, question.id), run, question))

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.blocks.alerts import (
     ALERT_EVENT_TYPE,
     approval_alert,
     digest_message,
     failed_alert,
+    metadata_key,
+    pr_alert,
     question_alert,
     resolved_alert,
 )
 from bot.blocks.limits import problems
 from bot.blocks.routing import decode_page
 from bot.core.keys import AlertKey, AlertKind
-from bot.fabro.models import Failure, Question, Run
+from bot.fabro.models import Failure, PullRequest, PullRequestOpened, Question, Run
 from tests.blocks.test_blocks import HOSTILE, assert_sendable, mrkdwn_texts
 from tests.fakes.runs import make_run, question_examples, run_examples
 
@@ -148,3 +153,27 @@ def test_a_huge_digest_overflows_into_and_n_more_within_every_limit():
     assert_sendable(message)
     named = str(message["blocks"]).count("• ")
     assert 28 < named < 400 and f"…and {400 - named} more" in str(message["blocks"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    title=st.text(max_size=600) | st.just("<!channel> *x* & <@U1>" * 40),
+    branch=st.none() | st.text(max_size=300),
+    number=st.none() | st.integers(0, 10**9),
+    draft=st.none() | st.booleans(),
+    linked=st.booleans(),
+)
+def test_a_pull_request_alert_holds_every_slack_limit_and_mentions_nobody(title, branch, number, draft, linked):
+    run = Run.model_validate(make_run("succeeded", title=title))
+    if number is not None:
+        run = run.model_copy(
+            update={"pull_request": PullRequest(number=number, html_url=f"https://github.com/a/b/pull/{number}")}
+        )
+    opened = PullRequestOpened(
+        number=number, title=title, head_branch=branch, base_branch=branch, draft=draft, linked=linked
+    )
+    key = AlertKey(AlertKind.PR, run.id, str(number or 0))
+    message = pr_alert(run, now=NOW, opened=opened, state=None, web_base="https://fabro.example.com", key=key)
+    assert problems(message) == []
+    assert "<!channel>" not in json.dumps(message)
+    assert metadata_key(message) == key.encode()

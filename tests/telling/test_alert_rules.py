@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.core.keys import AlertKind
 from bot.core.records import Subscription
 from bot.fabro.models import Question, Run
-from bot.telling.rules import SUBSCRIPTION_KINDS, channels_for, matches, wanted_alerts
+from bot.telling.rules import DEFAULT_KINDS, SUBSCRIPTION_KINDS, channels_for, matches, wanted_alerts
 from tests.fakes.runs import make_run, run_examples
 
 
@@ -22,13 +22,14 @@ def test_failed_and_dead_runs_deserve_a_failure_alert():
     assert [w.kind for w in wanted_alerts(run("dead"))] == ["failed"]
 
 
-def test_an_archived_failure_deserves_nothing_and_a_success_only_a_direct_message():
+def test_an_archived_failure_deserves_nothing_and_a_success_only_those_who_asked_by_name():
     archived = make_run("failed")
     archived["lifecycle"]["archived"] = True
     assert wanted_alerts(Run.model_validate(archived)) == []
     assert [w.kind for w in wanted_alerts(run("succeeded"))] == [AlertKind.SUCCEEDED]
-    sub = Subscription(1, "C1", frozenset(SUBSCRIPTION_KINDS))  # every kind a channel can ask for
-    assert channels_for([sub], run("succeeded"), AlertKind.SUCCEEDED) == []
+    every = Subscription(1, "C1", frozenset(SUBSCRIPTION_KINDS))  # every kind a channel can ask for
+    default = Subscription(2, "C2", DEFAULT_KINDS)
+    assert channels_for([every, default], run("succeeded"), AlertKind.SUCCEEDED) == ["C1"]
     assert wanted_alerts(run("running")) == []
 
 
