@@ -214,7 +214,6 @@ class Bot:
             CardEditor(alert_slack, self.budget),
             web_base=s.fabro_web_url,
             follow_max=s.follow_max,
-            live=s.fabro_event_stream,
         )
         self.daily = Daily(self.fabro, self.clock)
         personal = Personal(self.linker, self.store, self.fabro, alert_slack)
@@ -295,6 +294,7 @@ class Bot:
                 self.scheduled_cycle,
                 lambda: self.leadership.is_leader and self.alerter.watching,
                 on_state=self.metrics.stream.set,
+                on_event=self.follower.on_event,
             )
 
     # -- HTTP surfaces ---------------------------------------------------------------------
@@ -391,7 +391,7 @@ class Bot:
                 return None
             report = await self.alerter.cycle()
             await self.reminders.sweep()
-            await self.follower.sync_all()
+            await self.follower.sync_all(self.alerter.changed_runs)  # only what the listing saw change
             self._count(report)
             return report
 

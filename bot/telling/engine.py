@@ -98,6 +98,8 @@ class Alerter:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     _closed: bool = field(default=False, init=False)
     watching: bool = field(default=False, init=False)  # someone to tell (channels or owners), as of the last cycle
+    # The runs the last cycle saw change (None: unknown, as after a first start); followed runs are synced from it.
+    changed_runs: set[str] | None = field(default=None, init=False)
 
     # -- the cycle -------------------------------------------------------------------------
 
@@ -125,6 +127,7 @@ class Alerter:
                 report.skipped = "closed"
                 return report
             self._fresh = Fresh()
+            self.changed_runs = None
             subs = await self.subscriptions()
             # With personal notifications on, there is always someone to tell: runs are watched even
             # when no channel subscribed (DMs, and the index Home reads).
@@ -136,6 +139,7 @@ class Alerter:
                     await self._poll(subs, report)
                 except FabroError as exc:
                     report.skipped = "fabro"
+                    self.changed_runs = set()  # nothing was read: nothing to sync either
                     log.warning(
                         "alert poll skipped: %s (request_id=%s); changes will be picked up when Fabro answers",
                         exc,
@@ -198,6 +202,7 @@ class Alerter:
             return
         await self._load_history_mark()
         changed, newest = await self._changed_since(mark)
+        self.changed_runs = {run.id for run in changed if not mark.has_seen(run)}
         for run in changed:
             # Runs at the mark's instant are looked at again, from what the listing says
             # (no extra request): a change within the same instant must not slip through.

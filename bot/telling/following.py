@@ -1,8 +1,11 @@
 """Following a run in a channel: a live card edited in place as it moves, and a thread told what matters.
 
 A follow is stored per run and channel with the last event `seq` it handled. Only the
-scheduler leader follows: each poll cycle it reads what happened since that `seq`, and with
-the event stream on, a per-run stream (on connections of its own) wakes it within a second.
+scheduler leader follows. Its news rides Fabro's global event stream (the one alerts listen to):
+an event that follows the stored `seq` is told as it is, with no read of the run's events; a gap
+(the stream is lossy) is filled by reading from the stored `seq`. The poll cycle stands in for
+the stream: it syncs only the followed runs its one listing saw change, so an idle cycle costs
+nothing per followed run, and a first cycle (after a start or a failover) syncs them all.
 Each thread reply is claimed under its own key (`update:<run>:<seq>`), posted with that key in
 its metadata, and confirmed; the `seq` moves only after, so a restart or a failover neither
 skips nor repeats a reply (a claim left by a crash is looked for in the thread first).
@@ -17,9 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,7 +35,7 @@ from bot.core.keys import AlertKey, AlertKind
 from bot.core.records import Follow
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
-from bot.fabro.models import Run
+from bot.fabro.models import Run, RunEvent
 from bot.slack.webapi import CHANNEL_ERRORS, TRANSPORT_ERRORS, EditBudget, slack_error
 from bot.store.base import Store
 from bot.telling.once import post_once
@@ -104,9 +106,12 @@ class Follower:
     editor: CardEditor
     web_base: str | None = None
     follow_max: int = 50
-    live: bool = True  # per-run streams wake the follower; without them, each poll cycle does
     _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, init=False)
-    _streams: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)
+    _followed: set[str] = field(default_factory=set, init=False)  # run ids, as of the last pass
+    _synced: bool = field(default=False, init=False)  # a full pass was made since this process led
+    _inbox: dict[str, list[RunEvent]] = field(default_factory=dict, init=False)  # from the stream
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _worker: asyncio.Task[None] | None = field(default=None, init=False)
 
     # -- following and unfollowing ---------------------------------------------------------------
 
@@ -134,6 +139,7 @@ class Follower:
             ts = await self._post_card(channel, card)
         follow = Follow(run.id, channel, ts, user_id, self.clock(), last_seq)
         await self.store.add_follow(follow)
+        self._followed.add(run.id)
         log.info("user=%s follows run %s in %s (card %s)", user_id, run.id, channel, ts)
         return follow
 
@@ -141,7 +147,7 @@ class Follower:
         run = await self.fabro.find_run(selector)
         removed = await self.store.remove_follow(run.id, channel)
         if not await self.store.follows(run.id):
-            self._stop_stream(run.id)
+            self._followed.discard(run.id)
         return run if removed else None
 
     async def _post_card(self, channel: str, card: dict[str, Any]) -> str:
@@ -157,31 +163,70 @@ class Follower:
 
     # -- keeping up ------------------------------------------------------------------------------------
 
-    async def sync_all(self) -> None:
-        """One pass over every follow (each poll cycle, on the leader); opens the streams that are missing."""
-        for follow in await self.store.follows():
-            await self.sync(follow.run_id, follow.channel)
-            if self.live and follow.run_id not in self._streams:
-                self._start_stream(follow.run_id)
+    async def sync_all(self, changed: Collection[str] | None = None) -> None:
+        """One pass over the follows (each poll cycle, on the leader): those whose run is in `changed`
+        (what the cycle's listing saw change), or every one when `changed` is None or no full pass
+        was made yet since this process leads."""
+        follows = await self.store.follows()
+        self._followed = {f.run_id for f in follows}
+        everyone = changed is None or not self._synced
+        for follow in follows:
+            if everyone or (changed is not None and follow.run_id in changed):
+                await self.sync(follow.run_id, follow.channel)
+        self._synced = self._synced or everyone
 
-    async def sync(self, run_id: str, channel: str) -> None:
-        """Handle what happened to the run since the follow's last `seq`: replies, then the card."""
+    def on_event(self, event: RunEvent) -> None:
+        """An event from Fabro's global stream: a followed run's is handled soon, in order. Never waits."""
+        if event.run_id is None or event.run_id not in self._followed:
+            return
+        self._inbox.setdefault(event.run_id, []).append(event)
+        self._wake.set()
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work(), name="follow-stream")
+
+    async def _work(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._inbox:
+                run_id = next(iter(self._inbox))
+                events = self._inbox.pop(run_id)
+                try:
+                    for follow in await self.store.follows(run_id):
+                        await self.sync(run_id, follow.channel, events)
+                except Exception:
+                    log.exception("following %s from the stream failed; the next poll picks it up", run_id)
+
+    async def sync(self, run_id: str, channel: str, events: list[RunEvent] | None = None) -> None:
+        """Handle what happened to the run since the follow's last `seq`: replies, then the card.
+
+        `events` came from the stream: when they continue the stored `seq` they are told as they
+        are; otherwise (a gap, or no events given) what happened is read from the stored `seq`.
+        """
         lock = self._locks.setdefault((run_id, channel), asyncio.Lock())
         async with lock:
             follow = next((f for f in await self.store.follows(run_id) if f.channel == channel), None)
             if follow is None:
                 return
             try:
-                await self._sync(follow)
+                await self._sync(follow, events)
             except (FabroError, *TRANSPORT_ERRORS) as exc:
                 # Nothing is lost: the seq did not move past what was not told.
                 log.info("following %s in %s: deferred (%s)", run_id, channel, type(exc).__name__)
 
-    async def _sync(self, follow: Follow) -> None:
-        events = sorted(
-            (e for e in await self.fabro.events_since(follow.run_id, follow.last_seq + 1) if e.seq is not None),
-            key=lambda e: e.seq or 0,
-        )
+    async def _sync(self, follow: Follow, given: list[RunEvent] | None = None) -> None:
+        expected = follow.last_seq + 1
+        fed = {e.seq: e for e in given or () if e.seq is not None and e.seq >= expected}  # duplicates collapse
+        seqs = sorted(fed)
+        if given is not None and not seqs:
+            return  # already told (the stream can deliver an event twice)
+        if seqs and seqs == list(range(expected, expected + len(seqs))):
+            events = [fed[seq] for seq in seqs]
+        else:  # polling, or a gap in what the stream brought: read from the stored seq
+            events = sorted(
+                (e for e in await self.fabro.events_since(follow.run_id, expected) if e.seq is not None),
+                key=lambda e: e.seq or 0,
+            )
         if not events:
             return
         run = await self.fabro.get_run(follow.run_id)
@@ -215,38 +260,14 @@ class Follower:
         except FabroError:
             return []
 
-    # -- per-run streams -------------------------------------------------------------------------------
-
-    def _start_stream(self, run_id: str) -> None:
-        self._streams[run_id] = asyncio.create_task(self._listen(run_id), name=f"follow-{run_id}")
-
-    def _stop_stream(self, run_id: str) -> None:
-        task = self._streams.pop(run_id, None)
-        if task is not None:
-            task.cancel()
-
-    async def _listen(self, run_id: str) -> None:
-        """Wake the follower on each event of the run; the events themselves are read by `sync`."""
-        failures = 0
-        while await self.store.follows(run_id):
-            since = min(f.last_seq for f in await self.store.follows(run_id)) + 1
-            try:
-                async with self.fabro.attach_run(run_id, since) as events:
-                    async for _ in events:
-                        failures = 0
-                        for follow in await self.store.follows(run_id):
-                            await self.sync(run_id, follow.channel)
-                for follow in await self.store.follows(run_id):  # the stream ended: the run may have
-                    await self.sync(run_id, follow.channel)
-            except Exception as exc:  # noqa: BLE001 - any failure: back off and follow again; the poll stands in
-                failures += 1
-                level = logging.WARNING if failures == 1 else logging.DEBUG
-                log.log(level, "the stream of run %s broke (%s); following by polling meanwhile", run_id, exc)
-            await asyncio.sleep(min(30.0, 0.5 * 2**failures) * random.uniform(0.5, 1.0))
-        self._streams.pop(run_id, None)
-
     async def stop(self) -> None:
-        for run_id in list(self._streams):
-            self._stop_stream(run_id)
+        """Stop following (this process no longer leads, or stops): the next leader starts with a full pass."""
+        self._synced = False
+        self._inbox.clear()
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._worker
+            self._worker = None
         with contextlib.suppress(Exception):
             await self.editor.drain()

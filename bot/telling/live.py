@@ -3,7 +3,8 @@
 The stream is live only and lossy (no replay, a slow reader loses events, approval
 requests never appear on it), so it only speeds alerts up: the poll stays the safety
 net, and every reconnection is followed by a reconciling poll. Only the scheduler
-leader listens, and only while some channel wants alerts. Reconnection backs off exponentially, capped, with jitter.
+leader listens, and only while some channel wants alerts. Followed runs take their events from it
+too (`on_event`). Reconnection backs off exponentially, capped, with jitter.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
+from bot.fabro.models import RunEvent
 
 __all__ = ["LIVE_EVENTS", "LiveAlerts"]
 
@@ -52,6 +54,7 @@ class LiveAlerts:
     backoff_cap: float = 30.0
     idle_timeout: float = 300.0
     on_state: Callable[[bool], None] | None = None
+    on_event: Callable[[RunEvent], None] | None = None  # every event with a run (followed runs ride on it)
     connected: bool = field(default=False, init=False)
     connections: int = field(default=0, init=False)
     _pending: dict[str, None] = field(default_factory=dict, init=False)
@@ -89,6 +92,8 @@ class LiveAlerts:
                         failures = 0  # only a stream that delivers counts as recovered
                         if not self.should_listen():
                             break
+                        if self.on_event is not None and event.run_id:
+                            self.on_event(event)
                         if event.event in LIVE_EVENTS and event.run_id:
                             self._pending[event.run_id] = None
                             self._wake.set()

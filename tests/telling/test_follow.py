@@ -207,7 +207,7 @@ def test_the_edit_budget_is_shared_and_makes_edits_wait():
     assert budget.wait() == 0
 
 
-async def test_an_idle_followed_run_costs_one_request_per_poll(
+async def test_a_full_pass_over_follows_reads_one_request_per_idle_followed_run(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
 ):
     run = running(fabro)
@@ -217,22 +217,70 @@ async def test_an_idle_followed_run_costs_one_request_per_poll(
     assert [r.path for r in fabro.requests] == [f"/api/v1/runs/{run['id']}/events"]
 
 
-async def test_with_the_stream_a_stage_failure_reaches_the_thread_within_seconds(
+async def streaming_bot(start_bot, tmp_path) -> Bot:
+    """A leader listening to Fabro's global event stream, past its first cycle."""
+    bot = await start_bot(alert_pace=0.0, database_url=f"sqlite:///{tmp_path}/live.db", fabro_event_stream=True)
+    await bot.scheduled_cycle()
+    assert bot.live is not None
+    await bot.live.start()
+    await wait_for(lambda: bot.live is not None and bot.live.connected, timeout=5)
+    return bot
+
+
+async def test_with_the_stream_a_stage_failure_reaches_the_thread_within_seconds_without_reading_events(
     start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path
 ):
-    bot = await start_bot(database_url=f"sqlite:///{tmp_path}/live.db", fabro_event_stream=True)
+    bot = await streaming_bot(start_bot, tmp_path)
     run = running(fabro)
     async with aiohttp.ClientSession() as session:
         await follow_by_command(SlackUser.of(bot, slack, session), run["id"])
     live = card(slack)
-    await bot.follower.sync_all()  # the leader's poll opens the run's stream
-    await wait_for(lambda: fabro.run_streams.get(run["id"]), timeout=5)
+    fabro.requests.clear()
     started = time.monotonic()
     fabro.stage(run["id"], "verify", "failed", failure={"message": "boom"})
     await wait_for(lambda: thread(slack, live), timeout=2)
     assert time.monotonic() - started < 2
-    fabro.requests.clear()
     await wait_for(lambda: live.edits >= 1, timeout=2)
+    assert fabro.calls(f"/api/v1/runs/{run['id']}/events") == []  # the stream carried the event itself
+    assert fabro.run_streams.get(run["id"]) in (None, [])  # no connection of its own
+
+
+async def test_an_event_the_stream_lost_is_read_back_from_the_stored_seq(
+    start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path
+):
+    bot = await streaming_bot(start_bot, tmp_path)
+    run = running(fabro)
+    async with aiohttp.ClientSession() as session:
+        await follow_by_command(SlackUser.of(bot, slack, session), run["id"])
+    live = card(slack)
+    fabro.requests.clear()
+    listening, fabro.streams = fabro.streams, []  # a slow reader loses this one
+    fabro.stage(run["id"], "plan", "failed", failure={"message": "lost on the way"})
+    fabro.streams = listening
+    fabro.stage(run["id"], "verify", "failed", failure={"message": "seen"})
+    await wait_for(lambda: len(thread(slack, live)) == 2, timeout=3)
+    said = [m.text for m in thread(slack, live)]
+    assert "lost on the way" in said[0] and "seen" in said[1]
+    assert len(fabro.calls(f"/api/v1/runs/{run['id']}/events")) == 1  # one read, from the stored seq
+
+
+async def test_an_idle_cycle_costs_no_request_per_followed_run(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path):
+    bot = await start_bot(alert_pace=0.0, database_url=f"sqlite:///{tmp_path}/idle.db", fabro_event_stream=False)
+    runs = [running(fabro, f"Run {i}") for i in range(5)]
+    async with aiohttp.ClientSession() as session:
+        user = SlackUser.of(bot, slack, session)
+        for run in runs:
+            await follow_by_command(user, run["id"])
+    await bot.scheduled_cycle()  # the first: every follow is synced once
+    await bot.scheduled_cycle()
+    fabro.requests.clear()
+    await bot.scheduled_cycle()
+    assert [r.path for r in fabro.requests] == ["/api/v1/runs"]  # the poll's one listing, nothing per follow
+    fabro.stage(runs[2]["id"], "verify", "failed", failure={"message": "only this one"})
+    fabro.requests.clear()
+    await bot.scheduled_cycle()
+    per_run = {r.path for r in fabro.requests if r.path.endswith("/events")}
+    assert per_run == {f"/api/v1/runs/{runs[2]['id']}/events"}  # only the run the listing saw change
 
 
 async def test_words_in_the_live_cards_thread_steer_the_agent_or_answer_its_question(
