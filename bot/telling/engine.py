@@ -228,7 +228,9 @@ class Alerter:
         await self.store.set_mark(HISTORY_BEFORE, newest.isoformat() if newest else "")
         self._history_before = newest
         for run in waiting:
-            await self.reconcile(run, subs, fresh=True, report=report)
+            # Bounded: the listing's current question stands for each run's questions (no request per
+            # run); any other question is read when its run next changes (answering one changes it).
+            await self.reconcile(run, subs, fresh=True, report=report, read_questions=False)
         if report.claimed:
             crash_point("alert.claimed")
         ids = frozenset(r.id for r in newest_page.data if changed_at(r) == newest)
@@ -286,12 +288,18 @@ class Alerter:
     # -- deciding ----------------------------------------------------------------------------
 
     async def reconcile(
-        self, run: Run, subs: list[Subscription] | None = None, *, fresh: bool = True, report: CycleReport | None = None
+        self,
+        run: Run,
+        subs: list[Subscription] | None = None,
+        *,
+        fresh: bool = True,
+        report: CycleReport | None = None,
+        read_questions: bool = True,
     ) -> None:
         """Bring the alerts about `run` in line with its state: claim new ones, settle stale ones.
 
         `fresh` means the run changed since it was last looked at, so its pending questions
-        are worth a request; otherwise its `current_question` stands for them.
+        are worth a request (unless not `read_questions`); otherwise its `current_question` stands for them.
         """
         report = report or CycleReport()
         subs = subs if subs is not None else await self.subscriptions()
@@ -302,7 +310,7 @@ class Alerter:
         # Thread replies (followed runs, reminders) are not alerts about the run's state.
         existing = [a for a in await self.store.alerts_for_run(run.id) if a.kind is not AlertKind.UPDATE]
         questions: list[Question] | None = None
-        if fresh and run.bucket == "blocked":
+        if fresh and read_questions and run.bucket == "blocked":
             try:
                 questions = await self.fabro.list_questions(run.id)
             except FabroNotFound:

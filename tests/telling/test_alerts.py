@@ -570,3 +570,19 @@ async def test_a_failure_alerted_in_eleven_channels_reads_its_failure_text_once(
     posts = [p for p in slack.posts() if p.metadata]
     assert len(posts) == 11 and all("boom everywhere" in texts(p) for p in posts)
     assert len([r for r in fabro.requests if r.path == f"/api/v1/runs/{run['id']}/events"]) == 1
+
+
+async def test_the_first_start_reads_the_waiting_buckets_not_each_waiting_run(
+    start_alerts, fabro: FakeFabro, slack: FakeSlack
+):
+    runs = [make_run("running", title=f"Asks {i}") for i in range(150)]
+    fabro.add(*runs)
+    for i, run in enumerate(runs):
+        fabro.ask(run["id"], {**YES_NO, "id": f"q-{i}"})
+    fabro.add(*[make_run("succeeded", title=f"Done {i}") for i in range(500)])
+    bot = await start_alerts()
+    fabro.requests.clear()
+    await bot.alerter.cycle()
+    assert len(fabro.requests) <= 1 + 2 + 1  # the newest run, two pages of blocked runs, one of pending
+    questions = [a for run in runs for a in await bot.store.alerts_for_run(run["id"])]
+    assert len(questions) == 150  # every waiting question is alerted all the same
