@@ -281,9 +281,13 @@ class Home:
                     continue
                 while (wait := self.budget.wait()) > 0:  # noqa: ASYNC110 - the budget frees up with time alone
                     await asyncio.sleep(wait)
+                if waiting is None:
+                    waiting = await self.waiting()  # once per pass, however many Homes it serves
+                if waiting.unavailable:
+                    self._waiting_changed = True  # Fabro did not answer: these wait for the next pass
+                    return count
                 self._urgent.pop(user_id, None)
                 self._dirty.pop(user_id, None)
-                waiting = waiting if waiting is not None and not waiting.unavailable else await self.waiting()
                 count += await self.publish(client, user_id, force=False, waiting=waiting)
         return count
 

@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 
 from bot.app import Bot
+from bot.core.records import IndexedRun
 from tests.acting.test_steering import question
 from tests.conftest import SlackUser, wait_for
 from tests.fakes.fabro import FakeFabro
@@ -23,6 +24,7 @@ from tests.fakes.runs import make_run
 from tests.fakes.slack import FakeSlack
 
 ADA, BOB = "U123ADA", "U456BOB"
+NOW = datetime.now(UTC)
 
 
 def by(login: str, **run: Any) -> dict[str, Any]:
@@ -302,3 +304,25 @@ async def test_home_remembers_a_bounded_number_of_viewers_the_longest_unseen_for
     for who in (ADA, BOB, "U789CAROL"):
         await opened(user, slack, who)
     assert list(bot.home._viewers) == [BOB, "U789CAROL"]
+
+
+async def test_when_fabro_is_down_a_refresh_asks_once_and_keeps_the_homes_for_later(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    for who in (ADA, BOB, "U789CAROL"):
+        await opened(user, slack, who)
+    bot.home.monotonic = lambda: time.monotonic() + 100  # every Home may be republished
+    waiting = by("grace", title="Appears later")
+    fabro.add(waiting)
+    fabro.request_approval(waiting["id"])
+    await bot.home.stop()  # this test drives the refreshes itself
+    bot.home.changed(None, IndexedRun(waiting["id"], None, "grace", "pending", "Appears later", None, NOW))
+    publishes = len(slack.calls_to("views.publish"))
+    fabro.requests.clear()
+    fabro.fail_next(503, 20, path_prefix="/api/v1/runs")
+    assert await bot.home.refresh(bot.bolt.client) == 0
+    assert len(fabro.calls("/api/v1/runs")) <= 3  # one read (with the client's own retries), not one per Home
+    assert len(slack.calls_to("views.publish")) == publishes
+    fabro.faults.clear()
+    assert await bot.home.refresh(bot.bolt.client) == 3
+    assert all("Appears later" in text(slack.homes[who]) for who in (ADA, BOB, "U789CAROL"))
