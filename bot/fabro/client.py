@@ -43,6 +43,15 @@ from bot.fabro.models import (
     RunList,
     Stage,
 )
+from bot.fabro.outputs import (
+    ChangedFile,
+    FilesMeta,
+    RunBilling,
+    RunCommits,
+    RunFiles,
+    Session,
+    TurnEvent,
+)
 from bot.redact import redact
 
 __all__ = ["ULID_LENGTH", "FabroClient"]
@@ -314,6 +323,123 @@ class FabroClient:
                 break
             since_seq = max(seqs) + 1
         return events
+
+    # -- what a run produced and used ---------------------------------------------------
+
+    async def run_files(self, run_id: str) -> RunFiles:
+        """The run's changed files (at most 200, Fabro's cap), file by file: one unreadable costs itself."""
+        body = await self._json("GET", f"/runs/{_segment(run_id)}/files")
+        return self._read(lambda: _parse_files(body))
+
+    async def run_commits(self, run_id: str) -> RunCommits:
+        body = await self._json("GET", f"/runs/{_segment(run_id)}/commits")
+        return self._read(lambda: _one(RunCommits, body, "the run's commits"))
+
+    async def run_billing(self, run_id: str) -> RunBilling:
+        body = await self._json("GET", f"/runs/{_segment(run_id)}/billing")
+        return self._read(lambda: _one(RunBilling, body, "the run's billing"))
+
+    async def run_log(self, run_id: str, max_bytes: int) -> tuple[bytes, int]:
+        """The run's log (`text/plain`), at most its last `max_bytes` bytes, and its whole size.
+
+        Read as a stream, so a log of any size costs `max_bytes` of memory: the tail is what
+        tells why a run ended."""
+        path = f"/runs/{_segment(run_id)}/logs"
+        async with self._raw_stream("GET", path, idle_timeout=self.timeout) as response:
+            tail, size = bytearray(), 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                tail += chunk
+                if len(tail) > 2 * max_bytes:
+                    del tail[: len(tail) - max_bytes]
+            return bytes(tail[-max_bytes:] if max_bytes else b""), size
+
+    async def run_graph(self, run_id: str) -> str:
+        """The run's workflow graph as SVG (Fabro renders it with Graphviz)."""
+        return await self._text("GET", f"/runs/{_segment(run_id)}/graph")
+
+    async def graph_source(self, run_id: str) -> str:
+        """The run's workflow graph as Graphviz DOT source."""
+        return await self._text("GET", f"/runs/{_segment(run_id)}/graph/source")
+
+    async def preview_url(self, run_id: str, port: int, expires_in: int) -> str:
+        """A signed link to `port` of the run's sandbox, valid `expires_in` seconds. It is a secret."""
+        body = {"port": port, "expires_in_secs": expires_in, "signed": True}
+        answer = await self._json("POST", f"/runs/{_segment(run_id)}/preview", body=body)
+        return self._read(lambda: _preview_link(answer))
+
+    # -- Ask Fabro ------------------------------------------------------------------------
+
+    async def create_session(self, run_id: str) -> Session:
+        answer = await self._json("POST", f"/runs/{_segment(run_id)}/sessions", body={"title": "Asked from Slack"})
+        return self._read(lambda: _one(Session, answer, "a session"))
+
+    @asynccontextmanager
+    async def turn(
+        self, session_id: str, text: str, *, idle_timeout: float = 120.0
+    ) -> AsyncIterator[AsyncIterator[TurnEvent]]:
+        """Send one question to a session and read its answer as it is written (SSE, closed at the end).
+
+        Fabro refuses a second turn while one runs: 409 `session_active_turn`."""
+        path = f"/sessions/{_segment(session_id)}/turns"
+        async with self._raw_stream("POST", path, idle_timeout=idle_timeout, body={"input": text}) as response:
+            yield self._turn_events(response)
+
+    async def _turn_events(self, response: httpx.Response) -> AsyncIterator[TurnEvent]:
+        """A turn's frames: `event:` names it, `data:` is the envelope; other frames are skipped."""
+        name, data = "", []
+        request_id = response.headers.get("x-request-id") or ""
+        try:
+            async for line in _lines(response.aiter_bytes(), self.max_event_bytes):
+                if line.startswith("data:"):
+                    data.append(line[5:].removeprefix(" "))
+                elif line.startswith("event:"):
+                    name = line[6:].strip()
+                elif not line.strip() and data:
+                    frame, data = "\n".join(data), []
+                    try:
+                        envelope = json.loads(frame)
+                        if isinstance(envelope, dict):
+                            event = TurnEvent.model_validate(envelope)
+                            yield event if event.event else event.model_copy(update={"event": name})
+                    except (ValueError, ValidationError):
+                        log.debug("skipped a turn frame that is not an event")
+                    name = ""
+        except httpx.HTTPError as exc:
+            raise FabroUnavailable(
+                f"The answer stream broke ({type(exc).__name__}).", request_id=request_id, ours=True
+            ) from exc
+
+    async def _text(self, method: str, path: str) -> str:
+        response = await self._send(method, path)
+        return response.text
+
+    @asynccontextmanager
+    async def _raw_stream(
+        self, method: str, path: str, *, idle_timeout: float, body: Any = None
+    ) -> AsyncIterator[httpx.Response]:
+        """One streamed answer on the streams' own connections; a 4xx/5xx is raised as a typed error."""
+        request_id = str(uuid.uuid4())
+        timeout = httpx.Timeout(self.timeout, connect=self.connect_timeout, read=idle_timeout)
+        headers = {"x-request-id": request_id} | ({"Content-Type": "application/json"} if body is not None else {})
+        try:
+            async with self._streams.stream(
+                method,
+                path,
+                content=None if body is None else json.dumps(body),
+                timeout=timeout,
+                headers=headers,
+            ) as response:
+                self._observe(method, path, response.status_code)
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise self._scrubbed(error_from_response(response, fallback_request_id=request_id))
+                yield response
+        except httpx.HTTPError as exc:
+            self._observe(method, path, None)
+            raise FabroUnavailable(
+                f"Fabro's answer broke off ({type(exc).__name__}).", request_id=request_id, ours=True
+            ) from exc
 
     @asynccontextmanager
     async def _stream(
@@ -664,6 +790,31 @@ def _clip(text: str) -> str:
 
 def _segment(value: str) -> str:
     return quote(value, safe="")
+
+
+def _preview_link(answer: Any) -> str:
+    url = answer.get("url") if isinstance(answer, dict) else None
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        raise FabroUnreadable("Fabro answered without a preview link.")
+    return url
+
+
+def _parse_files(body: Any) -> RunFiles:
+    """Changed files one by one: a file Fabro sent in a shape not understood costs that file only."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise FabroUnreadable(f"Fabro answered without a list of changed files (got {_shape(body)}).")
+    files: list[ChangedFile] = []
+    for item in body["data"]:
+        try:
+            files.append(ChangedFile.model_validate(item))
+        except ValidationError:
+            log.warning("skipped a changed file Fabro sent that cannot be read")
+    meta = body.get("meta")
+    return RunFiles(
+        data=files,
+        meta=FilesMeta.model_validate(meta if isinstance(meta, dict) else {}),
+        unreadable=len(body["data"]) - len(files),
+    )
 
 
 def _parse_run_list(body: Any) -> RunList:

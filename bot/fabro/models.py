@@ -26,6 +26,7 @@ __all__ = [
     "ACTIVE_BUCKETS",
     "BUCKETS",
     "Approval",
+    "AskFabro",
     "AutomationPreset",
     "Billing",
     "CreatedBy",
@@ -346,6 +347,14 @@ class Links(_Model):
     web: str | None = None
 
 
+class AskFabro(_Model):
+    """Whether a run can be asked about now (its sandbox exists and an LLM is configured)."""
+
+    available: bool = False
+    unavailable_reason: str | None = None  # no_sandbox | sandbox_not_ready | llm_unconfigured
+    default_model: str | None = None
+
+
 class QuestionOption(_Model):
     key: str
     label: str | None = None
@@ -400,6 +409,7 @@ class Run(_Model):
     superseded_by: str | None = None
     retried_from: str | None = None
     links: Links = Field(default_factory=Links)
+    ask_fabro: AskFabro | None = None
 
     @field_validator("workflow", "repository", "lifecycle", "timestamps", "links", mode="before")
     @classmethod

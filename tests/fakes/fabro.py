@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -132,6 +133,22 @@ class FakeFabro:
     stage_list: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # run id -> its stages
     run_streams: dict[str, list[asyncio.Queue[dict[str, Any] | None]]] = field(default_factory=dict)
     run_stream_connections: int = 0
+    # What runs produced and used (GET /files, /commits, /billing, /logs, /graph; POST /preview).
+    changed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # run id -> FileDiff objects
+    files_meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # run id -> meta overrides
+    commit_list: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    bills: dict[str, dict[str, Any]] = field(default_factory=dict)  # run id -> RunBilling
+    logs: dict[str, bytes] = field(default_factory=dict)
+    graphs: dict[str, str] = field(default_factory=dict)  # run id -> DOT source
+    previews: list[dict[str, Any]] = field(default_factory=list)  # links handed out
+    # Ask Fabro: sessions, and how the next turns answer.
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    turn_inputs: list[tuple[str, str]] = field(default_factory=list)  # (session id, input), in order
+    answer_deltas: list[str] = field(default_factory=lambda: ["The run ", "failed because ", "the tests failed."])
+    delta_pause: float = 0.0  # seconds between two deltas
+    turn_failure: str | None = None  # a `run.session.turn.failed` code for the next turns
+    turn_gate: asyncio.Event | None = None  # when set, turns wait for it before answering
+    deltas_written: list[float] = field(default_factory=list)  # perf_counter() as each delta left
 
     # -- test controls -------------------------------------------------------------
 
@@ -333,6 +350,15 @@ class FakeFabro:
                 web.get("/api/v1/runs/{id}/pull_request/creation", self._creation),
                 web.post("/api/v1/runs/{id}/pull_request/merge", self._merge_pr),
                 web.post("/api/v1/runs/{id}/pull_request/close", self._close_pr),
+                web.get("/api/v1/runs/{id}/files", self._files),
+                web.get("/api/v1/runs/{id}/commits", self._commits),
+                web.get("/api/v1/runs/{id}/billing", self._billing),
+                web.get("/api/v1/runs/{id}/logs", self._logs),
+                web.get("/api/v1/runs/{id}/graph", self._graph),
+                web.get("/api/v1/runs/{id}/graph/source", self._graph_source),
+                web.post("/api/v1/runs/{id}/preview", self._preview),
+                web.post("/api/v1/runs/{id}/sessions", self._create_session),
+                web.post("/api/v1/sessions/{sid}/turns", self._turn),
             ]
         )
         self._runner, self.port = await serve(app)
@@ -1008,4 +1034,308 @@ class FakeFabro:
             pass
         finally:
             self.run_streams[run_id].remove(queue)
+        return response
+
+    # -- what a run produced and used ---------------------------------------------------------------
+
+    def sandbox_ready(self, run_id: str, *, ask: bool = True) -> None:
+        """The run's sandbox exists (and, with `ask`, an LLM is configured): Ask Fabro is available."""
+        run = self.runs[run_id]
+        run["sandbox"] = {"kind": "ready", "plan": None, "instance": {"id": "sbx-1"}, "failure": None}
+        run["ask_fabro"] = {
+            "available": ask,
+            "unavailable_reason": None if ask else "llm_unconfigured",
+            "default_model": "claude-sonnet-4-5" if ask else None,
+        }
+
+    def change(self, run_id: str, path: str, added: int = 3, removed: int = 1, **flags: Any) -> dict[str, Any]:
+        """One changed file, its unified patch made of `added` and `removed` lines (as Fabro sends it)."""
+        kind = flags.pop("change_kind", "modified")
+        hunk = [f"@@ -1,{removed} +1,{added} @@"] + [f"-old {i}" for i in range(removed)]
+        hunk += [f"+new {i}" for i in range(added)]
+        patch = f"--- a/{path}\n+++ b/{path}\n" + "\n".join(hunk) + "\n"
+        placeholder = flags.get("binary") or flags.get("sensitive") or flags.get("truncated")
+        entry: dict[str, Any] = {
+            "old_file": {"name": path, "contents": "" if placeholder else "old"},
+            "new_file": {"name": path, "contents": "" if placeholder else "new"},
+            "change_kind": kind,
+            **flags,
+        }
+        if not placeholder:
+            entry["unified_patch"] = patch
+        self.changed.setdefault(run_id, []).append(entry)
+        return entry
+
+    async def _files(self, request: web.Request) -> web.Response:
+        run = self.runs.get(request.match_info["id"])
+        if run is None:
+            return self._missing(request)
+        files = self.changed.get(run["id"], [])
+        additions = deletions = 0
+        for f in files:
+            for line in (f.get("unified_patch") or "").splitlines():
+                if line.startswith("+") and not line.startswith("+++"):
+                    additions += 1
+                elif line.startswith("-") and not line.startswith("---"):
+                    deletions += 1
+        meta: dict[str, Any] = {
+            "source": "sandbox",
+            "scope": "committed",
+            "stats": {"additions": additions, "deletions": deletions},
+            "truncated": len(files) > 200 or any(f.get("truncated") for f in files),
+            "total_changed": len(files),
+        }
+        meta.update(self.files_meta.get(run["id"], {}))
+        return web.json_response({"data": files[:200], "meta": meta})
+
+    def commit(self, run_id: str, subject: str, *, author: str = "Fabro Agent") -> dict[str, Any]:
+        sha = uuid.uuid4().hex + uuid.uuid4().hex[:8]
+        commits = self.commit_list.setdefault(run_id, [])
+        person = {"name": author, "email": "agent@fabro.local", "date": _iso_ms(datetime.now(UTC))}
+        entry = {
+            "sha": sha,
+            "short_sha": sha[:7],
+            "parents": [{"sha": commits[-1]["sha"], "short_sha": commits[-1]["short_sha"]}] if commits else [],
+            "author": person,
+            "committer": person,
+            "subject": subject,
+            "body": None,
+            "message": subject,
+            "trailers": {},
+            "tree_sha": uuid.uuid4().hex + uuid.uuid4().hex[:8],
+        }
+        commits.append(entry)
+        return entry
+
+    async def _commits(self, request: web.Request) -> web.Response:
+        run = self.runs.get(request.match_info["id"])
+        if run is None:
+            return self._missing(request)
+        if run["lifecycle"]["status"]["kind"] in ("submitted", "pending", "runnable"):
+            return self._conflict(request, "Run has no base SHA.")
+        commits = self.commit_list.get(run["id"], [])
+        meta = {
+            "source": "sandbox",
+            "base_sha": "0" * 40,
+            "head_sha": commits[-1]["sha"] if commits else "0" * 40,
+            "limit": 100,
+            "total_returned": min(len(commits), 100),
+            "truncated": len(commits) > 100,
+        }
+        return web.json_response({"data": commits[:100], "meta": meta})
+
+    def bill(self, run_id: str, stages: list[tuple[str, str | None, int | None, int]]) -> dict[str, Any]:
+        """Billing per node: (node id, model id or None, micro-dollars or None, tokens), as `GET /billing` sums it."""
+
+        def tokens(total: int, usd: int | None) -> dict[str, Any]:
+            counts: dict[str, Any] = {
+                "input_tokens": total * 3 // 4,
+                "output_tokens": total - total * 3 // 4,
+                "total_tokens": total,
+                "reasoning_tokens": 0,
+                "cache_read_tokens": 0,
+                "cache_write_tokens": 0,
+            }
+            if usd is not None:
+                counts["total_usd_micros"] = usd
+            return counts
+
+        rows, models = [], {}
+        for node, model, usd, total in stages:
+            rows.append(
+                {
+                    "stage": {"id": node, "name": node},
+                    "model": {"provider": "anthropic", "model_id": model} if model else None,
+                    "billing": tokens(total, usd),
+                    "timing": {"wall_time_ms": 60_000, "inference_time_ms": 0, "tool_time_ms": 0, "active_time_ms": 0},
+                    "started_at": _iso_ms(datetime.now(UTC)),
+                    "state": "succeeded",
+                }
+            )
+            if model:
+                seen = models.setdefault(model, {"usd": None, "tokens": 0, "stages": 0})
+                seen["usd"] = (seen["usd"] or 0) + usd if usd is not None else seen["usd"]
+                seen["tokens"] += total
+                seen["stages"] += 1
+        priced = [u for _, _, u, _ in stages if u is not None]
+        totals = tokens(sum(t for *_, t in stages), sum(priced) if priced else None)
+        totals["timing"] = {"wall_time_ms": 60_000 * len(stages)}
+        bill = {
+            "stages": rows,
+            "totals": totals,
+            "by_model": [
+                {
+                    "model": {"provider": "anthropic", "model_id": m},
+                    "stages": v["stages"],
+                    "billing": tokens(v["tokens"], v["usd"]),
+                }
+                for m, v in models.items()
+            ],
+        }
+        self.bills[run_id] = bill
+        return bill
+
+    async def _billing(self, request: web.Request) -> web.Response:
+        run = self.runs.get(request.match_info["id"])
+        if run is None:
+            return self._missing(request)
+        empty = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0, "reasoning_tokens": 0}
+        empty |= {"cache_read_tokens": 0, "cache_write_tokens": 0, "timing": {"wall_time_ms": 0}}
+        return web.json_response(self.bills.get(run["id"], {"stages": [], "totals": empty, "by_model": []}))
+
+    async def _logs(self, request: web.Request) -> web.Response:
+        run = self.runs.get(request.match_info["id"])
+        if run is None:
+            return self._missing(request)
+        log = self.logs.get(run["id"])
+        if log is None:
+            return self._error(404, "Run log not available.", request[REQUEST_ID])
+        return web.Response(body=log, content_type="text/plain", charset="utf-8")
+
+    async def _graph_source(self, request: web.Request) -> web.Response:
+        run = self.runs.get(request.match_info["id"])
+        if run is None or run["id"] not in self.graphs:
+            return self._error(404, "Graph not found.", request[REQUEST_ID])
+        return web.Response(text=self.graphs[run["id"]], content_type="text/vnd.graphviz")
+
+    async def _graph(self, request: web.Request) -> web.Response:
+        """Graphviz's SVG, as the server post-processes it: one `<g class="node">` per node, its id in `<title>`."""
+        run = self.runs.get(request.match_info["id"])
+        if run is None or run["id"] not in self.graphs:
+            return self._error(404, "Graph not found.", request[REQUEST_ID])
+        nodes = list(dict.fromkeys(re.findall(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*[\[;]", self.graphs[run["id"]], re.M)))
+        parts = [
+            '<?xml version="1.0" encoding="UTF-8" standalone="no"?>',
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="200pt" height="{60 * len(nodes) + 20}pt"'
+            f' viewBox="0 0 200 {60 * len(nodes) + 20}">',
+            '<g id="graph0" class="graph"><title>workflow</title>',
+        ]
+        for i, node in enumerate(nodes):
+            y = 40 + 60 * i
+            parts.append(
+                f'<g id="node{i + 1}" class="node"><title>{node}</title>'
+                f'<ellipse fill="none" stroke="black" cx="100" cy="{y}" rx="80" ry="18"/>'
+                f'<text text-anchor="middle" x="100" y="{y + 4}" font-family="Times,serif" font-size="14.00">'
+                f"{node}</text></g>"
+            )
+        parts.append("</g></svg>")
+        return web.Response(text="\n".join(parts), content_type="image/svg+xml")
+
+    async def _preview(self, request: web.Request) -> web.Response:
+        run = self.runs.get(request.match_info["id"])
+        if run is None:
+            return self._missing(request)
+        body, bad = await self._body(request)
+        if bad is not None:
+            return bad
+        port, ttl = (body or {}).get("port"), (body or {}).get("expires_in_secs")
+        if not isinstance(port, int) or not isinstance(ttl, int):
+            return web.Response(status=422, text="missing field `port`", content_type="text/plain")
+        if not 0 < port < 65536:
+            return self._error(400, "Port must fit in a u16.", request[REQUEST_ID])
+        if not 1 <= ttl <= 86400:
+            return web.Response(status=422, text="expires_in_secs: out of range", content_type="text/plain")
+        if (run.get("sandbox") or {}).get("kind") != "ready":
+            return self._conflict(request, "Run has no active sandbox.")
+        secret = uuid.uuid4().hex
+        url = f"https://{port}-sbx-{run['id'][-6:].lower()}.preview.example/?tkn={secret}"
+        self.previews.append({"run_id": run["id"], "port": port, "ttl": ttl, "url": url, "signed": body.get("signed")})
+        answer: dict[str, Any] = {"url": url}
+        if not body.get("signed"):
+            answer["token"] = secret
+        return web.json_response(answer, status=201)
+
+    # -- Ask Fabro ---------------------------------------------------------------------------------
+
+    async def _create_session(self, request: web.Request) -> web.Response:
+        run = self.runs.get(request.match_info["id"])
+        if run is None:
+            return self._missing(request)
+        body, bad = await self._body(request)
+        if bad is not None:
+            return bad
+        now = _iso_ms(datetime.now(UTC))
+        session = {
+            "id": f"01SE{uuid.uuid4().hex[:22].upper()}",
+            "run_id": run["id"],
+            "title": (body or {}).get("title"),
+            "status": "idle",
+            "model": "claude-sonnet-4-5",
+            "provider": "anthropic",
+            "active_turn": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        self.sessions[session["id"]] = session
+        return web.json_response(session, status=201)
+
+    async def _turn(self, request: web.Request) -> web.StreamResponse:
+        session = self.sessions.get(request.match_info["sid"])
+        if session is None:
+            return self._error(404, "Session not found.", request[REQUEST_ID])
+        body, bad = await self._body(request)
+        if bad is not None:
+            return bad
+        if not isinstance(body, dict) or not isinstance(body.get("input"), str):
+            return web.Response(status=422, text="missing field `input`", content_type="text/plain")
+        if session["active_turn"] is not None:
+            return web.json_response(
+                {
+                    "errors": [
+                        {
+                            "status": "409",
+                            "title": "Conflict",
+                            "detail": "Session already has an active turn.",
+                            "code": "session_active_turn",
+                            "request_id": request[REQUEST_ID],
+                        }
+                    ],
+                    "request_id": request[REQUEST_ID],
+                },
+                status=409,
+                headers={"x-fabro-active-turn-id": session["active_turn"]["id"]},
+            )
+        turn_id = f"01TU{uuid.uuid4().hex[:22].upper()}"
+        session["active_turn"] = {"id": turn_id}
+        session["status"] = "running"
+        self.turn_inputs.append((session["id"], body["input"]))
+        run_id = session["run_id"]
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "x-fabro-turn-id": turn_id}
+        )
+        await response.prepare(request)
+
+        async def frame(event: str, properties: dict[str, Any]) -> None:
+            envelope = self.emit(run_id, event, {"turn_id": turn_id, **properties}, session_id=session["id"])
+            await response.write(f"id: {envelope['seq']}\nevent: {event}\ndata: {json.dumps(envelope)}\n\n".encode())
+
+        try:
+            await frame("run.session.turn.started", {"input": body["input"]})
+            await frame("run.session.user_message", {"text": body["input"]})
+            if self.turn_gate is not None:
+                await self.turn_gate.wait()
+            ask = self.runs[run_id].get("ask_fabro") or {}
+            code = self.turn_failure or (
+                None if ask.get("available") else ask.get("unavailable_reason") or "no_sandbox"
+            )
+            if code == "sandbox_not_ready":
+                code = "sandbox_unavailable"
+            if code is not None:
+                failure = {"error": f"Turn failed: {code}", "code": code, "retryable": code == "sandbox_unavailable"}
+                await frame("run.session.turn.failed", failure)
+            else:
+                for delta in self.answer_deltas:
+                    if self.delta_pause:
+                        await asyncio.sleep(self.delta_pause)
+                    await frame("run.session.assistant_delta", {"delta": delta})
+                    self.deltas_written.append(time.perf_counter())
+                text = "".join(self.answer_deltas)
+                usage = {"input_tokens": 10, "output_tokens": 20}
+                await frame("run.session.assistant_message", {"text": text, "model": session["model"], "usage": usage})
+                await frame("run.session.turn.succeeded", {"output": text})
+        except ConnectionResetError:
+            pass
+        finally:
+            session["active_turn"] = None
+            session["status"] = "idle"
         return response
