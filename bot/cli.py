@@ -232,6 +232,7 @@ SCOPES = {
     "reactions:write": "marking a thread message whose words were passed to the agent",
     "im:write": "direct messages to the person a run waits on",
     "im:history": "after a crash, finding direct messages already sent (else they may be sent twice)",
+    "files:write": "a run's log, patch and graph, uploaded into its thread",
 }
 
 

@@ -2,8 +2,9 @@
 
     AlertKey   what a message the bot posts on its own is about: `failed:<run>`,
                `question:<run>:<question>`, `approval:<run>`, `cancelled:<run>`, `succeeded:<run>`,
-               `pr:<run>:<number>` (a pull request opened or linked for the run), and
-               `summary:<day>` (a channel's daily summary; its subject is the local date)
+               `pr:<run>:<number>` (a pull request opened or linked for the run),
+               `summary:<day>` (a channel's daily summary; its subject is the local date),
+               `update:<run>:<seq>` and `reply:<run>:<what>.<intent>` (replies in a run's thread)
     ActionKey  what may happen only once: `answer:<run>:<question>`, `decide:<run>` (approve
                or deny), `retry:<run>`, `cancel:<run>`
 
@@ -39,6 +40,7 @@ class AlertKind(enum.StrEnum):
     PR = "pr"  # a pull request opened (or linked) for a run: `pr:<run>:<number>`, asked for by name
     SUMMARY = "summary"  # a channel's daily summary: its key names the local day (`summary:2026-11-28`)
     UPDATE = "update"  # a reply in a followed run's thread, about one event (`update:<run>:<seq>`)
+    REPLY = "reply"  # what a person asked for in a run's thread (`reply:<run>:<what>.<intent>`)
 
 
 class Verb(enum.StrEnum):
@@ -122,8 +124,9 @@ class AlertKey:
     question_id: str | None = None
 
     def __post_init__(self) -> None:
-        if (self.kind in (AlertKind.QUESTION, AlertKind.UPDATE, AlertKind.PR)) != (self.question_id is not None):
-            raise ValueError("questions, thread updates and pull requests, and only they, name their subject")
+        named = (AlertKind.QUESTION, AlertKind.UPDATE, AlertKind.PR, AlertKind.REPLY)
+        if (self.kind in named) != (self.question_id is not None):
+            raise ValueError("questions, thread updates and replies, and pull requests, and only they, name their subject")
 
     def encode(self) -> str:
         return f"{self.kind}:{self.run_id}" + (f":{self.question_id}" if self.question_id else "")

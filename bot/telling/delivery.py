@@ -131,7 +131,8 @@ class Delivery:
         self._reads = {}
         now = self.clock()
         # Thread replies of followed runs are claimed in the same table, but their follower delivers them.
-        due = [a for a in await self.store.deliveries_due(now) if a.kind is not AlertKind.UPDATE]
+        # Thread updates and replies are posted by whoever claimed them (bot.telling.once), not here.
+        due = [a for a in await self.store.deliveries_due(now) if a.kind not in (AlertKind.UPDATE, AlertKind.REPLY)]
         claims = [a for a in due if a.state is AlertState.CLAIMED]
         updates = [a for a in due if a.update_pending]
         if not claims and not updates:

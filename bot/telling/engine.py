@@ -308,7 +308,9 @@ class Alerter:
             await self._index(run)
         now = self.clock()
         # Thread replies (followed runs, reminders) are not alerts about the run's state.
-        existing = [a for a in await self.store.alerts_for_run(run.id) if a.kind is not AlertKind.UPDATE]
+        existing = [
+            a for a in await self.store.alerts_for_run(run.id) if a.kind not in (AlertKind.UPDATE, AlertKind.REPLY)
+        ]
         questions: list[Question] | None = None
         if fresh and read_questions and run.bucket == "blocked":
             try:

@@ -155,7 +155,8 @@ _question_ids = st.from_regex(r"[^\s]{1,150}", fullmatch=True)
 
 @given(kind=st.sampled_from(AlertKind), run_id=_ids, question_id=_question_ids)
 def test_alert_keys_round_trip(kind, run_id, question_id):
-    key = AlertKey(kind, run_id, question_id if kind in (AlertKind.QUESTION, AlertKind.UPDATE, AlertKind.PR) else None)
+    named = kind in (AlertKind.QUESTION, AlertKind.UPDATE, AlertKind.PR, AlertKind.REPLY)
+    key = AlertKey(kind, run_id, question_id if named else None)
     assert AlertKey.parse(key.encode()) == key
 
 

@@ -81,6 +81,7 @@ class Message:
     metadata: dict[str, Any] | None
     thread_ts: str | None
     edits: int = 0
+    files: list[dict[str, Any]] = field(default_factory=list)  # shared with the message (files.completeUploadExternal)
 
 
 @dataclass
@@ -108,6 +109,7 @@ class FakeSlack:
     views: list[dict[str, Any]] = field(default_factory=list)  # modals opened with views.open
     homes: dict[str, dict[str, Any]] = field(default_factory=dict)  # user id -> their published Home view
     published_at: dict[str, float] = field(default_factory=dict)  # user id -> perf_counter() of their last Home
+    uploads: dict[str, dict[str, Any]] = field(default_factory=dict)  # file id -> name, length, content
     _ws: web.WebSocketResponse | None = None
     _ws_ready: asyncio.Event = field(default_factory=asyncio.Event)
     _runner: web.AppRunner | None = None
@@ -153,6 +155,7 @@ class FakeSlack:
                 web.post("/api/{method}", self._api),
                 web.get("/api/{method}", self._api),
                 web.post("/respond/{token}", self._respond),
+                web.post("/upload/{file_id}", self._upload),
                 web.get("/link/", self._link),
             ]
         )
@@ -233,6 +236,10 @@ class FakeSlack:
             return self._history(args)
         if method == "conversations.replies":
             return self._replies(args)
+        if method == "files.getUploadURLExternal":
+            return self._upload_url(args)
+        if method == "files.completeUploadExternal":
+            return self._complete_upload(args)
         if method == "views.open":
             view = self._json_arg(args, "view") or {}
             if not args.get("trigger_id") or not isinstance(view, dict) or view.get("type") != "modal":
@@ -313,6 +320,64 @@ class FakeSlack:
             {"ok": True, "channel": message.channel, "ts": message.ts, "message": {"text": message.text}}
         )
 
+    def shared_files(self, channel: str | None = None) -> list[tuple[Message, dict[str, Any]]]:
+        """Every file shared into a conversation, with the message that carries it."""
+        return [(m, f) for m in self.messages if channel in (None, m.channel) for f in m.files]
+
+    def _upload_url(self, args: dict[str, Any]) -> web.Response:
+        if "files:write" not in self.scopes:
+            return web.json_response({"ok": False, "error": "missing_scope", "needed": "files:write"})
+        name, length = args.get("filename"), str(args.get("length") or "")
+        if not name or not length.isdigit():
+            return web.json_response({"ok": False, "error": "invalid_arguments"})
+        file_id = f"F{uuid.uuid4().hex[:10].upper()}"
+        self.uploads[file_id] = {"name": name, "length": int(length), "content": None, "shared": False}
+        return web.json_response(
+            {"ok": True, "upload_url": f"http://127.0.0.1:{self.port}/upload/{file_id}", "file_id": file_id}
+        )
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """The upload URL: the file's bytes, which must be exactly as long as announced."""
+        upload = self.uploads.get(request.match_info["file_id"])
+        content = await request.read()
+        if upload is None or upload["content"] is not None:
+            return web.Response(status=404, text="not found")
+        if len(content) != upload["length"]:
+            return web.Response(status=400, text="length mismatch")
+        upload["content"] = content
+        return web.Response(text=f"OK - {len(content)}")
+
+    def _complete_upload(self, args: dict[str, Any]) -> web.Response:
+        listed = self._json_arg(args, "files")
+        channel = args.get("channel_id")
+        if not isinstance(listed, list) or not listed:
+            return web.json_response({"ok": False, "error": "invalid_arguments"})
+        if channel in self.unreachable:
+            return web.json_response({"ok": False, "error": self.unreachable[channel]})
+        shared = []
+        for item in listed:
+            upload = self.uploads.get(item.get("id")) if isinstance(item, dict) else None
+            if upload is None or upload["content"] is None or upload["shared"]:
+                return web.json_response({"ok": False, "error": "file_not_found"})
+            upload["shared"] = True
+            upload["title"] = item.get("title") or upload["name"]
+            shared.append({"id": item["id"], "name": upload["name"], "title": upload["title"]})
+        if channel:
+            comment = args.get("initial_comment") or ""
+            self.violations += [] if len(comment) <= 4000 else ["initial_comment over 4000"]
+            self.messages.append(
+                Message(
+                    channel=channel,
+                    ts=self._next_ts(),
+                    text=comment,
+                    blocks=[],
+                    metadata=None,
+                    thread_ts=args.get("thread_ts"),
+                    files=shared,
+                )
+            )
+        return web.json_response({"ok": True, "files": shared})
+
     def _update_message(self, args: dict[str, Any]) -> web.Response:
         self.violations += limit_violations(args)
         found = next((m for m in self.messages if m.channel == args.get("channel") and m.ts == args.get("ts")), None)
@@ -337,6 +402,8 @@ class FakeSlack:
             item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text, "bot_id": "B111"}
             if with_metadata and m.metadata:
                 item["metadata"] = m.metadata
+            if m.files:
+                item["files"] = m.files
             items.append(item)
         return web.json_response(
             {
@@ -355,10 +422,19 @@ class FakeSlack:
             m for m in self.messages if m.channel == args.get("channel") and (m.ts == parent or m.thread_ts == parent)
         ]
         items = []
-        for m in thread:
-            item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text, "thread_ts": parent}
+        limit = int(args.get("limit") or 1000)
+        for m in thread[:limit]:
+            item: dict[str, Any] = {
+                "type": "message",
+                "ts": m.ts,
+                "text": m.text,
+                "thread_ts": parent,
+                "bot_id": "B111",
+            }
             if with_metadata and m.metadata:
                 item["metadata"] = m.metadata
+            if m.files:
+                item["files"] = m.files
             items.append(item)
         return web.json_response({"ok": True, "messages": items, "has_more": False})
 
