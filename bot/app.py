@@ -26,7 +26,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.acting.steering import Steering
 from bot.asking.answers import Answerer
+from bot.asking.ask import AskDesk
 from bot.asking.dispatch import Commands
+from bot.asking.inspect import Inspector
 from bot.asking.subscriptions import SubscriptionDesk
 from bot.config import Settings
 from bot.core.durations import parse_duration
@@ -82,6 +84,8 @@ def build_bolt_app(
     store: Store,
     metrics: Metrics,
     home: Home | None = None,
+    inspector: Inspector | None = None,
+    asker: AskDesk | None = None,
 ) -> AsyncApp:
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     app = AsyncApp(
@@ -133,9 +137,11 @@ def build_bolt_app(
         steering.clock,
         settings.slash_command,
         settings.fabro_web_url,
+        inspector,
+        asker,
     )
     controls.register(app, clicks)
-    mentions.register(app, steering, store, shower, clicks.act)
+    mentions.register(app, steering, store, shower, clicks.act, asker=asker)
     if home is not None:
 
         @app.event("app_home_opened")
@@ -162,6 +168,8 @@ class Bot:
     follower: Follower = field(init=False)
     budget: EditBudget = field(init=False)
     daily: Daily = field(init=False)
+    inspector: Inspector = field(init=False)
+    asker: AskDesk = field(init=False)
     store: Store = field(init=False)
     alerter: Alerter = field(init=False)
     leadership: Leadership = field(init=False)
@@ -220,6 +228,11 @@ class Bot:
         self.home = Home(
             self.store, self.fabro, self.linker, personal, self.clock, web_base=s.fabro_web_url, command=s.slash_command
         )
+        actors = Allowlist(parse_allowlist(s.action_allowlist), client)
+        self.inspector = Inspector(
+            self.fabro, self.store, alert_slack, self.clock, allowlist=actors, log_max_bytes=s.log_max_bytes
+        )
+        self.asker = AskDesk(self.fabro, self.store, alert_slack, self.clock, self.budget, allowlist=actors)
         commands = Commands(
             answerer,
             desk,
@@ -228,14 +241,9 @@ class Bot:
             zone_of=TimeZones(client).of,
             follower=self.follower,
             linker=self.linker,
+            inspector=self.inspector,
         )
-        steering = Steering(
-            self.store,
-            self.fabro,
-            Allowlist(parse_allowlist(s.action_allowlist), client),
-            self.clock,
-            web_base=s.fabro_web_url,
-        )
+        steering = Steering(self.store, self.fabro, actors, self.clock, web_base=s.fabro_web_url)
         self.bolt = build_bolt_app(
             s,
             client=client,
@@ -244,6 +252,8 @@ class Bot:
             store=self.store,
             metrics=self.metrics,
             home=self.home,
+            inspector=self.inspector,
+            asker=self.asker,
         )
         delivery = Delivery(
             self.store,

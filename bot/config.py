@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     fabro_event_stream: bool = True
     follow_max: int = Field(default=50, ge=1, le=500)
     retention_days: int = Field(default=90, ge=1, le=3650)
+    log_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)  # a run log posted in Slack: its last bytes
     user_links: str | None = None
     user_linking: Literal["self", "pinned"] = "self"
     remind_after: str = "30m"
@@ -276,6 +277,9 @@ def configure_logging(level: str, secrets: list[str], fmt: str = "text") -> None
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "aiohttp.access", "apscheduler.executors.default"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # At DEBUG, Slack's SDK logs the bodies it sends: preview links (secrets) and everything people wrote.
+    for chatty in ("slack_sdk", "slack_bolt"):
+        logging.getLogger(chatty).setLevel(max(logging.INFO, logging.getLevelName(level)))
 
 
 class _Redacting(logging.Formatter):

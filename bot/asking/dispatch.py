@@ -10,6 +10,7 @@ from typing import Any, assert_never
 from zoneinfo import ZoneInfo
 
 from bot.asking.answers import Answerer
+from bot.asking.inspect import Inspector, Look
 from bot.asking.subscriptions import SubscriptionDesk
 from bot.blocks.replies import help_message, notice, usage_error_message
 from bot.blocks.start import start_card, unknown_automation
@@ -17,6 +18,7 @@ from bot.blocks.stats import stats_message
 from bot.core.query import (
     FollowRun,
     Help,
+    Inspect,
     Link,
     Notify,
     Parsed,
@@ -45,6 +47,7 @@ START_NEEDS_SLACK = (
 )
 FOLLOW_NEEDS_SLACK = "Runs are followed in a Slack channel: run `{command} follow <run-id>` there."
 LINK_NEEDS_SLACK = "Links belong to a Slack account: run `{command} {words}` in Slack."
+INSPECT_NEEDS_SLACK = "`{command} {words}` answers in Slack: run it there."
 NEEDS_A_CHANNEL = "Subscriptions belong to a Slack channel: run `{command} {words}` in the channel itself."
 
 
@@ -77,6 +80,7 @@ class Commands:
     follower: Follower | None = None  # None where there is no channel to follow in (the CLI)
     new_intent: Callable[[], str] = lambda: uuid.uuid4().hex[:20]
     linker: Linker | None = None  # None where there is no Slack account (the CLI)
+    inspector: Inspector | None = None  # None where there is no Slack to post files to (the CLI)
 
     @staticmethod
     def instant(parsed: Parsed) -> bool:
@@ -86,7 +90,7 @@ class Commands:
     @staticmethod
     def selector_of(parsed: Parsed) -> str | None:
         """The run id or prefix a failure should be told about (a prefix matching no run, or several)."""
-        if isinstance(parsed, RunLookup | FollowRun):
+        if isinstance(parsed, RunLookup | FollowRun | Inspect):
             return parsed.selector
         if isinstance(parsed, RunQuery) and parsed.parent_id:
             return parsed.parent_id
@@ -111,6 +115,8 @@ class Commands:
                 return await self._follow(parsed, caller)
             case Link() | WhoAmI() | Notify():
                 return await self._link(parsed, caller)
+            case Inspect():
+                return await self._inspect(parsed, caller)
             case Stats():
                 daily = self.daily or Daily(self.answerer.fabro, self.answerer.clock)
                 tz = await self.zone_of(caller.user_id)
@@ -119,6 +125,22 @@ class Commands:
                 return Reply(stats_message(picture, now=now, web_base=self.answerer.web_base, command=self.command))
             case _:
                 assert_never(parsed)
+
+    async def _inspect(self, parsed: Inspect, caller: Caller) -> Reply:
+        """Changes and cost answer the asker; a log goes to their direct messages; a preview link
+        (a secret) is shown to them alone."""
+        if self.inspector is None:
+            return Reply(notice(INSPECT_NEEDS_SLACK.format(command=self.command, words=parsed.what)))
+        if parsed.what == "changes":
+            return Reply(await self.inspector.changes(parsed.selector))
+        if parsed.what == "cost":
+            return Reply(await self.inspector.cost(parsed.selector))
+        if parsed.what == "preview":
+            assert parsed.port is not None
+            return Reply(await self.inspector.preview(parsed.selector, parsed.port, caller.user_id))
+        if caller.user_id is None:
+            return Reply(notice(INSPECT_NEEDS_SLACK.format(command=self.command, words=parsed.what)))
+        return Reply(await self.inspector.privately(Look.LOGS, parsed.selector, caller.user_id, self.new_intent()))
 
     async def _follow(self, parsed: FollowRun, caller: Caller) -> Reply:
         if self.follower is None or caller.channel is None or caller.user_id is None:

@@ -3,11 +3,13 @@ and the final state an alert is edited to when its run moves on.  [pure]"""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 from bot.blocks import kit
 from bot.blocks.controls import approval_controls, question_controls, run_controls
+from bot.blocks.inspect import inspect_controls
 from bot.blocks.limits import FALLBACK_TEXT, MAX_BLOCKS, TOTAL_BLOCK_TEXT
 from bot.blocks.question import question_text
 from bot.blocks.routing import encode_page, show_action_id
@@ -19,19 +21,23 @@ from bot.fabro.models import Failure, PullRequestOpened, PullRequestState, Quest
 
 __all__ = [
     "ALERT_EVENT_TYPE",
+    "RUN_EVENT_TYPE",
     "alert_metadata",
     "approval_alert",
     "digest_message",
     "failed_alert",
     "metadata_key",
+    "metadata_run",
     "pr_alert",
     "question_alert",
     "resolved_alert",
+    "run_metadata",
     "succeeded_alert",
 ]
 
 Message = dict[str, Any]
 
+_RUN_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 # Slack message metadata event type that marks our alerts, so a restart can find them.
 ALERT_EVENT_TYPE = "fabro_run_alert"
 _CONTEXT_LIMIT = 1500
@@ -48,6 +54,24 @@ def _title(run: Run) -> str:
 def alert_metadata(key: AlertKey, run_id: str | None = None) -> dict[str, Any]:
     """Slack message metadata that finds a posted message again after a crash, by its key."""
     return {"event_type": ALERT_EVENT_TYPE, "event_payload": {"key": key.encode(), "run_id": run_id or key.run_id}}
+
+
+RUN_EVENT_TYPE = "fabro_run"  # any other message of the bot about one run (a start announcement)
+
+
+def run_metadata(run_id: str) -> dict[str, Any]:
+    """Slack message metadata naming the run a message is about, so its thread is the run's thread."""
+    return {"event_type": RUN_EVENT_TYPE, "event_payload": {"run_id": run_id}}
+
+
+def metadata_run(message: dict[str, Any]) -> str | None:
+    """The run a message of the bot is about, from its metadata (an alert's, or `run_metadata`)."""
+    metadata = message.get("metadata")
+    if not isinstance(metadata, dict) or metadata.get("event_type") not in (ALERT_EVENT_TYPE, RUN_EVENT_TYPE):
+        return None
+    payload = metadata.get("event_payload")
+    run_id = payload.get("run_id") if isinstance(payload, dict) else None
+    return run_id if isinstance(run_id, str) and _RUN_ID.match(run_id) else None
 
 
 def metadata_key(message: dict[str, Any]) -> str | None:
@@ -79,6 +103,7 @@ def failed_alert(
     else:
         blocks.append(kit.context("Fabro recorded no failure message for this run."))
     blocks += run_controls(run)
+    blocks += inspect_controls(run)
     buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
     if buttons:
         blocks.append(buttons)
@@ -94,6 +119,7 @@ def succeeded_alert(run: Run, *, now: datetime, web_base: str | None, key: Alert
     """A run that succeeded: what it did, and what can be done next (open or merge its pull request)."""
     blocks = [kit.section(run_summary(run, now), block_id=f"alert:{run.id}")]
     blocks += run_controls(run)
+    blocks += inspect_controls(run)
     buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
     if buttons:
         blocks.append(buttons)

@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.blocks import kit
 from bot.blocks.controls import approval_controls, question_controls, run_controls
+from bot.blocks.inspect import inspect_controls
 from bot.blocks.limits import FALLBACK_TEXT
 from bot.blocks.runs import link_buttons, run_summary
 from bot.blocks.text import clip, duration, escape, link
@@ -50,6 +51,7 @@ def live_card(run: Run, stages: list[Stage], *, now: datetime, web_base: str | N
     if run.awaits_approval:
         blocks += approval_controls(run)
     blocks += run_controls(run)
+    blocks += inspect_controls(run)
     links = kit.actions(*link_buttons(run, web_base, follow=False), block_id=f"links:{run.id}")
     if links:
         blocks.append(links)

@@ -18,6 +18,7 @@ from bot.core.errors import (
     CannotPost,
     FollowLimit,
     NotAllowed,
+    NothingToShow,
     NotOpened,
     Refusal,
     Refused,
@@ -201,6 +202,8 @@ def bot_error_text(error: BotError, *, command: str = "/runs") -> str:
                 f"I cannot post in this conversation ({escape(error.error)}), so I follow nothing here."
                 " Invite me with `/invite @Fabro Runs`, or follow the run from a channel I am in."
             )
+        case NothingToShow():
+            return escape(error.said)
         case FollowLimit():
             return (
                 f"{error.limit} runs are followed already (`FOLLOW_MAX`): unfollow one with"

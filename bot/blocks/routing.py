@@ -28,6 +28,7 @@ from bot.fabro.models import BUCKETS, Question
 
 __all__ = [
     "ANSWER_MODAL",
+    "ASK_MODAL",
     "DENY_MODAL",
     "FOLLOW_ACTION",
     "LINK_ACTION",
@@ -234,6 +235,12 @@ STEER_VERBS = (
     "interrupt",
     "pause",
     "resume",
+    "changes",
+    "cost",
+    "logs",
+    "graph",
+    "patch",
+    "ask",
 )
 STEER_ACTION = re.compile(r"^steer:(" + "|".join(STEER_VERBS) + r")(?::\d{1,3})?$")
 ANSWER_MODAL = "steer_answer_modal"
@@ -242,7 +249,8 @@ MERGE_MODAL = "steer_merge_modal"  # choose how to merge…
 MERGE_CONFIRM = "steer_merge_confirm"  # …then see what will be merged, and how, before the final submit
 MERGE_METHODS = ("merge", "squash", "rebase")
 STEER_MODAL = "steer_agent_modal"  # what to say to the agent, and whether to interrupt it first
-_BLOCK = re.compile(r"^(answer|decide|retry|cancel|ship|agent):([0-9A-Za-z_-]{1,64})(?::([^\s]{1,150}))?$")
+ASK_MODAL = "ask_fabro_modal"  # a question about the run, for Fabro to answer in the card's thread
+_BLOCK = re.compile(r"^(answer|decide|retry|cancel|ship|agent|inspect):([0-9A-Za-z_-]{1,64})(?::([^\s]{1,150}))?$")
 _QUESTION_ID = re.compile(r"^[^\s]{1,150}$")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.blocks import kit
 from bot.blocks.controls import approval_controls, question_controls, run_controls
+from bot.blocks.inspect import inspect_controls
 from bot.blocks.limits import FALLBACK_TEXT, MAX_BLOCKS, TOTAL_BLOCK_TEXT
 from bot.blocks.question import question_text
 from bot.blocks.routing import FOLLOW_ACTION, encode_page, link_action_id, page_action_id
@@ -385,6 +386,7 @@ def run_detail_message(
     if times:
         blocks.append(kit.context(" · ".join(times), block_id=f"times:{run.id}"))
     blocks += run_controls(run)
+    blocks += inspect_controls(run)
     buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
     if buttons:
         blocks.append(buttons)

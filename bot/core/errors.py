@@ -8,7 +8,8 @@
     ├── Unreadable           a button, menu or modal whose data cannot be read (stale or forged)
     ├── NotOpened            Slack would not open a window in time (the click's trigger expired)
     ├── CannotPost           the bot cannot post where a live card was asked for
-    └── FollowLimit          FOLLOW_MAX runs are followed already
+    ├── FollowLimit          FOLLOW_MAX runs are followed already
+    └── NothingToShow        Fabro has none of what was asked to be shown (a run without a log)
 
 Fabro's own errors (`bot.fabro.errors.FabroError`) reach the same boundary unwrapped when
 nothing was being acted on (a listing, a lookup). Anything else is a bug: the boundary logs
@@ -34,6 +35,7 @@ __all__ = [
     "FollowLimit",
     "NotAllowed",
     "NotOpened",
+    "NothingToShow",
     "Refusal",
     "Refused",
     "Settled",
@@ -146,3 +148,13 @@ class FollowLimit(BotError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"{limit} runs are followed")
         self.limit = limit
+
+
+class NothingToShow(BotError):
+    """Fabro has none of what was asked to be shown: `said` tells what, in a sentence."""
+
+    status = "not_found"
+
+    def __init__(self, said: str) -> None:
+        super().__init__(said)
+        self.said = said

@@ -126,7 +126,7 @@ class AlertKey:
     def __post_init__(self) -> None:
         named = (AlertKind.QUESTION, AlertKind.UPDATE, AlertKind.PR, AlertKind.REPLY)
         if (self.kind in named) != (self.question_id is not None):
-            raise ValueError("questions, thread updates and replies, and pull requests, and only they, name their subject")
+            raise ValueError("questions, thread updates, replies and pull requests, and only they, name their subject")
 
     def encode(self) -> str:
         return f"{self.kind}:{self.run_id}" + (f":{self.question_id}" if self.question_id else "")

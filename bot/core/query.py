@@ -23,6 +23,10 @@ and, for channel alerts (the first word decides):
     subscriptions
     unsubscribe <id>…|all
 
+to look into one run:
+
+    changes <run-id> · cost <run-id> · logs <run-id> · preview <run-id> <port>
+
 and for the caller's own account:
 
     link <github-login>  ·  unlink [<github-login>]  ·  whoami
@@ -43,6 +47,7 @@ __all__ = [
     "DEFAULT_LIMIT",
     "EXAMPLES",
     "GRAMMAR",
+    "INSPECT_WORDS",
     "MAX_LIMIT",
     "MAX_NARROW",
     "MAX_OFFSET",
@@ -51,6 +56,7 @@ __all__ = [
     "STATUS_ALIASES",
     "FollowRun",
     "Help",
+    "Inspect",
     "Link",
     "Narrow",
     "Notify",
@@ -72,6 +78,8 @@ __all__ = [
 ]
 
 DEFAULT_LIMIT = 10
+INSPECT_WORDS = ("changes", "cost", "logs", "preview")
+MAX_PREVIEW_PORT = 65535
 MAX_LIMIT = 100
 MAX_PAGE = 10_000
 MAX_OFFSET = 1_000_000  # Fabro clamps page[offset] here
@@ -132,6 +140,7 @@ GRAMMAR = (
     " · `/runs subscriptions` · `/runs unsubscribe <id|all>`\n"
     "`/runs follow <run-id>` · `/runs unfollow <run-id>` · `/runs start [automation-id]`\n"
     "`/runs stats [today|yesterday|week]` · `/runs summary [daily HH:MM | off]`\n"
+    "`/runs changes <run-id>` · `/runs cost <run-id>` · `/runs logs <run-id>` · `/runs preview <run-id> <port>`\n"
     "`/runs link <github-login>` · `/runs unlink [login]` · `/runs whoami`"
     " · `/runs notify [questions approvals failed succeeded | off]`\n"
     "*status*: " + " ".join(f"`{b}`" for b in BUCKETS) + ", or `active`, `done`\n"
@@ -175,6 +184,7 @@ _VOCABULARY = (
     "start",
     "summary",
     "subscribe",
+    *INSPECT_WORDS,
 )
 
 
@@ -497,6 +507,15 @@ class WhoAmI:
     """The caller's linked logins."""
 
 
+@dataclass(frozen=True)
+class Inspect:
+    """A look into one run: its changes, cost or log, or a preview link to a port of its sandbox."""
+
+    what: str  # one of INSPECT_WORDS
+    selector: str
+    port: int | None = None  # preview only
+
+
 Parsed = (
     RunQuery
     | RunLookup
@@ -512,6 +531,7 @@ Parsed = (
     | Link
     | Notify
     | WhoAmI
+    | Inspect
 )
 
 SUBSCRIPTION_WORDS = ("failed", "questions", "approvals", "cancelled", "succeeded", "pr")
@@ -553,7 +573,24 @@ def parse(text: str | None) -> Parsed:
         return _link(first, words[1:])
     if first == "notify":
         return _notify(words[1:])
+    if first in INSPECT_WORDS:
+        return _inspect(first, words[1:])
     return _Parser().run(words)
+
+
+def _inspect(what: str, words: list[str]) -> Inspect | UsageError:
+    example = "`/runs preview 01KJW4MG 3000`" if what == "preview" else f"`/runs {what} 01KJW4MG`"
+    wanted = 2 if what == "preview" else 1
+    if len(words) != wanted or not _looks_like_run_id(words[0]):
+        said = "the id of a run (or a unique prefix) and a port" if what == "preview" else "the id of a run"
+        return UsageError(f"`{what}` takes {said}.", word=(words or [what])[-1], hints=(example,))
+    selector = words[0].upper() if _CROCKFORD.match(words[0]) else words[0]
+    if what != "preview":
+        return Inspect(what, selector)
+    port = _integer(words[1])
+    if port is None or not 1 <= port <= MAX_PREVIEW_PORT:
+        return UsageError("The port is a number from 1 to 65535.", word=words[1], hints=(example,))
+    return Inspect(what, selector, port)
 
 
 def _notify(words: list[str]) -> Notify | UsageError:

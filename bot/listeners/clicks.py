@@ -20,15 +20,19 @@ Intent keys (what makes a window, a click or an event act once) are made by `int
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bot.acting.interview import AnswerKind, Choice
 from bot.acting.steering import Where
+from bot.asking.inspect import Look
 from bot.blocks.controls import ANSWER_INPUT, DENY_INPUT, INTERRUPT_INPUT, MERGE_INPUT, STEER_INPUT
+from bot.blocks.inspect import ASK_INPUT
 from bot.blocks.routing import (
     ANSWER_MODAL,
+    ASK_MODAL,
     DENY_MODAL,
     FOLLOW_ACTION,
     LINK_ACTION,
@@ -61,6 +65,7 @@ __all__ = [
     "WINDOW_IDS",
     "Answer",
     "Approve",
+    "Ask",
     "Cancel",
     "ChooseMerge",
     "Click",
@@ -71,6 +76,7 @@ __all__ = [
     "DismissStart",
     "Follow",
     "Ignored",
+    "Inspect",
     "Merge",
     "NothingPicked",
     "OpenWindow",
@@ -90,8 +96,10 @@ __all__ = [
 
 
 def intent_of(name: str) -> str:
-    """The once-only key of one window, click or event, from the id Slack gave it (hex, as keys take)."""
-    return name.encode().hex()[:40]
+    """The once-only key of one window, click or event, from the id Slack gave it (hex, as keys take);
+    a name longer than 20 bytes is hashed, so nothing that tells two intents apart is cut off."""
+    raw = name.encode()
+    return raw.hex() if len(raw) <= 20 else hashlib.sha256(raw).hexdigest()[:40]
 
 
 class Surface(enum.Enum):
@@ -118,6 +126,7 @@ class Window(enum.Enum):
     DENY = "deny"  # a denial's reason
     MERGE = "merge"  # how to merge (then what will be merged)
     STEER = "steer"  # what to say to the agent
+    ASK = "ask"  # a question for Fabro about the run
 
 
 class Stale(enum.Enum):
@@ -210,6 +219,29 @@ class Steer:
 
 
 @dataclass(frozen=True)
+class Inspect:
+    """Changes, Cost, Logs, Graph or the full patch of a run, answered in its card's thread
+    (`thread`), or to the clicker alone when the card has no thread (an ephemeral card)."""
+
+    origin: Origin
+    target: Target
+    look: Look
+    thread: str | None
+    intent: str
+
+
+@dataclass(frozen=True)
+class Ask:
+    """A question for Fabro about a run, answered in the thread `thread` of `origin.who.channel`."""
+
+    origin: Origin
+    target: Target
+    words: str
+    thread: str
+    intent: str
+
+
+@dataclass(frozen=True)
 class Start:
     origin: Origin  # its `who.channel` is where to announce the run
     automation_id: str
@@ -282,6 +314,8 @@ Click = (
     | ClosePullRequest
     | Control
     | Steer
+    | Inspect
+    | Ask
     | Start
     | DismissStart
     | OpenWindow
@@ -356,6 +390,32 @@ def _control(verb: Verb) -> Callable[[_Pressed], Click]:
     return read
 
 
+def _thread_of(body: dict[str, Any]) -> str | None:
+    """The thread a card belongs to: the one it is a reply in, or its own; None for an ephemeral card."""
+    if obj(body.get("container")).get("is_ephemeral") is True:
+        return None
+    _, message_ts = where_clicked(body)
+    return text(obj(body.get("message")).get("thread_ts")) or message_ts
+
+
+def _look(look: Look) -> Callable[[_Pressed], Click]:
+    def read(p: _Pressed) -> Click:
+        stamp = text(p.action.get("action_ts")) or "0"
+        thread = _thread_of(p.body) if p.origin.surface is Surface.MESSAGE else None
+        return Inspect(p.origin, p.target, look, thread, intent_of(f"{stamp}:{p.origin.who.user_id}"))
+
+    return read
+
+
+def _ask(p: _Pressed) -> Click:
+    thread = _thread_of(p.body)
+    channel = p.origin.who.channel
+    if thread is None or channel is None or p.origin.surface is not Surface.MESSAGE:
+        return Unreadable(Stale.CONTROL, p.origin.who.user_id)
+    context = ModalContext(p.target, channel, thread)
+    return OpenWindow(Window.ASK, p.target, text(p.body.get("trigger_id")) or "", context)
+
+
 _BUTTONS: dict[str, Callable[[_Pressed], Click]] = {
     "answer": _answered,
     "choose": _chosen,
@@ -373,6 +433,12 @@ _BUTTONS: dict[str, Callable[[_Pressed], Click]] = {
     "interrupt": _control(Verb.INTERRUPT),
     "pause": _control(Verb.PAUSE),
     "resume": _control(Verb.RESUME),
+    "changes": _look(Look.CHANGES),
+    "cost": _look(Look.COST),
+    "logs": _look(Look.LOGS),
+    "graph": _look(Look.GRAPH),
+    "patch": _look(Look.PATCH),
+    "ask": _ask,
 }
 assert set(_BUTTONS) == set(STEER_VERBS), "every button verb the codec knows has a reader, and only those"
 
@@ -497,6 +563,18 @@ def _start_window(body: dict[str, Any], view: dict[str, Any]) -> Click:
     return Start(Origin(Where(user, channel), Surface.WINDOW), automation_id, intent_of(view_id))
 
 
+def _ask_window(body: dict[str, Any], view: dict[str, Any]) -> Click:
+    words = view_input(view, ASK_INPUT)
+    if not words.strip():
+        return Unfinished(ASK_INPUT, "Write your question, or close this window.")
+    context, user = _context(view), user_of(body)
+    intent = intent_of(text(view.get("id")) or "")  # one window, one question
+    if context is None or user is None or context.channel is None or context.message_ts is None or not intent:
+        return Unreadable(Stale.WINDOW, user)
+    origin = Origin(Where(user, context.channel, context.message_ts), Surface.WINDOW)
+    return Ask(origin, context.target, words, context.message_ts, intent)
+
+
 _WINDOWS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Click]] = {
     ANSWER_MODAL: _answer_window,
     DENY_MODAL: _deny_window,
@@ -504,6 +582,7 @@ _WINDOWS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Click]] = {
     MERGE_MODAL: _merge_window,
     MERGE_CONFIRM: _merge_confirmed,
     START_MODAL: _start_window,
+    ASK_MODAL: _ask_window,
 }
 
 # What the listener registers for: every action id and window callback id read here.

@@ -21,6 +21,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.acting.steering import Steering, Where
 from bot.asking.answers import Answerer
+from bot.asking.ask import AskDesk
+from bot.asking.inspect import Inspector, Look, Thread
 from bot.blocks.replies import STALE_PAGE, notice
 from bot.blocks.routing import Target
 from bot.blocks.start import start_announcement
@@ -50,6 +52,8 @@ class Controls:
     clock: Callable[[], datetime]
     command: str
     web_base: str | None
+    inspector: Inspector | None = None
+    asker: AskDesk | None = None
 
     async def act(self, label: str, work: Awaitable[T]) -> T | Failed:
         result = await attempt(work, what=f"{label} from Slack", command=self.command)
@@ -97,6 +101,10 @@ class Controls:
             case c.Steer(origin, target, words, intent, interrupt):
                 work = s.steer(origin.who, target, words, intent=intent, interrupt=interrupt)
                 await self.show(origin, await self.act("steer", work), respond)
+            case c.Inspect(origin, target, look, thread, intent):
+                await self._inspect(origin, target, look, thread, intent, respond)
+            case c.Ask(origin, target, words, thread, intent):
+                await self._ask(origin, target, words, thread, intent)
             case c.Start(origin, automation_id, intent):
                 await self._start(origin, automation_id, intent, respond, client)
             case c.DismissStart():
@@ -126,6 +134,43 @@ class Controls:
                 await self._unreadable(stale, user_id, respond)
             case _:
                 assert_never(click)
+
+    async def _inspect(
+        self,
+        origin: c.Origin,
+        target: Target,
+        look: Look,
+        thread: str | None,
+        intent: str,
+        respond: AsyncRespond | None,
+    ) -> None:
+        """In the card's thread when it has one; else to the clicker alone (files in their direct messages)."""
+        inspector, who = self.inspector, origin.who
+        if inspector is None:
+            return
+        work: Awaitable[dict[str, Any] | None]
+        if thread is not None and who.channel is not None:
+            work = inspector.reply(look, target.run_id, Thread(who.channel, thread), intent)
+        elif look is Look.CHANGES:
+            work = inspector.changes(target.run_id)
+        elif look is Look.COST:
+            work = inspector.cost(target.run_id)
+        else:
+            work = inspector.privately(look, target.run_id, who.user_id, intent)
+        result = await attempt(work, what=f"{look.value} of a run", command=self.command)
+        self.metrics.actions.labels(look.value, result.status if isinstance(result, Failed) else "done").inc()
+        said = result.message if isinstance(result, Failed) else result
+        if said is not None and respond is not None:
+            await respond(response_type="ephemeral", replace_original=False, **said)
+
+    async def _ask(self, origin: c.Origin, target: Target, words: str, thread: str, intent: str) -> None:
+        """A question from the Ask… window: answered in the card's thread, or a note to the asker why not."""
+        who = origin.who
+        if self.asker is None or who.channel is None:
+            return
+        result = await self.act("ask", self.asker.ask(who.user_id, target.run_id, who.channel, thread, words, intent))
+        if isinstance(result, Failed):
+            await self.shower.show(result, who=Where(who.user_id, who.channel), thread_ts=thread)
 
     async def _unreadable(self, stale: c.Stale, user_id: str | None, respond: AsyncRespond | None) -> None:
         log.warning("an unreadable %s click from user=%s", stale.value, user_id)

@@ -1,47 +1,83 @@
-"""Mentions in a thread the bot started: `@Fabro yes` answers an alert's question, as Fabro's own
-integration allows; `@Fabro steer <words>` says the words to the run's agent (never a late "yes");
-in a live card's thread, words answer the run's question when it waits for one, else reach its agent."""
+"""Mentions in a run's thread (the thread of an alert, a live card, or any message of the bot that
+names its run): words answer the run's question when one waits, as Fabro's own integration allows;
+`@Fabro steer <words>` says the words to the run's agent (never a late "yes"); `@Fabro ask <words>`,
+or words when no question waits, ask Fabro about the run, answered in the thread."""
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, Protocol, TypeVar
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.acting.interview import AnswerKind, Choice
 from bot.acting.steering import Steering, Where
+from bot.asking.ask import AskDesk
+from bot.blocks.alerts import metadata_run
 from bot.blocks.routing import Target
-from bot.core.errors import Settled
 from bot.core.keys import AlertKind
 from bot.listeners.boundary import Failed, attempt
 from bot.listeners.clicks import intent_of
 from bot.listeners.payloads import text
 from bot.listeners.showing import Shower, retried_twice
+from bot.slack.webapi import TRANSPORT_ERRORS
 from bot.store.base import Store
 
 __all__ = ["register"]
 
+log = logging.getLogger(__name__)
+
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+>")
 _STEER_WORD = re.compile(r"^steer\b[:,]?\s*(.*)$", re.IGNORECASE | re.DOTALL)
+_ASK_WORD = re.compile(r"^ask\b[:,]?\s*(.*)$", re.IGNORECASE | re.DOTALL)
 
-Act = Callable[[str, Awaitable[Settled]], Awaitable["Settled | Failed"]]
+T = TypeVar("T")
 
 
-def register(app: AsyncApp, steering: Steering, store: Store, shower: Shower, act: Act) -> None:
+class Act(Protocol):
+    """`Controls.act`: do the work through the error boundary, counted."""
+
+    def __call__(self, label: str, work: Awaitable[T], /) -> Awaitable[T | Failed]: ...
+
+
+async def _run_of_thread(client: AsyncWebClient, channel: str, thread: str) -> str | None:
+    """The run a thread's first message names in its metadata, if the bot posted it; else None."""
+    try:
+        answer = await client.conversations_replies(channel=channel, ts=thread, limit=1, include_all_metadata=True)
+        me = (await client.auth_test()).get("bot_id")
+    except TRANSPORT_ERRORS as exc:
+        log.info("could not read the first message of a thread in %s: %s", channel, type(exc).__name__)
+        return None
+    first = next(iter(answer.get("messages") or []), None)
+    if not isinstance(first, dict) or text(first.get("ts")) != thread or not me or first.get("bot_id") != me:
+        return None
+    return metadata_run(first)
+
+
+def register(
+    app: AsyncApp, steering: Steering, store: Store, shower: Shower, act: Act, *, asker: AskDesk | None = None
+) -> None:
     @app.event("app_mention")
-    async def on_mention(event: dict[str, Any], body: dict[str, Any], request: AsyncBoltRequest) -> None:
+    async def on_mention(
+        event: dict[str, Any], body: dict[str, Any], request: AsyncBoltRequest, client: AsyncWebClient
+    ) -> None:
         channel, thread, user = text(event.get("channel")), text(event.get("thread_ts")), text(event.get("user"))
         if not channel or not thread or not user or thread == event.get("ts"):
             return
         alerts = await store.alerts_at(channel, thread)
         followed = None if alerts else await store.follow_at(channel, thread)
-        if not alerts and followed is None:
+        named = (
+            None if alerts or followed is not None or asker is None else await _run_of_thread(client, channel, thread)
+        )
+        if not alerts and followed is None and named is None:
             return
         who = Where(user, channel, thread)
         words = _MENTION.sub("", text(event.get("text")) or "").strip()
         order = _STEER_WORD.match(words)
+        question = _ASK_WORD.match(words)
         # Slack re-sending an event it thinks was lost must neither act nor tell the person twice.
         retried = bool(request.headers.get("x-slack-retry-num"))
         intent = intent_of(text(body.get("event_id")) or text(event.get("ts")) or "")
@@ -52,24 +88,38 @@ def register(app: AsyncApp, steering: Steering, store: Store, shower: Shower, ac
             result = await act("steer", work)
             await shower.said_to_agent(result, who=who, message_ts=mention_ts, quiet=retried_twice(retried, result))
 
+        async def ask(run_id: str, said: str) -> None:
+            if asker is None or not said.strip():
+                return
+            result = await act("ask", asker.ask(user, run_id, channel, thread, said, intent))
+            if isinstance(result, Failed) and not retried_twice(retried, result):
+                await shower.show(result, who=Where(user, channel), thread_ts=thread)
+
+        run_id = alerts[0].run_id if alerts else followed.run_id if followed is not None else named
+        assert run_id is not None
+        if order is not None:
+            await steer(run_id, order.group(1))
+            return
+        if question is not None:
+            await ask(run_id, question.group(1))
+            return
+        if named is not None:
+            await ask(named, words)
+            return
         if followed is not None:
-            pending = None
-            if order is None:
-                looked = await attempt(steering.fabro.get_run(followed.run_id), what="reading a followed run")
-                pending = None if isinstance(looked, Failed) else looked.current_question
+            looked = await attempt(steering.fabro.get_run(followed.run_id), what="reading a followed run")
+            pending = None if isinstance(looked, Failed) else looked.current_question
             if pending is None:
-                await steer(followed.run_id, order.group(1) if order is not None else words)
+                await ask(followed.run_id, words)
                 return
             target = Target(followed.run_id, pending.id)
             answered = await act("answer", steering.answer(who, target, Choice(AnswerKind.REPLY, text=words)))
             quiet = retried_twice(retried, answered)
             await shower.said_to_agent(answered, who=who, message_ts=mention_ts, quiet=quiet)
             return
-        if order is not None:
-            await steer(alerts[0].run_id, order.group(1))
-            return
         question_alert = next((a for a in alerts if a.kind is AlertKind.QUESTION), None)
         if question_alert is None:
+            await ask(run_id, words)
             return
         target = Target(question_alert.run_id, question_alert.key.question_id)
         result = await act("answer", steering.answer(who, target, Choice(AnswerKind.REPLY, text=words)))

@@ -15,6 +15,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.acting.steering import Steering
+from bot.blocks.alerts import run_metadata
 from bot.blocks.replies import notice
 from bot.blocks.routing import START_PICK, encode_picker
 from bot.blocks.start import picker_options, start_picker
@@ -71,7 +72,9 @@ async def announce(client: AsyncWebClient, message: dict[str, Any], run_id: str,
     """In the channel for everyone; where the bot cannot post there, to the person by DM."""
     for where in places:
         try:
-            await client.chat_postMessage(channel=where, text=message["text"], blocks=message["blocks"])
+            await client.chat_postMessage(
+                channel=where, text=message["text"], blocks=message["blocks"], metadata=run_metadata(run_id)
+            )
             return
         except SlackApiError as exc:
             if slack_error(exc) not in CHANNEL_ERRORS:

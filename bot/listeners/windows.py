@@ -8,6 +8,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.controls import answer_modal, deny_modal, merge_confirm_view, merge_modal, steer_modal
+from bot.blocks.inspect import ask_modal
 from bot.blocks.routing import ModalContext, Target, encode_modal
 from bot.core.errors import NotOpened
 from bot.fabro.client import FabroClient
@@ -38,6 +39,8 @@ async def open_window(client: AsyncWebClient, fabro: FabroClient, click: OpenWin
             view = merge_modal(shown, metadata=metadata)
         case Window.STEER:
             view = steer_modal(shown, metadata=metadata)
+        case Window.ASK:
+            view = ask_modal(shown, metadata=metadata)
     try:
         await client.views_open(trigger_id=click.trigger_id, view=view)
     except TRANSPORT_ERRORS as exc:  # e.g. an expired trigger_id

@@ -47,6 +47,7 @@ def test_the_manifest_asks_only_for_scopes_the_bot_uses():
         "usergroups:read",
         "im:write",
         "im:history",
+        "files:write",
     }
     assert set(SCOPES) == set(manifest()["oauth_config"]["scopes"]["bot"])  # `check` knows each one
     assert manifest()["features"]["app_home"]["messages_tab_enabled"] is True  # where DMs are read

@@ -118,6 +118,12 @@ def test_every_run_card_button_reads_back_its_verb_and_target(verb, run_id, ques
         "interrupt": c.Control,
         "pause": c.Control,
         "resume": c.Control,
+        "changes": c.Inspect,
+        "cost": c.Inspect,
+        "logs": c.Inspect,
+        "graph": c.Inspect,
+        "patch": c.Inspect,
+        "ask": c.OpenWindow,
     }
     assert isinstance(click, expected[verb])
     if not isinstance(click, c.Ignored):
@@ -282,3 +288,33 @@ def test_a_forged_action_on_a_run_card_is_never_an_act_without_a_target(action):
     click = c.read_click({"type": "block_actions", "user": {"id": "U0ADA"}, "actions": [action]})
     if isinstance(click, c.Answer):
         assert click.target.question_id is not None
+
+
+def test_a_look_from_a_channel_card_is_answered_in_the_cards_thread_and_from_an_ephemeral_one_privately():
+    target = Target("01KJW4MG", None)
+    action = {"action_id": steer_action_id("changes"), "block_id": control_block_id("inspect", target)}
+    in_channel = c.read_click(pressed(action, user="U0ADA", channel="C0TEAM", ts="1700000000.000001"))
+    assert isinstance(in_channel, c.Inspect) and in_channel.thread == "1700000000.000001"
+    reply = pressed(action, user="U0ADA", channel="C0TEAM", ts="1700000000.000009")
+    reply["message"] = {"ts": "1700000000.000009", "thread_ts": "1700000000.000001"}
+    in_thread = c.read_click(reply)
+    assert isinstance(in_thread, c.Inspect) and in_thread.thread == "1700000000.000001"
+    ephemeral = pressed(action, user="U0ADA", channel="C0TEAM", ts="1700000000.000001")
+    ephemeral["container"]["is_ephemeral"] = True
+    private = c.read_click(ephemeral)
+    assert isinstance(private, c.Inspect) and private.thread is None
+    assert in_channel.intent != c.read_click(pressed(action, user="U0BOB", channel="C0TEAM", ts="1")).intent  # type: ignore[union-attr]
+
+
+def test_the_ask_window_reads_back_the_question_and_the_thread_it_answers_in():
+    from bot.blocks.inspect import ASK_INPUT
+    from bot.blocks.routing import ASK_MODAL, ModalContext, encode_modal
+
+    metadata = encode_modal(ModalContext(Target("01KJW4MG"), "C0TEAM", "1700000000.000001"))
+    click = c.read_click(submitted(ASK_MODAL, metadata, typed(ASK_INPUT, "why did it fail?"), user="U0ADA"))
+    assert isinstance(click, c.Ask)
+    assert (click.words, click.thread, click.origin.who.channel) == ("why did it fail?", "1700000000.000001", "C0TEAM")
+    empty = c.read_click(submitted(ASK_MODAL, metadata, typed(ASK_INPUT, "  "), user="U0ADA"))
+    assert isinstance(empty, c.Unfinished)
+    forged = c.read_click(submitted(ASK_MODAL, '{"v":1,"r":"bad id!"}', typed(ASK_INPUT, "hi"), user="U0ADA"))
+    assert isinstance(forged, c.Unreadable)

@@ -289,7 +289,7 @@ async def test_words_in_the_live_cards_thread_steer_the_agent_or_answer_its_ques
     run = running(fabro)
     await follow_by_command(user, run["id"])
     live = card(slack)
-    await user.mention("try the staging database", channel=CHANNEL, thread_ts=live.ts)
+    await user.mention("steer try the staging database", channel=CHANNEL, thread_ts=live.ts)
     await wait_for(lambda: fabro.calls(f"/api/v1/runs/{run['id']}/steer", method="POST"))
     [steer] = fabro.calls(f"/api/v1/runs/{run['id']}/steer", method="POST")
     assert steer.body == {"text": "try the staging database"}

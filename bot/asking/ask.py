@@ -1,0 +1,223 @@
+"""Ask Fabro about a run, in the run's thread: one session per run and thread, one answer per question.
+
+A question gets one reply in the thread, posted through the outbox at once ("Fabro is reading
+the run…") and edited as Fabro's answer streams in (`run.session.assistant_delta`): the first
+text as soon as it comes, then at most one edit a second, and never past the workspace's edit
+budget. The final edit holds the complete answer; one too long for a message continues in more
+replies, so nothing is cut. A failed turn ends in one sentence saying why.
+
+Questions in one thread are answered one after the other, never interleaved: a second one waits
+for the first (and says so). The session id is stored per run and thread, so after a restart
+the conversation goes on where it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.blocks.inspect import (
+    ANSWER_CHUNK,
+    answer_chunks,
+    answer_message,
+    ask_failure_text,
+    ask_unavailable_text,
+)
+from bot.blocks.replies import notice
+from bot.blocks.text import escape
+from bot.core.errors import NotAllowed
+from bot.core.keys import AlertKey, AlertKind, Verb
+from bot.fabro.client import FabroClient
+from bot.fabro.errors import FabroConflict, FabroError, FabroNotFound
+from bot.people.permissions import Allowlist
+from bot.slack.webapi import TRANSPORT_ERRORS, EditBudget
+from bot.store.base import Store
+from bot.telling.once import reply_once
+
+__all__ = ["AskDesk", "Asked", "session_mark"]
+
+log = logging.getLogger(__name__)
+
+
+def session_mark(run_id: str, channel: str, thread: str) -> str:
+    """Where the thread's session id is kept (the store's marks)."""
+    return f"ask.session:{run_id}:{channel}:{thread}"
+
+
+async def _never_external(_: str) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class Asked:
+    """How a question ended: `answer` (Fabro's text, maybe partial) and `failure` (a sentence, or None)."""
+
+    answer: str
+    failure: str | None
+    replies: int  # messages the answer took
+
+
+@dataclass
+class _Answer:
+    """The reply being written, and when it was last shown."""
+
+    channel: str
+    thread: str
+    ts: str | None
+    text: str = ""
+    shown: str = ""
+    last_edit: float = float("-inf")
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class AskDesk:
+    fabro: FabroClient
+    store: Store
+    slack: AsyncWebClient
+    clock: Callable[[], datetime]
+    budget: EditBudget
+    allowlist: Allowlist | None = None
+    edit_every: float = 1.0  # seconds between two edits of a reply being written
+    external: Callable[[str], Awaitable[bool]] = _never_external
+    monotonic: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
+    _turns: dict[str, asyncio.Lock] = field(default_factory=dict, init=False)
+
+    async def ask(self, user_id: str, run_id: str, channel: str, thread: str, words: str, intent: str) -> Asked | None:
+        """Ask `words` about the run in `thread`, once per `intent`; None when that was done already."""
+        if self.allowlist is not None and not await self.allowlist.allows(user_id):
+            raise NotAllowed(Verb.ANSWER)
+        key = AlertKey(AlertKind.REPLY, run_id, f"ask.{intent}")
+        if await self.external(channel):
+            said = "This channel is shared with another organisation: Fabro's answers are not posted here."
+            await reply_once(self.store, self.slack, self.clock, key, channel, notice(said), thread_ts=thread)
+            return None
+        run = await self.fabro.get_run(run_id)
+        if run.ask_fabro is not None and not run.ask_fabro.available:
+            said = ask_unavailable_text(run.ask_fabro.unavailable_reason)
+            await reply_once(self.store, self.slack, self.clock, key, channel, notice(said), thread_ts=thread)
+            return Asked("", said, 1)
+        mark = session_mark(run_id, channel, thread)
+        turn = self._turns.setdefault(mark, asyncio.Lock())
+        waiting = turn.locked()
+        first = "_Waiting for Fabro to finish the question before this one…_" if waiting else "_Reading the run…_"
+        placeholder = answer_message(first, run_id=run_id, writing=True)
+        ts, posted = await reply_once(self.store, self.slack, self.clock, key, channel, placeholder, thread_ts=thread)
+        if not posted:
+            return None  # Slack sent the same question again: it is answered (or being answered) once
+        log.info("user=%s asked Fabro about run %s in %s", user_id, run_id, channel)
+        async with turn:
+            reply = _Answer(channel, thread, ts)
+            text, failure = await self._turn(run_id, mark, words, reply)
+            return await self._finish(run_id, key, reply, text, failure)
+
+    async def _turn(self, run_id: str, mark: str, words: str, reply: _Answer) -> tuple[str, str | None]:
+        """Send the question and follow its stream; a session Fabro no longer knows is made again, once."""
+        for attempt in range(2):
+            session_id = await self.store.get_mark(mark) or None
+            if session_id is None:
+                session_id = (await self.fabro.create_session(run_id)).id
+                await self.store.set_mark(mark, session_id)
+            try:
+                return await self._stream(session_id, words, reply)
+            except FabroNotFound:
+                if attempt:
+                    raise
+                log.info("session %s of run %s is gone; starting a new one", session_id, run_id)
+                await self._forget(mark)
+            except FabroConflict as exc:
+                if exc.code == "session_active_turn":
+                    return "", ask_failure_text("busy")
+                raise
+        return "", ask_failure_text("agent_error")
+
+    async def _forget(self, mark: str) -> None:
+        # Marks cannot be deleted: an empty one reads as "no session".
+        await self.store.set_mark(mark, "")
+
+    async def _stream(self, session_id: str, words: str, reply: _Answer) -> tuple[str, str | None]:
+        editor = asyncio.create_task(self._edits(reply), name=f"ask-edits-{session_id}")
+        failure: str | None = None
+        try:
+            async with self.fabro.turn(session_id, words) as events:
+                async for event in events:
+                    props = event.properties
+                    if event.event == "run.session.assistant_delta" and isinstance(props.get("delta"), str):
+                        reply.text += props["delta"]
+                        reply.changed.set()
+                    elif event.event == "run.session.assistant_message" and isinstance(props.get("text"), str):
+                        reply.text = props["text"]  # the whole message: what the deltas should have made
+                        reply.changed.set()
+                    elif event.event == "run.session.turn.failed":
+                        code = props.get("code")
+                        failure = ask_failure_text(code if isinstance(code, str) else None)
+                    elif event.event == "run.session.turn.interrupted":
+                        failure = ask_failure_text("interrupted")
+                    elif event.event == "run.session.turn.succeeded":
+                        output = props.get("output")
+                        if not reply.text and isinstance(output, str):
+                            reply.text = output
+        except FabroError as exc:
+            if isinstance(exc, FabroNotFound | FabroConflict):
+                raise
+            log.info("the answer stream of session %s broke: %r", session_id, exc)
+            failure = ask_failure_text("broken")
+        finally:
+            editor.cancel()
+        return reply.text, failure
+
+    async def _edits(self, reply: _Answer) -> None:
+        """Show the answer as it grows: the first text at once, then at most one edit per `edit_every`."""
+        while True:
+            await reply.changed.wait()
+            reply.changed.clear()
+            wait = max(reply.last_edit + self.edit_every - self.monotonic(), self.budget.wait())
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if reply.text == reply.shown or reply.ts is None:
+                continue
+            shown = reply.text
+            chunk = escape(shown)
+            if len(chunk) > ANSWER_CHUNK:  # the rest comes in the final replies
+                chunk = chunk[: ANSWER_CHUNK - 40].rsplit(" ", 1)[0] + " …_(continued below when done)_"
+            await self._edit(reply, answer_message(chunk, run_id="", writing=True))
+            reply.shown = shown
+
+    async def _edit(self, reply: _Answer, message: dict[str, Any]) -> bool:
+        assert reply.ts is not None
+        self.budget.spend()
+        reply.last_edit = self.monotonic()
+        try:
+            await self.slack.chat_update(
+                channel=reply.channel, ts=reply.ts, text=str(message["text"]), blocks=message["blocks"]
+            )
+            return True
+        except TRANSPORT_ERRORS as exc:
+            log.warning("could not edit Fabro's answer in %s: %s", reply.channel, type(exc).__name__)
+            return False
+
+    async def _finish(self, run_id: str, key: AlertKey, reply: _Answer, text: str, failure: str | None) -> Asked:
+        """The complete answer in place of the one being written; what does not fit, in more replies."""
+        chunks = answer_chunks(text) if text.strip() else []
+        if failure is not None and not chunks:
+            chunks = [escape(failure)]
+            failure = None
+        parts = len(chunks)
+        wait = max(reply.last_edit + self.edit_every - self.monotonic(), self.budget.wait())
+        if wait > 0:  # the final edit keeps the pace too
+            await asyncio.sleep(wait)
+        first = answer_message(chunks[0], run_id=run_id, part=1, parts=parts, note=failure if parts == 1 else None)
+        if reply.ts is not None:
+            await self._edit(reply, first)
+        for index, chunk in enumerate(chunks[1:], start=2):
+            note = failure if index == parts else None
+            message = answer_message(chunk, run_id=run_id, part=index, parts=parts, note=note)
+            more = AlertKey(AlertKind.REPLY, run_id, f"{key.question_id}.{index}")
+            await reply_once(self.store, self.slack, self.clock, more, reply.channel, message, thread_ts=reply.thread)
+        return Asked(text, failure, parts)

@@ -1,0 +1,235 @@
+"""Ask Fabro in a run's thread: `@Fabro <question>` (or the card's Ask… window) is answered in one
+reply that grows as Fabro writes, one session per run and thread, kept across a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.app import Bot
+from tests.conftest import SlackUser, wait_for
+from tests.fakes.fabro import FakeFabro
+from tests.fakes.runs import make_run
+from tests.fakes.slack import FakeSlack
+
+ADA = "U123ADA"
+CHANNEL = "C0ALERTS"
+
+
+@pytest.fixture
+def db(tmp_path) -> str:
+    return f"sqlite:///{tmp_path}/ask.db"
+
+
+@pytest.fixture
+async def bot(start_bot, db) -> Bot:
+    started = await start_bot(alert_channel=CHANNEL, alert_pace=0.0, database_url=db)
+    await started.alerter.cycle()
+    return started
+
+
+@pytest.fixture
+async def user(bot: Bot, slack: FakeSlack) -> AsyncIterator[SlackUser]:
+    async with aiohttp.ClientSession() as session:
+        yield SlackUser.of(bot, slack, session)
+
+
+async def failed_alert(bot: Bot, fabro: FakeFabro, slack: FakeSlack, *, ask: bool = True) -> tuple[dict[str, Any], Any]:
+    run = make_run("running", title="Add rate limiting")
+    fabro.add(run)
+    fabro.sandbox_ready(run["id"], ask=ask)
+    fabro.fail(run["id"])
+    await bot.alerter.cycle()
+    [alert] = slack.posts(CHANNEL)
+    return run, alert
+
+
+def replies(slack: FakeSlack, alert: Any) -> list[Any]:
+    return [m for m in slack.messages if m.channel == alert.channel and m.thread_ts == alert.ts]
+
+
+def said(message: Any) -> str:
+    return json.dumps(message.blocks, ensure_ascii=False)
+
+
+def finished(slack: FakeSlack, alert: Any, count: int = 1) -> bool:
+    done = [m for m in replies(slack, alert) if "Fabro is writing" not in said(m) and "Waiting for" not in said(m)]
+    return len(done) >= count and "Reading the run" not in str([said(m) for m in done])
+
+
+async def test_a_question_in_a_failed_alerts_thread_is_answered_in_one_reply(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    run, alert = await failed_alert(bot, fabro, slack)
+    await user.mention("why did it fail?", channel=CHANNEL, thread_ts=alert.ts)
+    await wait_for(lambda: finished(slack, alert))
+    [answer] = replies(slack, alert)
+    assert "The run failed because the tests failed." in said(answer)
+    assert answer.metadata["event_payload"]["key"].startswith(f"reply:{run['id']}:ask.")
+    assert [i for _, i in fabro.turn_inputs] == ["why did it fail?"]
+    assert len(fabro.calls(f"/api/v1/runs/{run['id']}/sessions", method="POST")) == 1
+    assert alert.edits == 0 and slack.violations == []
+
+
+async def test_the_reply_grows_as_fabro_writes_at_most_one_edit_a_second(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    fabro.answer_deltas = [f"part {i}. " for i in range(12)]
+    fabro.delta_pause = 0.25
+    _, alert = await failed_alert(bot, fabro, slack)
+    await user.mention("what happened?", channel=CHANNEL, thread_ts=alert.ts)
+    await wait_for(lambda: finished(slack, alert), timeout=10)
+    [answer] = replies(slack, alert)
+    edits = [c for c in slack.calls_to("chat.update") if c.args.get("ts") == answer.ts]
+    assert len(edits) >= 3  # it grew while Fabro wrote…
+    gaps = [b.at - a.at for a, b in itertools.pairwise(edits)]
+    assert min(gaps) >= 0.9  # …never faster than one edit a second
+    assert "part 11." in said(answer) and "Fabro is writing" not in said(answer)
+
+
+async def test_a_long_answer_continues_in_more_replies_and_nothing_is_cut(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    paragraphs = [f"Paragraph {i}: " + "word " * 150 for i in range(12)]  # about 9,000 characters
+    fabro.answer_deltas = ["\n\n".join(paragraphs)]
+    _, alert = await failed_alert(bot, fabro, slack)
+    await user.mention("explain everything", channel=CHANNEL, thread_ts=alert.ts)
+    await wait_for(lambda: len(replies(slack, alert)) >= 4 and finished(slack, alert, 4), timeout=10)
+    parts = replies(slack, alert)
+    text = " ".join(m.blocks[0]["text"]["text"] for m in parts)
+    assert all(f"Paragraph {i}:" in text for i in range(12))
+    assert text.count("word") == 150 * 12
+    assert "part 1 of 4" in said(parts[0]) and "part 4 of 4" in said(parts[-1])
+    assert slack.violations == []
+
+
+async def test_a_failed_turn_is_told_in_a_sentence(bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack):
+    fabro.turn_failure = "model_unavailable"
+    _, alert = await failed_alert(bot, fabro, slack)
+    await user.mention("why?", channel=CHANNEL, thread_ts=alert.ts)
+    await wait_for(lambda: finished(slack, alert))
+    assert "its language model is unavailable right now" in said(replies(slack, alert)[0])
+
+
+async def test_a_run_fabro_cannot_answer_about_says_why_and_asks_nothing(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    run, alert = await failed_alert(bot, fabro, slack, ask=False)
+    assert "steer:ask" not in json.dumps(alert.blocks)  # the card hides Ask…
+    await user.mention("why?", channel=CHANNEL, thread_ts=alert.ts)
+    await wait_for(lambda: replies(slack, alert))
+    assert "no language model is configured" in said(replies(slack, alert)[0])
+    assert fabro.calls(f"/api/v1/runs/{run['id']}/sessions", method="POST") == [] and fabro.turn_inputs == []
+
+
+async def test_a_second_question_waits_for_the_first_and_they_are_never_interleaved(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    fabro.turn_gate = asyncio.Event()
+    _, alert = await failed_alert(bot, fabro, slack)
+    await user.mention("first question", channel=CHANNEL, thread_ts=alert.ts)
+    await wait_for(lambda: fabro.turn_inputs)
+    await user.mention("second question", channel=CHANNEL, thread_ts=alert.ts)
+    await wait_for(lambda: len(replies(slack, alert)) == 2)
+    assert "Waiting for Fabro to finish the question before this one" in said(replies(slack, alert)[1])
+    assert [i for _, i in fabro.turn_inputs] == ["first question"]  # the second is not sent meanwhile
+    fabro.turn_gate.set()
+    await wait_for(lambda: finished(slack, alert, 2), timeout=10)
+    assert [i for _, i in fabro.turn_inputs] == ["first question", "second question"]
+    assert len({s for s, _ in fabro.turn_inputs}) == 1  # one session for the thread
+
+
+async def test_the_threads_session_is_kept_across_a_restart(
+    start_bot, db: str, bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    run, alert = await failed_alert(bot, fabro, slack)
+    await user.mention("first", channel=CHANNEL, thread_ts=alert.ts)
+    await wait_for(lambda: finished(slack, alert))
+    await bot.stop()
+    again = await start_bot(alert_channel=CHANNEL, alert_pace=0.0, database_url=db)
+    async with aiohttp.ClientSession() as session:
+        await SlackUser.of(again, slack, session).mention("and then?", channel=CHANNEL, thread_ts=alert.ts)
+        await wait_for(lambda: finished(slack, alert, 2))
+    assert len(fabro.calls(f"/api/v1/runs/{run['id']}/sessions", method="POST")) == 1
+    assert len({s for s, _ in fabro.turn_inputs}) == 1 and len(fabro.turn_inputs) == 2
+
+
+async def test_a_session_fabro_forgot_is_made_again(bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack):
+    run, alert = await failed_alert(bot, fabro, slack)
+    await user.mention("first", channel=CHANNEL, thread_ts=alert.ts)
+    await wait_for(lambda: finished(slack, alert))
+    fabro.sessions.clear()  # Fabro lost it
+    await user.mention("second", channel=CHANNEL, thread_ts=alert.ts)
+    await wait_for(lambda: finished(slack, alert, 2))
+    assert len(fabro.calls(f"/api/v1/runs/{run['id']}/sessions", method="POST")) == 2
+    assert [i for _, i in fabro.turn_inputs] == ["first", "second"]
+
+
+async def test_asking_needs_the_action_allowlist(start_bot, db: str, fabro: FakeFabro, slack: FakeSlack):
+    bot = await start_bot(alert_channel=CHANNEL, alert_pace=0.0, database_url=db, action_allowlist="U999OTHER")
+    await bot.alerter.cycle()
+    _, alert = await failed_alert(bot, fabro, slack)
+    async with aiohttp.ClientSession() as session:
+        await SlackUser.of(bot, slack, session).mention("why?", channel=CHANNEL, thread_ts=alert.ts)
+        await wait_for(lambda: slack.calls_to("chat.postEphemeral"))
+    assert "not" in slack.calls_to("chat.postEphemeral")[0].args["text"]
+    assert fabro.turn_inputs == [] and replies(slack, alert) == []
+
+
+async def test_steer_words_still_steer_in_the_same_thread(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    run = make_run("running", title="Refactor")
+    fabro.add(run)
+    fabro.ask(run["id"], {"id": "q-1", "text": "Deploy?", "question_type": "yes_no"})
+    await bot.alerter.cycle()
+    [alert] = slack.posts(CHANNEL)
+    fabro.answer(run["id"], "q-1", {"kind": "yes"})
+    await user.mention("steer use the staging database", channel=CHANNEL, thread_ts=alert.ts)
+    await wait_for(lambda: fabro.calls(f"/api/v1/runs/{run['id']}/steer", method="POST"))
+    assert fabro.turn_inputs == []
+
+
+async def test_the_ask_window_on_a_card_answers_in_its_thread(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    _, alert = await failed_alert(bot, fabro, slack)
+    [block] = [b for b in alert.blocks if b.get("block_id", "").startswith("inspect:")]
+    await user.click(
+        {"action_id": "steer:ask", "value": "ask"},
+        block_id=block["block_id"],
+        channel=CHANNEL,
+        message_ts=alert.ts,
+        ephemeral=False,
+    )
+    await wait_for(lambda: slack.views)
+    await user.submit_view(slack.views[-1], {"ask_question": "which test failed?"})
+    await wait_for(lambda: finished(slack, alert))
+    assert [i for _, i in fabro.turn_inputs] == ["which test failed?"]
+    assert "The run failed because" in said(replies(slack, alert)[0])
+
+
+async def test_a_start_announcements_thread_is_the_runs_thread(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    fabro.add_automation("nightly", "Nightly audit")
+    _, _, url = await user.command("start nightly")
+    card = await user.reply(url)
+    go = next(
+        e for b in card["blocks"] if b["type"] == "actions" for e in b["elements"] if e["action_id"] == "start:go"
+    )
+    await user.click({"action_id": "start:go", "value": go["value"]}, block_id="start", channel="C123OPS")
+    await wait_for(lambda: slack.posts("C123OPS"))
+    [announcement] = slack.posts("C123OPS")
+    run_id = announcement.metadata["event_payload"]["run_id"]
+    fabro.runs[run_id]["lifecycle"]["status"] = {"kind": "running"}
+    fabro.sandbox_ready(run_id)
+    await user.mention("what is it doing?", channel="C123OPS", thread_ts=announcement.ts)
+    await wait_for(lambda: finished(slack, announcement))
+    assert [i for _, i in fabro.turn_inputs] == ["what is it doing?"]
