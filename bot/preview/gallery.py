@@ -12,6 +12,7 @@ from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.blocks import kit
 from bot.blocks.alerts import (
     approval_alert,
     digest_message,
@@ -21,6 +22,15 @@ from bot.blocks.alerts import (
     resolved_alert,
     succeeded_alert,
 )
+from bot.blocks.inspect import (
+    answer_message,
+    ask_failure_text,
+    changes_message,
+    cost_message,
+    graph_comment,
+    log_comment,
+    preview_message,
+)
 from bot.blocks.live import live_card, update_reply
 from bot.blocks.outcomes import outcome_text
 from bot.blocks.replies import error_message, help_message, internal_error_message, usage_error_message
@@ -28,6 +38,7 @@ from bot.blocks.runs import Scanned, run_detail_message, run_list_message, unfur
 from bot.blocks.start import start_announcement, start_card, start_picker
 from bot.blocks.stats import stats_message
 from bot.blocks.subscriptions import subscribed_message, subscriptions_message, summary_message, unsubscribed_message
+from bot.blocks.text import escape
 from bot.core.errors import NotAllowed
 from bot.core.keys import AlertKind, Verb
 from bot.core.outcomes import Outcome, OutcomeVerb
@@ -47,6 +58,7 @@ from bot.fabro.models import (
     RunList,
     Stage,
 )
+from bot.fabro.outputs import RunBilling, RunCommits, RunFiles
 
 __all__ = ["gallery"]
 
@@ -204,6 +216,7 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
         ("Not allowed", error_message(NotAllowed(Verb.RETRY))),
         ("Something broke on our side", internal_error_message("4f2a9c1e7b3d")),
     ]
+    items += _inspections(failed, by_kind["succeeded"], now)
     sub = Subscription(3, "C0TEAM", frozenset({"failed", "questions"}), repo="acme/api", created_by="U0ADA")
     items += [
         (
@@ -223,6 +236,82 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
         ),
     ]
     return items
+
+
+def _inspections(failed: Run, succeeded: Run, now: datetime) -> list[tuple[str, Message]]:
+    """Looking into a run from its thread: one example of each."""
+    files = RunFiles.model_validate(
+        {
+            "data": [
+                _changed("src/auth/limiter.py", 84, 3, "added"),
+                _changed("src/auth/routes.py", 21, 9),
+                _changed("tests/test_auth.py", 40, 0, "added"),
+                {"old_file": {"name": "assets/lock.png"}, "new_file": {"name": "assets/lock.png"}, "binary": True},
+                _changed("README.md", 4, 1),
+            ],
+            "meta": {"source": "sandbox", "stats": {"additions": 149, "deletions": 13}, "total_changed": 5},
+        }
+    )
+    commits = RunCommits.model_validate(
+        {
+            "data": [
+                {"sha": "3f2a9c1e7b3d" + "0" * 28, "short_sha": "3f2a9c1", "subject": "Add a token bucket limiter"},
+                {"sha": "9b1c44d0aa1e" + "0" * 28, "short_sha": "9b1c44d", "subject": "Limit the login routes"},
+            ]
+        }
+    )
+    bill = RunBilling.model_validate(
+        {
+            "stages": [
+                _billed("plan", "claude-sonnet-4-5", 310_000, 18_400),
+                _billed("implement", "claude-opus-4", 2_140_000, 96_200),
+                _billed("verify", "claude-sonnet-4-5", 270_000, 15_900),
+            ],
+            "totals": {"input_tokens": 98_000, "output_tokens": 32_500, "total_tokens": 130_500},
+            "by_model": [
+                {"model": {"model_id": "claude-opus-4"}, "stages": 1, "billing": {"total_usd_micros": 2_140_000}},
+                {"model": {"model_id": "claude-sonnet-4-5"}, "stages": 3, "billing": {"total_usd_micros": 580_000}},
+            ],
+        }
+    )
+    bill.totals.total_usd_micros = 2_720_000
+    answer = (
+        "The run failed in *verify*: `test_burst_is_refused` expects a 429 after 5 logins, but the limiter"
+        " allows 6 because the window starts at the first request, not before it."
+    )
+    tail = "E   assert 200 == 429\nFAILED tests/test_auth.py::test_burst_is_refused\n1 failed, 41 passed in 3.2s"
+    log = log_comment(failed, size=7_340_032, kept=5_242_880, stage="verify", tail=tail)
+    url = "https://3000-sbx-4f2a.preview.example/?tkn=0123456789abcdef"
+    return [
+        ("In a run's thread: Changes", changes_message(succeeded, files, commits)),
+        ("In a run's thread: Cost", cost_message(succeeded, bill)),
+        ("In a run's thread: the log, uploaded (its message)", {"text": log, "blocks": [kit.section(log)]}),
+        ("/runs preview <id> 3000 (to the asker alone)", preview_message(succeeded, 3000, url, now)),
+        (
+            "In a run's thread: the graph, uploaded (its message)",
+            _said(graph_comment(failed, "verify", marked=True, as_image=True)),
+        ),
+        ("Ask Fabro: the answer as it is written", answer_message(escape(answer[:60]), run_id=failed.id, writing=True)),
+        ("Ask Fabro: the answer", answer_message(escape(answer), run_id=failed.id)),
+        ("Ask Fabro: a failed turn", answer_message(escape(ask_failure_text("sandbox_unavailable")), run_id=failed.id)),
+    ]
+
+
+def _said(text: str) -> Message:
+    return {"text": text, "blocks": [kit.section(text)]}
+
+
+def _changed(path: str, added: int, removed: int, kind: str = "modified") -> dict[str, Any]:
+    patch = "\n".join([f"--- a/{path}", f"+++ b/{path}", *["-old"] * removed, *["+new"] * added])
+    return {"old_file": {"name": path}, "new_file": {"name": path}, "change_kind": kind, "unified_patch": patch}
+
+
+def _billed(stage: str, model: str, micros: int, tokens: int) -> dict[str, Any]:
+    return {
+        "stage": {"id": stage, "name": stage},
+        "model": {"provider": "anthropic", "model_id": model},
+        "billing": {"total_usd_micros": micros, "total_tokens": tokens},
+    }
 
 
 def _stages() -> list[Stage]:
