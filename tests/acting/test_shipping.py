@@ -65,8 +65,8 @@ async def test_a_succeeded_run_gets_create_pull_request_and_the_card_follows_the
     first, second = await asyncio.gather(
         click(user, block, "steer:create_pr"), click(user, block, "steer:create_pr", who=BOB)
     )
-    assert posted(fabro, "/pull_request") == [{"force": False}]  # a double click asks once
     await wait_for(lambda: any("opened by" in json.dumps(r) for r in slack.responses_to(first)), timeout=5)
+    assert posted(fabro, "/pull_request") == [{"force": False}]  # a double click asks once
     final = [r for r in slack.responses_to(first) if "opened by" in json.dumps(r)][-1]
     assert final["replace_original"] is True
     assert "Pull request <https://github.com/demo/api/pull/7|#7> opened by <@U123ADA>" in json.dumps(final)
