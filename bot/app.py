@@ -139,6 +139,7 @@ def build_bolt_app(
         settings.fabro_web_url,
         inspector,
         asker,
+        desk=commands.desk,
     )
     controls.register(app, clicks)
     mentions.register(app, steering, store, shower, clicks.act, asker=asker)

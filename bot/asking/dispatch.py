@@ -20,6 +20,8 @@ from bot.core.query import (
     Help,
     Inspect,
     Link,
+    Muted,
+    MuteRun,
     Notify,
     Parsed,
     RunLookup,
@@ -29,11 +31,13 @@ from bot.core.query import (
     Subscribe,
     Subscriptions,
     Summary,
+    Unmute,
     Unsubscribe,
     UsageError,
     WhoAmI,
 )
 from bot.core.stats import Window
+from bot.fabro.client import ULID_LENGTH
 from bot.people.identity import Linker, LinkOutcome
 from bot.people.notify import DEFAULT_NOTIFY
 from bot.telling.daily import Daily
@@ -48,6 +52,7 @@ START_NEEDS_SLACK = (
 FOLLOW_NEEDS_SLACK = "Runs are followed in a Slack channel: run `{command} follow <run-id>` there."
 LINK_NEEDS_SLACK = "Links belong to a Slack account: run `{command} {words}` in Slack."
 INSPECT_NEEDS_SLACK = "`{command} {words}` answers in Slack: run it there."
+MUTE_NEEDS_SLACK = "A run is muted in a Slack conversation: run `{command} {words}` there."
 NEEDS_A_CHANNEL = "Subscriptions belong to a Slack channel: run `{command} {words}` in the channel itself."
 
 
@@ -90,7 +95,7 @@ class Commands:
     @staticmethod
     def selector_of(parsed: Parsed) -> str | None:
         """The run id or prefix a failure should be told about (a prefix matching no run, or several)."""
-        if isinstance(parsed, RunLookup | FollowRun | Inspect):
+        if isinstance(parsed, RunLookup | FollowRun | Inspect | MuteRun | Unmute):
             return parsed.selector
         if isinstance(parsed, RunQuery) and parsed.parent_id:
             return parsed.parent_id
@@ -117,6 +122,8 @@ class Commands:
                 return await self._link(parsed, caller)
             case Inspect():
                 return await self._inspect(parsed, caller)
+            case MuteRun() | Unmute() | Muted():
+                return await self._mute(parsed, caller)
             case Stats():
                 daily = self.daily or Daily(self.answerer.fabro, self.answerer.clock)
                 tz = await self.zone_of(caller.user_id)
@@ -141,6 +148,27 @@ class Commands:
         if caller.user_id is None:
             return Reply(notice(INSPECT_NEEDS_SLACK.format(command=self.command, words=parsed.what)))
         return Reply(await self.inspector.privately(Look.LOGS, parsed.selector, caller.user_id, self.new_intent()))
+
+    async def _mute(self, parsed: MuteRun | Unmute | Muted, caller: Caller) -> Reply:
+        if self.desk is None or caller.channel is None or caller.user_id is None:
+            words = {MuteRun: "mute <run-id>", Unmute: "unmute <run-id>", Muted: "muted"}[type(parsed)]
+            return Reply(notice(MUTE_NEEDS_SLACK.format(command=self.command, words=words)))
+        now = self.answerer.clock()
+        if isinstance(parsed, Muted):
+            reply = await self.desk.muted(channel=caller.channel, now=now)
+        else:
+            # A prefix is resolved, so the mute names the run the alerts are keyed by; a full id is
+            # unmuted as it is (the run may be gone from Fabro by now).
+            full = len(parsed.selector) == ULID_LENGTH
+            run_id = parsed.selector if full else (await self.answerer.fabro.find_run(parsed.selector)).id
+            if isinstance(parsed, Unmute):
+                reply = await self.desk.unmute(run_id, channel=caller.channel, user_id=caller.user_id)
+            else:
+                run_id = (await self.answerer.fabro.find_run(parsed.selector)).id if full else run_id
+                reply = await self.desk.mute(
+                    run_id, parsed.minutes, channel=caller.channel, user_id=caller.user_id, now=now
+                )
+        return Reply(reply.message, public=reply.public)
 
     async def _follow(self, parsed: FollowRun, caller: Caller) -> Reply:
         if self.follower is None or caller.channel is None or caller.user_id is None:

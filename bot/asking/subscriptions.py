@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.blocks.replies import notice
 from bot.blocks.subscriptions import (
+    muted_list_message,
+    muted_message,
     subscribed_message,
     subscriptions_message,
     summary_message,
+    unmuted_message,
     unsubscribed_message,
 )
 from bot.core.errors import NotAllowed
 from bot.core.query import Subscribe, Summary, Unsubscribe
-from bot.core.records import ChannelSummary, Subscription
+from bot.core.records import ChannelSummary, Mute, Subscription
 from bot.people.identity import Linker
 from bot.people.permissions import Allowlist
 from bot.store.base import Store
@@ -116,3 +119,28 @@ class SubscriptionDesk:
         return Reply(
             unsubscribed_message(removed, ids=request.ids, user_id=user_id, command=self.command), public=removed > 0
         )
+
+    # -- mutes: one run, one conversation ---------------------------------------------------
+
+    async def _may_mute(self, channel: str, user_id: str) -> None:
+        # A direct message is the caller's own: muting there changes nothing anyone else sees.
+        if not channel.startswith("D"):
+            await self._may_route(user_id)
+
+    async def mute(self, run_id: str, minutes: int | None, *, channel: str, user_id: str, now: datetime) -> Reply:
+        """Mute `run_id` (a full id) in `channel` for `minutes`, or for the rest of the run (None)."""
+        await self._may_mute(channel, user_id)
+        until = now + timedelta(minutes=minutes) if minutes is not None else None
+        mute = Mute(channel, run_id, until, user_id, now)
+        await self.store.mute(mute)
+        log.info("user=%s muted run %s in channel=%s until %s", user_id, run_id, channel, until or "it ends")
+        return Reply(muted_message(mute, user_id=user_id, command=self.command), public=True)
+
+    async def unmute(self, run_id: str, *, channel: str, user_id: str) -> Reply:
+        await self._may_mute(channel, user_id)
+        removed = await self.store.unmute(channel, run_id)
+        log.info("user=%s unmuted run %s in channel=%s (%s)", user_id, run_id, channel, removed)
+        return Reply(unmuted_message(run_id, user_id=user_id, removed=removed), public=removed)
+
+    async def muted(self, *, channel: str, now: datetime) -> Reply:
+        return Reply(muted_list_message(await self.store.mutes(now, channel=channel), command=self.command))

@@ -12,7 +12,7 @@ from bot.blocks.controls import approval_controls, question_controls, run_contro
 from bot.blocks.inspect import inspect_controls
 from bot.blocks.limits import FALLBACK_TEXT, MAX_BLOCKS, TOTAL_BLOCK_TEXT
 from bot.blocks.question import question_text
-from bot.blocks.routing import encode_page, show_action_id
+from bot.blocks.routing import MUTE_ACTION, encode_mute, encode_page, show_action_id
 from bot.blocks.runs import link_buttons, run_summary
 from bot.blocks.text import clip, escape, link, slack_date
 from bot.core.keys import AlertKey, AlertKind
@@ -28,6 +28,7 @@ __all__ = [
     "failed_alert",
     "metadata_key",
     "metadata_run",
+    "mute_menu",
     "pr_alert",
     "question_alert",
     "resolved_alert",
@@ -84,6 +85,21 @@ def metadata_key(message: dict[str, Any]) -> str | None:
     return key if isinstance(key, str) and key else None
 
 
+_MUTE_LABELS = {
+    "1h": "Mute this run here for 1 hour",
+    "1d": "Mute this run here for 1 day",
+    "end": "Mute this run here until it ends",
+}
+
+
+def mute_menu(run_id: str) -> dict[str, Any]:
+    """An alert's overflow menu: no more alerts, reminders or escalations about the run in this conversation."""
+    options = [
+        {"text": kit.plain(label, 75), "value": encode_mute(choice, run_id)} for choice, label in _MUTE_LABELS.items()
+    ]
+    return {"type": "overflow", "action_id": MUTE_ACTION, "options": options}
+
+
 def _with_metadata(message: Message, key: AlertKey | None, run: Run) -> Message:
     if key is not None:
         message["metadata"] = alert_metadata(key, run.id)
@@ -104,7 +120,7 @@ def failed_alert(
         blocks.append(kit.context("Fabro recorded no failure message for this run."))
     blocks += run_controls(run)
     blocks += inspect_controls(run)
-    buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
+    buttons = kit.actions(*link_buttons(run, web_base), mute_menu(run.id), block_id=f"links:{run.id}")
     if buttons:
         blocks.append(buttons)
     reason = (failure.reason if failure else None) or run.status.reason or run.status.kind
@@ -120,7 +136,7 @@ def succeeded_alert(run: Run, *, now: datetime, web_base: str | None, key: Alert
     blocks = [kit.section(run_summary(run, now), block_id=f"alert:{run.id}")]
     blocks += run_controls(run)
     blocks += inspect_controls(run)
-    buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
+    buttons = kit.actions(*link_buttons(run, web_base), mute_menu(run.id), block_id=f"links:{run.id}")
     if buttons:
         blocks.append(buttons)
     return _with_metadata({"text": clip(f"Run succeeded: {_title(run)}", FALLBACK_TEXT), "blocks": blocks}, key, run)
@@ -159,7 +175,7 @@ def pr_alert(
         blocks.append(kit.context(" · ".join(facts)))
     blocks.append(kit.section(run_summary(run, now), block_id=f"alert:{run.id}"))
     blocks += run_controls(run)
-    buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
+    buttons = kit.actions(*link_buttons(run, web_base), mute_menu(run.id), block_id=f"links:{run.id}")
     if buttons:
         blocks.append(buttons)
     text = clip(f"Pull request {named} {verb} {_title(run)}", FALLBACK_TEXT)
@@ -205,7 +221,7 @@ def question_alert(
         if review:
             blocks.append(review)
     blocks += question_controls(run, question)
-    buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
+    buttons = kit.actions(*link_buttons(run, web_base), mute_menu(run.id), block_id=f"links:{run.id}")
     if buttons:
         blocks.append(buttons)
     text = clip(f"Question waiting on {_title(run)}: {escape(question.text)}", FALLBACK_TEXT)
@@ -218,7 +234,7 @@ def approval_alert(run: Run, *, now: datetime, web_base: str | None, key: AlertK
         lines.append(f"Child of run `{escape(run.parent_id)}`")
     blocks = [kit.section("\n".join(lines), block_id=f"alert:{run.id}")]
     blocks += approval_controls(run)
-    buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
+    buttons = kit.actions(*link_buttons(run, web_base), mute_menu(run.id), block_id=f"links:{run.id}")
     if buttons:
         blocks.append(buttons)
     text = clip(f"Approval waiting: {_title(run)}", FALLBACK_TEXT)

@@ -35,6 +35,8 @@ __all__ = [
     "MERGE_CONFIRM",
     "MERGE_METHODS",
     "MERGE_MODAL",
+    "MUTE_ACTION",
+    "MUTE_CHOICES",
     "PAGE_ACTION",
     "SHOW_ACTION",
     "START_ACTION",
@@ -49,10 +51,12 @@ __all__ = [
     "choice_value",
     "control_block_id",
     "decode_modal",
+    "decode_mute",
     "decode_page",
     "decode_picker",
     "decode_start",
     "encode_modal",
+    "encode_mute",
     "encode_page",
     "encode_picker",
     "encode_start",
@@ -69,6 +73,22 @@ PAGE_ACTION = re.compile(r"^runs_page:(prev|next)$")
 FOLLOW_ACTION = "runs_follow"  # its value is the run id
 SHOW_ACTION = re.compile(r"^runs_show(?::[a-z_]{1,32})?$")  # a listing for the clicker alone, message left in place
 LINK_ACTION = re.compile(r"^runs_link:")
+MUTE_ACTION = "runs_mute"  # an alert's overflow menu; each option's value is `<choice>:<run id>`
+# What the menu offers: minutes, or None for the rest of the run.
+MUTE_CHOICES: dict[str, int | None] = {"1h": 60, "1d": 24 * 60, "end": None}
+
+
+def encode_mute(choice: str, run_id: str) -> str:
+    return f"{choice}:{run_id}"
+
+
+def decode_mute(value: str | None) -> tuple[int | None, str] | None:
+    """(minutes or None for the rest of the run, run id) from an option we made; None for anything else."""
+    choice, colon, run_id = (value or "").partition(":")
+    if not colon or choice not in MUTE_CHOICES or not _ID.match(run_id):
+        return None
+    return MUTE_CHOICES[choice], run_id
+
 
 _ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 

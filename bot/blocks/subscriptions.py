@@ -1,19 +1,22 @@
-"""Replies to `/runs subscribe`, `/runs subscriptions` and `/runs unsubscribe`.  [pure]"""
+"""Replies to `/runs subscribe`, `subscriptions`, `unsubscribe`, `summary`, `mute`, `unmute` and `muted`.  [pure]"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from bot.blocks import kit
-from bot.blocks.text import clip, escape
-from bot.core.records import ChannelSummary, Subscription
+from bot.blocks.text import clip, escape, slack_date
+from bot.core.records import ChannelSummary, Mute, Subscription
 
 __all__ = [
     "BROKEN_FIXES",
     "describe_subscription",
+    "muted_list_message",
+    "muted_message",
     "subscribed_message",
     "subscriptions_message",
     "summary_message",
+    "unmuted_message",
     "unsubscribed_message",
 ]
 
@@ -125,3 +128,50 @@ def summary_message(summary: ChannelSummary | None, *, command: str, changed_by:
             f" `{cmd} summary off` stops it."
         )
     return {"text": _plain(text), "blocks": [kit.section(f":calendar: {text}", block_id="summary")]}
+
+
+def _until(mute: Mute) -> str:
+    if mute.until is None:
+        return "for the rest of the run, its end included"
+    return f"until {slack_date(mute.until)}"
+
+
+def muted_message(mute: Mute, *, user_id: str, command: str) -> Message:
+    """Told in the conversation: who muted which run, for how long, and how to undo it."""
+    run = escape(mute.run_id)
+    line = (
+        f":mute: <@{escape(user_id)}> muted run `{run}` here {_until(mute)}:"
+        " no alerts, reminders or escalations about it."
+    )
+    hint = f"`{escape(command)} unmute {run}` ends it; `{escape(command)} muted` lists what is muted here."
+    return {"text": _plain(clip(line, 3000)), "blocks": [kit.section(line, block_id="muted"), kit.context(hint)]}
+
+
+def unmuted_message(run_id: str, *, user_id: str, removed: bool) -> Message:
+    run = escape(run_id)
+    line = (
+        f":loud_sound: <@{escape(user_id)}> unmuted run `{run}` here." if removed else f"Run `{run}` is not muted here."
+    )
+    return {"text": _plain(line), "blocks": [kit.section(line, block_id="unmuted")]}
+
+
+_MUTED_SHOWN = 40
+
+
+def muted_list_message(mutes: list[Mute], *, command: str) -> Message:
+    """What is muted in this conversation, each with how long and who muted it."""
+    cmd = escape(command)
+    if not mutes:
+        text = f"Nothing is muted here. An alert's menu (⋯) mutes its run, or `{cmd} mute <run-id> [1h|1d|end]`."
+        return {"text": _plain(text), "blocks": [kit.section(text, block_id="muted:none")]}
+    lines = [
+        f"• `{escape(m.run_id)}` {_until(m)}" + (f", by <@{escape(m.created_by)}>" if m.created_by else "")
+        for m in mutes[:_MUTED_SHOWN]
+    ]
+    blocks = [kit.section(f"*{len(mutes)} run{'s' if len(mutes) != 1 else ''} muted here*", block_id="muted:head")]
+    for start in range(0, len(lines), 10):
+        blocks.append(kit.section("\n".join(lines[start : start + 10]), block_id=f"muted:{start}"))
+    if len(mutes) > _MUTED_SHOWN:
+        blocks.append(kit.context(f"… and {len(mutes) - _MUTED_SHOWN} more."))
+    blocks.append(kit.context(f"`{cmd} unmute <run-id>` ends one."))
+    return {"text": f"{len(mutes)} runs muted here", "blocks": blocks}

@@ -27,6 +27,11 @@ to look into one run:
 
     changes <run-id> · cost <run-id> · logs <run-id> · preview <run-id> <port>
 
+and for muting one run in this conversation (a DM mutes only what comes to the DM):
+
+    mute <run-id> [1h|1d|<n>m|<n>h|<n>d|end]   (default: until the run ends)
+    unmute <run-id>  ·  muted
+
 and for the caller's own account:
 
     link <github-login>  ·  unlink [<github-login>]  ·  whoami
@@ -58,6 +63,8 @@ __all__ = [
     "Help",
     "Inspect",
     "Link",
+    "MuteRun",
+    "Muted",
     "Narrow",
     "Notify",
     "Parsed",
@@ -68,6 +75,7 @@ __all__ = [
     "Subscribe",
     "Subscriptions",
     "Summary",
+    "Unmute",
     "Unsubscribe",
     "UsageError",
     "WhoAmI",
@@ -141,6 +149,7 @@ GRAMMAR = (
     "`/runs follow <run-id>` · `/runs unfollow <run-id>` · `/runs start [automation-id]`\n"
     "`/runs stats [today|yesterday|week]` · `/runs summary [daily HH:MM | off]`\n"
     "`/runs changes <run-id>` · `/runs cost <run-id>` · `/runs logs <run-id>` · `/runs preview <run-id> <port>`\n"
+    "`/runs mute <run-id> [1h|1d|end]` · `/runs unmute <run-id>` · `/runs muted`\n"
     "`/runs link <github-login>` · `/runs unlink [login]` · `/runs whoami`"
     " · `/runs notify [questions approvals failed succeeded | off]`\n"
     "*status*: " + " ".join(f"`{b}`" for b in BUCKETS) + ", or `active`, `done`\n"
@@ -159,6 +168,7 @@ EXAMPLES: tuple[tuple[str, str], ...] = (
     ("01KJW4MG", "one run in detail, by id or prefix"),
     ("subscribe failed repo:acme/api", "post this repo's failed runs in this channel"),
     ("subscribe succeeded pr by:me", "tell this channel when your runs succeed and open pull requests"),
+    ("mute 01KJW4MG 1d", "no alerts, reminders or escalations about that run here for a day"),
     ("stats week", "what ran, failed and cost in the last 7 days, and who is waited on"),
     ("summary daily 09:00", "post yesterday's picture in this channel every morning"),
 )
@@ -182,6 +192,9 @@ _VOCABULARY = (
     "-workflow:",
     "stats",
     "start",
+    "mute",
+    "unmute",
+    "muted",
     "summary",
     "subscribe",
     *INSPECT_WORDS,
@@ -502,6 +515,27 @@ class Notify:
     kinds: frozenset[str] | None = None
 
 
+MAX_MUTE_MINUTES = 30 * 24 * 60
+
+
+@dataclass(frozen=True)
+class MuteRun:
+    """Mute a run in this conversation for `minutes`, or until it ends (None)."""
+
+    selector: str
+    minutes: int | None = None
+
+
+@dataclass(frozen=True)
+class Unmute:
+    selector: str
+
+
+@dataclass(frozen=True)
+class Muted:
+    """What is muted in this conversation."""
+
+
 @dataclass(frozen=True)
 class WhoAmI:
     """The caller's linked logins."""
@@ -532,6 +566,9 @@ Parsed = (
     | Notify
     | WhoAmI
     | Inspect
+    | MuteRun
+    | Unmute
+    | Muted
 )
 
 SUBSCRIPTION_WORDS = ("failed", "questions", "approvals", "cancelled", "succeeded", "pr")
@@ -567,15 +604,22 @@ def parse(text: str | None) -> Parsed:
             hints = ("`/runs start` to pick one", "`/runs start <automation-id>`")
             return UsageError("`start` takes one automation id at most.", word=words[-1], hints=hints)
         return Start(words[1] if len(words) == 2 else None)
-    if first == "summary":
-        return _summary(words[1:])
-    if first in ("link", "unlink", "whoami"):
-        return _link(first, words[1:])
-    if first == "notify":
-        return _notify(words[1:])
-    if first in INSPECT_WORDS:
-        return _inspect(first, words[1:])
+    reader = _FIRST_WORDS.get(first)
+    if reader is not None:
+        return reader(first, words[1:])
     return _Parser().run(words)
+
+
+def _first_words() -> dict[str, Callable[[str, list[str]], Parsed]]:
+    """Words that, first, decide the whole command: each with its reader of what follows."""
+    table: dict[str, Callable[[str, list[str]], Parsed]] = {
+        "summary": lambda _, rest: _summary(rest),
+        "notify": lambda _, rest: _notify(rest),
+    }
+    table.update(dict.fromkeys(("link", "unlink", "whoami"), _link))
+    table.update(dict.fromkeys(INSPECT_WORDS, _inspect))
+    table.update(dict.fromkeys(("mute", "unmute", "muted"), _mute))
+    return table
 
 
 def _inspect(what: str, words: list[str]) -> Inspect | UsageError:
@@ -618,6 +662,51 @@ def _notify(words: list[str]) -> Notify | UsageError:
             )
         kinds.add(word)
     return Notify(frozenset(kinds))
+
+
+_MUTE_UNITS = {"m": 1, "h": 60, "d": 24 * 60}
+_UNTIL_END = ("end", "until-end", "forever", "run")
+
+
+def mute_minutes(word: str) -> int | UsageError | None:
+    """`30m` `1h` `2d` → minutes; `end` → None (until the run ends); anything else → a usage error."""
+    lowered = word.lower()
+    if lowered in _UNTIL_END:
+        return None
+    number, unit = lowered[:-1], lowered[-1:]
+    if unit in _MUTE_UNITS and number.isascii() and number.isdigit() and len(number) <= 5:
+        minutes = int(number) * _MUTE_UNITS[unit]
+        if 0 < minutes <= MAX_MUTE_MINUTES:
+            return minutes
+    return UsageError(
+        f"`{word}` is not how long to mute: say `1h`, `1d`, `30m` (up to 30 days), or `end` for the rest of the run.",
+        word=word,
+        suggestion=None,
+        hints=("`/runs mute 01KJW4MG 1h`", "`/runs mute 01KJW4MG` mutes it until it ends"),
+    )
+
+
+def _mute(first: str, words: list[str]) -> MuteRun | Unmute | Muted | UsageError:
+    if first == "muted":
+        if words:
+            return UsageError("`muted` stands alone.", word=words[0], hints=("`/runs muted`",))
+        return Muted()
+    hint = "`/runs mute 01KJW4MG 1h`" if first == "mute" else "`/runs unmute 01KJW4MG`"
+    most = 2 if first == "mute" else 1
+    if not words or len(words) > most or not _looks_like_run_id(words[0]):
+        return UsageError(
+            f"`{first}` takes the id of a run, or a unique prefix"
+            + (", and how long (`1h`, `1d`, `end`)." if first == "mute" else "."),
+            word=words[-1] if words else None,
+            hints=(hint, "`/runs muted` lists what is muted here"),
+        )
+    selector = words[0].upper() if _CROCKFORD.match(words[0]) else words[0]
+    if first == "unmute":
+        return Unmute(selector)
+    minutes = mute_minutes(words[1]) if len(words) == 2 else None
+    if isinstance(minutes, UsageError):
+        return minutes
+    return MuteRun(selector, minutes)
 
 
 def _link(first: str, words: list[str]) -> Link | WhoAmI | UsageError:
@@ -941,3 +1030,6 @@ def _bad_value(raw: str, name: str, value: str, choices: tuple[str, ...], shown:
         suggestion=f"{name}:{close[0]}" if close else None,
         hints=("choose from " + " ".join(f"`{c}`" for c in shown),),
     )
+
+
+_FIRST_WORDS = _first_words()

@@ -22,6 +22,7 @@ __all__ = [
     "ChannelSummary",
     "Follow",
     "IndexedRun",
+    "Mute",
     "Subscription",
     "UserLink",
 ]
@@ -111,6 +112,21 @@ class IndexedRun:
     title: str
     web_url: str | None
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Mute:
+    """A run muted in one conversation: no alerts, reminders or escalations about it there until `until`
+    (None: for the rest of the run)."""
+
+    channel: str
+    run_id: str
+    until: datetime | None
+    created_by: str | None
+    created_at: datetime
+
+    def holds(self, now: datetime) -> bool:
+        return self.until is None or now < self.until
 
 
 @dataclass(frozen=True)

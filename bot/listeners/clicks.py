@@ -39,6 +39,7 @@ from bot.blocks.routing import (
     MERGE_CONFIRM,
     MERGE_METHODS,
     MERGE_MODAL,
+    MUTE_ACTION,
     PAGE_ACTION,
     SHOW_ACTION,
     START_BUTTONS,
@@ -50,6 +51,7 @@ from bot.blocks.routing import (
     ModalContext,
     Target,
     decode_modal,
+    decode_mute,
     decode_page,
     decode_picker,
     decode_start,
@@ -78,6 +80,7 @@ __all__ = [
     "Ignored",
     "Inspect",
     "Merge",
+    "MuteRun",
     "NothingPicked",
     "OpenWindow",
     "Origin",
@@ -276,6 +279,13 @@ class ShowRuns:
 
 
 @dataclass(frozen=True)
+class MuteRun:
+    who: Where  # the conversation it is muted in (a DM mutes only the DM)
+    run_id: str
+    minutes: int | None  # None: for the rest of the run
+
+
+@dataclass(frozen=True)
 class Follow:
     who: Where  # channel always known: the live card goes there
     run_id: str
@@ -322,6 +332,7 @@ Click = (
     | ChooseMerge
     | ShowRuns
     | Follow
+    | MuteRun
     | Unfinished
     | Ignored
     | Unreadable
@@ -469,6 +480,15 @@ def _follow(body: dict[str, Any], action: dict[str, Any], user: str | None) -> C
     return Follow(Where(user, channel, message_ts), run_id)
 
 
+def _mute(body: dict[str, Any], action: dict[str, Any], user: str | None) -> Click:
+    decoded = decode_mute(text(obj(action.get("selected_option")).get("value")))
+    channel, message_ts = where_clicked(body)
+    if decoded is None or channel is None or user is None:
+        return Unreadable(Stale.CONTROL, user)
+    minutes, run_id = decoded
+    return MuteRun(Where(user, channel, message_ts), run_id, minutes)
+
+
 def _start_button(action_id: str, action: dict[str, Any], user: str | None) -> Click:
     decoded = decode_start(text(action.get("value")))
     if decoded is None or user is None:
@@ -488,6 +508,8 @@ def _read_action(body: dict[str, Any]) -> Click:
         return _listing(action_id, action, user)
     if action_id == FOLLOW_ACTION:
         return _follow(body, action, user)
+    if action_id == MUTE_ACTION:
+        return _mute(body, action, user)
     if START_BUTTONS.match(action_id):
         return _start_button(action_id, action, user)
     if LINK_ACTION.match(action_id):
@@ -586,7 +608,7 @@ _WINDOWS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Click]] = {
 }
 
 # What the listener registers for: every action id and window callback id read here.
-ACTION_IDS = (STEER_ACTION, PAGE_ACTION, SHOW_ACTION, FOLLOW_ACTION, START_BUTTONS, LINK_ACTION)
+ACTION_IDS = (STEER_ACTION, PAGE_ACTION, SHOW_ACTION, FOLLOW_ACTION, MUTE_ACTION, START_BUTTONS, LINK_ACTION)
 WINDOW_IDS = tuple(_WINDOWS)
 
 

@@ -23,6 +23,7 @@ from bot.acting.steering import Steering, Where
 from bot.asking.answers import Answerer
 from bot.asking.ask import AskDesk
 from bot.asking.inspect import Inspector, Look, Thread
+from bot.asking.subscriptions import SubscriptionDesk
 from bot.blocks.replies import STALE_PAGE, notice
 from bot.blocks.routing import Target
 from bot.blocks.start import start_announcement
@@ -54,6 +55,7 @@ class Controls:
     web_base: str | None
     inspector: Inspector | None = None
     asker: AskDesk | None = None
+    desk: SubscriptionDesk | None = None  # mutes, from an alert's menu
 
     async def act(self, label: str, work: Awaitable[T]) -> T | Failed:
         result = await attempt(work, what=f"{label} from Slack", command=self.command)
@@ -126,6 +128,8 @@ class Controls:
                     await respond(response_type="ephemeral", replace_original=in_place and not failed, **message)
             case c.Follow(who, run_id):
                 await self._follow(who, run_id, respond)
+            case c.MuteRun(who, run_id, minutes):
+                await self._mute(who, run_id, minutes, respond)
             case c.Unfinished(block, error):
                 await ack(response_action="errors", errors={block: error})
             case c.Ignored():
@@ -190,6 +194,23 @@ class Controls:
                 pass  # the window has closed: there is nowhere left to say it
             case _:
                 assert_never(stale)
+
+    async def _mute(self, who: Where, run_id: str, minutes: int | None, respond: AsyncRespond | None) -> None:
+        """Mute from an alert's menu: told in the conversation (who muted what), or why not to the clicker."""
+        if respond is None or who.channel is None:
+            return
+        if self.desk is None:
+            await respond(response_type="ephemeral", replace_original=False, **notice(STALE_PAGE, icon=":warning:"))
+            return
+        result = await attempt(
+            self.desk.mute(run_id, minutes, channel=who.channel, user_id=who.user_id, now=self.clock()),
+            what="mute from an alert",
+            command=self.command,
+        )
+        if isinstance(result, Failed):
+            await respond(response_type="ephemeral", replace_original=False, **result.message)
+            return
+        await respond(response_type="in_channel", replace_original=False, **result.message)
 
     async def _follow(self, who: Where, run_id: str, respond: AsyncRespond | None) -> None:
         """Follow from a card: on the clicked alert's own message, or on a live card posted in the channel."""

@@ -37,13 +37,21 @@ from bot.blocks.replies import error_message, help_message, internal_error_messa
 from bot.blocks.runs import Scanned, run_detail_message, run_list_message, unfurl_card
 from bot.blocks.start import start_announcement, start_card, start_picker
 from bot.blocks.stats import stats_message
-from bot.blocks.subscriptions import subscribed_message, subscriptions_message, summary_message, unsubscribed_message
+from bot.blocks.subscriptions import (
+    muted_list_message,
+    muted_message,
+    subscribed_message,
+    subscriptions_message,
+    summary_message,
+    unmuted_message,
+    unsubscribed_message,
+)
 from bot.blocks.text import escape
 from bot.core.errors import NotAllowed
 from bot.core.keys import AlertKind, Verb
 from bot.core.outcomes import Outcome, OutcomeVerb
 from bot.core.query import Narrow, RunQuery, UsageError, parse
-from bot.core.records import ChannelSummary, Subscription
+from bot.core.records import ChannelSummary, Mute, Subscription
 from bot.core.stats import Window, bounds, picture
 from bot.fabro.errors import FabroUnavailable
 from bot.fabro.models import (
@@ -234,6 +242,15 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
                 ChannelSummary("C0TEAM", "09:00", "Europe/Berlin", "U0ADA", now), command=COMMAND, changed_by="U0ADA"
             ),
         ),
+        (
+            "Mute this run for 1 hour (an alert's menu, or /runs mute <id> 1h)",
+            muted_message(_muted(runs[0], now, hours=1), user_id="U0ADA", command=COMMAND),
+        ),
+        (
+            "/runs muted",
+            muted_list_message([_muted(runs[0], now, hours=1), _muted(runs[1], now, hours=None)], command=COMMAND),
+        ),
+        ("/runs unmute <id>", unmuted_message(runs[0].id, user_id="U0ADA", removed=True)),
     ]
     return items
 
@@ -312,6 +329,10 @@ def _billed(stage: str, model: str, micros: int, tokens: int) -> dict[str, Any]:
         "model": {"provider": "anthropic", "model_id": model},
         "billing": {"total_usd_micros": micros, "total_tokens": tokens},
     }
+
+
+def _muted(run: Run, now: datetime, *, hours: int | None) -> Mute:
+    return Mute("C0TEAM", run.id, now + timedelta(hours=hours) if hours else None, "U0ADA", now)
 
 
 def _stages() -> list[Stage]:

@@ -13,6 +13,7 @@ from bot.core.records import (
     ChannelSummary,
     Follow,
     IndexedRun,
+    Mute,
     Subscription,
     UserLink,
 )
@@ -107,6 +108,15 @@ class Store(Protocol):
     async def set_notify(self, user_id: str, kinds: frozenset[str], now: datetime) -> None: ...
     async def notify_of(self, user_id: str) -> frozenset[str] | None:
         """The kinds of direct message a person chose; None: they never chose (the defaults apply)."""
+        ...
+
+    # runs muted in a conversation
+    async def mute(self, mute: Mute) -> None:
+        """Mute (or mute again, replacing how long) a run in a conversation."""
+
+    async def unmute(self, channel: str, run_id: str) -> bool: ...
+    async def mutes(self, now: datetime, *, channel: str | None = None, run_id: str | None = None) -> list[Mute]:
+        """The mutes still holding at `now`."""
         ...
 
     async def set_summary(self, summary: ChannelSummary) -> None:

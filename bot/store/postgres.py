@@ -20,6 +20,7 @@ from bot.store.sql import (
     FOLLOWS_TABLE,
     LINKS_TABLE,
     MESSAGE_INDEX,
+    MUTES_TABLE,
     NOTIFY_TABLE,
     RUNS_INDEX,
     SCALE_INDEXES,
@@ -79,6 +80,7 @@ MIGRATIONS: list[str] = [
     RUNS_INDEX,
     SCALE_INDEXES,
     SUBSCRIPTION_NARROW,
+    MUTES_TABLE,
 ]
 
 

@@ -16,7 +16,17 @@ from typing import Any
 
 from bot.core.keys import ActionKey, ActionState, AlertKey, Verb
 from bot.core.outcomes import Outcome
-from bot.core.records import Action, Alert, AlertState, ChannelSummary, Follow, IndexedRun, Subscription, UserLink
+from bot.core.records import (
+    Action,
+    Alert,
+    AlertState,
+    ChannelSummary,
+    Follow,
+    IndexedRun,
+    Mute,
+    Subscription,
+    UserLink,
+)
 
 __all__ = [
     "ACTIONS_TABLE",
@@ -25,6 +35,7 @@ __all__ = [
     "FOLLOWS_TABLE",
     "LINKS_TABLE",
     "MESSAGE_INDEX",
+    "MUTES_TABLE",
     "NOTIFY_TABLE",
     "RUNS_INDEX",
     "SCALE_INDEXES",
@@ -160,6 +171,19 @@ _FORGETTABLE_RUNS = """
     )
     AND NOT EXISTS (SELECT 1 FROM follows f WHERE f.run_id = a.run_id)
     ORDER BY a.claimed_at LIMIT ?
+"""
+
+# Runs muted in a conversation (`until` NULL: for the rest of the run).
+MUTES_TABLE = """
+    CREATE TABLE mutes (
+        channel TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        until TEXT,
+        created_by TEXT,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (channel, run_id)
+    );
+    CREATE INDEX mutes_by_run ON mutes (run_id);
 """
 
 
@@ -489,6 +513,47 @@ class SQLStore:
             where += f" AND status NOT IN ({', '.join('?' for _ in hidden)})"
             params += tuple(hidden)
         return where, params
+
+    # -- mutes ---------------------------------------------------------------------------
+
+    async def mute(self, mute: Mute) -> None:
+        await self._execute(
+            "INSERT INTO mutes (channel, run_id, until, created_by, created_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (channel, run_id) DO UPDATE SET until = excluded.until,"
+            " created_by = excluded.created_by, created_at = excluded.created_at",
+            (
+                mute.channel,
+                mute.run_id,
+                _iso(mute.until) if mute.until else None,
+                mute.created_by,
+                _iso(mute.created_at),
+            ),
+        )
+
+    async def unmute(self, channel: str, run_id: str) -> bool:
+        return await self._execute("DELETE FROM mutes WHERE channel = ? AND run_id = ?", (channel, run_id)) > 0
+
+    async def mutes(self, now: datetime, *, channel: str | None = None, run_id: str | None = None) -> list[Mute]:
+        where, params = ["(until IS NULL OR until > ?)"], [_iso(now)]
+        if channel is not None:
+            where.append("channel = ?")
+            params.append(channel)
+        if run_id is not None:
+            where.append("run_id = ?")
+            params.append(run_id)
+        rows = await self._fetch(
+            f"SELECT * FROM mutes WHERE {' AND '.join(where)} ORDER BY created_at, run_id", tuple(params)
+        )
+        return [
+            Mute(
+                channel=r["channel"],
+                run_id=r["run_id"],
+                until=datetime.fromisoformat(r["until"]) if r["until"] else None,
+                created_by=r["created_by"],
+                created_at=datetime.fromisoformat(r["created_at"]),
+            )
+            for r in rows
+        ]
 
     # -- daily summaries ---------------------------------------------------------------
 

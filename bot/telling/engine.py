@@ -319,10 +319,12 @@ class Alerter:
                 questions = None
         wanted = [w for w in wanted_alerts(run, questions) if self._is_news(w)]
         have = {(a.key, a.channel) for a in existing}
+        # A run muted in a conversation gets no new alert there until the mute lapses (a DM is its own).
+        muted = {m.channel for m in await self.store.mutes(now, run_id=run.id)} if wanted else set()
         for w in wanted:
             personal = await self.personal.targets(run, w.kind) if self.personal else []
             for channel in dict.fromkeys([*channels_for(subs, run, w.kind), *personal]):
-                if (w.key, channel) in have:
+                if (w.key, channel) in have or channel in muted:
                     continue
                 lease = self.delivery.lease
                 if await self.store.claim_alert(w.key, channel, now, owner=lease.owner, lease_until=lease.until(now)):

@@ -58,20 +58,25 @@ class Reminders:
         if not self.active:
             return 0
         by_key: dict[AlertKey, list[Alert]] = defaultdict(list)
+        muted_somewhere: set[AlertKey] = set()
+        mutes = {(m.channel, m.run_id) for m in await self.store.mutes(self.clock())}
         for alert in await self.store.waiting_alerts():
-            if alert.ts:
+            if (alert.channel, alert.run_id) in mutes:
+                # Muted there: no reminder in that thread, and no escalation elsewhere in its place.
+                muted_somewhere.add(alert.key)
+            elif alert.ts:
                 by_key[alert.key].append(alert)
         posted = 0
         for key, alerts in by_key.items():
             try:
-                posted += await self._nudge(key, alerts)
+                posted += await self._nudge(key, alerts, muted=key in muted_somewhere)
             except (FabroError, SlackApiError) as exc:
                 # One waiting item that cannot be nudged now costs that item, not the sweep.
                 reason = slack_error(exc) if isinstance(exc, SlackApiError) else str(exc)
                 log.warning("reminder for %s not sent now: %s", key, reason)
         return posted
 
-    async def _nudge(self, key: AlertKey, alerts: list[Alert]) -> int:
+    async def _nudge(self, key: AlertKey, alerts: list[Alert], *, muted: bool = False) -> int:
         since = min((a.claimed_at for a in alerts if a.claimed_at), default=None)
         if since is None:
             return 0
@@ -96,7 +101,7 @@ class Reminders:
             to_thread = [
                 a for a in (alerts if step == "remind" else channel_alerts) if (step_key, a.channel) not in done
             ]
-            if step == "escalate" and not channel_alerts and self.escalate_to is not None:
+            if step == "escalate" and not channel_alerts and self.escalate_to is not None and not muted:
                 for person in await self.escalate_to.people():
                     dm = await self.personal.dm(person) if self.personal else None
                     if dm is None or (step_key, dm) in done:

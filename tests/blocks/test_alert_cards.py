@@ -15,13 +15,16 @@ from bot.blocks.alerts import (
     digest_message,
     failed_alert,
     metadata_key,
+    mute_menu,
     pr_alert,
     question_alert,
     resolved_alert,
 )
 from bot.blocks.limits import problems
-from bot.blocks.routing import decode_page
+from bot.blocks.routing import MUTE_CHOICES, decode_mute, decode_page
+from bot.blocks.subscriptions import muted_list_message, muted_message, unmuted_message
 from bot.core.keys import AlertKey, AlertKind
+from bot.core.records import Mute
 from bot.fabro.models import Failure, PullRequest, PullRequestOpened, Question, Run
 from tests.blocks.test_blocks import HOSTILE, assert_sendable, mrkdwn_texts
 from tests.fakes.runs import make_run, question_examples, run_examples
@@ -177,3 +180,34 @@ def test_a_pull_request_alert_holds_every_slack_limit_and_mentions_nobody(title,
     assert problems(message) == []
     assert "<!channel>" not in json.dumps(message)
     assert metadata_key(message) == key.encode()
+
+
+_RUN_IDS = st.from_regex(r"[0-9A-Za-z_-]{1,64}", fullmatch=True)
+_USERS = st.from_regex(r"[UW][A-Z0-9]{2,20}", fullmatch=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    run_ids=st.lists(_RUN_IDS, max_size=120),
+    hours=st.none() | st.integers(1, 24 * 30),
+    user=_USERS,
+    command=st.sampled_from(["/runs", "/fabro-runs"]),
+)
+def test_mute_messages_hold_every_slack_limit(run_ids, hours, user, command):
+    until = NOW + timedelta(hours=hours) if hours else None
+    mutes = [Mute("C1", run_id, until, user, NOW) for run_id in run_ids]
+    for message in (
+        muted_list_message(mutes, command=command),
+        *(muted_message(m, user_id=user, command=command) for m in mutes[:3]),
+        unmuted_message(run_ids[0] if run_ids else "R1", user_id=user, removed=bool(run_ids)),
+    ):
+        assert problems(message) == []
+
+
+@given(run_id=_RUN_IDS, choice=st.sampled_from(["1h", "1d", "end"]))
+def test_an_alerts_mute_menu_round_trips_and_fits(run_id, choice):
+    menu = mute_menu(run_id)
+    assert all(len(o["value"]) <= 150 and len(o["text"]["text"]) <= 75 for o in menu["options"])
+    value = next(o["value"] for o in menu["options"] if o["value"].startswith(choice + ":"))
+    assert decode_mute(value) == (MUTE_CHOICES[choice], run_id)
+    assert decode_mute(value.replace(":", "x", 1)) is None

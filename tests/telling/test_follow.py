@@ -100,7 +100,7 @@ async def test_follow_from_an_alert_uses_that_alerts_message(start_bot, fabro: F
     await bot.alerter.cycle()
     [alert] = slack.posts(CHANNEL)
     [links] = [b for b in alert.blocks if b["type"] == "actions" and b["block_id"].startswith("links:")]
-    [follow] = [e for e in links["elements"] if e["text"]["text"] == "Follow"]
+    [follow] = [e for e in links["elements"] if e["type"] == "button" and e["text"]["text"] == "Follow"]
     async with aiohttp.ClientSession() as session:
         person = SlackUser.of(bot, slack, session)
         _, _, url = await person.click(
