@@ -403,6 +403,7 @@ class Bot:
             report = await self.alerter.cycle()
             await self.reminders.sweep()
             await self.follower.sync_all(self.alerter.changed_runs)  # only what the listing saw change
+            await self.asker.recover()  # answers a crash left being written
             self._count(report)
             return report
 

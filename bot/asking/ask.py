@@ -14,10 +14,11 @@ the conversation goes on where it was.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -32,17 +33,24 @@ from bot.blocks.inspect import (
 from bot.blocks.replies import notice
 from bot.blocks.text import escape
 from bot.core.errors import NotAllowed
-from bot.core.keys import AlertKey, AlertKind, Verb
+from bot.core.keys import ActionKey, ActionState, AlertKey, AlertKind, Verb
+from bot.core.records import Action
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroConflict, FabroError, FabroNotFound
+from bot.failpoints import crash_point
 from bot.people.permissions import Allowlist
 from bot.slack.webapi import TRANSPORT_ERRORS, EditBudget
 from bot.store.base import Store
 from bot.telling.once import reply_once
 
-__all__ = ["AskDesk", "Asked", "session_mark"]
+__all__ = ["RECOVER_AFTER", "AskDesk", "Asked", "session_mark"]
 
 log = logging.getLogger(__name__)
+
+
+# An answer still being written this long after it was asked was left by a crash (or runs long:
+# Fabro's session status tells the two apart).
+RECOVER_AFTER = timedelta(minutes=2)
 
 
 def session_mark(run_id: str, channel: str, thread: str) -> str:
@@ -88,6 +96,7 @@ class AskDesk:
     external: Callable[[str], Awaitable[bool]] = _never_external
     monotonic: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
     _turns: dict[str, asyncio.Lock] = field(default_factory=dict, init=False)
+    _live: set[str] = field(default_factory=set, init=False)  # intents being answered in this process
 
     async def ask(self, user_id: str, run_id: str, channel: str, thread: str, words: str, intent: str) -> Asked | None:
         """Ask `words` about the run in `thread`, once per `intent`; None when that was done already."""
@@ -112,10 +121,68 @@ class AskDesk:
         if not posted:
             return None  # Slack sent the same question again: it is answered (or being answered) once
         log.info("user=%s asked Fabro about run %s in %s", user_id, run_id, channel)
-        async with turn:
-            reply = _Answer(channel, thread, ts)
-            text, failure = await self._turn(run_id, mark, words, reply)
-            return await self._finish(run_id, key, reply, text, failure)
+        # Recorded before Fabro is asked: a crash from here on is finished by `recover`.
+        record = ActionKey.of(Verb.ASK, intent)
+        detail = {"run": run_id, "channel": channel, "thread": thread, "ts": ts, "words": words}
+        await self.store.begin_action(
+            Action(record, Verb.ASK, user_id, self.clock(), detail=json.dumps(detail)), stale_before=self.clock()
+        )
+        self._live.add(intent)
+        try:
+            async with turn:
+                reply = _Answer(channel, thread, ts)
+                text, failure = await self._turn(run_id, mark, words, reply)
+                asked = await self._finish(run_id, key, reply, text, failure)
+        except asyncio.CancelledError:
+            raise  # stopped mid-answer: the record stays pending, and `recover` finishes the reply later
+        except BaseException:
+            await self.store.finish_action(record, state=ActionState.FAILED)
+            raise
+        finally:
+            self._live.discard(intent)
+        await self.store.finish_action(record, state=ActionState.DONE)
+        return asked
+
+    async def recover(self) -> int:
+        """Finish the answers a crash left being written: each reply gets the answer Fabro kept in the
+        session's transcript (or says it was lost). Returns how many were settled."""
+        settled = 0
+        for action in await self.store.unsettled(Verb.ASK, before=self.clock() - RECOVER_AFTER):
+            try:
+                settled += await self._recover(action)
+            except (FabroError, *TRANSPORT_ERRORS) as exc:  # tried again next cycle
+                log.info("could not finish an unfinished answer yet: %s", type(exc).__name__)
+        return settled
+
+    async def _recover(self, action: Action) -> int:
+        """One unfinished answer: 1 when it is settled now, 0 when it is left for later."""
+        intent = action.key.run_id
+        if intent in self._live:
+            return 0  # still being answered in this process
+        try:
+            detail = json.loads(action.detail or "{}")
+            run_id, channel, thread = str(detail["run"]), str(detail["channel"]), str(detail["thread"])
+            ts, words = detail.get("ts"), str(detail["words"])
+        except (ValueError, KeyError, TypeError):
+            await self.store.finish_action(action.key, state=ActionState.FAILED, note="unreadable record")
+            return 0
+        answer: str | None = None
+        session_id = await self.store.get_mark(session_mark(run_id, channel, thread)) or None
+        if session_id is not None:
+            try:
+                session = await self.fabro.get_session(session_id)
+            except FabroNotFound:
+                session = None
+            if session is not None and session.status == "running":
+                return 0  # Fabro is still answering (here or on another replica): look again later
+            answer = session.answer_to(words) if session is not None else None
+        reply = _Answer(channel, thread, ts if isinstance(ts, str) else None)
+        key = AlertKey(AlertKind.REPLY, run_id, f"ask.{intent}")
+        failure = None if answer else ask_failure_text("lost")
+        await self._finish(run_id, key, reply, answer or "", failure)
+        await self.store.finish_action(action.key, state=ActionState.DONE if answer else ActionState.FAILED)
+        log.info("finished an answer left unfinished by a restart (run %s)", run_id)
+        return 1
 
     async def _turn(self, run_id: str, mark: str, words: str, reply: _Answer) -> tuple[str, str | None]:
         """Send the question and follow its stream; a session Fabro no longer knows is made again, once."""
@@ -146,6 +213,7 @@ class AskDesk:
         failure: str | None = None
         try:
             async with self.fabro.turn(session_id, words) as events:
+                crash_point("ask.asked")
                 async for event in events:
                     props = event.properties
                     if event.event == "run.session.assistant_delta" and isinstance(props.get("delta"), str):

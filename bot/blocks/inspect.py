@@ -64,6 +64,7 @@ ASK_FAILURES = {
     "interrupted": "The answer was interrupted before it was finished.",
     "busy": "Fabro is already answering another question in this thread; ask again when it is done.",
     "broken": "The connection to Fabro broke while it was answering; ask again.",
+    "lost": "The answer was lost when the bot restarted, and Fabro kept none: ask again.",
 }
 
 

@@ -81,6 +81,7 @@ _WHAT = {
     Verb.INTERRUPT: "interrupt agents",
     Verb.PAUSE: "pause runs",
     Verb.RESUME: "resume runs",
+    Verb.ASK: "ask Fabro about runs",
 }
 _DOING = {
     Verb.ANSWER: "answering this question",
@@ -96,6 +97,7 @@ _DOING = {
     Verb.INTERRUPT: "interrupting this agent",
     Verb.PAUSE: "pausing this run",
     Verb.RESUME: "resuming this run",
+    Verb.ASK: "asking Fabro about this run",
 }
 _REFUSALS = {
     Refusal.QUESTION_GONE: "This question is no longer waiting for an answer: it was answered or withdrawn.",

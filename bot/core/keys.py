@@ -59,6 +59,7 @@ class Verb(enum.StrEnum):
     INTERRUPT = "interrupt"
     PAUSE = "pause"
     RESUME = "resume"
+    ASK = "ask"  # a question for Fabro about a run, in its thread
 
 
 class ActionState(enum.StrEnum):
@@ -80,6 +81,7 @@ class ActionScope(enum.StrEnum):
     START = "start"  # one start per confirmation (its key names the intent, not a run)
     STEER = "steer"  # one delivery per message or window (keyed by the intent too)
     CONTROL = "control"  # interrupt, pause, resume: one per click (Fabro refuses a second pending one)
+    ASK = "ask"  # one answer per question asked in a thread (keyed by the intent), settled even after a crash
 
 
 _SCOPE_OF = {
@@ -96,6 +98,7 @@ _SCOPE_OF = {
     Verb.INTERRUPT: ActionScope.CONTROL,
     Verb.PAUSE: ActionScope.CONTROL,
     Verb.RESUME: ActionScope.CONTROL,
+    Verb.ASK: ActionScope.ASK,
 }
 # The alert an action settles once it is done (cancelling settles no alert of its own).
 _ALERT_OF = {

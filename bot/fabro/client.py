@@ -50,6 +50,7 @@ from bot.fabro.outputs import (
     RunCommits,
     RunFiles,
     Session,
+    SessionDetail,
     TurnEvent,
 )
 from bot.redact import redact
@@ -373,6 +374,10 @@ class FabroClient:
     async def create_session(self, run_id: str) -> Session:
         answer = await self._json("POST", f"/runs/{_segment(run_id)}/sessions", body={"title": "Asked from Slack"})
         return self._read(lambda: _one(Session, answer, "a session"))
+
+    async def get_session(self, session_id: str) -> SessionDetail:
+        body = await self._json("GET", f"/sessions/{_segment(session_id)}")
+        return self._read(lambda: _one(SessionDetail, body, "a session"))
 
     @asynccontextmanager
     async def turn(

@@ -28,6 +28,8 @@ __all__ = [
     "RunCommits",
     "RunFiles",
     "Session",
+    "SessionDetail",
+    "SessionMessage",
     "TurnEvent",
 ]
 
@@ -204,6 +206,30 @@ class Session(_Model):
     run_id: str | None = None
     status: str | None = None  # idle | running | failed
     model: str | None = None
+
+
+class SessionMessage(_Model):
+    kind: str = "unknown"  # user | assistant | tool_results | system | steering
+    content: str | None = None
+
+
+class SessionDetail(Session):
+    """`GET /sessions/{sid}`: the session and its transcript."""
+
+    messages: list[SessionMessage] = Field(default_factory=list)
+
+    @field_validator("messages", mode="before")
+    @classmethod
+    def _readable_messages(cls, value: Any) -> Any:
+        return _readable(SessionMessage, value)
+
+    def answer_to(self, question: str) -> str | None:
+        """The assistant's last words after the last time `question` was asked, if it answered."""
+        asked = [i for i, m in enumerate(self.messages) if m.kind == "user" and m.content == question]
+        if not asked:
+            return None
+        said = [m.content for m in self.messages[asked[-1] + 1 :] if m.kind == "assistant" and m.content]
+        return said[-1] if said else None
 
 
 class TurnEvent(_Model):

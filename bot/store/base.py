@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from bot.core.keys import ActionKey, ActionState, AlertKey
+from bot.core.keys import ActionKey, ActionState, AlertKey, Verb
 from bot.core.outcomes import Outcome
 from bot.core.records import (
     Action,
@@ -141,6 +141,9 @@ class Store(Protocol):
         self, key: ActionKey, *, state: ActionState, note: str | None = None, outcome: Outcome | None = None
     ) -> None: ...
     async def actions_for_run(self, run_id: str) -> list[Action]: ...
+    async def unsettled(self, verb: Verb, *, before: datetime) -> list[Action]:
+        """Actions of `verb` still pending since before `before`: their process died mid-way."""
+        ...
 
     # retention
     async def forget(self, before: datetime, *, batch: int) -> int:

@@ -592,6 +592,13 @@ class SQLStore:
 
     # -- actions ------------------------------------------------------------------------------
 
+    async def unsettled(self, verb: Verb, *, before: datetime) -> list[Action]:
+        rows = await self._fetch(
+            "SELECT * FROM actions WHERE action = ? AND state = ? AND requested_at < ? ORDER BY requested_at",
+            (str(verb), str(ActionState.PENDING), _iso(before)),
+        )
+        return _actions(rows)
+
     async def begin_action(self, action: Action, *, stale_before: datetime) -> Action | None:
         # A failed or refused action may be tried again, and so may a pending one that was
         # never settled (its process died); a recent pending one or a done one may not.

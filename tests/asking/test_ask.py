@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -233,3 +234,28 @@ async def test_a_start_announcements_thread_is_the_runs_thread(
     await user.mention("what is it doing?", channel="C123OPS", thread_ts=announcement.ts)
     await wait_for(lambda: finished(slack, announcement))
     assert [i for _, i in fabro.turn_inputs] == ["what is it doing?"]
+
+
+async def test_an_answer_cut_off_by_a_stop_is_finished_from_fabros_transcript_after_it(
+    bot: Bot, fabro: FakeFabro, slack: FakeSlack
+):
+    """The process went away mid-answer: the reply stays 'being written' until the next leader cycle
+    reads the answer Fabro kept in the session, and finishes it, once."""
+    run, alert = await failed_alert(bot, fabro, slack)
+    fabro.turn_gate = asyncio.Event()
+    asking = asyncio.create_task(bot.asker.ask(ADA, run["id"], CHANNEL, alert.ts, "why?", "0a1b2c3d"))
+    await wait_for(lambda: fabro.turn_inputs and replies(slack, alert))
+    asking.cancel()  # the process is gone…
+    with pytest.raises(asyncio.CancelledError):
+        await asking
+    fabro.turn_gate.set()  # …while Fabro finishes the answer and keeps it
+    await wait_for(lambda: all(s["active_turn"] is None for s in fabro.sessions.values()))
+    [reply] = replies(slack, alert)
+    assert "Fabro is writing" in said(reply) or "Reading the run" in said(reply)
+    assert await bot.asker.recover() == 0  # too soon: it may still be being answered elsewhere
+    later = bot.clock() + timedelta(minutes=3)
+    bot.asker.clock = lambda: later
+    await bot.scheduled_cycle()
+    assert "The run failed because the tests failed." in said(reply) and "writing" not in said(reply)
+    assert await bot.asker.recover() == 0  # settled: never finished twice
+    assert len(replies(slack, alert)) == 1 and len(fabro.turn_inputs) == 1

@@ -144,6 +144,7 @@ class FakeFabro:
     # Ask Fabro: sessions, and how the next turns answer.
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     turn_inputs: list[tuple[str, str]] = field(default_factory=list)  # (session id, input), in order
+    transcripts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # session id -> its messages
     answer_deltas: list[str] = field(default_factory=lambda: ["The run ", "failed because ", "the tests failed."])
     delta_pause: float = 0.0  # seconds between two deltas
     turn_failure: str | None = None  # a `run.session.turn.failed` code for the next turns
@@ -359,6 +360,7 @@ class FakeFabro:
                 web.post("/api/v1/runs/{id}/preview", self._preview),
                 web.post("/api/v1/runs/{id}/sessions", self._create_session),
                 web.post("/api/v1/sessions/{sid}/turns", self._turn),
+                web.get("/api/v1/sessions/{sid}", self._get_session),
             ]
         )
         self._runner, self.port = await serve(app)
@@ -1267,7 +1269,16 @@ class FakeFabro:
             "updated_at": now,
         }
         self.sessions[session["id"]] = session
+        self.transcripts[session["id"]] = []
         return web.json_response(session, status=201)
+
+    async def _get_session(self, request: web.Request) -> web.Response:
+        session = self.sessions.get(request.match_info["sid"])
+        if session is None:
+            return self._error(404, "Session not found.", request[REQUEST_ID])
+        seqs = [e["seq"] for e in self.events.get(session["run_id"], []) if e.get("session_id") == session["id"]]
+        detail = {**session, "messages": self.transcripts.get(session["id"], []), "last_seq": max(seqs, default=0)}
+        return web.json_response(detail)
 
     async def _turn(self, request: web.Request) -> web.StreamResponse:
         session = self.sessions.get(request.match_info["sid"])
@@ -1305,10 +1316,24 @@ class FakeFabro:
         )
         await response.prepare(request)
 
-        async def frame(event: str, properties: dict[str, Any]) -> None:
-            envelope = self.emit(run_id, event, {"turn_id": turn_id, **properties}, session_id=session["id"])
-            await response.write(f"id: {envelope['seq']}\nevent: {event}\ndata: {json.dumps(envelope)}\n\n".encode())
+        gone = False
 
+        async def frame(event: str, properties: dict[str, Any]) -> None:
+            # The turn goes on when the client goes away, as Fabro's does: its answer is kept in the transcript.
+            nonlocal gone
+            envelope = self.emit(run_id, event, {"turn_id": turn_id, **properties}, session_id=session["id"])
+            if gone:
+                return
+            try:
+                await response.write(
+                    f"id: {envelope['seq']}\nevent: {event}\ndata: {json.dumps(envelope)}\n\n".encode()
+                )
+            except (ConnectionResetError, RuntimeError):
+                gone = True
+
+        transcript = self.transcripts.setdefault(session["id"], [])
+        stamp = _iso_ms(datetime.now(UTC))
+        transcript.append({"kind": "user", "content": body["input"], "timestamp": stamp})
         try:
             await frame("run.session.turn.started", {"input": body["input"]})
             await frame("run.session.user_message", {"text": body["input"]})
@@ -1330,6 +1355,7 @@ class FakeFabro:
                     await frame("run.session.assistant_delta", {"delta": delta})
                     self.deltas_written.append(time.perf_counter())
                 text = "".join(self.answer_deltas)
+                transcript.append({"kind": "assistant", "content": text, "timestamp": _iso_ms(datetime.now(UTC))})
                 usage = {"input_tokens": 10, "output_tokens": 20}
                 await frame("run.session.assistant_message", {"text": text, "model": session["model"], "usage": usage})
                 await frame("run.session.turn.succeeded", {"output": text})

@@ -172,6 +172,17 @@ async def test_a_pending_action_left_by_a_dead_process_is_taken_over_after_its_l
     assert action.user_id == "U2" and action.state is ActionState.PENDING
 
 
+async def test_unsettled_actions_are_those_of_one_verb_still_pending_since_before_a_time(store):
+    ask = ActionKey.of(Verb.ASK, "i1")
+    await store.begin_action(Action(ask, Verb.ASK, "U1", EARLIER, detail='{"run": "R1"}'), stale_before=EARLIER)
+    await store.begin_action(Action(ActionKey.of(Verb.ASK, "i2"), Verb.ASK, "U1", NOW), stale_before=EARLIER)
+    await store.begin_action(retry_by("U1", EARLIER), stale_before=EARLIER)
+    [left] = await store.unsettled(Verb.ASK, before=NOW)
+    assert left.key == ask and left.detail == '{"run": "R1"}'
+    await store.finish_action(ask, state=ActionState.DONE)
+    assert await store.unsettled(Verb.ASK, before=NOW) == []
+
+
 async def test_concurrent_actions_have_exactly_one_winner(store):
     cancel = ActionKey.of(Verb.CANCEL, "R9")
     results = await asyncio.gather(
