@@ -1043,7 +1043,19 @@ class FakeFabro:
     def sandbox_ready(self, run_id: str, *, ask: bool = True) -> None:
         """The run's sandbox exists (and, with `ask`, an LLM is configured): Ask Fabro is available."""
         run = self.runs[run_id]
-        run["sandbox"] = {"kind": "ready", "plan": None, "instance": {"id": "sbx-1"}, "failure": None}
+        runtime = {
+            "id": "sbx-1",
+            "working_directory": "/workspace",
+            "repo_cloned": True,
+            "clone_origin_url": None,
+            "clone_branch": None,
+        }
+        run["sandbox"] = {
+            "kind": "ready",
+            "plan": {"provider": "daytona", "image": None, "snapshot": None},
+            "instance": {"provider": "daytona", "image": None, "snapshot": None, "runtime": runtime},
+            "failure": None,
+        }
         run["ask_fabro"] = {
             "available": ask,
             "unavailable_reason": None if ask else "llm_unconfigured",
@@ -1161,7 +1173,12 @@ class FakeFabro:
                 seen["stages"] += 1
         priced = [u for _, _, u, _ in stages if u is not None]
         totals = tokens(sum(t for *_, t in stages), sum(priced) if priced else None)
-        totals["timing"] = {"wall_time_ms": 60_000 * len(stages)}
+        totals["timing"] = {
+            "wall_time_ms": 60_000 * len(stages),
+            "inference_time_ms": 0,
+            "tool_time_ms": 0,
+            "active_time_ms": 0,
+        }
         bill = {
             "stages": rows,
             "totals": totals,
@@ -1182,7 +1199,8 @@ class FakeFabro:
         if run is None:
             return self._missing(request)
         empty = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0, "reasoning_tokens": 0}
-        empty |= {"cache_read_tokens": 0, "cache_write_tokens": 0, "timing": {"wall_time_ms": 0}}
+        timing = {"wall_time_ms": 0, "inference_time_ms": 0, "tool_time_ms": 0, "active_time_ms": 0}
+        empty |= {"cache_read_tokens": 0, "cache_write_tokens": 0, "timing": timing}
         return web.json_response(self.bills.get(run["id"], {"stages": [], "totals": empty, "by_model": []}))
 
     async def _logs(self, request: web.Request) -> web.Response:
