@@ -95,6 +95,8 @@ class Alerter:
     on_index: Callable[[IndexedRun | None, IndexedRun], None] | None = None
     _fresh: Fresh = field(default_factory=Fresh, init=False, repr=False)  # what this cycle claimed and read
     _history_before: datetime | None = field(default=None, init=False)
+    # Runs at the watermark's instant, as last reconciled: an idle cycle looks at them again only if they differ.
+    _at_mark: dict[str, str] = field(default_factory=dict, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     _closed: bool = field(default=False, init=False)
     watching: bool = field(default=False, init=False)  # someone to tell (channels or owners), as of the last cycle
@@ -203,20 +205,31 @@ class Alerter:
         await self._load_history_mark()
         changed, newest = await self._changed_since(mark)
         self.changed_runs = {run.id for run in changed if not mark.has_seen(run)}
+        at_mark: dict[str, str] = {}
         for run in changed:
             # Runs at the mark's instant are looked at again, from what the listing says
             # (no extra request): a change within the same instant must not slip through.
+            # One this process reconciled in exactly this state is left alone: an idle cycle
+            # costs the same however many runs share the newest instant.
             fresh = not mark.has_seen(run)
+            state = run.model_dump_json()
+            if not fresh and self._at_mark.get(run.id) == state:
+                at_mark[run.id] = state
+                continue
             report.changed += fresh
             try:
                 await self.reconcile(run, subs, fresh=fresh, report=report)
             except FabroUnreadable as exc:
                 # What Fabro sent about this run cannot be read: it costs this run, not the cycle.
                 log.warning("run %s left out of this alert cycle: %s (request_id=%s)", run.id, exc, exc.request_id)
+                continue
+            if changed_at(run) == newest.at:
+                at_mark[run.id] = state
         if report.claimed:
             crash_point("alert.claimed")
         if newest != mark:
             await self.store.set_mark(WATERMARK, newest.dump())
+        self._at_mark = at_mark
 
     async def _first_start(self, subs: list[Subscription], report: CycleReport) -> None:
         """Failures from before the bot existed are history; questions and approvals still need someone."""

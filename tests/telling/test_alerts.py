@@ -586,3 +586,22 @@ async def test_the_first_start_reads_the_waiting_buckets_not_each_waiting_run(
     assert len(fabro.requests) <= 1 + 2 + 1  # the newest run, two pages of blocked runs, one of pending
     questions = [a for run in runs for a in await bot.store.alerts_for_run(run["id"])]
     assert len(questions) == 150  # every waiting question is alerted all the same
+
+
+async def test_an_idle_cycle_costs_a_few_statements_however_many_runs_share_the_newest_instant(
+    bot: Bot, fabro: FakeFabro, slack: FakeSlack
+):
+    same = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.123Z")
+    runs = [make_run("running", title=f"Busy {i}") for i in range(30)]
+    for run in runs:
+        run["timestamps"]["last_event_at"] = same
+    fabro.add(*runs)
+    await bot.alerter.cycle()
+    await bot.alerter.cycle()
+    before = bot.store.statements
+    await bot.alerter.cycle()
+    assert bot.store.statements - before <= 6
+    fabro.fail(runs[25]["id"], "changed within the same instant")  # seen again: a change is never missed
+    runs[25]["timestamps"]["last_event_at"] = same
+    await bot.alerter.cycle()
+    assert slack.alert_keys(CHANNEL) == [f"failed:{runs[25]['id']}"]
