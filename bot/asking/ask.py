@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.inspect import (
@@ -32,14 +33,14 @@ from bot.blocks.inspect import (
 )
 from bot.blocks.replies import notice
 from bot.blocks.text import escape
-from bot.core.errors import NotAllowed
+from bot.core.errors import NotAllowed, NotPosted
 from bot.core.keys import ActionKey, ActionState, AlertKey, AlertKind, Verb
 from bot.core.records import Action
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroConflict, FabroError, FabroNotFound
 from bot.failpoints import crash_point
 from bot.people.permissions import Allowlist
-from bot.slack.webapi import TRANSPORT_ERRORS, EditBudget
+from bot.slack.webapi import TRANSPORT_ERRORS, EditBudget, slack_error
 from bot.store.base import Store
 from bot.telling.once import reply_once
 
@@ -117,7 +118,12 @@ class AskDesk:
         waiting = turn.locked()
         first = "_Waiting for Fabro to finish the question before this one…_" if waiting else "_Reading the run…_"
         placeholder = answer_message(first, run_id=run_id, writing=True)
-        ts, posted = await reply_once(self.store, self.slack, self.clock, key, channel, placeholder, thread_ts=thread)
+        try:
+            ts, posted = await reply_once(
+                self.store, self.slack, self.clock, key, channel, placeholder, thread_ts=thread
+            )
+        except SlackApiError as exc:
+            raise NotPosted(slack_error(exc)) from exc
         if not posted:
             return None  # Slack sent the same question again: it is answered (or being answered) once
         log.info("user=%s asked Fabro about run %s in %s", user_id, run_id, channel)

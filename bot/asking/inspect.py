@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.inspect import (
@@ -32,13 +33,14 @@ from bot.blocks.inspect import (
 )
 from bot.blocks.replies import notice
 from bot.blocks.text import clip, escape
-from bot.core.errors import NotAllowed, NothingToShow
+from bot.core.errors import NotAllowed, NothingToShow, NotPosted
 from bot.core.keys import AlertKey, AlertKind, Verb
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroConflict, FabroError, FabroNotFound
 from bot.fabro.models import Run, RunEvent
 from bot.fabro.outputs import RunCommits
 from bot.people.permissions import Allowlist
+from bot.slack.webapi import slack_error
 from bot.store.base import Store
 from bot.telling.once import reply_once, upload_once
 
@@ -141,7 +143,14 @@ class Inspector:
     # -- in a run's thread, once per intent ----------------------------------------------------
 
     async def reply(self, look: Look, run_id: str, thread: Thread, intent: str) -> None:
-        """Answer `look` in the run's thread; a repeat of the same intent posts nothing."""
+        """Answer `look` in the run's thread; a repeat of the same intent posts nothing. What Slack
+        refuses (the bot is not in the channel…) is told to the asker as `NotPosted`."""
+        try:
+            await self._reply(look, run_id, thread, intent)
+        except SlackApiError as exc:
+            raise NotPosted(slack_error(exc)) from exc
+
+    async def _reply(self, look: Look, run_id: str, thread: Thread, intent: str) -> None:
         key = AlertKey(AlertKind.REPLY, run_id, f"{look.value}.{intent}")
         external = await self.external(thread.channel)
         if look in (Look.CHANGES, Look.COST):
@@ -182,9 +191,12 @@ class Inspector:
     async def privately(self, look: Look, selector: str, user_id: str, intent: str) -> Message:
         """A file asked for privately goes to the asker's direct messages; the message says so."""
         run = await self.fabro.find_run(selector)
-        opened = await self.slack.conversations_open(users=user_id)
-        channel = str((opened.get("channel") or {}).get("id") or "")
-        await self.send_file(look, run.id, channel, None, intent)
+        try:
+            opened = await self.slack.conversations_open(users=user_id)
+            channel = str((opened.get("channel") or {}).get("id") or "")
+            await self.send_file(look, run.id, channel, None, intent)
+        except SlackApiError as exc:
+            raise NotPosted(slack_error(exc)) from exc
         return notice(f"The run's {_noun(look)} is in your direct messages with me.")
 
     async def _file(self, look: Look, run: Run) -> tuple[str, bytes, str, str]:

@@ -20,6 +20,7 @@ from bot.core.errors import (
     NotAllowed,
     NothingToShow,
     NotOpened,
+    NotPosted,
     Refusal,
     Refused,
     Unreadable,
@@ -206,6 +207,11 @@ def bot_error_text(error: BotError, *, command: str = "/runs") -> str:
             )
         case NothingToShow():
             return escape(error.said)
+        case NotPosted():
+            return (
+                f"Slack would not take it in this thread ({escape(error.error)}). Invite me with"
+                f" `/invite @Fabro Runs`, or ask with `{escape(command)}` to get it privately."
+            )
         case FollowLimit():
             return (
                 f"{error.limit} runs are followed already (`FOLLOW_MAX`): unfollow one with"

@@ -9,7 +9,8 @@
     ├── NotOpened            Slack would not open a window in time (the click's trigger expired)
     ├── CannotPost           the bot cannot post where a live card was asked for
     ├── FollowLimit          FOLLOW_MAX runs are followed already
-    └── NothingToShow        Fabro has none of what was asked to be shown (a run without a log)
+    ├── NothingToShow        Fabro has none of what was asked to be shown (a run without a log)
+    └── NotPosted            Slack would not take what was asked to be shown in a thread
 
 Fabro's own errors (`bot.fabro.errors.FabroError`) reach the same boundary unwrapped when
 nothing was being acted on (a listing, a lookup). Anything else is a bug: the boundary logs
@@ -35,6 +36,7 @@ __all__ = [
     "FollowLimit",
     "NotAllowed",
     "NotOpened",
+    "NotPosted",
     "NothingToShow",
     "Refusal",
     "Refused",
@@ -158,3 +160,13 @@ class NothingToShow(BotError):
     def __init__(self, said: str) -> None:
         super().__init__(said)
         self.said = said
+
+
+class NotPosted(BotError):
+    """Slack refused what was asked to be shown in a run's thread (`error` is Slack's code)."""
+
+    status = "slack_error"
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error

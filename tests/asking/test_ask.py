@@ -259,3 +259,32 @@ async def test_an_answer_cut_off_by_a_stop_is_finished_from_fabros_transcript_af
     assert "The run failed because the tests failed." in said(reply) and "writing" not in said(reply)
     assert await bot.asker.recover() == 0  # settled: never finished twice
     assert len(replies(slack, alert)) == 1 and len(fabro.turn_inputs) == 1
+
+
+async def test_words_in_a_live_cards_thread_ask_fabro_when_no_question_waits(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    run = make_run("running", title="Refactor")
+    fabro.add(run)
+    fabro.sandbox_ready(run["id"])
+    follow = await bot.follower.follow(run["id"], channel=CHANNEL, user_id=ADA)
+    live = next(m for m in slack.messages if m.ts == follow.ts)
+    await user.mention("what is it doing now?", channel=CHANNEL, thread_ts=live.ts)
+    await wait_for(lambda: finished(slack, live))
+    assert [i for _, i in fabro.turn_inputs] == ["what is it doing now?"]
+    assert fabro.calls(f"/api/v1/runs/{run['id']}/steer", method="POST") == []
+
+
+async def test_a_session_busy_elsewhere_is_told_and_nothing_is_interleaved(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    """Another replica is answering in the same thread: Fabro refuses a second turn (409)."""
+    _, alert = await failed_alert(bot, fabro, slack)
+    await user.mention("first", channel=CHANNEL, thread_ts=alert.ts)
+    await wait_for(lambda: finished(slack, alert))
+    [session] = fabro.sessions.values()
+    session["active_turn"] = {"id": "01TURNELSEWHERE"}
+    await user.mention("second", channel=CHANNEL, thread_ts=alert.ts)
+    await wait_for(lambda: finished(slack, alert, 2))
+    assert "already answering another question in this thread" in said(replies(slack, alert)[1])
+    assert [i for _, i in fabro.turn_inputs] == ["first"]

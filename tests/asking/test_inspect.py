@@ -327,3 +327,27 @@ def test_even_at_debug_slacks_sdk_does_not_log_the_bodies_it_sends():
         root.handlers[:], root.level = kept[0], kept[1]
         for name, level in kept[2].items():
             logging.getLogger(name).setLevel(level)
+
+
+async def test_when_fabro_fails_the_clicker_is_told_and_nothing_is_posted_in_the_thread(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    run = failed_run(fabro)
+    alert = await alert_of(bot, slack)
+    fabro.fail_next(503, count=3, path_prefix=f"/api/v1/runs/{run['id']}/files")
+    url = await press(user, inspect_block(alert), "changes", alert)
+    reply = await user.reply(url)
+    assert reply["response_type"] == "ephemeral" and "req_" in json.dumps(reply)
+    assert replies(slack, alert) == []
+
+
+async def test_a_channel_that_will_not_take_the_file_is_told_kindly(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    run = failed_run(fabro)
+    fabro.logs[run["id"]] = b"log\n"
+    alert = await alert_of(bot, slack)
+    slack.unreachable[CHANNEL] = "not_in_channel"
+    url = await press(user, inspect_block(alert), "logs", alert)
+    reply = await user.reply(url)
+    assert "not_in_channel" in reply["text"] and "/invite" in reply["text"] and "reference" not in reply["text"]
