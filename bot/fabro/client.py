@@ -42,6 +42,7 @@ from bot.fabro.models import (
     RunEvent,
     RunList,
     Stage,
+    Validation,
 )
 from bot.fabro.outputs import (
     ChangedFile,
@@ -259,6 +260,31 @@ class FabroClient:
         """Fire the automation's enabled `api` trigger (201, the new run). Never repeated: it costs money."""
         answer = await self._json("POST", f"/automations/{_segment(automation_id)}/runs")
         return self._read(lambda: _one(Run, answer, "the started run"))
+
+    # -- runs from a manifest (shared/fabro/CREATE-RUN.md) ---------------------------------
+
+    async def validate(self, manifest: dict[str, Any]) -> Validation:
+        """`POST /validate`: the workflow's diagnostics, without creating anything."""
+        answer = await self._json("POST", "/validate", body=manifest)
+        return self._read(lambda: _one(Validation, answer, "a validation"))
+
+    async def create_run(self, manifest: dict[str, Any], *, user_agent: str) -> Run:
+        """`POST /runs` (201, status `submitted`). Never repeated: a second call makes a second run."""
+        answer = await self._json("POST", "/runs", body=manifest, headers={"User-Agent": user_agent})
+        return self._read(lambda: _one(Run, answer, "the created run"))
+
+    async def start_run(self, run_id: str) -> Run:
+        """`POST /runs/{id}/start`: a created run waits in `submitted` until this is called."""
+        return await self._post_run(f"/runs/{_segment(run_id)}/start", {"resume": False}, "the started run")
+
+    async def labelled(self, key: str, value: str, *, pages: int = 3) -> Run | None:
+        """The newest run labelled `key=value` among the most recently created (Fabro has no label filter)."""
+        for page in range(pages):
+            listing = await self.list_runs(RunFilter(sort="created_at", direction="desc", limit=100, offset=page * 100))
+            found = next((r for r in listing.data if r.labels.get(key) == value), None)
+            if found is not None or not listing.meta.has_more:
+                return found
+        return None
 
     # -- pull requests ---------------------------------------------------------------
 
@@ -481,8 +507,9 @@ class FabroClient:
         *,
         params: Sequence[tuple[str, str]] | None = None,
         body: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
-        response = await self._send(method, path, params=params, body=body)
+        response = await self._send(method, path, params=params, body=body, headers=headers)
         return self._read(lambda: _decode(response))
 
     async def _send(
@@ -492,6 +519,7 @@ class FabroClient:
         *,
         params: Sequence[tuple[str, str]] | None = None,
         body: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         idempotent = method == "GET"
         request_id = str(uuid.uuid4())
@@ -511,7 +539,8 @@ class FabroClient:
                         params=tuple(params) if params is not None else None,
                         content=None if body is None else json.dumps(body),
                         headers={"x-request-id": request_id}
-                        | ({"Content-Type": "application/json"} if body is not None else {}),
+                        | ({"Content-Type": "application/json"} if body is not None else {})
+                        | (headers or {}),
                         timeout=httpx.Timeout(remaining, connect=min(self.connect_timeout, remaining)),
                     )
                     response = await self._capped(await self._http.send(request, stream=True), request_id)

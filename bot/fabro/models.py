@@ -47,6 +47,7 @@ __all__ = [
     "RunList",
     "RunStatus",
     "Stage",
+    "Validation",
     "bucket_of",
 ]
 
@@ -547,3 +548,37 @@ class Failure(_Model):
 
 def _text_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+class Diagnostic(_Model):
+    """One finding of Fabro's workflow validator."""
+
+    rule: str = ""
+    severity: str = "error"
+    message: str = ""
+    node_id: str | None = None
+
+
+class ValidatedWorkflow(_Model):
+    name: str = ""
+    diagnostics: list[Diagnostic] = Field(default_factory=list)
+
+
+class Validation(_Model):
+    """`POST /validate`: whether the workflow would compile, and why not.
+
+    Fabro's create promotes `template_undefined_variable` to an error where validate only warns,
+    so it counts as an error here too, as Fabro's CLI does."""
+
+    ok: bool = False
+    workflow: ValidatedWorkflow = Field(default_factory=ValidatedWorkflow)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [
+            d for d in self.workflow.diagnostics if d.severity == "error" or d.rule == "template_undefined_variable"
+        ]
+
+    @property
+    def passed(self) -> bool:
+        return self.ok and not self.errors

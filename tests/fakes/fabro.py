@@ -150,6 +150,11 @@ class FakeFabro:
     turn_failure: str | None = None  # a `run.session.turn.failed` code for the next turns
     turn_gate: asyncio.Event | None = None  # when set, turns wait for it before answering
     deltas_written: list[float] = field(default_factory=list)  # perf_counter() as each delta left
+    # Runs created from a manifest: the server's variables, the manifests accepted, each run's User-Agent.
+    variables: dict[str, str] = field(default_factory=dict)
+    manifests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    user_agents: dict[str, str] = field(default_factory=dict)
+    start_fails: str | None = None  # when set, POST /runs/{id}/start answers 409 with this
 
     # -- test controls -------------------------------------------------------------
 
@@ -346,6 +351,9 @@ class FakeFabro:
                 web.post("/api/v1/runs/{id}/unpause", self._unpause),
                 web.get("/api/v1/automations", self._automations),
                 web.post("/api/v1/automations/{id}/runs", self._start_automation),
+                web.post("/api/v1/runs", self._create_run),
+                web.post("/api/v1/runs/{id}/start", self._start_run),
+                web.post("/api/v1/validate", self._validate),
                 web.post("/api/v1/runs/{id}/pull_request", self._create_pr),
                 web.get("/api/v1/runs/{id}/pull_request", self._get_pr),
                 web.get("/api/v1/runs/{id}/pull_request/creation", self._creation),
@@ -902,6 +910,74 @@ class FakeFabro:
         self.add(run)
         self.emit(run["id"], "run.created", {})
         return web.json_response(run, status=201)
+
+    # -- runs from a manifest (shared/fabro/CREATE-RUN.md) -----------------------------------------
+
+    async def _create_run(self, request: web.Request) -> web.Response:
+        from tests.fakes.manifests import Refused, check_manifest
+        from tests.fakes.runs import make_run
+
+        raw = await request.read()  # parsed with serde from raw bytes: no Content-Type check
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return self._error(400, "expected value at line 1 column 1", request[REQUEST_ID])
+        try:
+            checked = check_manifest(body, self.variables, for_create=True)
+        except Refused as refused:
+            return self._error(refused.status, refused.detail, request[REQUEST_ID])
+        slug = body["target"]["path"].split("/")[-2] if "/" in body["target"]["path"] else "workflow"
+        origin = (body.get("git") or {}).get("origin_url", "")
+        run = make_run(
+            "submitted",
+            title=checked.title or (checked.goal or "Untitled")[:100],
+            created=datetime.now(UTC),
+            goal=checked.goal,
+            labels=checked.labels,
+        )
+        run["workflow"] = {"slug": slug, "name": checked.graph.name}
+        run["repository"] = {"name": origin.removeprefix("https://github.com/") or None}
+        run["created_by"] = TOKEN_ACTOR
+        run["automation"] = None
+        self.add(run)
+        self.manifests[run["id"]] = body
+        self.user_agents[run["id"]] = request.headers.get("User-Agent", "")
+        self.emit(run["id"], "run.created", {})
+        return web.json_response(run, status=201)
+
+    async def _start_run(self, request: web.Request) -> web.Response:
+        run = self.runs.get(request.match_info["id"])
+        if run is None:
+            return self._missing(request)
+        kind = run["lifecycle"]["status"]["kind"]
+        if self.start_fails is not None:
+            return self._conflict(request, self.start_fails)
+        if kind != "submitted":
+            return self._conflict(request, f"cannot start run: status is {kind}, expected submitted")
+        self._set_status(run["id"], "runnable")
+        self.emit(run["id"], "run.runnable", {})
+        return web.json_response(run)
+
+    async def _validate(self, request: web.Request) -> web.Response:
+        from tests.fakes.manifests import Refused, check_manifest
+
+        body, bad = await self._body(request)  # axum's Json extractor: Content-Type is required
+        if bad is not None:
+            return bad
+        try:
+            checked = check_manifest(body, self.variables, for_create=False)
+        except Refused as refused:
+            return self._error(refused.status, refused.detail, request[REQUEST_ID])
+        graph = checked.graph
+        errors = [d for d in checked.diagnostics if d["severity"] == "error"]
+        summary = {
+            "name": graph.name,
+            "nodes": len(graph.nodes),
+            "edges": len(graph.edges),
+            "goal": checked.goal or "",
+            "diagnostics": checked.diagnostics,
+        }
+        return web.json_response({"ok": not errors, "workflow": summary})
 
     # -- working with a running agent ------------------------------------------------------------
 
