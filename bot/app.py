@@ -13,6 +13,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -69,6 +71,13 @@ _SLACK_AUTH_RECHECK = 30.0
 
 def _bot_token(settings: Settings) -> str | None:
     return settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+
+
+def _version() -> str:
+    try:
+        return metadata.version("fabro-slack-bot")
+    except metadata.PackageNotFoundError:
+        return "0"
 
 
 def utc_now() -> datetime:
@@ -244,7 +253,17 @@ class Bot:
             linker=self.linker,
             inspector=self.inspector,
         )
-        steering = Steering(self.store, self.fabro, actors, self.clock, web_base=s.fabro_web_url)
+        steering = Steering(
+            self.store,
+            self.fabro,
+            actors,
+            self.clock,
+            web_base=s.fabro_web_url,
+            workflows_dir=Path(s.workflows_dir),
+            repositories=s.allowed_repositories,
+            user_agent=f"fabro-slack-bot/{_version()}",
+        )
+        self.steering = steering
         self.bolt = build_bolt_app(
             s,
             client=client,

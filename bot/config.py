@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     escalate_after: str = "off"
     escalate_to: str | None = None
     log_format: Literal["text", "json"] = "text"
+    repositories: str | None = None  # owner/name, comma-separated: where work may be started from Slack
+    workflows_dir: str = "./workflows"
 
     @field_validator("health_port", mode="before")
     @classmethod
@@ -100,6 +102,15 @@ class Settings(BaseSettings):
                 "must be Slack user ids (U…) and user group ids (S…), comma-separated; "
                 f"not {', '.join(wrong[:3])} (names and @handles do not work)"
             )
+        return ",".join(entries) or None
+
+    @field_validator("repositories")
+    @classmethod
+    def _repositories(cls, value: str | None) -> str | None:
+        entries = [part.strip() for part in (value or "").split(",") if part.strip()]
+        wrong = [e for e in entries if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}", e)]
+        if wrong:
+            raise ValueError(f"must be GitHub repositories as owner/name, comma-separated; not {', '.join(wrong[:3])}")
         return ",".join(entries) or None
 
     @field_validator("alert_channel")
@@ -191,6 +202,11 @@ class Settings(BaseSettings):
         if self.action_allowlist:
             return "ACTION_ALLOWLIST", self.action_allowlist
         return "SUBSCRIPTION_ALLOWLIST", None
+
+    @property
+    def allowed_repositories(self) -> frozenset[str]:
+        """REPOSITORIES, lower-case (GitHub's names are case-insensitive); empty: work starts nowhere."""
+        return frozenset(r.lower() for r in (self.repositories or "").split(",") if r)
 
     @property
     def socket_mode(self) -> bool:

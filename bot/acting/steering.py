@@ -26,9 +26,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 from bot.acting.interview import Choice, answer_body
+from bot.acting.work import Draft
 from bot.blocks.routing import Target
 from bot.core.errors import ActionFailed, AlreadyActed, NotAllowed, Refusal, Refused, Settled
 from bot.core.keys import ActionKey, ActionState, Verb
@@ -36,7 +38,9 @@ from bot.core.outcomes import Outcome, OutcomeVerb, events_tell, outcome_of, run
 from bot.core.records import Action, AlertState
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroConflict, FabroError, FabroNotFound, FabroUnavailable
+from bot.fabro.manifest import BadWorkflow, build_manifest, load_workflow
 from bot.fabro.models import Question, Run
+from bot.failpoints import crash_point
 from bot.people.notify import indexed
 from bot.people.permissions import Allowlist
 from bot.store.base import Store
@@ -142,6 +146,9 @@ class Steering:
     allowlist: Allowlist
     clock: Callable[[], datetime]
     web_base: str | None = None
+    workflows_dir: Path | None = None  # WORKFLOWS_DIR: the deployer's workflows, besides the shipped ones
+    repositories: frozenset[str] = frozenset()  # REPOSITORIES, lower-case owner/name: where work may start
+    user_agent: str = "fabro-slack-bot"
     _send_retry_delay: float = field(default=0.5, repr=False)
 
     # -- the five actions -----------------------------------------------------------------
@@ -286,6 +293,74 @@ class Steering:
         # Fabro records the bot's token as its creator: the bot writes down whose it is.
         await self.store.index_run(indexed(done.run, who.user_id, self.web_base))
         return Settled(done.run, done.outcome)
+
+    async def start_work(self, who: Where, draft: Draft, intent: str) -> Settled:
+        """Create and start a run of `draft` for `who`, once per `intent` (one confirmation).
+
+        Fabro cannot be told "create this only once", so the run carries the intent as a label and in
+        its User-Agent: a Start that finds an earlier attempt of the same intent (its process died
+        after Fabro created the run) looks for that run first, and starts it rather than make another.
+        """
+        key = ActionKey.of(Verb.START, intent)
+        recovering = bool(await self.store.actions_for_run(key.run_id))
+
+        async def work() -> Done:
+            run = await self._find_or_create(who, draft, intent, recovering=recovering)
+            if run.status.kind == "submitted":
+                run = await self._start_created(run)
+            outcome = Outcome(
+                OutcomeVerb.STARTED, run_id=run.id, run_url=run.web_url(self.web_base), answer=draft.workflow
+            )
+            return Done(outcome, run)
+
+        detail = {"draft": draft.dump(), "channel": draft.channel}
+        done = await self._once(who, Verb.START, key, work, detail=detail)
+        await self.store.index_run(indexed(done.run, who.user_id, self.web_base))
+        return Settled(done.run, done.outcome)
+
+    async def _find_or_create(self, who: Where, draft: Draft, intent: str, *, recovering: bool) -> Run:
+        if not draft.request.strip():
+            raise Refused(Refusal.NO_GOAL)
+        if draft.repository.lower() not in self.repositories:
+            raise Refused(Refusal.REPO_NOT_ALLOWED, detail=draft.repository)
+        if recovering:
+            earlier = await self.fabro.labelled("slack_intent", intent)
+            if earlier is not None:
+                log.info("intent %s already made run %s: not creating another", intent, earlier.id)
+                return earlier
+        try:
+            workflow = load_workflow(self.workflows_dir, draft.workflow)
+        except BadWorkflow as exc:
+            raise Refused(Refusal.WORKFLOW_INVALID, detail=str(exc)) from exc
+        manifest = build_manifest(
+            workflow,
+            goal=draft.goal,
+            title=draft.title,
+            repository=draft.repository,
+            branch=draft.branch,
+            labels=draft.labels(who.user_id, intent),
+        )
+        validation = await self.fabro.validate(manifest)
+        if not validation.passed:
+            reasons = "; ".join(d.message for d in validation.errors[:3]) or "Fabro's validator said no"
+            raise Refused(Refusal.WORKFLOW_INVALID, detail=f"`{draft.workflow}`: {reasons}.")
+        run = await self.fabro.create_run(manifest, user_agent=f"{self.user_agent} (slack; intent {intent})")
+        crash_point("run.created")
+        return run
+
+    async def _start_created(self, run: Run) -> Run:
+        """Start a created run; where Fabro will not, say so (the run stays in Fabro, `submitted`)."""
+        try:
+            return await self._once_more_on_503(lambda: self.fabro.start_run(run.id))
+        except FabroConflict:
+            after = await self._fresh(run)
+            if after.status.kind != "submitted":
+                return after  # started meanwhile (by an earlier attempt, or in Fabro)
+            why = "Fabro would not start it"
+        except FabroError as exc:
+            why = f"Fabro would not start it ({exc.detail}, request id `{exc.request_id or 'none'}`)"
+        said = f"Run `{run.id}` was created but not started: {why}. It waits in Fabro; press Start again to retry."
+        raise Refused(Refusal.NOT_STARTED, run=run, detail=said)
 
     # -- shipping the result ---------------------------------------------------------------
 
@@ -438,6 +513,7 @@ class Steering:
         outcome: Outcome | None = None
         try:
             done = await work()
+            crash_point("action.acted")
             outcome = replace(done.outcome, slack_user=who.user_id, at=self.clock())
             done = replace(done, outcome=outcome)
             await self.store.finish_action(key, state=ActionState.DONE, outcome=outcome)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from bot.asking.answers import Answerer
 from bot.asking.inspect import Inspector, Look
 from bot.asking.subscriptions import SubscriptionDesk
+from bot.asking.work import WorkDesk, plain_text
 from bot.blocks.replies import help_message, notice, usage_error_message
 from bot.blocks.start import start_card, unknown_automation
 from bot.blocks.stats import stats_message
@@ -22,10 +23,12 @@ from bot.core.query import (
     Link,
     Muted,
     MuteRun,
+    NewWork,
     Notify,
     Parsed,
     RunLookup,
     RunQuery,
+    Setup,
     Start,
     Stats,
     Subscribe,
@@ -53,6 +56,7 @@ FOLLOW_NEEDS_SLACK = "Runs are followed in a Slack channel: run `{command} follo
 LINK_NEEDS_SLACK = "Links belong to a Slack account: run `{command} {words}` in Slack."
 INSPECT_NEEDS_SLACK = "`{command} {words}` answers in Slack: run it there."
 MUTE_NEEDS_SLACK = "A run is muted in a Slack conversation: run `{command} {words}` there."
+WORK_NEEDS_SLACK = "Work starts from a Slack channel: run `{command} {words}` there."
 NEEDS_A_CHANNEL = "Subscriptions belong to a Slack channel: run `{command} {words}` in the channel itself."
 
 
@@ -86,6 +90,7 @@ class Commands:
     new_intent: Callable[[], str] = lambda: uuid.uuid4().hex[:20]
     linker: Linker | None = None  # None where there is no Slack account (the CLI)
     inspector: Inspector | None = None  # None where there is no Slack to post files to (the CLI)
+    work: WorkDesk | None = None  # None where there is no channel to work from (the CLI)
 
     @staticmethod
     def instant(parsed: Parsed) -> bool:
@@ -116,6 +121,8 @@ class Commands:
                 return await self._subscriptions(parsed, caller)
             case Start():
                 return await self._start(parsed, caller)
+            case Setup() | NewWork():
+                return await self._work(parsed, caller)
             case FollowRun():
                 return await self._follow(parsed, caller)
             case Link() | WhoAmI() | Notify():
@@ -275,6 +282,16 @@ class Commands:
             close = difflib.get_close_matches(parsed.automation_id, [p.id for p in presets], n=3, cutoff=0.5)
             return Reply(unknown_automation(parsed.automation_id, close, self.command), status="usage_error")
         return Reply(start_card(preset, intent=self.new_intent(), channel=caller.channel))
+
+    async def _work(self, parsed: Setup | NewWork, caller: Caller) -> Reply:
+        if self.work is None or caller.channel is None or caller.user_id is None:
+            words = "setup" if isinstance(parsed, Setup) else "new <what to do>"
+            return Reply(notice(WORK_NEEDS_SLACK.format(command=self.command, words=words)))
+        if isinstance(parsed, Setup):
+            reply = await self.work.setup(parsed, channel=caller.channel, user_id=caller.user_id)
+            return Reply(reply.message, public=reply.public)
+        card = await self.work.confirm(plain_text(parsed.goal), channel=caller.channel, thread_ts=None)
+        return Reply(card)
 
     async def _subscriptions(self, parsed: Subscribe | Subscriptions | Unsubscribe | Summary, caller: Caller) -> Reply:
         if self.desk is None or caller.channel is None or caller.user_id is None:

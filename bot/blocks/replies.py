@@ -119,6 +119,11 @@ _REFUSALS = {
     Refusal.NOTHING_SAID: "Write what the agent should do after mentioning me: `@Fabro steer use the staging db`.",
     Refusal.AUTOMATION_GONE: "That automation no longer exists in Fabro. `/runs start` lists the ones there are.",
     Refusal.NOT_STARTABLE: "{detail} cannot be started from Slack: it has no enabled `api` trigger in Fabro.",
+    Refusal.NO_GOAL: "Say what you want done: `@Fabro the login test is flaky since #412, make it deterministic`.",
+    Refusal.NOT_SET_UP: "This channel has no repository to work on yet: `/runs setup repo:owner/name` sets one.",
+    Refusal.REPO_NOT_ALLOWED: "`{detail}` is not in this bot's `REPOSITORIES`, so no work starts on it here.",
+    Refusal.WORKFLOW_INVALID: "The workflow cannot run: {detail}",
+    Refusal.NOT_STARTED: "{detail}",
 }
 INTERNAL_ERROR = (
     "Something went wrong on our side and it has been logged — reference `{reference}`. "
@@ -248,6 +253,8 @@ def _agent_failed(error: ActionFailed, request_id: str) -> str | None:
 
 def _start_failed(error: ActionFailed, request_id: str) -> str | None:
     cause = error.cause
+    if cause.status == 400:
+        return f"Fabro refused to create the run: {escape(cause.detail)} — {request_id}. Nothing was started."
     if cause.status == 404:
         return f"Fabro does not know that automation — {request_id}. `/runs start` lists the ones there are."
     if cause.status == 409 and cause.code == "automation_api_trigger_disabled":

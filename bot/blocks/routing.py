@@ -46,6 +46,8 @@ __all__ = [
     "STEER_ACTION",
     "STEER_MODAL",
     "STEER_VERBS",
+    "WORK_BUTTONS",
+    "WORK_MODAL",
     "ModalContext",
     "Target",
     "choice_value",
@@ -55,11 +57,13 @@ __all__ = [
     "decode_page",
     "decode_picker",
     "decode_start",
+    "decode_work",
     "encode_modal",
     "encode_mute",
     "encode_page",
     "encode_picker",
     "encode_start",
+    "encode_work",
     "link_action_id",
     "page_action_id",
     "parse_control_block",
@@ -334,6 +338,22 @@ START_MODAL = "start_modal"
 START_PICK = "start_pick"
 _AUTOMATION_ID = re.compile(r"^[0-9A-Za-z_.-]{1,128}$")
 _INTENT = re.compile(r"^[0-9a-f]{8,40}$")
+
+
+WORK_ACTION = "work"  # the confirmation of work asked for in a conversation: work:go, work:edit, work:cancel
+WORK_BUTTONS = re.compile(r"^work:(go|edit|cancel)$")
+WORK_MODAL = "work_modal"
+
+
+def encode_work(intent: str) -> str:
+    """What the confirmation's buttons (and its Edit window) carry: the intent; the draft waits in the store."""
+    return json.dumps({"v": 1, "w": intent}, separators=(",", ":"))
+
+
+def decode_work(value: str | None) -> str | None:
+    data = _versioned(value)
+    intent = data.get("w") if data is not None else None
+    return intent if isinstance(intent, str) and _INTENT.match(intent) else None
 
 
 def encode_start(automation_id: str, intent: str, channel: str | None) -> str:

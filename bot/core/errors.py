@@ -96,6 +96,11 @@ class Refusal(enum.StrEnum):
     TOO_LONG = "too_long"
     NOTHING_SAID = "nothing_said"
     NOT_STARTABLE = "not_startable"
+    NO_GOAL = "no_goal"  # work asked for with nothing to do
+    NOT_SET_UP = "not_set_up"  # the channel has no repository to work on
+    REPO_NOT_ALLOWED = "repo_not_allowed"  # `detail` is the repository, not in REPOSITORIES
+    WORKFLOW_INVALID = "workflow_invalid"  # `detail` says why (the validator's reasons)
+    NOT_STARTED = "not_started"  # created, but Fabro would not start it; `detail` says why
 
 
 class Refused(BotError):

@@ -66,10 +66,12 @@ __all__ = [
     "MuteRun",
     "Muted",
     "Narrow",
+    "NewWork",
     "Notify",
     "Parsed",
     "RunLookup",
     "RunQuery",
+    "Setup",
     "Start",
     "Stats",
     "Subscribe",
@@ -195,6 +197,8 @@ _VOCABULARY = (
     "mute",
     "unmute",
     "muted",
+    "setup",
+    "new",
     "summary",
     "subscribe",
     *INSPECT_WORDS,
@@ -483,6 +487,23 @@ class Start:
 
 
 @dataclass(frozen=True)
+class Setup:
+    """What the channel works on when work starts from it: show it (nothing set), set it, or clear it."""
+
+    repository: str | None = None
+    branch: str | None = None
+    workflow: str | None = None
+    off: bool = False
+
+
+@dataclass(frozen=True)
+class NewWork:
+    """Start work on the channel's repository: `goal` is the rest of the text, as Slack sent it."""
+
+    goal: str
+
+
+@dataclass(frozen=True)
 class Stats:
     """The daily picture for a window of days in the caller's time zone."""
 
@@ -561,6 +582,8 @@ Parsed = (
     | Stats
     | Summary
     | Start
+    | Setup
+    | NewWork
     | FollowRun
     | Link
     | Notify
@@ -583,6 +606,14 @@ def parse(text: str | None) -> Parsed:
     if not words or (len(words) == 1 and words[0].lower() in ("help", "?", "-h", "--help")):
         return Help()
     first = words[0].lower()
+    if first == "new":
+        goal = (text or "").strip()[len(words[0]) :].strip()
+        if not goal:
+            example = "`/runs new the login test is flaky since #412, make it deterministic`"
+            return UsageError("`new` takes what you want done.", word="new", hints=(example,))
+        return NewWork(goal)
+    if first == "setup":
+        return _setup(words[1:])
     if first == "subscribe":
         return _subscribe(words[1:])
     if first == "subscriptions":
@@ -635,6 +666,40 @@ def _inspect(what: str, words: list[str]) -> Inspect | UsageError:
     if port is None or not 1 <= port <= MAX_PREVIEW_PORT:
         return UsageError("The port is a number from 1 to 65535.", word=words[1], hints=(example,))
     return Inspect(what, selector, port)
+
+
+_REPOSITORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
+_BRANCH = re.compile(r"^(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![/.])$")
+_WORKFLOW_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # a folder in WORKFLOWS_DIR
+_SETUP_HINTS = ("`/runs setup repo:acme/api branch:main workflow:implement`", "`/runs setup off`")
+
+
+def _setup(words: list[str]) -> Setup | UsageError:
+    if not words:
+        return Setup()
+    if [w.lower() for w in words] == ["off"]:
+        return Setup(off=True)
+    found: dict[str, str] = {}
+    for raw in words:
+        name, colon, value = raw.partition(":")
+        name = name.lower()
+        pattern = {"repo": _REPOSITORY, "branch": _BRANCH, "workflow": _WORKFLOW_NAME}.get(name)
+        if not colon or pattern is None:
+            close = difflib.get_close_matches(name, ["repo", "branch", "workflow"], n=1, cutoff=0.6)
+            suggestion = f"{close[0]}:{value}" if close and colon else None
+            problem = f"`setup` takes repo:, branch: and workflow:, not `{raw}`."
+            return UsageError(problem, word=raw, suggestion=suggestion, hints=_SETUP_HINTS)
+        if not pattern.match(value):
+            what = {
+                "repo": "a GitHub repository (owner/name)",
+                "branch": "a branch name",
+                "workflow": "a workflow name",
+            }
+            return UsageError(f"`{value}` is not {what[name]}.", word=raw, hints=_SETUP_HINTS)
+        found[name] = value
+    if "repo" not in found:
+        return UsageError("`setup` needs the repository: `repo:owner/name`.", hints=_SETUP_HINTS)
+    return Setup(found["repo"], found.get("branch"), found.get("workflow"))
 
 
 def _notify(words: list[str]) -> Notify | UsageError:

@@ -19,6 +19,7 @@ __all__ = [
     "Action",
     "Alert",
     "AlertState",
+    "ChannelSetup",
     "ChannelSummary",
     "Follow",
     "IndexedRun",
@@ -147,6 +148,18 @@ class ChannelSummary:
     tz: str
     created_by: str | None
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class ChannelSetup:
+    """What a channel works on when someone starts work from it: a repository, a branch, a workflow."""
+
+    channel: str
+    repository: str  # owner/name on GitHub
+    branch: str | None  # None: the repository's default branch
+    workflow: str
+    set_by: str
+    set_at: datetime
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from bot.core.outcomes import Outcome
 from bot.core.records import (
     Action,
     Alert,
+    ChannelSetup,
     ChannelSummary,
     Follow,
     IndexedRun,
@@ -124,6 +125,11 @@ class Store(Protocol):
 
     async def remove_summary(self, channel: str) -> bool: ...
     async def summaries(self, channel: str | None = None) -> list[ChannelSummary]: ...
+
+    # what channels work on
+    async def set_setup(self, setup: ChannelSetup) -> None: ...
+    async def setup_of(self, channel: str) -> ChannelSetup | None: ...
+    async def remove_setup(self, channel: str) -> bool: ...
 
     # watermarks
     async def get_mark(self, name: str) -> str | None: ...

@@ -24,6 +24,7 @@ from bot.store.sql import (
     NOTIFY_TABLE,
     RUNS_INDEX,
     SCALE_INDEXES,
+    SETUPS_TABLE,
     SUBSCRIPTION_NARROW,
     SUMMARIES_TABLE,
     Row,
@@ -81,6 +82,7 @@ MIGRATIONS: list[str] = [
     SCALE_INDEXES,
     SUBSCRIPTION_NARROW,
     MUTES_TABLE,
+    SETUPS_TABLE,
 ]
 
 

@@ -20,6 +20,7 @@ from bot.core.records import (
     Action,
     Alert,
     AlertState,
+    ChannelSetup,
     ChannelSummary,
     Follow,
     IndexedRun,
@@ -39,6 +40,7 @@ __all__ = [
     "NOTIFY_TABLE",
     "RUNS_INDEX",
     "SCALE_INDEXES",
+    "SETUPS_TABLE",
     "SUBSCRIPTION_NARROW",
     "SUMMARIES_TABLE",
     "TERMINAL_BUCKETS",
@@ -184,6 +186,18 @@ MUTES_TABLE = """
         PRIMARY KEY (channel, run_id)
     );
     CREATE INDEX mutes_by_run ON mutes (run_id);
+"""
+
+# What each channel works on when work is started from it (`/runs setup`).
+SETUPS_TABLE = """
+    CREATE TABLE setups (
+        channel TEXT PRIMARY KEY,
+        repository TEXT NOT NULL,
+        branch TEXT,
+        workflow TEXT NOT NULL,
+        set_by TEXT NOT NULL,
+        set_at TEXT NOT NULL
+    );
 """
 
 
@@ -577,6 +591,28 @@ class SQLStore:
             ChannelSummary(r["channel"], r["at"], r["tz"], r["created_by"], datetime.fromisoformat(r["created_at"]))
             for r in rows
         ]
+
+    # -- what channels work on -----------------------------------------------------------
+
+    async def set_setup(self, setup: ChannelSetup) -> None:
+        await self._execute(
+            "INSERT INTO setups (channel, repository, branch, workflow, set_by, set_at) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (channel) DO UPDATE SET repository = excluded.repository, branch = excluded.branch,"
+            " workflow = excluded.workflow, set_by = excluded.set_by, set_at = excluded.set_at",
+            (setup.channel, setup.repository, setup.branch, setup.workflow, setup.set_by, _iso(setup.set_at)),
+        )
+
+    async def setup_of(self, channel: str) -> ChannelSetup | None:
+        rows = await self._fetch("SELECT * FROM setups WHERE channel = ?", (channel,))
+        if not rows:
+            return None
+        r = rows[0]
+        return ChannelSetup(
+            r["channel"], r["repository"], r["branch"], r["workflow"], r["set_by"], datetime.fromisoformat(r["set_at"])
+        )
+
+    async def remove_setup(self, channel: str) -> bool:
+        return await self._execute("DELETE FROM setups WHERE channel = ?", (channel,)) > 0
 
     # -- watermarks -----------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from bot.store.sql import (
     NOTIFY_TABLE,
     RUNS_INDEX,
     SCALE_INDEXES,
+    SETUPS_TABLE,
     SUBSCRIPTION_NARROW,
     SUMMARIES_TABLE,
     Row,
@@ -91,6 +92,7 @@ MIGRATIONS: list[str] = [
     SCALE_INDEXES,
     SUBSCRIPTION_NARROW,
     MUTES_TABLE,
+    SETUPS_TABLE,
 ]
 
 
