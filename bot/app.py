@@ -32,6 +32,7 @@ from bot.asking.ask import AskDesk
 from bot.asking.dispatch import Commands
 from bot.asking.inspect import Inspector
 from bot.asking.subscriptions import SubscriptionDesk
+from bot.asking.work import WorkDesk
 from bot.config import Settings
 from bot.core.durations import parse_duration
 from bot.core.links import hosts_of
@@ -149,6 +150,7 @@ def build_bolt_app(
         inspector,
         asker,
         desk=commands.desk,
+        work=commands.work,
     )
     controls.register(app, clicks)
     mentions.register(app, steering, store, shower, clicks.act, asker=asker)
@@ -252,6 +254,15 @@ class Bot:
             follower=self.follower,
             linker=self.linker,
             inspector=self.inspector,
+            work=WorkDesk(
+                self.store,
+                self.clock,
+                s.allowed_repositories,
+                Path(s.workflows_dir),
+                allowlist=Allowlist(parse_allowlist(routing), client) if routing else None,
+                allowlist_name=routing_name,
+                command=s.slash_command,
+            ),
         )
         steering = Steering(
             self.store,

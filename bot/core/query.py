@@ -606,14 +606,8 @@ def parse(text: str | None) -> Parsed:
     if not words or (len(words) == 1 and words[0].lower() in ("help", "?", "-h", "--help")):
         return Help()
     first = words[0].lower()
-    if first == "new":
-        goal = (text or "").strip()[len(words[0]) :].strip()
-        if not goal:
-            example = "`/runs new the login test is flaky since #412, make it deterministic`"
-            return UsageError("`new` takes what you want done.", word="new", hints=(example,))
-        return NewWork(goal)
-    if first == "setup":
-        return _setup(words[1:])
+    if first in ("new", "setup"):
+        return _work(first, text or "", words)
     if first == "subscribe":
         return _subscribe(words[1:])
     if first == "subscriptions":
@@ -672,6 +666,19 @@ _REPOSITORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$
 _BRANCH = re.compile(r"^(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![/.])$")
 _WORKFLOW_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # a folder in WORKFLOWS_DIR
 _SETUP_HINTS = ("`/runs setup repo:acme/api branch:main workflow:implement`", "`/runs setup off`")
+
+
+def _work(first: str, text: str, words: list[str]) -> Setup | NewWork | UsageError:
+    if first == "setup":
+        return _setup(words[1:])
+    goal = text.strip()[len(words[0]) :].strip()
+    if not goal:
+        example = "`/runs new the login test is flaky since #412, make it deterministic`"
+        return UsageError("`new` takes what you want done.", word="new", hints=(example,))
+    return NewWork(goal)
+
+
+_WHAT = {"repo": "a GitHub repository (owner/name)", "branch": "a branch name", "workflow": "a workflow name"}
 
 
 def _setup(words: list[str]) -> Setup | UsageError:

@@ -48,6 +48,7 @@ from bot.blocks.routing import (
     STEER_ACTION,
     STEER_MODAL,
     STEER_VERBS,
+    WORK_BUTTONS,
     ModalContext,
     Target,
     decode_modal,
@@ -55,6 +56,7 @@ from bot.blocks.routing import (
     decode_page,
     decode_picker,
     decode_start,
+    decode_work,
     parse_control_block,
     steer_verb,
 )
@@ -88,6 +90,7 @@ __all__ = [
     "ShowRuns",
     "Stale",
     "Start",
+    "StartWork",
     "Steer",
     "Surface",
     "Unfinished",
@@ -252,6 +255,14 @@ class Start:
 
 
 @dataclass(frozen=True)
+class StartWork:
+    """Start on the confirmation of work asked for in a conversation: the draft waits under `intent`."""
+
+    origin: Origin
+    intent: str
+
+
+@dataclass(frozen=True)
 class DismissStart:
     """Cancel on a start confirmation: the card goes, nothing starts."""
 
@@ -327,6 +338,7 @@ Click = (
     | Inspect
     | Ask
     | Start
+    | StartWork
     | DismissStart
     | OpenWindow
     | ChooseMerge
@@ -499,6 +511,15 @@ def _start_button(action_id: str, action: dict[str, Any], user: str | None) -> C
     return Start(Origin(Where(user, channel)), automation_id, intent)
 
 
+def _work_button(action_id: str, action: dict[str, Any], user: str | None) -> Click:
+    intent = decode_work(text(action.get("value")))
+    if intent is None or user is None:
+        return Unreadable(Stale.START, user)
+    if action_id == "work:cancel":
+        return DismissStart()
+    return StartWork(Origin(Where(user)), intent)
+
+
 def _read_action(body: dict[str, Any]) -> Click:
     action = first_action(body)
     action_id, user = text(action.get("action_id")) or "", user_of(body)
@@ -512,6 +533,8 @@ def _read_action(body: dict[str, Any]) -> Click:
         return _mute(body, action, user)
     if START_BUTTONS.match(action_id):
         return _start_button(action_id, action, user)
+    if WORK_BUTTONS.match(action_id):
+        return _work_button(action_id, action, user)
     if LINK_ACTION.match(action_id):
         return Ignored()  # Slack opens the URL itself; the click is only acknowledged
     return Unreadable(Stale.CONTROL, user)
@@ -608,7 +631,16 @@ _WINDOWS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Click]] = {
 }
 
 # What the listener registers for: every action id and window callback id read here.
-ACTION_IDS = (STEER_ACTION, PAGE_ACTION, SHOW_ACTION, FOLLOW_ACTION, MUTE_ACTION, START_BUTTONS, LINK_ACTION)
+ACTION_IDS = (
+    STEER_ACTION,
+    PAGE_ACTION,
+    SHOW_ACTION,
+    FOLLOW_ACTION,
+    MUTE_ACTION,
+    START_BUTTONS,
+    WORK_BUTTONS,
+    LINK_ACTION,
+)
 WINDOW_IDS = tuple(_WINDOWS)
 
 

@@ -24,14 +24,16 @@ from bot.asking.answers import Answerer
 from bot.asking.ask import AskDesk
 from bot.asking.inspect import Inspector, Look, Thread
 from bot.asking.subscriptions import SubscriptionDesk
+from bot.asking.work import WorkDesk
 from bot.blocks.replies import STALE_PAGE, notice
 from bot.blocks.routing import Target
 from bot.blocks.start import start_announcement
+from bot.blocks.work import started_note
 from bot.core.errors import Refusal, Refused, Settled, Unreadable
 from bot.listeners import clicks as c
 from bot.listeners.boundary import Failed, attempt
 from bot.listeners.showing import Shower
-from bot.listeners.start import announce, tell_started, to_person
+from bot.listeners.start import announce, post_in_thread, tell_started, to_person
 from bot.listeners.windows import confirm_merge, open_window
 from bot.metrics import Metrics
 from bot.telling.following import Follower
@@ -56,6 +58,7 @@ class Controls:
     inspector: Inspector | None = None
     asker: AskDesk | None = None
     desk: SubscriptionDesk | None = None  # mutes, from an alert's menu
+    work: WorkDesk | None = None
 
     async def act(self, label: str, work: Awaitable[T]) -> T | Failed:
         result = await attempt(work, what=f"{label} from Slack", command=self.command)
@@ -109,6 +112,8 @@ class Controls:
                 await self._ask(origin, target, words, thread, intent)
             case c.Start(origin, automation_id, intent):
                 await self._start(origin, automation_id, intent, respond, client)
+            case c.StartWork(origin, intent):
+                await self._start_work(origin, intent, respond, client)
             case c.DismissStart():
                 if respond is not None:
                     await respond(delete_original=True)
@@ -256,6 +261,31 @@ class Controls:
             await announce(client, message, result.run.id, [p for p in (who.channel, who.user_id) if p])
         elif origin.surface is c.Surface.WINDOW and who.channel is not None:
             await to_person(client, who.channel, who.user_id, result.message)
+
+    async def _start_work(
+        self, origin: c.Origin, intent: str, respond: AsyncRespond | None, client: AsyncWebClient
+    ) -> None:
+        """Create and start the confirmed draft; say so where it was asked, and follow the run there."""
+        draft = await self.work.draft_of(intent) if self.work is not None else None
+        if draft is None:
+            await self._unreadable(c.Stale.START, origin.who.user_id, respond)
+            return
+        who = Where(origin.who.user_id, draft.channel, draft.thread_ts)
+        result = await self.act("start", self.steering.start_work(who, draft, intent))
+        if respond is not None:
+            await tell_started(respond, result)
+        if isinstance(result, Failed):
+            return
+        note = started_note(result.run, user_id=who.user_id, web_base=self.web_base)
+        await post_in_thread(client, draft.channel, draft.thread_ts, note, result.run.id)
+        if self.follower is not None:
+            followed = await attempt(
+                self.follower.follow(result.run.id, channel=draft.channel, user_id=who.user_id),
+                what="following a run started from Slack",
+                command=self.command,
+            )
+            if isinstance(followed, Failed):
+                await to_person(client, draft.channel, who.user_id, followed.message)
 
     async def _create_pull_request(self, origin: c.Origin, target: Target, respond: AsyncRespond | None) -> None:
         """Ask once; show "being written" at once; follow the creation in the background and show how it ended."""

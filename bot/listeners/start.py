@@ -26,7 +26,14 @@ from bot.listeners.boundary import Failed
 from bot.listeners.payloads import obj, text
 from bot.slack.webapi import CHANNEL_ERRORS, TRANSPORT_ERRORS, slack_error
 
-__all__ = ["announce", "open_picker", "register", "tell_started", "to_person"]
+__all__ = [
+    "announce",
+    "open_picker",
+    "post_in_thread",
+    "register",
+    "tell_started",
+    "to_person",
+]
 
 log = logging.getLogger(__name__)
 
@@ -101,3 +108,17 @@ async def to_person(client: AsyncWebClient, channel: str, user: str, message: di
         await client.chat_postEphemeral(channel=channel, user=user, **message)
     except TRANSPORT_ERRORS as exc:
         log.info("could not tell user=%s about a start: %s", user, type(exc).__name__)
+
+
+async def post_in_thread(
+    client: AsyncWebClient, channel: str, thread_ts: str | None, message: dict[str, Any], run_id: str
+) -> None:
+    """Where the work was asked for, for everyone (best effort: the person's card already says it)."""
+    try:
+        await client.chat_postMessage(
+            channel=channel, thread_ts=thread_ts, text=message["text"], blocks=message["blocks"]
+        )
+    except SlackApiError as exc:
+        log.info("could not say in %s that run %s started: %s", channel, run_id, slack_error(exc))
+    except TRANSPORT_ERRORS as exc:
+        log.info("could not say in %s that run %s started: %s", channel, run_id, type(exc).__name__)

@@ -1,0 +1,162 @@
+"""Work started from Slack: a channel set up for a repository, `/runs new <goal>` confirmed with
+Start, a run created and started once on Fabro, owned by the person, followed in the channel,
+and every refusal said in one sentence. All through signed requests against the fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.acting.steering import Where
+from bot.acting.work import Draft
+from bot.app import Bot
+from tests.conftest import SlackUser, wait_for, wait_until
+from tests.fakes.fabro import FakeFabro
+from tests.fakes.slack import FakeSlack
+
+ADA, BOB = "U123ADA", "U456BOB"
+CHANNEL = "C123OPS"
+_BOTS: dict[str, Bot] = {}
+
+
+@pytest.fixture
+async def user(start_bot, slack: FakeSlack, tmp_path) -> AsyncIterator[SlackUser]:
+    bot: Bot = await start_bot(database_url=f"sqlite:///{tmp_path}/work.db", repositories="acme/api,acme/web")
+    async with aiohttp.ClientSession() as session:
+        person = SlackUser.of(bot, slack, session)
+        _BOTS[person.url] = bot
+        yield person
+
+
+def created(fabro: FakeFabro) -> list[dict[str, Any]]:
+    return [r for r in fabro.runs.values() if r["id"] in fabro.manifests]
+
+
+def buttons(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["text"]["text"]: e for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]}
+
+
+async def said(user: SlackUser, words: str) -> dict[str, Any]:
+    _, ack, url = await user.command(words)
+    if ack:
+        return json.loads(ack)
+    return await user.reply(url)
+
+
+def text_of(message: dict[str, Any]) -> str:
+    return json.dumps(message.get("blocks") or message.get("text"))
+
+
+async def press(user: SlackUser, button: dict[str, Any], who: str = ADA) -> str:
+    _, _, url = await user.click(
+        {"action_id": button["action_id"], "value": button["value"]}, block_id="work:buttons", user=who
+    )
+    return url
+
+
+async def test_from_a_fresh_channel_new_work_is_confirmed_then_started_once_and_followed(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    announced = await said(user, "setup repo:acme/api branch:main")
+    assert announced["response_type"] == "in_channel" and "acme/api" in text_of(announced)  # the channel hears it
+    card = await said(user, "new the login test is flaky since #412, make it {{ deterministic }}")
+    assert card["response_type"] == "ephemeral" and created(fabro) == []
+    shown = text_of(card)
+    assert "acme/api" in shown and "main" in shown and "implement" in shown and "deterministic" in shown
+    go = buttons(card)["Start"]
+    await asyncio.gather(press(user, go), press(user, go), press(user, go, who=BOB))  # a triple click
+    await wait_for(lambda: slack.posts(CHANNEL), timeout=10)  # the live card
+    [run] = created(fabro)
+    assert len(fabro.calls("/api/v1/runs", method="POST")) == 1
+    assert run["lifecycle"]["status"]["kind"] == "runnable"  # started, not left submitted
+    assert run["goal"] == "the login test is flaky since #412, make it {{ deterministic }}"
+    assert run["labels"]["slack_user"] == ADA and run["labels"]["slack_channel"] == CHANNEL
+    intent = run["labels"]["slack_intent"]
+    assert intent in fabro.user_agents[run["id"]] and fabro.user_agents[run["id"]].startswith("fabro-slack-bot/")
+    bot = _BOTS[user.url]
+    indexed = await bot.store.indexed_run(run["id"])
+    assert indexed is not None and indexed.owner == ADA  # the person who confirmed owns it
+    await wait_until(lambda: bot.store.follows(run["id"]))  # followed in the channel: a live card
+    assert len(slack.posts(CHANNEL)) == 2  # who started what, and the live card
+
+
+@pytest.mark.parametrize(
+    ("setup", "words", "told"),
+    [
+        (None, "new fix it", "no repository to work on yet"),
+        ("setup repo:acme/api", "new    ", "takes what you want done"),
+        (None, "setup repo:evil/repo", "is not in this bot"),
+        (None, "setup repo:acme/api workflow:nope", "no workflow"),
+    ],
+)
+async def test_every_refusal_is_one_sentence_and_nothing_is_created(
+    user: SlackUser, fabro: FakeFabro, setup, words, told
+):
+    if setup:
+        await said(user, setup)
+    reply = await said(user, words)
+    assert told in text_of(reply) and created(fabro) == [] and "Traceback" not in text_of(reply)
+
+
+async def test_setup_shows_and_clears_what_the_channel_works_on(user: SlackUser, slack: FakeSlack):
+    assert "no repository" in text_of(await said(user, "setup"))
+    await said(user, "setup repo:acme/web workflow:implement")
+    assert "acme/web" in text_of(await said(user, "setup"))
+    assert "cleared" in text_of(await said(user, "setup off"))
+    assert "no repository" in text_of(await said(user, "setup"))
+
+
+async def test_a_400_from_fabro_and_a_failed_start_are_each_explained(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    await said(user, "setup repo:acme/api")
+    fabro.start_fails = "start has already been requested"
+    card = await said(user, "new add a health endpoint")
+    url = await press(user, buttons(card)["Start"])
+    reply = await user.reply(url)
+    [run] = created(fabro)
+    assert "was created but not started" in text_of(reply) and run["id"] in text_of(reply)
+    fabro.start_fails = None
+    url = await press(user, buttons(card)["Start"])  # Start again: the same run is started, none created
+    await wait_for(lambda: run["lifecycle"]["status"]["kind"] == "runnable", timeout=10)
+    assert len(created(fabro)) == 1
+
+
+async def test_after_a_crash_between_create_and_start_the_same_run_is_started_not_created_again(
+    user: SlackUser, fabro: FakeFabro
+):
+    """The record was left pending by a process that died after Fabro created the run: a later
+    Start of the same confirmation finds the run by its intent label and starts it."""
+    bot = _BOTS[user.url]
+    await said(user, "setup repo:acme/api")
+    draft = Draft("fix the build", "fix the build", "acme/api", None, "implement", CHANNEL, None)
+    intent = "ab12cd34ef56ab12cd34"
+    # What the dead process did: recorded the action, and Fabro created the run.
+    from bot.fabro.manifest import build_manifest, load_workflow
+
+    manifest = build_manifest(
+        load_workflow(None, "implement"),
+        goal=draft.goal,
+        title=draft.title,
+        repository="acme/api",
+        branch=None,
+        labels=draft.labels(ADA, intent),
+    )
+    await bot.fabro.create_run(manifest, user_agent="fabro-slack-bot/0 (slack; intent ab12cd34ef56ab12cd34)")
+    from datetime import timedelta
+
+    from bot.core.keys import ActionKey, Verb
+    from bot.core.records import Action
+
+    long_ago = bot.clock() - timedelta(minutes=10)
+    await bot.store.begin_action(
+        Action(ActionKey.of(Verb.START, intent), Verb.START, ADA, long_ago), stale_before=long_ago
+    )
+    settled = await bot.steering.start_work(Where(ADA, CHANNEL), draft, intent)
+    [run] = created(fabro)
+    assert settled.run.id == run["id"] and run["lifecycle"]["status"]["kind"] == "runnable"
