@@ -39,6 +39,7 @@ from bot.core.links import hosts_of
 from bot.fabro.client import FabroClient
 from bot.listeners import commands as commands_listener
 from bot.listeners import controls, mentions, start, unfurls
+from bot.listeners import work as work_listener
 from bot.listeners.boundary import new_reference
 from bot.listeners.controls import Controls
 from bot.listeners.http import SlackGate
@@ -153,7 +154,13 @@ def build_bolt_app(
         work=commands.work,
     )
     controls.register(app, clicks)
-    mentions.register(app, steering, store, shower, clicks.act, asker=asker)
+    desk = commands.work
+
+    async def ask_for_work(client: AsyncWebClient, event: dict[str, Any], body: dict[str, Any]) -> None:
+        if desk is not None:
+            await work_listener.ask_for_work(desk, client, event, body, command=settings.slash_command)
+
+    mentions.register(app, steering, store, shower, clicks.act, asker=asker, ask_for_work=ask_for_work)
     if home is not None:
 
         @app.event("app_home_opened")

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bot.acting.interview import Choice, answer_body
-from bot.acting.work import Draft
 from bot.blocks.routing import Target
+from bot.core.drafts import Draft
 from bot.core.errors import ActionFailed, AlreadyActed, NotAllowed, Refusal, Refused, Settled
 from bot.core.keys import ActionKey, ActionState, Verb
 from bot.core.outcomes import Outcome, OutcomeVerb, events_tell, outcome_of, run_state, said

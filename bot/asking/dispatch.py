@@ -291,6 +291,7 @@ class Commands:
             reply = await self.work.setup(parsed, channel=caller.channel, user_id=caller.user_id)
             return Reply(reply.message, public=reply.public)
         card = await self.work.confirm(plain_text(parsed.goal), channel=caller.channel, thread_ts=None)
+        assert card is not None  # a command is never a resent event
         return Reply(card)
 
     async def _subscriptions(self, parsed: Subscribe | Subscriptions | Unsubscribe | Summary, caller: Caller) -> Reply:

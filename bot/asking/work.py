@@ -15,9 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bot.acting.work import MAX_GOAL, Draft, Said, first_line
 from bot.asking.subscriptions import Reply
 from bot.blocks.work import setup_changed, setup_shown, work_card
+from bot.core.drafts import MAX_GOAL, Draft, Said, first_line
 from bot.core.errors import NotAllowed, Refusal, Refused
 from bot.core.query import Setup
 from bot.core.records import ChannelSetup
@@ -29,6 +29,7 @@ __all__ = ["DEFAULT_WORKFLOW", "WorkDesk", "plain_text"]
 
 DEFAULT_WORKFLOW = "implement"  # the workflow shipped with the bot
 _DRAFT = "draft:"  # the store's marks hold each draft under this prefix and its intent
+_ASKED = "asked:"  # and each mention answered, so a resent one is answered once
 
 _ANGLE = re.compile(r"<([^<>]*)>")
 
@@ -90,9 +91,19 @@ class WorkDesk:
     # -- drafts --------------------------------------------------------------------------------
 
     async def confirm(
-        self, request: str, *, channel: str, thread_ts: str | None, context: tuple[Said, ...] = ()
-    ) -> dict[str, Any]:
-        """The confirmation of `request` (plain text) in `channel`; Refused when nothing can start here."""
+        self,
+        request: str,
+        *,
+        channel: str,
+        thread_ts: str | None,
+        context: tuple[Said, ...] = (),
+        intent: str | None = None,
+    ) -> dict[str, Any] | None:
+        """The confirmation of `request` (plain text) in `channel`; Refused when nothing can start here.
+
+        With the `intent` of a Slack event, None when that event was answered already (Slack resent it)."""
+        if intent is not None and await self.draft_of(intent) is not None:
+            return None
         request = request.strip()[:MAX_GOAL]
         if not as_written(request):
             raise Refused(Refusal.NO_GOAL)
@@ -111,9 +122,13 @@ class WorkDesk:
             thread_ts=thread_ts,
             context=context,
         )
-        intent = self.new_intent()
+        intent = intent or self.new_intent()
         await self.save(intent, draft)
         return work_card(draft, intent=intent)
+
+    async def first_time(self, intent: str) -> bool:
+        """Whether the Slack event `intent` is new (Slack resends an event it thinks was lost)."""
+        return await self.store.add_mark(_ASKED + intent, "1")
 
     async def save(self, intent: str, draft: Draft) -> None:
         await self.store.set_mark(_DRAFT + intent, draft.dump())

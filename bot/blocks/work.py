@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.acting.work import MAX_GOAL, Draft
 from bot.blocks import kit
 from bot.blocks.routing import WORK_ACTION, WORK_MODAL, encode_work
 from bot.blocks.text import clip, escape, link
+from bot.core.drafts import MAX_GOAL, Draft
 from bot.core.records import ChannelSetup
 from bot.fabro.manifest import MAX_TITLE
 from bot.fabro.models import Run

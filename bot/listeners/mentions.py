@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
@@ -57,23 +57,40 @@ async def _run_of_thread(client: AsyncWebClient, channel: str, thread: str) -> s
     return metadata_run(first)
 
 
+AskForWork = Callable[[AsyncWebClient, dict[str, Any], dict[str, Any]], Awaitable[None]]
+
+
 def register(
-    app: AsyncApp, steering: Steering, store: Store, shower: Shower, act: Act, *, asker: AskDesk | None = None
+    app: AsyncApp,
+    steering: Steering,
+    store: Store,
+    shower: Shower,
+    act: Act,
+    *,
+    asker: AskDesk | None = None,
+    ask_for_work: AskForWork | None = None,
 ) -> None:
     @app.event("app_mention")
     async def on_mention(
         event: dict[str, Any], body: dict[str, Any], request: AsyncBoltRequest, client: AsyncWebClient
     ) -> None:
         channel, thread, user = text(event.get("channel")), text(event.get("thread_ts")), text(event.get("user"))
-        if not channel or not thread or not user or thread == event.get("ts"):
+        if not channel or not user:
             return
-        alerts = await store.alerts_at(channel, thread)
-        followed = None if alerts else await store.follow_at(channel, thread)
+        in_thread = bool(thread) and thread != event.get("ts")
+        alerts = await store.alerts_at(channel, thread) if in_thread and thread else []
+        followed = None if alerts or not in_thread or not thread else await store.follow_at(channel, thread)
         named = (
-            None if alerts or followed is not None or asker is None else await _run_of_thread(client, channel, thread)
+            None
+            if alerts or followed is not None or asker is None or not in_thread or not thread
+            else await _run_of_thread(client, channel, thread)
         )
         if not alerts and followed is None and named is None:
+            # Not a run's thread: a request for work (at the top level, or in any other thread).
+            if ask_for_work is not None:
+                await ask_for_work(client, event, body)
             return
+        assert thread is not None
         who = Where(user, channel, thread)
         words = _MENTION.sub("", text(event.get("text")) or "").strip()
         order = _STEER_WORD.match(words)

@@ -134,6 +134,9 @@ class Store(Protocol):
     # watermarks
     async def get_mark(self, name: str) -> str | None: ...
     async def set_mark(self, name: str, value: str) -> None: ...
+    async def add_mark(self, name: str, value: str) -> bool:
+        """Set the mark unless it exists; True when this call set it."""
+        ...
 
     # actions taken from Slack
     async def begin_action(self, action: Action, *, stale_before: datetime) -> Action | None:

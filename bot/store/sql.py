@@ -620,6 +620,15 @@ class SQLStore:
         rows = await self._fetch("SELECT value FROM marks WHERE name = ?", (name,))
         return rows[0]["value"] if rows else None
 
+    async def add_mark(self, name: str, value: str) -> bool:
+        """Set the mark unless it exists; True when this call set it (one of two racing callers wins)."""
+        return (
+            await self._execute(
+                "INSERT INTO marks (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", (name, value)
+            )
+            == 1
+        )
+
     async def set_mark(self, name: str, value: str) -> None:
         await self._execute(
             "INSERT INTO marks (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",

@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 
 from bot.acting.steering import Where
-from bot.acting.work import Draft
 from bot.app import Bot
+from bot.core.drafts import Draft
 from tests.conftest import SlackUser, wait_for, wait_until
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.slack import FakeSlack
@@ -160,3 +160,82 @@ async def test_after_a_crash_between_create_and_start_the_same_run_is_started_no
     settled = await bot.steering.start_work(Where(ADA, CHANNEL), draft, intent)
     [run] = created(fabro)
     assert settled.run.id == run["id"] and run["lifecycle"]["status"]["kind"] == "runnable"
+
+
+# -- from a mention ----------------------------------------------------------------------------
+
+
+def mention_event(text: str, *, thread_ts: str | None = None, user: str = ADA, shared: bool = False) -> str:
+    from tests.conftest import event_body
+
+    event = {"type": "app_mention", "user": user, "text": f"<@U0BOT> {text}", "ts": f"{__import__('time').time():.6f}"}
+    event |= {"channel": CHANNEL} | ({"thread_ts": thread_ts} if thread_ts else {})
+    body = json.loads(event_body(event))
+    body["authorizations"] = [{"user_id": "U0BOT", "is_bot": True}]
+    if shared:
+        body["is_ext_shared_channel"] = True
+    return json.dumps(body)
+
+
+def confirmations(slack: FakeSlack) -> list[dict[str, Any]]:
+    found = []
+    for call in slack.calls_to("chat.postEphemeral"):
+        blocks = call.args.get("blocks")
+        found.append({**call.args, "blocks": json.loads(blocks) if isinstance(blocks, str) else blocks})
+    return found
+
+
+async def test_a_mention_in_a_discussion_thread_asks_with_the_thread_as_named_plain_context(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    await said(user, "setup repo:acme/api")
+    slack.names.update({"U789CAT": "cat", BOB: "bob"})
+    parent = slack.say(CHANNEL, "U789CAT", "login test fails 1 in 5 on CI since &lt;Tuesday&gt;")
+    slack.say(
+        CHANNEL,
+        BOB,
+        "looks like a race with <@U789CAT>'s cookie change <https://ci.example/1|the run>",
+        thread_ts=parent,
+    )
+    await user.post(mention_event("make it deterministic please", thread_ts=parent), content_type="application/json")
+    await wait_for(lambda: confirmations(slack))
+    [card] = confirmations(slack)
+    assert card["user"] == ADA and card["thread_ts"] == parent
+    shown = json.dumps(card["blocks"])
+    assert "make it deterministic please" in shown
+    assert "cat: login test fails 1 in 5 on CI since &lt;Tuesday&gt;" in shown  # plain text, escaped for Slack
+    assert "bob: looks like a race with @cat's cookie change the run (https://ci.example/1)" in shown
+    assert "<@U0BOT>" not in shown
+    await press(user, buttons(card)["Start"])
+    await wait_for(lambda: created(fabro), timeout=10)
+    [run] = created(fabro)
+    assert run["goal"].startswith(
+        "make it deterministic please\n\nEarlier in the Slack thread:\n"
+        "- cat: login test fails 1 in 5 on CI since <Tuesday>"
+    )
+    assert run["labels"]["slack_thread"] == parent
+    # Who started what is said in the thread it was asked in.
+    await wait_for(lambda: [m for m in slack.posts(CHANNEL, top_level=False) if m.thread_ts == parent])
+
+
+async def test_in_a_channel_shared_with_another_organisation_only_the_mention_is_used(
+    user: SlackUser, slack: FakeSlack
+):
+    await said(user, "setup repo:acme/api")
+    parent = slack.say(CHANNEL, "U789CAT", "our secret roadmap")
+    await user.post(mention_event("fix the typo", thread_ts=parent, shared=True), content_type="application/json")
+    await wait_for(lambda: confirmations(slack))
+    shown = json.dumps(confirmations(slack)[0]["blocks"])
+    assert "fix the typo" in shown and "roadmap" not in shown
+
+
+async def test_a_top_level_mention_in_a_channel_not_set_up_says_so_once_even_when_slack_resends_it(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    body = mention_event("fix the typo")
+    await user.post(body, content_type="application/json")
+    await user.post(body, content_type="application/json", headers={"x-slack-retry-num": "1"})
+    await wait_for(lambda: confirmations(slack))
+    await asyncio.sleep(0.2)
+    [told] = confirmations(slack)
+    assert "no repository to work on yet" in json.dumps(told["blocks"]) and created(fabro) == []

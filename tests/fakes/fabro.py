@@ -372,6 +372,9 @@ class FakeFabro:
             ]
         )
         self._runner, self.port = await serve(app)
+        from tests.fakes.manifests import warm
+
+        await asyncio.to_thread(warm)  # Fabro's spec is large: read once, before any request waits on it
         return self
 
     async def stop(self) -> None:

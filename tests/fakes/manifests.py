@@ -30,16 +30,30 @@ _RESERVED_IDS = {"graph", "node", "edge", "digraph", "subgraph", "strict"}
 
 @functools.cache
 def _schemas() -> dict[str, Any]:
-    spec = yaml.safe_load(SPEC.read_text("utf-8"))
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    spec = yaml.load(SPEC.read_text("utf-8"), Loader=loader)
     return dict(spec["components"]["schemas"])
+
+
+def warm() -> None:
+    """Read the spec now (it is large), so no request the fake serves waits for it."""
+    _validators()
 
 
 def schema_errors(name: str, value: Any) -> list[str]:
     """Where `value` breaks the spec's `components.schemas[name]` (references resolved in place)."""
-    schemas = _rebased(_schemas())
-    root = {"$defs": schemas, **schemas[name]}
-    validator = Draft202012Validator(root)
+    validator = _validators()[name] if name in _validators() else _validator(name)
     return [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in validator.iter_errors(value)]
+
+
+@functools.cache
+def _validators() -> dict[str, Draft202012Validator]:
+    return {name: _validator(name) for name in ("RunManifest",)}
+
+
+def _validator(name: str) -> Draft202012Validator:
+    schemas = _rebased(_schemas())
+    return Draft202012Validator({"$defs": schemas, **schemas[name]})
 
 
 def _rebased(node: Any) -> Any:

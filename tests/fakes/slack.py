@@ -82,6 +82,7 @@ class Message:
     thread_ts: str | None
     edits: int = 0
     files: list[dict[str, Any]] = field(default_factory=list)  # shared with the message (files.completeUploadExternal)
+    user: str | None = None  # a person's message (None: the bot's own)
 
 
 @dataclass
@@ -106,6 +107,7 @@ class FakeSlack:
     usergroups: dict[str, list[str]] = field(default_factory=dict)  # group id -> member user ids
     proxy_error: dict[str, int] = field(default_factory=dict)  # method -> status of one HTML page from a proxy
     time_zones: dict[str, str] = field(default_factory=dict)  # user id -> tz in their profile (users.info)
+    names: dict[str, str] = field(default_factory=dict)  # user id -> display name in their profile (users.info)
     scopes: tuple[str, ...] = field(default_factory=lambda: MANIFEST_SCOPES)  # granted at install
     views: list[dict[str, Any]] = field(default_factory=list)  # modals opened with views.open
     homes: dict[str, dict[str, Any]] = field(default_factory=dict)  # user id -> their published Home view
@@ -127,12 +129,18 @@ class FakeSlack:
         return [c for c in self.calls if c.method == method]
 
     def posts(self, channel: str | None = None, *, top_level: bool = True) -> list[Message]:
-        """Messages in `channel` (all channels when None), oldest first; thread replies only on request."""
+        """The bot's messages in `channel` (all channels when None), oldest first; thread replies only on request."""
         return [
             m
             for m in self.messages
-            if (channel is None or m.channel == channel) and (not top_level or m.thread_ts is None)
+            if (channel is None or m.channel == channel) and (not top_level or m.thread_ts is None) and m.user is None
         ]
+
+    def say(self, channel: str, user: str, text: str, *, thread_ts: str | None = None) -> str:
+        """A person's message in the channel (or a thread): the bot sees it when it reads the thread."""
+        ts = self._next_ts()
+        self.messages.append(Message(channel, ts, text, [], None, thread_ts, user=user))
+        return ts
 
     def alert_keys(self, channel: str | None = None) -> list[str]:
         """The alert keys of the posted alert messages, as their metadata names them."""
@@ -275,7 +283,11 @@ class FakeSlack:
             if "users:read" not in self.scopes:
                 return web.json_response({"ok": False, "error": "missing_scope", "needed": "users:read"})
             tz = self.time_zones.get(str(user), "America/Los_Angeles")
-            return web.json_response({"ok": True, "user": {"id": user, "name": "someone", "tz": tz}})
+            shown = self.names.get(str(user), "")
+            profile = {"display_name": shown, "real_name": shown or "Someone"}
+            return web.json_response(
+                {"ok": True, "user": {"id": user, "name": "someone", "tz": tz, "profile": profile}}
+            )
         if method == "conversations.open":
             if "im:write" not in self.scopes:
                 return web.json_response({"ok": False, "error": "missing_scope", "needed": "im:write"})
@@ -426,13 +438,8 @@ class FakeSlack:
         items = []
         limit = int(args.get("limit") or 1000)
         for m in thread[:limit]:
-            item: dict[str, Any] = {
-                "type": "message",
-                "ts": m.ts,
-                "text": m.text,
-                "thread_ts": parent,
-                "bot_id": "B111",
-            }
+            item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text, "thread_ts": parent}
+            item |= {"user": m.user} if m.user else {"bot_id": "B111"}
             if with_metadata and m.metadata:
                 item["metadata"] = m.metadata
             if m.files:
