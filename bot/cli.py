@@ -167,6 +167,8 @@ async def _check() -> int:
                 try:
                     await fabro.check_token()
                     report(True, f"Fabro at {where} accepts the API token (GET /api/v1/runs)")
+                    for passed, line in await _check_workflows(fabro, settings):
+                        report(passed, shown(line))
                 except FabroError as exc:
                     what = "refuses the API token" if isinstance(exc, FabroUnauthorized) else "failed to list runs"
                     report(False, shown(f"Fabro at {where} {what}: {exc.detail} (request id {exc.request_id})"))
@@ -214,7 +216,46 @@ async def _check() -> int:
     )
     print(f"  alerts: every {settings.poll_interval_seconds:g}s, {alerts}")
     print(f"  actions: {Allowlist(parse_allowlist(settings.action_allowlist)).describe()}")
+    allowed = ", ".join(sorted(settings.allowed_repositories)) or "none (REPOSITORIES is not set)"
+    print(f"  work from Slack may start on: {allowed}; workflows from {settings.workflows_dir} and the shipped ones")
     return 0 if ok else 1
+
+
+async def _check_workflows(fabro: Any, settings: Settings) -> list[tuple[bool, str]]:
+    """Every workflow work can start with, as Fabro's validator sees it (POST /api/v1/validate)."""
+    from pathlib import Path
+
+    from bot.fabro.errors import FabroError
+    from bot.fabro.manifest import BadWorkflow, build_manifest, load_workflow, workflow_names
+
+    folder = Path(settings.workflows_dir)
+    repository = min(settings.allowed_repositories, default="example/example")
+    lines: list[tuple[bool, str]] = []
+    for name in workflow_names(folder):
+        try:
+            workflow = load_workflow(folder, name)
+            manifest = build_manifest(
+                workflow, goal="check", title=f"check {name}", repository=repository, branch=None, labels={}
+            )
+            validation = await fabro.validate(manifest)
+        except BadWorkflow as exc:
+            lines.append((False, f"workflow {name}: {exc}"))
+            continue
+        except FabroError as exc:
+            lines.append(
+                (False, f"workflow {name}: Fabro did not validate it: {exc.detail} (request id {exc.request_id})")
+            )
+            continue
+        reasons = "; ".join(f"{d.rule}: {d.message}" for d in validation.errors[:5])
+        lines.append(
+            (
+                validation.passed,
+                f"workflow {name} is valid (POST /api/v1/validate)"
+                if validation.passed
+                else f"workflow {name} is invalid: {reasons}",
+            )
+        )
+    return lines
 
 
 # The bot scopes manifest.yml asks for, and what breaks without each.

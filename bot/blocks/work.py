@@ -13,9 +13,11 @@ from bot.fabro.manifest import MAX_TITLE
 from bot.fabro.models import Run
 
 __all__ = [
+    "BRANCH_INPUT",
     "GOAL_INPUT",
     "SHOWN_GOAL",
     "TITLE_INPUT",
+    "WORKFLOW_INPUT",
     "edit_window",
     "setup_changed",
     "setup_shown",
@@ -37,7 +39,7 @@ def _where(draft: Draft) -> list[str]:
 
 
 def work_card(draft: Draft, *, intent: str) -> Message:
-    """What would start, seen by the asker alone: Start and Cancel."""
+    """What would start, seen by the asker alone: Start, Edit… and Cancel."""
     goal = draft.goal
     shown = clip(escape(goal), SHOWN_GOAL)
     quoted = "\n".join(f"> {line}" if line.strip() else ">" for line in shown.splitlines()) or ">"
@@ -51,6 +53,7 @@ def work_card(draft: Draft, *, intent: str) -> Message:
     value = encode_work(intent)
     buttons = kit.actions(
         kit.button("Start", f"{WORK_ACTION}:go", value=value, style="primary"),
+        kit.button("Edit…", f"{WORK_ACTION}:edit", value=value),
         kit.button("Cancel", f"{WORK_ACTION}:cancel", value=value),
         block_id="work:buttons",
     )

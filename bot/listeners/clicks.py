@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,7 @@ from bot.blocks.routing import (
     STEER_MODAL,
     STEER_VERBS,
     WORK_BUTTONS,
+    WORK_MODAL,
     ModalContext,
     Target,
     decode_modal,
@@ -60,6 +62,7 @@ from bot.blocks.routing import (
     parse_control_block,
     steer_verb,
 )
+from bot.blocks.work import BRANCH_INPUT, GOAL_INPUT, TITLE_INPUT, WORKFLOW_INPUT
 from bot.core.keys import Verb
 from bot.core.query import RunQuery
 from bot.listeners.payloads import first_action, obj, picked, picked_in, text, user_of, view_input, where_clicked
@@ -78,6 +81,7 @@ __all__ = [
     "CreatePullRequest",
     "Deny",
     "DismissStart",
+    "EditWork",
     "Follow",
     "Ignored",
     "Inspect",
@@ -90,6 +94,7 @@ __all__ = [
     "ShowRuns",
     "Stale",
     "Start",
+    "StartEditedWork",
     "StartWork",
     "Steer",
     "Surface",
@@ -263,6 +268,26 @@ class StartWork:
 
 
 @dataclass(frozen=True)
+class EditWork:
+    """Edit… on that confirmation: open the window to change goal, title, branch and workflow."""
+
+    intent: str
+    trigger_id: str
+
+
+@dataclass(frozen=True)
+class StartEditedWork:
+    """The Edit window's Start: the draft as changed, then started like the card's Start."""
+
+    origin: Origin
+    intent: str
+    request: str
+    title: str
+    branch: str | None
+    workflow: str
+
+
+@dataclass(frozen=True)
 class DismissStart:
     """Cancel on a start confirmation: the card goes, nothing starts."""
 
@@ -339,6 +364,8 @@ Click = (
     | Ask
     | Start
     | StartWork
+    | EditWork
+    | StartEditedWork
     | DismissStart
     | OpenWindow
     | ChooseMerge
@@ -511,12 +538,14 @@ def _start_button(action_id: str, action: dict[str, Any], user: str | None) -> C
     return Start(Origin(Where(user, channel)), automation_id, intent)
 
 
-def _work_button(action_id: str, action: dict[str, Any], user: str | None) -> Click:
+def _work_button(body: dict[str, Any], action_id: str, action: dict[str, Any], user: str | None) -> Click:
     intent = decode_work(text(action.get("value")))
     if intent is None or user is None:
         return Unreadable(Stale.START, user)
     if action_id == "work:cancel":
         return DismissStart()
+    if action_id == "work:edit":
+        return EditWork(intent, text(body.get("trigger_id")) or "")
     return StartWork(Origin(Where(user)), intent)
 
 
@@ -534,7 +563,7 @@ def _read_action(body: dict[str, Any]) -> Click:
     if START_BUTTONS.match(action_id):
         return _start_button(action_id, action, user)
     if WORK_BUTTONS.match(action_id):
-        return _work_button(action_id, action, user)
+        return _work_button(body, action_id, action, user)
     if LINK_ACTION.match(action_id):
         return Ignored()  # Slack opens the URL itself; the click is only acknowledged
     return Unreadable(Stale.CONTROL, user)
@@ -620,6 +649,25 @@ def _ask_window(body: dict[str, Any], view: dict[str, Any]) -> Click:
     return Ask(origin, context.target, words, context.message_ts, intent)
 
 
+_BRANCH = re.compile(r"^(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![/.])$")
+
+
+def _work_window(body: dict[str, Any], view: dict[str, Any]) -> Click:
+    request = view_input(view, GOAL_INPUT)
+    if not request.strip():
+        return Unfinished(GOAL_INPUT, "Say what should be done.")
+    branch = view_input(view, BRANCH_INPUT).strip()
+    if branch and not _BRANCH.match(branch):
+        return Unfinished(BRANCH_INPUT, "That is not a branch name.")
+    state = obj(obj(obj(view.get("state")).get("values")).get(WORKFLOW_INPUT)).get(WORKFLOW_INPUT)
+    workflow = text(obj(obj(state).get("selected_option")).get("value")) or ""
+    intent, user = decode_work(text(view.get("private_metadata"))), user_of(body)
+    if intent is None or user is None or not workflow:
+        return Unreadable(Stale.WINDOW, user)
+    title = view_input(view, TITLE_INPUT)
+    return StartEditedWork(Origin(Where(user), Surface.WINDOW), intent, request, title, branch or None, workflow)
+
+
 _WINDOWS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Click]] = {
     ANSWER_MODAL: _answer_window,
     DENY_MODAL: _deny_window,
@@ -628,6 +676,7 @@ _WINDOWS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Click]] = {
     MERGE_CONFIRM: _merge_confirmed,
     START_MODAL: _start_window,
     ASK_MODAL: _ask_window,
+    WORK_MODAL: _work_window,
 }
 
 # What the listener registers for: every action id and window callback id read here.

@@ -28,7 +28,7 @@ from bot.asking.work import WorkDesk
 from bot.blocks.replies import STALE_PAGE, notice
 from bot.blocks.routing import Target
 from bot.blocks.start import start_announcement
-from bot.blocks.work import started_note
+from bot.blocks.work import edit_window, started_note
 from bot.core.errors import Refusal, Refused, Settled, Unreadable
 from bot.listeners import clicks as c
 from bot.listeners.boundary import Failed, attempt
@@ -36,6 +36,7 @@ from bot.listeners.showing import Shower
 from bot.listeners.start import announce, post_in_thread, tell_started, to_person
 from bot.listeners.windows import confirm_merge, open_window
 from bot.metrics import Metrics
+from bot.slack.webapi import TRANSPORT_ERRORS
 from bot.telling.following import Follower
 
 __all__ = ["Controls", "register"]
@@ -114,6 +115,14 @@ class Controls:
                 await self._start(origin, automation_id, intent, respond, client)
             case c.StartWork(origin, intent):
                 await self._start_work(origin, intent, respond, client)
+            case c.EditWork(intent, trigger_id):
+                await self._edit_work(intent, trigger_id, respond, client)
+            case c.StartEditedWork(origin, intent, request, title, branch, workflow):
+                draft = await self.work.draft_of(intent) if self.work is not None else None
+                if self.work is not None and draft is not None:
+                    edited = draft.edited(request=request, title=title, branch=branch, workflow=workflow)
+                    await self.work.save(intent, edited)
+                await self._start_work(origin, intent, None, client)
             case c.DismissStart():
                 if respond is not None:
                     await respond(delete_original=True)
@@ -262,6 +271,23 @@ class Controls:
         elif origin.surface is c.Surface.WINDOW and who.channel is not None:
             await to_person(client, who.channel, who.user_id, result.message)
 
+    async def _edit_work(
+        self, intent: str, trigger_id: str, respond: AsyncRespond | None, client: AsyncWebClient
+    ) -> None:
+        draft = await self.work.draft_of(intent) if self.work is not None else None
+        if draft is None or self.work is None:
+            await self._unreadable(c.Stale.START, None, respond)
+            return
+        try:
+            await client.views_open(
+                trigger_id=trigger_id, view=edit_window(draft, intent=intent, workflows=self.work.workflows())
+            )
+        except TRANSPORT_ERRORS as exc:
+            log.info("could not open the edit window: %s", type(exc).__name__)
+            if respond is not None:
+                said = notice("The window could not be opened in time. Please click again.", icon=":warning:")
+                await respond(response_type="ephemeral", replace_original=False, **said)
+
     async def _start_work(
         self, origin: c.Origin, intent: str, respond: AsyncRespond | None, client: AsyncWebClient
     ) -> None:
@@ -274,6 +300,8 @@ class Controls:
         result = await self.act("start", self.steering.start_work(who, draft, intent))
         if respond is not None:
             await tell_started(respond, result)
+        elif isinstance(result, Failed):  # from the Edit window: no card to answer beside, so to the person
+            await to_person(client, draft.channel, who.user_id, result.message)
         if isinstance(result, Failed):
             return
         note = started_note(result.run, user_id=who.user_id, web_base=self.web_base)

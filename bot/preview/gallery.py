@@ -47,11 +47,13 @@ from bot.blocks.subscriptions import (
     unsubscribed_message,
 )
 from bot.blocks.text import escape
+from bot.blocks.work import setup_changed, setup_shown, work_card
+from bot.core.drafts import Draft, Said, first_line
 from bot.core.errors import NotAllowed
 from bot.core.keys import AlertKind, Verb
 from bot.core.outcomes import Outcome, OutcomeVerb
 from bot.core.query import Narrow, RunQuery, UsageError, parse
-from bot.core.records import ChannelSummary, Mute, Subscription
+from bot.core.records import ChannelSetup, ChannelSummary, Mute, Subscription
 from bot.core.stats import Window, bounds, picture
 from bot.fabro.errors import FabroUnavailable
 from bot.fabro.models import (
@@ -196,6 +198,9 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
         ("A pasted run link, unfurled", {"text": "unfurl", **unfurl_card(blocked, now=now, web_base=WEB)}),
         ("/runs start <automation-id>", start_card(_automation(), intent="0a1b2c3d4e5f", channel="C0TEAM")),
         ("/runs start: the window", {"text": "picker", **start_picker([_automation()], metadata="{}")}),
+        ("@Fabro <goal>: the confirmation", work_card(_draft(), intent="0a1b2c3d4e5f")),
+        ("/runs setup repo:acme/api", setup_changed(_setup(now), user_id="U0ADA")),
+        ("/runs setup", setup_shown(_setup(now), command=COMMAND, allowed=frozenset({"acme/api"}))),
         (
             "A run started from Slack",
             start_announcement(pending, user_id="U0ADA", automation="Nightly dependency bumps", now=now, web_base=WEB),
@@ -350,6 +355,20 @@ def _reply(event: RunEvent, run: Run, now: datetime) -> Message:
     reply = update_reply(event, run, now=now, web_base=WEB)
     assert reply is not None
     return reply
+
+
+def _draft() -> Draft:
+    context = (
+        Said("grace", "test_login_redirect fails about 1 in 5 runs on CI since Tuesday"),
+        Said("ada", "looks like a race with the session cookie, see #412"),
+    )
+    request = "make the login test deterministic; keep the retry out of it"
+    title = first_line(request)
+    return Draft(request, title, "acme/web-app", "main", "implement", "C0TEAM", "1724332000.1234", context)
+
+
+def _setup(now: datetime) -> ChannelSetup:
+    return ChannelSetup("C0TEAM", "acme/api", "main", "implement", "U0ADA", now)
 
 
 def _automation() -> AutomationPreset:

@@ -239,3 +239,44 @@ async def test_a_top_level_mention_in_a_channel_not_set_up_says_so_once_even_whe
     await asyncio.sleep(0.2)
     [told] = confirmations(slack)
     assert "no repository to work on yet" in json.dumps(told["blocks"]) and created(fabro) == []
+
+
+async def test_edit_changes_goal_title_branch_and_workflow_and_its_start_starts_that(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack, tmp_path
+):
+    await said(user, "setup repo:acme/api branch:main")
+    card = await said(user, "new first idea")
+    await press(user, buttons(card)["Edit…"])
+    await wait_for(lambda: slack.views)
+    window = slack.views[-1]
+    assert window["callback_id"] == "work_modal"
+    typed = {
+        "work_goal": {"work_goal": {"type": "plain_text_input", "value": "the better idea {% raw %}"}},
+        "work_title": {"work_title": {"type": "plain_text_input", "value": "A better title"}},
+        "work_branch": {"work_branch": {"type": "plain_text_input", "value": "release/2.0"}},
+        "work_workflow": {"work_workflow": {"type": "static_select", "selected_option": {"value": "implement"}}},
+    }
+    status, _ = await user.submit_view(window, {}, state=typed)
+    assert status == 200
+    await wait_for(lambda: created(fabro), timeout=10)
+    [run] = created(fabro)
+    manifest = fabro.manifests[run["id"]]
+    assert run["goal"] == "the better idea {% raw %}" and run["title"] == "A better title"
+    assert manifest["git"]["branch"] == "release/2.0"
+    await press(user, buttons(card)["Start"])  # the card's Start after the window's: the same intent, nothing more
+    await asyncio.sleep(0.3)
+    assert len(created(fabro)) == 1
+
+
+async def test_the_edit_window_keeps_itself_open_for_a_bad_branch(user: SlackUser, slack: FakeSlack):
+    await said(user, "setup repo:acme/api")
+    card = await said(user, "new something")
+    await press(user, buttons(card)["Edit…"])
+    await wait_for(lambda: slack.views)
+    typed = {
+        "work_goal": {"work_goal": {"type": "plain_text_input", "value": "something"}},
+        "work_branch": {"work_branch": {"type": "plain_text_input", "value": "../etc"}},
+        "work_workflow": {"work_workflow": {"type": "static_select", "selected_option": {"value": "implement"}}},
+    }
+    status, ack = await user.submit_view(slack.views[-1], {}, state=typed)
+    assert status == 200 and json.loads(ack)["errors"] == {"work_branch": "That is not a branch name."}

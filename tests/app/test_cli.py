@@ -188,3 +188,15 @@ async def test_preview_answers_every_command_the_slash_command_answers():
         assert "Subscriptions belong to a Slack channel" in json.loads(out)["text"]
     code, out, _ = await run_cli("preview", "--demo", "limit:²")
     assert code == 0 and "limit takes a whole number" in out
+
+
+async def test_check_validates_every_workflow_against_fabro_and_names_what_is_wrong(fabro, slack, tmp_path):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "workflow.fabro").write_text("digraph B { a -> b }")
+    env = fake_env(fabro, slack) | {"WORKFLOWS_DIR": str(tmp_path), "REPOSITORIES": "acme/api"}
+    code, out, _ = await run_cli("check", env=env)
+    assert code == 1
+    assert "✓ workflow implement is valid (POST /api/v1/validate)" in out
+    assert "✗ workflow broken is invalid: start_node:" in out
+    assert "work from Slack may start on: acme/api" in out
+    assert len(fabro.calls("/api/v1/validate", method="POST")) == 2
