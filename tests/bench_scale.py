@@ -431,8 +431,60 @@ async def bench_store(quick: bool) -> None:
         )
 
 
+async def bench_postgres(quick: bool) -> None:
+    """The due-deliveries query on PostgreSQL (TEST_DATABASE_URL, or the local server) at 0 and many rows."""
+    import uuid
+
+    import psycopg
+
+    from bot.store.postgres import PostgresStore
+    from bot.store.sql import DELIVERIES_DUE
+    from tests.conftest import POSTGRES_URL
+
+    rows = 40_000 if quick else 400_000
+    print(f"\n## The due-deliveries query (PostgreSQL) at 0 and {rows:,} settled alerts")
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    try:
+        with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+    except psycopg.OperationalError as exc:
+        print(f"  skipped: PostgreSQL is not reachable ({type(exc).__name__})")
+        return
+    url = f"{POSTGRES_URL}{'&' if '?' in POSTGRES_URL else '?'}options=-csearch_path%3D{schema}"
+    try:
+        store = PostgresStore(url)
+        await store.open()
+        await store.close()
+        now = iso(datetime.now(UTC))
+        old = datetime.now(UTC) - timedelta(days=200)
+
+        def timed(conn: psycopg.Connection[Any]) -> float:
+            timings = []
+            for _ in range(50):
+                started = time.perf_counter()
+                conn.execute(DELIVERIES_DUE.replace("?", "%s"), (now,)).fetchall()
+                timings.append(time.perf_counter() - started)
+            return statistics.median(timings) * 1000
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            print(f"  empty: {timed(conn):.3f} ms")
+            with (
+                conn.cursor() as cursor,
+                cursor.copy("COPY alerts (key, channel, run_id, kind, state, claimed_at, ts) FROM STDIN") as copy,
+            ):
+                for i in range(rows):
+                    when = iso(old + timedelta(seconds=i))
+                    copy.write_row((f"failed:R{i:07d}", "C1", f"R{i:07d}", "failed", "posted", when, "1.1"))
+            conn.execute("ANALYZE alerts")
+            print(f"  {rows:,} settled alerts: {timed(conn):.3f} ms (goal < 2 ms)")
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 TOPICS = {
     "store": bench_store,
+    "postgres": bench_postgres,
     "idle": bench_idle,
     "burst": bench_burst,
     "alert": bench_alert,
