@@ -73,10 +73,10 @@ def ask_unavailable_text(reason: str | None) -> str:
 
 
 def ask_failure_text(code: str | None) -> str:
-    """One sentence for a failed turn; an unknown code still reads as a sentence."""
+    """One sentence for a failed turn, not yet escaped; an unknown code still reads as a sentence."""
     if code in ASK_FAILURES:
         return ASK_FAILURES[code]
-    return f"Fabro could not answer ({escape(code or 'no reason given')})."
+    return f"Fabro could not answer ({code or 'no reason given'})."
 
 
 # -- the buttons on a run's cards ---------------------------------------------------------------
