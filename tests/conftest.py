@@ -111,6 +111,8 @@ async def fabro() -> AsyncIterator[FakeFabro]:
     server = await FakeFabro().start()
     yield server
     await server.stop()
+    # Every request the bot sent and every answer the fake gave kept to Fabro's published contract.
+    assert not server.violations, "off Fabro's OpenAPI contract:\n" + "\n".join(server.violations)
 
 
 @pytest.fixture

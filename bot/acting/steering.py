@@ -75,6 +75,7 @@ class Reading(enum.Enum):
     RUN = "run"
     QUESTIONS = "questions"  # the run's questions too
     PULL_REQUEST = "pull_request"  # the pull request's live state too (merged or closed on GitHub?)
+    CHECKPOINTS = "checkpoints"  # how many checkpoints the run has (resume needs one)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ class Seen:
     run: Run
     questions: tuple[Question, ...] = ()
     pr_finished: str | None = None  # "merged" or "closed" when the pull request's live state says so
+    pr_draft: bool = False  # a draft, which GitHub does not merge
+    checkpoints: int = 0
 
 
 @dataclass(frozen=True)
@@ -206,6 +209,22 @@ class Steering:
             return Done(outcome, plan.run)
 
         return await self._act(who, Verb.RETRY, target, check, send)
+
+    async def resume(self, who: Where, target: Target) -> Settled:
+        """Run a failed run again in place from its last checkpoint: the same run, no approval. One
+        failure is taken up once, by Retry or by Resume (they share a record)."""
+
+        async def send(plan: Plan) -> Done:
+            try:
+                after = await self.fabro.resume(plan.run.id)  # never repeated: the run is at work again
+            except FabroConflict as exc:
+                refusal = _resume_refusal(exc, plan.run)
+                if refusal is None:
+                    raise
+                raise refusal from exc
+            return Done(Outcome(OutcomeVerb.RESUMED), after)
+
+        return await self._act(who, Verb.RESUME_RUN, target, _resumable, send, reading=Reading.CHECKPOINTS)
 
     async def cancel(self, who: Where, target: Target) -> Settled:
         def check(seen: Seen) -> Refused | Plan:
@@ -401,7 +420,10 @@ class Steering:
             if creation.status == "succeeded":
                 pr = creation.pull_request
                 number = f"#{pr.number}" if pr and pr.number is not None else None
-                outcome = Outcome(OutcomeVerb.PR_OPENED, run_id=number, run_url=pr.html_url if pr else None)
+                # Fabro opens every pull request it is asked for as a draft.
+                outcome = Outcome(
+                    OutcomeVerb.PR_OPENED, run_id=number, run_url=pr.html_url if pr else None, state="draft"
+                )
                 break
             if creation.status == "failed":
                 outcome = Outcome(OutcomeVerb.PR_FAILED, reason=creation.error)
@@ -412,10 +434,18 @@ class Steering:
 
     async def merge_pull_request(self, who: Where, target: Target, method: str) -> Settled:
         async def send(plan: Plan) -> Done:
-            await self.fabro.merge_pull_request(plan.run.id, method)  # GitHub acted or refused: never repeated
+            try:
+                await self.fabro.merge_pull_request(plan.run.id, method)  # GitHub acted or refused: never repeated
+            except FabroUnavailable as exc:
+                if exc.status != 502 or exc.code is not None:
+                    raise
+                # GitHub refused: say why from what GitHub says of the pull request now, not by guessing.
+                raise await self._merge_refusal(plan.run, exc) from exc
             return Done(Outcome(OutcomeVerb.PR_MERGED, answer=method), plan.run)
 
-        return await self._ship(who, Verb.MERGE_PR, target, send, detail={"method": method})
+        return await self._act(
+            who, Verb.MERGE_PR, target, _mergeable, send, detail={"method": method}, reading=Reading.PULL_REQUEST
+        )
 
     async def close_pull_request(self, who: Where, target: Target) -> Settled:
         async def send(plan: Plan) -> Done:
@@ -429,6 +459,29 @@ class Steering:
     ) -> Settled:
         """Merge or close, after reading the pull request's live state: a finished one is refused."""
         return await self._act(who, verb, target, _shippable, send, detail=detail, reading=Reading.PULL_REQUEST)
+
+    async def _merge_refusal(self, run: Run, refused: FabroUnavailable) -> Refused:
+        """GitHub's refusal, explained by the pull request's live state (draft, state, mergeable)."""
+        said = refused.detail
+        try:
+            live = await self.fabro.pull_request(run.id)
+        except FabroError:
+            return Refused(Refusal.PR_NOT_MERGEABLE, run=run, detail=f"GitHub said: {said}")
+        details = live.details
+        url = run.pull_request.html_url if run.pull_request else None
+        if details is None:
+            why = f"GitHub said: {said} (Fabro could not read the pull request's state: {live.unavailable})"
+        elif details.draft:
+            return Refused(Refusal.PR_DRAFT, run=run, detail=url)
+        elif details.merged or details.state != "open":
+            why = f"it is {'merged' if details.merged else escape_state(details.state)} on GitHub"
+        elif details.mergeable is False:
+            why = "GitHub says it cannot be merged as it is (a conflict with its base branch, or a failing rule)"
+        elif details.mergeable is None:
+            why = "GitHub has not yet worked out whether it can be merged; try again in a minute"
+        else:
+            why = f"GitHub said: {said} (the method may not be allowed in that repository)"
+        return Refused(Refusal.PR_NOT_MERGEABLE, run=run, detail=why)
 
     # -- the one path every action takes ----------------------------------------------------
 
@@ -484,10 +537,12 @@ class Steering:
                 return Seen(run, tuple(await self.fabro.list_questions(run.id)))
             case Reading.PULL_REQUEST:
                 try:
-                    finished = (await self.fabro.pull_request(run_id)).finished
+                    live = await self.fabro.pull_request(run_id)
                 except FabroNotFound:
-                    finished = None  # no stored record: the check refuses as "no pull request"
-                return Seen(run, pr_finished=finished)
+                    return Seen(run)  # no stored record: the check refuses as "no pull request"
+                return Seen(run, pr_finished=live.finished, pr_draft=live.draft)
+            case Reading.CHECKPOINTS:
+                return Seen(run, checkpoints=await self.fabro.checkpoints(run.id) if run.status.kind == "failed" else 0)
 
     async def _once(
         self,
@@ -614,3 +669,38 @@ def _shippable(seen: Seen) -> Refused | Plan:
     if seen.pr_finished == "closed":
         return Refused(Refusal.PR_CLOSED, run=run)
     return Plan(run)
+
+
+def _mergeable(seen: Seen) -> Refused | Plan:
+    """Merge: as `_shippable`, and never a draft (GitHub merges only ready pull requests)."""
+    refused = _shippable(seen)
+    if isinstance(refused, Plan) and seen.pr_draft and seen.run.pull_request is not None:
+        return Refused(Refusal.PR_DRAFT, run=seen.run, detail=seen.run.pull_request.html_url)
+    return refused
+
+
+def _resumable(seen: Seen) -> Refused | Plan:
+    run = seen.run
+    if run.lifecycle.archived:
+        return Refused(Refusal.ARCHIVED, run=run)
+    if run.status.kind != "failed":
+        return Refused(Refusal.NOT_RESUMABLE, run=run)
+    if not seen.checkpoints:
+        return Refused(Refusal.NO_CHECKPOINT, run=run)
+    return Plan(run)
+
+
+def escape_state(state: str) -> str:
+    return state if state.isidentifier() else "not open"
+
+
+def _resume_refusal(conflict: FabroConflict, run: Run) -> Refused | None:
+    """Fabro's 409s to a resume, as the refusals they are."""
+    detail = conflict.detail.lower()
+    if "no checkpoint" in detail:
+        return Refused(Refusal.NO_CHECKPOINT, run=run)
+    if "engine process is still running" in detail:
+        return Refused(Refusal.ENGINE_RUNNING, run=run)
+    if "archived" in detail:
+        return Refused(Refusal.ARCHIVED, run=run)
+    return None

@@ -4,7 +4,10 @@
   five), checkboxes and Submit (a multi-select menu past ten), and "Answer…" (a modal)
   for free text.
 - An approval: Approve, and Deny (a modal asks for an optional reason).
-- A failed run: Retry. An active run: Cancel, behind a confirmation dialog.
+- A failed run: Retry (a new run), and Resume (the same run, from its last checkpoint) when it
+  may have one. An active run: Cancel, behind a confirmation dialog.
+- A succeeded run: Create pull request when Fabro can open one (changes, on github.com); with a
+  pull request, Merge… and Close, except on a draft, which GitHub does not merge.
 
 What is acted on (run, question) travels in the block id and the modal's private
 metadata, and the choice in the element's value; all of it is decoded as untrusted
@@ -16,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.blocks import kit
+from bot.blocks.outcomes import DRAFT_NOTE
 from bot.blocks.routing import (
     ANSWER_MODAL,
     DENY_MODAL,
@@ -27,12 +31,13 @@ from bot.blocks.routing import (
     control_block_id,
     steer_action_id,
 )
-from bot.blocks.text import clip, escape
+from bot.blocks.text import clip, escape, link
 from bot.fabro.models import PullRequestState, Question, Run
 
 __all__ = [
     "ANSWER_INPUT",
     "DENY_INPUT",
+    "DRAFT_NOTE",
     "INTERRUPT_INPUT",
     "MAX_BUTTON_OPTIONS",
     "MAX_CHECKBOXES",
@@ -41,7 +46,9 @@ __all__ = [
     "agent_controls",
     "answer_modal",
     "approval_controls",
+    "can_open_pull_request",
     "deny_modal",
+    "may_resume",
     "merge_confirm_view",
     "merge_modal",
     "question_controls",
@@ -61,6 +68,8 @@ DENY_INPUT = "deny_reason"
 MERGE_INPUT = "merge_method"
 STEER_INPUT = "steer_instruction"
 INTERRUPT_INPUT = "steer_interrupt"
+# Failures that come before any stage finished: no checkpoint to resume from.
+_NO_CHECKPOINT = frozenset({"cancelled", "approval_denied", "launch_failed", "bootstrap_failed", "sandbox_init_failed"})
 
 
 def _option_text(label: str, limit: int = 75) -> dict[str, Any]:
@@ -129,13 +138,14 @@ def approval_controls(run: Run) -> list[Block]:
     return [block] if block else []
 
 
-def run_controls(run: Run) -> list[Block]:
-    """Retry for a failed run; Cancel (confirmed first) for an active one; shipping for a succeeded one."""
+def run_controls(run: Run, pr: PullRequestState | None = None) -> list[Block]:
+    """Retry (and Resume) for a failed run; Cancel (confirmed first) for an active one; shipping for a
+    succeeded one (`pr`, when read, says whether its pull request is a draft)."""
     target = Target(run.id)
     if run.status.kind == "succeeded" and not run.lifecycle.archived:
-        return ship_controls(run)
+        return ship_controls(run, pr)
     if run.bucket == "failed" and not run.superseded_by:
-        return retry_control(run.id)
+        return retry_control(run.id, resume=may_resume(run))
     if not run.is_terminal and run.bucket not in ("archived", "removing") and run.lifecycle.pending_control != "cancel":
         agent = agent_controls(run)
         cancel = kit.button("Cancel run", steer_action_id("cancel"), value="cancel", style="danger")
@@ -154,12 +164,34 @@ def run_controls(run: Run) -> list[Block]:
     return []
 
 
-def retry_control(run_id: str) -> list[Block]:
-    """Retry, for a failed run (on its card, and on Home's list of a person's runs)."""
-    block = kit.actions(
-        kit.button("Retry", steer_action_id("retry"), value="retry"), block_id=control_block_id("retry", Target(run_id))
-    )
+def retry_control(run_id: str, *, resume: bool = False) -> list[Block]:
+    """Retry, for a failed run (on its card, and on Home's list of a person's runs), and Resume beside
+    it when the run may have a checkpoint (the action reads Fabro's timeline before sending)."""
+    elements = [kit.button("Retry", steer_action_id("retry"), value="retry")]
+    if resume:
+        elements.append(kit.button("Resume", steer_action_id("resume_run"), value="resume_run"))
+    block = kit.actions(*elements, block_id=control_block_id("retry", Target(run_id)))
     return [block] if block else []
+
+
+def may_resume(run: Run) -> bool:
+    """Whether a run may be resumed in place: only a `failed` one (not `dead`, not archived) that got
+    far enough to write a checkpoint. Fabro has the last word (409 "no checkpoint to resume from")."""
+    status = run.status
+    return (
+        status.kind == "failed"
+        and status.reason not in _NO_CHECKPOINT
+        and not run.lifecycle.archived
+        and run.timestamps.started_at is not None
+    )
+
+
+def can_open_pull_request(run: Run) -> bool:
+    """Whether Fabro can open a pull request for the run: it changed files, in a repository on
+    github.com (else Fabro answers 400 `empty_diff`, `missing_repo_origin` or `unsupported_host`)."""
+    diff, repository = run.diff, run.repository
+    changed = diff is not None and bool((diff.additions or 0) + (diff.deletions or 0) or diff.files_changed)
+    return changed and bool(repository.origin_url) and repository.provider == "github"
 
 
 def agent_controls(run: Run) -> list[Block]:
@@ -215,11 +247,14 @@ def steer_modal(run: Run, *, metadata: str) -> dict[str, Any]:
     }
 
 
-def ship_controls(run: Run) -> list[Block]:
-    """A succeeded run without a pull request: Create pull request. With one: Merge… and Close pull request."""
+def ship_controls(run: Run, state: PullRequestState | None = None) -> list[Block]:
+    """A succeeded run without a pull request: Create pull request (when Fabro can open one). With one:
+    Merge… and Close pull request; a draft (as Fabro opens them) gets no Merge, and a line saying why."""
     block_id = control_block_id("ship", Target(run.id))
     pr = run.pull_request
     if pr is None or not pr.html_url:
+        if not can_open_pull_request(run):
+            return []
         create = kit.button("Create pull request", steer_action_id("create_pr"), value="create_pr", style="primary")
         block = kit.actions(create, block_id=block_id)
         return [block] if block else []
@@ -232,6 +267,10 @@ def ship_controls(run: Run) -> list[Block]:
             "deny": kit.plain("Keep it open", 30),
             "style": "danger",
         }
+    if state is not None and state.draft:
+        note = kit.context(f":memo: Pull request {link(pr.html_url, f'#{pr.number}')} is a draft. {DRAFT_NOTE}")
+        block = kit.actions(close, block_id=block_id)
+        return [note, *([block] if block else [])]
     block = kit.actions(
         kit.button("Merge…", steer_action_id("merge"), value="merge", style="primary"), close, block_id=block_id
     )

@@ -6,11 +6,12 @@ from datetime import datetime
 from typing import Any
 
 from bot.blocks import kit
-from bot.blocks.controls import approval_controls, question_controls, run_controls
+from bot.blocks.controls import DRAFT_NOTE, approval_controls, question_controls, run_controls
 from bot.blocks.inspect import inspect_controls
 from bot.blocks.limits import FALLBACK_TEXT
 from bot.blocks.runs import link_buttons, run_summary
 from bot.blocks.text import clip, duration, escape, link
+from bot.fabro.events import PullRequestCreated, PullRequestFailed, RunNotice, payload_of
 from bot.fabro.models import Question, Run, RunEvent, Stage
 
 __all__ = ["MAX_STAGES_SHOWN", "live_card", "update_reply"]
@@ -93,9 +94,12 @@ def update_reply(
         case "stage.retrying":
             attempt = f"attempt {props.get('attempt', '?')} of {props.get('max_attempts', '?')}"
             text = f":repeat: Stage *{stage}* retrying ({escape(attempt)})"
-        case "run.notice" if props.get("level") in ("warning", "error"):
-            icon = ":warning:" if props.get("level") == "warning" else ":rotating_light:"
-            text = f"{icon} {clip(escape(str(props.get('message') or props.get('code') or 'notice')), 1500)}"
+        case "run.notice":
+            notice = payload_of(event)
+            if not isinstance(notice, RunNotice) or notice.level not in ("warn", "error"):
+                return None  # `info` is not worth a reply; an unreadable notice costs itself
+            icon = ":warning:" if notice.level == "warn" else ":rotating_light:"
+            text = f"{icon} {clip(escape(notice.message or notice.code), 1500)}"
         case "interview.started":
             asked = props.get("question") or props.get("text") or ""
             question = Question.model_validate({**props, "id": props.get("question_id") or "?", "text": asked})
@@ -103,9 +107,18 @@ def update_reply(
             if with_controls and question.id != "?":
                 blocks = question_controls(run, question)
         case "pull_request.created":
-            pr = _obj(props.get("pull_request"))
-            label = f"#{pr.get('number')}" if pr.get("number") else "the pull request"
-            text = f":twisted_rightwards_arrows: Pull request {link(pr.get('html_url'), label)} opened"
+            created = payload_of(event)
+            if not isinstance(created, PullRequestCreated):
+                return None
+            label = f"#{created.pr_number}"
+            text = f":twisted_rightwards_arrows: Pull request {link(created.pr_url, label)} opened"
+            if created.draft:
+                text += f" as a draft: {DRAFT_NOTE}"
+        case "pull_request.failed":
+            failed = payload_of(event)
+            if not isinstance(failed, PullRequestFailed):
+                return None
+            text = f":x: The pull request was not opened: {clip(escape(failed.error), 1500)}"
         case "run.completed":
             text = f":white_check_mark: Succeeded · {run_summary(run, now).splitlines()[-1]}"
         case "run.failed":

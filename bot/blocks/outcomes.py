@@ -8,7 +8,9 @@ from bot.blocks.text import clip, escape, link
 from bot.core.keys import AlertKind
 from bot.core.outcomes import Outcome, OutcomeVerb
 
-__all__ = ["actor_name", "outcome_text"]
+DRAFT_NOTE = "GitHub merges only pull requests that are ready for review: mark it ready on GitHub, then merge."
+
+__all__ = ["DRAFT_NOTE", "actor_name", "outcome_text"]
 
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
@@ -106,6 +108,7 @@ _AGENT_VERBS = frozenset(
 _WORK_VERBS = frozenset(
     {
         OutcomeVerb.STARTED,
+        OutcomeVerb.RESUMED,
         OutcomeVerb.PR_REQUESTED,
         OutcomeVerb.PR_OPENED,
         OutcomeVerb.PR_FAILED,
@@ -121,10 +124,14 @@ def _work_text(outcome: Outcome, by: str) -> str:
         case OutcomeVerb.STARTED:
             started = f"Started{by} → run {link(outcome.run_url, outcome.run_id or '?')}"
             return started + (f" from {clip(escape(outcome.answer), 100)}" if outcome.answer else "")
+        case OutcomeVerb.RESUMED:
+            return f"Resumed{by} from its last checkpoint"
         case OutcomeVerb.PR_REQUESTED:
             return f"Pull request requested{by}; Fabro is writing it"
         case OutcomeVerb.PR_OPENED:
-            return f"Pull request {link(outcome.run_url, outcome.run_id or 'opened')} opened{by}"
+            opened = f"Pull request {link(outcome.run_url, outcome.run_id or 'opened')} opened{by}"
+            # Fabro opens every pull request it is asked for as a draft, which GitHub does not merge.
+            return opened + (f" as a draft. {DRAFT_NOTE}" if outcome.state == "draft" else "")
         case OutcomeVerb.PR_FAILED:
             return "The pull request could not be created" + (
                 f": {clip(escape(outcome.reason), 300)}" if outcome.reason else ""

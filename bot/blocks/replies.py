@@ -73,6 +73,7 @@ _WHAT = {
     Verb.APPROVE: "approve runs",
     Verb.DENY: "deny runs",
     Verb.RETRY: "retry runs",
+    Verb.RESUME_RUN: "resume failed runs",
     Verb.CANCEL: "cancel runs",
     Verb.CREATE_PR: "create pull requests",
     Verb.MERGE_PR: "merge pull requests",
@@ -89,6 +90,7 @@ _DOING = {
     Verb.APPROVE: "deciding on this approval",
     Verb.DENY: "deciding on this approval",
     Verb.RETRY: "retrying this run",
+    Verb.RESUME_RUN: "resuming this run",
     Verb.CANCEL: "cancelling this run",
     Verb.CREATE_PR: "creating this run's pull request",
     Verb.MERGE_PR: "merging this pull request",
@@ -124,6 +126,14 @@ _REFUSALS = {
     Refusal.REPO_NOT_ALLOWED: "`{detail}` is not in this bot's `REPOSITORIES`, so no work starts on it here.",
     Refusal.WORKFLOW_INVALID: "The workflow cannot run: {detail}",
     Refusal.NOT_STARTED: "{detail}",
+    Refusal.NOT_RESUMABLE: "Only a failed run can be resumed from its checkpoint; this one is {state}.",
+    Refusal.NO_CHECKPOINT: "This run failed before it wrote a checkpoint, so there is nothing to resume from:"
+    " Retry starts it again from the beginning as a new run.",
+    Refusal.ENGINE_RUNNING: "Fabro's engine for this run has not exited yet, so it cannot be resumed now;"
+    " try again in a minute. Nothing was changed.",
+    Refusal.PR_DRAFT: "This pull request is a draft, and GitHub merges only pull requests that are ready for"
+    " review: mark it ready on GitHub ({detail}), then merge. Nothing was changed.",
+    Refusal.PR_NOT_MERGEABLE: "GitHub did not merge this pull request: {detail}. Nothing was changed.",
 }
 INTERNAL_ERROR = (
     "Something went wrong on our side and it has been logged — reference `{reference}`. "
@@ -243,6 +253,14 @@ _AGENT_CODES = {
 
 def _agent_failed(error: ActionFailed, request_id: str) -> str | None:
     cause = error.cause
+    if error.verb in (Verb.PAUSE, Verb.RESUME) and cause.status == 503 and cause.code is None:
+        # Fabro wrote the request but could not deliver it: nothing changed, and the request stays
+        # pending, so pressing again is refused ("already pending") until the worker takes it.
+        verb = "paused" if error.verb is Verb.PAUSE else "resumed"
+        return (
+            f"Fabro could not deliver that to the run's worker: the run was not {verb}. Fabro keeps the request"
+            f" pending, so asking again is refused until the worker picks it up or the run ends — {request_id}."
+        )
     said = _AGENT_CODES.get(cause.code or "")
     if said is None and cause.status == 503:
         said = _AGENT_CODES["worker_control_unavailable"]

@@ -251,6 +251,7 @@ STEER_VERBS = (
     "approve",
     "deny",
     "retry",
+    "resume_run",
     "cancel",
     "create_pr",
     "merge",

@@ -101,6 +101,11 @@ class Refusal(enum.StrEnum):
     REPO_NOT_ALLOWED = "repo_not_allowed"  # `detail` is the repository, not in REPOSITORIES
     WORKFLOW_INVALID = "workflow_invalid"  # `detail` says why (the validator's reasons)
     NOT_STARTED = "not_started"  # created, but Fabro would not start it; `detail` says why
+    NOT_RESUMABLE = "not_resumable"  # only a failed run goes back to work
+    NO_CHECKPOINT = "no_checkpoint"
+    ENGINE_RUNNING = "engine_running"  # its engine process has not exited yet
+    PR_DRAFT = "pr_draft"  # GitHub merges only ready pull requests; `detail` is its link
+    PR_NOT_MERGEABLE = "pr_not_mergeable"  # GitHub refused; `detail` says what Fabro and GitHub said
 
 
 class Refused(BotError):

@@ -58,7 +58,8 @@ class Verb(enum.StrEnum):
     STEER = "steer"
     INTERRUPT = "interrupt"
     PAUSE = "pause"
-    RESUME = "resume"
+    RESUME = "resume"  # unpause a paused run
+    RESUME_RUN = "resume_run"  # run a failed run again in place, from its last checkpoint
     ASK = "ask"  # a question for Fabro about a run, in its thread
 
 
@@ -89,6 +90,7 @@ _SCOPE_OF = {
     Verb.APPROVE: ActionScope.DECIDE,
     Verb.DENY: ActionScope.DECIDE,
     Verb.RETRY: ActionScope.RETRY,
+    Verb.RESUME_RUN: ActionScope.RETRY,  # a failure is taken up once: retried or resumed, not both
     Verb.CANCEL: ActionScope.CANCEL,
     Verb.CREATE_PR: ActionScope.CREATE_PR,
     Verb.MERGE_PR: ActionScope.SHIP_PR,

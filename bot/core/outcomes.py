@@ -29,6 +29,7 @@ class OutcomeVerb(enum.StrEnum):
     APPROVED = "approved"
     DENIED = "denied"
     RETRIED = "retried"
+    RESUMED = "resumed"  # the same run, again from its last checkpoint
     CANCELLED = "cancelled"
     CANCEL_REQUESTED = "cancel_requested"
     SUPERSEDED = "superseded"

@@ -11,6 +11,7 @@ import random
 import re
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -214,7 +215,7 @@ class FabroClient:
         await self._json("POST", f"/runs/{_segment(run_id)}/questions/{_segment(question_id)}/answer", body=answer)
 
     async def approve(self, run_id: str) -> Run:
-        return await self._post_run(f"/runs/{_segment(run_id)}/approve", {}, "the approved run")
+        return await self._post_run(f"/runs/{_segment(run_id)}/approve", None, "the approved run")
 
     async def deny(self, run_id: str, reason: str | None = None) -> Run:
         return await self._post_run(
@@ -223,14 +224,25 @@ class FabroClient:
 
     async def cancel(self, run_id: str) -> tuple[Run, bool]:
         """The run, and whether the cancel is done (200) rather than requested and converging (202)."""
-        response = await self._send("POST", f"/runs/{_segment(run_id)}/cancel", body={})
+        response = await self._send("POST", f"/runs/{_segment(run_id)}/cancel")
         return self._read(lambda: _one(Run, _decode(response), "the cancelled run")), response.status_code != 202
 
     async def retry(self, run_id: str) -> Run:
         """The NEW run (201), whose `retried_from` is `run_id`."""
-        return await self._post_run(f"/runs/{_segment(run_id)}/retry", {}, "the new run")
+        return await self._post_run(f"/runs/{_segment(run_id)}/retry", None, "the new run")
 
-    async def _post_run(self, path: str, body: dict[str, Any], what: str) -> Run:
+    async def resume(self, run_id: str) -> Run:
+        """Run a failed run again in place from its last checkpoint (200, the same run, `runnable`)."""
+        return await self._post_run(f"/runs/{_segment(run_id)}/start", {"resume": True}, "the resumed run")
+
+    async def checkpoints(self, run_id: str) -> int:
+        """How many checkpoints the run has (`GET /runs/{id}/timeline`, a bare array): none, no resume."""
+        body = await self._json("GET", f"/runs/{_segment(run_id)}/timeline")
+        if not isinstance(body, list):
+            raise FabroUnreadable(f"Fabro answered without a timeline (got {_shape(body)}).")
+        return sum(1 for entry in body if isinstance(entry, dict))
+
+    async def _post_run(self, path: str, body: dict[str, Any] | None, what: str) -> Run:
         answer = await self._json("POST", path, body=body)
         return self._read(lambda: _one(Run, answer, what))
 
@@ -242,13 +254,13 @@ class FabroClient:
         await self._json("POST", f"/runs/{_segment(run_id)}/steer", body=body)
 
     async def interrupt(self, run_id: str) -> None:
-        await self._json("POST", f"/runs/{_segment(run_id)}/interrupt", body={})
+        await self._json("POST", f"/runs/{_segment(run_id)}/interrupt")
 
     async def pause(self, run_id: str) -> Run:
-        return await self._post_run(f"/runs/{_segment(run_id)}/pause", {}, "the paused run")
+        return await self._post_run(f"/runs/{_segment(run_id)}/pause", None, "the paused run")
 
     async def unpause(self, run_id: str) -> Run:
-        return await self._post_run(f"/runs/{_segment(run_id)}/unpause", {}, "the resumed run")
+        return await self._post_run(f"/runs/{_segment(run_id)}/unpause", None, "the resumed run")
 
     # -- automations -------------------------------------------------------------------
 
@@ -289,12 +301,25 @@ class FabroClient:
     # -- pull requests ---------------------------------------------------------------
 
     async def create_pull_request(self, run_id: str) -> tuple[PullRequestCreation, str, float]:
-        """Ask Fabro to write and open the run's pull request (202): the creation, where to poll it
-        (the `Location` header, relative to the request), and how long to wait first."""
+        """Ask Fabro to write and open the run's pull request (202; Fabro opens it as a draft): the
+        creation, where to poll it, and how long to wait first."""
         response = await self._send("POST", f"/runs/{_segment(run_id)}/pull_request", body={"force": False})
         creation = self._read(lambda: _one(PullRequestCreation, _decode(response), "a pull request creation"))
-        location = response.headers.get("location") or "pull_request/creation"
-        return creation, str(response.request.url.join(location)), _seconds(response.headers.get("retry-after"))
+        location = self.located(response.headers.get("location"), f"/runs/{_segment(run_id)}/pull_request/creation")
+        return creation, location, _seconds(response.headers.get("retry-after"))
+
+    def located(self, location: str | None, fallback: str) -> str:
+        """Where a `Location` points. Fabro sends a root-relative path (`/api/v1/…`): it is joined to
+        FABRO_API_URL keeping any path prefix a proxy mounts Fabro under (`https://host/fabro`)."""
+        root = str(self._root).rstrip("/")
+        if not location:
+            return f"{root}/api/v1{fallback}"
+        if "://" in location:
+            # Never another origin: the token goes wherever the poll goes.
+            return location if location.startswith(root + "/") else f"{root}{httpx.URL(location).raw_path.decode()}"
+        if location.startswith("/"):
+            return root + location
+        return f"{root}/api/v1/{location}"
 
     async def pull_request_creation(self, url: str) -> tuple[PullRequestCreation, float]:
         response = await self._send("GET", url)
@@ -304,13 +329,18 @@ class FabroClient:
     async def pull_request(self, run_id: str) -> PullRequestState:
         body = await self._json("GET", f"/runs/{_segment(run_id)}/pull_request")
         data = body.get("data") if isinstance(body, dict) else None
-        return self._read(lambda: _one(PullRequestState, data, "the run's pull request"))
+        state = self._read(lambda: _one(PullRequestState, data, "the run's pull request"))
+        meta = body.get("meta") if isinstance(body, dict) else None
+        if state.details is None and isinstance(meta, dict):
+            reason = meta.get("details_unavailable_reason")
+            state.unavailable = reason if isinstance(reason, str) else "unavailable"
+        return state
 
     async def merge_pull_request(self, run_id: str, method: str) -> None:
         await self._json("POST", f"/runs/{_segment(run_id)}/pull_request/merge", body={"method": method})
 
     async def close_pull_request(self, run_id: str) -> None:
-        await self._json("POST", f"/runs/{_segment(run_id)}/pull_request/close", body={})
+        await self._json("POST", f"/runs/{_segment(run_id)}/pull_request/close")
 
     # -- the live event stream -------------------------------------------------------
 
@@ -319,10 +349,12 @@ class FabroClient:
         """Fabro's global event stream (`GET /api/v1/attach`, SSE with `data:` frames only).
 
         Live only: nothing is replayed, and a slow reader loses events. `idle_timeout`
-        bounds the silence between frames, so a dead connection is noticed.
+        bounds the silence between frames, so a dead connection is noticed. A run resumed in
+        place on the same server gets a second forwarder and its events arrive twice: each
+        (run_id, seq) is given once.
         """
         async with self._stream("/attach", [], idle_timeout) as events:
-            yield events
+            yield _distinct(events)
 
     @asynccontextmanager
     async def attach_run(
@@ -719,6 +751,23 @@ async def _lines(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[str]
             raise FabroUnreadable(f"An event stream line was longer than {limit} bytes (FABRO_MAX_EVENT_BYTES).")
     if buffer:
         yield buffer.decode("utf-8", errors="replace")
+
+
+_SEEN = 10_000  # (run_id, seq) pairs remembered per stream: far more than one run's resends
+
+
+async def _distinct(events: AsyncIterator[RunEvent]) -> AsyncIterator[RunEvent]:
+    """The events of a stream, each (run_id, seq) once; an event without a seq is passed on."""
+    seen: OrderedDict[tuple[str, int], None] = OrderedDict()
+    async for event in events:
+        if event.run_id is not None and event.seq is not None:
+            key = (event.run_id, event.seq)
+            if key in seen:
+                continue
+            seen[key] = None
+            if len(seen) > _SEEN:
+                seen.popitem(last=False)
+        yield event
 
 
 M = TypeVar("M", bound=BaseModel)

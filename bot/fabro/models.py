@@ -211,12 +211,15 @@ class PullRequestDetails(_Model):
     """Live GitHub fields of a run's pull request (when Fabro could read them)."""
 
     title: str = ""
-    state: str = "unknown"  # open | closed
+    state: str = "unknown"  # GitHub's: open | closed
     merged: bool = False
     draft: bool = False
+    mergeable: bool | None = None  # None while GitHub is still computing it
     additions: int | None = None
     deletions: int | None = None
     changed_files: int | None = None
+    head_branch: str | None = None
+    base_branch: str | None = None
 
 
 class PullRequestOpened(_Model):
@@ -256,10 +259,16 @@ class PullRequestOpened(_Model):
 
 
 class PullRequestState(_Model):
-    """`GET /runs/{id}/pull_request`: the stored link and, when GitHub answered, its live state."""
+    """`GET /runs/{id}/pull_request`: the stored link and, when GitHub answered, its live state
+    (`details` is left out when GitHub could not be asked; `unavailable` then says why)."""
 
     link: PullRequest = Field(default_factory=PullRequest)
     details: PullRequestDetails | None = None
+    unavailable: str | None = None  # integration_unavailable | not_found | fetch_failed
+
+    @property
+    def draft(self) -> bool:
+        return self.details is not None and self.details.draft and not self.details.merged
 
     @property
     def finished(self) -> str | None:
@@ -296,7 +305,7 @@ class AutomationPreset(_Model):
     """A preset a run can be started from (`GET /api/v1/automations`)."""
 
     id: str
-    revision: int | None = None
+    revision: str | None = None  # a sha256, in hex
     name: str = ""
     description: str | None = None
     target: AutomationTarget = Field(default_factory=AutomationTarget)

@@ -90,6 +90,7 @@ __all__ = [
     "NothingPicked",
     "OpenWindow",
     "Origin",
+    "ResumeRun",
     "Retry",
     "ShowRuns",
     "Stale",
@@ -181,6 +182,14 @@ class Deny:
 
 @dataclass(frozen=True)
 class Retry:
+    origin: Origin
+    target: Target
+
+
+@dataclass(frozen=True)
+class ResumeRun:
+    """Run a failed run again in place, from its last checkpoint."""
+
     origin: Origin
     target: Target
 
@@ -354,6 +363,7 @@ Click = (
     | Approve
     | Deny
     | Retry
+    | ResumeRun
     | Cancel
     | CreatePullRequest
     | Merge
@@ -475,6 +485,7 @@ _BUTTONS: dict[str, Callable[[_Pressed], Click]] = {
     "approve": lambda p: Approve(p.origin, p.target),
     "deny": _window(Window.DENY),
     "retry": lambda p: Retry(p.origin, p.target),
+    "resume_run": lambda p: ResumeRun(p.origin, p.target),
     "cancel": lambda p: Cancel(p.origin, p.target),
     "create_pr": lambda p: CreatePullRequest(p.origin, p.target),
     "merge": _window(Window.MERGE),

@@ -92,6 +92,8 @@ class Controls:
                 await self.show(origin, await self.act("deny", s.deny(origin.who, target, reason)), respond)
             case c.Retry(origin, target):
                 await self.show(origin, await self.act("retry", s.retry(origin.who, target)), respond)
+            case c.ResumeRun(origin, target):
+                await self.show(origin, await self.act("resume_run", s.resume(origin.who, target)), respond)
             case c.Cancel(origin, target):
                 await self.show(origin, await self.act("cancel", s.cancel(origin.who, target)), respond)
             case c.CreatePullRequest(origin, target):

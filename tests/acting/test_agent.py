@@ -127,7 +127,9 @@ async def test_every_reason_fabro_gives_is_explained(
 ):
     run = running(fabro)
     fabro.agent_trouble[run["id"]] = trouble
-    action = "steer:interrupt" if trouble == "run_not_interruptible" else "steer:steer_text"
+    # Fabro buffers a plain steer when no agent session is active: only an interrupt is refused.
+    interrupting = trouble in ("run_not_interruptible", "no_active_steerable_session")
+    action = "steer:interrupt" if interrupting else "steer:steer_text"
     block = await agent_block(user, run["id"])
     if action == "steer:interrupt":
         url = await click(user, block, action)

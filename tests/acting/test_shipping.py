@@ -50,6 +50,7 @@ def posted(fabro: FakeFabro, suffix: str) -> list[Any]:
 
 
 def succeeded(fabro: FakeFabro, **kw: Any) -> dict[str, Any]:
+    kw.setdefault("diff", {"files_changed": 4, "additions": 120, "deletions": 30})
     run = make_run("succeeded", title="Add rate limiting", **kw)
     fabro.add(run)
     return run
@@ -69,7 +70,8 @@ async def test_a_succeeded_run_gets_create_pull_request_and_the_card_follows_the
     assert posted(fabro, "/pull_request") == [{"force": False}]  # a double click asks once
     final = [r for r in slack.responses_to(first) if "opened by" in json.dumps(r)][-1]
     assert final["replace_original"] is True
-    assert "Pull request <https://github.com/demo/api/pull/7|#7> opened by <@U123ADA>" in json.dumps(final)
+    assert "Pull request <https://github.com/demo/api/pull/7|#7> opened by <@U123ADA> as a draft" in json.dumps(final)
+    assert "Merge" not in json.dumps(final)  # GitHub does not merge a draft: the card offers no Merge
     polls = fabro.calls(f"/api/v1/runs/{run['id']}/pull_request/creation")
     assert len(polls) == fabro.creation_polls + 1  # followed through the relative Location until it ended
     told = json.dumps(slack.responses_to(second))
@@ -157,7 +159,7 @@ async def test_close_closes_once_and_the_card_says_who(user: SlackUser, fabro: F
 
 @pytest.mark.parametrize(
     ("status", "told"),
-    [(502, "GitHub refused"), (503, "GitHub is unavailable"), (400, "does not apply"), (404, "no pull request")],
+    [(502, "GitHub did not merge"), (503, "GitHub is unavailable"), (400, "does not apply"), (404, "no pull request")],
 )
 async def test_merge_errors_are_explained(user: SlackUser, fabro: FakeFabro, slack: FakeSlack, status, told):
     run = succeeded(fabro)

@@ -443,7 +443,11 @@ async def test_a_run_cancelled_in_fabro_is_told_on_its_alert_without_a_name(desk
     desk.fabro._set_status(run["id"], "failed", reason="cancelled")
     desk.fabro.questions[run["id"]] = []
     desk.fabro.runs[run["id"]]["current_question"] = None
-    desk.fabro.emit(run["id"], "run.failed", {"failure": {"reason": "cancelled", "detail": {"message": "Cancelled"}}})
+    desk.fabro.emit(
+        run["id"],
+        "run.failed",
+        {"failure": {"reason": "cancelled", "detail": {"message": "Pipeline cancelled", "category": "canceled"}}},
+    )
     await desk.bot.alerter.cycle()
     assert desk.slack.alert_keys(CHANNEL) == [f"question:{run['id']}:q-1"]
     assert "Cancelled in Fabro" in str(post.blocks)

@@ -97,6 +97,7 @@ async def test_poison_data_costs_its_own_card_and_every_other_alert_still_goes_o
 ):
     bot: Bot = await start_bot(alert_channel=CHANNEL, alert_pace=0.0, alert_digest_threshold=20)
     await bot.alerter.cycle()
+    fabro.breaks_contract = True  # on purpose, from here on: what Fabro must never send
     # A blocked run whose question text is null, and an event whose name is null.
     odd = make_run("running", title="Odd question")
     fabro.add(odd)

@@ -18,6 +18,8 @@ async def test_paging_is_clamped_not_rejected(fabro):
     assert len(response.json()["data"]) == 100
     assert response.json()["meta"] == {"has_more": True, "total": 120}
     assert len((await list_runs(fabro, [("page[limit]", "0")])).json()["data"]) == 1
+    # The server clamps; the spec says 1..100, so a client that sent these would be caught.
+    assert [v for v in fabro.violations if "page[limit]" in v] and fabro.bad_requests.clear() is None
 
 
 async def test_ties_break_by_id_descending_even_ascending(fabro):
@@ -40,6 +42,8 @@ async def test_a_bad_status_is_a_plain_text_400(fabro):
     response = await list_runs(fabro, [("status", "sleeping")])
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("text/plain")
+    assert any("'sleeping' is not one of" in v for v in fabro.violations)
+    fabro.bad_requests.clear()  # sent on purpose
 
 
 async def post(fabro, path, body=None, *, raw: str | None = None):
@@ -47,7 +51,9 @@ async def post(fabro, path, body=None, *, raw: str | None = None):
     async with httpx.AsyncClient(base_url=fabro.url, headers=headers) as client:
         if raw is not None:
             return await client.post(f"/api/v1{path}", content=raw)
-        return await client.post(f"/api/v1{path}", json=body if body is not None else {})
+        if body is None:
+            return await client.post(f"/api/v1{path}")
+        return await client.post(f"/api/v1{path}", json=body)
 
 
 async def test_answers_follow_fabros_rules_first_answer_wins(fabro):
@@ -57,6 +63,7 @@ async def test_answers_follow_fabros_rules_first_answer_wins(fabro):
     path = f"/runs/{run['id']}/questions/q/answer"
     old = await post(fabro, path, {"value": "yes", "selected_option_key": None})
     assert old.status_code == 422 and old.headers["content-type"].startswith("text/plain")
+    assert fabro.violations and fabro.bad_requests.clear() is None  # the old body is off the spec too
     wrong = await post(fabro, path, {"kind": "text", "text": "sure"})
     assert wrong.status_code == 400 and wrong.json()["errors"][0]["status"] == "400"
     assert (await post(fabro, path, {"kind": "yes"})).status_code == 204

@@ -9,6 +9,8 @@ failures and hangs.
 from __future__ import annotations
 
 import asyncio
+import copy
+import hashlib
 import json
 import re
 import time
@@ -19,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.contract import Contract, check_event
 from tests.fakes.loopback import serve
 
 BUCKETS = ["pending", "runnable", "initializing", "running", "blocked", "succeeded", "failed", "archived", "removing"]
@@ -63,18 +66,21 @@ def bucket(run: dict[str, Any]) -> str:
     return KIND_BUCKET.get(kind, kind)
 
 
+# A development token acts as the user `dev` (API.md, Transport): everything the bot does is theirs.
 TOKEN_ACTOR = {
     "kind": "user",
-    "identity": {"issuer": "fabro:test", "subject": "bot"},
-    "login": "fabro-bot",
+    "identity": {"issuer": "fabro:dev", "subject": "dev"},
+    "login": "dev",
     "auth_method": "dev_token",
 }
 USER_ACTOR = {
     "kind": "user",
-    "identity": {"issuer": "fabro:test", "subject": "grace"},
+    "identity": {"issuer": "https://github.com", "subject": "583231"},
     "login": "grace",
     "auth_method": "github",
 }
+# Kinds a run has not been executed by this server process in: its events stay off the global stream.
+NOT_STARTED = frozenset({"submitted", "pending", "runnable"})
 
 
 def _iso_ms(when: datetime) -> str:
@@ -155,12 +161,33 @@ class FakeFabro:
     manifests: dict[str, dict[str, Any]] = field(default_factory=dict)
     user_agents: dict[str, str] = field(default_factory=dict)
     start_fails: str | None = None  # when set, POST /runs/{id}/start answers 409 with this
+    started: set[str] = field(default_factory=set)  # runs this server process has executed
+    forwarders: dict[str, int] = field(default_factory=dict)  # runs resumed in place: 2
+    checkpoints: dict[str, int] = field(default_factory=dict)  # run id -> checkpoints written
+    engine_running: set[str] = field(default_factory=set)  # runs whose engine process has not exited
+    pause_undeliverable: bool = False  # the next pause cannot reach the worker: 503 without code
+    retry_after: str = "0"  # Fabro sends 1; tests do not wait
+    # What broke Fabro's contract (tests/fakes/contract.py): requests the bot sent off the spec, and
+    # answers (or events) the fake gave off it. A test that feeds the bot a broken Fabro on purpose
+    # sets `breaks_contract`: its answers are then not held to the spec, the bot's requests still are.
+    bad_requests: list[str] = field(default_factory=list)
+    bad_answers: list[str] = field(default_factory=list)
+    breaks_contract: bool = False
+    contract: Contract = field(default_factory=Contract.load)
 
     # -- test controls -------------------------------------------------------------
+
+    @property
+    def violations(self) -> list[str]:
+        """Everything off Fabro's contract that the test did not ask for, without repeats."""
+        found = self.bad_requests + ([] if self.breaks_contract else self.bad_answers)
+        return list(dict.fromkeys(found))
 
     def add(self, *runs: dict[str, Any]) -> None:
         for run in runs:
             self.runs[run["id"]] = run
+            if run["lifecycle"]["status"]["kind"] not in NOT_STARTED:
+                self.started.add(run["id"])  # a test's running or finished run was executed here
 
     # -- what happens to runs: each change appends its event and moves updated_at, as Fabro does --
 
@@ -186,15 +213,21 @@ class FakeFabro:
         if actor is not None:
             envelope["actor"] = actor
         envelope.update(envelope_fields)  # stage events name their stage here: node_id, node_label, stage_id
+        self.bad_answers += check_event(self.contract, envelope)
         log.append(envelope)
         self.runs[run_id]["timestamps"]["last_event_at"] = envelope["ts"]
-        # The global stream carries what the server executes: these never appear on it.
-        if event not in OFF_THE_GLOBAL_STREAM:
-            for queue in self.streams:
-                queue.put_nowait(envelope)
+        # The global stream carries the events of runs this process executes, from their start on;
+        # a run resumed in place gets a second forwarder, so its later events arrive twice.
+        if self._executed(run_id) and event not in OFF_THE_GLOBAL_STREAM:
+            for _ in range(self.forwarders.get(run_id, 1)):
+                for queue in self.streams:
+                    queue.put_nowait(envelope)
         for queue in self.run_streams.get(run_id, []):
             queue.put_nowait(envelope)
         return envelope
+
+    def _executed(self, run_id: str) -> bool:
+        return run_id in self.started
 
     def drop_streams(self) -> None:
         """Close every open /attach connection (global and per run), as a Fabro restart would."""
@@ -203,6 +236,8 @@ class FakeFabro:
 
     def _set_status(self, run_id: str, kind: str, **status: Any) -> dict[str, Any]:
         run = self.runs[run_id]
+        if kind in ("starting", "running", "blocked", "paused"):
+            self.started.add(run_id)  # executed by this process: its events reach the global stream now
         run["lifecycle"]["status"] = {"kind": kind, **status}
         if kind in TERMINAL:
             run["timestamps"]["completed_at"] = _iso_ms(datetime.now(UTC))
@@ -219,19 +254,25 @@ class FakeFabro:
         )
 
     def ask(self, run_id: str, question: dict[str, Any]) -> None:
+        for key, default in (("stage", "review"), ("options", []), ("allow_freeform", False)):
+            question.setdefault(key, default)  # the server always sends these
         self.questions.setdefault(run_id, []).append(question)
         self._asked.setdefault(run_id, []).append(question)
         run = self._set_status(run_id, "blocked", blocked_reason="human_input_required")
         run["current_question"] = self.questions[run_id][0]
-        self.emit(
-            run_id,
-            "interview.started",
-            {
-                "question_id": question["id"],
-                "question": question.get("text"),
-                "question_type": question.get("question_type"),
-            },
-        )
+        asked = {
+            "question_id": question["id"],
+            "question": question.get("text") or "",
+            "stage": question.get("stage") or "",
+            "question_type": question.get("question_type") or "freeform",
+            "allow_freeform": bool(question.get("allow_freeform")),
+        }
+        if question.get("options"):
+            asked["options"] = question["options"]
+        for optional in ("timeout_seconds", "context_display", "review_target"):
+            if question.get(optional) is not None:
+                asked[optional] = question[optional]
+        self.emit(run_id, "interview.started", asked)
         self.emit(run_id, "run.blocked", {"blocked_reason": "human_input_required"})
 
     def answer(
@@ -246,7 +287,12 @@ class FakeFabro:
         self.emit(
             run_id,
             "interview.completed",
-            {"question_id": question_id, "answer": display_answer(answer, asked)},
+            {
+                "question_id": question_id,
+                "question": asked.get("text") or "",
+                "answer": display_answer(answer, asked),
+                "duration_ms": 1200,
+            },
             actor=actor or USER_ACTOR,
         )
         if not pending:
@@ -277,10 +323,10 @@ class FakeFabro:
             self.emit(run_id, "run.approved", {}, actor=actor or USER_ACTOR)
         else:
             self._set_status(run_id, "failed", reason="approval_denied")
-            self.emit(run_id, "run.denied", {"reason": reason}, actor=actor or USER_ACTOR)
+            self.emit(run_id, "run.denied", {"reason": reason} if reason else {}, actor=actor or USER_ACTOR)
             failure = {
                 "reason": "approval_denied",
-                "detail": {"message": reason or "Approval denied", "category": "user"},
+                "detail": {"message": reason or "Not approved for execution", "category": "user"},
             }
             self.emit(run_id, "run.failed", {"failure": failure}, actor=actor or USER_ACTOR)
 
@@ -343,6 +389,8 @@ class FakeFabro:
                 web.post("/api/v1/runs/{id}/deny", self._deny),
                 web.post("/api/v1/runs/{id}/cancel", self._cancel),
                 web.post("/api/v1/runs/{id}/retry", self._retry),
+                web.post("/api/v1/runs/{id}/start", self._start),
+                web.get("/api/v1/runs/{id}/timeline", self._timeline),
                 web.get("/api/v1/runs/{id}/stages", self._stages),
                 web.get("/api/v1/runs/{id}/attach", self._attach_run),
                 web.post("/api/v1/runs/{id}/steer", self._steer),
@@ -352,7 +400,6 @@ class FakeFabro:
                 web.get("/api/v1/automations", self._automations),
                 web.post("/api/v1/automations/{id}/runs", self._start_automation),
                 web.post("/api/v1/runs", self._create_run),
-                web.post("/api/v1/runs/{id}/start", self._start_run),
                 web.post("/api/v1/validate", self._validate),
                 web.post("/api/v1/runs/{id}/pull_request", self._create_pr),
                 web.get("/api/v1/runs/{id}/pull_request", self._get_pr),
@@ -404,8 +451,13 @@ class FakeFabro:
         request[REQUEST_ID] = request_id
         if self.latency:
             await asyncio.sleep(self.latency)
+        if request.path.startswith("/api/v1") or request.path == "/health":
+            self.bad_requests += self.contract.check_request(
+                request.method, request.path, request.query.items(), request.headers.get("Content-Type", ""), raw
+            )
         fault = next((f for f in self.faults if request.path.startswith(f.path_prefix)), None)
         if fault is not None:
+            # An injected failure stands for a proxy, a restart or a broken network: not Fabro's answer.
             self.faults.remove(fault)
             if fault.hang is not None:
                 await asyncio.sleep(fault.hang)
@@ -422,13 +474,25 @@ class FakeFabro:
         if request.path.startswith("/api/v1"):
             denied = None if request.path == "/api/v1/user" else self._authenticate(request, request_id)
             if denied is not None:
+                self._check_response(request, denied)
                 return denied
         try:
             response = await handler(request)
         except web.HTTPException as exc:
             return web.Response(status=exc.status, text=exc.text, headers={"x-request-id": request_id})
         response.headers["x-request-id"] = request_id
+        self._check_response(request, response)
         return response
+
+    def _check_response(self, request: web.Request, response: web.StreamResponse) -> None:
+        body = response.body if isinstance(response, web.Response) else None
+        self.bad_answers += self.contract.check_response(
+            request.method,
+            request.path,
+            response.status,
+            response.headers.get("Content-Type", ""),
+            body if isinstance(body, bytes) or body is None else b"?",
+        )
 
     def _authenticate(self, request: web.Request, request_id: str) -> web.Response | None:
         auth = request.headers.get("Authorization", "")
@@ -715,7 +779,7 @@ class FakeFabro:
             return self._conflict(request, "Run is already terminal.")
         if self.cancel_converges:
             run["lifecycle"]["pending_control"] = "cancel"
-            self.emit(run["id"], "run.cancel.requested", {}, actor=TOKEN_ACTOR)
+            self.emit(run["id"], "run.cancel.requested", {"action": "cancel"}, actor=TOKEN_ACTOR)
             return web.json_response(run, status=202)
         self._set_status(run["id"], "failed", reason="cancelled")
         run["current_question"] = None
@@ -723,7 +787,7 @@ class FakeFabro:
         self.emit(
             run["id"],
             "run.failed",
-            {"failure": {"reason": "cancelled", "detail": {"message": "Cancelled", "category": "user"}}},
+            {"failure": {"reason": "cancelled", "detail": {"message": "Pipeline cancelled", "category": "canceled"}}},
             actor=TOKEN_ACTOR,
         )
         return web.json_response(run)
@@ -732,21 +796,77 @@ class FakeFabro:
         run = self.runs.get(request.match_info["id"])
         if run is None:
             return self._missing(request)
-        if run["lifecycle"]["status"]["kind"] not in TERMINAL:
-            return self._conflict(request, "Run is still active; only terminal runs can be retried.")
         if run["lifecycle"].get("archived"):
-            return self._conflict(request, "Archived runs cannot be retried.")
+            return self._archived(request, run)
+        kind = run["lifecycle"]["status"]["kind"]
+        if kind not in TERMINAL:
+            return self._conflict(request, f"run {run['id']} cannot be retried from status {kind}; expected terminal")
         from tests.fakes.runs import make_run  # the new run is shaped like any other
 
-        new = make_run("submitted", title=run.get("title") or "Retry", created=datetime.now(UTC))
-        new["repository"], new["workflow"], new["labels"] = run["repository"], run["workflow"], run["labels"]
+        # A new run: created by the token's user, with its own timestamps, already runnable (no
+        # approval); title, settings, labels, automation and parent copied; no PR, no question.
+        new = make_run("runnable", title=run.get("title") or "Retry", created=datetime.now(UTC))
+        new["timestamps"].update(started_at=None, last_event_at=None, completed_at=None)
+        new["timing"] = new["billing"] = None
+        for copied in ("repository", "workflow", "labels", "automation", "goal"):
+            new[copied] = copy.deepcopy(run[copied])
+        if run.get("parent_id"):
+            new["parent_id"] = run["parent_id"]
+        new["created_by"] = TOKEN_ACTOR
         self.retry(run["id"], new)
         return web.json_response(new, status=201)
+
+    def _archived(self, request: web.Request, run: dict[str, Any]) -> web.Response:
+        return self._conflict(request, f"run {run['id']} is archived; run `fabro unarchive {run['id']}` first")
+
+    # -- resuming in place ---------------------------------------------------------------------
+
+    def checkpoint(self, run_id: str, count: int = 1) -> None:
+        """The run wrote `count` checkpoints (one per finished stage): it can be resumed from the last."""
+        self.checkpoints[run_id] = self.checkpoints.get(run_id, 0) + count
+
+    async def _timeline(self, request: web.Request) -> web.Response:
+        run_id = request.match_info["id"]
+        if run_id not in self.runs:
+            return self._missing(request)
+        entries = [
+            {"ordinal": i, "node_name": f"stage-{i}", "visit": 1, "checkpoint_seq": i, "run_commit_sha": None}
+            for i in range(1, self.checkpoints.get(run_id, 0) + 1)
+        ]
+        return web.json_response(entries)
+
+    async def _start(self, request: web.Request) -> web.Response:
+        """`POST /runs/{id}/start {"resume": true}`: a failed run runs again in place, from its last checkpoint."""
+        run = self.runs.get(request.match_info["id"])
+        if run is None:
+            return self._missing(request)
+        body, bad = await self._body(request)
+        if bad is not None:
+            return bad
+        if run["lifecycle"].get("archived"):
+            return self._archived(request, run)
+        kind = run["lifecycle"]["status"]["kind"]
+        if not (isinstance(body, dict) and body.get("resume")):
+            return await self._start_run(request)
+        if kind != "failed":
+            return self._conflict(request, f"run {run['id']} cannot be resumed from status {kind}")
+        if run["id"] in self.engine_running:
+            return self._conflict(request, "an engine process is still running for this run — cannot resume")
+        if not self.checkpoints.get(run["id"]):
+            return self._conflict(request, "no checkpoint to resume from")
+        run["timestamps"]["completed_at"] = None
+        self.emit(run["id"], "run.start_requested", {"resume": True}, actor=TOKEN_ACTOR)
+        self._set_status(run["id"], "runnable")
+        self.emit(run["id"], "run.runnable", {"source": "start"})
+        if run["id"] in self.started:
+            self.forwarders[run["id"]] = self.forwarders.get(run["id"], 1) + 1
+        return web.json_response(run)
 
     # -- pull requests -----------------------------------------------------------------------
 
     def open_pull_request(self, run_id: str, number: int = 7, **details: Any) -> None:
-        """The run has a pull request on GitHub, open unless `details` say otherwise."""
+        """The run has a pull request on GitHub, open unless `details` say otherwise (a draft when
+        Fabro opened it: `draft=True`)."""
         run = self.runs[run_id]
         run["pull_request"] = {
             "owner": "demo",
@@ -754,16 +874,27 @@ class FakeFabro:
             "number": number,
             "html_url": f"https://github.com/demo/api/pull/{number}",
         }
+        now = _iso_ms(datetime.now(UTC))
         self.pull_requests[run_id] = {
             "title": f"{run.get('title')}",
+            "body": None,
             "state": "open",
             "draft": False,
             "merged": False,
+            "merged_at": None,
+            "mergeable": True,
             "additions": 120,
             "deletions": 30,
             "changed_files": 4,
+            "author": {"login": "fabro-app"},
+            "head_branch": f"fabro/run/{run_id}",
+            "base_branch": "main",
+            "timestamps": {"created_at": now, "updated_at": now},
             **details,
         }
+
+    def _pr_error(self, request: web.Request, status: int, detail: str, code: str | None = None) -> web.Response:
+        return self._error(status, detail, request[REQUEST_ID], code=code)
 
     async def _create_pr(self, request: web.Request) -> web.Response:
         run = self.runs.get(request.match_info["id"])
@@ -776,19 +907,16 @@ class FakeFabro:
             return web.Response(
                 status=422, text="Failed to deserialize the JSON body: missing field `force`", content_type="text/plain"
             )
-        if run.get("pull_request"):
-            return self._conflict(request, "A pull request already exists for this run.")
-        if self.github_down:
-            return self._error(503, "GitHub integration is unavailable.", request[REQUEST_ID])
-        if run["lifecycle"]["status"]["kind"] != "succeeded" and not body["force"]:
-            return self._error(400, "Pull request creation does not apply to this run.", request[REQUEST_ID])
-        now = _iso_ms(datetime.now(UTC))
         creation = self.creations.get(run["id"])
         if creation is None or creation["status"] != "pending":
+            refused = self._pr_refusal(request, run, force=body["force"])
+            if refused is not None:
+                return refused
+            now = _iso_ms(datetime.now(UTC))
             creation = {
-                "id": f"01CR{uuid.uuid4().hex[:22].upper()}",
+                "id": f"prc_{uuid.uuid4().hex[:20]}",
                 "status": "pending",
-                "model": "claude",
+                "model": "claude-sonnet-4-6",
                 "force": body["force"],
                 "requested_at": now,
                 "updated_at": now,
@@ -797,9 +925,35 @@ class FakeFabro:
                 "_polls": self.creation_polls,
             }
             self.creations[run["id"]] = creation
-            self.emit(run["id"], "pull_request.creation_requested", {})
-        headers = {"Location": "pull_request/creation", "Retry-After": "0"}
+            self.emit(
+                run["id"],
+                "pull_request.creation_requested",
+                {"creation_id": creation["id"], "model": creation["model"], "force": creation["force"]},
+                actor=TOKEN_ACTOR,
+            )
+        # A root-relative path: the client joins it to the server's origin and any path prefix.
+        headers = {"Location": f"/api/v1/runs/{run['id']}/pull_request/creation", "Retry-After": self.retry_after}
         return web.json_response(self._public(creation), status=202, headers=headers)
+
+    def _pr_refusal(self, request: web.Request, run: dict[str, Any], *, force: bool) -> web.Response | None:
+        """Fabro's 400/409/503 for a pull request it cannot open, in its order."""
+        if run.get("pull_request"):
+            return self._pr_error(request, 409, "A pull request already exists for this run.", "pull_request_exists")
+        kind = run["lifecycle"]["status"]["kind"]
+        reason = run["lifecycle"]["status"].get("reason")
+        if not force and not (kind == "succeeded" and reason in ("completed", "partial_success")):
+            return self._pr_error(request, 400, "Run did not succeed.", "run_not_successful")
+        repository = run.get("repository") or {}
+        if not repository.get("origin_url"):
+            return self._pr_error(request, 400, "Run has no repository origin.", "missing_repo_origin")
+        if repository.get("provider") != "github":
+            return self._pr_error(request, 400, "Only github.com repositories are supported.", "unsupported_host")
+        diff = run.get("diff") or {}
+        if kind not in TERMINAL or not (diff.get("additions") or diff.get("deletions") or diff.get("files_changed")):
+            return self._pr_error(request, 400, "Run has no changes to open a pull request for.", "empty_diff")
+        if self.github_down:
+            return self._pr_error(request, 503, "GitHub integration is unavailable.", "integration_unavailable")
+        return None
 
     @staticmethod
     def _public(creation: dict[str, Any]) -> dict[str, Any]:
@@ -809,40 +963,71 @@ class FakeFabro:
         run_id = request.match_info["id"]
         creation = self.creations.get(run_id)
         if creation is None:
-            return self._missing(request)
+            return self._pr_error(request, 404, "No pull request creation for this run.", "no_pull_request_creation")
         if creation["status"] == "pending":
             creation["_polls"] -= 1
             if creation["_polls"] < 0:
+                creation["updated_at"] = _iso_ms(datetime.now(UTC))
                 if self.creation_error:
                     creation.update(status="failed", error=self.creation_error)
-                    self.emit(run_id, "pull_request.failed", {"error": self.creation_error})
+                    failed = {"creation_id": creation["id"], "error": self.creation_error}
+                    self.emit(run_id, "pull_request.failed", failed)
                 else:
-                    self.open_pull_request(run_id)
+                    self.open_pull_request(run_id, draft=True)  # Fabro opens every PR it is asked for as a draft
                     creation.update(status="succeeded", pull_request=self.runs[run_id]["pull_request"])
-                    self.emit(run_id, "pull_request.created", {"pull_request": self.runs[run_id]["pull_request"]})
-        headers = {"Retry-After": "0"} if creation["status"] == "pending" else {}
+                    self.emit(run_id, "pull_request.created", self.created_event(run_id))
+        headers = {"Retry-After": self.retry_after} if creation["status"] == "pending" else {}
         return web.json_response(self._public(creation), headers=headers)
+
+    def created_event(self, run_id: str) -> dict[str, Any]:
+        """The flat properties of `pull_request.created` for the run's pull request."""
+        link, live = self.runs[run_id]["pull_request"], self.pull_requests[run_id]
+        return {
+            "pr_url": link["html_url"],
+            "pr_number": link["number"],
+            "owner": link["owner"],
+            "repo": link["repo"],
+            "base_branch": live["base_branch"],
+            "head_branch": live["head_branch"],
+            "title": live["title"],
+            "draft": live["draft"],
+        }
+
+    def _no_record(self, request: web.Request) -> web.Response:
+        return self._pr_error(request, 404, "Run or stored pull request record not found.", "no_stored_record")
 
     async def _get_pr(self, request: web.Request) -> web.Response:
         run = self.runs.get(request.match_info["id"])
         if run is None or not run.get("pull_request"):
-            return self._error(404, "Run or stored pull request record not found.", request[REQUEST_ID])
+            return self._no_record(request)
         details = None if self.github_down else self.pull_requests.get(run["id"])
-        meta = {
-            "details_status": "available" if details else "unavailable",
-            "details_unavailable_reason": None if details else "integration_unavailable",
-        }
-        return web.json_response({"data": {"link": run["pull_request"], "details": details}, "meta": meta})
+        data: dict[str, Any] = {"link": run["pull_request"]}
+        meta: dict[str, Any] = {"details_status": "available"}
+        if details is not None:
+            data["details"] = details  # GitHub trouble only omits it: never a 503
+        else:
+            meta = {"details_status": "unavailable", "details_unavailable_reason": "integration_unavailable"}
+        return web.json_response({"data": data, "meta": meta})
 
-    def _ship_refusal(self, request: web.Request) -> tuple[dict[str, Any], web.Response | None]:
+    def _ship_refusal(self, request: web.Request, verb: str) -> tuple[dict[str, Any], web.Response | None]:
+        """What GitHub refuses comes back as a 502 without `code`, in GitHub's words."""
         run = self.runs.get(request.match_info["id"])
         if run is None or not run.get("pull_request"):
-            return {}, self._error(404, "Run or stored pull request record not found.", request[REQUEST_ID])
+            return {}, self._no_record(request)
         if self.github_down:
-            return run, self._error(503, "GitHub integration is unavailable.", request[REQUEST_ID])
-        live = self.pull_requests[run["id"]]
-        if live["merged"] or live["state"] == "closed":
-            return run, self._error(400, "Pull request is not open.", request[REQUEST_ID])
+            return run, self._pr_error(request, 503, "GitHub integration is unavailable.", "integration_unavailable")
+        live = self.pull_requests.get(run["id"])
+        number = run["pull_request"]["number"]
+        if live is None:
+            return run, self._pr_error(request, 502, f"Pull request #{number} not found on GitHub.", "github_not_found")
+        if verb == "merge" and (live["draft"] or live["merged"] or live["state"] != "open"):
+            return run, self._error(
+                502, f"Pull request #{number} is not mergeable (method may not be allowed)", request[REQUEST_ID]
+            )
+        if verb == "merge" and live.get("mergeable") is False:
+            return run, self._error(502, f"Pull request #{number} has a merge conflict", request[REQUEST_ID])
+        if verb == "close" and live["merged"]:
+            return run, self._error(502, f"Pull request #{number} is merged and cannot be closed", request[REQUEST_ID])
         return run, None
 
     async def _merge_pr(self, request: web.Request) -> web.Response:
@@ -851,15 +1036,15 @@ class FakeFabro:
             return bad
         if not isinstance(body, dict) or body.get("method") not in ("merge", "squash", "rebase"):
             return web.Response(status=422, text="unknown variant in `method`", content_type="text/plain")
-        run, refused = self._ship_refusal(request)
+        run, refused = self._ship_refusal(request, "merge")
         if refused is not None:
             return refused
-        self.pull_requests[run["id"]].update(merged=True, state="closed")
+        self.pull_requests[run["id"]].update(merged=True, state="closed", merged_at=_iso_ms(datetime.now(UTC)))
         pr = run["pull_request"]
         return web.json_response({"number": pr["number"], "html_url": pr["html_url"], "method": body["method"]})
 
     async def _close_pr(self, request: web.Request) -> web.Response:
-        run, refused = self._ship_refusal(request)
+        run, refused = self._ship_refusal(request, "close")
         if refused is not None:
             return refused
         self.pull_requests[run["id"]].update(state="closed")
@@ -869,27 +1054,30 @@ class FakeFabro:
     # -- automations ---------------------------------------------------------------------------
 
     def add_automation(self, automation_id: str, name: str, *, api: bool = True, **target: str) -> dict[str, Any]:
+        """An automation with a schedule and, when `api`, an enabled API trigger (listed only when enabled)."""
+        triggers: list[dict[str, Any]] = [
+            {"type": "schedule", "id": "nightly", "enabled": True, "expression": "0 9 * * *"}
+        ]
+        if api:
+            triggers.insert(0, {"type": "api", "id": "manual", "enabled": True})
         automation = {
             "id": automation_id,
-            "revision": 1,
+            "revision": hashlib.sha256(automation_id.encode()).hexdigest(),
             "name": name,
             "description": f"{name}, on demand",
             "target": {"repository": "demo/api-server", "ref": "main", "workflow": "implement", **target},
-            "triggers": [
-                {"id": f"{automation_id}-api", "type": "api", "enabled": api},
-                {"id": f"{automation_id}-cron", "type": "schedule", "enabled": True, "expression": "0 9 * * *"},
-            ],
+            "triggers": triggers,
         }
         self.automations.append(automation)
         return automation
 
     async def _automations(self, request: web.Request) -> web.Response:
-        return web.json_response({"data": self.automations, "meta": {"has_more": False}})
+        return web.json_response({"data": self.automations, "meta": {"total": len(self.automations)}})
 
     async def _start_automation(self, request: web.Request) -> web.Response:
         automation = next((a for a in self.automations if a["id"] == request.match_info["id"]), None)
         if automation is None:
-            return self._error(404, "Automation not found.", request[REQUEST_ID])
+            return self._error(404, f"automation not found: {request.match_info['id']}", request[REQUEST_ID])
         if not any(t["type"] == "api" and t["enabled"] for t in automation["triggers"]):
             return self._error(
                 409,
@@ -898,18 +1086,13 @@ class FakeFabro:
                 code="automation_api_trigger_disabled",
             )
         if automation["target"]["repository"] == "gone/repo":
-            return web.Response(
-                status=422, text="The target repository could not be materialised.", content_type="text/plain"
-            )
+            return self._error(422, "The target repository could not be materialised.", request[REQUEST_ID])
         from tests.fakes.runs import make_run
 
         run = make_run("submitted", title=f"{automation['name']} run", created=datetime.now(UTC))
-        run["automation"] = {
-            "id": automation["id"],
-            "name": automation["name"],
-            "trigger_id": f"{automation['id']}-api",
-        }
-        run["created_by"] = TOKEN_ACTOR
+        run["timestamps"].update(started_at=None, last_event_at=None)
+        run["automation"] = {"id": automation["id"], "name": automation["name"], "trigger_id": "manual"}
+        run["created_by"] = TOKEN_ACTOR  # the caller
         self.add(run)
         self.emit(run["id"], "run.created", {})
         return web.json_response(run, status=201)
@@ -982,24 +1165,42 @@ class FakeFabro:
         }
         return web.json_response({"ok": not errors, "workflow": summary})
 
+    def schedule_automation(self, automation_id: str) -> dict[str, Any]:
+        """The automation's schedule fired: a run created by Fabro's engine, owned by no person."""
+        from tests.fakes.runs import make_run, system_principal
+
+        automation = next(a for a in self.automations if a["id"] == automation_id)
+        run = make_run("running", title=f"{automation['name']} run", created_by=system_principal())
+        run["automation"] = {"id": automation["id"], "name": automation["name"], "trigger_id": "nightly"}
+        self.add(run)
+        return run
+
     # -- working with a running agent ------------------------------------------------------------
 
     def _agent_refusal(
-        self, request: web.Request, run: dict[str, Any] | None, *, steering: bool
+        self, request: web.Request, run: dict[str, Any] | None, *, interrupting: bool, steering: bool
     ) -> web.Response | None:
+        """Fabro's answers to steer and interrupt by run state (API.md, Steer / interrupt)."""
         if run is None:
             return self._missing(request)
+        if run["lifecycle"].get("archived"):
+            return self._archived(request, run)
         kind = run["lifecycle"]["status"]["kind"]
-        if kind == "blocked" and steering:
-            return self._error(409, "Run is waiting for an answer.", request[REQUEST_ID], code="use_answer_endpoint")
-        if kind not in ("running", "paused"):
-            code = "run_not_steerable" if steering else "run_not_interruptible"
-            return self._error(409, "Run is not running.", request[REQUEST_ID], code=code)
+        rid = request[REQUEST_ID]
+        if kind == "blocked":
+            return self._error(409, "Run is waiting for an answer.", rid, code="use_answer_endpoint")
+        if kind in TERMINAL or kind == "removing":
+            code = "run_not_interruptible" if interrupting and not steering else "run_not_steerable"
+            return self._error(409, "Run is not active.", rid, code=code)
+        if kind != "running":  # submitted, pending, runnable, starting, paused
+            return self._error(409, "Run is not steerable now.", rid, code="run_not_steerable")
         trouble = self.agent_trouble.get(run["id"])
         if trouble == "worker_control_unavailable":
-            return self._error(503, "Worker control is unavailable.", request[REQUEST_ID], code=trouble)
+            return self._error(503, "Worker control is unavailable.", rid, code=trouble)
+        if trouble == "no_active_steerable_session" and not interrupting:
+            return None  # buffered for the next session
         if trouble:
-            return self._error(409, "The agent cannot take that now.", request[REQUEST_ID], code=trouble)
+            return self._error(409, "The agent cannot take that now.", rid, code=trouble)
         return None
 
     async def _steer(self, request: web.Request) -> web.Response:
@@ -1010,18 +1211,21 @@ class FakeFabro:
         text = body.get("text") if isinstance(body, dict) else None
         if not isinstance(text, str) or not 1 <= len(text) <= 8192:
             return web.Response(status=422, text="text: length must be 1..8192", content_type="text/plain")
-        refused = self._agent_refusal(request, run, steering=True)
+        if not text.strip():
+            return self._error(400, "Steer text must not be empty.", request[REQUEST_ID])
+        interrupting = bool(body.get("interrupt"))
+        refused = self._agent_refusal(request, run, interrupting=interrupting, steering=True)
         if refused is not None:
             return refused
         assert run is not None
-        if body.get("interrupt"):
+        if interrupting:
             self.emit(run["id"], "run.interrupt", {}, actor=TOKEN_ACTOR)
         self.emit(run["id"], "run.steer", {"text": text}, actor=TOKEN_ACTOR)
         return web.Response(status=202)
 
     async def _interrupt(self, request: web.Request) -> web.Response:
         run = self.runs.get(request.match_info["id"])
-        refused = self._agent_refusal(request, run, steering=False)
+        refused = self._agent_refusal(request, run, interrupting=True, steering=False)
         if refused is not None:
             return refused
         assert run is not None
@@ -1032,24 +1236,41 @@ class FakeFabro:
         run = self.runs.get(request.match_info["id"])
         if run is None:
             return self._missing(request)
+        if run["lifecycle"].get("archived"):
+            return self._archived(request, run)
+        kind = run["lifecycle"]["status"]["kind"]
+        if kind not in ("running", "blocked"):
+            return self._conflict(request, "Run is not pausable.")
         if run["lifecycle"].get("pending_control"):
             return self._conflict(request, "Run control request is already pending.")
-        if run["lifecycle"]["status"]["kind"] != "running":
-            return self._conflict(request, "Run is not pausable.")
+        if kind == "blocked":  # immediate: the question stays pending
+            self._set_status(run["id"], "paused", prior_block="human_input_required")
+            self.emit(run["id"], "run.paused", {})
+            return web.json_response(run)
         run["lifecycle"]["pending_control"] = "pause"
-        self.emit(run["id"], "run.pause.requested", {}, actor=TOKEN_ACTOR)
+        self.emit(run["id"], "run.pause.requested", {"action": "pause"}, actor=TOKEN_ACTOR)
+        if self.pause_undeliverable:
+            self.pause_undeliverable = False
+            return self._error(503, "Failed to deliver pause request to the active run.", request[REQUEST_ID])
         return web.json_response(run)
 
     async def _unpause(self, request: web.Request) -> web.Response:
         run = self.runs.get(request.match_info["id"])
         if run is None:
             return self._missing(request)
+        if run["lifecycle"].get("archived"):
+            return self._archived(request, run)
+        status = run["lifecycle"]["status"]
+        if status["kind"] != "paused":
+            return self._conflict(request, "Run is not paused.")
         if run["lifecycle"].get("pending_control"):
             return self._conflict(request, "Run control request is already pending.")
-        if run["lifecycle"]["status"]["kind"] != "paused":
-            return self._conflict(request, "Run is not paused.")
+        if status.get("prior_block") == "human_input_required":  # back to waiting for its answer, at once
+            self._set_status(run["id"], "blocked", blocked_reason="human_input_required")
+            self.emit(run["id"], "run.unpaused", {})
+            return web.json_response(run)
         run["lifecycle"]["pending_control"] = "unpause"
-        self.emit(run["id"], "run.unpause.requested", {}, actor=TOKEN_ACTOR)
+        self.emit(run["id"], "run.unpause.requested", {"action": "unpause"}, actor=TOKEN_ACTOR)
         return web.json_response(run)
 
     # -- stages and one run's stream -------------------------------------------------------------
@@ -1066,23 +1287,41 @@ class FakeFabro:
                 "status": status,
                 "node_id": name,
                 "visit": 1,
-                "wall_time_ms": None,
                 "started_at": _iso_ms(datetime.now(UTC)),
-                "billing": None,
+                "billing": {
+                    "input_tokens": 0,
+                    "output_tokens": 0,
+                    "total_tokens": 0,
+                    "reasoning_tokens": 0,
+                    "cache_read_tokens": 0,
+                    "cache_write_tokens": 0,
+                },
             }
             stages.append(entry)
         entry["status"] = status
         kind = {"running": "stage.started", "failed": "stage.failed", "retrying": "stage.retrying"}.get(
             status, "stage.completed"
         )
-        properties = {"index": stages.index(entry), **event}
-        if kind == "stage.completed":
+        properties: dict[str, Any] = {"index": stages.index(entry)}
+        if kind in ("stage.started", "stage.completed", "stage.retrying"):
+            properties.update(attempt=1, max_attempts=1)
+        if kind == "stage.started":
+            properties["handler_type"] = "agent"
+        elif kind == "stage.completed":
             properties["status"] = status
+        elif kind == "stage.failed":
+            properties["will_retry"] = False
+        elif kind == "stage.retrying":
+            properties.update(attempt=2, max_attempts=3, delay_ms=1000)
+        if "wall_time_ms" in event:  # the list entry's; the event carries it in its timing
+            entry["wall_time_ms"] = event.pop("wall_time_ms")
+            properties["timing"] = {"wall_time_ms": entry["wall_time_ms"]}
+        properties.update(event)
         self.emit(run_id, kind, properties, node_id=name, node_label=name, stage_id=entry["id"])
 
     def finish(self, run_id: str) -> None:
         self._set_status(run_id, "succeeded", reason="completed")
-        self.emit(run_id, "run.completed", {})
+        self.emit(run_id, "run.completed", {"reason": "completed"})
         for queue in self.run_streams.get(run_id, []):
             queue.put_nowait(None)  # the stream closes after the run ends
 
@@ -1090,7 +1329,7 @@ class FakeFabro:
         run_id = request.match_info["id"]
         if run_id not in self.runs:
             return self._missing(request)
-        return web.json_response({"data": self.stage_list.get(run_id, [])})
+        return web.json_response({"data": self.stage_list.get(run_id, []), "meta": {"has_more": False}})
 
     async def _attach_run(self, request: web.Request) -> web.StreamResponse:
         """SSE of one run: events with `seq >= since_seq` replayed, then live; closed once the run has ended."""

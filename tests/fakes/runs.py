@@ -43,6 +43,26 @@ def new_id(when: datetime | None = None) -> str:
     return head + tail
 
 
+def user_principal(login: str = "ada", github_id: int = 1) -> dict[str, Any]:
+    """A person who created a run through Fabro's API, signed in with GitHub."""
+    return {
+        "kind": "user",
+        "identity": {"issuer": "https://github.com", "subject": str(github_id)},
+        "login": login,
+        "auth_method": "github",
+    }
+
+
+def worker_principal(parent_id: str) -> dict[str, Any]:
+    """A child run created by the agent of run `parent_id`: it belongs to the parent's owner."""
+    return {"kind": "worker", "run_id": parent_id}
+
+
+def system_principal() -> dict[str, Any]:
+    """A run an automation's schedule created: it belongs to no person."""
+    return {"kind": "system", "system_kind": "engine"}
+
+
 def iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -19,7 +19,7 @@ from bot.failpoints import CRASH_AT_ENV
 from tests.acting.test_steering import question
 from tests.conftest import SlackUser, wait_for
 from tests.fakes.fabro import FakeFabro
-from tests.fakes.runs import make_run
+from tests.fakes.runs import make_run, user_principal
 from tests.fakes.slack import FakeSlack, Message, dm_of
 from tests.store.test_replicas import first_cycle_done
 from tests.telling.test_alert_crashes import start_process, stop, wait_exit
@@ -31,7 +31,7 @@ CHANNEL = "C0ALERTS"
 
 def by(login: str, **run: Any) -> dict[str, Any]:
     """A run started in Fabro by the GitHub user `login`."""
-    created_by = {"kind": "user", "identity": {"issuer": "github", "subject": "1"}, "login": login}
+    created_by = user_principal(login)
     return make_run("running", created_by=created_by, **run)
 
 
@@ -233,7 +233,7 @@ async def test_a_run_started_from_slack_is_its_starters(bot: Bot, fabro: FakeFab
         await person.click({"action_id": go["action_id"], "value": go["value"]}, block_id="start:buttons", user=BOB)
         await wait_for(lambda: [r for r in fabro.runs.values() if r.get("automation")])
     [run] = [r for r in fabro.runs.values() if r.get("automation")]
-    assert run["created_by"]["login"] == "fabro-bot"  # the token's user, linked to nobody
+    assert run["created_by"]["login"] == "dev"  # the token's user, linked to nobody
     fabro.fail(run["id"], "deps conflict")
     await bot.alerter.cycle()
     [dm] = slack.posts(dm_of(BOB))

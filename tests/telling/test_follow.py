@@ -72,13 +72,13 @@ async def test_follow_posts_a_live_card_and_the_thread_hears_only_what_matters(
     fabro.stage(run["id"], "verify", "failed", will_retry=True, failure={"message": "3 tests failed"})
     fabro.stage(run["id"], "verify", "retrying", attempt=2, max_attempts=3)
     fabro.emit(run["id"], "run.notice", {"level": "info", "code": "x", "message": "just so you know"})
-    fabro.emit(run["id"], "run.notice", {"level": "warning", "code": "budget", "message": "80% of the budget spent"})
+    fabro.emit(run["id"], "run.notice", {"level": "warn", "code": "git_push_failed", "message": "git push failed"})
     await bot.follower.sync_all()
     said = [m.text for m in thread(slack, live)]
     assert said == [
         "❌ Stage verify failed — retrying: 3 tests failed".replace("❌", ":x:"),
         ":repeat: Stage verify retrying (attempt 2 of 3)",
-        ":warning: 80% of the budget spent",
+        ":warning: git push failed",
     ]
     assert live.edits >= 1 and "verify" in texts(live) and ":white_check_mark: plan" in texts(live)
     fabro.finish(run["id"])

@@ -20,7 +20,7 @@ from bot.core.records import IndexedRun
 from tests.acting.test_steering import question
 from tests.conftest import SlackUser, wait_for
 from tests.fakes.fabro import FakeFabro
-from tests.fakes.runs import make_run
+from tests.fakes.runs import make_run, user_principal
 from tests.fakes.slack import FakeSlack
 
 ADA, BOB = "U123ADA", "U456BOB"
@@ -28,7 +28,7 @@ NOW = datetime.now(UTC)
 
 
 def by(login: str, **run: Any) -> dict[str, Any]:
-    created_by = {"kind": "user", "identity": {"issuer": "github", "subject": "1"}, "login": login}
+    created_by = user_principal(login)
     return make_run("running", created_by=created_by, **run)
 
 

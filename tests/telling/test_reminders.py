@@ -16,7 +16,7 @@ from bot.app import Bot
 from bot.core.durations import parse_duration, waited
 from tests.acting.test_steering import question
 from tests.fakes.fabro import FakeFabro
-from tests.fakes.runs import make_run
+from tests.fakes.runs import make_run, user_principal
 from tests.fakes.slack import FakeSlack, Message, dm_of
 
 CHANNEL = "C0ALERTS"
@@ -35,7 +35,7 @@ class Clock:
 
 
 def by_octocat(**run: Any) -> dict[str, Any]:
-    created_by = {"kind": "user", "identity": {"issuer": "github", "subject": "1"}, "login": "octocat"}
+    created_by = user_principal("octocat")
     return make_run("running", created_by=created_by, **run)
 
 
