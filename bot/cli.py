@@ -218,6 +218,8 @@ async def _check() -> int:
     print(f"  actions: {Allowlist(parse_allowlist(settings.action_allowlist)).describe()}")
     allowed = ", ".join(sorted(settings.allowed_repositories)) or "none (REPOSITORIES is not set)"
     print(f"  work from Slack may start on: {allowed}; workflows from {settings.workflows_dir} and the shipped ones")
+    print("  pull requests: Fabro opens them as drafts; GitHub merges them once marked ready for review")
+    print("  failed runs: Retry starts a new run; Resume continues the same one from its last checkpoint")
     return 0 if ok else 1
 
 

@@ -1,9 +1,9 @@
 """Personal notifications: the person a run waits on hears of it in a direct message.
 
-A run's owner is, in order: the Slack user who retried it through the bot (Fabro records the bot's
-token as its creator, so the bot's own record decides); a `slack` principal in `created_by`; the
-Slack user linked to a `user` principal's login. An approval on a child run goes to the owner of
-its parent when the child has none of its own.
+A run's owner is, in order: the Slack user who retried or started it through the bot (Fabro records
+the bot's token as its creator, so the bot's own record decides); by who created it in Fabro, the
+Slack user linked to a `user` principal's login, or for a `worker` (a child run an agent started)
+the owner of its parent run. A `system` run (an automation's schedule) belongs to nobody.
 
 A notification is an alert whose channel is the owner's DM with the bot: it is claimed, posted,
 found again by its metadata after a crash, paced and edited in place by the same delivery as
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.keys import ActionScope, ActionState, AlertKind
+from bot.core.keys import ActionScope, ActionState, AlertKind, Verb
 from bot.core.records import IndexedRun
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
@@ -39,6 +39,7 @@ WORD_OF = {
     AlertKind.SUCCEEDED: "succeeded",
 }
 PERSONAL_KINDS = frozenset(WORD_OF)
+_MAX_ANCESTORS = 5  # child runs of child runs: far enough up to find a person, never in a loop
 DEFAULT_NOTIFY = frozenset({"questions", "approvals", "failed"})  # succeeded is asked for; `/runs notify` sets them
 
 
@@ -51,27 +52,34 @@ class Personal:
     kinds: frozenset[AlertKind] = PERSONAL_KINDS
     _dms: dict[str, str] = field(default_factory=dict, init=False, repr=False)  # user → D… channel
 
-    async def owner_of(self, run: Run) -> str | None:
+    async def owner_of(self, run: Run, *, depth: int = 0) -> str | None:
         recorded = await self._recorded_owner(run)
         if recorded is not None:
             return recorded
         principal = run.created_by
-        if principal is not None and principal.kind == "user":
+        if principal is None:
+            return None
+        if principal.kind == "user":
             return await self.linker.user_of(principal.login)
-        return None
+        if principal.kind == "worker" and principal.run_id and depth < _MAX_ANCESTORS:
+            try:
+                parent = await self.fabro.get_run(principal.run_id)
+            except FabroError as exc:  # costs this run's owner only, for now
+                log.warning("owner of run %s unknown for now (its parent: %s)", run.id, exc)
+                return None
+            return await self.owner_of(parent, depth=depth + 1)
+        return None  # system (a schedule), or a kind no run carries today
 
     async def _recorded_owner(self, run: Run, known: IndexedRun | bool | None = True) -> str | None:
-        """The owner known without links: who retried or started it from Slack, or Fabro's `slack` principal.
+        """The owner known without links: who retried or started it from Slack through the bot.
 
         `known` is the run's index entry when the caller read it already (True: read it here).
         """
         if run.retried_from:
             for action in await self.store.actions_for_run(run.retried_from):
-                if action.key.scope is ActionScope.RETRY and action.state is ActionState.DONE:
+                retried = action.key.scope is ActionScope.RETRY and action.verb is not Verb.RESUME_RUN
+                if retried and action.state is ActionState.DONE:
                     return action.user_id
-        principal = run.created_by
-        if principal is not None and principal.kind == "slack" and (principal.user_id or "")[:1] in ("U", "W"):
-            return principal.user_id
         if known is True:
             known = await self.store.indexed_run(run.id)  # started from Slack: the bot wrote down who
         return known.owner if isinstance(known, IndexedRun) else None

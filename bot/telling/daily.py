@@ -110,5 +110,7 @@ class Daily:
 
     async def _waiting(self) -> list[Run]:
         """Questions and approvals waiting on people now (the longest-waiting first, up to a page)."""
-        waiting = RunFilter(statuses=("blocked", "pending"), sort="updated_at", direction="asc", limit=_PAGE)
-        return [r for r in (await self.fabro.list_runs(waiting)).data if r.bucket == "blocked" or r.awaits_approval]
+        # A question on a paused run waits too: the run is `paused` with `prior_block`, in the running bucket.
+        waiting = RunFilter(statuses=("blocked", "pending", "running"), sort="updated_at", direction="asc", limit=_PAGE)
+        runs = (await self.fabro.list_runs(waiting)).data
+        return [r for r in runs if r.bucket == "blocked" or r.awaits_approval or r.current_question is not None]

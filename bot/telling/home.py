@@ -53,7 +53,8 @@ WAITING_FOR = 5.0  # seconds one read of the waiting runs serves opens
 WAITING_ON_ANYONE = 8  # shown before "… and N more"
 YOUR_RUNS = 10
 MAX_VIEWERS = 10_000  # people whose Home is kept up to date; the longest unseen is forgotten first
-_WAITING = RunFilter(statuses=("blocked", "pending"), sort="created_at", direction="asc", limit=100)
+# A paused run can still wait on an answer: it is `paused` with its question, in the running bucket.
+_WAITING = RunFilter(statuses=("blocked", "pending", "running"), sort="created_at", direction="asc", limit=100)
 _WAITING_BUCKETS = frozenset({"blocked", "pending"})
 
 

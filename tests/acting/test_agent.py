@@ -113,6 +113,31 @@ async def test_a_second_pause_while_one_is_pending_is_explained(user: SlackUser,
     await wait_for(lambda: "already pending" in told(slack, url))
 
 
+async def test_a_pause_fabro_could_not_deliver_is_told_as_not_paused_and_still_pending(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    run = running(fabro)
+    fabro.pause_undeliverable = True
+    block = await agent_block(user, run["id"])
+    url = await click(user, block, "steer:pause")
+    await wait_for(lambda: "the run was not paused" in told(slack, url))
+    assert "may or may not" not in told(slack, url)
+    again = await click(user, block, "steer:pause", ts="1700000002.000002")
+    await wait_for(lambda: "already pending" in told(slack, again))  # as Fabro keeps the request
+
+
+async def test_pausing_a_run_that_waits_on_an_answer_keeps_its_question(user: SlackUser, fabro: FakeFabro):
+    run = running(fabro)
+    fabro.ask(run["id"], {"id": "q-1", "text": "Go?", "question_type": "yes_no"})
+    fabro.runs[run["id"]]["lifecycle"]["status"] = {"kind": "running"}  # the agent is at work again
+    block = await agent_block(user, run["id"])
+    fabro._set_status(run["id"], "blocked", blocked_reason="human_input_required")
+    await click(user, block, "steer:pause")
+    await wait_for(lambda: fabro.runs[run["id"]]["lifecycle"]["status"]["kind"] == "paused")
+    assert fabro.runs[run["id"]]["lifecycle"]["status"]["prior_block"] == "human_input_required"
+    assert fabro.runs[run["id"]]["current_question"]["id"] == "q-1"
+
+
 @pytest.mark.parametrize(
     ("trouble", "told_"),
     [

@@ -19,7 +19,7 @@ from bot.failpoints import CRASH_AT_ENV
 from tests.acting.test_steering import question
 from tests.conftest import SlackUser, wait_for
 from tests.fakes.fabro import FakeFabro
-from tests.fakes.runs import make_run, user_principal
+from tests.fakes.runs import make_run, user_principal, worker_principal
 from tests.fakes.slack import FakeSlack, Message, dm_of
 from tests.store.test_replicas import first_cycle_done
 from tests.telling.test_alert_crashes import start_process, stop, wait_exit
@@ -90,7 +90,7 @@ async def test_your_failed_run_and_an_approval_on_its_child_reach_you(
 ):
     await bot.alerter.cycle()  # the first look since someone linked: what failed before is history
     parent = by("octocat", title="Parent")
-    child = make_run("running", title="Child", parent_id=parent["id"], created_by={"kind": "agent", "session_id": "s"})
+    child = make_run("running", title="Child", parent_id=parent["id"], created_by=worker_principal(parent["id"]))
     failing = by("OctoCat", title="Will fail")
     fabro.add(parent, child, failing)
     fabro.request_approval(child["id"])
@@ -102,6 +102,22 @@ async def test_your_failed_run_and_an_approval_on_its_child_reach_you(
     await bot.alerter.cycle()
     edited = [m for m in dms(slack) if m.edits]
     assert len(edited) == 1 and "Child" in str(edited[0].blocks)  # moved on: edited in place
+
+
+async def test_a_child_run_an_agent_created_is_its_parents_owners_and_a_scheduled_run_nobodys(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    parent = by("octocat", title="Parent")
+    child = make_run("running", title="Child asks", parent_id=parent["id"], created_by=worker_principal(parent["id"]))
+    fabro.add(parent, child)
+    fabro.add_automation("nightly-deps", "Nightly deps")
+    scheduled = fabro.schedule_automation("nightly-deps")
+    fabro.ask(child["id"], question("yes_no"))
+    fabro.ask(scheduled["id"], question("yes_no", qid="q-2"))
+    await bot.alerter.cycle()
+    [dm] = dms(slack)  # the child's question reached the parent's owner; the schedule's, nobody
+    assert "Child asks" in str(dm.blocks)
+    assert [c.args["users"] for c in slack.calls_to("conversations.open")] == [ADA]
 
 
 async def test_unlinked_people_and_the_bots_own_runs_get_no_message(

@@ -139,6 +139,16 @@ async def test_stats_names_the_slowest_and_priciest_and_who_waits_the_longest_fi
     assert buttons == ["runs_show:failed", "runs_show:waiting"]
 
 
+async def test_a_question_on_a_paused_run_still_waits_in_the_summary(start_bot, fabro: FakeFabro, slack: FakeSlack):
+    slack.time_zones["U123ADA"] = "UTC"
+    paused = make_run("running", title="Paused asks", created=NOW - timedelta(hours=2))
+    fabro.add(paused, make_run("running", title="Busy"))
+    fabro.ask(paused["id"], {"id": "q-1", "text": "Go?", "question_type": "yes_no"})
+    fabro._set_status(paused["id"], "paused", prior_block="human_input_required")  # in the running bucket now
+    text = texts((await stats_of(start_bot, slack, "stats"))["blocks"])
+    assert "Paused asks" in text and "Busy" not in text
+
+
 async def test_stats_uses_the_callers_time_zone(start_bot, fabro: FakeFabro, slack: FakeSlack):
     # 15:00 UTC is 00:00 in Tokyo: a run that ended at 14:00 UTC ended "yesterday" there.
     fabro.add(finished("succeeded", NOW - timedelta(hours=1), title="Late"))

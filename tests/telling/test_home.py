@@ -206,6 +206,17 @@ async def test_retrying_your_failed_run_from_home(bot: Bot, user: SlackUser, fab
     assert "Retried" in text(slack.homes[ADA])
 
 
+async def test_a_question_on_a_paused_run_still_waits_on_home(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    paused = by("grace", title="Paused asks")
+    fabro.add(paused, by("grace", title="Just busy"))
+    fabro.ask(paused["id"], question("yes_no"))
+    fabro._set_status(paused["id"], "paused", prior_block="human_input_required")  # in the running bucket now
+    said = text(await opened(user, slack, BOB))
+    assert "Paused asks" in said and "Just busy" not in said
+
+
 async def test_a_refresh_asks_fabro_once_for_everyone_and_not_at_all_when_nothing_changed(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
 ):

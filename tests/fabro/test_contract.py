@@ -1,0 +1,107 @@
+"""The contract the fake is held to: Fabro's OpenAPI spec, with the named exceptions, and the event
+payload models; and the client's side of what API.md says of Fabro 0.333."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from bot.fabro.client import FabroClient
+from bot.fabro.events import PullRequestCreated, RunNotice, payload_of
+from bot.fabro.models import AutomationPreset, RunEvent
+from tests.fakes.contract import SPEC_EXCEPTIONS, Contract, check_event
+from tests.fakes.fabro import FakeFabro
+from tests.fakes.runs import make_run, run_examples
+
+
+def test_every_real_run_example_keeps_to_the_spec():
+    contract = Contract.load()
+    for run in [*run_examples(), make_run("failed"), make_run("paused")]:
+        assert contract.check_response("GET", "/api/v1/runs/X", 200, "application/json", json.dumps(run).encode()) == []
+
+
+def test_a_request_off_the_spec_is_caught_with_what_is_wrong():
+    contract = Contract.load()
+    assert contract.check_request("POST", "/api/v1/runs/X/approve", [], "application/json", b"{}")
+    bad = contract.check_request("GET", "/api/v1/runs", [("status", "sleeping")], "", b"")
+    assert "'sleeping' is not one of" in bad[0]
+    old = contract.check_request("POST", "/api/v1/runs/X/questions/q/answer", [], "application/json", b'{"value":1}')
+    assert old
+    assert contract.check_request("POST", "/api/v1/runs/X/start", [], "application/json", b'{"resume":true}') == []
+
+
+def test_an_answer_off_the_spec_is_caught_unless_a_named_exception_covers_it():
+    contract = Contract.load()
+    assert contract.check_response("POST", "/api/v1/runs/X/pull_request/merge", 409, "application/json", b"{}")
+    # The server's own answers the spec does not list: each covered by one named exception.
+    assert contract.check_response("POST", "/api/v1/runs/X/pause", 503, "application/json", b"{}") == []
+    assert contract.check_response("GET", "/api/v1/runs", 400, "text/plain", b"Failed") == []
+    assert all(x.reason for x in SPEC_EXCEPTIONS) and len({x.name for x in SPEC_EXCEPTIONS}) == len(SPEC_EXCEPTIONS)
+
+
+def test_events_are_held_to_the_payload_models_unknown_keys_included():
+    contract = Contract.load()
+    old = {"seq": 1, "id": "e", "ts": "2026-01-01T00:00:00Z", "run_id": "R", "event": "pull_request.created"}
+    nested = check_event(contract, {**old, "properties": {"pull_request": {"number": 7}}})
+    assert any("never sends: pull_request" in p for p in nested)
+    warning = check_event(contract, {**old, "event": "run.notice", "properties": {"level": "warn"}})
+    assert any("code" in p for p in warning)
+
+
+def test_the_bot_reads_flat_pull_request_events_and_warn_notices():
+    created = RunEvent(
+        event="pull_request.created",
+        properties={
+            "pr_url": "https://github.com/o/r/pull/3",
+            "pr_number": 3,
+            "owner": "o",
+            "repo": "r",
+            "base_branch": "main",
+            "head_branch": "fabro/run/x",
+            "title": "t",
+            "draft": True,
+        },
+    )
+    read = payload_of(created)
+    assert isinstance(read, PullRequestCreated) and read.pr_number == 3 and read.draft
+    notice = payload_of(RunEvent(event="run.notice", properties={"level": "warn", "code": "c", "message": "m"}))
+    assert isinstance(notice, RunNotice) and notice.level == "warn"
+    assert payload_of(RunEvent(event="run.notice", properties={"level": 3})) is None  # costs that event only
+
+
+def test_an_automation_revision_is_a_hex_string():
+    preset = AutomationPreset.model_validate({"id": "a", "revision": "ab" * 32, "name": "A"})
+    assert preset.revision == "ab" * 32
+
+
+def test_a_root_relative_location_keeps_the_path_prefix_of_the_api_url():
+    client = FabroClient("https://proxy.example.com/fabro", "t")
+    assert client.located("/api/v1/runs/R/pull_request/creation", "") == (
+        "https://proxy.example.com/fabro/api/v1/runs/R/pull_request/creation"
+    )
+    # Another origin never gets the token: only its path is kept.
+    assert client.located("https://evil.example.com/api/v1/x", "") == "https://proxy.example.com/fabro/api/v1/x"
+
+
+async def test_the_global_stream_gives_each_event_once_after_a_resume_in_place(fabro: FakeFabro):
+    run = make_run("running")
+    fabro.add(run)
+    async with FabroClient(fabro.url, fabro.token, timeout=5) as client, client.attach(idle_timeout=5) as events:
+        fabro.fail(run["id"])
+        fabro.checkpoint(run["id"])
+        async with httpx.AsyncClient(base_url=fabro.url) as raw:
+            headers = {"Authorization": f"Bearer {fabro.token}"}
+            answer = await raw.post(f"/api/v1/runs/{run['id']}/start", json={"resume": True}, headers=headers)
+        assert answer.status_code == 200
+        fabro._set_status(run["id"], "running")
+        fabro.emit(run["id"], "run.notice", {"level": "warn", "code": "git_push_failed", "message": "push"})
+        fabro.finish(run["id"])
+        seen: list[tuple[str | None, int | None]] = []
+        async for event in events:
+            seen.append((event.run_id, event.seq))
+            if event.event == "run.completed":
+                break
+    assert fabro.forwarders[run["id"]] == 2  # Fabro sent the later ones twice…
+    assert len(seen) == len(set(seen))  # …and each reached the bot once
+    assert [e["event"] for e in fabro.events[run["id"]]][-2:] == ["run.notice", "run.completed"]
