@@ -174,7 +174,15 @@ class Answerer:
             except FabroError as exc:
                 # The card is still worth showing without the failure message.
                 log.warning("could not read run.failed for %s: %r", run.id, exc)
-        return run_detail_message(run, now=self.clock(), failure=failure, web_base=self.web_base)
+        pull_request = None
+        if run.status.kind == "succeeded" and run.pull_request is not None and run.pull_request.html_url:
+            try:
+                pull_request = await self.fabro.pull_request(run.id)  # a draft is offered no Merge
+            except FabroError as exc:
+                log.warning("could not read the pull request of %s: %r", run.id, exc)
+        return run_detail_message(
+            run, now=self.clock(), failure=failure, web_base=self.web_base, pull_request=pull_request
+        )
 
 
 def _fabro_part(query: RunQuery, offset: int) -> RunFilter:

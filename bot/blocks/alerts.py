@@ -174,7 +174,7 @@ def pr_alert(
     if facts:
         blocks.append(kit.context(" · ".join(facts)))
     blocks.append(kit.section(run_summary(run, now), block_id=f"alert:{run.id}"))
-    blocks += run_controls(run)
+    blocks += run_controls(run, state)  # a draft gets no Merge
     buttons = kit.actions(*link_buttons(run, web_base), mute_menu(run.id), block_id=f"links:{run.id}")
     if buttons:
         blocks.append(buttons)

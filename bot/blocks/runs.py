@@ -14,7 +14,7 @@ from bot.blocks.question import question_text
 from bot.blocks.routing import FOLLOW_ACTION, encode_page, link_action_id, page_action_id
 from bot.blocks.text import ago, clip, dollars, duration, escape, link, slack_date
 from bot.core.query import MAX_OFFSET, RunQuery
-from bot.fabro.models import Failure, Run, RunList
+from bot.fabro.models import Failure, PullRequestState, Run, RunList
 
 __all__ = [
     "STATUS_EMOJI",
@@ -370,8 +370,10 @@ def run_detail_message(
     now: datetime,
     failure: Failure | None = None,
     web_base: str | None = None,
+    pull_request: PullRequestState | None = None,
 ) -> Message:
-    """Everything about one run: the list summary and goal, labels, models, times, failure."""
+    """Everything about one run: the list summary and goal, labels, models, times, failure (and, when
+    read, its pull request's live state: a draft is shown as one, without Merge)."""
     title = run.title or run.goal or "Untitled run"
     blocks: list[dict[str, Any]] = [
         kit.header(title),  # plain_text: shown literally, no escaping needed
@@ -385,7 +387,7 @@ def run_detail_message(
     times = _times(run)
     if times:
         blocks.append(kit.context(" · ".join(times), block_id=f"times:{run.id}"))
-    blocks += run_controls(run)
+    blocks += run_controls(run, pull_request)
     blocks += inspect_controls(run)
     buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
     if buttons:

@@ -100,8 +100,10 @@ async def test_a_draft_is_refused_a_merge_with_the_link_to_mark_it_ready(
 ):
     run = make_run("succeeded", diff={"files_changed": 1, "additions": 3, "deletions": 1})
     fabro.add(run)
-    fabro.open_pull_request(run["id"], draft=True)
-    url = await click(user, block_of(await card_of(user, run["id"]), "ship:"), "steer:merge")
+    fabro.open_pull_request(run["id"])
+    block = block_of(await card_of(user, run["id"]), "ship:")
+    fabro.pull_requests[run["id"]]["draft"] = True  # turned back into a draft on GitHub since
+    url = await click(user, block, "steer:merge")
     await wait_for(lambda: slack.views)
     how = slack.views[-1]
     state = {"merge_method": {"merge_method": {"type": "radio_buttons", "selected_option": {"value": "squash"}}}}
@@ -134,3 +136,12 @@ async def test_a_run_without_changes_is_not_offered_a_pull_request(user: SlackUs
     fabro.add(run)
     card = await card_of(user, run["id"])
     assert "Create pull request" not in json.dumps(card)
+
+
+async def test_a_draft_pull_request_shows_as_one_on_the_card_with_no_merge(user: SlackUser, fabro: FakeFabro):
+    run = make_run("succeeded", diff={"files_changed": 1, "additions": 3, "deletions": 1})
+    fabro.add(run)
+    fabro.open_pull_request(run["id"], draft=True)
+    card = json.dumps(await card_of(user, run["id"]))
+    assert "is a draft" in card and "ready for review" in card and "Close pull request" in card
+    assert "steer:merge" not in card

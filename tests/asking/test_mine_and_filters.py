@@ -14,14 +14,14 @@ from bot.app import Bot
 from bot.core.records import IndexedRun
 from tests.conftest import SlackUser, wait_for
 from tests.fakes.fabro import FakeFabro
-from tests.fakes.runs import make_run
+from tests.fakes.runs import make_run, user_principal
 from tests.fakes.slack import FakeSlack
 
 ADA, BOB = "U123ADA", "U456BOB"
 
 
 def by(login: str, kind: str = "running", **run: Any) -> dict[str, Any]:
-    created_by = {"kind": "user", "identity": {"issuer": "https://github.com", "subject": "1"}, "login": login}
+    created_by = user_principal(login)
     return make_run(kind, created_by=created_by, **run)
 
 
@@ -151,7 +151,11 @@ async def test_exclusions_leave_out_a_creator_a_repository_and_a_workflow(user: 
     fabro.add(
         by("dependabot", title="Bump deps"),
         by("grace", title="Sandbox play", repository={"name": "acme/sandbox", "origin_url": None, "provider": "git"}),
-        by("grace", title="Nightly", workflow={"slug": "nightly", "name": None, "graph_name": None}),
+        by(
+            "grace",
+            title="Nightly",
+            workflow={"slug": "nightly", "name": None, "graph_name": None, "node_count": 3, "edge_count": 2},
+        ),
         by("grace", title="Real work"),
     )
     text = said(await ask(user, "-by:dependabot -repo:acme/sandbox -workflow:nightly"))
@@ -173,7 +177,9 @@ async def test_a_subscription_by_a_login_alerts_only_on_that_logins_runs(
     reply = await user.reply(response_url)
     assert "started by `grace`" in said(reply) and "not in repo `acme/sandbox`" in said(reply)
     grace, linus = by("grace", title="Grace broke it"), by("linus", title="Linus broke it")
-    sandbox = by("grace", title="In the sandbox", repository={"name": "acme/sandbox"})
+    sandbox = by(
+        "grace", title="In the sandbox", repository={"name": "acme/sandbox", "origin_url": None, "provider": "git"}
+    )
     fabro.add(grace, linus, sandbox)
     for run in (grace, linus, sandbox):
         fabro.fail(run["id"], "boom")
