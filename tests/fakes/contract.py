@@ -234,6 +234,7 @@ class Contract:
         media = content_type.split(";")[0].strip()
         if not content:
             return [] if not body else [f"{where}: the spec says no body, the answer has {body[:80]!r}"]
+        content = {k.split(";")[0].strip(): v for k, v in content.items()}  # `text/plain; charset=utf-8`
         if media not in content:
             return [f"{where}: answered {media or 'no content type'}, the spec says {list(content)}"]
         if body is None or media != "application/json":
