@@ -11,7 +11,7 @@ from bot.blocks.inspect import inspect_controls
 from bot.blocks.limits import FALLBACK_TEXT
 from bot.blocks.runs import link_buttons, run_summary
 from bot.blocks.text import clip, duration, escape, link
-from bot.fabro.events import PullRequestCreated, PullRequestFailed, RunNotice, payload_of
+from bot.fabro.events import InterviewStarted, PullRequestCreated, PullRequestFailed, RunNotice, payload_of
 from bot.fabro.models import Question, Run, RunEvent, Stage
 
 __all__ = ["MAX_STAGES_SHOWN", "live_card", "update_reply"]
@@ -79,6 +79,25 @@ def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _asked(event: RunEvent, run: Run, with_controls: bool) -> tuple[str, list[dict[str, Any]]] | None:
+    """The reply to a question asked: its text and, when it can be answered from here, its controls."""
+    started = payload_of(event)
+    if not isinstance(started, InterviewStarted):
+        return None
+    question = Question(
+        id=started.question_id or "?",
+        text=started.question,
+        stage=started.stage or None,
+        question_type=started.question_type,
+        options=started.options,
+        allow_freeform=started.allow_freeform,
+        context_display=started.context_display,
+        review_target=started.review_target,
+    )
+    text = f":question: The agent asks: *{clip(escape(question.text or 'a question'), 1500)}*"
+    return text, question_controls(run, question) if with_controls and question.id != "?" else []
+
+
 def update_reply(
     event: RunEvent, run: Run, *, now: datetime, web_base: str | None, with_controls: bool = True
 ) -> Message | None:
@@ -101,11 +120,10 @@ def update_reply(
             icon = ":warning:" if notice.level == "warn" else ":rotating_light:"
             text = f"{icon} {clip(escape(notice.message or notice.code), 1500)}"
         case "interview.started":
-            asked = props.get("question") or props.get("text") or ""
-            question = Question.model_validate({**props, "id": props.get("question_id") or "?", "text": asked})
-            text = f":question: The agent asks: *{clip(escape(question.text or 'a question'), 1500)}*"
-            if with_controls and question.id != "?":
-                blocks = question_controls(run, question)
+            asked = _asked(event, run, with_controls)
+            if asked is None:
+                return None  # an unreadable question costs its reply; the card still shows the run
+            text, blocks = asked
         case "pull_request.created":
             created = payload_of(event)
             if not isinstance(created, PullRequestCreated):

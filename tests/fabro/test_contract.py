@@ -105,3 +105,45 @@ async def test_the_global_stream_gives_each_event_once_after_a_resume_in_place(f
     assert fabro.forwarders[run["id"]] == 2  # Fabro sent the later ones twice…
     assert len(seen) == len(set(seen))  # …and each reached the bot once
     assert [e["event"] for e in fabro.events[run["id"]]][-2:] == ["run.notice", "run.completed"]
+
+
+async def test_the_global_stream_never_carries_a_deny_or_a_cancel_of_a_run_that_never_started(fabro: FakeFabro):
+    denied, cancelled, started = make_run("pending"), make_run("runnable"), make_run("running")
+    fabro.add(denied, cancelled, started)
+    headers = {"Authorization": f"Bearer {fabro.token}"}
+    async with FabroClient(fabro.url, fabro.token, timeout=5) as client, client.attach(idle_timeout=5) as events:
+        async with httpx.AsyncClient(base_url=fabro.url, headers=headers) as raw:
+            assert (await raw.post(f"/api/v1/runs/{denied['id']}/deny", json={"reason": "no"})).status_code == 200
+            assert (await raw.post(f"/api/v1/runs/{cancelled['id']}/cancel")).status_code == 200
+        fabro.finish(started["id"])
+        seen = []
+        async for event in events:
+            seen.append((event.run_id, event.event))
+            if event.event == "run.completed":
+                break
+    assert seen == [(started["id"], "run.completed")]
+    assert [e["event"] for e in fabro.events[denied["id"]]] == ["run.denied", "run.failed"]  # in its own log
+
+
+async def test_a_retry_is_the_token_users_new_run_with_nothing_of_the_old_one_but_its_settings(fabro: FakeFabro):
+    old = make_run(
+        "failed",
+        labels={"team": "api"},
+        pull_request={"owner": "o", "repo": "r", "number": 1, "html_url": "https://github.com/o/r/pull/1"},
+    )
+    fabro.add(old)
+    async with FabroClient(fabro.url, fabro.token, timeout=5) as client:
+        new = await client.retry(old["id"])
+    assert new.retried_from == old["id"] and new.status.kind == "runnable"
+    assert new.created_by is not None and new.created_by.login == "dev"
+    assert new.pull_request is None and new.current_question is None and new.labels == {"team": "api"}
+    assert new.timestamps.created_at is not None and new.timestamps.completed_at is None
+
+
+async def test_an_automation_started_by_api_has_the_manual_trigger(fabro: FakeFabro):
+    fabro.add_automation("nightly-deps", "Nightly deps")
+    async with FabroClient(fabro.url, fabro.token, timeout=5) as client:
+        [preset] = await client.automations()
+        run = await client.start_automation(preset.id)
+    assert preset.revision is not None and len(preset.revision) == 64 and preset.startable
+    assert run.automation is not None and run.automation.trigger_id == "manual" and run.status.kind == "submitted"

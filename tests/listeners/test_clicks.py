@@ -110,6 +110,7 @@ def test_every_run_card_button_reads_back_its_verb_and_target(verb, run_id, ques
         "approve": c.Approve,
         "deny": c.OpenWindow,
         "retry": c.Retry,
+        "resume_run": c.ResumeRun,
         "cancel": c.Cancel,
         "create_pr": c.CreatePullRequest,
         "merge": c.OpenWindow,
