@@ -109,9 +109,12 @@ async def test_a_draft_is_refused_a_merge_with_the_link_to_mark_it_ready(
     state = {"merge_method": {"merge_method": {"type": "radio_buttons", "selected_option": {"value": "squash"}}}}
     _, ack = await user.submit_view(how, {}, state=state)
     await user.submit_view(json.loads(ack)["view"], {})
-    await wait_for(lambda: slack.calls_to("chat.postEphemeral") or slack.responses_to(url))
-    said = json.dumps([c.args for c in slack.calls_to("chat.postEphemeral")] + slack.responses_to(url))
-    assert "ready for review" in said and "https://github.com/demo/api/pull/7" in said
+
+    def said() -> str:
+        return json.dumps([c.args for c in slack.calls_to("chat.postEphemeral")] + slack.responses_to(url))
+
+    await wait_for(lambda: "ready for review" in said())
+    assert "https://github.com/demo/api/pull/7" in said()
     assert not [r for r in fabro.calls(method="POST") if r.path.endswith("/merge")]  # never sent
 
 
@@ -126,9 +129,11 @@ async def test_a_merge_github_refuses_is_explained_by_the_pull_requests_state(
     state = {"merge_method": {"merge_method": {"type": "radio_buttons", "selected_option": {"value": "merge"}}}}
     _, ack = await user.submit_view(slack.views[-1], {}, state=state)
     await user.submit_view(json.loads(ack)["view"], {})
-    await wait_for(lambda: slack.calls_to("chat.postEphemeral") or slack.responses_to(url))
-    said = json.dumps([c.args for c in slack.calls_to("chat.postEphemeral")] + slack.responses_to(url))
-    assert "cannot be merged as it is" in said
+
+    def said() -> str:
+        return json.dumps([c.args for c in slack.calls_to("chat.postEphemeral")] + slack.responses_to(url))
+
+    await wait_for(lambda: "cannot be merged as it is" in said())
 
 
 async def test_a_run_without_changes_is_not_offered_a_pull_request(user: SlackUser, fabro: FakeFabro):
