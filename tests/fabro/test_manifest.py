@@ -167,6 +167,9 @@ async def test_the_fake_refuses_what_the_server_refuses(fabro):
         broken["title"] = "x" * 101
         with pytest.raises(FabroRejected):
             await client.create_run(broken, user_agent="t")
+        # Sent on purpose: the spec allows 100 characters, and the contract caught it.
+        assert any("title" in v and "too long" in v for v in fabro.bad_requests)
+        fabro.bad_requests.clear()
         run = await client.create_run(manifest_for("x"), user_agent="t")
         await client.start_run(run.id)
         with pytest.raises(FabroConflict, match="expected submitted"):

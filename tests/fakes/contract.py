@@ -58,6 +58,10 @@ def _no_user_route(method: str, template: str, status: int, content_type: str) -
     return template == "/api/v1/user" and status == 404
 
 
+def _create_run_engine_error(method: str, template: str, status: int, content_type: str) -> bool:
+    return method == "POST" and template == "/api/v1/runs" and status == 500
+
+
 def _automation_start_errors(method: str, template: str, status: int, content_type: str) -> bool:
     return method == "POST" and template == "/api/v1/automations/{id}/runs" and status in (400, 500)
 
@@ -93,6 +97,13 @@ SPEC_EXCEPTIONS: tuple[SpecException, ...] = (
         "no /api/v1/user route",
         "The spec lists GET /api/v1/user, but no server route serves it: 404 with an empty body whatever the token.",
         _no_user_route,
+    ),
+    SpecException(
+        "create run 500",
+        "Any other workflow-engine error while creating a run (a template syntax error, an invalid `@` "
+        "reference) is a 500 `Failed to persist run state: …` (shared/fabro/CREATE-RUN.md, check 14); "
+        "the spec lists 201/400.",
+        _create_run_engine_error,
     ),
     SpecException(
         "automation start 400/500",

@@ -1121,8 +1121,21 @@ class FakeFabro:
             goal=checked.goal,
             labels=checked.labels,
         )
-        run["workflow"] = {"slug": slug, "name": checked.graph.name}
-        run["repository"] = {"name": origin.removeprefix("https://github.com/") or None}
+        graph = checked.graph
+        run["workflow"] = {
+            "slug": slug,
+            "name": graph.name,
+            "graph_name": graph.name,
+            "node_count": len(graph.nodes),
+            "edge_count": len(graph.edges),
+        }
+        # Always an object: `owner/repo` from the origin, else the source directory's name, else "unknown".
+        github = origin.startswith("https://github.com/")
+        run["repository"] = {
+            "name": origin.removeprefix("https://github.com/").removesuffix(".git") or "unknown",
+            "origin_url": origin or None,
+            "provider": "github" if github else "git" if origin else "unknown",
+        }
         run["created_by"] = TOKEN_ACTOR
         run["automation"] = None
         self.add(run)
