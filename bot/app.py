@@ -55,7 +55,7 @@ from bot.store import Store, open_store
 from bot.store.leadership import Leadership, leadership_for
 from bot.telling.daily import Daily
 from bot.telling.delivery import Delivery, Lease
-from bot.telling.engine import Alerter, CycleReport
+from bot.telling.engine import Alerter, CycleReport, log_cycle
 from bot.telling.following import CardEditor, Follower
 from bot.telling.home import Home
 from bot.telling.live import LiveAlerts
@@ -94,6 +94,7 @@ def build_bolt_app(
     steering: Steering,
     store: Store,
     metrics: Metrics,
+    outbox: Delivery,
     home: Home | None = None,
     inspector: Inspector | None = None,
     asker: AskDesk | None = None,
@@ -148,6 +149,7 @@ def build_bolt_app(
         steering.clock,
         settings.slash_command,
         settings.fabro_web_url,
+        outbox,
         inspector,
         asker,
         desk=commands.desk,
@@ -186,6 +188,7 @@ class Bot:
     fabro: FabroClient = field(init=False)
     follower: Follower = field(init=False)
     budget: EditBudget = field(init=False)
+    outbox: Delivery = field(init=False)  # everything the bot posts by itself, exactly once
     daily: Daily = field(init=False)
     inspector: Inspector = field(init=False)
     asker: AskDesk = field(init=False)
@@ -233,25 +236,48 @@ class Bot:
         )
         alert_slack = slack_client(_bot_token(s), s.slack_api_url, self.metrics, resend_on_disconnect=False)
         self.budget = EditBudget()
-        self.follower = Follower(
+        self.daily = Daily(self.fabro, self.clock)
+        self.outbox = delivery = Delivery(
             self.store,
             self.fabro,
             alert_slack,
+            self.clock,
+            web_base=s.fabro_web_url,
+            command=s.slash_command,
+            digest_threshold=s.alert_digest_threshold,
+            pace=self.alert_pace,
+            daily=self.daily,
+            budget=self.budget,
+            lease=Lease(
+                duration=timedelta(seconds=max(60.0, 4 * s.poll_interval_seconds))
+                if s.shared_database
+                else timedelta(0)
+            ),
+        )
+        self.follower = Follower(
+            self.store,
+            self.fabro,
+            delivery,
             self.clock,
             CardEditor(alert_slack, self.budget),
             web_base=s.fabro_web_url,
             follow_max=s.follow_max,
         )
-        self.daily = Daily(self.fabro, self.clock)
         personal = Personal(self.linker, self.store, self.fabro, alert_slack)
         self.home = Home(
             self.store, self.fabro, self.linker, personal, self.clock, web_base=s.fabro_web_url, command=s.slash_command
         )
         actors = Allowlist(parse_allowlist(s.action_allowlist), client)
         self.inspector = Inspector(
-            self.fabro, self.store, alert_slack, self.clock, allowlist=actors, log_max_bytes=s.log_max_bytes
+            self.fabro,
+            self.store,
+            alert_slack,
+            self.clock,
+            delivery,
+            allowlist=actors,
+            log_max_bytes=s.log_max_bytes,
         )
-        self.asker = AskDesk(self.fabro, self.store, alert_slack, self.clock, self.budget, allowlist=actors)
+        self.asker = AskDesk(self.fabro, self.store, alert_slack, self.clock, self.budget, delivery, allowlist=actors)
         commands = Commands(
             answerer,
             desk,
@@ -289,26 +315,10 @@ class Bot:
             steering=steering,
             store=self.store,
             metrics=self.metrics,
+            outbox=delivery,
             home=self.home,
             inspector=self.inspector,
             asker=self.asker,
-        )
-        delivery = Delivery(
-            self.store,
-            self.fabro,
-            alert_slack,
-            self.clock,
-            web_base=s.fabro_web_url,
-            command=s.slash_command,
-            digest_threshold=s.alert_digest_threshold,
-            pace=self.alert_pace,
-            daily=self.daily,
-            budget=self.budget,
-            lease=Lease(
-                duration=timedelta(seconds=max(60.0, 4 * s.poll_interval_seconds))
-                if s.shared_database
-                else timedelta(0)
-            ),
         )
         self.alerter = Alerter(
             self.store,
@@ -323,7 +333,7 @@ class Bot:
         self.reminders = Reminders(
             self.store,
             self.fabro,
-            alert_slack,
+            delivery,
             self.clock,
             remind_after=parse_duration(s.remind_after),
             escalate_after=parse_duration(s.escalate_after),
@@ -437,7 +447,11 @@ class Bot:
                 self.metrics.cycles.labels("not_leader").inc()
                 await self.follower.stop()  # only the leader follows runs
                 return None
-            report = await self.alerter.cycle()
+            # The engine decides, then the outbox delivers.
+            report, fresh = await self.alerter.decide()
+            if report.skipped != "closed":
+                await self.outbox.deliver(report, fresh)
+                log_cycle(report)
             await self.reminders.sweep()
             await self.follower.sync_all(self.alerter.changed_runs)  # only what the listing saw change
             await self.asker.recover()  # answers a crash left being written

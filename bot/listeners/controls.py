@@ -30,13 +30,15 @@ from bot.blocks.routing import Target
 from bot.blocks.start import start_announcement
 from bot.blocks.work import edit_window, started_note
 from bot.core.errors import Refusal, Refused, Settled, Unreadable
+from bot.core.keys import AlertKey, AlertKind
 from bot.listeners import clicks as c
 from bot.listeners.boundary import Failed, attempt
 from bot.listeners.showing import Shower
-from bot.listeners.start import announce, post_in_thread, tell_started, to_person
+from bot.listeners.start import tell_started, to_person
 from bot.listeners.windows import confirm_merge, open_window
 from bot.metrics import Metrics
 from bot.slack.webapi import TRANSPORT_ERRORS
+from bot.telling.delivery import Delivery
 from bot.telling.following import Follower
 
 __all__ = ["Controls", "register"]
@@ -56,6 +58,7 @@ class Controls:
     clock: Callable[[], datetime]
     command: str
     web_base: str | None
+    outbox: Delivery  # announces a started run, once
     inspector: Inspector | None = None
     asker: AskDesk | None = None
     desk: SubscriptionDesk | None = None  # mutes, from an alert's menu
@@ -267,7 +270,9 @@ class Controls:
                 now=self.clock(),
                 web_base=self.web_base,
             )
-            await announce(client, message, result.run.id, [p for p in (who.channel, who.user_id) if p])
+            # In the channel for everyone; where the bot cannot post there, to the person by DM.
+            key = AlertKey(AlertKind.UPDATE, result.run.id, "started")
+            await self.outbox.announce(key, [p for p in (who.channel, who.user_id) if p], message)
         elif origin.surface is c.Surface.WINDOW and who.channel is not None:
             await to_person(client, who.channel, who.user_id, result.message)
 
@@ -305,7 +310,9 @@ class Controls:
         if isinstance(result, Failed):
             return
         note = started_note(result.run, user_id=who.user_id, web_base=self.web_base)
-        await post_in_thread(client, draft.channel, draft.thread_ts, note, result.run.id)
+        # Where the work was asked for, for everyone, once (the person's card already says it).
+        key = AlertKey(AlertKind.UPDATE, result.run.id, "started")
+        await self.outbox.announce(key, [draft.channel], note, thread_ts=draft.thread_ts)
         if self.follower is not None:
             followed = await attempt(
                 self.follower.follow(result.run.id, channel=draft.channel, user_id=who.user_id),

@@ -38,7 +38,7 @@ from bot.fabro.errors import FabroError
 from bot.fabro.models import Run, RunEvent
 from bot.slack.webapi import CHANNEL_ERRORS, TRANSPORT_ERRORS, EditBudget, slack_error
 from bot.store.base import Store
-from bot.telling.once import post_once
+from bot.telling.delivery import Delivery
 
 __all__ = ["CardEditor", "Follower"]
 
@@ -101,7 +101,7 @@ class CardEditor:
 class Follower:
     store: Store
     fabro: FabroClient
-    slack: AsyncWebClient
+    outbox: Delivery  # posts the live card and each thread reply (once, across crashes)
     clock: Callable[[], datetime]
     editor: CardEditor
     web_base: str | None = None
@@ -152,14 +152,11 @@ class Follower:
 
     async def _post_card(self, channel: str, card: dict[str, Any]) -> str:
         try:
-            posted = await self.slack.chat_postMessage(
-                channel=channel, text=card["text"], blocks=card["blocks"], unfurl_links=False, unfurl_media=False
-            )
+            return await self.outbox.post_now(channel, card)
         except SlackApiError as exc:
             if slack_error(exc) in CHANNEL_ERRORS or slack_error(exc) in ("not_allowed", "cannot_dm_bot"):
                 raise CannotPost(channel, slack_error(exc)) from exc
             raise
-        return str(posted["ts"])
 
     # -- keeping up ------------------------------------------------------------------------------------
 
@@ -250,9 +247,7 @@ class Follower:
     async def _reply(self, follow: Follow, seq: int, reply: dict[str, Any]) -> None:
         """Post one thread reply exactly once, across crashes."""
         key = AlertKey(AlertKind.UPDATE, follow.run_id, str(seq))
-        await post_once(
-            self.store, self.slack, self.clock, key, follow.channel, reply, thread_ts=follow.ts, crash_prefix="follow"
-        )
+        await self.outbox.post_once(key, follow.channel, reply, thread_ts=follow.ts, crash_prefix="follow")
 
     async def _stages(self, run_id: str) -> list[Any]:
         try:

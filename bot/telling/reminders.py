@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import kit
 from bot.blocks.text import escape
@@ -31,7 +30,7 @@ from bot.people.notify import Personal
 from bot.people.permissions import Allowlist
 from bot.slack.webapi import slack_error
 from bot.store.base import Store
-from bot.telling.once import post_once
+from bot.telling.delivery import Delivery
 
 __all__ = ["Reminders"]
 
@@ -42,7 +41,7 @@ log = logging.getLogger(__name__)
 class Reminders:
     store: Store
     fabro: FabroClient
-    slack: AsyncWebClient
+    outbox: Delivery  # posts each reminder once, in its alert's thread
     clock: Callable[[], datetime]
     remind_after: timedelta | None
     escalate_after: timedelta | None = None
@@ -88,7 +87,7 @@ class Reminders:
         ]
         if not steps:
             return 0
-        # A claim left unposted (Slack refused, or a crash) is not done: post_once settles it.
+        # A claim left unposted (Slack refused, or a crash) is not done: the outbox settles it.
         done = {
             (a.key, a.channel) for a in await self.store.alerts_for_run(key.run_id) if a.state is not AlertState.CLAIMED
         }
@@ -123,7 +122,7 @@ class Reminders:
 
     async def _post(self, key: AlertKey, channel: str, message: dict[str, Any], *, thread_ts: str | None = None) -> int:
         try:
-            return int(await post_once(self.store, self.slack, self.clock, key, channel, message, thread_ts=thread_ts))
+            return int(await self.outbox.post_once(key, channel, message, thread_ts=thread_ts))
         except SlackApiError as exc:
             # This one message waits for the next sweep; the others go now.
             log.warning("%s to %s not sent now: %s", key, channel, slack_error(exc))
