@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from bot.acting.interview import Choice, answer_body
 from bot.blocks.routing import Target
@@ -43,7 +43,7 @@ from bot.fabro.models import Question, Run
 from bot.failpoints import crash_point
 from bot.people.notify import indexed
 from bot.people.permissions import Allowlist
-from bot.store.base import Store
+from bot.store.base import Actions, AlertLog, People
 
 __all__ = [
     "MAX_STEER",
@@ -75,6 +75,10 @@ class Reading(enum.Enum):
     RUN = "run"
     QUESTIONS = "questions"  # the run's questions too
     PULL_REQUEST = "pull_request"  # the pull request's live state too (merged or closed on GitHub?)
+
+
+class SteeringStore(Actions, AlertLog, People, Protocol):
+    """What acting touches: its action records, the alerts it settles, the runs it starts."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,7 @@ class PullRequestAsked:
 
 @dataclass
 class Steering:
-    store: Store
+    store: SteeringStore
     fabro: FabroClient
     allowlist: Allowlist
     clock: Callable[[], datetime]

@@ -22,7 +22,7 @@ from bot.core.query import Subscribe, Summary, Unsubscribe
 from bot.core.records import ChannelSummary, Mute, Subscription
 from bot.people.identity import Linker
 from bot.people.permissions import Allowlist
-from bot.store.base import Store
+from bot.store.base import Subscriptions
 
 __all__ = ["Reply", "SubscriptionDesk"]
 
@@ -44,7 +44,7 @@ class Reply:
 
 @dataclass
 class SubscriptionDesk:
-    store: Store
+    store: Subscriptions
     default_channel: str | None = None
     command: str = "/runs"
     # Who may change where alerts go: SUBSCRIPTION_ALLOWLIST, else ACTION_ALLOWLIST, else everyone.

@@ -24,7 +24,7 @@ from bot.listeners.clicks import intent_of
 from bot.listeners.payloads import text
 from bot.listeners.showing import Shower, retried_twice
 from bot.slack.webapi import TRANSPORT_ERRORS
-from bot.store.base import Store
+from bot.store.base import AlertLog, Follows
 
 __all__ = ["register"]
 
@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+>")
 _STEER_WORD = re.compile(r"^steer\b[:,]?\s*(.*)$", re.IGNORECASE | re.DOTALL)
 _ASK_WORD = re.compile(r"^ask\b[:,]?\s*(.*)$", re.IGNORECASE | re.DOTALL)
+
+
+class MentionStore(AlertLog, Follows, Protocol):
+    """What a mention looks up: the alert or the live card whose thread it is in."""
+
 
 T = TypeVar("T")
 
@@ -63,7 +68,7 @@ AskForWork = Callable[[AsyncWebClient, dict[str, Any], dict[str, Any]], Awaitabl
 def register(
     app: AsyncApp,
     steering: Steering,
-    store: Store,
+    store: MentionStore,
     shower: Shower,
     act: Act,
     *,

@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from bot.core.records import UserLink
-from bot.store.base import Store
+from bot.store.base import People
 
 __all__ = ["LinkMode", "LinkOutcome", "LinkResult", "Linker", "parse_user_links"]
 
@@ -74,7 +74,7 @@ class LinkResult:
 
 @dataclass
 class Linker:
-    store: Store
+    store: People
     clock: Callable[[], datetime]
     pins: Mapping[str, str]
     mode: LinkMode = LinkMode.SELF

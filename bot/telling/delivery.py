@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -54,7 +54,7 @@ from bot.fabro.models import PullRequestOpened, PullRequestState, Run
 from bot.failpoints import crash_point
 from bot.slack.webapi import CHANNEL_ERRORS, EditBudget, slack_error
 from bot.slack.webapi import retry_after as slack_retry_after
-from bot.store.base import Store
+from bot.store.base import AlertLog, Follows, Subscriptions
 from bot.telling.daily import Daily
 from bot.telling.rules import Wanted
 
@@ -66,6 +66,10 @@ T = TypeVar("T")
 
 _BROKEN_RETRY = timedelta(minutes=10)
 _HISTORY_MARGIN = timedelta(minutes=5)
+
+
+class OutboxStore(AlertLog, Subscriptions, Follows, Protocol):
+    """What the outbox touches: the alert log, broken channels and summaries, live cards on alerts."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,7 @@ class CycleReport:
 
 @dataclass
 class Delivery:
-    store: Store
+    store: OutboxStore
     fabro: FabroClient
     slack: AsyncWebClient
     clock: Callable[[], datetime]

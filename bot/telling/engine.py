@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from bot.core.keys import ActionScope, ActionState, AlertKey, AlertKind
 from bot.core.outcomes import Outcome, OutcomeVerb, events_tell, outcome_of
@@ -33,7 +34,7 @@ from bot.fabro.filters import RunFilter
 from bot.fabro.models import Question, Run
 from bot.failpoints import crash_point
 from bot.people.notify import Personal
-from bot.store.base import Store
+from bot.store.base import Actions, AlertLog, Marks, Subscriptions
 from bot.telling.delivery import CycleReport, Delivery, Fresh
 from bot.telling.rules import DEFAULT_KINDS, Wanted, channels_for, wanted_alerts
 
@@ -55,6 +56,10 @@ def changed_at(run: Run) -> datetime | None:
     """
     when = run.updated_at
     return when.replace(microsecond=when.microsecond // 1000 * 1000) if when else None
+
+
+class EngineStore(AlertLog, Actions, Marks, Subscriptions, Protocol):
+    """What the engine reads and claims: the alert log, actions taken, its watermarks, subscriptions."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ class Watermark:
 class Alerter:
     """Polls Fabro and keeps channel alerts exactly once and up to date."""
 
-    store: Store
+    store: EngineStore
     fabro: FabroClient
     clock: Callable[[], datetime]
     delivery: Delivery  # posts what this engine claims

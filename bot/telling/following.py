@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -37,7 +37,7 @@ from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
 from bot.fabro.models import Run, RunEvent
 from bot.slack.webapi import CHANNEL_ERRORS, TRANSPORT_ERRORS, EditBudget, slack_error
-from bot.store.base import Store
+from bot.store.base import AlertLog, Follows
 from bot.telling.delivery import Delivery
 
 __all__ = ["CardEditor", "Follower"]
@@ -45,6 +45,10 @@ __all__ = ["CardEditor", "Follower"]
 log = logging.getLogger(__name__)
 
 _END_EVENTS = frozenset({"run.completed", "run.failed"})
+
+
+class FollowStore(Follows, AlertLog, Protocol):
+    """What following touches: the follows, and the alerts a live card may sit on."""
 
 
 @dataclass
@@ -99,7 +103,7 @@ class CardEditor:
 
 @dataclass
 class Follower:
-    store: Store
+    store: FollowStore
     fabro: FabroClient
     outbox: Delivery  # posts the live card and each thread reply (once, across crashes)
     clock: Callable[[], datetime]

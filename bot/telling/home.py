@@ -42,7 +42,7 @@ from bot.people.identity import Linker
 from bot.people.mine import my_runs
 from bot.people.notify import Personal
 from bot.slack.webapi import EditBudget, slack_error
-from bot.store.base import Store
+from bot.store.base import People
 
 __all__ = ["REPUBLISH_EVERY", "Home", "Waiting"]
 
@@ -77,7 +77,7 @@ class _Viewer:
 
 @dataclass
 class Home:
-    store: Store
+    store: People
     fabro: FabroClient
     linker: Linker
     personal: Personal

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk.errors import SlackApiError
 
@@ -29,7 +29,7 @@ from bot.fabro.errors import FabroError
 from bot.people.notify import Personal
 from bot.people.permissions import Allowlist
 from bot.slack.webapi import slack_error
-from bot.store.base import Store
+from bot.store.base import AlertLog, Subscriptions
 from bot.telling.delivery import Delivery
 
 __all__ = ["Reminders"]
@@ -37,9 +37,13 @@ __all__ = ["Reminders"]
 log = logging.getLogger(__name__)
 
 
+class ReminderStore(AlertLog, Subscriptions, Protocol):
+    """What reminders read: the alerts still waiting, and the runs muted where they would go."""
+
+
 @dataclass
 class Reminders:
-    store: Store
+    store: ReminderStore
     fabro: FabroClient
     outbox: Delivery  # posts each reminder once, in its alert's thread
     clock: Callable[[], datetime]
