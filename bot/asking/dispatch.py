@@ -6,11 +6,12 @@ import difflib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, assert_never
+from typing import assert_never
 from zoneinfo import ZoneInfo
 
 from bot.asking.answers import Answerer
 from bot.asking.inspect import Inspector, Look
+from bot.asking.reply import Reply
 from bot.asking.subscriptions import SubscriptionDesk
 from bot.asking.work import WorkDesk, plain_text
 from bot.blocks.replies import help_message, notice, usage_error_message
@@ -66,13 +67,6 @@ class Caller:
 
     user_id: str | None = None
     channel: str | None = None
-
-
-@dataclass(frozen=True)
-class Reply:
-    message: dict[str, Any]
-    public: bool = False  # posted for the whole channel (a change to where alerts go), not only the caller
-    status: str = "ok"  # for /metrics: ok, help, usage_error, fabro_error, not_allowed, error…
 
 
 async def _utc(_: str | None) -> ZoneInfo:
@@ -316,4 +310,4 @@ class Commands:
                 reply = await self.desk.unsubscribe(parsed, channel=caller.channel, user_id=caller.user_id)
             case Subscriptions():
                 reply = await self.desk.list(channel=caller.channel)
-        return Reply(reply.message, public=reply.public)
+        return reply

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.asking.reply import Reply
 from bot.blocks.replies import notice
 from bot.blocks.subscriptions import (
     muted_list_message,
@@ -24,7 +25,7 @@ from bot.people.identity import Linker
 from bot.people.permissions import Allowlist
 from bot.store.base import Subscriptions
 
-__all__ = ["Reply", "SubscriptionDesk"]
+__all__ = ["SubscriptionDesk"]
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,6 @@ NOT_LINKED = (
     "`by:me` needs to know your GitHub login: link it first with `{command} link <login>`,"
     " or name the login: `by:<login>`."
 )
-
-
-@dataclass(frozen=True)
-class Reply:
-    message: Message
-    public: bool = False  # changes are announced in the channel: everyone sees who routed alerts
 
 
 @dataclass
