@@ -19,9 +19,7 @@ from typing import Any, Protocol
 
 from slack_sdk.errors import SlackApiError
 
-from bot.blocks import kit
-from bot.blocks.text import escape
-from bot.core.durations import waited
+from bot.blocks.reminders import reminder_message
 from bot.core.keys import AlertKey, AlertKind
 from bot.core.records import Alert, AlertState
 from bot.fabro.client import FabroClient
@@ -109,7 +107,7 @@ class Reminders:
                     dm = await self.personal.dm(person) if self.personal else None
                     if dm is None or (step_key, dm) in done:
                         continue
-                    message = self._message(step, key, age, mention=f"<@{person}>", name_the_run=True)
+                    message = reminder_message(step, key, age, mention=f"<@{person}>", name_the_run=True)
                     posted += await self._post(step_key, dm, message)
                 continue
             if not to_thread:
@@ -120,7 +118,7 @@ class Reminders:
             else:
                 mention = " ".join(_mention(e) for e in sorted(self.escalate_to.entries)) if self.escalate_to else None
             for alert in to_thread:
-                message = self._message(step, key, age, mention=mention)
+                message = reminder_message(step, key, age, mention=mention)
                 posted += await self._post(step_key, alert.channel, message, thread_ts=alert.ts)
         return posted
 
@@ -137,23 +135,6 @@ class Reminders:
             return None
         run = await self.fabro.get_run(run_id)
         return await self.personal.owner_of(run)
-
-    def _message(
-        self, step: str, key: AlertKey, age: timedelta, *, mention: str | None, name_the_run: bool = False
-    ) -> dict[str, Any]:
-        what = "This question" if key.kind is AlertKind.QUESTION else "This approval"
-        how_long = waited(age)
-        if step == "remind":
-            text = f"{what} has been waiting {how_long}." + (f" {mention}, it is waiting on you." if mention else "")
-            icon = ":alarm_clock:"
-        else:
-            text = f"{what} has been waiting {how_long} and nobody has answered." + (
-                f" {mention}, can you take it?" if mention else ""
-            )
-            icon = ":rotating_light:"
-        if name_the_run:  # outside any alert's thread, the message says which run it is about
-            text += f" (run `{escape(key.run_id)}`)"
-        return {"text": text, "blocks": [kit.section(f"{icon} {text}", block_id=f"{step}:{key.run_id}")]}
 
 
 def _mention(entry: str) -> str:
