@@ -33,6 +33,7 @@ from bot.asking.dispatch import Commands
 from bot.asking.inspect import Inspector
 from bot.asking.subscriptions import SubscriptionDesk
 from bot.asking.work import WorkDesk
+from bot.blocks.presentation import Presentation
 from bot.config import Settings
 from bot.core.durations import parse_duration
 from bot.core.links import hosts_of
@@ -137,9 +138,9 @@ def build_bolt_app(
         commands.answerer.fabro,
         hosts=hosts_of(settings.fabro_web_url, settings.fabro_api_url),
         clock=commands.answerer.clock,
-        web_base=settings.fabro_web_url,
+        presentation=steering.presentation,
     )
-    shower = Shower(app.client, steering.clock, settings.fabro_web_url, allowed, home)
+    shower = Shower(app.client, steering.clock, steering.presentation, allowed, home)
     clicks = Controls(
         steering,
         shower,
@@ -147,8 +148,7 @@ def build_bolt_app(
         commands.answerer,
         commands.follower,
         steering.clock,
-        settings.slash_command,
-        settings.fabro_web_url,
+        steering.presentation,
         outbox,
         inspector,
         asker,
@@ -222,14 +222,13 @@ class Bot:
         self.store = open_store(s.database_url)
         client = slack_client(_bot_token(s), s.slack_api_url, self.metrics)
         self.linker = Linker(self.store, self.clock, parse_user_links(s.user_links), LinkMode(s.user_linking))
-        answerer = Answerer(
-            self.fabro, self.clock, web_base=s.fabro_web_url, command=s.slash_command, linker=self.linker
-        )
+        presentation = Presentation(web_base=s.fabro_web_url, command=s.slash_command)
+        answerer = Answerer(self.fabro, self.clock, presentation, linker=self.linker)
         routing_name, routing = s.routing_allowlist
         desk = SubscriptionDesk(
             self.store,
             default_channel=s.alert_channel,
-            command=s.slash_command,
+            presentation=presentation,
             allowlist=Allowlist(parse_allowlist(routing), client) if routing else None,
             allowlist_name=routing_name,
             linker=self.linker,
@@ -242,8 +241,7 @@ class Bot:
             self.fabro,
             alert_slack,
             self.clock,
-            web_base=s.fabro_web_url,
-            command=s.slash_command,
+            presentation=presentation,
             digest_threshold=s.alert_digest_threshold,
             pace=self.alert_pace,
             daily=self.daily,
@@ -260,13 +258,11 @@ class Bot:
             delivery,
             self.clock,
             CardEditor(alert_slack, self.budget),
-            web_base=s.fabro_web_url,
+            presentation=presentation,
             follow_max=s.follow_max,
         )
         personal = Personal(self.linker, self.store, self.fabro, alert_slack)
-        self.home = Home(
-            self.store, self.fabro, self.linker, personal, self.clock, web_base=s.fabro_web_url, command=s.slash_command
-        )
+        self.home = Home(self.store, self.fabro, self.linker, personal, self.clock, presentation=presentation)
         actors = Allowlist(parse_allowlist(s.action_allowlist), client)
         self.inspector = Inspector(
             self.fabro,
@@ -281,7 +277,6 @@ class Bot:
         commands = Commands(
             answerer,
             desk,
-            s.slash_command,
             daily=self.daily,
             zone_of=TimeZones(client).of,
             follower=self.follower,
@@ -302,7 +297,7 @@ class Bot:
             self.fabro,
             actors,
             self.clock,
-            web_base=s.fabro_web_url,
+            presentation=presentation,
             workflows_dir=Path(s.workflows_dir),
             repositories=s.allowed_repositories,
             user_agent=f"fabro-slack-bot/{_version()}",
@@ -326,7 +321,7 @@ class Bot:
             self.clock,
             delivery,
             default_channel=s.alert_channel,
-            web_base=s.fabro_web_url,
+            presentation=presentation,
             personal=personal,
             on_index=self.home.changed,  # Home refreshes in its own task; the cycle only marks
         )

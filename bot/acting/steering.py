@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from bot.acting.interview import Choice, answer_body
+from bot.blocks.presentation import Presentation
 from bot.blocks.routing import Target
 from bot.core.drafts import Draft
 from bot.core.errors import ActionFailed, AlreadyActed, NotAllowed, Refusal, Refused, Settled
@@ -149,7 +150,7 @@ class Steering:
     fabro: FabroClient
     allowlist: Allowlist
     clock: Callable[[], datetime]
-    web_base: str | None = None
+    presentation: Presentation = field(default_factory=Presentation)
     workflows_dir: Path | None = None  # WORKFLOWS_DIR: the deployer's workflows, besides the shipped ones
     repositories: frozenset[str] = frozenset()  # REPOSITORIES, lower-case owner/name: where work may start
     user_agent: str = "fabro-slack-bot"
@@ -206,7 +207,7 @@ class Steering:
 
         async def send(plan: Plan) -> Done:
             new = await self.fabro.retry(plan.run.id)  # never repeated: a second call would make a second run
-            outcome = Outcome(OutcomeVerb.RETRIED, run_id=new.id, run_url=new.web_url(self.web_base))
+            outcome = Outcome(OutcomeVerb.RETRIED, run_id=new.id, run_url=new.web_url(self.presentation.web_base))
             return Done(outcome, plan.run)
 
         return await self._act(who, Verb.RETRY, target, check, send)
@@ -288,14 +289,17 @@ class Steering:
                 raise Refused(Refusal.NOT_STARTABLE, detail=preset.name or preset.id)
             run = await self.fabro.start_automation(preset.id)
             outcome = Outcome(
-                OutcomeVerb.STARTED, run_id=run.id, run_url=run.web_url(self.web_base), answer=preset.name or preset.id
+                OutcomeVerb.STARTED,
+                run_id=run.id,
+                run_url=run.web_url(self.presentation.web_base),
+                answer=preset.name or preset.id,
             )
             return Done(outcome, run)
 
         key = ActionKey.of(Verb.START, intent)
         done = await self._once(who, Verb.START, key, work, detail={"automation": automation_id})
         # Fabro records the bot's token as its creator: the bot writes down whose it is.
-        await self.store.index_run(indexed(done.run, who.user_id, self.web_base))
+        await self.store.index_run(indexed(done.run, who.user_id, self.presentation.web_base))
         return Settled(done.run, done.outcome)
 
     async def start_work(self, who: Where, draft: Draft, intent: str) -> Settled:
@@ -313,13 +317,16 @@ class Steering:
             if run.status.kind == "submitted":
                 run = await self._start_created(run)
             outcome = Outcome(
-                OutcomeVerb.STARTED, run_id=run.id, run_url=run.web_url(self.web_base), answer=draft.workflow
+                OutcomeVerb.STARTED,
+                run_id=run.id,
+                run_url=run.web_url(self.presentation.web_base),
+                answer=draft.workflow,
             )
             return Done(outcome, run)
 
         detail = {"draft": draft.dump(), "channel": draft.channel}
         done = await self._once(who, Verb.START, key, work, detail=detail)
-        await self.store.index_run(indexed(done.run, who.user_id, self.web_base))
+        await self.store.index_run(indexed(done.run, who.user_id, self.presentation.web_base))
         return Settled(done.run, done.outcome)
 
     async def _find_or_create(self, who: Where, draft: Draft, intent: str, *, recovering: bool) -> Run:

@@ -77,7 +77,6 @@ async def _utc(_: str | None) -> ZoneInfo:
 class Commands:
     answerer: Answerer
     desk: SubscriptionDesk | None = None  # None where there is no channel (the CLI)
-    command: str = "/runs"
     daily: Daily | None = None
     zone_of: Callable[[str | None], Awaitable[ZoneInfo]] = _utc  # a person's time zone (Slack's profile)
     follower: Follower | None = None  # None where there is no channel to follow in (the CLI)
@@ -85,6 +84,10 @@ class Commands:
     linker: Linker | None = None  # None where there is no Slack account (the CLI)
     inspector: Inspector | None = None  # None where there is no Slack to post files to (the CLI)
     work: WorkDesk | None = None  # None where there is no channel to work from (the CLI)
+
+    @property
+    def command(self) -> str:
+        return self.answerer.presentation.command
 
     @staticmethod
     def instant(parsed: Parsed) -> bool:
@@ -130,7 +133,9 @@ class Commands:
                 tz = await self.zone_of(caller.user_id)
                 picture = await daily.picture(Window(parsed.window), tz)
                 now = self.answerer.clock()
-                return Reply(stats_message(picture, now=now, web_base=self.answerer.web_base, command=self.command))
+                return Reply(
+                    stats_message(picture, now=now, web_base=self.answerer.presentation.web_base, command=self.command)
+                )
             case _:
                 assert_never(parsed)
 

@@ -25,6 +25,7 @@ from bot.asking.ask import AskDesk
 from bot.asking.inspect import Inspector, Look, Thread
 from bot.asking.subscriptions import SubscriptionDesk
 from bot.asking.work import WorkDesk
+from bot.blocks.presentation import Presentation
 from bot.blocks.replies import STALE_PAGE, notice
 from bot.blocks.routing import Target
 from bot.blocks.start import start_announcement
@@ -56,8 +57,7 @@ class Controls:
     answerer: Answerer
     follower: Follower | None
     clock: Callable[[], datetime]
-    command: str
-    web_base: str | None
+    presentation: Presentation
     outbox: Delivery  # announces a started run, once
     inspector: Inspector | None = None
     asker: AskDesk | None = None
@@ -65,7 +65,7 @@ class Controls:
     work: WorkDesk | None = None
 
     async def act(self, label: str, work: Awaitable[T]) -> T | Failed:
-        result = await attempt(work, what=f"{label} from Slack", command=self.command)
+        result = await attempt(work, what=f"{label} from Slack", command=self.presentation.command)
         self.metrics.actions.labels(label, result.status if isinstance(result, Failed) else "done").inc()
         return result
 
@@ -137,7 +137,9 @@ class Controls:
             case c.ChooseMerge(context):
                 await ack(response_action="update", view=await confirm_merge(s.fabro, context))
             case c.ShowRuns(query, in_place, user):
-                result = await attempt(self.answerer.listing(query, user), what="a page of runs", command=self.command)
+                result = await attempt(
+                    self.answerer.listing(query, user), what="a page of runs", command=self.presentation.command
+                )
                 # A failed page leaves the list in place and says why beside it.
                 failed = isinstance(result, Failed)
                 message = result.message if isinstance(result, Failed) else result
@@ -178,7 +180,7 @@ class Controls:
             work = inspector.cost(target.run_id)
         else:
             work = inspector.privately(look, target.run_id, who.user_id, intent)
-        result = await attempt(work, what=f"{look.value} of a run", command=self.command)
+        result = await attempt(work, what=f"{look.value} of a run", command=self.presentation.command)
         self.metrics.actions.labels(look.value, result.status if isinstance(result, Failed) else "done").inc()
         said = result.message if isinstance(result, Failed) else result
         if said is not None and respond is not None:
@@ -222,7 +224,7 @@ class Controls:
         result = await attempt(
             self.desk.mute(run_id, minutes, channel=who.channel, user_id=who.user_id, now=self.clock()),
             what="mute from an alert",
-            command=self.command,
+            command=self.presentation.command,
         )
         if isinstance(result, Failed):
             await respond(response_type="ephemeral", replace_original=False, **result.message)
@@ -239,7 +241,7 @@ class Controls:
         result = await attempt(
             self.follower.follow(run_id, channel=who.channel, user_id=who.user_id, message_ts=who.message_ts),
             what="follow from a card",
-            command=self.command,
+            command=self.presentation.command,
         )
         said = (
             result.message
@@ -268,7 +270,7 @@ class Controls:
                 user_id=who.user_id,
                 automation=result.outcome.answer or "an automation",
                 now=self.clock(),
-                web_base=self.web_base,
+                web_base=self.presentation.web_base,
             )
             # In the channel for everyone; where the bot cannot post there, to the person by DM.
             key = AlertKey(AlertKind.UPDATE, result.run.id, "started")
@@ -309,7 +311,7 @@ class Controls:
             await to_person(client, draft.channel, who.user_id, result.message)
         if isinstance(result, Failed):
             return
-        note = started_note(result.run, user_id=who.user_id, web_base=self.web_base)
+        note = started_note(result.run, user_id=who.user_id, web_base=self.presentation.web_base)
         # Where the work was asked for, for everyone, once (the person's card already says it).
         key = AlertKey(AlertKind.UPDATE, result.run.id, "started")
         await self.outbox.announce(key, [draft.channel], note, thread_ts=draft.thread_ts)
@@ -317,7 +319,7 @@ class Controls:
             followed = await attempt(
                 self.follower.follow(result.run.id, channel=draft.channel, user_id=who.user_id),
                 what="following a run started from Slack",
-                command=self.command,
+                command=self.presentation.command,
             )
             if isinstance(followed, Failed):
                 await to_person(client, draft.channel, who.user_id, followed.message)

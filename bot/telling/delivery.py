@@ -42,6 +42,7 @@ from bot.blocks.alerts import (
     succeeded_alert,
 )
 from bot.blocks.outcomes import outcome_text
+from bot.blocks.presentation import Presentation
 from bot.blocks.stats import stats_message
 from bot.blocks.text import clip, escape
 from bot.core.keys import AlertKey, AlertKind
@@ -134,8 +135,7 @@ class Delivery:
     fabro: FabroClient
     slack: AsyncWebClient
     clock: Callable[[], datetime]
-    web_base: str | None = None
-    command: str = "/runs"
+    presentation: Presentation = field(default_factory=Presentation)
     digest_threshold: int = 5
     pace: float = 1.0  # seconds between two writes to one channel
     lease: Lease = field(default_factory=Lease)
@@ -407,7 +407,9 @@ class Delivery:
         except FabroError as exc:
             await self._failed(channel, members, f"fabro: {exc}", unposted=True, report=report)
             return True
-        message = digest_message(items, command=self.command, web_base=self.web_base, key=batch)
+        message = digest_message(
+            items, command=self.presentation.command, web_base=self.presentation.web_base, key=batch
+        )
         posted = await self._post(channel, message, members, report)
         if posted:
             report.digests += 1
@@ -431,15 +433,20 @@ class Delivery:
         if wanted.kind is AlertKind.PR:
             return await self._pr(run, alert.key, now)
         if wanted.kind is AlertKind.SUCCEEDED:
-            return succeeded_alert(run, now=now, web_base=self.web_base, key=alert.key)
+            return succeeded_alert(run, now=now, web_base=self.presentation.web_base, key=alert.key)
         if wanted.kind in (AlertKind.FAILED, AlertKind.CANCELLED):
             failure = await self._once("failure", run.id, lambda: self.fabro.latest_failure(run.id))
-            return failed_alert(run, now=now, failure=failure, web_base=self.web_base, key=alert.key)
+            return failed_alert(run, now=now, failure=failure, web_base=self.presentation.web_base, key=alert.key)
         if wanted.kind is AlertKind.QUESTION and wanted.question is not None:
             return question_alert(
-                run, wanted.question, now=now, asked_at=run.updated_at, web_base=self.web_base, key=alert.key
+                run,
+                wanted.question,
+                now=now,
+                asked_at=run.updated_at,
+                web_base=self.presentation.web_base,
+                key=alert.key,
             )
-        return approval_alert(run, now=now, web_base=self.web_base, key=alert.key)
+        return approval_alert(run, now=now, web_base=self.presentation.web_base, key=alert.key)
 
     async def _pr(self, run: Run, key: AlertKey, now: datetime) -> dict[str, Any]:
         """A pull request alert; what its event and GitHub say is added when Fabro can tell it."""
@@ -451,7 +458,7 @@ class Delivery:
             state = await self.fabro.pull_request(run.id)
         except FabroError as exc:
             log.info("pull request %s of %s posted without its details: %s", number, run.id, exc)
-        return pr_alert(run, now=now, opened=opened, state=state, web_base=self.web_base, key=key)
+        return pr_alert(run, now=now, opened=opened, state=state, web_base=self.presentation.web_base, key=key)
 
     async def _summary(self, channel: str, alert: Alert) -> dict[str, Any] | None:
         """The channel's daily summary for the day its key names: yesterday's picture, as of its hour."""
@@ -464,7 +471,11 @@ class Delivery:
         picture = await self.daily.picture(Window.YESTERDAY, tz, now=scheduled_at(setting.at, tz, day))
         heading = f"Yesterday in Fabro ({(day - timedelta(days=1)).strftime('%A %-d %B')})"
         message = stats_message(
-            picture, now=self.clock(), web_base=self.web_base, command=self.command, heading=heading
+            picture,
+            now=self.clock(),
+            web_base=self.presentation.web_base,
+            command=self.presentation.command,
+            heading=heading,
         )
         message["metadata"] = alert_metadata(alert.key)
         return message
@@ -521,7 +532,7 @@ class Delivery:
                 await self.slack.chat_postMessage(channel=channel, thread_ts=alert.ts, text=text, unfurl_links=False)
             else:
                 message = resolved_alert(
-                    run, outcome=outcome_text(alert.outcome), now=self.clock(), web_base=self.web_base
+                    run, outcome=outcome_text(alert.outcome), now=self.clock(), web_base=self.presentation.web_base
                 )
                 await self.slack.chat_update(
                     channel=channel, ts=alert.ts, text=message["text"], blocks=message["blocks"]

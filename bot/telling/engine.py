@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from bot.blocks.presentation import Presentation
 from bot.core.keys import ActionScope, ActionState, AlertKey, AlertKind
 from bot.core.outcomes import Outcome, OutcomeVerb, events_tell, outcome_of
 from bot.core.records import AlertState, IndexedRun, Subscription
@@ -97,7 +98,7 @@ class Alerter:
     clock: Callable[[], datetime]
     delivery: Delivery  # posts what this engine claims
     default_channel: str | None = None
-    web_base: str | None = None
+    presentation: Presentation = field(default_factory=Presentation)
     personal: Personal | None = None  # direct messages to the person a run waits on
     # Told each change of the runs index (before, after); it must not wait (Home only marks whom it concerns).
     on_index: Callable[[IndexedRun | None, IndexedRun], None] | None = None
@@ -421,7 +422,7 @@ class Alerter:
                         outcome = outcome.by(cancelled_by)
                 await self.store.set_outcome(alert.key, alert.channel, outcome)
         if run.retried_from:
-            retried = Outcome(OutcomeVerb.RETRIED, run_id=run.id, run_url=run.web_url(self.web_base))
+            retried = Outcome(OutcomeVerb.RETRIED, run_id=run.id, run_url=run.web_url(self.presentation.web_base))
             for alert in await self.store.alerts_for_run(run.retried_from):
                 if alert.kind is AlertKind.FAILED and alert.state is AlertState.POSTED and alert.outcome is None:
                     await self.store.set_outcome(alert.key, alert.channel, retried)
@@ -429,7 +430,7 @@ class Alerter:
     async def _index(self, run: Run) -> None:
         """Remember the run for Home, and tell Home whom the change concerns."""
         if self.personal is not None:
-            before, after = await self.personal.index(run, self.web_base)
+            before, after = await self.personal.index(run, self.presentation.web_base)
             if self.on_index is not None:
                 self.on_index(before, after)
 

@@ -30,6 +30,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.live import live_card, update_reply
+from bot.blocks.presentation import Presentation
 from bot.core.errors import CannotPost, FollowLimit, Refusal, Refused
 from bot.core.keys import AlertKey, AlertKind
 from bot.core.records import Follow
@@ -108,7 +109,7 @@ class Follower:
     outbox: Delivery  # posts the live card and each thread reply (once, across crashes)
     clock: Callable[[], datetime]
     editor: CardEditor
-    web_base: str | None = None
+    presentation: Presentation = field(default_factory=Presentation)
     follow_max: int = 50
     _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, init=False)
     _followed: set[str] = field(default_factory=set, init=False)  # run ids, as of the last pass
@@ -134,7 +135,7 @@ class Follower:
         # is missed (read before the card exists, so an event while it is posted is still told).
         recent = await self.fabro.recent_events(run.id, limit=1)
         last_seq = max((e.seq or 0 for e in recent), default=0)
-        card = live_card(run, await self._stages(run.id), now=self.clock(), web_base=self.web_base)
+        card = live_card(run, await self._stages(run.id), now=self.clock(), web_base=self.presentation.web_base)
         on_alert = message_ts is not None and bool(await self.store.alerts_at(channel, message_ts))
         if on_alert and message_ts is not None:
             ts = message_ts
@@ -236,13 +237,13 @@ class Follower:
         for event in events:
             question = AlertKey(AlertKind.QUESTION, run.id, str(event.properties.get("question_id") or "?"))
             reply = update_reply(
-                event, run, now=self.clock(), web_base=self.web_base, with_controls=question not in alerted
+                event, run, now=self.clock(), web_base=self.presentation.web_base, with_controls=question not in alerted
             )
             if reply is not None:
                 await self._reply(follow, event.seq or 0, reply)
             await self.store.set_follow_seq(follow.run_id, follow.channel, event.seq or 0)
             ended = ended or event.event in _END_EVENTS
-        card = live_card(run, await self._stages(run.id), now=self.clock(), web_base=self.web_base)
+        card = live_card(run, await self._stages(run.id), now=self.clock(), web_base=self.presentation.web_base)
         await self.editor.edit(follow.channel, follow.ts, card)
         if ended or run.is_terminal:
             await self.store.remove_follow(follow.run_id, follow.channel)

@@ -30,6 +30,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.home import home_view
+from bot.blocks.presentation import Presentation
 from bot.core.records import IndexedRun
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
@@ -78,8 +79,7 @@ class Home:
     linker: Linker
     personal: Personal
     clock: Callable[[], datetime]
-    web_base: str | None = None
-    command: str = "/runs"
+    presentation: Presentation = field(default_factory=Presentation)
     monotonic: Callable[[], float] = time.monotonic
     budget: EditBudget = field(default_factory=lambda: EditBudget(per_minute=100))  # views.publish, Tier 4
     max_viewers: int = MAX_VIEWERS
@@ -118,8 +118,8 @@ class Home:
             yours=yours.entries if yours is not None else None,
             yours_total=yours.total if yours is not None else 0,
             now=now,
-            web_base=self.web_base,
-            command=self.command,
+            web_base=self.presentation.web_base,
+            command=self.presentation.command,
         )
 
     async def waiting(self, *, fresh: bool = False) -> Waiting:
