@@ -1,7 +1,7 @@
 """Looking into one run: its changes, cost, log, graph and a preview link, for a person who asked.
 
 Independent of Slack's transport. What is asked from a run's card in a channel is answered in
-that card's thread, through the outbox (`bot.telling.once`: one post per intent, exactly once
+that card's thread, through the outbox (`Delivery.reply_once`: one post per intent, exactly once
 across a crash); what is asked privately (a `/runs` command, an ephemeral card) is answered to
 the asker alone: a message for them, and files in their direct messages with the bot. Fabro's
 typed errors propagate to the caller's boundary.
