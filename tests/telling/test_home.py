@@ -326,3 +326,18 @@ async def test_when_fabro_is_down_a_refresh_asks_once_and_keeps_the_homes_for_la
     fabro.faults.clear()
     assert await bot.home.refresh(bot.bolt.client) == 3
     assert all("Appears later" in text(slack.homes[who]) for who in (ADA, BOB, "U789CAROL"))
+
+
+async def test_when_slack_cannot_be_reached_a_refresh_costs_those_homes_and_does_not_fail(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    for who in (ADA, BOB):
+        await opened(user, slack, who)
+    bot.home.monotonic = lambda: time.monotonic() + 100
+    await bot.home.stop()  # this test drives the refresh itself
+    waiting = by("grace", title="Nobody hears of it")
+    fabro.add(waiting)
+    fabro.request_approval(waiting["id"])
+    bot.home.changed(None, IndexedRun(waiting["id"], None, "grace", "pending", "Nobody hears of it", None, NOW))
+    await slack.stop()  # Slack unreachable: the connection is refused
+    assert await bot.home.refresh(bot.bolt.client) == 0
