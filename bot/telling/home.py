@@ -39,7 +39,7 @@ from bot.fabro.models import Run
 from bot.people.identity import Linker
 from bot.people.mine import my_runs
 from bot.people.notify import Personal
-from bot.slack.webapi import EditBudget, slack_error
+from bot.slack.webapi import TRANSPORT_ERRORS, EditBudget, slack_error
 from bot.store.base import People
 
 __all__ = ["REPUBLISH_EVERY", "Home", "Waiting"]
@@ -180,8 +180,10 @@ class Home:
         self.budget.spend()
         try:
             await client.views_publish(user_id=user_id, view=view)
-        except SlackApiError as exc:
-            log.warning("Home of %s not published: %s", user_id, slack_error(exc))
+        except TRANSPORT_ERRORS as exc:
+            # It costs this one Home: the others of a refresh still go.
+            reason = slack_error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__
+            log.warning("Home of %s not published: %s", user_id, reason)
             return False
         viewer.digest, viewer.published_at = digest, self.monotonic()
         return True
