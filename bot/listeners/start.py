@@ -93,7 +93,7 @@ async def to_person(client: AsyncWebClient, channel: str, user: str, message: di
 async def after_work_started(
     outbox: Delivery, follower: Follower | None, settled: Settled, draft: Draft, presentation: Presentation
 ) -> Failed | None:
-    """Who started which run, said once where it was asked; then the run is followed in that channel."""
+    """Who started which run, said once where it was asked; then the run is followed in that thread."""
     user = settled.outcome.slack_user or ""
     note = started_note(settled.run, user_id=user, web_base=presentation.web_base)
     key = AlertKey(AlertKind.UPDATE, settled.run.id, "started")
@@ -101,7 +101,7 @@ async def after_work_started(
     if follower is None:
         return None
     followed = await attempt(
-        follower.follow(settled.run.id, channel=draft.channel, user_id=user),
+        follower.follow(settled.run.id, channel=draft.channel, user_id=user, thread_ts=draft.thread_ts),
         what="following a run started from Slack",
         command=presentation.command,
     )

@@ -214,8 +214,17 @@ async def test_a_mention_in_a_discussion_thread_asks_with_the_thread_as_named_pl
         "- cat: login test fails 1 in 5 on CI since <Tuesday>"
     )
     assert run["labels"]["slack_thread"] == parent
-    # Who started what is said in the thread it was asked in.
-    await wait_for(lambda: [m for m in slack.posts(CHANNEL, top_level=False) if m.thread_ts == parent])
+    # Who started what is said in the thread it was asked in, and the live card follows the run there.
+    await wait_for(lambda: len([m for m in slack.posts(CHANNEL, top_level=False) if m.thread_ts == parent]) == 2)
+    assert slack.posts(CHANNEL) == []  # nothing at the channel's top level
+    bot = _BOTS[user.url]
+    [follow] = await bot.store.follows(run["id"])
+    assert follow.thread_ts == parent
+    # The thread is now the run's: a mention there speaks to the run, it asks for no new work.
+    fabro.runs[run["id"]]["lifecycle"]["status"] = {"kind": "running"}
+    await user.post(mention_event("steer use the staging db", thread_ts=parent), content_type="application/json")
+    await wait_for(lambda: fabro.calls(f"/api/v1/runs/{run['id']}/steer", method="POST"), timeout=10)
+    assert len(confirmations(slack)) == 1
 
 
 async def test_in_a_channel_shared_with_another_organisation_only_the_mention_is_used(
