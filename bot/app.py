@@ -447,11 +447,19 @@ class Bot:
             if report.skipped != "closed":
                 await self.outbox.deliver(report, fresh)
                 log_cycle(report)
+            await self._resume_starts()
             await self.reminders.sweep()
             await self.follower.sync_all(self.alerter.changed_runs)  # only what the listing saw change
             await self.asker.recover()  # answers a crash left being written
             self._count(report)
             return report
+
+    async def _resume_starts(self) -> None:
+        """Starts of work a dead process left half-done are finished, then told and followed as any start."""
+        # Longer than a start can take: validate, create and start, each within the Fabro timeout.
+        older_than = timedelta(seconds=3 * self.settings.fabro_timeout_seconds + 5)
+        for settled, draft in await self.steering.resume_starts(older_than=older_than):
+            await start.after_work_started(self.outbox, self.follower, settled, draft, self.steering.presentation)
 
     async def _live_reconcile(self, run_id: str) -> CycleReport:
         report = await self.alerter.reconcile_run(run_id)

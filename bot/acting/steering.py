@@ -33,7 +33,7 @@ from bot.acting.interview import Choice, answer_body
 from bot.blocks.presentation import Presentation
 from bot.blocks.routing import Target
 from bot.core.drafts import Draft
-from bot.core.errors import ActionFailed, AlreadyActed, NotAllowed, Refusal, Refused, Settled
+from bot.core.errors import ActionFailed, AlreadyActed, BotError, NotAllowed, Refusal, Refused, Settled
 from bot.core.keys import ActionKey, ActionState, Verb
 from bot.core.outcomes import Outcome, OutcomeVerb, events_tell, outcome_of, run_state, said
 from bot.core.records import Action, AlertState
@@ -302,7 +302,32 @@ class Steering:
         await self.store.index_run(indexed(done.run, who.user_id, self.presentation.web_base))
         return Settled(done.run, done.outcome)
 
-    async def start_work(self, who: Where, draft: Draft, intent: str) -> Settled:
+    async def resume_starts(self, *, older_than: timedelta) -> list[tuple[Settled, Draft]]:
+        """Finish the starts of work whose process died between recording and settling them.
+
+        A record pending for longer than a start can take (`older_than`) was left by a dead process:
+        the run it may have created is found by its intent and started, or created if it never was."""
+        finished: list[tuple[Settled, Draft]] = []
+        # A record younger than that is still in the hands of a live process, perhaps another replica's.
+        for action in await self.store.unsettled(Verb.START, before=self.clock() - older_than):
+            try:
+                detail = json.loads(action.detail or "{}")
+            except ValueError:
+                detail = None
+            draft = Draft.load(detail.get("draft")) if isinstance(detail, dict) else None
+            if draft is None:
+                continue  # an automation's start: Fabro started its run itself, if it made one
+            who = Where(action.user_id, draft.channel, draft.thread_ts)
+            try:
+                settled = await self.start_work(who, draft, action.key.run_id, lease=older_than)
+            except (BotError, FabroError) as exc:
+                log.warning("could not finish the start %s left by a dead process: %r", action.key, exc)
+                continue
+            log.info("finished the start %s left by a dead process: run %s", action.key, settled.run.id)
+            finished.append((settled, draft))
+        return finished
+
+    async def start_work(self, who: Where, draft: Draft, intent: str, *, lease: timedelta = PENDING_LEASE) -> Settled:
         """Create and start a run of `draft` for `who`, once per `intent` (one confirmation).
 
         Fabro cannot be told "create this only once", so the run carries the intent as a label and in
@@ -325,7 +350,7 @@ class Steering:
             return Done(outcome, run)
 
         detail = {"draft": draft.dump(), "channel": draft.channel}
-        done = await self._once(who, Verb.START, key, work, detail=detail)
+        done = await self._once(who, Verb.START, key, work, detail=detail, lease=lease)
         await self.store.index_run(indexed(done.run, who.user_id, self.presentation.web_base))
         return Settled(done.run, done.outcome)
 
@@ -510,6 +535,7 @@ class Steering:
         detail: dict[str, Any] | None = None,
         conflict_card: Callable[[], Awaitable[Settled | None]] | None = None,
         run_id: str | None = None,
+        lease: timedelta = PENDING_LEASE,
     ) -> Done:
         """The path every action takes: permission, a once-only record, the work, the record settled."""
         if not await self.allowlist.allows(who.user_id):
@@ -517,7 +543,7 @@ class Steering:
             raise NotAllowed(verb)
         now = self.clock()
         action = Action(key, verb, who.user_id, now, detail=json.dumps(detail or {}))
-        earlier = await self.store.begin_action(action, stale_before=now - PENDING_LEASE)
+        earlier = await self.store.begin_action(action, stale_before=now - lease)
         if earlier is not None:
             raise AlreadyActed(earlier)
         log.info("user=%s %s (%s)", who.user_id, verb, key)

@@ -29,13 +29,13 @@ from bot.blocks.presentation import Presentation
 from bot.blocks.replies import STALE_PAGE, notice
 from bot.blocks.routing import Target
 from bot.blocks.start import start_announcement
-from bot.blocks.work import edit_window, started_note
+from bot.blocks.work import edit_window
 from bot.core.errors import Refusal, Refused, Settled, Unreadable
 from bot.core.keys import AlertKey, AlertKind
 from bot.listeners import clicks as c
 from bot.listeners.boundary import Failed, attempt
 from bot.listeners.showing import Shower
-from bot.listeners.start import tell_started, to_person
+from bot.listeners.start import after_work_started, tell_started, to_person
 from bot.listeners.windows import confirm_merge, open_window
 from bot.metrics import Metrics
 from bot.slack.webapi import TRANSPORT_ERRORS
@@ -311,18 +311,9 @@ class Controls:
             await to_person(client, draft.channel, who.user_id, result.message)
         if isinstance(result, Failed):
             return
-        note = started_note(result.run, user_id=who.user_id, web_base=self.presentation.web_base)
-        # Where the work was asked for, for everyone, once (the person's card already says it).
-        key = AlertKey(AlertKind.UPDATE, result.run.id, "started")
-        await self.outbox.announce(key, [draft.channel], note, thread_ts=draft.thread_ts)
-        if self.follower is not None:
-            followed = await attempt(
-                self.follower.follow(result.run.id, channel=draft.channel, user_id=who.user_id),
-                what="following a run started from Slack",
-                command=self.presentation.command,
-            )
-            if isinstance(followed, Failed):
-                await to_person(client, draft.channel, who.user_id, followed.message)
+        followed = await after_work_started(self.outbox, self.follower, result, draft, self.presentation)
+        if followed is not None:
+            await to_person(client, draft.channel, who.user_id, followed.message)
 
     async def _create_pull_request(self, origin: c.Origin, target: Target, respond: AsyncRespond | None) -> None:
         """Ask once; show "being written" at once; follow the creation in the background and show how it ended."""

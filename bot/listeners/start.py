@@ -14,17 +14,23 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.acting.steering import Steering
+from bot.blocks.presentation import Presentation
 from bot.blocks.replies import notice
 from bot.blocks.routing import START_PICK, encode_picker
 from bot.blocks.start import picker_options, start_picker
+from bot.blocks.work import started_note
+from bot.core.drafts import Draft
 from bot.core.errors import Settled
+from bot.core.keys import AlertKey, AlertKind
 from bot.fabro.errors import FabroError
 from bot.fabro.models import AutomationPreset
-from bot.listeners.boundary import Failed
+from bot.listeners.boundary import Failed, attempt
 from bot.listeners.payloads import obj, text
 from bot.slack.webapi import TRANSPORT_ERRORS
+from bot.telling.delivery import Delivery
+from bot.telling.following import Follower
 
-__all__ = ["open_picker", "register", "tell_started", "to_person"]
+__all__ = ["after_work_started", "open_picker", "register", "tell_started", "to_person"]
 
 log = logging.getLogger(__name__)
 
@@ -82,3 +88,21 @@ async def to_person(client: AsyncWebClient, channel: str, user: str, message: di
         await client.chat_postEphemeral(channel=channel, user=user, **message)
     except TRANSPORT_ERRORS as exc:
         log.info("could not tell user=%s about a start: %s", user, type(exc).__name__)
+
+
+async def after_work_started(
+    outbox: Delivery, follower: Follower | None, settled: Settled, draft: Draft, presentation: Presentation
+) -> Failed | None:
+    """Who started which run, said once where it was asked; then the run is followed in that thread."""
+    user = settled.outcome.slack_user or ""
+    note = started_note(settled.run, user_id=user, web_base=presentation.web_base)
+    key = AlertKey(AlertKind.UPDATE, settled.run.id, "started")
+    await outbox.announce(key, [draft.channel], note, thread_ts=draft.thread_ts)
+    if follower is None:
+        return None
+    followed = await attempt(
+        follower.follow(settled.run.id, channel=draft.channel, user_id=user, thread_ts=draft.thread_ts),
+        what="following a run started from Slack",
+        command=presentation.command,
+    )
+    return followed if isinstance(followed, Failed) else None

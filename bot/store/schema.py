@@ -179,6 +179,12 @@ SETUPS_TABLE = """
     );
 """
 
+# A run started from a thread is followed in it; a mention there finds the run by the thread.
+FOLLOW_THREADS = """
+    ALTER TABLE follows ADD COLUMN thread_ts TEXT;
+    CREATE INDEX follows_by_thread ON follows (channel, thread_ts);
+"""
+
 _SQLITE_FIRST = """
     CREATE TABLE alerts (
         key TEXT NOT NULL,
@@ -270,6 +276,7 @@ SCHEMA: tuple[Migration, ...] = (
     both(SUBSCRIPTION_NARROW),
     both(MUTES_TABLE),
     both(SETUPS_TABLE),
+    both(FOLLOW_THREADS),
 )
 
 

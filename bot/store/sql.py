@@ -236,9 +236,17 @@ class SQLStore:
 
     async def add_follow(self, follow: Follow) -> bool:
         inserted = await self._execute(
-            "INSERT INTO follows (run_id, channel, ts, last_seq, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (run_id, channel) DO NOTHING",
-            (follow.run_id, follow.channel, follow.ts, follow.last_seq, follow.created_by, _iso(follow.created_at)),
+            "INSERT INTO follows (run_id, channel, ts, last_seq, created_by, created_at, thread_ts)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, channel) DO NOTHING",
+            (
+                follow.run_id,
+                follow.channel,
+                follow.ts,
+                follow.last_seq,
+                follow.created_by,
+                _iso(follow.created_at),
+                follow.thread_ts,
+            ),
         )
         return inserted == 1
 
@@ -250,7 +258,9 @@ class SQLStore:
         return [_follow(r) for r in rows]
 
     async def follow_at(self, channel: str, ts: str) -> Follow | None:
-        rows = await self._fetch("SELECT * FROM follows WHERE channel = ? AND ts = ?", (channel, ts))
+        rows = await self._fetch(
+            "SELECT * FROM follows WHERE channel = ? AND (ts = ? OR thread_ts = ?)", (channel, ts, ts)
+        )
         return _follow(rows[0]) if rows else None
 
     async def set_follow_seq(self, run_id: str, channel: str, seq: int) -> None:
@@ -617,6 +627,7 @@ def _follow(row: Row) -> Follow:
         created_by=row["created_by"],
         created_at=datetime.fromisoformat(row["created_at"]),
         last_seq=int(row["last_seq"] or 0),
+        thread_ts=row.get("thread_ts"),
     )
 
 

@@ -342,12 +342,18 @@ class Delivery:
         wait = timedelta(seconds=slack_retry_after(exc)) if error == "ratelimited" else timedelta(0)
         await self.store.delivery_failed(key, channel, error=error, unposted=True, retry_at=self.clock() + wait)
 
-    async def post_now(self, channel: str, message: dict[str, Any]) -> str:
+    async def post_now(self, channel: str, message: dict[str, Any], *, thread_ts: str | None = None) -> str:
         """Post a message that is keyed elsewhere (a live card: its follow records its ts), paced with the
-        channel's other writes; its ts. Slack's errors are raised to the person who asked for it."""
+        channel's other writes, in `thread_ts` when given; its ts. Slack's errors are raised to the person
+        who asked for it."""
         await self._pace(channel)
         posted = await self.slack.chat_postMessage(
-            channel=channel, text=message["text"], blocks=message["blocks"], unfurl_links=False, unfurl_media=False
+            channel=channel,
+            thread_ts=thread_ts,
+            text=message["text"],
+            blocks=message["blocks"],
+            unfurl_links=False,
+            unfurl_media=False,
         )
         return str(posted["ts"])
 

@@ -120,7 +120,15 @@ class Follower:
 
     # -- following and unfollowing ---------------------------------------------------------------
 
-    async def follow(self, selector: str, *, channel: str, user_id: str, message_ts: str | None = None) -> Follow:
+    async def follow(
+        self,
+        selector: str,
+        *,
+        channel: str,
+        user_id: str,
+        message_ts: str | None = None,
+        thread_ts: str | None = None,
+    ) -> Follow:
         """Follow a run in `channel`: on the alert message `message_ts` when it is one of ours, else on a
         live card posted there for everyone."""
         run = await self.fabro.find_run(selector)
@@ -141,8 +149,8 @@ class Follower:
             ts = message_ts
             await self.editor.edit(channel, ts, card)
         else:
-            ts = await self._post_card(channel, card)
-        follow = Follow(run.id, channel, ts, user_id, self.clock(), last_seq)
+            ts = await self._post_card(channel, card, thread_ts)
+        follow = Follow(run.id, channel, ts, user_id, self.clock(), last_seq, None if on_alert else thread_ts)
         await self.store.add_follow(follow)
         self._followed.add(run.id)
         log.info("user=%s follows run %s in %s (card %s)", user_id, run.id, channel, ts)
@@ -155,9 +163,9 @@ class Follower:
             self._followed.discard(run.id)
         return run if removed else None
 
-    async def _post_card(self, channel: str, card: dict[str, Any]) -> str:
+    async def _post_card(self, channel: str, card: dict[str, Any], thread_ts: str | None = None) -> str:
         try:
-            return await self.outbox.post_now(channel, card)
+            return await self.outbox.post_now(channel, card, thread_ts=thread_ts)
         except SlackApiError as exc:
             if slack_error(exc) in CHANNEL_ERRORS or slack_error(exc) in ("not_allowed", "cannot_dm_bot"):
                 raise CannotPost(channel, slack_error(exc)) from exc
@@ -252,7 +260,7 @@ class Follower:
     async def _reply(self, follow: Follow, seq: int, reply: dict[str, Any]) -> None:
         """Post one thread reply exactly once, across crashes."""
         key = AlertKey(AlertKind.UPDATE, follow.run_id, str(seq))
-        await self.outbox.post_once(key, follow.channel, reply, thread_ts=follow.ts, crash_prefix="follow")
+        await self.outbox.post_once(key, follow.channel, reply, thread_ts=follow.replies_to, crash_prefix="follow")
 
     async def _stages(self, run_id: str) -> list[Any]:
         try:

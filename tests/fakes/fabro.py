@@ -155,6 +155,7 @@ class FakeFabro:
     manifests: dict[str, dict[str, Any]] = field(default_factory=dict)
     user_agents: dict[str, str] = field(default_factory=dict)
     start_fails: str | None = None  # when set, POST /runs/{id}/start answers 409 with this
+    create_refusal: str | None = None  # when set, POST /runs answers 400 with this (a server setting says no)
 
     # -- test controls -------------------------------------------------------------
 
@@ -929,6 +930,8 @@ class FakeFabro:
             checked = check_manifest(body, self.variables, for_create=True)
         except Refused as refused:
             return self._error(refused.status, refused.detail, request[REQUEST_ID])
+        if self.create_refusal is not None:
+            return self._error(400, self.create_refusal, request[REQUEST_ID])
         slug = body["target"]["path"].split("/")[-2] if "/" in body["target"]["path"] else "workflow"
         origin = (body.get("git") or {}).get("origin_url", "")
         run = make_run(
