@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
@@ -16,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.core.durations import parse_duration
 from bot.people.identity import parse_user_links
-from bot.redact import redact
+from bot.redact import public_url, redact, url_passwords
 
 __all__ = ["ConfigError", "Settings", "configure_logging", "describe_error", "load_settings"]
 
@@ -190,8 +189,8 @@ class Settings(BaseSettings):
     def __repr_args__(self):  # type: ignore[no-untyped-def]
         # A database URL may carry a password: show it as pydantic shows SecretStr.
         for name, value in super().__repr_args__():
-            if name == "database_url" and isinstance(value, str) and urlsplit(value).password:
-                value = value.replace(f":{urlsplit(value).password}@", ":**********@", 1)
+            if name == "database_url" and isinstance(value, str):
+                value = public_url(value)
             yield name, value
 
     @property
@@ -230,8 +229,7 @@ class Settings(BaseSettings):
         """The secret values, so log output can be scrubbed of them."""
         values = (self.fabro_api_token, self.slack_bot_token, self.slack_signing_secret, self.slack_app_token)
         found = [v.get_secret_value() for v in values if v is not None]
-        password = urlsplit(self.database_url).password if "@" in self.database_url else None
-        return found + ([unquote(password)] if password else [])
+        return found + url_passwords(self.database_url)
 
 
 @dataclass

@@ -135,6 +135,15 @@ async def test_check_never_prints_credentials_in_urls(fabro, slack, postgres_ser
     assert "database postgresql://postgres@127.0.0.1:5432" in out
 
 
+async def test_check_hides_a_database_password_given_in_the_query_string(fabro, slack, postgres_server):
+    separator = "&" if "?" in postgres_server else "?"
+    for form in ("password=hunter2-query", "sslpassword=hunter2-ssl&password=hunter2-both", "PASSWORD=hunter2-caps"):
+        env = fake_env(fabro, slack, DATABASE_URL=f"{postgres_server}{separator}{form}")
+        _code, out, err = await run_cli("check", env=env)
+        assert "hunter2" not in out + err, form
+        assert "database postgresql://postgres@127.0.0.1:5432" in out
+
+
 async def test_run_serves_http_and_stops_cleanly_on_sigterm(fabro, slack):
     fabro.add(make_run("blocked", title="From a real process"))
     with socket.socket() as s:
