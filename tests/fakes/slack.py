@@ -108,6 +108,8 @@ class FakeSlack:
     proxy_error: dict[str, int] = field(default_factory=dict)  # method -> status of one HTML page from a proxy
     time_zones: dict[str, str] = field(default_factory=dict)  # user id -> tz in their profile (users.info)
     names: dict[str, str] = field(default_factory=dict)  # user id -> display name in their profile (users.info)
+    admins: set[str] = field(default_factory=set)  # workspace admins (users.info is_admin)
+    owners: set[str] = field(default_factory=set)  # workspace owners (users.info is_owner)
     scopes: tuple[str, ...] = field(default_factory=lambda: MANIFEST_SCOPES)  # granted at install
     views: list[dict[str, Any]] = field(default_factory=list)  # modals opened with views.open
     homes: dict[str, dict[str, Any]] = field(default_factory=dict)  # user id -> their published Home view
@@ -285,9 +287,15 @@ class FakeSlack:
             tz = self.time_zones.get(str(user), "America/Los_Angeles")
             shown = self.names.get(str(user), "")
             profile = {"display_name": shown, "real_name": shown or "Someone"}
-            return web.json_response(
-                {"ok": True, "user": {"id": user, "name": "someone", "tz": tz, "profile": profile}}
-            )
+            person = {
+                "id": user,
+                "name": "someone",
+                "tz": tz,
+                "is_admin": user in self.admins or user in self.owners,
+                "is_owner": user in self.owners,
+                "profile": profile,
+            }
+            return web.json_response({"ok": True, "user": person})
         if method == "conversations.open":
             if "im:write" not in self.scopes:
                 return web.json_response({"ok": False, "error": "missing_scope", "needed": "im:write"})
