@@ -48,7 +48,7 @@ from bot.listeners.showing import Shower
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.people.identity import Linker, LinkMode, parse_user_links
 from bot.people.notify import Personal
-from bot.people.permissions import Allowlist, parse_allowlist
+from bot.people.permissions import Allowlist, Permissions, parse_allowlist
 from bot.slack.clients import TimeZones, response_url_check, slack_client
 from bot.slack.webapi import EditBudget, slack_error
 from bot.store import Store, open_store
@@ -222,13 +222,12 @@ class Bot:
         answerer = Answerer(
             self.fabro, self.clock, web_base=s.fabro_web_url, command=s.slash_command, linker=self.linker
         )
-        routing_name, routing = s.routing_allowlist
+        self.permissions = Permissions(s.permission_rules, client)
         desk = SubscriptionDesk(
             self.store,
             default_channel=s.alert_channel,
             command=s.slash_command,
-            allowlist=Allowlist(parse_allowlist(routing), client) if routing else None,
-            allowlist_name=routing_name,
+            permissions=self.permissions,
             linker=self.linker,
         )
         alert_slack = slack_client(_bot_token(s), s.slack_api_url, self.metrics, resend_on_disconnect=False)
@@ -244,6 +243,7 @@ class Bot:
         )
         self.daily = Daily(self.fabro, self.clock)
         personal = Personal(self.linker, self.store, self.fabro, alert_slack)
+        self.follower.permissions, self.follower.owner_of = self.permissions, personal.owner_of
         self.home = Home(
             self.store, self.fabro, self.linker, personal, self.clock, web_base=s.fabro_web_url, command=s.slash_command
         )
@@ -266,20 +266,20 @@ class Bot:
                 self.clock,
                 s.allowed_repositories,
                 Path(s.workflows_dir),
-                allowlist=Allowlist(parse_allowlist(routing), client) if routing else None,
-                allowlist_name=routing_name,
+                permissions=self.permissions,
                 command=s.slash_command,
             ),
         )
         steering = Steering(
             self.store,
             self.fabro,
-            actors,
+            self.permissions,
             self.clock,
             web_base=s.fabro_web_url,
             workflows_dir=Path(s.workflows_dir),
             repositories=s.allowed_repositories,
             user_agent=f"fabro-slack-bot/{_version()}",
+            owner_of=personal.owner_of,
         )
         self.steering = steering
         self.bolt = build_bolt_app(

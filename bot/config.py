@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
@@ -15,7 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.core.durations import parse_duration
 from bot.people.identity import parse_user_links
-from bot.redact import public_url, redact, url_passwords
+from bot.people.permissions import ActionClass, Rule, effective_rules, parse_rule
+from bot.redact import redact, url_passwords
 
 __all__ = ["ConfigError", "Settings", "configure_logging", "describe_error", "load_settings"]
 
@@ -53,8 +55,14 @@ class Settings(BaseSettings):
     alert_channel: str | None = None
     poll_interval_seconds: float = Field(default=30.0, ge=1, le=3600)
     alert_digest_threshold: int = Field(default=5, ge=1, le=100)
-    action_allowlist: str | None = None
-    subscription_allowlist: str | None = None
+    action_allowlist: str | None = None  # deprecated: mapped onto the ALLOW_* classes for one release
+    subscription_allowlist: str | None = None  # deprecated: mapped onto ALLOW_ROUTE for one release
+    allow_answer: str | None = None  # unset: the default of its class (bot.people.permissions.DEFAULT_RULES)
+    allow_approve: str | None = None
+    allow_operate: str | None = None
+    allow_start: str | None = None
+    allow_ship: str | None = None
+    allow_route: str | None = None
     health_port: int | None = Field(default=None, ge=0, le=65535)
     fabro_event_stream: bool = True
     follow_max: int = Field(default=50, ge=1, le=500)
@@ -111,6 +119,12 @@ class Settings(BaseSettings):
         if wrong:
             raise ValueError(f"must be GitHub repositories as owner/name, comma-separated; not {', '.join(wrong[:3])}")
         return ",".join(entries) or None
+
+    @field_validator("allow_answer", "allow_approve", "allow_operate", "allow_start", "allow_ship", "allow_route")
+    @classmethod
+    def _rule(cls, value: str | None) -> str | None:
+        entries = parse_rule(value)  # raises, naming the entries that are wrong
+        return ",".join(sorted(entries)) or None
 
     @field_validator("alert_channel")
     @classmethod
@@ -190,17 +204,33 @@ class Settings(BaseSettings):
         # A database URL may carry a password: show it as pydantic shows SecretStr.
         for name, value in super().__repr_args__():
             if name == "database_url" and isinstance(value, str):
-                value = public_url(value)
+                for password in url_passwords(value):
+                    value = value.replace(password, "**********").replace(quote(password, safe=""), "**********")
             yield name, value
 
     @property
-    def routing_allowlist(self) -> tuple[str, str | None]:
-        """Who may change where messages go, and the setting that says so (None: everyone)."""
-        if self.subscription_allowlist:
-            return "SUBSCRIPTION_ALLOWLIST", self.subscription_allowlist
+    def permission_rules(self) -> dict[ActionClass, Rule]:
+        """Who may act in each class: its ALLOW_* setting, else a deprecated allowlist, else the default."""
+        allow = {cls: getattr(self, f"allow_{cls.value}") for cls in ActionClass}
+        return effective_rules(
+            allow, action_allowlist=self.action_allowlist, subscription_allowlist=self.subscription_allowlist
+        )
+
+    def deprecations(self) -> list[str]:
+        """One line per deprecated setting in use, saying what replaces it."""
+        lines = []
         if self.action_allowlist:
-            return "ACTION_ALLOWLIST", self.action_allowlist
-        return "SUBSCRIPTION_ALLOWLIST", None
+            lines.append(
+                "ACTION_ALLOWLIST is deprecated and will be removed in the next release: it now stands for "
+                "every ALLOW_* class not set on its own; set ALLOW_ANSWER, ALLOW_APPROVE, ALLOW_OPERATE, "
+                "ALLOW_START, ALLOW_SHIP and ALLOW_ROUTE instead"
+            )
+        if self.subscription_allowlist:
+            lines.append(
+                "SUBSCRIPTION_ALLOWLIST is deprecated and will be removed in the next release: "
+                "it now stands for ALLOW_ROUTE; set ALLOW_ROUTE instead"
+            )
+        return lines
 
     @property
     def allowed_repositories(self) -> frozenset[str]:

@@ -181,7 +181,7 @@ class Commands:
         if self.follower is None or caller.channel is None or caller.user_id is None:
             return Reply(notice(FOLLOW_NEEDS_SLACK.format(command=self.command)))
         if parsed.stop:
-            run = await self.follower.unfollow(parsed.selector, channel=caller.channel)
+            run = await self.follower.unfollow(parsed.selector, channel=caller.channel, user_id=caller.user_id)
             said = (
                 f"No longer following `{parsed.selector}` here."
                 if run

@@ -30,6 +30,7 @@ from bot.blocks.routing import Target
 from bot.blocks.start import start_announcement
 from bot.blocks.work import edit_window, started_note
 from bot.core.errors import Refusal, Refused, Settled, Unreadable
+from bot.core.keys import Verb
 from bot.listeners import clicks as c
 from bot.listeners.boundary import Failed, attempt
 from bot.listeners.showing import Shower
@@ -44,6 +45,12 @@ __all__ = ["Controls", "register"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+_WINDOW_VERB = {
+    c.Window.ANSWER: Verb.ANSWER,
+    c.Window.DENY: Verb.DENY,
+    c.Window.MERGE: Verb.MERGE_PR,
+    c.Window.STEER: Verb.STEER,
+}
 
 
 @dataclass
@@ -127,6 +134,14 @@ class Controls:
                 if respond is not None:
                     await respond(delete_original=True)
             case c.OpenWindow():
+                # A person who may not act is told at once, before a window asks them for anything.
+                verb = _WINDOW_VERB[click.window]
+                allowed = await attempt(s.may(Where(click.user_id), verb, click.target.run_id), what=f"{verb} window")
+                if isinstance(allowed, Failed):
+                    self.metrics.actions.labels(str(verb), allowed.status).inc()
+                    if respond is not None:
+                        await respond(response_type="ephemeral", replace_original=False, **allowed.message)
+                    return
                 what = f"opening the {click.window.value} window"
                 opened = await attempt(open_window(client, s.fabro, click), what=what)
                 if isinstance(opened, Failed) and respond is not None:

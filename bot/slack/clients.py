@@ -102,7 +102,7 @@ class DisplayNames:
             if user_id not in self._known:
                 try:
                     response = await self._client.users_info(user=user_id)
-                except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+                except TRANSPORT_ERRORS as exc:
                     log.info("no display name for user=%s (%s)", user_id, type(exc).__name__)
                     continue
                 person = response.get("user") or {}

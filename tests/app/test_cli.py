@@ -80,7 +80,7 @@ async def test_check_passes_against_a_working_fabro_and_slack(fabro, slack):
     assert not fabro.calls("/api/v1/user")
     assert "✓ database sqlite:///./fabro-slack-bot.db is reachable" in out
     assert "✓ Slack app scopes" in out
-    assert "actions: everyone in a channel with a card may act on it (ACTION_ALLOWLIST is not set)" in out
+    assert "who may act from Slack:" in out
 
 
 async def test_check_names_missing_slack_scopes_and_what_they_break(fabro, slack):
@@ -98,12 +98,28 @@ def test_check_knows_exactly_the_scopes_the_manifest_asks_for():
     assert set(SCOPES) == set(manifest()["oauth_config"]["scopes"]["bot"])
 
 
-async def test_check_names_an_unreachable_database_and_the_allowlist(fabro, slack):
-    env = fake_env(fabro, slack, DATABASE_URL="postgresql://nobody@127.0.0.1:1/none", ACTION_ALLOWLIST="U1AAA,S2BBB")
+async def test_check_names_an_unreachable_database_and_maps_the_deprecated_allowlist(fabro, slack):
+    env = fake_env(
+        fabro, slack, DATABASE_URL="postgresql://nobody@127.0.0.1:1/none", ACTION_ALLOWLIST="U1AAA,S2BBB"
+    ) | {"ALLOW_ANSWER": "*"}
     code, out, _ = await run_cli("check", env=env)
     assert code == 1
     assert "✗ database postgresql://nobody@127.0.0.1:1/none" in out
-    assert "only 1 user(s) and the members of 1 user group(s) in ACTION_ALLOWLIST may act" in out
+    assert "ALLOW_ANSWER   everyone  (ALLOW_ANSWER)" in out
+    for setting in ("ALLOW_APPROVE", "ALLOW_OPERATE", "ALLOW_START", "ALLOW_SHIP", "ALLOW_ROUTE"):
+        assert f"{setting:<14} U1AAA and the members of S2BBB  (ACTION_ALLOWLIST (deprecated))" in out
+    assert "! ACTION_ALLOWLIST is deprecated and will be removed in the next release" in out
+
+
+async def test_check_prints_the_effective_permission_table_with_its_defaults(fabro, slack):
+    _code, out, _ = await run_cli("check", env=fake_env(fabro, slack, ALLOW_START="S0ONCALL,admins"))
+    assert "ALLOW_ANSWER   everyone  (default)" in out
+    assert "ALLOW_APPROVE  the run's owner and workspace admins  (default)" in out
+    assert "ALLOW_OPERATE  the run's owner and workspace admins  (default)" in out
+    assert "ALLOW_START    workspace admins and the members of S0ONCALL  (ALLOW_START)" in out
+    assert "ALLOW_SHIP     the run's owner and workspace admins  (default)" in out
+    assert "ALLOW_ROUTE    workspace admins  (default)" in out
+    assert "deprecated" not in out
 
 
 async def test_check_fails_on_a_refused_token_without_printing_it(fabro, slack):
