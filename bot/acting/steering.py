@@ -398,9 +398,13 @@ class Steering:
             await asyncio.sleep(wait)
             try:
                 creation, wait = await self.fabro.pull_request_creation(location)
-            except FabroUnavailable:
+            except (FabroUnavailable, FabroNotFound):
+                # A restart or a deploy: only Fabro saying finished or failed ends the wait.
                 wait = min(max(wait, 1.0) * 2, 30.0)
                 continue
+            except FabroError as exc:
+                outcome = Outcome(OutcomeVerb.PR_FAILED, reason=exc.detail)
+                break
             if creation.status == "succeeded":
                 pr = creation.pull_request
                 number = f"#{pr.number}" if pr and pr.number is not None else None
@@ -410,7 +414,9 @@ class Steering:
                 outcome = Outcome(OutcomeVerb.PR_FAILED, reason=creation.error)
                 break
         outcome = replace(outcome, slack_user=who.user_id, at=self.clock())
-        await self.store.finish_action(ActionKey.of(Verb.CREATE_PR, run_id), state=ActionState.DONE, outcome=outcome)
+        # A creation that failed may be asked for again: its record is settled as failed, not done.
+        state = ActionState.FAILED if outcome.verb is OutcomeVerb.PR_FAILED else ActionState.DONE
+        await self.store.finish_action(ActionKey.of(Verb.CREATE_PR, run_id), state=state, outcome=outcome)
         return Settled(await self._fresh_by_id(run_id), outcome)
 
     async def merge_pull_request(self, who: Where, target: Target, method: str) -> Settled:

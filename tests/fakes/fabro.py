@@ -126,6 +126,7 @@ class FakeFabro:
     creations: dict[str, dict[str, Any]] = field(default_factory=dict)
     creation_polls: int = 2  # pending answers before a creation ends
     creation_error: str | None = None  # when set, creations fail with this
+    creation_location: str | None = None  # the Location a creation names (None: the relative path)
     github_down: bool = False
     automations: list[dict[str, Any]] = field(default_factory=list)
     # The agent of each run: None (a steerable session is active) or the 409/503 code it answers with.
@@ -798,7 +799,7 @@ class FakeFabro:
             }
             self.creations[run["id"]] = creation
             self.emit(run["id"], "pull_request.creation_requested", {})
-        headers = {"Location": "pull_request/creation", "Retry-After": "0"}
+        headers = {"Location": self.creation_location or "pull_request/creation", "Retry-After": "0"}
         return web.json_response(self._public(creation), status=202, headers=headers)
 
     @staticmethod
