@@ -43,14 +43,14 @@ from bot.listeners import work as work_listener
 from bot.listeners.boundary import new_reference
 from bot.listeners.controls import Controls
 from bot.listeners.http import SlackGate
-from bot.listeners.payloads import payload_problem
+from bot.listeners.payloads import foreign, payload_problem
 from bot.listeners.showing import Shower
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.people.identity import Linker, LinkMode, parse_user_links
 from bot.people.notify import Personal
 from bot.people.permissions import Allowlist, Permissions, parse_allowlist
 from bot.slack.clients import TimeZones, response_url_check, slack_client
-from bot.slack.webapi import EditBudget, slack_error
+from bot.slack.webapi import EditBudget, app_self, slack_error
 from bot.store import Store, open_store
 from bot.store.leadership import Leadership, leadership_for
 from bot.telling.daily import Daily
@@ -117,6 +117,11 @@ def build_bolt_app(
         if problem is not None:
             log.warning("dropped a request: %s", problem)
             return BoltResponse(status=400, body="")
+        me = await app_self(client)
+        elsewhere = foreign(body, team_id=me.team_id, app_id=me.app_id) if me is not None else None
+        if elsewhere is not None:
+            log.warning("dropped a request: %s", elsewhere)
+            return BoltResponse(status=200, body="")  # acknowledged, so Slack does not send it again
         await next()
         return None
 

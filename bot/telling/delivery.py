@@ -45,7 +45,7 @@ from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
 from bot.fabro.models import PullRequestOpened, PullRequestState, Run
 from bot.failpoints import crash_point
-from bot.slack.webapi import CHANNEL_ERRORS, EditBudget, slack_error
+from bot.slack.webapi import CHANNEL_ERRORS, EditBudget, app_self, slack_error
 from bot.slack.webapi import retry_after as slack_retry_after
 from bot.store.base import Store
 from bot.telling.daily import Daily
@@ -411,6 +411,8 @@ class Delivery:
         oldest = min(a.claimed_at or self.clock() for a in alerts) - _HISTORY_MARGIN
         found: dict[str, str] = {}
         cursor: str | None = None
+        me = await app_self(self.slack)  # only the bot's own messages count, whatever metadata others copy
+        bot_id = me.bot_id if me is not None else None
         try:
             for _ in range(50):
                 response = await self.slack.conversations_history(
@@ -421,7 +423,7 @@ class Delivery:
                     cursor=cursor,
                 )
                 for message in response.get("messages") or []:
-                    key = metadata_key(message)
+                    key = metadata_key(message, bot_id)
                     if key is not None:
                         found.setdefault(key, str(message["ts"]))
                 cursor = (response.get("response_metadata") or {}).get("next_cursor") or None

@@ -14,6 +14,7 @@ from bot.blocks.alerts import alert_metadata, metadata_key
 from bot.core.keys import AlertKey
 from bot.core.records import AlertState
 from bot.failpoints import crash_point
+from bot.slack.webapi import app_self
 from bot.store.base import Store
 
 __all__ = ["post_once", "reply_once", "upload_once"]
@@ -139,4 +140,6 @@ async def _find(slack: AsyncWebClient, key: AlertKey, channel: str, thread_ts: s
     else:
         answer = await slack.conversations_history(channel=channel, include_all_metadata=True, limit=200)
     wanted = key.encode()
-    return next((str(m["ts"]) for m in answer.get("messages") or [] if metadata_key(m) == wanted), None)
+    me = await app_self(slack)
+    bot_id = me.bot_id if me is not None else None
+    return next((str(m["ts"]) for m in answer.get("messages") or [] if metadata_key(m, bot_id) == wanted), None)

@@ -83,6 +83,7 @@ class Message:
     edits: int = 0
     files: list[dict[str, Any]] = field(default_factory=list)  # shared with the message (files.completeUploadExternal)
     user: str | None = None  # a person's message (None: the bot's own)
+    bot_id: str = "B111"  # who posted it: the bot under test, unless a test says another app did
 
 
 @dataclass
@@ -303,6 +304,10 @@ class FakeSlack:
             if not users.startswith(("U", "W")) or "," in users:
                 return web.json_response({"ok": False, "error": "user_not_found"})
             return web.json_response({"ok": True, "channel": {"id": dm_of(users)}})
+        if method == "bots.info":
+            if args.get("bot") != "B111":
+                return web.json_response({"ok": False, "error": "bot_not_found"})
+            return web.json_response({"ok": True, "bot": {"id": "B111", "app_id": "A111", "user_id": "U0BOT"}})
         if method == "usergroups.users.list":
             group = args.get("usergroup")
             if group not in self.usergroups:
@@ -421,7 +426,7 @@ class FakeSlack:
         more = start + limit < len(found)
         items = []
         for m in page:
-            item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text, "bot_id": "B111"}
+            item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text, "bot_id": m.bot_id}
             if with_metadata and m.metadata:
                 item["metadata"] = m.metadata
             if m.files:
@@ -447,7 +452,7 @@ class FakeSlack:
         limit = int(args.get("limit") or 1000)
         for m in thread[:limit]:
             item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text, "thread_ts": parent}
-            item |= {"user": m.user} if m.user else {"bot_id": "B111"}
+            item |= {"user": m.user} if m.user else {"bot_id": m.bot_id}
             if with_metadata and m.metadata:
                 item["metadata"] = m.metadata
             if m.files:
