@@ -255,3 +255,34 @@ async def test_another_apps_message_never_steers_or_answers(
     await wait_for(lambda: slack.calls_to("chat.postEphemeral") or steers(fabro, run["id"]))
     assert fabro.calls(f"/api/v1/runs/{run['id']}/questions/q-1/answer", method="POST") == []
     assert [s["text"] for s in steers(fabro, run["id"])] in ([], ["marker"])
+
+
+async def test_a_reply_in_a_digests_thread_asks_which_run_and_never_picks_one(
+    start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path
+):
+    bot = await start_bot(
+        alert_channel=CHANNEL, alert_pace=0.0, alert_digest_threshold=2, database_url=f"sqlite:///{tmp_path}/d.db"
+    )
+    await bot.alerter.cycle()
+    runs = [running(fabro) for _ in range(3)]
+    for i, run in enumerate(runs):
+        fabro.ask(run["id"], {"id": f"q-{i}", "text": f"Drop table {i}?", "question_type": "yes_no"})
+    await bot.alerter.cycle()
+    [digest] = slack.posts(CHANNEL)
+    assert len({a.run_id for a in await bot.store.alerts_at(CHANNEL, digest.ts)}) == 3
+    async with aiohttp.ClientSession() as session:
+        user = SlackUser.of(bot, slack, session)
+        for words in ("yes", "steer drop it all"):
+            await user.mention(words, channel=CHANNEL, thread_ts=digest.ts)
+        await wait_for(lambda: len(slack.calls_to("chat.postEphemeral")) == 2)
+        chooser = slack.calls_to("chat.postEphemeral")[0].args["text"]
+        assert "several runs, so nothing was sent" in chooser and "`@Fabro 2 yes`" in chooser
+        assert fabro.calls(method="POST") == [] and digest.edits == 0
+        second = next(r for r in runs if f"2. `{r['id']}`" in chooser)
+        await user.mention("2 yes", channel=CHANNEL, thread_ts=digest.ts)
+        await wait_for(lambda: fabro.calls(method="POST"))
+    [answer] = fabro.calls(method="POST")
+    qid = f"q-{runs.index(second)}"
+    assert answer.path == f"/api/v1/runs/{second['id']}/questions/{qid}/answer" and answer.body == {"kind": "yes"}
+    await wait_for(lambda: [m for m in slack.messages if m.thread_ts == digest.ts])
+    assert digest.edits == 0  # the digest is never redrawn as one run's card
