@@ -37,6 +37,8 @@ from bot.config import Settings
 from bot.core.durations import parse_duration
 from bot.core.links import hosts_of
 from bot.fabro.client import FabroClient
+from bot.fabro.errors import FabroError
+from bot.fabro.models import Run
 from bot.listeners import commands as commands_listener
 from bot.listeners import controls, mentions, start, unfurls
 from bot.listeners import work as work_listener
@@ -46,7 +48,7 @@ from bot.listeners.http import SlackGate
 from bot.listeners.payloads import foreign, payload_problem
 from bot.listeners.showing import Shower
 from bot.metrics import CONTENT_TYPE, Metrics
-from bot.people.identity import Linker, LinkMode, parse_user_links
+from bot.people.identity import GitHubDeviceFlow, Linker, LinkMode, parse_user_links
 from bot.people.notify import Personal
 from bot.people.permissions import Allowlist, Permissions, parse_allowlist
 from bot.slack.clients import TimeZones, response_url_check, slack_client
@@ -223,7 +225,18 @@ class Bot:
         )
         self.store = open_store(s.database_url)
         client = slack_client(_bot_token(s), s.slack_api_url, self.metrics)
-        self.linker = Linker(self.store, self.clock, parse_user_links(s.user_links), LinkMode(s.user_linking))
+        github = (
+            GitHubDeviceFlow(
+                s.github_client_id,
+                github_url=s.github_url or "https://github.com",
+                api_url=s.github_api_url or "https://api.github.com",
+            )
+            if s.github_client_id
+            else None
+        )
+        self.linker = Linker(
+            self.store, self.clock, parse_user_links(s.user_links), LinkMode(s.link_mode), github=github
+        )
         answerer = Answerer(
             self.fabro, self.clock, web_base=s.fabro_web_url, command=s.slash_command, linker=self.linker
         )
@@ -274,6 +287,7 @@ class Bot:
                 permissions=self.permissions,
                 command=s.slash_command,
             ),
+            tell=self._tell_person(personal, alert_slack),
         )
         steering = Steering(
             self.store,
@@ -285,6 +299,7 @@ class Bot:
             repositories=s.allowed_repositories,
             user_agent=f"fabro-slack-bot/{_version()}",
             owner_of=personal.owner_of,
+            created=self._learn_token_login,
         )
         self.steering = steering
         self.bolt = build_bolt_app(
@@ -471,8 +486,35 @@ class Bot:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    def _tell_person(self, personal: Personal, slack: AsyncWebClient) -> Callable[[str, str], Awaitable[None]]:
+        async def tell(user_id: str, said: str) -> None:
+            dm = await personal.dm(user_id)
+            if dm is None:
+                return
+            try:
+                await slack.chat_postMessage(channel=dm, text=said, unfurl_links=False)
+            except SlackApiError as exc:
+                log.warning("could not tell user=%s: %s", user_id, slack_error(exc))
+
+        return tell
+
+    def _learn_token_login(self, run: Run) -> None:
+        """A run the bot created names the login its token acts as: that login is nobody's."""
+        principal = run.created_by
+        if principal is not None and principal.kind == "user":
+            self.linker.reserve(principal.login)
+
+    async def _reserve_token_login(self) -> None:
+        """The token's own login, where Fabro says it (`GET /api/v1/auth/me`); a dev token is `dev`,
+        reserved already; otherwise it is learned from the first run the bot creates."""
+        try:
+            self.linker.reserve(await self.fabro.token_login())
+        except FabroError as exc:
+            log.info("could not ask Fabro which login its token acts as (%s); learning it from runs", exc)
+
     async def start(self) -> None:
         await self.store.open()
+        await self._reserve_token_login()
         if self.settings.socket_mode:
             assert self.settings.slack_app_token
             self._socket = AsyncSocketModeHandler(self.bolt, self.settings.slack_app_token.get_secret_value())

@@ -69,7 +69,10 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=90, ge=1, le=3650)
     log_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)  # a run log posted in Slack: its last bytes
     user_links: str | None = None
-    user_linking: Literal["self", "pinned"] = "self"
+    user_linking: Literal["github", "self", "pinned"] | None = None  # unset: github with GITHUB_CLIENT_ID, else pinned
+    github_client_id: str | None = None  # an OAuth app's client id, with the device flow enabled
+    github_url: str = "https://github.com"
+    github_api_url: str = "https://api.github.com"
     remind_after: str = "30m"
     escalate_after: str = "off"
     escalate_to: str | None = None
@@ -91,7 +94,24 @@ class Settings(BaseSettings):
     @field_validator("log_format", "user_linking", mode="before")
     @classmethod
     def _format(cls, value: object) -> object:
+        if value == "":
+            return None
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("github_client_id")
+    @classmethod
+    def _client_id(cls, value: str | None) -> str | None:
+        value = (value or "").strip() or None
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9._-]{4,64}", value):
+            raise ValueError("must be a GitHub OAuth app's client id (Iv1.… or Ov23…)")
+        return value
+
+    @property
+    def link_mode(self) -> str:
+        """How people are linked to Fabro logins: USER_LINKING, else github with GITHUB_CLIENT_ID, else pinned."""
+        if self.user_linking is not None:
+            return self.user_linking
+        return "github" if self.github_client_id else "pinned"
 
     @field_validator("remind_after", "escalate_after")
     @classmethod
@@ -138,7 +158,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("fabro_api_url", "fabro_web_url", "slack_api_url")
+    @field_validator("fabro_api_url", "fabro_web_url", "slack_api_url", "github_url", "github_api_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None or value == "":
@@ -253,7 +273,10 @@ class Settings(BaseSettings):
             needed.append("SLACK_BOT_TOKEN")
             if not self.socket_mode:
                 needed.append("SLACK_SIGNING_SECRET")
-        return [f"{name}: missing — {_HELP[name]}" for name in needed if getattr(self, name.lower()) is None]
+        problems = [f"{name}: missing — {_HELP[name]}" for name in needed if getattr(self, name.lower()) is None]
+        if self.user_linking == "github" and not self.github_client_id:
+            problems.append("GITHUB_CLIENT_ID: missing — USER_LINKING=github needs a GitHub OAuth app's client id")
+        return problems
 
     def secrets(self) -> list[str]:
         """The secret values, so log output can be scrubbed of them."""

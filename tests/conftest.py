@@ -139,6 +139,7 @@ def bot_settings(fabro: FakeFabro, slack: FakeSlack, **overrides: Any) -> Settin
         # Tests of permissions name the rules they mean (or the deprecated allowlists).
         for name in ("allow_answer", "allow_approve", "allow_operate", "allow_start", "allow_ship", "allow_route"):
             values[name] = "*"
+    values.setdefault("user_linking", "self")  # most tests link by typing a login; identity tests say otherwise
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

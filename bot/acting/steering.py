@@ -152,6 +152,7 @@ class Steering:
     user_agent: str = "fabro-slack-bot"
     # Whose a run is (who retried or started it from Slack, or the person linked to its login).
     owner_of: Callable[[Run], Awaitable[str | None]] | None = None
+    created: Callable[[Run], None] | None = None  # told of every run the bot creates (its token's login)
     _send_retry_delay: float = field(default=0.5, repr=False)
 
     # -- the five actions -----------------------------------------------------------------
@@ -205,6 +206,8 @@ class Steering:
 
         async def send(plan: Plan) -> Done:
             new = await self.fabro.retry(plan.run.id)  # never repeated: a second call would make a second run
+            if self.created is not None:
+                self.created(new)
             outcome = Outcome(OutcomeVerb.RETRIED, run_id=new.id, run_url=new.web_url(self.web_base))
             return Done(outcome, plan.run)
 
@@ -286,6 +289,8 @@ class Steering:
             if not preset.startable:
                 raise Refused(Refusal.NOT_STARTABLE, detail=preset.name or preset.id)
             run = await self.fabro.start_automation(preset.id)
+            if self.created is not None:
+                self.created(run)
             outcome = Outcome(
                 OutcomeVerb.STARTED, run_id=run.id, run_url=run.web_url(self.web_base), answer=preset.name or preset.id
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import uuid
 from collections.abc import Awaitable, Callable
@@ -41,7 +42,7 @@ from bot.core.query import (
 )
 from bot.core.stats import Window
 from bot.fabro.client import ULID_LENGTH
-from bot.people.identity import Linker, LinkOutcome
+from bot.people.identity import DeviceFlowFailed, Linker, LinkMode, LinkOutcome, LinkResult
 from bot.people.notify import DEFAULT_NOTIFY
 from bot.telling.daily import Daily
 from bot.telling.following import Follower
@@ -58,6 +59,9 @@ INSPECT_NEEDS_SLACK = "`{command} {words}` answers in Slack: run it there."
 MUTE_NEEDS_SLACK = "A run is muted in a Slack conversation: run `{command} {words}` there."
 WORK_NEEDS_SLACK = "Work starts from a Slack channel: run `{command} {words}` there."
 NEEDS_A_CHANNEL = "Subscriptions belong to a Slack channel: run `{command} {words}` in the channel itself."
+
+
+_SIGNING_IN: set[asyncio.Task[None]] = set()  # sign-ins waiting on GitHub (kept, so they are not collected)
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class Commands:
     linker: Linker | None = None  # None where there is no Slack account (the CLI)
     inspector: Inspector | None = None  # None where there is no Slack to post files to (the CLI)
     work: WorkDesk | None = None  # None where there is no channel to work from (the CLI)
+    tell: Callable[[str, str], Awaitable[None]] | None = None  # a sentence to a person, later (a DM)
 
     @staticmethod
     def instant(parsed: Parsed) -> bool:
@@ -246,8 +251,12 @@ class Commands:
             if kept:
                 said += " Pinned by an admin, so still yours: " + ", ".join(f"`{k}`" for k in kept) + "."
             return Reply(notice(said))
-        assert parsed.login is not None
-        result = await self.linker.link(parsed.login, user)
+        if parsed.login is None:
+            return await self._sign_in(user)
+        return self._linked(await self.linker.link(parsed.login, user))
+
+    def _linked(self, result: LinkResult) -> Reply:
+        cmd = self.command
         login, holder = result.login, f"<@{result.holder}>" if result.holder else "someone"
         match result.outcome:
             case LinkOutcome.LINKED:
@@ -269,8 +278,66 @@ class Commands:
             case LinkOutcome.CLOSED:
                 said = "Links are set by an admin here (`USER_LINKING=pinned`): ask them to add yours to `USER_LINKS`."
                 return Reply(notice(said, icon=":warning:"), status="not_allowed")
+            case LinkOutcome.VERIFY:
+                said = (
+                    f"A login is not taken as typed here: run `{cmd} link` on its own and sign in to GitHub,"
+                    " and the login GitHub names is linked to you."
+                )
+                return Reply(notice(said, icon=":warning:"), status="not_allowed")
             case _:
                 assert_never(result.outcome)
+
+    async def _sign_in(self, user: str) -> Reply:
+        """`/runs link` alone: GitHub's device flow, the code to the person now, the link once they authorise."""
+        cmd = self.command
+        assert self.linker is not None
+        github = self.linker.github
+        if self.linker.mode is not LinkMode.GITHUB or github is None:
+            how = (
+                "ask an admin to add yours to `USER_LINKS`"
+                if self.linker.mode is LinkMode.PINNED
+                else f"name your login: `{cmd} link <login>`"
+            )
+            return Reply(notice(f"Signing in with GitHub is not set up here; {how}."), status="usage_error")
+        try:
+            code = await github.start()
+        except DeviceFlowFailed as exc:
+            return Reply(
+                notice(f"Could not start signing in with GitHub: {exc}. Try again in a while."), status="error"
+            )
+
+        async def finish() -> None:
+            try:
+                login = await github.login(code)
+            except DeviceFlowFailed as exc:
+                await self._tell(user, f"Not linked: {exc}. Run `{cmd} link` to try again.")
+                return
+            result = await self.linker.link(login, user, verified=True) if self.linker else None
+            if result is None:
+                return
+            said = {
+                LinkOutcome.LINKED: f"Linked: GitHub says you are `{login}`, so runs it starts in Fabro are yours.",
+                LinkOutcome.ALREADY: f"`{login}` was linked to you already.",
+                LinkOutcome.TAKEN: f"GitHub says you are `{login}`, but it is linked to <@{result.holder}>;"
+                f" ask them to run `{cmd} unlink {login}`.",
+                LinkOutcome.PINNED: f"An admin pinned `{login}` to <@{result.holder}> (`USER_LINKS`).",
+                LinkOutcome.RESERVED: f"`{login}` is the login of this bot's Fabro token: it cannot be linked.",
+            }.get(result.outcome, "Not linked.")
+            await self._tell(user, said)
+
+        task = asyncio.create_task(finish(), name=f"github-sign-in-{user}")
+        _SIGNING_IN.add(task)
+        task.add_done_callback(_SIGNING_IN.discard)
+        said = (
+            f"To link your GitHub login, open {code.verification_uri} and enter the code *{code.user_code}*"
+            f" within {int(code.expires_in // 60)} minutes. Once you authorise, the login GitHub names is"
+            " linked to you and I tell you here; the bot keeps no GitHub token."
+        )
+        return Reply(notice(said))
+
+    async def _tell(self, user: str, said: str) -> None:
+        if self.tell is not None:
+            await self.tell(user, said)
 
     async def _start(self, parsed: Start, caller: Caller) -> Reply:
         """`/runs start <id>`: a confirmation to the asker alone (the window for a bare `start` is Slack's)."""

@@ -207,6 +207,17 @@ class FabroClient:
         """One cheap authenticated call: raises FabroUnauthorized for a bad token."""
         await self.list_runs(RunFilter(limit=1))
 
+    async def token_login(self) -> str | None:
+        """The login the API token acts as, from `GET /api/v1/auth/me`, which exists only where Fabro
+        serves its web UI (404 elsewhere); None when Fabro does not say."""
+        try:
+            body = await self._json("GET", "/auth/me")
+        except (FabroNotFound, FabroUnreadable, FabroRejected):
+            return None
+        user = body.get("user") if isinstance(body, dict) else None
+        login = user.get("login") if isinstance(user, dict) else None
+        return login.lower() if isinstance(login, str) and login else None
+
     # -- writes: sent once (Fabro may have acted); the caller decides about retrying --
 
     async def answer_question(self, run_id: str, question_id: str, answer: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from bot.store.sql import (
     ACTIONS_TABLE,
     DELIVERY_LEASE,
     FOLLOWS_TABLE,
+    LINK_PROOF,
     LINKS_TABLE,
     MESSAGE_INDEX,
     MUTES_TABLE,
@@ -83,6 +84,7 @@ MIGRATIONS: list[str] = [
     SUBSCRIPTION_NARROW,
     MUTES_TABLE,
     SETUPS_TABLE,
+    LINK_PROOF,
 ]
 
 

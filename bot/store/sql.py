@@ -35,6 +35,7 @@ __all__ = [
     "DELIVERY_LEASE",
     "FOLLOWS_TABLE",
     "LINKS_TABLE",
+    "LINK_PROOF",
     "MESSAGE_INDEX",
     "MUTES_TABLE",
     "NOTIFY_TABLE",
@@ -110,6 +111,11 @@ LINKS_TABLE = """
         created_at TEXT NOT NULL
     );
     CREATE INDEX links_by_user ON links (user_id);
+"""
+
+# How a link was made: `github` when GitHub named the login (the device flow), NULL when typed.
+LINK_PROOF = """
+    ALTER TABLE links ADD COLUMN proof TEXT;
 """
 
 # What each person wants to hear of in direct messages; no row: the defaults.
@@ -422,8 +428,8 @@ class SQLStore:
     async def add_link(self, link: UserLink) -> str:
         """Link `login` to `user_id` unless it is someone's already; returns who holds it now."""
         await self._execute(
-            "INSERT INTO links (login, user_id, created_at) VALUES (?, ?, ?) ON CONFLICT (login) DO NOTHING",
-            (link.login, link.user_id, _iso(link.created_at)),
+            "INSERT INTO links (login, user_id, created_at, proof) VALUES (?, ?, ?, ?) ON CONFLICT (login) DO NOTHING",
+            (link.login, link.user_id, _iso(link.created_at), link.proof),
         )
         rows = await self._fetch("SELECT user_id FROM links WHERE login = ?", (link.login,))
         return str(rows[0]["user_id"]) if rows else link.user_id
@@ -437,7 +443,8 @@ class SQLStore:
             sql, params = sql + " WHERE login = ?", (login,)
         rows = await self._fetch(sql + " ORDER BY login", params)
         return [
-            UserLink(r["login"], r["user_id"], _time(r["created_at"]) or datetime.fromtimestamp(0, UTC)) for r in rows
+            UserLink(r["login"], r["user_id"], _time(r["created_at"]) or datetime.fromtimestamp(0, UTC), r.get("proof"))
+            for r in rows
         ]
 
     async def remove_links(self, user_id: str, login: str | None = None) -> int:

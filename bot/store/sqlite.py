@@ -15,6 +15,7 @@ from bot.store.sql import (
     ACTIONS_TABLE,
     DELIVERY_LEASE,
     FOLLOWS_TABLE,
+    LINK_PROOF,
     LINKS_TABLE,
     MESSAGE_INDEX,
     MUTES_TABLE,
@@ -93,6 +94,7 @@ MIGRATIONS: list[str] = [
     SUBSCRIPTION_NARROW,
     MUTES_TABLE,
     SETUPS_TABLE,
+    LINK_PROOF,
 ]
 
 
