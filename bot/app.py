@@ -37,7 +37,6 @@ from bot.config import Settings
 from bot.core.durations import parse_duration
 from bot.core.links import hosts_of
 from bot.fabro.client import FabroClient
-from bot.fabro.errors import FabroError
 from bot.fabro.models import Run
 from bot.listeners import commands as commands_listener
 from bot.listeners import controls, mentions, start, unfurls
@@ -235,7 +234,12 @@ class Bot:
             else None
         )
         self.linker = Linker(
-            self.store, self.clock, parse_user_links(s.user_links), LinkMode(s.link_mode), github=github
+            self.store,
+            self.clock,
+            parse_user_links(s.user_links),
+            LinkMode(s.link_mode),
+            github=github,
+            token_login=self.fabro.token_login,
         )
         answerer = Answerer(
             self.fabro, self.clock, web_base=s.fabro_web_url, command=s.slash_command, linker=self.linker
@@ -504,17 +508,8 @@ class Bot:
         if principal is not None and principal.kind == "user":
             self.linker.reserve(principal.login)
 
-    async def _reserve_token_login(self) -> None:
-        """The token's own login, where Fabro says it (`GET /api/v1/auth/me`); a dev token is `dev`,
-        reserved already; otherwise it is learned from the first run the bot creates."""
-        try:
-            self.linker.reserve(await self.fabro.token_login())
-        except FabroError as exc:
-            log.info("could not ask Fabro which login its token acts as (%s); learning it from runs", exc)
-
     async def start(self) -> None:
         await self.store.open()
-        await self._reserve_token_login()
         if self.settings.socket_mode:
             assert self.settings.slack_app_token
             self._socket = AsyncSocketModeHandler(self.bolt, self.settings.slack_app_token.get_secret_value())

@@ -212,6 +212,25 @@ class Linker:
     mode: LinkMode = LinkMode.SELF
     reserved: set[str] = field(default_factory=lambda: set(UNLINKABLE))
     github: GitHubDeviceFlow | None = None  # USER_LINKING=github
+    # Asks Fabro which login the token acts as (`GET /api/v1/auth/me`), once, before the first answer.
+    token_login: Callable[[], Awaitable[str | None]] | None = None
+    _asked: bool = field(default=False, init=False)
+    _asking: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+
+    def _answered(self) -> bool:
+        return self._asked
+
+    async def _learn(self) -> None:
+        if self._asked or self.token_login is None:
+            return
+        async with self._asking:
+            if self._answered():  # another caller asked while this one waited
+                return
+            try:
+                self.reserve(await self.token_login())
+            except Exception as exc:  # noqa: BLE001 - Fabro may be down: learned from a created run instead
+                log.info("could not ask Fabro which login its token acts as (%s)", type(exc).__name__)
+            self._asked = True
 
     def reserve(self, login: str | None) -> None:
         """The bot's own Fabro login, once known (from Fabro, or from a run the bot created): never linkable."""
@@ -222,6 +241,7 @@ class Linker:
     async def link(self, login: str, user_id: str, *, verified: bool = False) -> LinkResult:
         """Link `login` to `user_id`: as typed only in `self` mode; `verified` when GitHub named it."""
         login = login.lower()
+        await self._learn()
         if login in self.reserved:
             return LinkResult(LinkOutcome.RESERVED, login)
         pinned = self.pins.get(login)
@@ -267,6 +287,8 @@ class Linker:
 
     async def user_of(self, login: str | None) -> str | None:
         """The Slack user a Fabro login belongs to, if anyone."""
+        if login:
+            await self._learn()
         if not login or login.lower() in self.reserved:
             return None
         login = login.lower()
