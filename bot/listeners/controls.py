@@ -135,10 +135,11 @@ class Controls:
                     await respond(delete_original=True)
             case c.OpenWindow():
                 # A person who may not act is told at once, before a window asks them for anything.
-                verb = _WINDOW_VERB[click.window]
-                allowed = await attempt(s.may(Where(click.user_id), verb, click.target.run_id), what=f"{verb} window")
+                acting = _WINDOW_VERB.get(click.window)  # a window that acts on the run: its verb's class
+                checked = s.may(Where(click.user_id), acting, click.target.run_id) if acting else _nothing()
+                allowed = await attempt(checked, what=f"{acting} window")
                 if isinstance(allowed, Failed):
-                    self.metrics.actions.labels(str(verb), allowed.status).inc()
+                    self.metrics.actions.labels(str(acting), allowed.status).inc()
                     if respond is not None:
                         await respond(response_type="ephemeral", replace_original=False, **allowed.message)
                     return
@@ -349,6 +350,10 @@ class Controls:
 
 
 _FOLLOWING: set[asyncio.Task[None]] = set()  # creations being followed (kept, so they are not collected)
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def _raise(error: Exception) -> Settled:

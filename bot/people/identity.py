@@ -286,9 +286,8 @@ class Linker:
         return self.mode is LinkMode.SELF or link.proof == "github"
 
     async def user_of(self, login: str | None) -> str | None:
-        """The Slack user a Fabro login belongs to, if anyone."""
-        if login:
-            await self._learn()
+        """The Slack user a Fabro login belongs to, if anyone (the token's own login is learned when a
+        link is first made, so that reading owners costs Fabro nothing more)."""
         if not login or login.lower() in self.reserved:
             return None
         login = login.lower()
