@@ -33,6 +33,7 @@ from bot.asking.dispatch import Commands
 from bot.asking.inspect import Inspector
 from bot.asking.subscriptions import SubscriptionDesk
 from bot.asking.work import WorkDesk
+from bot.blocks.presentation import Presentation
 from bot.config import Settings
 from bot.core.durations import parse_duration
 from bot.core.links import hosts_of
@@ -56,7 +57,7 @@ from bot.store import Store, open_store
 from bot.store.leadership import Leadership, leadership_for
 from bot.telling.daily import Daily
 from bot.telling.delivery import Delivery, Lease
-from bot.telling.engine import Alerter, CycleReport
+from bot.telling.engine import Alerter, CycleReport, log_cycle
 from bot.telling.following import CardEditor, Follower
 from bot.telling.home import Home
 from bot.telling.live import LiveAlerts
@@ -95,6 +96,7 @@ def build_bolt_app(
     steering: Steering,
     store: Store,
     metrics: Metrics,
+    outbox: Delivery,
     home: Home | None = None,
     inspector: Inspector | None = None,
     asker: AskDesk | None = None,
@@ -142,9 +144,9 @@ def build_bolt_app(
         commands.answerer.fabro,
         hosts=hosts_of(settings.fabro_web_url, settings.fabro_api_url),
         clock=commands.answerer.clock,
-        web_base=settings.fabro_web_url,
+        presentation=steering.presentation,
     )
-    shower = Shower(app.client, steering.clock, settings.fabro_web_url, allowed, home)
+    shower = Shower(app.client, steering.clock, steering.presentation, allowed, home)
     clicks = Controls(
         steering,
         shower,
@@ -152,8 +154,8 @@ def build_bolt_app(
         commands.answerer,
         commands.follower,
         steering.clock,
-        settings.slash_command,
-        settings.fabro_web_url,
+        steering.presentation,
+        outbox,
         inspector,
         asker,
         desk=commands.desk,
@@ -192,6 +194,7 @@ class Bot:
     fabro: FabroClient = field(init=False)
     follower: Follower = field(init=False)
     budget: EditBudget = field(init=False)
+    outbox: Delivery = field(init=False)  # everything the bot posts by itself, exactly once
     daily: Daily = field(init=False)
     inspector: Inspector = field(init=False)
     asker: AskDesk = field(init=False)
@@ -241,43 +244,61 @@ class Bot:
             github=github,
             token_login=self.fabro.token_login,
         )
-        answerer = Answerer(
-            self.fabro, self.clock, web_base=s.fabro_web_url, command=s.slash_command, linker=self.linker
-        )
+        presentation = Presentation(web_base=s.fabro_web_url, command=s.slash_command)
+        answerer = Answerer(self.fabro, self.clock, presentation, linker=self.linker)
         self.permissions = Permissions(s.permission_rules, client)
         desk = SubscriptionDesk(
             self.store,
             default_channel=s.alert_channel,
-            command=s.slash_command,
+            presentation=presentation,
             permissions=self.permissions,
             linker=self.linker,
         )
         alert_slack = slack_client(_bot_token(s), s.slack_api_url, self.metrics, resend_on_disconnect=False)
         self.budget = EditBudget()
-        self.follower = Follower(
+        self.daily = Daily(self.fabro, self.clock)
+        self.outbox = delivery = Delivery(
             self.store,
             self.fabro,
             alert_slack,
             self.clock,
+            presentation=presentation,
+            digest_threshold=s.alert_digest_threshold,
+            pace=self.alert_pace,
+            daily=self.daily,
+            budget=self.budget,
+            lease=Lease(
+                duration=timedelta(seconds=max(60.0, 4 * s.poll_interval_seconds))
+                if s.shared_database
+                else timedelta(0)
+            ),
+        )
+        self.follower = Follower(
+            self.store,
+            self.fabro,
+            delivery,
+            self.clock,
             CardEditor(alert_slack, self.budget),
-            web_base=s.fabro_web_url,
+            presentation=presentation,
             follow_max=s.follow_max,
         )
-        self.daily = Daily(self.fabro, self.clock)
         personal = Personal(self.linker, self.store, self.fabro, alert_slack)
         self.follower.permissions, self.follower.owner_of = self.permissions, personal.owner_of
-        self.home = Home(
-            self.store, self.fabro, self.linker, personal, self.clock, web_base=s.fabro_web_url, command=s.slash_command
-        )
+        self.home = Home(self.store, self.fabro, self.linker, personal, self.clock, presentation=presentation)
         actors = Allowlist(parse_allowlist(s.action_allowlist), client)
         self.inspector = Inspector(
-            self.fabro, self.store, alert_slack, self.clock, allowlist=actors, log_max_bytes=s.log_max_bytes
+            self.fabro,
+            self.store,
+            alert_slack,
+            self.clock,
+            delivery,
+            allowlist=actors,
+            log_max_bytes=s.log_max_bytes,
         )
-        self.asker = AskDesk(self.fabro, self.store, alert_slack, self.clock, self.budget, allowlist=actors)
+        self.asker = AskDesk(self.fabro, self.store, alert_slack, self.clock, self.budget, delivery, allowlist=actors)
         commands = Commands(
             answerer,
             desk,
-            s.slash_command,
             daily=self.daily,
             zone_of=TimeZones(client).of,
             follower=self.follower,
@@ -298,7 +319,7 @@ class Bot:
             self.fabro,
             self.permissions,
             self.clock,
-            web_base=s.fabro_web_url,
+            presentation=presentation,
             workflows_dir=Path(s.workflows_dir),
             repositories=s.allowed_repositories,
             user_agent=f"fabro-slack-bot/{_version()}",
@@ -313,26 +334,10 @@ class Bot:
             steering=steering,
             store=self.store,
             metrics=self.metrics,
+            outbox=delivery,
             home=self.home,
             inspector=self.inspector,
             asker=self.asker,
-        )
-        delivery = Delivery(
-            self.store,
-            self.fabro,
-            alert_slack,
-            self.clock,
-            web_base=s.fabro_web_url,
-            command=s.slash_command,
-            digest_threshold=s.alert_digest_threshold,
-            pace=self.alert_pace,
-            daily=self.daily,
-            budget=self.budget,
-            lease=Lease(
-                duration=timedelta(seconds=max(60.0, 4 * s.poll_interval_seconds))
-                if s.shared_database
-                else timedelta(0)
-            ),
         )
         self.alerter = Alerter(
             self.store,
@@ -340,14 +345,14 @@ class Bot:
             self.clock,
             delivery,
             default_channel=s.alert_channel,
-            web_base=s.fabro_web_url,
+            presentation=presentation,
             personal=personal,
             on_index=self.home.changed,  # Home refreshes in its own task; the cycle only marks
         )
         self.reminders = Reminders(
             self.store,
             self.fabro,
-            alert_slack,
+            delivery,
             self.clock,
             remind_after=parse_duration(s.remind_after),
             escalate_after=parse_duration(s.escalate_after),
@@ -461,7 +466,11 @@ class Bot:
                 self.metrics.cycles.labels("not_leader").inc()
                 await self.follower.stop()  # only the leader follows runs
                 return None
-            report = await self.alerter.cycle()
+            # The engine decides, then the outbox delivers.
+            report, fresh = await self.alerter.decide()
+            if report.skipped != "closed":
+                await self.outbox.deliver(report, fresh)
+                log_cycle(report)
             await self.reminders.sweep()
             await self.follower.sync_all(self.alerter.changed_runs)  # only what the listing saw change
             await self.asker.recover()  # answers a crash left being written

@@ -14,6 +14,7 @@ from urllib.parse import quote
 from pydantic import ValidationError
 
 from bot import __version__
+from bot.blocks.presentation import Presentation
 from bot.config import ConfigError, Settings, configure_logging, describe_error, load_settings
 from bot.redact import public_url, redact
 
@@ -109,7 +110,7 @@ async def _preview(text: str, *, demo: bool, as_json: bool = False, builder: boo
         web_base = settings.fabro_web_url
     command = settings.slash_command
     async with fabro:
-        commands = Commands(Answerer(fabro, lambda: now, web_base=web_base, command=command), None, command)
+        commands = Commands(Answerer(fabro, lambda: now, Presentation(web_base, command)))
         reply = await answer_command(commands, parse(text), Caller())
     message = reply.message
     if as_json:

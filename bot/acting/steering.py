@@ -28,9 +28,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from bot.acting.interview import Choice, answer_body
+from bot.blocks.presentation import Presentation
 from bot.blocks.routing import Target
 from bot.core.drafts import Draft
 from bot.core.errors import ActionFailed, AlreadyActed, Refusal, Refused, Settled
@@ -44,7 +45,7 @@ from bot.fabro.models import Question, Run
 from bot.failpoints import crash_point
 from bot.people.notify import indexed
 from bot.people.permissions import CLASS_OF, Owner, Permissions
-from bot.store.base import Store
+from bot.store.base import Actions, AlertLog, People
 
 __all__ = [
     "MAX_STEER",
@@ -76,6 +77,10 @@ class Reading(enum.Enum):
     RUN = "run"
     QUESTIONS = "questions"  # the run's questions too
     PULL_REQUEST = "pull_request"  # the pull request's live state too (merged or closed on GitHub?)
+
+
+class SteeringStore(Actions, AlertLog, People, Protocol):
+    """What acting touches: its action records, the alerts it settles, the runs it starts."""
 
 
 @dataclass(frozen=True)
@@ -142,11 +147,11 @@ class PullRequestAsked:
 
 @dataclass
 class Steering:
-    store: Store
+    store: SteeringStore
     fabro: FabroClient
     permissions: Permissions
     clock: Callable[[], datetime]
-    web_base: str | None = None
+    presentation: Presentation = field(default_factory=Presentation)
     workflows_dir: Path | None = None  # WORKFLOWS_DIR: the deployer's workflows, besides the shipped ones
     repositories: frozenset[str] = frozenset()  # REPOSITORIES, lower-case owner/name: where work may start
     user_agent: str = "fabro-slack-bot"
@@ -208,7 +213,7 @@ class Steering:
             new = await self.fabro.retry(plan.run.id)  # never repeated: a second call would make a second run
             if self.created is not None:
                 self.created(new)
-            outcome = Outcome(OutcomeVerb.RETRIED, run_id=new.id, run_url=new.web_url(self.web_base))
+            outcome = Outcome(OutcomeVerb.RETRIED, run_id=new.id, run_url=new.web_url(self.presentation.web_base))
             return Done(outcome, plan.run)
 
         return await self._act(who, Verb.RETRY, target, check, send)
@@ -292,14 +297,17 @@ class Steering:
             if self.created is not None:
                 self.created(run)
             outcome = Outcome(
-                OutcomeVerb.STARTED, run_id=run.id, run_url=run.web_url(self.web_base), answer=preset.name or preset.id
+                OutcomeVerb.STARTED,
+                run_id=run.id,
+                run_url=run.web_url(self.presentation.web_base),
+                answer=preset.name or preset.id,
             )
             return Done(outcome, run)
 
         key = ActionKey.of(Verb.START, intent)
         done = await self._once(who, Verb.START, key, work, detail={"automation": automation_id}, subject=None)
         # Fabro records the bot's token as its creator: the bot writes down whose it is.
-        await self.store.index_run(indexed(done.run, who.user_id, self.web_base))
+        await self.store.index_run(indexed(done.run, who.user_id, self.presentation.web_base))
         return Settled(done.run, done.outcome)
 
     async def start_work(self, who: Where, draft: Draft, intent: str) -> Settled:
@@ -317,13 +325,16 @@ class Steering:
             if run.status.kind == "submitted":
                 run = await self._start_created(run)
             outcome = Outcome(
-                OutcomeVerb.STARTED, run_id=run.id, run_url=run.web_url(self.web_base), answer=draft.workflow
+                OutcomeVerb.STARTED,
+                run_id=run.id,
+                run_url=run.web_url(self.presentation.web_base),
+                answer=draft.workflow,
             )
             return Done(outcome, run)
 
         detail = {"draft": draft.dump(), "channel": draft.channel}
         done = await self._once(who, Verb.START, key, work, detail=detail)
-        await self.store.index_run(indexed(done.run, who.user_id, self.web_base))
+        await self.store.index_run(indexed(done.run, who.user_id, self.presentation.web_base))
         return Settled(done.run, done.outcome)
 
     async def _find_or_create(self, who: Where, draft: Draft, intent: str, *, recovering: bool) -> Run:

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bot.asking.subscriptions import Reply
+from bot.asking.reply import Reply
 from bot.blocks.work import setup_changed, setup_shown, work_card
 from bot.core.drafts import MAX_GOAL, Draft, Said, first_line
 from bot.core.errors import Refusal, Refused

@@ -29,7 +29,7 @@ from bot.listeners.payloads import text
 from bot.listeners.showing import Shower, retried_twice
 from bot.slack.clients import DisplayNames
 from bot.slack.webapi import TRANSPORT_ERRORS
-from bot.store.base import Store
+from bot.store.base import AlertLog, Follows
 
 __all__ = ["WHICH_RUN", "register"]
 
@@ -41,6 +41,11 @@ _CHOOSER_RUNS = 10  # runs named in a chooser; more are reached by their own ale
 WHICH_RUN = "This message is about several runs, so nothing was sent. Say which one, by its number:"
 _STEER_WORD = re.compile(r"^steer\b[:,]?\s*(.*)$", re.IGNORECASE | re.DOTALL)
 _ASK_WORD = re.compile(r"^ask\b[:,]?\s*(.*)$", re.IGNORECASE | re.DOTALL)
+
+
+class MentionStore(AlertLog, Follows, Protocol):
+    """What a mention looks up: the alert or the live card whose thread it is in."""
+
 
 T = TypeVar("T")
 
@@ -71,7 +76,7 @@ AskForWork = Callable[[AsyncWebClient, dict[str, Any], dict[str, Any]], Awaitabl
 def register(  # noqa: C901 - one branch per kind of thread, on purpose: read top to bottom
     app: AsyncApp,
     steering: Steering,
-    store: Store,
+    store: MentionStore,
     shower: Shower,
     act: Act,
     *,

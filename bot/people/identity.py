@@ -23,7 +23,7 @@ from enum import StrEnum
 import httpx
 
 from bot.core.records import UserLink
-from bot.store.base import Store
+from bot.store.base import People
 
 __all__ = [
     "DeviceCode",
@@ -206,7 +206,7 @@ class LinkResult:
 
 @dataclass
 class Linker:
-    store: Store
+    store: People
     clock: Callable[[], datetime]
     pins: Mapping[str, str]
     mode: LinkMode = LinkMode.SELF

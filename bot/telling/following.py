@@ -24,12 +24,13 @@ import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.live import live_card, update_reply
+from bot.blocks.presentation import Presentation
 from bot.core.errors import CannotPost, FollowLimit, Refusal, Refused
 from bot.core.keys import AlertKey, AlertKind
 from bot.core.records import Follow
@@ -38,14 +39,18 @@ from bot.fabro.errors import FabroError
 from bot.fabro.models import Run, RunEvent
 from bot.people.permissions import ActionClass, Permissions
 from bot.slack.webapi import CHANNEL_ERRORS, TRANSPORT_ERRORS, EditBudget, slack_error
-from bot.store.base import Store
-from bot.telling.once import post_once
+from bot.store.base import AlertLog, Follows
+from bot.telling.delivery import Delivery
 
 __all__ = ["CardEditor", "Follower"]
 
 log = logging.getLogger(__name__)
 
 _END_EVENTS = frozenset({"run.completed", "run.failed"})
+
+
+class FollowStore(Follows, AlertLog, Protocol):
+    """What following touches: the follows, and the alerts a live card may sit on."""
 
 
 @dataclass
@@ -100,12 +105,12 @@ class CardEditor:
 
 @dataclass
 class Follower:
-    store: Store
+    store: FollowStore
     fabro: FabroClient
-    slack: AsyncWebClient
+    outbox: Delivery  # posts the live card and each thread reply (once, across crashes)
     clock: Callable[[], datetime]
     editor: CardEditor
-    web_base: str | None = None
+    presentation: Presentation = field(default_factory=Presentation)
     follow_max: int = 50  # runs followed in one channel; one person may hold a quarter of them
     permissions: Permissions | None = None  # unfollowing someone else's follow needs ALLOW_OPERATE
     owner_of: Callable[[Run], Awaitable[str | None]] | None = None
@@ -137,7 +142,7 @@ class Follower:
         # is missed (read before the card exists, so an event while it is posted is still told).
         recent = await self.fabro.recent_events(run.id, limit=1)
         last_seq = max((e.seq or 0 for e in recent), default=0)
-        card = live_card(run, await self._stages(run.id), now=self.clock(), web_base=self.web_base)
+        card = live_card(run, await self._stages(run.id), now=self.clock(), web_base=self.presentation.web_base)
         on_alert = message_ts is not None and bool(await self.store.alerts_at(channel, message_ts))
         if on_alert and message_ts is not None:
             ts = message_ts
@@ -169,14 +174,11 @@ class Follower:
 
     async def _post_card(self, channel: str, card: dict[str, Any]) -> str:
         try:
-            posted = await self.slack.chat_postMessage(
-                channel=channel, text=card["text"], blocks=card["blocks"], unfurl_links=False, unfurl_media=False
-            )
+            return await self.outbox.post_now(channel, card)
         except SlackApiError as exc:
             if slack_error(exc) in CHANNEL_ERRORS or slack_error(exc) in ("not_allowed", "cannot_dm_bot"):
                 raise CannotPost(channel, slack_error(exc)) from exc
             raise
-        return str(posted["ts"])
 
     # -- keeping up ------------------------------------------------------------------------------------
 
@@ -252,13 +254,13 @@ class Follower:
         for event in events:
             question = AlertKey(AlertKind.QUESTION, run.id, str(event.properties.get("question_id") or "?"))
             reply = update_reply(
-                event, run, now=self.clock(), web_base=self.web_base, with_controls=question not in alerted
+                event, run, now=self.clock(), web_base=self.presentation.web_base, with_controls=question not in alerted
             )
             if reply is not None:
                 await self._reply(follow, event.seq or 0, reply)
             await self.store.set_follow_seq(follow.run_id, follow.channel, event.seq or 0)
             ended = ended or event.event in _END_EVENTS
-        card = live_card(run, await self._stages(run.id), now=self.clock(), web_base=self.web_base)
+        card = live_card(run, await self._stages(run.id), now=self.clock(), web_base=self.presentation.web_base)
         await self.editor.edit(follow.channel, follow.ts, card)
         if ended or run.is_terminal:
             await self.store.remove_follow(follow.run_id, follow.channel)
@@ -267,9 +269,7 @@ class Follower:
     async def _reply(self, follow: Follow, seq: int, reply: dict[str, Any]) -> None:
         """Post one thread reply exactly once, across crashes."""
         key = AlertKey(AlertKind.UPDATE, follow.run_id, str(seq))
-        await post_once(
-            self.store, self.slack, self.clock, key, follow.channel, reply, thread_ts=follow.ts, crash_prefix="follow"
-        )
+        await self.outbox.post_once(key, follow.channel, reply, thread_ts=follow.ts, crash_prefix="follow")
 
     async def _stages(self, run_id: str) -> list[Any]:
         try:

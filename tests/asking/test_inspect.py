@@ -212,7 +212,6 @@ async def test_a_crash_after_the_upload_does_not_upload_the_log_twice(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
 ):
     from bot.core.keys import AlertKey, AlertKind
-    from bot.telling.once import upload_once
 
     key = AlertKey(AlertKind.REPLY, "01KJW4MG", "logs.abc")
     await bot.store.claim_alert(key, CHANNEL, bot.clock())  # claimed, then the process died after uploading…
@@ -220,10 +219,7 @@ async def test_a_crash_after_the_upload_does_not_upload_the_log_twice(
         channel=CHANNEL, filename="01kjw4mg-abc-run.log", content=b"x", title="Run log", initial_comment="Log"
     )
     assert done["ok"]
-    again = await upload_once(
-        bot.store,
-        bot.bolt.client,
-        bot.clock,
+    again = await bot.outbox.upload_once(
         key,
         CHANNEL,
         filename="01kjw4mg-abc-run.log",

@@ -164,7 +164,7 @@ async def test_a_reply_whose_post_was_lost_is_found_in_the_thread_not_posted_twi
     async with aiohttp.ClientSession() as session:
         await follow_by_command(SlackUser.of(bot, slack, session), run["id"])
     live = card(slack)
-    bot.follower.slack.timeout = 0.3
+    bot.outbox.slack.timeout = 0.3  # the client the outbox posts with
     slack.slow_reply["chat.postMessage"] = 1.0  # Slack posts the reply; the bot never hears back
     fabro.stage(run["id"], "verify", "failed", failure={"message": "boom"})
     await bot.follower.sync_all()
