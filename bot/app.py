@@ -38,20 +38,21 @@ from bot.config import Settings
 from bot.core.durations import parse_duration
 from bot.core.links import hosts_of
 from bot.fabro.client import FabroClient
+from bot.fabro.models import Run
 from bot.listeners import commands as commands_listener
 from bot.listeners import controls, mentions, start, unfurls
 from bot.listeners import work as work_listener
 from bot.listeners.boundary import new_reference
 from bot.listeners.controls import Controls
 from bot.listeners.http import SlackGate
-from bot.listeners.payloads import payload_problem
+from bot.listeners.payloads import foreign, payload_problem
 from bot.listeners.showing import Shower
 from bot.metrics import CONTENT_TYPE, Metrics
-from bot.people.identity import Linker, LinkMode, parse_user_links
+from bot.people.identity import GitHubDeviceFlow, Linker, LinkMode, parse_user_links
 from bot.people.notify import Personal
-from bot.people.permissions import Allowlist, parse_allowlist
+from bot.people.permissions import Allowlist, Permissions, parse_allowlist
 from bot.slack.clients import TimeZones, response_url_check, slack_client
-from bot.slack.webapi import EditBudget, slack_error
+from bot.slack.webapi import EditBudget, app_self, slack_error
 from bot.store import Store, open_store
 from bot.store.leadership import Leadership, leadership_for
 from bot.telling.daily import Daily
@@ -119,6 +120,11 @@ def build_bolt_app(
         if problem is not None:
             log.warning("dropped a request: %s", problem)
             return BoltResponse(status=400, body="")
+        me = await app_self(client)
+        elsewhere = foreign(body, team_id=me.team_id, app_id=me.app_id) if me is not None else None
+        if elsewhere is not None:
+            log.warning("dropped a request: %s", elsewhere)
+            return BoltResponse(status=200, body="")  # acknowledged, so Slack does not send it again
         await next()
         return None
 
@@ -221,16 +227,31 @@ class Bot:
         )
         self.store = open_store(s.database_url)
         client = slack_client(_bot_token(s), s.slack_api_url, self.metrics)
-        self.linker = Linker(self.store, self.clock, parse_user_links(s.user_links), LinkMode(s.user_linking))
+        github = (
+            GitHubDeviceFlow(
+                s.github_client_id,
+                github_url=s.github_url or "https://github.com",
+                api_url=s.github_api_url or "https://api.github.com",
+            )
+            if s.github_client_id
+            else None
+        )
+        self.linker = Linker(
+            self.store,
+            self.clock,
+            parse_user_links(s.user_links),
+            LinkMode(s.link_mode),
+            github=github,
+            token_login=self.fabro.token_login,
+        )
         presentation = Presentation(web_base=s.fabro_web_url, command=s.slash_command)
         answerer = Answerer(self.fabro, self.clock, presentation, linker=self.linker)
-        routing_name, routing = s.routing_allowlist
+        self.permissions = Permissions(s.permission_rules, client)
         desk = SubscriptionDesk(
             self.store,
             default_channel=s.alert_channel,
             presentation=presentation,
-            allowlist=Allowlist(parse_allowlist(routing), client) if routing else None,
-            allowlist_name=routing_name,
+            permissions=self.permissions,
             linker=self.linker,
         )
         alert_slack = slack_client(_bot_token(s), s.slack_api_url, self.metrics, resend_on_disconnect=False)
@@ -262,6 +283,7 @@ class Bot:
             follow_max=s.follow_max,
         )
         personal = Personal(self.linker, self.store, self.fabro, alert_slack)
+        self.follower.permissions, self.follower.owner_of = self.permissions, personal.owner_of
         self.home = Home(self.store, self.fabro, self.linker, personal, self.clock, presentation=presentation)
         actors = Allowlist(parse_allowlist(s.action_allowlist), client)
         self.inspector = Inspector(
@@ -287,20 +309,22 @@ class Bot:
                 self.clock,
                 s.allowed_repositories,
                 Path(s.workflows_dir),
-                allowlist=Allowlist(parse_allowlist(routing), client) if routing else None,
-                allowlist_name=routing_name,
+                permissions=self.permissions,
                 command=s.slash_command,
             ),
+            tell=self._tell_person(personal, alert_slack),
         )
         steering = Steering(
             self.store,
             self.fabro,
-            actors,
+            self.permissions,
             self.clock,
             presentation=presentation,
             workflows_dir=Path(s.workflows_dir),
             repositories=s.allowed_repositories,
             user_agent=f"fabro-slack-bot/{_version()}",
+            owner_of=personal.owner_of,
+            created=self._learn_token_login,
         )
         self.steering = steering
         self.bolt = build_bolt_app(
@@ -482,6 +506,24 @@ class Bot:
                 self.metrics.alerts.labels(event).inc(n)
 
     # -- lifecycle ---------------------------------------------------------------------------
+
+    def _tell_person(self, personal: Personal, slack: AsyncWebClient) -> Callable[[str, str], Awaitable[None]]:
+        async def tell(user_id: str, said: str) -> None:
+            dm = await personal.dm(user_id)
+            if dm is None:
+                return
+            try:
+                await slack.chat_postMessage(channel=dm, text=said, unfurl_links=False)
+            except SlackApiError as exc:
+                log.warning("could not tell user=%s: %s", user_id, slack_error(exc))
+
+        return tell
+
+    def _learn_token_login(self, run: Run) -> None:
+        """A run the bot created names the login its token acts as: that login is nobody's."""
+        principal = run.created_by
+        if principal is not None and principal.kind == "user":
+            self.linker.reserve(principal.login)
 
     async def start(self) -> None:
         await self.store.open()

@@ -197,7 +197,6 @@ async def _check() -> int:
         finally:
             await client.session.close() if client.session else None
 
-    from bot.people.permissions import Allowlist, parse_allowlist
     from bot.store import open_store
 
     store = open_store(settings.database_url, open_timeout=3)
@@ -216,7 +215,7 @@ async def _check() -> int:
         else "no ALERT_CHANNEL (channels subscribe with /runs subscribe)"
     )
     print(f"  alerts: every {settings.poll_interval_seconds:g}s, {alerts}")
-    print(f"  actions: {Allowlist(parse_allowlist(settings.action_allowlist)).describe()}")
+    _print_permissions(settings)
     allowed = ", ".join(sorted(settings.allowed_repositories)) or "none (REPOSITORIES is not set)"
     print(f"  work from Slack may start on: {allowed}; workflows from {settings.workflows_dir} and the shipped ones")
     return 0 if ok else 1
@@ -259,6 +258,17 @@ async def _check_workflows(fabro: Any, settings: Settings) -> list[tuple[bool, s
     return lines
 
 
+def _print_permissions(settings: Settings) -> None:
+    """The effective permission table, and a line for each deprecated setting still in use."""
+    from bot.people.permissions import Permissions
+
+    print("  who may act from Slack:")
+    for setting, who, source in Permissions(settings.permission_rules).table():
+        print(f"    {setting:<14} {who}  ({source})")
+    for line in settings.deprecations():
+        print(f"  ! {line}")
+
+
 # The bot scopes manifest.yml asks for, and what breaks without each.
 SCOPES = {
     "commands": "the /runs command",
@@ -267,8 +277,8 @@ SCOPES = {
     "channels:history": "after a crash, finding alerts already posted (else they may be posted twice)",
     "groups:history": "the same in private channels",
     "app_mentions:read": "answering a question by replying in its alert's thread",
-    "usergroups:read": "user groups in ACTION_ALLOWLIST",
-    "users:read": "days in each person's time zone for /runs stats and daily summaries (else UTC)",
+    "usergroups:read": "user groups (S…) in the ALLOW_* settings",
+    "users:read": "admins in the ALLOW_* settings, people's names and time zones (else UTC)",
     "links:read": "seeing links to runs pasted in channels",
     "links:write": "unfurling those links into a compact card of the run",
     "reactions:write": "marking a thread message whose words were passed to the agent",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
@@ -16,7 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.core.durations import parse_duration
 from bot.people.identity import parse_user_links
-from bot.redact import redact
+from bot.people.permissions import ActionClass, Rule, effective_rules, parse_rule
+from bot.redact import redact, url_passwords
 
 __all__ = ["ConfigError", "Settings", "configure_logging", "describe_error", "load_settings"]
 
@@ -54,15 +55,24 @@ class Settings(BaseSettings):
     alert_channel: str | None = None
     poll_interval_seconds: float = Field(default=30.0, ge=1, le=3600)
     alert_digest_threshold: int = Field(default=5, ge=1, le=100)
-    action_allowlist: str | None = None
-    subscription_allowlist: str | None = None
+    action_allowlist: str | None = None  # deprecated: mapped onto the ALLOW_* classes for one release
+    subscription_allowlist: str | None = None  # deprecated: mapped onto ALLOW_ROUTE for one release
+    allow_answer: str | None = None  # unset: the default of its class (bot.people.permissions.DEFAULT_RULES)
+    allow_approve: str | None = None
+    allow_operate: str | None = None
+    allow_start: str | None = None
+    allow_ship: str | None = None
+    allow_route: str | None = None
     health_port: int | None = Field(default=None, ge=0, le=65535)
     fabro_event_stream: bool = True
     follow_max: int = Field(default=50, ge=1, le=500)
     retention_days: int = Field(default=90, ge=1, le=3650)
     log_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)  # a run log posted in Slack: its last bytes
     user_links: str | None = None
-    user_linking: Literal["self", "pinned"] = "self"
+    user_linking: Literal["github", "self", "pinned"] | None = None  # unset: github with GITHUB_CLIENT_ID, else pinned
+    github_client_id: str | None = None  # an OAuth app's client id, with the device flow enabled
+    github_url: str = "https://github.com"
+    github_api_url: str = "https://api.github.com"
     remind_after: str = "30m"
     escalate_after: str = "off"
     escalate_to: str | None = None
@@ -84,7 +94,24 @@ class Settings(BaseSettings):
     @field_validator("log_format", "user_linking", mode="before")
     @classmethod
     def _format(cls, value: object) -> object:
+        if value == "":
+            return None
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("github_client_id")
+    @classmethod
+    def _client_id(cls, value: str | None) -> str | None:
+        value = (value or "").strip() or None
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9._-]{4,64}", value):
+            raise ValueError("must be a GitHub OAuth app's client id (Iv1.… or Ov23…)")
+        return value
+
+    @property
+    def link_mode(self) -> str:
+        """How people are linked to Fabro logins: USER_LINKING, else github with GITHUB_CLIENT_ID, else pinned."""
+        if self.user_linking is not None:
+            return self.user_linking
+        return "github" if self.github_client_id else "pinned"
 
     @field_validator("remind_after", "escalate_after")
     @classmethod
@@ -113,6 +140,12 @@ class Settings(BaseSettings):
             raise ValueError(f"must be GitHub repositories as owner/name, comma-separated; not {', '.join(wrong[:3])}")
         return ",".join(entries) or None
 
+    @field_validator("allow_answer", "allow_approve", "allow_operate", "allow_start", "allow_ship", "allow_route")
+    @classmethod
+    def _rule(cls, value: str | None) -> str | None:
+        entries = parse_rule(value)  # raises, naming the entries that are wrong
+        return ",".join(sorted(entries)) or None
+
     @field_validator("alert_channel")
     @classmethod
     def _channel_id(cls, value: str | None) -> str | None:
@@ -125,7 +158,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("fabro_api_url", "fabro_web_url", "slack_api_url")
+    @field_validator("fabro_api_url", "fabro_web_url", "slack_api_url", "github_url", "github_api_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None or value == "":
@@ -190,18 +223,34 @@ class Settings(BaseSettings):
     def __repr_args__(self):  # type: ignore[no-untyped-def]
         # A database URL may carry a password: show it as pydantic shows SecretStr.
         for name, value in super().__repr_args__():
-            if name == "database_url" and isinstance(value, str) and urlsplit(value).password:
-                value = value.replace(f":{urlsplit(value).password}@", ":**********@", 1)
+            if name == "database_url" and isinstance(value, str):
+                for password in url_passwords(value):
+                    value = value.replace(password, "**********").replace(quote(password, safe=""), "**********")
             yield name, value
 
     @property
-    def routing_allowlist(self) -> tuple[str, str | None]:
-        """Who may change where messages go, and the setting that says so (None: everyone)."""
-        if self.subscription_allowlist:
-            return "SUBSCRIPTION_ALLOWLIST", self.subscription_allowlist
+    def permission_rules(self) -> dict[ActionClass, Rule]:
+        """Who may act in each class: its ALLOW_* setting, else a deprecated allowlist, else the default."""
+        allow = {cls: getattr(self, f"allow_{cls.value}") for cls in ActionClass}
+        return effective_rules(
+            allow, action_allowlist=self.action_allowlist, subscription_allowlist=self.subscription_allowlist
+        )
+
+    def deprecations(self) -> list[str]:
+        """One line per deprecated setting in use, saying what replaces it."""
+        lines = []
         if self.action_allowlist:
-            return "ACTION_ALLOWLIST", self.action_allowlist
-        return "SUBSCRIPTION_ALLOWLIST", None
+            lines.append(
+                "ACTION_ALLOWLIST is deprecated and will be removed in the next release: it now stands for "
+                "every ALLOW_* class not set on its own; set ALLOW_ANSWER, ALLOW_APPROVE, ALLOW_OPERATE, "
+                "ALLOW_START, ALLOW_SHIP and ALLOW_ROUTE instead"
+            )
+        if self.subscription_allowlist:
+            lines.append(
+                "SUBSCRIPTION_ALLOWLIST is deprecated and will be removed in the next release: "
+                "it now stands for ALLOW_ROUTE; set ALLOW_ROUTE instead"
+            )
+        return lines
 
     @property
     def allowed_repositories(self) -> frozenset[str]:
@@ -224,14 +273,16 @@ class Settings(BaseSettings):
             needed.append("SLACK_BOT_TOKEN")
             if not self.socket_mode:
                 needed.append("SLACK_SIGNING_SECRET")
-        return [f"{name}: missing — {_HELP[name]}" for name in needed if getattr(self, name.lower()) is None]
+        problems = [f"{name}: missing — {_HELP[name]}" for name in needed if getattr(self, name.lower()) is None]
+        if self.user_linking == "github" and not self.github_client_id:
+            problems.append("GITHUB_CLIENT_ID: missing — USER_LINKING=github needs a GitHub OAuth app's client id")
+        return problems
 
     def secrets(self) -> list[str]:
         """The secret values, so log output can be scrubbed of them."""
         values = (self.fabro_api_token, self.slack_bot_token, self.slack_signing_secret, self.slack_app_token)
         found = [v.get_secret_value() for v in values if v is not None]
-        password = urlsplit(self.database_url).password if "@" in self.database_url else None
-        return found + ([unquote(password)] if password else [])
+        return found + url_passwords(self.database_url)
 
 
 @dataclass

@@ -4,7 +4,8 @@ Independent of Slack's transport and of how anything looks: it returns a `Settle
 and the typed outcome) or raises one of `bot.core.errors`; the listeners render both. Every
 action goes the same way:
 
-1. Permission: `ACTION_ALLOWLIST`, checked before anything else; nothing reaches Fabro otherwise.
+1. Permission: the verb's class (`ALLOW_ANSWER` … `ALLOW_SHIP`), checked before anything else;
+   a refused person is told who may, and nothing reaches Fabro.
 2. Record: the action is stored under a key that allows it once (one answer per question,
    one decision per approval, one retry, one cancel), *before* it is sent. A double click
    or a second person finds the first action and is told about it.
@@ -43,7 +44,7 @@ from bot.fabro.manifest import BadWorkflow, build_manifest, load_workflow
 from bot.fabro.models import Question, Run
 from bot.failpoints import crash_point
 from bot.people.notify import indexed
-from bot.people.permissions import Allowlist
+from bot.people.permissions import CLASS_OF, Owner, Permissions
 from bot.store.base import Actions, AlertLog, People
 
 __all__ = [
@@ -148,12 +149,15 @@ class PullRequestAsked:
 class Steering:
     store: SteeringStore
     fabro: FabroClient
-    allowlist: Allowlist
+    permissions: Permissions
     clock: Callable[[], datetime]
     presentation: Presentation = field(default_factory=Presentation)
     workflows_dir: Path | None = None  # WORKFLOWS_DIR: the deployer's workflows, besides the shipped ones
     repositories: frozenset[str] = frozenset()  # REPOSITORIES, lower-case owner/name: where work may start
     user_agent: str = "fabro-slack-bot"
+    # Whose a run is (who retried or started it from Slack, or the person linked to its login).
+    owner_of: Callable[[Run], Awaitable[str | None]] | None = None
+    created: Callable[[Run], None] | None = None  # told of every run the bot creates (its token's login)
     _send_retry_delay: float = field(default=0.5, repr=False)
 
     # -- the five actions -----------------------------------------------------------------
@@ -207,6 +211,8 @@ class Steering:
 
         async def send(plan: Plan) -> Done:
             new = await self.fabro.retry(plan.run.id)  # never repeated: a second call would make a second run
+            if self.created is not None:
+                self.created(new)
             outcome = Outcome(OutcomeVerb.RETRIED, run_id=new.id, run_url=new.web_url(self.presentation.web_base))
             return Done(outcome, plan.run)
 
@@ -288,6 +294,8 @@ class Steering:
             if not preset.startable:
                 raise Refused(Refusal.NOT_STARTABLE, detail=preset.name or preset.id)
             run = await self.fabro.start_automation(preset.id)
+            if self.created is not None:
+                self.created(run)
             outcome = Outcome(
                 OutcomeVerb.STARTED,
                 run_id=run.id,
@@ -297,7 +305,7 @@ class Steering:
             return Done(outcome, run)
 
         key = ActionKey.of(Verb.START, intent)
-        done = await self._once(who, Verb.START, key, work, detail={"automation": automation_id})
+        done = await self._once(who, Verb.START, key, work, detail={"automation": automation_id}, subject=None)
         # Fabro records the bot's token as its creator: the bot writes down whose it is.
         await self.store.index_run(indexed(done.run, who.user_id, self.presentation.web_base))
         return Settled(done.run, done.outcome)
@@ -431,9 +439,13 @@ class Steering:
             await asyncio.sleep(wait)
             try:
                 creation, wait = await self.fabro.pull_request_creation(location)
-            except FabroUnavailable:
+            except (FabroUnavailable, FabroNotFound):
+                # A restart or a deploy: only Fabro saying finished or failed ends the wait.
                 wait = min(max(wait, 1.0) * 2, 30.0)
                 continue
+            except FabroError as exc:
+                outcome = Outcome(OutcomeVerb.PR_FAILED, reason=exc.detail)
+                break
             if creation.status == "succeeded":
                 pr = creation.pull_request
                 number = f"#{pr.number}" if pr and pr.number is not None else None
@@ -443,7 +455,9 @@ class Steering:
                 outcome = Outcome(OutcomeVerb.PR_FAILED, reason=creation.error)
                 break
         outcome = replace(outcome, slack_user=who.user_id, at=self.clock())
-        await self.store.finish_action(ActionKey.of(Verb.CREATE_PR, run_id), state=ActionState.DONE, outcome=outcome)
+        # A creation that failed may be asked for again: its record is settled as failed, not done.
+        state = ActionState.FAILED if outcome.verb is OutcomeVerb.PR_FAILED else ActionState.DONE
+        await self.store.finish_action(ActionKey.of(Verb.CREATE_PR, run_id), state=state, outcome=outcome)
         return Settled(await self._fresh_by_id(run_id), outcome)
 
     async def merge_pull_request(self, who: Where, target: Target, method: str) -> Settled:
@@ -536,11 +550,13 @@ class Steering:
         conflict_card: Callable[[], Awaitable[Settled | None]] | None = None,
         run_id: str | None = None,
         lease: timedelta = PENDING_LEASE,
+        subject: str | bool | None = True,
     ) -> Done:
-        """The path every action takes: permission, a once-only record, the work, the record settled."""
-        if not await self.allowlist.allows(who.user_id):
-            log.info("user=%s is not allowed to %s (%s)", who.user_id, verb, key)
-            raise NotAllowed(verb)
+        """The path every action takes: permission, a once-only record, the work, the record settled.
+
+        `subject` is the run whose owner the permission may name (True: `run_id`, else the key's run)."""
+        about = (run_id or key.run_id) if subject is True else subject if isinstance(subject, str) else None
+        await self.permissions.check(CLASS_OF[verb], who.user_id, self.owner(about), what=verb)
         now = self.clock()
         action = Action(key, verb, who.user_id, now, detail=json.dumps(detail or {}))
         earlier = await self.store.begin_action(action, stale_before=now - lease)
@@ -562,6 +578,26 @@ class Steering:
                 raise ActionFailed(exc, verb=verb, run_id=run_id or key.run_id, settled=settled) from exc
             raise
         return done
+
+    def owner(self, run_id: str | None) -> Owner | None:
+        """A lookup of `run_id`'s owner, made only when a rule names `owner` (a child run belongs to
+        its parent's owner)."""
+        owner_of = self.owner_of
+        if run_id is None or owner_of is None:
+            return None
+
+        async def lookup() -> str | None:
+            run = await self.fabro.get_run(run_id)
+            found = await owner_of(run)
+            if found is None and run.parent_id:
+                found = await owner_of(await self.fabro.get_run(run.parent_id))
+            return found
+
+        return lookup
+
+    async def may(self, who: Where, verb: Verb, run_id: str | None) -> None:
+        """Raises `NotAllowed` at once when `who` may not do `verb` (before a window is even opened)."""
+        await self.permissions.check(CLASS_OF[verb], who.user_id, self.owner(run_id), what=verb)
 
     async def _settle_record(self, key: ActionKey, exc: BaseException, outcome: Outcome | None) -> None:
         """Whatever went wrong, the record does not stay pending: done when Fabro acted, else refused or failed."""

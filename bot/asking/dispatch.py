@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import uuid
 from collections.abc import Awaitable, Callable
@@ -59,12 +60,15 @@ from bot.core.query import (
 )
 from bot.core.stats import Window
 from bot.fabro.client import ULID_LENGTH
-from bot.people.identity import Linker, LinkOutcome
+from bot.people.identity import DeviceFlowFailed, Linker, LinkMode, LinkOutcome, LinkResult
 from bot.people.notify import DEFAULT_NOTIFY
 from bot.telling.daily import Daily
 from bot.telling.following import Follower
 
 __all__ = ["NEEDS_A_CHANNEL", "Caller", "Commands", "Reply"]
+
+
+_SIGNING_IN: set[asyncio.Task[None]] = set()  # sign-ins waiting on GitHub (kept, so they are not collected)
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class Commands:
     linker: Linker | None = None  # None where there is no Slack account (the CLI)
     inspector: Inspector | None = None  # None where there is no Slack to post files to (the CLI)
     work: WorkDesk | None = None  # None where there is no channel to work from (the CLI)
+    tell: Callable[[str, str], Awaitable[None]] | None = None  # a sentence to a person, later (a DM)
 
     @property
     def command(self) -> str:
@@ -186,7 +191,7 @@ class Commands:
         if self.follower is None or caller.channel is None or caller.user_id is None:
             return Reply(follow_needs_slack(self.command))
         if parsed.stop:
-            run = await self.follower.unfollow(parsed.selector, channel=caller.channel)
+            run = await self.follower.unfollow(parsed.selector, channel=caller.channel, user_id=caller.user_id)
             return Reply(unfollowed(parsed.selector, was_followed=run is not None))
         follow = await self.follower.follow(parsed.selector, channel=caller.channel, user_id=caller.user_id)
         return Reply(followed(follow.run_id))
@@ -222,8 +227,12 @@ class Commands:
         if parsed.unlink:
             removed, kept = await self.linker.unlink(user, parsed.login)
             return Reply(unlinked(removed, kept, parsed.login))
-        assert parsed.login is not None
-        result = await self.linker.link(parsed.login, user)
+        if parsed.login is None:
+            return await self._sign_in(user)
+        return self._linked(await self.linker.link(parsed.login, user))
+
+    def _linked(self, result: LinkResult) -> Reply:
+        cmd = self.command
         login, holder = result.login, result.holder
         match result.outcome:
             case LinkOutcome.LINKED:
@@ -238,8 +247,62 @@ class Commands:
                 return Reply(link_refused("reserved", login, holder, command=cmd), status="usage_error")
             case LinkOutcome.CLOSED:
                 return Reply(link_refused("closed", login, holder, command=cmd), status="not_allowed")
+            case LinkOutcome.VERIFY:
+                return Reply(link_refused("verify", login, holder, command=cmd), status="not_allowed")
             case _:
                 assert_never(result.outcome)
+
+    async def _sign_in(self, user: str) -> Reply:
+        """`/runs link` alone: GitHub's device flow, the code to the person now, the link once they authorise."""
+        cmd = self.command
+        assert self.linker is not None
+        github = self.linker.github
+        if self.linker.mode is not LinkMode.GITHUB or github is None:
+            how = (
+                "ask an admin to add yours to `USER_LINKS`"
+                if self.linker.mode is LinkMode.PINNED
+                else f"name your login: `{cmd} link <login>`"
+            )
+            return Reply(notice(f"Signing in with GitHub is not set up here; {how}."), status="usage_error")
+        try:
+            code = await github.start()
+        except DeviceFlowFailed as exc:
+            return Reply(
+                notice(f"Could not start signing in with GitHub: {exc}. Try again in a while."), status="error"
+            )
+
+        async def finish() -> None:
+            try:
+                login = await github.login(code)
+            except DeviceFlowFailed as exc:
+                await self._tell(user, f"Not linked: {exc}. Run `{cmd} link` to try again.")
+                return
+            result = await self.linker.link(login, user, verified=True) if self.linker else None
+            if result is None:
+                return
+            said = {
+                LinkOutcome.LINKED: f"Linked: GitHub says you are `{login}`, so runs it starts in Fabro are yours.",
+                LinkOutcome.ALREADY: f"`{login}` was linked to you already.",
+                LinkOutcome.TAKEN: f"GitHub says you are `{login}`, but it is linked to <@{result.holder}>;"
+                f" ask them to run `{cmd} unlink {login}`.",
+                LinkOutcome.PINNED: f"An admin pinned `{login}` to <@{result.holder}> (`USER_LINKS`).",
+                LinkOutcome.RESERVED: f"`{login}` is the login of this bot's Fabro token: it cannot be linked.",
+            }.get(result.outcome, "Not linked.")
+            await self._tell(user, said)
+
+        task = asyncio.create_task(finish(), name=f"github-sign-in-{user}")
+        _SIGNING_IN.add(task)
+        task.add_done_callback(_SIGNING_IN.discard)
+        said = (
+            f"To link your GitHub login, open {code.verification_uri} and enter the code *{code.user_code}*"
+            f" within {int(code.expires_in // 60)} minutes. Once you authorise, the login GitHub names is"
+            " linked to you and I tell you here; the bot keeps no GitHub token."
+        )
+        return Reply(notice(said))
+
+    async def _tell(self, user: str, said: str) -> None:
+        if self.tell is not None:
+            await self.tell(user, said)
 
     async def _start(self, parsed: Start, caller: Caller) -> Reply:
         """`/runs start <id>`: a confirmation to the asker alone (the window for a bare `start` is Slack's)."""

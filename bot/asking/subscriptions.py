@@ -19,11 +19,10 @@ from bot.blocks.subscriptions import (
     unmuted_message,
     unsubscribed_message,
 )
-from bot.core.errors import NotAllowed
 from bot.core.query import Subscribe, Summary, Unsubscribe
 from bot.core.records import ChannelSummary, Mute, Subscription
 from bot.people.identity import Linker
-from bot.people.permissions import Allowlist
+from bot.people.permissions import ActionClass, Permissions
 from bot.store.base import Subscriptions
 
 __all__ = ["SubscriptionDesk"]
@@ -43,15 +42,13 @@ class SubscriptionDesk:
     store: Subscriptions
     default_channel: str | None = None
     presentation: Presentation = field(default_factory=Presentation)
-    # Who may change where alerts go: SUBSCRIPTION_ALLOWLIST, else ACTION_ALLOWLIST, else everyone.
-    allowlist: Allowlist | None = None
-    allowlist_name: str = "SUBSCRIPTION_ALLOWLIST"
+    # Who may change where alerts go: ALLOW_ROUTE (everyone when no permissions are given).
+    permissions: Permissions | None = None
     linker: Linker | None = None  # for `by:me`
 
     async def _may_route(self, user_id: str) -> None:
-        if self.allowlist is not None and not await self.allowlist.allows(user_id):
-            log.info("user=%s may not change where alerts go", user_id)
-            raise NotAllowed("change where alerts are posted", self.allowlist_name)
+        if self.permissions is not None:
+            await self.permissions.check(ActionClass.ROUTE, user_id, what="change where alerts are posted")
 
     async def subscribe(self, request: Subscribe, *, channel: str, user_id: str) -> Reply:
         await self._may_route(user_id)

@@ -107,7 +107,7 @@ def linked(login: str, *, already: bool, command: str) -> Message:
 
 
 def link_refused(why: str, login: str, holder: str | None, *, command: str) -> Message:
-    """Why a login cannot be linked to the asker: `taken`, `pinned`, `reserved` or `closed`."""
+    """Why a login cannot be linked to the asker: `taken`, `pinned`, `reserved`, `closed` or `verify`."""
     someone = f"<@{holder}>" if holder else "someone"
     said = {
         "taken": f"`{login}` is linked to {someone}. If it is yours, ask them to run `{command} unlink {login}`.",
@@ -115,5 +115,7 @@ def link_refused(why: str, login: str, holder: str | None, *, command: str) -> M
         "reserved": f"`{login}` is the login of this bot's Fabro token, so it starts runs for everyone:"
         " it cannot be linked.",
         "closed": "Links are set by an admin here (`USER_LINKING=pinned`): ask them to add yours to `USER_LINKS`.",
+        "verify": f"A login is not taken as typed here: run `{command} link` on its own and sign in to GitHub,"
+        " and the login GitHub names is linked to you.",
     }[why]
     return notice(said, icon=":warning:")

@@ -65,6 +65,9 @@ FABRO_UNAUTHORIZED = (
 )
 RUN_NOT_FOUND = "No run matches `{selector}`. Check the id, or list runs with `{command} active`."
 FABRO_REJECTED = "Fabro refused that request: {detail} — {request_id}."
+NOT_ALLOWED_BY_CLASS = (
+    "You may not {what} from Slack: `{setting}` allows only {who}. Ask one of them, or act in Fabro. Nothing was sent."
+)
 NOT_ALLOWED = "You are not allowed to {what} from Slack here. Ask someone in {allowlist}, or act in Fabro."
 STALE_CONTROL = "That control no longer works. Show the run again with `{command} <run-id>`."
 STALE_PAGE = "That button no longer works. Run the command again to get a fresh list."
@@ -188,6 +191,8 @@ def bot_error_text(error: BotError, *, command: str = "/runs") -> str:
     match error:
         case NotAllowed():
             what = _WHAT.get(error.what, str(error.what)) if isinstance(error.what, Verb) else error.what
+            if error.who is not None:
+                return NOT_ALLOWED_BY_CLASS.format(what=what, who=error.who, setting=error.allowlist)
             return NOT_ALLOWED.format(what=what, allowlist=error.allowlist)
         case AlreadyActed():
             earlier = error.earlier
@@ -217,9 +222,15 @@ def bot_error_text(error: BotError, *, command: str = "/runs") -> str:
                 f"Slack would not take it in this thread ({escape(error.error)}). Invite me with"
                 f" `/invite @Fabro Runs`, or ask with `{escape(command)}` to get it privately."
             )
+        case FollowLimit() if error.per_person is not None:
+            runs = f"{error.per_person} run{'s' if error.per_person != 1 else ''}"
+            return (
+                f"You follow {runs} in this channel already, a quarter of its {error.limit}"
+                f" (`FOLLOW_MAX`): unfollow one of yours with `{escape(command)} unfollow <run-id>` first."
+            )
         case FollowLimit():
             return (
-                f"{error.limit} runs are followed already (`FOLLOW_MAX`): unfollow one with"
+                f"{error.limit} runs are followed in this channel already (`FOLLOW_MAX`): unfollow one with"
                 f" `{escape(command)} unfollow <run-id>` first."
             )
     return INTERNAL_ERROR.format(reference="none")

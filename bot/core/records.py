@@ -146,6 +146,7 @@ class UserLink:
     login: str
     user_id: str
     created_at: datetime
+    proof: str | None = None  # "github" when GitHub named the login; None when it was typed
 
 
 @dataclass(frozen=True)

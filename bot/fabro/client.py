@@ -207,6 +207,17 @@ class FabroClient:
         """One cheap authenticated call: raises FabroUnauthorized for a bad token."""
         await self.list_runs(RunFilter(limit=1))
 
+    async def token_login(self) -> str | None:
+        """The login the API token acts as, from `GET /api/v1/auth/me`, which exists only where Fabro
+        serves its web UI (404 elsewhere); None when Fabro does not say."""
+        try:
+            body = await self._json("GET", "/auth/me")
+        except (FabroNotFound, FabroUnreadable, FabroRejected):
+            return None
+        user = body.get("user") if isinstance(body, dict) else None
+        login = user.get("login") if isinstance(user, dict) else None
+        return login.lower() if isinstance(login, str) and login else None
+
     # -- writes: sent once (Fabro may have acted); the caller decides about retrying --
 
     async def answer_question(self, run_id: str, question_id: str, answer: dict[str, Any]) -> None:
@@ -294,10 +305,27 @@ class FabroClient:
         response = await self._send("POST", f"/runs/{_segment(run_id)}/pull_request", body={"force": False})
         creation = self._read(lambda: _one(PullRequestCreation, _decode(response), "a pull request creation"))
         location = response.headers.get("location") or "pull_request/creation"
-        return creation, str(response.request.url.join(location)), _seconds(response.headers.get("retry-after"))
+        url = self._on_this_server(response.request.url.join(location), response)
+        return creation, str(url), _seconds(response.headers.get("retry-after"))
+
+    def _on_this_server(self, url: httpx.URL, response: httpx.Response | None = None) -> httpx.URL:
+        """`url` when it is on FABRO_API_URL's origin (scheme, host and port): the token is never sent
+        elsewhere, whatever a `Location` header names. Fabro's root-relative `/api/v1/…` gets the
+        base URL's own path prefix (a server behind `https://host/fabro`)."""
+        if (url.scheme, url.host, url.port) != (self._root.scheme, self._root.host, self._root.port):
+            request_id = response.headers.get("x-request-id") if response is not None else None
+            raise FabroUnreadable(
+                "Fabro named another server for the pull request's creation; it was not asked",
+                request_id=request_id,
+            )
+        prefix = self._root.path.rstrip("/")
+        if prefix and url.path.startswith("/api/v1/"):
+            url = url.copy_with(path=prefix + url.path)
+        return url
 
     async def pull_request_creation(self, url: str) -> tuple[PullRequestCreation, float]:
-        response = await self._send("GET", url)
+        """The creation at `url` (from `create_pull_request`); only ever asked of FABRO_API_URL's origin."""
+        response = await self._send("GET", str(self._on_this_server(httpx.URL(url))))
         creation = self._read(lambda: _one(PullRequestCreation, _decode(response), "a pull request creation"))
         return creation, _seconds(response.headers.get("retry-after"))
 

@@ -31,7 +31,7 @@ from bot.blocks.routing import Target
 from bot.blocks.start import start_announcement
 from bot.blocks.work import edit_window
 from bot.core.errors import Refusal, Refused, Settled, Unreadable
-from bot.core.keys import AlertKey, AlertKind
+from bot.core.keys import AlertKey, AlertKind, Verb
 from bot.listeners import clicks as c
 from bot.listeners.boundary import Failed, attempt
 from bot.listeners.showing import Shower
@@ -47,6 +47,12 @@ __all__ = ["Controls", "register"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+_WINDOW_VERB = {
+    c.Window.ANSWER: Verb.ANSWER,
+    c.Window.DENY: Verb.DENY,
+    c.Window.MERGE: Verb.MERGE_PR,
+    c.Window.STEER: Verb.STEER,
+}
 
 
 @dataclass
@@ -130,6 +136,15 @@ class Controls:
                 if respond is not None:
                     await respond(delete_original=True)
             case c.OpenWindow():
+                # A person who may not act is told at once, before a window asks them for anything.
+                acting = _WINDOW_VERB.get(click.window)  # a window that acts on the run: its verb's class
+                checked = s.may(Where(click.user_id), acting, click.target.run_id) if acting else _nothing()
+                allowed = await attempt(checked, what=f"{acting} window")
+                if isinstance(allowed, Failed):
+                    self.metrics.actions.labels(str(acting), allowed.status).inc()
+                    if respond is not None:
+                        await respond(response_type="ephemeral", replace_original=False, **allowed.message)
+                    return
                 what = f"opening the {click.window.value} window"
                 opened = await attempt(open_window(client, s.fabro, click), what=what)
                 if isinstance(opened, Failed) and respond is not None:
@@ -334,6 +349,10 @@ class Controls:
 
 
 _FOLLOWING: set[asyncio.Task[None]] = set()  # creations being followed (kept, so they are not collected)
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def _raise(error: Exception) -> Settled:

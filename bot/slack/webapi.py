@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
-__all__ = ["CHANNEL_ERRORS", "TRANSPORT_ERRORS", "EditBudget", "retry_after", "slack_error"]
+__all__ = ["CHANNEL_ERRORS", "TRANSPORT_ERRORS", "AppSelf", "EditBudget", "app_self", "retry_after", "slack_error"]
 
 # Slack errors that mean "this channel cannot take our posts until a person fixes it".
 CHANNEL_ERRORS = frozenset(
@@ -63,3 +64,42 @@ class EditBudget:
 
     def spend(self) -> None:
         self._spent.append(self.clock())
+
+
+@dataclass(frozen=True)
+class AppSelf:
+    """Who the bot is in Slack: its workspace, its app, its bot and its bot user (from `auth.test`,
+    and `bots.info` for the app id), so requests and messages can be told apart from others'."""
+
+    team_id: str | None
+    app_id: str | None
+    bot_id: str | None
+    user_id: str | None
+
+
+_SELVES: dict[str, AppSelf] = {}  # token -> who it is: it never changes while the token lives
+
+
+async def app_self(client: AsyncWebClient) -> AppSelf | None:
+    """The bot's own ids, asked of Slack once per token; None while Slack cannot say."""
+    token = client.token or ""
+    if token in _SELVES:
+        return _SELVES[token]
+    try:
+        auth = await client.auth_test()
+        bot_id = auth.get("bot_id")
+        app_id = None
+        if isinstance(bot_id, str) and bot_id:
+            info = await client.bots_info(bot=bot_id)
+            app_id = (info.get("bot") or {}).get("app_id")
+    except (SlackApiError, OSError, TimeoutError):
+        return None
+    except Exception:  # noqa: BLE001 - aiohttp's errors and the like: unknown for now, asked again later
+        return None
+
+    def text(value: object) -> str | None:
+        return value if isinstance(value, str) and value else None
+
+    found = AppSelf(text(auth.get("team_id")), text(app_id), text(bot_id), text(auth.get("user_id")))
+    _SELVES[token] = found
+    return found

@@ -168,6 +168,11 @@ MUTES_TABLE = """
 """
 
 # What each channel works on when work is started from it (`/runs setup`).
+# How a link was made: `github` when GitHub named the login (the device flow), NULL when typed.
+LINK_PROOF = """
+    ALTER TABLE links ADD COLUMN proof TEXT;
+"""
+
 SETUPS_TABLE = """
     CREATE TABLE setups (
         channel TEXT PRIMARY KEY,
@@ -277,6 +282,7 @@ SCHEMA: tuple[Migration, ...] = (
     both(MUTES_TABLE),
     both(SETUPS_TABLE),
     both(FOLLOW_THREADS),
+    both(LINK_PROOF),
 )
 
 

@@ -277,8 +277,8 @@ class SQLStore:
     async def add_link(self, link: UserLink) -> str:
         """Link `login` to `user_id` unless it is someone's already; returns who holds it now."""
         await self._execute(
-            "INSERT INTO links (login, user_id, created_at) VALUES (?, ?, ?) ON CONFLICT (login) DO NOTHING",
-            (link.login, link.user_id, _iso(link.created_at)),
+            "INSERT INTO links (login, user_id, created_at, proof) VALUES (?, ?, ?, ?) ON CONFLICT (login) DO NOTHING",
+            (link.login, link.user_id, _iso(link.created_at), link.proof),
         )
         rows = await self._fetch("SELECT user_id FROM links WHERE login = ?", (link.login,))
         return str(rows[0]["user_id"]) if rows else link.user_id
@@ -292,7 +292,8 @@ class SQLStore:
             sql, params = sql + " WHERE login = ?", (login,)
         rows = await self._fetch(sql + " ORDER BY login", params)
         return [
-            UserLink(r["login"], r["user_id"], _time(r["created_at"]) or datetime.fromtimestamp(0, UTC)) for r in rows
+            UserLink(r["login"], r["user_id"], _time(r["created_at"]) or datetime.fromtimestamp(0, UTC), r.get("proof"))
+            for r in rows
         ]
 
     async def remove_links(self, user_id: str, login: str | None = None) -> int:

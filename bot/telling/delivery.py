@@ -53,7 +53,7 @@ from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
 from bot.fabro.models import PullRequestOpened, PullRequestState, Run
 from bot.failpoints import crash_point
-from bot.slack.webapi import CHANNEL_ERRORS, EditBudget, slack_error
+from bot.slack.webapi import CHANNEL_ERRORS, EditBudget, app_self, slack_error
 from bot.slack.webapi import retry_after as slack_retry_after
 from bot.store.base import AlertLog, Follows, Subscriptions
 from bot.telling.daily import Daily
@@ -618,6 +618,8 @@ class Delivery:
         oldest = min(a.claimed_at or self.clock() for a in alerts) - _HISTORY_MARGIN
         found: dict[str, str] = {}
         cursor: str | None = None
+        me = await app_self(self.slack)  # only the bot's own messages count, whatever metadata others copy
+        bot_id = me.bot_id if me is not None else None
         try:
             for _ in range(50):
                 response = await self.slack.conversations_history(
@@ -628,7 +630,7 @@ class Delivery:
                     cursor=cursor,
                 )
                 for message in response.get("messages") or []:
-                    key = metadata_key(message)
+                    key = metadata_key(message, bot_id)
                     if key is not None:
                         found.setdefault(key, str(message["ts"]))
                 cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
@@ -687,7 +689,9 @@ async def _find_in_conversation(
     else:
         answer = await slack.conversations_history(channel=channel, include_all_metadata=True, limit=200)
     wanted = key.encode()
-    return next((str(m["ts"]) for m in answer.get("messages") or [] if metadata_key(m) == wanted), None)
+    me = await app_self(slack)  # only the bot's own messages count, whatever metadata others copy
+    bot_id = me.bot_id if me is not None else None
+    return next((str(m["ts"]) for m in answer.get("messages") or [] if metadata_key(m, bot_id) == wanted), None)
 
 
 async def _find_file(slack: AsyncWebClient, filename: str, channel: str, thread_ts: str | None) -> str | None:

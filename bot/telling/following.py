@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -37,6 +37,7 @@ from bot.core.records import Follow
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
 from bot.fabro.models import Run, RunEvent
+from bot.people.permissions import ActionClass, Permissions
 from bot.slack.webapi import CHANNEL_ERRORS, TRANSPORT_ERRORS, EditBudget, slack_error
 from bot.store.base import AlertLog, Follows
 from bot.telling.delivery import Delivery
@@ -110,7 +111,9 @@ class Follower:
     clock: Callable[[], datetime]
     editor: CardEditor
     presentation: Presentation = field(default_factory=Presentation)
-    follow_max: int = 50
+    follow_max: int = 50  # runs followed in one channel; one person may hold a quarter of them
+    permissions: Permissions | None = None  # unfollowing someone else's follow needs ALLOW_OPERATE
+    owner_of: Callable[[Run], Awaitable[str | None]] | None = None
     _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, init=False)
     _followed: set[str] = field(default_factory=set, init=False)  # run ids, as of the last pass
     _synced: bool = field(default=False, init=False)  # a full pass was made since this process led
@@ -137,8 +140,12 @@ class Follower:
         for existing in await self.store.follows(run.id):
             if existing.channel == channel:
                 return existing
-        if len(await self.store.follows()) >= self.follow_max:
+        here = [f for f in await self.store.follows() if f.channel == channel]
+        if len(here) >= self.follow_max:
             raise FollowLimit(self.follow_max)
+        share = max(1, self.follow_max // 4)
+        if len([f for f in here if f.created_by == user_id]) >= share:
+            raise FollowLimit(self.follow_max, per_person=share)
         # Where the thread starts: what happened before the follow is not retold, and nothing after it
         # is missed (read before the card exists, so an event while it is posted is still told).
         recent = await self.fabro.recent_events(run.id, limit=1)
@@ -156,8 +163,18 @@ class Follower:
         log.info("user=%s follows run %s in %s (card %s)", user_id, run.id, channel, ts)
         return follow
 
-    async def unfollow(self, selector: str, *, channel: str) -> Run | None:
+    async def unfollow(self, selector: str, *, channel: str, user_id: str | None = None) -> Run | None:
         run = await self.fabro.find_run(selector)
+        mine = [f for f in await self.store.follows(run.id) if f.channel == channel]
+        if self.permissions is not None and mine and user_id is not None and mine[0].created_by != user_id:
+            owner_of = self.owner_of
+
+            async def owner() -> str | None:
+                return await owner_of(run) if owner_of is not None else None
+
+            await self.permissions.check(
+                ActionClass.OPERATE, user_id, owner, what="stop someone else's follow of this run"
+            )
         removed = await self.store.remove_follow(run.id, channel)
         if not await self.store.follows(run.id):
             self._followed.discard(run.id)

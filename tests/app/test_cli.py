@@ -80,7 +80,7 @@ async def test_check_passes_against_a_working_fabro_and_slack(fabro, slack):
     assert not fabro.calls("/api/v1/user")
     assert "✓ database sqlite:///./fabro-slack-bot.db is reachable" in out
     assert "✓ Slack app scopes" in out
-    assert "actions: everyone in a channel with a card may act on it (ACTION_ALLOWLIST is not set)" in out
+    assert "who may act from Slack:" in out
 
 
 async def test_check_names_missing_slack_scopes_and_what_they_break(fabro, slack):
@@ -98,12 +98,28 @@ def test_check_knows_exactly_the_scopes_the_manifest_asks_for():
     assert set(SCOPES) == set(manifest()["oauth_config"]["scopes"]["bot"])
 
 
-async def test_check_names_an_unreachable_database_and_the_allowlist(fabro, slack):
-    env = fake_env(fabro, slack, DATABASE_URL="postgresql://nobody@127.0.0.1:1/none", ACTION_ALLOWLIST="U1AAA,S2BBB")
+async def test_check_names_an_unreachable_database_and_maps_the_deprecated_allowlist(fabro, slack):
+    env = fake_env(
+        fabro, slack, DATABASE_URL="postgresql://nobody@127.0.0.1:1/none", ACTION_ALLOWLIST="U1AAA,S2BBB"
+    ) | {"ALLOW_ANSWER": "*"}
     code, out, _ = await run_cli("check", env=env)
     assert code == 1
     assert "✗ database postgresql://nobody@127.0.0.1:1/none" in out
-    assert "only 1 user(s) and the members of 1 user group(s) in ACTION_ALLOWLIST may act" in out
+    assert "ALLOW_ANSWER   everyone  (ALLOW_ANSWER)" in out
+    for setting in ("ALLOW_APPROVE", "ALLOW_OPERATE", "ALLOW_START", "ALLOW_SHIP", "ALLOW_ROUTE"):
+        assert f"{setting:<14} U1AAA and the members of S2BBB  (ACTION_ALLOWLIST (deprecated))" in out
+    assert "! ACTION_ALLOWLIST is deprecated and will be removed in the next release" in out
+
+
+async def test_check_prints_the_effective_permission_table_with_its_defaults(fabro, slack):
+    _code, out, _ = await run_cli("check", env=fake_env(fabro, slack, ALLOW_START="S0ONCALL,admins"))
+    assert "ALLOW_ANSWER   everyone  (default)" in out
+    assert "ALLOW_APPROVE  the run's owner and workspace admins  (default)" in out
+    assert "ALLOW_OPERATE  the run's owner and workspace admins  (default)" in out
+    assert "ALLOW_START    workspace admins and the members of S0ONCALL  (ALLOW_START)" in out
+    assert "ALLOW_SHIP     the run's owner and workspace admins  (default)" in out
+    assert "ALLOW_ROUTE    workspace admins  (default)" in out
+    assert "deprecated" not in out
 
 
 async def test_check_fails_on_a_refused_token_without_printing_it(fabro, slack):
@@ -133,6 +149,15 @@ async def test_check_never_prints_credentials_in_urls(fabro, slack, postgres_ser
     assert "hunter2" not in out + err
     assert f"Fabro at {fabro.url.replace('http://', 'http://robot@')} is reachable" in out
     assert "database postgresql://postgres@127.0.0.1:5432" in out
+
+
+async def test_check_hides_a_database_password_given_in_the_query_string(fabro, slack, postgres_server):
+    separator = "&" if "?" in postgres_server else "?"
+    for form in ("password=hunter2-query", "sslpassword=hunter2-ssl&password=hunter2-both", "PASSWORD=hunter2-caps"):
+        env = fake_env(fabro, slack, DATABASE_URL=f"{postgres_server}{separator}{form}")
+        _code, out, err = await run_cli("check", env=env)
+        assert "hunter2" not in out + err, form
+        assert "database postgresql://postgres@127.0.0.1:5432" in out
 
 
 async def test_run_serves_http_and_stops_cleanly_on_sigterm(fabro, slack):

@@ -297,3 +297,15 @@ async def test_words_in_the_live_cards_thread_steer_the_agent_or_answer_its_ques
     await user.mention("eu-west-1", channel=CHANNEL, thread_ts=live.ts)
     await wait_for(lambda: fabro.calls(f"/api/v1/runs/{run['id']}/questions/q-9/answer", method="POST"))
     assert len(fabro.calls(f"/api/v1/runs/{run['id']}/steer", method="POST")) == 1  # the answer was no steer
+
+
+async def test_a_bare_mention_in_the_live_thread_with_no_question_waiting_never_steers(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    run = running(fabro)
+    await follow_by_command(user, run["id"])
+    live = card(slack)
+    await user.mention("no", channel=CHANNEL, thread_ts=live.ts)  # a late answer to a question gone
+    # Taken as a question to Fabro about the run (answered in the thread), never as an instruction.
+    await wait_for(lambda: thread(slack, live) or slack.calls_to("chat.postEphemeral"))
+    assert fabro.calls(f"/api/v1/runs/{run['id']}/steer", method="POST") == []
