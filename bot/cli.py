@@ -15,7 +15,15 @@ from pydantic import ValidationError
 
 from bot import __version__
 from bot.blocks.presentation import Presentation
-from bot.config import ConfigError, Settings, configure_logging, describe_error, load_settings
+from bot.config import (
+    ConfigError,
+    Settings,
+    configure_logging,
+    describe_error,
+    env_example,
+    load_settings,
+    reference_table,
+)
 from bot.redact import public_url, redact
 
 __all__ = ["main"]
@@ -29,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="serve Slack (Socket Mode when SLACK_APP_TOKEN is set, else HTTP)")
     sub.add_parser("check", help="verify settings, Fabro and Slack, printing ✓/✗ per item")
+    listing = sub.add_parser("settings", help="list every setting with its default and meaning")
+    listing.add_argument("--env", action="store_true", help="in the form of .env.example")
     preview = sub.add_parser("preview", help="show the message `/runs <text>` would send, as Slack lays it out")
     preview.add_argument("--demo", action="store_true", help="use built-in sample runs (no configuration)")
     preview.add_argument("--json", action="store_true", help="print the exact message payload instead")
@@ -44,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
             from bot.app import serve
 
             asyncio.run(serve(settings))
+            return 0
+        if args.command == "settings":
+            print(env_example() if args.env else reference_table(), end="")
             return 0
         if args.command == "check":
             return asyncio.run(_check())

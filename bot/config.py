@@ -18,7 +18,17 @@ from bot.core.durations import parse_duration
 from bot.people.identity import parse_user_links
 from bot.redact import redact
 
-__all__ = ["ConfigError", "Settings", "configure_logging", "describe_error", "load_settings"]
+__all__ = [
+    "ConfigError",
+    "Setting",
+    "Settings",
+    "configure_logging",
+    "describe_error",
+    "env_example",
+    "load_settings",
+    "reference",
+    "reference_table",
+]
 
 Purpose = Literal["run", "check", "preview"]
 
@@ -36,39 +46,134 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    fabro_api_url: str | None = None
-    fabro_api_token: SecretStr | None = None
-    fabro_web_url: str | None = None
-    fabro_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
-    fabro_max_response_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
-    fabro_max_event_bytes: int = Field(default=1024 * 1024, ge=1024)
-    slack_bot_token: SecretStr | None = None
-    slack_signing_secret: SecretStr | None = None
-    slack_app_token: SecretStr | None = None
-    slack_api_url: str = "https://slack.com/api/"
-    slash_command: str = "/runs"
-    host: str = "0.0.0.0"
-    port: int = Field(default=3000, ge=0, le=65535)
-    database_url: str = "sqlite:///./fabro-slack-bot.db"
-    log_level: str = "INFO"
-    alert_channel: str | None = None
-    poll_interval_seconds: float = Field(default=30.0, ge=1, le=3600)
-    alert_digest_threshold: int = Field(default=5, ge=1, le=100)
-    action_allowlist: str | None = None
-    subscription_allowlist: str | None = None
-    health_port: int | None = Field(default=None, ge=0, le=65535)
-    fabro_event_stream: bool = True
-    follow_max: int = Field(default=50, ge=1, le=500)
-    retention_days: int = Field(default=90, ge=1, le=3650)
-    log_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)  # a run log posted in Slack: its last bytes
-    user_links: str | None = None
-    user_linking: Literal["self", "pinned"] = "self"
-    remind_after: str = "30m"
-    escalate_after: str = "off"
-    escalate_to: str | None = None
-    log_format: Literal["text", "json"] = "text"
-    repositories: str | None = None  # owner/name, comma-separated: where work may be started from Slack
-    workflows_dir: str = "./workflows"
+    fabro_api_url: str | None = Field(
+        default=None,
+        description="base URL of your Fabro server, without `/api/v1`",
+        json_schema_extra={"required": "yes", "example": "https://fabro.example.com"},
+    )
+    fabro_api_token: SecretStr | None = Field(
+        default=None,
+        description="Fabro API token (`fabro_dev_…` or a user token)",
+        json_schema_extra={"required": "yes", "secret": True},
+    )
+    fabro_web_url: str | None = Field(
+        default=None, description="Fabro web UI, for “Open in Fabro” when Fabro sends no `links.web`"
+    )
+    fabro_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, description="longest a Fabro call may take, retries included"
+    )
+    fabro_max_response_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, description="largest Fabro answer read (32 MiB); more is a Fabro error"
+    )
+    fabro_max_event_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="largest line of Fabro's event stream (1 MiB); more is a Fabro error and the stream reconnects",
+    )
+    slack_bot_token: SecretStr | None = Field(
+        default=None,
+        description="the app's Bot User OAuth Token, `xoxb-…`",
+        json_schema_extra={"required": "yes", "secret": True},
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        description="the app's Signing Secret: verifies that requests come from Slack",
+        json_schema_extra={"required": "HTTP mode", "secret": True},
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None,
+        description="app-level token, `xapp-…` with `connections:write`; when set, the bot uses Socket Mode",
+        json_schema_extra={"required": "Socket Mode", "secret": True},
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api/", description="where every Slack Web API call goes (proxies, tests)"
+    )
+    slash_command: str = Field(default="/runs", description="the command name, if your workspace already has a `/runs`")
+    host: str = Field(default="0.0.0.0", description="HTTP mode: the address to listen on")
+    port: int = Field(default=3000, ge=0, le=65535, description="HTTP mode: the port to listen on")
+    database_url: str = Field(
+        default="sqlite:///./fabro-slack-bot.db",
+        description="durable state: `sqlite:///…` (one process) or `postgresql://…` (any number of replicas)",
+    )
+    log_level: str = Field(default="INFO", description="`DEBUG`, `INFO`, `WARNING` or `ERROR`")
+    alert_channel: str | None = Field(
+        default=None,
+        description="channel id (`C…`) that gets the default alerts; other channels use `/runs subscribe`",
+    )
+    poll_interval_seconds: float = Field(
+        default=30.0, ge=1, le=3600, description="how often the alert cycle asks Fabro what changed"
+    )
+    alert_digest_threshold: int = Field(
+        default=5, ge=1, le=100, description="more new alerts than this for one channel in one cycle become one digest"
+    )
+    action_allowlist: str | None = Field(
+        default=None,
+        description="who may act from Slack: user ids `U…` and user-group ids `S…`, comma-separated; unset: everyone",
+    )
+    subscription_allowlist: str | None = Field(
+        default=None,
+        description=(
+            "who may change where alerts go (same syntax); unset: `ACTION_ALLOWLIST`, and if that is unset too,"
+            " everyone"
+        ),
+    )
+    health_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="a port serving only `/healthz`, `/readyz` and `/metrics` (how Socket Mode replicas are probed)",
+    )
+    fabro_event_stream: bool = Field(
+        default=True,
+        description="`on`: follow Fabro's event stream for alerts within seconds; `off`: rely on polling alone",
+    )
+    follow_max: int = Field(default=50, ge=1, le=500, description="most runs followed at once")
+    retention_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description=(
+            "what ended longer ago is deleted: settled alerts, settled actions, follows and index entries of"
+            " ended runs (never what is pending or waiting on someone)"
+        ),
+    )
+    log_max_bytes: int = Field(
+        default=5 * 1024 * 1024,
+        ge=1024,
+        description="largest run log posted in Slack (5 MiB); a longer one keeps its last bytes",
+    )
+    user_links: str | None = Field(
+        default=None,
+        description="pinned links from GitHub logins to Slack users: `login=U…` pairs, comma-separated",
+    )
+    user_linking: Literal["self", "pinned"] = Field(
+        default="self", description="`self`: people link themselves with `/runs link`; `pinned`: only `USER_LINKS`"
+    )
+    remind_after: str = Field(
+        default="30m",
+        description=(
+            "a question or approval still waiting this long gets one reminder (`90s`, `30m`, `2h`, `1d`);"
+            " `off` for none"
+        ),
+    )
+    escalate_after: str = Field(
+        default="off", description="still waiting this long: one escalation to `ESCALATE_TO`; `off` for none"
+    )
+    escalate_to: str | None = Field(
+        default=None,
+        description="who an escalation names: user ids `U…` and user-group ids `S…`, comma-separated",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="`text`, or `json` for one JSON object per line"
+    )
+    repositories: str | None = Field(
+        default=None,
+        description="GitHub repositories (`owner/name`, comma-separated) channels may start work on; unset: none",
+    )
+    workflows_dir: str = Field(
+        default="./workflows",
+        description="your own workflows in Fabro's layout, besides the shipped `implement`",
+    )
 
     @field_validator("health_port", mode="before")
     @classmethod
@@ -273,6 +378,90 @@ def describe_error(error: ErrorDetails) -> str:
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     return f"{name}: {message}"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting as a person configures it: its variable, whether it is needed, its default, its meaning."""
+
+    name: str
+    required: str
+    default: str
+    meaning: str
+    secret: bool
+
+
+def reference() -> list[Setting]:
+    """Every setting of `Settings`, in declaration order: the source of `.env.example` and the docs."""
+    found = []
+    for field_name, field in Settings.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        found.append(
+            Setting(
+                name=field_name.upper(),
+                required=str(extra.get("required", "no")),
+                default=_shown_default(field.default),
+                meaning=field.description or "",
+                secret=bool(extra.get("secret", False)),
+            )
+        )
+    return found
+
+
+def _shown_default(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+ENV_EXAMPLE_HEADER = """\
+# Settings of the Fabro runs bot. Copy this file to .env and fill in what you need.
+# Required settings come uncommented; every other line shows the default, commented out.
+# Generated from bot/config.py by `fabro-slack-bot settings --env` (a test keeps them equal);
+# docs/configuration.md explains each one.
+"""
+
+
+ENV_EXAMPLE_COMPOSE = """\
+# ── Read by compose.yaml only, not by the bot (docs/deployment.md) ──
+# password of the bundled PostgreSQL; compose builds DATABASE_URL from it
+# POSTGRES_PASSWORD=
+# the bot's public DNS name: Caddy serves HTTPS for it in front of the HTTP-mode replicas
+# BOT_PUBLIC_HOST=bot.example.com
+# http: two replicas in HTTP mode behind Caddy; socket: one replica in Socket Mode
+# COMPOSE_PROFILES=http
+"""
+
+# The variables compose.yaml reads from .env besides the bot's own settings.
+COMPOSE_VARIABLES = ("POSTGRES_PASSWORD", "BOT_PUBLIC_HOST", "COMPOSE_PROFILES")
+
+
+def env_example() -> str:
+    """The text of `.env.example`: every setting with its meaning and its default."""
+    lines = [ENV_EXAMPLE_HEADER]
+    for setting in reference():
+        need = {"no": "", "yes": " (required)"}.get(setting.required, f" (required in {setting.required})")
+        lines.append(f"# {setting.meaning.replace('`', '')}{need}")
+        if setting.required == "yes":
+            lines.append(f"{setting.name}=")
+        else:
+            lines.append(f"# {setting.name}={setting.default}")
+        lines.append("")
+    lines.append(ENV_EXAMPLE_COMPOSE)
+    return "\n".join(lines)
+
+
+def reference_table() -> str:
+    """The Markdown table of every setting, as docs/configuration.md shows it."""
+    rows = ["| variable | required | default | meaning |", "|---|---|---|---|"]
+    for setting in reference():
+        default = f"`{setting.default}`" if setting.default else ""
+        rows.append(f"| `{setting.name}` | {setting.required} | {default} | {setting.meaning} |")
+    return "\n".join(rows) + "\n"
 
 
 def _prefixed(value: SecretStr | None, prefix: str, message: str) -> SecretStr | None:
