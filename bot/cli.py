@@ -138,11 +138,13 @@ async def _preview(text: str, *, demo: bool, as_json: bool = False, builder: boo
 
 
 async def _check() -> int:
-    """Each item is checked independently, so one run shows every problem at once."""
+    """Each item is checked independently, so one run shows every problem at once. Nothing is
+    changed: no database file is created, no migration runs, nothing is posted."""
     from bot.fabro.client import FabroClient
     from bot.fabro.errors import FabroError, FabroUnauthorized
-    from bot.slack.clients import slack_client
 
+    # Only `check`'s own lines reach the terminal: a library's log line is never the explanation.
+    logging.basicConfig(handlers=[logging.NullHandler()], level=logging.CRITICAL, force=True)
     ok = True
 
     def report(passed: bool, line: str) -> None:
@@ -155,12 +157,19 @@ async def _check() -> int:
     except ValidationError as exc:
         for error in exc.errors():
             report(False, describe_error(error))
+        print("  (nothing else was checked: fix these first; the database was not touched)")
         return 1
     problems = settings.check_for("check")
     report(not problems, "settings" + ("" if not problems else ":"))
     for problem in problems:
         print(f"    {problem}")
-    print(f"  mode: {'Socket Mode' if settings.socket_mode else f'HTTP on {settings.host}:{settings.port}'}")
+    if settings.socket_mode:
+        print("  mode: Socket Mode (SLACK_APP_TOKEN is set): the bot dials out to Slack, no public URL needed")
+    else:
+        print(
+            f"  mode: HTTP on {settings.host}:{settings.port}: Slack must reach https://<your host>/slack/events"
+            " (set SLACK_APP_TOKEN for Socket Mode)"
+        )
 
     secrets = settings.secrets()
 
@@ -190,49 +199,127 @@ async def _check() -> int:
                 report(False, shown(f"Fabro at {where} is unreachable: {exc.detail} (request id {exc.request_id})"))
 
     if settings.slack_bot_token:
-        client = slack_client(
-            settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None, settings.slack_api_url
-        )
-        try:
-            auth = await client.auth_test()
-            report(True, f"Slack accepts the bot token (team {auth.get('team')}, bot user {auth.get('user_id')})")
-            granted = {s.strip() for s in (auth.headers.get("x-oauth-scopes") or "").split(",") if s.strip()}
-            if granted:
-                missing = [scope for scope in SCOPES if scope not in granted]
-                report(
-                    not missing,
-                    "Slack app scopes" + ("" if not missing else ": missing, reinstall the app from manifest.yml:"),
-                )
-                for scope in missing:
-                    print(f"    {scope} — {SCOPES[scope]}")
-        except Exception as exc:  # noqa: BLE001 - any failure is a ✗ line, never a traceback
-            report(False, f"Slack auth.test failed: {_slack_reason(exc)}")
-        finally:
-            await client.session.close() if client.session else None
+        await _check_slack(settings, report)
 
-    from bot.people.permissions import Allowlist, parse_allowlist
-    from bot.store import open_store
+    await _check_database(settings, report)
+    _describe_policies(settings)
+    _check_manifests(settings)
+    return 0 if ok else 1
 
-    store = open_store(settings.database_url, open_timeout=3)
-    where = public_url(settings.database_url)
+
+async def _check_slack(settings: Settings, report: Any) -> None:
+    from bot.slack.clients import slack_client
+    from bot.slack.webapi import failure_sentence
+
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    client = slack_client(token, settings.slack_api_url)
+    where = public_url(settings.slack_api_url)
     try:
-        await store.open()
-        subscriptions = await store.subscriptions()
-        report(True, f"database {where} is reachable and migrated ({len(subscriptions)} channel subscriptions)")
-    except Exception as exc:  # noqa: BLE001 - any failure is a ✗ line, never a traceback
-        report(False, f"database {where}: {type(exc).__name__}")
+        auth = await client.auth_test()
+        report(True, f"Slack accepts the bot token (team {auth.get('team')}, bot user {auth.get('user_id')})")
+        granted = {s.strip() for s in (auth.headers.get("x-oauth-scopes") or "").split(",") if s.strip()}
+        if granted:
+            missing = [scope for scope in SCOPES if scope not in granted]
+            report(
+                not missing,
+                "Slack app scopes" + ("" if not missing else ": missing, reinstall the app from its manifest:"),
+            )
+            for scope in missing:
+                print(f"    {scope} — {SCOPES[scope]}")
+    except Exception as exc:  # noqa: BLE001 - any failure is a ✗ sentence, never a traceback
+        report(False, redact(f"Slack at {where} {failure_sentence(exc)}", settings.secrets()))
     finally:
-        await store.close()
+        if client.session:
+            await client.session.close()
+
+
+async def _check_database(settings: Settings, report: Any) -> None:
+    from bot.store.probe import probe_store
+
+    where = public_url(settings.database_url)
+    found = await probe_store(settings.database_url)
+    if found.state == "absent":
+        report(True, f"database {where} does not exist yet: `run` creates it (schema {found.latest})")
+    elif found.state == "current":
+        report(True, f"database {where} is reachable and migrated (schema {found.version})")
+    elif found.state == "behind":
+        report(True, f"database {where} is at schema {found.version} of {found.latest}: `run` migrates it at startup")
+    elif found.state == "ahead":
+        report(
+            False,
+            f"database {where} is at schema {found.version}, newer than this bot knows ({found.latest}):"
+            " run the newer release, or restore the backup taken before the upgrade",
+        )
+    else:
+        report(False, redact(f"database {where} {found.reason}", settings.secrets()))
+
+
+def _describe_policies(settings: Settings) -> None:
+    """Which replica mode, permission table and identity mode are in force, in so many words."""
+    from bot.people.identity import parse_user_links
+    from bot.people.permissions import Allowlist, parse_allowlist
+
+    if settings.shared_database:
+        print(
+            "  replicas: PostgreSQL, so any number may share it; Slack requests go to any of them, and one"
+            " (holding an advisory lock) runs the alerts"
+        )
+    else:
+        print("  replicas: SQLite, one process; a second one on the same file waits for the first to exit")
     alerts = (
         f"ALERT_CHANNEL {settings.alert_channel}"
         if settings.alert_channel
         else "no ALERT_CHANNEL (channels subscribe with /runs subscribe)"
     )
     print(f"  alerts: every {settings.poll_interval_seconds:g}s, {alerts}")
-    print(f"  actions: {Allowlist(parse_allowlist(settings.action_allowlist)).describe()}")
+    print("  permissions:")
+    acting = Allowlist(parse_allowlist(settings.action_allowlist)).describe()
+    print(f"    act (answer, approve, retry, cancel, start, ship): {acting}")
+    name, routing = settings.routing_allowlist
+    if routing is None:
+        print(
+            "    route alerts (subscribe, summaries): everyone"
+            " (neither SUBSCRIPTION_ALLOWLIST nor ACTION_ALLOWLIST is set)"
+        )
+    else:
+        count = len(parse_allowlist(routing))
+        print(f"    route alerts (subscribe, summaries): only the {count} entr{'y' if count == 1 else 'ies'} in {name}")
+    pins = len(parse_user_links(settings.user_links))
+    how = (
+        "people link themselves with /runs link"
+        if settings.user_linking == "self"
+        else "only the links in USER_LINKS; /runs link is off"
+    )
+    print(f"  identity: USER_LINKING={settings.user_linking}, {how}; {pins} pinned in USER_LINKS")
     allowed = ", ".join(sorted(settings.allowed_repositories)) or "none (REPOSITORIES is not set)"
     print(f"  work from Slack may start on: {allowed}; workflows from {settings.workflows_dir} and the shipped ones")
-    return 0 if ok else 1
+
+
+PLACEHOLDER_UNFURL_DOMAIN = "fabro.example.com"
+
+
+def _check_manifests(settings: Settings) -> None:
+    """Warns while a manifest here still has the placeholder unfurl domain (the app cannot be asked)."""
+    import re
+    from pathlib import Path
+
+    # A list item, not a comment: the manifest's own comments name the placeholder too.
+    placeholder = re.compile(rf"^\s*-\s*{re.escape(PLACEHOLDER_UNFURL_DOMAIN)}\b", re.M)
+    for name in ("manifest.yml", "manifest.http.yml"):
+        path = Path(name)
+        try:
+            text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        except (OSError, UnicodeDecodeError):
+            continue
+        if placeholder.search(text):
+            from urllib.parse import urlsplit
+
+            host = urlsplit(settings.fabro_web_url or settings.fabro_api_url or "").hostname
+            instead = f"`{host}`" if host else "the host of your Fabro web UI"
+            print(
+                f"⚠ {name}: features.unfurl_domains still lists the placeholder {PLACEHOLDER_UNFURL_DOMAIN}, so"
+                f" pasted links to runs will not unfurl; replace it with {instead} and update the app"
+            )
 
 
 async def _check_workflows(fabro: Any, settings: Settings) -> list[tuple[bool, str]]:
@@ -289,11 +376,3 @@ SCOPES = {
     "im:history": "after a crash, finding direct messages already sent (else they may be sent twice)",
     "files:write": "a run's log, patch and graph, uploaded into its thread",
 }
-
-
-def _slack_reason(exc: Exception) -> str:
-    from slack_sdk.errors import SlackApiError
-
-    from bot.slack.webapi import slack_error
-
-    return slack_error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__

@@ -18,9 +18,11 @@ from tests.fakes.runs import make_run
 COMMAND = str(Path(sys.executable).parent / "fabro-slack-bot")
 
 
-async def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, str, str]:
+async def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 30, cwd: Path | None = None
+) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        COMMAND, *args, env=_env(env), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        COMMAND, *args, env=_env(env), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=cwd
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout)
     return process.returncode, out.decode(), err.decode()
@@ -70,24 +72,26 @@ async def test_run_without_settings_lists_each_problem_and_exits_2():
     assert "Traceback" not in err
 
 
-async def test_check_passes_against_a_working_fabro_and_slack(fabro, slack):
-    code, out, err = await run_cli("check", env=fake_env(fabro, slack))
+async def test_check_passes_against_a_working_fabro_and_slack(fabro, slack, tmp_path):
+    code, out, err = await run_cli("check", env=fake_env(fabro, slack), cwd=tmp_path)
     assert code == 0, out + err
     assert "✓ settings" in out and "✓ Slack accepts the bot token" in out
     assert f"✓ Fabro at {fabro.url} is reachable (GET /health)" in out
     assert f"✓ Fabro at {fabro.url} accepts the API token (GET /api/v1/runs)" in out
     # A real Fabro has no /api/v1/user (it answers 404 whatever the token): check must not rely on it.
     assert not fabro.calls("/api/v1/user")
-    assert "✓ database sqlite:///./fabro-slack-bot.db is reachable" in out
+    assert "✓ database sqlite:///./fabro-slack-bot.db does not exist yet: `run` creates it" in out
+    assert not (tmp_path / "fabro-slack-bot.db").exists()  # check changes nothing
     assert "✓ Slack app scopes" in out
-    assert "actions: everyone in a channel with a card may act on it (ACTION_ALLOWLIST is not set)" in out
+    assert "act (answer, approve, retry, cancel, start, ship): everyone in a channel with a card may act" in out
+    assert err == ""
 
 
 async def test_check_names_missing_slack_scopes_and_what_they_break(fabro, slack):
     slack.scopes = ("commands", "chat:write")
     code, out, _ = await run_cli("check", env=fake_env(fabro, slack))
     assert code == 1
-    assert "✗ Slack app scopes: missing, reinstall the app from manifest.yml:" in out
+    assert "✗ Slack app scopes: missing, reinstall the app from its manifest:" in out
     assert "channels:history — after a crash, finding alerts already posted" in out
 
 
