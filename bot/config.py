@@ -480,7 +480,9 @@ def configure_logging(level: str, secrets: list[str], fmt: str = "text") -> None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "aiohttp.access", "apscheduler.executors.default"):
+    # Libraries speak at INFO about their own workings ("Scheduler started", "Added job", each
+    # request): only their warnings and errors are the bot's news, unless someone asks for DEBUG.
+    for noisy in ("httpx", "httpcore", "aiohttp.access", "apscheduler", "slack_bolt", "slack_sdk"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     # At DEBUG, Slack's SDK logs the bodies it sends: preview links (secrets) and everything people wrote.
     for chatty in ("slack_sdk", "slack_bolt"):

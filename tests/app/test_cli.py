@@ -172,9 +172,39 @@ async def test_run_serves_http_and_stops_cleanly_on_sigterm(fabro, slack):
         _, err = await asyncio.wait_for(process.communicate(), 15)
     assert process.returncode == 0
     logs = err.decode()
-    assert "listening for Slack" in logs
+    assert f"HTTP mode, listening on http://127.0.0.1:{port}/slack/events" in logs
     for secret in (fabro.token, slack.bot_token, SIGNING_SECRET):
         assert secret not in logs
+
+
+async def test_run_starts_quietly_with_one_ready_line_naming_mode_store_and_fabro(fabro, slack, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # SLACK_BOT_TOKEN in the environment is what makes Bolt warn that a token "will be unused".
+    database = f"sqlite:///{tmp_path}/bot.db"
+    env = _env(fake_env(fabro, slack, HOST="127.0.0.1", PORT=str(port), DATABASE_URL=database))
+    process = await asyncio.create_subprocess_exec(
+        COMMAND, "run", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    lines: list[str] = []
+    try:
+        assert process.stderr is not None
+        while not any("ready:" in line for line in lines):
+            lines.append((await asyncio.wait_for(process.stderr.readline(), 20)).decode())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, rest = await asyncio.wait_for(process.communicate(), 15)
+    ready = lines[-1]
+    assert " INFO bot.app ready: HTTP mode, listening on " in ready
+    assert f"store {database} (one process); Fabro at {fabro.url}; alerts every 30s" in ready
+    lines += rest.decode().splitlines()
+    assert not [line for line in lines if "unused" in line or "apscheduler" in line or "Scheduler" in line]
+    # Besides the ready line, only the bot's own news: who leads the alerts, the first cycle, goodbye.
+    news = ("alert scheduler leader", "first alert cycle", "shutting down")
+    others = [line for line in lines if " INFO " in line and "ready:" not in line]
+    assert all(any(n in line for n in news) for line in others), others
+    assert len(others) <= 4
 
 
 async def test_python_dash_m_bot_is_the_same_command():
