@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             return asyncio.run(_check())
         if args.gallery:
-            return _gallery(as_json=args.json)
+            return _gallery(as_json=args.json, builder=args.builder)
         return asyncio.run(_preview(args.text, demo=args.demo, as_json=args.json, builder=args.builder))
     except ConfigError as exc:
         print("fabro-slack-bot cannot start; fix these settings (environment or .env):", file=sys.stderr)
@@ -70,19 +71,34 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader stopped early (`… | head`): end quietly, as rich does for the drawn preview
+        # (status 1, no traceback). stdout goes to /dev/null so the final flush cannot raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
-def _gallery(*, as_json: bool) -> int:
+def _gallery(*, as_json: bool, builder: bool = False) -> int:
     from bot.preview.gallery import gallery
 
     items = gallery(datetime.now(UTC))
     if as_json:
         print(json.dumps([{"title": title, "message": message} for title, message in items], indent=2))
         return 0
+    if builder:
+        # One link per message: the builder shows one message at a time.
+        for title, message in items:
+            print(f"{title}\n  {_builder_link(message)}")
+        return 0
     console = _console()
     for title, message in items:
         _show(console, message, title=title)
     return 0
+
+
+def _builder_link(message: dict[str, Any]) -> str:
+    return BLOCK_KIT_BUILDER + quote(json.dumps({"blocks": message.get("blocks", [])}, separators=(",", ":")))
 
 
 def _console() -> Any:
@@ -130,7 +146,7 @@ async def _preview(text: str, *, demo: bool, as_json: bool = False, builder: boo
         payload = {"response_type": "in_channel" if reply.public else "ephemeral", **message}
         print(json.dumps(payload, indent=2, ensure_ascii=False))
     elif builder:
-        print(BLOCK_KIT_BUILDER + quote(json.dumps({"blocks": message["blocks"]}, separators=(",", ":"))))
+        print(_builder_link(message))
     else:
         who = "the channel" if reply.public else "only you"
         _show(_console(), message, title=f"{command} {text}".strip() + f" · seen by {who}")
