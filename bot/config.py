@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from dataclasses import dataclass
@@ -372,12 +373,37 @@ def load_settings(purpose: Purpose, *, env_file: str | Path | None = ".env", **o
 
 
 def describe_error(error: ErrorDetails) -> str:
-    # Only the location and the rule: pydantic's message may quote the (secret) input.
+    # Only the location and the rule, in the settings' words: pydantic's message may quote the
+    # (secret) input, and "Input should be a valid integer, unable to parse string" is its own jargon.
     name = ".".join(str(part) for part in error.get("loc", ())).upper() or "SETTINGS"
     message = error.get("msg", "is invalid")
     if message.startswith("Value error, "):
-        message = message[len("Value error, ") :]
+        return f"{name}: {message[len('Value error, ') :]}"
+    context = error.get("ctx") or {}
+    rule = _RULES.get(error.get("type", ""))
+    if rule is not None:
+        # A rule naming a bound pydantic did not give keeps pydantic's own message.
+        with contextlib.suppress(KeyError, IndexError):
+            message = rule.format(**{k: _shown(v) for k, v in context.items()})
     return f"{name}: {message}"
+
+
+_RULES = {
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "bool_parsing": "must be on or off (also true/false, yes/no, 1/0)",
+    "greater_than": "must be more than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be at most {le}",
+    "literal_error": "must be {expected}",
+    "string_type": "must be text",
+}
+
+
+def _shown(value: object) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 @dataclass(frozen=True)

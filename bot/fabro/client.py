@@ -20,6 +20,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from bot.fabro.errors import (
+    AmbiguousRun,
     FabroConflict,
     FabroError,
     FabroNotFound,
@@ -144,10 +145,24 @@ class FabroClient:
         """
         if len(selector) == ULID_LENGTH:
             return await self.get_run(selector.upper())
-        run = await self.resolve_run(selector)
+        try:
+            run = await self.resolve_run(selector)
+        except FabroRejected as exc:
+            if exc.status != 400 or not selector.strip():
+                raise
+            # Fabro says only "ambiguous": name the runs it could be, from the newest ones.
+            candidates = await self._starting_with(selector.upper())
+            if len(candidates) < 2:
+                raise
+            raise AmbiguousRun(exc.detail, candidates=candidates, request_id=exc.request_id) from None
         if not run.id.upper().startswith(selector.upper()):
             raise FabroNotFound(f"No run id starts with {selector!r}.", status=404, request_id=_last_request_id.get())
         return run
+
+    async def _starting_with(self, prefix: str, *, newest: int = 100) -> list[tuple[str, str]]:
+        """Runs among the newest `newest` (archived included) whose id starts with `prefix`."""
+        page = await self.list_runs(RunFilter(limit=newest, include_archived=True))
+        return [(r.id, r.title or r.goal or "") for r in page.data if r.id.startswith(prefix)]
 
     async def events_back(
         self, run_id: str, found: Callable[[list[RunEvent]], bool], *, page: int = 100, pages: int = 5

@@ -89,7 +89,11 @@ class _Handler:
             case ["runs", "resolve"]:
                 selector = params.get("selector", "").upper()
                 matches = [r for r in self.runs if r.id.startswith(selector)]
-                return _ok(self.raw[matches[0].id]) if len(matches) == 1 else _missing()
+                if len(matches) > 1:  # as Fabro answers an ambiguous prefix
+                    detail = f"Selector '{selector}' is ambiguous: {len(matches)} runs match."
+                    error = {"status": "400", "title": "Bad Request", "detail": detail}
+                    return httpx.Response(400, json={"errors": [error]}, headers={"x-request-id": "demo"})
+                return _ok(self.raw[matches[0].id]) if matches else _missing()
             case ["runs", run_id] if run_id in self.raw:
                 return _ok(self.raw[run_id])
             case ["runs", run_id, "events"] if run_id in self.raw:

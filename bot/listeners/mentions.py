@@ -1,7 +1,7 @@
 """Mentions in a run's thread (the thread of an alert, a live card, or any message of the bot that
 names its run): words answer the run's question when one waits, as Fabro's own integration allows;
-`@Fabro steer <words>` says the words to the run's agent (never a late "yes"); `@Fabro ask <words>`,
-or words when no question waits, ask Fabro about the run, answered in the thread."""
+`@fabro-runs steer <words>` says the words to the run's agent (never a late "yes"); `@fabro-runs ask
+<words>`, or words when no question waits, ask Fabro about the run, answered in the thread."""
 
 from __future__ import annotations
 

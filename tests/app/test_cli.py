@@ -220,6 +220,8 @@ async def test_preview_answers_every_command_the_slash_command_answers():
         code, out, err = await run_cli("preview", "--demo", "--json", words)
         assert code == 0, err
         assert "Subscriptions belong to a Slack channel" in json.loads(out)["text"]
+    code, out, _ = await run_cli("preview", "--demo", "--json", "summary daily 09:00")
+    assert code == 0 and "Daily summaries belong to a Slack channel" in json.loads(out)["text"]
     code, out, _ = await run_cli("preview", "--demo", "limit:²")
     assert code == 0 and "limit takes a whole number" in out
 

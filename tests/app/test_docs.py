@@ -77,3 +77,13 @@ def test_the_readmes_sample_preview_is_what_the_command_prints():
         check=True,
     ).stdout.splitlines()
     assert printed[: len(shown)] == shown
+
+
+def test_the_bot_names_itself_as_the_manifest_names_its_user():
+    from bot.blocks.text import BOT_MENTION
+
+    for name in ("manifest.yml", "manifest.http.yml"):
+        user = yaml.safe_load((ROOT / name).read_text())["features"]["bot_user"]["display_name"]
+        assert f"@{user}" == BOT_MENTION
+    for path in (ROOT / "bot").rglob("*.py"):
+        assert "@Fabro" not in path.read_text(), f"{path.name} names the bot @Fabro; it is {BOT_MENTION}"
