@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
+from httpx_sse import EventSource
 from pydantic import BaseModel, ValidationError
 
 from bot.fabro.errors import (
@@ -650,23 +651,29 @@ class FabroClient:
         return error
 
     async def _sse_events(self, response: httpx.Response, request_id: str) -> AsyncIterator[RunEvent]:
-        """Server-sent events: `data:` lines up to a blank line make one frame; other fields are ignored."""
-        data: list[str] = []
+        """Server-sent events, parsed by httpx-sse; a frame whose `data` is not an event is skipped.
+
+        httpx-sse reads lines of any length, so the body reaches it through `_CappedLines`, which
+        ends the stream with a Fabro error once a line passes FABRO_MAX_EVENT_BYTES.
+        """
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-encoding", "content-length")}
+        capped = httpx.Response(
+            response.status_code,
+            headers=headers,
+            stream=_CappedLines(response.aiter_bytes(), self.max_event_bytes),
+            request=response.request,
+        )
         try:
-            async for line in _lines(response.aiter_bytes(), self.max_event_bytes):
-                if line.startswith("data:"):
-                    data.append(line[5:].removeprefix(" "))
+            async for sse in EventSource(capped).aiter_sse():
+                if not sse.data:
                     continue
-                if line.strip() or not data:
-                    continue
-                frame, data = "\n".join(data), []
                 try:
-                    envelope = json.loads(frame)
+                    envelope = json.loads(sse.data)
                     if isinstance(envelope, dict):
                         yield RunEvent.model_validate(envelope)
                 except (ValueError, ValidationError):
                     log.debug("skipped an event stream frame that is not an event")
-        except httpx.HTTPError as exc:  # a broken connection, or a body that does not decode (bad gzip)
+        except httpx.HTTPError as exc:  # a broken connection, a body that does not decode, not an event stream
             raise FabroUnavailable(
                 f"The event stream broke ({type(exc).__name__}).", request_id=request_id, ours=True
             ) from exc
@@ -722,18 +729,24 @@ def _route(path: str) -> str:
     return _QUESTION_ID.sub("/questions/{qid}", _RUN_ID.sub("/runs/{id}", path))
 
 
-async def _lines(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[str]:
-    """Lines of a byte stream, none longer than `limit` bytes (a longer one is a Fabro error)."""
-    buffer = b""
-    async for chunk in chunks:
-        buffer += chunk
-        while (end := buffer.find(b"\n")) != -1:
-            line, buffer = buffer[:end], buffer[end + 1 :]
-            yield line.rstrip(b"\r").decode("utf-8", errors="replace")
-        if len(buffer) > limit:
-            raise FabroUnreadable(f"An event stream line was longer than {limit} bytes (FABRO_MAX_EVENT_BYTES).")
-    if buffer:
-        yield buffer.decode("utf-8", errors="replace")
+class _CappedLines(httpx.AsyncByteStream):
+    """A byte stream passed through as it comes, ended by a Fabro error once a line passes `limit` bytes."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], limit: int) -> None:
+        self._chunks = chunks
+        self._limit = limit
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        current = 0  # bytes of the line in progress, carried over from earlier chunks
+        async for chunk in self._chunks:
+            parts = chunk.split(b"\n")
+            lengths = [current + len(parts[0]), *(len(part) for part in parts[1:])]
+            if max(lengths) > self._limit:
+                raise FabroUnreadable(
+                    f"An event stream line was longer than {self._limit} bytes (FABRO_MAX_EVENT_BYTES)."
+                )
+            current = lengths[-1]
+            yield chunk
 
 
 M = TypeVar("M", bound=BaseModel)
