@@ -588,6 +588,8 @@ class Delivery:
     ) -> None:
         report.failed += len(alerts)
         for alert in alerts:
+            # Not a retry loop (stamina's job) but a schedule kept in the store, so it survives a
+            # restart and any replica picks it up: the next try's time is written down instead.
             delay = retry_in or timedelta(seconds=min(30 * 2**alert.attempts, 900))
             await self.store.delivery_failed(
                 alert.key, channel, error=error, unposted=unposted, retry_at=self.clock() + delay
