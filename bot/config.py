@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+from collections.abc import MutableMapping
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -500,7 +501,7 @@ def _prefixed(value: SecretStr | None, prefix: str, message: str) -> SecretStr |
 
 def configure_logging(level: str, secrets: list[str], fmt: str = "text") -> None:
     """One line per event, plain or JSON; any secret that slips into a line becomes [redacted]."""
-    inner = _JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    inner = _json_formatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
     handler = logging.StreamHandler()
     handler.setFormatter(_Redacting(inner, secrets))
     root = logging.getLogger()
@@ -532,34 +533,44 @@ class _Redacting(logging.Formatter):
         return redact(self._inner.format(record), self._secrets)
 
 
-class _JsonFormatter(logging.Formatter):
-    """`{"ts", "level", "logger", "message", "request_id"?, "slack_request_id"?, "alert"?, "error"?}`.
+# Identifiers a log call may carry as real fields (`extra={"request_id": …}`), so log search can
+# filter on them: Fabro's request id, Slack's, and an alert's key.
+LOG_FIELDS = ("request_id", "slack_request_id", "alert")
 
-    Identifiers already in the message (Fabro's request_id=…, an alert's key) are also
-    lifted into their own fields, so log search can filter on them.
-    """
 
-    _REQUEST_ID = re.compile(r"(?<!slack_)request[ _]id[=:]? ?`?([0-9A-Za-z-]{8,})")
-    _SLACK_REQUEST_ID = re.compile(r"slack_request_id=([0-9A-Za-z-]{6,})")
-    _ALERT = re.compile(r"\b((?:failed|question|approval|digest):[0-9A-Za-z_:-]{6,})")
+def _json_formatter() -> logging.Formatter:
+    """`{"ts", "level", "logger", "message", "request_id"?, "slack_request_id"?, "alert"?, "error"?}`,
+    rendered by structlog from the standard library's records."""
+    import structlog
 
-    def format(self, record: logging.LogRecord) -> str:
-        import json
-        from datetime import datetime
+    return structlog.stdlib.ProcessorFormatter(
+        processors=[
+            _record_fields,
+            structlog.processors.format_exc_info,
+            _error_field,
+            structlog.processors.JSONRenderer(ensure_ascii=False),
+        ],
+    )
 
-        message = record.getMessage()
-        entry: dict[str, object] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": message,
-        }
-        if match := self._REQUEST_ID.search(message):
-            entry["request_id"] = match.group(1)
-        if match := self._SLACK_REQUEST_ID.search(message):
-            entry["slack_request_id"] = match.group(1)
-        if match := self._ALERT.search(message):
-            entry["alert"] = match.group(1)
-        if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+
+def _record_fields(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    record: logging.LogRecord = event["_record"]
+    entry: dict[str, Any] = {
+        "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+        "level": record.levelname,
+        "logger": record.name,
+        "message": event["event"],
+    }
+    for name in LOG_FIELDS:
+        value = getattr(record, name, None)
+        if value is not None:
+            entry[name] = str(value)
+    if "exc_info" in event:
+        entry["exc_info"] = event["exc_info"]
+    return entry
+
+
+def _error_field(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    if "exception" in event:
+        event["error"] = event.pop("exception")
+    return event

@@ -563,7 +563,11 @@ class Steering:
         except FabroUnavailable as exc:
             if exc.status != 503:
                 raise
-            log.info("fabro answered 503, trying once more (request_id=%s)", exc.request_id)
+            log.info(
+                "fabro answered 503, trying once more (request_id=%s)",
+                exc.request_id,
+                extra={"request_id": exc.request_id},
+            )
             await asyncio.sleep(self._send_retry_delay)
             return await call()
 

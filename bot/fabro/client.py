@@ -582,11 +582,18 @@ class FabroClient:
                 response = await self._capped(await self._http.send(request, stream=True), request_id)
         except (TimeoutError, httpx.TimeoutException) as exc:
             # INFO: the caller decides how bad it is and says so once (a user reply, a skipped cycle).
-            log.info("fabro %s %s timed out request_id=%s", method, path, request_id)
+            log.info("fabro %s %s timed out request_id=%s", method, path, request_id, extra={"request_id": request_id})
             self._observe(method, path, None)
             raise self._timed_out(request_id) from exc
         except httpx.TransportError as exc:
-            log.info("fabro %s %s failed: %s request_id=%s", method, path, type(exc).__name__, request_id)
+            log.info(
+                "fabro %s %s failed: %s request_id=%s",
+                method,
+                path,
+                type(exc).__name__,
+                request_id,
+                extra={"request_id": request_id},
+            )
             self._observe(method, path, None)
             unavailable = FabroUnavailable("Could not connect to Fabro.", request_id=request_id, ours=True)
             raise _Retryable(unavailable) from exc
@@ -595,7 +602,15 @@ class FabroClient:
         rid = response.headers.get("x-request-id") or request_id
         _last_request_id.set(rid)
         self._observe(method, path, response.status_code)
-        log.debug("fabro %s %s -> %s in %.0f ms request_id=%s", method, path, response.status_code, elapsed_ms, rid)
+        log.debug(
+            "fabro %s %s -> %s in %.0f ms request_id=%s",
+            method,
+            path,
+            response.status_code,
+            elapsed_ms,
+            rid,
+            extra={"request_id": rid},
+        )
         if 300 <= response.status_code < 400:
             # Not followed: an API answering with a redirect is a login page or a wrong URL.
             self._observe(method, path, None)
@@ -608,7 +623,9 @@ class FabroClient:
             return response
         error = self._scrubbed(error_from_response(response, fallback_request_id=request_id))
         if response.status_code in _RETRYABLE_STATUS:
-            log.info("fabro %s %s -> %s request_id=%s", method, path, response.status_code, rid)
+            log.info(
+                "fabro %s %s -> %s request_id=%s", method, path, response.status_code, rid, extra={"request_id": rid}
+            )
             raise _Retryable(error)
         raise error
 

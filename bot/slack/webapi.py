@@ -77,7 +77,14 @@ def retry_after(exc: SlackApiError, default: int = 30) -> int:
 
 @dataclass
 class EditBudget:
-    """How many chat.update calls the workspace may make: Tier 3, about 50 a minute, for every writer."""
+    """How many chat.update calls the workspace may make: Tier 3, about 50 a minute, for every writer.
+
+    Not aiolimiter: its leaky bucket lets a full burst through and then drains continuously, so
+    any sixty seconds after a burst may see nearly twice `per_minute` calls, while Slack counts
+    per minute; and the live card needs to ask *how long* until the next edit (`wait`) to coalesce
+    states on a timer instead of blocking, which aiolimiter's `acquire` does not tell. A sliding
+    window of the last minute's calls answers both, with a clock the tests can drive.
+    """
 
     per_minute: int = 50
     clock: Callable[[], float] = time.monotonic

@@ -126,6 +126,7 @@ class LiveAlerts:
                 type(exc).__name__,
                 exc,
                 request_id,
+                extra={"request_id": request_id},
             )
             if not delivered:
                 raise
