@@ -197,7 +197,7 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
     bumps = _variant(by_id["01KK1S5FH00000000000000007"], 30, "Bump dependencies to their latest versions")
     started = _created(bumps, now)
     wins = [r for r in runs if r.status.kind == "succeeded"]
-    wins += [_variant(shipped, 40 + n, title) for n, title in enumerate(_SUCCEEDING_RUNS)]
+    wins += [_variant(shipped, 40 + n, title, pull_request=None) for n, title in enumerate(_SUCCEEDING_RUNS)]
     items += [
         ("Alert: an approval waiting", approval_alert(pending, now=now, web_base=WEB)),
         ("Alert: a run succeeded (subscribe succeeded)", succeeded_alert(shipped, now=now, web_base=WEB)),
