@@ -8,7 +8,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# A font for the labels of workflow graphs drawn as images (the slim image has none).
+# A font for the labels of workflow graphs drawn as images (the slim image has none). Not pinned
+# to a version: Debian's mirrors keep only the current one, so a pin would break every build at
+# the next point release; the release itself is fixed by the base image's exact tag.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends fonts-dejavu-core \
     && rm -rf /var/lib/apt/lists/*
