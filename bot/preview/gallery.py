@@ -57,6 +57,7 @@ from bot.fabro.demo import demo_data
 from bot.fabro.errors import FabroUnavailable
 from bot.fabro.models import (
     AutomationPreset,
+    Diff,
     Failure,
     ListMeta,
     PullRequestOpened,
@@ -268,7 +269,13 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
         ("Something broke on our side", internal_error_message("4f2a9c1e7b3d")),
     ]
     # Looking into a run: one failed run whose changes, cost, log, graph and answers all agree.
-    limiting = _variant(failed, 50, "Add rate limiting to auth endpoints", repository=running.repository)
+    limiting = _variant(
+        failed,
+        50,
+        "Add rate limiting to auth endpoints",
+        repository=running.repository,
+        diff=Diff(files_changed=5, additions=149, deletions=13),
+    )
     if limiting.billing is not None:
         limiting = limiting.model_copy(
             update={"billing": limiting.billing.model_copy(update={"total_usd_micros": 2_720_000})}
@@ -356,8 +363,16 @@ def _inspections(run: Run, now: datetime) -> list[tuple[str, Message]]:
             ],
             "totals": {"input_tokens": 98_000, "output_tokens": 32_500, "total_tokens": 130_500},
             "by_model": [
-                {"model": {"model_id": "claude-opus-4"}, "stages": 1, "billing": {"total_usd_micros": 2_140_000}},
-                {"model": {"model_id": "claude-sonnet-4-5"}, "stages": 3, "billing": {"total_usd_micros": 580_000}},
+                {
+                    "model": {"model_id": "claude-opus-4"},
+                    "stages": 1,
+                    "billing": {"total_usd_micros": 2_140_000, "total_tokens": 96_200},
+                },
+                {
+                    "model": {"model_id": "claude-sonnet-4-5"},
+                    "stages": 2,
+                    "billing": {"total_usd_micros": 580_000, "total_tokens": 34_300},
+                },
             ],
         }
     )
