@@ -226,7 +226,7 @@ def bot_error_text(error: BotError, *, command: str = "/runs") -> str:
         case NotPosted():
             return (
                 f"Slack would not take it in this thread ({escape(error.error)}). Invite me with"
-                f" `/invite @Fabro Runs`, or ask with `{escape(command)}` to get it privately."
+                f" `/invite {BOT_MENTION}`, or ask with `{escape(command)}` to get it privately."
             )
         case FollowLimit():
             return (
