@@ -125,7 +125,9 @@ _REFUSALS = {
     ),
     Refusal.AUTOMATION_GONE: "That automation no longer exists in Fabro. `/runs start` lists the ones there are.",
     Refusal.NOT_STARTABLE: "{detail} cannot be started from Slack: it has no enabled `api` trigger in Fabro.",
-    Refusal.NO_GOAL: "Say what you want done: `@Fabro the login test is flaky since #412, make it deterministic`.",
+    Refusal.NO_GOAL: (
+        f"Say what you want done: `{BOT_MENTION} the login test is flaky since #412, make it deterministic`."
+    ),
     Refusal.NOT_SET_UP: "This channel has no repository to work on yet: `/runs setup repo:owner/name` sets one.",
     Refusal.REPO_NOT_ALLOWED: "`{detail}` is not in this bot's `REPOSITORIES`, so no work starts on it here.",
     Refusal.WORKFLOW_INVALID: "The workflow cannot run: {detail}",

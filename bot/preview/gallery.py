@@ -237,7 +237,7 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
         ("A pasted run link, unfurled", {"text": "unfurl", **unfurl_card(blocked, now=now, web_base=WEB)}),
         ("/runs start <automation-id>", start_card(_automation(), intent="0a1b2c3d4e5f", channel="C0TEAM")),
         ("/runs start: the window", {"text": "picker", **start_picker([_automation()], metadata="{}")}),
-        ("@Fabro <goal>: the confirmation", work_card(_draft(), intent="0a1b2c3d4e5f")),
+        ("@fabro-runs <goal>: the confirmation", work_card(_draft(), intent="0a1b2c3d4e5f")),
         ("/runs setup repo:acme/api", setup_changed(_setup(now), user_id="U0ADA")),
         ("/runs setup", setup_shown(_setup(now), command=COMMAND, allowed=frozenset({"acme/api"}))),
         (
