@@ -22,6 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -51,6 +52,7 @@ from bot.metrics import CONTENT_TYPE, Metrics
 from bot.people.identity import GitHubDeviceFlow, Linker, LinkMode, parse_user_links
 from bot.people.notify import Personal
 from bot.people.permissions import Allowlist, Permissions, parse_allowlist
+from bot.redact import public_url
 from bot.slack.clients import TimeZones, response_url_check, slack_client
 from bot.slack.webapi import EditBudget, app_self, slack_error
 from bot.store import Store, open_store
@@ -71,6 +73,15 @@ log = logging.getLogger(__name__)
 
 SLACK_EVENTS_PATH = "/slack/events"
 _SLACK_AUTH_RECHECK = 30.0
+
+
+class _ClientTokenNotice(logging.Filter):
+    """Drops Bolt's one warning that a token from the environment is unused because a client was given."""
+
+    _TEXT = warning_client_prioritized_and_token_skipped()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self._TEXT
 
 
 def _bot_token(settings: Settings) -> str | None:
@@ -102,6 +113,9 @@ def build_bolt_app(
     asker: AskDesk | None = None,
 ) -> AsyncApp:
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    # Bolt reads SLACK_BOT_TOKEN from the environment even when given a client, then warns that
+    # the token "will be unused": true, and by design here (the client carries the token).
+    logging.getLogger("slack_bolt.AsyncApp").addFilter(_ClientTokenNotice())
     app = AsyncApp(
         client=client,
         signing_secret=secret,
@@ -531,23 +545,30 @@ class Bot:
             assert self.settings.slack_app_token
             self._socket = AsyncSocketModeHandler(self.bolt, self.settings.slack_app_token.get_secret_value())
             await self._socket.connect_async()
-            log.info("connected to Slack in Socket Mode")
+            mode = "Socket Mode"
         else:
             self.http_port = await self._serve(self.web_app(), self.settings.port)
-            log.info("listening for Slack on http://%s:%s%s", self.settings.host, self.http_port, SLACK_EVENTS_PATH)
+            mode = f"HTTP mode, listening on http://{self.settings.host}:{self.http_port}{SLACK_EVENTS_PATH}"
         if self.settings.health_port is not None:
             probes = web.Application()
             probes.add_routes(self.probes())
             self.health_port = await self._serve(probes, self.settings.health_port)
-            log.info("health, readiness and metrics on http://%s:%s", self.settings.host, self.health_port)
+            mode += f", probes on port {self.health_port}"
         await self.leadership.start()
+        alerts = "no alerts (not scheduled here)"
         if self.schedule_alerts:
             self._scheduler = start_scheduler(self.scheduled_cycle, self.settings.poll_interval_seconds)
-            log.info("alerts: checking Fabro every %gs", self.settings.poll_interval_seconds)
+            alerts = f"alerts every {self.settings.poll_interval_seconds:g}s"
             if self.live is not None:
                 await self.live.start()
+                alerts += " and from Fabro's event stream"
             self._background.append(asyncio.create_task(self.retention.run(), name="retention"))
         self.home.start(self.bolt.client)
+        # The one line that says the bot is up, and with what: an operator's first question.
+        store = public_url(self.settings.database_url)
+        replicas = "shared by replicas" if self.settings.shared_database else "one process"
+        fabro = public_url(self.settings.fabro_api_url or "")
+        log.info("ready: %s; store %s (%s); Fabro at %s; %s", mode, store, replicas, fabro, alerts)
 
     async def stop(self) -> None:
         if self._stopped:

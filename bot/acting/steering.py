@@ -34,7 +34,7 @@ from bot.acting.interview import Choice, answer_body
 from bot.blocks.presentation import Presentation
 from bot.blocks.routing import Target
 from bot.core.drafts import Draft
-from bot.core.errors import ActionFailed, AlreadyActed, BotError, NotAllowed, Refusal, Refused, Settled
+from bot.core.errors import ActionFailed, AlreadyActed, BotError, Refusal, Refused, Settled
 from bot.core.keys import ActionKey, ActionState, Verb
 from bot.core.outcomes import Outcome, OutcomeVerb, events_tell, outcome_of, run_state, said
 from bot.core.records import Action, AlertState
@@ -625,7 +625,11 @@ class Steering:
         except FabroUnavailable as exc:
             if exc.status != 503:
                 raise
-            log.info("fabro answered 503, trying once more (request_id=%s)", exc.request_id)
+            log.info(
+                "fabro answered 503, trying once more (request_id=%s)",
+                exc.request_id,
+                extra={"request_id": exc.request_id},
+            )
             await asyncio.sleep(self._send_retry_delay)
             return await call()
 

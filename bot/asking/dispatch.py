@@ -328,13 +328,13 @@ class Commands:
 
     async def _subscriptions(self, parsed: Subscribe | Subscriptions | Unsubscribe | Summary, caller: Caller) -> Reply:
         if self.desk is None or caller.channel is None or caller.user_id is None:
-            words = {
-                Subscribe: "subscribe",
-                Subscriptions: "subscriptions",
-                Unsubscribe: "unsubscribe",
-                Summary: "summary",
+            what, words = {
+                Subscribe: ("Subscriptions", "subscribe"),
+                Subscriptions: ("Subscriptions", "subscriptions"),
+                Unsubscribe: ("Subscriptions", "unsubscribe"),
+                Summary: ("Daily summaries", "summary"),
             }[type(parsed)]
-            return Reply(needs_a_channel(self.command, words))
+            return Reply(needs_a_channel(self.command, words, what=what))
         match parsed:
             case Summary():
                 tz = await self.zone_of(caller.user_id)

@@ -1,7 +1,7 @@
 """Work started from a conversation: a channel's set-up, and the confirmation of a request.
 
 `/runs setup` decides where work asked for in a channel goes (only to a repository in
-`REPOSITORIES`); `/runs new <goal>` and `@Fabro <goal>` turn into a draft the asker confirms. The
+`REPOSITORIES`); `/runs new <goal>` and `@fabro-runs <goal>` turn into a draft the asker confirms. The
 draft waits in the store under its intent, because it may be larger than a button can carry.
 """
 

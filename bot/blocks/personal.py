@@ -27,11 +27,11 @@ __all__ = [
 
 Message = dict[str, Any]
 
-NEEDS_A_CHANNEL = "Subscriptions belong to a Slack channel: run `{command} {words}` in the channel itself."
+NEEDS_A_CHANNEL = "{what} belong to a Slack channel: run `{command} {words}` in the channel itself."
 
 
-def needs_a_channel(command: str, words: str) -> Message:
-    return notice(NEEDS_A_CHANNEL.format(command=command, words=words))
+def needs_a_channel(command: str, words: str, *, what: str = "Subscriptions") -> Message:
+    return notice(NEEDS_A_CHANNEL.format(what=what, command=command, words=words))
 
 
 def start_needs_slack(command: str) -> Message:

@@ -1,9 +1,9 @@
 """Mentions in a run's thread (the thread of an alert, a live card, or any message of the bot that
 names its run): words answer the run's question when one waits, as Fabro's own integration allows;
-`@Fabro steer <words>` says the words to the run's agent (never a late "yes"); `@Fabro ask <words>`,
-or words when no question waits, ask Fabro about the run, answered in the thread. A digest names many
-runs: a reply there never picks one, it asks which (`@Fabro 2 yes`). Words reach Fabro as the person
-typed them, not as Slack's markup; other apps' messages never steer, answer or ask."""
+`@fabro-runs steer <words>` says the words to the run's agent (never a late "yes"); `@fabro-runs ask
+<words>`, or words when no question waits, ask Fabro about the run, answered in the thread. A digest
+names many runs: a reply there never picks one, it asks which (`@fabro-runs 2 yes`). Words reach Fabro
+as the person typed them, not as Slack's markup; other apps' messages never steer, answer or ask."""
 
 from __future__ import annotations
 

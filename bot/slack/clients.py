@@ -39,7 +39,13 @@ class CountingWebClient(AsyncWebClient):
                 self.metrics.slack(api_method, error)
             # Slack's own request id lets Slack support find the call.
             slack_request_id = (exc.response.headers or {}).get("x-slack-req-id", "none")
-            log.info("slack %s answered %s slack_request_id=%s", api_method, error, slack_request_id)
+            log.info(
+                "slack %s answered %s slack_request_id=%s",
+                api_method,
+                error,
+                slack_request_id,
+                extra={"slack_request_id": slack_request_id},
+            )
             raise
         except Exception as exc:
             if self.metrics is not None:

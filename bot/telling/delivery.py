@@ -198,7 +198,13 @@ class Delivery:
                 if ts is not None:
                     await self.store.confirm_posted(alert.key, channel, ts, self.clock())
                     report.deduplicated += 1
-                    log.info("alert %s was already in %s (ts %s): recorded, not posted again", alert.key, channel, ts)
+                    log.info(
+                        "alert %s was already in %s (ts %s): recorded, not posted again",
+                        alert.key,
+                        channel,
+                        ts,
+                        extra={"alert": alert.key},
+                    )
             claims = [a for a in claims if not (a in unsure and (a.batch or a.key.encode()) in found)]
 
         batches: dict[str, list[Alert]] = defaultdict(list)
@@ -433,7 +439,12 @@ class Delivery:
             wanted = self._fresh.decided[place]
             if wanted is None:
                 await self.store.resolve_alert(alert.key, channel, Outcome(OutcomeVerb.NOT_POSTED), self.clock())
-                log.info("alert %s for %s was no longer current when it could be posted", alert.key, channel)
+                log.info(
+                    "alert %s for %s was no longer current when it could be posted",
+                    alert.key,
+                    channel,
+                    extra={"alert": alert.key},
+                )
                 return None
         run, now = wanted.run, self.clock()
         if wanted.kind is AlertKind.PR:
@@ -550,6 +561,7 @@ class Delivery:
                     alert.key,
                     channel,
                     slack_error(exc),
+                    extra={"alert": alert.key},
                 )
             else:
                 return await self._slack_refused(channel, [alert], exc, report)
@@ -594,6 +606,8 @@ class Delivery:
     ) -> None:
         report.failed += len(alerts)
         for alert in alerts:
+            # Not a retry loop (stamina's job) but a schedule kept in the store, so it survives a
+            # restart and any replica picks it up: the next try's time is written down instead.
             delay = retry_in or timedelta(seconds=min(30 * 2**alert.attempts, 900))
             await self.store.delivery_failed(
                 alert.key, channel, error=error, unposted=unposted, retry_at=self.clock() + delay
@@ -605,6 +619,7 @@ class Delivery:
                 error,
                 alert.attempts + 1,
                 int(delay.total_seconds()),
+                extra={"alert": alert.key},
             )
 
     async def _works_again(self, channel: str) -> None:
@@ -657,6 +672,10 @@ class Delivery:
         return found
 
     async def _pace(self, channel: str) -> None:
+        # One write per `pace` seconds per channel, reserved in order: a next-free time per channel.
+        # aiolimiter's AsyncLimiter(1, pace) per channel would do the same; it is not used because
+        # `pace` may be 0 (no pacing: AsyncLimiter cannot express that) and a limiter object per
+        # channel is more state than one number, for no behaviour gained.
         loop = asyncio.get_running_loop()
         now = loop.time()
         at = self._next_write.get(channel, now)

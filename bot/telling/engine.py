@@ -163,6 +163,7 @@ class Alerter:
                         "alert poll skipped: %s (request_id=%s); changes will be picked up when Fabro answers",
                         exc,
                         exc.request_id,
+                        extra={"request_id": exc.request_id},
                     )
             await self._claim_summaries(report)
             await self._decide_leftovers()
@@ -268,7 +269,13 @@ class Alerter:
                 await self.reconcile(run, subs, fresh=fresh, report=report)
             except FabroUnreadable as exc:
                 # What Fabro sent about this run cannot be read: it costs this run, not the cycle.
-                log.warning("run %s left out of this alert cycle: %s (request_id=%s)", run.id, exc, exc.request_id)
+                log.warning(
+                    "run %s left out of this alert cycle: %s (request_id=%s)",
+                    run.id,
+                    exc,
+                    exc.request_id,
+                    extra={"request_id": exc.request_id},
+                )
                 continue
             if changed_at(run) == newest.at:
                 at_mark[run.id] = state

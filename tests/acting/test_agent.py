@@ -1,5 +1,5 @@
 """Working with a running agent from Slack: Steer… (with or without interrupting it first), Interrupt,
-Pause and Resume, and `@Fabro steer …` in an alert's thread; each sent once, every refusal explained."""
+Pause and Resume, and `@fabro-runs steer …` in an alert's thread; each sent once, every refusal explained."""
 
 from __future__ import annotations
 
