@@ -20,6 +20,7 @@ from bot.acting.steering import Steering, Where
 from bot.asking.ask import AskDesk
 from bot.blocks.alerts import metadata_run
 from bot.blocks.routing import Target
+from bot.blocks.text import BOT_MENTION
 from bot.core.keys import AlertKind
 from bot.core.markup import mentioned_users, plain_text
 from bot.core.records import Alert
@@ -218,4 +219,8 @@ async def _in_digest(
 def _chooser(runs: list[str]) -> str:
     lines = [f"{i}. `{run_id}`" for i, run_id in enumerate(runs[:_CHOOSER_RUNS], start=1)]
     more = f"\n…and {len(runs) - _CHOOSER_RUNS} more: reply on their own alerts" if len(runs) > _CHOOSER_RUNS else ""
-    return f"{WHICH_RUN}\n" + "\n".join(lines) + f"{more}\nFor example `@Fabro 2 yes`, or `@Fabro 2 steer <words>`."
+    return (
+        f"{WHICH_RUN}\n"
+        + "\n".join(lines)
+        + f"{more}\nFor example `{BOT_MENTION} 2 yes`, or `{BOT_MENTION} 2 steer <words>`."
+    )

@@ -276,7 +276,7 @@ async def test_a_reply_in_a_digests_thread_asks_which_run_and_never_picks_one(
             await user.mention(words, channel=CHANNEL, thread_ts=digest.ts)
         await wait_for(lambda: len(slack.calls_to("chat.postEphemeral")) == 2)
         chooser = slack.calls_to("chat.postEphemeral")[0].args["text"]
-        assert "several runs, so nothing was sent" in chooser and "`@Fabro 2 yes`" in chooser
+        assert "several runs, so nothing was sent" in chooser and "`@fabro-runs 2 yes`" in chooser
         assert fabro.calls(method="POST") == [] and digest.edits == 0
         second = next(r for r in runs if f"2. `{r['id']}`" in chooser)
         await user.mention("2 yes", channel=CHANNEL, thread_ts=digest.ts)

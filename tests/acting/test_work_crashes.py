@@ -19,7 +19,13 @@ from tests.store.test_replicas import free_port
 from tests.telling.test_alert_crashes import start_process, stop, wait_exit
 
 CHANNEL = "C0ALERTS"
-WORK = {"REPOSITORIES": "acme/api", "FABRO_EVENT_STREAM": "off", "FABRO_TIMEOUT_SECONDS": "1"}
+WORK = {
+    "REPOSITORIES": "acme/api",
+    "ALLOW_ROUTE": "*",
+    "ALLOW_START": "*",
+    "FABRO_EVENT_STREAM": "off",
+    "FABRO_TIMEOUT_SECONDS": "1",
+}
 
 
 @pytest.mark.parametrize(("crash_at", "left"), [("run.created", "submitted"), ("action.acted", "runnable")])

@@ -123,8 +123,10 @@ async def test_check_says_which_replica_mode_permissions_and_identity_mode_are_i
     assert code == 0, out + err
     assert "mode: HTTP on 0.0.0.0:3000" in out
     assert "replicas: SQLite, one process" in out
-    assert "act (answer, approve, retry, cancel, start, ship): everyone" in out
-    assert "route alerts (subscribe, summaries): only the 2 entries in SUBSCRIPTION_ALLOWLIST" in out
+    assert "ALLOW_ANSWER   everyone  (default)" in out
+    assert "ALLOW_APPROVE  the run's owner and workspace admins  (default)" in out
+    assert "ALLOW_ROUTE    U1AAA and U2BBB  (SUBSCRIPTION_ALLOWLIST (deprecated))" in out
+    assert "! SUBSCRIPTION_ALLOWLIST is deprecated" in out
     assert "identity: USER_LINKING=pinned, only the links in USER_LINKS; /runs link is off; 1 pinned" in out
 
 

@@ -127,7 +127,7 @@ def test_the_database_password_is_masked_in_the_settings_repr():
         ("health_port", "70000", "HEALTH_PORT: must be at most 65535"),
         ("fabro_timeout_seconds", "0", "FABRO_TIMEOUT_SECONDS: must be more than 0"),
         ("fabro_event_stream", "perhaps", "FABRO_EVENT_STREAM: must be on or off"),
-        ("user_linking", "maybe", "USER_LINKING: must be 'self' or 'pinned'"),
+        ("user_linking", "maybe", "USER_LINKING: must be 'github', 'self' or 'pinned'"),
         ("follow_max", "0", "FOLLOW_MAX: must be at least 1"),
     ],
 )
