@@ -42,7 +42,7 @@ from bot.failpoints import crash_point
 from bot.people.permissions import Allowlist
 from bot.slack.webapi import TRANSPORT_ERRORS, EditBudget, slack_error
 from bot.store.base import Store
-from bot.telling.once import reply_once
+from bot.telling.delivery import Delivery
 
 __all__ = ["RECOVER_AFTER", "AskDesk", "Asked", "session_mark"]
 
@@ -92,6 +92,7 @@ class AskDesk:
     slack: AsyncWebClient
     clock: Callable[[], datetime]
     budget: EditBudget
+    outbox: Delivery  # each reply once, in the run's thread
     allowlist: Allowlist | None = None
     edit_every: float = 1.0  # seconds between two edits of a reply being written
     external: Callable[[str], Awaitable[bool]] = _never_external
@@ -106,12 +107,12 @@ class AskDesk:
         key = AlertKey(AlertKind.REPLY, run_id, f"ask.{intent}")
         if await self.external(channel):
             said = "This channel is shared with another organisation: Fabro's answers are not posted here."
-            await reply_once(self.store, self.slack, self.clock, key, channel, notice(said), thread_ts=thread)
+            await self.outbox.reply_once(key, channel, notice(said), thread_ts=thread)
             return None
         run = await self.fabro.get_run(run_id)
         if run.ask_fabro is not None and not run.ask_fabro.available:
             said = ask_unavailable_text(run.ask_fabro.unavailable_reason)
-            await reply_once(self.store, self.slack, self.clock, key, channel, notice(said), thread_ts=thread)
+            await self.outbox.reply_once(key, channel, notice(said), thread_ts=thread)
             return Asked("", said, 1)
         mark = session_mark(run_id, channel, thread)
         turn = self._turns.setdefault(mark, asyncio.Lock())
@@ -119,9 +120,7 @@ class AskDesk:
         first = "_Waiting for Fabro to finish the question before this one…_" if waiting else "_Reading the run…_"
         placeholder = answer_message(first, run_id=run_id, writing=True)
         try:
-            ts, posted = await reply_once(
-                self.store, self.slack, self.clock, key, channel, placeholder, thread_ts=thread
-            )
+            ts, posted = await self.outbox.reply_once(key, channel, placeholder, thread_ts=thread)
         except SlackApiError as exc:
             raise NotPosted(slack_error(exc)) from exc
         if not posted:
@@ -305,5 +304,5 @@ class AskDesk:
             note = failure if index == parts else None
             message = answer_message(chunk, run_id=run_id, part=index, parts=parts, note=note)
             more = AlertKey(AlertKind.REPLY, run_id, f"{key.question_id}.{index}")
-            await reply_once(self.store, self.slack, self.clock, more, reply.channel, message, thread_ts=reply.thread)
+            await self.outbox.reply_once(more, reply.channel, message, thread_ts=reply.thread)
         return Asked(text, failure, parts)

@@ -1,4 +1,4 @@
-"""Ask Fabro in a run's thread: `@Fabro <question>` (or the card's Ask… window) is answered in one
+"""Ask Fabro in a run's thread: `@fabro-runs <question>` (or the card's Ask… window) is answered in one
 reply that grows as Fabro writes, one session per run and thread, kept across a restart."""
 
 from __future__ import annotations

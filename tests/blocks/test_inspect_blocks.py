@@ -166,3 +166,5 @@ def test_ask_is_hidden_with_its_reason_and_external_channels_get_only_changes_an
     assert "steer:ask" in str(inspect_controls(ready))
     shared = [e["action_id"] for b in inspect_controls(ready, external=True) for e in b["elements"]]
     assert shared == ["steer:changes", "steer:cost"]
+    private = inspect_controls(ready, private=True)
+    assert "steer:ask" not in str(private) and "mentioning me in the thread" in str(private)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 
 import httpx
+from aiohttp import web
 
 from bot.fabro.client import FabroClient
 from bot.fabro.events import PullRequestCreated, RunNotice, payload_of
 from bot.fabro.models import AutomationPreset, RunEvent
 from tests.fakes.contract import SPEC_EXCEPTIONS, Contract, check_event
 from tests.fakes.fabro import FakeFabro
+from tests.fakes.loopback import serve
 from tests.fakes.runs import make_run, run_examples
 
 
@@ -75,13 +77,37 @@ def test_an_automation_revision_is_a_hex_string():
     assert preset.revision == "ab" * 32
 
 
-def test_a_root_relative_location_keeps_the_path_prefix_of_the_api_url():
-    client = FabroClient("https://proxy.example.com/fabro", "t")
-    assert client.located("/api/v1/runs/R/pull_request/creation", "") == (
-        "https://proxy.example.com/fabro/api/v1/runs/R/pull_request/creation"
-    )
-    # Another origin never gets the token: only its path is kept.
-    assert client.located("https://evil.example.com/api/v1/x", "") == "https://proxy.example.com/fabro/api/v1/x"
+async def test_a_root_relative_location_keeps_the_path_prefix_of_the_api_url(fabro: FakeFabro) -> None:
+    """Fabro behind a proxy at `/fabro`: the creation's `/api/v1/…` Location is asked under `/fabro`."""
+    heard: list[str] = []
+
+    async def forward(request: web.Request) -> web.Response:
+        heard.append(request.path)
+        async with httpx.AsyncClient(base_url=fabro.url) as upstream:
+            answer = await upstream.request(
+                request.method,
+                request.path.removeprefix("/fabro"),
+                params=list(request.query.items()),
+                headers={k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type")},
+                content=await request.read(),
+            )
+        keep = {k: v for k, v in answer.headers.items() if k.lower() in ("content-type", "location", "retry-after")}
+        return web.Response(status=answer.status_code, body=answer.content, headers=keep)
+
+    app = web.Application()
+    app.add_routes([web.route("*", "/fabro/{tail:.*}", forward)])
+    runner, port = await serve(app)
+    try:
+        run = make_run("succeeded", diff={"files_changed": 1, "additions": 2, "deletions": 0})
+        fabro.add(run)
+        async with FabroClient(f"http://127.0.0.1:{port}/fabro", fabro.token, timeout=5) as client:
+            _, location, _ = await client.create_pull_request(run["id"])
+            assert location == f"http://127.0.0.1:{port}/fabro/api/v1/runs/{run['id']}/pull_request/creation"
+            creation, _ = await client.pull_request_creation(location)
+        assert creation.status in ("pending", "succeeded")
+        assert heard[-1] == f"/fabro/api/v1/runs/{run['id']}/pull_request/creation"
+    finally:
+        await runner.cleanup()
 
 
 async def test_the_global_stream_gives_each_event_once_after_a_resume_in_place(fabro: FakeFabro):

@@ -132,6 +132,8 @@ class FakeFabro:
     creations: dict[str, dict[str, Any]] = field(default_factory=dict)
     creation_polls: int = 2  # pending answers before a creation ends
     creation_error: str | None = None  # when set, creations fail with this
+    auth_me_login: str | None = None  # GET /auth/me answers with this login (None: 404, no web UI)
+    creation_location: str | None = None  # the Location a creation names (None: Fabro's root-relative path)
     github_down: bool = False
     automations: list[dict[str, Any]] = field(default_factory=list)
     # The agent of each run: None (a steerable session is active) or the 409/503 code it answers with.
@@ -174,6 +176,7 @@ class FakeFabro:
     bad_answers: list[str] = field(default_factory=list)
     breaks_contract: bool = False
     contract: Contract = field(default_factory=Contract.load)
+    create_refusal: str | None = None  # when set, POST /runs answers 400 with this (a server setting says no)
 
     # -- test controls -------------------------------------------------------------
 
@@ -404,6 +407,7 @@ class FakeFabro:
                 web.post("/api/v1/runs/{id}/pull_request", self._create_pr),
                 web.get("/api/v1/runs/{id}/pull_request", self._get_pr),
                 web.get("/api/v1/runs/{id}/pull_request/creation", self._creation),
+                web.get("/api/v1/auth/me", self._auth_me),
                 web.post("/api/v1/runs/{id}/pull_request/merge", self._merge_pr),
                 web.post("/api/v1/runs/{id}/pull_request/close", self._close_pr),
                 web.get("/api/v1/runs/{id}/files", self._files),
@@ -932,7 +936,8 @@ class FakeFabro:
                 actor=TOKEN_ACTOR,
             )
         # A root-relative path: the client joins it to the server's origin and any path prefix.
-        headers = {"Location": f"/api/v1/runs/{run['id']}/pull_request/creation", "Retry-After": self.retry_after}
+        location = self.creation_location or f"/api/v1/runs/{run['id']}/pull_request/creation"
+        headers = {"Location": location, "Retry-After": self.retry_after}
         return web.json_response(self._public(creation), status=202, headers=headers)
 
     def _pr_refusal(self, request: web.Request, run: dict[str, Any], *, force: bool) -> web.Response | None:
@@ -954,6 +959,12 @@ class FakeFabro:
         if self.github_down:
             return self._pr_error(request, 503, "GitHub integration is unavailable.", "integration_unavailable")
         return None
+
+    async def _auth_me(self, request: web.Request) -> web.Response:
+        if self.auth_me_login is None:
+            return web.Response(status=404, body=b"")  # the web UI is off: the route does not exist
+        user = {"login": self.auth_me_login, "name": self.auth_me_login, "email": None, "avatarUrl": "", "userUrl": ""}
+        return web.json_response({"user": user, "provider": "github", "demoMode": False})
 
     @staticmethod
     def _public(creation: dict[str, Any]) -> dict[str, Any]:
@@ -1112,6 +1123,8 @@ class FakeFabro:
             checked = check_manifest(body, self.variables, for_create=True)
         except Refused as refused:
             return self._error(refused.status, refused.detail, request[REQUEST_ID])
+        if self.create_refusal is not None:
+            return self._error(400, self.create_refusal, request[REQUEST_ID])
         slug = body["target"]["path"].split("/")[-2] if "/" in body["target"]["path"] else "workflow"
         origin = (body.get("git") or {}).get("origin_url", "")
         run = make_run(
