@@ -94,7 +94,8 @@ CLASS_OF: dict[Verb, ActionClass] = {
     Verb.STEER: ActionClass.OPERATE,
     Verb.INTERRUPT: ActionClass.OPERATE,
     Verb.PAUSE: ActionClass.OPERATE,
-    Verb.RESUME: ActionClass.OPERATE,
+    Verb.RESUME: ActionClass.OPERATE,  # unpause
+    Verb.RESUME_RUN: ActionClass.OPERATE,  # a failed run again from its last checkpoint, like Retry
     Verb.START: ActionClass.START,
     Verb.CREATE_PR: ActionClass.SHIP,
     Verb.MERGE_PR: ActionClass.SHIP,

@@ -11,7 +11,8 @@ import pytest
 
 from bot.app import Bot
 from bot.config import Settings
-from bot.people.permissions import DEFAULT_RULES, ActionClass, effective_rules
+from bot.core.keys import Verb
+from bot.people.permissions import CLASS_OF, DEFAULT_RULES, ActionClass, effective_rules
 from tests.conftest import SlackUser, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
@@ -110,6 +111,28 @@ async def test_retry_is_for_the_runs_owner_and_admins(people, fabro: FakeFabro, 
         assert mutations(fabro) == [f"/api/v1/runs/{run['id']}/retry"]
     else:
         assert "ALLOW_OPERATE allows only the run's owner and workspace admins" in said
+        assert mutations(fabro) == []
+
+
+def test_every_verb_belongs_to_one_action_class() -> None:
+    assert set(CLASS_OF) == set(Verb)
+    assert CLASS_OF[Verb.RESUME_RUN] is CLASS_OF[Verb.RETRY] is ActionClass.OPERATE
+
+
+@pytest.mark.parametrize(("who", "allowed"), [(STRANGER, False), (OWNER, True), (ADMIN, True)])
+async def test_resume_is_for_the_runs_owner_and_admins_like_retry(
+    people: Callable[..., Awaitable[SlackUser]], fabro: FakeFabro, who: str, allowed: bool
+) -> None:
+    user = await people()
+    run = make_run("failed", title="Flaky")
+    fabro.add(run)
+    fabro.checkpoint(run["id"])
+    url = await press(user, await card_of(user, run["id"]), "steer:resume_run", who)
+    said = await told(user, url)
+    if allowed:
+        assert mutations(fabro) == [f"/api/v1/runs/{run['id']}/start"]
+    else:
+        assert "You may not resume failed runs from Slack: ALLOW_OPERATE allows only the run's owner" in said
         assert mutations(fabro) == []
 
 
