@@ -51,7 +51,7 @@ class Settings(BaseSettings):
 
     fabro_api_url: str | None = Field(
         default=None,
-        description="base URL of your Fabro server, without `/api/v1`",
+        description="base URL of your Fabro server, without `/api/v1`; a path prefix (`https://host/fabro`) is kept",
         json_schema_extra={"required": "yes", "example": "https://fabro.example.com"},
     )
     fabro_api_token: SecretStr | None = Field(
