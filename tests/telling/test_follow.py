@@ -90,6 +90,23 @@ async def test_follow_posts_a_live_card_and_the_thread_hears_only_what_matters(
     assert "finished" in texts(live)
 
 
+async def test_the_thread_reads_fabros_flat_pull_request_event_and_its_error_notices(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    run = running(fabro)
+    await follow_by_command(user, run["id"])
+    live = card(slack)
+    fabro.emit(run["id"], "run.notice", {"level": "error", "code": "pull_request_failed", "message": "PR failed"})
+    fabro.open_pull_request(run["id"], number=12, draft=True)
+    fabro.emit(run["id"], "pull_request.created", fabro.created_event(run["id"]))  # flat: pr_url, pr_number, …
+    await bot.follower.sync_all()
+    pr_url = fabro.runs[run["id"]]["pull_request"]["html_url"]
+    said = [m.text for m in thread(slack, live)]
+    assert said[0] == ":rotating_light: PR failed"
+    opened = f":twisted_rightwards_arrows: Pull request <{pr_url}|#12> opened as a draft: GitHub merges only"
+    assert said[1].startswith(opened)
+
+
 async def test_follow_from_an_alert_uses_that_alerts_message(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path):
     bot = await start_bot(
         alert_channel=CHANNEL, alert_pace=0.0, database_url=f"sqlite:///{tmp_path}/a.db", fabro_event_stream=False
