@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
+from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
 
 
@@ -119,3 +121,39 @@ async def test_the_event_stream_is_live_only_and_never_carries_approval_requests
     fabro.drop_streams()
     await asyncio.wait_for(task, 5)
     assert [f["event"] for f in frames] == ["run.archived"]
+
+
+@pytest.mark.parametrize(
+    ("state", "steer", "interrupt", "pause"),
+    [
+        ("running", (202, None), (202, None), (200, None)),
+        ("blocked", (409, "use_answer_endpoint"), (409, "use_answer_endpoint"), (200, None)),
+        ("runnable", (409, "run_not_steerable"), (409, "run_not_steerable"), (409, None)),
+        ("paused", (409, "run_not_steerable"), (409, "run_not_steerable"), (409, None)),
+        ("failed", (409, "run_not_steerable"), (409, "run_not_interruptible"), (409, None)),
+        ("archived", (409, None), (409, None), (409, None)),
+    ],
+)
+async def test_steer_interrupt_and_pause_answer_by_run_state_as_fabro_does(
+    fabro: FakeFabro,
+    state: str,
+    steer: tuple[int, str | None],
+    interrupt: tuple[int, str | None],
+    pause: tuple[int, str | None],
+) -> None:
+    run = make_run("failed" if state == "archived" else state)
+    run["lifecycle"]["archived"] = state == "archived"
+    fabro.add(run)
+
+    def said(response: httpx.Response) -> tuple[int, str | None]:
+        body = response.json() if response.content else {}
+        errors = body.get("errors") or [{}]
+        return response.status_code, errors[0].get("code")
+
+    headers = {"Authorization": f"Bearer {fabro.token}"}
+    async with httpx.AsyncClient(base_url=f"{fabro.url}/api/v1/runs/{run['id']}", headers=headers) as client:
+        assert said(await client.post("/steer", json={"text": "use the replica"})) == steer
+        assert said(await client.post("/interrupt")) == interrupt
+        assert said(await client.post("/pause")) == pause
+    if state == "blocked":  # paused at once, the question still pending
+        assert fabro.runs[run["id"]]["lifecycle"]["status"] == {"kind": "paused", "prior_block": "human_input_required"}
