@@ -31,6 +31,7 @@ from bot.fabro.errors import (
     FabroUnavailable,
     FabroUnreadable,
 )
+from bot.fabro.events import pull_request_opened
 from bot.fabro.filters import RunFilter
 from bot.fabro.models import (
     AutomationPreset,
@@ -196,7 +197,7 @@ class FabroClient:
 
         def of(events: list[RunEvent]) -> PullRequestOpened | None:
             for event in events:
-                opened = PullRequestOpened.from_event(event)
+                opened = pull_request_opened(event)
                 if opened is not None and (number is None or opened.number == number):
                     return opened
             return None

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.fabro.models import PullRequest, QuestionOption, ReviewTarget, RunEvent
+from bot.fabro.models import PullRequest, PullRequestOpened, QuestionOption, ReviewTarget, RunEvent
 
 __all__ = [
     "NOTICE_LEVELS",
@@ -49,6 +49,7 @@ __all__ = [
     "StageRetrying",
     "StageStarted",
     "payload_of",
+    "pull_request_opened",
 ]
 
 log = logging.getLogger(__name__)
@@ -282,3 +283,23 @@ def payload_of(event: RunEvent) -> EventPayload | None:
         fields = ", ".join(sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})) or "?"
         log.warning("%s event %s of run %s: unreadable %s", event.event, event.seq, event.run_id, fields)
         return None
+
+
+def pull_request_opened(event: RunEvent) -> PullRequestOpened | None:
+    """The pull request a `pull_request.created` (flat) or `pull_request.linked` (nested) event names;
+    None for other events, or one that cannot be read."""
+    payload = payload_of(event)
+    if isinstance(payload, PullRequestCreated):
+        return PullRequestOpened(
+            number=payload.pr_number,
+            html_url=payload.pr_url,
+            owner=payload.owner,
+            repo=payload.repo,
+            title=payload.title,
+            base_branch=payload.base_branch,
+            head_branch=payload.head_branch,
+            draft=payload.draft,
+        )
+    if isinstance(payload, PullRequestLinked):
+        return PullRequestOpened.model_validate({**payload.pull_request.model_dump(), "linked": True})
+    return None

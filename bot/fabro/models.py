@@ -223,7 +223,8 @@ class PullRequestDetails(_Model):
 
 
 class PullRequestOpened(_Model):
-    """What a `pull_request.created` event says (flat fields), or a `pull_request.linked` one (a nested link)."""
+    """What a `pull_request.created` event says (flat fields), or a `pull_request.linked` one (a nested
+    link); read from the events' payload models by `bot.fabro.events.pull_request_opened`."""
 
     number: int | None = None
     html_url: str | None = None
@@ -234,28 +235,6 @@ class PullRequestOpened(_Model):
     head_branch: str | None = None
     draft: bool | None = None
     linked: bool = False  # linked to an existing pull request rather than opened by the run
-
-    @classmethod
-    def from_event(cls, event: RunEvent) -> PullRequestOpened | None:
-        """The pull request an event names; None for other events, or one that cannot be read."""
-        props = event.properties
-        try:
-            if event.event == "pull_request.created":
-                return cls(
-                    number=props.get("pr_number"),
-                    html_url=props.get("pr_url"),
-                    owner=props.get("owner"),
-                    repo=props.get("repo"),
-                    title=props.get("title"),
-                    base_branch=props.get("base_branch"),
-                    head_branch=props.get("head_branch"),
-                    draft=props.get("draft"),
-                )
-            if event.event == "pull_request.linked" and isinstance(props.get("pull_request"), dict):
-                return cls.model_validate({**props["pull_request"], "linked": True})
-        except ValidationError:
-            return None
-        return None
 
 
 class PullRequestState(_Model):
