@@ -58,6 +58,10 @@ def _no_user_route(method: str, template: str, status: int, content_type: str) -
     return template == "/api/v1/user" and status == 404
 
 
+def _no_web_ui(method: str, template: str, status: int, content_type: str) -> bool:
+    return template == "/api/v1/auth/me" and status == 404
+
+
 def _create_run_engine_error(method: str, template: str, status: int, content_type: str) -> bool:
     return method == "POST" and template == "/api/v1/runs" and status == 500
 
@@ -97,6 +101,12 @@ SPEC_EXCEPTIONS: tuple[SpecException, ...] = (
         "no /api/v1/user route",
         "The spec lists GET /api/v1/user, but no server route serves it: 404 with an empty body whatever the token.",
         _no_user_route,
+    ),
+    SpecException(
+        "no /api/v1/auth/me without the web UI",
+        "GET /api/v1/auth/me is routed only when the server runs its web UI (server/web_auth.rs); otherwise it "
+        "is a 404 with an empty body. The spec lists only 200/401.",
+        _no_web_ui,
     ),
     SpecException(
         "create run 500",

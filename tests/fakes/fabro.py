@@ -133,6 +133,8 @@ class FakeFabro:
     creation_polls: int = 2  # pending answers before a creation ends
     creation_error: str | None = None  # when set, creations fail with this
     auth_me_login: str | None = None  # GET /auth/me answers with this login (None: 404, no web UI)
+    # The user Fabro takes the bot's token for: by default a development token's `dev`.
+    token_actor: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(TOKEN_ACTOR))
     creation_location: str | None = None  # the Location a creation names (None: Fabro's root-relative path)
     github_down: bool = False
     automations: list[dict[str, Any]] = field(default_factory=list)
@@ -746,7 +748,7 @@ class FakeFabro:
                 return self._error(400, "Every option key must exist.", rid)
         if kind == "text" and not str(body.get("text") or "").strip():
             return self._error(400, "Answer text must not be blank.", rid)
-        self.answer(run["id"], question["id"], body, actor=TOKEN_ACTOR)
+        self.answer(run["id"], question["id"], body, actor=self.token_actor)
         return web.Response(status=204)
 
     def _pending_approval(self, request: web.Request) -> tuple[dict[str, Any], web.Response | None]:
@@ -762,7 +764,7 @@ class FakeFabro:
         run, refused = self._pending_approval(request)
         if refused is not None:
             return refused
-        self.decide(run["id"], True, actor=TOKEN_ACTOR)
+        self.decide(run["id"], True, actor=self.token_actor)
         return web.json_response(run)
 
     async def _deny(self, request: web.Request) -> web.Response:
@@ -772,7 +774,7 @@ class FakeFabro:
         run, refused = self._pending_approval(request)
         if refused is not None:
             return refused
-        self.decide(run["id"], False, reason=(body or {}).get("reason"), actor=TOKEN_ACTOR)
+        self.decide(run["id"], False, reason=(body or {}).get("reason"), actor=self.token_actor)
         return web.json_response(run)
 
     async def _cancel(self, request: web.Request) -> web.Response:
@@ -783,7 +785,7 @@ class FakeFabro:
             return self._conflict(request, "Run is already terminal.")
         if self.cancel_converges:
             run["lifecycle"]["pending_control"] = "cancel"
-            self.emit(run["id"], "run.cancel.requested", {"action": "cancel"}, actor=TOKEN_ACTOR)
+            self.emit(run["id"], "run.cancel.requested", {"action": "cancel"}, actor=self.token_actor)
             return web.json_response(run, status=202)
         self._set_status(run["id"], "failed", reason="cancelled")
         run["current_question"] = None
@@ -792,7 +794,7 @@ class FakeFabro:
             run["id"],
             "run.failed",
             {"failure": {"reason": "cancelled", "detail": {"message": "Pipeline cancelled", "category": "canceled"}}},
-            actor=TOKEN_ACTOR,
+            actor=self.token_actor,
         )
         return web.json_response(run)
 
@@ -816,7 +818,7 @@ class FakeFabro:
             new[copied] = copy.deepcopy(run[copied])
         if run.get("parent_id"):
             new["parent_id"] = run["parent_id"]
-        new["created_by"] = TOKEN_ACTOR
+        new["created_by"] = copy.deepcopy(self.token_actor)
         self.retry(run["id"], new)
         return web.json_response(new, status=201)
 
@@ -859,7 +861,7 @@ class FakeFabro:
         if not self.checkpoints.get(run["id"]):
             return self._conflict(request, "no checkpoint to resume from")
         run["timestamps"]["completed_at"] = None
-        self.emit(run["id"], "run.start_requested", {"resume": True}, actor=TOKEN_ACTOR)
+        self.emit(run["id"], "run.start_requested", {"resume": True}, actor=self.token_actor)
         self._set_status(run["id"], "runnable")
         self.emit(run["id"], "run.runnable", {"source": "start"})
         if run["id"] in self.started:
@@ -933,7 +935,7 @@ class FakeFabro:
                 run["id"],
                 "pull_request.creation_requested",
                 {"creation_id": creation["id"], "model": creation["model"], "force": creation["force"]},
-                actor=TOKEN_ACTOR,
+                actor=self.token_actor,
             )
         # A root-relative path: the client joins it to the server's origin and any path prefix.
         location = self.creation_location or f"/api/v1/runs/{run['id']}/pull_request/creation"
@@ -963,7 +965,8 @@ class FakeFabro:
     async def _auth_me(self, request: web.Request) -> web.Response:
         if self.auth_me_login is None:
             return web.Response(status=404, body=b"")  # the web UI is off: the route does not exist
-        user = {"login": self.auth_me_login, "name": self.auth_me_login, "email": None, "avatarUrl": "", "userUrl": ""}
+        login = self.auth_me_login
+        user = {"login": login, "name": login, "email": f"{login}@example.com", "avatarUrl": "", "userUrl": ""}
         return web.json_response({"user": user, "provider": "github", "demoMode": False})
 
     @staticmethod
@@ -1103,7 +1106,7 @@ class FakeFabro:
         run = make_run("submitted", title=f"{automation['name']} run", created=datetime.now(UTC))
         run["timestamps"].update(started_at=None, last_event_at=None)
         run["automation"] = {"id": automation["id"], "name": automation["name"], "trigger_id": "manual"}
-        run["created_by"] = TOKEN_ACTOR  # the caller
+        run["created_by"] = copy.deepcopy(self.token_actor)  # the caller
         self.add(run)
         self.emit(run["id"], "run.created", {})
         return web.json_response(run, status=201)
@@ -1149,7 +1152,7 @@ class FakeFabro:
             "origin_url": origin or None,
             "provider": "github" if github else "git" if origin else "unknown",
         }
-        run["created_by"] = TOKEN_ACTOR
+        run["created_by"] = copy.deepcopy(self.token_actor)
         run["automation"] = None
         self.add(run)
         self.manifests[run["id"]] = body
@@ -1245,8 +1248,8 @@ class FakeFabro:
             return refused
         assert run is not None
         if interrupting:
-            self.emit(run["id"], "run.interrupt", {}, actor=TOKEN_ACTOR)
-        self.emit(run["id"], "run.steer", {"text": text}, actor=TOKEN_ACTOR)
+            self.emit(run["id"], "run.interrupt", {}, actor=self.token_actor)
+        self.emit(run["id"], "run.steer", {"text": text}, actor=self.token_actor)
         return web.Response(status=202)
 
     async def _interrupt(self, request: web.Request) -> web.Response:
@@ -1255,7 +1258,7 @@ class FakeFabro:
         if refused is not None:
             return refused
         assert run is not None
-        self.emit(run["id"], "run.interrupt", {}, actor=TOKEN_ACTOR)
+        self.emit(run["id"], "run.interrupt", {}, actor=self.token_actor)
         return web.Response(status=202)
 
     async def _pause(self, request: web.Request) -> web.Response:
@@ -1274,7 +1277,7 @@ class FakeFabro:
             self.emit(run["id"], "run.paused", {})
             return web.json_response(run)
         run["lifecycle"]["pending_control"] = "pause"
-        self.emit(run["id"], "run.pause.requested", {"action": "pause"}, actor=TOKEN_ACTOR)
+        self.emit(run["id"], "run.pause.requested", {"action": "pause"}, actor=self.token_actor)
         if self.pause_undeliverable:
             self.pause_undeliverable = False
             return self._error(503, "Failed to deliver pause request to the active run.", request[REQUEST_ID])
@@ -1296,7 +1299,7 @@ class FakeFabro:
             self.emit(run["id"], "run.unpaused", {})
             return web.json_response(run)
         run["lifecycle"]["pending_control"] = "unpause"
-        self.emit(run["id"], "run.unpause.requested", {"action": "unpause"}, actor=TOKEN_ACTOR)
+        self.emit(run["id"], "run.unpause.requested", {"action": "unpause"}, actor=self.token_actor)
         return web.json_response(run)
 
     # -- stages and one run's stream -------------------------------------------------------------

@@ -16,7 +16,7 @@ from bot.config import Settings
 from tests.conftest import SlackUser, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.github import FakeGitHub
-from tests.fakes.runs import make_run
+from tests.fakes.runs import make_run, user_principal
 from tests.fakes.slack import FakeSlack, dm_of
 
 GRACE, MALLORY = "U0GRACE", "U0MALLORY"
@@ -112,7 +112,10 @@ async def test_the_tokens_own_login_from_fabro_is_never_linkable(
     assert await bot.linker.user_of("robot-account") is None
 
 
-async def test_without_auth_me_the_tokens_login_is_learned_from_the_first_run_the_bot_creates(people, fabro: FakeFabro):
+async def test_without_auth_me_the_tokens_login_is_learned_from_the_first_run_the_bot_creates(
+    people: Callable[..., Awaitable[tuple[Bot, SlackUser]]], fabro: FakeFabro
+) -> None:
+    fabro.token_actor = user_principal("fabro-bot")  # a GitHub user's token, not a development one
     bot, user = await people(user_linking="self")
     assert "Linked" in await say(user, "link fabro-bot", who=MALLORY)  # not known yet to be the bot's
     run = make_run("failed", title="Flaky")
