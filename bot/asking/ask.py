@@ -33,13 +33,14 @@ from bot.blocks.inspect import (
 )
 from bot.blocks.replies import notice
 from bot.blocks.text import clip, escape
-from bot.core.errors import NotAllowed, NotPosted
+from bot.core.errors import NotPosted
 from bot.core.keys import ActionKey, ActionState, AlertKey, AlertKind, Verb
 from bot.core.records import Action
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroConflict, FabroError, FabroNotFound
+from bot.fabro.models import Run
 from bot.failpoints import crash_point
-from bot.people.permissions import Allowlist
+from bot.people.permissions import CLASS_OF, Permissions, owner_lookup
 from bot.slack.webapi import TRANSPORT_ERRORS, EditBudget, slack_error
 from bot.store.base import Store
 from bot.telling.delivery import Delivery
@@ -93,7 +94,8 @@ class AskDesk:
     clock: Callable[[], datetime]
     budget: EditBudget
     outbox: Delivery  # each reply once, in the run's thread
-    allowlist: Allowlist | None = None
+    permissions: Permissions | None = None  # who may ask: `ALLOW_ANSWER`
+    owner_of: Callable[[Run], Awaitable[str | None]] | None = None  # for a rule naming `owner`
     edit_every: float = 1.0  # seconds between two edits of a reply being written
     external: Callable[[str], Awaitable[bool]] = _never_external
     monotonic: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
@@ -102,8 +104,9 @@ class AskDesk:
 
     async def ask(self, user_id: str, run_id: str, channel: str, thread: str, words: str, intent: str) -> Asked | None:
         """Ask `words` about the run in `thread`, once per `intent`; None when that was done already."""
-        if self.allowlist is not None and not await self.allowlist.allows(user_id):
-            raise NotAllowed(Verb.ANSWER)
+        if self.permissions is not None:
+            owner = owner_lookup(self.fabro.get_run, self.owner_of, run_id)
+            await self.permissions.check(CLASS_OF[Verb.ASK], user_id, owner, what=Verb.ASK)
         key = AlertKey(AlertKind.REPLY, run_id, f"ask.{intent}")
         if await self.external(channel):
             said = "This channel is shared with another organisation: Fabro's answers are not posted here."
