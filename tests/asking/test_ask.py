@@ -330,6 +330,22 @@ async def test_steer_words_still_steer_in_the_same_thread(
     assert fabro.turn_inputs == []
 
 
+async def test_ask_words_ask_fabro_even_while_a_question_waits_in_the_thread(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    run = make_run("running", title="Refactor")
+    fabro.add(run)
+    fabro.sandbox_ready(run["id"])
+    fabro.ask(run["id"], {"id": "q-1", "text": "Deploy?", "question_type": "freeform"})
+    await bot.alerter.cycle()
+    [alert] = slack.posts(CHANNEL)
+    await user.mention("ask: why does it want to deploy?", channel=CHANNEL, thread_ts=alert.ts)
+    await wait_for(lambda: finished(slack, alert))
+    assert [i for _, i in fabro.turn_inputs] == ["why does it want to deploy?"]
+    assert fabro.calls(f"/api/v1/runs/{run['id']}/questions/q-1/answer", method="POST") == []
+    assert "The run failed because" in said(replies(slack, alert)[0])
+
+
 async def test_the_ask_window_on_a_card_answers_in_its_thread(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
 ):
