@@ -195,12 +195,14 @@ def can_open_pull_request(run: Run) -> bool:
 
 
 def agent_controls(run: Run) -> list[Block]:
-    """For a run whose agent is at work: Steer… (a window), Interrupt, and Pause or Resume."""
+    """For a run whose agent is at work: Steer… (a window), Interrupt, and Pause; for a paused run,
+    Resume only (Fabro refuses to steer or interrupt a paused run: `run_not_steerable`)."""
     kind, control = run.status.kind, run.lifecycle.pending_control
     if kind not in ("running", "paused"):
         return []
-    elements: list[Block | None] = [kit.button("Steer…", steer_action_id("steer_text"), value="steer_text")]
+    elements: list[Block | None] = []
     if kind == "running":
+        elements.append(kit.button("Steer…", steer_action_id("steer_text"), value="steer_text"))
         elements.append(kit.button("Interrupt", steer_action_id("interrupt"), value="interrupt"))
     if kind == "paused" or control == "pause":
         elements.append(kit.button("Resume", steer_action_id("resume"), value="resume"))

@@ -66,7 +66,7 @@ async def test_a_running_runs_card_has_steer_interrupt_and_pause(user: SlackUser
     block = await agent_block(user, running(fabro)["id"])
     assert [e["text"]["text"] for e in block["elements"]] == ["Steer…", "Interrupt", "Pause"]
     paused = await agent_block(user, running(fabro, "paused")["id"])
-    assert [e["text"]["text"] for e in paused["elements"]] == ["Steer…", "Resume"]
+    assert [e["text"]["text"] for e in paused["elements"]] == ["Resume"]  # Fabro steers no paused run
 
 
 @pytest.mark.parametrize("interrupt", [False, True])
@@ -124,6 +124,18 @@ async def test_a_pause_fabro_could_not_deliver_is_told_as_not_paused_and_still_p
     assert "may or may not" not in told(slack, url)
     again = await click(user, block, "steer:pause", ts="1700000002.000002")
     await wait_for(lambda: "already pending" in told(slack, again))  # as Fabro keeps the request
+
+
+async def test_an_unpause_fabro_could_not_deliver_is_told_as_not_resumed(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    run = running(fabro, "paused")
+    fabro.pause_undeliverable = True
+    block = await agent_block(user, run["id"])
+    url = await click(user, block, "steer:resume")
+    await wait_for(lambda: "the run was not resumed" in told(slack, url))
+    assert "may or may not" not in told(slack, url)
+    assert fabro.runs[run["id"]]["lifecycle"]["pending_control"] == "unpause"  # Fabro keeps the request
 
 
 async def test_pausing_a_run_that_waits_on_an_answer_keeps_its_question(user: SlackUser, fabro: FakeFabro):

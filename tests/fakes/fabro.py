@@ -171,7 +171,7 @@ class FakeFabro:
     forwarders: dict[str, int] = field(default_factory=dict)  # runs resumed in place: 2
     checkpoints: dict[str, int] = field(default_factory=dict)  # run id -> checkpoints written
     engine_running: set[str] = field(default_factory=set)  # runs whose engine process has not exited
-    pause_undeliverable: bool = False  # the next pause cannot reach the worker: 503 without code
+    pause_undeliverable: bool = False  # the next pause (or unpause) cannot reach the worker: 503 without code
     retry_after: str = "0"  # Fabro sends 1; tests do not wait
     # What broke Fabro's contract (tests/fakes/contract.py): requests the bot sent off the spec, and
     # answers (or events) the fake gave off it. A test that feeds the bot a broken Fabro on purpose
@@ -1306,6 +1306,9 @@ class FakeFabro:
             return web.json_response(run)
         run["lifecycle"]["pending_control"] = "unpause"
         self.emit(run["id"], "run.unpause.requested", {"action": "unpause"}, actor=self.token_actor)
+        if self.pause_undeliverable:
+            self.pause_undeliverable = False
+            return self._error(503, "Failed to deliver unpause request to the active run.", request[REQUEST_ID])
         return web.json_response(run)
 
     # -- stages and one run's stream -------------------------------------------------------------
