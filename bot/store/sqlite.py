@@ -91,10 +91,10 @@ class SQLiteStore(SQLStore):
                 except asyncio.CancelledError:
                     if future.cancelled():
                         raise
+                    cancelled = True  # delivered below, even when the statement has just finished
                     if future.done():
                         result = future.result()
                         break
-                    cancelled = True
             if cancelled:
                 raise asyncio.CancelledError
             return result

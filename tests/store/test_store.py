@@ -4,7 +4,9 @@ once. Every test runs against SQLite and against PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -279,6 +281,25 @@ async def test_cancelling_a_caller_mid_statement_never_closes_the_connection_und
     await store.close()
     with pytest.raises(asyncio.CancelledError):
         await slow
+
+
+async def test_a_caller_cancelled_just_as_its_statement_finishes_is_still_cancelled(tmp_path: Path) -> None:
+    """A cancellation that meets a statement already done is delivered, not swallowed: a task that
+    swallowed it would carry on (a stopping bot waited for such a task forever)."""
+    store = SQLiteStore(str(tmp_path / "late.db"))
+    await store.open()
+    release = threading.Event()
+    caller = asyncio.create_task(store._run(lambda: release.wait(10)))
+    await wait_for(store._lock.locked)
+    release.set()
+    assert store._thread is not None
+    # Blocking the loop on purpose: once the connection's one thread has run this, the statement
+    # has finished and its result is on its way to the loop, and only then is the caller cancelled.
+    store._thread.submit(lambda: None).result(timeout=10)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    await store.close()
 
 
 async def test_outcomes_stored_as_text_by_an_earlier_version_are_migrated_to_data(tmp_path):
