@@ -87,7 +87,9 @@ def chosen(block: str, value: str) -> dict[str, Any]:
 
 
 @given(verb=st.sampled_from(STEER_VERBS), run_id=run_ids, question_id=question_ids, user=users, channel=channels)
-def test_every_run_card_button_reads_back_its_verb_and_target(verb, run_id, question_id, user, channel):
+def test_every_run_card_button_reads_back_its_verb_and_target(
+    verb: str, run_id: str, question_id: str, user: str, channel: str
+) -> None:
     target = Target(run_id, question_id)
     body = pressed(
         {"action_id": steer_action_id(verb), "block_id": control_block_id("answer", target), "value": "yes"},
@@ -133,7 +135,7 @@ def test_every_run_card_button_reads_back_its_verb_and_target(verb, run_id, ques
         assert click.origin.surface is c.Surface.MESSAGE
 
 
-def test_the_answer_buttons_carry_the_choice_they_show():
+def test_the_answer_buttons_carry_the_choice_they_show() -> None:
     target = Target("01KJW4MG", "q-1")
     block = control_block_id("answer", target)
 
@@ -156,7 +158,7 @@ def test_the_answer_buttons_carry_the_choice_they_show():
     assert isinstance(answer({"action_id": steer_action_id("submit")}, {}), c.NothingPicked)
 
 
-def test_an_answer_button_on_a_card_without_a_question_is_unreadable():
+def test_an_answer_button_on_a_card_without_a_question_is_unreadable() -> None:
     body = pressed(
         {
             "action_id": steer_action_id("answer"),
@@ -169,7 +171,7 @@ def test_an_answer_button_on_a_card_without_a_question_is_unreadable():
     assert c.read_click(body) == c.Unreadable(c.Stale.CONTROL, "U0ADA")
 
 
-def test_a_button_in_home_is_shown_in_home():
+def test_a_button_in_home_is_shown_in_home() -> None:
     body = pressed(
         {"action_id": steer_action_id("retry"), "block_id": control_block_id("retry", Target("01KJW4MG"))},
         user="U0ADA",
@@ -178,7 +180,7 @@ def test_a_button_in_home_is_shown_in_home():
     assert isinstance(click, c.Retry) and click.origin.surface is c.Surface.HOME and click.origin.who.channel is None
 
 
-def test_pause_interrupt_and_resume_are_each_one_request_named_by_the_click():
+def test_pause_interrupt_and_resume_are_each_one_request_named_by_the_click() -> None:
     block = control_block_id("agent", Target("01KJW4MG"))
     reads = [
         c.read_click(pressed({"action_id": steer_action_id(v), "block_id": block}, user="U0ADA", channel="C0TEAM"))
@@ -196,7 +198,9 @@ def test_pause_interrupt_and_resume_are_each_one_request_named_by_the_click():
     url=st.none() | urls,
     user=users,
 )
-def test_a_window_opened_from_a_card_acts_on_that_card(run_id, question_id, channel, ts, url, user):
+def test_a_window_opened_from_a_card_acts_on_that_card(
+    run_id: str, question_id: str | None, channel: str | None, ts: str | None, url: str | None, user: str
+) -> None:
     opened = c.read_click(
         pressed(
             {"action_id": steer_action_id("deny"), "block_id": control_block_id("decide", Target(run_id))},
@@ -212,7 +216,9 @@ def test_a_window_opened_from_a_card_acts_on_that_card(run_id, question_id, chan
 
 
 @given(run_id=run_ids, question_id=question_ids, user=users, words=st.text(min_size=1, max_size=200))
-def test_a_written_answer_reads_back_as_typed_or_keeps_the_window_open(run_id, question_id, user, words):
+def test_a_written_answer_reads_back_as_typed_or_keeps_the_window_open(
+    run_id: str, question_id: str, user: str, words: str
+) -> None:
     metadata = encode_modal(ModalContext(Target(run_id, question_id)))
     click = c.read_click(submitted(ANSWER_MODAL, metadata, typed(ANSWER_INPUT, words), user=user))
     if words.strip():
@@ -223,7 +229,7 @@ def test_a_written_answer_reads_back_as_typed_or_keeps_the_window_open(run_id, q
         assert isinstance(click, c.Unfinished) and click.block == ANSWER_INPUT
 
 
-def test_the_steer_window_is_one_intent_and_the_merge_windows_carry_the_method():
+def test_the_steer_window_is_one_intent_and_the_merge_windows_carry_the_method() -> None:
     metadata = encode_modal(ModalContext(Target("01KJW4MG"), "C0TEAM", "1700000000.000001"))
     steer = c.read_click(submitted(STEER_MODAL, metadata, typed(STEER_INPUT, "use the fast path"), user="U0ADA"))
     assert isinstance(steer, c.Steer) and steer.intent == c.intent_of("V0WINDOW1") and not steer.interrupt
@@ -242,14 +248,16 @@ def test_the_steer_window_is_one_intent_and_the_merge_windows_carry_the_method()
     channel=st.none() | channels,
     user=users,
 )
-def test_a_start_button_reads_back_its_automation_intent_and_channel(automation, intent, channel, user):
+def test_a_start_button_reads_back_its_automation_intent_and_channel(
+    automation: str, intent: str, channel: str | None, user: str
+) -> None:
     value = encode_start(automation, intent, channel)
     go = c.read_click(pressed({"action_id": "start:go", "value": value}, user=user, channel=channel))
     assert go == c.Start(c.Origin(Where(user, channel)), automation, intent)
     assert c.read_click(pressed({"action_id": "start:cancel", "value": value}, user=user)) == c.DismissStart()
 
 
-def test_the_start_window_starts_once_per_window():
+def test_the_start_window_starts_once_per_window() -> None:
     values = chosen(START_PICK, "nightly")
     click = c.read_click(submitted(START_MODAL, encode_picker("C0TEAM"), values, user="U0ADA"))
     assert click == c.Start(c.Origin(Where("U0ADA", "C0TEAM"), c.Surface.WINDOW), "nightly", c.intent_of("v0window1"))
@@ -262,14 +270,14 @@ def test_the_start_window_starts_once_per_window():
     offset=st.integers(0, 500),
     in_place=st.booleans(),
 )
-def test_a_listing_button_reads_back_its_query(statuses, limit, offset, in_place):
+def test_a_listing_button_reads_back_its_query(statuses: list[str], limit: int, offset: int, in_place: bool) -> None:
     query = RunQuery(statuses=tuple(statuses), limit=limit, offset=offset)
     action_id = "runs_page:next" if in_place else show_action_id("failed")
     click = c.read_click(pressed({"action_id": action_id, "value": encode_page(query)}, user="U0ADA"))
     assert click == c.ShowRuns(query, in_place, user="U0ADA")
 
 
-def test_follow_needs_a_channel_and_link_buttons_are_only_acknowledged():
+def test_follow_needs_a_channel_and_link_buttons_are_only_acknowledged() -> None:
     follow = {"action_id": "runs_follow", "value": "01KJW4MG"}
     assert c.read_click(pressed(follow, user="U0ADA", channel="C0TEAM", ts="1700000000.000001")) == c.Follow(
         Where("U0ADA", "C0TEAM", "1700000000.000001"), "01KJW4MG"
@@ -279,18 +287,18 @@ def test_follow_needs_a_channel_and_link_buttons_are_only_acknowledged():
 
 
 @given(body=st.dictionaries(st.sampled_from(["type", "user", "actions", "view", "container", "state"]), json_values))
-def test_any_payload_reads_as_some_click_without_raising(body):
-    assert isinstance(c.read_click(body), c.Click)  # type: ignore[arg-type]
+def test_any_payload_reads_as_some_click_without_raising(body: dict[str, Any]) -> None:
+    assert isinstance(c.read_click(body), c.Click)
 
 
 @given(action=st.dictionaries(st.sampled_from(["action_id", "block_id", "value", "selected_option"]), json_values))
-def test_a_forged_action_on_a_run_card_is_never_an_act_without_a_target(action):
+def test_a_forged_action_on_a_run_card_is_never_an_act_without_a_target(action: dict[str, Any]) -> None:
     click = c.read_click({"type": "block_actions", "user": {"id": "U0ADA"}, "actions": [action]})
     if isinstance(click, c.Answer):
         assert click.target.question_id is not None
 
 
-def test_a_look_from_a_channel_card_is_answered_in_the_cards_thread_and_from_an_ephemeral_one_privately():
+def test_a_look_from_a_channel_card_is_answered_in_the_cards_thread_and_from_an_ephemeral_one_privately() -> None:
     target = Target("01KJW4MG", None)
     action = {"action_id": steer_action_id("changes"), "block_id": control_block_id("inspect", target)}
     in_channel = c.read_click(pressed(action, user="U0ADA", channel="C0TEAM", ts="1700000000.000001"))
@@ -306,7 +314,7 @@ def test_a_look_from_a_channel_card_is_answered_in_the_cards_thread_and_from_an_
     assert in_channel.intent != c.read_click(pressed(action, user="U0BOB", channel="C0TEAM", ts="1")).intent  # type: ignore[union-attr]
 
 
-def test_the_ask_window_reads_back_the_question_and_the_thread_it_answers_in():
+def test_the_ask_window_reads_back_the_question_and_the_thread_it_answers_in() -> None:
     from bot.blocks.inspect import ASK_INPUT
     from bot.blocks.routing import ASK_MODAL, ModalContext, encode_modal
 
