@@ -547,7 +547,8 @@ class FakeFabro:
         if sort == "elapsed":
             end = _ts(ts.get("completed_at")) if run["lifecycle"]["status"]["kind"] in TERMINAL else None
             start = _ts(ts.get("started_at")) or _ts(ts["created_at"])
-            return ((end or now) - start).total_seconds()  # type: ignore[operator]
+            assert start is not None, "a run always has created_at"
+            return ((end or now) - start).total_seconds()
         if sort == "repo":
             return (run["repository"].get("name") or "").lower()
         if sort == "title":

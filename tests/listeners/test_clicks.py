@@ -129,7 +129,19 @@ def test_every_run_card_button_reads_back_its_verb_and_target(
     }
     assert isinstance(click, expected[verb])
     if not isinstance(click, c.Ignored):
-        assert click.target == target  # type: ignore[union-attr]
+        assert isinstance(
+            click,
+            c.Answer
+            | c.OpenWindow
+            | c.Approve
+            | c.Retry
+            | c.Cancel
+            | c.CreatePullRequest
+            | c.ClosePullRequest
+            | c.Control
+            | c.Inspect,
+        )
+        assert click.target == target
     if isinstance(click, c.Answer | c.Approve | c.Retry | c.Cancel | c.Control):
         assert click.origin.who.user_id == user and click.origin.who.channel == channel
         assert click.origin.surface is c.Surface.MESSAGE
@@ -145,16 +157,17 @@ def test_the_answer_buttons_carry_the_choice_they_show() -> None:
             body["state"] = {"values": {block: state}}
         return c.read_click(body)
 
-    assert answer({"action_id": steer_action_id("answer"), "value": "yes"}).choice == Choice(AnswerKind.YES)  # type: ignore[union-attr]
-    assert answer({"action_id": steer_action_id("answer", 2), "value": "#2"}).choice == Choice(  # type: ignore[union-attr]
-        AnswerKind.OPTION, ("#2",)
-    )
+    def choice(action: dict[str, Any], state: dict[str, Any] | None = None) -> Choice:
+        click = answer(action, state)
+        assert isinstance(click, c.Answer), click
+        return click.choice
+
+    assert choice({"action_id": steer_action_id("answer"), "value": "yes"}) == Choice(AnswerKind.YES)
+    assert choice({"action_id": steer_action_id("answer", 2), "value": "#2"}) == Choice(AnswerKind.OPTION, ("#2",))
     menu = {"action_id": steer_action_id("choose"), "selected_option": {"value": "blue"}}
-    assert answer(menu).choice == Choice(AnswerKind.OPTION, ("blue",))  # type: ignore[union-attr]
+    assert choice(menu) == Choice(AnswerKind.OPTION, ("blue",))
     ticked = {"boxes": {"selected_options": [{"value": "a"}, {"value": "c"}]}}
-    assert answer({"action_id": steer_action_id("submit")}, ticked).choice == Choice(  # type: ignore[union-attr]
-        AnswerKind.OPTIONS, ("a", "c")
-    )
+    assert choice({"action_id": steer_action_id("submit")}, ticked) == Choice(AnswerKind.OPTIONS, ("a", "c"))
     assert isinstance(answer({"action_id": steer_action_id("submit")}, {}), c.NothingPicked)
 
 
@@ -182,12 +195,15 @@ def test_a_button_in_home_is_shown_in_home() -> None:
 
 def test_pause_interrupt_and_resume_are_each_one_request_named_by_the_click() -> None:
     block = control_block_id("agent", Target("01KJW4MG"))
-    reads = [
-        c.read_click(pressed({"action_id": steer_action_id(v), "block_id": block}, user="U0ADA", channel="C0TEAM"))
-        for v in ("interrupt", "pause", "resume")
-    ]
-    assert [r.verb for r in reads] == [Verb.INTERRUPT, Verb.PAUSE, Verb.RESUME]  # type: ignore[union-attr]
-    assert {r.intent for r in reads} == {c.intent_of("1700000000.000100")}  # type: ignore[union-attr]
+    reads: list[c.Control] = []
+    for v in ("interrupt", "pause", "resume"):
+        read = c.read_click(
+            pressed({"action_id": steer_action_id(v), "block_id": block}, user="U0ADA", channel="C0TEAM")
+        )
+        assert isinstance(read, c.Control), read
+        reads.append(read)
+    assert [r.verb for r in reads] == [Verb.INTERRUPT, Verb.PAUSE, Verb.RESUME]
+    assert {r.intent for r in reads} == {c.intent_of("1700000000.000100")}
 
 
 @given(
@@ -311,7 +327,9 @@ def test_a_look_from_a_channel_card_is_answered_in_the_cards_thread_and_from_an_
     ephemeral["container"]["is_ephemeral"] = True
     private = c.read_click(ephemeral)
     assert isinstance(private, c.Inspect) and private.thread is None
-    assert in_channel.intent != c.read_click(pressed(action, user="U0BOB", channel="C0TEAM", ts="1")).intent  # type: ignore[union-attr]
+    by_someone_else = c.read_click(pressed(action, user="U0BOB", channel="C0TEAM", ts="1"))
+    assert isinstance(by_someone_else, c.Inspect)
+    assert in_channel.intent != by_someone_else.intent
 
 
 def test_the_ask_window_reads_back_the_question_and_the_thread_it_answers_in() -> None:

@@ -90,7 +90,9 @@ def test_a_newline_from_outside_cannot_start_a_log_line_in_either_format() -> No
     for fmt in ("text", "json"):
         stream = io.StringIO()
         configure_logging("INFO", ["xoxb-secret-value"], fmt)
-        logging.getLogger().handlers[0].stream = stream  # type: ignore[attr-defined]
+        handler = logging.getLogger().handlers[0]
+        assert isinstance(handler, logging.StreamHandler)
+        handler.stream = stream
         logging.getLogger("bot.test").info("user said %r then %s", "a", "b\n2026 ERROR bot FORGED xoxb-secret-value")
         lines = stream.getvalue().splitlines()
         assert len(lines) == 1, lines
