@@ -88,8 +88,12 @@ async def first_text(samples: int) -> list[float]:
             await wait_for(shown, 10, 0.001)
             found.append(shown()[0] - sent)
             await wait_for(lambda: all(s["active_turn"] is None for s in fabro.sessions.values()), 10)
+
             # The answer is finished (its last edit keeps the pace too) before the next, or the stop.
-            await wait_for(lambda ts=alert.ts: done(slack, ts), 10)
+            def answered(ts: str = alert.ts) -> bool:
+                return done(slack, ts)
+
+            await wait_for(answered, 10)
         return found
 
     return await with_bot(work)
