@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from bot.app import Bot
-from tests.conftest import SlackUser, wait_for
+from tests.conftest import SlackUser, StartBot, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
 from tests.fakes.slack import FakeSlack
@@ -21,7 +22,7 @@ ADA, BOB = "U123ADA", "U456BOB"
 
 
 @pytest.fixture
-async def user(start_bot, slack: FakeSlack, tmp_path) -> AsyncIterator[SlackUser]:
+async def user(start_bot: StartBot, slack: FakeSlack, tmp_path: Path) -> AsyncIterator[SlackUser]:
     bot: Bot = await start_bot(database_url=f"sqlite:///{tmp_path}/resume.db")
     async with aiohttp.ClientSession() as session:
         yield SlackUser.of(bot, slack, session)
@@ -29,12 +30,14 @@ async def user(start_bot, slack: FakeSlack, tmp_path) -> AsyncIterator[SlackUser
 
 async def card_of(user: SlackUser, run_id: str) -> dict[str, Any]:
     _, _, url = await user.command(run_id)
-    return await user.reply(url)
+    reply: dict[str, Any] = await user.reply(url)
+    return reply
 
 
 def block_of(card: dict[str, Any], prefix: str) -> dict[str, Any]:
     [block] = [b for b in card["blocks"] if b["type"] == "actions" and b.get("block_id", "").startswith(prefix)]
-    return block
+    found: dict[str, Any] = block
+    return found
 
 
 async def click(user: SlackUser, block: dict[str, Any], action_id: str, *, who: str = ADA) -> str:
@@ -55,7 +58,7 @@ def failed(fabro: FakeFabro, *, checkpoints: int = 2, reason: str = "workflow_er
 
 async def test_resume_sits_beside_retry_and_a_double_click_resumes_the_run_once(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = failed(fabro)
     block = block_of(await card_of(user, run["id"]), "retry:")
     assert [e["text"]["text"] for e in block["elements"]] == ["Retry", "Resume"]
@@ -73,7 +76,7 @@ async def test_resume_sits_beside_retry_and_a_double_click_resumes_the_run_once(
 
 async def test_a_run_without_a_checkpoint_is_told_to_retry_instead_and_nothing_is_sent(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = failed(fabro, checkpoints=0)
     url = await click(user, block_of(await card_of(user, run["id"]), "retry:"), "steer:resume_run")
     await wait_for(lambda: any("nothing to resume from" in json.dumps(r) for r in slack.responses_to(url)))
@@ -82,14 +85,14 @@ async def test_a_run_without_a_checkpoint_is_told_to_retry_instead_and_nothing_i
 
 async def test_an_engine_still_running_is_explained_from_fabros_409(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = failed(fabro)
     fabro.engine_running.add(run["id"])
     url = await click(user, block_of(await card_of(user, run["id"]), "retry:"), "steer:resume_run")
     await wait_for(lambda: any("has not exited yet" in json.dumps(r) for r in slack.responses_to(url)))
 
 
-async def test_a_run_that_failed_before_any_stage_offers_retry_only(user: SlackUser, fabro: FakeFabro):
+async def test_a_run_that_failed_before_any_stage_offers_retry_only(user: SlackUser, fabro: FakeFabro) -> None:
     run = failed(fabro, checkpoints=0, reason="sandbox_init_failed")
     block = block_of(await card_of(user, run["id"]), "retry:")
     assert [e["text"]["text"] for e in block["elements"]] == ["Retry"]
@@ -97,7 +100,7 @@ async def test_a_run_that_failed_before_any_stage_offers_retry_only(user: SlackU
 
 async def test_a_draft_is_refused_a_merge_with_the_link_to_mark_it_ready(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = make_run("succeeded", diff={"files_changed": 1, "additions": 3, "deletions": 1})
     fabro.add(run)
     fabro.open_pull_request(run["id"])
@@ -120,7 +123,7 @@ async def test_a_draft_is_refused_a_merge_with_the_link_to_mark_it_ready(
 
 async def test_a_merge_github_refuses_is_explained_by_the_pull_requests_state(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = make_run("succeeded", diff={"files_changed": 1, "additions": 3, "deletions": 1})
     fabro.add(run)
     fabro.open_pull_request(run["id"], mergeable=False)
@@ -136,14 +139,14 @@ async def test_a_merge_github_refuses_is_explained_by_the_pull_requests_state(
     await wait_for(lambda: "cannot be merged as it is" in said())
 
 
-async def test_a_run_without_changes_is_not_offered_a_pull_request(user: SlackUser, fabro: FakeFabro):
+async def test_a_run_without_changes_is_not_offered_a_pull_request(user: SlackUser, fabro: FakeFabro) -> None:
     run = make_run("succeeded")  # no diff: Fabro would answer 400 empty_diff
     fabro.add(run)
     card = await card_of(user, run["id"])
     assert "Create pull request" not in json.dumps(card)
 
 
-async def test_a_draft_pull_request_shows_as_one_on_the_card_with_no_merge(user: SlackUser, fabro: FakeFabro):
+async def test_a_draft_pull_request_shows_as_one_on_the_card_with_no_merge(user: SlackUser, fabro: FakeFabro) -> None:
     run = make_run("succeeded", diff={"files_changed": 1, "additions": 3, "deletions": 1})
     fabro.add(run)
     fabro.open_pull_request(run["id"], draft=True)

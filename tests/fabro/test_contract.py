@@ -17,13 +17,13 @@ from tests.fakes.loopback import serve
 from tests.fakes.runs import make_run, run_examples
 
 
-def test_every_real_run_example_keeps_to_the_spec():
+def test_every_real_run_example_keeps_to_the_spec() -> None:
     contract = Contract.load()
     for run in [*run_examples(), make_run("failed"), make_run("paused")]:
         assert contract.check_response("GET", "/api/v1/runs/X", 200, "application/json", json.dumps(run).encode()) == []
 
 
-def test_a_request_off_the_spec_is_caught_with_what_is_wrong():
+def test_a_request_off_the_spec_is_caught_with_what_is_wrong() -> None:
     contract = Contract.load()
     assert contract.check_request("POST", "/api/v1/runs/X/approve", [], "application/json", b"{}")
     bad = contract.check_request("GET", "/api/v1/runs", [("status", "sleeping")], "", b"")
@@ -33,7 +33,7 @@ def test_a_request_off_the_spec_is_caught_with_what_is_wrong():
     assert contract.check_request("POST", "/api/v1/runs/X/start", [], "application/json", b'{"resume":true}') == []
 
 
-def test_an_answer_off_the_spec_is_caught_unless_a_named_exception_covers_it():
+def test_an_answer_off_the_spec_is_caught_unless_a_named_exception_covers_it() -> None:
     contract = Contract.load()
     assert contract.check_response("POST", "/api/v1/runs/X/pull_request/merge", 409, "application/json", b"{}")
     # The server's own answers the spec does not list: each covered by one named exception.
@@ -42,7 +42,7 @@ def test_an_answer_off_the_spec_is_caught_unless_a_named_exception_covers_it():
     assert all(x.reason for x in SPEC_EXCEPTIONS) and len({x.name for x in SPEC_EXCEPTIONS}) == len(SPEC_EXCEPTIONS)
 
 
-def test_events_are_held_to_the_payload_models_unknown_keys_included():
+def test_events_are_held_to_the_payload_models_unknown_keys_included() -> None:
     contract = Contract.load()
     old = {"seq": 1, "id": "e", "ts": "2026-01-01T00:00:00Z", "run_id": "R", "event": "pull_request.created"}
     nested = check_event(contract, {**old, "properties": {"pull_request": {"number": 7}}})
@@ -51,7 +51,7 @@ def test_events_are_held_to_the_payload_models_unknown_keys_included():
     assert any("code" in p for p in warning)
 
 
-def test_the_bot_reads_flat_pull_request_events_and_warn_notices():
+def test_the_bot_reads_flat_pull_request_events_and_warn_notices() -> None:
     created = RunEvent(
         event="pull_request.created",
         properties={
@@ -72,7 +72,7 @@ def test_the_bot_reads_flat_pull_request_events_and_warn_notices():
     assert payload_of(RunEvent(event="run.notice", properties={"level": 3})) is None  # costs that event only
 
 
-def test_an_automation_revision_is_a_hex_string():
+def test_an_automation_revision_is_a_hex_string() -> None:
     preset = AutomationPreset.model_validate({"id": "a", "revision": "ab" * 32, "name": "A"})
     assert preset.revision == "ab" * 32
 
@@ -110,7 +110,7 @@ async def test_a_root_relative_location_keeps_the_path_prefix_of_the_api_url(fab
         await runner.cleanup()
 
 
-async def test_the_global_stream_gives_each_event_once_after_a_resume_in_place(fabro: FakeFabro):
+async def test_the_global_stream_gives_each_event_once_after_a_resume_in_place(fabro: FakeFabro) -> None:
     run = make_run("running")
     fabro.add(run)
     async with FabroClient(fabro.url, fabro.token, timeout=5) as client, client.attach(idle_timeout=5) as events:
@@ -133,7 +133,7 @@ async def test_the_global_stream_gives_each_event_once_after_a_resume_in_place(f
     assert [e["event"] for e in fabro.events[run["id"]]][-2:] == ["run.notice", "run.completed"]
 
 
-async def test_the_global_stream_never_carries_a_deny_or_a_cancel_of_a_run_that_never_started(fabro: FakeFabro):
+async def test_the_global_stream_never_carries_a_deny_or_a_cancel_of_a_run_that_never_started(fabro: FakeFabro) -> None:
     denied, cancelled, started = make_run("pending"), make_run("runnable"), make_run("running")
     fabro.add(denied, cancelled, started)
     headers = {"Authorization": f"Bearer {fabro.token}"}
@@ -151,7 +151,9 @@ async def test_the_global_stream_never_carries_a_deny_or_a_cancel_of_a_run_that_
     assert [e["event"] for e in fabro.events[denied["id"]]] == ["run.denied", "run.failed"]  # in its own log
 
 
-async def test_a_retry_is_the_token_users_new_run_with_nothing_of_the_old_one_but_its_settings(fabro: FakeFabro):
+async def test_a_retry_is_the_token_users_new_run_with_nothing_of_the_old_one_but_its_settings(
+    fabro: FakeFabro,
+) -> None:
     old = make_run(
         "failed",
         labels={"team": "api"},
@@ -166,7 +168,7 @@ async def test_a_retry_is_the_token_users_new_run_with_nothing_of_the_old_one_bu
     assert new.timestamps.created_at is not None and new.timestamps.completed_at is None
 
 
-async def test_an_automation_started_by_api_has_the_manual_trigger(fabro: FakeFabro):
+async def test_an_automation_started_by_api_has_the_manual_trigger(fabro: FakeFabro) -> None:
     fabro.add_automation("nightly-deps", "Nightly deps")
     async with FabroClient(fabro.url, fabro.token, timeout=5) as client:
         [preset] = await client.automations()

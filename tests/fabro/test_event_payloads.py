@@ -28,7 +28,7 @@ PROPERTIES = st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=10), JSON,
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=st.sampled_from(sorted(PAYLOADS)), properties=PROPERTIES)
-def test_any_properties_are_read_or_skipped_never_raised(name: str, properties: dict[str, Any]):
+def test_any_properties_are_read_or_skipped_never_raised(name: str, properties: dict[str, Any]) -> None:
     event = RunEvent(seq=1, run_id="01RUN", event=name, properties=properties)
     read = payload_of(event)
     assert read is None or isinstance(read, PAYLOADS[name])
@@ -40,7 +40,7 @@ def test_any_properties_are_read_or_skipped_never_raised(name: str, properties: 
 
 @settings(max_examples=200, deadline=None)
 @given(message=st.text(max_size=5000), level=st.sampled_from(["info", "warn", "error", "warning"]))
-def test_a_notice_is_told_only_at_warn_or_error_and_within_limits(message: str, level: str):
+def test_a_notice_is_told_only_at_warn_or_error_and_within_limits(message: str, level: str) -> None:
     properties = {"level": level, "code": "git_push_failed", "message": message}
     reply = update_reply(RunEvent(event="run.notice", properties=properties), Run(id="R"), now=NOW, web_base=None)
     assert (reply is not None) == (level in ("warn", "error"))

@@ -196,16 +196,16 @@ class Contract:
                 problems.append(f"{where}: query parameter {name!r} is not in the spec")
                 continue
             schema = self._resolve(param.get("schema", {}))
+            typed: Any
             if schema.get("type") == "array":
-                value: Any = given
                 item_type = self._resolve(schema.get("items", {})).get("type")
-                value = [_typed(v, item_type) for v in given]
+                typed = [_typed(v, item_type) for v in given]
             elif len(given) > 1:
                 problems.append(f"{where}: query parameter {name!r} given {len(given)} times")
                 continue
             else:
-                value = _typed(given[0], schema.get("type"))
-            problems += [f"{where}: query {name}: {e}" for e in self.schema_errors(schema, value)]
+                typed = _typed(given[0], schema.get("type"))
+            problems += [f"{where}: query {name}: {e}" for e in self.schema_errors(schema, typed)]
         for name, param in by_name.items():
             if param.get("required") and name not in values:
                 problems.append(f"{where}: required query parameter {name!r} missing")
