@@ -136,6 +136,7 @@ def test_every_run_card_button_reads_back_its_verb_and_target(
             | c.OpenWindow
             | c.Approve
             | c.Retry
+            | c.ResumeRun
             | c.Cancel
             | c.CreatePullRequest
             | c.ClosePullRequest
@@ -143,7 +144,7 @@ def test_every_run_card_button_reads_back_its_verb_and_target(
             | c.Inspect,
         )
         assert click.target == target
-    if isinstance(click, c.Answer | c.Approve | c.Retry | c.Cancel | c.Control):
+    if isinstance(click, c.Answer | c.Approve | c.Retry | c.ResumeRun | c.Cancel | c.Control):
         assert click.origin.who.user_id == user and click.origin.who.channel == channel
         assert click.origin.surface is c.Surface.MESSAGE
 
