@@ -63,7 +63,7 @@ class Exposures:
         (a link unfurled while it is typed: Slack says `COMPOSER`) could be any: the least is shown."""
         if self.mode is ExternalChannels.FULL:
             return Exposure.FULL
-        if not channel or not _CONVERSATION.match(channel):
+        if not channel or channel == "COMPOSER" or not _CONVERSATION.match(channel):
             return Exposure.MINIMAL
         return Exposure.MINIMAL if await self.external(channel) else Exposure.FULL
 
