@@ -191,7 +191,9 @@ def build_bolt_app(
 
     async def ask_for_work(client: AsyncWebClient, event: dict[str, Any], body: dict[str, Any]) -> None:
         if desk is not None:
-            await work_listener.ask_for_work(desk, client, event, body, command=settings.slash_command)
+            await work_listener.ask_for_work(
+                desk, client, event, body, command=settings.slash_command, shared_outside=exposures.external
+            )
 
     mentions.register(app, steering, store, shower, clicks.act, asker=asker, ask_for_work=ask_for_work)
     if home is not None:
