@@ -240,6 +240,18 @@ async def test_in_a_channel_shared_with_another_organisation_only_the_mention_is
     assert "fix the typo" in shown and "roadmap" not in shown
 
 
+async def test_a_channel_slack_describes_as_shared_outside_uses_only_the_mention_too(
+    user: SlackUser, slack: FakeSlack
+) -> None:
+    await said(user, "setup repo:acme/api")
+    slack.external.add(CHANNEL)  # conversations.info says is_ext_shared; the event says nothing
+    parent = slack.say(CHANNEL, "U789CAT", "our secret roadmap")
+    await user.post(mention_event("fix the typo", thread_ts=parent), content_type="application/json")
+    await wait_for(lambda: confirmations(slack))
+    shown = json.dumps(confirmations(slack)[0]["blocks"])
+    assert "fix the typo" in shown and "roadmap" not in shown
+
+
 async def test_a_top_level_mention_in_a_channel_not_set_up_says_so_once_even_when_slack_resends_it(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
 ) -> None:

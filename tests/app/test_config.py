@@ -132,9 +132,20 @@ def test_the_database_password_is_masked_in_the_settings_repr() -> None:
         ("fabro_event_stream", "perhaps", "FABRO_EVENT_STREAM: must be on or off"),
         ("user_linking", "maybe", "USER_LINKING: must be 'github', 'self' or 'pinned'"),
         ("follow_max", "0", "FOLLOW_MAX: must be at least 1"),
+        ("external_channels", "partial", "EXTERNAL_CHANNELS: must be 'minimal' or 'full'"),
     ],
 )
 def test_a_malformed_value_is_told_in_the_settings_words_not_pydantics(setting: str, value: str, said: str) -> None:
     found = problems("preview", **{setting: value}, fabro_api_url="https://f.example.com", fabro_api_token="t")
     assert any(p.startswith(said) for p in found), found
     assert not any("Input should" in p or "unable to parse" in p for p in found)
+
+
+@pytest.mark.parametrize(("value", "read"), [("", "minimal"), (" Full ", "full"), ("MINIMAL", "minimal")])
+def test_external_channels_defaults_to_minimal_and_reads_any_case(value: str, read: str) -> None:
+    settings = load_settings(
+        "preview", env_file=None, fabro_api_url="https://f.example.com", fabro_api_token="t", external_channels=value
+    )
+    assert settings.external_channels == read
+    unset = load_settings("preview", env_file=None, fabro_api_url="https://f.example.com", fabro_api_token="t")
+    assert unset.external_channels == "minimal"

@@ -60,6 +60,8 @@ def test_the_manifest_asks_only_for_scopes_the_bot_uses() -> None:
         "chat:write.public",
         "channels:history",
         "groups:history",
+        "channels:read",
+        "groups:read",
         "app_mentions:read",
         "usergroups:read",
         "im:write",

@@ -64,9 +64,10 @@ async def test_a_kill_9_mid_upload_neither_loses_nor_repeats_the_log(
 
     second = await start_process(fabro, slack, tmp_path, "second", PORT=str(port))
     try:
+        # A fresh process imports the whole bot first: on a loaded machine that alone can take seconds.
         await wait_for(
             lambda: (tmp_path / "second.log").exists() and "listening" in (tmp_path / "second.log").read_text(),
-            timeout=20,  # a process start, like the first one's: seconds on a loaded machine
+            timeout=20,
         )
         looked = len(slack.calls_to("conversations.replies"))
         assert await click_logs(slack, port, alert) == 200

@@ -3,6 +3,7 @@ Fabro sends, they never raise, hold every Slack limit, escape what they show and
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
+from bot.blocks.exposure import for_exposure
 from bot.blocks.inspect import (
     ANSWER_CHUNK,
     answer_chunks,
@@ -24,7 +26,9 @@ from bot.blocks.inspect import (
     preview_message,
 )
 from bot.blocks.limits import problems
+from bot.blocks.presentation import Presentation
 from bot.blocks.text import escape
+from bot.core.exposure import Exposure
 from bot.fabro.models import Run
 from bot.fabro.outputs import RunBilling, RunCommits, RunFiles
 from tests.fakes.runs import make_run
@@ -170,14 +174,16 @@ def test_marking_a_stage_never_breaks_the_svg_and_marks_only_that_node(stage: st
     assert marked.count('stroke="#d84315"') == nodes.count(stage)
 
 
-def test_ask_is_hidden_with_its_reason_and_external_channels_get_only_changes_and_cost() -> None:
+def test_ask_is_hidden_with_its_reason_and_a_shared_channel_card_has_no_inspect_buttons() -> None:
     unavailable = a_run(ask_fabro={"available": False, "unavailable_reason": "no_sandbox", "default_model": None})
     blocks = inspect_controls(unavailable)
     names = [e["action_id"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
     assert "steer:ask" not in names and "no sandbox" in str(blocks)
     ready = a_run(ask_fabro={"available": True, "unavailable_reason": None, "default_model": "m"})
     assert "steer:ask" in str(inspect_controls(ready))
-    shared = [e["action_id"] for b in inspect_controls(ready, external=True) for e in b["elements"]]
-    assert shared == ["steer:changes", "steer:cost"]
+    card = {"text": "t", "blocks": inspect_controls(ready)}
+    shared = for_exposure(card, ready, Exposure.MINIMAL, Presentation(web_base="https://fabro.example.com"))
+    assert "steer:" not in json.dumps(shared) and "Open in Fabro" in json.dumps(shared)
+    assert for_exposure(card, ready, Exposure.FULL, Presentation()) is card
     private = inspect_controls(ready, private=True)
     assert "steer:ask" not in str(private) and "mentioning me in the thread" in str(private)

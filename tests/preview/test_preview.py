@@ -107,6 +107,8 @@ def test_the_gallery_has_every_kind_of_message_each_within_slacks_limits() -> No
         "a list the bot filtered",
         "a detail card",
         "a run failed",
+        "in a channel shared with another organisation",
+        "Logs, refused",
         "yes_no",
         "confirmation",
         "multiple_choice",
