@@ -63,6 +63,8 @@ def subscribed_message(sub: Subscription, *, user_id: str, command: str, existin
     else:
         line = f"<@{escape(user_id)}> subscribed this channel to alerts for {text} (subscription `{sub.id}`)."
     hint = f"`{escape(command)} subscriptions` lists them; `{escape(command)} unsubscribe {sub.id}` stops this one."
+    if not existing and sub.kinds & {"questions", "approvals"}:
+        hint = "What already waits here is posted in a moment (many at once as one digest). " + hint
     return {"text": _plain(line), "blocks": [kit.section(line, block_id="subscribed"), kit.context(hint)]}
 
 

@@ -76,6 +76,7 @@ class Subscription:
     not_by: tuple[str, ...] = ()
     not_repos: tuple[str, ...] = ()
     not_workflows: tuple[str, ...] = ()
+    caught_up: bool = True  # a new subscription is told, once, what already waits (the next cycle does it)
 
     @property
     def narrow(self) -> Narrow:

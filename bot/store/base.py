@@ -65,6 +65,9 @@ class Store(Protocol):
     async def add_subscription(self, sub: Subscription) -> Subscription: ...
     async def subscriptions(self, channel: str | None = None) -> list[Subscription]: ...
     async def remove_subscriptions(self, channel: str, ids: list[int] | None) -> int: ...
+    async def caught_up(self, sub_id: int) -> None:
+        """The subscription has been told what was already waiting when it was made."""
+
     async def mark_broken(self, channel: str, reason: str | None) -> bool:
         """Set or clear why a channel cannot be posted to; True when that changed anything."""
 

@@ -25,6 +25,7 @@ from bot.store.sql import (
     RUNS_INDEX,
     SCALE_INDEXES,
     SETUPS_TABLE,
+    SUBSCRIPTION_CATCH_UP,
     SUBSCRIPTION_NARROW,
     SUMMARIES_TABLE,
     Row,
@@ -83,6 +84,7 @@ MIGRATIONS: list[str] = [
     SUBSCRIPTION_NARROW,
     MUTES_TABLE,
     SETUPS_TABLE,
+    SUBSCRIPTION_CATCH_UP,
 ]
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "RUNS_INDEX",
     "SCALE_INDEXES",
     "SETUPS_TABLE",
+    "SUBSCRIPTION_CATCH_UP",
     "SUBSCRIPTION_NARROW",
     "SUMMARIES_TABLE",
     "TERMINAL_BUCKETS",
@@ -200,6 +201,12 @@ SETUPS_TABLE = """
     );
 """
 
+# A new subscription posts, once, the questions and approvals already waiting that it matches:
+# those made before this migration count as told.
+SUBSCRIPTION_CATCH_UP = """
+    ALTER TABLE subscriptions ADD COLUMN caught_up INTEGER NOT NULL DEFAULT 1;
+"""
+
 
 def outcomes_as_json(json_object: str) -> str:
     """The data half of that migration, given the dialect's way to build a JSON object as text."""
@@ -344,8 +351,8 @@ class SQLStore:
 
     async def add_subscription(self, sub: Subscription) -> Subscription:
         rows = await self._fetch(
-            "INSERT INTO subscriptions (channel, kinds, repo, workflow, labels, created_by, narrow)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO subscriptions (channel, kinds, repo, workflow, labels, created_by, narrow, caught_up)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 0) RETURNING id",
             (
                 sub.channel,
                 ",".join(sorted(sub.kinds)),
@@ -356,7 +363,7 @@ class SQLStore:
                 _narrow_json(sub),
             ),
         )
-        return replace(sub, id=int(rows[0]["id"]), labels=dict(sub.labels), broken=None)
+        return replace(sub, id=int(rows[0]["id"]), labels=dict(sub.labels), broken=None, caught_up=False)
 
     async def subscriptions(self, channel: str | None = None) -> list[Subscription]:
         select = "SELECT s.*, c.broken AS broken FROM subscriptions s LEFT JOIN channels c ON c.channel = s.channel"
@@ -365,6 +372,9 @@ class SQLStore:
         else:
             rows = await self._fetch(select + " WHERE s.channel = ? ORDER BY s.id", (channel,))
         return [_subscription(r) for r in rows]
+
+    async def caught_up(self, sub_id: int) -> None:
+        await self._execute("UPDATE subscriptions SET caught_up = 1 WHERE id = ?", (sub_id,))
 
     async def remove_subscriptions(self, channel: str, ids: list[int] | None) -> int:
         if ids is None:
@@ -785,6 +795,7 @@ def _subscription(row: Row) -> Subscription:
         labels=json.loads(row["labels"] or "{}"),
         created_by=row["created_by"],
         broken=row["broken"],
+        caught_up=bool(row.get("caught_up", 1)),
         **_narrow_of(row.get("narrow")),
     )
 

@@ -22,6 +22,7 @@ from bot.store.sql import (
     RUNS_INDEX,
     SCALE_INDEXES,
     SETUPS_TABLE,
+    SUBSCRIPTION_CATCH_UP,
     SUBSCRIPTION_NARROW,
     SUMMARIES_TABLE,
     Row,
@@ -93,6 +94,7 @@ MIGRATIONS: list[str] = [
     SUBSCRIPTION_NARROW,
     MUTES_TABLE,
     SETUPS_TABLE,
+    SUBSCRIPTION_CATCH_UP,
 ]
 
 

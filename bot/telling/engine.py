@@ -32,7 +32,7 @@ from bot.failpoints import crash_point
 from bot.people.notify import Personal
 from bot.store.base import Store
 from bot.telling.delivery import CycleReport, Delivery, Fresh
-from bot.telling.rules import DEFAULT_KINDS, Wanted, channels_for, wanted_alerts
+from bot.telling.rules import DEFAULT_KINDS, Wanted, channels_for, matches, wanted_alerts
 
 __all__ = ["Alerter", "CycleReport", "Watermark"]
 
@@ -42,6 +42,7 @@ WATERMARK = "alerts.watermark"
 HISTORY_BEFORE = "alerts.history_before"
 FIRST_PAGE = 20  # an idle cycle reads this many runs and stops
 PAGE = 100  # Fabro's largest page, for catching up
+CATCH_UP_PAGES = 5  # a new subscription reads at most this many pages of each waiting bucket
 
 
 def changed_at(run: Run) -> datetime | None:
@@ -139,6 +140,7 @@ class Alerter:
             else:
                 try:
                     await self._poll(subs, report)
+                    await self._catch_up(subs, report)
                 except FabroError as exc:
                     report.skipped = "fabro"
                     self.changed_runs = set()  # nothing was read: nothing to sync either
@@ -259,15 +261,55 @@ class Alerter:
             value = await self.store.get_mark(HISTORY_BEFORE)
             self._history_before = datetime.fromisoformat(value) if value else None
 
-    async def _whole_bucket(self, bucket: str) -> list[Run]:
+    async def _whole_bucket(self, bucket: str, *, pages: int | None = None) -> list[Run]:
         runs: list[Run] = []
-        offset = 0
-        while True:
+        offset, read = 0, 0
+        while pages is None or read < pages:
             page = await self.fabro.list_runs(_listing(limit=PAGE, offset=offset, status=bucket))
+            read += 1
             runs += page.data
             if not page.meta.has_more or not page.data:
                 return runs
-            offset += len(page.data)
+            offset += len(page.data) + page.unreadable
+        log.info("%s: read the first %d pages only", bucket, pages)
+        return runs
+
+    async def _catch_up(self, subs: list[Subscription], report: CycleReport) -> None:
+        """A new subscription is told, once, the questions and approvals already waiting that it matches.
+
+        Its claims are made like any other (once per alert and channel), so a crash before the
+        subscription is marked told repeats nothing; a storm of them goes out as one digest.
+        """
+        new = [s for s in subs if not s.caught_up]
+        if not new:
+            return
+        waiting: list[Run] = []
+        for bucket in ("blocked", "pending"):
+            waiting += await self._whole_bucket(bucket, pages=CATCH_UP_PAGES)
+        now, lease = self.clock(), self.delivery.lease
+        asked: dict[str, list[Question] | None] = {}
+        for sub in new:
+            muted = {m.run_id for m in await self.store.mutes(now, channel=sub.channel)}
+            for run in waiting:
+                kinds = {k for k in (AlertKind.QUESTION, AlertKind.APPROVAL) if matches(sub, run, k)}
+                if not kinds or run.id in muted:
+                    continue
+                if AlertKind.QUESTION in kinds and run.bucket == "blocked" and run.id not in asked:
+                    try:
+                        asked[run.id] = await self.fabro.list_questions(run.id)
+                    except FabroNotFound:
+                        asked[run.id] = None
+                for w in wanted_alerts(run, asked.get(run.id)):
+                    if w.kind not in kinds:
+                        continue
+                    if await self.store.claim_alert(
+                        w.key, sub.channel, now, owner=lease.owner, lease_until=lease.until(now)
+                    ):
+                        self._fresh.claims[(w.key, sub.channel)] = w
+                        self._fresh.runs[run.id] = run
+                        report.claimed += 1
+            await self.store.caught_up(sub.id)
+            log.info("subscription %d in %s: told what was already waiting", sub.id, sub.channel)
 
     async def _changed_since(self, mark: Watermark) -> tuple[list[Run], Watermark]:
         """Runs changed at or after the mark, newest first, and the mark to keep afterwards."""
