@@ -53,6 +53,7 @@ from bot.slack.clients import TimeZones, response_url_check, slack_client
 from bot.slack.webapi import EditBudget, slack_error
 from bot.store import Store, open_store
 from bot.store.leadership import Leadership, leadership_for
+from bot.telling.backfill import Backfill
 from bot.telling.daily import Daily
 from bot.telling.delivery import Delivery, Lease
 from bot.telling.engine import Alerter, CycleReport
@@ -335,6 +336,16 @@ class Bot:
         self.leadership = leadership_for(s.database_url, check_every=check_every, on_change=self.metrics.leader.set)
         self.metrics.leader.set(1 if self.leadership.is_leader else 0)
         self.retention = Retention(self.store, self.clock, s.retention_days, lambda: self.leadership.is_leader)
+        self.backfill = Backfill(
+            self.store,
+            self.fabro,
+            personal,
+            self.clock,
+            lambda: self.leadership.is_leader,
+            window=timedelta(seconds=max(300.0, 10 * s.poll_interval_seconds)),
+            web_base=s.fabro_web_url,
+            pages=s.index_backfill_pages,
+        )
         if s.fabro_event_stream:
             self.live = LiveAlerts(
                 self.fabro,
@@ -438,6 +449,8 @@ class Bot:
                 await self.follower.stop()  # only the leader follows runs
                 return None
             report = await self.alerter.cycle()
+            if report.skipped is None:
+                await self.backfill.polled()
             await self.reminders.sweep()
             await self.follower.sync_all(self.alerter.changed_runs)  # only what the listing saw change
             await self.asker.recover()  # answers a crash left being written
@@ -483,6 +496,10 @@ class Bot:
             log.info("health, readiness and metrics on http://%s:%s", self.settings.host, self.health_port)
         await self.leadership.start()
         if self.schedule_alerts:
+            # Decided before the first cycle marks Fabro as read: runs older than the bot, or
+            # changed during an outage, reach the index in the background, a page at a time.
+            if await self.backfill.due():
+                self._background.append(asyncio.create_task(self.backfill.fill(), name="index-backfill"))
             self._scheduler = start_scheduler(self.scheduled_cycle, self.settings.poll_interval_seconds)
             log.info("alerts: checking Fabro every %gs", self.settings.poll_interval_seconds)
             if self.live is not None:
