@@ -302,6 +302,7 @@ class Bot:
             web_base=s.fabro_web_url,
             command=s.slash_command,
             digest_threshold=s.alert_digest_threshold,
+            cost_alert_usd=s.cost_alert_usd,
             pace=self.alert_pace,
             daily=self.daily,
             budget=self.budget,
@@ -320,6 +321,7 @@ class Bot:
             web_base=s.fabro_web_url,
             personal=personal,
             on_index=self.home.changed,  # Home refreshes in its own task; the cycle only marks
+            cost_alert_usd=s.cost_alert_usd,
         )
         self.reminders = Reminders(
             self.store,

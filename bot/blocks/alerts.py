@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.blocks import kit
 from bot.blocks.controls import approval_controls, question_controls, run_controls
-from bot.blocks.inspect import inspect_controls
+from bot.blocks.inspect import cost_message, inspect_controls
 from bot.blocks.limits import FALLBACK_TEXT, MAX_BLOCKS, TOTAL_BLOCK_TEXT
 from bot.blocks.question import question_text
 from bot.blocks.routing import MUTE_ACTION, encode_mute, encode_page, show_action_id
@@ -18,12 +18,14 @@ from bot.blocks.text import clip, escape, link, slack_date
 from bot.core.keys import AlertKey, AlertKind
 from bot.core.query import RunQuery
 from bot.fabro.models import Failure, PullRequestOpened, PullRequestState, Question, Run
+from bot.fabro.outputs import RunBilling
 
 __all__ = [
     "ALERT_EVENT_TYPE",
     "RUN_EVENT_TYPE",
     "alert_metadata",
     "approval_alert",
+    "cost_alert",
     "digest_message",
     "failed_alert",
     "metadata_key",
@@ -182,6 +184,33 @@ def pr_alert(
     return _with_metadata({"text": text, "blocks": blocks}, key, run)
 
 
+def cost_alert(
+    run: Run,
+    bill: RunBilling | None,
+    *,
+    over_usd: float,
+    now: datetime,
+    web_base: str | None,
+    key: AlertKey | None = None,
+) -> Message:
+    """A run whose cost crossed COST_ALERT_USD: what it costs now, and per stage (when Fabro tells it)."""
+    micros = run.billing.total_usd_micros if run.billing is not None else None
+    spent = f"${micros / 1_000_000:,.2f}" if micros is not None else "more"
+    head = f":money_with_wings: *{_title(run)}* has cost {spent}, over the ${over_usd:,.2f} alert."
+    blocks: list[dict[str, Any]] = [kit.section(clip(head, 2900), block_id=f"cost-alert:{run.id}")]
+    blocks.append(kit.section(run_summary(run, now), block_id=f"alert:{run.id}"))
+    if bill is not None:
+        blocks += cost_message(run, bill)["blocks"][1:]  # its heading says what the alert's does
+    else:
+        blocks.append(kit.context("Fabro did not say its cost per stage just now."))
+    blocks = blocks[: MAX_BLOCKS - 1]
+    buttons = kit.actions(*link_buttons(run, web_base), mute_menu(run.id), block_id=f"links:{run.id}")
+    if buttons:
+        blocks.append(buttons)
+    text = clip(f"Run over the cost alert ({spent}): {_title(run)}", FALLBACK_TEXT)
+    return _with_metadata({"text": text, "blocks": kit.within_budget(blocks)}, key, run)
+
+
 def _pr_state(opened: PullRequestOpened | None, state: PullRequestState | None) -> str | None:
     if state is not None and state.finished:
         return state.finished
@@ -263,8 +292,9 @@ _DIGEST_KINDS = {
     AlertKind.CANCELLED: ("cancelled run", ":no_entry_sign:", "failed"),
     AlertKind.SUCCEEDED: ("succeeded run", ":white_check_mark:", "succeeded"),
     AlertKind.PR: ("pull request opened", ":twisted_rightwards_arrows:", "succeeded"),
+    AlertKind.COST: ("run over the cost alert", ":money_with_wings:", "running"),
 }
-_PLURALS = {AlertKind.PR: "pull requests opened"}
+_PLURALS = {AlertKind.PR: "pull requests opened", AlertKind.COST: "runs over the cost alert"}
 
 
 def _count(n: int, kind: AlertKind) -> str:

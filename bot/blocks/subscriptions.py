@@ -29,6 +29,7 @@ _KIND_WORDS = {
     "cancelled": "cancelled runs",
     "succeeded": "succeeded runs",
     "pr": "pull requests opened",
+    "cost": "runs over the cost alert",
 }
 BROKEN_FIXES = {
     "not_in_channel": "I am not in this channel: invite me with `/invite @Fabro`.",

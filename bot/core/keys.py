@@ -37,6 +37,7 @@ class AlertKind(enum.StrEnum):
     APPROVAL = "approval"
     CANCELLED = "cancelled"
     SUCCEEDED = "succeeded"  # asked for by name: `/runs subscribe succeeded`, `/runs notify succeeded`
+    COST = "cost"  # a run whose cost crossed COST_ALERT_USD, asked for by name
     PR = "pr"  # a pull request opened (or linked) for a run: `pr:<run>:<number>`, asked for by name
     SUMMARY = "summary"  # a channel's daily summary: its key names the local day (`summary:2026-11-28`)
     UPDATE = "update"  # a reply in a followed run's thread, about one event (`update:<run>:<seq>`)

@@ -37,6 +37,7 @@ WORD_OF = {
     AlertKind.APPROVAL: "approvals",
     AlertKind.FAILED: "failed",
     AlertKind.SUCCEEDED: "succeeded",
+    AlertKind.COST: "cost",
 }
 PERSONAL_KINDS = frozenset(WORD_OF)
 DEFAULT_NOTIFY = frozenset({"questions", "approvals", "failed"})  # succeeded is asked for; `/runs notify` sets them

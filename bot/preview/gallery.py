@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from bot.blocks import kit
 from bot.blocks.alerts import (
     approval_alert,
+    cost_alert,
     digest_message,
     failed_alert,
     pr_alert,
@@ -58,6 +59,7 @@ from bot.core.stats import Window, bounds, picture
 from bot.fabro.errors import FabroUnavailable
 from bot.fabro.models import (
     AutomationPreset,
+    Billing,
     Failure,
     ListMeta,
     PullRequest,
@@ -166,6 +168,10 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
                 state=None,
                 web_base=WEB,
             ),
+        ),
+        (
+            "Alert: a run over COST_ALERT_USD (subscribe cost)",
+            cost_alert(_costing(by_kind["running"], 12_720_000), _bill(), over_usd=10.0, now=now, web_base=WEB),
         ),
         (
             "Alert: a digest of successes and pull requests",
@@ -282,21 +288,7 @@ def _inspections(failed: Run, succeeded: Run, now: datetime) -> list[tuple[str, 
             ]
         }
     )
-    bill = RunBilling.model_validate(
-        {
-            "stages": [
-                _billed("plan", "claude-sonnet-4-5", 310_000, 18_400),
-                _billed("implement", "claude-opus-4", 2_140_000, 96_200),
-                _billed("verify", "claude-sonnet-4-5", 270_000, 15_900),
-            ],
-            "totals": {"input_tokens": 98_000, "output_tokens": 32_500, "total_tokens": 130_500},
-            "by_model": [
-                {"model": {"model_id": "claude-opus-4"}, "stages": 1, "billing": {"total_usd_micros": 2_140_000}},
-                {"model": {"model_id": "claude-sonnet-4-5"}, "stages": 3, "billing": {"total_usd_micros": 580_000}},
-            ],
-        }
-    )
-    bill.totals.total_usd_micros = 2_720_000
+    bill = _bill()
     answer = (
         "The run failed in *verify*: `test_burst_is_refused` expects a 429 after 5 logins, but the limiter"
         " allows 6 because the window starts at the first request, not before it."
@@ -317,6 +309,25 @@ def _inspections(failed: Run, succeeded: Run, now: datetime) -> list[tuple[str, 
         ("Ask Fabro: the answer", answer_message(escape(answer), run_id=failed.id)),
         ("Ask Fabro: a failed turn", answer_message(escape(ask_failure_text("sandbox_unavailable")), run_id=failed.id)),
     ]
+
+
+def _bill() -> RunBilling:
+    bill = RunBilling.model_validate(
+        {
+            "stages": [
+                _billed("plan", "claude-sonnet-4-5", 310_000, 18_400),
+                _billed("implement", "claude-opus-4", 2_140_000, 96_200),
+                _billed("verify", "claude-sonnet-4-5", 270_000, 15_900),
+            ],
+            "totals": {"input_tokens": 98_000, "output_tokens": 32_500, "total_tokens": 130_500},
+            "by_model": [
+                {"model": {"model_id": "claude-opus-4"}, "stages": 1, "billing": {"total_usd_micros": 2_140_000}},
+                {"model": {"model_id": "claude-sonnet-4-5"}, "stages": 3, "billing": {"total_usd_micros": 580_000}},
+            ],
+        }
+    )
+    bill.totals.total_usd_micros = 2_720_000
+    return bill
 
 
 def _said(text: str) -> Message:
@@ -387,6 +398,10 @@ def _usage(text: str) -> UsageError:
     parsed = parse(text)
     assert isinstance(parsed, UsageError)
     return parsed
+
+
+def _costing(run: Run, micros: int) -> Run:
+    return run.model_copy(update={"billing": Billing(total_usd_micros=micros)})
 
 
 def _with_pr(run: Run) -> Run:

@@ -26,6 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.blocks.alerts import (
     alert_metadata,
     approval_alert,
+    cost_alert,
     digest_message,
     failed_alert,
     metadata_key,
@@ -44,6 +45,7 @@ from bot.core.stats import Window, scheduled_at, zone
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
 from bot.fabro.models import PullRequestOpened, PullRequestState, Run
+from bot.fabro.outputs import RunBilling
 from bot.failpoints import crash_point
 from bot.slack.webapi import CHANNEL_ERRORS, EditBudget, slack_error
 from bot.slack.webapi import retry_after as slack_retry_after
@@ -111,6 +113,7 @@ class Delivery:
     web_base: str | None = None
     command: str = "/runs"
     digest_threshold: int = 5
+    cost_alert_usd: float | None = None  # COST_ALERT_USD, said on the cost alert
     pace: float = 1.0  # seconds between two writes to one channel
     lease: Lease = field(default_factory=Lease)
     daily: Daily | None = None  # reads the picture for channels' daily summaries
@@ -233,6 +236,8 @@ class Delivery:
                 else None
             )
             wanted = next((w for w in wanted_alerts(run, questions) if w.key == alert.key), None)
+            if wanted is None and alert.kind is AlertKind.COST:
+                wanted = Wanted(alert.key, run)  # a cost once crossed stays crossed
             if wanted is None:
                 await self.store.resolve_alert(alert.key, channel, Outcome(OutcomeVerb.NOT_POSTED), self.clock())
                 log.info("alert %s for %s was no longer current when it could be posted", alert.key, channel)
@@ -240,6 +245,14 @@ class Delivery:
         run, now = wanted.run, self.clock()
         if wanted.kind is AlertKind.PR:
             return await self._pr(run, alert.key, now)
+        if wanted.kind is AlertKind.COST:
+            try:
+                bill: RunBilling | None = await self.fabro.run_billing(run.id)
+            except FabroError as exc:
+                log.info("cost alert for %s posted without its stages: %s", run.id, exc)
+                bill = None
+            over = self.cost_alert_usd or 0.0
+            return cost_alert(run, bill, over_usd=over, now=now, web_base=self.web_base, key=alert.key)
         if wanted.kind is AlertKind.SUCCEEDED:
             return succeeded_alert(run, now=now, web_base=self.web_base, key=alert.key)
         if wanted.kind in (AlertKind.FAILED, AlertKind.CANCELLED):

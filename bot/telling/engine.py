@@ -92,6 +92,7 @@ class Alerter:
     default_channel: str | None = None
     web_base: str | None = None
     personal: Personal | None = None  # direct messages to the person a run waits on
+    cost_alert_usd: float | None = None  # COST_ALERT_USD
     # Told each change of the runs index (before, after); it must not wait (Home only marks whom it concerns).
     on_index: Callable[[IndexedRun | None, IndexedRun], None] | None = None
     _fresh: Fresh = field(default_factory=Fresh, init=False, repr=False)  # what this cycle claimed and read
@@ -372,7 +373,7 @@ class Alerter:
                 questions = await self.fabro.list_questions(run.id)
             except FabroNotFound:
                 questions = None
-        wanted = [w for w in wanted_alerts(run, questions) if self._is_news(w)]
+        wanted = [w for w in wanted_alerts(run, questions, cost_over_usd=self.cost_alert_usd) if self._is_news(w)]
         have = {(a.key, a.channel) for a in existing}
         # A run muted in a conversation gets no new alert there until the mute lapses (a DM is its own).
         muted = {m.channel for m in await self.store.mutes(now, run_id=run.id)} if wanted else set()
@@ -433,13 +434,13 @@ class Alerter:
 
     def _is_news(self, wanted: Wanted) -> bool:
         """Runs that ended before the first cycle are history, not news."""
-        ended = (AlertKind.FAILED, AlertKind.CANCELLED, AlertKind.SUCCEEDED, AlertKind.PR)
+        ended = (AlertKind.FAILED, AlertKind.CANCELLED, AlertKind.SUCCEEDED, AlertKind.PR, AlertKind.COST)
         if wanted.kind not in ended or not self._history_before:
             return True
         # A pull request is opened after its run ended: its last change says when.
         failed_at = (
             wanted.run.updated_at
-            if wanted.kind is AlertKind.PR
+            if wanted.kind in (AlertKind.PR, AlertKind.COST)
             else wanted.run.timestamps.completed_at or wanted.run.updated_at
         )
         return failed_at is None or failed_at > self._history_before

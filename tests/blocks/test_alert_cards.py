@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from bot.blocks.alerts import (
     ALERT_EVENT_TYPE,
     approval_alert,
+    cost_alert,
     digest_message,
     failed_alert,
     metadata_key,
@@ -26,6 +27,7 @@ from bot.blocks.subscriptions import muted_list_message, muted_message, unmuted_
 from bot.core.keys import AlertKey, AlertKind
 from bot.core.records import Mute
 from bot.fabro.models import Failure, PullRequest, PullRequestOpened, Question, Run
+from bot.fabro.outputs import RunBilling
 from tests.blocks.test_blocks import HOSTILE, assert_sendable, mrkdwn_texts
 from tests.fakes.runs import make_run, question_examples, run_examples
 
@@ -211,3 +213,34 @@ def test_an_alerts_mute_menu_round_trips_and_fits(run_id, choice):
     value = next(o["value"] for o in menu["options"] if o["value"].startswith(choice + ":"))
     assert decode_mute(value) == (MUTE_CHOICES[choice], run_id)
     assert decode_mute(value.replace(":", "x", 1)) is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    title=st.text(max_size=600) | st.just("<!channel> *x* & <@U1>" * 40),
+    micros=st.none() | st.integers(0, 10**13),
+    stages=st.lists(st.tuples(st.text(min_size=1, max_size=200), st.none() | st.integers(0, 10**12)), max_size=80),
+    over=st.floats(0.01, 1e6),
+)
+def test_a_cost_alert_holds_every_slack_limit_and_mentions_nobody(title, micros, stages, over):
+    raw = make_run("running", title=title)
+    raw["billing"] = {"total_usd_micros": micros}
+    run = Run.model_validate(raw)
+    zero = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    bill = RunBilling.model_validate(
+        {
+            "stages": [
+                {"stage": {"id": n, "name": n}, "billing": {**zero, "total_usd_micros": usd}} for n, usd in stages
+            ],
+            "totals": {**zero, "total_usd_micros": micros},
+            "by_model": [],
+        }
+    )
+    key = AlertKey(AlertKind.COST, run.id)
+    for message in (
+        cost_alert(run, bill, over_usd=over, now=NOW, web_base="https://f", key=key),
+        cost_alert(run, None, over_usd=over, now=NOW, web_base=None, key=key),
+    ):
+        assert problems(message) == []
+        assert "<!channel>" not in json.dumps(message)
+        assert metadata_key(message) == key.encode()

@@ -118,6 +118,7 @@ def test_the_gallery_has_every_kind_of_message_each_within_slacks_limits():
         "/runs unmute",
         "a run succeeded (subscribe succeeded)",
         "a pull request opened",
+        "a run over COST_ALERT_USD",
         "a digest of successes and pull requests",
         "stats",
         "help",
