@@ -303,6 +303,7 @@ class Bot:
             command=s.slash_command,
             digest_threshold=s.alert_digest_threshold,
             cost_alert_usd=s.cost_alert_usd,
+            daily_budget_usd=s.daily_budget_usd,
             pace=self.alert_pace,
             daily=self.daily,
             budget=self.budget,
@@ -322,6 +323,7 @@ class Bot:
             personal=personal,
             on_index=self.home.changed,  # Home refreshes in its own task; the cycle only marks
             cost_alert_usd=s.cost_alert_usd,
+            daily_budget_usd=s.daily_budget_usd,
         )
         self.reminders = Reminders(
             self.store,

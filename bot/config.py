@@ -60,7 +60,10 @@ class Settings(BaseSettings):
     fabro_event_stream: bool = True
     follow_max: int = Field(default=50, ge=1, le=500)
     retention_days: int = Field(default=90, ge=1, le=3650)
-    cost_alert_usd: float | None = Field(default=None, gt=0)  # a run costing more is told once (kind `cost`)
+    cost_alert_usd: float | None = Field(default=None, gt=0)
+    daily_budget_usd: float | None = Field(
+        default=None, gt=0
+    )  # the day's spend crossing it is told once a day  # a run costing more is told once (kind `cost`)
     index_backfill_pages: int = Field(default=20, ge=1, le=1000)  # of 100 runs, read on first start or after an outage
     log_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)  # a run log posted in Slack: its last bytes
     user_links: str | None = None

@@ -4,7 +4,7 @@ and the final state an alert is edited to when its run moves on.  [pure]"""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from bot.blocks import kit
@@ -17,6 +17,7 @@ from bot.blocks.runs import link_buttons, run_summary
 from bot.blocks.text import clip, escape, link, slack_date
 from bot.core.keys import AlertKey, AlertKind
 from bot.core.query import RunQuery
+from bot.core.records import IndexedRun
 from bot.fabro.models import Failure, PullRequestOpened, PullRequestState, Question, Run
 from bot.fabro.outputs import RunBilling
 
@@ -25,6 +26,7 @@ __all__ = [
     "RUN_EVENT_TYPE",
     "alert_metadata",
     "approval_alert",
+    "budget_alert",
     "cost_alert",
     "digest_message",
     "failed_alert",
@@ -209,6 +211,45 @@ def cost_alert(
         blocks.append(buttons)
     text = clip(f"Run over the cost alert ({spent}): {_title(run)}", FALLBACK_TEXT)
     return _with_metadata({"text": text, "blocks": kit.within_budget(blocks)}, key, run)
+
+
+def budget_alert(
+    day: date,
+    spent_micros: int,
+    budget_usd: float,
+    top: list[IndexedRun],
+    *,
+    tz: str,
+    command: str,
+    key: AlertKey | None = None,
+) -> Message:
+    """The day's spend crossed DAILY_BUDGET_USD: how much, and which runs cost most."""
+    spent = f"${spent_micros / 1_000_000:,.2f}"
+    head = (
+        f":money_with_wings: *{day.strftime('%A %-d %B')}*: runs have cost {spent} so far,"
+        f" over the daily budget of ${budget_usd:,.2f} ({escape(tz)})."
+    )
+    blocks: list[dict[str, Any]] = [kit.section(head, block_id=f"budget:{day.isoformat()}")]
+    lines = [
+        f"• {link(r.web_url, clip(r.title, 100)) if r.web_url else escape(clip(r.title, 100))}"
+        f" · `{escape(r.run_id[:10])}` · ${(r.cost_micros or 0) / 1_000_000:,.2f}"
+        for r in top[:5]
+    ]
+    if lines:
+        blocks.append(kit.section("*Costliest today*\n" + "\n".join(lines), block_id="budget:top"))
+    blocks.append(
+        kit.context(
+            f"Told once a day, from the runs the bot has seen change today. `{escape(command)} active sort:cost`"
+            " lists what is running by cost."
+        )
+    )
+    message: Message = {
+        "text": clip(f"Daily budget passed: {spent} of ${budget_usd:,.2f}", FALLBACK_TEXT),
+        "blocks": blocks,
+    }
+    if key is not None:
+        message["metadata"] = alert_metadata(key)
+    return message
 
 
 def _pr_state(opened: PullRequestOpened | None, state: PullRequestState | None) -> str | None:

@@ -39,6 +39,7 @@ class AlertKind(enum.StrEnum):
     SUCCEEDED = "succeeded"  # asked for by name: `/runs subscribe succeeded`, `/runs notify succeeded`
     COST = "cost"  # a run whose cost crossed COST_ALERT_USD, asked for by name
     PR = "pr"  # a pull request opened (or linked) for a run: `pr:<run>:<number>`, asked for by name
+    BUDGET = "budget"  # the day's spend crossed DAILY_BUDGET_USD: `budget:<local day>`, once per channel
     SUMMARY = "summary"  # a channel's daily summary: its key names the local day (`summary:2026-11-28`)
     UPDATE = "update"  # a reply in a followed run's thread, about one event (`update:<run>:<seq>`)
     REPLY = "reply"  # what a person asked for in a run's thread (`reply:<run>:<what>.<intent>`)

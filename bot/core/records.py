@@ -114,6 +114,7 @@ class IndexedRun:
     title: str
     web_url: str | None
     updated_at: datetime
+    cost_micros: int | None = None  # what Fabro says it has cost so far, for the day's spend
 
 
 @dataclass(frozen=True)

@@ -133,4 +133,5 @@ def indexed(run: Run, owner: str | None, web_base: str | None) -> IndexedRun:
         title=(run.title or run.goal or "Untitled run")[:200],
         web_url=run.web_url(web_base),
         updated_at=run.updated_at or datetime.now(UTC),
+        cost_micros=run.billing.total_usd_micros if run.billing is not None else None,
     )

@@ -7,7 +7,7 @@ Slack's limits.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from bot.blocks import kit
 from bot.blocks.alerts import (
     approval_alert,
+    budget_alert,
     cost_alert,
     digest_message,
     failed_alert,
@@ -54,7 +55,7 @@ from bot.core.errors import NotAllowed
 from bot.core.keys import AlertKind, Verb
 from bot.core.outcomes import Outcome, OutcomeVerb
 from bot.core.query import Narrow, RunQuery, UsageError, parse
-from bot.core.records import ChannelSetup, ChannelSummary, Mute, Subscription
+from bot.core.records import ChannelSetup, ChannelSummary, IndexedRun, Mute, Subscription
 from bot.core.stats import Window, bounds, picture
 from bot.fabro.errors import FabroUnavailable
 from bot.fabro.models import (
@@ -172,6 +173,17 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
         (
             "Alert: a run over COST_ALERT_USD (subscribe cost)",
             cost_alert(_costing(by_kind["running"], 12_720_000), _bill(), over_usd=10.0, now=now, web_base=WEB),
+        ),
+        (
+            "Alert: the day's spend passed DAILY_BUDGET_USD (subscribe cost)",
+            budget_alert(
+                now.date(),
+                48_300_000,
+                40.0,
+                [_spent(r, 9_000_000 - i * 1_000_000) for i, r in enumerate(runs[:5])],
+                tz="Europe/Berlin",
+                command=COMMAND,
+            ),
         ),
         (
             "Alert: a digest of successes and pull requests",
@@ -398,6 +410,19 @@ def _usage(text: str) -> UsageError:
     parsed = parse(text)
     assert isinstance(parsed, UsageError)
     return parsed
+
+
+def _spent(run: Run, micros: int) -> IndexedRun:
+    return IndexedRun(
+        run.id,
+        None,
+        None,
+        run.bucket,
+        run.title or run.id,
+        run.web_url(WEB),
+        run.updated_at or datetime.now(UTC),
+        micros,
+    )
 
 
 def _costing(run: Run, micros: int) -> Run:

@@ -38,6 +38,7 @@ __all__ = [
     "MESSAGE_INDEX",
     "MUTES_TABLE",
     "NOTIFY_TABLE",
+    "RUNS_COST",
     "RUNS_INDEX",
     "SCALE_INDEXES",
     "SETUPS_TABLE",
@@ -205,6 +206,11 @@ SETUPS_TABLE = """
 # those made before this migration count as told.
 SUBSCRIPTION_CATCH_UP = """
     ALTER TABLE subscriptions ADD COLUMN caught_up INTEGER NOT NULL DEFAULT 1;
+"""
+
+# What each indexed run has cost, for the day's spend against DAILY_BUDGET_USD.
+RUNS_COST = """
+    ALTER TABLE runs ADD COLUMN cost_micros INTEGER;
 """
 
 
@@ -472,10 +478,11 @@ class SQLStore:
 
     async def index_run(self, entry: IndexedRun) -> None:
         await self._execute(
-            "INSERT INTO runs (run_id, owner, login, status, title, web_url, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO runs (run_id, owner, login, status, title, web_url, updated_at, cost_micros)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (run_id) DO UPDATE SET owner = excluded.owner, login = excluded.login,"
             " status = excluded.status, title = excluded.title, web_url = excluded.web_url,"
-            " updated_at = excluded.updated_at",
+            " updated_at = excluded.updated_at, cost_micros = excluded.cost_micros",
             (
                 entry.run_id,
                 entry.owner,
@@ -484,8 +491,22 @@ class SQLStore:
                 entry.title,
                 entry.web_url,
                 _iso(entry.updated_at),
+                entry.cost_micros,
             ),
         )
+
+    async def spend_between(self, start: datetime, end: datetime) -> tuple[int, list[IndexedRun]]:
+        """What the runs last changed in [start, end) have cost (micro-dollars), and the five costliest."""
+        rows = await self._fetch(
+            "SELECT COALESCE(SUM(cost_micros), 0) AS spent FROM runs WHERE updated_at >= ? AND updated_at < ?",
+            (_iso(start), _iso(end)),
+        )
+        top = await self._fetch(
+            "SELECT * FROM runs WHERE updated_at >= ? AND updated_at < ? AND cost_micros IS NOT NULL"
+            " ORDER BY cost_micros DESC, run_id LIMIT 5",
+            (_iso(start), _iso(end)),
+        )
+        return int(rows[0]["spent"] or 0), [_indexed(r) for r in top]
 
     async def indexed_run(self, run_id: str) -> IndexedRun | None:
         rows = await self._fetch("SELECT * FROM runs WHERE run_id = ?", (run_id,))
@@ -771,6 +792,7 @@ def _indexed(r: Row) -> IndexedRun:
         r["title"],
         r["web_url"],
         datetime.fromisoformat(r["updated_at"]),
+        r.get("cost_micros"),
     )
 
 

@@ -19,6 +19,7 @@ from bot.store.sql import (
     MESSAGE_INDEX,
     MUTES_TABLE,
     NOTIFY_TABLE,
+    RUNS_COST,
     RUNS_INDEX,
     SCALE_INDEXES,
     SETUPS_TABLE,
@@ -95,6 +96,7 @@ MIGRATIONS: list[str] = [
     MUTES_TABLE,
     SETUPS_TABLE,
     SUBSCRIPTION_CATCH_UP,
+    RUNS_COST,
 ]
 
 

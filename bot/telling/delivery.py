@@ -16,7 +16,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 
 import aiohttp
@@ -26,6 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.blocks.alerts import (
     alert_metadata,
     approval_alert,
+    budget_alert,
     cost_alert,
     digest_message,
     failed_alert,
@@ -114,6 +115,7 @@ class Delivery:
     command: str = "/runs"
     digest_threshold: int = 5
     cost_alert_usd: float | None = None  # COST_ALERT_USD, said on the cost alert
+    daily_budget_usd: float | None = None  # DAILY_BUDGET_USD
     pace: float = 1.0  # seconds between two writes to one channel
     lease: Lease = field(default_factory=Lease)
     daily: Daily | None = None  # reads the picture for channels' daily summaries
@@ -175,7 +177,7 @@ class Delivery:
                 batches[alert.batch].append(alert)
         singles = [a for a in claims if not a.batch]
         # A storm is digested whether it was decided this cycle or before a restart.
-        new = [a for a in singles if a.attempts == 0 and a.kind is not AlertKind.SUMMARY]
+        new = [a for a in singles if a.attempts == 0 and a.kind not in (AlertKind.SUMMARY, AlertKind.BUDGET)]
         if len(new) > self.digest_threshold:
             batch = f"digest:{uuid.uuid4().hex}"
             await self.store.assign_batch([a.key for a in new], channel, batch)
@@ -227,6 +229,8 @@ class Delivery:
         """The card for a claimed alert, or None (and the claim settled) when it no longer applies."""
         if alert.kind is AlertKind.SUMMARY:
             return await self._summary(channel, alert)
+        if alert.kind is AlertKind.BUDGET:
+            return await self._budget(channel, alert)
         wanted = self._renders.get((alert.key, channel))
         if wanted is None:
             run = await self._run(alert.run_id)
@@ -275,6 +279,18 @@ class Delivery:
         except FabroError as exc:
             log.info("pull request %s of %s posted without its details: %s", number, run.id, exc)
         return pr_alert(run, now=now, opened=opened, state=state, web_base=self.web_base, key=key)
+
+    async def _budget(self, channel: str, alert: Alert) -> dict[str, Any] | None:
+        """The day's spend against DAILY_BUDGET_USD, as the index knows it when it is posted."""
+        if self.daily_budget_usd is None:
+            await self.store.resolve_alert(alert.key, channel, Outcome(OutcomeVerb.NOT_POSTED), self.clock())
+            return None
+        setting = next(iter(await self.store.summaries(channel)), None)
+        tz = zone(setting.tz if setting else "UTC")
+        day = date.fromisoformat(alert.run_id)
+        start = datetime.combine(day, time(), tzinfo=tz)
+        spent, top = await self.store.spend_between(start, start + timedelta(days=1))
+        return budget_alert(day, spent, self.daily_budget_usd, top, tz=str(tz), command=self.command, key=alert.key)
 
     async def _summary(self, channel: str, alert: Alert) -> dict[str, Any] | None:
         """The channel's daily summary for the day its key names: yesterday's picture, as of its hour."""

@@ -23,7 +23,7 @@ from datetime import datetime
 from bot.core.keys import ActionScope, ActionState, AlertKey, AlertKind
 from bot.core.outcomes import Outcome, OutcomeVerb, events_tell, outcome_of
 from bot.core.records import AlertState, IndexedRun, Subscription
-from bot.core.stats import due_day, zone
+from bot.core.stats import due_day, local_day, zone
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError, FabroNotFound, FabroUnreadable
 from bot.fabro.filters import RunFilter
@@ -93,6 +93,7 @@ class Alerter:
     web_base: str | None = None
     personal: Personal | None = None  # direct messages to the person a run waits on
     cost_alert_usd: float | None = None  # COST_ALERT_USD
+    daily_budget_usd: float | None = None  # DAILY_BUDGET_USD
     # Told each change of the runs index (before, after); it must not wait (Home only marks whom it concerns).
     on_index: Callable[[IndexedRun | None, IndexedRun], None] | None = None
     _fresh: Fresh = field(default_factory=Fresh, init=False, repr=False)  # what this cycle claimed and read
@@ -151,6 +152,7 @@ class Alerter:
                         exc.request_id,
                     )
             await self._claim_summaries(report)
+            await self._claim_budgets(subs, report)
             await self.delivery.deliver(report, self._fresh)
             if report.claimed or report.posted or report.updated or report.failed:
                 log.info(
@@ -163,6 +165,26 @@ class Alerter:
                     report.failed,
                 )
             return report
+
+    async def _claim_budgets(self, subs: list[Subscription], report: CycleReport) -> None:
+        """Once the day's spend (from the run index, in each channel's summary time zone or UTC) crosses
+        DAILY_BUDGET_USD, claim that day's budget alert in each channel that asked for `cost`: once per
+        day and channel, whatever restarts or replicas."""
+        if self.daily_budget_usd is None:
+            return
+        channels = list(dict.fromkeys(s.channel for s in subs if "cost" in s.kinds))
+        if not channels:
+            return
+        now, lease = self.clock(), self.delivery.lease
+        zones = {s.channel: s.tz for s in await self.store.summaries()}
+        for channel in channels:
+            day, start, end = local_day(now, zone(zones.get(channel, "UTC")))
+            spent, _ = await self.store.spend_between(start, end)
+            if spent <= self.daily_budget_usd * 1_000_000:
+                continue
+            key = AlertKey(AlertKind.BUDGET, day.isoformat())
+            if await self.store.claim_alert(key, channel, now, owner=lease.owner, lease_until=lease.until(now)):
+                report.claimed += 1
 
     async def _claim_summaries(self, report: CycleReport) -> None:
         """Claim each channel's daily summary once its hour has passed: once per day and channel,

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from bot.blocks.alerts import (
     ALERT_EVENT_TYPE,
     approval_alert,
+    budget_alert,
     cost_alert,
     digest_message,
     failed_alert,
@@ -25,7 +26,7 @@ from bot.blocks.limits import problems
 from bot.blocks.routing import MUTE_CHOICES, decode_mute, decode_page
 from bot.blocks.subscriptions import muted_list_message, muted_message, unmuted_message
 from bot.core.keys import AlertKey, AlertKind
-from bot.core.records import Mute
+from bot.core.records import IndexedRun, Mute
 from bot.fabro.models import Failure, PullRequest, PullRequestOpened, Question, Run
 from bot.fabro.outputs import RunBilling
 from tests.blocks.test_blocks import HOSTILE, assert_sendable, mrkdwn_texts
@@ -244,3 +245,22 @@ def test_a_cost_alert_holds_every_slack_limit_and_mentions_nobody(title, micros,
         assert problems(message) == []
         assert "<!channel>" not in json.dumps(message)
         assert metadata_key(message) == key.encode()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    titles=st.lists(st.text(max_size=400) | st.just("<!channel> *x* & <@U1>" * 20), max_size=8),
+    spent=st.integers(0, 10**13),
+    budget=st.floats(0.01, 1e7),
+    tz=st.sampled_from(["UTC", "Europe/Berlin", "<!here>"]),
+)
+def test_a_budget_alert_holds_every_slack_limit_and_mentions_nobody(titles, spent, budget, tz):
+    top = [
+        IndexedRun(f"R{i}", None, None, "running", t, "https://f/runs/x" if i % 2 else None, NOW, i * 10**6)
+        for i, t in enumerate(titles)
+    ]
+    key = AlertKey(AlertKind.BUDGET, NOW.date().isoformat())
+    message = budget_alert(NOW.date(), spent, budget, top, tz=tz, command="/runs", key=key)
+    assert problems(message) == []
+    assert "<!channel>" not in json.dumps(message) and "<!here>" not in json.dumps(message)
+    assert metadata_key(message) == key.encode()

@@ -119,6 +119,7 @@ def test_the_gallery_has_every_kind_of_message_each_within_slacks_limits():
         "a run succeeded (subscribe succeeded)",
         "a pull request opened",
         "a run over COST_ALERT_USD",
+        "DAILY_BUDGET_USD",
         "a digest of successes and pull requests",
         "stats",
         "help",

@@ -1,0 +1,66 @@
+"""DAILY_BUDGET_USD: once the day's spend (from the run index) crosses it, one alert that day, exactly once."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.app import Bot
+from tests.fakes.fabro import FakeFabro
+from tests.fakes.slack import FakeSlack
+from tests.telling.test_cost_alerts import COSTS, OPS, command, spend
+from tests.telling.test_reminders import by_octocat
+
+
+async def start(start_bot, tmp_path, **settings: Any) -> Bot:
+    values: dict[str, Any] = {
+        "alert_channel": OPS,
+        "daily_budget_usd": 20,
+        "database_url": f"sqlite:///{tmp_path}/budget.db",
+        **settings,
+    }
+    bot = await start_bot(alert_pace=0.0, **{k: v for k, v in values.items() if v is not None})
+    await bot.alerter.cycle()
+    return bot
+
+
+def budget_posts(slack: FakeSlack, channel: str) -> list[str]:
+    return [k for k in slack.alert_keys(channel) if k.startswith("budget:")]
+
+
+async def test_the_days_spend_crossing_the_budget_is_told_once_that_day_even_across_a_restart(
+    start_bot, tmp_path, fabro: FakeFabro, slack: FakeSlack
+):
+    bot = await start(start_bot, tmp_path)
+    await command(bot, slack, "subscribe cost", channel=COSTS)
+    runs = [by_octocat(title=f"Spender {i}") for i in range(3)]
+    fabro.add(*runs)
+    spend(fabro, runs[0], 8.0)
+    spend(fabro, runs[1], 7.0)
+    await bot.alerter.cycle()
+    assert budget_posts(slack, COSTS) == []  # $15 of $20
+    spend(fabro, runs[2], 9.5)
+    await bot.alerter.cycle()
+    [key] = budget_posts(slack, COSTS)
+    said = json.dumps([m.blocks for m in slack.posts(COSTS)], ensure_ascii=False)
+    assert "runs have cost $24.50 so far, over the daily budget of $20.00" in said
+    assert said.index("Spender 2") < said.index("Spender 0") < said.index("Spender 1")  # costliest first
+    spend(fabro, runs[2], 30.0)
+    await bot.alerter.cycle()
+    await bot.stop()
+    again = await start(start_bot, tmp_path)
+    spend(fabro, runs[1], 12.0)
+    await again.alerter.cycle()
+    assert budget_posts(slack, COSTS) == [key]
+    assert budget_posts(slack, OPS) == []  # only where `cost` was asked for
+    assert slack.violations == []
+
+
+async def test_without_a_daily_budget_nothing_is_told(start_bot, tmp_path, fabro: FakeFabro, slack: FakeSlack):
+    bot = await start(start_bot, tmp_path, daily_budget_usd=None)
+    await command(bot, slack, "subscribe cost", channel=COSTS)
+    run = by_octocat(title="Spender")
+    fabro.add(run)
+    spend(fabro, run, 500.0)
+    await bot.alerter.cycle()
+    assert budget_posts(slack, COSTS) == []
