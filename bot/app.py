@@ -22,6 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -33,30 +34,33 @@ from bot.asking.dispatch import Commands
 from bot.asking.inspect import Inspector
 from bot.asking.subscriptions import SubscriptionDesk
 from bot.asking.work import WorkDesk
+from bot.blocks.presentation import Presentation
 from bot.config import Settings
 from bot.core.durations import parse_duration
 from bot.core.links import hosts_of
 from bot.fabro.client import FabroClient
+from bot.fabro.models import Run
 from bot.listeners import commands as commands_listener
 from bot.listeners import controls, mentions, start, unfurls
 from bot.listeners import work as work_listener
 from bot.listeners.boundary import new_reference
 from bot.listeners.controls import Controls
 from bot.listeners.http import SlackGate
-from bot.listeners.payloads import payload_problem
+from bot.listeners.payloads import foreign, payload_problem
 from bot.listeners.showing import Shower
 from bot.metrics import CONTENT_TYPE, Metrics
-from bot.people.identity import Linker, LinkMode, parse_user_links
+from bot.people.identity import GitHubDeviceFlow, Linker, LinkMode, parse_user_links
 from bot.people.notify import Personal
-from bot.people.permissions import Allowlist, parse_allowlist
+from bot.people.permissions import Allowlist, Permissions, parse_allowlist
+from bot.redact import public_url
 from bot.slack.clients import TimeZones, response_url_check, slack_client
-from bot.slack.webapi import EditBudget, slack_error
+from bot.slack.webapi import EditBudget, app_self, slack_error
 from bot.store import Store, open_store
 from bot.store.leadership import Leadership, leadership_for
 from bot.telling.backfill import Backfill
 from bot.telling.daily import Daily
 from bot.telling.delivery import Delivery, Lease
-from bot.telling.engine import Alerter, CycleReport
+from bot.telling.engine import Alerter, CycleReport, log_cycle
 from bot.telling.following import CardEditor, Follower
 from bot.telling.home import Home
 from bot.telling.live import LiveAlerts
@@ -70,6 +74,15 @@ log = logging.getLogger(__name__)
 
 SLACK_EVENTS_PATH = "/slack/events"
 _SLACK_AUTH_RECHECK = 30.0
+
+
+class _ClientTokenNotice(logging.Filter):
+    """Drops Bolt's one warning that a token from the environment is unused because a client was given."""
+
+    _TEXT = warning_client_prioritized_and_token_skipped()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self._TEXT
 
 
 def _bot_token(settings: Settings) -> str | None:
@@ -95,11 +108,15 @@ def build_bolt_app(
     steering: Steering,
     store: Store,
     metrics: Metrics,
+    outbox: Delivery,
     home: Home | None = None,
     inspector: Inspector | None = None,
     asker: AskDesk | None = None,
 ) -> AsyncApp:
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    # Bolt reads SLACK_BOT_TOKEN from the environment even when given a client, then warns that
+    # the token "will be unused": true, and by design here (the client carries the token).
+    logging.getLogger("slack_bolt.AsyncApp").addFilter(_ClientTokenNotice())
     app = AsyncApp(
         client=client,
         signing_secret=secret,
@@ -118,6 +135,11 @@ def build_bolt_app(
         if problem is not None:
             log.warning("dropped a request: %s", problem)
             return BoltResponse(status=400, body="")
+        me = await app_self(client)
+        elsewhere = foreign(body, team_id=me.team_id, app_id=me.app_id) if me is not None else None
+        if elsewhere is not None:
+            log.warning("dropped a request: %s", elsewhere)
+            return BoltResponse(status=200, body="")  # acknowledged, so Slack does not send it again
         await next()
         return None
 
@@ -137,9 +159,9 @@ def build_bolt_app(
         commands.answerer.fabro,
         hosts=hosts_of(settings.fabro_web_url, settings.fabro_api_url),
         clock=commands.answerer.clock,
-        web_base=settings.fabro_web_url,
+        presentation=steering.presentation,
     )
-    shower = Shower(app.client, steering.clock, settings.fabro_web_url, allowed, home)
+    shower = Shower(app.client, steering.clock, steering.presentation, allowed, home)
     clicks = Controls(
         steering,
         shower,
@@ -147,8 +169,8 @@ def build_bolt_app(
         commands.answerer,
         commands.follower,
         steering.clock,
-        settings.slash_command,
-        settings.fabro_web_url,
+        steering.presentation,
+        outbox,
         inspector,
         asker,
         desk=commands.desk,
@@ -187,6 +209,7 @@ class Bot:
     fabro: FabroClient = field(init=False)
     follower: Follower = field(init=False)
     budget: EditBudget = field(init=False)
+    outbox: Delivery = field(init=False)  # everything the bot posts by itself, exactly once
     daily: Daily = field(init=False)
     inspector: Inspector = field(init=False)
     asker: AskDesk = field(init=False)
@@ -219,88 +242,42 @@ class Bot:
         )
         self.store = open_store(s.database_url)
         client = slack_client(_bot_token(s), s.slack_api_url, self.metrics)
-        self.linker = Linker(self.store, self.clock, parse_user_links(s.user_links), LinkMode(s.user_linking))
-        answerer = Answerer(
-            self.fabro, self.clock, web_base=s.fabro_web_url, command=s.slash_command, linker=self.linker
+        github = (
+            GitHubDeviceFlow(
+                s.github_client_id,
+                github_url=s.github_url or "https://github.com",
+                api_url=s.github_api_url or "https://api.github.com",
+            )
+            if s.github_client_id
+            else None
         )
-        routing_name, routing = s.routing_allowlist
+        self.linker = Linker(
+            self.store,
+            self.clock,
+            parse_user_links(s.user_links),
+            LinkMode(s.link_mode),
+            github=github,
+            token_login=self.fabro.token_login,
+        )
+        presentation = Presentation(web_base=s.fabro_web_url, command=s.slash_command)
+        answerer = Answerer(self.fabro, self.clock, presentation, linker=self.linker)
+        self.permissions = Permissions(s.permission_rules, client)
         desk = SubscriptionDesk(
             self.store,
             default_channel=s.alert_channel,
-            command=s.slash_command,
-            allowlist=Allowlist(parse_allowlist(routing), client) if routing else None,
-            allowlist_name=routing_name,
+            presentation=presentation,
+            permissions=self.permissions,
             linker=self.linker,
         )
         alert_slack = slack_client(_bot_token(s), s.slack_api_url, self.metrics, resend_on_disconnect=False)
         self.budget = EditBudget()
-        self.follower = Follower(
-            self.store,
-            self.fabro,
-            alert_slack,
-            self.clock,
-            CardEditor(alert_slack, self.budget),
-            web_base=s.fabro_web_url,
-            follow_max=s.follow_max,
-        )
         self.daily = Daily(self.fabro, self.clock)
-        personal = Personal(self.linker, self.store, self.fabro, alert_slack)
-        self.home = Home(
-            self.store, self.fabro, self.linker, personal, self.clock, web_base=s.fabro_web_url, command=s.slash_command
-        )
-        actors = Allowlist(parse_allowlist(s.action_allowlist), client)
-        self.inspector = Inspector(
-            self.fabro, self.store, alert_slack, self.clock, allowlist=actors, log_max_bytes=s.log_max_bytes
-        )
-        self.asker = AskDesk(self.fabro, self.store, alert_slack, self.clock, self.budget, allowlist=actors)
-        commands = Commands(
-            answerer,
-            desk,
-            s.slash_command,
-            daily=self.daily,
-            zone_of=TimeZones(client).of,
-            follower=self.follower,
-            linker=self.linker,
-            inspector=self.inspector,
-            work=WorkDesk(
-                self.store,
-                self.clock,
-                s.allowed_repositories,
-                Path(s.workflows_dir),
-                allowlist=Allowlist(parse_allowlist(routing), client) if routing else None,
-                allowlist_name=routing_name,
-                command=s.slash_command,
-            ),
-        )
-        steering = Steering(
-            self.store,
-            self.fabro,
-            actors,
-            self.clock,
-            web_base=s.fabro_web_url,
-            workflows_dir=Path(s.workflows_dir),
-            repositories=s.allowed_repositories,
-            user_agent=f"fabro-slack-bot/{_version()}",
-        )
-        self.steering = steering
-        self.bolt = build_bolt_app(
-            s,
-            client=client,
-            commands=commands,
-            steering=steering,
-            store=self.store,
-            metrics=self.metrics,
-            home=self.home,
-            inspector=self.inspector,
-            asker=self.asker,
-        )
-        delivery = Delivery(
+        self.outbox = delivery = Delivery(
             self.store,
             self.fabro,
             alert_slack,
             self.clock,
-            web_base=s.fabro_web_url,
-            command=s.slash_command,
+            presentation=presentation,
             digest_threshold=s.alert_digest_threshold,
             cost_alert_usd=s.cost_alert_usd,
             daily_budget_usd=s.daily_budget_usd,
@@ -313,13 +290,79 @@ class Bot:
                 else timedelta(0)
             ),
         )
+        self.follower = Follower(
+            self.store,
+            self.fabro,
+            delivery,
+            self.clock,
+            CardEditor(alert_slack, self.budget),
+            presentation=presentation,
+            follow_max=s.follow_max,
+        )
+        personal = Personal(self.linker, self.store, self.fabro, alert_slack)
+        self.follower.permissions, self.follower.owner_of = self.permissions, personal.owner_of
+        self.home = Home(self.store, self.fabro, self.linker, personal, self.clock, presentation=presentation)
+        actors = Allowlist(parse_allowlist(s.action_allowlist), client)
+        self.inspector = Inspector(
+            self.fabro,
+            self.store,
+            alert_slack,
+            self.clock,
+            delivery,
+            allowlist=actors,
+            log_max_bytes=s.log_max_bytes,
+        )
+        self.asker = AskDesk(self.fabro, self.store, alert_slack, self.clock, self.budget, delivery, allowlist=actors)
+        commands = Commands(
+            answerer,
+            desk,
+            daily=self.daily,
+            zone_of=TimeZones(client).of,
+            follower=self.follower,
+            linker=self.linker,
+            inspector=self.inspector,
+            work=WorkDesk(
+                self.store,
+                self.clock,
+                s.allowed_repositories,
+                Path(s.workflows_dir),
+                permissions=self.permissions,
+                command=s.slash_command,
+            ),
+            tell=self._tell_person(personal, alert_slack),
+        )
+        steering = Steering(
+            self.store,
+            self.fabro,
+            self.permissions,
+            self.clock,
+            presentation=presentation,
+            workflows_dir=Path(s.workflows_dir),
+            repositories=s.allowed_repositories,
+            user_agent=f"fabro-slack-bot/{_version()}",
+            owner_of=personal.owner_of,
+            created=self._learn_token_login,
+        )
+        self.steering = steering
+        self.bolt = build_bolt_app(
+            s,
+            client=client,
+            commands=commands,
+            steering=steering,
+            store=self.store,
+            metrics=self.metrics,
+            outbox=delivery,
+            home=self.home,
+            inspector=self.inspector,
+            asker=self.asker,
+        )
         self.alerter = Alerter(
             self.store,
             self.fabro,
             self.clock,
             delivery,
             default_channel=s.alert_channel,
-            web_base=s.fabro_web_url,
+            presentation=presentation,
             personal=personal,
             on_index=self.home.changed,  # Home refreshes in its own task; the cycle only marks
             cost_alert_usd=s.cost_alert_usd,
@@ -328,7 +371,7 @@ class Bot:
         self.reminders = Reminders(
             self.store,
             self.fabro,
-            alert_slack,
+            delivery,
             self.clock,
             remind_after=parse_duration(s.remind_after),
             escalate_after=parse_duration(s.escalate_after),
@@ -452,14 +495,26 @@ class Bot:
                 self.metrics.cycles.labels("not_leader").inc()
                 await self.follower.stop()  # only the leader follows runs
                 return None
-            report = await self.alerter.cycle()
+            # The engine decides, then the outbox delivers.
+            report, fresh = await self.alerter.decide()
+            if report.skipped != "closed":
+                await self.outbox.deliver(report, fresh)
+                log_cycle(report)
             if report.skipped is None:
-                await self.backfill.polled()
+                await self.backfill.polled()  # Fabro was read: no outage to fill in on the next start
+            await self._resume_starts()
             await self.reminders.sweep()
             await self.follower.sync_all(self.alerter.changed_runs)  # only what the listing saw change
             await self.asker.recover()  # answers a crash left being written
             self._count(report)
             return report
+
+    async def _resume_starts(self) -> None:
+        """Starts of work a dead process left half-done are finished, then told and followed as any start."""
+        # Longer than a start can take: validate, create and start, each within the Fabro timeout.
+        older_than = timedelta(seconds=3 * self.settings.fabro_timeout_seconds + 5)
+        for settled, draft in await self.steering.resume_starts(older_than=older_than):
+            await start.after_work_started(self.outbox, self.follower, settled, draft, self.steering.presentation)
 
     async def _live_reconcile(self, run_id: str) -> CycleReport:
         report = await self.alerter.reconcile_run(run_id)
@@ -483,33 +538,58 @@ class Bot:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    def _tell_person(self, personal: Personal, slack: AsyncWebClient) -> Callable[[str, str], Awaitable[None]]:
+        async def tell(user_id: str, said: str) -> None:
+            dm = await personal.dm(user_id)
+            if dm is None:
+                return
+            try:
+                await slack.chat_postMessage(channel=dm, text=said, unfurl_links=False)
+            except SlackApiError as exc:
+                log.warning("could not tell user=%s: %s", user_id, slack_error(exc))
+
+        return tell
+
+    def _learn_token_login(self, run: Run) -> None:
+        """A run the bot created names the login its token acts as: that login is nobody's."""
+        principal = run.created_by
+        if principal is not None and principal.kind == "user":
+            self.linker.reserve(principal.login)
+
     async def start(self) -> None:
         await self.store.open()
         if self.settings.socket_mode:
             assert self.settings.slack_app_token
             self._socket = AsyncSocketModeHandler(self.bolt, self.settings.slack_app_token.get_secret_value())
             await self._socket.connect_async()
-            log.info("connected to Slack in Socket Mode")
+            mode = "Socket Mode"
         else:
             self.http_port = await self._serve(self.web_app(), self.settings.port)
-            log.info("listening for Slack on http://%s:%s%s", self.settings.host, self.http_port, SLACK_EVENTS_PATH)
+            mode = f"HTTP mode, listening on http://{self.settings.host}:{self.http_port}{SLACK_EVENTS_PATH}"
         if self.settings.health_port is not None:
             probes = web.Application()
             probes.add_routes(self.probes())
             self.health_port = await self._serve(probes, self.settings.health_port)
-            log.info("health, readiness and metrics on http://%s:%s", self.settings.host, self.health_port)
+            mode += f", probes on port {self.health_port}"
         await self.leadership.start()
+        alerts = "no alerts (not scheduled here)"
         if self.schedule_alerts:
             # Decided before the first cycle marks Fabro as read: runs older than the bot, or
             # changed during an outage, reach the index in the background, a page at a time.
             if await self.backfill.due():
                 self._background.append(asyncio.create_task(self.backfill.fill(), name="index-backfill"))
             self._scheduler = start_scheduler(self.scheduled_cycle, self.settings.poll_interval_seconds)
-            log.info("alerts: checking Fabro every %gs", self.settings.poll_interval_seconds)
+            alerts = f"alerts every {self.settings.poll_interval_seconds:g}s"
             if self.live is not None:
                 await self.live.start()
+                alerts += " and from Fabro's event stream"
             self._background.append(asyncio.create_task(self.retention.run(), name="retention"))
         self.home.start(self.bolt.client)
+        # The one line that says the bot is up, and with what: an operator's first question.
+        store = public_url(self.settings.database_url)
+        replicas = "shared by replicas" if self.settings.shared_database else "one process"
+        fabro = public_url(self.settings.fabro_api_url or "")
+        log.info("ready: %s; store %s (%s); Fabro at %s; %s", mode, store, replicas, fabro, alerts)
 
     async def stop(self) -> None:
         if self._stopped:

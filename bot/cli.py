@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +15,16 @@ from urllib.parse import quote
 from pydantic import ValidationError
 
 from bot import __version__
-from bot.config import ConfigError, Settings, configure_logging, describe_error, load_settings
+from bot.blocks.presentation import Presentation
+from bot.config import (
+    ConfigError,
+    Settings,
+    configure_logging,
+    describe_error,
+    env_example,
+    load_settings,
+    reference_table,
+)
 from bot.redact import public_url, redact
 
 __all__ = ["main"]
@@ -28,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="serve Slack (Socket Mode when SLACK_APP_TOKEN is set, else HTTP)")
     sub.add_parser("check", help="verify settings, Fabro and Slack, printing ✓/✗ per item")
+    listing = sub.add_parser("settings", help="list every setting with its default and meaning")
+    listing.add_argument("--env", action="store_true", help="in the form of .env.example")
     preview = sub.add_parser("preview", help="show the message `/runs <text>` would send, as Slack lays it out")
     preview.add_argument("--demo", action="store_true", help="use built-in sample runs (no configuration)")
     preview.add_argument("--json", action="store_true", help="print the exact message payload instead")
@@ -44,10 +56,13 @@ def main(argv: list[str] | None = None) -> int:
 
             asyncio.run(serve(settings))
             return 0
+        if args.command == "settings":
+            print(env_example() if args.env else reference_table(), end="")
+            return 0
         if args.command == "check":
             return asyncio.run(_check())
         if args.gallery:
-            return _gallery(as_json=args.json)
+            return _gallery(as_json=args.json, builder=args.builder)
         return asyncio.run(_preview(args.text, demo=args.demo, as_json=args.json, builder=args.builder))
     except ConfigError as exc:
         print("fabro-slack-bot cannot start; fix these settings (environment or .env):", file=sys.stderr)
@@ -56,19 +71,34 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader stopped early (`… | head`): end quietly, as rich does for the drawn preview
+        # (status 1, no traceback). stdout goes to /dev/null so the final flush cannot raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
-def _gallery(*, as_json: bool) -> int:
+def _gallery(*, as_json: bool, builder: bool = False) -> int:
     from bot.preview.gallery import gallery
 
     items = gallery(datetime.now(UTC))
     if as_json:
         print(json.dumps([{"title": title, "message": message} for title, message in items], indent=2))
         return 0
+    if builder:
+        # One link per message: the builder shows one message at a time.
+        for title, message in items:
+            print(f"{title}\n  {_builder_link(message)}")
+        return 0
     console = _console()
     for title, message in items:
         _show(console, message, title=title)
     return 0
+
+
+def _builder_link(message: dict[str, Any]) -> str:
+    return BLOCK_KIT_BUILDER + quote(json.dumps({"blocks": message.get("blocks", [])}, separators=(",", ":")))
 
 
 def _console() -> Any:
@@ -109,14 +139,14 @@ async def _preview(text: str, *, demo: bool, as_json: bool = False, builder: boo
         web_base = settings.fabro_web_url
     command = settings.slash_command
     async with fabro:
-        commands = Commands(Answerer(fabro, lambda: now, web_base=web_base, command=command), None, command)
+        commands = Commands(Answerer(fabro, lambda: now, Presentation(web_base, command)))
         reply = await answer_command(commands, parse(text), Caller())
     message = reply.message
     if as_json:
         payload = {"response_type": "in_channel" if reply.public else "ephemeral", **message}
         print(json.dumps(payload, indent=2, ensure_ascii=False))
     elif builder:
-        print(BLOCK_KIT_BUILDER + quote(json.dumps({"blocks": message["blocks"]}, separators=(",", ":"))))
+        print(_builder_link(message))
     else:
         who = "the channel" if reply.public else "only you"
         _show(_console(), message, title=f"{command} {text}".strip() + f" · seen by {who}")
@@ -124,11 +154,13 @@ async def _preview(text: str, *, demo: bool, as_json: bool = False, builder: boo
 
 
 async def _check() -> int:
-    """Each item is checked independently, so one run shows every problem at once."""
+    """Each item is checked independently, so one run shows every problem at once. Nothing is
+    changed: no database file is created, no migration runs, nothing is posted."""
     from bot.fabro.client import FabroClient
     from bot.fabro.errors import FabroError, FabroUnauthorized
-    from bot.slack.clients import slack_client
 
+    # Only `check`'s own lines reach the terminal: a library's log line is never the explanation.
+    logging.basicConfig(handlers=[logging.NullHandler()], level=logging.CRITICAL, force=True)
     ok = True
 
     def report(passed: bool, line: str) -> None:
@@ -141,12 +173,19 @@ async def _check() -> int:
     except ValidationError as exc:
         for error in exc.errors():
             report(False, describe_error(error))
+        print("  (nothing else was checked: fix these first; the database was not touched)")
         return 1
     problems = settings.check_for("check")
     report(not problems, "settings" + ("" if not problems else ":"))
     for problem in problems:
         print(f"    {problem}")
-    print(f"  mode: {'Socket Mode' if settings.socket_mode else f'HTTP on {settings.host}:{settings.port}'}")
+    if settings.socket_mode:
+        print("  mode: Socket Mode (SLACK_APP_TOKEN is set): the bot dials out to Slack, no public URL needed")
+    else:
+        print(
+            f"  mode: HTTP on {settings.host}:{settings.port}: Slack must reach https://<your host>/slack/events"
+            " (set SLACK_APP_TOKEN for Socket Mode)"
+        )
 
     secrets = settings.secrets()
 
@@ -176,49 +215,115 @@ async def _check() -> int:
                 report(False, shown(f"Fabro at {where} is unreachable: {exc.detail} (request id {exc.request_id})"))
 
     if settings.slack_bot_token:
-        client = slack_client(
-            settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None, settings.slack_api_url
-        )
-        try:
-            auth = await client.auth_test()
-            report(True, f"Slack accepts the bot token (team {auth.get('team')}, bot user {auth.get('user_id')})")
-            granted = {s.strip() for s in (auth.headers.get("x-oauth-scopes") or "").split(",") if s.strip()}
-            if granted:
-                missing = [scope for scope in SCOPES if scope not in granted]
-                report(
-                    not missing,
-                    "Slack app scopes" + ("" if not missing else ": missing, reinstall the app from manifest.yml:"),
-                )
-                for scope in missing:
-                    print(f"    {scope} — {SCOPES[scope]}")
-        except Exception as exc:  # noqa: BLE001 - any failure is a ✗ line, never a traceback
-            report(False, f"Slack auth.test failed: {_slack_reason(exc)}")
-        finally:
-            await client.session.close() if client.session else None
+        await _check_slack(settings, report)
 
-    from bot.people.permissions import Allowlist, parse_allowlist
-    from bot.store import open_store
+    await _check_database(settings, report)
+    _describe_policies(settings)
+    _check_manifests(settings)
+    return 0 if ok else 1
 
-    store = open_store(settings.database_url, open_timeout=3)
-    where = public_url(settings.database_url)
+
+async def _check_slack(settings: Settings, report: Any) -> None:
+    from bot.slack.clients import slack_client
+    from bot.slack.webapi import failure_sentence
+
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    client = slack_client(token, settings.slack_api_url)
+    where = public_url(settings.slack_api_url)
     try:
-        await store.open()
-        subscriptions = await store.subscriptions()
-        report(True, f"database {where} is reachable and migrated ({len(subscriptions)} channel subscriptions)")
-    except Exception as exc:  # noqa: BLE001 - any failure is a ✗ line, never a traceback
-        report(False, f"database {where}: {type(exc).__name__}")
+        auth = await client.auth_test()
+        report(True, f"Slack accepts the bot token (team {auth.get('team')}, bot user {auth.get('user_id')})")
+        granted = {s.strip() for s in (auth.headers.get("x-oauth-scopes") or "").split(",") if s.strip()}
+        if granted:
+            missing = [scope for scope in SCOPES if scope not in granted]
+            report(
+                not missing,
+                "Slack app scopes" + ("" if not missing else ": missing, reinstall the app from its manifest:"),
+            )
+            for scope in missing:
+                print(f"    {scope} — {SCOPES[scope]}")
+    except Exception as exc:  # noqa: BLE001 - any failure is a ✗ sentence, never a traceback
+        report(False, redact(f"Slack at {where} {failure_sentence(exc)}", settings.secrets()))
     finally:
-        await store.close()
+        if client.session:
+            await client.session.close()
+
+
+async def _check_database(settings: Settings, report: Any) -> None:
+    from bot.store.probe import probe_store
+
+    where = public_url(settings.database_url)
+    found = await probe_store(settings.database_url)
+    if found.state == "absent":
+        report(True, f"database {where} does not exist yet: `run` creates it (schema {found.latest})")
+    elif found.state == "current":
+        report(True, f"database {where} is reachable and migrated (schema {found.version})")
+    elif found.state == "behind":
+        report(True, f"database {where} is at schema {found.version} of {found.latest}: `run` migrates it at startup")
+    elif found.state == "ahead":
+        report(
+            False,
+            f"database {where} is at schema {found.version}, newer than this bot knows ({found.latest}):"
+            " run the newer release, or restore the backup taken before the upgrade",
+        )
+    else:
+        report(False, redact(f"database {where} {found.reason}", settings.secrets()))
+
+
+def _describe_policies(settings: Settings) -> None:
+    """Which replica mode, permission table and identity mode are in force, in so many words."""
+    from bot.people.identity import parse_user_links
+
+    if settings.shared_database:
+        print(
+            "  replicas: PostgreSQL, so any number may share it; Slack requests go to any of them, and one"
+            " (holding an advisory lock) runs the alerts"
+        )
+    else:
+        print("  replicas: SQLite, one process; a second one on the same file waits for the first to exit")
     alerts = (
         f"ALERT_CHANNEL {settings.alert_channel}"
         if settings.alert_channel
         else "no ALERT_CHANNEL (channels subscribe with /runs subscribe)"
     )
     print(f"  alerts: every {settings.poll_interval_seconds:g}s, {alerts}")
-    print(f"  actions: {Allowlist(parse_allowlist(settings.action_allowlist)).describe()}")
+    _print_permissions(settings)
+    pins = len(parse_user_links(settings.user_links))
+    how = {
+        "github": "people prove their GitHub login with /runs link (GitHub's device flow)",
+        "self": "people link any login as typed with /runs link (trusts everyone)",
+        "pinned": "only the links in USER_LINKS; /runs link is off",
+    }[settings.link_mode]
+    print(f"  identity: USER_LINKING={settings.link_mode}, {how}; {pins} pinned in USER_LINKS")
     allowed = ", ".join(sorted(settings.allowed_repositories)) or "none (REPOSITORIES is not set)"
     print(f"  work from Slack may start on: {allowed}; workflows from {settings.workflows_dir} and the shipped ones")
-    return 0 if ok else 1
+
+
+PLACEHOLDER_UNFURL_DOMAIN = "fabro.example.com"
+
+
+def _check_manifests(settings: Settings) -> None:
+    """Warns while a manifest here still has the placeholder unfurl domain (the app cannot be asked)."""
+    import re
+    from pathlib import Path
+
+    # A list item, not a comment: the manifest's own comments name the placeholder too.
+    placeholder = re.compile(rf"^\s*-\s*{re.escape(PLACEHOLDER_UNFURL_DOMAIN)}\b", re.M)
+    for name in ("manifest.yml", "manifest.http.yml"):
+        path = Path(name)
+        try:
+            text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        except (OSError, UnicodeDecodeError):
+            continue
+        if placeholder.search(text):
+            from urllib.parse import urlsplit
+
+            host = urlsplit(settings.fabro_web_url or settings.fabro_api_url or "").hostname
+            instead = f"`{host}`" if host else "the host of your Fabro web UI"
+            print(
+                f"⚠ {name}: features.unfurl_domains still lists the placeholder {PLACEHOLDER_UNFURL_DOMAIN}, so"
+                f" pasted links to runs will not unfurl; replace it with {instead} and update the app"
+            )
 
 
 async def _check_workflows(fabro: Any, settings: Settings) -> list[tuple[bool, str]]:
@@ -258,6 +363,17 @@ async def _check_workflows(fabro: Any, settings: Settings) -> list[tuple[bool, s
     return lines
 
 
+def _print_permissions(settings: Settings) -> None:
+    """The effective permission table, and a line for each deprecated setting still in use."""
+    from bot.people.permissions import Permissions
+
+    print("  who may act from Slack:")
+    for setting, who, source in Permissions(settings.permission_rules).table():
+        print(f"    {setting:<14} {who}  ({source})")
+    for line in settings.deprecations():
+        print(f"  ! {line}")
+
+
 # The bot scopes manifest.yml asks for, and what breaks without each.
 SCOPES = {
     "commands": "the /runs command",
@@ -266,8 +382,8 @@ SCOPES = {
     "channels:history": "after a crash, finding alerts already posted (else they may be posted twice)",
     "groups:history": "the same in private channels",
     "app_mentions:read": "answering a question by replying in its alert's thread",
-    "usergroups:read": "user groups in ACTION_ALLOWLIST",
-    "users:read": "days in each person's time zone for /runs stats and daily summaries (else UTC)",
+    "usergroups:read": "user groups (S…) in the ALLOW_* settings",
+    "users:read": "admins in the ALLOW_* settings, people's names and time zones (else UTC)",
     "links:read": "seeing links to runs pasted in channels",
     "links:write": "unfurling those links into a compact card of the run",
     "reactions:write": "marking a thread message whose words were passed to the agent",
@@ -275,11 +391,3 @@ SCOPES = {
     "im:history": "after a crash, finding direct messages already sent (else they may be sent twice)",
     "files:write": "a run's log, patch and graph, uploaded into its thread",
 }
-
-
-def _slack_reason(exc: Exception) -> str:
-    from slack_sdk.errors import SlackApiError
-
-    from bot.slack.webapi import slack_error
-
-    return slack_error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+from collections.abc import MutableMapping
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
@@ -16,9 +18,20 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.core.durations import parse_duration
 from bot.people.identity import parse_user_links
-from bot.redact import redact
+from bot.people.permissions import ActionClass, Rule, effective_rules, parse_rule
+from bot.redact import redact, url_passwords
 
-__all__ = ["ConfigError", "Settings", "configure_logging", "describe_error", "load_settings"]
+__all__ = [
+    "ConfigError",
+    "Setting",
+    "Settings",
+    "configure_logging",
+    "describe_error",
+    "env_example",
+    "load_settings",
+    "reference",
+    "reference_table",
+]
 
 Purpose = Literal["run", "check", "preview"]
 
@@ -36,44 +49,192 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    fabro_api_url: str | None = None
-    fabro_api_token: SecretStr | None = None
-    fabro_web_url: str | None = None
-    fabro_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
-    fabro_max_response_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
-    fabro_max_event_bytes: int = Field(default=1024 * 1024, ge=1024)
-    slack_bot_token: SecretStr | None = None
-    slack_signing_secret: SecretStr | None = None
-    slack_app_token: SecretStr | None = None
-    slack_api_url: str = "https://slack.com/api/"
-    slash_command: str = "/runs"
-    host: str = "0.0.0.0"
-    port: int = Field(default=3000, ge=0, le=65535)
-    database_url: str = "sqlite:///./fabro-slack-bot.db"
-    log_level: str = "INFO"
-    alert_channel: str | None = None
-    poll_interval_seconds: float = Field(default=30.0, ge=1, le=3600)
-    alert_digest_threshold: int = Field(default=5, ge=1, le=100)
-    action_allowlist: str | None = None
-    subscription_allowlist: str | None = None
-    health_port: int | None = Field(default=None, ge=0, le=65535)
-    fabro_event_stream: bool = True
-    follow_max: int = Field(default=50, ge=1, le=500)
-    retention_days: int = Field(default=90, ge=1, le=3650)
-    cost_alert_usd: float | None = Field(default=None, gt=0)
+    fabro_api_url: str | None = Field(
+        default=None,
+        description="base URL of your Fabro server, without `/api/v1`",
+        json_schema_extra={"required": "yes", "example": "https://fabro.example.com"},
+    )
+    fabro_api_token: SecretStr | None = Field(
+        default=None,
+        description="Fabro API token (`fabro_dev_…` or a user token)",
+        json_schema_extra={"required": "yes", "secret": True},
+    )
+    fabro_web_url: str | None = Field(
+        default=None, description="Fabro web UI, for “Open in Fabro” when Fabro sends no `links.web`"
+    )
+    fabro_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, description="longest a Fabro call may take, retries included"
+    )
+    fabro_max_response_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, description="largest Fabro answer read (32 MiB); more is a Fabro error"
+    )
+    fabro_max_event_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="largest line of Fabro's event stream (1 MiB); more is a Fabro error and the stream reconnects",
+    )
+    slack_bot_token: SecretStr | None = Field(
+        default=None,
+        description="the app's Bot User OAuth Token, `xoxb-…`",
+        json_schema_extra={"required": "yes", "secret": True},
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        description="the app's Signing Secret: verifies that requests come from Slack",
+        json_schema_extra={"required": "HTTP mode", "secret": True},
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None,
+        description="app-level token, `xapp-…` with `connections:write`; when set, the bot uses Socket Mode",
+        json_schema_extra={"required": "Socket Mode", "secret": True},
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api/", description="where every Slack Web API call goes (proxies, tests)"
+    )
+    slash_command: str = Field(default="/runs", description="the command name, if your workspace already has a `/runs`")
+    host: str = Field(default="0.0.0.0", description="HTTP mode: the address to listen on")
+    port: int = Field(default=3000, ge=0, le=65535, description="HTTP mode: the port to listen on")
+    database_url: str = Field(
+        default="sqlite:///./fabro-slack-bot.db",
+        description="durable state: `sqlite:///…` (one process) or `postgresql://…` (any number of replicas)",
+    )
+    log_level: str = Field(default="INFO", description="`DEBUG`, `INFO`, `WARNING` or `ERROR`")
+    alert_channel: str | None = Field(
+        default=None,
+        description="channel id (`C…`) that gets the default alerts; other channels use `/runs subscribe`",
+    )
+    poll_interval_seconds: float = Field(
+        default=30.0, ge=1, le=3600, description="how often the alert cycle asks Fabro what changed"
+    )
+    alert_digest_threshold: int = Field(
+        default=5, ge=1, le=100, description="more new alerts than this for one channel in one cycle become one digest"
+    )
+    action_allowlist: str | None = Field(
+        default=None,
+        description=(
+            "deprecated, removed in the next release: read as every `ALLOW_*` class that is not set"
+            " (user ids `U…` and user-group ids `S…`, comma-separated)"
+        ),
+    )
+    subscription_allowlist: str | None = Field(
+        default=None, description="deprecated, removed in the next release: read as `ALLOW_ROUTE` when that is not set"
+    )
+    allow_answer: str | None = Field(
+        default=None,
+        description=(
+            "who may answer a run's question: `*`, `owner`, `admins`, user ids `U…`, user-group ids `S…`,"
+            " comma-separated; unset: `*`"
+        ),
+    )
+    allow_approve: str | None = Field(
+        default=None, description="who may approve or deny (same syntax); unset: `owner,admins`"
+    )
+    allow_operate: str | None = Field(
+        default=None,
+        description=(
+            "who may retry, resume, cancel, steer, interrupt or pause a run, or end another's follow"
+            " (same syntax); unset: `owner,admins`"
+        ),
+    )
+    allow_start: str | None = Field(
+        default=None, description="who may start runs and automations from Slack (same syntax); unset: `admins`"
+    )
+    allow_ship: str | None = Field(
+        default=None,
+        description="who may create, merge and close pull requests (same syntax); unset: `owner,admins`",
+    )
+    allow_route: str | None = Field(
+        default=None,
+        description=(
+            "who may change where alerts go: subscriptions, summaries, channel set-up (same syntax); unset: `admins`"
+        ),
+    )
+    health_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="a port serving only `/healthz`, `/readyz` and `/metrics` (how Socket Mode replicas are probed)",
+    )
+    fabro_event_stream: bool = Field(
+        default=True,
+        description="`on`: follow Fabro's event stream for alerts within seconds; `off`: rely on polling alone",
+    )
+    follow_max: int = Field(default=50, ge=1, le=500, description="most runs followed at once")
+    retention_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description=(
+            "what ended longer ago is deleted: settled alerts, settled actions, follows and index entries of"
+            " ended runs (never what is pending or waiting on someone)"
+        ),
+    )
+    cost_alert_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="a run whose cost crosses this many dollars is told once, with its cost per stage (kind `cost`)",
+    )
     daily_budget_usd: float | None = Field(
-        default=None, gt=0
-    )  # the day's spend crossing it is told once a day  # a run costing more is told once (kind `cost`)
-    index_backfill_pages: int = Field(default=20, ge=1, le=1000)  # of 100 runs, read on first start or after an outage
-    log_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)  # a run log posted in Slack: its last bytes
-    user_links: str | None = None
-    user_linking: Literal["self", "pinned"] = "self"
-    remind_after: str = "30m"
-    escalate_after: str = "off"
-    escalate_to: str | None = None
-    log_format: Literal["text", "json"] = "text"
-    repositories: str | None = None  # owner/name, comma-separated: where work may be started from Slack
-    workflows_dir: str = "./workflows"
+        default=None,
+        gt=0,
+        description="the day's spend crossing this many dollars is told once a day where `cost` was asked for",
+    )
+    index_backfill_pages: int = Field(
+        default=20,
+        ge=1,
+        le=1000,
+        description="pages of 100 runs read to fill the run index on first start or after an outage",
+    )
+    log_max_bytes: int = Field(
+        default=5 * 1024 * 1024,
+        ge=1024,
+        description="largest run log posted in Slack (5 MiB); a longer one keeps its last bytes",
+    )
+    user_links: str | None = Field(
+        default=None,
+        description="pinned links from GitHub logins to Slack users: `login=U…` pairs, comma-separated",
+    )
+    user_linking: Literal["github", "self", "pinned"] | None = Field(
+        default=None,
+        description=(
+            "`github`: people prove their GitHub login with the device flow; `pinned`: only `USER_LINKS`;"
+            " `self`: anyone links any login (trusting); unset: `github` with `GITHUB_CLIENT_ID`, else `pinned`"
+        ),
+    )
+    github_client_id: str | None = Field(
+        default=None, description="client id of a GitHub OAuth app with the device flow enabled (`USER_LINKING=github`)"
+    )
+    github_url: str = Field(
+        default="https://github.com", description="GitHub (Enterprise) web address, for the device flow"
+    )
+    github_api_url: str = Field(
+        default="https://api.github.com", description="GitHub (Enterprise) API address, to read the proven login"
+    )
+    remind_after: str = Field(
+        default="30m",
+        description=(
+            "a question or approval still waiting this long gets one reminder (`90s`, `30m`, `2h`, `1d`);"
+            " `off` for none"
+        ),
+    )
+    escalate_after: str = Field(
+        default="off", description="still waiting this long: one escalation to `ESCALATE_TO`; `off` for none"
+    )
+    escalate_to: str | None = Field(
+        default=None,
+        description="who an escalation names: user ids `U…` and user-group ids `S…`, comma-separated",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="`text`, or `json` for one JSON object per line"
+    )
+    repositories: str | None = Field(
+        default=None,
+        description="GitHub repositories (`owner/name`, comma-separated) channels may start work on; unset: none",
+    )
+    workflows_dir: str = Field(
+        default="./workflows",
+        description="your own workflows in Fabro's layout, besides the shipped `implement`",
+    )
 
     @field_validator("health_port", mode="before")
     @classmethod
@@ -89,7 +250,24 @@ class Settings(BaseSettings):
     @field_validator("log_format", "user_linking", mode="before")
     @classmethod
     def _format(cls, value: object) -> object:
+        if value == "":
+            return None
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("github_client_id")
+    @classmethod
+    def _client_id(cls, value: str | None) -> str | None:
+        value = (value or "").strip() or None
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9._-]{4,64}", value):
+            raise ValueError("must be a GitHub OAuth app's client id (Iv1.… or Ov23…)")
+        return value
+
+    @property
+    def link_mode(self) -> str:
+        """How people are linked to Fabro logins: USER_LINKING, else github with GITHUB_CLIENT_ID, else pinned."""
+        if self.user_linking is not None:
+            return self.user_linking
+        return "github" if self.github_client_id else "pinned"
 
     @field_validator("remind_after", "escalate_after")
     @classmethod
@@ -118,6 +296,12 @@ class Settings(BaseSettings):
             raise ValueError(f"must be GitHub repositories as owner/name, comma-separated; not {', '.join(wrong[:3])}")
         return ",".join(entries) or None
 
+    @field_validator("allow_answer", "allow_approve", "allow_operate", "allow_start", "allow_ship", "allow_route")
+    @classmethod
+    def _rule(cls, value: str | None) -> str | None:
+        entries = parse_rule(value)  # raises, naming the entries that are wrong
+        return ",".join(sorted(entries)) or None
+
     @field_validator("alert_channel")
     @classmethod
     def _channel_id(cls, value: str | None) -> str | None:
@@ -130,7 +314,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("fabro_api_url", "fabro_web_url", "slack_api_url")
+    @field_validator("fabro_api_url", "fabro_web_url", "slack_api_url", "github_url", "github_api_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None or value == "":
@@ -195,18 +379,34 @@ class Settings(BaseSettings):
     def __repr_args__(self):  # type: ignore[no-untyped-def]
         # A database URL may carry a password: show it as pydantic shows SecretStr.
         for name, value in super().__repr_args__():
-            if name == "database_url" and isinstance(value, str) and urlsplit(value).password:
-                value = value.replace(f":{urlsplit(value).password}@", ":**********@", 1)
+            if name == "database_url" and isinstance(value, str):
+                for password in url_passwords(value):
+                    value = value.replace(password, "**********").replace(quote(password, safe=""), "**********")
             yield name, value
 
     @property
-    def routing_allowlist(self) -> tuple[str, str | None]:
-        """Who may change where messages go, and the setting that says so (None: everyone)."""
-        if self.subscription_allowlist:
-            return "SUBSCRIPTION_ALLOWLIST", self.subscription_allowlist
+    def permission_rules(self) -> dict[ActionClass, Rule]:
+        """Who may act in each class: its ALLOW_* setting, else a deprecated allowlist, else the default."""
+        allow = {cls: getattr(self, f"allow_{cls.value}") for cls in ActionClass}
+        return effective_rules(
+            allow, action_allowlist=self.action_allowlist, subscription_allowlist=self.subscription_allowlist
+        )
+
+    def deprecations(self) -> list[str]:
+        """One line per deprecated setting in use, saying what replaces it."""
+        lines = []
         if self.action_allowlist:
-            return "ACTION_ALLOWLIST", self.action_allowlist
-        return "SUBSCRIPTION_ALLOWLIST", None
+            lines.append(
+                "ACTION_ALLOWLIST is deprecated and will be removed in the next release: it now stands for "
+                "every ALLOW_* class not set on its own; set ALLOW_ANSWER, ALLOW_APPROVE, ALLOW_OPERATE, "
+                "ALLOW_START, ALLOW_SHIP and ALLOW_ROUTE instead"
+            )
+        if self.subscription_allowlist:
+            lines.append(
+                "SUBSCRIPTION_ALLOWLIST is deprecated and will be removed in the next release: "
+                "it now stands for ALLOW_ROUTE; set ALLOW_ROUTE instead"
+            )
+        return lines
 
     @property
     def allowed_repositories(self) -> frozenset[str]:
@@ -229,14 +429,16 @@ class Settings(BaseSettings):
             needed.append("SLACK_BOT_TOKEN")
             if not self.socket_mode:
                 needed.append("SLACK_SIGNING_SECRET")
-        return [f"{name}: missing — {_HELP[name]}" for name in needed if getattr(self, name.lower()) is None]
+        problems = [f"{name}: missing — {_HELP[name]}" for name in needed if getattr(self, name.lower()) is None]
+        if self.user_linking == "github" and not self.github_client_id:
+            problems.append("GITHUB_CLIENT_ID: missing — USER_LINKING=github needs a GitHub OAuth app's client id")
+        return problems
 
     def secrets(self) -> list[str]:
         """The secret values, so log output can be scrubbed of them."""
         values = (self.fabro_api_token, self.slack_bot_token, self.slack_signing_secret, self.slack_app_token)
         found = [v.get_secret_value() for v in values if v is not None]
-        password = urlsplit(self.database_url).password if "@" in self.database_url else None
-        return found + ([unquote(password)] if password else [])
+        return found + url_passwords(self.database_url)
 
 
 @dataclass
@@ -272,12 +474,121 @@ def load_settings(purpose: Purpose, *, env_file: str | Path | None = ".env", **o
 
 
 def describe_error(error: ErrorDetails) -> str:
-    # Only the location and the rule: pydantic's message may quote the (secret) input.
+    # Only the location and the rule, in the settings' words: pydantic's message may quote the
+    # (secret) input, and "Input should be a valid integer, unable to parse string" is its own jargon.
     name = ".".join(str(part) for part in error.get("loc", ())).upper() or "SETTINGS"
     message = error.get("msg", "is invalid")
     if message.startswith("Value error, "):
-        message = message[len("Value error, ") :]
+        return f"{name}: {message[len('Value error, ') :]}"
+    context = error.get("ctx") or {}
+    rule = _RULES.get(error.get("type", ""))
+    if rule is not None:
+        # A rule naming a bound pydantic did not give keeps pydantic's own message.
+        with contextlib.suppress(KeyError, IndexError):
+            message = rule.format(**{k: _shown(v) for k, v in context.items()})
     return f"{name}: {message}"
+
+
+_RULES = {
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "bool_parsing": "must be on or off (also true/false, yes/no, 1/0)",
+    "greater_than": "must be more than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be at most {le}",
+    "literal_error": "must be {expected}",
+    "string_type": "must be text",
+}
+
+
+def _shown(value: object) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting as a person configures it: its variable, whether it is needed, its default, its meaning."""
+
+    name: str
+    required: str
+    default: str
+    meaning: str
+    secret: bool
+
+
+def reference() -> list[Setting]:
+    """Every setting of `Settings`, in declaration order: the source of `.env.example` and the docs."""
+    found = []
+    for field_name, field in Settings.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        found.append(
+            Setting(
+                name=field_name.upper(),
+                required=str(extra.get("required", "no")),
+                default=_shown_default(field.default),
+                meaning=field.description or "",
+                secret=bool(extra.get("secret", False)),
+            )
+        )
+    return found
+
+
+def _shown_default(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+ENV_EXAMPLE_HEADER = """\
+# Settings of the Fabro runs bot. Copy this file to .env and fill in what you need.
+# Required settings come uncommented; every other line shows the default, commented out.
+# Generated from bot/config.py by `fabro-slack-bot settings --env` (a test keeps them equal);
+# docs/configuration.md explains each one.
+"""
+
+
+ENV_EXAMPLE_COMPOSE = """\
+# ── Read by compose.yaml only, not by the bot (docs/deployment.md) ──
+# password of the bundled PostgreSQL; compose builds DATABASE_URL from it
+# POSTGRES_PASSWORD=
+# the bot's public DNS name: Caddy serves HTTPS for it in front of the HTTP-mode replicas
+# BOT_PUBLIC_HOST=bot.example.com
+# http: two replicas in HTTP mode behind Caddy; socket: one replica in Socket Mode
+# COMPOSE_PROFILES=http
+"""
+
+# The variables compose.yaml reads from .env besides the bot's own settings.
+COMPOSE_VARIABLES = ("POSTGRES_PASSWORD", "BOT_PUBLIC_HOST", "COMPOSE_PROFILES")
+
+
+def env_example() -> str:
+    """The text of `.env.example`: every setting with its meaning and its default."""
+    lines = [ENV_EXAMPLE_HEADER]
+    for setting in reference():
+        need = {"no": "", "yes": " (required)"}.get(setting.required, f" (required in {setting.required})")
+        lines.append(f"# {setting.meaning.replace('`', '')}{need}")
+        if setting.required == "yes":
+            lines.append(f"{setting.name}=")
+        else:
+            lines.append(f"# {setting.name}={setting.default}")
+        lines.append("")
+    lines.append(ENV_EXAMPLE_COMPOSE)
+    return "\n".join(lines)
+
+
+def reference_table() -> str:
+    """The Markdown table of every setting, as docs/configuration.md shows it."""
+    rows = ["| variable | required | default | meaning |", "|---|---|---|---|"]
+    for setting in reference():
+        default = f"`{setting.default}`" if setting.default else ""
+        rows.append(f"| `{setting.name}` | {setting.required} | {default} | {setting.meaning} |")
+    return "\n".join(rows) + "\n"
 
 
 def _prefixed(value: SecretStr | None, prefix: str, message: str) -> SecretStr | None:
@@ -290,13 +601,15 @@ def _prefixed(value: SecretStr | None, prefix: str, message: str) -> SecretStr |
 
 def configure_logging(level: str, secrets: list[str], fmt: str = "text") -> None:
     """One line per event, plain or JSON; any secret that slips into a line becomes [redacted]."""
-    inner = _JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    inner = _json_formatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
     handler = logging.StreamHandler()
     handler.setFormatter(_Redacting(inner, secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "aiohttp.access", "apscheduler.executors.default"):
+    # Libraries speak at INFO about their own workings ("Scheduler started", "Added job", each
+    # request): only their warnings and errors are the bot's news, unless someone asks for DEBUG.
+    for noisy in ("httpx", "httpcore", "aiohttp.access", "apscheduler", "slack_bolt", "slack_sdk"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     # At DEBUG, Slack's SDK logs the bodies it sends: preview links (secrets) and everything people wrote.
     for chatty in ("slack_sdk", "slack_bolt"):
@@ -320,34 +633,44 @@ class _Redacting(logging.Formatter):
         return redact(self._inner.format(record), self._secrets)
 
 
-class _JsonFormatter(logging.Formatter):
-    """`{"ts", "level", "logger", "message", "request_id"?, "slack_request_id"?, "alert"?, "error"?}`.
+# Identifiers a log call may carry as real fields (`extra={"request_id": …}`), so log search can
+# filter on them: Fabro's request id, Slack's, and an alert's key.
+LOG_FIELDS = ("request_id", "slack_request_id", "alert")
 
-    Identifiers already in the message (Fabro's request_id=…, an alert's key) are also
-    lifted into their own fields, so log search can filter on them.
-    """
 
-    _REQUEST_ID = re.compile(r"(?<!slack_)request[ _]id[=:]? ?`?([0-9A-Za-z-]{8,})")
-    _SLACK_REQUEST_ID = re.compile(r"slack_request_id=([0-9A-Za-z-]{6,})")
-    _ALERT = re.compile(r"\b((?:failed|question|approval|digest):[0-9A-Za-z_:-]{6,})")
+def _json_formatter() -> logging.Formatter:
+    """`{"ts", "level", "logger", "message", "request_id"?, "slack_request_id"?, "alert"?, "error"?}`,
+    rendered by structlog from the standard library's records."""
+    import structlog
 
-    def format(self, record: logging.LogRecord) -> str:
-        import json
-        from datetime import datetime
+    return structlog.stdlib.ProcessorFormatter(
+        processors=[
+            _record_fields,
+            structlog.processors.format_exc_info,
+            _error_field,
+            structlog.processors.JSONRenderer(ensure_ascii=False),
+        ],
+    )
 
-        message = record.getMessage()
-        entry: dict[str, object] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": message,
-        }
-        if match := self._REQUEST_ID.search(message):
-            entry["request_id"] = match.group(1)
-        if match := self._SLACK_REQUEST_ID.search(message):
-            entry["slack_request_id"] = match.group(1)
-        if match := self._ALERT.search(message):
-            entry["alert"] = match.group(1)
-        if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+
+def _record_fields(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    record: logging.LogRecord = event["_record"]
+    entry: dict[str, Any] = {
+        "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+        "level": record.levelname,
+        "logger": record.name,
+        "message": event["event"],
+    }
+    for name in LOG_FIELDS:
+        value = getattr(record, name, None)
+        if value is not None:
+            entry[name] = str(value)
+    if "exc_info" in event:
+        entry["exc_info"] = event["exc_info"]
+    return entry
+
+
+def _error_field(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    if "exception" in event:
+        event["error"] = event.pop("exception")
+    return event

@@ -1,6 +1,6 @@
 """Prometheus metrics, one registry per bot (so several bots in one process never collide).
 
-Names and what they mean are listed in the README's Operability section.
+Names and what they mean are listed in docs/operations.md.
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "public_url", "redact", "single_line"]
+__all__ = ["REDACTED", "public_url", "redact", "single_line", "url_passwords"]
 
 REDACTED = "[redacted]"
 _SHAPES = re.compile(
@@ -20,7 +20,12 @@ _SHAPES = re.compile(
     r"|\bxox[abposr]-[0-9A-Za-z-]{6,}"  # Slack tokens
     r"|\bxapp-[0-9A-Za-z-]{6,}"
     r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"  # a URL's user:password
+    r"|(?<=[?&;]password=)[^&\s#]+"  # a connection string's ?password=…
+    r"|(?<=[?&;]sslpassword=)[^&\s#]+"
 )
+
+# Query parameters that carry a password in a database URL (libpq's names; any case).
+_PASSWORD_PARAMS = frozenset({"password", "sslpassword"})
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -31,18 +36,36 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 def public_url(url: str) -> str:
-    """A URL as it may be shown: its password left out (the user name stays, it says which account)."""
+    """A URL as it may be shown: every password left out, in the user part or in the query
+    (`?password=`, `sslpassword=`); the user name stays, it says which account."""
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
         return redact(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{port}" if port else host
-    netloc = f"{parts.username}@{netloc}" if parts.username else netloc
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    netloc = parts.netloc
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if parts.password is None and not any(name.lower() in _PASSWORD_PARAMS for name, _ in pairs):
+        return redact(url)  # nothing to take out (and rebuilding would change sqlite:/// URLs)
+    if parts.password is not None:
+        host = parts.hostname or ""
+        netloc = f"{host}:{port}" if port else host
+        netloc = f"{parts.username}@{netloc}" if parts.username else netloc
+    query = parts.query
+    if any(name.lower() in _PASSWORD_PARAMS for name, _ in pairs):
+        query = urlencode([(n, v) for n, v in pairs if n.lower() not in _PASSWORD_PARAMS])
+    return redact(urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)))
+
+
+def url_passwords(url: str) -> list[str]:
+    """Every password a URL carries (user part and query), decoded, so logs can be scrubbed of them."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    found = [unquote(parts.password)] if parts.password else []
+    found += [v for n, v in parse_qsl(parts.query, keep_blank_values=True) if n.lower() in _PASSWORD_PARAMS and v]
+    return found
 
 
 def single_line(text: str, limit: int = 500) -> str:

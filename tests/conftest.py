@@ -69,8 +69,10 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
 def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     """Tests never read the developer's own settings or .env file."""
     for name in list(os.environ):
-        ours = name.startswith(("SLACK_", "FABRO_", "ALERT_", "POLL_", "ACTION_", "HEALTH_", "LOG_", "SUBSCRIPTION_"))
-        if ours or name in ("DATABASE_URL", "PORT", "HOST", "SLASH_COMMAND"):
+        ours = name.startswith(
+            ("SLACK_", "FABRO_", "ALERT_", "POLL_", "ACTION_", "HEALTH_", "LOG_", "SUBSCRIPTION_", "ALLOW_", "GITHUB_")
+        )
+        if ours or name in ("DATABASE_URL", "PORT", "HOST", "SLASH_COMMAND", "USER_LINKING", "EXTERNAL_CHANNELS"):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SKIP_SLACK_SDK_WARNING", "1")
@@ -132,6 +134,12 @@ def bot_settings(fabro: FakeFabro, slack: FakeSlack, **overrides: Any) -> Settin
         "port": 0,
         "fabro_timeout_seconds": 2.0,
     }
+    if not {"action_allowlist", "subscription_allowlist"} & overrides.keys():
+        # Most tests act as one person on runs nobody owns: they run with every class open.
+        # Tests of permissions name the rules they mean (or the deprecated allowlists).
+        for name in ("allow_answer", "allow_approve", "allow_operate", "allow_start", "allow_ship", "allow_route"):
+            values[name] = "*"
+    values.setdefault("user_linking", "self")  # most tests link by typing a login; identity tests say otherwise
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

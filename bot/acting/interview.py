@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.blocks.routing import resolve_choice
-from bot.blocks.text import escape
+from bot.blocks.text import BOT_MENTION, escape
 from bot.fabro.models import Question
 
 __all__ = ["AnswerKind", "Choice", "answer_body", "reply_body"]
@@ -79,7 +79,7 @@ def reply_body(question: Question, text: str) -> dict[str, Any] | str:
     qtype = question.question_type
     words = re.sub(r"[.!]+$", "", text.lower()).strip()
     if not text:
-        return "Write your answer after mentioning me, e.g. `@Fabro yes`."
+        return f"Write your answer after mentioning me, e.g. `{BOT_MENTION} yes`."
     if qtype in ("yes_no", "confirmation"):
         if words in _YES:
             return {"kind": "yes"}

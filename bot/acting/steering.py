@@ -4,7 +4,8 @@ Independent of Slack's transport and of how anything looks: it returns a `Settle
 and the typed outcome) or raises one of `bot.core.errors`; the listeners render both. Every
 action goes the same way:
 
-1. Permission: `ACTION_ALLOWLIST`, checked before anything else; nothing reaches Fabro otherwise.
+1. Permission: the verb's class (`ALLOW_ANSWER` … `ALLOW_SHIP`), checked before anything else;
+   a refused person is told who may, and nothing reaches Fabro.
 2. Record: the action is stored under a key that allows it once (one answer per question,
    one decision per approval, one retry, one cancel), *before* it is sent. A double click
    or a second person finds the first action and is told about it.
@@ -27,12 +28,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from bot.acting.interview import Choice, answer_body
+from bot.blocks.presentation import Presentation
 from bot.blocks.routing import Target
 from bot.core.drafts import Draft
-from bot.core.errors import ActionFailed, AlreadyActed, NotAllowed, Refusal, Refused, Settled
+from bot.core.errors import ActionFailed, AlreadyActed, BotError, Refusal, Refused, Settled
 from bot.core.keys import ActionKey, ActionState, Verb
 from bot.core.outcomes import Outcome, OutcomeVerb, events_tell, outcome_of, run_state, said
 from bot.core.records import Action, AlertState
@@ -42,8 +44,8 @@ from bot.fabro.manifest import BadWorkflow, build_manifest, load_workflow
 from bot.fabro.models import Question, Run
 from bot.failpoints import crash_point
 from bot.people.notify import indexed
-from bot.people.permissions import Allowlist
-from bot.store.base import Store
+from bot.people.permissions import CLASS_OF, Owner, Permissions
+from bot.store.base import Actions, AlertLog, People
 
 __all__ = [
     "MAX_STEER",
@@ -75,6 +77,10 @@ class Reading(enum.Enum):
     RUN = "run"
     QUESTIONS = "questions"  # the run's questions too
     PULL_REQUEST = "pull_request"  # the pull request's live state too (merged or closed on GitHub?)
+
+
+class SteeringStore(Actions, AlertLog, People, Protocol):
+    """What acting touches: its action records, the alerts it settles, the runs it starts."""
 
 
 @dataclass(frozen=True)
@@ -141,14 +147,17 @@ class PullRequestAsked:
 
 @dataclass
 class Steering:
-    store: Store
+    store: SteeringStore
     fabro: FabroClient
-    allowlist: Allowlist
+    permissions: Permissions
     clock: Callable[[], datetime]
-    web_base: str | None = None
+    presentation: Presentation = field(default_factory=Presentation)
     workflows_dir: Path | None = None  # WORKFLOWS_DIR: the deployer's workflows, besides the shipped ones
     repositories: frozenset[str] = frozenset()  # REPOSITORIES, lower-case owner/name: where work may start
     user_agent: str = "fabro-slack-bot"
+    # Whose a run is (who retried or started it from Slack, or the person linked to its login).
+    owner_of: Callable[[Run], Awaitable[str | None]] | None = None
+    created: Callable[[Run], None] | None = None  # told of every run the bot creates (its token's login)
     _send_retry_delay: float = field(default=0.5, repr=False)
 
     # -- the five actions -----------------------------------------------------------------
@@ -202,7 +211,9 @@ class Steering:
 
         async def send(plan: Plan) -> Done:
             new = await self.fabro.retry(plan.run.id)  # never repeated: a second call would make a second run
-            outcome = Outcome(OutcomeVerb.RETRIED, run_id=new.id, run_url=new.web_url(self.web_base))
+            if self.created is not None:
+                self.created(new)
+            outcome = Outcome(OutcomeVerb.RETRIED, run_id=new.id, run_url=new.web_url(self.presentation.web_base))
             return Done(outcome, plan.run)
 
         return await self._act(who, Verb.RETRY, target, check, send)
@@ -283,18 +294,48 @@ class Steering:
             if not preset.startable:
                 raise Refused(Refusal.NOT_STARTABLE, detail=preset.name or preset.id)
             run = await self.fabro.start_automation(preset.id)
+            if self.created is not None:
+                self.created(run)
             outcome = Outcome(
-                OutcomeVerb.STARTED, run_id=run.id, run_url=run.web_url(self.web_base), answer=preset.name or preset.id
+                OutcomeVerb.STARTED,
+                run_id=run.id,
+                run_url=run.web_url(self.presentation.web_base),
+                answer=preset.name or preset.id,
             )
             return Done(outcome, run)
 
         key = ActionKey.of(Verb.START, intent)
-        done = await self._once(who, Verb.START, key, work, detail={"automation": automation_id})
+        done = await self._once(who, Verb.START, key, work, detail={"automation": automation_id}, subject=None)
         # Fabro records the bot's token as its creator: the bot writes down whose it is.
-        await self.store.index_run(indexed(done.run, who.user_id, self.web_base))
+        await self.store.index_run(indexed(done.run, who.user_id, self.presentation.web_base))
         return Settled(done.run, done.outcome)
 
-    async def start_work(self, who: Where, draft: Draft, intent: str) -> Settled:
+    async def resume_starts(self, *, older_than: timedelta) -> list[tuple[Settled, Draft]]:
+        """Finish the starts of work whose process died between recording and settling them.
+
+        A record pending for longer than a start can take (`older_than`) was left by a dead process:
+        the run it may have created is found by its intent and started, or created if it never was."""
+        finished: list[tuple[Settled, Draft]] = []
+        # A record younger than that is still in the hands of a live process, perhaps another replica's.
+        for action in await self.store.unsettled(Verb.START, before=self.clock() - older_than):
+            try:
+                detail = json.loads(action.detail or "{}")
+            except ValueError:
+                detail = None
+            draft = Draft.load(detail.get("draft")) if isinstance(detail, dict) else None
+            if draft is None:
+                continue  # an automation's start: Fabro started its run itself, if it made one
+            who = Where(action.user_id, draft.channel, draft.thread_ts)
+            try:
+                settled = await self.start_work(who, draft, action.key.run_id, lease=older_than)
+            except (BotError, FabroError) as exc:
+                log.warning("could not finish the start %s left by a dead process: %r", action.key, exc)
+                continue
+            log.info("finished the start %s left by a dead process: run %s", action.key, settled.run.id)
+            finished.append((settled, draft))
+        return finished
+
+    async def start_work(self, who: Where, draft: Draft, intent: str, *, lease: timedelta = PENDING_LEASE) -> Settled:
         """Create and start a run of `draft` for `who`, once per `intent` (one confirmation).
 
         Fabro cannot be told "create this only once", so the run carries the intent as a label and in
@@ -309,13 +350,16 @@ class Steering:
             if run.status.kind == "submitted":
                 run = await self._start_created(run)
             outcome = Outcome(
-                OutcomeVerb.STARTED, run_id=run.id, run_url=run.web_url(self.web_base), answer=draft.workflow
+                OutcomeVerb.STARTED,
+                run_id=run.id,
+                run_url=run.web_url(self.presentation.web_base),
+                answer=draft.workflow,
             )
             return Done(outcome, run)
 
         detail = {"draft": draft.dump(), "channel": draft.channel}
-        done = await self._once(who, Verb.START, key, work, detail=detail)
-        await self.store.index_run(indexed(done.run, who.user_id, self.web_base))
+        done = await self._once(who, Verb.START, key, work, detail=detail, lease=lease)
+        await self.store.index_run(indexed(done.run, who.user_id, self.presentation.web_base))
         return Settled(done.run, done.outcome)
 
     async def _find_or_create(self, who: Where, draft: Draft, intent: str, *, recovering: bool) -> Run:
@@ -395,9 +439,13 @@ class Steering:
             await asyncio.sleep(wait)
             try:
                 creation, wait = await self.fabro.pull_request_creation(location)
-            except FabroUnavailable:
+            except (FabroUnavailable, FabroNotFound):
+                # A restart or a deploy: only Fabro saying finished or failed ends the wait.
                 wait = min(max(wait, 1.0) * 2, 30.0)
                 continue
+            except FabroError as exc:
+                outcome = Outcome(OutcomeVerb.PR_FAILED, reason=exc.detail)
+                break
             if creation.status == "succeeded":
                 pr = creation.pull_request
                 number = f"#{pr.number}" if pr and pr.number is not None else None
@@ -407,7 +455,9 @@ class Steering:
                 outcome = Outcome(OutcomeVerb.PR_FAILED, reason=creation.error)
                 break
         outcome = replace(outcome, slack_user=who.user_id, at=self.clock())
-        await self.store.finish_action(ActionKey.of(Verb.CREATE_PR, run_id), state=ActionState.DONE, outcome=outcome)
+        # A creation that failed may be asked for again: its record is settled as failed, not done.
+        state = ActionState.FAILED if outcome.verb is OutcomeVerb.PR_FAILED else ActionState.DONE
+        await self.store.finish_action(ActionKey.of(Verb.CREATE_PR, run_id), state=state, outcome=outcome)
         return Settled(await self._fresh_by_id(run_id), outcome)
 
     async def merge_pull_request(self, who: Where, target: Target, method: str) -> Settled:
@@ -499,14 +549,17 @@ class Steering:
         detail: dict[str, Any] | None = None,
         conflict_card: Callable[[], Awaitable[Settled | None]] | None = None,
         run_id: str | None = None,
+        lease: timedelta = PENDING_LEASE,
+        subject: str | bool | None = True,
     ) -> Done:
-        """The path every action takes: permission, a once-only record, the work, the record settled."""
-        if not await self.allowlist.allows(who.user_id):
-            log.info("user=%s is not allowed to %s (%s)", who.user_id, verb, key)
-            raise NotAllowed(verb)
+        """The path every action takes: permission, a once-only record, the work, the record settled.
+
+        `subject` is the run whose owner the permission may name (True: `run_id`, else the key's run)."""
+        about = (run_id or key.run_id) if subject is True else subject if isinstance(subject, str) else None
+        await self.permissions.check(CLASS_OF[verb], who.user_id, self.owner(about), what=verb)
         now = self.clock()
         action = Action(key, verb, who.user_id, now, detail=json.dumps(detail or {}))
-        earlier = await self.store.begin_action(action, stale_before=now - PENDING_LEASE)
+        earlier = await self.store.begin_action(action, stale_before=now - lease)
         if earlier is not None:
             raise AlreadyActed(earlier)
         log.info("user=%s %s (%s)", who.user_id, verb, key)
@@ -525,6 +578,26 @@ class Steering:
                 raise ActionFailed(exc, verb=verb, run_id=run_id or key.run_id, settled=settled) from exc
             raise
         return done
+
+    def owner(self, run_id: str | None) -> Owner | None:
+        """A lookup of `run_id`'s owner, made only when a rule names `owner` (a child run belongs to
+        its parent's owner)."""
+        owner_of = self.owner_of
+        if run_id is None or owner_of is None:
+            return None
+
+        async def lookup() -> str | None:
+            run = await self.fabro.get_run(run_id)
+            found = await owner_of(run)
+            if found is None and run.parent_id:
+                found = await owner_of(await self.fabro.get_run(run.parent_id))
+            return found
+
+        return lookup
+
+    async def may(self, who: Where, verb: Verb, run_id: str | None) -> None:
+        """Raises `NotAllowed` at once when `who` may not do `verb` (before a window is even opened)."""
+        await self.permissions.check(CLASS_OF[verb], who.user_id, self.owner(run_id), what=verb)
 
     async def _settle_record(self, key: ActionKey, exc: BaseException, outcome: Outcome | None) -> None:
         """Whatever went wrong, the record does not stay pending: done when Fabro acted, else refused or failed."""
@@ -552,7 +625,11 @@ class Steering:
         except FabroUnavailable as exc:
             if exc.status != 503:
                 raise
-            log.info("fabro answered 503, trying once more (request_id=%s)", exc.request_id)
+            log.info(
+                "fabro answered 503, trying once more (request_id=%s)",
+                exc.request_id,
+                extra={"request_id": exc.request_id},
+            )
             await asyncio.sleep(self._send_retry_delay)
             return await call()
 

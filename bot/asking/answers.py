@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from bot.blocks.presentation import Presentation
 from bot.blocks.replies import notice
 from bot.blocks.runs import Scanned, run_detail_message, run_list_message
 from bot.core.query import MAX_OFFSET, RunLookup, RunQuery
@@ -46,8 +47,7 @@ NOTHING_OF_YOURS = (
 class Answerer:
     fabro: FabroClient
     clock: Callable[[], datetime]
-    web_base: str | None = None
-    command: str = "/runs"
+    presentation: Presentation = field(default_factory=Presentation)
     linker: Linker | None = None  # whose runs are whose; None where there is no Slack account (the CLI)
 
     async def listing(self, query: RunQuery, user_id: str | None = None) -> Message:
@@ -60,11 +60,11 @@ class Answerer:
         logins: list[str] = []
         if narrow.mine or narrow.by_me:
             if self.linker is None or user_id is None:
-                return notice(MINE_NEEDS_SLACK.format(command=self.command, words=query.text()))
+                return notice(MINE_NEEDS_SLACK.format(command=self.presentation.command, words=query.text()))
             pinned, linked = await self.linker.logins_of(user_id)
             logins = pinned + linked
             if narrow.by_me and not logins:
-                return notice(NOT_LINKED.format(command=self.command))
+                return notice(NOT_LINKED.format(command=self.presentation.command))
         if narrow.mine:
             assert self.linker is not None and user_id is not None
             return await self._mine(query, user_id, logins)
@@ -77,7 +77,13 @@ class Answerer:
         self, query: RunQuery, page: RunList, *, scanned: Scanned | None = None, note: str | None = None
     ) -> Message:
         return run_list_message(
-            query, page, now=self.clock(), web_base=self.web_base, command=self.command, scanned=scanned, note=note
+            query,
+            page,
+            now=self.clock(),
+            web_base=self.presentation.web_base,
+            command=self.presentation.command,
+            scanned=scanned,
+            note=note,
         )
 
     async def _scan(self, query: RunQuery, logins: frozenset[str]) -> Message:
@@ -129,9 +135,9 @@ class Answerer:
             order=query.sort or "updated_at",
             ascending=query.direction == "asc",
         )
-        note = None if logins else NOT_LINKED.format(command=self.command)
+        note = None if logins else NOT_LINKED.format(command=self.presentation.command)
         if not mine.entries and query.offset == 0 and not query.statuses:
-            said = NOTHING_OF_YOURS.format(command=self.command)
+            said = NOTHING_OF_YOURS.format(command=self.presentation.command)
             return notice(f"{said}\n{note}" if note else said)
         runs = await self._read_runs([e.run_id for e in mine.entries])
         gone = len(mine.entries) - len(runs)
@@ -174,7 +180,7 @@ class Answerer:
             except FabroError as exc:
                 # The card is still worth showing without the failure message.
                 log.warning("could not read run.failed for %s: %r", run.id, exc)
-        return run_detail_message(run, now=self.clock(), failure=failure, web_base=self.web_base)
+        return run_detail_message(run, now=self.clock(), failure=failure, web_base=self.presentation.web_base)
 
 
 def _fabro_part(query: RunQuery, offset: int) -> RunFilter:

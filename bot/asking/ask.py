@@ -32,7 +32,7 @@ from bot.blocks.inspect import (
     ask_unavailable_text,
 )
 from bot.blocks.replies import notice
-from bot.blocks.text import escape
+from bot.blocks.text import clip, escape
 from bot.core.errors import NotAllowed, NotPosted
 from bot.core.keys import ActionKey, ActionState, AlertKey, AlertKind, Verb
 from bot.core.records import Action
@@ -42,7 +42,7 @@ from bot.failpoints import crash_point
 from bot.people.permissions import Allowlist
 from bot.slack.webapi import TRANSPORT_ERRORS, EditBudget, slack_error
 from bot.store.base import Store
-from bot.telling.once import reply_once
+from bot.telling.delivery import Delivery
 
 __all__ = ["RECOVER_AFTER", "AskDesk", "Asked", "session_mark"]
 
@@ -92,6 +92,7 @@ class AskDesk:
     slack: AsyncWebClient
     clock: Callable[[], datetime]
     budget: EditBudget
+    outbox: Delivery  # each reply once, in the run's thread
     allowlist: Allowlist | None = None
     edit_every: float = 1.0  # seconds between two edits of a reply being written
     external: Callable[[str], Awaitable[bool]] = _never_external
@@ -106,12 +107,12 @@ class AskDesk:
         key = AlertKey(AlertKind.REPLY, run_id, f"ask.{intent}")
         if await self.external(channel):
             said = "This channel is shared with another organisation: Fabro's answers are not posted here."
-            await reply_once(self.store, self.slack, self.clock, key, channel, notice(said), thread_ts=thread)
+            await self.outbox.reply_once(key, channel, notice(said), thread_ts=thread)
             return None
         run = await self.fabro.get_run(run_id)
         if run.ask_fabro is not None and not run.ask_fabro.available:
             said = ask_unavailable_text(run.ask_fabro.unavailable_reason)
-            await reply_once(self.store, self.slack, self.clock, key, channel, notice(said), thread_ts=thread)
+            await self.outbox.reply_once(key, channel, notice(said), thread_ts=thread)
             return Asked("", said, 1)
         mark = session_mark(run_id, channel, thread)
         turn = self._turns.setdefault(mark, asyncio.Lock())
@@ -119,9 +120,7 @@ class AskDesk:
         first = "_Waiting for Fabro to finish the question before this one…_" if waiting else "_Reading the run…_"
         placeholder = answer_message(first, run_id=run_id, writing=True)
         try:
-            ts, posted = await reply_once(
-                self.store, self.slack, self.clock, key, channel, placeholder, thread_ts=thread
-            )
+            ts, posted = await self.outbox.reply_once(key, channel, placeholder, thread_ts=thread)
         except SlackApiError as exc:
             raise NotPosted(slack_error(exc)) from exc
         if not posted:
@@ -141,13 +140,25 @@ class AskDesk:
                 asked = await self._finish(run_id, key, reply, text, failure)
         except asyncio.CancelledError:
             raise  # stopped mid-answer: the record stays pending, and `recover` finishes the reply later
-        except BaseException:
+        except BaseException as exc:
             await self.store.finish_action(record, state=ActionState.FAILED)
+            await self._gave_up(run_id, key, _Answer(channel, thread, ts), exc)
             raise
         finally:
             self._live.discard(intent)
         await self.store.finish_action(record, state=ActionState.DONE)
         return asked
+
+    async def _gave_up(self, run_id: str, key: AlertKey, reply: _Answer, error: BaseException) -> None:
+        """The reply being written says the question went unanswered (the asker is told why, too)."""
+        said = "Fabro could not be asked"
+        if isinstance(error, FabroError):
+            said += f" ({clip(error.detail, 300)}"
+            said += f", request id {error.request_id})" if error.request_id else ")"
+        try:
+            await self._finish(run_id, key, reply, "", said + ": ask again in a moment.")
+        except (*TRANSPORT_ERRORS, FabroError) as exc:
+            log.warning("could not say in the thread that a question went unanswered: %s", type(exc).__name__)
 
     async def recover(self) -> int:
         """Finish the answers a crash left being written: each reply gets the answer Fabro kept in the
@@ -259,7 +270,7 @@ class AskDesk:
             shown = reply.text
             chunk = escape(shown)
             if len(chunk) > ANSWER_CHUNK:  # the rest comes in the final replies
-                chunk = chunk[: ANSWER_CHUNK - 40].rsplit(" ", 1)[0] + " …_(continued below when done)_"
+                chunk = clip(chunk, ANSWER_CHUNK - 40) + " _(continued below when done)_"
             await self._edit(reply, answer_message(chunk, run_id="", writing=True))
             reply.shown = shown
 
@@ -278,14 +289,14 @@ class AskDesk:
 
     async def _finish(self, run_id: str, key: AlertKey, reply: _Answer, text: str, failure: str | None) -> Asked:
         """The complete answer in place of the one being written; what does not fit, in more replies."""
-        chunks = answer_chunks(text) if text.strip() else []
-        if failure is not None and not chunks:
-            chunks = [escape(failure)]
-            failure = None
+        chunks = answer_chunks(text) if text.strip() or failure is None else []
+        if not chunks:
+            chunks, failure = [escape(failure or "")], None
         parts = len(chunks)
         wait = max(reply.last_edit + self.edit_every - self.monotonic(), self.budget.wait())
         if wait > 0:  # the final edit keeps the pace too
             await asyncio.sleep(wait)
+        failure = escape(failure) if failure is not None else None
         first = answer_message(chunks[0], run_id=run_id, part=1, parts=parts, note=failure if parts == 1 else None)
         if reply.ts is not None:
             await self._edit(reply, first)
@@ -293,5 +304,5 @@ class AskDesk:
             note = failure if index == parts else None
             message = answer_message(chunk, run_id=run_id, part=index, parts=parts, note=note)
             more = AlertKey(AlertKind.REPLY, run_id, f"{key.question_id}.{index}")
-            await reply_once(self.store, self.slack, self.clock, more, reply.channel, message, thread_ts=reply.thread)
+            await self.outbox.reply_once(more, reply.channel, message, thread_ts=reply.thread)
         return Asked(text, failure, parts)

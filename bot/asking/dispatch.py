@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, assert_never
+from typing import assert_never
 from zoneinfo import ZoneInfo
 
 from bot.asking.answers import Answerer
 from bot.asking.inspect import Inspector, Look
+from bot.asking.reply import Reply
 from bot.asking.subscriptions import SubscriptionDesk
 from bot.asking.work import WorkDesk, plain_text
+from bot.blocks.personal import (
+    NEEDS_A_CHANNEL,
+    follow_needs_slack,
+    followed,
+    inspect_needs_slack,
+    link_needs_slack,
+    link_refused,
+    linked,
+    mute_needs_slack,
+    needs_a_channel,
+    notifications,
+    start_needs_slack,
+    unfollowed,
+    unlinked,
+    whoami,
+    work_needs_slack,
+)
 from bot.blocks.replies import help_message, notice, usage_error_message
 from bot.blocks.start import start_card, unknown_automation
 from bot.blocks.stats import stats_message
@@ -41,23 +60,15 @@ from bot.core.query import (
 )
 from bot.core.stats import Window
 from bot.fabro.client import ULID_LENGTH
-from bot.people.identity import Linker, LinkOutcome
+from bot.people.identity import DeviceFlowFailed, Linker, LinkMode, LinkOutcome, LinkResult
 from bot.people.notify import DEFAULT_NOTIFY
 from bot.telling.daily import Daily
 from bot.telling.following import Follower
 
 __all__ = ["NEEDS_A_CHANNEL", "Caller", "Commands", "Reply"]
 
-START_NEEDS_SLACK = (
-    "`{command} start` opens a window in Slack listing the automations you can start;"
-    " `{command} start <automation-id>` asks you to confirm one."
-)
-FOLLOW_NEEDS_SLACK = "Runs are followed in a Slack channel: run `{command} follow <run-id>` there."
-LINK_NEEDS_SLACK = "Links belong to a Slack account: run `{command} {words}` in Slack."
-INSPECT_NEEDS_SLACK = "`{command} {words}` answers in Slack: run it there."
-MUTE_NEEDS_SLACK = "A run is muted in a Slack conversation: run `{command} {words}` there."
-WORK_NEEDS_SLACK = "Work starts from a Slack channel: run `{command} {words}` there."
-NEEDS_A_CHANNEL = "Subscriptions belong to a Slack channel: run `{command} {words}` in the channel itself."
+
+_SIGNING_IN: set[asyncio.Task[None]] = set()  # sign-ins waiting on GitHub (kept, so they are not collected)
 
 
 @dataclass(frozen=True)
@@ -68,13 +79,6 @@ class Caller:
     channel: str | None = None
 
 
-@dataclass(frozen=True)
-class Reply:
-    message: dict[str, Any]
-    public: bool = False  # posted for the whole channel (a change to where alerts go), not only the caller
-    status: str = "ok"  # for /metrics: ok, help, usage_error, fabro_error, not_allowed, error…
-
-
 async def _utc(_: str | None) -> ZoneInfo:
     return ZoneInfo("UTC")
 
@@ -83,7 +87,6 @@ async def _utc(_: str | None) -> ZoneInfo:
 class Commands:
     answerer: Answerer
     desk: SubscriptionDesk | None = None  # None where there is no channel (the CLI)
-    command: str = "/runs"
     daily: Daily | None = None
     zone_of: Callable[[str | None], Awaitable[ZoneInfo]] = _utc  # a person's time zone (Slack's profile)
     follower: Follower | None = None  # None where there is no channel to follow in (the CLI)
@@ -91,6 +94,11 @@ class Commands:
     linker: Linker | None = None  # None where there is no Slack account (the CLI)
     inspector: Inspector | None = None  # None where there is no Slack to post files to (the CLI)
     work: WorkDesk | None = None  # None where there is no channel to work from (the CLI)
+    tell: Callable[[str, str], Awaitable[None]] | None = None  # a sentence to a person, later (a DM)
+
+    @property
+    def command(self) -> str:
+        return self.answerer.presentation.command
 
     @staticmethod
     def instant(parsed: Parsed) -> bool:
@@ -136,7 +144,9 @@ class Commands:
                 tz = await self.zone_of(caller.user_id)
                 picture = await daily.picture(Window(parsed.window), tz)
                 now = self.answerer.clock()
-                return Reply(stats_message(picture, now=now, web_base=self.answerer.web_base, command=self.command))
+                return Reply(
+                    stats_message(picture, now=now, web_base=self.answerer.presentation.web_base, command=self.command)
+                )
             case _:
                 assert_never(parsed)
 
@@ -144,7 +154,7 @@ class Commands:
         """Changes and cost answer the asker; a log goes to their direct messages; a preview link
         (a secret) is shown to them alone."""
         if self.inspector is None:
-            return Reply(notice(INSPECT_NEEDS_SLACK.format(command=self.command, words=parsed.what)))
+            return Reply(inspect_needs_slack(self.command, parsed.what))
         if parsed.what == "changes":
             return Reply(await self.inspector.changes(parsed.selector))
         if parsed.what == "cost":
@@ -153,13 +163,13 @@ class Commands:
             assert parsed.port is not None
             return Reply(await self.inspector.preview(parsed.selector, parsed.port, caller.user_id))
         if caller.user_id is None:
-            return Reply(notice(INSPECT_NEEDS_SLACK.format(command=self.command, words=parsed.what)))
+            return Reply(inspect_needs_slack(self.command, parsed.what))
         return Reply(await self.inspector.privately(Look.LOGS, parsed.selector, caller.user_id, self.new_intent()))
 
     async def _mute(self, parsed: MuteRun | Unmute | Muted, caller: Caller) -> Reply:
         if self.desk is None or caller.channel is None or caller.user_id is None:
             words = {MuteRun: "mute <run-id>", Unmute: "unmute <run-id>", Muted: "muted"}[type(parsed)]
-            return Reply(notice(MUTE_NEEDS_SLACK.format(command=self.command, words=words)))
+            return Reply(mute_needs_slack(self.command, words))
         now = self.answerer.clock()
         if isinstance(parsed, Muted):
             reply = await self.desk.muted(channel=caller.channel, now=now)
@@ -179,30 +189,18 @@ class Commands:
 
     async def _follow(self, parsed: FollowRun, caller: Caller) -> Reply:
         if self.follower is None or caller.channel is None or caller.user_id is None:
-            return Reply(notice(FOLLOW_NEEDS_SLACK.format(command=self.command)))
+            return Reply(follow_needs_slack(self.command))
         if parsed.stop:
-            run = await self.follower.unfollow(parsed.selector, channel=caller.channel)
-            said = (
-                f"No longer following `{parsed.selector}` here."
-                if run
-                else f"`{parsed.selector}` is not followed here."
-            )
-            return Reply(notice(said))
+            run = await self.follower.unfollow(parsed.selector, channel=caller.channel, user_id=caller.user_id)
+            return Reply(unfollowed(parsed.selector, was_followed=run is not None))
         follow = await self.follower.follow(parsed.selector, channel=caller.channel, user_id=caller.user_id)
-        return Reply(
-            notice(f"Following run `{follow.run_id}` here: its live card shows where it is, its thread what matters.")
-        )
+        return Reply(followed(follow.run_id))
 
     async def _notifications(self, user: str) -> str:
         assert self.linker is not None
         chosen = await self.linker.store.notify_of(user)
         kinds = DEFAULT_NOTIFY if chosen is None else chosen
-        if not kinds:
-            return (
-                f"Direct messages are off for you (`{self.command} notify questions approvals failed` turns them on)."
-            )
-        named = " · ".join(f"`{k}`" for k in sorted(kinds))
-        return f"Direct messages about your runs: {named}{' (the default)' if chosen is None else ''}."
+        return notifications(kinds, chosen=chosen is not None, command=self.command)
 
     async def _link(self, parsed: Link | WhoAmI | Notify, caller: Caller) -> Reply:
         cmd = self.command
@@ -216,66 +214,100 @@ class Commands:
                 if parsed.unlink
                 else "link <login>"
             )
-            return Reply(notice(LINK_NEEDS_SLACK.format(command=cmd, words=words)))
+            return Reply(link_needs_slack(cmd, words))
         user = caller.user_id
         if isinstance(parsed, Notify):
             if parsed.kinds is not None:
                 await self.linker.store.set_notify(user, parsed.kinds, self.answerer.clock())
             return Reply(notice(await self._notifications(user)))
         if isinstance(parsed, WhoAmI):
-            pinned, linked = await self.linker.logins_of(user)
+            pinned, linked_logins = await self.linker.logins_of(user)
             settings = await self._notifications(user)
-            if not pinned and not linked:
-                return Reply(
-                    notice(
-                        "You are not linked to a Fabro login yet, so runs you start in Fabro are not known to be"
-                        f" yours. Link your GitHub login with `{cmd} link <login>`.\n{settings}"
-                    )
-                )
-            lines = [f"`{login}` (pinned by an admin)" for login in pinned] + [f"`{login}`" for login in linked]
-            return Reply(notice("Your Fabro logins: " + ", ".join(lines) + f".\n{settings}"))
+            return Reply(whoami(pinned, linked_logins, settings=settings, command=cmd))
         if parsed.unlink:
             removed, kept = await self.linker.unlink(user, parsed.login)
-            said = (
-                f"Unlinked {removed} login{'s' if removed != 1 else ''}."
-                if removed
-                else "You had no link to remove."
-                if parsed.login is None
-                else f"`{parsed.login}` is not linked to you."
-            )
-            if kept:
-                said += " Pinned by an admin, so still yours: " + ", ".join(f"`{k}`" for k in kept) + "."
-            return Reply(notice(said))
-        assert parsed.login is not None
-        result = await self.linker.link(parsed.login, user)
-        login, holder = result.login, f"<@{result.holder}>" if result.holder else "someone"
+            return Reply(unlinked(removed, kept, parsed.login))
+        if parsed.login is None:
+            return await self._sign_in(user)
+        return self._linked(await self.linker.link(parsed.login, user))
+
+    def _linked(self, result: LinkResult) -> Reply:
+        cmd = self.command
+        login, holder = result.login, result.holder
         match result.outcome:
             case LinkOutcome.LINKED:
-                return Reply(notice(f"Linked: runs started by `{login}` in Fabro are yours. `{cmd} whoami` shows it."))
+                return Reply(linked(login, already=False, command=cmd))
             case LinkOutcome.ALREADY:
-                return Reply(notice(f"`{login}` is linked to you already."))
+                return Reply(linked(login, already=True, command=cmd))
             case LinkOutcome.TAKEN:
-                said = f"`{login}` is linked to {holder}. If it is yours, ask them to run `{cmd} unlink {login}`."
-                return Reply(notice(said, icon=":warning:"), status="not_allowed")
+                return Reply(link_refused("taken", login, holder, command=cmd), status="not_allowed")
             case LinkOutcome.PINNED:
-                said = f"An admin pinned `{login}` to {holder} (`USER_LINKS`); ask them to change it if it is yours."
-                return Reply(notice(said, icon=":warning:"), status="not_allowed")
+                return Reply(link_refused("pinned", login, holder, command=cmd), status="not_allowed")
             case LinkOutcome.RESERVED:
-                said = (
-                    f"`{login}` is the login of this bot's Fabro token, so it starts runs for everyone:"
-                    " it cannot be linked."
-                )
-                return Reply(notice(said, icon=":warning:"), status="usage_error")
+                return Reply(link_refused("reserved", login, holder, command=cmd), status="usage_error")
             case LinkOutcome.CLOSED:
-                said = "Links are set by an admin here (`USER_LINKING=pinned`): ask them to add yours to `USER_LINKS`."
-                return Reply(notice(said, icon=":warning:"), status="not_allowed")
+                return Reply(link_refused("closed", login, holder, command=cmd), status="not_allowed")
+            case LinkOutcome.VERIFY:
+                return Reply(link_refused("verify", login, holder, command=cmd), status="not_allowed")
             case _:
                 assert_never(result.outcome)
+
+    async def _sign_in(self, user: str) -> Reply:
+        """`/runs link` alone: GitHub's device flow, the code to the person now, the link once they authorise."""
+        cmd = self.command
+        assert self.linker is not None
+        github = self.linker.github
+        if self.linker.mode is not LinkMode.GITHUB or github is None:
+            how = (
+                "ask an admin to add yours to `USER_LINKS`"
+                if self.linker.mode is LinkMode.PINNED
+                else f"name your login: `{cmd} link <login>`"
+            )
+            return Reply(notice(f"Signing in with GitHub is not set up here; {how}."), status="usage_error")
+        try:
+            code = await github.start()
+        except DeviceFlowFailed as exc:
+            return Reply(
+                notice(f"Could not start signing in with GitHub: {exc}. Try again in a while."), status="error"
+            )
+
+        async def finish() -> None:
+            try:
+                login = await github.login(code)
+            except DeviceFlowFailed as exc:
+                await self._tell(user, f"Not linked: {exc}. Run `{cmd} link` to try again.")
+                return
+            result = await self.linker.link(login, user, verified=True) if self.linker else None
+            if result is None:
+                return
+            said = {
+                LinkOutcome.LINKED: f"Linked: GitHub says you are `{login}`, so runs it starts in Fabro are yours.",
+                LinkOutcome.ALREADY: f"`{login}` was linked to you already.",
+                LinkOutcome.TAKEN: f"GitHub says you are `{login}`, but it is linked to <@{result.holder}>;"
+                f" ask them to run `{cmd} unlink {login}`.",
+                LinkOutcome.PINNED: f"An admin pinned `{login}` to <@{result.holder}> (`USER_LINKS`).",
+                LinkOutcome.RESERVED: f"`{login}` is the login of this bot's Fabro token: it cannot be linked.",
+            }.get(result.outcome, "Not linked.")
+            await self._tell(user, said)
+
+        task = asyncio.create_task(finish(), name=f"github-sign-in-{user}")
+        _SIGNING_IN.add(task)
+        task.add_done_callback(_SIGNING_IN.discard)
+        said = (
+            f"To link your GitHub login, open {code.verification_uri} and enter the code *{code.user_code}*"
+            f" within {int(code.expires_in // 60)} minutes. Once you authorise, the login GitHub names is"
+            " linked to you and I tell you here; the bot keeps no GitHub token."
+        )
+        return Reply(notice(said))
+
+    async def _tell(self, user: str, said: str) -> None:
+        if self.tell is not None:
+            await self.tell(user, said)
 
     async def _start(self, parsed: Start, caller: Caller) -> Reply:
         """`/runs start <id>`: a confirmation to the asker alone (the window for a bare `start` is Slack's)."""
         if parsed.automation_id is None:
-            return Reply(notice(START_NEEDS_SLACK.format(command=self.command)))
+            return Reply(start_needs_slack(self.command))
         presets = [p for p in await self.answerer.fabro.automations() if p.startable]
         preset = next((p for p in presets if p.id == parsed.automation_id), None)
         if preset is None:
@@ -286,7 +318,7 @@ class Commands:
     async def _work(self, parsed: Setup | NewWork, caller: Caller) -> Reply:
         if self.work is None or caller.channel is None or caller.user_id is None:
             words = "setup" if isinstance(parsed, Setup) else "new <what to do>"
-            return Reply(notice(WORK_NEEDS_SLACK.format(command=self.command, words=words)))
+            return Reply(work_needs_slack(self.command, words))
         if isinstance(parsed, Setup):
             reply = await self.work.setup(parsed, channel=caller.channel, user_id=caller.user_id)
             return Reply(reply.message, public=reply.public)
@@ -296,13 +328,13 @@ class Commands:
 
     async def _subscriptions(self, parsed: Subscribe | Subscriptions | Unsubscribe | Summary, caller: Caller) -> Reply:
         if self.desk is None or caller.channel is None or caller.user_id is None:
-            words = {
-                Subscribe: "subscribe",
-                Subscriptions: "subscriptions",
-                Unsubscribe: "unsubscribe",
-                Summary: "summary",
+            what, words = {
+                Subscribe: ("Subscriptions", "subscribe"),
+                Subscriptions: ("Subscriptions", "subscriptions"),
+                Unsubscribe: ("Subscriptions", "unsubscribe"),
+                Summary: ("Daily summaries", "summary"),
             }[type(parsed)]
-            return Reply(notice(NEEDS_A_CHANNEL.format(command=self.command, words=words)))
+            return Reply(needs_a_channel(self.command, words, what=what))
         match parsed:
             case Summary():
                 tz = await self.zone_of(caller.user_id)
@@ -316,4 +348,4 @@ class Commands:
                 reply = await self.desk.unsubscribe(parsed, channel=caller.channel, user_id=caller.user_id)
             case Subscriptions():
                 reply = await self.desk.list(channel=caller.channel)
-        return Reply(reply.message, public=reply.public)
+        return reply

@@ -1,7 +1,7 @@
 """Looking into one run: its changes, cost, log, graph and a preview link, for a person who asked.
 
 Independent of Slack's transport. What is asked from a run's card in a channel is answered in
-that card's thread, through the outbox (`bot.telling.once`: one post per intent, exactly once
+that card's thread, through the outbox (`Delivery.reply_once`: one post per intent, exactly once
 across a crash); what is asked privately (a `/runs` command, an ephemeral card) is answered to
 the asker alone: a message for them, and files in their direct messages with the bot. Fabro's
 typed errors propagate to the caller's boundary.
@@ -42,7 +42,7 @@ from bot.fabro.outputs import RunCommits
 from bot.people.permissions import Allowlist
 from bot.slack.webapi import slack_error
 from bot.store.base import Store
-from bot.telling.once import reply_once, upload_once
+from bot.telling.delivery import Delivery
 
 __all__ = ["DEFAULT_LOG_MAX_BYTES", "PREVIEW_SECONDS", "Inspector", "Look", "Thread", "svg_to_png"]
 
@@ -100,6 +100,7 @@ class Inspector:
     store: Store
     slack: AsyncWebClient
     clock: Callable[[], datetime]
+    outbox: Delivery  # each reply and upload once, in the run's thread
     allowlist: Allowlist | None = None  # who may open a preview (its link lets anyone into the sandbox)
     log_max_bytes: int = DEFAULT_LOG_MAX_BYTES
     external: Callable[[str], Awaitable[bool]] = _never_external  # a channel shared with another organisation
@@ -157,14 +158,14 @@ class Inspector:
             message = await (
                 self.changes(run_id, with_patch=not external) if look is Look.CHANGES else self.cost(run_id)
             )
-            await reply_once(self.store, self.slack, self.clock, key, thread.channel, message, thread_ts=thread.ts)
+            await self.outbox.reply_once(key, thread.channel, message, thread_ts=thread.ts)
             return
         if external:
             said = (
                 f"This channel is shared with another organisation: the run's {look.value} are not posted here."
                 " Ask in an internal channel, or with `/runs` to get them privately."
             )
-            await reply_once(self.store, self.slack, self.clock, key, thread.channel, notice(said), thread_ts=thread.ts)
+            await self.outbox.reply_once(key, thread.channel, notice(said), thread_ts=thread.ts)
             return
         await self.send_file(look, run_id, thread.channel, thread.ts, intent)
 
@@ -175,10 +176,7 @@ class Inspector:
         filename, content, title, comment = await self._file(look, run)
         # The name carries the intent: after a crash, the file is found again by its name.
         filename = f"{run.id[:10].lower()}-{intent[:8]}-{filename}"
-        await upload_once(
-            self.store,
-            self.slack,
-            self.clock,
+        await self.outbox.upload_once(
             key,
             channel,
             filename=filename,

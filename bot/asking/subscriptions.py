@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.asking.reply import Reply
+from bot.blocks.presentation import Presentation
 from bot.blocks.replies import notice
 from bot.blocks.subscriptions import (
     muted_list_message,
@@ -17,14 +19,13 @@ from bot.blocks.subscriptions import (
     unmuted_message,
     unsubscribed_message,
 )
-from bot.core.errors import NotAllowed
 from bot.core.query import Subscribe, Summary, Unsubscribe
 from bot.core.records import ChannelSummary, Mute, Subscription
 from bot.people.identity import Linker
-from bot.people.permissions import Allowlist
-from bot.store.base import Store
+from bot.people.permissions import ActionClass, Permissions
+from bot.store.base import Subscriptions
 
-__all__ = ["Reply", "SubscriptionDesk"]
+__all__ = ["SubscriptionDesk"]
 
 log = logging.getLogger(__name__)
 
@@ -36,26 +37,18 @@ NOT_LINKED = (
 )
 
 
-@dataclass(frozen=True)
-class Reply:
-    message: Message
-    public: bool = False  # changes are announced in the channel: everyone sees who routed alerts
-
-
 @dataclass
 class SubscriptionDesk:
-    store: Store
+    store: Subscriptions
     default_channel: str | None = None
-    command: str = "/runs"
-    # Who may change where alerts go: SUBSCRIPTION_ALLOWLIST, else ACTION_ALLOWLIST, else everyone.
-    allowlist: Allowlist | None = None
-    allowlist_name: str = "SUBSCRIPTION_ALLOWLIST"
+    presentation: Presentation = field(default_factory=Presentation)
+    # Who may change where alerts go: ALLOW_ROUTE (everyone when no permissions are given).
+    permissions: Permissions | None = None
     linker: Linker | None = None  # for `by:me`
 
     async def _may_route(self, user_id: str) -> None:
-        if self.allowlist is not None and not await self.allowlist.allows(user_id):
-            log.info("user=%s may not change where alerts go", user_id)
-            raise NotAllowed("change where alerts are posted", self.allowlist_name)
+        if self.permissions is not None:
+            await self.permissions.check(ActionClass.ROUTE, user_id, what="change where alerts are posted")
 
     async def subscribe(self, request: Subscribe, *, channel: str, user_id: str) -> Reply:
         await self._may_route(user_id)
@@ -65,7 +58,7 @@ class SubscriptionDesk:
             # when the caller links another login later.
             pinned, linked = await self.linker.logins_of(user_id) if self.linker else ([], [])
             if not pinned and not linked:
-                return Reply(notice(NOT_LINKED.format(command=self.command), icon=":warning:"))
+                return Reply(notice(NOT_LINKED.format(command=self.presentation.command), icon=":warning:"))
             by = tuple(dict.fromkeys((*by, *pinned, *linked)))
         wanted = Subscription(
             0,
@@ -82,33 +75,39 @@ class SubscriptionDesk:
         )
         for sub in await self.store.subscriptions(channel):
             if (sub.kinds, sub.narrow, sub.labels) == (wanted.kinds, wanted.narrow, wanted.labels):
-                return Reply(subscribed_message(sub, user_id=user_id, command=self.command, existing=True))
+                return Reply(subscribed_message(sub, user_id=user_id, command=self.presentation.command, existing=True))
         sub = await self.store.add_subscription(wanted)
         log.info("user=%s subscribed channel=%s: subscription %d", user_id, channel, sub.id)
-        return Reply(subscribed_message(sub, user_id=user_id, command=self.command, existing=False), public=True)
+        return Reply(
+            subscribed_message(sub, user_id=user_id, command=self.presentation.command, existing=False), public=True
+        )
 
     async def summary(self, request: Summary, *, channel: str, user_id: str, tz: str, now: datetime) -> Reply:
         """Show, set (replacing any earlier one) or stop the channel's daily summary."""
         if request.at is None and not request.off:
             current = next(iter(await self.store.summaries(channel)), None)
-            return Reply(summary_message(current, command=self.command))
+            return Reply(summary_message(current, command=self.presentation.command))
         await self._may_route(user_id)
         if request.off:
             removed = await self.store.remove_summary(channel)
             log.info("user=%s stopped the daily summary of channel=%s", user_id, channel)
-            return Reply(summary_message(None, command=self.command, changed_by=user_id), public=removed)
+            return Reply(summary_message(None, command=self.presentation.command, changed_by=user_id), public=removed)
         assert request.at is not None
         setting = ChannelSummary(channel, request.at, tz, user_id, now)
         await self.store.set_summary(setting)
         log.info("user=%s set the daily summary of channel=%s at %s %s", user_id, channel, request.at, tz)
-        return Reply(summary_message(setting, command=self.command, changed_by=user_id), public=True)
+        return Reply(summary_message(setting, command=self.presentation.command, changed_by=user_id), public=True)
 
     async def list(self, *, channel: str) -> Reply:
         subs = await self.store.subscriptions(channel)
         broken = (await self.store.broken_channels()).get(channel)
         return Reply(
             subscriptions_message(
-                subs, channel=channel, default_channel=self.default_channel, broken=broken, command=self.command
+                subs,
+                channel=channel,
+                default_channel=self.default_channel,
+                broken=broken,
+                command=self.presentation.command,
             )
         )
 
@@ -117,7 +116,8 @@ class SubscriptionDesk:
         removed = await self.store.remove_subscriptions(channel, list(request.ids) if request.ids is not None else None)
         log.info("user=%s removed %d subscriptions from channel=%s", user_id, removed, channel)
         return Reply(
-            unsubscribed_message(removed, ids=request.ids, user_id=user_id, command=self.command), public=removed > 0
+            unsubscribed_message(removed, ids=request.ids, user_id=user_id, command=self.presentation.command),
+            public=removed > 0,
         )
 
     # -- mutes: one run, one conversation ---------------------------------------------------
@@ -134,7 +134,7 @@ class SubscriptionDesk:
         mute = Mute(channel, run_id, until, user_id, now)
         await self.store.mute(mute)
         log.info("user=%s muted run %s in channel=%s until %s", user_id, run_id, channel, until or "it ends")
-        return Reply(muted_message(mute, user_id=user_id, command=self.command), public=True)
+        return Reply(muted_message(mute, user_id=user_id, command=self.presentation.command), public=True)
 
     async def unmute(self, run_id: str, *, channel: str, user_id: str) -> Reply:
         await self._may_mute(channel, user_id)
@@ -143,4 +143,6 @@ class SubscriptionDesk:
         return Reply(unmuted_message(run_id, user_id=user_id, removed=removed), public=removed)
 
     async def muted(self, *, channel: str, now: datetime) -> Reply:
-        return Reply(muted_list_message(await self.store.mutes(now, channel=channel), command=self.command))
+        return Reply(
+            muted_list_message(await self.store.mutes(now, channel=channel), command=self.presentation.command)
+        )

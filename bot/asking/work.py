@@ -1,7 +1,7 @@
 """Work started from a conversation: a channel's set-up, and the confirmation of a request.
 
 `/runs setup` decides where work asked for in a channel goes (only to a repository in
-`REPOSITORIES`); `/runs new <goal>` and `@Fabro <goal>` turn into a draft the asker confirms. The
+`REPOSITORIES`); `/runs new <goal>` and `@fabro-runs <goal>` turn into a draft the asker confirms. The
 draft waits in the store under its intent, because it may be larger than a button can carry.
 """
 
@@ -15,14 +15,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bot.asking.subscriptions import Reply
+from bot.asking.reply import Reply
 from bot.blocks.work import setup_changed, setup_shown, work_card
 from bot.core.drafts import MAX_GOAL, Draft, Said, first_line
-from bot.core.errors import NotAllowed, Refusal, Refused
+from bot.core.errors import Refusal, Refused
 from bot.core.query import Setup
 from bot.core.records import ChannelSetup
 from bot.fabro.manifest import as_written, workflow_names
-from bot.people.permissions import Allowlist
+from bot.people.permissions import ActionClass, Permissions
 from bot.store.base import Store
 
 __all__ = ["DEFAULT_WORKFLOW", "WorkDesk", "plain_text"]
@@ -59,8 +59,7 @@ class WorkDesk:
     clock: Callable[[], datetime]
     repositories: frozenset[str]
     workflows_dir: Path | None = None
-    allowlist: Allowlist | None = None  # who may change what a channel works on (None: everyone)
-    allowlist_name: str = "SUBSCRIPTION_ALLOWLIST"
+    permissions: Permissions | None = None  # who may change what a channel works on: ALLOW_ROUTE
     command: str = "/runs"
     new_intent: Callable[[], str] = field(default=lambda: uuid.uuid4().hex[:20])
 
@@ -70,8 +69,8 @@ class WorkDesk:
         if parsed.repository is None and not parsed.off:
             setup = await self.store.setup_of(channel)
             return Reply(setup_shown(setup, command=self.command, allowed=self.repositories))
-        if self.allowlist is not None and not await self.allowlist.allows(user_id):
-            raise NotAllowed("change what this channel works on", self.allowlist_name)
+        if self.permissions is not None:
+            await self.permissions.check(ActionClass.ROUTE, user_id, what="change what this channel works on")
         if parsed.off:
             removed = await self.store.remove_setup(channel)
             if not removed:

@@ -79,8 +79,11 @@ def metadata_run(message: dict[str, Any]) -> str | None:
     return run_id if isinstance(run_id, str) and _RUN_ID.match(run_id) else None
 
 
-def metadata_key(message: dict[str, Any]) -> str | None:
-    """The key `alert_metadata` put on a message Slack gives back, or None for any other message."""
+def metadata_key(message: dict[str, Any], bot_id: str | None = None) -> str | None:
+    """The key `alert_metadata` put on a message Slack gives back, or None for any other message.
+    With `bot_id`, only a message posted by that bot counts: another app may copy the metadata."""
+    if bot_id is not None and message.get("bot_id") != bot_id:
+        return None
     metadata = message.get("metadata")
     if not isinstance(metadata, dict) or metadata.get("event_type") != ALERT_EVENT_TYPE:
         return None

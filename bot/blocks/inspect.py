@@ -73,18 +73,19 @@ def ask_unavailable_text(reason: str | None) -> str:
 
 
 def ask_failure_text(code: str | None) -> str:
-    """One sentence for a failed turn; an unknown code still reads as a sentence."""
+    """One sentence for a failed turn, not yet escaped; an unknown code still reads as a sentence."""
     if code in ASK_FAILURES:
         return ASK_FAILURES[code]
-    return f"Fabro could not answer ({escape(code or 'no reason given')})."
+    return f"Fabro could not answer ({code or 'no reason given'})."
 
 
 # -- the buttons on a run's cards ---------------------------------------------------------------
 
 
-def inspect_controls(run: Run, *, external: bool = False) -> list[dict[str, Any]]:
+def inspect_controls(run: Run, *, external: bool = False, private: bool = False) -> list[dict[str, Any]]:
     """Changes, Cost, Logs, Graph and Ask… for a run that has started; in a channel shared with
-    another organisation (`external`), only Changes (without the patch) and Cost."""
+    another organisation (`external`), only Changes (without the patch) and Cost. A card only its
+    reader sees (`private`) has no thread for Fabro to answer in: it says where to ask instead."""
     if run.bucket in ("pending", "runnable", "removing"):
         return []
     elements = [
@@ -97,10 +98,15 @@ def inspect_controls(run: Run, *, external: bool = False) -> list[dict[str, Any]
             kit.button("Graph", steer_action_id("graph"), value="graph"),
         ]
     ask = run.ask_fabro
-    if not external and ask is not None and ask.available:
+    if not external and not private and ask is not None and ask.available:
         elements.append(kit.button("Ask…", steer_action_id("ask"), value="ask"))
     block = kit.actions(*elements, block_id=control_block_id("inspect", Target(run.id)))
     blocks = [block] if block else []
+    if private and ask is not None and ask.available:
+        where = (
+            "Ask Fabro about this run by mentioning me in the thread of its alert or live card (*Follow* posts one)."
+        )
+        blocks.append(kit.context(where, block_id=f"ask:{run.id}"))
     if not external and ask is not None and not ask.available and ask.unavailable_reason:
         blocks.append(kit.context(ask_unavailable_text(ask.unavailable_reason), block_id=f"ask:{run.id}"))
     return blocks

@@ -10,7 +10,7 @@ from typing import Any
 from bot.blocks import kit
 from bot.blocks.limits import FALLBACK_TEXT
 from bot.blocks.outcomes import outcome_text
-from bot.blocks.text import clip, escape, slack_date
+from bot.blocks.text import BOT_MENTION, clip, escape, slack_date
 from bot.core.errors import (
     ActionFailed,
     AlreadyActed,
@@ -29,6 +29,7 @@ from bot.core.keys import ActionState, Verb
 from bot.core.outcomes import run_state
 from bot.core.query import EXAMPLES, GRAMMAR, UsageError
 from bot.fabro.errors import (
+    AmbiguousRun,
     FabroConflict,
     FabroError,
     FabroNotFound,
@@ -38,6 +39,7 @@ from bot.fabro.errors import (
 )
 
 __all__ = [
+    "AMBIGUOUS_RUN",
     "FABRO_DOWN",
     "FABRO_REJECTED",
     "FABRO_TIMEOUT",
@@ -63,8 +65,13 @@ FABRO_UNAUTHORIZED = (
     "Fabro refused this bot's API token ({detail}). An admin should check `FABRO_API_TOKEN` "
     "(`fabro-slack-bot check` tests it) — {request_id}."
 )
+AMBIGUOUS_RUN = "`{selector}` is the start of {count} runs: {names}. Use more of the id."
+AMBIGUOUS_SHOWN = 5
 RUN_NOT_FOUND = "No run matches `{selector}`. Check the id, or list runs with `{command} active`."
 FABRO_REJECTED = "Fabro refused that request: {detail} — {request_id}."
+NOT_ALLOWED_BY_CLASS = (
+    "You may not {what} from Slack: `{setting}` allows only {who}. Ask one of them, or act in Fabro. Nothing was sent."
+)
 NOT_ALLOWED = "You are not allowed to {what} from Slack here. Ask someone in {allowlist}, or act in Fabro."
 STALE_CONTROL = "That control no longer works. Show the run again with `{command} <run-id>`."
 STALE_PAGE = "That button no longer works. Run the command again to get a fresh list."
@@ -116,10 +123,14 @@ _REFUSALS = {
     Refusal.ENDED: "This run already ended ({state}): there is nothing left to follow.",
     Refusal.NOT_RUNNING: "This run is {state}: there is no agent at work to steer, interrupt, pause or resume.",
     Refusal.TOO_LONG: "That is {detail} characters; the agent takes at most 8,192 at a time.",
-    Refusal.NOTHING_SAID: "Write what the agent should do after mentioning me: `@Fabro steer use the staging db`.",
+    Refusal.NOTHING_SAID: (
+        f"Write what the agent should do after mentioning me: `{BOT_MENTION} steer use the staging db`."
+    ),
     Refusal.AUTOMATION_GONE: "That automation no longer exists in Fabro. `/runs start` lists the ones there are.",
     Refusal.NOT_STARTABLE: "{detail} cannot be started from Slack: it has no enabled `api` trigger in Fabro.",
-    Refusal.NO_GOAL: "Say what you want done: `@Fabro the login test is flaky since #412, make it deterministic`.",
+    Refusal.NO_GOAL: (
+        f"Say what you want done: `{BOT_MENTION} the login test is flaky since #412, make it deterministic`."
+    ),
     Refusal.NOT_SET_UP: "This channel has no repository to work on yet: `/runs setup repo:owner/name` sets one.",
     Refusal.REPO_NOT_ALLOWED: "`{detail}` is not in this bot's `REPOSITORIES`, so no work starts on it here.",
     Refusal.WORKFLOW_INVALID: "The workflow cannot run: {detail}",
@@ -177,6 +188,11 @@ def error_text(error: FabroError, *, command: str = "/runs", selector: str | Non
         return FABRO_UNAUTHORIZED.format(detail=detail, request_id=request_id)
     if isinstance(error, FabroNotFound) and selector is not None:
         return RUN_NOT_FOUND.format(selector=escape(selector), command=escape(command))
+    if isinstance(error, AmbiguousRun) and selector is not None:
+        shown = error.candidates[:AMBIGUOUS_SHOWN]
+        names = "; ".join(f"`{escape(run_id[:12])}` {escape(clip(title, 60))}".rstrip() for run_id, title in shown)
+        more = f"; and {len(error.candidates) - len(shown)} more" if len(error.candidates) > len(shown) else ""
+        return AMBIGUOUS_RUN.format(selector=escape(selector), count=len(error.candidates), names=names + more)
     if isinstance(error, FabroRejected) and selector is not None and error.status == 400:
         why = detail.rstrip(".")
         return f"`{escape(selector)}` matches more than one run or is not a run id: {why}. Use more of the id."
@@ -188,6 +204,8 @@ def bot_error_text(error: BotError, *, command: str = "/runs") -> str:
     match error:
         case NotAllowed():
             what = _WHAT.get(error.what, str(error.what)) if isinstance(error.what, Verb) else error.what
+            if error.who is not None:
+                return NOT_ALLOWED_BY_CLASS.format(what=what, who=error.who, setting=error.allowlist)
             return NOT_ALLOWED.format(what=what, allowlist=error.allowlist)
         case AlreadyActed():
             earlier = error.earlier
@@ -208,18 +226,24 @@ def bot_error_text(error: BotError, *, command: str = "/runs") -> str:
         case CannotPost():
             return (
                 f"I cannot post in this conversation ({escape(error.error)}), so I follow nothing here."
-                " Invite me with `/invite @Fabro Runs`, or follow the run from a channel I am in."
+                f" Invite me with `/invite {BOT_MENTION}`, or follow the run from a channel I am in."
             )
         case NothingToShow():
             return escape(error.said)
         case NotPosted():
             return (
                 f"Slack would not take it in this thread ({escape(error.error)}). Invite me with"
-                f" `/invite @Fabro Runs`, or ask with `{escape(command)}` to get it privately."
+                f" `/invite {BOT_MENTION}`, or ask with `{escape(command)}` to get it privately."
+            )
+        case FollowLimit() if error.per_person is not None:
+            runs = f"{error.per_person} run{'s' if error.per_person != 1 else ''}"
+            return (
+                f"You follow {runs} in this channel already, a quarter of its {error.limit}"
+                f" (`FOLLOW_MAX`): unfollow one of yours with `{escape(command)} unfollow <run-id>` first."
             )
         case FollowLimit():
             return (
-                f"{error.limit} runs are followed already (`FOLLOW_MAX`): unfollow one with"
+                f"{error.limit} runs are followed in this channel already (`FOLLOW_MAX`): unfollow one with"
                 f" `{escape(command)} unfollow <run-id>` first."
             )
     return INTERNAL_ERROR.format(reference="none")

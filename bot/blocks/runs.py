@@ -386,7 +386,7 @@ def run_detail_message(
     if times:
         blocks.append(kit.context(" · ".join(times), block_id=f"times:{run.id}"))
     blocks += run_controls(run)
-    blocks += inspect_controls(run)
+    blocks += inspect_controls(run, private=True)  # the answer to `/runs <id>`: the asker's alone
     buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
     if buttons:
         blocks.append(buttons)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.blocks import kit
-from bot.blocks.text import clip, escape, slack_date
+from bot.blocks.text import BOT_MENTION, clip, escape, slack_date
 from bot.core.records import ChannelSummary, Mute, Subscription
 
 __all__ = [
@@ -32,8 +32,8 @@ _KIND_WORDS = {
     "cost": "runs over the cost alert",
 }
 BROKEN_FIXES = {
-    "not_in_channel": "I am not in this channel: invite me with `/invite @Fabro`.",
-    "channel_not_found": "I cannot see this channel (private, or deleted): invite me with `/invite @Fabro`.",
+    "not_in_channel": f"I am not in this channel: invite me with `/invite {BOT_MENTION}`.",
+    "channel_not_found": f"I cannot see this channel (private, or deleted): invite me with `/invite {BOT_MENTION}`.",
     "is_archived": "This channel is archived: unarchive it, or remove these subscriptions.",
 }
 

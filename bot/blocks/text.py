@@ -5,16 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from urllib.parse import quote, urlsplit
 
-__all__ = [
-    "ago",
-    "clip",
-    "dollars",
-    "duration",
-    "escape",
-    "link",
-    "safe_url",
-    "slack_date",
-]
+__all__ = ["BOT_MENTION", "ago", "clip", "dollars", "duration", "escape", "link", "safe_url", "slack_date"]
+
+# How people mention the bot: its user's display name in manifest.yml (a test keeps them equal).
+BOT_MENTION = "@fabro-runs"
 
 
 def escape(text: object) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 
 from bot.blocks import kit
 from bot.blocks.routing import WORK_ACTION, WORK_MODAL, encode_work
-from bot.blocks.text import clip, escape, link
+from bot.blocks.text import BOT_MENTION, clip, escape, link
 from bot.core.drafts import MAX_GOAL, Draft
 from bot.core.records import ChannelSetup
 from bot.fabro.manifest import MAX_TITLE
@@ -127,7 +127,9 @@ def setup_shown(setup: ChannelSetup | None, *, command: str, allowed: frozenset[
             ],
             block_id="setup:facts",
         ),
-        kit.context(f"`@Fabro <what to do>` or `{cmd} new <what to do>` starts work · `{cmd} setup off` clears it"),
+        kit.context(
+            f"`{BOT_MENTION} <what to do>` or `{cmd} new <what to do>` starts work · `{cmd} setup off` clears it"
+        ),
     ]
     return {"text": f"Work started here goes to {escape(setup.repository)}.", "blocks": blocks}
 
@@ -146,6 +148,6 @@ def setup_changed(setup: ChannelSetup | None, *, user_id: str) -> Message:
         branch = f" (branch `{escape(setup.branch)}`)" if setup.branch else ""
         text = (
             f"<@{user_id}> set this channel to work on *{escape(setup.repository)}*{branch} with the workflow"
-            f" `{escape(setup.workflow)}`: `@Fabro <what to do>` starts a run there."
+            f" `{escape(setup.workflow)}`: `{BOT_MENTION} <what to do>` starts a run there."
         )
     return {"text": clip(text.replace("*", ""), 3000), "blocks": [kit.section(text, block_id="setup:changed")]}

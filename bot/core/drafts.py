@@ -39,6 +39,12 @@ class Draft:
     thread_ts: str | None  # the thread it was asked in (the mention itself when at the top level)
     context: tuple[Said, ...] = ()
 
+    def __post_init__(self) -> None:
+        # No branch is the default branch, and no thread is the top level: one spelling for each.
+        for name in ("branch", "thread_ts"):
+            if not getattr(self, name):
+                object.__setattr__(self, name, None)
+
     @property
     def goal(self) -> str:
         return compose_goal(self.request, self.context)

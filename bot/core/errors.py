@@ -63,10 +63,11 @@ class BotError(Exception):
 class NotAllowed(BotError):
     status = "not_allowed"
 
-    def __init__(self, what: Verb | str, allowlist: str = "ACTION_ALLOWLIST") -> None:
+    def __init__(self, what: Verb | str, allowlist: str = "ACTION_ALLOWLIST", *, who: str | None = None) -> None:
         super().__init__(f"not allowed to {what}")
         self.what = what
-        self.allowlist = allowlist
+        self.allowlist = allowlist  # the setting that decides
+        self.who = who  # who may, in words (None: whoever that setting names)
 
 
 class AlreadyActed(BotError):
@@ -152,9 +153,10 @@ class CannotPost(BotError):
 class FollowLimit(BotError):
     """`FOLLOW_MAX` runs are followed already."""
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"{limit} runs are followed")
-        self.limit = limit
+    def __init__(self, limit: int, *, per_person: int | None = None) -> None:
+        super().__init__(f"{per_person or limit} runs are followed")
+        self.limit = limit  # per channel
+        self.per_person = per_person  # set when it is the person's own share that is full
 
 
 class NothingToShow(BotError):

@@ -41,8 +41,18 @@ class AlertKind(enum.StrEnum):
     PR = "pr"  # a pull request opened (or linked) for a run: `pr:<run>:<number>`, asked for by name
     BUDGET = "budget"  # the day's spend crossed DAILY_BUDGET_USD: `budget:<local day>`, once per channel
     SUMMARY = "summary"  # a channel's daily summary: its key names the local day (`summary:2026-11-28`)
-    UPDATE = "update"  # a reply in a followed run's thread, about one event (`update:<run>:<seq>`)
-    REPLY = "reply"  # what a person asked for in a run's thread (`reply:<run>:<what>.<intent>`)
+    # Messages their sender renders on the spot and posts through the outbox at once: a reply in a
+    # followed run's thread (`update:<run>:<seq>`), a reminder or escalation
+    # (`update:<run>:remind-<question>`), a started run's announcement (`update:<run>:started`)…
+    UPDATE = "update"
+    # …and what a person asked for in a run's thread (`reply:<run>:<what>.<intent>`).
+    REPLY = "reply"
+
+    @property
+    def posted_by_sender(self) -> bool:
+        """True for messages their sender posts (and retries) itself; the others are the engine's
+        alerts about a run's state and the daily summaries, which the delivery pass renders."""
+        return self in (AlertKind.UPDATE, AlertKind.REPLY)
 
 
 class Verb(enum.StrEnum):

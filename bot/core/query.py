@@ -520,7 +520,8 @@ class Summary:
 
 @dataclass(frozen=True)
 class Link:
-    """Link the caller's Slack account to a Fabro login (`unlink`: remove it, or all of theirs when None)."""
+    """Link the caller's Slack account to a Fabro login (`unlink`: remove it, or all of theirs when None;
+    `link` with no login: prove one by signing in to GitHub)."""
 
     login: str | None
     unlink: bool = False
@@ -786,11 +787,15 @@ def _link(first: str, words: list[str]) -> Link | WhoAmI | UsageError:
         if words:
             return UsageError("`whoami` stands alone.", word=words[0], hints=("`/runs whoami`",))
         return WhoAmI()
-    hints = ("`/runs link octocat` links you to the GitHub login `octocat`", "`/runs unlink` removes your links")
-    if len(words) > 1 or (first == "link" and not words):
-        return UsageError(f"`{first}` takes one GitHub login.", word=words[-1] if words else None, hints=hints)
+    hints = (
+        "`/runs link` proves your GitHub login by signing in to GitHub",
+        "`/runs link octocat` links you to `octocat` where the bot takes logins as typed",
+        "`/runs unlink` removes your links",
+    )
+    if len(words) > 1:
+        return UsageError(f"`{first}` takes one GitHub login.", word=words[-1], hints=hints)
     if not words:
-        return Link(None, unlink=True)
+        return Link(None, unlink=first == "unlink")  # a bare `link`: sign in with GitHub
     login = words[0].removeprefix("@")
     if not _LOGIN.match(login):
         return UsageError(f"`{words[0]}` is not a GitHub login.", word=words[0], hints=hints)

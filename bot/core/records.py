@@ -93,7 +93,10 @@ class Subscription:
 
 @dataclass(frozen=True)
 class Follow:
-    """A run followed in a channel: its live card is the message `ts`, and `last_seq` the last event handled."""
+    """A run followed in a channel: its live card is the message `ts`, and `last_seq` the last event handled.
+
+    A run started from a thread is followed in that thread (`thread_ts`): the card and its replies go
+    there, and a mention there is about the run."""
 
     run_id: str
     channel: str
@@ -101,6 +104,12 @@ class Follow:
     created_by: str | None
     created_at: datetime
     last_seq: int = 0
+    thread_ts: str | None = None
+
+    @property
+    def replies_to(self) -> str:
+        """The thread the run's replies go to: the one it was started in, else its card's own."""
+        return self.thread_ts or self.ts
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,7 @@ class UserLink:
     login: str
     user_id: str
     created_at: datetime
+    proof: str | None = None  # "github" when GitHub named the login; None when it was typed
 
 
 @dataclass(frozen=True)

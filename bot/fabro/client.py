@@ -7,7 +7,6 @@ import contextvars
 import functools
 import json
 import logging
-import random
 import re
 import time
 import uuid
@@ -17,9 +16,12 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
+import stamina
+from httpx_sse import EventSource, ServerSentEvent
 from pydantic import BaseModel, ValidationError
 
 from bot.fabro.errors import (
+    AmbiguousRun,
     FabroConflict,
     FabroError,
     FabroNotFound,
@@ -144,10 +146,24 @@ class FabroClient:
         """
         if len(selector) == ULID_LENGTH:
             return await self.get_run(selector.upper())
-        run = await self.resolve_run(selector)
+        try:
+            run = await self.resolve_run(selector)
+        except FabroRejected as exc:
+            if exc.status != 400 or not selector.strip():
+                raise
+            # Fabro says only "ambiguous": name the runs it could be, from the newest ones.
+            candidates = await self._starting_with(selector.upper())
+            if len(candidates) < 2:
+                raise
+            raise AmbiguousRun(exc.detail, candidates=candidates, request_id=exc.request_id) from None
         if not run.id.upper().startswith(selector.upper()):
             raise FabroNotFound(f"No run id starts with {selector!r}.", status=404, request_id=_last_request_id.get())
         return run
+
+    async def _starting_with(self, prefix: str, *, newest: int = 100) -> list[tuple[str, str]]:
+        """Runs among the newest `newest` (archived included) whose id starts with `prefix`."""
+        page = await self.list_runs(RunFilter(limit=newest, include_archived=True))
+        return [(r.id, r.title or r.goal or "") for r in page.data if r.id.startswith(prefix)]
 
     async def events_back(
         self, run_id: str, found: Callable[[list[RunEvent]], bool], *, page: int = 100, pages: int = 5
@@ -206,6 +222,17 @@ class FabroClient:
     async def check_token(self) -> None:
         """One cheap authenticated call: raises FabroUnauthorized for a bad token."""
         await self.list_runs(RunFilter(limit=1))
+
+    async def token_login(self) -> str | None:
+        """The login the API token acts as, from `GET /api/v1/auth/me`, which exists only where Fabro
+        serves its web UI (404 elsewhere); None when Fabro does not say."""
+        try:
+            body = await self._json("GET", "/auth/me")
+        except (FabroNotFound, FabroUnreadable, FabroRejected):
+            return None
+        user = body.get("user") if isinstance(body, dict) else None
+        login = user.get("login") if isinstance(user, dict) else None
+        return login.lower() if isinstance(login, str) and login else None
 
     # -- writes: sent once (Fabro may have acted); the caller decides about retrying --
 
@@ -294,10 +321,27 @@ class FabroClient:
         response = await self._send("POST", f"/runs/{_segment(run_id)}/pull_request", body={"force": False})
         creation = self._read(lambda: _one(PullRequestCreation, _decode(response), "a pull request creation"))
         location = response.headers.get("location") or "pull_request/creation"
-        return creation, str(response.request.url.join(location)), _seconds(response.headers.get("retry-after"))
+        url = self._on_this_server(response.request.url.join(location), response)
+        return creation, str(url), _seconds(response.headers.get("retry-after"))
+
+    def _on_this_server(self, url: httpx.URL, response: httpx.Response | None = None) -> httpx.URL:
+        """`url` when it is on FABRO_API_URL's origin (scheme, host and port): the token is never sent
+        elsewhere, whatever a `Location` header names. Fabro's root-relative `/api/v1/…` gets the
+        base URL's own path prefix (a server behind `https://host/fabro`)."""
+        if (url.scheme, url.host, url.port) != (self._root.scheme, self._root.host, self._root.port):
+            request_id = response.headers.get("x-request-id") if response is not None else None
+            raise FabroUnreadable(
+                "Fabro named another server for the pull request's creation; it was not asked",
+                request_id=request_id,
+            )
+        prefix = self._root.path.rstrip("/")
+        if prefix and url.path.startswith("/api/v1/"):
+            url = url.copy_with(path=prefix + url.path)
+        return url
 
     async def pull_request_creation(self, url: str) -> tuple[PullRequestCreation, float]:
-        response = await self._send("GET", url)
+        """The creation at `url` (from `create_pull_request`); only ever asked of FABRO_API_URL's origin."""
+        response = await self._send("GET", str(self._on_this_server(httpx.URL(url))))
         creation = self._read(lambda: _one(PullRequestCreation, _decode(response), "a pull request creation"))
         return creation, _seconds(response.headers.get("retry-after"))
 
@@ -417,25 +461,22 @@ class FabroClient:
             yield self._turn_events(response)
 
     async def _turn_events(self, response: httpx.Response) -> AsyncIterator[TurnEvent]:
-        """A turn's frames: `event:` names it, `data:` is the envelope; other frames are skipped."""
-        name, data = "", []
+        """A turn's frames (parsed by httpx-sse, see `_sse_frames`): `event:` names it, `data:` is the
+        envelope; other frames are skipped."""
         request_id = response.headers.get("x-request-id") or ""
         try:
-            async for line in _lines(response.aiter_bytes(), self.max_event_bytes):
-                if line.startswith("data:"):
-                    data.append(line[5:].removeprefix(" "))
-                elif line.startswith("event:"):
-                    name = line[6:].strip()
-                elif not line.strip() and data:
-                    frame, data = "\n".join(data), []
-                    try:
-                        envelope = json.loads(frame)
-                        if isinstance(envelope, dict):
-                            event = TurnEvent.model_validate(envelope)
-                            yield event if event.event else event.model_copy(update={"event": name})
-                    except (ValueError, ValidationError):
-                        log.debug("skipped a turn frame that is not an event")
-                    name = ""
+            async for sse in _sse_frames(response, self.max_event_bytes):
+                if not sse.data:
+                    continue
+                try:
+                    envelope = json.loads(sse.data)
+                    if isinstance(envelope, dict):
+                        event = TurnEvent.model_validate(envelope)
+                        # httpx-sse calls a frame without `event:` a "message": such a frame names nothing.
+                        name = "" if sse.event == "message" else sse.event
+                        yield event if event.event else event.model_copy(update={"event": name})
+                except (ValueError, ValidationError):
+                    log.debug("skipped a turn frame that is not an event")
         except httpx.HTTPError as exc:
             raise FabroUnavailable(
                 f"The answer stream broke ({type(exc).__name__}).", request_id=request_id, ours=True
@@ -521,83 +562,100 @@ class FabroClient:
         body: Any = None,
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        idempotent = method == "GET"
+        """One call, within `timeout` seconds. A read (GET) is retried by stamina, with jittered
+        exponential backoff, on a refused connection or a 502/503/504; a write is sent once, since
+        Fabro may have acted on it. The deadline bounds the retries and the waits between them."""
         request_id = str(uuid.uuid4())
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
-        attempt = 0
-        while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise self._timed_out(request_id)
-            started = time.perf_counter()
-            try:
-                async with asyncio.timeout(remaining):
-                    request = self._http.build_request(
-                        method,
-                        path,
-                        params=tuple(params) if params is not None else None,
-                        content=None if body is None else json.dumps(body),
-                        headers={"x-request-id": request_id}
-                        | ({"Content-Type": "application/json"} if body is not None else {})
-                        | (headers or {}),
-                        timeout=httpx.Timeout(remaining, connect=min(self.connect_timeout, remaining)),
-                    )
-                    response = await self._capped(await self._http.send(request, stream=True), request_id)
-            except (TimeoutError, httpx.TimeoutException) as exc:
-                # INFO: the caller decides how bad it is and says so once (a user reply, a skipped cycle).
-                log.info("fabro %s %s timed out request_id=%s", method, path, request_id)
-                self._observe(method, path, None)
-                raise self._timed_out(request_id) from exc
-            except httpx.TransportError as exc:
-                log.info(
-                    "fabro %s %s failed: %s request_id=%s",
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        attempts = 1 + (self.retries if method == "GET" else 0)
+        try:
+            async with asyncio.timeout_at(deadline):
+                async for attempt in stamina.retry_context(
+                    on=_Retryable, attempts=attempts, timeout=None, wait_initial=0.2, wait_max=2.0, wait_jitter=0.2
+                ):
+                    with attempt:
+                        return await self._attempt(method, path, params, body, headers, request_id, deadline)
+        except _Retryable as exc:
+            raise exc.error from exc.__cause__
+        except TimeoutError as exc:  # the deadline fell while waiting to try again
+            raise self._timed_out(request_id) from exc
+        raise AssertionError("unreachable: stamina makes at least one attempt")
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        params: Sequence[tuple[str, str]] | None,
+        body: Any,
+        headers: dict[str, str] | None,
+        request_id: str,
+        deadline: float,
+    ) -> httpx.Response:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise self._timed_out(request_id)
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(remaining):
+                request = self._http.build_request(
                     method,
                     path,
-                    type(exc).__name__,
-                    request_id,
+                    params=tuple(params) if params is not None else None,
+                    content=None if body is None else json.dumps(body),
+                    headers={"x-request-id": request_id}
+                    | ({"Content-Type": "application/json"} if body is not None else {})
+                    | (headers or {}),
+                    timeout=httpx.Timeout(remaining, connect=min(self.connect_timeout, remaining)),
                 )
-                self._observe(method, path, None)
-                if idempotent and attempt < self.retries:
-                    attempt += 1
-                    await self._backoff(attempt, deadline)
-                    continue
-                raise FabroUnavailable("Could not connect to Fabro.", request_id=request_id, ours=True) from exc
-
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            rid = response.headers.get("x-request-id") or request_id
-            _last_request_id.set(rid)
-            self._observe(method, path, response.status_code)
-            log.debug(
-                "fabro %s %s -> %s in %.0f ms request_id=%s",
+                response = await self._capped(await self._http.send(request, stream=True), request_id)
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            # INFO: the caller decides how bad it is and says so once (a user reply, a skipped cycle).
+            log.info("fabro %s %s timed out request_id=%s", method, path, request_id, extra={"request_id": request_id})
+            self._observe(method, path, None)
+            raise self._timed_out(request_id) from exc
+        except httpx.TransportError as exc:
+            log.info(
+                "fabro %s %s failed: %s request_id=%s",
                 method,
                 path,
-                response.status_code,
-                elapsed_ms,
-                rid,
+                type(exc).__name__,
+                request_id,
+                extra={"request_id": request_id},
             )
-            if 300 <= response.status_code < 400:
-                # Not followed: an API answering with a redirect is a login page or a wrong URL.
-                self._observe(method, path, None)
-                raise FabroUnavailable(
-                    f"Fabro answered {response.status_code} (a redirect): check that FABRO_API_URL is the API server.",
-                    status=response.status_code,
-                    request_id=rid,
-                )
-            if response.status_code < 400:
-                return response
-            if idempotent and response.status_code in _RETRYABLE_STATUS and attempt < self.retries:
-                attempt += 1
-                log.info(
-                    "fabro %s %s -> %s, retrying request_id=%s",
-                    method,
-                    path,
-                    response.status_code,
-                    rid,
-                )
-                await self._backoff(attempt, deadline)
-                continue
-            raise self._scrubbed(error_from_response(response, fallback_request_id=request_id))
+            self._observe(method, path, None)
+            unavailable = FabroUnavailable("Could not connect to Fabro.", request_id=request_id, ours=True)
+            raise _Retryable(unavailable) from exc
+
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        rid = response.headers.get("x-request-id") or request_id
+        _last_request_id.set(rid)
+        self._observe(method, path, response.status_code)
+        log.debug(
+            "fabro %s %s -> %s in %.0f ms request_id=%s",
+            method,
+            path,
+            response.status_code,
+            elapsed_ms,
+            rid,
+            extra={"request_id": rid},
+        )
+        if 300 <= response.status_code < 400:
+            # Not followed: an API answering with a redirect is a login page or a wrong URL.
+            self._observe(method, path, None)
+            raise FabroUnavailable(
+                f"Fabro answered {response.status_code} (a redirect): check that FABRO_API_URL is the API server.",
+                status=response.status_code,
+                request_id=rid,
+            )
+        if response.status_code < 400:
+            return response
+        error = self._scrubbed(error_from_response(response, fallback_request_id=request_id))
+        if response.status_code in _RETRYABLE_STATUS:
+            log.info(
+                "fabro %s %s -> %s request_id=%s", method, path, response.status_code, rid, extra={"request_id": rid}
+            )
+            raise _Retryable(error)
+        raise error
 
     async def _capped(self, response: httpx.Response, request_id: str) -> httpx.Response:
         """The whole response, read into memory only up to FABRO_MAX_RESPONSE_BYTES."""
@@ -635,23 +693,18 @@ class FabroClient:
         return error
 
     async def _sse_events(self, response: httpx.Response, request_id: str) -> AsyncIterator[RunEvent]:
-        """Server-sent events: `data:` lines up to a blank line make one frame; other fields are ignored."""
-        data: list[str] = []
+        """Server-sent events (`_sse_frames`); a frame whose `data` is not an event is skipped."""
         try:
-            async for line in _lines(response.aiter_bytes(), self.max_event_bytes):
-                if line.startswith("data:"):
-                    data.append(line[5:].removeprefix(" "))
+            async for sse in _sse_frames(response, self.max_event_bytes):
+                if not sse.data:
                     continue
-                if line.strip() or not data:
-                    continue
-                frame, data = "\n".join(data), []
                 try:
-                    envelope = json.loads(frame)
+                    envelope = json.loads(sse.data)
                     if isinstance(envelope, dict):
                         yield RunEvent.model_validate(envelope)
                 except (ValueError, ValidationError):
                     log.debug("skipped an event stream frame that is not an event")
-        except httpx.HTTPError as exc:  # a broken connection, or a body that does not decode (bad gzip)
+        except httpx.HTTPError as exc:  # a broken connection, a body that does not decode, not an event stream
             raise FabroUnavailable(
                 f"The event stream broke ({type(exc).__name__}).", request_id=request_id, ours=True
             ) from exc
@@ -677,11 +730,6 @@ class FabroClient:
         """Fabro's last answer was a usable one (or no call was made yet)."""
         return not self.recent or self.recent[-1]
 
-    async def _backoff(self, attempt: int, deadline: float) -> None:
-        delay = min(0.2 * 2 ** (attempt - 1), 2.0) * (0.5 + random.random())
-        remaining = deadline - asyncio.get_running_loop().time()
-        await asyncio.sleep(max(0.0, min(delay, remaining)))
-
     def _timed_out(self, request_id: str) -> FabroUnavailable:
         seconds = f"{self.timeout:g}"
         return FabroUnavailable(
@@ -690,6 +738,19 @@ class FabroClient:
             ours=True,
             timed_out_after=self.timeout,
         )
+
+
+# stamina logs every retry at WARNING by default; each attempt here already logs its own line at
+# INFO (with Fabro's request id), so stamina only counts them (`stamina_retries_total`).
+stamina.instrumentation.set_on_retry_hooks([stamina.instrumentation.PrometheusOnRetryHook])
+
+
+class _Retryable(Exception):
+    """What one attempt ended in, when trying again may help; `_send` raises `error` once retries are spent."""
+
+    def __init__(self, error: FabroError) -> None:
+        super().__init__(error.detail)
+        self.error = error
 
 
 # The request id of the last answer in this task: a shape problem found after decoding still names it.
@@ -707,18 +768,37 @@ def _route(path: str) -> str:
     return _QUESTION_ID.sub("/questions/{qid}", _RUN_ID.sub("/runs/{id}", path))
 
 
-async def _lines(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[str]:
-    """Lines of a byte stream, none longer than `limit` bytes (a longer one is a Fabro error)."""
-    buffer = b""
-    async for chunk in chunks:
-        buffer += chunk
-        while (end := buffer.find(b"\n")) != -1:
-            line, buffer = buffer[:end], buffer[end + 1 :]
-            yield line.rstrip(b"\r").decode("utf-8", errors="replace")
-        if len(buffer) > limit:
-            raise FabroUnreadable(f"An event stream line was longer than {limit} bytes (FABRO_MAX_EVENT_BYTES).")
-    if buffer:
-        yield buffer.decode("utf-8", errors="replace")
+def _sse_frames(response: httpx.Response, limit: int) -> AsyncIterator[ServerSentEvent]:
+    """Server-sent events, parsed by httpx-sse. httpx-sse reads lines of any length, so the body
+    reaches it through `_CappedLines`, which ends the stream with a Fabro error past `limit` bytes."""
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-encoding", "content-length")}
+    capped = httpx.Response(
+        response.status_code,
+        headers=headers,
+        stream=_CappedLines(response.aiter_bytes(), limit),
+        request=response.request,
+    )
+    return EventSource(capped).aiter_sse()
+
+
+class _CappedLines(httpx.AsyncByteStream):
+    """A byte stream passed through as it comes, ended by a Fabro error once a line passes `limit` bytes."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], limit: int) -> None:
+        self._chunks = chunks
+        self._limit = limit
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        current = 0  # bytes of the line in progress, carried over from earlier chunks
+        async for chunk in self._chunks:
+            parts = chunk.split(b"\n")
+            lengths = [current + len(parts[0]), *(len(part) for part in parts[1:])]
+            if max(lengths) > self._limit:
+                raise FabroUnreadable(
+                    f"An event stream line was longer than {self._limit} bytes (FABRO_MAX_EVENT_BYTES)."
+                )
+            current = lengths[-1]
+            yield chunk
 
 
 M = TypeVar("M", bound=BaseModel)

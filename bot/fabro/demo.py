@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 
 from bot.fabro.client import FabroClient
-from bot.fabro.models import Run, bucket_of
+from bot.fabro.models import Run, RunEvent, bucket_of
 
-__all__ = ["DEMO_FABRO_URL", "demo_client"]
+__all__ = ["DEMO_FABRO_URL", "demo_client", "demo_data"]
 
 DEMO_FABRO_URL = "https://fabro.demo.invalid"
 _TIME_KEYS = frozenset(
@@ -37,13 +37,28 @@ _SORTS: dict[str, Any] = {
 
 def demo_client(now: datetime) -> FabroClient:
     """A Fabro client whose server is the sample data, shifted so the newest run started minutes ago."""
+    runs, events = _shifted(now)
+    return FabroClient(DEMO_FABRO_URL, "demo", transport=httpx.MockTransport(_Handler(runs, events)))
+
+
+def demo_data(now: datetime) -> tuple[list[Run], dict[str, list[RunEvent]]]:
+    """The same sample runs and their events as `demo_client` serves, every time in them shifted
+    alike (approvals and events included), for pictures that must agree with the preview."""
+    runs, events = _shifted(now)
+    return (
+        [Run.model_validate(r) for r in runs],
+        {run_id: [RunEvent.model_validate(e) for e in items] for run_id, items in events.items()},
+    )
+
+
+def _shifted(now: datetime) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
     raw = json.loads(resources.files("bot.fabro").joinpath("demo_runs.json").read_text("utf-8"))
     runs, events = copy.deepcopy(raw["runs"]), copy.deepcopy(raw["events"])
     newest = max(_parse(r["timestamps"]["created_at"]) for r in runs)
     shift = now - timedelta(minutes=4) - newest
     _shift(runs, shift)
     _shift(events, shift)
-    return FabroClient(DEMO_FABRO_URL, "demo", transport=httpx.MockTransport(_Handler(runs, events)))
+    return runs, events
 
 
 def _parse(value: str) -> datetime:
@@ -74,7 +89,11 @@ class _Handler:
             case ["runs", "resolve"]:
                 selector = params.get("selector", "").upper()
                 matches = [r for r in self.runs if r.id.startswith(selector)]
-                return _ok(self.raw[matches[0].id]) if len(matches) == 1 else _missing()
+                if len(matches) > 1:  # as Fabro answers an ambiguous prefix
+                    detail = f"Selector '{selector}' is ambiguous: {len(matches)} runs match."
+                    error = {"status": "400", "title": "Bad Request", "detail": detail}
+                    return httpx.Response(400, json={"errors": [error]}, headers={"x-request-id": "demo"})
+                return _ok(self.raw[matches[0].id]) if matches else _missing()
             case ["runs", run_id] if run_id in self.raw:
                 return _ok(self.raw[run_id])
             case ["runs", run_id, "events"] if run_id in self.raw:

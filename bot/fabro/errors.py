@@ -6,6 +6,7 @@
     ├── FabroUnauthorized      401/403: the token is missing, wrong or expired
     ├── FabroNotFound          404: no such run (or question)
     └── FabroRejected          400/415/422 and other 4xx: Fabro refused the request
+        ├── AmbiguousRun       400: more than one run id starts with the prefix given
         └── FabroConflict      409: the run is no longer in a state that allows it
 
 `request_id` is Fabro's `x-request-id` when Fabro answered, so users can find the
@@ -18,6 +19,7 @@ the client, so it is safe to show.
 from __future__ import annotations
 
 __all__ = [
+    "AmbiguousRun",
     "FabroConflict",
     "FabroError",
     "FabroNotFound",
@@ -81,6 +83,14 @@ class FabroNotFound(FabroError):
 
 class FabroRejected(FabroError):
     """Fabro refused the request as invalid (400, 415, 422, other 4xx)."""
+
+
+class AmbiguousRun(FabroRejected):
+    """A run id prefix that more than one run starts with (Fabro's 400), with the runs it could be."""
+
+    def __init__(self, detail: str, *, candidates: list[tuple[str, str]], request_id: str | None = None) -> None:
+        super().__init__(detail, status=400, request_id=request_id)
+        self.candidates = candidates  # (run id, title), newest first: what a person chooses from
 
 
 class FabroConflict(FabroRejected):

@@ -298,6 +298,7 @@ class OpenWindow:
     target: Target
     trigger_id: str
     context: ModalContext  # what the window will act on, and the card to redraw after
+    user_id: str = ""  # who clicked: a person who may not act is told so before any window opens
 
 
 @dataclass(frozen=True)
@@ -427,7 +428,7 @@ def _window(window: Window) -> Callable[[_Pressed], Click]:
         # An ephemeral card cannot be edited by ts: only its response URL can redraw it.
         response_url = None if message_ts else text(p.body.get("response_url"))
         context = ModalContext(p.target, channel, message_ts, response_url)
-        return OpenWindow(window, p.target, text(p.body.get("trigger_id")) or "", context)
+        return OpenWindow(window, p.target, text(p.body.get("trigger_id")) or "", context, p.origin.who.user_id)
 
     return read
 

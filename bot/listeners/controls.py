@@ -25,18 +25,21 @@ from bot.asking.ask import AskDesk
 from bot.asking.inspect import Inspector, Look, Thread
 from bot.asking.subscriptions import SubscriptionDesk
 from bot.asking.work import WorkDesk
+from bot.blocks.presentation import Presentation
 from bot.blocks.replies import STALE_PAGE, notice
 from bot.blocks.routing import Target
 from bot.blocks.start import start_announcement
-from bot.blocks.work import edit_window, started_note
+from bot.blocks.work import edit_window
 from bot.core.errors import Refusal, Refused, Settled, Unreadable
+from bot.core.keys import AlertKey, AlertKind, Verb
 from bot.listeners import clicks as c
 from bot.listeners.boundary import Failed, attempt
 from bot.listeners.showing import Shower
-from bot.listeners.start import announce, post_in_thread, tell_started, to_person
+from bot.listeners.start import after_work_started, tell_started, to_person
 from bot.listeners.windows import confirm_merge, open_window
 from bot.metrics import Metrics
 from bot.slack.webapi import TRANSPORT_ERRORS
+from bot.telling.delivery import Delivery
 from bot.telling.following import Follower
 
 __all__ = ["Controls", "register"]
@@ -44,6 +47,12 @@ __all__ = ["Controls", "register"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+_WINDOW_VERB = {
+    c.Window.ANSWER: Verb.ANSWER,
+    c.Window.DENY: Verb.DENY,
+    c.Window.MERGE: Verb.MERGE_PR,
+    c.Window.STEER: Verb.STEER,
+}
 
 
 @dataclass
@@ -54,15 +63,15 @@ class Controls:
     answerer: Answerer
     follower: Follower | None
     clock: Callable[[], datetime]
-    command: str
-    web_base: str | None
+    presentation: Presentation
+    outbox: Delivery  # announces a started run, once
     inspector: Inspector | None = None
     asker: AskDesk | None = None
     desk: SubscriptionDesk | None = None  # mutes, from an alert's menu
     work: WorkDesk | None = None
 
     async def act(self, label: str, work: Awaitable[T]) -> T | Failed:
-        result = await attempt(work, what=f"{label} from Slack", command=self.command)
+        result = await attempt(work, what=f"{label} from Slack", command=self.presentation.command)
         self.metrics.actions.labels(label, result.status if isinstance(result, Failed) else "done").inc()
         return result
 
@@ -127,6 +136,15 @@ class Controls:
                 if respond is not None:
                     await respond(delete_original=True)
             case c.OpenWindow():
+                # A person who may not act is told at once, before a window asks them for anything.
+                acting = _WINDOW_VERB.get(click.window)  # a window that acts on the run: its verb's class
+                checked = s.may(Where(click.user_id), acting, click.target.run_id) if acting else _nothing()
+                allowed = await attempt(checked, what=f"{acting} window")
+                if isinstance(allowed, Failed):
+                    self.metrics.actions.labels(str(acting), allowed.status).inc()
+                    if respond is not None:
+                        await respond(response_type="ephemeral", replace_original=False, **allowed.message)
+                    return
                 what = f"opening the {click.window.value} window"
                 opened = await attempt(open_window(client, s.fabro, click), what=what)
                 if isinstance(opened, Failed) and respond is not None:
@@ -134,7 +152,9 @@ class Controls:
             case c.ChooseMerge(context):
                 await ack(response_action="update", view=await confirm_merge(s.fabro, context))
             case c.ShowRuns(query, in_place, user):
-                result = await attempt(self.answerer.listing(query, user), what="a page of runs", command=self.command)
+                result = await attempt(
+                    self.answerer.listing(query, user), what="a page of runs", command=self.presentation.command
+                )
                 # A failed page leaves the list in place and says why beside it.
                 failed = isinstance(result, Failed)
                 message = result.message if isinstance(result, Failed) else result
@@ -175,7 +195,7 @@ class Controls:
             work = inspector.cost(target.run_id)
         else:
             work = inspector.privately(look, target.run_id, who.user_id, intent)
-        result = await attempt(work, what=f"{look.value} of a run", command=self.command)
+        result = await attempt(work, what=f"{look.value} of a run", command=self.presentation.command)
         self.metrics.actions.labels(look.value, result.status if isinstance(result, Failed) else "done").inc()
         said = result.message if isinstance(result, Failed) else result
         if said is not None and respond is not None:
@@ -219,7 +239,7 @@ class Controls:
         result = await attempt(
             self.desk.mute(run_id, minutes, channel=who.channel, user_id=who.user_id, now=self.clock()),
             what="mute from an alert",
-            command=self.command,
+            command=self.presentation.command,
         )
         if isinstance(result, Failed):
             await respond(response_type="ephemeral", replace_original=False, **result.message)
@@ -236,7 +256,7 @@ class Controls:
         result = await attempt(
             self.follower.follow(run_id, channel=who.channel, user_id=who.user_id, message_ts=who.message_ts),
             what="follow from a card",
-            command=self.command,
+            command=self.presentation.command,
         )
         said = (
             result.message
@@ -265,9 +285,11 @@ class Controls:
                 user_id=who.user_id,
                 automation=result.outcome.answer or "an automation",
                 now=self.clock(),
-                web_base=self.web_base,
+                web_base=self.presentation.web_base,
             )
-            await announce(client, message, result.run.id, [p for p in (who.channel, who.user_id) if p])
+            # In the channel for everyone; where the bot cannot post there, to the person by DM.
+            key = AlertKey(AlertKind.UPDATE, result.run.id, "started")
+            await self.outbox.announce(key, [p for p in (who.channel, who.user_id) if p], message)
         elif origin.surface is c.Surface.WINDOW and who.channel is not None:
             await to_person(client, who.channel, who.user_id, result.message)
 
@@ -304,16 +326,9 @@ class Controls:
             await to_person(client, draft.channel, who.user_id, result.message)
         if isinstance(result, Failed):
             return
-        note = started_note(result.run, user_id=who.user_id, web_base=self.web_base)
-        await post_in_thread(client, draft.channel, draft.thread_ts, note, result.run.id)
-        if self.follower is not None:
-            followed = await attempt(
-                self.follower.follow(result.run.id, channel=draft.channel, user_id=who.user_id),
-                what="following a run started from Slack",
-                command=self.command,
-            )
-            if isinstance(followed, Failed):
-                await to_person(client, draft.channel, who.user_id, followed.message)
+        followed = await after_work_started(self.outbox, self.follower, result, draft, self.presentation)
+        if followed is not None:
+            await to_person(client, draft.channel, who.user_id, followed.message)
 
     async def _create_pull_request(self, origin: c.Origin, target: Target, respond: AsyncRespond | None) -> None:
         """Ask once; show "being written" at once; follow the creation in the background and show how it ended."""
@@ -334,6 +349,10 @@ class Controls:
 
 
 _FOLLOWING: set[asyncio.Task[None]] = set()  # creations being followed (kept, so they are not collected)
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def _raise(error: Exception) -> Settled:

@@ -12,6 +12,7 @@ from typing import Any
 
 __all__ = [
     "first_action",
+    "foreign",
     "obj",
     "payload_problem",
     "picked",
@@ -117,4 +118,18 @@ def payload_problem(body: Any) -> str | None:
     event = obj(body.get("event"))
     if any(_wrong(event.get(name), (str,)) for name in _EVENT_TEXTS):
         return "the event has the wrong shape"
+    return None
+
+
+def foreign(body: dict[str, Any], *, team_id: str | None, app_id: str | None) -> str | None:
+    """Why a (signed) payload is not for this app: another app's or another workspace's, or None.
+
+    An id the payload does not carry is not held against it (Slack's URL check has none; an
+    organisation-wide install names its enterprise, not a team)."""
+    app = text(body.get("api_app_id")) or text(obj(body.get("view")).get("app_id"))
+    if app_id and app and app != app_id:
+        return "it is for another app"
+    team = text(body.get("team_id")) or text(obj(body.get("team")).get("id"))
+    if team_id and team and team != team_id and body.get("is_enterprise_install") not in (True, "true"):
+        return "it is from another workspace"
     return None

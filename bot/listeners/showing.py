@@ -14,6 +14,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.acting.steering import Where
 from bot.blocks.alerts import resolved_alert
 from bot.blocks.outcomes import outcome_text
+from bot.blocks.presentation import Presentation
 from bot.core.errors import AlreadyActed, Settled
 from bot.listeners.boundary import Failed
 from bot.slack.webapi import TRANSPORT_ERRORS
@@ -35,7 +36,7 @@ class Shower:
 
     client: AsyncWebClient
     clock: Callable[[], datetime]
-    web_base: str | None
+    presentation: Presentation
     response_url_allowed: Callable[[str], bool]
     home: Home | None = None  # acted on from the Home tab: it is republished, with the note on top
 
@@ -54,7 +55,10 @@ class Shower:
         try:
             if settled is not None:
                 card = resolved_alert(
-                    settled.run, outcome=outcome_text(settled.outcome), now=self.clock(), web_base=self.web_base
+                    settled.run,
+                    outcome=outcome_text(settled.outcome),
+                    now=self.clock(),
+                    web_base=self.presentation.web_base,
                 )
                 if who.channel and who.message_ts:
                     await self.client.chat_update(

@@ -11,29 +11,26 @@ import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.acting.steering import Steering
-from bot.blocks.alerts import run_metadata
+from bot.blocks.presentation import Presentation
 from bot.blocks.replies import notice
 from bot.blocks.routing import START_PICK, encode_picker
 from bot.blocks.start import picker_options, start_picker
+from bot.blocks.work import started_note
+from bot.core.drafts import Draft
 from bot.core.errors import Settled
+from bot.core.keys import AlertKey, AlertKind
 from bot.fabro.errors import FabroError
 from bot.fabro.models import AutomationPreset
-from bot.listeners.boundary import Failed
+from bot.listeners.boundary import Failed, attempt
 from bot.listeners.payloads import obj, text
-from bot.slack.webapi import CHANNEL_ERRORS, TRANSPORT_ERRORS, slack_error
+from bot.slack.webapi import TRANSPORT_ERRORS
+from bot.telling.delivery import Delivery
+from bot.telling.following import Follower
 
-__all__ = [
-    "announce",
-    "open_picker",
-    "post_in_thread",
-    "register",
-    "tell_started",
-    "to_person",
-]
+__all__ = ["after_work_started", "open_picker", "register", "tell_started", "to_person"]
 
 log = logging.getLogger(__name__)
 
@@ -75,23 +72,6 @@ def register(app: AsyncApp, steering: Steering) -> None:
         await ack(options=picker_options(presets, text(payload.get("value")) or ""))
 
 
-async def announce(client: AsyncWebClient, message: dict[str, Any], run_id: str, places: list[str]) -> None:
-    """In the channel for everyone; where the bot cannot post there, to the person by DM."""
-    for where in places:
-        try:
-            await client.chat_postMessage(
-                channel=where, text=message["text"], blocks=message["blocks"], metadata=run_metadata(run_id)
-            )
-            return
-        except SlackApiError as exc:
-            if slack_error(exc) not in CHANNEL_ERRORS:
-                log.warning("could not announce the started run %s: %s", run_id, slack_error(exc))
-                return
-        except TRANSPORT_ERRORS as exc:
-            log.warning("could not announce the started run %s: %s", run_id, type(exc).__name__)
-            return
-
-
 async def tell_started(respond: AsyncRespond, result: Settled | Failed) -> None:
     """The confirmation card becomes "Started run …", or says why not beside it."""
     try:
@@ -110,15 +90,19 @@ async def to_person(client: AsyncWebClient, channel: str, user: str, message: di
         log.info("could not tell user=%s about a start: %s", user, type(exc).__name__)
 
 
-async def post_in_thread(
-    client: AsyncWebClient, channel: str, thread_ts: str | None, message: dict[str, Any], run_id: str
-) -> None:
-    """Where the work was asked for, for everyone (best effort: the person's card already says it)."""
-    try:
-        await client.chat_postMessage(
-            channel=channel, thread_ts=thread_ts, text=message["text"], blocks=message["blocks"]
-        )
-    except SlackApiError as exc:
-        log.info("could not say in %s that run %s started: %s", channel, run_id, slack_error(exc))
-    except TRANSPORT_ERRORS as exc:
-        log.info("could not say in %s that run %s started: %s", channel, run_id, type(exc).__name__)
+async def after_work_started(
+    outbox: Delivery, follower: Follower | None, settled: Settled, draft: Draft, presentation: Presentation
+) -> Failed | None:
+    """Who started which run, said once where it was asked; then the run is followed in that thread."""
+    user = settled.outcome.slack_user or ""
+    note = started_note(settled.run, user_id=user, web_base=presentation.web_base)
+    key = AlertKey(AlertKind.UPDATE, settled.run.id, "started")
+    await outbox.announce(key, [draft.channel], note, thread_ts=draft.thread_ts)
+    if follower is None:
+        return None
+    followed = await attempt(
+        follower.follow(settled.run.id, channel=draft.channel, user_id=user, thread_ts=draft.thread_ts),
+        what="following a run started from Slack",
+        command=presentation.command,
+    )
+    return followed if isinstance(followed, Failed) else None

@@ -12,6 +12,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.blocks.presentation import Presentation
 from bot.blocks.runs import unfurl_card
 from bot.core.links import runs_linked
 from bot.fabro.client import FabroClient
@@ -25,7 +26,12 @@ log = logging.getLogger(__name__)
 
 
 def register(
-    app: AsyncApp, fabro: FabroClient, *, hosts: frozenset[str], clock: Callable[[], datetime], web_base: str | None
+    app: AsyncApp,
+    fabro: FabroClient,
+    *,
+    hosts: frozenset[str],
+    clock: Callable[[], datetime],
+    presentation: Presentation,
 ) -> None:
     @app.event("link_shared")
     async def on_link_shared(event: dict[str, Any], client: AsyncWebClient) -> None:
@@ -33,7 +39,7 @@ def register(
         linked = runs_linked(links if isinstance(links, list) else [], hosts)
         if not linked:
             return
-        found = await asyncio.gather(*(_card(fabro, run_id, clock, web_base) for _, run_id in linked))
+        found = await asyncio.gather(*(_card(fabro, run_id, clock, presentation.web_base) for _, run_id in linked))
         unfurls = {url: card for (url, _), card in zip(linked, found, strict=True) if card is not None}
         if not unfurls:
             return  # an unknown run or an unreachable Fabro leaves the links as they are

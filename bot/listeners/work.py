@@ -1,4 +1,4 @@
-"""`@Fabro <what to do>` outside a run's thread: read the request and its thread, answer with the
+"""`@fabro-runs <what to do>` outside a run's thread: read the request and its thread, answer with the
 confirmation (seen by the asker alone), or one sentence saying why nothing can start."""
 
 from __future__ import annotations

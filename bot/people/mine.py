@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.core.records import IndexedRun
-from bot.store.base import Store
+from bot.store.base import People
 
 __all__ = ["HIDDEN", "MyRuns", "my_runs"]
 
@@ -25,7 +25,7 @@ class MyRuns:
 
 
 async def my_runs(
-    store: Store,
+    store: People,
     user_id: str,
     logins: list[str],
     *,

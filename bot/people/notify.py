@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -26,7 +27,7 @@ from bot.fabro.errors import FabroError
 from bot.fabro.models import Run
 from bot.people.identity import Linker
 from bot.slack.webapi import slack_error
-from bot.store.base import Store
+from bot.store.base import Actions, People
 
 __all__ = ["DEFAULT_NOTIFY", "PERSONAL_KINDS", "Personal", "indexed"]
 
@@ -43,10 +44,14 @@ PERSONAL_KINDS = frozenset(WORD_OF)
 DEFAULT_NOTIFY = frozenset({"questions", "approvals", "failed"})  # succeeded is asked for; `/runs notify` sets them
 
 
+class PersonalStore(People, Actions, Protocol):
+    """What personal notifications read: people and their runs, and who started a run from Slack."""
+
+
 @dataclass
 class Personal:
     linker: Linker
-    store: Store
+    store: PersonalStore
     fabro: FabroClient
     slack: AsyncWebClient
     kinds: frozenset[AlertKind] = PERSONAL_KINDS

@@ -6,9 +6,7 @@ Slack's limits.
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime, timedelta
-from importlib import resources
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -57,13 +55,13 @@ from bot.core.outcomes import Outcome, OutcomeVerb
 from bot.core.query import Narrow, RunQuery, UsageError, parse
 from bot.core.records import ChannelSetup, ChannelSummary, IndexedRun, Mute, Subscription
 from bot.core.stats import Window, bounds, picture
+from bot.fabro.demo import demo_data
 from bot.fabro.errors import FabroUnavailable
 from bot.fabro.models import (
     AutomationPreset,
-    Billing,
+    Diff,
     Failure,
     ListMeta,
-    PullRequest,
     PullRequestOpened,
     Question,
     Run,
@@ -79,6 +77,28 @@ Message = dict[str, Any]
 WEB = "https://fabro.example.com"
 COMMAND = "/runs"
 
+# Each example question is asked by a run of its own, whose title says what it is about.
+_ASKING_RUNS = (
+    "Release API v2.4 to production",
+    "Add an index to the orders table",
+    "Refactor the payment service",
+    "Roll out the new cache as a canary",
+    "Tighten the checks that block a merge",
+    "Write the 2.4.0 release notes",
+)
+_FAILING_RUNS = (
+    "Bump the Node toolchain to 22",
+    "Split the monolith's test suite",
+    "Regenerate the OpenAPI client",
+    "Add retries to the webhook sender",
+    "Port the billing jobs to the new queue",
+)
+_SUCCEEDING_RUNS = (
+    "Cache the dashboard's slowest query",
+    "Drop the unused feature flags",
+    "Add request ids to the API's logs",
+    "Speed up the billing export",
+)
 _QUESTIONS: list[dict[str, Any]] = [
     {"id": "q-yes", "text": "Deploy to production now?", "question_type": "yes_no", "stage": "deploy"},
     {"id": "q-confirm", "text": "Apply the database migration?", "question_type": "confirmation", "stage": "migrate"},
@@ -112,83 +132,88 @@ _QUESTIONS: list[dict[str, Any]] = [
     },
 ]
 
-
-def _runs(now: datetime) -> list[Run]:
-    raw = json.loads(resources.files("bot.fabro").joinpath("demo_runs.json").read_text("utf-8"))
-    runs = [Run.model_validate(r) for r in raw["runs"]]
-    newest = max((r.timestamps.created_at for r in runs if r.timestamps.created_at), default=now)
-    shift = now - timedelta(minutes=4) - newest
-    return [_shifted(r, shift) for r in runs]
+_EPOCH = datetime(2026, 1, 1, tzinfo=ZoneInfo("UTC"))
 
 
-def _shifted(run: Run, shift: timedelta) -> Run:
-    stamps = run.timestamps.model_copy(
-        update={k: v + shift for k, v in run.timestamps.model_dump().items() if v is not None}
-    )
+def _variant(run: Run, n: int, title: str, **update: Any) -> Run:
+    """Another sample run like `run`: its own id and title, so no two examples share a run."""
+    return run.model_copy(update={"id": f"01KK2V{n:02d}{run.id[8:]}", "title": title, "goal": title, **update})
+
+
+def _created(run: Run, at: datetime) -> Run:
+    stamps = run.timestamps.model_copy(update={"created_at": at, "started_at": None, "last_event_at": None})
     return run.model_copy(update={"timestamps": stamps})
 
 
 def gallery(now: datetime) -> list[tuple[str, Message]]:
-    """(title, message) for every kind of message, in the order a person meets them."""
-    runs = _runs(now)
-    by_kind = {r.status.kind: r for r in runs}
-    failed, blocked, pending = by_kind["failed"], by_kind["blocked"], by_kind["pending"]
-    listing = RunList(data=runs[:6], meta=ListMeta(has_more=True, total=len(runs)))
+    """(title, message) for every kind of message, in the order a person meets them. Every example
+    is drawn from the demo's sample runs (or a variant with its own id and title), so each one's
+    run, times, question and outcome agree with one another and with `preview --demo`."""
+    runs, events = demo_data(now)
+    by_id = {r.id: r for r in runs}
+    failed = by_id["01KJT9DBQ00000000000000005"]  # Add dark mode toggle: failed in verify
+    blocked = by_id["01KK1QW3C00000000000000009"]  # Migrate billing tables: asks which approach
+    pending = by_id["01KK1T2B300000000000000008"]  # a child run waiting for approval
+    running = by_id["01KK1RWAJ00000000000000001"]  # Add rate limiting: the followed run
+    shipped = by_id["01KJJ8S2R00000000000000006"]  # succeeded, with a pull request
+    failure = _failure_of(failed, events)
+    active = parse("active")
+    assert isinstance(active, RunQuery)
+    listed = [r for r in runs if r.bucket in ("pending", "runnable", "initializing", "running", "blocked")]
+    listing = RunList(data=listed, meta=ListMeta(has_more=False, total=len(listed)))
+    # The bot's own filter over every sample run, newest first, as the listing reads them.
+    newest = sorted(runs, key=lambda r: r.timestamps.created_at or now, reverse=True)
+    kept = [
+        (i, r)
+        for i, r in enumerate(newest)
+        if r.created_by and r.created_by.login == "grace" and r.repository.name != "demo/billing"
+    ]
+    by_grace, ends = [r for _, r in kept], tuple(i + 1 for i, _ in kept)
     items: list[tuple[str, Message]] = [
-        ("/runs active (a list)", run_list_message(RunQuery(limit=6), listing, now=now, web_base=WEB)),
+        ("/runs active (a list)", run_list_message(active, listing, now=now, web_base=WEB)),
         (
-            "/runs by:octocat -repo:acme/sandbox (a list the bot filtered)",
+            "/runs by:grace -repo:demo/billing (a list the bot filtered)",
             run_list_message(
-                RunQuery(limit=3, narrow=Narrow(by=("octocat",), not_repos=("acme/sandbox",))),
-                RunList(data=runs[:3]),
+                RunQuery(limit=3, narrow=Narrow(by=("grace",), not_repos=("demo/billing",))),
+                RunList(data=by_grace),
                 now=now,
                 web_base=WEB,
-                scanned=Scanned(read=50, ends=(4, 17, 31), next_offset=31),
+                scanned=Scanned(read=len(runs), ends=ends, next_offset=None),
             ),
         ),
         ("/runs <id> (a detail card)", run_detail_message(blocked, now=now, web_base=WEB)),
         (
             "/runs <id> of a failed run",
-            run_detail_message(failed, now=now, failure=_failure(), web_base=WEB),
+            run_detail_message(failed, now=now, failure=failure, web_base=WEB),
         ),
-        ("Alert: a run failed", failed_alert(failed, now=now, failure=_failure(), web_base=WEB)),
+        ("Alert: a run failed", failed_alert(failed, now=now, failure=failure, web_base=WEB)),
     ]
-    for raw in _QUESTIONS:
+    for n, (raw, title) in enumerate(zip(_QUESTIONS, _ASKING_RUNS, strict=True)):
         question = Question.model_validate(raw)
-        alert = question_alert(blocked, question, now=now, asked_at=now - timedelta(minutes=12), web_base=WEB)
+        asking = _variant(blocked, n, title, current_question=question)
+        alert = question_alert(asking, question, now=now, asked_at=now - timedelta(minutes=12), web_base=WEB)
         items.append((f"Alert: a {question.question_type} question", alert))
+    asked = blocked.current_question
+    assert asked is not None and asked.options
+    answered = Outcome(OutcomeVerb.ANSWERED, slack_user="U0ADA", question=asked.text, answer=asked.options[0].label)
+    cancelled = _cancelled(_variant(failed, 10, "Try a larger model on the flaky suite"))
+    failures = [failed, by_id["01KK1M8ZD0000000000000000A"]]
+    failures += [_variant(failed, 20 + n, title) for n, title in enumerate(_FAILING_RUNS)]
+    bumps = _variant(by_id["01KK1S5FH00000000000000007"], 30, "Bump dependencies to their latest versions")
+    started = _created(bumps, now)
+    wins = [r for r in runs if r.status.kind == "succeeded"]
+    wins += [_variant(shipped, 40 + n, title, pull_request=None) for n, title in enumerate(_SUCCEEDING_RUNS)]
     items += [
         ("Alert: an approval waiting", approval_alert(pending, now=now, web_base=WEB)),
-        ("Alert: a run succeeded (subscribe succeeded)", succeeded_alert(by_kind["succeeded"], now=now, web_base=WEB)),
+        ("Alert: a run succeeded (subscribe succeeded)", succeeded_alert(shipped, now=now, web_base=WEB)),
         (
             "Alert: a pull request opened (subscribe pr)",
-            pr_alert(
-                _with_pr(by_kind["succeeded"]),
-                now=now,
-                opened=_opened(),
-                state=None,
-                web_base=WEB,
-            ),
-        ),
-        (
-            "Alert: a run over COST_ALERT_USD (subscribe cost)",
-            cost_alert(_costing(by_kind["running"], 12_720_000), _bill(), over_usd=10.0, now=now, web_base=WEB),
-        ),
-        (
-            "Alert: the day's spend passed DAILY_BUDGET_USD (subscribe cost)",
-            budget_alert(
-                now.date(),
-                48_300_000,
-                40.0,
-                [_spent(r, 9_000_000 - i * 1_000_000) for i, r in enumerate(runs[:5])],
-                tz="Europe/Berlin",
-                command=COMMAND,
-            ),
+            pr_alert(shipped, now=now, opened=_opened(shipped), state=None, web_base=WEB),
         ),
         (
             "Alert: a digest of successes and pull requests",
             digest_message(
-                [(AlertKind.SUCCEEDED, r) for r in runs] + [(AlertKind.PR, r) for r in runs],
+                [(AlertKind.SUCCEEDED, r) for r in wins] + [(AlertKind.PR, r) for r in wins if r.pull_request],
                 command=COMMAND,
                 web_base=WEB,
                 key="digest:gallery-wins",
@@ -196,11 +221,11 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
         ),
         (
             "Alert: a run cancelled (asked for by name)",
-            failed_alert(_cancelled(failed), now=now, failure=None, web_base=WEB),
+            failed_alert(cancelled, now=now, failure=None, web_base=WEB),
         ),
         (
             "Alert resolved: answered",
-            resolved_alert(blocked, outcome=outcome_text(_answered()), now=now, web_base=WEB),
+            resolved_alert(blocked, outcome=outcome_text(answered), now=now, web_base=WEB),
         ),
         (
             "Alert resolved: denied",
@@ -209,22 +234,22 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
         (
             "Alert: a digest of many",
             digest_message(
-                [(AlertKind.FAILED, r) for r in runs] * 4, command=COMMAND, web_base=WEB, key="digest:gallery"
+                [(AlertKind.FAILED, r) for r in failures], command=COMMAND, web_base=WEB, key="digest:gallery"
             ),
         ),
         ("/runs stats", stats_message(_picture(runs, now), now=now, web_base=WEB)),
         ("A pasted run link, unfurled", {"text": "unfurl", **unfurl_card(blocked, now=now, web_base=WEB)}),
         ("/runs start <automation-id>", start_card(_automation(), intent="0a1b2c3d4e5f", channel="C0TEAM")),
         ("/runs start: the window", {"text": "picker", **start_picker([_automation()], metadata="{}")}),
-        ("@Fabro <goal>: the confirmation", work_card(_draft(), intent="0a1b2c3d4e5f")),
+        ("@fabro-runs <goal>: the confirmation", work_card(_draft(), intent="0a1b2c3d4e5f")),
         ("/runs setup repo:acme/api", setup_changed(_setup(now), user_id="U0ADA")),
         ("/runs setup", setup_shown(_setup(now), command=COMMAND, allowed=frozenset({"acme/api"}))),
         (
             "A run started from Slack",
-            start_announcement(pending, user_id="U0ADA", automation="Nightly dependency bumps", now=now, web_base=WEB),
+            start_announcement(started, user_id="U0ADA", automation="Nightly dependency bumps", now=now, web_base=WEB),
         ),
-        ("A succeeded run, ready to ship", run_detail_message(by_kind["succeeded"], now=now, web_base=WEB)),
-        ("A followed run's live card", live_card(blocked, _stages(), now=now, web_base=WEB)),
+        ("A succeeded run, ready to ship", run_detail_message(shipped, now=now, web_base=WEB)),
+        ("A followed run's live card", live_card(running, _stages(), now=now, web_base=WEB)),
         (
             "In the live card's thread: a stage failed",
             _reply(
@@ -236,7 +261,7 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
                         "properties": {"will_retry": True, "failure": {"message": "3 tests failed"}},
                     }
                 ),
-                blocked,
+                running,
                 now,
             ),
         ),
@@ -247,11 +272,43 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
         ("Not allowed", error_message(NotAllowed(Verb.RETRY))),
         ("Something broke on our side", internal_error_message("4f2a9c1e7b3d")),
     ]
-    items += _inspections(failed, by_kind["succeeded"], now)
-    sub = Subscription(3, "C0TEAM", frozenset({"failed", "questions"}), repo="acme/api", created_by="U0ADA")
+    # Looking into a run: one failed run whose changes, cost, log, graph and answers all agree.
+    limiting = _variant(
+        failed,
+        50,
+        "Add rate limiting to auth endpoints",
+        repository=running.repository,
+        diff=Diff(files_changed=5, additions=149, deletions=13),
+    )
+    if limiting.billing is not None:
+        limiting = limiting.model_copy(
+            update={"billing": limiting.billing.model_copy(update={"total_usd_micros": 2_720_000})}
+        )
+    items += _inspections(limiting, now)
+    # What runs cost: the same rate-limiting run crossing COST_ALERT_USD, and a day of the sample runs.
+    costed = sorted((r for r in runs if _cost(r)), key=_cost, reverse=True)
+    spent = sum(_cost(r) for r in costed)
     items += [
         (
-            "/runs subscribe failed questions repo:acme/api",
+            "Alert: a run over COST_ALERT_USD (subscribe cost)",
+            cost_alert(limiting, _bill(), over_usd=2.5, now=now, web_base=WEB),
+        ),
+        (
+            "Alert: the day's spend passed DAILY_BUDGET_USD (subscribe cost)",
+            budget_alert(
+                now.date(),
+                spent,
+                max(1.0, float(spent // 2_000_000)),  # a budget the sample day passed
+                [_spent(r) for r in costed[:5]],
+                tz="Europe/Berlin",
+                command=COMMAND,
+            ),
+        ),
+    ]
+    sub = Subscription(3, "C0TEAM", frozenset({"failed", "questions"}), repo="demo/api-server", created_by="U0ADA")
+    items += [
+        (
+            "/runs subscribe failed questions repo:demo/api-server",
             subscribed_message(sub, user_id="U0ADA", command=COMMAND, existing=False),
         ),
         (
@@ -278,8 +335,29 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
     return items
 
 
-def _inspections(failed: Run, succeeded: Run, now: datetime) -> list[tuple[str, Message]]:
-    """Looking into a run from its thread: one example of each."""
+def _failure_of(run: Run, events: dict[str, list[RunEvent]]) -> Failure | None:
+    failed = [e for e in events.get(run.id, []) if e.event == "run.failed"]
+    return Failure.from_event(failed[-1]) if failed else None
+
+
+def _opened(run: Run) -> PullRequestOpened:
+    """The `pull_request.created` event of the run's own pull request."""
+    pr = run.pull_request
+    assert pr is not None
+    return PullRequestOpened(
+        number=pr.number,
+        html_url=pr.html_url,
+        owner=pr.owner,
+        repo=pr.repo,
+        title=run.title,
+        base_branch="main",
+        head_branch="fabro/webhook-retries",
+        draft=False,
+    )
+
+
+def _inspections(run: Run, now: datetime) -> list[tuple[str, Message]]:
+    """Looking into a run from its thread: one example of each, all about the same run."""
     files = RunFiles.model_validate(
         {
             "data": [
@@ -306,24 +384,25 @@ def _inspections(failed: Run, succeeded: Run, now: datetime) -> list[tuple[str, 
         " allows 6 because the window starts at the first request, not before it."
     )
     tail = "E   assert 200 == 429\nFAILED tests/test_auth.py::test_burst_is_refused\n1 failed, 41 passed in 3.2s"
-    log = log_comment(failed, size=7_340_032, kept=5_242_880, stage="verify", tail=tail)
+    log = log_comment(run, size=7_340_032, kept=5_242_880, stage="verify", tail=tail)
     url = "https://3000-sbx-4f2a.preview.example/?tkn=0123456789abcdef"
     return [
-        ("In a run's thread: Changes", changes_message(succeeded, files, commits)),
-        ("In a run's thread: Cost", cost_message(succeeded, bill)),
+        ("In a run's thread: Changes", changes_message(run, files, commits)),
+        ("In a run's thread: Cost", cost_message(run, bill)),
         ("In a run's thread: the log, uploaded (its message)", {"text": log, "blocks": [kit.section(log)]}),
-        ("/runs preview <id> 3000 (to the asker alone)", preview_message(succeeded, 3000, url, now)),
+        ("/runs preview <id> 3000 (to the asker alone)", preview_message(run, 3000, url, now)),
         (
             "In a run's thread: the graph, uploaded (its message)",
-            _said(graph_comment(failed, "verify", marked=True, as_image=True)),
+            _said(graph_comment(run, "verify", marked=True, as_image=True)),
         ),
-        ("Ask Fabro: the answer as it is written", answer_message(escape(answer[:60]), run_id=failed.id, writing=True)),
-        ("Ask Fabro: the answer", answer_message(escape(answer), run_id=failed.id)),
-        ("Ask Fabro: a failed turn", answer_message(escape(ask_failure_text("sandbox_unavailable")), run_id=failed.id)),
+        ("Ask Fabro: the answer as it is written", answer_message(escape(answer[:60]), run_id=run.id, writing=True)),
+        ("Ask Fabro: the answer", answer_message(escape(answer), run_id=run.id)),
+        ("Ask Fabro: a failed turn", answer_message(escape(ask_failure_text("sandbox_unavailable")), run_id=run.id)),
     ]
 
 
 def _bill() -> RunBilling:
+    """What Fabro says the rate-limiting run cost, stage by stage and model by model."""
     bill = RunBilling.model_validate(
         {
             "stages": [
@@ -333,8 +412,16 @@ def _bill() -> RunBilling:
             ],
             "totals": {"input_tokens": 98_000, "output_tokens": 32_500, "total_tokens": 130_500},
             "by_model": [
-                {"model": {"model_id": "claude-opus-4"}, "stages": 1, "billing": {"total_usd_micros": 2_140_000}},
-                {"model": {"model_id": "claude-sonnet-4-5"}, "stages": 3, "billing": {"total_usd_micros": 580_000}},
+                {
+                    "model": {"model_id": "claude-opus-4"},
+                    "stages": 1,
+                    "billing": {"total_usd_micros": 2_140_000, "total_tokens": 96_200},
+                },
+                {
+                    "model": {"model_id": "claude-sonnet-4-5"},
+                    "stages": 2,
+                    "billing": {"total_usd_micros": 580_000, "total_tokens": 34_300},
+                },
             ],
         }
     )
@@ -359,6 +446,16 @@ def _billed(stage: str, model: str, micros: int, tokens: int) -> dict[str, Any]:
     }
 
 
+def _cost(run: Run) -> int:
+    return (run.billing.total_usd_micros or 0) if run.billing is not None else 0
+
+
+def _spent(run: Run) -> IndexedRun:
+    """A sample run as the run index keeps it, with what it cost."""
+    title = run.title or run.goal or run.id
+    return IndexedRun(run.id, None, None, run.bucket, title, run.web_url(WEB), run.updated_at or _EPOCH, _cost(run))
+
+
 def _muted(run: Run, now: datetime, *, hours: int | None) -> Mute:
     return Mute("C0TEAM", run.id, now + timedelta(hours=hours) if hours else None, "U0ADA", now)
 
@@ -368,7 +465,7 @@ def _stages() -> list[Stage]:
         Stage.model_validate({"id": f"{n}@1", "name": n, "status": s, "node_id": n, "wall_time_ms": ms})
         for n, s, ms in (
             ("plan", "succeeded", 40_000),
-            ("implement", "succeeded", 540_000),
+            ("implement", "succeeded", 300_000),
             ("verify", "retrying", None),
         )
     ]
@@ -400,7 +497,7 @@ def _automation() -> AutomationPreset:
             "id": "nightly-deps",
             "name": "Nightly dependency bumps",
             "description": "Bump dependencies and open a pull request",
-            "target": {"repository": "acme/api", "ref": "main", "workflow": "implement"},
+            "target": {"repository": "demo/api-server", "ref": "main", "workflow": "implement"},
             "triggers": [{"id": "t1", "type": "api", "enabled": True}],
         }
     )
@@ -412,57 +509,9 @@ def _usage(text: str) -> UsageError:
     return parsed
 
 
-def _spent(run: Run, micros: int) -> IndexedRun:
-    return IndexedRun(
-        run.id,
-        None,
-        None,
-        run.bucket,
-        run.title or run.id,
-        run.web_url(WEB),
-        run.updated_at or datetime.now(UTC),
-        micros,
-    )
-
-
-def _costing(run: Run, micros: int) -> Run:
-    return run.model_copy(update={"billing": Billing(total_usd_micros=micros)})
-
-
-def _with_pr(run: Run) -> Run:
-    pr = PullRequest(owner="acme", repo="api", number=42, html_url="https://github.com/acme/api/pull/42")
-    return run.model_copy(update={"pull_request": pr})
-
-
-def _opened() -> PullRequestOpened:
-    return PullRequestOpened(
-        number=42,
-        html_url="https://github.com/acme/api/pull/42",
-        owner="acme",
-        repo="api",
-        title="Rate limiting for the auth endpoints",
-        base_branch="main",
-        head_branch="fabro/rate-limit",
-        draft=True,
-    )
-
-
-def _failure() -> Failure:
-    return Failure(
-        reason="workflow_error",
-        message="Stage `test` exited with status 1: 3 tests failed in tests/test_auth.py",
-        category="workflow",
-        causes=["test_rate_limit_resets_after_window", "test_burst_is_refused"],
-    )
-
-
 def _cancelled(run: Run) -> Run:
     status = run.lifecycle.status.model_copy(update={"reason": "cancelled"})
     return run.model_copy(update={"lifecycle": run.lifecycle.model_copy(update={"status": status})})
-
-
-def _answered() -> Outcome:
-    return Outcome(OutcomeVerb.ANSWERED, slack_user="U0ADA", question="Deploy to production now?", answer="yes")
 
 
 def _denied() -> Outcome:

@@ -20,7 +20,7 @@ from bot.core.stats import zone
 from bot.metrics import Metrics
 from bot.slack.webapi import TRANSPORT_ERRORS, slack_error
 
-__all__ = ["CountingWebClient", "TimeZones", "response_url_check", "slack_client"]
+__all__ = ["CountingWebClient", "DisplayNames", "TimeZones", "response_url_check", "slack_client"]
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,13 @@ class CountingWebClient(AsyncWebClient):
                 self.metrics.slack(api_method, error)
             # Slack's own request id lets Slack support find the call.
             slack_request_id = (exc.response.headers or {}).get("x-slack-req-id", "none")
-            log.info("slack %s answered %s slack_request_id=%s", api_method, error, slack_request_id)
+            log.info(
+                "slack %s answered %s slack_request_id=%s",
+                api_method,
+                error,
+                slack_request_id,
+                extra={"slack_request_id": slack_request_id},
+            )
             raise
         except Exception as exc:
             if self.metrics is not None:
@@ -86,6 +92,36 @@ class TimeZones:
                 log.info("no time zone for user=%s (%s); using UTC", user_id, type(exc).__name__)
                 return ZoneInfo("UTC")
         return self._known[user_id]
+
+
+class DisplayNames:
+    """People's names as Slack shows them (`users.info`: display name, else real name), cached;
+    None when Slack cannot say, so the caller falls back to the id."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self._client = client
+        self._known: dict[str, str] = {}
+
+    async def of(self, user_ids: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for user_id in user_ids[:20]:  # a message naming more people is not worth more calls
+            if user_id not in self._known:
+                try:
+                    response = await self._client.users_info(user=user_id)
+                except TRANSPORT_ERRORS as exc:
+                    log.info("no display name for user=%s (%s)", user_id, type(exc).__name__)
+                    continue
+                person = response.get("user") or {}
+                profile = person.get("profile") or {}
+                name = next(
+                    (n for n in (profile.get("display_name"), profile.get("real_name"), person.get("name")) if n),
+                    None,
+                )
+                if not isinstance(name, str):
+                    continue
+                self._known[user_id] = name
+            found[user_id] = self._known[user_id]
+        return found
 
 
 def response_url_check(slack_api_url: str) -> Callable[[str], bool]:

@@ -1,4 +1,9 @@
-"""The store interface every backend satisfies. The records it keeps are in `bot.core.records`."""
+"""The store interfaces: one narrow protocol per kind of state, and `Store`, all of them at once.
+
+Each service takes the narrow protocol it needs (`AlertLog` for the outbox, `Follows` for following,
+`People` for identity…), so what it can touch shows in its type; the SQL store (both backends)
+satisfies every one. The records they keep are in `bot.core.records`.
+"""
 
 from __future__ import annotations
 
@@ -19,18 +24,12 @@ from bot.core.records import (
     UserLink,
 )
 
-__all__ = ["Store"]
+__all__ = ["Actions", "AlertLog", "Follows", "Marks", "People", "Spending", "Store", "Subscriptions"]
 
 
-class Store(Protocol):
-    statements: int  # statements sent since the store opened
+class AlertLog(Protocol):
+    """Every message the bot posts by itself: claimed, posted, edited to its outcome, settled."""
 
-    async def open(self) -> None: ...
-    async def close(self) -> None: ...
-    async def ping(self, now: datetime) -> None:
-        """Raise unless the store takes a write now."""
-
-    # alerts
     async def claim_alert(
         self,
         key: AlertKey,
@@ -61,7 +60,11 @@ class Store(Protocol):
         """Questions and approvals in Slack still waiting for someone."""
         ...
 
-    # subscriptions and the channels they post to
+
+class Subscriptions(Protocol):
+    """Channel subscriptions, runs muted in a conversation, the channels the bot cannot post to,
+    channels' daily summaries and what each channel works on."""
+
     async def add_subscription(self, sub: Subscription) -> Subscription: ...
     async def subscriptions(self, channel: str | None = None) -> list[Subscription]: ...
     async def remove_subscriptions(self, channel: str, ids: list[int] | None) -> int: ...
@@ -73,7 +76,30 @@ class Store(Protocol):
 
     async def broken_channels(self) -> dict[str, str]: ...
 
-    # runs followed in channels
+    # runs muted in a conversation
+    async def mute(self, mute: Mute) -> None:
+        """Mute (or mute again, replacing how long) a run in a conversation."""
+
+    async def unmute(self, channel: str, run_id: str) -> bool: ...
+    async def mutes(self, now: datetime, *, channel: str | None = None, run_id: str | None = None) -> list[Mute]:
+        """The mutes still holding at `now`."""
+        ...
+
+    async def set_summary(self, summary: ChannelSummary) -> None:
+        """Set (or replace) the channel's summary."""
+
+    async def remove_summary(self, channel: str) -> bool: ...
+    async def summaries(self, channel: str | None = None) -> list[ChannelSummary]: ...
+
+    # what channels work on
+    async def set_setup(self, setup: ChannelSetup) -> None: ...
+    async def setup_of(self, channel: str) -> ChannelSetup | None: ...
+    async def remove_setup(self, channel: str) -> bool: ...
+
+
+class Follows(Protocol):
+    """Runs followed in channels: where their live card is, and how far their thread has been told."""
+
     async def add_follow(self, follow: Follow) -> bool:
         """Record the follow; False when the run is already followed in that channel."""
 
@@ -82,7 +108,10 @@ class Store(Protocol):
     async def set_follow_seq(self, run_id: str, channel: str, seq: int) -> None: ...
     async def remove_follow(self, run_id: str, channel: str) -> bool: ...
 
-    # daily summaries, one per channel
+
+class People(Protocol):
+    """Who is who (linked logins), whose runs are whose (the run index), and what each wants to hear of."""
+
     async def add_link(self, link: UserLink) -> str:
         """Link the login unless someone holds it already; returns who holds it now."""
         ...
@@ -109,43 +138,33 @@ class Store(Protocol):
         self, owner: str, logins: list[str], *, statuses: tuple[str, ...] | None = None, hidden: tuple[str, ...] = ()
     ) -> int: ...
     async def indexed_run(self, run_id: str) -> IndexedRun | None: ...
-    async def spend_between(self, start: datetime, end: datetime) -> tuple[int, list[IndexedRun]]:
-        """What the runs last changed in [start, end) have cost (micro-dollars), and the five costliest."""
-        ...
-
     async def set_notify(self, user_id: str, kinds: frozenset[str], now: datetime) -> None: ...
     async def notify_of(self, user_id: str) -> frozenset[str] | None:
         """The kinds of direct message a person chose; None: they never chose (the defaults apply)."""
         ...
 
-    # runs muted in a conversation
-    async def mute(self, mute: Mute) -> None:
-        """Mute (or mute again, replacing how long) a run in a conversation."""
 
-    async def unmute(self, channel: str, run_id: str) -> bool: ...
-    async def mutes(self, now: datetime, *, channel: str | None = None, run_id: str | None = None) -> list[Mute]:
-        """The mutes still holding at `now`."""
+class Spending(Protocol):
+    """What runs cost, as the run index knows it: the day's spend against DAILY_BUDGET_USD."""
+
+    async def spend_between(self, start: datetime, end: datetime) -> tuple[int, list[IndexedRun]]:
+        """What the runs last changed in [start, end) have cost (micro-dollars), and the five costliest."""
         ...
 
-    async def set_summary(self, summary: ChannelSummary) -> None:
-        """Set (or replace) the channel's summary."""
 
-    async def remove_summary(self, channel: str) -> bool: ...
-    async def summaries(self, channel: str | None = None) -> list[ChannelSummary]: ...
+class Marks(Protocol):
+    """Named values the engine keeps between cycles (its watermarks)."""
 
-    # what channels work on
-    async def set_setup(self, setup: ChannelSetup) -> None: ...
-    async def setup_of(self, channel: str) -> ChannelSetup | None: ...
-    async def remove_setup(self, channel: str) -> bool: ...
-
-    # watermarks
     async def get_mark(self, name: str) -> str | None: ...
     async def set_mark(self, name: str, value: str) -> None: ...
     async def add_mark(self, name: str, value: str) -> bool:
         """Set the mark unless it exists; True when this call set it."""
         ...
 
-    # actions taken from Slack
+
+class Actions(Protocol):
+    """What people did from Slack: each action once, settled on every path."""
+
     async def begin_action(self, action: Action, *, stale_before: datetime) -> Action | None:
         """Record `action` as pending; when its key is taken, the earlier action instead.
 
@@ -161,6 +180,16 @@ class Store(Protocol):
         """Actions of `verb` still pending since before `before`: their process died mid-way."""
         ...
 
-    # retention
+
+class Store(AlertLog, Subscriptions, Follows, People, Spending, Marks, Actions, Protocol):
+    """All of the store: what the composition root opens and retention prunes; the SQL store is one."""
+
+    statements: int  # statements sent since the store opened
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ping(self, now: datetime) -> None:
+        """Raise unless the store takes a write now."""
+
     async def forget(self, before: datetime, *, batch: int) -> int:
         """Delete one batch of what ended before `before` and nothing still needs; returns the rows deleted."""

@@ -13,81 +13,14 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from bot.store.sql import (
-    ACTION_OUTCOME,
-    ACTIONS_TABLE,
-    DELIVERY_LEASE,
-    FOLLOWS_TABLE,
-    LINKS_TABLE,
-    MESSAGE_INDEX,
-    MUTES_TABLE,
-    NOTIFY_TABLE,
-    RUNS_COST,
-    RUNS_INDEX,
-    SCALE_INDEXES,
-    SETUPS_TABLE,
-    SUBSCRIPTION_CATCH_UP,
-    SUBSCRIPTION_NARROW,
-    SUMMARIES_TABLE,
-    Row,
-    SQLStore,
-    outcomes_as_json,
-)
+from bot.store.schema import Dialect, migrations
+from bot.store.sql import Row, SQLStore
 
 __all__ = ["MIGRATION_LOCK", "PostgresStore"]
 
 MIGRATION_LOCK = 0x4661_6272_6F00_0001  # "Fabro" + 1: the advisory lock key for migrations
 
-MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE alerts (
-        key TEXT NOT NULL,
-        channel TEXT NOT NULL,
-        run_id TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        state TEXT NOT NULL,
-        ts TEXT,
-        claimed_at TEXT NOT NULL,
-        posted_at TEXT,
-        resolved_at TEXT,
-        outcome TEXT,
-        batch TEXT,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at TEXT,
-        last_error TEXT,
-        unposted INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (key, channel)
-    );
-    CREATE INDEX alerts_by_run ON alerts (run_id);
-    CREATE INDEX alerts_by_state ON alerts (state);
-    CREATE TABLE subscriptions (
-        id BIGSERIAL PRIMARY KEY,
-        channel TEXT NOT NULL,
-        kinds TEXT NOT NULL,
-        repo TEXT,
-        workflow TEXT,
-        labels TEXT NOT NULL DEFAULT '{}',
-        created_by TEXT
-    );
-    CREATE TABLE channels (channel TEXT PRIMARY KEY, broken TEXT NOT NULL);
-    CREATE TABLE marks (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-    """
-    + ACTIONS_TABLE,
-    DELIVERY_LEASE,
-    MESSAGE_INDEX,  # replies in an alert's thread find it by (channel, ts)
-    ACTION_OUTCOME + outcomes_as_json("json_build_object('v', 1, 'verb', 'legacy', 'text', {text})::text"),
-    SUMMARIES_TABLE,
-    FOLLOWS_TABLE,
-    LINKS_TABLE,
-    NOTIFY_TABLE,
-    RUNS_INDEX,
-    SCALE_INDEXES,
-    SUBSCRIPTION_NARROW,
-    MUTES_TABLE,
-    SETUPS_TABLE,
-    SUBSCRIPTION_CATCH_UP,
-    RUNS_COST,
-]
+MIGRATIONS: list[str] = migrations(Dialect.POSTGRES)  # this dialect's steps, as shipped
 
 
 class PostgresStore(SQLStore):

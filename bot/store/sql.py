@@ -1,7 +1,7 @@
 """Store behaviour in portable SQL, shared by the SQLite and PostgreSQL backends.
 
 A backend supplies two primitives, `_execute` (returns the affected row count) and
-`_fetch` (returns rows as dicts), and its own migrations. Statements use `?`
+`_fetch` (returns rows as dicts), and applies the schema's migrations in its dialect (`schema.py`). Statements use `?`
 placeholders; a backend with another paramstyle translates them. Times are stored as
 ISO-8601 text in UTC, which sorts correctly in both databases.
 """
@@ -29,134 +29,12 @@ from bot.core.records import (
     UserLink,
 )
 
-__all__ = [
-    "ACTIONS_TABLE",
-    "ACTION_OUTCOME",
-    "DELIVERY_LEASE",
-    "FOLLOWS_TABLE",
-    "LINKS_TABLE",
-    "MESSAGE_INDEX",
-    "MUTES_TABLE",
-    "NOTIFY_TABLE",
-    "RUNS_COST",
-    "RUNS_INDEX",
-    "SCALE_INDEXES",
-    "SETUPS_TABLE",
-    "SUBSCRIPTION_CATCH_UP",
-    "SUBSCRIPTION_NARROW",
-    "SUMMARIES_TABLE",
-    "TERMINAL_BUCKETS",
-    "SQLStore",
-    "outcomes_as_json",
-]
+__all__ = ["TERMINAL_BUCKETS", "Row", "SQLStore"]
 
 log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 
-# Schema pieces that read the same in both dialects, shared by their migrations. Shipped
-# migrations never change: a new shape is a new migration in each backend.
-ACTIONS_TABLE = """
-    CREATE TABLE actions (
-        key TEXT PRIMARY KEY,
-        run_id TEXT NOT NULL,
-        action TEXT NOT NULL,
-        user_id TEXT NOT NULL,
-        requested_at TEXT NOT NULL,
-        state TEXT NOT NULL,
-        detail TEXT,
-        result TEXT
-    );
-    CREATE INDEX actions_by_run ON actions (run_id);
-"""
-DELIVERY_LEASE = """
-    ALTER TABLE alerts ADD COLUMN owner TEXT;
-    ALTER TABLE alerts ADD COLUMN lease_until TEXT;
-"""
-MESSAGE_INDEX = """
-    CREATE INDEX alerts_by_message ON alerts (channel, ts);
-"""
-# Outcomes became data (JSON); rows written before keep their rendered text as a legacy outcome.
-ACTION_OUTCOME = """
-    ALTER TABLE actions ADD COLUMN outcome TEXT;
-"""
-
-
-FOLLOWS_TABLE = """
-    CREATE TABLE follows (
-        run_id TEXT NOT NULL,
-        channel TEXT NOT NULL,
-        ts TEXT NOT NULL,
-        last_seq INTEGER NOT NULL DEFAULT 0,
-        created_by TEXT,
-        created_at TEXT NOT NULL,
-        PRIMARY KEY (run_id, channel)
-    );
-    CREATE INDEX follows_by_message ON follows (channel, ts);
-"""
-SUMMARIES_TABLE = """
-    CREATE TABLE summaries (
-        channel TEXT PRIMARY KEY,
-        at TEXT NOT NULL,
-        tz TEXT NOT NULL,
-        created_by TEXT,
-        created_at TEXT NOT NULL
-    );
-"""
-
-# A Fabro login (lower case) belongs to one Slack user; a user may hold several logins.
-LINKS_TABLE = """
-    CREATE TABLE links (
-        login TEXT PRIMARY KEY,
-        user_id TEXT NOT NULL,
-        created_at TEXT NOT NULL
-    );
-    CREATE INDEX links_by_user ON links (user_id);
-"""
-
-# What each person wants to hear of in direct messages; no row: the defaults.
-NOTIFY_TABLE = """
-    CREATE TABLE notify (
-        user_id TEXT PRIMARY KEY,
-        kinds TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    );
-"""
-
-# Fabro cannot list runs by who started them: the bot keeps its own index of the runs it has seen.
-RUNS_INDEX = """
-    CREATE TABLE runs (
-        run_id TEXT PRIMARY KEY,
-        owner TEXT,
-        login TEXT,
-        status TEXT NOT NULL,
-        title TEXT NOT NULL,
-        web_url TEXT,
-        updated_at TEXT NOT NULL
-    );
-    CREATE INDEX runs_by_owner ON runs (owner, updated_at);
-    CREATE INDEX runs_by_login ON runs (login, updated_at);
-"""
-
-# Who started a run and what to leave out (`by:`, `-by:`, `-repo:`, `-workflow:`), as JSON.
-SUBSCRIPTION_NARROW = """
-    ALTER TABLE subscriptions ADD COLUMN narrow TEXT;
-"""
-
-
-# What every cycle reads stays constant as history grows: the deliveries due and the alerts still
-# waiting are read through partial indexes that hold only those rows (the queries repeat these
-# predicates word for word, which is how SQLite matches a partial index); retention walks the
-# rest by age. The plain index on state served neither once settled alerts piled up.
-SCALE_INDEXES = """
-    CREATE INDEX alerts_due ON alerts (claimed_at)
-        WHERE state = 'claimed' OR (state = 'posted' AND outcome IS NOT NULL);
-    CREATE INDEX alerts_waiting ON alerts (kind, claimed_at) WHERE state = 'posted' AND outcome IS NULL;
-    CREATE INDEX alerts_by_age ON alerts (claimed_at);
-    DROP INDEX alerts_by_state;
-    CREATE INDEX actions_by_age ON actions (requested_at);
-    CREATE INDEX runs_by_age ON runs (updated_at);
-"""
 
 # The buckets of runs that ended: only their index entries and follows are ever forgotten.
 TERMINAL_BUCKETS = ("succeeded", "failed", "archived", "dead")
@@ -176,52 +54,6 @@ _FORGETTABLE_RUNS = """
     AND NOT EXISTS (SELECT 1 FROM follows f WHERE f.run_id = a.run_id)
     ORDER BY a.claimed_at LIMIT ?
 """
-
-# Runs muted in a conversation (`until` NULL: for the rest of the run).
-MUTES_TABLE = """
-    CREATE TABLE mutes (
-        channel TEXT NOT NULL,
-        run_id TEXT NOT NULL,
-        until TEXT,
-        created_by TEXT,
-        created_at TEXT NOT NULL,
-        PRIMARY KEY (channel, run_id)
-    );
-    CREATE INDEX mutes_by_run ON mutes (run_id);
-"""
-
-# What each channel works on when work is started from it (`/runs setup`).
-SETUPS_TABLE = """
-    CREATE TABLE setups (
-        channel TEXT PRIMARY KEY,
-        repository TEXT NOT NULL,
-        branch TEXT,
-        workflow TEXT NOT NULL,
-        set_by TEXT NOT NULL,
-        set_at TEXT NOT NULL
-    );
-"""
-
-# A new subscription posts, once, the questions and approvals already waiting that it matches:
-# those made before this migration count as told.
-SUBSCRIPTION_CATCH_UP = """
-    ALTER TABLE subscriptions ADD COLUMN caught_up INTEGER NOT NULL DEFAULT 1;
-"""
-
-# What each indexed run has cost, for the day's spend against DAILY_BUDGET_USD.
-RUNS_COST = """
-    ALTER TABLE runs ADD COLUMN cost_micros INTEGER;
-"""
-
-
-def outcomes_as_json(json_object: str) -> str:
-    """The data half of that migration, given the dialect's way to build a JSON object as text."""
-    return f"""
-    UPDATE actions SET outcome = {json_object.format(text="result")}, result = NULL
-        WHERE state = 'done' AND result IS NOT NULL;
-    UPDATE alerts SET outcome = {json_object.format(text="outcome")}
-        WHERE outcome IS NOT NULL AND substr(outcome, 1, 1) <> '{{';
-    """
 
 
 # The queries every cycle runs, with their states written out so that they match the partial
@@ -407,9 +239,17 @@ class SQLStore:
 
     async def add_follow(self, follow: Follow) -> bool:
         inserted = await self._execute(
-            "INSERT INTO follows (run_id, channel, ts, last_seq, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (run_id, channel) DO NOTHING",
-            (follow.run_id, follow.channel, follow.ts, follow.last_seq, follow.created_by, _iso(follow.created_at)),
+            "INSERT INTO follows (run_id, channel, ts, last_seq, created_by, created_at, thread_ts)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, channel) DO NOTHING",
+            (
+                follow.run_id,
+                follow.channel,
+                follow.ts,
+                follow.last_seq,
+                follow.created_by,
+                _iso(follow.created_at),
+                follow.thread_ts,
+            ),
         )
         return inserted == 1
 
@@ -421,7 +261,9 @@ class SQLStore:
         return [_follow(r) for r in rows]
 
     async def follow_at(self, channel: str, ts: str) -> Follow | None:
-        rows = await self._fetch("SELECT * FROM follows WHERE channel = ? AND ts = ?", (channel, ts))
+        rows = await self._fetch(
+            "SELECT * FROM follows WHERE channel = ? AND (ts = ? OR thread_ts = ?)", (channel, ts, ts)
+        )
         return _follow(rows[0]) if rows else None
 
     async def set_follow_seq(self, run_id: str, channel: str, seq: int) -> None:
@@ -438,8 +280,8 @@ class SQLStore:
     async def add_link(self, link: UserLink) -> str:
         """Link `login` to `user_id` unless it is someone's already; returns who holds it now."""
         await self._execute(
-            "INSERT INTO links (login, user_id, created_at) VALUES (?, ?, ?) ON CONFLICT (login) DO NOTHING",
-            (link.login, link.user_id, _iso(link.created_at)),
+            "INSERT INTO links (login, user_id, created_at, proof) VALUES (?, ?, ?, ?) ON CONFLICT (login) DO NOTHING",
+            (link.login, link.user_id, _iso(link.created_at), link.proof),
         )
         rows = await self._fetch("SELECT user_id FROM links WHERE login = ?", (link.login,))
         return str(rows[0]["user_id"]) if rows else link.user_id
@@ -453,7 +295,8 @@ class SQLStore:
             sql, params = sql + " WHERE login = ?", (login,)
         rows = await self._fetch(sql + " ORDER BY login", params)
         return [
-            UserLink(r["login"], r["user_id"], _time(r["created_at"]) or datetime.fromtimestamp(0, UTC)) for r in rows
+            UserLink(r["login"], r["user_id"], _time(r["created_at"]) or datetime.fromtimestamp(0, UTC), r.get("proof"))
+            for r in rows
         ]
 
     async def remove_links(self, user_id: str, login: str | None = None) -> int:
@@ -804,6 +647,7 @@ def _follow(row: Row) -> Follow:
         created_by=row["created_by"],
         created_at=datetime.fromisoformat(row["created_at"]),
         last_seq=int(row["last_seq"] or 0),
+        thread_ts=row.get("thread_ts"),
     )
 
 

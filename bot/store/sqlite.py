@@ -10,26 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.store.sql import (
-    ACTION_OUTCOME,
-    ACTIONS_TABLE,
-    DELIVERY_LEASE,
-    FOLLOWS_TABLE,
-    LINKS_TABLE,
-    MESSAGE_INDEX,
-    MUTES_TABLE,
-    NOTIFY_TABLE,
-    RUNS_COST,
-    RUNS_INDEX,
-    SCALE_INDEXES,
-    SETUPS_TABLE,
-    SUBSCRIPTION_CATCH_UP,
-    SUBSCRIPTION_NARROW,
-    SUMMARIES_TABLE,
-    Row,
-    SQLStore,
-    outcomes_as_json,
-)
+from bot.store.schema import Dialect, migrations
+from bot.store.sql import Row, SQLStore
 
 __all__ = ["SQLiteStore", "StoreGone"]
 
@@ -42,62 +24,7 @@ class StoreGone(RuntimeError):
 
 T = TypeVar("T")
 
-MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE alerts (
-        key TEXT NOT NULL,
-        channel TEXT NOT NULL,
-        run_id TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        state TEXT NOT NULL,
-        ts TEXT,
-        claimed_at TEXT NOT NULL,
-        posted_at TEXT,
-        resolved_at TEXT,
-        outcome TEXT,
-        PRIMARY KEY (key, channel)
-    );
-    CREATE INDEX alerts_by_run ON alerts (run_id);
-    CREATE INDEX alerts_by_state ON alerts (state);
-    CREATE TABLE subscriptions (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        channel TEXT NOT NULL,
-        kinds TEXT NOT NULL,
-        repo TEXT,
-        workflow TEXT,
-        labels TEXT NOT NULL DEFAULT '{}',
-        created_by TEXT,
-        broken TEXT
-    );
-    CREATE TABLE marks (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-    """,
-    """
-    ALTER TABLE alerts ADD COLUMN batch TEXT;
-    ALTER TABLE alerts ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE alerts ADD COLUMN next_attempt_at TEXT;
-    ALTER TABLE alerts ADD COLUMN last_error TEXT;
-    ALTER TABLE alerts ADD COLUMN unposted INTEGER NOT NULL DEFAULT 0;
-    CREATE TABLE channels (channel TEXT PRIMARY KEY, broken TEXT NOT NULL);
-    INSERT INTO channels (channel, broken)
-        SELECT channel, MAX(broken) FROM subscriptions WHERE broken IS NOT NULL GROUP BY channel;
-    ALTER TABLE subscriptions DROP COLUMN broken;
-    """
-    + ACTIONS_TABLE,
-    DELIVERY_LEASE,
-    MESSAGE_INDEX,  # replies in an alert's thread find it by (channel, ts)
-    ACTION_OUTCOME + outcomes_as_json("json_object('v', 1, 'verb', 'legacy', 'text', {text})"),
-    SUMMARIES_TABLE,
-    FOLLOWS_TABLE,
-    LINKS_TABLE,
-    NOTIFY_TABLE,
-    RUNS_INDEX,
-    SCALE_INDEXES,
-    SUBSCRIPTION_NARROW,
-    MUTES_TABLE,
-    SETUPS_TABLE,
-    SUBSCRIPTION_CATCH_UP,
-    RUNS_COST,
-]
+MIGRATIONS: list[str] = migrations(Dialect.SQLITE)  # this dialect's steps, as shipped
 
 
 class SQLiteStore(SQLStore):

@@ -8,7 +8,10 @@ One cycle:
 2. Reconcile each changed run: claim the alerts it deserves in the store (a unique key per
    alert and channel decides each alert once), and record the outcome of posted alerts that
    no longer hold. The watermark moves only after that, so a crash replays the cycle.
-3. Deliver (`delivery.py`): post what is claimed, edit what has an outcome.
+3. Decide again the claims left from earlier passes (a crash, Slack refusing): still current,
+   or settled as not posted. Steps 1–3 are `decide`; it returns a `Fresh` for the outbox.
+4. Deliver (`delivery.py`, the outbox): post what is claimed, edit what has an outcome. The
+   leader's tick calls `decide` then `Delivery.deliver`; `cycle` does both, for tests and tools.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
+from bot.blocks.presentation import Presentation
 from bot.core.keys import ActionScope, ActionState, AlertKey, AlertKind
 from bot.core.outcomes import Outcome, OutcomeVerb, events_tell, outcome_of
 from bot.core.records import AlertState, IndexedRun, Subscription
@@ -30,11 +35,11 @@ from bot.fabro.filters import RunFilter
 from bot.fabro.models import Question, Run
 from bot.failpoints import crash_point
 from bot.people.notify import Personal
-from bot.store.base import Store
+from bot.store.base import Actions, AlertLog, Marks, Spending, Subscriptions
 from bot.telling.delivery import CycleReport, Delivery, Fresh
 from bot.telling.rules import DEFAULT_KINDS, Wanted, channels_for, matches, wanted_alerts
 
-__all__ = ["Alerter", "CycleReport", "Watermark"]
+__all__ = ["Alerter", "CycleReport", "Watermark", "log_cycle"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,11 @@ def changed_at(run: Run) -> datetime | None:
     """
     when = run.updated_at
     return when.replace(microsecond=when.microsecond // 1000 * 1000) if when else None
+
+
+class EngineStore(AlertLog, Actions, Marks, Subscriptions, Spending, Protocol):
+    """What the engine reads and claims: the alert log, actions taken, its watermarks, subscriptions,
+    and the day's spend (for DAILY_BUDGET_USD)."""
 
 
 @dataclass(frozen=True)
@@ -85,12 +95,12 @@ class Watermark:
 class Alerter:
     """Polls Fabro and keeps channel alerts exactly once and up to date."""
 
-    store: Store
+    store: EngineStore
     fabro: FabroClient
     clock: Callable[[], datetime]
     delivery: Delivery  # posts what this engine claims
     default_channel: str | None = None
-    web_base: str | None = None
+    presentation: Presentation = field(default_factory=Presentation)
     personal: Personal | None = None  # direct messages to the person a run waits on
     cost_alert_usd: float | None = None  # COST_ALERT_USD
     daily_budget_usd: float | None = None  # DAILY_BUDGET_USD
@@ -125,12 +135,20 @@ class Alerter:
         return subs
 
     async def cycle(self) -> CycleReport:
-        """Poll, reconcile and deliver once. Never raises for Fabro or Slack trouble."""
+        """Decide, then deliver: one whole pass. Never raises for Fabro or Slack trouble."""
+        report, fresh = await self.decide()
+        if report.skipped != "closed":
+            await self.delivery.deliver(report, fresh)
+            log_cycle(report)
+        return report
+
+    async def decide(self) -> tuple[CycleReport, Fresh]:
+        """Poll, reconcile and claim once; what the outbox should post next. Never raises for Fabro trouble."""
         async with self._lock:
             report = CycleReport()
             if self._closed:
                 report.skipped = "closed"
-                return report
+                return report, Fresh()
             self._fresh = Fresh()
             self.changed_runs = None
             subs = await self.subscriptions()
@@ -150,21 +168,12 @@ class Alerter:
                         "alert poll skipped: %s (request_id=%s); changes will be picked up when Fabro answers",
                         exc,
                         exc.request_id,
+                        extra={"request_id": exc.request_id},
                     )
             await self._claim_summaries(report)
             await self._claim_budgets(subs, report)
-            await self.delivery.deliver(report, self._fresh)
-            if report.claimed or report.posted or report.updated or report.failed:
-                log.info(
-                    "alert cycle: %d changed runs, %d claimed, %d posted (%d digests), %d updated, %d failed",
-                    report.changed,
-                    report.claimed,
-                    report.posted,
-                    report.digests,
-                    report.updated,
-                    report.failed,
-                )
-            return report
+            await self._decide_leftovers()
+            return report, self._fresh
 
     async def _claim_budgets(self, subs: list[Subscription], report: CycleReport) -> None:
         """Once the day's spend (from the run index, in each channel's summary time zone or UTC) crosses
@@ -200,13 +209,20 @@ class Alerter:
 
     async def reconcile_run(self, run_id: str) -> CycleReport:
         """Reconcile one run now (the event stream saw it change) and deliver, exactly as a cycle would."""
+        report, fresh = await self.decide_run(run_id)
+        if report.skipped is None:
+            await self.delivery.deliver(report, fresh)
+        return report
+
+    async def decide_run(self, run_id: str) -> tuple[CycleReport, Fresh]:
+        """Reconcile one run now and claim what it deserves, as `decide` would for it."""
         async with self._lock:
             report = CycleReport()
             subs = await self.subscriptions()
             # Before the first cycle has drawn the line between history and news, wait for it.
             if self._closed or not subs or await self.store.get_mark(WATERMARK) is None:
                 report.skipped = "not ready"
-                return report
+                return report, Fresh()
             await self._load_history_mark()
             self._fresh = Fresh()
             try:
@@ -215,12 +231,49 @@ class Alerter:
             except FabroError as exc:
                 report.skipped = "fabro"
                 log.info("live alert for %s deferred to the next poll: %s", run_id, exc)
-                return report
+                return report, Fresh()
             report.changed = 1
             if report.claimed:
                 crash_point("alert.claimed")
-            await self.delivery.deliver(report, self._fresh)
-            return report
+            await self._decide_leftovers()
+            return report, self._fresh
+
+    async def _decide_leftovers(self) -> None:
+        """Claims left by an earlier pass (a crash, Slack refusing, a lapsed lease) are decided again
+        from what Fabro says now: still current (and how to render it), or no longer (settled by the
+        outbox as not posted, once it has looked whether a crash left it in Slack after all)."""
+        now, lease = self.clock(), self.delivery.lease
+        questions_of: dict[str, list[Question]] = {}  # read once per run, for every channel and DM
+        for alert in await self.store.deliveries_due(now):
+            place = (alert.key, alert.channel)
+            if (
+                alert.state is not AlertState.CLAIMED
+                or alert.kind.posted_by_sender
+                or alert.kind in (AlertKind.SUMMARY, AlertKind.BUDGET)  # read when it is posted
+                or alert.batch  # a digest names its runs only
+                or place in self._fresh.claims
+                or self.delivery.holds(place)
+            ):
+                continue
+            # Only a claim this process may deliver: another replica may be posting it right now.
+            if not await self.store.take_over(*place, owner=lease.owner, now=now, until=lease.hold_until(now)):
+                continue
+            try:
+                run = self._fresh.runs.get(alert.run_id) or await self.fabro.get_run(alert.run_id)
+                self._fresh.runs[run.id] = run
+                questions = None
+                if alert.kind is AlertKind.QUESTION:
+                    if run.id not in questions_of:
+                        questions_of[run.id] = await self.fabro.list_questions(run.id)
+                    questions = questions_of[run.id]
+            except FabroError as exc:
+                self._fresh.unreadable[place] = f"fabro: {exc}"
+                continue
+            wanted = wanted_alerts(run, questions, cost_over_usd=self.cost_alert_usd)
+            decided = next((w for w in wanted if w.key == alert.key), None)
+            if decided is None and alert.kind is AlertKind.COST:
+                decided = Wanted(alert.key, run)  # a cost once crossed stays crossed, whatever the setting now
+            self._fresh.decided[place] = decided
 
     async def _poll(self, subs: list[Subscription], report: CycleReport) -> None:
         mark = Watermark.load(await self.store.get_mark(WATERMARK))
@@ -246,7 +299,13 @@ class Alerter:
                 await self.reconcile(run, subs, fresh=fresh, report=report)
             except FabroUnreadable as exc:
                 # What Fabro sent about this run cannot be read: it costs this run, not the cycle.
-                log.warning("run %s left out of this alert cycle: %s (request_id=%s)", run.id, exc, exc.request_id)
+                log.warning(
+                    "run %s left out of this alert cycle: %s (request_id=%s)",
+                    run.id,
+                    exc,
+                    exc.request_id,
+                    extra={"request_id": exc.request_id},
+                )
                 continue
             if changed_at(run) == newest.at:
                 at_mark[run.id] = state
@@ -385,10 +444,8 @@ class Alerter:
         if fresh:
             await self._index(run)
         now = self.clock()
-        # Thread replies (followed runs, reminders) are not alerts about the run's state.
-        existing = [
-            a for a in await self.store.alerts_for_run(run.id) if a.kind not in (AlertKind.UPDATE, AlertKind.REPLY)
-        ]
+        # Thread replies, reminders and announcements are not alerts about the run's state.
+        existing = [a for a in await self.store.alerts_for_run(run.id) if not a.kind.posted_by_sender]
         questions: list[Question] | None = None
         if fresh and read_questions and run.bucket == "blocked":
             try:
@@ -442,7 +499,7 @@ class Alerter:
                         outcome = outcome.by(cancelled_by)
                 await self.store.set_outcome(alert.key, alert.channel, outcome)
         if run.retried_from:
-            retried = Outcome(OutcomeVerb.RETRIED, run_id=run.id, run_url=run.web_url(self.web_base))
+            retried = Outcome(OutcomeVerb.RETRIED, run_id=run.id, run_url=run.web_url(self.presentation.web_base))
             for alert in await self.store.alerts_for_run(run.retried_from):
                 if alert.kind is AlertKind.FAILED and alert.state is AlertState.POSTED and alert.outcome is None:
                     await self.store.set_outcome(alert.key, alert.channel, retried)
@@ -450,7 +507,7 @@ class Alerter:
     async def _index(self, run: Run) -> None:
         """Remember the run for Home, and tell Home whom the change concerns."""
         if self.personal is not None:
-            before, after = await self.personal.index(run, self.web_base)
+            before, after = await self.personal.index(run, self.presentation.web_base)
             if self.on_index is not None:
                 self.on_index(before, after)
 
@@ -466,6 +523,19 @@ class Alerter:
             else wanted.run.timestamps.completed_at or wanted.run.updated_at
         )
         return failed_at is None or failed_at > self._history_before
+
+
+def log_cycle(report: CycleReport) -> None:
+    if report.claimed or report.posted or report.updated or report.failed:
+        log.info(
+            "alert cycle: %d changed runs, %d claimed, %d posted (%d digests), %d updated, %d failed",
+            report.changed,
+            report.claimed,
+            report.posted,
+            report.digests,
+            report.updated,
+            report.failed,
+        )
 
 
 def _listing(*, limit: int, offset: int = 0, status: str | None = None) -> RunFilter:

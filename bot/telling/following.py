@@ -21,30 +21,36 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.live import live_card, update_reply
+from bot.blocks.presentation import Presentation
 from bot.core.errors import CannotPost, FollowLimit, Refusal, Refused
 from bot.core.keys import AlertKey, AlertKind
 from bot.core.records import Follow
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
 from bot.fabro.models import Run, RunEvent
+from bot.people.permissions import ActionClass, Permissions
 from bot.slack.webapi import CHANNEL_ERRORS, TRANSPORT_ERRORS, EditBudget, slack_error
-from bot.store.base import Store
-from bot.telling.once import post_once
+from bot.store.base import AlertLog, Follows
+from bot.telling.delivery import Delivery
 
 __all__ = ["CardEditor", "Follower"]
 
 log = logging.getLogger(__name__)
 
 _END_EVENTS = frozenset({"run.completed", "run.failed"})
+
+
+class FollowStore(Follows, AlertLog, Protocol):
+    """What following touches: the follows, and the alerts a live card may sit on."""
 
 
 @dataclass
@@ -99,13 +105,15 @@ class CardEditor:
 
 @dataclass
 class Follower:
-    store: Store
+    store: FollowStore
     fabro: FabroClient
-    slack: AsyncWebClient
+    outbox: Delivery  # posts the live card and each thread reply (once, across crashes)
     clock: Callable[[], datetime]
     editor: CardEditor
-    web_base: str | None = None
-    follow_max: int = 50
+    presentation: Presentation = field(default_factory=Presentation)
+    follow_max: int = 50  # runs followed in one channel; one person may hold a quarter of them
+    permissions: Permissions | None = None  # unfollowing someone else's follow needs ALLOW_OPERATE
+    owner_of: Callable[[Run], Awaitable[str | None]] | None = None
     _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, init=False)
     _followed: set[str] = field(default_factory=set, init=False)  # run ids, as of the last pass
     _synced: bool = field(default=False, init=False)  # a full pass was made since this process led
@@ -115,7 +123,15 @@ class Follower:
 
     # -- following and unfollowing ---------------------------------------------------------------
 
-    async def follow(self, selector: str, *, channel: str, user_id: str, message_ts: str | None = None) -> Follow:
+    async def follow(
+        self,
+        selector: str,
+        *,
+        channel: str,
+        user_id: str,
+        message_ts: str | None = None,
+        thread_ts: str | None = None,
+    ) -> Follow:
         """Follow a run in `channel`: on the alert message `message_ts` when it is one of ours, else on a
         live card posted there for everyone."""
         run = await self.fabro.find_run(selector)
@@ -124,42 +140,53 @@ class Follower:
         for existing in await self.store.follows(run.id):
             if existing.channel == channel:
                 return existing
-        if len(await self.store.follows()) >= self.follow_max:
+        here = [f for f in await self.store.follows() if f.channel == channel]
+        if len(here) >= self.follow_max:
             raise FollowLimit(self.follow_max)
+        share = max(1, self.follow_max // 4)
+        if len([f for f in here if f.created_by == user_id]) >= share:
+            raise FollowLimit(self.follow_max, per_person=share)
         # Where the thread starts: what happened before the follow is not retold, and nothing after it
         # is missed (read before the card exists, so an event while it is posted is still told).
         recent = await self.fabro.recent_events(run.id, limit=1)
         last_seq = max((e.seq or 0 for e in recent), default=0)
-        card = live_card(run, await self._stages(run.id), now=self.clock(), web_base=self.web_base)
+        card = live_card(run, await self._stages(run.id), now=self.clock(), web_base=self.presentation.web_base)
         on_alert = message_ts is not None and bool(await self.store.alerts_at(channel, message_ts))
         if on_alert and message_ts is not None:
             ts = message_ts
             await self.editor.edit(channel, ts, card)
         else:
-            ts = await self._post_card(channel, card)
-        follow = Follow(run.id, channel, ts, user_id, self.clock(), last_seq)
+            ts = await self._post_card(channel, card, thread_ts)
+        follow = Follow(run.id, channel, ts, user_id, self.clock(), last_seq, None if on_alert else thread_ts)
         await self.store.add_follow(follow)
         self._followed.add(run.id)
         log.info("user=%s follows run %s in %s (card %s)", user_id, run.id, channel, ts)
         return follow
 
-    async def unfollow(self, selector: str, *, channel: str) -> Run | None:
+    async def unfollow(self, selector: str, *, channel: str, user_id: str | None = None) -> Run | None:
         run = await self.fabro.find_run(selector)
+        mine = [f for f in await self.store.follows(run.id) if f.channel == channel]
+        if self.permissions is not None and mine and user_id is not None and mine[0].created_by != user_id:
+            owner_of = self.owner_of
+
+            async def owner() -> str | None:
+                return await owner_of(run) if owner_of is not None else None
+
+            await self.permissions.check(
+                ActionClass.OPERATE, user_id, owner, what="stop someone else's follow of this run"
+            )
         removed = await self.store.remove_follow(run.id, channel)
         if not await self.store.follows(run.id):
             self._followed.discard(run.id)
         return run if removed else None
 
-    async def _post_card(self, channel: str, card: dict[str, Any]) -> str:
+    async def _post_card(self, channel: str, card: dict[str, Any], thread_ts: str | None = None) -> str:
         try:
-            posted = await self.slack.chat_postMessage(
-                channel=channel, text=card["text"], blocks=card["blocks"], unfurl_links=False, unfurl_media=False
-            )
+            return await self.outbox.post_now(channel, card, thread_ts=thread_ts)
         except SlackApiError as exc:
             if slack_error(exc) in CHANNEL_ERRORS or slack_error(exc) in ("not_allowed", "cannot_dm_bot"):
                 raise CannotPost(channel, slack_error(exc)) from exc
             raise
-        return str(posted["ts"])
 
     # -- keeping up ------------------------------------------------------------------------------------
 
@@ -235,13 +262,13 @@ class Follower:
         for event in events:
             question = AlertKey(AlertKind.QUESTION, run.id, str(event.properties.get("question_id") or "?"))
             reply = update_reply(
-                event, run, now=self.clock(), web_base=self.web_base, with_controls=question not in alerted
+                event, run, now=self.clock(), web_base=self.presentation.web_base, with_controls=question not in alerted
             )
             if reply is not None:
                 await self._reply(follow, event.seq or 0, reply)
             await self.store.set_follow_seq(follow.run_id, follow.channel, event.seq or 0)
             ended = ended or event.event in _END_EVENTS
-        card = live_card(run, await self._stages(run.id), now=self.clock(), web_base=self.web_base)
+        card = live_card(run, await self._stages(run.id), now=self.clock(), web_base=self.presentation.web_base)
         await self.editor.edit(follow.channel, follow.ts, card)
         if ended or run.is_terminal:
             await self.store.remove_follow(follow.run_id, follow.channel)
@@ -250,9 +277,7 @@ class Follower:
     async def _reply(self, follow: Follow, seq: int, reply: dict[str, Any]) -> None:
         """Post one thread reply exactly once, across crashes."""
         key = AlertKey(AlertKind.UPDATE, follow.run_id, str(seq))
-        await post_once(
-            self.store, self.slack, self.clock, key, follow.channel, reply, thread_ts=follow.ts, crash_prefix="follow"
-        )
+        await self.outbox.post_once(key, follow.channel, reply, thread_ts=follow.replies_to, crash_prefix="follow")
 
     async def _stages(self, run_id: str) -> list[Any]:
         try:

@@ -29,10 +29,8 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks import kit
-from bot.blocks.controls import approval_controls, question_controls, retry_control
-from bot.blocks.runs import STATUS_EMOJI, UNKNOWN_EMOJI, link_buttons, run_summary
-from bot.blocks.text import ago, clip, escape, link
+from bot.blocks.home import home_view
+from bot.blocks.presentation import Presentation
 from bot.core.records import IndexedRun
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
@@ -41,8 +39,8 @@ from bot.fabro.models import Run
 from bot.people.identity import Linker
 from bot.people.mine import my_runs
 from bot.people.notify import Personal
-from bot.slack.webapi import EditBudget, slack_error
-from bot.store.base import Store
+from bot.slack.webapi import TRANSPORT_ERRORS, EditBudget, slack_error
+from bot.store.base import People
 
 __all__ = ["REPUBLISH_EVERY", "Home", "Waiting"]
 
@@ -50,7 +48,6 @@ log = logging.getLogger(__name__)
 
 REPUBLISH_EVERY = 10.0  # seconds, per person
 WAITING_FOR = 5.0  # seconds one read of the waiting runs serves opens
-WAITING_ON_ANYONE = 8  # shown before "… and N more"
 YOUR_RUNS = 10
 MAX_VIEWERS = 10_000  # people whose Home is kept up to date; the longest unseen is forgotten first
 WAITING_PAGES = 50  # of 100 waiting runs each: a bound, far above what a team keeps waiting
@@ -78,13 +75,12 @@ class _Viewer:
 
 @dataclass
 class Home:
-    store: Store
+    store: People
     fabro: FabroClient
     linker: Linker
     personal: Personal
     clock: Callable[[], datetime]
-    web_base: str | None = None
-    command: str = "/runs"
+    presentation: Presentation = field(default_factory=Presentation)
     monotonic: Callable[[], float] = time.monotonic
     budget: EditBudget = field(default_factory=lambda: EditBudget(per_minute=100))  # views.publish, Tier 4
     max_viewers: int = MAX_VIEWERS
@@ -112,39 +108,20 @@ class Home:
         if logins is None:
             pinned, linked = await self.linker.logins_of(user_id)
             logins = pinned + linked
-        blocks: list[dict[str, Any]] = [kit.header("Fabro runs")]
-        if notice:
-            blocks.append(kit.context(clip(notice, 1000), block_id="home:notice"))
-        if not logins:
-            blocks.append(
-                kit.section(
-                    ":wave: Link your GitHub login to see what waits on you here and get direct messages about"
-                    f" your runs: `{escape(self.command)} link <login>`."
-                )
-            )
         waiting = waiting or await self.waiting()
-        unavailable = waiting.unavailable
-        mine = [run for run, owner in waiting.runs if owner == user_id]
-        others = [run for run, owner in waiting.runs if owner != user_id]
-        if logins:
-            blocks.append(kit.header("Waiting on you"))
-            if unavailable:
-                blocks.append(kit.context(":warning: Fabro did not answer; this shows again when it does."))
-            elif not mine:
-                blocks.append(kit.context("Nothing is waiting on you."))
-            for run in mine:
-                blocks += self._waiting(run, now)
-        blocks.append(kit.header("Waiting on anyone"))
-        if not others and not unavailable:
-            blocks.append(kit.context("Nothing else is waiting."))
-        for run in others[:WAITING_ON_ANYONE]:
-            blocks += self._waiting(run, now)
-        if len(others) > WAITING_ON_ANYONE:
-            more = len(others) - WAITING_ON_ANYONE
-            blocks.append(kit.context(f"… and {more} more: `{escape(self.command)} blocked pending` lists them."))
-        if logins:
-            blocks += await self._your_runs(user_id, logins, now)
-        return {"type": "home", "blocks": kit.within_budget(blocks[:100])}
+        yours = await my_runs(self.store, user_id, logins, limit=YOUR_RUNS) if logins else None
+        return home_view(
+            notice=notice,
+            linked=bool(logins),
+            mine=[run for run, owner in waiting.runs if owner == user_id],
+            others=[run for run, owner in waiting.runs if owner != user_id],
+            unavailable=waiting.unavailable,
+            yours=yours.entries if yours is not None else None,
+            yours_total=yours.total if yours is not None else 0,
+            now=now,
+            web_base=self.presentation.web_base,
+            command=self.presentation.command,
+        )
 
     async def waiting(self, *, fresh: bool = False) -> Waiting:
         """Every question and approval waiting in Fabro, the oldest first, with whose run it is.
@@ -176,31 +153,6 @@ class Home:
         waiting = Waiting([(run, await self.personal.owner_of(run)) for run in runs])
         self._held = (self.monotonic(), waiting)
         return waiting
-
-    async def _your_runs(self, user_id: str, logins: list[str], now: datetime) -> list[dict[str, Any]]:
-        blocks = [kit.header("Your runs")]
-        mine = await my_runs(self.store, user_id, logins, limit=YOUR_RUNS)
-        if not mine.entries:
-            blocks.append(kit.context("No runs of yours seen yet."))
-        for entry in mine.entries:
-            emoji = STATUS_EMOJI.get(entry.status, UNKNOWN_EMOJI)
-            title = link(entry.web_url, clip(escape(entry.title), 120)) if entry.web_url else escape(entry.title)
-            when = ago(entry.updated_at, now) or ""
-            blocks.append(kit.section(f"{emoji} *{escape(entry.status)}* — {title} · `{entry.run_id[:10]}` · {when}"))
-            if entry.status == "failed":
-                blocks += retry_control(entry.run_id)
-        if mine.total > len(mine.entries):
-            more = mine.total - len(mine.entries)
-            blocks.append(kit.context(f"… and {more} more: `{escape(self.command)} mine` lists them."))
-        return blocks
-
-    def _waiting(self, run: Run, now: datetime) -> list[dict[str, Any]]:
-        """The run, the same controls as its card (answering, approving), and its links."""
-        question = run.current_question
-        controls = question_controls(run, question) if question else approval_controls(run)
-        buttons = link_buttons(run, self.web_base, follow=False)
-        blocks = [kit.section(run_summary(run, now)), *controls, kit.actions(*buttons)]
-        return [b for b in blocks if b]
 
     async def publish(
         self,
@@ -235,8 +187,10 @@ class Home:
         self.budget.spend()
         try:
             await client.views_publish(user_id=user_id, view=view)
-        except SlackApiError as exc:
-            log.warning("Home of %s not published: %s", user_id, slack_error(exc))
+        except TRANSPORT_ERRORS as exc:
+            # It costs this one Home: the others of a refresh still go.
+            reason = slack_error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__
+            log.warning("Home of %s not published: %s", user_id, reason)
             return False
         viewer.digest, viewer.published_at = digest, self.monotonic()
         return True

@@ -4,16 +4,17 @@ The stream is live only and lossy (no replay, a slow reader loses events, approv
 requests never appear on it), so it only speeds alerts up: the poll stays the safety
 net, and every reconnection is followed by a reconciling poll. Only the scheduler
 leader listens, and only while some channel wants alerts. Followed runs take their events from it
-too (`on_event`). Reconnection backs off exponentially, capped, with jitter.
+too (`on_event`). Reconnection backs off exponentially, capped, with jitter (stamina).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
+import stamina
 
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
@@ -75,45 +76,62 @@ class LiveAlerts:
         self._set_connected(False)
 
     async def _listen(self) -> None:
-        failures = 0
         while True:
             if not self.should_listen():
                 self._set_connected(False)
                 await asyncio.sleep(1.0)
                 continue
-            try:
-                async with self.fabro.attach(idle_timeout=self.idle_timeout) as events:
-                    self._set_connected(True)
-                    self.connections += 1
-                    if self.connections > 1:
-                        # Whatever happened while we were away was not replayed: poll for it.
-                        self._catching_up = asyncio.create_task(self._catch_up())
-                    async for event in events:
-                        failures = 0  # only a stream that delivers counts as recovered
-                        if not self.should_listen():
-                            break
-                        if self.on_event is not None and event.run_id:
-                            self.on_event(event)
-                        if event.event in LIVE_EVENTS and event.run_id:
-                            self._pending[event.run_id] = None
-                            self._wake.set()
-                log.info("Fabro's event stream ended; reconnecting")
-            except Exception as exc:  # noqa: BLE001 - whatever ends the stream, it is reconnected; the poll stands in
-                failures += 1
-                # Said once per outage, not at every retry (a Fabro without the stream would flood the log).
-                level = logging.WARNING if failures == 1 else logging.DEBUG
-                request_id = exc.request_id if isinstance(exc, FabroError) else None
-                log.log(
-                    level,
-                    "Fabro's event stream is unavailable (%s: %s, request_id=%s); reconnecting with backoff,"
-                    " polling meanwhile",
-                    type(exc).__name__,
-                    exc,
-                    request_id,
-                )
+            # stamina paces reconnecting after failures: exponential, capped, jittered. A stream
+            # that delivered before it ended is a recovery, so the next one starts a fresh count.
+            async for attempt in stamina.retry_context(
+                on=Exception,
+                attempts=None,
+                timeout=None,
+                wait_initial=self.backoff_base,
+                wait_max=self.backoff_cap,
+                wait_jitter=self.backoff_base,
+            ):
+                with attempt:
+                    await self._session(first_failure=attempt.num == 1)
+            await asyncio.sleep(self.backoff_base)
+
+    async def _session(self, *, first_failure: bool) -> None:
+        """One connection to the stream, until it ends. Raises only when it delivered nothing."""
+        delivered = False
+        try:
+            async with self.fabro.attach(idle_timeout=self.idle_timeout) as events:
+                self._set_connected(True)
+                self.connections += 1
+                if self.connections > 1:
+                    # Whatever happened while we were away was not replayed: poll for it.
+                    self._catching_up = asyncio.create_task(self._catch_up())
+                async for event in events:
+                    delivered = True
+                    if not self.should_listen():
+                        break
+                    if self.on_event is not None and event.run_id:
+                        self.on_event(event)
+                    if event.event in LIVE_EVENTS and event.run_id:
+                        self._pending[event.run_id] = None
+                        self._wake.set()
+            log.info("Fabro's event stream ended; reconnecting")
+        except Exception as exc:  # whatever ends the stream, it is reconnected; the poll stands in
+            # Said once per outage, not at every retry (a Fabro without the stream would flood the log).
+            level = logging.WARNING if first_failure or delivered else logging.DEBUG
+            request_id = exc.request_id if isinstance(exc, FabroError) else None
+            log.log(
+                level,
+                "Fabro's event stream is unavailable (%s: %s, request_id=%s); reconnecting with backoff,"
+                " polling meanwhile",
+                type(exc).__name__,
+                exc,
+                request_id,
+                extra={"request_id": request_id},
+            )
+            if not delivered:
+                raise
+        finally:
             self._set_connected(False)
-            delay = min(self.backoff_cap, self.backoff_base * 2**failures) * random.uniform(0.5, 1.0)
-            await asyncio.sleep(delay)
 
     async def _catch_up(self) -> None:
         try:

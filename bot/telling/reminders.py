@@ -15,14 +15,11 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks import kit
-from bot.blocks.text import escape
-from bot.core.durations import waited
+from bot.blocks.reminders import reminder_message
 from bot.core.keys import AlertKey, AlertKind
 from bot.core.records import Alert, AlertState
 from bot.fabro.client import FabroClient
@@ -30,19 +27,23 @@ from bot.fabro.errors import FabroError
 from bot.people.notify import Personal
 from bot.people.permissions import Allowlist
 from bot.slack.webapi import slack_error
-from bot.store.base import Store
-from bot.telling.once import post_once
+from bot.store.base import AlertLog, Subscriptions
+from bot.telling.delivery import Delivery
 
 __all__ = ["Reminders"]
 
 log = logging.getLogger(__name__)
 
 
+class ReminderStore(AlertLog, Subscriptions, Protocol):
+    """What reminders read: the alerts still waiting, and the runs muted where they would go."""
+
+
 @dataclass
 class Reminders:
-    store: Store
+    store: ReminderStore
     fabro: FabroClient
-    slack: AsyncWebClient
+    outbox: Delivery  # posts each reminder once, in its alert's thread
     clock: Callable[[], datetime]
     remind_after: timedelta | None
     escalate_after: timedelta | None = None
@@ -88,7 +89,7 @@ class Reminders:
         ]
         if not steps:
             return 0
-        # A claim left unposted (Slack refused, or a crash) is not done: post_once settles it.
+        # A claim left unposted (Slack refused, or a crash) is not done: the outbox settles it.
         done = {
             (a.key, a.channel) for a in await self.store.alerts_for_run(key.run_id) if a.state is not AlertState.CLAIMED
         }
@@ -106,7 +107,7 @@ class Reminders:
                     dm = await self.personal.dm(person) if self.personal else None
                     if dm is None or (step_key, dm) in done:
                         continue
-                    message = self._message(step, key, age, mention=f"<@{person}>", name_the_run=True)
+                    message = reminder_message(step, key, age, mention=f"<@{person}>", name_the_run=True)
                     posted += await self._post(step_key, dm, message)
                 continue
             if not to_thread:
@@ -117,13 +118,13 @@ class Reminders:
             else:
                 mention = " ".join(_mention(e) for e in sorted(self.escalate_to.entries)) if self.escalate_to else None
             for alert in to_thread:
-                message = self._message(step, key, age, mention=mention)
+                message = reminder_message(step, key, age, mention=mention)
                 posted += await self._post(step_key, alert.channel, message, thread_ts=alert.ts)
         return posted
 
     async def _post(self, key: AlertKey, channel: str, message: dict[str, Any], *, thread_ts: str | None = None) -> int:
         try:
-            return int(await post_once(self.store, self.slack, self.clock, key, channel, message, thread_ts=thread_ts))
+            return int(await self.outbox.post_once(key, channel, message, thread_ts=thread_ts))
         except SlackApiError as exc:
             # This one message waits for the next sweep; the others go now.
             log.warning("%s to %s not sent now: %s", key, channel, slack_error(exc))
@@ -134,23 +135,6 @@ class Reminders:
             return None
         run = await self.fabro.get_run(run_id)
         return await self.personal.owner_of(run)
-
-    def _message(
-        self, step: str, key: AlertKey, age: timedelta, *, mention: str | None, name_the_run: bool = False
-    ) -> dict[str, Any]:
-        what = "This question" if key.kind is AlertKind.QUESTION else "This approval"
-        how_long = waited(age)
-        if step == "remind":
-            text = f"{what} has been waiting {how_long}." + (f" {mention}, it is waiting on you." if mention else "")
-            icon = ":alarm_clock:"
-        else:
-            text = f"{what} has been waiting {how_long} and nobody has answered." + (
-                f" {mention}, can you take it?" if mention else ""
-            )
-            icon = ":rotating_light:"
-        if name_the_run:  # outside any alert's thread, the message says which run it is about
-            text += f" (run `{escape(key.run_id)}`)"
-        return {"text": text, "blocks": [kit.section(f"{icon} {text}", block_id=f"{step}:{key.run_id}")]}
 
 
 def _mention(entry: str) -> str:

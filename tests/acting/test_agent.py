@@ -1,5 +1,5 @@
 """Working with a running agent from Slack: Steer… (with or without interrupting it first), Interrupt,
-Pause and Resume, and `@Fabro steer …` in an alert's thread; each sent once, every refusal explained."""
+Pause and Resume, and `@fabro-runs steer …` in an alert's thread; each sent once, every refusal explained."""
 
 from __future__ import annotations
 
@@ -218,3 +218,71 @@ async def test_a_steer_whose_answer_was_lost_is_not_sent_again(user: SlackUser, 
     await user.submit_view(view, {}, state=state)  # the person tries the same window again
     await wait_for(lambda: any("to the agent: Roll back" in json.dumps(r) for r in slack.responses_to(url)))
     assert len(steers(fabro, run["id"])) == 1  # only the first attempt reached Fabro
+
+
+async def test_steer_text_reaches_the_agent_as_the_person_typed_it(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    run = running(fabro)
+    fabro.ask(run["id"], {"id": "q-1", "text": "Deploy?", "question_type": "yes_no"})
+    await bot.alerter.cycle()
+    [alert] = slack.posts(CHANNEL)
+    fabro.answer(run["id"], "q-1", {"kind": "yes"})
+    slack.names["U0GRACE"] = "grace"
+    said = "steer run make test &amp;&amp; ask <@U0GRACE>, see <https://ci.example/1|the log> &gt; 3"
+    await user.mention(said, channel=CHANNEL, thread_ts=alert.ts)
+    await wait_for(lambda: steers(fabro, run["id"]))
+    typed = "run make test && ask @grace, see the log (https://ci.example/1) > 3"
+    assert steers(fabro, run["id"]) == [{"text": typed}]
+    await wait_for(lambda: [m for m in slack.messages if m.thread_ts == alert.ts])
+    [echo] = [m for m in slack.messages if m.thread_ts == alert.ts]
+    assert "&amp;amp;" not in echo.text and "make test &amp;&amp; ask @grace" in echo.text  # escaped once: reads &&
+
+
+async def test_another_apps_message_never_steers_or_answers(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    run = running(fabro)
+    fabro.ask(run["id"], {"id": "q-1", "text": "Deploy?", "question_type": "yes_no"})
+    await bot.alerter.cycle()
+    [alert] = slack.posts(CHANNEL)
+    for words in ("yes", "steer drop the table"):
+        body = json.loads(user.mention_body(words, channel=CHANNEL, thread_ts=alert.ts))
+        body["event"]["bot_id"] = "B0OTHER"
+        status, _ = await user.post(json.dumps(body), content_type="application/json")
+        assert status == 200
+    await user.mention("steer marker", channel=CHANNEL, thread_ts=alert.ts)  # a person, after the bot
+    await wait_for(lambda: slack.calls_to("chat.postEphemeral") or steers(fabro, run["id"]))
+    assert fabro.calls(f"/api/v1/runs/{run['id']}/questions/q-1/answer", method="POST") == []
+    assert [s["text"] for s in steers(fabro, run["id"])] in ([], ["marker"])
+
+
+async def test_a_reply_in_a_digests_thread_asks_which_run_and_never_picks_one(
+    start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path
+):
+    bot = await start_bot(
+        alert_channel=CHANNEL, alert_pace=0.0, alert_digest_threshold=2, database_url=f"sqlite:///{tmp_path}/d.db"
+    )
+    await bot.alerter.cycle()
+    runs = [running(fabro) for _ in range(3)]
+    for i, run in enumerate(runs):
+        fabro.ask(run["id"], {"id": f"q-{i}", "text": f"Drop table {i}?", "question_type": "yes_no"})
+    await bot.alerter.cycle()
+    [digest] = slack.posts(CHANNEL)
+    assert len({a.run_id for a in await bot.store.alerts_at(CHANNEL, digest.ts)}) == 3
+    async with aiohttp.ClientSession() as session:
+        user = SlackUser.of(bot, slack, session)
+        for words in ("yes", "steer drop it all"):
+            await user.mention(words, channel=CHANNEL, thread_ts=digest.ts)
+        await wait_for(lambda: len(slack.calls_to("chat.postEphemeral")) == 2)
+        chooser = slack.calls_to("chat.postEphemeral")[0].args["text"]
+        assert "several runs, so nothing was sent" in chooser and "`@fabro-runs 2 yes`" in chooser
+        assert fabro.calls(method="POST") == [] and digest.edits == 0
+        second = next(r for r in runs if f"2. `{r['id']}`" in chooser)
+        await user.mention("2 yes", channel=CHANNEL, thread_ts=digest.ts)
+        await wait_for(lambda: fabro.calls(method="POST"))
+    [answer] = fabro.calls(method="POST")
+    qid = f"q-{runs.index(second)}"
+    assert answer.path == f"/api/v1/runs/{second['id']}/questions/{qid}/answer" and answer.body == {"kind": "yes"}
+    await wait_for(lambda: [m for m in slack.messages if m.thread_ts == digest.ts])
+    assert digest.edits == 0  # the digest is never redrawn as one run's card

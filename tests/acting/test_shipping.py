@@ -10,10 +10,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from bot.app import Bot
 from tests.conftest import SlackUser, wait_for
 from tests.fakes.fabro import FakeFabro
+from tests.fakes.loopback import serve
 from tests.fakes.runs import make_run
 from tests.fakes.slack import FakeSlack
 
@@ -82,6 +84,61 @@ async def test_a_creation_that_fails_says_why(user: SlackUser, fabro: FakeFabro,
     url = await click(user, ship_block(await card_of(user, run["id"])), "steer:create_pr")
     await wait_for(lambda: any("could not be created" in json.dumps(r) for r in slack.responses_to(url)), timeout=5)
     assert "The branch has no commits to propose." in json.dumps(slack.responses_to(url))
+
+
+async def test_a_failed_creation_can_be_asked_for_again(user: SlackUser, fabro: FakeFabro, slack: FakeSlack):
+    run = succeeded(fabro)
+    fabro.creation_error = "GitHub said no."
+    block = ship_block(await card_of(user, run["id"]))
+    url = await click(user, block, "steer:create_pr")
+    await wait_for(lambda: any("GitHub said no." in json.dumps(r) for r in slack.responses_to(url)), timeout=5)
+    fabro.creation_error = None
+    again = await click(user, block, "steer:create_pr")
+    await wait_for(lambda: any("opened by" in json.dumps(r) for r in slack.responses_to(again)), timeout=5)
+    assert not any("Already done" in json.dumps(r) for r in slack.responses_to(again))
+    assert posted(fabro, "/pull_request") == [{"force": False}, {"force": False}]
+
+
+@pytest.mark.parametrize("status", [404, 500, 502, 503])
+async def test_polling_a_creation_outlives_a_transient_404_or_5xx(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack, status: int
+):
+    run = succeeded(fabro)
+    fabro.fail_next(status, count=2, path_prefix=f"/api/v1/runs/{run['id']}/pull_request/creation")
+    url = await click(user, ship_block(await card_of(user, run["id"])), "steer:create_pr")
+    await wait_for(lambda: any("opened by" in json.dumps(r) for r in slack.responses_to(url)), timeout=10)
+    assert not any("could not be created" in json.dumps(r) for r in slack.responses_to(url))
+
+
+async def test_a_root_relative_location_is_followed_on_fabros_own_origin(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    run = succeeded(fabro)
+    fabro.creation_location = f"/api/v1/runs/{run['id']}/pull_request/creation"
+    url = await click(user, ship_block(await card_of(user, run["id"])), "steer:create_pr")
+    await wait_for(lambda: any("opened by" in json.dumps(r) for r in slack.responses_to(url)), timeout=5)
+
+
+async def test_the_token_is_never_sent_to_a_location_on_another_host(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    heard: list[dict[str, str]] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        heard.append(dict(request.headers))
+        return web.json_response({})
+
+    app = web.Application()
+    app.add_routes([web.get("/{tail:.*}", elsewhere)])
+    runner, port = await serve(app)
+    try:
+        run = succeeded(fabro)
+        fabro.creation_location = f"http://localhost:{port}/api/v1/runs/{run['id']}/pull_request/creation"
+        url = await click(user, ship_block(await card_of(user, run["id"])), "steer:create_pr")
+        await wait_for(lambda: any("another server" in json.dumps(r) for r in slack.responses_to(url)), timeout=5)
+        assert heard == []
+    finally:
+        await runner.cleanup()
 
 
 @pytest.mark.parametrize(

@@ -155,7 +155,7 @@ async def test_someone_outside_the_allowlist_cannot_start_runs(start_bot, fabro:
         _, _, url = await user.command("start triage")
         reply_url = await press(user, buttons(await user.reply(url))["Start"])
         await wait_for(lambda: slack.responses_to(reply_url))
-    assert "not allowed to start runs" in slack.responses_to(reply_url)[-1]["text"] and started(fabro) == []
+    assert "may not start runs" in slack.responses_to(reply_url)[-1]["text"] and started(fabro) == []
 
 
 async def test_start_alone_opens_a_window_at_once_and_fills_it_when_fabro_answers(

@@ -214,8 +214,17 @@ async def test_a_mention_in_a_discussion_thread_asks_with_the_thread_as_named_pl
         "- cat: login test fails 1 in 5 on CI since <Tuesday>"
     )
     assert run["labels"]["slack_thread"] == parent
-    # Who started what is said in the thread it was asked in.
-    await wait_for(lambda: [m for m in slack.posts(CHANNEL, top_level=False) if m.thread_ts == parent])
+    # Who started what is said in the thread it was asked in, and the live card follows the run there.
+    await wait_for(lambda: len([m for m in slack.posts(CHANNEL, top_level=False) if m.thread_ts == parent]) == 2)
+    assert slack.posts(CHANNEL) == []  # nothing at the channel's top level
+    bot = _BOTS[user.url]
+    [follow] = await wait_until(lambda: bot.store.follows(run["id"]))
+    assert follow.thread_ts == parent
+    # The thread is now the run's: a mention there speaks to the run, it asks for no new work.
+    fabro.runs[run["id"]]["lifecycle"]["status"] = {"kind": "running"}
+    await user.post(mention_event("steer use the staging db", thread_ts=parent), content_type="application/json")
+    await wait_for(lambda: fabro.calls(f"/api/v1/runs/{run['id']}/steer", method="POST"), timeout=10)
+    assert len(confirmations(slack)) == 1
 
 
 async def test_in_a_channel_shared_with_another_organisation_only_the_mention_is_used(
@@ -280,3 +289,54 @@ async def test_the_edit_window_keeps_itself_open_for_a_bad_branch(user: SlackUse
     }
     status, ack = await user.submit_view(slack.views[-1], {}, state=typed)
     assert status == 200 and json.loads(ack)["errors"] == {"work_branch": "That is not a branch name."}
+
+
+async def test_the_questions_of_a_run_started_from_slack_reach_the_person_who_confirmed(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    from tests.acting.test_steering import question
+    from tests.fakes.slack import dm_of
+
+    await said(user, "setup repo:acme/api")
+    card = await said(user, "new add a health endpoint")
+    await press(user, buttons(card)["Start"], who=BOB)  # Bob confirms: the run is Bob's
+    await wait_for(lambda: created(fabro), timeout=10)
+    [run] = created(fabro)
+    bot = _BOTS[user.url]
+    await wait_until(lambda: bot.store.indexed_run(run["id"]))
+    fabro.runs[run["id"]]["lifecycle"]["status"] = {"kind": "running"}
+    fabro.ask(run["id"], question("yes_no"))
+    await bot.alerter.cycle()
+    await bot.alerter.cycle()
+    await wait_for(lambda: slack.posts(dm_of(BOB)), timeout=10)
+    assert "A yes_no question?" in str(slack.posts(dm_of(BOB))[0].blocks) and slack.posts(dm_of(ADA)) == []
+
+
+async def test_a_workflow_the_validator_rejects_is_refused_with_its_reasons_and_nothing_created(
+    start_bot, slack: FakeSlack, fabro: FakeFabro, tmp_path
+):
+    (tmp_path / "flows" / "broken").mkdir(parents=True)
+    (tmp_path / "flows" / "broken" / "workflow.fabro").write_text('digraph B { plan [prompt="@missing.md"] }')
+    (tmp_path / "flows" / "broken" / "missing.md").write_text("")  # bundled, but the graph has no start
+    bot = await start_bot(
+        database_url=f"sqlite:///{tmp_path}/w.db", repositories="acme/api", workflows_dir=str(tmp_path / "flows")
+    )
+    async with aiohttp.ClientSession() as session:
+        person = SlackUser.of(bot, slack, session)
+        await said(person, "setup repo:acme/api workflow:broken")
+        card = await said(person, "new do it")
+        reply = await person.reply(await press(person, buttons(card)["Start"]))
+    told = text_of(reply)
+    assert "The workflow cannot run: `broken`:" in told and "exactly one start node" in told
+    assert created(fabro) == [] and fabro.calls("/api/v1/runs", method="POST") == []
+
+
+async def test_a_400_from_fabro_at_create_is_one_sentence_and_nothing_is_started(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    await said(user, "setup repo:acme/api")
+    fabro.create_refusal = 'sandbox provider "docker" is disabled by server.sandbox.providers.docker.enabled'
+    card = await said(user, "new add a health endpoint")
+    told = text_of(await user.reply(await press(user, buttons(card)["Start"])))
+    assert "Fabro refused to create the run: sandbox provider" in told and "Nothing was started" in told
+    assert created(fabro) == [] and "Traceback" not in told

@@ -18,9 +18,11 @@ from tests.fakes.runs import make_run
 COMMAND = str(Path(sys.executable).parent / "fabro-slack-bot")
 
 
-async def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, str, str]:
+async def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 30, cwd: Path | None = None
+) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        COMMAND, *args, env=_env(env), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        COMMAND, *args, env=_env(env), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=cwd
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout)
     return process.returncode, out.decode(), err.decode()
@@ -70,24 +72,26 @@ async def test_run_without_settings_lists_each_problem_and_exits_2():
     assert "Traceback" not in err
 
 
-async def test_check_passes_against_a_working_fabro_and_slack(fabro, slack):
-    code, out, err = await run_cli("check", env=fake_env(fabro, slack))
+async def test_check_passes_against_a_working_fabro_and_slack(fabro, slack, tmp_path):
+    code, out, err = await run_cli("check", env=fake_env(fabro, slack), cwd=tmp_path)
     assert code == 0, out + err
     assert "✓ settings" in out and "✓ Slack accepts the bot token" in out
     assert f"✓ Fabro at {fabro.url} is reachable (GET /health)" in out
     assert f"✓ Fabro at {fabro.url} accepts the API token (GET /api/v1/runs)" in out
     # A real Fabro has no /api/v1/user (it answers 404 whatever the token): check must not rely on it.
     assert not fabro.calls("/api/v1/user")
-    assert "✓ database sqlite:///./fabro-slack-bot.db is reachable" in out
+    assert "✓ database sqlite:///./fabro-slack-bot.db does not exist yet: `run` creates it" in out
+    assert not (tmp_path / "fabro-slack-bot.db").exists()  # check changes nothing
     assert "✓ Slack app scopes" in out
-    assert "actions: everyone in a channel with a card may act on it (ACTION_ALLOWLIST is not set)" in out
+    assert "who may act from Slack:" in out
+    assert err == ""
 
 
 async def test_check_names_missing_slack_scopes_and_what_they_break(fabro, slack):
     slack.scopes = ("commands", "chat:write")
     code, out, _ = await run_cli("check", env=fake_env(fabro, slack))
     assert code == 1
-    assert "✗ Slack app scopes: missing, reinstall the app from manifest.yml:" in out
+    assert "✗ Slack app scopes: missing, reinstall the app from its manifest:" in out
     assert "channels:history — after a crash, finding alerts already posted" in out
 
 
@@ -98,12 +102,28 @@ def test_check_knows_exactly_the_scopes_the_manifest_asks_for():
     assert set(SCOPES) == set(manifest()["oauth_config"]["scopes"]["bot"])
 
 
-async def test_check_names_an_unreachable_database_and_the_allowlist(fabro, slack):
-    env = fake_env(fabro, slack, DATABASE_URL="postgresql://nobody@127.0.0.1:1/none", ACTION_ALLOWLIST="U1AAA,S2BBB")
+async def test_check_names_an_unreachable_database_and_maps_the_deprecated_allowlist(fabro, slack):
+    env = fake_env(
+        fabro, slack, DATABASE_URL="postgresql://nobody@127.0.0.1:1/none", ACTION_ALLOWLIST="U1AAA,S2BBB"
+    ) | {"ALLOW_ANSWER": "*"}
     code, out, _ = await run_cli("check", env=env)
     assert code == 1
     assert "✗ database postgresql://nobody@127.0.0.1:1/none" in out
-    assert "only 1 user(s) and the members of 1 user group(s) in ACTION_ALLOWLIST may act" in out
+    assert "ALLOW_ANSWER   everyone  (ALLOW_ANSWER)" in out
+    for setting in ("ALLOW_APPROVE", "ALLOW_OPERATE", "ALLOW_START", "ALLOW_SHIP", "ALLOW_ROUTE"):
+        assert f"{setting:<14} U1AAA and the members of S2BBB  (ACTION_ALLOWLIST (deprecated))" in out
+    assert "! ACTION_ALLOWLIST is deprecated and will be removed in the next release" in out
+
+
+async def test_check_prints_the_effective_permission_table_with_its_defaults(fabro, slack):
+    _code, out, _ = await run_cli("check", env=fake_env(fabro, slack, ALLOW_START="S0ONCALL,admins"))
+    assert "ALLOW_ANSWER   everyone  (default)" in out
+    assert "ALLOW_APPROVE  the run's owner and workspace admins  (default)" in out
+    assert "ALLOW_OPERATE  the run's owner and workspace admins  (default)" in out
+    assert "ALLOW_START    workspace admins and the members of S0ONCALL  (ALLOW_START)" in out
+    assert "ALLOW_SHIP     the run's owner and workspace admins  (default)" in out
+    assert "ALLOW_ROUTE    workspace admins  (default)" in out
+    assert "deprecated" not in out
 
 
 async def test_check_fails_on_a_refused_token_without_printing_it(fabro, slack):
@@ -133,6 +153,15 @@ async def test_check_never_prints_credentials_in_urls(fabro, slack, postgres_ser
     assert "hunter2" not in out + err
     assert f"Fabro at {fabro.url.replace('http://', 'http://robot@')} is reachable" in out
     assert "database postgresql://postgres@127.0.0.1:5432" in out
+
+
+async def test_check_hides_a_database_password_given_in_the_query_string(fabro, slack, postgres_server):
+    separator = "&" if "?" in postgres_server else "?"
+    for form in ("password=hunter2-query", "sslpassword=hunter2-ssl&password=hunter2-both", "PASSWORD=hunter2-caps"):
+        env = fake_env(fabro, slack, DATABASE_URL=f"{postgres_server}{separator}{form}")
+        _code, out, err = await run_cli("check", env=env)
+        assert "hunter2" not in out + err, form
+        assert "database postgresql://postgres@127.0.0.1:5432" in out
 
 
 async def test_run_serves_http_and_stops_cleanly_on_sigterm(fabro, slack):
@@ -168,9 +197,39 @@ async def test_run_serves_http_and_stops_cleanly_on_sigterm(fabro, slack):
         _, err = await asyncio.wait_for(process.communicate(), 15)
     assert process.returncode == 0
     logs = err.decode()
-    assert "listening for Slack" in logs
+    assert f"HTTP mode, listening on http://127.0.0.1:{port}/slack/events" in logs
     for secret in (fabro.token, slack.bot_token, SIGNING_SECRET):
         assert secret not in logs
+
+
+async def test_run_starts_quietly_with_one_ready_line_naming_mode_store_and_fabro(fabro, slack, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # SLACK_BOT_TOKEN in the environment is what makes Bolt warn that a token "will be unused".
+    database = f"sqlite:///{tmp_path}/bot.db"
+    env = _env(fake_env(fabro, slack, HOST="127.0.0.1", PORT=str(port), DATABASE_URL=database))
+    process = await asyncio.create_subprocess_exec(
+        COMMAND, "run", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    lines: list[str] = []
+    try:
+        assert process.stderr is not None
+        while not any("ready:" in line for line in lines):
+            lines.append((await asyncio.wait_for(process.stderr.readline(), 20)).decode())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, rest = await asyncio.wait_for(process.communicate(), 15)
+    ready = lines[-1]
+    assert " INFO bot.app ready: HTTP mode, listening on " in ready
+    assert f"store {database} (one process); Fabro at {fabro.url}; alerts every 30s" in ready
+    lines += rest.decode().splitlines()
+    assert not [line for line in lines if "unused" in line or "apscheduler" in line or "Scheduler" in line]
+    # Besides the ready line, only the bot's own news: who leads the alerts, the first cycle, goodbye.
+    news = ("alert scheduler leader", "first alert cycle", "shutting down")
+    others = [line for line in lines if " INFO " in line and "ready:" not in line]
+    assert all(any(n in line for n in news) for line in others), others
+    assert len(others) <= 4
 
 
 async def test_python_dash_m_bot_is_the_same_command():
@@ -186,6 +245,8 @@ async def test_preview_answers_every_command_the_slash_command_answers():
         code, out, err = await run_cli("preview", "--demo", "--json", words)
         assert code == 0, err
         assert "Subscriptions belong to a Slack channel" in json.loads(out)["text"]
+    code, out, _ = await run_cli("preview", "--demo", "--json", "summary daily 09:00")
+    assert code == 0 and "Daily summaries belong to a Slack channel" in json.loads(out)["text"]
     code, out, _ = await run_cli("preview", "--demo", "limit:²")
     assert code == 0 and "limit takes a whole number" in out
 

@@ -118,3 +118,20 @@ def test_the_database_password_is_masked_in_the_settings_repr():
         database_url="postgresql://bot:hunter2hunter2@db:5432/bot",
     )
     assert "hunter2hunter2" not in repr(settings) and "postgresql://bot:**********@db:5432/bot" in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "said"),
+    [
+        ("port", "abc", "PORT: must be a whole number"),
+        ("health_port", "70000", "HEALTH_PORT: must be at most 65535"),
+        ("fabro_timeout_seconds", "0", "FABRO_TIMEOUT_SECONDS: must be more than 0"),
+        ("fabro_event_stream", "perhaps", "FABRO_EVENT_STREAM: must be on or off"),
+        ("user_linking", "maybe", "USER_LINKING: must be 'github', 'self' or 'pinned'"),
+        ("follow_max", "0", "FOLLOW_MAX: must be at least 1"),
+    ],
+)
+def test_a_malformed_value_is_told_in_the_settings_words_not_pydantics(setting, value, said):
+    found = problems("preview", **{setting: value}, fabro_api_url="https://f.example.com", fabro_api_token="t")
+    assert any(p.startswith(said) for p in found), found
+    assert not any("Input should" in p or "unable to parse" in p for p in found)

@@ -1,4 +1,5 @@
-"""manifest.yml is a valid Slack app manifest and matches what the bot serves."""
+"""manifest.yml (Socket Mode) and manifest.http.yml (HTTP mode) are valid Slack app manifests, the same
+app but for the mode, and match what the bot serves."""
 
 from __future__ import annotations
 
@@ -15,12 +16,26 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "tests" / "fixtures" / "manifest.schema.1.0.0.json").read_text())
 
 
-def manifest() -> dict:
-    return yaml.safe_load((ROOT / "manifest.yml").read_text())
+def manifest(name: str = "manifest.yml") -> dict:
+    return yaml.safe_load((ROOT / name).read_text())
 
 
-def test_the_manifest_validates_against_slacks_schema():
+def test_both_manifests_validate_against_slacks_schema():
     jsonschema.validate(manifest(), SCHEMA)
+    jsonschema.validate(manifest("manifest.http.yml"), SCHEMA)
+
+
+def test_the_http_manifest_is_the_socket_mode_one_with_request_urls_to_the_events_path():
+    from bot.app import SLACK_EVENTS_PATH
+
+    http, socket = manifest("manifest.http.yml"), manifest()
+    url = f"https://bot.example.com{SLACK_EVENTS_PATH}"
+    assert http["features"]["slash_commands"][0].pop("url") == url
+    assert http["settings"]["interactivity"].pop("request_url") == url
+    assert http["settings"]["event_subscriptions"].pop("request_url") == url
+    assert http["settings"].pop("socket_mode_enabled") is False
+    assert socket["settings"].pop("socket_mode_enabled") is True
+    assert http == socket
 
 
 def test_the_manifest_is_for_socket_mode_with_the_runs_command():
@@ -56,17 +71,12 @@ def test_the_manifest_asks_only_for_scopes_the_bot_uses():
 
 
 def test_unfurls_are_set_up_with_a_placeholder_domain_to_replace():
-    domains = manifest()["features"]["unfurl_domains"]
-    assert domains == ["fabro.example.com"] and all(":" not in d for d in domains)
-    assert "replace with the host of your Fabro web UI" in (ROOT / "manifest.yml").read_text()
-
-
-def test_the_http_mode_instructions_name_the_path_the_bot_serves():
-    text = (ROOT / "manifest.yml").read_text()
-    assert re.search(r"request_url:\s+https://\S+/slack/events", text)
-    from bot.app import SLACK_EVENTS_PATH
-
-    assert SLACK_EVENTS_PATH == "/slack/events"
+    for name in ("manifest.yml", "manifest.http.yml"):
+        domains = manifest(name)["features"]["unfurl_domains"]
+        assert domains == ["fabro.example.com"] and all(":" not in d for d in domains)
+        text = (ROOT / name).read_text()
+        assert "replace with the host of your Fabro web UI" in text
+        assert re.search(r"no pasted run link\s*#\s*unfurls", text)  # why it matters, where it is changed
 
 
 def test_a_broken_manifest_is_caught(tmp_path):

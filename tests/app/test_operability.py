@@ -137,19 +137,21 @@ def test_logs_are_one_line_each_and_never_carry_a_secret(fmt, monkeypatch):
     monkeypatch.setattr("sys.stderr", stream)
     configure_logging("INFO", [secret], fmt)
     log = logging.getLogger("bot.test")
-    log.warning("fabro GET /runs timed out request_id=4f1c2b9a-1111-2222-3333-444455556666")
-    log.info("slack chat.postMessage answered not_in_channel slack_request_id=8e1f00aa77")
+    rid, alert = "4f1c2b9a-1111-2222-3333-444455556666", "failed:01KJW4MG800000000000000004"
+    log.warning("fabro GET /runs timed out request_id=%s", rid, extra={"request_id": rid})
+    log.info("slack answered not_in_channel slack_request_id=8e1f00aa77", extra={"slack_request_id": "8e1f00aa77"})
     try:
         raise RuntimeError(f"token {secret} was refused")
     except RuntimeError:
-        log.exception("alert failed:01KJW4MG800000000000000004 not delivered")
+        log.exception("alert %s not delivered", alert, extra={"alert": alert})
     lines = stream.getvalue().splitlines()
     assert secret not in stream.getvalue() and "[redacted]" in stream.getvalue()
     if fmt == "json":
         first, slack_line, second = (json.loads(line) for line in lines)
         assert first["request_id"] == "4f1c2b9a-1111-2222-3333-444455556666" and first["level"] == "WARNING"
         assert slack_line["slack_request_id"] == "8e1f00aa77" and "request_id" not in slack_line
-        assert second["alert"] == "failed:01KJW4MG800000000000000004" and "RuntimeError" in second["error"]
+        assert second["alert"] == alert and "RuntimeError" in second["error"]
+        assert list(first) == ["ts", "level", "logger", "message", "request_id"]  # the ids are fields, not guesses
     else:
         assert lines[0].endswith("request_id=4f1c2b9a-1111-2222-3333-444455556666")
     logging.getLogger().handlers.clear()
@@ -168,3 +170,27 @@ async def test_alert_metrics_count_posts_and_updates(start_bot, fabro: FakeFabro
     assert 'fabro_bot_alerts_total{event="posted"} 1.0' in metrics
     assert 'fabro_bot_alerts_total{event="updated"} 1.0' in metrics
     assert 'fabro_bot_alert_cycles_total{result="done"} 3.0' in metrics
+
+
+async def test_the_fabro_clients_log_lines_carry_fabros_request_id_as_a_field(monkeypatch):
+    import socket
+
+    from bot.fabro.client import FabroClient
+    from bot.fabro.errors import FabroUnavailable
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    configure_logging("INFO", [], "json")
+    try:
+        async with FabroClient(closed, "t", timeout=5) as fabro:
+            with pytest.raises(FabroUnavailable) as caught:
+                await fabro.health()
+    finally:
+        logging.getLogger().handlers.clear()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    failed = [line for line in lines if line["logger"] == "bot.fabro.client"]
+    assert len(failed) == 3  # the first try and two retries, paced by stamina
+    assert {line["request_id"] for line in failed} == {caught.value.request_id}

@@ -1,4 +1,4 @@
-"""Ask Fabro in a run's thread: `@Fabro <question>` (or the card's Ask… window) is answered in one
+"""Ask Fabro in a run's thread: `@fabro-runs <question>` (or the card's Ask… window) is answered in one
 reply that grows as Fabro writes, one session per run and thread, kept across a restart."""
 
 from __future__ import annotations
@@ -288,3 +288,15 @@ async def test_a_session_busy_elsewhere_is_told_and_nothing_is_interleaved(
     await wait_for(lambda: finished(slack, alert, 2))
     assert "already answering another question in this thread" in said(replies(slack, alert)[1])
     assert [i for _, i in fabro.turn_inputs] == ["first"]
+
+
+async def test_a_question_fabro_could_not_be_asked_says_so_in_the_thread_and_to_the_asker(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    run, alert = await failed_alert(bot, fabro, slack)
+    fabro.fail_next(503, path_prefix=f"/api/v1/runs/{run['id']}/sessions")
+    await user.mention("why?", channel=CHANNEL, thread_ts=alert.ts)
+    await wait_for(lambda: slack.calls_to("chat.postEphemeral"))
+    await wait_for(lambda: "Fabro could not be asked" in said(replies(slack, alert)[0]))
+    assert "request id req_" in said(replies(slack, alert)[0]) and fabro.turn_inputs == []
+    assert await bot.asker.recover() == 0  # settled as failed: nothing is left to finish

@@ -166,8 +166,19 @@ async def test_an_unknown_or_ambiguous_parent_prefix_is_told_like_a_run_lookup(u
     assert "No run matches 0ZZZZ." in (await user.reply(url))["text"]
     common = next(iter(fabro.runs))[:6]
     _, _, url = await user.command(f"parent:{common}")
-    assert "matches more than one run" in (await user.reply(url))["text"]
+    assert f"{common} is the start of 2 runs" in (await user.reply(url))["text"]
     assert not [c for c in fabro.calls("/api/v1/runs") if any(k == "parent_id" for k, _ in c.query)]
+
+
+async def test_an_ambiguous_prefix_names_the_runs_it_could_be(user, fabro):
+    first = make_run("running", title="Add rate limiting", run_id="01KAMBIG" + "1" * 17 + "A")
+    second = make_run("failed", title="Add dark mode", run_id="01KAMBIG" + "2" * 17 + "B")
+    fabro.add(first, second, make_run("running", title="Unrelated"))
+    _, _, url = await user.command("01kambig")
+    text = (await user.reply(url))["text"]
+    assert "01kambig is the start of 2 runs" in text and "Use more of the id" in text
+    assert "01KAMBIG1111 Add rate limiting" in text and "01KAMBIG2222 Add dark mode" in text
+    assert "Unrelated" not in text and "No run matches" not in text
 
 
 async def test_a_prefix_fabro_resolves_by_workflow_name_is_not_taken_for_a_run(user, fabro):

@@ -212,7 +212,6 @@ async def test_a_crash_after_the_upload_does_not_upload_the_log_twice(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
 ):
     from bot.core.keys import AlertKey, AlertKind
-    from bot.telling.once import upload_once
 
     key = AlertKey(AlertKind.REPLY, "01KJW4MG", "logs.abc")
     await bot.store.claim_alert(key, CHANNEL, bot.clock())  # claimed, then the process died after uploading…
@@ -220,10 +219,7 @@ async def test_a_crash_after_the_upload_does_not_upload_the_log_twice(
         channel=CHANNEL, filename="01kjw4mg-abc-run.log", content=b"x", title="Run log", initial_comment="Log"
     )
     assert done["ok"]
-    again = await upload_once(
-        bot.store,
-        bot.bolt.client,
-        bot.clock,
+    again = await bot.outbox.upload_once(
         key,
         CHANNEL,
         filename="01kjw4mg-abc-run.log",
@@ -351,3 +347,22 @@ async def test_a_channel_that_will_not_take_the_file_is_told_kindly(
     url = await press(user, inspect_block(alert), "logs", alert)
     reply = await user.reply(url)
     assert "not_in_channel" in reply["text"] and "/invite" in reply["text"] and "reference" not in reply["text"]
+
+
+async def test_the_detail_card_looks_privately_and_says_where_to_ask(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    run = make_run("running", title="Add rate limiting")
+    fabro.add(run)
+    fabro.sandbox_ready(run["id"])
+    fabro.bill(run["id"], [("plan", "claude-sonnet-4-5", 50_000, 1_000)])
+    _, _, url = await user.command(run["id"])
+    card = await user.reply(url)
+    [block] = [b for b in card["blocks"] if b["type"] == "actions" and b["block_id"].startswith("inspect:")]
+    assert "steer:ask" not in json.dumps(block) and "mentioning me in the thread" in json.dumps(card)
+    _, _, clicked = await user.click(
+        {"action_id": "steer:cost", "value": "cost"}, block_id=block["block_id"], ephemeral=True
+    )
+    reply = await user.reply(clicked)
+    assert reply["response_type"] == "ephemeral" and "$0.05" in json.dumps(reply)
+    assert slack.messages == []  # nothing in the channel: the card was the asker's alone

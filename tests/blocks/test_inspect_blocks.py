@@ -24,6 +24,7 @@ from bot.blocks.inspect import (
     preview_message,
 )
 from bot.blocks.limits import problems
+from bot.blocks.text import escape
 from bot.fabro.models import Run
 from bot.fabro.outputs import RunBilling, RunCommits, RunFiles
 from tests.fakes.runs import make_run
@@ -138,11 +139,10 @@ def test_an_answer_of_any_length_is_split_without_losing_a_character(text):
     chunks = answer_chunks(text)
     assert all(len(c) <= ANSWER_CHUNK for c in chunks)
     joined = "".join(chunks).replace(" ", "").replace("\n", "")
-    from bot.blocks.text import escape
 
     assert joined == escape(text.strip()).replace(" ", "").replace("\n", "") or not text.strip()
     for i, chunk in enumerate(chunks, start=1):
-        fits(answer_message(chunk, run_id="01KJW4MG", part=i, parts=len(chunks), note=ask_failure_text("x<y>")))
+        fits(answer_message(chunk, run_id="01KJW4MG", part=i, parts=len(chunks), note=escape(ask_failure_text("x<y>"))))
         fits(answer_message(chunk, run_id="01KJW4MG", writing=True))
 
 
@@ -166,3 +166,5 @@ def test_ask_is_hidden_with_its_reason_and_external_channels_get_only_changes_an
     assert "steer:ask" in str(inspect_controls(ready))
     shared = [e["action_id"] for b in inspect_controls(ready, external=True) for e in b["elements"]]
     assert shared == ["steer:changes", "steer:cost"]
+    private = inspect_controls(ready, private=True)
+    assert "steer:ask" not in str(private) and "mentioning me in the thread" in str(private)

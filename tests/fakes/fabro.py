@@ -126,6 +126,8 @@ class FakeFabro:
     creations: dict[str, dict[str, Any]] = field(default_factory=dict)
     creation_polls: int = 2  # pending answers before a creation ends
     creation_error: str | None = None  # when set, creations fail with this
+    auth_me_login: str | None = None  # GET /auth/me answers with this login (None: 404, no web UI)
+    creation_location: str | None = None  # the Location a creation names (None: the relative path)
     github_down: bool = False
     automations: list[dict[str, Any]] = field(default_factory=list)
     # The agent of each run: None (a steerable session is active) or the 409/503 code it answers with.
@@ -155,6 +157,7 @@ class FakeFabro:
     manifests: dict[str, dict[str, Any]] = field(default_factory=dict)
     user_agents: dict[str, str] = field(default_factory=dict)
     start_fails: str | None = None  # when set, POST /runs/{id}/start answers 409 with this
+    create_refusal: str | None = None  # when set, POST /runs answers 400 with this (a server setting says no)
 
     # -- test controls -------------------------------------------------------------
 
@@ -357,6 +360,7 @@ class FakeFabro:
                 web.post("/api/v1/runs/{id}/pull_request", self._create_pr),
                 web.get("/api/v1/runs/{id}/pull_request", self._get_pr),
                 web.get("/api/v1/runs/{id}/pull_request/creation", self._creation),
+                web.get("/api/v1/auth/me", self._auth_me),
                 web.post("/api/v1/runs/{id}/pull_request/merge", self._merge_pr),
                 web.post("/api/v1/runs/{id}/pull_request/close", self._close_pr),
                 web.get("/api/v1/runs/{id}/files", self._files),
@@ -740,6 +744,7 @@ class FakeFabro:
 
         new = make_run("submitted", title=run.get("title") or "Retry", created=datetime.now(UTC))
         new["repository"], new["workflow"], new["labels"] = run["repository"], run["workflow"], run["labels"]
+        new["created_by"] = TOKEN_ACTOR  # the retrying user: the token's (API.md)
         self.retry(run["id"], new)
         return web.json_response(new, status=201)
 
@@ -798,8 +803,14 @@ class FakeFabro:
             }
             self.creations[run["id"]] = creation
             self.emit(run["id"], "pull_request.creation_requested", {})
-        headers = {"Location": "pull_request/creation", "Retry-After": "0"}
+        headers = {"Location": self.creation_location or "pull_request/creation", "Retry-After": "0"}
         return web.json_response(self._public(creation), status=202, headers=headers)
+
+    async def _auth_me(self, request: web.Request) -> web.Response:
+        if self.auth_me_login is None:
+            return web.Response(status=404, body=b"")  # the web UI is off: the route does not exist
+        user = {"login": self.auth_me_login, "name": self.auth_me_login, "email": None, "avatarUrl": "", "userUrl": ""}
+        return web.json_response({"user": user, "provider": "github", "demoMode": False})
 
     @staticmethod
     def _public(creation: dict[str, Any]) -> dict[str, Any]:
@@ -929,6 +940,8 @@ class FakeFabro:
             checked = check_manifest(body, self.variables, for_create=True)
         except Refused as refused:
             return self._error(refused.status, refused.detail, request[REQUEST_ID])
+        if self.create_refusal is not None:
+            return self._error(400, self.create_refusal, request[REQUEST_ID])
         slug = body["target"]["path"].split("/")[-2] if "/" in body["target"]["path"] else "workflow"
         origin = (body.get("git") or {}).get("origin_url", "")
         run = make_run(

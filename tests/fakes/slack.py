@@ -83,6 +83,7 @@ class Message:
     edits: int = 0
     files: list[dict[str, Any]] = field(default_factory=list)  # shared with the message (files.completeUploadExternal)
     user: str | None = None  # a person's message (None: the bot's own)
+    bot_id: str = "B111"  # who posted it: the bot under test, unless a test says another app did
 
 
 @dataclass
@@ -108,6 +109,8 @@ class FakeSlack:
     proxy_error: dict[str, int] = field(default_factory=dict)  # method -> status of one HTML page from a proxy
     time_zones: dict[str, str] = field(default_factory=dict)  # user id -> tz in their profile (users.info)
     names: dict[str, str] = field(default_factory=dict)  # user id -> display name in their profile (users.info)
+    admins: set[str] = field(default_factory=set)  # workspace admins (users.info is_admin)
+    owners: set[str] = field(default_factory=set)  # workspace owners (users.info is_owner)
     scopes: tuple[str, ...] = field(default_factory=lambda: MANIFEST_SCOPES)  # granted at install
     views: list[dict[str, Any]] = field(default_factory=list)  # modals opened with views.open
     homes: dict[str, dict[str, Any]] = field(default_factory=dict)  # user id -> their published Home view
@@ -285,9 +288,15 @@ class FakeSlack:
             tz = self.time_zones.get(str(user), "America/Los_Angeles")
             shown = self.names.get(str(user), "")
             profile = {"display_name": shown, "real_name": shown or "Someone"}
-            return web.json_response(
-                {"ok": True, "user": {"id": user, "name": "someone", "tz": tz, "profile": profile}}
-            )
+            person = {
+                "id": user,
+                "name": "someone",
+                "tz": tz,
+                "is_admin": user in self.admins or user in self.owners,
+                "is_owner": user in self.owners,
+                "profile": profile,
+            }
+            return web.json_response({"ok": True, "user": person})
         if method == "conversations.open":
             if "im:write" not in self.scopes:
                 return web.json_response({"ok": False, "error": "missing_scope", "needed": "im:write"})
@@ -295,6 +304,10 @@ class FakeSlack:
             if not users.startswith(("U", "W")) or "," in users:
                 return web.json_response({"ok": False, "error": "user_not_found"})
             return web.json_response({"ok": True, "channel": {"id": dm_of(users)}})
+        if method == "bots.info":
+            if args.get("bot") != "B111":
+                return web.json_response({"ok": False, "error": "bot_not_found"})
+            return web.json_response({"ok": True, "bot": {"id": "B111", "app_id": "A111", "user_id": "U0BOT"}})
         if method == "usergroups.users.list":
             group = args.get("usergroup")
             if group not in self.usergroups:
@@ -413,7 +426,7 @@ class FakeSlack:
         more = start + limit < len(found)
         items = []
         for m in page:
-            item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text, "bot_id": "B111"}
+            item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text, "bot_id": m.bot_id}
             if with_metadata and m.metadata:
                 item["metadata"] = m.metadata
             if m.files:
@@ -439,7 +452,7 @@ class FakeSlack:
         limit = int(args.get("limit") or 1000)
         for m in thread[:limit]:
             item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text, "thread_ts": parent}
-            item |= {"user": m.user} if m.user else {"bot_id": "B111"}
+            item |= {"user": m.user} if m.user else {"bot_id": m.bot_id}
             if with_metadata and m.metadata:
                 item["metadata"] = m.metadata
             if m.files:

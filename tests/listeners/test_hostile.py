@@ -5,6 +5,7 @@ Nothing from an unverified request is used: no outbound call, no body in the log
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -137,3 +138,37 @@ async def test_after_all_that_the_bot_still_answers(user: SlackUser, fabro: Fake
         await session.post(user.url, data=b"garbage")
     status, ack, _ = await user.command("help")
     assert status == 200 and "lists and shows Fabro runs" in ack
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("team_id", "T0OTHER"), ("api_app_id", "A0OTHER")],
+)
+async def test_signed_requests_for_another_workspace_or_app_are_dropped(
+    user: SlackUser, fabro: FakeFabro, field: str, value: str
+):
+    """Signed with this app's secret, but naming another team or app: nothing of it is used."""
+    from tests.fakes.runs import make_run
+
+    run = make_run("failed")
+    fabro.add(run)
+    fabro.requests.clear()
+    body, response_url = user.command_body(run["id"])
+    forged = body.replace(f"{field}=T111", f"{field}={value}").replace(f"{field}=A111", f"{field}={value}")
+    assert forged != body
+    status, ack = await user.post(forged)
+    assert status == 200 and ack == ""
+    payload, url = user.action_payload({"action_id": "runs:next", "value": "x"})
+    if field == "team_id":
+        payload["team"] = {"id": value, "domain": "elsewhere"}
+    else:
+        payload["api_app_id"] = value
+    status, _ = await user.post(urlencode({"payload": json.dumps(payload)}))
+    assert status == 200
+    event = json.loads(user.mention_body("steer drop the table", channel="C0ALERTS", thread_ts="1.000001"))
+    event[field] = value
+    status, _ = await user.post(json.dumps(event), content_type="application/json")
+    assert status == 200
+    await asyncio.sleep(0.3)  # anything the bot would have done, it would have begun by now
+    assert user.slack.responses_to(response_url) == [] and user.slack.responses_to(url) == []
+    assert fabro.requests == []  # the command never reached its handler

@@ -145,7 +145,8 @@ def test_link_grammar():
     assert parse("unlink") == Link(None, unlink=True)
     assert parse("unlink octocat") == Link("octocat", unlink=True)
     assert parse("whoami") == WhoAmI()
-    for bad in ("link", "link a b", "link -x", "link a--b", "whoami please", "link " + "a" * 40):
+    assert parse("link") == Link(None)  # alone: sign in with GitHub
+    for bad in ("link a b", "link -x", "link a--b", "whoami please", "link " + "a" * 40):
         assert isinstance(parse(bad), UsageError), bad
 
 
@@ -153,8 +154,10 @@ def test_link_grammar():
 def test_any_link_words_parse_without_error(word: str):
     parsed = parse(f"link {word}")
     assert isinstance(parsed, Link | UsageError)
-    if isinstance(parsed, Link):
-        assert parsed.login and parsed.login == parsed.login.lower() and len(parsed.login) <= 39
+    if isinstance(parsed, Link) and parsed.login is not None:
+        assert parsed.login == parsed.login.lower() and len(parsed.login) <= 39
+    elif isinstance(parsed, Link):
+        assert not word.strip()  # only `link` alone asks for GitHub's sign-in
 
 
 def test_notify_grammar():

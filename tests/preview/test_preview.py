@@ -3,9 +3,11 @@ message the bot can post, each within Slack's limits."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from datetime import UTC, datetime
+from urllib.parse import unquote
 
 import pytest
 from hypothesis import given
@@ -16,7 +18,7 @@ from bot.blocks import kit
 from bot.blocks.limits import problems
 from bot.preview.gallery import gallery
 from bot.preview.terminal import render_message, render_mrkdwn
-from tests.app.test_cli import run_cli
+from tests.app.test_cli import COMMAND, run_cli
 from tests.fakes.slack import limit_violations
 
 
@@ -152,3 +154,27 @@ async def test_preview_draws_the_answer_and_json_and_builder_give_the_payload():
     assert code == 0 and out.startswith("https://app.slack.com/block-kit-builder/#")
     code, out, _ = await run_cli("preview", "--gallery")
     assert code == 0 and "Alert: a multi_select question" in out and "[ Submit ]" in out
+
+
+async def test_the_gallery_ends_quietly_when_its_reader_stops_early():
+    for flags in (("--json",), (), ("--builder",)):
+        process = await asyncio.create_subprocess_shell(
+            f"'{COMMAND}' preview --gallery {' '.join(flags)} | head -c 100 > /dev/null; exit ${{PIPESTATUS[0]}}",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            executable="/bin/bash",
+        )
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+        assert err.decode() == "", flags  # no BrokenPipeError traceback
+        assert process.returncode in (0, 1), flags
+
+
+async def test_the_gallery_gives_one_block_kit_builder_link_per_message():
+    code, out, err = await run_cli("preview", "--gallery", "--builder")
+    assert code == 0, err
+    lines = out.splitlines()
+    titles, links = lines[0::2], lines[1::2]
+    assert len(titles) == len(gallery(datetime.now(UTC)))
+    assert all(link.startswith("  https://app.slack.com/block-kit-builder/#") for link in links)
+    first = json.loads(unquote(links[0].split("#", 1)[1]))
+    assert first["blocks"][0]["type"] == "section"

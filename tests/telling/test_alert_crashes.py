@@ -148,3 +148,38 @@ async def test_a_kill_9_of_the_follower_mid_run_neither_loses_nor_repeats_a_repl
     said = [m.text for m in slack.messages if m.thread_ts == card.ts]
     assert said == [":x: Stage verify failed: boom", ":repeat: Stage verify retrying (attempt 2 of 3)"]
     assert "Traceback" not in (tmp_path / "second.log").read_text()
+
+
+async def test_after_a_crash_another_apps_message_carrying_the_alerts_key_does_not_suppress_it(
+    fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+):
+    from bot.blocks.alerts import alert_metadata
+    from bot.core.keys import AlertKey
+    from bot.store import open_store
+    from tests.fakes.slack import Message
+
+    first = await start_process(fabro, slack, tmp_path, "first", **{CRASH_AT_ENV: "alert.claimed"})
+    try:
+        await wait_for(lambda: first_cycle_done(fabro), timeout=20)
+        run = make_run("running", title="Impersonated")
+        fabro.add(run)
+        fabro.fail(run["id"], "boom")
+        assert await wait_exit(first) == -signal.SIGKILL
+    finally:
+        if first.returncode is None:
+            first.kill()
+    store = open_store(f"sqlite:///{tmp_path}/bot.db")
+    await store.open()
+    [claimed] = await store.alerts_for_run(run["id"])
+    await store.close()
+    # Another app posts a message with the bot's metadata key for that very alert.
+    metadata = alert_metadata(AlertKey.parse(claimed.key.encode()), run["id"])
+    slack.messages.append(Message(CHANNEL, slack._next_ts(), "not the bot", [], metadata, None, bot_id="B0OTHER"))
+
+    second = await start_process(fabro, slack, tmp_path, "second")
+    try:
+        await wait_for(lambda: [m for m in slack.posts(CHANNEL) if m.bot_id == "B111"], timeout=20)
+    finally:
+        await stop(second)
+    ours = [m for m in slack.posts(CHANNEL) if m.bot_id == "B111"]
+    assert len(ours) == 1 and run["id"][:10] in str(ours[0].blocks) + ours[0].text

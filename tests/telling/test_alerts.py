@@ -407,7 +407,7 @@ async def test_only_the_allowlist_may_change_where_alerts_go(start_alerts, slack
             _, _, url = await user.command(words, channel="C0TEAM", user="U123ADA")
             reply = await user.reply(url)
             assert reply["response_type"] == "ephemeral"
-            assert "You are not allowed to change where alerts are posted" in reply["text"] and named in reply["text"]
+            assert "You may not change where alerts are posted" in reply["text"] and named in reply["text"]
         [sub] = await bot.store.subscriptions("C0TEAM")  # nothing changed
         assert sub.kinds == {"failed"}
         _, _, url = await user.command("subscriptions", channel="C0TEAM", user="U123ADA")  # listing stays open

@@ -242,7 +242,7 @@ async def test_setting_a_summary_again_replaces_it_and_off_stops_it(start_bot, s
 async def test_only_the_routing_allowlist_may_set_a_summary(start_bot, slack: FakeSlack, tmp_path):
     bot = await start_bot(subscription_allowlist="U0ROUTER", database_url=f"sqlite:///{tmp_path}/d.db")
     reply = await set_summary(bot, slack, "summary daily 09:00", user="U123ADA")
-    assert "not allowed to change where alerts are posted" in reply["text"]
+    assert "may not change where alerts are posted" in reply["text"]
     assert await bot.store.summaries() == []
     assert "no daily summary" in (await set_summary(bot, slack, "summary", user="U123ADA"))["text"]
 

@@ -164,7 +164,7 @@ async def test_a_reply_whose_post_was_lost_is_found_in_the_thread_not_posted_twi
     async with aiohttp.ClientSession() as session:
         await follow_by_command(SlackUser.of(bot, slack, session), run["id"])
     live = card(slack)
-    bot.follower.slack.timeout = 0.3
+    bot.outbox.slack.timeout = 0.3  # the client the outbox posts with
     slack.slow_reply["chat.postMessage"] = 1.0  # Slack posts the reply; the bot never hears back
     fabro.stage(run["id"], "verify", "failed", failure={"message": "boom"})
     await bot.follower.sync_all()
@@ -297,3 +297,15 @@ async def test_words_in_the_live_cards_thread_steer_the_agent_or_answer_its_ques
     await user.mention("eu-west-1", channel=CHANNEL, thread_ts=live.ts)
     await wait_for(lambda: fabro.calls(f"/api/v1/runs/{run['id']}/questions/q-9/answer", method="POST"))
     assert len(fabro.calls(f"/api/v1/runs/{run['id']}/steer", method="POST")) == 1  # the answer was no steer
+
+
+async def test_a_bare_mention_in_the_live_thread_with_no_question_waiting_never_steers(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    run = running(fabro)
+    await follow_by_command(user, run["id"])
+    live = card(slack)
+    await user.mention("no", channel=CHANNEL, thread_ts=live.ts)  # a late answer to a question gone
+    # Taken as a question to Fabro about the run (answered in the thread), never as an instruction.
+    await wait_for(lambda: thread(slack, live) or slack.calls_to("chat.postEphemeral"))
+    assert fabro.calls(f"/api/v1/runs/{run['id']}/steer", method="POST") == []

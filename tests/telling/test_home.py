@@ -53,6 +53,11 @@ def text(view: dict[str, Any]) -> str:
     return json.dumps(view["blocks"], ensure_ascii=False)
 
 
+async def settled(bot: Bot) -> None:
+    """Every open's publish has returned to the bot (Slack has the view before the bot hears back)."""
+    await wait_for(lambda: all(v.published_at != float("-inf") for v in bot.home._viewers.values()))
+
+
 async def opened(user: SlackUser, slack: FakeSlack, who: str) -> dict[str, Any]:
     slack.homes.pop(who, None)
     status, _ = await user.open_home(who)
@@ -117,6 +122,7 @@ async def test_home_is_republished_when_what_it_shows_changed_at_most_every_10_s
     fabro.ask(run["id"], question("yes_no"))
     await bot.alerter.cycle()
     assert "Mine asks" in text(await opened(user, slack, ADA))
+    await settled(bot)
     fabro.answer(run["id"], "q-1", {"kind": "yes"})
     await bot.alerter.cycle()
     publishes = len(slack.calls_to("views.publish"))
@@ -213,6 +219,7 @@ async def test_a_refresh_asks_fabro_once_for_everyone_and_not_at_all_when_nothin
     bot.home.monotonic = lambda: ticks[0]
     await opened(user, slack, ADA)
     await opened(user, slack, BOB)
+    await settled(bot)  # both published at tick 1000, before the clock moves
     fabro.requests.clear()
     assert await bot.home.refresh(bot.bolt.client) == 0
     assert fabro.calls("/api/v1/runs") == []  # nothing marked: Fabro is not asked
@@ -326,3 +333,18 @@ async def test_when_fabro_is_down_a_refresh_asks_once_and_keeps_the_homes_for_la
     fabro.faults.clear()
     assert await bot.home.refresh(bot.bolt.client) == 3
     assert all("Appears later" in text(slack.homes[who]) for who in (ADA, BOB, "U789CAROL"))
+
+
+async def test_when_slack_cannot_be_reached_a_refresh_costs_those_homes_and_does_not_fail(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+):
+    for who in (ADA, BOB):
+        await opened(user, slack, who)
+    bot.home.monotonic = lambda: time.monotonic() + 100
+    await bot.home.stop()  # this test drives the refresh itself
+    waiting = by("grace", title="Nobody hears of it")
+    fabro.add(waiting)
+    fabro.request_approval(waiting["id"])
+    bot.home.changed(None, IndexedRun(waiting["id"], None, "grace", "pending", "Nobody hears of it", None, NOW))
+    await slack.stop()  # Slack unreachable: the connection is refused
+    assert await bot.home.refresh(bot.bolt.client) == 0

@@ -1,0 +1,72 @@
+"""The Home view and the reminder messages, rendered in blocks/: any input renders, within Slack's limits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from slack_sdk.models.blocks import Block
+
+from bot.blocks.home import WAITING_ON_ANYONE, home_view
+from bot.blocks.limits import problems
+from bot.blocks.reminders import reminder_message
+from bot.core.keys import AlertKey, AlertKind
+from bot.core.records import IndexedRun
+from bot.fabro.models import Run
+from tests.fakes.runs import make_run
+
+NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
+titles = st.text(max_size=400)
+statuses = st.sampled_from(["succeeded", "failed", "running", "blocked", "archived", "something-new"])
+
+
+def waiting_run(title: str, i: int) -> Run:
+    data = make_run("running", title=title, run_id=f"01KJW4MG8000000000000000{i:02d}")
+    data["pending_approval"] = True
+    return Run.model_validate(data)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    mine=st.lists(titles, max_size=4),
+    others=st.lists(titles, max_size=12),
+    yours=st.none() | st.lists(st.tuples(titles, statuses), max_size=10),
+    notice=st.none() | st.text(max_size=1500),
+    unavailable=st.booleans(),
+)
+def test_any_home_renders_within_slacks_limits(mine, others, yours, notice, unavailable):
+    view = home_view(
+        notice=notice,
+        linked=yours is not None,
+        mine=[waiting_run(t, i) for i, t in enumerate(mine)],
+        others=[waiting_run(t, 20 + i) for i, t in enumerate(others)],
+        unavailable=unavailable,
+        yours=[
+            IndexedRun(f"01KJW4MG9000000000000000{i:02d}", "U1", None, status, title, None, NOW)
+            for i, (title, status) in enumerate(yours or [])
+        ],
+        now=NOW,
+        web_base="https://fabro.example.com",
+        command="/runs",
+    )
+    assert view["type"] == "home" and len(view["blocks"]) <= 100
+    for block in view["blocks"]:
+        Block.parse(block).to_dict()  # slack_sdk's validators: lengths, ids, elements
+    said = str(view["blocks"])
+    if len(others) > WAITING_ON_ANYONE:
+        assert f"and {len(others) - WAITING_ON_ANYONE} more" in said
+
+
+@given(
+    kind=st.sampled_from([AlertKind.QUESTION, AlertKind.APPROVAL]),
+    step=st.sampled_from(["remind", "escalate"]),
+    minutes=st.integers(0, 60 * 24 * 400),
+    mention=st.none() | st.from_regex(r"<@U[A-Z0-9]{2,10}>( <!subteam\^S[A-Z0-9]{2,10}>){0,20}", fullmatch=True),
+    name_the_run=st.booleans(),
+)
+def test_any_reminder_renders_within_slacks_limits(kind, step, minutes, mention, name_the_run):
+    key = AlertKey(kind, "01KJW4MG800000000000000001", "q-1" if kind is AlertKind.QUESTION else None)
+    message = reminder_message(step, key, timedelta(minutes=minutes), mention=mention, name_the_run=name_the_run)
+    assert problems(message) == []
+    assert ("waiting on you" in message["text"]) == (step == "remind" and mention is not None)
