@@ -223,7 +223,9 @@ def test_an_alerts_mute_menu_round_trips_and_fits(run_id, choice):
     stages=st.lists(st.tuples(st.text(min_size=1, max_size=200), st.none() | st.integers(0, 10**12)), max_size=80),
     over=st.floats(0.01, 1e6),
 )
-def test_a_cost_alert_holds_every_slack_limit_and_mentions_nobody(title, micros, stages, over):
+def test_a_cost_alert_holds_every_slack_limit_and_mentions_nobody(
+    title: str, micros: int | None, stages: list[tuple[str, int | None]], over: float
+) -> None:
     raw = make_run("running", title=title)
     raw["billing"] = {"total_usd_micros": micros}
     run = Run.model_validate(raw)
@@ -254,7 +256,9 @@ def test_a_cost_alert_holds_every_slack_limit_and_mentions_nobody(title, micros,
     budget=st.floats(0.01, 1e7),
     tz=st.sampled_from(["UTC", "Europe/Berlin", "<!here>"]),
 )
-def test_a_budget_alert_holds_every_slack_limit_and_mentions_nobody(titles, spent, budget, tz):
+def test_a_budget_alert_holds_every_slack_limit_and_mentions_nobody(
+    titles: list[str], spent: int, budget: float, tz: str
+) -> None:
     top = [
         IndexedRun(f"R{i}", None, None, "running", t, "https://f/runs/x" if i % 2 else None, NOW, i * 10**6)
         for i, t in enumerate(titles)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -34,7 +36,7 @@ def backfill_reads(fabro: FakeFabro) -> int:
     return reads
 
 
-async def start(start_bot, tmp_path, **settings: Any) -> Bot:
+async def start(start_bot: Callable[..., Awaitable[Bot]], tmp_path: Path, **settings: Any) -> Bot:
     return await start_bot(
         schedule_alerts=True,
         alert_pace=0.0,
@@ -54,8 +56,8 @@ async def mine(bot: Bot, slack: FakeSlack) -> str:
 
 
 async def test_runs_older_than_the_bot_reach_the_index_a_bounded_number_of_pages(
-    start_bot, tmp_path, fabro: FakeFabro, slack: FakeSlack
-):
+    start_bot: Callable[..., Awaitable[Bot]], tmp_path: Path, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     old = datetime.now(UTC) - timedelta(days=3)
     fabro.add(*[by_octocat(title=f"Old {i:03d}", created=old + timedelta(minutes=i)) for i in range(250)])
     bot = await start(start_bot, tmp_path)
@@ -66,8 +68,8 @@ async def test_runs_older_than_the_bot_reach_the_index_a_bounded_number_of_pages
 
 
 async def test_a_restart_soon_after_does_not_read_again_but_one_after_an_outage_does(
-    start_bot, tmp_path, fabro: FakeFabro, slack: FakeSlack
-):
+    start_bot: Callable[..., Awaitable[Bot]], tmp_path: Path, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     fabro.add(*[by_octocat(title=f"Old {i}") for i in range(5)])
     first = await start(start_bot, tmp_path)
     await wait_until(lambda: first.store.get_mark(BACKFILLED), timeout=10)

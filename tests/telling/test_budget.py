@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from bot.app import Bot
@@ -12,7 +14,7 @@ from tests.telling.test_cost_alerts import COSTS, OPS, command, spend
 from tests.telling.test_reminders import by_octocat
 
 
-async def start(start_bot, tmp_path, **settings: Any) -> Bot:
+async def start(start_bot: Callable[..., Awaitable[Bot]], tmp_path: Path, **settings: Any) -> Bot:
     values: dict[str, Any] = {
         "alert_channel": OPS,
         "daily_budget_usd": 20,
@@ -29,8 +31,8 @@ def budget_posts(slack: FakeSlack, channel: str) -> list[str]:
 
 
 async def test_the_days_spend_crossing_the_budget_is_told_once_that_day_even_across_a_restart(
-    start_bot, tmp_path, fabro: FakeFabro, slack: FakeSlack
-):
+    start_bot: Callable[..., Awaitable[Bot]], tmp_path: Path, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     bot = await start(start_bot, tmp_path)
     await command(bot, slack, "subscribe cost", channel=COSTS)
     runs = [by_octocat(title=f"Spender {i}") for i in range(3)]
@@ -56,7 +58,9 @@ async def test_the_days_spend_crossing_the_budget_is_told_once_that_day_even_acr
     assert slack.violations == []
 
 
-async def test_without_a_daily_budget_nothing_is_told(start_bot, tmp_path, fabro: FakeFabro, slack: FakeSlack):
+async def test_without_a_daily_budget_nothing_is_told(
+    start_bot: Callable[..., Awaitable[Bot]], tmp_path: Path, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     bot = await start(start_bot, tmp_path, daily_budget_usd=None)
     await command(bot, slack, "subscribe cost", channel=COSTS)
     run = by_octocat(title="Spender")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,7 +19,7 @@ COSTS, OPS = "C0COSTS", "C0OPS"
 ADA = "U123ADA"
 
 
-async def start(start_bot, tmp_path, **settings: Any) -> Bot:
+async def start(start_bot: Callable[..., Awaitable[Bot]], tmp_path: Path, **settings: Any) -> Bot:
     values: dict[str, Any] = {
         "alert_channel": OPS,
         "cost_alert_usd": 10,
@@ -43,8 +45,8 @@ async def command(bot: Bot, slack: FakeSlack, words: str, **kw: Any) -> str:
 
 
 async def test_a_run_over_the_cost_alert_is_told_once_where_asked_with_its_stages(
-    start_bot, tmp_path, fabro: FakeFabro, slack: FakeSlack
-):
+    start_bot: Callable[..., Awaitable[Bot]], tmp_path: Path, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     bot = await start(start_bot, tmp_path)
     assert "runs over the cost alert" in await command(bot, slack, "subscribe cost", channel=COSTS)
     assert "cost" in await command(bot, slack, "notify questions approvals failed cost", user=ADA)
@@ -69,8 +71,8 @@ async def test_a_run_over_the_cost_alert_is_told_once_where_asked_with_its_stage
 
 
 async def test_a_cost_alert_is_not_posted_again_after_a_restart(
-    start_bot, tmp_path, fabro: FakeFabro, slack: FakeSlack
-):
+    start_bot: Callable[..., Awaitable[Bot]], tmp_path: Path, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     bot = await start(start_bot, tmp_path)
     await command(bot, slack, "subscribe cost", channel=COSTS)
     run = by_octocat(title="Pricey run")
@@ -84,7 +86,9 @@ async def test_a_cost_alert_is_not_posted_again_after_a_restart(
     assert slack.alert_keys(COSTS) == [f"cost:{run['id']}"]
 
 
-async def test_without_cost_alert_usd_nothing_is_told(start_bot, tmp_path, fabro: FakeFabro, slack: FakeSlack):
+async def test_without_cost_alert_usd_nothing_is_told(
+    start_bot: Callable[..., Awaitable[Bot]], tmp_path: Path, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     bot = await start(start_bot, tmp_path, cost_alert_usd=None)
     await command(bot, slack, "subscribe cost", channel=COSTS)
     run = by_octocat(title="Pricey run")

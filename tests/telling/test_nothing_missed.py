@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,7 +23,7 @@ ADA = "U123ADA"
 
 
 @pytest.fixture
-async def bot(start_bot, tmp_path) -> Bot:
+async def bot(start_bot: Callable[..., Awaitable[Bot]], tmp_path: Path) -> Bot:
     return await start_bot(alert_pace=0.0, user_links="octocat=U123ADA", database_url=f"sqlite:///{tmp_path}/n.db")
 
 
@@ -62,7 +63,7 @@ async def subscribe(user: SlackUser, words: str, channel: str) -> str:
 
 async def test_a_new_subscription_is_told_once_what_already_waits_that_it_matches(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     await bot.alerter.cycle()  # the bot has been running a while
     asks = waiting_question(fabro, "Asks before")
     approves = waiting_approval(fabro, "Waits for approval")
@@ -86,7 +87,7 @@ async def test_a_new_subscription_is_told_once_what_already_waits_that_it_matche
 
 async def test_many_things_waiting_reach_a_new_subscription_as_one_digest(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     await bot.alerter.cycle()
     for i in range(12):
         waiting_question(fabro, f"Waiting {i:02d}")
@@ -102,7 +103,7 @@ async def test_many_things_waiting_reach_a_new_subscription_as_one_digest(
 
 async def test_home_reads_every_page_of_waiting_runs_and_says_exactly_how_many_more(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     for i in range(130):
         waiting_question(fabro, f"Q {i:03d}")
     status, _ = await user.open_home(ADA)
