@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bot.app import Bot
 from tests.fakes.fabro import FakeFabro
-from tests.fakes.slack import FakeSlack
-from tests.telling.test_cost_alerts import COSTS, OPS, command, spend
+from tests.fakes.slack import FakeSlack, dm_of
+from tests.telling.test_cost_alerts import ADA, COSTS, OPS, command, spend
 from tests.telling.test_reminders import by_octocat
 
 
@@ -68,3 +70,38 @@ async def test_without_a_daily_budget_nothing_is_told(
     spend(fabro, run, 500.0)
     await bot.alerter.cycle()
     assert budget_posts(slack, COSTS) == []
+
+
+async def test_on_postgresql_two_replicas_and_a_restart_tell_each_cost_and_the_day_once(
+    start_bot: Callable[..., Awaitable[Bot]], postgres_url: str, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    settings: dict[str, Any] = {
+        "alert_pace": 0.0,
+        "alert_channel": OPS,
+        "cost_alert_usd": 10,
+        "daily_budget_usd": 20,
+        "user_links": "octocat=U123ADA",
+        "database_url": postgres_url,
+    }
+    first, second = await start_bot(**settings), await start_bot(**settings)
+    await first.alerter.cycle()
+    await command(first, slack, "subscribe cost", channel=COSTS)
+    await command(second, slack, "notify questions cost", user=ADA)
+    runs = [by_octocat(title=f"Spender {i}") for i in range(2)]
+    fabro.add(*runs)
+    spend(fabro, runs[0], 12.0)
+    spend(fabro, runs[1], 9.0)
+    await asyncio.gather(first.alerter.cycle(), second.alerter.cycle())  # both replicas decide at once
+    spend(fabro, runs[0], 13.0)
+    await asyncio.gather(first.alerter.cycle(), second.alerter.cycle())
+    await first.stop()
+    third = await start_bot(**settings)  # the first replica, restarted
+    spend(fabro, runs[1], 11.0)
+    await asyncio.gather(second.alerter.cycle(), third.alerter.cycle())
+    await asyncio.gather(second.alerter.cycle(), third.alerter.cycle())
+    day = datetime.now(UTC).date().isoformat()
+    costs = sorted(f"cost:{r['id']}" for r in runs)
+    assert sorted(slack.alert_keys(COSTS)) == sorted([f"budget:{day}", *costs])
+    assert sorted(slack.alert_keys(dm_of(ADA))) == costs  # the owner asked for cost; the budget is the channel's
+    assert slack.posts(OPS) == []
+    assert slack.violations == []
