@@ -24,7 +24,7 @@ from bot.fabro.models import ListMeta, Run, RunList
 from bot.people.identity import Linker
 from bot.people.mine import my_runs
 
-__all__ = ["MINE_NEEDS_SLACK", "NOT_LINKED", "SCAN_PAGE", "SCAN_PAGES", "Answerer"]
+__all__ = ["MINE_NEEDS_SLACK", "NOTHING_OF_YOURS", "NOT_LINKED", "SCAN_PAGE", "SCAN_PAGES", "Answerer"]
 
 log = logging.getLogger(__name__)
 

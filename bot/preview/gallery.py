@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.asking.answers import NOT_LINKED, NOTHING_OF_YOURS
 from bot.blocks import kit
 from bot.blocks.alerts import (
     approval_alert,
@@ -33,7 +34,7 @@ from bot.blocks.inspect import (
 )
 from bot.blocks.live import live_card, update_reply
 from bot.blocks.outcomes import outcome_text
-from bot.blocks.replies import error_message, help_message, internal_error_message, usage_error_message
+from bot.blocks.replies import error_message, help_message, internal_error_message, notice, usage_error_message
 from bot.blocks.runs import Scanned, run_detail_message, run_list_message, unfurl_card
 from bot.blocks.start import start_announcement, start_card, start_picker
 from bot.blocks.stats import stats_message
@@ -180,6 +181,19 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
                 web_base=WEB,
                 scanned=Scanned(read=len(runs), ends=ends, next_offset=None),
             ),
+        ),
+        (
+            "/runs mine (your runs, from the bot's index)",
+            run_list_message(
+                RunQuery(narrow=Narrow(mine=True)),
+                RunList(data=by_grace, meta=ListMeta(has_more=False, total=len(by_grace))),
+                now=now,
+                web_base=WEB,
+            ),
+        ),
+        (
+            "/runs mine, before linking a login",
+            notice(f"{NOTHING_OF_YOURS}\n{NOT_LINKED}".format(command=COMMAND)),
         ),
         ("/runs <id> (a detail card)", run_detail_message(blocked, now=now, web_base=WEB)),
         (

@@ -104,6 +104,8 @@ def test_the_gallery_has_every_kind_of_message_each_within_slacks_limits():
     for kind in (
         "a list",
         "a list the bot filtered",
+        "/runs mine (your runs",
+        "/runs mine, before linking",
         "a detail card",
         "a run failed",
         "yes_no",
