@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,8 @@ def waiting_approval(fabro: FakeFabro, title: str) -> dict[str, Any]:
 
 async def moved_on(bot: Bot, fabro: FakeFabro) -> None:
     """Something newer happens in Fabro, so what waits is behind the bot's watermark (not re-read each cycle)."""
-    await asyncio.sleep(0.01)
+    last = max(datetime.fromisoformat(e["ts"].replace("Z", "+00:00")) for log in fabro.events.values() for e in log)
+    await wait_for(lambda: datetime.now(UTC) > last + timedelta(milliseconds=1))  # a later millisecond than any event
     newer = make_run("running", title="Something newer")
     fabro.add(newer)
     fabro.emit(newer["id"], "run.title.updated", {"title": "Something newer"})
