@@ -189,7 +189,7 @@ async def test_subscribing_by_me_records_the_callers_logins_and_needs_a_link(use
     assert "link <login>" in said(await user.reply(response_url))
 
 
-# The words that choose what a person hears of (whose runs, which kinds, mutes, cost): a typo of each, and what it suggests.
+# The words that choose what a person hears of (whose runs, which kinds, mutes, cost): a typo of each.
 HEARING_TYPOS = (
     ("mien", "mine"),
     ("byy:octocat", "by:octocat"),
