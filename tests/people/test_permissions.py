@@ -203,9 +203,14 @@ async def test_muting_a_channel_is_routing_but_muting_in_ones_own_dm_needs_nothi
     user = await people()
     run = make_run("blocked", title="Chatty")
     fabro.add(run)
-    for words in (f"mute {run['id']} 1h", f"unmute {run['id']}", "subscribe cost succeeded pr"):
+    for words, what in (
+        (f"mute {run['id']} 1h", "mute or unmute a run in a channel"),
+        (f"unmute {run['id']}", "mute or unmute a run in a channel"),
+        ("subscribe cost succeeded pr", "change where alerts are posted"),
+    ):
         _, _, url = await user.command(words, channel="C0TEAM", user=STRANGER)
-        assert "ALLOW_ROUTE allows only workspace admins" in await told(user, url), words
+        refused = await told(user, url)
+        assert what in refused and "ALLOW_ROUTE allows only workspace admins" in refused, words
     _, _, url = await user.command(f"mute {run['id']} 1h", channel="C0TEAM", user=ADMIN)
     assert (await user.reply(url))["response_type"] == "in_channel"
     _, _, url = await user.command(f"mute {run['id']} 1d", channel="D0STRANGER", user=STRANGER)
