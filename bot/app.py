@@ -302,17 +302,26 @@ class Bot:
         personal = Personal(self.linker, self.store, self.fabro, alert_slack)
         self.follower.permissions, self.follower.owner_of = self.permissions, personal.owner_of
         self.home = Home(self.store, self.fabro, self.linker, personal, self.clock, presentation=presentation)
-        actors = Allowlist(parse_allowlist(s.action_allowlist), client)
         self.inspector = Inspector(
             self.fabro,
             self.store,
             alert_slack,
             self.clock,
             delivery,
-            allowlist=actors,
+            permissions=self.permissions,
+            owner_of=personal.owner_of,
             log_max_bytes=s.log_max_bytes,
         )
-        self.asker = AskDesk(self.fabro, self.store, alert_slack, self.clock, self.budget, delivery, allowlist=actors)
+        self.asker = AskDesk(
+            self.fabro,
+            self.store,
+            alert_slack,
+            self.clock,
+            self.budget,
+            delivery,
+            permissions=self.permissions,
+            owner_of=personal.owner_of,
+        )
         commands = Commands(
             answerer,
             desk,

@@ -122,8 +122,8 @@ class Settings(BaseSettings):
     allow_answer: str | None = Field(
         default=None,
         description=(
-            "who may answer a run's question: `*`, `owner`, `admins`, user ids `U…`, user-group ids `S…`,"
-            " comma-separated; unset: `*`"
+            "who may answer a run's question or ask Fabro about a run: `*`, `owner`, `admins`, user ids `U…`,"
+            " user-group ids `S…`, comma-separated; unset: `*`"
         ),
     )
     allow_approve: str | None = Field(
@@ -132,8 +132,8 @@ class Settings(BaseSettings):
     allow_operate: str | None = Field(
         default=None,
         description=(
-            "who may retry, resume, cancel, steer, interrupt or pause a run, or end another's follow"
-            " (same syntax); unset: `owner,admins`"
+            "who may retry, resume, cancel, steer, interrupt or pause a run, open a preview of its sandbox,"
+            " or end another's follow (same syntax); unset: `owner,admins`"
         ),
     )
     allow_start: str | None = Field(

@@ -83,9 +83,21 @@ async def first_text(samples: int) -> list[float]:
             await wait_for(shown, 10, 0.001)
             found.append(shown()[0] - sent)
             await wait_for(lambda: all(s["active_turn"] is None for s in fabro.sessions.values()), 10)
+            # The answer is finished (its last edit keeps the pace too) before the next, or the stop.
+            await wait_for(lambda ts=alert.ts: done(slack, ts), 10)
         return found
 
     return await with_bot(work)
+
+
+def done(slack: FakeSlack, thread_ts: str) -> bool:
+    """The thread's reply holds the whole answer, no longer being written."""
+    reply = next((m for m in slack.messages if m.thread_ts == thread_ts), None)
+    return (
+        reply is not None
+        and "ran the old tests" in json.dumps(reply.blocks)
+        and "writing" not in json.dumps(reply.blocks)
+    )
 
 
 async def changes(samples: int) -> tuple[list[float], list[float]]:

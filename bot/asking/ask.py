@@ -7,8 +7,10 @@ budget. The final edit holds the complete answer; one too long for a message con
 replies, so nothing is cut. A failed turn ends in one sentence saying why.
 
 Questions in one thread are answered one after the other, never interleaved: a second one waits
-for the first (and says so). The session id is stored per run and thread, so after a restart
-the conversation goes on where it was.
+for the first (and says so); one asked on another replica while Fabro answers is refused by
+Fabro (its session has an active turn) and says so. The session id is stored per run and thread,
+the first stored winning when replicas race, so after a restart the conversation goes on where
+it was. Who may ask is `ALLOW_ANSWER`'s rule.
 """
 
 from __future__ import annotations
@@ -33,13 +35,14 @@ from bot.blocks.inspect import (
 )
 from bot.blocks.replies import notice
 from bot.blocks.text import clip, escape
-from bot.core.errors import NotAllowed, NotPosted
+from bot.core.errors import NotPosted
 from bot.core.keys import ActionKey, ActionState, AlertKey, AlertKind, Verb
 from bot.core.records import Action
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroConflict, FabroError, FabroNotFound
+from bot.fabro.models import Run
 from bot.failpoints import crash_point
-from bot.people.permissions import Allowlist
+from bot.people.permissions import CLASS_OF, Permissions, owner_lookup
 from bot.slack.webapi import TRANSPORT_ERRORS, EditBudget, slack_error
 from bot.store.base import Store
 from bot.telling.delivery import Delivery
@@ -93,7 +96,8 @@ class AskDesk:
     clock: Callable[[], datetime]
     budget: EditBudget
     outbox: Delivery  # each reply once, in the run's thread
-    allowlist: Allowlist | None = None
+    permissions: Permissions | None = None  # who may ask: `ALLOW_ANSWER`
+    owner_of: Callable[[Run], Awaitable[str | None]] | None = None  # for a rule naming `owner`
     edit_every: float = 1.0  # seconds between two edits of a reply being written
     external: Callable[[str], Awaitable[bool]] = _never_external
     monotonic: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
@@ -102,8 +106,9 @@ class AskDesk:
 
     async def ask(self, user_id: str, run_id: str, channel: str, thread: str, words: str, intent: str) -> Asked | None:
         """Ask `words` about the run in `thread`, once per `intent`; None when that was done already."""
-        if self.allowlist is not None and not await self.allowlist.allows(user_id):
-            raise NotAllowed(Verb.ANSWER)
+        if self.permissions is not None:
+            owner = owner_lookup(self.fabro.get_run, self.owner_of, run_id)
+            await self.permissions.check(CLASS_OF[Verb.ASK], user_id, owner, what=Verb.ASK)
         key = AlertKey(AlertKind.REPLY, run_id, f"ask.{intent}")
         if await self.external(channel):
             said = "This channel is shared with another organisation: Fabro's answers are not posted here."
@@ -204,10 +209,7 @@ class AskDesk:
     async def _turn(self, run_id: str, mark: str, words: str, reply: _Answer) -> tuple[str, str | None]:
         """Send the question and follow its stream; a session Fabro no longer knows is made again, once."""
         for attempt in range(2):
-            session_id = await self.store.get_mark(mark) or None
-            if session_id is None:
-                session_id = (await self.fabro.create_session(run_id)).id
-                await self.store.set_mark(mark, session_id)
+            session_id = await self._session(run_id, mark)
             try:
                 return await self._stream(session_id, words, reply)
             except FabroNotFound:
@@ -220,6 +222,20 @@ class AskDesk:
                     return "", ask_failure_text("busy")
                 raise
         return "", ask_failure_text("agent_error")
+
+    async def _session(self, run_id: str, mark: str) -> str:
+        """The thread's session: the stored one, else a new one. Two replicas asking at once for a
+        thread without one both make one, and both go on with the one stored first."""
+        stored = await self.store.get_mark(mark)
+        if stored:
+            return stored
+        made = (await self.fabro.create_session(run_id)).id
+        if stored is None and await self.store.add_mark(mark, made):
+            return made
+        if stored is None:  # another replica stored its session first: the thread keeps that one
+            return await self.store.get_mark(mark) or made
+        await self.store.set_mark(mark, made)  # the thread's session was forgotten: this is the new one
+        return made
 
     async def _forget(self, mark: str) -> None:
         # Marks cannot be deleted: an empty one reads as "no session".
@@ -262,9 +278,7 @@ class AskDesk:
         while True:
             await reply.changed.wait()
             reply.changed.clear()
-            wait = max(reply.last_edit + self.edit_every - self.monotonic(), self.budget.wait())
-            if wait > 0:
-                await asyncio.sleep(wait)
+            await self._pace(reply)
             if reply.text == reply.shown or reply.ts is None:
                 continue
             shown = reply.text
@@ -273,6 +287,15 @@ class AskDesk:
                 chunk = clip(chunk, ANSWER_CHUNK - 40) + " _(continued below when done)_"
             await self._edit(reply, answer_message(chunk, run_id="", writing=True))
             reply.shown = shown
+
+    async def _pace(self, reply: _Answer) -> None:
+        """Wait until the reply may be edited again: `edit_every` after its last edit, and while the
+        workspace's edit budget has room (looked at again each second, as other writers spend it)."""
+        while True:
+            wait = max(reply.last_edit + self.edit_every - self.monotonic(), self.budget.wait())
+            if wait <= 0:
+                return
+            await asyncio.sleep(min(wait, 1.0))
 
     async def _edit(self, reply: _Answer, message: dict[str, Any]) -> bool:
         assert reply.ts is not None
@@ -293,9 +316,7 @@ class AskDesk:
         if not chunks:
             chunks, failure = [escape(failure or "")], None
         parts = len(chunks)
-        wait = max(reply.last_edit + self.edit_every - self.monotonic(), self.budget.wait())
-        if wait > 0:  # the final edit keeps the pace too
-            await asyncio.sleep(wait)
+        await self._pace(reply)  # the final edit keeps the pace too
         failure = escape(failure) if failure is not None else None
         first = answer_message(chunks[0], run_id=run_id, part=1, parts=parts, note=failure if parts == 1 else None)
         if reply.ts is not None:

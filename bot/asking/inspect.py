@@ -33,13 +33,13 @@ from bot.blocks.inspect import (
 )
 from bot.blocks.replies import notice
 from bot.blocks.text import clip, escape
-from bot.core.errors import NotAllowed, NothingToShow, NotPosted
-from bot.core.keys import AlertKey, AlertKind, Verb
+from bot.core.errors import NothingToShow, NotPosted
+from bot.core.keys import AlertKey, AlertKind
 from bot.fabro.client import FabroClient
-from bot.fabro.errors import FabroConflict, FabroError, FabroNotFound
+from bot.fabro.errors import FabroConflict, FabroError, FabroNotFound, FabroUnavailable
 from bot.fabro.models import Run, RunEvent
-from bot.fabro.outputs import RunCommits
-from bot.people.permissions import Allowlist
+from bot.fabro.outputs import RunCommits, RunFiles
+from bot.people.permissions import ActionClass, Permissions, owner_lookup
 from bot.slack.webapi import slack_error
 from bot.store.base import Store
 from bot.telling.delivery import Delivery
@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 Message = dict[str, Any]
 DEFAULT_LOG_MAX_BYTES = 5 * 1024 * 1024
 PREVIEW_SECONDS = 3600  # how long a preview link works
+_PREVIEWING = "open a preview of a run's sandbox"
 
 
 class Look(enum.Enum):
@@ -101,7 +102,9 @@ class Inspector:
     slack: AsyncWebClient
     clock: Callable[[], datetime]
     outbox: Delivery  # each reply and upload once, in the run's thread
-    allowlist: Allowlist | None = None  # who may open a preview (its link lets anyone into the sandbox)
+    # Who may open a preview: `ALLOW_OPERATE`, as its link lets anyone into the run's sandbox.
+    permissions: Permissions | None = None
+    owner_of: Callable[[Run], Awaitable[str | None]] | None = None  # for a rule naming `owner`
     log_max_bytes: int = DEFAULT_LOG_MAX_BYTES
     external: Callable[[str], Awaitable[bool]] = _never_external  # a channel shared with another organisation
     render_png: Callable[[str], bytes] | None = svg_to_png
@@ -110,23 +113,42 @@ class Inspector:
 
     async def changes(self, selector: str, *, with_patch: bool = True) -> Message:
         run = await self.fabro.find_run(selector)
-        files, commits_read = await asyncio.gather(self.fabro.run_files(run.id), self._commits(run.id))
+        files, commits_read = await asyncio.gather(self._files(run.id), self._commits(run.id))
         commits, problem = commits_read
         return changes_message(run, files, commits, commits_problem=problem, with_patch=with_patch)
 
     async def cost(self, selector: str) -> Message:
         run = await self.fabro.find_run(selector)
-        return cost_message(run, await self.fabro.run_billing(run.id))
+        try:
+            billing = await self.fabro.run_billing(run.id)
+        except FabroNotFound as exc:
+            raise NothingToShow(f"Fabro has no cost of this run to show ({_detail_of(exc)}).") from exc
+        return cost_message(run, billing)
+
+    async def _files(self, run_id: str) -> RunFiles:
+        """The changed files; a run whose sandbox never was, or cannot be read just now, is said so."""
+        try:
+            return await self.fabro.run_files(run_id)
+        except FabroNotFound as exc:
+            raise NothingToShow(f"Fabro has no changes of this run to show ({_detail_of(exc)}).") from exc
+        except FabroUnavailable as exc:
+            if exc.status != 503 or exc.ours:
+                raise
+            said = f"Fabro could not read this run's sandbox just now ({_detail_of(exc)}): try again in a minute."
+            raise NothingToShow(said) from exc
 
     async def preview(self, selector: str, port: int, user_id: str | None) -> Message:
         """A signed link to a port of the run's sandbox, for the asker alone. It is a secret: it is
         returned to be shown ephemerally, and never logged."""
-        if self.allowlist is not None and (user_id is None or not await self.allowlist.allows(user_id)):
-            raise NotAllowed(Verb.ANSWER)
         run = await self.fabro.find_run(selector)
+        if self.permissions is not None:
+            if user_id is None:
+                raise self.permissions.refusal(ActionClass.OPERATE, _PREVIEWING)
+            owner = owner_lookup(self.fabro.get_run, self.owner_of, run.id)
+            await self.permissions.check(ActionClass.OPERATE, user_id, owner, what=_PREVIEWING)
         try:
             url = await self.fabro.preview_url(run.id, port, PREVIEW_SECONDS)
-        except FabroConflict as exc:
+        except (FabroConflict, FabroNotFound) as exc:
             said = f"Fabro has no preview for port {port} of this run: {exc.detail}"
             return notice(said.rstrip(".") + ".", icon=":warning:")
         log.info("gave user=%s a preview link to port %s of run %s", user_id, port, run.id)
@@ -201,7 +223,7 @@ class Inspector:
         if look is Look.LOGS:
             return await self._log(run)
         if look is Look.PATCH:
-            files = await self.fabro.run_files(run.id)
+            files = await self._files(run.id)
             comment = f"The full patch of *{_escaped_title(run)}* ({len(files.data)} files)."
             return "changes.patch", patch_file(run, files).encode(), "Patch", comment
         return await self._graph(run)
@@ -210,7 +232,7 @@ class Inspector:
         try:
             tail, size = await self.fabro.run_log(run.id, self.log_max_bytes)
         except FabroNotFound as exc:
-            raise NothingToShow(f"Fabro has no log of this run ({exc.detail.rstrip('.')}).") from exc
+            raise NothingToShow(f"Fabro has no log of this run ({_detail_of(exc)}).") from exc
         stage, lines = None, None
         if run.bucket == "failed":
             stage, lines = await self._failed_stage(run.id)
@@ -236,7 +258,7 @@ class Inspector:
         try:
             svg: str | None = await self.fabro.run_graph(run.id)
         except FabroNotFound as exc:
-            raise NothingToShow(f"Fabro has no graph of this run ({exc.detail.rstrip('.')}).") from exc
+            raise NothingToShow(f"Fabro has no graph of this run ({_detail_of(exc)}).") from exc
         except FabroError as exc:
             svg, why_not = None, f"Fabro could not draw it: {exc.detail}"
         if svg is not None and self.render_png is not None:
@@ -249,7 +271,10 @@ class Inspector:
                 why_not = f"the SVG could not be drawn: {type(exc).__name__}"
         elif svg is not None:
             why_not = "no image renderer is installed"
-        dot = await self.fabro.graph_source(run.id)
+        try:
+            dot = await self.fabro.graph_source(run.id)
+        except FabroNotFound as exc:
+            raise NothingToShow(f"Fabro has no graph of this run ({_detail_of(exc)}).") from exc
         comment = graph_comment(run, current, marked=False, as_image=False, why_not=why_not)
         return "graph.dot", dot.encode(), "Workflow graph (DOT)", comment
 
@@ -262,6 +287,13 @@ class Inspector:
         failed = [s for s in stages if s.status == "failed"]
         chosen = (active or failed or stages[-1:])[-1:]
         return (chosen[0].node_id or chosen[0].name) if chosen else None
+
+
+def _detail_of(error: FabroError) -> str:
+    """Fabro's own words for a failure, as a clause (at most a line, without its closing stop), and
+    the request id to look it up by."""
+    said = clip(error.detail.strip().splitlines()[0] if error.detail.strip() else "no reason given", 200).rstrip(".")
+    return f"{said}; request id {error.request_id}" if error.request_id else said
 
 
 def _noun(look: Look) -> str:

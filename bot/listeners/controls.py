@@ -52,6 +52,7 @@ _WINDOW_VERB = {
     c.Window.DENY: Verb.DENY,
     c.Window.MERGE: Verb.MERGE_PR,
     c.Window.STEER: Verb.STEER,
+    c.Window.ASK: Verb.ASK,
 }
 
 

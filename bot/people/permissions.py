@@ -27,6 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import NotAllowed
 from bot.core.keys import Verb
+from bot.fabro.models import Run
 from bot.slack.webapi import slack_error
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "Rule",
     "describe_entries",
     "effective_rules",
+    "owner_lookup",
     "parse_allowlist",
     "parse_rule",
 ]
@@ -68,9 +70,12 @@ class ActionClass(enum.StrEnum):
 
 
 _COVERS = {
-    ActionClass.ANSWER: "answer a run's questions",
+    ActionClass.ANSWER: "answer a run's questions or ask Fabro about a run",
     ActionClass.APPROVE: "approve or deny a run",
-    ActionClass.OPERATE: "retry, cancel, resume, steer, interrupt or pause a run, or unfollow someone else's follow",
+    ActionClass.OPERATE: (
+        "retry, cancel, resume, steer, interrupt or pause a run, open a preview of its sandbox,"
+        " or unfollow someone else's follow"
+    ),
     ActionClass.START: "start runs",
     ActionClass.SHIP: "create, merge or close a run's pull request",
     ActionClass.ROUTE: (
@@ -167,6 +172,24 @@ def describe_entries(entries: frozenset[str]) -> str:
 
 
 Owner = Callable[[], Awaitable[str | None]]
+
+
+def owner_lookup(
+    get_run: Callable[[str], Awaitable[Run]], owner_of: Callable[[Run], Awaitable[str | None]] | None, run_id: str
+) -> Owner | None:
+    """A lookup of `run_id`'s owner, made only when a rule names `owner` (a child run belongs to its
+    parent's owner); None when owners are not known."""
+    if owner_of is None:
+        return None
+
+    async def lookup() -> str | None:
+        run = await get_run(run_id)
+        found = await owner_of(run)
+        if found is None and run.parent_id:
+            found = await owner_of(await get_run(run.parent_id))
+        return found
+
+    return lookup
 
 
 def parse_allowlist(value: str | None) -> frozenset[str]:

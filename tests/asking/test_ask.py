@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ import aiohttp
 import pytest
 
 from bot.app import Bot
+from bot.asking.ask import session_mark
 from tests.conftest import SlackUser, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
@@ -94,6 +96,30 @@ async def test_the_reply_grows_as_fabro_writes_at_most_one_edit_a_second(
     assert "part 11." in said(answer) and "Fabro is writing" not in said(answer)
 
 
+async def test_the_reply_waits_for_the_workspaces_edit_budget_and_still_ends_complete(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    """Other writers spent all but one of this minute's edits: the answer takes the one left, then
+    waits for the budget (never past it), and ends complete once the minute has passed."""
+    ahead = [0.0]
+    bot.budget.clock = lambda: time.monotonic() + ahead[0]
+    fabro.answer_deltas = [f"part {i}. " for i in range(8)]
+    fabro.delta_pause = 0.25
+    _, alert = await failed_alert(bot, fabro, slack)
+    for _ in range(bot.budget.per_minute - 1):
+        bot.budget.spend()
+    await user.mention("what happened?", channel=CHANNEL, thread_ts=alert.ts)
+    await wait_for(lambda: fabro.turn_inputs and all(s["active_turn"] is None for s in fabro.sessions.values()))
+    await wait_for(lambda: replies(slack, alert) and slack.calls_to("chat.update"))
+    [answer] = replies(slack, alert)
+    edits = lambda: [c for c in slack.calls_to("chat.update") if c.args.get("ts") == answer.ts]  # noqa: E731
+    await asyncio.sleep(1.5)  # a second and more: time for edits the budget must hold back
+    assert len(edits()) == 1 and "Fabro is writing" in said(answer)
+    ahead[0] = 61.0  # the minute has passed
+    await wait_for(lambda: finished(slack, alert), timeout=5)
+    assert "part 7." in said(answer) and len(edits()) == 2
+
+
 async def test_a_long_answer_continues_in_more_replies_and_nothing_is_cut(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
 ):
@@ -110,12 +136,85 @@ async def test_a_long_answer_continues_in_more_replies_and_nothing_is_cut(
     assert slack.violations == []
 
 
-async def test_a_failed_turn_is_told_in_a_sentence(bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack):
-    fabro.turn_failure = "model_unavailable"
+@pytest.mark.parametrize(
+    ("code", "sentence"),
+    [
+        ("no_sandbox", "Fabro could not answer: this run has no sandbox to read."),
+        ("sandbox_unavailable", "Fabro could not reach this run's sandbox just now; ask again in a minute."),
+        ("llm_unconfigured", "Fabro could not answer: no language model is configured on the server."),
+        ("model_unavailable", "Fabro could not answer: its language model is unavailable right now."),
+        ("tool_denied", "Fabro stopped: it was not allowed to use a tool it needed to answer."),
+        ("agent_error", "Fabro's agent failed while answering; ask again, perhaps in other words."),
+        ("interrupted", "The answer was interrupted before it was finished."),
+        ("a_code_from_a_newer_fabro", "Fabro could not answer (a_code_from_a_newer_fabro)."),
+    ],
+)
+async def test_a_failed_turn_is_told_in_a_sentence_of_its_own(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack, code: str, sentence: str
+) -> None:
+    fabro.turn_failure = code
     _, alert = await failed_alert(bot, fabro, slack)
     await user.mention("why?", channel=CHANNEL, thread_ts=alert.ts)
     await wait_for(lambda: finished(slack, alert))
-    assert "its language model is unavailable right now" in said(replies(slack, alert)[0])
+    [reply] = replies(slack, alert)
+    assert sentence in said(reply) and "writing" not in said(reply)
+    assert slack.calls_to("chat.postEphemeral") == [] and slack.violations == []
+    assert await bot.asker.recover() == 0  # settled: nothing left for a later cycle
+
+
+@pytest.mark.parametrize(
+    ("status", "detail", "code", "path", "sentence"),
+    [
+        (404, "Run not found.", None, "/api/v1/runs/{run}/sessions", "Fabro could not be asked (Run not found., "),
+        (400, "Unknown model.", None, "/api/v1/runs/{run}/sessions", "Fabro could not be asked (Unknown model., "),
+        (409, "Run is archived.", None, "/api/v1/sessions/", "Fabro could not be asked (Run is archived., "),
+        (503, "Sandbox unreachable.", None, "/api/v1/sessions/", "The connection to Fabro broke while it was"),
+    ],
+)
+async def test_a_refusal_from_fabro_while_asking_is_said_in_the_thread(
+    bot: Bot,
+    user: SlackUser,
+    fabro: FakeFabro,
+    slack: FakeSlack,
+    status: int,
+    detail: str,
+    code: str | None,
+    path: str,
+    sentence: str,
+) -> None:
+    run, alert = await failed_alert(bot, fabro, slack)
+    if path.startswith("/api/v1/sessions/"):  # the thread has its session: the turn is refused
+        await user.mention("first", channel=CHANNEL, thread_ts=alert.ts)
+        await wait_for(lambda: finished(slack, alert))
+    asked = len(fabro.turn_inputs)
+    fabro.fail_next(status, path_prefix=path.format(run=run["id"]), detail=detail, code=code)
+    await user.mention("why?", channel=CHANNEL, thread_ts=alert.ts)
+    await wait_for(lambda: finished(slack, alert, 1 + (asked > 0)))
+    reply = replies(slack, alert)[-1]
+    assert sentence in said(reply) and "writing" not in said(reply)
+    assert len(fabro.turn_inputs) == asked  # nothing was asked twice, nothing half-asked
+    assert await bot.asker.recover() == 0
+
+
+async def test_an_answer_whose_session_fabro_forgot_during_a_restart_says_it_was_lost(
+    bot: Bot, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    run, alert = await failed_alert(bot, fabro, slack)
+    fabro.turn_gate = asyncio.Event()
+    asking = asyncio.create_task(bot.asker.ask(ADA, run["id"], CHANNEL, alert.ts, "why?", "0a1b2c3e"))
+    await wait_for(lambda: fabro.turn_inputs and replies(slack, alert))
+    asking.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asking
+    fabro.turn_gate.set()
+    await wait_for(lambda: all(s["active_turn"] is None for s in fabro.sessions.values()))
+    fabro.sessions.clear()  # GET /sessions/{sid} is a 404 now
+    later = bot.clock() + timedelta(minutes=3)
+    bot.asker.clock = lambda: later
+    assert await bot.asker.recover() == 1
+    [reply] = replies(slack, alert)
+    assert "The answer was lost when the bot restarted" in said(reply) and "writing" not in said(reply)
+    assert await bot.asker.recover() == 0
 
 
 async def test_a_run_fabro_cannot_answer_about_says_why_and_asks_nothing(
@@ -172,14 +271,48 @@ async def test_a_session_fabro_forgot_is_made_again(bot: Bot, user: SlackUser, f
     assert [i for _, i in fabro.turn_inputs] == ["first", "second"]
 
 
-async def test_asking_needs_the_action_allowlist(start_bot, db: str, fabro: FakeFabro, slack: FakeSlack):
+async def test_asking_follows_allow_answer(
+    start_bot: Callable[..., Awaitable[Bot]], db: str, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    bot = await start_bot(alert_channel=CHANNEL, alert_pace=0.0, database_url=db, allow_answer="U999OTHER")
+    await bot.alerter.cycle()
+    _, alert = await failed_alert(bot, fabro, slack)
+    async with aiohttp.ClientSession() as session:
+        await SlackUser.of(bot, slack, session).mention("why?", channel=CHANNEL, thread_ts=alert.ts)
+        await wait_for(lambda: slack.calls_to("chat.postEphemeral"))
+    said = slack.calls_to("chat.postEphemeral")[0].args["text"]
+    assert "You may not ask Fabro about runs" in said and "ALLOW_ANSWER allows only <@U999OTHER>" in said
+    assert fabro.turn_inputs == [] and replies(slack, alert) == []
+    assert fabro.calls(method="POST") == []
+
+
+async def test_the_ask_window_is_refused_before_it_opens_to_whoever_allow_answer_leaves_out(
+    start_bot: Callable[..., Awaitable[Bot]], db: str, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    bot = await start_bot(alert_channel=CHANNEL, alert_pace=0.0, database_url=db, allow_answer="owner")
+    await bot.alerter.cycle()
+    _, alert = await failed_alert(bot, fabro, slack)
+    [block] = [b for b in alert.blocks if b.get("block_id", "").startswith("inspect:")]
+    async with aiohttp.ClientSession() as session:
+        user = SlackUser.of(bot, slack, session)
+        click = {"action_id": "steer:ask", "value": "ask"}
+        where = {"channel": CHANNEL, "message_ts": alert.ts, "ephemeral": False}
+        _, _, url = await user.click(click, block_id=block["block_id"], **where)
+        said = await user.reply(url)
+    assert "ALLOW_ANSWER allows only the run's owner" in said["text"]
+    assert slack.views == [] and fabro.turn_inputs == []
+
+
+async def test_the_legacy_action_allowlist_still_decides_who_asks_when_allow_answer_is_unset(
+    start_bot: Callable[..., Awaitable[Bot]], db: str, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     bot = await start_bot(alert_channel=CHANNEL, alert_pace=0.0, database_url=db, action_allowlist="U999OTHER")
     await bot.alerter.cycle()
     _, alert = await failed_alert(bot, fabro, slack)
     async with aiohttp.ClientSession() as session:
         await SlackUser.of(bot, slack, session).mention("why?", channel=CHANNEL, thread_ts=alert.ts)
         await wait_for(lambda: slack.calls_to("chat.postEphemeral"))
-    assert "not" in slack.calls_to("chat.postEphemeral")[0].args["text"]
+    assert "ACTION_ALLOWLIST allows only <@U999OTHER>" in slack.calls_to("chat.postEphemeral")[0].args["text"]
     assert fabro.turn_inputs == [] and replies(slack, alert) == []
 
 
@@ -195,6 +328,22 @@ async def test_steer_words_still_steer_in_the_same_thread(
     await user.mention("steer use the staging database", channel=CHANNEL, thread_ts=alert.ts)
     await wait_for(lambda: fabro.calls(f"/api/v1/runs/{run['id']}/steer", method="POST"))
     assert fabro.turn_inputs == []
+
+
+async def test_ask_words_ask_fabro_even_while_a_question_waits_in_the_thread(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    run = make_run("running", title="Refactor")
+    fabro.add(run)
+    fabro.sandbox_ready(run["id"])
+    fabro.ask(run["id"], {"id": "q-1", "text": "Deploy?", "question_type": "freeform"})
+    await bot.alerter.cycle()
+    [alert] = slack.posts(CHANNEL)
+    await user.mention("ask: why does it want to deploy?", channel=CHANNEL, thread_ts=alert.ts)
+    await wait_for(lambda: finished(slack, alert))
+    assert [i for _, i in fabro.turn_inputs] == ["why does it want to deploy?"]
+    assert fabro.calls(f"/api/v1/runs/{run['id']}/questions/q-1/answer", method="POST") == []
+    assert "The run failed because" in said(replies(slack, alert)[0])
 
 
 async def test_the_ask_window_on_a_card_answers_in_its_thread(
@@ -214,6 +363,26 @@ async def test_the_ask_window_on_a_card_answers_in_its_thread(
     await wait_for(lambda: finished(slack, alert))
     assert [i for _, i in fabro.turn_inputs] == ["which test failed?"]
     assert "The run failed because" in said(replies(slack, alert)[0])
+
+
+async def test_the_ask_window_on_a_live_card_answers_in_the_live_cards_thread(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    run = make_run("running", title="Refactor")
+    fabro.add(run)
+    fabro.sandbox_ready(run["id"])
+    follow = await bot.follower.follow(run["id"], channel=CHANNEL, user_id=ADA)
+    live = next(m for m in slack.messages if m.ts == follow.ts)
+    [block] = [b for b in live.blocks if b.get("block_id", "").startswith("inspect:")]
+    assert any(e["action_id"] == "steer:ask" for e in block["elements"])
+    click = {"action_id": "steer:ask", "value": "ask"}
+    await user.click(click, block_id=block["block_id"], channel=CHANNEL, message_ts=live.ts, ephemeral=False)
+    await wait_for(lambda: slack.views)
+    await user.submit_view(slack.views[-1], {"ask_question": "what is it doing now?"})
+    await wait_for(lambda: finished(slack, live))
+    [answer] = replies(slack, live)
+    assert "The run failed because" in said(answer) and answer.thread_ts == live.ts
+    assert [i for _, i in fabro.turn_inputs] == ["what is it doing now?"]
 
 
 async def test_a_start_announcements_thread_is_the_runs_thread(
@@ -300,3 +469,63 @@ async def test_a_question_fabro_could_not_be_asked_says_so_in_the_thread_and_to_
     await wait_for(lambda: "Fabro could not be asked" in said(replies(slack, alert)[0]))
     assert "request id req_" in said(replies(slack, alert)[0]) and fabro.turn_inputs == []
     assert await bot.asker.recover() == 0  # settled as failed: nothing is left to finish
+
+
+# -- two replicas on one PostgreSQL database -------------------------------------------------------
+
+
+async def replicas(
+    start_bot: Callable[..., Awaitable[Bot]], postgres_url: str, fabro: FakeFabro, slack: FakeSlack
+) -> tuple[Bot, Bot, dict[str, Any], Any]:
+    one = await start_bot(alert_channel=CHANNEL, alert_pace=0.0, database_url=postgres_url)
+    two = await start_bot(alert_channel=CHANNEL, alert_pace=0.0, database_url=postgres_url)
+    await one.alerter.cycle()
+    run, alert = await failed_alert(one, fabro, slack)
+    return one, two, run, alert
+
+
+async def test_a_question_on_another_replica_while_fabro_answers_is_refused_clearly_never_interleaved(
+    start_bot: Callable[..., Awaitable[Bot]], postgres_url: str, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    """Slack sends each mention to one replica: the second question, on the other one, finds the
+    thread's session busy (Fabro's 409) and says so; the first answer is not disturbed."""
+    one, two, run, alert = await replicas(start_bot, postgres_url, fabro, slack)
+    fabro.turn_gate = asyncio.Event()
+    async with aiohttp.ClientSession() as session:
+        await SlackUser.of(one, slack, session).mention("first question", channel=CHANNEL, thread_ts=alert.ts)
+        await wait_for(lambda: fabro.turn_inputs)
+        await SlackUser.of(two, slack, session).mention("second question", channel=CHANNEL, thread_ts=alert.ts)
+        await wait_for(
+            lambda: len(replies(slack, alert)) == 2 and "already answering" in said(replies(slack, alert)[1])
+        )
+    assert "Fabro is writing" in said(replies(slack, alert)[0]) or "Reading the run" in said(replies(slack, alert)[0])
+    fabro.turn_gate.set()
+    await wait_for(lambda: finished(slack, alert, 2), timeout=10)
+    first, second = replies(slack, alert)
+    assert "The run failed because the tests failed." in said(first) and "already answering" not in said(first)
+    assert "The run failed" not in said(second)
+    assert [i for _, i in fabro.turn_inputs] == ["first question"]
+    assert len(fabro.calls(f"/api/v1/runs/{run['id']}/sessions", method="POST")) == 1
+
+
+async def test_two_replicas_asking_at_once_in_a_new_thread_keep_one_session(
+    start_bot: Callable[..., Awaitable[Bot]], postgres_url: str, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    one, two, run, alert = await replicas(start_bot, postgres_url, fabro, slack)
+    fabro.turn_gate = asyncio.Event()
+    asked = [
+        one.asker.ask(ADA, run["id"], CHANNEL, alert.ts, "from one", "1a1a1a1a"),
+        two.asker.ask(ADA, run["id"], CHANNEL, alert.ts, "from two", "2b2b2b2b"),
+    ]
+    both = asyncio.gather(*asked)
+    await wait_for(
+        lambda: len(replies(slack, alert)) == 2 and any("already answering" in said(m) for m in replies(slack, alert))
+    )
+    fabro.turn_gate.set()
+    await both
+    answered = [("already answering" in said(m), "The run failed because" in said(m)) for m in replies(slack, alert)]
+    assert sorted(answered) == [(False, True), (True, False)]  # one answered, one refused
+    [(session_id, _)] = fabro.turn_inputs  # the refused question never reached Fabro
+    assert await one.store.get_mark(session_mark(run["id"], CHANNEL, alert.ts)) == session_id
+    await two.asker.ask(ADA, run["id"], CHANNEL, alert.ts, "and then?", "3c3c3c3c")
+    assert {s for s, _ in fabro.turn_inputs} == {session_id}  # later questions go on in the one kept

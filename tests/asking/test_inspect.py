@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -205,7 +206,8 @@ async def test_a_run_without_a_log_is_told_in_a_sentence(user: SlackUser, fabro:
     fabro.add(run)
     _, _, url = await user.command(f"logs {run['id']}")
     reply = await user.reply(url)
-    assert "Fabro has no log of this run (Run log not available)." in reply["text"] and slack.shared_files() == []
+    assert "Fabro has no log of this run (Run log not available; request id req_" in reply["text"]
+    assert slack.shared_files() == []
 
 
 async def test_a_crash_after_the_upload_does_not_upload_the_log_twice(
@@ -228,6 +230,79 @@ async def test_a_crash_after_the_upload_does_not_upload_the_log_twice(
         comment="Log",
     )
     assert again is False and len(slack.shared_files(CHANNEL)) == 1  # …found by its name, not sent again
+
+
+# -- What Fabro refuses, endpoint by endpoint ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("words", "path", "status", "detail", "said"),  # a 503 is tried again by the client: it comes thrice
+    [
+        (
+            "changes",
+            "files",
+            404,
+            "Run sandbox was not created.",
+            "Fabro has no changes of this run to show (Run sandbox",
+        ),
+        ("changes", "files", 503, "git status failed.", "Fabro could not read this run's sandbox just now (git status"),
+        ("changes", "commits", 409, "Run has no base SHA.", "Run has no base SHA"),
+        ("changes", "commits", 404, "Run sandbox was not created.", "Run sandbox was not created"),
+        ("cost", "billing", 404, "Run not found.", "Fabro has no cost of this run to show (Run not found; request id"),
+        ("logs", "logs", 404, "Run log not available.", "Fabro has no log of this run (Run log not available;"),
+        ("preview 3000", "preview", 404, "Run not found.", "Fabro has no preview for port 3000 of this run: Run not"),
+        (
+            "preview 3000",
+            "preview",
+            409,
+            "Run has no active sandbox.",
+            "no preview for port 3000 of this run: Run has no",
+        ),
+    ],
+)
+async def test_each_refusal_of_fabro_is_told_to_the_asker_in_a_sentence(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack, words: str, path: str, status: int, detail: str, said: str
+) -> None:
+    run = make_run("running", title="Add rate limiting")
+    fabro.add(run)
+    fabro.sandbox_ready(run["id"])
+    fabro.change(run["id"], "src/app.py")
+    verb, *rest = words.split()
+    fabro.fail_next(status, 3 if status == 503 else 1, path_prefix=f"/api/v1/runs/{run['id']}/{path}", detail=detail)
+    _, _, url = await user.command(" ".join([verb, run["id"], *rest]))
+    reply = await user.reply(url)
+    text = json.dumps(reply, ensure_ascii=False)
+    assert said in text and "No run matches" not in text and "Traceback" not in text
+    assert reply.get("response_type", "ephemeral") == "ephemeral"
+    assert slack.messages == [] and slack.shared_files() == [] and slack.violations == []
+
+
+async def test_a_graph_fabro_has_not_is_told_in_the_thread_askers_sentence(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    run = failed_run(fabro)
+    alert = await alert_of(bot, slack)
+    fabro.graphs.pop(run["id"], None)  # GET /graph and /graph/source: 404 "Graph not found."
+    url = await press(user, inspect_block(alert), "graph", alert)
+    reply = await user.reply(url)
+    assert "Fabro has no graph of this run (Graph not found; request id req_" in reply["text"]
+    assert replies(slack, alert) == [] and slack.shared_files() == []
+
+
+async def test_a_patch_of_a_run_whose_sandbox_never_was_is_told_not_uploaded(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    run = failed_run(fabro)
+    fabro.change(run["id"], "src/limiter.py", added=5, removed=2)
+    alert = await alert_of(bot, slack)
+    await press(user, inspect_block(alert), "changes", alert)
+    await wait_for(lambda: replies(slack, alert))
+    [answer] = replies(slack, alert)
+    patch_block = next(b for b in answer.blocks if b.get("block_id", "").startswith("inspect:"))
+    fabro.fail_next(404, path_prefix=f"/api/v1/runs/{run['id']}/files", detail="Run sandbox was not created.")
+    reply = await user.reply(await press(user, patch_block, "patch", alert, ts="1700000002.000001"))
+    assert "Fabro has no changes of this run to show (Run sandbox was not created; request id req_" in reply["text"]
+    assert slack.shared_files() == [] and len(replies(slack, alert)) == 1
 
 
 # -- Preview ----------------------------------------------------------------------------------------
@@ -257,6 +332,22 @@ async def test_a_preview_of_a_run_without_a_sandbox_says_why(user: SlackUser, fa
     _, _, url = await user.command(f"preview {run['id']} 8080")
     reply = await user.reply(url)
     assert "no preview for port 8080" in reply["text"] and "no active sandbox" in reply["text"]
+
+
+async def test_a_preview_is_refused_to_whoever_allow_operate_leaves_out(
+    start_bot: Callable[..., Awaitable[Bot]], fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
+    bot = await start_bot(database_url=f"sqlite:///{tmp_path}/refused.db", allow_operate="owner,admins")
+    run = make_run("running")
+    fabro.add(run)
+    fabro.sandbox_ready(run["id"])
+    async with aiohttp.ClientSession() as session:
+        user = SlackUser.of(bot, slack, session)
+        _, _, url = await user.command(f"preview {run['id']} 3000")
+        reply = await user.reply(url)
+    assert "You may not open a preview of a run's sandbox from Slack" in reply["text"]
+    assert "ALLOW_OPERATE allows only the run's owner and workspace admins" in reply["text"]
+    assert fabro.previews == [] and fabro.calls(method="POST") == []
 
 
 async def test_preview_words_are_checked_before_fabro_is_asked(user: SlackUser, fabro: FakeFabro):

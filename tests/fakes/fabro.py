@@ -9,6 +9,7 @@ failures and hangs.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import time
@@ -103,6 +104,7 @@ class Fault:
     path_prefix: str = "/api/v1"
     raw: bytes | None = None  # or answer `status` with exactly these bytes and `headers`
     code: str | None = None  # Fabro's error `code` for a JSON error
+    detail: str | None = None  # Fabro's error `detail` for a JSON error
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -149,7 +151,7 @@ class FakeFabro:
     transcripts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # session id -> its messages
     answer_deltas: list[str] = field(default_factory=lambda: ["The run ", "failed because ", "the tests failed."])
     delta_pause: float = 0.0  # seconds between two deltas
-    turn_failure: str | None = None  # a `run.session.turn.failed` code for the next turns
+    turn_failure: str | None = None  # a `run.session.turn.failed` code for the next turns ("interrupted": interrupted)
     turn_gate: asyncio.Event | None = None  # when set, turns wait for it before answering
     deltas_written: list[float] = field(default_factory=list)  # perf_counter() as each delta left
     # Runs created from a manifest: the server's variables, the manifests accepted, each run's User-Agent.
@@ -308,8 +310,12 @@ class FakeFabro:
         text: str | None = None,
         path_prefix: str = "/api/v1",
         code: str | None = None,
+        detail: str | None = None,
     ) -> None:
-        self.faults += [Fault(status=status, text=text, path_prefix=path_prefix, code=code) for _ in range(count)]
+        """The next `count` matching requests fail with `status`: Fabro's JSON error (with `detail`
+        and `code`), or a plain-text body when `text` is given."""
+        fault = Fault(status=status, text=text, path_prefix=path_prefix, code=code, detail=detail)
+        self.faults += [dataclasses.replace(fault) for _ in range(count)]
 
     def answer_next(
         self, status: int, raw: bytes, headers: dict[str, str] | None = None, *, path_prefix: str = "/api/v1"
@@ -418,7 +424,7 @@ class FakeFabro:
             elif fault.status is not None:
                 return self._error(
                     fault.status,
-                    fault.text or "Injected failure.",
+                    fault.text or fault.detail or "Injected failure.",
                     request_id,
                     plain=fault.text is not None,
                     code=fault.code,
@@ -1455,7 +1461,9 @@ class FakeFabro:
             )
             if code == "sandbox_not_ready":
                 code = "sandbox_unavailable"
-            if code is not None:
+            if code == "interrupted":  # not a failure code: the turn was interrupted
+                await frame("run.session.turn.interrupted", {"error": "Turn interrupted."})
+            elif code is not None:
                 failure = {"error": f"Turn failed: {code}", "code": code, "retryable": code == "sandbox_unavailable"}
                 await frame("run.session.turn.failed", failure)
             else:
