@@ -91,10 +91,10 @@ class SQLiteStore(SQLStore):
                 except asyncio.CancelledError:
                     if future.cancelled():
                         raise
+                    cancelled = True  # delivered once the statement is done, even if it just finished
                     if future.done():
                         result = future.result()
                         break
-                    cancelled = True
             if cancelled:
                 raise asyncio.CancelledError
             return result
