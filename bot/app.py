@@ -37,6 +37,7 @@ from bot.asking.work import WorkDesk
 from bot.blocks.presentation import Presentation
 from bot.config import Settings
 from bot.core.durations import parse_duration
+from bot.core.exposure import ExternalChannels
 from bot.core.links import hosts_of
 from bot.fabro.client import FabroClient
 from bot.fabro.models import Run
@@ -53,6 +54,7 @@ from bot.people.identity import GitHubDeviceFlow, Linker, LinkMode, parse_user_l
 from bot.people.notify import Personal
 from bot.people.permissions import Allowlist, Permissions, parse_allowlist
 from bot.redact import public_url
+from bot.slack.channels import Exposures
 from bot.slack.clients import TimeZones, response_url_check, slack_client
 from bot.slack.webapi import EditBudget, app_self, slack_error
 from bot.store import Store, open_store
@@ -112,6 +114,7 @@ def build_bolt_app(
     home: Home | None = None,
     inspector: Inspector | None = None,
     asker: AskDesk | None = None,
+    exposures: Exposures | None = None,
 ) -> AsyncApp:
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     # Bolt reads SLACK_BOT_TOKEN from the environment even when given a client, then warns that
@@ -124,6 +127,7 @@ def build_bolt_app(
         raise_error_for_unhandled_request=False,
     )
     allowed = response_url_check(settings.slack_api_url)
+    exposures = exposures or outbox.exposures
 
     @app.middleware
     async def well_formed(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> BoltResponse | None:
@@ -140,6 +144,12 @@ def build_bolt_app(
         if elsewhere is not None:
             log.warning("dropped a request: %s", elsewhere)
             return BoltResponse(status=200, body="")  # acknowledged, so Slack does not send it again
+        event = body.get("event")
+        if isinstance(event, dict):  # Slack says with each event whether its channel is shared outside
+            exposures.heard(
+                event.get("channel") if isinstance(event.get("channel"), str) else None,
+                body.get("is_ext_shared_channel"),
+            )
         await next()
         return None
 
@@ -160,8 +170,9 @@ def build_bolt_app(
         hosts=hosts_of(settings.fabro_web_url, settings.fabro_api_url),
         clock=commands.answerer.clock,
         presentation=steering.presentation,
+        exposures=exposures,
     )
-    shower = Shower(app.client, steering.clock, steering.presentation, allowed, home)
+    shower = Shower(app.client, steering.clock, steering.presentation, allowed, home, exposures=exposures)
     clicks = Controls(
         steering,
         shower,
@@ -181,7 +192,9 @@ def build_bolt_app(
 
     async def ask_for_work(client: AsyncWebClient, event: dict[str, Any], body: dict[str, Any]) -> None:
         if desk is not None:
-            await work_listener.ask_for_work(desk, client, event, body, command=settings.slash_command)
+            await work_listener.ask_for_work(
+                desk, client, event, body, command=settings.slash_command, shared_outside=exposures.external
+            )
 
     mentions.register(app, steering, store, shower, clicks.act, asker=asker, ask_for_work=ask_for_work)
     if home is not None:
@@ -213,6 +226,7 @@ class Bot:
     daily: Daily = field(init=False)
     inspector: Inspector = field(init=False)
     asker: AskDesk = field(init=False)
+    exposures: Exposures = field(init=False)  # what each channel may see of a run (EXTERNAL_CHANNELS)
     store: Store = field(init=False)
     alerter: Alerter = field(init=False)
     leadership: Leadership = field(init=False)
@@ -270,6 +284,8 @@ class Bot:
             linker=self.linker,
         )
         alert_slack = slack_client(_bot_token(s), s.slack_api_url, self.metrics, resend_on_disconnect=False)
+        # Whether a channel is shared with another organisation, asked of Slack in this one place.
+        self.exposures = Exposures(client, ExternalChannels(s.external_channels))
         self.budget = EditBudget()
         self.daily = Daily(self.fabro, self.clock)
         self.outbox = delivery = Delivery(
@@ -284,6 +300,7 @@ class Bot:
             pace=self.alert_pace,
             daily=self.daily,
             budget=self.budget,
+            exposures=self.exposures,
             lease=Lease(
                 duration=timedelta(seconds=max(60.0, 4 * s.poll_interval_seconds))
                 if s.shared_database
@@ -311,6 +328,8 @@ class Bot:
             permissions=self.permissions,
             owner_of=personal.owner_of,
             log_max_bytes=s.log_max_bytes,
+            external=self.exposures.minimal,
+            command=s.slash_command,
         )
         self.asker = AskDesk(
             self.fabro,
@@ -321,6 +340,8 @@ class Bot:
             delivery,
             permissions=self.permissions,
             owner_of=personal.owner_of,
+            external=self.exposures.minimal,
+            command=s.slash_command,
         )
         commands = Commands(
             answerer,
@@ -364,6 +385,7 @@ class Bot:
             home=self.home,
             inspector=self.inspector,
             asker=self.asker,
+            exposures=self.exposures,
         )
         self.alerter = Alerter(
             self.store,

@@ -381,6 +381,8 @@ SCOPES = {
     "chat:write.public": "alerts in public channels the bot was not invited to",
     "channels:history": "after a crash, finding alerts already posted (else they may be posted twice)",
     "groups:history": "the same in private channels",
+    "channels:read": "telling channels shared with another organisation (else they show only status, title, link)",
+    "groups:read": "the same for private channels",
     "app_mentions:read": "answering a question by replying in its alert's thread",
     "usergroups:read": "user groups (S…) in the ALLOW_* settings",
     "users:read": "admins in the ALLOW_* settings, people's names and time zones (else UTC)",

@@ -235,6 +235,13 @@ class Settings(BaseSettings):
         default="./workflows",
         description="your own workflows in Fabro's layout, besides the shipped `implement`",
     )
+    external_channels: Literal["minimal", "full"] = Field(
+        default="minimal",
+        description=(
+            "in channels shared with another organisation (Slack Connect): `minimal` shows a run's status,"
+            " title and link only; `full` shows everything, as in internal channels"
+        ),
+    )
 
     @field_validator("health_port", mode="before")
     @classmethod
@@ -252,6 +259,13 @@ class Settings(BaseSettings):
     def _format(cls, value: object) -> object:
         if value == "":
             return None
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("external_channels", mode="before")
+    @classmethod
+    def _external_channels(cls, value: object) -> object:
+        if value is None or value == "":
+            return "minimal"
         return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("github_client_id")

@@ -22,27 +22,37 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
+
+from bot.app import Bot
+from tests.fakes.fabro import FakeFabro
+from tests.fakes.slack import FakeSlack
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("SKIP_SLACK_SDK_WARNING", "1")
 
-from bot.app import Bot
 from tests.conftest import bot_settings, wait_for
-from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
-from tests.fakes.slack import FakeSlack
 
 CHANNEL = "C0BENCH"
+T = TypeVar("T")
 KINDS = ["running", "succeeded", "failed", "blocked", "runnable", "pending"]
 
 
-async def with_bot(runs: int, work, *, interval: float | None = None, stream: bool = False):
+async def with_bot(
+    runs: int,
+    work: Callable[[Bot, FakeFabro, FakeSlack], Awaitable[T]],
+    *,
+    interval: float | None = None,
+    stream: bool = False,
+) -> T:
     fabro = await FakeFabro().start()
     slack = await FakeSlack().start()
     fabro.add(*[make_run(KINDS[i % len(KINDS)], title=f"Run {i}") for i in range(runs)])
     with tempfile.TemporaryDirectory() as tmp:
-        overrides = {"alert_channel": CHANNEL, "database_url": f"sqlite:///{tmp}/bench.db"}
+        overrides: dict[str, Any] = {"alert_channel": CHANNEL, "database_url": f"sqlite:///{tmp}/bench.db"}
         if interval is not None:
             overrides["poll_interval_seconds"] = interval
         overrides["fabro_event_stream"] = stream
@@ -61,7 +71,7 @@ async def with_bot(runs: int, work, *, interval: float | None = None, stream: bo
 
 
 async def idle_cost(runs: int) -> tuple[int, float]:
-    async def work(bot, fabro, slack):
+    async def work(bot: Bot, fabro: FakeFabro, slack: FakeSlack) -> tuple[int, float]:
         await bot.alerter.cycle()  # first start
         await bot.alerter.cycle()  # settles the watermark
         fabro.requests.clear()
@@ -73,7 +83,7 @@ async def idle_cost(runs: int) -> tuple[int, float]:
 
 
 async def busy_cost(runs: int, k: int) -> tuple[int, int, int]:
-    async def work(bot, fabro, slack):
+    async def work(bot: Bot, fabro: FakeFabro, slack: FakeSlack) -> tuple[int, int, int]:
         await bot.alerter.cycle()
         await bot.alerter.cycle()
         fresh = [make_run("running", title=f"New failure {i}") for i in range(k)]
@@ -88,10 +98,12 @@ async def busy_cost(runs: int, k: int) -> tuple[int, int, int]:
 
 
 async def latency(interval: float, samples: int, *, stream: bool = False) -> list[float]:
-    async def work(bot, fabro, slack):
+    async def work(bot: Bot, fabro: FakeFabro, slack: FakeSlack) -> list[float]:
         await wait_for(lambda: fabro.calls("/api/v1/runs"), timeout=10)
         if stream:
-            await wait_for(lambda: bot.live.connected, timeout=10)
+            live = bot.live
+            assert live is not None
+            await wait_for(lambda: live.connected, timeout=10)
         await asyncio.sleep(min(interval, 3) * 1.5)
         seconds: list[float] = []
         for i in range(samples):
@@ -101,9 +113,11 @@ async def latency(interval: float, samples: int, *, stream: bool = False) -> lis
             before = len(slack.posts(CHANNEL))
             changed = time.perf_counter()
             fabro.fail(run["id"])
-            await wait_for(
-                lambda before=before: len(slack.posts(CHANNEL)) > before, timeout=interval * 3 + 5, interval=0.005
-            )
+
+            def posted_since(before: int = before) -> bool:
+                return len(slack.posts(CHANNEL)) > before
+
+            await wait_for(posted_since, timeout=interval * 3 + 5, interval=0.005)
             posted = next(c.at for c in reversed(slack.calls_to("chat.postMessage")))
             seconds.append(posted - changed)
         return seconds

@@ -16,6 +16,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("SKIP_SLACK_SDK_WARNING", "1")
@@ -53,7 +54,11 @@ async def main(requests: int, latency: float, burst: int) -> None:
                 status, _, response_url = await user.command(text)
                 acked = time.perf_counter()
                 assert status == 200
-                await wait_for(lambda url=response_url: slack.responses_to(url), 10, interval=0.001)
+
+                def answered(url: str = response_url) -> list[dict[str, Any]]:
+                    return slack.responses_to(url)
+
+                await wait_for(answered, 10, interval=0.001)
                 arrived = next(r["at"] for r in slack.responses if response_url.endswith(r["token"]))
                 acks.append((acked - start) * 1000)
                 ends.append((arrived - start) * 1000)
@@ -66,13 +71,13 @@ async def main(requests: int, latency: float, burst: int) -> None:
             burst_acks = await asyncio.gather(*[one() for _ in range(burst)])
 
         raw = []
-        params = [
+        params = (
             ("status", "blocked"),
             ("sort", "elapsed"),
             ("direction", "asc"),
             ("page[limit]", "10"),
             ("page[offset]", "0"),
-        ]
+        )
         async with httpx.AsyncClient(base_url=fabro.url, headers={"Authorization": f"Bearer {fabro.token}"}) as client:
             await client.get("/api/v1/runs", params=params)
             for _ in range(requests):

@@ -18,21 +18,25 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
+
+from bot.app import Bot
+from tests.fakes.fabro import FakeFabro
+from tests.fakes.slack import FakeSlack
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("SKIP_SLACK_SDK_WARNING", "1")
 
-from bot.app import Bot
 from tests.conftest import bot_settings, wait_for
-from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
-from tests.fakes.slack import FakeSlack
 
 CHANNEL = "C0FOLLOW"
+T = TypeVar("T")
 
 
-async def followed(stream: bool, work):
+async def followed(stream: bool, work: Callable[[Bot, FakeFabro, FakeSlack, str, str], Awaitable[T]]) -> T:
     fabro = await FakeFabro().start()
     slack = await FakeSlack().start()
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,18 +61,28 @@ async def followed(stream: bool, work):
 
 
 async def latency(samples: int) -> tuple[list[float], list[float]]:
-    async def work(bot, fabro, slack, run_id, card_ts):
+    async def work(
+        bot: Bot, fabro: FakeFabro, slack: FakeSlack, run_id: str, card_ts: str
+    ) -> tuple[list[float], list[float]]:
         bot.follower.editor.spacing = 0  # measure the edit itself, not the coalescing
-        to_reply, to_card = [], []
+        to_reply: list[float] = []
+        to_card: list[float] = []
         card = next(m for m in slack.messages if m.ts == card_ts)
         for i in range(samples):
             replies = len([m for m in slack.messages if m.thread_ts == card_ts])
             edits = card.edits
             started = time.perf_counter()
             fabro.stage(run_id, f"stage-{i}", "failed", failure={"message": f"failure {i}"})
-            await wait_for(lambda r=replies: len([m for m in slack.messages if m.thread_ts == card_ts]) > r, 5, 0.001)
+
+            def replied(r: int = replies) -> bool:
+                return len([m for m in slack.messages if m.thread_ts == card_ts]) > r
+
+            def edited(e: int = edits) -> bool:
+                return card.edits > e
+
+            await wait_for(replied, 5, 0.001)
             to_reply.append(time.perf_counter() - started)
-            await wait_for(lambda e=edits: card.edits > e, 5, 0.001)
+            await wait_for(edited, 5, 0.001)
             to_card.append(time.perf_counter() - started)
         return to_reply, to_card
 
@@ -76,7 +90,7 @@ async def latency(samples: int) -> tuple[list[float], list[float]]:
 
 
 async def idle_requests(stream: bool) -> float:
-    async def work(bot, fabro, slack, run_id, card_ts):
+    async def work(bot: Bot, fabro: FakeFabro, slack: FakeSlack, run_id: str, card_ts: str) -> float:
         fabro.requests.clear()
         if stream:
             await asyncio.sleep(2.0)  # the stream is open; nothing happens

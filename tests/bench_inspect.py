@@ -18,26 +18,31 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
+
+from bot.app import Bot
+from tests.conftest import SlackUser
+from tests.fakes.fabro import FakeFabro
+from tests.fakes.slack import FakeSlack
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("SKIP_SLACK_SDK_WARNING", "1")
 
 import aiohttp
 
-from bot.app import Bot
 from bot.blocks.inspect import changes_message
 from bot.fabro.models import Run
 from bot.fabro.outputs import RunCommits, RunFiles
-from tests.conftest import SlackUser, bot_settings, wait_for
-from tests.fakes.fabro import FakeFabro
+from tests.conftest import bot_settings, wait_for
 from tests.fakes.runs import make_run
-from tests.fakes.slack import FakeSlack
 
 CHANNEL = "C0BENCH"
+T = TypeVar("T")
 
 
-async def with_bot(work):
+async def with_bot(work: Callable[[Bot, FakeFabro, FakeSlack, SlackUser], Awaitable[T]]) -> T:
     fabro = await FakeFabro().start()
     slack = await FakeSlack().start()
     with tempfile.TemporaryDirectory() as tmp:
@@ -54,12 +59,12 @@ async def with_bot(work):
 
 
 async def first_text(samples: int) -> list[float]:
-    async def work(bot, fabro, slack, user):
+    async def work(bot: Bot, fabro: FakeFabro, slack: FakeSlack, user: SlackUser) -> list[float]:
         await bot.alerter.cycle()
         fabro.latency = 0.05
         fabro.answer_deltas = ["Because the verify stage ", "ran the old tests."]
         fabro.delta_pause = 0.3
-        found = []
+        found: list[float] = []
         for i in range(samples):
             run = make_run("running", title=f"Bench {i}")
             fabro.add(run)
@@ -83,8 +88,12 @@ async def first_text(samples: int) -> list[float]:
             await wait_for(shown, 10, 0.001)
             found.append(shown()[0] - sent)
             await wait_for(lambda: all(s["active_turn"] is None for s in fabro.sessions.values()), 10)
+
             # The answer is finished (its last edit keeps the pace too) before the next, or the stop.
-            await wait_for(lambda ts=alert.ts: done(slack, ts), 10)
+            def answered(ts: str = alert.ts) -> bool:
+                return done(slack, ts)
+
+            await wait_for(answered, 10)
         return found
 
     return await with_bot(work)
@@ -101,14 +110,14 @@ def done(slack: FakeSlack, thread_ts: str) -> bool:
 
 
 async def changes(samples: int) -> tuple[list[float], list[float]]:
-    async def work(bot, fabro, slack, user):
+    async def work(bot: Bot, fabro: FakeFabro, slack: FakeSlack, user: SlackUser) -> tuple[list[float], list[float]]:
         run = make_run("succeeded", reason="completed", title="Two hundred files")
         fabro.add(run)
         for i in range(200):
             fabro.change(run["id"], f"src/module_{i:03d}/file_{i:03d}.py", added=(i * 7) % 90 + 1, removed=i % 13)
         for i in range(30):
             fabro.commit(run["id"], f"Commit number {i}")
-        end_to_end = []
+        end_to_end: list[float] = []
         for _ in range(samples):
             started = time.perf_counter()
             _, _, url = await user.command(f"changes {run['id']}")
@@ -121,7 +130,7 @@ async def changes(samples: int) -> tuple[list[float], list[float]]:
             }
         )
         commits = RunCommits.model_validate({"data": fabro.commit_list[run["id"]]})
-        rendering = []
+        rendering: list[float] = []
         for _ in range(samples):
             started = time.perf_counter()
             changes_message(Run.model_validate(run), files, commits)

@@ -118,7 +118,11 @@ async def open_homes(user: SlackUser, slack: FakeSlack, users: list[str], *, at_
             slack.published_at.pop(who, None)
         sent = time.perf_counter()
         await asyncio.gather(*(user.open_home(who) for who in batch))
-        await wait_for(lambda b=batch: all(w in slack.published_at for w in b), 60, 0.001)
+
+        def published(b: list[str] = batch) -> bool:
+            return all(w in slack.published_at for w in b)
+
+        await wait_for(published, 60, 0.001)
         took += [slack.published_at[w] - sent for w in batch]
         slack.calls.clear()
         slack.homes.clear()
@@ -254,7 +258,11 @@ async def bench_alert(quick: bool) -> None:
                     started = time.perf_counter()
                     fabro.fail(victim["id"], "boom")
                     if stream:
-                        await wait_for(lambda p=posted: len(slack.posts(ALERTS)) > p, 30, 0.001)
+
+                        def alerted(p: int = posted) -> bool:
+                            return len(slack.posts(ALERTS)) > p
+
+                        await wait_for(alerted, 30, 0.001)
                         took = time.perf_counter() - started
                         how = "by the event stream"
                     else:
@@ -345,7 +353,9 @@ def iso(when: datetime) -> str:
 def insert_day(db: sqlite3.Connection, day: datetime, runs: int, tag: int) -> None:
     """One day of history as the bot writes it: the runs index, failure alerts in two channels (posted,
     never edited again), questions answered (resolved) with their thread replies, and actions."""
-    alerts, index, actions = [], [], []
+    alerts: list[tuple[str, str, str, str, str, str, str | None]] = []
+    index: list[tuple[str, None, str, str, str, None, str]] = []
+    actions: list[tuple[str, str, str, str, str, str]] = []
     stamp = f"{tag:04d}"
     for i in range(runs):
         run_id = f"R{stamp}{i:05d}"

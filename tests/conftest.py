@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,6 +23,9 @@ from bot.app import Bot
 from bot.config import Settings
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.slack import FakeSlack
+
+# What the `start_bot` fixture gives: `await start_bot(**settings)` is a started bot.
+StartBot = Callable[..., Awaitable[Bot]]
 
 SIGNING_SECRET = "test-signing-secret-" + "5" * 12
 
@@ -66,7 +70,7 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tests never read the developer's own settings or .env file."""
     for name in list(os.environ):
         ours = name.startswith(
@@ -141,7 +145,7 @@ def bot_settings(fabro: FakeFabro, slack: FakeSlack, **overrides: Any) -> Settin
             values[name] = "*"
     values.setdefault("user_linking", "self")  # most tests link by typing a login; identity tests say otherwise
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 def event_body(event: dict[str, Any]) -> str:
@@ -312,7 +316,7 @@ class SlackUser:
 
 
 @pytest.fixture
-async def start_bot(fabro: FakeFabro, slack: FakeSlack) -> AsyncIterator[Callable[..., Awaitable[Bot]]]:
+async def start_bot(fabro: FakeFabro, slack: FakeSlack) -> AsyncIterator[StartBot]:
     """`start_bot(**settings)` starts a bot on the fakes; `schedule_alerts` (off unless a test
     asks: cycles are driven by the tests) and `alert_pace` go to the Bot itself. Every bot
     started is stopped at the end (stopping twice is harmless)."""
@@ -333,7 +337,7 @@ async def start_bot(fabro: FakeFabro, slack: FakeSlack) -> AsyncIterator[Callabl
 
 
 @pytest.fixture
-async def user(start_bot, slack: FakeSlack) -> AsyncIterator[SlackUser]:
+async def user(start_bot: StartBot, slack: FakeSlack) -> AsyncIterator[SlackUser]:
     bot = await start_bot()
     async with aiohttp.ClientSession() as session:
         yield SlackUser.of(bot, slack, session)

@@ -26,6 +26,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.blocks.exposure import kept_inside
 from bot.blocks.inspect import (
     ANSWER_CHUNK,
     answer_chunks,
@@ -99,7 +100,9 @@ class AskDesk:
     permissions: Permissions | None = None  # who may ask: `ALLOW_ANSWER`
     owner_of: Callable[[Run], Awaitable[str | None]] | None = None  # for a rule naming `owner`
     edit_every: float = 1.0  # seconds between two edits of a reply being written
+    # A channel shared with another organisation under EXTERNAL_CHANNELS=minimal: Fabro's answers stay out of it.
     external: Callable[[str], Awaitable[bool]] = _never_external
+    command: str = "/runs"  # where a refused question can look at the run privately
     monotonic: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
     _turns: dict[str, asyncio.Lock] = field(default_factory=dict, init=False)
     _live: set[str] = field(default_factory=set, init=False)  # intents being answered in this process
@@ -111,8 +114,8 @@ class AskDesk:
             await self.permissions.check(CLASS_OF[Verb.ASK], user_id, owner, what=Verb.ASK)
         key = AlertKey(AlertKind.REPLY, run_id, f"ask.{intent}")
         if await self.external(channel):
-            said = "This channel is shared with another organisation: Fabro's answers are not posted here."
-            await self.outbox.reply_once(key, channel, notice(said), thread_ts=thread)
+            refused = kept_inside("ask", run_id=run_id, command=self.command)
+            await self.outbox.reply_once(key, channel, refused, thread_ts=thread)
             return None
         run = await self.fabro.get_run(run_id)
         if run.ask_fabro is not None and not run.ask_fabro.available:

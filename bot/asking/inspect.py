@@ -21,6 +21,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.blocks.exposure import kept_inside
 from bot.blocks.inspect import (
     changes_message,
     cost_message,
@@ -106,7 +107,9 @@ class Inspector:
     permissions: Permissions | None = None
     owner_of: Callable[[Run], Awaitable[str | None]] | None = None  # for a rule naming `owner`
     log_max_bytes: int = DEFAULT_LOG_MAX_BYTES
-    external: Callable[[str], Awaitable[bool]] = _never_external  # a channel shared with another organisation
+    # A channel shared with another organisation under EXTERNAL_CHANNELS=minimal: nothing of the run is posted there.
+    external: Callable[[str], Awaitable[bool]] = _never_external
+    command: str = "/runs"  # where a refused look is offered privately
     render_png: Callable[[str], bytes] | None = svg_to_png
 
     # -- messages, for whoever asked ---------------------------------------------------------
@@ -175,19 +178,13 @@ class Inspector:
 
     async def _reply(self, look: Look, run_id: str, thread: Thread, intent: str) -> None:
         key = AlertKey(AlertKind.REPLY, run_id, f"{look.value}.{intent}")
-        external = await self.external(thread.channel)
-        if look in (Look.CHANGES, Look.COST):
-            message = await (
-                self.changes(run_id, with_patch=not external) if look is Look.CHANGES else self.cost(run_id)
-            )
-            await self.outbox.reply_once(key, thread.channel, message, thread_ts=thread.ts)
+        if await self.external(thread.channel):
+            refused = kept_inside(look.value, run_id=run_id, command=self.command)
+            await self.outbox.reply_once(key, thread.channel, refused, thread_ts=thread.ts)
             return
-        if external:
-            said = (
-                f"This channel is shared with another organisation: the run's {look.value} are not posted here."
-                " Ask in an internal channel, or with `/runs` to get them privately."
-            )
-            await self.outbox.reply_once(key, thread.channel, notice(said), thread_ts=thread.ts)
+        if look in (Look.CHANGES, Look.COST):
+            message = await (self.changes(run_id) if look is Look.CHANGES else self.cost(run_id))
+            await self.outbox.reply_once(key, thread.channel, message, thread_ts=thread.ts)
             return
         await self.send_file(look, run_id, thread.channel, thread.ts, intent)
 

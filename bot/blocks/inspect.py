@@ -82,23 +82,22 @@ def ask_failure_text(code: str | None) -> str:
 # -- the buttons on a run's cards ---------------------------------------------------------------
 
 
-def inspect_controls(run: Run, *, external: bool = False, private: bool = False) -> list[dict[str, Any]]:
-    """Changes, Cost, Logs, Graph and Ask… for a run that has started; in a channel shared with
-    another organisation (`external`), only Changes (without the patch) and Cost. A card only its
-    reader sees (`private`) has no thread for Fabro to answer in: it says where to ask instead."""
+def inspect_controls(run: Run, *, private: bool = False) -> list[dict[str, Any]]:
+    """Changes, Cost, Logs, Graph and Ask… for a run that has started. A card only its reader sees
+    (`private`) has no thread for Fabro to answer in: it says where to ask instead. (A card in a channel
+    shared with another organisation has none of them: `blocks.exposure` reduces it.)"""
     if run.bucket in ("pending", "runnable", "removing"):
         return []
     elements = [
         kit.button("Changes", steer_action_id("changes"), value="changes"),
         kit.button("Cost", steer_action_id("cost"), value="cost"),
     ]
-    if not external:
-        elements += [
-            kit.button("Logs", steer_action_id("logs"), value="logs"),
-            kit.button("Graph", steer_action_id("graph"), value="graph"),
-        ]
+    elements += [
+        kit.button("Logs", steer_action_id("logs"), value="logs"),
+        kit.button("Graph", steer_action_id("graph"), value="graph"),
+    ]
     ask = run.ask_fabro
-    if not external and not private and ask is not None and ask.available:
+    if not private and ask is not None and ask.available:
         elements.append(kit.button("Ask…", steer_action_id("ask"), value="ask"))
     block = kit.actions(*elements, block_id=control_block_id("inspect", Target(run.id)))
     blocks = [block] if block else []
@@ -107,7 +106,7 @@ def inspect_controls(run: Run, *, external: bool = False, private: bool = False)
             "Ask Fabro about this run by mentioning me in the thread of its alert or live card (*Follow* posts one)."
         )
         blocks.append(kit.context(where, block_id=f"ask:{run.id}"))
-    if not external and ask is not None and not ask.available and ask.unavailable_reason:
+    if ask is not None and not ask.available and ask.unavailable_reason:
         blocks.append(kit.context(ask_unavailable_text(ask.unavailable_reason), block_id=f"ask:{run.id}"))
     return blocks
 

@@ -141,7 +141,8 @@ def _agent_text(outcome: Outcome, by: str) -> str:
     """Working with a running agent."""
     match outcome.verb:
         case OutcomeVerb.STEERED:
-            return f"↪{by.removeprefix(' by')} to the agent: {clip(escape(outcome.answer or ''), 500)}"
+            said = f": {clip(escape(outcome.answer), 500)}" if outcome.answer else ""
+            return f"↪{by.removeprefix(' by')} to the agent{said}"
         case OutcomeVerb.INTERRUPTED:
             return f"Interrupted{by}: the agent waits for its next instruction"
         case OutcomeVerb.PAUSE_REQUESTED:

@@ -288,6 +288,8 @@ class Controls:
                 now=self.clock(),
                 web_base=self.presentation.web_base,
             )
+            if who.channel is not None:  # for everyone there: as a channel shared outside may see it
+                message = await self.outbox.fit(who.channel, message, result.run, outcome=result.outcome)
             # In the channel for everyone; where the bot cannot post there, to the person by DM.
             key = AlertKey(AlertKind.UPDATE, result.run.id, "started")
             await self.outbox.announce(key, [p for p in (who.channel, who.user_id) if p], message)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from slack_bolt.async_app import AsyncRespond
@@ -13,10 +13,13 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.acting.steering import Where
 from bot.blocks.alerts import resolved_alert
+from bot.blocks.exposure import for_exposure, minimal_outcome
 from bot.blocks.outcomes import outcome_text
 from bot.blocks.presentation import Presentation
 from bot.core.errors import AlreadyActed, Settled
+from bot.core.exposure import ExternalChannels
 from bot.listeners.boundary import Failed
+from bot.slack.channels import Exposures
 from bot.slack.webapi import TRANSPORT_ERRORS
 from bot.telling.home import Home
 
@@ -39,6 +42,8 @@ class Shower:
     presentation: Presentation
     response_url_allowed: Callable[[str], bool]
     home: Home | None = None  # acted on from the Home tab: it is republished, with the note on top
+    # What each channel may see of a run (EXTERNAL_CHANNELS): a redrawn channel card, a steer's echo.
+    exposures: Exposures = field(default_factory=lambda: Exposures(None, ExternalChannels.FULL))
 
     async def show(
         self,
@@ -61,6 +66,9 @@ class Shower:
                     web_base=self.presentation.web_base,
                 )
                 if who.channel and who.message_ts:
+                    # A message for the whole channel; an ephemeral one (below) is the clicker's alone.
+                    exposure = await self.exposures.of(who.channel)
+                    card = for_exposure(card, settled.run, exposure, self.presentation, outcome=settled.outcome)
                     await self.client.chat_update(
                         channel=who.channel, ts=who.message_ts, text=card["text"], blocks=card["blocks"]
                     )
@@ -98,7 +106,8 @@ class Shower:
                 return
             if message_ts:
                 await self.client.reactions_add(channel=who.channel, timestamp=message_ts, name="arrow_right_hook")
-            said = outcome_text(result.outcome)
+            minimal = (await self.exposures.of(who.channel)).minimal
+            said = outcome_text(minimal_outcome(result.outcome) if minimal else result.outcome)
             await self.client.chat_postMessage(
                 channel=who.channel, thread_ts=who.message_ts, text=said.replace("*", ""), unfurl_links=False
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -72,7 +73,13 @@ async def _thread(client: AsyncWebClient, channel: str, thread: str, before: str
 
 
 async def ask_for_work(
-    desk: WorkDesk, client: AsyncWebClient, event: dict[str, Any], body: dict[str, Any], *, command: str
+    desk: WorkDesk,
+    client: AsyncWebClient,
+    event: dict[str, Any],
+    body: dict[str, Any],
+    *,
+    command: str,
+    shared_outside: Callable[[str], Awaitable[bool]] | None = None,
 ) -> None:
     channel, user, ts = text(event.get("channel")), text(event.get("user")), text(event.get("ts"))
     if not channel or not user or not ts:
@@ -84,8 +91,9 @@ async def ask_for_work(
     bot = _bot_user(body)
     words = text(event.get("text")) or ""
     words = re.sub(rf"<@{re.escape(bot)}(?:\|[^<>]*)?>", " ", words) if bot else _MENTIONED.sub(" ", words, count=1)
-    # In a channel shared with another organisation, only the mention itself is used.
-    earlier = [] if body.get("is_ext_shared_channel") or not thread else await _thread(client, channel, thread, ts)
+    # In a channel shared with another organisation (as the event or Slack says), only the mention itself is used.
+    outside = bool(body.get("is_ext_shared_channel")) or (shared_outside is not None and await shared_outside(channel))
+    earlier = [] if outside or not thread else await _thread(client, channel, thread, ts)
     people = set(_MENTIONED.findall(words)) | {str(m["user"]) for m in earlier}
     for m in earlier:
         people |= set(_MENTIONED.findall(str(m["text"])))

@@ -23,6 +23,7 @@ from bot.blocks.alerts import (
     resolved_alert,
     succeeded_alert,
 )
+from bot.blocks.exposure import for_exposure, kept_inside
 from bot.blocks.inspect import (
     answer_message,
     ask_failure_text,
@@ -34,6 +35,7 @@ from bot.blocks.inspect import (
 )
 from bot.blocks.live import live_card, update_reply
 from bot.blocks.outcomes import outcome_text
+from bot.blocks.presentation import Presentation
 from bot.blocks.replies import error_message, help_message, internal_error_message, notice, usage_error_message
 from bot.blocks.runs import Scanned, run_detail_message, run_list_message, unfurl_card
 from bot.blocks.start import start_announcement, start_card, start_picker
@@ -51,6 +53,7 @@ from bot.blocks.text import escape
 from bot.blocks.work import setup_changed, setup_shown, work_card
 from bot.core.drafts import Draft, Said, first_line
 from bot.core.errors import NotAllowed
+from bot.core.exposure import Exposure
 from bot.core.keys import AlertKind, Verb
 from bot.core.outcomes import Outcome, OutcomeVerb
 from bot.core.query import Narrow, RunQuery, UsageError, parse
@@ -201,6 +204,19 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
             run_detail_message(failed, now=now, failure=failure, web_base=WEB),
         ),
         ("Alert: a run failed", failed_alert(failed, now=now, failure=failure, web_base=WEB)),
+        (
+            "Alert: a run failed, in a channel shared with another organisation",
+            for_exposure(
+                failed_alert(failed, now=now, failure=failure, web_base=WEB),
+                failed,
+                Exposure.MINIMAL,
+                Presentation(web_base=WEB, command=COMMAND),
+            ),
+        ),
+        (
+            "In a shared channel's thread: Logs, refused",
+            kept_inside("logs", run_id=failed.id, command=COMMAND),
+        ),
     ]
     for n, (raw, title) in enumerate(zip(_QUESTIONS, _ASKING_RUNS, strict=True)):
         question = Question.model_validate(raw)

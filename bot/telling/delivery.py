@@ -43,10 +43,12 @@ from bot.blocks.alerts import (
     resolved_alert,
     succeeded_alert,
 )
+from bot.blocks.exposure import for_exposure, minimal_outcome
 from bot.blocks.outcomes import outcome_text
 from bot.blocks.presentation import Presentation
 from bot.blocks.stats import stats_message
 from bot.blocks.text import clip, escape
+from bot.core.exposure import Exposure, ExternalChannels
 from bot.core.keys import AlertKey, AlertKind
 from bot.core.outcomes import Outcome, OutcomeVerb
 from bot.core.records import Alert, AlertState
@@ -56,6 +58,7 @@ from bot.fabro.errors import FabroError
 from bot.fabro.models import PullRequestOpened, PullRequestState, Run
 from bot.fabro.outputs import RunBilling
 from bot.failpoints import crash_point
+from bot.slack.channels import Exposures
 from bot.slack.webapi import CHANNEL_ERRORS, EditBudget, app_self, slack_error
 from bot.slack.webapi import retry_after as slack_retry_after
 from bot.store.base import AlertLog, Follows, Spending, Subscriptions
@@ -147,6 +150,8 @@ class Delivery:
     lease: Lease = field(default_factory=Lease)
     daily: Daily | None = None  # reads the picture for channels' daily summaries
     budget: EditBudget | None = None  # chat.update calls of the whole workspace, shared with live cards
+    # What each channel may see of a run (EXTERNAL_CHANNELS); everything unless the app says otherwise.
+    exposures: Exposures = field(default_factory=lambda: Exposures(None, ExternalChannels.FULL))
     # Claims this process made and has not posted yet, with what renders them without reading Fabro again.
     _renders: dict[Place, Wanted] = field(default_factory=dict, init=False)
     _fresh: Fresh = field(default_factory=Fresh, init=False)
@@ -156,6 +161,17 @@ class Delivery:
     _next_write: dict[str, float] = field(default_factory=dict, init=False)
     _broken: dict[str, str] = field(default_factory=dict, init=False)
     _delivering: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)  # one pass at a time
+
+    async def exposure(self, channel: str) -> Exposure:
+        """What a message for everyone in `channel` may show."""
+        return await self.exposures.of(channel)
+
+    async def fit(
+        self, channel: str, message: dict[str, Any], run: Run, *, outcome: Outcome | None = None
+    ) -> dict[str, Any]:
+        """`message` about `run` as everyone in `channel` may see it: unchanged, or reduced to the run's
+        status, title and link in a channel shared with another organisation (`for_exposure`)."""
+        return for_exposure(message, run, await self.exposure(channel), self.presentation, outcome=outcome)
 
     def holds(self, place: Place) -> bool:
         """True for a claim this process made and can still render without asking Fabro again."""
@@ -454,6 +470,10 @@ class Delivery:
                     extra={"alert": alert.key},
                 )
                 return None
+        card = await self._card(wanted, alert)
+        return await self.fit(channel, card, wanted.run)
+
+    async def _card(self, wanted: Wanted, alert: Alert) -> dict[str, Any]:
         run, now = wanted.run, self.clock()
         if wanted.kind is AlertKind.PR:
             return await self._pr(run, alert.key, now)
@@ -573,14 +593,16 @@ class Delivery:
                 await asyncio.sleep(wait)
             self.budget.spend()
         try:
+            minimal = (await self.exposure(channel)).minimal
             if alert.batch:
-                said = outcome_text(alert.outcome)
+                said = outcome_text(minimal_outcome(alert.outcome) if minimal else alert.outcome)
                 text = f"`{escape(run.id[:10])}` {escape(clip(run.title or run.id, 80))}: {said}"
                 await self.slack.chat_postMessage(channel=channel, thread_ts=alert.ts, text=text, unfurl_links=False)
             else:
                 message = resolved_alert(
                     run, outcome=outcome_text(alert.outcome), now=self.clock(), web_base=self.presentation.web_base
                 )
+                message = await self.fit(channel, message, run, outcome=alert.outcome)
                 await self.slack.chat_update(
                     channel=channel, ts=alert.ts, text=message["text"], blocks=message["blocks"]
                 )

@@ -47,6 +47,8 @@ __all__ = ["CardEditor", "Follower"]
 log = logging.getLogger(__name__)
 
 _END_EVENTS = frozenset({"run.completed", "run.failed"})
+# In a channel shared with another organisation, the thread hears only of these, as the minimal card.
+_TOLD_OUTSIDE = _END_EVENTS | {"interview.started"}
 
 
 class FollowStore(Follows, AlertLog, Protocol):
@@ -151,6 +153,7 @@ class Follower:
         recent = await self.fabro.recent_events(run.id, limit=1)
         last_seq = max((e.seq or 0 for e in recent), default=0)
         card = live_card(run, await self._stages(run.id), now=self.clock(), web_base=self.presentation.web_base)
+        card = await self.outbox.fit(channel, card, run)
         on_alert = message_ts is not None and bool(await self.store.alerts_at(channel, message_ts))
         if on_alert and message_ts is not None:
             ts = message_ts
@@ -259,17 +262,20 @@ class Follower:
         run = await self.fabro.get_run(follow.run_id)
         alerted = {a.key for a in await self.store.alerts_for_run(run.id) if a.channel == follow.channel}
         ended = False
+        minimal = (await self.outbox.exposure(follow.channel)).minimal
         for event in events:
             question = AlertKey(AlertKind.QUESTION, run.id, str(event.properties.get("question_id") or "?"))
             reply = update_reply(
                 event, run, now=self.clock(), web_base=self.presentation.web_base, with_controls=question not in alerted
             )
+            if reply is not None and minimal:
+                reply = await self.outbox.fit(follow.channel, reply, run) if event.event in _TOLD_OUTSIDE else None
             if reply is not None:
                 await self._reply(follow, event.seq or 0, reply)
             await self.store.set_follow_seq(follow.run_id, follow.channel, event.seq or 0)
             ended = ended or event.event in _END_EVENTS
         card = live_card(run, await self._stages(run.id), now=self.clock(), web_base=self.presentation.web_base)
-        await self.editor.edit(follow.channel, follow.ts, card)
+        await self.editor.edit(follow.channel, follow.ts, await self.outbox.fit(follow.channel, card, run))
         if ended or run.is_terminal:
             await self.store.remove_follow(follow.run_id, follow.channel)
             log.info("run %s ended: no longer followed in %s", run.id, follow.channel)

@@ -70,9 +70,15 @@ class LiveAlerts:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # A cancellation can be swallowed by what the task was awaiting when it came: the task then
+        # parks at its next wait, still marked cancelling, and stop would wait forever. It is sent again.
+        waiting = [task for task in self._tasks if not task.done()]
+        while waiting:
+            for task in waiting:
+                task.cancel()
+            _, still = await asyncio.wait(waiting, timeout=1.0)
+            waiting = list(still)
+        await asyncio.gather(*self._tasks, return_exceptions=True)  # collects how each ended
         self._set_connected(False)
 
     async def _listen(self) -> None:

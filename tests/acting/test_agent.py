@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from bot.app import Bot
-from tests.conftest import SlackUser, wait_for
+from tests.conftest import SlackUser, StartBot, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
 from tests.fakes.slack import FakeSlack
@@ -21,7 +22,7 @@ CHANNEL = "C0ALERTS"
 
 
 @pytest.fixture
-async def bot(start_bot, tmp_path) -> Bot:
+async def bot(start_bot: StartBot, tmp_path: Path) -> Bot:
     return await start_bot(alert_channel=CHANNEL, alert_pace=0.0, database_url=f"sqlite:///{tmp_path}/agent.db")
 
 
@@ -40,7 +41,8 @@ def running(fabro: FakeFabro, kind: str = "running") -> dict[str, Any]:
 async def agent_block(user: SlackUser, run_id: str) -> dict[str, Any]:
     _, _, url = await user.command(run_id)
     card = await user.reply(url)
-    [block] = [b for b in card["blocks"] if b["type"] == "actions" and b["block_id"].startswith("agent:")]
+    blocks: list[dict[str, Any]] = card["blocks"]
+    [block] = [b for b in blocks if b["type"] == "actions" and b["block_id"].startswith("agent:")]
     return block
 
 
@@ -62,7 +64,7 @@ def steers(fabro: FakeFabro, run_id: str) -> list[Any]:
     return [r.body for r in fabro.calls(f"/api/v1/runs/{run_id}/steer", method="POST")]
 
 
-async def test_a_running_runs_card_has_steer_interrupt_and_pause(user: SlackUser, fabro: FakeFabro):
+async def test_a_running_runs_card_has_steer_interrupt_and_pause(user: SlackUser, fabro: FakeFabro) -> None:
     block = await agent_block(user, running(fabro)["id"])
     assert [e["text"]["text"] for e in block["elements"]] == ["Steer…", "Interrupt", "Pause"]
     paused = await agent_block(user, running(fabro, "paused")["id"])
@@ -72,12 +74,14 @@ async def test_a_running_runs_card_has_steer_interrupt_and_pause(user: SlackUser
 @pytest.mark.parametrize("interrupt", [False, True])
 async def test_the_steer_window_sends_the_words_once_with_or_without_interrupting(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack, interrupt: bool
-):
+) -> None:
     run = running(fabro)
     url = await click(user, await agent_block(user, run["id"]), "steer:steer_text")
     await wait_for(lambda: slack.views)
     view = {**slack.views[-1], "id": "V0STEER01"}
-    state = {"steer_instruction": {"steer_instruction": {"type": "plain_text_input", "value": "Use the staging db"}}}
+    state: dict[str, dict[str, Any]] = {
+        "steer_instruction": {"steer_instruction": {"type": "plain_text_input", "value": "Use the staging db"}}
+    }
     if interrupt:
         state["steer_interrupt"] = {
             "steer_interrupt": {"type": "checkboxes", "selected_options": [{"value": "interrupt"}]}
@@ -97,7 +101,7 @@ async def test_the_steer_window_sends_the_words_once_with_or_without_interruptin
 )
 async def test_interrupt_and_pause_are_sent_and_said(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack, action: str, path: str, said: str
-):
+) -> None:
     run = running(fabro)
     url = await click(user, await agent_block(user, run["id"]), action)
     await wait_for(lambda: slack.responses_to(url))
@@ -105,7 +109,9 @@ async def test_interrupt_and_pause_are_sent_and_said(
     assert said in json.dumps(slack.responses_to(url))
 
 
-async def test_a_second_pause_while_one_is_pending_is_explained(user: SlackUser, fabro: FakeFabro, slack: FakeSlack):
+async def test_a_second_pause_while_one_is_pending_is_explained(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     run = running(fabro)
     block = await agent_block(user, run["id"])
     await click(user, block, "steer:pause")
@@ -124,7 +130,7 @@ async def test_a_second_pause_while_one_is_pending_is_explained(user: SlackUser,
 )
 async def test_every_reason_fabro_gives_is_explained(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack, trouble: str, told_: str
-):
+) -> None:
     run = running(fabro)
     fabro.agent_trouble[run["id"]] = trouble
     action = "steer:interrupt" if trouble == "run_not_interruptible" else "steer:steer_text"
@@ -141,7 +147,7 @@ async def test_every_reason_fabro_gives_is_explained(
 
 async def test_steering_a_run_that_waits_for_an_answer_points_at_the_question(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = running(fabro)
     block = await agent_block(user, run["id"])
     fabro.ask(run["id"], {"id": "q", "text": "Which db?", "question_type": "freeform"})
@@ -154,7 +160,7 @@ async def test_steering_a_run_that_waits_for_an_answer_points_at_the_question(
 
 async def test_steer_in_an_alert_thread_is_sent_once_even_when_slack_resends_the_event(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = running(fabro)
     fabro.ask(run["id"], {"id": "q-1", "text": "Deploy?", "question_type": "yes_no"})
     await bot.alerter.cycle()
@@ -181,7 +187,7 @@ async def test_steer_in_an_alert_thread_is_sent_once_even_when_slack_resends_the
 
 async def test_a_late_yes_in_a_question_thread_never_reaches_the_agent(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = running(fabro)
     fabro.ask(run["id"], {"id": "q-1", "text": "Deploy?", "question_type": "yes_no"})
     await bot.alerter.cycle()
@@ -194,7 +200,7 @@ async def test_a_late_yes_in_a_question_thread_never_reaches_the_agent(
 
 async def test_words_over_the_limit_are_refused_with_the_limit(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = running(fabro)
     fabro.ask(run["id"], {"id": "q-1", "text": "Deploy?", "question_type": "yes_no"})
     await bot.alerter.cycle()
@@ -204,7 +210,9 @@ async def test_words_over_the_limit_are_refused_with_the_limit(
     assert "8,192" in slack.calls_to("chat.postEphemeral")[0].args["text"] and steers(fabro, run["id"]) == []
 
 
-async def test_a_steer_whose_answer_was_lost_is_not_sent_again(user: SlackUser, fabro: FakeFabro, slack: FakeSlack):
+async def test_a_steer_whose_answer_was_lost_is_not_sent_again(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     """Fabro answered 503 after the text arrived: trying the same window again finds its run.steer event."""
     run = running(fabro)
     url = await click(user, await agent_block(user, run["id"]), "steer:steer_text")
@@ -222,7 +230,7 @@ async def test_a_steer_whose_answer_was_lost_is_not_sent_again(user: SlackUser, 
 
 async def test_steer_text_reaches_the_agent_as_the_person_typed_it(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = running(fabro)
     fabro.ask(run["id"], {"id": "q-1", "text": "Deploy?", "question_type": "yes_no"})
     await bot.alerter.cycle()
@@ -241,7 +249,7 @@ async def test_steer_text_reaches_the_agent_as_the_person_typed_it(
 
 async def test_another_apps_message_never_steers_or_answers(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = running(fabro)
     fabro.ask(run["id"], {"id": "q-1", "text": "Deploy?", "question_type": "yes_no"})
     await bot.alerter.cycle()
@@ -258,8 +266,8 @@ async def test_another_apps_message_never_steers_or_answers(
 
 
 async def test_a_reply_in_a_digests_thread_asks_which_run_and_never_picks_one(
-    start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path
-):
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     bot = await start_bot(
         alert_channel=CHANNEL, alert_pace=0.0, alert_digest_threshold=2, database_url=f"sqlite:///{tmp_path}/d.db"
     )

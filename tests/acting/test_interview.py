@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from bot.acting.interview import Choice, answer_body, reply_body
+from bot.acting.interview import AnswerKind, Choice, answer_body, reply_body
 from bot.fabro.models import Question
 
 
@@ -23,34 +25,38 @@ def q(qtype: str, options: int = 0, *, freeform: bool = False) -> Question:
 @pytest.mark.parametrize(
     ("question", "choice", "body"),
     [
-        (q("yes_no"), Choice("yes"), {"kind": "yes"}),
-        (q("confirmation"), Choice("no"), {"kind": "no"}),
-        (q("multiple_choice", 3), Choice("option", ("k2",)), {"kind": "selected", "option_key": "k2"}),
+        (q("yes_no"), Choice(AnswerKind.YES), {"kind": "yes"}),
+        (q("confirmation"), Choice(AnswerKind.NO), {"kind": "no"}),
+        (q("multiple_choice", 3), Choice(AnswerKind.OPTION, ("k2",)), {"kind": "selected", "option_key": "k2"}),
         (
             q("multi_select", 3),
-            Choice("options", ("k0", "k2", "k0")),
+            Choice(AnswerKind.OPTIONS, ("k0", "k2", "k0")),
             {"kind": "multi_selected", "option_keys": ["k0", "k2"]},
         ),
-        (q("freeform"), Choice("text", text="  roll back  "), {"kind": "text", "text": "roll back"}),
-        (q("multiple_choice", 2, freeform=True), Choice("text", text="neither"), {"kind": "text", "text": "neither"}),
+        (q("freeform"), Choice(AnswerKind.TEXT, text="  roll back  "), {"kind": "text", "text": "roll back"}),
+        (
+            q("multiple_choice", 2, freeform=True),
+            Choice(AnswerKind.TEXT, text="neither"),
+            {"kind": "text", "text": "neither"},
+        ),
     ],
 )
-def test_a_fitting_answer_becomes_fabros_tagged_body(question, choice, body):
+def test_a_fitting_answer_becomes_fabros_tagged_body(question: Question, choice: Choice, body: dict[str, Any]) -> None:
     assert answer_body(question, choice) == body
 
 
 @pytest.mark.parametrize(
     ("question", "choice", "why"),
     [
-        (q("multiple_choice", 2), Choice("yes"), "does not fit this question"),
-        (q("multiple_choice", 2), Choice("option", ("gone",)), "not one of this question's options"),
-        (q("multi_select", 2), Choice("options", ()), "Tick at least one option"),
-        (q("multi_select", 2), Choice("options", ("k0", "gone")), "not one of this question's options"),
-        (q("yes_no"), Choice("text", text="maybe"), "does not take a written answer"),
-        (q("freeform"), Choice("text", text="   "), "The answer is empty"),
+        (q("multiple_choice", 2), Choice(AnswerKind.YES), "does not fit this question"),
+        (q("multiple_choice", 2), Choice(AnswerKind.OPTION, ("gone",)), "not one of this question's options"),
+        (q("multi_select", 2), Choice(AnswerKind.OPTIONS, ()), "Tick at least one option"),
+        (q("multi_select", 2), Choice(AnswerKind.OPTIONS, ("k0", "gone")), "not one of this question's options"),
+        (q("yes_no"), Choice(AnswerKind.TEXT, text="maybe"), "does not take a written answer"),
+        (q("freeform"), Choice(AnswerKind.TEXT, text="   "), "The answer is empty"),
     ],
 )
-def test_an_answer_that_does_not_fit_is_explained(question, choice, why):
+def test_an_answer_that_does_not_fit_is_explained(question: Question, choice: Choice, why: str) -> None:
     result = answer_body(question, choice)
     assert isinstance(result, str) and why in result
 
@@ -67,11 +73,11 @@ def test_an_answer_that_does_not_fit_is_explained(question, choice, why):
         (q("yes_no", freeform=True), "only after 5pm", {"kind": "text", "text": "only after 5pm"}),
     ],
 )
-def test_a_thread_reply_is_read_the_way_the_question_asks(question, words, body):
+def test_a_thread_reply_is_read_the_way_the_question_asks(question: Question, words: str, body: dict[str, Any]) -> None:
     assert reply_body(question, words) == body
 
 
-def test_a_thread_reply_that_fits_nothing_lists_what_would():
+def test_a_thread_reply_that_fits_nothing_lists_what_would() -> None:
     why = reply_body(q("multiple_choice", 2), "whatever <!here>")
     assert isinstance(why, str) and "`k0`, `k1`" in why and "<!here>" not in why
     assert "yes` or `no`" in reply_body(q("yes_no"), "perhaps")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -13,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from bot.app import Bot
-from tests.conftest import SlackUser, wait_for
+from tests.conftest import SlackUser, StartBot, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.loopback import serve
 from tests.fakes.runs import make_run
@@ -23,7 +24,7 @@ ADA, BOB = "U123ADA", "U456BOB"
 
 
 @pytest.fixture
-async def user(start_bot, slack: FakeSlack, tmp_path) -> AsyncIterator[SlackUser]:
+async def user(start_bot: StartBot, slack: FakeSlack, tmp_path: Path) -> AsyncIterator[SlackUser]:
     bot: Bot = await start_bot(database_url=f"sqlite:///{tmp_path}/ship.db")
     async with aiohttp.ClientSession() as session:
         yield SlackUser.of(bot, slack, session)
@@ -35,7 +36,8 @@ async def card_of(user: SlackUser, run_id: str) -> dict[str, Any]:
 
 
 def ship_block(card: dict[str, Any]) -> dict[str, Any]:
-    [block] = [b for b in card["blocks"] if b["type"] == "actions" and b.get("block_id", "").startswith("ship:")]
+    blocks: list[dict[str, Any]] = card["blocks"]
+    [block] = [b for b in blocks if b["type"] == "actions" and b.get("block_id", "").startswith("ship:")]
     return block
 
 
@@ -59,7 +61,7 @@ def succeeded(fabro: FakeFabro, **kw: Any) -> dict[str, Any]:
 
 async def test_a_succeeded_run_gets_create_pull_request_and_the_card_follows_the_creation(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = succeeded(fabro)
     card = await card_of(user, run["id"])
     block = ship_block(card)
@@ -78,7 +80,7 @@ async def test_a_succeeded_run_gets_create_pull_request_and_the_card_follows_the
     assert "already creating this run's pull request" in told or "Already done" in told
 
 
-async def test_a_creation_that_fails_says_why(user: SlackUser, fabro: FakeFabro, slack: FakeSlack):
+async def test_a_creation_that_fails_says_why(user: SlackUser, fabro: FakeFabro, slack: FakeSlack) -> None:
     run = succeeded(fabro)
     fabro.creation_error = "The branch has no commits to propose."
     url = await click(user, ship_block(await card_of(user, run["id"])), "steer:create_pr")
@@ -86,7 +88,7 @@ async def test_a_creation_that_fails_says_why(user: SlackUser, fabro: FakeFabro,
     assert "The branch has no commits to propose." in json.dumps(slack.responses_to(url))
 
 
-async def test_a_failed_creation_can_be_asked_for_again(user: SlackUser, fabro: FakeFabro, slack: FakeSlack):
+async def test_a_failed_creation_can_be_asked_for_again(user: SlackUser, fabro: FakeFabro, slack: FakeSlack) -> None:
     run = succeeded(fabro)
     fabro.creation_error = "GitHub said no."
     block = ship_block(await card_of(user, run["id"]))
@@ -102,7 +104,7 @@ async def test_a_failed_creation_can_be_asked_for_again(user: SlackUser, fabro: 
 @pytest.mark.parametrize("status", [404, 500, 502, 503])
 async def test_polling_a_creation_outlives_a_transient_404_or_5xx(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack, status: int
-):
+) -> None:
     run = succeeded(fabro)
     fabro.fail_next(status, count=2, path_prefix=f"/api/v1/runs/{run['id']}/pull_request/creation")
     url = await click(user, ship_block(await card_of(user, run["id"])), "steer:create_pr")
@@ -112,7 +114,7 @@ async def test_polling_a_creation_outlives_a_transient_404_or_5xx(
 
 async def test_a_root_relative_location_is_followed_on_fabros_own_origin(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = succeeded(fabro)
     fabro.creation_location = f"/api/v1/runs/{run['id']}/pull_request/creation"
     url = await click(user, ship_block(await card_of(user, run["id"])), "steer:create_pr")
@@ -121,7 +123,7 @@ async def test_a_root_relative_location_is_followed_on_fabros_own_origin(
 
 async def test_the_token_is_never_sent_to_a_location_on_another_host(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     heard: list[dict[str, str]] = []
 
     async def elsewhere(request: web.Request) -> web.Response:
@@ -150,13 +152,14 @@ async def test_the_token_is_never_sent_to_a_location_on_another_host(
     ],
 )
 async def test_create_pull_request_troubles_are_explained(
-    user: SlackUser, fabro: FakeFabro, slack: FakeSlack, trouble, told
-):
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack, trouble: str | int, told: str
+) -> None:
     run = succeeded(fabro)
     block = ship_block(await card_of(user, run["id"]))
     if trouble == "has_one":
         fabro.open_pull_request(run["id"])
     else:
+        assert isinstance(trouble, int)
         fabro.fail_next(trouble, path_prefix=f"/api/v1/runs/{run['id']}/pull_request")
     url = await click(user, block, "steer:create_pr")
     await wait_for(lambda: any(told in r["text"] for r in slack.responses_to(url)))
@@ -166,7 +169,7 @@ async def test_create_pull_request_troubles_are_explained(
 @pytest.mark.parametrize("method", ["merge", "squash", "rebase"])
 async def test_merge_asks_how_then_shows_what_then_merges_once(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack, method: str
-):
+) -> None:
     run = succeeded(fabro)
     fabro.open_pull_request(run["id"], number=12, title="Add rate limiting to auth", additions=50, deletions=5)
     block = ship_block(await card_of(user, run["id"]))
@@ -190,7 +193,7 @@ async def test_merge_asks_how_then_shows_what_then_merges_once(
     assert f"Merged by <@U123ADA> ({method})" in json.dumps(slack.responses_to(url)[-1])
 
 
-async def test_close_is_refused_when_the_pull_request_was_already_merged(user: SlackUser, fabro: FakeFabro):
+async def test_close_is_refused_when_the_pull_request_was_already_merged(user: SlackUser, fabro: FakeFabro) -> None:
     run = succeeded(fabro)
     fabro.open_pull_request(run["id"], merged=True, state="closed")
     url = await click(user, ship_block(await card_of(user, run["id"])), "steer:close_pr")
@@ -198,7 +201,7 @@ async def test_close_is_refused_when_the_pull_request_was_already_merged(user: S
     assert posted(fabro, "/close") == []
 
 
-async def test_close_closes_once_and_the_card_says_who(user: SlackUser, fabro: FakeFabro, slack: FakeSlack):
+async def test_close_closes_once_and_the_card_says_who(user: SlackUser, fabro: FakeFabro, slack: FakeSlack) -> None:
     run = succeeded(fabro)
     fabro.open_pull_request(run["id"])
     block = ship_block(await card_of(user, run["id"]))
@@ -216,7 +219,9 @@ async def test_close_closes_once_and_the_card_says_who(user: SlackUser, fabro: F
     ("status", "told"),
     [(502, "GitHub refused"), (503, "GitHub is unavailable"), (400, "does not apply"), (404, "no pull request")],
 )
-async def test_merge_errors_are_explained(user: SlackUser, fabro: FakeFabro, slack: FakeSlack, status, told):
+async def test_merge_errors_are_explained(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack, status: int, told: str
+) -> None:
     run = succeeded(fabro)
     fabro.open_pull_request(run["id"])
     block = ship_block(await card_of(user, run["id"]))

@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,7 +15,7 @@ import aiohttp
 import pytest
 
 from bot.app import Bot
-from tests.conftest import SlackUser, wait_for
+from tests.conftest import SlackUser, StartBot, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.slack import FakeSlack
 
@@ -26,7 +27,7 @@ _BOTS: dict[str, Any] = {}
 
 
 @pytest.fixture
-async def user(start_bot, slack: FakeSlack, tmp_path) -> AsyncIterator[SlackUser]:
+async def user(start_bot: StartBot, slack: FakeSlack, tmp_path: Path) -> AsyncIterator[SlackUser]:
     bot: Bot = await start_bot(database_url=f"sqlite:///{tmp_path}/start.db")
     async with aiohttp.ClientSession() as session:
         person = SlackUser.of(bot, slack, session)
@@ -47,7 +48,8 @@ def buttons(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def intent_of(button: dict[str, Any]) -> str:
-    return json.loads(button["value"])["i"]
+    intent: str = json.loads(button["value"])["i"]
+    return intent
 
 
 async def press(user: SlackUser, button: dict[str, Any], who: str = ADA) -> str:
@@ -59,7 +61,7 @@ async def press(user: SlackUser, button: dict[str, Any], who: str = ADA) -> str:
 
 async def test_start_with_an_id_confirms_then_starts_once_and_announces_it(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     fabro.add_automation("nightly-deps", "Nightly dependency bumps", ref="develop")
     _, _, url = await user.command("start nightly-deps")
     card = await user.reply(url)
@@ -81,7 +83,7 @@ async def test_start_with_an_id_confirms_then_starts_once_and_announces_it(
     assert action.user_id == ADA and action.outcome is not None and action.outcome.run_id == run["id"]
 
 
-async def test_two_start_commands_are_two_intents(user: SlackUser, fabro: FakeFabro, slack: FakeSlack):
+async def test_two_start_commands_are_two_intents(user: SlackUser, fabro: FakeFabro, slack: FakeSlack) -> None:
     fabro.add_automation("triage", "Triage new issues")
     for _ in range(2):
         _, _, url = await user.command("start triage")
@@ -89,7 +91,7 @@ async def test_two_start_commands_are_two_intents(user: SlackUser, fabro: FakeFa
     await wait_for(lambda: len(started(fabro)) == 2)
 
 
-async def test_cancel_starts_nothing_and_removes_the_card(user: SlackUser, fabro: FakeFabro, slack: FakeSlack):
+async def test_cancel_starts_nothing_and_removes_the_card(user: SlackUser, fabro: FakeFabro, slack: FakeSlack) -> None:
     fabro.add_automation("triage", "Triage new issues")
     _, _, url = await user.command("start triage")
     reply_url = await press(user, buttons(await user.reply(url))["Cancel"])
@@ -97,7 +99,7 @@ async def test_cancel_starts_nothing_and_removes_the_card(user: SlackUser, fabro
     assert slack.responses_to(reply_url)[-1].get("delete_original") is True and started(fabro) == []
 
 
-async def test_an_unknown_id_gets_did_you_mean_among_the_automations(user: SlackUser, fabro: FakeFabro):
+async def test_an_unknown_id_gets_did_you_mean_among_the_automations(user: SlackUser, fabro: FakeFabro) -> None:
     fabro.add_automation("nightly-deps", "Nightly dependency bumps")
     fabro.add_automation("disabled-one", "Off", api=False)
     _, _, url = await user.command("start nightly-dep")
@@ -117,7 +119,9 @@ async def test_an_unknown_id_gets_did_you_mean_among_the_automations(user: Slack
         ("404", "does not know that automation"),
     ],
 )
-async def test_fabros_refusals_are_explained(user: SlackUser, fabro: FakeFabro, slack: FakeSlack, change, told):
+async def test_fabros_refusals_are_explained(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack, change: str, told: str
+) -> None:
     automation = fabro.add_automation("triage", "Triage new issues")
     _, _, url = await user.command("start triage")
     go = buttons(await user.reply(url))["Start"]
@@ -138,7 +142,9 @@ async def test_fabros_refusals_are_explained(user: SlackUser, fabro: FakeFabro, 
     assert slack.posts(CHANNEL) == []
 
 
-async def test_where_the_bot_cannot_post_it_sends_the_card_by_dm(user: SlackUser, fabro: FakeFabro, slack: FakeSlack):
+async def test_where_the_bot_cannot_post_it_sends_the_card_by_dm(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     fabro.add_automation("triage", "Triage new issues")
     slack.unreachable[CHANNEL] = "not_in_channel"
     _, _, url = await user.command("start triage")
@@ -147,7 +153,9 @@ async def test_where_the_bot_cannot_post_it_sends_the_card_by_dm(user: SlackUser
     assert "started" in slack.posts(ADA)[0].blocks[0]["text"]["text"]
 
 
-async def test_someone_outside_the_allowlist_cannot_start_runs(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path):
+async def test_someone_outside_the_allowlist_cannot_start_runs(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     bot = await start_bot(action_allowlist="U0BOSS", database_url=f"sqlite:///{tmp_path}/s.db")
     fabro.add_automation("triage", "Triage new issues")
     async with aiohttp.ClientSession() as session:
@@ -160,7 +168,7 @@ async def test_someone_outside_the_allowlist_cannot_start_runs(start_bot, fabro:
 
 async def test_start_alone_opens_a_window_at_once_and_fills_it_when_fabro_answers(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     fabro.add_automation("triage", "Triage new issues")
     fabro.add_automation("off", "Not from Slack", api=False)
     fabro.latency = 0.3  # Fabro is slow: the window must not wait for it
@@ -183,7 +191,9 @@ async def test_start_alone_opens_a_window_at_once_and_fills_it_when_fabro_answer
     assert len(started(fabro)) == 1
 
 
-async def test_past_a_hundred_automations_the_window_searches(user: SlackUser, fabro: FakeFabro, slack: FakeSlack):
+async def test_past_a_hundred_automations_the_window_searches(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     for i in range(130):
         fabro.add_automation(f"job-{i:03d}", f"Job {i:03d}", repository=f"demo/repo-{i % 7}")
     await user.command("start")

@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,7 +16,7 @@ import pytest
 
 from bot.app import Bot
 from bot.core.records import AlertState
-from tests.conftest import SlackUser, wait_for
+from tests.conftest import SlackUser, StartBot, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
 from tests.fakes.slack import FakeSlack, Message
@@ -79,7 +80,7 @@ class Desk:
 
 
 @pytest.fixture
-async def desk(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path) -> AsyncIterator[Desk]:
+async def desk(start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path) -> AsyncIterator[Desk]:
     bot = await start_bot(
         schedule_alerts=False, alert_pace=0.0, alert_channel=CHANNEL, database_url=f"sqlite:///{tmp_path}/bot.db"
     )
@@ -108,7 +109,7 @@ def controls(post: Message) -> list[str]:
         ("confirmation", "steer:answer:1", {"kind": "no"}),
     ],
 )
-async def test_yes_no_and_confirmation_buttons_answer(desk: Desk, qtype, label, sent):
+async def test_yes_no_and_confirmation_buttons_answer(desk: Desk, qtype: str, label: str, sent: dict[str, Any]) -> None:
     run = asking(desk.fabro, question(qtype))
     post = await desk.alert(run)
     button = next(e for b in post.blocks if b["type"] == "actions" for e in b["elements"] if e["action_id"] == label)
@@ -125,7 +126,7 @@ async def test_yes_no_and_confirmation_buttons_answer(desk: Desk, qtype, label, 
     assert alert.state is AlertState.RESOLVED
 
 
-async def test_a_multiple_choice_question_has_a_button_per_option(desk: Desk):
+async def test_a_multiple_choice_question_has_a_button_per_option(desk: Desk) -> None:
     run = asking(desk.fabro, question("multiple_choice", 3))
     post = await desk.alert(run)
     assert [a for a in controls(post) if a.startswith("steer:answer")] == [
@@ -140,7 +141,7 @@ async def test_a_multiple_choice_question_has_a_button_per_option(desk: Desk):
     assert "by <@U123ADA>: Option 1" in str(post.blocks)
 
 
-async def test_more_than_five_options_become_a_select_menu(desk: Desk):
+async def test_more_than_five_options_become_a_select_menu(desk: Desk) -> None:
     run = asking(desk.fabro, question("multiple_choice", 8))
     post = await desk.alert(run)
     assert "steer:choose" in controls(post) and "steer:answer:0" not in controls(post)
@@ -152,13 +153,13 @@ async def test_more_than_five_options_become_a_select_menu(desk: Desk):
 
 
 @pytest.mark.parametrize("options", [4, 12])
-async def test_multi_select_submits_the_ticked_options_and_refuses_none(desk: Desk, options):
+async def test_multi_select_submits_the_ticked_options_and_refuses_none(desk: Desk, options: int) -> None:
     run = asking(desk.fabro, question("multi_select", options))
     post = await desk.alert(run)
     kind = "checkboxes" if options <= 10 else "multi_static_select"
     [block] = [b for b in post.blocks if b["type"] == "actions" and b["block_id"].startswith("answer:")]
     assert block["elements"][0]["type"] == kind
-    ticked = {"steer:pick": {"type": kind, "selected_options": []}}
+    ticked: dict[str, dict[str, Any]] = {"steer:pick": {"type": kind, "selected_options": []}}
     url = await desk.click(post, "steer:submit", state={block["block_id"]: ticked})
     reply = await desk.user.reply(url)
     assert "Tick at least one option" in reply["text"] and desk.posts_to("/answer") == []
@@ -168,7 +169,7 @@ async def test_multi_select_submits_the_ticked_options_and_refuses_none(desk: De
     assert desk.posts_to("/answer") == [{"kind": "multi_selected", "option_keys": ["k0", "k3"]}]
 
 
-async def test_a_freeform_answer_goes_through_a_modal_showing_the_question(desk: Desk):
+async def test_a_freeform_answer_goes_through_a_modal_showing_the_question(desk: Desk) -> None:
     run = asking(desk.fabro, question("freeform"))
     post = await desk.alert(run)
     await desk.click(post, "steer:text")
@@ -185,13 +186,13 @@ async def test_a_freeform_answer_goes_through_a_modal_showing_the_question(desk:
     assert ": Use the staging database" in str(post.blocks)
 
 
-async def test_allow_freeform_adds_a_written_answer_beside_the_options(desk: Desk):
+async def test_allow_freeform_adds_a_written_answer_beside_the_options(desk: Desk) -> None:
     run = asking(desk.fabro, question("multiple_choice", 2, allow_freeform=True))
     post = await desk.alert(run)
     assert {"steer:answer:0", "steer:answer:1", "steer:text"} <= set(controls(post))
 
 
-async def test_replying_in_the_alert_thread_with_a_mention_answers(desk: Desk):
+async def test_replying_in_the_alert_thread_with_a_mention_answers(desk: Desk) -> None:
     run = asking(desk.fabro, question("yes_no"))
     post = await desk.alert(run)
     status, _ = await desk.user.mention("yes", channel=CHANNEL, thread_ts=post.ts)
@@ -200,7 +201,7 @@ async def test_replying_in_the_alert_thread_with_a_mention_answers(desk: Desk):
     assert desk.posts_to("/answer") == [{"kind": "yes"}]
 
 
-async def test_approve_and_deny_with_and_without_a_reason(desk: Desk):
+async def test_approve_and_deny_with_and_without_a_reason(desk: Desk) -> None:
     runs = [make_run("submitted", title=f"Child {i}") for i in range(3)]
     desk.fabro.add(*runs)
     posts = []
@@ -215,15 +216,22 @@ async def test_approve_and_deny_with_and_without_a_reason(desk: Desk):
     for post, reason in ((posts[1], "Not during the freeze"), (posts[2], "")):
         await desk.click(post, "steer:deny")
         opened = 1 if reason else 2
-        await wait_for(lambda opened=opened: len(desk.slack.views) == opened)
+
+        def window_opened(windows: int = opened) -> bool:
+            return len(desk.slack.views) == windows
+
+        def edited(card: Message = post) -> bool:
+            return card.edits == 1
+
+        await wait_for(window_opened)
         await desk.user.submit_view(desk.slack.views[-1], {"deny_reason": reason})
-        await wait_for(lambda post=post: post.edits == 1)
+        await wait_for(edited)
     assert desk.posts_to(f"{runs[1]['id']}/deny") == [{"reason": "Not during the freeze"}]
     assert desk.posts_to(f"{runs[2]['id']}/deny") == [{}]
     assert f"Denied by <@{ADA}>: Not during the freeze" in str(posts[1].blocks)
 
 
-async def test_retry_links_the_new_run_and_a_double_click_retries_once(desk: Desk):
+async def test_retry_links_the_new_run_and_a_double_click_retries_once(desk: Desk) -> None:
     run = make_run("running", title="Flaky")
     desk.fabro.add(run)
     desk.fabro.fail(run["id"])
@@ -247,7 +255,7 @@ async def _detail_card(desk: Desk, run_id: str) -> tuple[dict[str, Any], str]:
 
 
 @pytest.mark.parametrize("converges", [False, True])
-async def test_cancel_from_the_detail_card_asks_first_and_reports_200_and_202(desk: Desk, converges):
+async def test_cancel_from_the_detail_card_asks_first_and_reports_200_and_202(desk: Desk, converges: bool) -> None:
     desk.fabro.cancel_converges = converges
     run = make_run("running", title="Long job")
     desk.fabro.add(run)
@@ -269,8 +277,8 @@ async def test_cancel_from_the_detail_card_asks_first_and_reports_200_and_202(de
 
 
 async def test_someone_outside_the_allowlist_is_told_and_nothing_reaches_fabro(
-    start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path
-):
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     slack.usergroups["S0ONCALL"] = [BOB]
     bot = await start_bot(
         schedule_alerts=False,
@@ -293,7 +301,7 @@ async def test_someone_outside_the_allowlist_is_told_and_nothing_reaches_fabro(
         assert d.posts_to("/answer") == [{"kind": "yes"}]
 
 
-async def test_a_stale_card_is_refused_and_brought_up_to_date(desk: Desk):
+async def test_a_stale_card_is_refused_and_brought_up_to_date(desk: Desk) -> None:
     run = asking(desk.fabro, question("yes_no"))
     post = await desk.alert(run)
     desk.fabro.answer(run["id"], "q-1", {"kind": "no"})  # someone answered in Fabro's web UI
@@ -315,7 +323,7 @@ async def test_a_stale_card_is_refused_and_brought_up_to_date(desk: Desk):
         (503, 2, "try again", 2),  # still failing: say so
     ],
 )
-async def test_fabro_errors_on_answer(desk: Desk, status, count, told, sent):
+async def test_fabro_errors_on_answer(desk: Desk, status: int, count: int, told: str | None, sent: int) -> None:
     run = asking(desk.fabro, question("yes_no"))
     post = await desk.alert(run)
     desk.fabro.fail_next(status, count, path_prefix=f"/api/v1/runs/{run['id']}/questions/q-1/answer")
@@ -332,7 +340,7 @@ async def test_fabro_errors_on_answer(desk: Desk, status, count, told, sent):
     assert action.state == ("done" if told is None else "failed")
 
 
-async def test_a_fabro_timeout_on_answer_is_told_with_the_request_id_and_can_be_tried_again(desk: Desk):
+async def test_a_fabro_timeout_on_answer_is_told_with_the_request_id_and_can_be_tried_again(desk: Desk) -> None:
     run = asking(desk.fabro, question("yes_no"))
     post = await desk.alert(run)
     desk.fabro.hang_next(5, path_prefix=f"/api/v1/runs/{run['id']}/questions/q-1/answer")
@@ -343,7 +351,7 @@ async def test_a_fabro_timeout_on_answer_is_told_with_the_request_id_and_can_be_
     await wait_for(lambda: post.edits == 1, timeout=10)
 
 
-async def test_two_people_answering_at_once_send_one_answer(desk: Desk):
+async def test_two_people_answering_at_once_send_one_answer(desk: Desk) -> None:
     run = asking(desk.fabro, question("yes_no"))
     post = await desk.alert(run)
     desk.fabro.latency = 0.2
@@ -352,7 +360,7 @@ async def test_two_people_answering_at_once_send_one_answer(desk: Desk):
     assert len(desk.posts_to("/answer")) == 1
 
 
-async def test_a_forged_control_is_refused_without_calling_fabro(desk: Desk):
+async def test_a_forged_control_is_refused_without_calling_fabro(desk: Desk) -> None:
     status, _, url = await desk.user.click(
         {"action_id": "steer:retry", "value": "retry"}, block_id="retry:../../etc", ephemeral=True
     )
@@ -361,7 +369,7 @@ async def test_a_forged_control_is_refused_without_calling_fabro(desk: Desk):
     assert desk.fabro.calls(method="POST") == []
 
 
-async def test_an_answer_settles_the_same_alert_in_other_channels(desk: Desk):
+async def test_an_answer_settles_the_same_alert_in_other_channels(desk: Desk) -> None:
     _, _, url = await desk.user.command("subscribe questions", channel="C0OTHER")
     await desk.user.reply(url)
     asking(desk.fabro, question("yes_no"))
@@ -374,7 +382,7 @@ async def test_an_answer_settles_the_same_alert_in_other_channels(desk: Desk):
     assert there.edits == 1 and f"by <@{ADA}>: Yes" in str(there.blocks)
 
 
-async def test_answering_from_the_ephemeral_detail_card_through_the_modal_replaces_that_card(desk: Desk):
+async def test_answering_from_the_ephemeral_detail_card_through_the_modal_replaces_that_card(desk: Desk) -> None:
     run = asking(desk.fabro, question("freeform"))
     card, _ = await _detail_card(desk, run["id"])
     [block] = [b for b in card["blocks"] if b["type"] == "actions" and b["block_id"].startswith("answer:")]
@@ -389,7 +397,7 @@ async def test_answering_from_the_ephemeral_detail_card_through_the_modal_replac
     assert desk.posts_to("/answer") == [{"kind": "text", "text": "Roll back first"}]
 
 
-async def test_slack_resending_a_mention_answers_once_and_says_nothing_twice(desk: Desk):
+async def test_slack_resending_a_mention_answers_once_and_says_nothing_twice(desk: Desk) -> None:
     run = asking(desk.fabro, question("yes_no"))
     post = await desk.alert(run)
     body = desk.user.mention_body("yes", channel=CHANNEL, thread_ts=post.ts)
@@ -404,7 +412,7 @@ async def test_slack_resending_a_mention_answers_once_and_says_nothing_twice(des
     assert desk.slack.calls_to("chat.postEphemeral") == []
 
 
-async def test_an_action_whose_answer_cannot_be_read_is_settled_not_locked(desk: Desk):
+async def test_an_action_whose_answer_cannot_be_read_is_settled_not_locked(desk: Desk) -> None:
     """Fabro created the run but answered {"id": null}: the record is settled, never left pending."""
     run = make_run("running", title="Flaky")
     desk.fabro.add(run)
@@ -423,7 +431,7 @@ async def test_an_action_whose_answer_cannot_be_read_is_settled_not_locked(desk:
     assert len(desk.posts_to("/retry")) == 2 and f"Retried by <@{BOB}>" in str(post.blocks)
 
 
-async def test_cancelling_from_slack_is_no_failure_alert_and_the_cards_say_who(desk: Desk):
+async def test_cancelling_from_slack_is_no_failure_alert_and_the_cards_say_who(desk: Desk) -> None:
     run = asking(desk.fabro, question("yes_no"), title="Long job")
     post = await desk.alert(run)
     card, _ = await _detail_card(desk, run["id"])
@@ -437,7 +445,7 @@ async def test_cancelling_from_slack_is_no_failure_alert_and_the_cards_say_who(d
     assert f"Cancelled by <@{ADA}>" in str(post.blocks)  # the question alert says what happened
 
 
-async def test_a_run_cancelled_in_fabro_is_told_on_its_alert_without_a_name(desk: Desk):
+async def test_a_run_cancelled_in_fabro_is_told_on_its_alert_without_a_name(desk: Desk) -> None:
     run = asking(desk.fabro, question("yes_no"))
     post = await desk.alert(run)
     desk.fabro._set_status(run["id"], "failed", reason="cancelled")
@@ -449,7 +457,7 @@ async def test_a_run_cancelled_in_fabro_is_told_on_its_alert_without_a_name(desk
     assert "Cancelled in Fabro" in str(post.blocks)
 
 
-async def test_denying_from_slack_is_no_failure_alert(desk: Desk):
+async def test_denying_from_slack_is_no_failure_alert(desk: Desk) -> None:
     child = make_run("submitted", title="Child")
     desk.fabro.add(child)
     desk.fabro.request_approval(child["id"])

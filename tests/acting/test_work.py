@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,7 +16,7 @@ import pytest
 from bot.acting.steering import Where
 from bot.app import Bot
 from bot.core.drafts import Draft
-from tests.conftest import SlackUser, wait_for, wait_until
+from tests.conftest import SlackUser, StartBot, wait_for, wait_until
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.slack import FakeSlack
 
@@ -25,7 +26,7 @@ _BOTS: dict[str, Bot] = {}
 
 
 @pytest.fixture
-async def user(start_bot, slack: FakeSlack, tmp_path) -> AsyncIterator[SlackUser]:
+async def user(start_bot: StartBot, slack: FakeSlack, tmp_path: Path) -> AsyncIterator[SlackUser]:
     bot: Bot = await start_bot(database_url=f"sqlite:///{tmp_path}/work.db", repositories="acme/api,acme/web")
     async with aiohttp.ClientSession() as session:
         person = SlackUser.of(bot, slack, session)
@@ -44,7 +45,8 @@ def buttons(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
 async def said(user: SlackUser, words: str) -> dict[str, Any]:
     _, ack, url = await user.command(words)
     if ack:
-        return json.loads(ack)
+        reply: dict[str, Any] = json.loads(ack)
+        return reply
     return await user.reply(url)
 
 
@@ -61,7 +63,7 @@ async def press(user: SlackUser, button: dict[str, Any], who: str = ADA) -> str:
 
 async def test_from_a_fresh_channel_new_work_is_confirmed_then_started_once_and_followed(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     announced = await said(user, "setup repo:acme/api branch:main")
     assert announced["response_type"] == "in_channel" and "acme/api" in text_of(announced)  # the channel hears it
     card = await said(user, "new the login test is flaky since #412, make it {{ deterministic }}")
@@ -95,15 +97,15 @@ async def test_from_a_fresh_channel_new_work_is_confirmed_then_started_once_and_
     ],
 )
 async def test_every_refusal_is_one_sentence_and_nothing_is_created(
-    user: SlackUser, fabro: FakeFabro, setup, words, told
-):
+    user: SlackUser, fabro: FakeFabro, setup: str | None, words: str, told: str
+) -> None:
     if setup:
         await said(user, setup)
     reply = await said(user, words)
     assert told in text_of(reply) and created(fabro) == [] and "Traceback" not in text_of(reply)
 
 
-async def test_setup_shows_and_clears_what_the_channel_works_on(user: SlackUser, slack: FakeSlack):
+async def test_setup_shows_and_clears_what_the_channel_works_on(user: SlackUser, slack: FakeSlack) -> None:
     assert "no repository" in text_of(await said(user, "setup"))
     await said(user, "setup repo:acme/web workflow:implement")
     assert "acme/web" in text_of(await said(user, "setup"))
@@ -113,7 +115,7 @@ async def test_setup_shows_and_clears_what_the_channel_works_on(user: SlackUser,
 
 async def test_a_400_from_fabro_and_a_failed_start_are_each_explained(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     await said(user, "setup repo:acme/api")
     fabro.start_fails = "start has already been requested"
     card = await said(user, "new add a health endpoint")
@@ -129,7 +131,7 @@ async def test_a_400_from_fabro_and_a_failed_start_are_each_explained(
 
 async def test_after_a_crash_between_create_and_start_the_same_run_is_started_not_created_again(
     user: SlackUser, fabro: FakeFabro
-):
+) -> None:
     """The record was left pending by a process that died after Fabro created the run: a later
     Start of the same confirmation finds the run by its intent label and starts it."""
     bot = _BOTS[user.url]
@@ -187,7 +189,7 @@ def confirmations(slack: FakeSlack) -> list[dict[str, Any]]:
 
 async def test_a_mention_in_a_discussion_thread_asks_with_the_thread_as_named_plain_context(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     await said(user, "setup repo:acme/api")
     slack.names.update({"U789CAT": "cat", BOB: "bob"})
     parent = slack.say(CHANNEL, "U789CAT", "login test fails 1 in 5 on CI since &lt;Tuesday&gt;")
@@ -229,7 +231,7 @@ async def test_a_mention_in_a_discussion_thread_asks_with_the_thread_as_named_pl
 
 async def test_in_a_channel_shared_with_another_organisation_only_the_mention_is_used(
     user: SlackUser, slack: FakeSlack
-):
+) -> None:
     await said(user, "setup repo:acme/api")
     parent = slack.say(CHANNEL, "U789CAT", "our secret roadmap")
     await user.post(mention_event("fix the typo", thread_ts=parent, shared=True), content_type="application/json")
@@ -238,9 +240,21 @@ async def test_in_a_channel_shared_with_another_organisation_only_the_mention_is
     assert "fix the typo" in shown and "roadmap" not in shown
 
 
+async def test_a_channel_slack_describes_as_shared_outside_uses_only_the_mention_too(
+    user: SlackUser, slack: FakeSlack
+) -> None:
+    await said(user, "setup repo:acme/api")
+    slack.external.add(CHANNEL)  # conversations.info says is_ext_shared; the event says nothing
+    parent = slack.say(CHANNEL, "U789CAT", "our secret roadmap")
+    await user.post(mention_event("fix the typo", thread_ts=parent), content_type="application/json")
+    await wait_for(lambda: confirmations(slack))
+    shown = json.dumps(confirmations(slack)[0]["blocks"])
+    assert "fix the typo" in shown and "roadmap" not in shown
+
+
 async def test_a_top_level_mention_in_a_channel_not_set_up_says_so_once_even_when_slack_resends_it(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     body = mention_event("fix the typo")
     await user.post(body, content_type="application/json")
     await user.post(body, content_type="application/json", headers={"x-slack-retry-num": "1"})
@@ -251,8 +265,8 @@ async def test_a_top_level_mention_in_a_channel_not_set_up_says_so_once_even_whe
 
 
 async def test_edit_changes_goal_title_branch_and_workflow_and_its_start_starts_that(
-    user: SlackUser, fabro: FakeFabro, slack: FakeSlack, tmp_path
-):
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     await said(user, "setup repo:acme/api branch:main")
     card = await said(user, "new first idea")
     await press(user, buttons(card)["Edit…"])
@@ -277,7 +291,7 @@ async def test_edit_changes_goal_title_branch_and_workflow_and_its_start_starts_
     assert len(created(fabro)) == 1
 
 
-async def test_the_edit_window_keeps_itself_open_for_a_bad_branch(user: SlackUser, slack: FakeSlack):
+async def test_the_edit_window_keeps_itself_open_for_a_bad_branch(user: SlackUser, slack: FakeSlack) -> None:
     await said(user, "setup repo:acme/api")
     card = await said(user, "new something")
     await press(user, buttons(card)["Edit…"])
@@ -293,7 +307,7 @@ async def test_the_edit_window_keeps_itself_open_for_a_bad_branch(user: SlackUse
 
 async def test_the_questions_of_a_run_started_from_slack_reach_the_person_who_confirmed(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     from tests.acting.test_steering import question
     from tests.fakes.slack import dm_of
 
@@ -313,8 +327,8 @@ async def test_the_questions_of_a_run_started_from_slack_reach_the_person_who_co
 
 
 async def test_a_workflow_the_validator_rejects_is_refused_with_its_reasons_and_nothing_created(
-    start_bot, slack: FakeSlack, fabro: FakeFabro, tmp_path
-):
+    start_bot: StartBot, slack: FakeSlack, fabro: FakeFabro, tmp_path: Path
+) -> None:
     (tmp_path / "flows" / "broken").mkdir(parents=True)
     (tmp_path / "flows" / "broken" / "workflow.fabro").write_text('digraph B { plan [prompt="@missing.md"] }')
     (tmp_path / "flows" / "broken" / "missing.md").write_text("")  # bundled, but the graph has no start
@@ -333,7 +347,7 @@ async def test_a_workflow_the_validator_rejects_is_refused_with_its_reasons_and_
 
 async def test_a_400_from_fabro_at_create_is_one_sentence_and_nothing_is_started(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     await said(user, "setup repo:acme/api")
     fabro.create_refusal = 'sandbox provider "docker" is disabled by server.sandbox.providers.docker.enabled'
     card = await said(user, "new add a health endpoint")

@@ -31,7 +31,7 @@ WORK = {
 @pytest.mark.parametrize(("crash_at", "left"), [("run.created", "submitted"), ("action.acted", "runnable")])
 async def test_a_kill_9_between_create_and_start_still_makes_exactly_one_started_run(
     fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, crash_at: str, left: str
-):
+) -> None:
     port = free_port()
     first = await start_process(fabro, slack, tmp_path, "first", PORT=str(port), **WORK, **{CRASH_AT_ENV: crash_at})
     try:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from bot.store import open_store
 from tests.app.test_cli import fake_env, run_cli
+from tests.fakes.fabro import FakeFabro
+from tests.fakes.slack import FakeSlack
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY_WORDS = ("Error", "Exception", "Traceback", "aiohttp", "psycopg", "Pool", "Timeout")
@@ -17,10 +19,11 @@ LIBRARY_WORDS = ("Error", "Exception", "Traceback", "aiohttp", "psycopg", "Pool"
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
-async def test_check_with_invalid_settings_creates_no_database_file(tmp_path):
+async def test_check_with_invalid_settings_creates_no_database_file(tmp_path: Path) -> None:
     env = {"DATABASE_URL": f"sqlite:///{tmp_path}/bot.db", "PORT": "not a port", "FABRO_API_URL": "ftp://x"}
     code, out, err = await run_cli("check", env=env, cwd=tmp_path)
     assert code == 1
@@ -28,14 +31,16 @@ async def test_check_with_invalid_settings_creates_no_database_file(tmp_path):
     assert list(tmp_path.iterdir()) == [] and err == ""
 
 
-async def test_check_with_missing_settings_neither_creates_nor_migrates_the_database(tmp_path):
+async def test_check_with_missing_settings_neither_creates_nor_migrates_the_database(tmp_path: Path) -> None:
     code, out, err = await run_cli("check", env={"DATABASE_URL": f"sqlite:///{tmp_path}/bot.db"}, cwd=tmp_path)
     assert code == 1 and "FABRO_API_URL: missing" in out
     assert f"✓ database sqlite:///{tmp_path}/bot.db does not exist yet: `run` creates it" in out
     assert list(tmp_path.iterdir()) == [] and err == ""
 
 
-async def test_check_reads_a_migrated_sqlite_file_without_touching_it(tmp_path, fabro, slack):
+async def test_check_reads_a_migrated_sqlite_file_without_touching_it(
+    tmp_path: Path, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     url = f"sqlite:///{tmp_path}/bot.db"
     store = open_store(url)
     await store.open()
@@ -47,14 +52,16 @@ async def test_check_reads_a_migrated_sqlite_file_without_touching_it(tmp_path, 
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
 
 
-async def test_a_file_that_is_not_a_database_is_named_so(tmp_path, fabro, slack):
+async def test_a_file_that_is_not_a_database_is_named_so(tmp_path: Path, fabro: FakeFabro, slack: FakeSlack) -> None:
     (tmp_path / "bot.db").write_text("not a database " * 200)
     env = fake_env(fabro, slack, DATABASE_URL=f"sqlite:///{tmp_path}/bot.db")
     code, out, err = await run_cli("check", env=env, cwd=tmp_path)
     assert code == 1 and "is not a SQLite database" in out and err == ""
 
 
-async def test_an_unreachable_postgresql_is_a_sentence_not_a_driver_error(fabro, slack, tmp_path):
+async def test_an_unreachable_postgresql_is_a_sentence_not_a_driver_error(
+    fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     url = f"postgresql://bot:pw-secret-1@127.0.0.1:{_closed_port()}/bot"
     code, out, err = await run_cli("check", env=fake_env(fabro, slack, DATABASE_URL=url), cwd=tmp_path)
     assert code == 1 and err == ""
@@ -63,13 +70,17 @@ async def test_an_unreachable_postgresql_is_a_sentence_not_a_driver_error(fabro,
     assert not any(word in line for word in LIBRARY_WORDS) and "pw-secret-1" not in out
 
 
-async def test_an_unknown_postgresql_database_is_named(fabro, slack, postgres_server, tmp_path):
+async def test_an_unknown_postgresql_database_is_named(
+    fabro: FakeFabro, slack: FakeSlack, postgres_server: str, tmp_path: Path
+) -> None:
     url = postgres_server.rsplit("/", 1)[0] + "/no_such_database_here"
     code, out, err = await run_cli("check", env=fake_env(fabro, slack, DATABASE_URL=url), cwd=tmp_path)
     assert code == 1 and "has no such database or user" in out and err == ""
 
 
-async def test_a_migrated_postgresql_is_read_in_a_read_only_transaction(fabro, slack, postgres_url, tmp_path):
+async def test_a_migrated_postgresql_is_read_in_a_read_only_transaction(
+    fabro: FakeFabro, slack: FakeSlack, postgres_url: str, tmp_path: Path
+) -> None:
     store = open_store(postgres_url)
     await store.open()
     await store.close()
@@ -79,7 +90,7 @@ async def test_a_migrated_postgresql_is_read_in_a_read_only_transaction(fabro, s
     assert "replicas: PostgreSQL, so any number may share it" in out
 
 
-async def test_an_unreachable_slack_is_a_sentence_without_library_lines(fabro, tmp_path):
+async def test_an_unreachable_slack_is_a_sentence_without_library_lines(fabro: FakeFabro, tmp_path: Path) -> None:
     env = {
         "FABRO_API_URL": fabro.url,
         "FABRO_API_TOKEN": fabro.token,
@@ -95,7 +106,7 @@ async def test_an_unreachable_slack_is_a_sentence_without_library_lines(fabro, t
     assert not any(word in line for word in LIBRARY_WORDS)
 
 
-async def test_a_slack_host_that_does_not_resolve_is_named_as_dns(fabro, tmp_path):
+async def test_a_slack_host_that_does_not_resolve_is_named_as_dns(fabro: FakeFabro, tmp_path: Path) -> None:
     env = {
         "FABRO_API_URL": fabro.url,
         "FABRO_API_TOKEN": fabro.token,
@@ -110,7 +121,9 @@ async def test_a_slack_host_that_does_not_resolve_is_named_as_dns(fabro, tmp_pat
     assert "mode: Socket Mode (SLACK_APP_TOKEN is set)" in out
 
 
-async def test_check_says_which_replica_mode_permissions_and_identity_mode_are_in_force(fabro, slack, tmp_path):
+async def test_check_says_which_replica_mode_permissions_and_identity_mode_are_in_force(
+    fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     env = fake_env(
         fabro,
         slack,
@@ -130,7 +143,9 @@ async def test_check_says_which_replica_mode_permissions_and_identity_mode_are_i
     assert "identity: USER_LINKING=pinned, only the links in USER_LINKS; /runs link is off; 1 pinned" in out
 
 
-async def test_check_warns_while_the_manifest_keeps_the_placeholder_unfurl_domain(fabro, slack, tmp_path):
+async def test_check_warns_while_the_manifest_keeps_the_placeholder_unfurl_domain(
+    fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     shutil.copy(ROOT / "manifest.yml", tmp_path / "manifest.yml")
     env = fake_env(fabro, slack, DATABASE_URL=f"sqlite:///{tmp_path}/bot.db", FABRO_WEB_URL="https://fabro.acme.dev")
     code, out, _ = await run_cli("check", env=env, cwd=tmp_path)

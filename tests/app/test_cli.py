@@ -13,7 +13,9 @@ from pathlib import Path
 import aiohttp
 
 from tests.conftest import SIGNING_SECRET, SlackUser
+from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
+from tests.fakes.slack import FakeSlack
 
 COMMAND = str(Path(sys.executable).parent / "fabro-slack-bot")
 
@@ -25,6 +27,7 @@ async def run_cli(
         COMMAND, *args, env=_env(env), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=cwd
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode is not None  # communicate() returns once the process has exited
     return process.returncode, out.decode(), err.decode()
 
 
@@ -33,7 +36,7 @@ def _env(extra: dict[str, str] | None) -> dict[str, str]:
     return base | (extra or {})
 
 
-def fake_env(fabro, slack, **extra: str) -> dict[str, str]:
+def fake_env(fabro: FakeFabro, slack: FakeSlack, **extra: str) -> dict[str, str]:
     return {
         "FABRO_API_URL": fabro.url,
         "FABRO_API_TOKEN": fabro.token,
@@ -44,7 +47,7 @@ def fake_env(fabro, slack, **extra: str) -> dict[str, str]:
     }
 
 
-async def test_preview_demo_needs_no_configuration():
+async def test_preview_demo_needs_no_configuration() -> None:
     code, out, err = await run_cli("preview", "--demo", "--json", "failed sort:elapsed asc")
     assert code == 0, err
     message = json.loads(out)
@@ -54,25 +57,27 @@ async def test_preview_demo_needs_no_configuration():
     assert "sandbox init failed" in sections[1]  # the shorter failure comes first
 
 
-async def test_preview_demo_shows_a_detail_card_with_the_failure_message():
+async def test_preview_demo_shows_a_detail_card_with_the_failure_message() -> None:
     code, out, _ = await run_cli("preview", "--demo", "--json", "01KJT9DB")
     assert code == 0
     assert "still fail after 4 attempts" in out
 
 
-async def test_preview_of_a_typo_prints_the_usage_error():
+async def test_preview_of_a_typo_prints_the_usage_error() -> None:
     code, out, _ = await run_cli("preview", "--demo", "--json", "blokced")
     assert code == 0 and "Did you mean `blocked`?" in out
 
 
-async def test_run_without_settings_lists_each_problem_and_exits_2():
+async def test_run_without_settings_lists_each_problem_and_exits_2() -> None:
     code, _out, err = await run_cli("run")
     assert code == 2
     assert "FABRO_API_URL: missing" in err and "SLACK_BOT_TOKEN: missing" in err
     assert "Traceback" not in err
 
 
-async def test_check_passes_against_a_working_fabro_and_slack(fabro, slack, tmp_path):
+async def test_check_passes_against_a_working_fabro_and_slack(
+    fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     code, out, err = await run_cli("check", env=fake_env(fabro, slack), cwd=tmp_path)
     assert code == 0, out + err
     assert "✓ settings" in out and "✓ Slack accepts the bot token" in out
@@ -87,7 +92,7 @@ async def test_check_passes_against_a_working_fabro_and_slack(fabro, slack, tmp_
     assert err == ""
 
 
-async def test_check_names_missing_slack_scopes_and_what_they_break(fabro, slack):
+async def test_check_names_missing_slack_scopes_and_what_they_break(fabro: FakeFabro, slack: FakeSlack) -> None:
     slack.scopes = ("commands", "chat:write")
     code, out, _ = await run_cli("check", env=fake_env(fabro, slack))
     assert code == 1
@@ -95,14 +100,16 @@ async def test_check_names_missing_slack_scopes_and_what_they_break(fabro, slack
     assert "channels:history — after a crash, finding alerts already posted" in out
 
 
-def test_check_knows_exactly_the_scopes_the_manifest_asks_for():
+def test_check_knows_exactly_the_scopes_the_manifest_asks_for() -> None:
     from bot.cli import SCOPES
     from tests.app.test_manifest import manifest
 
     assert set(SCOPES) == set(manifest()["oauth_config"]["scopes"]["bot"])
 
 
-async def test_check_names_an_unreachable_database_and_maps_the_deprecated_allowlist(fabro, slack):
+async def test_check_names_an_unreachable_database_and_maps_the_deprecated_allowlist(
+    fabro: FakeFabro, slack: FakeSlack
+) -> None:
     env = fake_env(
         fabro, slack, DATABASE_URL="postgresql://nobody@127.0.0.1:1/none", ACTION_ALLOWLIST="U1AAA,S2BBB"
     ) | {"ALLOW_ANSWER": "*"}
@@ -115,7 +122,9 @@ async def test_check_names_an_unreachable_database_and_maps_the_deprecated_allow
     assert "! ACTION_ALLOWLIST is deprecated and will be removed in the next release" in out
 
 
-async def test_check_prints_the_effective_permission_table_with_its_defaults(fabro, slack):
+async def test_check_prints_the_effective_permission_table_with_its_defaults(
+    fabro: FakeFabro, slack: FakeSlack
+) -> None:
     _code, out, _ = await run_cli("check", env=fake_env(fabro, slack, ALLOW_START="S0ONCALL,admins"))
     assert "ALLOW_ANSWER   everyone  (default)" in out
     assert "ALLOW_APPROVE  the run's owner and workspace admins  (default)" in out
@@ -126,7 +135,7 @@ async def test_check_prints_the_effective_permission_table_with_its_defaults(fab
     assert "deprecated" not in out
 
 
-async def test_check_fails_on_a_refused_token_without_printing_it(fabro, slack):
+async def test_check_fails_on_a_refused_token_without_printing_it(fabro: FakeFabro, slack: FakeSlack) -> None:
     bad = "fabro_dev_" + "ef" * 32
     code, out, err = await run_cli("check", env=fake_env(fabro, slack, FABRO_API_TOKEN=bad))
     assert code == 1
@@ -135,7 +144,9 @@ async def test_check_fails_on_a_refused_token_without_printing_it(fabro, slack):
     assert bad not in out + err
 
 
-async def test_check_says_fabro_is_unreachable_rather_than_blaming_the_token(fabro, slack):
+async def test_check_says_fabro_is_unreachable_rather_than_blaming_the_token(
+    fabro: FakeFabro, slack: FakeSlack
+) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{s.getsockname()[1]}"
@@ -145,7 +156,7 @@ async def test_check_says_fabro_is_unreachable_rather_than_blaming_the_token(fab
     assert "API token" not in out
 
 
-async def test_check_never_prints_credentials_in_urls(fabro, slack, postgres_server):
+async def test_check_never_prints_credentials_in_urls(fabro: FakeFabro, slack: FakeSlack, postgres_server: str) -> None:
     with_user = fabro.url.replace("http://", "http://robot:hunter2-fabro@")
     database = postgres_server.replace("postgresql://postgres@", "postgresql://postgres:hunter2-db@")
     env = fake_env(fabro, slack, FABRO_API_URL=with_user, DATABASE_URL=database)
@@ -155,7 +166,9 @@ async def test_check_never_prints_credentials_in_urls(fabro, slack, postgres_ser
     assert "database postgresql://postgres@127.0.0.1:5432" in out
 
 
-async def test_check_hides_a_database_password_given_in_the_query_string(fabro, slack, postgres_server):
+async def test_check_hides_a_database_password_given_in_the_query_string(
+    fabro: FakeFabro, slack: FakeSlack, postgres_server: str
+) -> None:
     separator = "&" if "?" in postgres_server else "?"
     for form in ("password=hunter2-query", "sslpassword=hunter2-ssl&password=hunter2-both", "PASSWORD=hunter2-caps"):
         env = fake_env(fabro, slack, DATABASE_URL=f"{postgres_server}{separator}{form}")
@@ -164,7 +177,7 @@ async def test_check_hides_a_database_password_given_in_the_query_string(fabro, 
         assert "database postgresql://postgres@127.0.0.1:5432" in out
 
 
-async def test_run_serves_http_and_stops_cleanly_on_sigterm(fabro, slack):
+async def test_run_serves_http_and_stops_cleanly_on_sigterm(fabro: FakeFabro, slack: FakeSlack) -> None:
     fabro.add(make_run("blocked", title="From a real process"))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -202,7 +215,9 @@ async def test_run_serves_http_and_stops_cleanly_on_sigterm(fabro, slack):
         assert secret not in logs
 
 
-async def test_run_starts_quietly_with_one_ready_line_naming_mode_store_and_fabro(fabro, slack, tmp_path):
+async def test_run_starts_quietly_with_one_ready_line_naming_mode_store_and_fabro(
+    fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -232,7 +247,7 @@ async def test_run_starts_quietly_with_one_ready_line_naming_mode_store_and_fabr
     assert len(others) <= 4
 
 
-async def test_python_dash_m_bot_is_the_same_command():
+async def test_python_dash_m_bot_is_the_same_command() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "--version", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
@@ -240,7 +255,7 @@ async def test_python_dash_m_bot_is_the_same_command():
     assert process.returncode == 0 and out.decode().startswith("fabro-slack-bot ")
 
 
-async def test_preview_answers_every_command_the_slash_command_answers():
+async def test_preview_answers_every_command_the_slash_command_answers() -> None:
     for words in ("subscribe failed", "subscriptions", "unsubscribe all"):
         code, out, err = await run_cli("preview", "--demo", "--json", words)
         assert code == 0, err
@@ -251,7 +266,9 @@ async def test_preview_answers_every_command_the_slash_command_answers():
     assert code == 0 and "limit takes a whole number" in out
 
 
-async def test_check_validates_every_workflow_against_fabro_and_names_what_is_wrong(fabro, slack, tmp_path):
+async def test_check_validates_every_workflow_against_fabro_and_names_what_is_wrong(
+    fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "workflow.fabro").write_text("digraph B { a -> b }")
     env = fake_env(fabro, slack) | {"WORKFLOWS_DIR": str(tmp_path), "REPOSITORIES": "acme/api"}

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError, Purpose, load_settings
 
 
-def problems(purpose="run", **env) -> list[str]:
+def problems(purpose: Purpose = "run", /, **env: Any) -> list[str]:
     try:
         load_settings(purpose, env_file=None, **env)
     except ConfigError as exc:
@@ -15,7 +18,7 @@ def problems(purpose="run", **env) -> list[str]:
     return []
 
 
-def test_missing_settings_are_listed_one_per_line():
+def test_missing_settings_are_listed_one_per_line() -> None:
     found = problems()
     assert [p.split(":")[0] for p in found] == [
         "FABRO_API_URL",
@@ -25,7 +28,7 @@ def test_missing_settings_are_listed_one_per_line():
     ]
 
 
-def test_socket_mode_does_not_need_a_signing_secret():
+def test_socket_mode_does_not_need_a_signing_secret() -> None:
     assert (
         problems(
             fabro_api_url="https://fabro.example.com",
@@ -37,30 +40,30 @@ def test_socket_mode_does_not_need_a_signing_secret():
     )
 
 
-def test_preview_needs_only_fabro():
+def test_preview_needs_only_fabro() -> None:
     assert [p.split(":")[0] for p in problems("preview")] == ["FABRO_API_URL", "FABRO_API_TOKEN"]
 
 
-def test_a_malformed_token_is_named_but_never_shown():
+def test_a_malformed_token_is_named_but_never_shown() -> None:
     secret = "xoxp-0123456789-secret-value"
     found = problems(slack_bot_token=secret)
     assert any(p.startswith("SLACK_BOT_TOKEN: must be a bot token") for p in found)
     assert all(secret not in p for p in found)
 
 
-def test_a_fabro_url_with_api_v1_is_explained():
+def test_a_fabro_url_with_api_v1_is_explained() -> None:
     assert any("without /api/v1" in p for p in problems(fabro_api_url="https://fabro.example.com/api/v1"))
 
 
-def test_settings_come_from_the_environment_and_a_dotenv_file(tmp_path, monkeypatch):
+def test_settings_come_from_the_environment_and_a_dotenv_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / ".env").write_text("FABRO_API_URL=https://from-dotenv.example.com\nFABRO_API_TOKEN=t\n")
     monkeypatch.setenv("FABRO_API_TOKEN", "from-env")
     settings = load_settings("preview", env_file=tmp_path / ".env")
     assert settings.fabro_api_url == "https://from-dotenv.example.com"
-    assert settings.fabro_api_token.get_secret_value() == "from-env"
+    assert settings.fabro_api_token is not None and settings.fabro_api_token.get_secret_value() == "from-env"
 
 
-def test_slack_api_url_gets_its_trailing_slash():
+def test_slack_api_url_gets_its_trailing_slash() -> None:
     settings = load_settings(
         "preview",
         env_file=None,
@@ -75,18 +78,18 @@ def test_slack_api_url_gets_its_trailing_slash():
     ("name", "value"),
     [("port", "http"), ("log_level", "loud"), ("database_url", "mysql://x"), ("slash_command", "runs")],
 )
-def test_malformed_values_are_reported_by_their_variable_name(name, value):
+def test_malformed_values_are_reported_by_their_variable_name(name: str, value: str) -> None:
     assert any(p.startswith(name.upper() + ":") for p in problems(**{name: value}))
 
 
-def test_the_settings_repr_hides_secrets():
+def test_the_settings_repr_hides_secrets() -> None:
     settings = load_settings(
         "preview", env_file=None, fabro_api_url="https://f.example.com", fabro_api_token="fabro_dev_supersecret"
     )
     assert "supersecret" not in repr(settings)
 
 
-def test_malformed_and_missing_settings_are_reported_together():
+def test_malformed_and_missing_settings_are_reported_together() -> None:
     found = problems(slack_bot_token="xoxp-wrong-kind", alert_channel="#ops", action_allowlist="@ada")
     names = [p.split(":")[0] for p in found]
     assert names[:3] == ["SLACK_BOT_TOKEN", "ALERT_CHANNEL", "ACTION_ALLOWLIST"]
@@ -98,7 +101,7 @@ def test_malformed_and_missing_settings_are_reported_together():
     assert any("not a name" in p for p in found) and any("@ada" in p for p in found)
 
 
-def test_the_database_password_is_a_secret_too():
+def test_the_database_password_is_a_secret_too() -> None:
     settings = load_settings(
         "preview",
         env_file=None,
@@ -109,7 +112,7 @@ def test_the_database_password_is_a_secret_too():
     assert "s3cr@t-pass" in settings.secrets()
 
 
-def test_the_database_password_is_masked_in_the_settings_repr():
+def test_the_database_password_is_masked_in_the_settings_repr() -> None:
     settings = load_settings(
         "preview",
         env_file=None,
@@ -129,9 +132,20 @@ def test_the_database_password_is_masked_in_the_settings_repr():
         ("fabro_event_stream", "perhaps", "FABRO_EVENT_STREAM: must be on or off"),
         ("user_linking", "maybe", "USER_LINKING: must be 'github', 'self' or 'pinned'"),
         ("follow_max", "0", "FOLLOW_MAX: must be at least 1"),
+        ("external_channels", "partial", "EXTERNAL_CHANNELS: must be 'minimal' or 'full'"),
     ],
 )
-def test_a_malformed_value_is_told_in_the_settings_words_not_pydantics(setting, value, said):
+def test_a_malformed_value_is_told_in_the_settings_words_not_pydantics(setting: str, value: str, said: str) -> None:
     found = problems("preview", **{setting: value}, fabro_api_url="https://f.example.com", fabro_api_token="t")
     assert any(p.startswith(said) for p in found), found
     assert not any("Input should" in p or "unable to parse" in p for p in found)
+
+
+@pytest.mark.parametrize(("value", "read"), [("", "minimal"), (" Full ", "full"), ("MINIMAL", "minimal")])
+def test_external_channels_defaults_to_minimal_and_reads_any_case(value: str, read: str) -> None:
+    settings = load_settings(
+        "preview", env_file=None, fabro_api_url="https://f.example.com", fabro_api_token="t", external_channels=value
+    )
+    assert settings.external_channels == read
+    unset = load_settings("preview", env_file=None, fabro_api_url="https://f.example.com", fabro_api_token="t")
+    assert unset.external_channels == "minimal"

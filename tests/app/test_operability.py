@@ -6,12 +6,13 @@ from __future__ import annotations
 import io
 import json
 import logging
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from bot.config import configure_logging
-from tests.conftest import SlackUser
+from tests.conftest import SlackUser, StartBot
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
 from tests.fakes.slack import FakeSlack
@@ -22,7 +23,9 @@ async def get(url: str) -> tuple[int, str]:
         return response.status, await response.text()
 
 
-async def test_http_mode_serves_health_readiness_and_metrics(start_bot, fabro: FakeFabro, slack: FakeSlack):
+async def test_http_mode_serves_health_readiness_and_metrics(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     fabro.add(make_run("blocked"))
     bot = await start_bot()
     base = f"http://127.0.0.1:{bot.http_port}"
@@ -43,7 +46,9 @@ async def test_http_mode_serves_health_readiness_and_metrics(start_bot, fabro: F
     assert "fabro_bot_scheduler_leader 1.0" in metrics
 
 
-async def test_a_fabro_outage_is_reported_but_keeps_the_replica_ready(start_bot, fabro: FakeFabro, slack: FakeSlack):
+async def test_a_fabro_outage_is_reported_but_keeps_the_replica_ready(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     """Behind a load balancer, an unready replica gets no traffic: people would get timeouts
     instead of the "Fabro is down" sentence. So Fabro's state is reported, not gating."""
     bot = await start_bot(fabro_timeout_seconds=0.5)
@@ -65,7 +70,7 @@ async def test_a_fabro_outage_is_reported_but_keeps_the_replica_ready(start_bot,
     assert "fabro_bot_fabro_reachable 1.0" in (await get(f"{base}/metrics"))[1]
 
 
-async def test_readiness_rechecks_slack_within_30_seconds_of_a_success(start_bot, slack: FakeSlack):
+async def test_readiness_rechecks_slack_within_30_seconds_of_a_success(start_bot: StartBot, slack: FakeSlack) -> None:
     bot = await start_bot()
     now = [1000.0]
     bot.monotonic = lambda: now[0]
@@ -80,8 +85,8 @@ async def test_readiness_rechecks_slack_within_30_seconds_of_a_success(start_bot
 
 
 async def test_a_deleted_database_file_makes_the_replica_unready_with_one_error(
-    start_bot, tmp_path, caplog: pytest.LogCaptureFixture
-):
+    start_bot: StartBot, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "bot.db"
     bot = await start_bot(database_url=f"sqlite:///{path}")
     base = f"http://127.0.0.1:{bot.http_port}"
@@ -95,7 +100,7 @@ async def test_a_deleted_database_file_makes_the_replica_unready_with_one_error(
     assert not path.exists()  # nothing was written into a new file behind the bot's back
 
 
-async def test_a_locked_database_makes_the_replica_unready(start_bot, tmp_path):
+async def test_a_locked_database_makes_the_replica_unready(start_bot: StartBot, tmp_path: Path) -> None:
     import sqlite3
 
     path = tmp_path / "bot.db"
@@ -112,13 +117,15 @@ async def test_a_locked_database_makes_the_replica_unready(start_bot, tmp_path):
         other.close()
 
 
-async def test_readiness_reports_a_refused_slack_token(start_bot, fabro: FakeFabro, slack: FakeSlack):
+async def test_readiness_reports_a_refused_slack_token(start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack) -> None:
     bot = await start_bot(slack_bot_token="xoxb-not-the-right-one")
     status, body = await get(f"http://127.0.0.1:{bot.http_port}/readyz")
     assert status == 503 and json.loads(body)["checks"] == {"store": True, "slack": False, "fabro": True}
 
 
-async def test_socket_mode_exposes_the_probes_on_health_port(start_bot, fabro: FakeFabro, slack: FakeSlack):
+async def test_socket_mode_exposes_the_probes_on_health_port(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     bot = await start_bot(slack_app_token=slack.app_token, slack_signing_secret=None, health_port=0)
     await slack.wait_for_socket()
     assert bot.http_port is None and bot.health_port
@@ -131,7 +138,7 @@ async def test_socket_mode_exposes_the_probes_on_health_port(start_bot, fabro: F
 
 
 @pytest.mark.parametrize("fmt", ["json", "text"])
-def test_logs_are_one_line_each_and_never_carry_a_secret(fmt, monkeypatch):
+def test_logs_are_one_line_each_and_never_carry_a_secret(fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
     secret = "xoxb-" + "9" * 30
     stream = io.StringIO()
     monkeypatch.setattr("sys.stderr", stream)
@@ -157,7 +164,9 @@ def test_logs_are_one_line_each_and_never_carry_a_secret(fmt, monkeypatch):
     logging.getLogger().handlers.clear()
 
 
-async def test_alert_metrics_count_posts_and_updates(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path):
+async def test_alert_metrics_count_posts_and_updates(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     bot = await start_bot(alert_channel="C0M", alert_pace=0.0, database_url=f"sqlite:///{tmp_path}/m.db")
     await bot.scheduled_cycle()
     run = make_run("running")
@@ -172,7 +181,7 @@ async def test_alert_metrics_count_posts_and_updates(start_bot, fabro: FakeFabro
     assert 'fabro_bot_alert_cycles_total{result="done"} 3.0' in metrics
 
 
-async def test_the_fabro_clients_log_lines_carry_fabros_request_id_as_a_field(monkeypatch):
+async def test_the_fabro_clients_log_lines_carry_fabros_request_id_as_a_field(monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
 
     from bot.fabro.client import FabroClient

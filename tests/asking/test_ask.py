@@ -7,8 +7,9 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,22 +17,22 @@ import pytest
 
 from bot.app import Bot
 from bot.asking.ask import session_mark
-from tests.conftest import SlackUser, wait_for
+from tests.conftest import SlackUser, StartBot, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import Call, FakeSlack
 
 ADA = "U123ADA"
 CHANNEL = "C0ALERTS"
 
 
 @pytest.fixture
-def db(tmp_path) -> str:
+def db(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/ask.db"
 
 
 @pytest.fixture
-async def bot(start_bot, db) -> Bot:
+async def bot(start_bot: StartBot, db: str) -> Bot:
     started = await start_bot(alert_channel=CHANNEL, alert_pace=0.0, database_url=db)
     await started.alerter.cycle()
     return started
@@ -68,7 +69,7 @@ def finished(slack: FakeSlack, alert: Any, count: int = 1) -> bool:
 
 async def test_a_question_in_a_failed_alerts_thread_is_answered_in_one_reply(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run, alert = await failed_alert(bot, fabro, slack)
     await user.mention("why did it fail?", channel=CHANNEL, thread_ts=alert.ts)
     await wait_for(lambda: finished(slack, alert))
@@ -82,7 +83,7 @@ async def test_a_question_in_a_failed_alerts_thread_is_answered_in_one_reply(
 
 async def test_the_reply_grows_as_fabro_writes_at_most_one_edit_a_second(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     fabro.answer_deltas = [f"part {i}. " for i in range(12)]
     fabro.delta_pause = 0.25
     _, alert = await failed_alert(bot, fabro, slack)
@@ -112,7 +113,10 @@ async def test_the_reply_waits_for_the_workspaces_edit_budget_and_still_ends_com
     await wait_for(lambda: fabro.turn_inputs and all(s["active_turn"] is None for s in fabro.sessions.values()))
     await wait_for(lambda: replies(slack, alert) and slack.calls_to("chat.update"))
     [answer] = replies(slack, alert)
-    edits = lambda: [c for c in slack.calls_to("chat.update") if c.args.get("ts") == answer.ts]  # noqa: E731
+
+    def edits() -> list[Call]:
+        return [c for c in slack.calls_to("chat.update") if c.args.get("ts") == answer.ts]
+
     await asyncio.sleep(1.5)  # a second and more: time for edits the budget must hold back
     assert len(edits()) == 1 and "Fabro is writing" in said(answer)
     ahead[0] = 61.0  # the minute has passed
@@ -122,7 +126,7 @@ async def test_the_reply_waits_for_the_workspaces_edit_budget_and_still_ends_com
 
 async def test_a_long_answer_continues_in_more_replies_and_nothing_is_cut(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     paragraphs = [f"Paragraph {i}: " + "word " * 150 for i in range(12)]  # about 9,000 characters
     fabro.answer_deltas = ["\n\n".join(paragraphs)]
     _, alert = await failed_alert(bot, fabro, slack)
@@ -219,7 +223,7 @@ async def test_an_answer_whose_session_fabro_forgot_during_a_restart_says_it_was
 
 async def test_a_run_fabro_cannot_answer_about_says_why_and_asks_nothing(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run, alert = await failed_alert(bot, fabro, slack, ask=False)
     assert "steer:ask" not in json.dumps(alert.blocks)  # the card hides Ask…
     await user.mention("why?", channel=CHANNEL, thread_ts=alert.ts)
@@ -230,7 +234,7 @@ async def test_a_run_fabro_cannot_answer_about_says_why_and_asks_nothing(
 
 async def test_a_second_question_waits_for_the_first_and_they_are_never_interleaved(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     fabro.turn_gate = asyncio.Event()
     _, alert = await failed_alert(bot, fabro, slack)
     await user.mention("first question", channel=CHANNEL, thread_ts=alert.ts)
@@ -246,8 +250,8 @@ async def test_a_second_question_waits_for_the_first_and_they_are_never_interlea
 
 
 async def test_the_threads_session_is_kept_across_a_restart(
-    start_bot, db: str, bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+    start_bot: StartBot, db: str, bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     run, alert = await failed_alert(bot, fabro, slack)
     await user.mention("first", channel=CHANNEL, thread_ts=alert.ts)
     await wait_for(lambda: finished(slack, alert))
@@ -260,7 +264,9 @@ async def test_the_threads_session_is_kept_across_a_restart(
     assert len({s for s, _ in fabro.turn_inputs}) == 1 and len(fabro.turn_inputs) == 2
 
 
-async def test_a_session_fabro_forgot_is_made_again(bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack):
+async def test_a_session_fabro_forgot_is_made_again(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     run, alert = await failed_alert(bot, fabro, slack)
     await user.mention("first", channel=CHANNEL, thread_ts=alert.ts)
     await wait_for(lambda: finished(slack, alert))
@@ -271,9 +277,7 @@ async def test_a_session_fabro_forgot_is_made_again(bot: Bot, user: SlackUser, f
     assert [i for _, i in fabro.turn_inputs] == ["first", "second"]
 
 
-async def test_asking_follows_allow_answer(
-    start_bot: Callable[..., Awaitable[Bot]], db: str, fabro: FakeFabro, slack: FakeSlack
-) -> None:
+async def test_asking_follows_allow_answer(start_bot: StartBot, db: str, fabro: FakeFabro, slack: FakeSlack) -> None:
     bot = await start_bot(alert_channel=CHANNEL, alert_pace=0.0, database_url=db, allow_answer="U999OTHER")
     await bot.alerter.cycle()
     _, alert = await failed_alert(bot, fabro, slack)
@@ -287,7 +291,7 @@ async def test_asking_follows_allow_answer(
 
 
 async def test_the_ask_window_is_refused_before_it_opens_to_whoever_allow_answer_leaves_out(
-    start_bot: Callable[..., Awaitable[Bot]], db: str, fabro: FakeFabro, slack: FakeSlack
+    start_bot: StartBot, db: str, fabro: FakeFabro, slack: FakeSlack
 ) -> None:
     bot = await start_bot(alert_channel=CHANNEL, alert_pace=0.0, database_url=db, allow_answer="owner")
     await bot.alerter.cycle()
@@ -304,7 +308,7 @@ async def test_the_ask_window_is_refused_before_it_opens_to_whoever_allow_answer
 
 
 async def test_the_legacy_action_allowlist_still_decides_who_asks_when_allow_answer_is_unset(
-    start_bot: Callable[..., Awaitable[Bot]], db: str, fabro: FakeFabro, slack: FakeSlack
+    start_bot: StartBot, db: str, fabro: FakeFabro, slack: FakeSlack
 ) -> None:
     bot = await start_bot(alert_channel=CHANNEL, alert_pace=0.0, database_url=db, action_allowlist="U999OTHER")
     await bot.alerter.cycle()
@@ -318,7 +322,7 @@ async def test_the_legacy_action_allowlist_still_decides_who_asks_when_allow_ans
 
 async def test_steer_words_still_steer_in_the_same_thread(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = make_run("running", title="Refactor")
     fabro.add(run)
     fabro.ask(run["id"], {"id": "q-1", "text": "Deploy?", "question_type": "yes_no"})
@@ -348,7 +352,7 @@ async def test_ask_words_ask_fabro_even_while_a_question_waits_in_the_thread(
 
 async def test_the_ask_window_on_a_card_answers_in_its_thread(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     _, alert = await failed_alert(bot, fabro, slack)
     [block] = [b for b in alert.blocks if b.get("block_id", "").startswith("inspect:")]
     await user.click(
@@ -387,7 +391,7 @@ async def test_the_ask_window_on_a_live_card_answers_in_the_live_cards_thread(
 
 async def test_a_start_announcements_thread_is_the_runs_thread(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     fabro.add_automation("nightly", "Nightly audit")
     _, _, url = await user.command("start nightly")
     card = await user.reply(url)
@@ -397,6 +401,7 @@ async def test_a_start_announcements_thread_is_the_runs_thread(
     await user.click({"action_id": "start:go", "value": go["value"]}, block_id="start", channel="C123OPS")
     await wait_for(lambda: slack.posts("C123OPS"))
     [announcement] = slack.posts("C123OPS")
+    assert announcement.metadata is not None
     run_id = announcement.metadata["event_payload"]["run_id"]
     fabro.runs[run_id]["lifecycle"]["status"] = {"kind": "running"}
     fabro.sandbox_ready(run_id)
@@ -407,7 +412,7 @@ async def test_a_start_announcements_thread_is_the_runs_thread(
 
 async def test_an_answer_cut_off_by_a_stop_is_finished_from_fabros_transcript_after_it(
     bot: Bot, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     """The process went away mid-answer: the reply stays 'being written' until the next leader cycle
     reads the answer Fabro kept in the session, and finishes it, once."""
     run, alert = await failed_alert(bot, fabro, slack)
@@ -432,7 +437,7 @@ async def test_an_answer_cut_off_by_a_stop_is_finished_from_fabros_transcript_af
 
 async def test_words_in_a_live_cards_thread_ask_fabro_when_no_question_waits(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = make_run("running", title="Refactor")
     fabro.add(run)
     fabro.sandbox_ready(run["id"])
@@ -446,7 +451,7 @@ async def test_words_in_a_live_cards_thread_ask_fabro_when_no_question_waits(
 
 async def test_a_session_busy_elsewhere_is_told_and_nothing_is_interleaved(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     """Another replica is answering in the same thread: Fabro refuses a second turn (409)."""
     _, alert = await failed_alert(bot, fabro, slack)
     await user.mention("first", channel=CHANNEL, thread_ts=alert.ts)
@@ -461,7 +466,7 @@ async def test_a_session_busy_elsewhere_is_told_and_nothing_is_interleaved(
 
 async def test_a_question_fabro_could_not_be_asked_says_so_in_the_thread_and_to_the_asker(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run, alert = await failed_alert(bot, fabro, slack)
     fabro.fail_next(503, path_prefix=f"/api/v1/runs/{run['id']}/sessions")
     await user.mention("why?", channel=CHANNEL, thread_ts=alert.ts)
@@ -475,7 +480,7 @@ async def test_a_question_fabro_could_not_be_asked_says_so_in_the_thread_and_to_
 
 
 async def replicas(
-    start_bot: Callable[..., Awaitable[Bot]], postgres_url: str, fabro: FakeFabro, slack: FakeSlack
+    start_bot: StartBot, postgres_url: str, fabro: FakeFabro, slack: FakeSlack
 ) -> tuple[Bot, Bot, dict[str, Any], Any]:
     one = await start_bot(alert_channel=CHANNEL, alert_pace=0.0, database_url=postgres_url)
     two = await start_bot(alert_channel=CHANNEL, alert_pace=0.0, database_url=postgres_url)
@@ -485,7 +490,7 @@ async def replicas(
 
 
 async def test_a_question_on_another_replica_while_fabro_answers_is_refused_clearly_never_interleaved(
-    start_bot: Callable[..., Awaitable[Bot]], postgres_url: str, fabro: FakeFabro, slack: FakeSlack
+    start_bot: StartBot, postgres_url: str, fabro: FakeFabro, slack: FakeSlack
 ) -> None:
     """Slack sends each mention to one replica: the second question, on the other one, finds the
     thread's session busy (Fabro's 409) and says so; the first answer is not disturbed."""
@@ -509,7 +514,7 @@ async def test_a_question_on_another_replica_while_fabro_answers_is_refused_clea
 
 
 async def test_two_replicas_asking_at_once_in_a_new_thread_keep_one_session(
-    start_bot: Callable[..., Awaitable[Bot]], postgres_url: str, fabro: FakeFabro, slack: FakeSlack
+    start_bot: StartBot, postgres_url: str, fabro: FakeFabro, slack: FakeSlack
 ) -> None:
     one, two, run, alert = await replicas(start_bot, postgres_url, fabro, slack)
     fabro.turn_gate = asyncio.Event()

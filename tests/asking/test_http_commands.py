@@ -6,11 +6,17 @@ import json
 import time
 from urllib.parse import urlencode
 
-from tests.conftest import sign
+import pytest
+
+from tests.conftest import SlackUser, sign
+from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import failed_event, make_run
+from tests.fakes.slack import FakeSlack
 
 
-async def test_a_listing_is_acknowledged_at_once_and_answered_by_response_url(user, fabro, slack):
+async def test_a_listing_is_acknowledged_at_once_and_answered_by_response_url(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     fabro.add(make_run("blocked", title="Needs an answer"), make_run("running", title="Busy"))
     status, ack, response_url = await user.command("blocked")
     assert status == 200
@@ -23,7 +29,7 @@ async def test_a_listing_is_acknowledged_at_once_and_answered_by_response_url(us
     assert slack.violations == []
 
 
-async def test_the_query_sent_to_fabro_carries_sort_direction_and_paging(user, fabro):
+async def test_the_query_sent_to_fabro_carries_sort_direction_and_paging(user: SlackUser, fabro: FakeFabro) -> None:
     fabro.add(make_run("failed"))
     _, _, response_url = await user.command("failed sort:elapsed asc limit:5 page:3")
     await user.reply(response_url)
@@ -37,7 +43,7 @@ async def test_the_query_sent_to_fabro_carries_sort_direction_and_paging(user, f
     ]
 
 
-async def test_a_typo_is_answered_in_the_ack_and_never_reaches_fabro(user, fabro):
+async def test_a_typo_is_answered_in_the_ack_and_never_reaches_fabro(user: SlackUser, fabro: FakeFabro) -> None:
     status, ack, _ = await user.command("blokced")
     assert status == 200
     body = json.loads(ack)
@@ -46,13 +52,13 @@ async def test_a_typo_is_answered_in_the_ack_and_never_reaches_fabro(user, fabro
     assert fabro.requests == []
 
 
-async def test_an_empty_command_shows_help(user, fabro):
+async def test_an_empty_command_shows_help(user: SlackUser, fabro: FakeFabro) -> None:
     _, ack, _ = await user.command("")
     assert "Examples" in ack
     assert fabro.requests == []
 
 
-async def test_a_run_id_gets_a_detail_card_with_the_failure_message(user, fabro):
+async def test_a_run_id_gets_a_detail_card_with_the_failure_message(user: SlackUser, fabro: FakeFabro) -> None:
     run = make_run("failed", title="Add dark mode")
     fabro.add(run)
     fabro.events[run["id"]] = [failed_event(run["id"], "Stage 'verify' failed after 4 attempts")]
@@ -65,7 +71,7 @@ async def test_a_run_id_gets_a_detail_card_with_the_failure_message(user, fabro)
     assert fabro.calls(f"/api/v1/runs/{run['id']}/events")[0].query == [("order", "desc"), ("limit", "100")]
 
 
-async def test_a_prefix_is_resolved(user, fabro):
+async def test_a_prefix_is_resolved(user: SlackUser, fabro: FakeFabro) -> None:
     run = make_run("running", title="Prefix me")
     fabro.add(run)
     _, _, response_url = await user.command(run["id"][:12])
@@ -74,7 +80,7 @@ async def test_a_prefix_is_resolved(user, fabro):
     assert fabro.calls("/api/v1/runs/resolve")[0].query == [("selector", run["id"][:12])]
 
 
-async def test_an_unknown_prefix_says_no_run_matches(user, fabro):
+async def test_an_unknown_prefix_says_no_run_matches(user: SlackUser, fabro: FakeFabro) -> None:
     _, _, response_url = await user.command("01ZZZZZZ")
     reply = await user.reply(response_url)
     assert "No run matches `01ZZZZZZ`" in reply["text"] or "No run matches" in json.dumps(
@@ -82,7 +88,9 @@ async def test_an_unknown_prefix_says_no_run_matches(user, fabro):
     )
 
 
-async def test_next_replaces_the_message_with_the_following_page(user, fabro, slack):
+async def test_next_replaces_the_message_with_the_following_page(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     fabro.add(*[make_run("failed", title=f"Run {i:02d}") for i in range(25)])
     _, _, response_url = await user.command("failed limit:10")
     first = await user.reply(response_url)
@@ -97,7 +105,7 @@ async def test_next_replaces_the_message_with_the_following_page(user, fabro, sl
     assert slack.violations == []
 
 
-async def test_a_forged_paging_value_is_refused_kindly(user, fabro):
+async def test_a_forged_paging_value_is_refused_kindly(user: SlackUser, fabro: FakeFabro) -> None:
     status, _, click_url = await user.click({"action_id": "runs_page:next", "value": '{"v":1,"s":["nope"]}'})
     assert status == 200
     reply = await user.reply(click_url)
@@ -105,12 +113,12 @@ async def test_a_forged_paging_value_is_refused_kindly(user, fabro):
     assert fabro.requests == []
 
 
-async def test_link_buttons_are_acknowledged(user):
+async def test_link_buttons_are_acknowledged(user: SlackUser) -> None:
     status, _, _ = await user.click({"action_id": "runs_link:web", "url": "https://fabro.example.com/runs/x"})
     assert status == 200
 
 
-async def test_a_bad_signature_gets_401(user, fabro):
+async def test_a_bad_signature_gets_401(user: SlackUser, fabro: FakeFabro) -> None:
     body, _ = user.command_body("blocked")
     headers = sign(body)
     headers["X-Slack-Signature"] = "v0=" + "0" * 64
@@ -119,25 +127,27 @@ async def test_a_bad_signature_gets_401(user, fabro):
     assert fabro.requests == []
 
 
-async def test_a_timestamp_older_than_five_minutes_gets_401(user, fabro):
+async def test_a_timestamp_older_than_five_minutes_gets_401(user: SlackUser, fabro: FakeFabro) -> None:
     body, _ = user.command_body("blocked")
     status, _ = await user.post(body, sign(body, timestamp=int(time.time()) - 301))
     assert status == 401
     assert fabro.requests == []
 
 
-async def test_ssl_check_is_answered(user):
+async def test_ssl_check_is_answered(user: SlackUser) -> None:
     status, _ = await user.post(urlencode({"ssl_check": "1", "token": "x"}), {"X-Slack-Signature": "v0=bad"})
     assert status == 200
 
 
-async def test_healthz_answers(user):
+async def test_healthz_answers(user: SlackUser) -> None:
     async with user.session.get(user.url.replace("/slack/events", "/healthz")) as response:
         assert response.status == 200
         assert (await response.json())["ok"] is True
 
 
-async def test_a_response_url_off_slacks_hosts_is_never_posted_to_and_the_bot_keeps_serving(user, fabro, caplog):
+async def test_a_response_url_off_slacks_hosts_is_never_posted_to_and_the_bot_keeps_serving(
+    user: SlackUser, fabro: FakeFabro, caplog: pytest.LogCaptureFixture
+) -> None:
     fabro.add(make_run("failed", title="Second try"))
     body, _ = user.command_body("failed")
     body = body.replace("response_url=http", "response_url=http%3A%2F%2F127.0.0.1%3A9%2Fgone&x=http")
@@ -149,7 +159,7 @@ async def test_a_response_url_off_slacks_hosts_is_never_posted_to_and_the_bot_ke
     assert "Second try" in json.dumps((await user.reply(response_url))["blocks"])
 
 
-async def test_parent_takes_a_prefix_and_sends_fabro_the_full_id(user, fabro):
+async def test_parent_takes_a_prefix_and_sends_fabro_the_full_id(user: SlackUser, fabro: FakeFabro) -> None:
     parent = make_run("running", title="Parent", run_id="01KPARENT" + "0" * 16 + "Z")
     children = [make_run("running", title=f"Child {i}", parent_id=parent["id"]) for i in range(2)]
     fabro.add(parent, *children, make_run("running", title="Stranger"))
@@ -160,7 +170,9 @@ async def test_parent_takes_a_prefix_and_sends_fabro_the_full_id(user, fabro):
     assert ("parent_id", parent["id"]) in listing.query  # never a prefix: Fabro answers a plain-text 400
 
 
-async def test_an_unknown_or_ambiguous_parent_prefix_is_told_like_a_run_lookup(user, fabro):
+async def test_an_unknown_or_ambiguous_parent_prefix_is_told_like_a_run_lookup(
+    user: SlackUser, fabro: FakeFabro
+) -> None:
     fabro.add(make_run("running"), make_run("running"))
     _, _, url = await user.command("parent:0ZZZZ")
     assert "No run matches 0ZZZZ." in (await user.reply(url))["text"]
@@ -170,7 +182,7 @@ async def test_an_unknown_or_ambiguous_parent_prefix_is_told_like_a_run_lookup(u
     assert not [c for c in fabro.calls("/api/v1/runs") if any(k == "parent_id" for k, _ in c.query)]
 
 
-async def test_an_ambiguous_prefix_names_the_runs_it_could_be(user, fabro):
+async def test_an_ambiguous_prefix_names_the_runs_it_could_be(user: SlackUser, fabro: FakeFabro) -> None:
     first = make_run("running", title="Add rate limiting", run_id="01KAMBIG" + "1" * 17 + "A")
     second = make_run("failed", title="Add dark mode", run_id="01KAMBIG" + "2" * 17 + "B")
     fabro.add(first, second, make_run("running", title="Unrelated"))
@@ -181,7 +193,9 @@ async def test_an_ambiguous_prefix_names_the_runs_it_could_be(user, fabro):
     assert "Unrelated" not in text and "No run matches" not in text
 
 
-async def test_a_prefix_fabro_resolves_by_workflow_name_is_not_taken_for_a_run(user, fabro):
+async def test_a_prefix_fabro_resolves_by_workflow_name_is_not_taken_for_a_run(
+    user: SlackUser, fabro: FakeFabro
+) -> None:
     """GET /runs/resolve falls back to a workflow name: the run it answers must start with the prefix."""
     run = make_run("running", title="Named")
     run["workflow"]["slug"] = "9lives"

@@ -13,17 +13,17 @@ import aiohttp
 import pytest
 
 from bot.app import Bot
-from tests.conftest import SlackUser, wait_for
+from tests.conftest import SlackUser, StartBot, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
-from tests.fakes.slack import FakeSlack, dm_of
+from tests.fakes.slack import FakeSlack, Message, dm_of
 
 ADA = "U123ADA"
 CHANNEL = "C0ALERTS"
 
 
 @pytest.fixture
-async def bot(start_bot, tmp_path) -> Bot:
+async def bot(start_bot: StartBot, tmp_path: Path) -> Bot:
     started = await start_bot(
         alert_channel=CHANNEL, alert_pace=0.0, database_url=f"sqlite:///{tmp_path}/inspect.db", log_max_bytes=2048
     )
@@ -47,20 +47,20 @@ def failed_run(fabro: FakeFabro) -> dict[str, Any]:
     return run
 
 
-async def alert_of(bot: Bot, slack: FakeSlack) -> Any:
+async def alert_of(bot: Bot, slack: FakeSlack) -> Message:
     await bot.alerter.cycle()
     [alert] = slack.posts(CHANNEL)
     return alert
 
 
-def inspect_block(message: Any) -> dict[str, Any]:
-    blocks = message.blocks if hasattr(message, "blocks") else message["blocks"]
+def inspect_block(message: Message | dict[str, Any]) -> dict[str, Any]:
+    blocks: list[dict[str, Any]] = message.blocks if isinstance(message, Message) else message["blocks"]
     [block] = [b for b in blocks if b["type"] == "actions" and b["block_id"].startswith("inspect:")]
     return block
 
 
 async def press(
-    user: SlackUser, block: dict[str, Any], verb: str, message: Any, *, ts: str = "1700000001.000001"
+    user: SlackUser, block: dict[str, Any], verb: str, message: Message, *, ts: str = "1700000001.000001"
 ) -> str:
     _, _, url = await user.click(
         {"action_id": f"steer:{verb}", "value": verb, "action_ts": ts},
@@ -72,11 +72,11 @@ async def press(
     return url
 
 
-def replies(slack: FakeSlack, message: Any) -> list[Any]:
+def replies(slack: FakeSlack, message: Message) -> list[Message]:
     return [m for m in slack.messages if m.channel == message.channel and m.thread_ts == message.ts]
 
 
-def text_of(message: Any) -> str:
+def text_of(message: Message) -> str:
     return message.text + json.dumps(message.blocks, ensure_ascii=False)
 
 
@@ -85,7 +85,7 @@ def text_of(message: Any) -> str:
 
 async def test_changes_lists_the_largest_files_first_with_totals_commits_and_what_was_left_out(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = make_run("succeeded", reason="completed", title="Add rate limiting")
     fabro.add(run)
     fabro.change(run["id"], "src/small.py", added=1, removed=0)
@@ -112,7 +112,7 @@ async def test_changes_lists_the_largest_files_first_with_totals_commits_and_wha
 
 async def test_the_changes_button_answers_in_the_alerts_thread_once_and_the_patch_comes_as_a_file(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = failed_run(fabro)
     fabro.change(run["id"], "src/limiter.py", added=5, removed=2)
     fabro.change(run["id"], "secrets/.env", sensitive=True)
@@ -140,7 +140,7 @@ async def test_the_changes_button_answers_in_the_alerts_thread_once_and_the_patc
 
 async def test_cost_shows_each_stage_and_model_the_total_and_the_most_expensive_stage(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = make_run("succeeded", reason="completed")
     fabro.add(run)
     fabro.bill(
@@ -160,7 +160,9 @@ async def test_cost_shows_each_stage_and_model_the_total_and_the_most_expensive_
     assert slack.violations == []
 
 
-async def test_the_cost_button_answers_in_the_thread(bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack):
+async def test_the_cost_button_answers_in_the_thread(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     run = failed_run(fabro)
     fabro.bill(run["id"], [("verify", "claude-sonnet-4-5", 100_000, 5_000)])
     alert = await alert_of(bot, slack)
@@ -174,7 +176,7 @@ async def test_the_cost_button_answers_in_the_thread(bot: Bot, user: SlackUser, 
 
 async def test_the_logs_button_uploads_the_logs_tail_and_quotes_the_failed_stages_last_lines(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = failed_run(fabro)
     fabro.logs[run["id"]] = b"".join(f"line {i:05d}\n".encode() for i in range(1000))  # 11,000 bytes
     alert = await alert_of(bot, slack)
@@ -190,7 +192,9 @@ async def test_the_logs_button_uploads_the_logs_tail_and_quotes_the_failed_stage
     assert methods == ["files.getUploadURLExternal", "files.completeUploadExternal"]
 
 
-async def test_runs_logs_sends_the_log_to_the_asker_privately(user: SlackUser, fabro: FakeFabro, slack: FakeSlack):
+async def test_runs_logs_sends_the_log_to_the_asker_privately(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     run = make_run("succeeded", reason="completed")
     fabro.add(run)
     fabro.logs[run["id"]] = b"all good\n"
@@ -201,7 +205,7 @@ async def test_runs_logs_sends_the_log_to_the_asker_privately(user: SlackUser, f
     assert carrier.channel == dm_of(ADA) and slack.uploads[shared["id"]]["content"] == b"all good\n"
 
 
-async def test_a_run_without_a_log_is_told_in_a_sentence(user: SlackUser, fabro: FakeFabro, slack: FakeSlack):
+async def test_a_run_without_a_log_is_told_in_a_sentence(user: SlackUser, fabro: FakeFabro, slack: FakeSlack) -> None:
     run = make_run("succeeded", reason="completed")
     fabro.add(run)
     _, _, url = await user.command(f"logs {run['id']}")
@@ -212,7 +216,7 @@ async def test_a_run_without_a_log_is_told_in_a_sentence(user: SlackUser, fabro:
 
 async def test_a_crash_after_the_upload_does_not_upload_the_log_twice(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     from bot.core.keys import AlertKey, AlertKind
 
     key = AlertKey(AlertKind.REPLY, "01KJW4MG", "logs.abc")
@@ -310,7 +314,7 @@ async def test_a_patch_of_a_run_whose_sandbox_never_was_is_told_not_uploaded(
 
 async def test_a_preview_link_is_shown_only_to_the_asker_and_never_logged(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack, caplog: pytest.LogCaptureFixture
-):
+) -> None:
     caplog.set_level(logging.DEBUG, logger="bot")
     run = make_run("running")
     fabro.add(run)
@@ -326,7 +330,7 @@ async def test_a_preview_link_is_shown_only_to_the_asker_and_never_logged(
     assert given["url"] not in caplog.text and "tkn=" not in caplog.text
 
 
-async def test_a_preview_of_a_run_without_a_sandbox_says_why(user: SlackUser, fabro: FakeFabro):
+async def test_a_preview_of_a_run_without_a_sandbox_says_why(user: SlackUser, fabro: FakeFabro) -> None:
     run = make_run("succeeded", reason="completed")
     fabro.add(run)
     _, _, url = await user.command(f"preview {run['id']} 8080")
@@ -350,7 +354,7 @@ async def test_a_preview_is_refused_to_whoever_allow_operate_leaves_out(
     assert fabro.previews == [] and fabro.calls(method="POST") == []
 
 
-async def test_preview_words_are_checked_before_fabro_is_asked(user: SlackUser, fabro: FakeFabro):
+async def test_preview_words_are_checked_before_fabro_is_asked(user: SlackUser, fabro: FakeFabro) -> None:
     _, ack, _ = await user.command("preview 01KJW4MG 99999")
     assert "65535" in ack and fabro.calls(method="POST") == []
 
@@ -362,7 +366,7 @@ DOT = "digraph implement {\n  plan [label=plan];\n  verify [label=verify];\n  pl
 
 async def test_the_graph_button_posts_a_png_with_the_current_stage_marked(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = failed_run(fabro)
     fabro.graphs[run["id"]] = DOT
     drawn: list[str] = []
@@ -387,7 +391,7 @@ async def test_the_graph_button_posts_a_png_with_the_current_stage_marked(
 
 async def test_without_an_image_renderer_the_graph_comes_as_its_dot_source(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = failed_run(fabro)
     fabro.graphs[run["id"]] = DOT
     bot.inspector.render_png = None
@@ -399,7 +403,7 @@ async def test_without_an_image_renderer_the_graph_comes_as_its_dot_source(
     assert "no image renderer is installed" in carrier.text
 
 
-def test_even_at_debug_slacks_sdk_does_not_log_the_bodies_it_sends():
+def test_even_at_debug_slacks_sdk_does_not_log_the_bodies_it_sends() -> None:
     """slack_sdk logs request bodies at DEBUG: a preview link would be in them."""
     from bot.config import configure_logging
 
@@ -418,7 +422,7 @@ def test_even_at_debug_slacks_sdk_does_not_log_the_bodies_it_sends():
 
 async def test_when_fabro_fails_the_clicker_is_told_and_nothing_is_posted_in_the_thread(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = failed_run(fabro)
     alert = await alert_of(bot, slack)
     fabro.fail_next(503, count=3, path_prefix=f"/api/v1/runs/{run['id']}/files")
@@ -430,7 +434,7 @@ async def test_when_fabro_fails_the_clicker_is_told_and_nothing_is_posted_in_the
 
 async def test_a_channel_that_will_not_take_the_file_is_told_kindly(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = failed_run(fabro)
     fabro.logs[run["id"]] = b"log\n"
     alert = await alert_of(bot, slack)
@@ -442,7 +446,7 @@ async def test_a_channel_that_will_not_take_the_file_is_told_kindly(
 
 async def test_the_detail_card_looks_privately_and_says_where_to_ask(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = make_run("running", title="Add rate limiting")
     fabro.add(run)
     fabro.sandbox_ready(run["id"])

@@ -17,21 +17,21 @@ from bot.failpoints import CRASH_AT_ENV
 from tests.conftest import SlackUser, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import FakeSlack, Message
 from tests.store.test_replicas import first_cycle_done, free_port
 from tests.telling.test_alert_crashes import CHANNEL, start_process, stop, wait_exit
 
 
-async def click_logs(slack: FakeSlack, port: int, alert: object) -> int:
+async def click_logs(slack: FakeSlack, port: int, alert: Message) -> int:
     """The Logs button of the alert, pressed by the same person at the same instant (one intent)."""
-    block = next(b for b in alert.blocks if b.get("block_id", "").startswith("inspect:"))  # type: ignore[attr-defined]
+    block = next(b for b in alert.blocks if b.get("block_id", "").startswith("inspect:"))
     async with aiohttp.ClientSession() as session:
         user = SlackUser(f"http://127.0.0.1:{port}/slack/events", slack, session)
         payload, _ = user.action_payload(
             {"action_id": "steer:logs", "value": "logs", "action_ts": "1700000009.000001"},
             block_id=block["block_id"],
             channel=CHANNEL,
-            message_ts=alert.ts,  # type: ignore[attr-defined]
+            message_ts=alert.ts,
             ephemeral=False,
         )
         try:
@@ -44,7 +44,7 @@ async def click_logs(slack: FakeSlack, port: int, alert: object) -> int:
 @pytest.mark.parametrize("crash_at", ["upload.claimed", "upload.posted"])
 async def test_a_kill_9_mid_upload_neither_loses_nor_repeats_the_log(
     fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, crash_at: str
-):
+) -> None:
     port = free_port()
     first = await start_process(fabro, slack, tmp_path, "first", PORT=str(port), **{CRASH_AT_ENV: crash_at})
     try:
@@ -64,9 +64,10 @@ async def test_a_kill_9_mid_upload_neither_loses_nor_repeats_the_log(
 
     second = await start_process(fabro, slack, tmp_path, "second", PORT=str(port))
     try:
+        # A fresh process imports the whole bot first: on a loaded machine that alone can take seconds.
         await wait_for(
             lambda: (tmp_path / "second.log").exists() and "listening" in (tmp_path / "second.log").read_text(),
-            timeout=20,  # a process's start (its imports) takes seconds on a loaded machine, as the first's does
+            timeout=20,
         )
         looked = len(slack.calls_to("conversations.replies"))
         assert await click_logs(slack, port, alert) == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -12,7 +13,7 @@ import pytest
 
 from bot.app import Bot
 from bot.core.records import IndexedRun
-from tests.conftest import SlackUser, wait_for
+from tests.conftest import SlackUser, StartBot, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
 from tests.fakes.slack import FakeSlack
@@ -26,7 +27,7 @@ def by(login: str, kind: str = "running", **run: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def bot(start_bot, tmp_path) -> Bot:
+async def bot(start_bot: StartBot, tmp_path: Path) -> Bot:
     started = await start_bot(alert_pace=0.0, user_links="octocat=U123ADA", database_url=f"sqlite:///{tmp_path}/m.db")
     await started.alerter.cycle()  # the first cycle draws the line; later runs are indexed as they change
     return started
@@ -39,7 +40,8 @@ async def user(bot: Bot, slack: FakeSlack) -> AsyncIterator[SlackUser]:
 
 
 def said(message: dict[str, Any]) -> str:
-    return json.dumps(message.get("blocks", []), ensure_ascii=False) + message.get("text", "")
+    text: str = message.get("text", "")
+    return json.dumps(message.get("blocks", []), ensure_ascii=False) + text
 
 
 def button(message: dict[str, Any], action_id: str) -> dict[str, Any]:
@@ -55,7 +57,7 @@ async def ask(user: SlackUser, text: str, who: str = ADA) -> dict[str, Any]:
 
 async def test_mine_lists_the_runs_of_the_callers_login_and_those_they_started_from_slack(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     ours, theirs = by("octocat", title="Octocat's run"), by("grace", title="Grace's run")
     from_slack = by("dev", title="Started from Slack")
     fabro.add(ours, theirs, from_slack)
@@ -70,7 +72,7 @@ async def test_mine_lists_the_runs_of_the_callers_login_and_those_they_started_f
     assert slack.violations == []
 
 
-async def test_mine_without_a_link_or_a_run_says_how_to_link(user: SlackUser, fabro: FakeFabro):
+async def test_mine_without_a_link_or_a_run_says_how_to_link(user: SlackUser, fabro: FakeFabro) -> None:
     fabro.add(by("grace"))
     before = len(fabro.requests)
     reply = await ask(user, "mine", who=BOB)
@@ -79,7 +81,7 @@ async def test_mine_without_a_link_or_a_run_says_how_to_link(user: SlackUser, fa
     assert len(fabro.requests) == before  # the bot's index answers, not Fabro
 
 
-async def test_mine_pages_through_the_index_with_an_exact_count(bot: Bot, user: SlackUser, fabro: FakeFabro):
+async def test_mine_pages_through_the_index_with_an_exact_count(bot: Bot, user: SlackUser, fabro: FakeFabro) -> None:
     start = datetime.now(UTC) - timedelta(hours=2)
     runs = [by("octocat", "failed", title=f"Mine {i:02d}", created=start + timedelta(minutes=i)) for i in range(12)]
     fabro.add(*runs, by("octocat", "running", title="Mine still running"))
@@ -96,7 +98,7 @@ async def test_mine_pages_through_the_index_with_an_exact_count(bot: Bot, user: 
 
 async def test_home_shows_the_same_runs_as_mine_and_says_exactly_how_many_more(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     fabro.add(*[by("octocat", "failed", title=f"Home {i:02d}") for i in range(13)])
     await bot.alerter.cycle()
     status, _ = await user.open_home(ADA)
@@ -106,7 +108,9 @@ async def test_home_shows_the_same_runs_as_mine_and_says_exactly_how_many_more(
     assert "… and 3 more" in view and "mine" in view
 
 
-async def test_by_filters_a_listing_and_says_how_many_of_those_read_are_shown(user: SlackUser, fabro: FakeFabro):
+async def test_by_filters_a_listing_and_says_how_many_of_those_read_are_shown(
+    user: SlackUser, fabro: FakeFabro
+) -> None:
     fabro.add(*[by("grace" if i % 6 == 0 else "linus", title=f"Run {i:02d}") for i in range(30)])
     reply = await ask(user, "by:grace")
     text = said(reply)
@@ -119,7 +123,7 @@ async def test_by_filters_a_listing_and_says_how_many_of_those_read_are_shown(us
 
 async def test_a_filtered_listing_stops_at_a_page_of_matches_and_next_continues_after_them(
     user: SlackUser, fabro: FakeFabro
-):
+) -> None:
     start = datetime.now(UTC) - timedelta(days=1)
     fabro.add(
         *[
@@ -139,7 +143,7 @@ async def test_a_filtered_listing_stops_at_a_page_of_matches_and_next_continues_
     assert "First page" in said(second)
 
 
-async def test_by_me_keeps_the_callers_linked_login_and_needs_a_link(user: SlackUser, fabro: FakeFabro):
+async def test_by_me_keeps_the_callers_linked_login_and_needs_a_link(user: SlackUser, fabro: FakeFabro) -> None:
     fabro.add(by("octocat", title="Octocat's"), by("grace", title="Grace's"))
     text = said(await ask(user, "by:me"))
     assert "Octocat" in text and "Grace" not in text and "1 of 2 shown" in text
@@ -147,7 +151,7 @@ async def test_by_me_keeps_the_callers_linked_login_and_needs_a_link(user: Slack
     assert "link <login>" in unlinked
 
 
-async def test_exclusions_leave_out_a_creator_a_repository_and_a_workflow(user: SlackUser, fabro: FakeFabro):
+async def test_exclusions_leave_out_a_creator_a_repository_and_a_workflow(user: SlackUser, fabro: FakeFabro) -> None:
     fabro.add(
         by("dependabot", title="Bump deps"),
         by("grace", title="Sandbox play", repository={"name": "acme/sandbox", "origin_url": None, "provider": "git"}),
@@ -159,7 +163,7 @@ async def test_exclusions_leave_out_a_creator_a_repository_and_a_workflow(user: 
     assert "Bump deps" not in text and "Sandbox play" not in text and "Nightly" not in text
 
 
-async def test_a_misspelt_filter_name_gets_a_did_you_mean_with_its_value(user: SlackUser, fabro: FakeFabro):
+async def test_a_misspelt_filter_name_gets_a_did_you_mean_with_its_value(user: SlackUser, fabro: FakeFabro) -> None:
     before = len(fabro.requests)
     _, ack, _ = await user.command("byy:grace")
     assert "Did you mean `by:grace`?" in ack
@@ -168,7 +172,7 @@ async def test_a_misspelt_filter_name_gets_a_did_you_mean_with_its_value(user: S
 
 async def test_a_subscription_by_a_login_alerts_only_on_that_logins_runs(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     _, _, response_url = await user.command("subscribe failed by:grace -repo:acme/sandbox", channel="C777")
     reply = await user.reply(response_url)
     assert "started by `grace`" in said(reply) and "not in repo `acme/sandbox`" in said(reply)
@@ -182,7 +186,7 @@ async def test_a_subscription_by_a_login_alerts_only_on_that_logins_runs(
     assert "Grace broke it" in posted and "Linus broke it" not in posted and "In the sandbox" not in posted
 
 
-async def test_subscribing_by_me_records_the_callers_logins_and_needs_a_link(user: SlackUser):
+async def test_subscribing_by_me_records_the_callers_logins_and_needs_a_link(user: SlackUser) -> None:
     _, _, response_url = await user.command("subscribe failed by:me", channel="C777")
     assert "started by `octocat`" in said(await user.reply(response_url))
     _, _, response_url = await user.command("subscribe failed by:me", channel="C777", user=BOB)

@@ -8,23 +8,29 @@ from bot.blocks.routing import decode_page, encode_page
 from bot.core.query import RunQuery, parse
 
 
+def run_query(text: str) -> RunQuery:
+    query = parse(text)
+    assert isinstance(query, RunQuery), query
+    return query
+
+
 @pytest.mark.parametrize(
     "query",
     [
         RunQuery(),
-        parse("failed sort:elapsed asc limit:5 page:4"),
-        parse("all"),
-        parse("active parent:01KJW4MG800000000000000004"),
+        run_query("failed sort:elapsed asc limit:5 page:4"),
+        run_query("all"),
+        run_query("active parent:01KJW4MG800000000000000004"),
         RunQuery(statuses=("failed",), limit=100, offset=23),
     ],
 )
-def test_a_page_value_decodes_to_the_same_query(query):
+def test_a_page_value_decodes_to_the_same_query(query: RunQuery) -> None:
     assert decode_page(encode_page(query)) == query
 
 
-def test_a_page_value_fits_a_button():
+def test_a_page_value_fits_a_button() -> None:
     assert (
-        len(encode_page(parse("active sort:updated_at desc limit:100 page:9999 parent:01KJW4MG800000000000000004")))
+        len(encode_page(run_query("active sort:updated_at desc limit:100 page:9999 parent:01KJW4MG800000000000000004")))
         < 2000
     )
 
@@ -46,11 +52,11 @@ def test_a_page_value_fits_a_button():
         '{"v":1,"l":"10"}',
     ],
 )
-def test_a_forged_value_decodes_to_none(value):
+def test_a_forged_value_decodes_to_none(value: str | None) -> None:
     assert decode_page(value) is None
 
 
-def test_control_blocks_carry_their_target_and_forged_ones_are_refused():
+def test_control_blocks_carry_their_target_and_forged_ones_are_refused() -> None:
     from bot.blocks.routing import Target, control_block_id, parse_control_block
 
     assert parse_control_block(control_block_id("answer", Target("01KJW4MG", "q-1"))) == (
@@ -62,7 +68,7 @@ def test_control_blocks_carry_their_target_and_forged_ones_are_refused():
         assert parse_control_block(forged) is None, forged
 
 
-def test_modal_context_round_trips_and_rejects_tampering():
+def test_modal_context_round_trips_and_rejects_tampering() -> None:
     from bot.blocks.routing import ModalContext, Target, decode_modal, encode_modal
 
     context = ModalContext(Target("01KJW4MG", "q-1"), "C123", "1700000000.000100", None)
@@ -79,7 +85,7 @@ def test_modal_context_round_trips_and_rejects_tampering():
         assert decode_modal(bad) is None, bad
 
 
-def test_option_values_stand_for_keys_and_long_keys_by_position():
+def test_option_values_stand_for_keys_and_long_keys_by_position() -> None:
     from bot.blocks.routing import choice_value, resolve_choice
     from bot.fabro.models import Question
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -43,7 +44,7 @@ from tests.fakes.runs import make_run, question_examples, run_examples
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
-def test_a_failed_alert_carries_the_failure_message_and_its_key():
+def test_a_failed_alert_carries_the_failure_message_and_its_key() -> None:
     run = Run.model_validate(make_run("failed", title="Add dark mode"))
     message = failed_alert(
         run,
@@ -62,7 +63,7 @@ def test_a_failed_alert_carries_the_failure_message_and_its_key():
 
 
 @pytest.mark.parametrize("question", question_examples(), ids=lambda q: f"{q['question_type']}-{q['id']}")
-def test_every_question_shape_renders_fully(question):
+def test_every_question_shape_renders_fully(question: dict[str, Any]) -> None:
     run = Run.model_validate(make_run("blocked"))
     q = Question.model_validate(question)
     message = question_alert(run, q, now=NOW, asked_at=NOW - timedelta(minutes=12), web_base=None)
@@ -75,7 +76,7 @@ def test_every_question_shape_renders_fully(question):
             assert option.description in text
 
 
-def test_a_long_hostile_context_is_escaped_and_shortened_with_a_note():
+def test_a_long_hostile_context_is_escaped_and_shortened_with_a_note() -> None:
     run = Run.model_validate(make_run("blocked"))
     q = Question(id="q", text=HOSTILE, question_type="freeform", context_display=(HOSTILE + "\n") * 200)
     message = question_alert(run, q, now=NOW, asked_at=None, web_base=None)
@@ -84,14 +85,14 @@ def test_a_long_hostile_context_is_escaped_and_shortened_with_a_note():
     assert "<!channel>" not in text and "Context shortened" in text
 
 
-def test_an_approval_alert_names_the_parent():
+def test_an_approval_alert_names_the_parent() -> None:
     child = Run.model_validate(run_examples()[-1])
     message = approval_alert(child, now=NOW, web_base=None, key=AlertKey(AlertKind.APPROVAL, child.id))
     assert_sendable(message)
     assert f"Child of run `{child.parent_id}`" in str(message["blocks"])
 
 
-def test_a_resolved_alert_says_what_happened_and_offers_no_action():
+def test_a_resolved_alert_says_what_happened_and_offers_no_action() -> None:
     run = Run.model_validate(make_run("succeeded"))
     message = resolved_alert(run, outcome="Answered by @ada", now=NOW, web_base="https://f")
     assert_sendable(message)
@@ -100,7 +101,7 @@ def test_a_resolved_alert_says_what_happened_and_offers_no_action():
     assert all(a.startswith("runs_link:") for a in actions)
 
 
-def test_a_digest_of_thirty_names_every_run_and_a_thousand_overflow_kindly():
+def test_a_digest_of_thirty_names_every_run_and_a_thousand_overflow_kindly() -> None:
     runs = [Run.model_validate(make_run("failed", title=f"Failure {i:02d}")) for i in range(30)]
     message = digest_message(
         [(AlertKind.FAILED, r) for r in runs], command="/runs", web_base="https://f", key="digest:1"
@@ -111,20 +112,23 @@ def test_a_digest_of_thirty_names_every_run_and_a_thousand_overflow_kindly():
     assert message["blocks"][0]["text"]["text"] == "*30 failed runs*"
     assert message["metadata"]["event_payload"]["key"] == "digest:1"
     many = [Run.model_validate(make_run("failed", title="T" * 300)) for _ in range(1000)]
-    big = digest_message([("failed", r) for r in many], command="/runs", web_base="https://f")
+    big = digest_message([(AlertKind.FAILED, r) for r in many], command="/runs", web_base="https://f")
     assert problems(big) == []
     assert "more: `/runs failed`" in str(big["blocks"][-2])
     [show] = big["blocks"][-1]["elements"]
-    assert show["action_id"] == "runs_show" and decode_page(show["value"]).statuses == ("failed",)
+    shown = decode_page(show["value"])
+    assert show["action_id"] == "runs_show" and shown is not None and shown.statuses == ("failed",)
 
 
-def test_a_digest_links_only_safe_urls_and_never_lets_a_title_forge_one():
+def test_a_digest_links_only_safe_urls_and_never_lets_a_title_forge_one() -> None:
     spoof = make_run("failed", title=HOSTILE)
     spoof["links"] = {"web": "https://fabro.example.com/runs/x|https://trusted.example"}
     unsafe = make_run("failed", title="Unsafe link")
     unsafe["links"] = {"web": "javascript:alert(1)"}
     message = digest_message(
-        [("failed", Run.model_validate(spoof)), ("failed", Run.model_validate(unsafe))], command="/runs", web_base=None
+        [(AlertKind.FAILED, Run.model_validate(spoof)), (AlertKind.FAILED, Run.model_validate(unsafe))],
+        command="/runs",
+        web_base=None,
     )
     text = message["blocks"][1]["text"]["text"]
     assert "<https://fabro.example.com/runs/x%7Chttps://trusted.example|" in text
@@ -132,11 +136,11 @@ def test_a_digest_links_only_safe_urls_and_never_lets_a_title_forge_one():
     assert "<!channel>" not in "\n".join(mrkdwn_texts(message))
 
 
-def test_a_mixed_digest_counts_each_kind_and_points_at_their_buckets():
-    items = [("failed", Run.model_validate(make_run("failed", title="T" * 90))) for _ in range(200)]
+def test_a_mixed_digest_counts_each_kind_and_points_at_their_buckets() -> None:
+    items = [(AlertKind.FAILED, Run.model_validate(make_run("failed", title="T" * 90))) for _ in range(200)]
     items += [
-        ("question", Run.model_validate(make_run("blocked"))),
-        ("approval", Run.model_validate(make_run("pending"))),
+        (AlertKind.QUESTION, Run.model_validate(make_run("blocked"))),
+        (AlertKind.APPROVAL, Run.model_validate(make_run("pending"))),
     ]
     message = digest_message(items, command="/runs", web_base=None)
     assert_sendable(message)
@@ -145,11 +149,12 @@ def test_a_mixed_digest_counts_each_kind_and_points_at_their_buckets():
         == "*202 new alerts* · 200 failed runs, 1 question waiting, 1 approval waiting"
     )
     assert "more: `/runs failed blocked pending`" in str(message["blocks"][-2])
-    assert decode_page(message["blocks"][-1]["elements"][0]["value"]).statuses == ("failed", "blocked", "pending")
+    shown = decode_page(message["blocks"][-1]["elements"][0]["value"])
+    assert shown is not None and shown.statuses == ("failed", "blocked", "pending")
     assert ":x: `" in message["blocks"][1]["text"]["text"]
 
 
-def test_a_digest_names_every_run_while_the_message_has_room():
+def test_a_digest_names_every_run_while_the_message_has_room() -> None:
     runs = [
         Run.model_validate(make_run("failed", title=f"Nightly failure with a long descriptive title {i:02d}"))
         for i in range(28)
@@ -161,7 +166,7 @@ def test_a_digest_names_every_run_while_the_message_has_room():
     assert "more" not in str(message["blocks"])
 
 
-def test_a_huge_digest_overflows_into_and_n_more_within_every_limit():
+def test_a_huge_digest_overflows_into_and_n_more_within_every_limit() -> None:
     runs = [Run.model_validate(make_run("failed", title="t" * 200)) for _ in range(400)]
     message = digest_message([(AlertKind.FAILED, r) for r in runs], command="/runs", web_base="https://f", key="d:2")
     assert_sendable(message)
@@ -177,7 +182,9 @@ def test_a_huge_digest_overflows_into_and_n_more_within_every_limit():
     draft=st.none() | st.booleans(),
     linked=st.booleans(),
 )
-def test_a_pull_request_alert_holds_every_slack_limit_and_mentions_nobody(title, branch, number, draft, linked):
+def test_a_pull_request_alert_holds_every_slack_limit_and_mentions_nobody(
+    title: str, branch: str | None, number: int | None, draft: bool | None, linked: bool
+) -> None:
     run = Run.model_validate(make_run("succeeded", title=title))
     if number is not None:
         run = run.model_copy(
@@ -204,7 +211,7 @@ _USERS = st.from_regex(r"[UW][A-Z0-9]{2,20}", fullmatch=True)
     user=_USERS,
     command=st.sampled_from(["/runs", "/fabro-runs"]),
 )
-def test_mute_messages_hold_every_slack_limit(run_ids, hours, user, command):
+def test_mute_messages_hold_every_slack_limit(run_ids: list[str], hours: int | None, user: str, command: str) -> None:
     until = NOW + timedelta(hours=hours) if hours else None
     mutes = [Mute("C1", run_id, until, user, NOW) for run_id in run_ids]
     for message in (
@@ -216,7 +223,7 @@ def test_mute_messages_hold_every_slack_limit(run_ids, hours, user, command):
 
 
 @given(run_id=_RUN_IDS, choice=st.sampled_from(["1h", "1d", "end"]))
-def test_an_alerts_mute_menu_round_trips_and_fits(run_id, choice):
+def test_an_alerts_mute_menu_round_trips_and_fits(run_id: str, choice: str) -> None:
     menu = mute_menu(run_id)
     assert all(len(o["value"]) <= 150 and len(o["text"]["text"]) <= 75 for o in menu["options"])
     value = next(o["value"] for o in menu["options"] if o["value"].startswith(choice + ":"))

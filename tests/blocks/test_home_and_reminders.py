@@ -35,7 +35,9 @@ def waiting_run(title: str, i: int) -> Run:
     notice=st.none() | st.text(max_size=1500),
     unavailable=st.booleans(),
 )
-def test_any_home_renders_within_slacks_limits(mine, others, yours, notice, unavailable):
+def test_any_home_renders_within_slacks_limits(
+    mine: list[str], others: list[str], yours: list[tuple[str, str]] | None, notice: str | None, unavailable: bool
+) -> None:
     view = home_view(
         notice=notice,
         linked=yours is not None,
@@ -52,7 +54,9 @@ def test_any_home_renders_within_slacks_limits(mine, others, yours, notice, unav
     )
     assert view["type"] == "home" and len(view["blocks"]) <= 100
     for block in view["blocks"]:
-        Block.parse(block).to_dict()  # slack_sdk's validators: lengths, ids, elements
+        parsed = Block.parse(block)
+        assert parsed is not None, block
+        parsed.to_dict()  # slack_sdk's validators: lengths, ids, elements
     said = str(view["blocks"])
     if len(others) > WAITING_ON_ANYONE:
         assert f"and {len(others) - WAITING_ON_ANYONE} more" in said
@@ -65,7 +69,9 @@ def test_any_home_renders_within_slacks_limits(mine, others, yours, notice, unav
     mention=st.none() | st.from_regex(r"<@U[A-Z0-9]{2,10}>( <!subteam\^S[A-Z0-9]{2,10}>){0,20}", fullmatch=True),
     name_the_run=st.booleans(),
 )
-def test_any_reminder_renders_within_slacks_limits(kind, step, minutes, mention, name_the_run):
+def test_any_reminder_renders_within_slacks_limits(
+    kind: AlertKind, step: str, minutes: int, mention: str | None, name_the_run: bool
+) -> None:
     key = AlertKey(kind, "01KJW4MG800000000000000001", "q-1" if kind is AlertKind.QUESTION else None)
     message = reminder_message(step, key, timedelta(minutes=minutes), mention=mention, name_the_run=name_the_run)
     assert problems(message) == []

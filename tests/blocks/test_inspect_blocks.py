@@ -3,6 +3,7 @@ Fabro sends, they never raise, hold every Slack limit, escape what they show and
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
+from bot.blocks.exposure import for_exposure
 from bot.blocks.inspect import (
     ANSWER_CHUNK,
     answer_chunks,
@@ -24,7 +26,9 @@ from bot.blocks.inspect import (
     preview_message,
 )
 from bot.blocks.limits import problems
+from bot.blocks.presentation import Presentation
 from bot.blocks.text import escape
+from bot.core.exposure import Exposure
 from bot.fabro.models import Run
 from bot.fabro.outputs import RunBilling, RunCommits, RunFiles
 from tests.fakes.runs import make_run
@@ -37,7 +41,9 @@ counts = st.integers(min_value=0, max_value=10**9)
 def fits(message: dict[str, Any]) -> None:
     assert problems(message) == [], problems(message)
     for block in message["blocks"]:
-        Block.parse(block).to_dict()  # slack_sdk's own validators
+        parsed = Block.parse(block)
+        assert parsed is not None, block
+        parsed.to_dict()  # slack_sdk's own validators
     assert "<!channel>" not in message["text"] + str(message["blocks"])
 
 
@@ -73,7 +79,14 @@ a_file = st.fixed_dictionaries(
     ),
     degraded=st.booleans(),
 )
-def test_changes_fit_slack_whatever_fabro_sends(title, files, junk, stats, commits, degraded):
+def test_changes_fit_slack_whatever_fabro_sends(
+    title: str,
+    files: list[dict[str, Any]],
+    junk: list[int | str],
+    stats: dict[str, int],
+    commits: list[dict[str, Any]],
+    degraded: bool,
+) -> None:
     listing = RunFiles.model_validate(
         {"data": files, "meta": {"stats": stats, "total_changed": len(files) + 3, "degraded": degraded}}
     )
@@ -85,7 +98,7 @@ def test_changes_fit_slack_whatever_fabro_sends(title, files, junk, stats, commi
     assert all((f.unified_patch or "").rstrip("\n") in patch for f in listing.data)
 
 
-def test_changes_without_commits_say_why():
+def test_changes_without_commits_say_why() -> None:
     message = changes_message(a_run(), RunFiles(), None, commits_problem="Run has no base SHA.")
     fits(message)
     assert "Run has no base SHA." in str(message["blocks"]) and "No changed files" in str(message["blocks"])
@@ -111,7 +124,9 @@ billing_row = st.fixed_dictionaries(
     ),
     total=st.none() | counts,
 )
-def test_cost_fits_slack_whatever_fabro_sends(stages, models, total):
+def test_cost_fits_slack_whatever_fabro_sends(
+    stages: list[dict[str, Any] | int], models: list[dict[str, Any]], total: int | None
+) -> None:
     bill = RunBilling.model_validate(
         {"stages": stages, "totals": {"total_tokens": 5, "total_usd_micros": total}, "by_model": models}
     )
@@ -120,13 +135,15 @@ def test_cost_fits_slack_whatever_fabro_sends(stages, models, total):
 
 
 @given(text=hostile, size=counts, kept=counts, stage=st.none() | hostile, tail=st.none() | hostile)
-def test_a_log_comment_is_within_a_message_and_escaped(text, size, kept, stage, tail):
+def test_a_log_comment_is_within_a_message_and_escaped(
+    text: str, size: int, kept: int, stage: str | None, tail: str | None
+) -> None:
     said = log_comment(a_run(text), size=size, kept=min(kept, size), stage=stage, tail=tail)
     assert len(said) <= 4000 and "<!channel>" not in said
 
 
 @given(port=st.integers(1, 65535), host=st.from_regex(r"[a-z0-9-]{1,60}", fullmatch=True), title=hostile)
-def test_a_preview_message_fits_and_carries_the_whole_link(port, host, title):
+def test_a_preview_message_fits_and_carries_the_whole_link(port: int, host: str, title: str) -> None:
     url = f"https://{port}-{host}.preview.example/?tkn=" + "s" * 64
     message = preview_message(a_run(title), port, url, NOW)
     fits(message)
@@ -135,7 +152,7 @@ def test_a_preview_message_fits_and_carries_the_whole_link(port, host, title):
 
 @settings(max_examples=80)
 @given(text=hostile | st.text(max_size=20_000))
-def test_an_answer_of_any_length_is_split_without_losing_a_character(text):
+def test_an_answer_of_any_length_is_split_without_losing_a_character(text: str) -> None:
     chunks = answer_chunks(text)
     assert all(len(c) <= ANSWER_CHUNK for c in chunks)
     joined = "".join(chunks).replace(" ", "").replace("\n", "")
@@ -147,7 +164,7 @@ def test_an_answer_of_any_length_is_split_without_losing_a_character(text):
 
 
 @given(stage=hostile, nodes=st.lists(st.from_regex(r"[a-z_]{1,12}", fullmatch=True), max_size=8))
-def test_marking_a_stage_never_breaks_the_svg_and_marks_only_that_node(stage, nodes):
+def test_marking_a_stage_never_breaks_the_svg_and_marks_only_that_node(stage: str, nodes: list[str]) -> None:
     svg = "<svg>" + "".join(
         f'<g id="n{i}" class="node"><title>{n}</title><ellipse fill="none" stroke="black"/></g>'
         for i, n in enumerate(nodes)
@@ -157,14 +174,16 @@ def test_marking_a_stage_never_breaks_the_svg_and_marks_only_that_node(stage, no
     assert marked.count('stroke="#d84315"') == nodes.count(stage)
 
 
-def test_ask_is_hidden_with_its_reason_and_external_channels_get_only_changes_and_cost():
+def test_ask_is_hidden_with_its_reason_and_a_shared_channel_card_has_no_inspect_buttons() -> None:
     unavailable = a_run(ask_fabro={"available": False, "unavailable_reason": "no_sandbox", "default_model": None})
     blocks = inspect_controls(unavailable)
     names = [e["action_id"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
     assert "steer:ask" not in names and "no sandbox" in str(blocks)
     ready = a_run(ask_fabro={"available": True, "unavailable_reason": None, "default_model": "m"})
     assert "steer:ask" in str(inspect_controls(ready))
-    shared = [e["action_id"] for b in inspect_controls(ready, external=True) for e in b["elements"]]
-    assert shared == ["steer:changes", "steer:cost"]
+    card = {"text": "t", "blocks": inspect_controls(ready)}
+    shared = for_exposure(card, ready, Exposure.MINIMAL, Presentation(web_base="https://fabro.example.com"))
+    assert "steer:" not in json.dumps(shared) and "Open in Fabro" in json.dumps(shared)
+    assert for_exposure(card, ready, Exposure.FULL, Presentation()) is card
     private = inspect_controls(ready, private=True)
     assert "steer:ask" not in str(private) and "mentioning me in the thread" in str(private)

@@ -24,8 +24,15 @@ kinds = st.frozensets(st.sampled_from(["questions", "approvals", "failed", "succ
     removed=st.integers(0, 50),
 )
 def test_every_personal_reply_renders_within_slacks_limits(
-    login, holder, why, pinned, linked, chosen, was_set, removed
-):
+    login: str,
+    holder: str | None,
+    why: str,
+    pinned: list[str],
+    linked: list[str],
+    chosen: frozenset[str],
+    was_set: bool,
+    removed: int,
+) -> None:
     settings = personal.notifications(chosen, chosen=was_set, command="/runs")
     messages = [
         personal.link_refused(why, login, holder, command="/runs"),

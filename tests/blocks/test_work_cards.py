@@ -27,7 +27,9 @@ NAMES = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,20}", fullmatch=True)
     branch=st.none() | st.text(max_size=200),
     workflow=NAMES,
 )
-def test_the_confirmation_and_its_window_hold_every_slack_limit_and_mention_nobody(request, context, branch, workflow):
+def test_the_confirmation_and_its_window_hold_every_slack_limit_and_mention_nobody(
+    request: str, context: list[tuple[str, str]], branch: str | None, workflow: str
+) -> None:
     said = tuple(Said(name, text) for name, text in context)
     draft = Draft(request, first_line(request), "acme/api", branch, workflow, "C1", None, said)
     card = work_card(draft, intent="0a1b2c3d4e5f")
@@ -39,14 +41,14 @@ def test_the_confirmation_and_its_window_hold_every_slack_limit_and_mention_nobo
 
 
 @given(request=st.text(max_size=500), context=st.lists(st.tuples(NAMES, st.text(max_size=3000)), max_size=80))
-def test_the_goal_keeps_the_request_whole_and_the_context_capped(request, context):
+def test_the_goal_keeps_the_request_whole_and_the_context_capped(request: str, context: list[tuple[str, str]]) -> None:
     goal = compose_goal(request, tuple(Said(n, t) for n, t in context))
     assert goal.startswith(request.strip())
     assert len(goal) <= len(request.strip()) + 6_200
 
 
 @given(repo=st.from_regex(r"[a-z]{1,10}/[a-z]{1,10}", fullmatch=True), branch=st.none() | TEXT, who=NAMES)
-def test_set_up_messages_hold_every_slack_limit(repo, branch, who):
+def test_set_up_messages_hold_every_slack_limit(repo: str, branch: str | None, who: str) -> None:
     setup = ChannelSetup("C1", repo, branch, "implement", "U1", datetime(2026, 1, 1, tzinfo=UTC))
     for message in (
         setup_shown(setup, command="/runs", allowed=frozenset({repo})),

@@ -33,22 +33,22 @@ def slack_escape(text: str) -> str:
         ("", ""),
     ],
 )
-def test_markup_becomes_the_words_the_person_typed(markup, typed):
+def test_markup_becomes_the_words_the_person_typed(markup: str, typed: str) -> None:
     assert plain_text(markup, {"U123ABC": "Grace Hopper"}) == typed
 
 
-def test_mentioned_users_are_found_once_each_in_order():
+def test_mentioned_users_are_found_once_each_in_order() -> None:
     assert mentioned_users("<@U2> and <@U1|ada> and <@U2>") == ["U2", "U1"]
 
 
 @given(st.text())
-def test_any_typed_text_survives_slacks_escaping_unchanged(typed):
+def test_any_typed_text_survives_slacks_escaping_unchanged(typed: str) -> None:
     """Text without links or mentions comes back exactly as typed, whatever its characters."""
     assert plain_text(slack_escape(typed)) == typed
 
 
 @given(st.text(), st.dictionaries(st.from_regex(r"U[A-Z0-9]{3,8}", fullmatch=True), st.text(max_size=30)))
-def test_no_markup_ever_raises_and_no_mention_markup_survives(markup, names):
+def test_no_markup_ever_raises_and_no_mention_markup_survives(markup: str, names: dict[str, str]) -> None:
     said = plain_text(markup, names)
     assert isinstance(said, str)
     for user in mentioned_users(markup):
@@ -56,9 +56,9 @@ def test_no_markup_ever_raises_and_no_mention_markup_survives(markup, names):
 
 
 @given(
-    st.text(alphabet=st.characters(blacklist_characters="<>|", blacklist_categories=("Cs",)), min_size=1),
+    st.text(alphabet=st.characters(blacklist_characters="<>|", blacklist_categories=["Cs"]), min_size=1),
     st.from_regex(r"https://[a-z]{1,10}\.example/[a-z0-9]{0,10}", fullmatch=True),
 )
-def test_a_labelled_link_reads_label_then_address(label, url):
+def test_a_labelled_link_reads_label_then_address(label: str, url: str) -> None:
     expected = label if label in (url, url.removeprefix("https://")) else f"{label} ({url})"
     assert plain_text(f"<{url}|{slack_escape(label)}>") == expected

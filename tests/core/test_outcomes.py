@@ -4,6 +4,7 @@ kept as data and put into words only when shown."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -16,7 +17,7 @@ from bot.fabro.models import Run, RunEvent
 from tests.fakes.runs import make_run
 
 
-def event(name: str, seq: int, actor: dict | None = None, **properties) -> RunEvent:
+def event(name: str, seq: int, actor: dict[str, Any] | None = None, **properties: Any) -> RunEvent:
     return RunEvent.model_validate({"seq": seq, "event": name, "actor": actor, "properties": properties})
 
 
@@ -38,7 +39,7 @@ def shown(key: AlertKey, run: Run, events: list[RunEvent]) -> str:
         ({}, None),
     ],
 )
-def test_actors_are_named_for_people_and_never_ping_anyone(actor, name):
+def test_actors_are_named_for_people_and_never_ping_anyone(actor: dict[str, Any], name: str | None) -> None:
     assert actor_name(actor) == name
 
 
@@ -53,7 +54,7 @@ def test_actors_are_named_for_people_and_never_ping_anyone(actor, name):
         ({"kind": "unknown"}, None),
     ],
 )
-def test_answers_are_said_as_fabro_says_them(answer, words):
+def test_answers_are_said_as_fabro_says_them(answer: dict[str, Any], words: str | None) -> None:
     assert said(answer, {"k1": "Option one"}) == words
 
 
@@ -83,11 +84,11 @@ Q1 = AlertKey(AlertKind.QUESTION, RUN.id, "q-1")
         ([], "No longer waiting: the run is running"),
     ],
 )
-def test_a_question_alert_says_how_its_question_ended(events, outcome):
+def test_a_question_alert_says_how_its_question_ended(events: list[RunEvent], outcome: str) -> None:
     assert shown(Q1, RUN, events) == outcome
 
 
-def test_an_approval_alert_says_who_decided_and_why():
+def test_an_approval_alert_says_who_decided_and_why() -> None:
     denied = make_run("failed", reason="approval_denied")
     denied["lifecycle"]["approval"] = {"state": "denied", "denial_reason": "freeze <week>"}
     run = Run.model_validate(denied)
@@ -98,14 +99,14 @@ def test_an_approval_alert_says_who_decided_and_why():
     assert shown(AlertKey(AlertKind.APPROVAL, "x"), Run.model_validate(approved), []) == "Approved"
 
 
-def test_a_cancelled_run_settles_its_question_and_approval_alerts_as_cancelled():
+def test_a_cancelled_run_settles_its_question_and_approval_alerts_as_cancelled() -> None:
     run = Run.model_validate(make_run("failed", reason="cancelled"))
     for key in (AlertKey(AlertKind.QUESTION, run.id, "q-1"), AlertKey(AlertKind.APPROVAL, run.id)):
         assert shown(key, run, []) == "Cancelled in Fabro"
         assert outcome_text(outcome_of(key, run, []).by("U123ADA")) == "Cancelled by <@U123ADA>"
 
 
-def test_a_failed_alert_says_superseded_archived_or_where_the_run_is():
+def test_a_failed_alert_says_superseded_archived_or_where_the_run_is() -> None:
     failed = AlertKey(AlertKind.FAILED, "x")
     superseded = Run.model_validate(make_run("failed", superseded_by="01NEW"))
     assert shown(failed, superseded, []) == "Superseded by run `01NEW`"
@@ -117,7 +118,7 @@ def test_a_failed_alert_says_superseded_archived_or_where_the_run_is():
     assert run_state(Run.model_validate(make_run("failed"))) == "failed (workflow_error)"
 
 
-def test_a_retry_links_the_new_run_only_through_a_safe_url():
+def test_a_retry_links_the_new_run_only_through_a_safe_url() -> None:
     new = Run.model_validate(make_run("submitted"))
     good = Outcome(OutcomeVerb.RETRIED, run_id=new.id, run_url=new.web_url("https://fabro.example.com"))
     assert outcome_text(good) == f"Retried → new run <https://fabro.example.com/runs/{new.id}|{new.id}>"
@@ -126,7 +127,7 @@ def test_a_retry_links_the_new_run_only_through_a_safe_url():
     assert outcome_text(bad.by("U0ADA")) == f"Retried by <@U0ADA> → new run {new.id}"
 
 
-def test_the_slack_user_who_acted_through_the_bot_wins_over_fabros_token_user():
+def test_the_slack_user_who_acted_through_the_bot_wins_over_fabros_token_user() -> None:
     outcome = Outcome(OutcomeVerb.APPROVED, actor={"kind": "user", "login": "dev"}).by("U0ADA")
     assert outcome_text(outcome) == "Approved by <@U0ADA>"
 
@@ -141,11 +142,11 @@ def test_the_slack_user_who_acted_through_the_bot_wins_over_fabros_token_user():
         (ActionKey.of(Verb.CANCEL, "R1"), None),
     ],
 )
-def test_actions_map_to_the_alert_they_settle(action, alert):
+def test_actions_map_to_the_alert_they_settle(action: ActionKey, alert: AlertKey | None) -> None:
     assert action.alert == alert
 
 
-def test_approve_and_deny_use_up_the_same_decision():
+def test_approve_and_deny_use_up_the_same_decision() -> None:
     assert ActionKey.of(Verb.APPROVE, "R1") == ActionKey.of(Verb.DENY, "R1") == ActionKey(ActionScope.DECIDE, "R1")
 
 
@@ -154,27 +155,27 @@ _question_ids = st.from_regex(r"[^\s]{1,150}", fullmatch=True)
 
 
 @given(kind=st.sampled_from(AlertKind), run_id=_ids, question_id=_question_ids)
-def test_alert_keys_round_trip(kind, run_id, question_id):
+def test_alert_keys_round_trip(kind: AlertKind, run_id: str, question_id: str) -> None:
     named = kind in (AlertKind.QUESTION, AlertKind.UPDATE, AlertKind.PR, AlertKind.REPLY)
     key = AlertKey(kind, run_id, question_id if named else None)
     assert AlertKey.parse(key.encode()) == key
 
 
 @given(verb=st.sampled_from(Verb), run_id=_ids, question_id=_question_ids)
-def test_action_keys_round_trip(verb, run_id, question_id):
+def test_action_keys_round_trip(verb: Verb, run_id: str, question_id: str) -> None:
     key = ActionKey.of(verb, run_id, question_id)
     assert ActionKey.parse(key.encode()) == key
 
 
 @given(st.text(max_size=300))
-def test_any_text_parses_to_a_key_or_none_never_an_error(text):
+def test_any_text_parses_to_a_key_or_none_never_an_error(text: str) -> None:
     for kind in (AlertKey, ActionKey):
         parsed = kind.parse(text)
         assert parsed is None or parsed.encode() == text
 
 
 @pytest.mark.parametrize("text", ["question:R1", "failed:R1:q-1", "decide:R1:q", "answer:R1", "nope:R1", "failed:", ""])
-def test_keys_that_break_their_shape_do_not_parse(text):
+def test_keys_that_break_their_shape_do_not_parse(text: str) -> None:
     assert AlertKey.parse(text) is None and ActionKey.parse(text) is None
 
 
@@ -195,11 +196,11 @@ _outcomes = st.builds(
 
 
 @given(_outcomes)
-def test_stored_outcomes_come_back_as_they_were(outcome):
+def test_stored_outcomes_come_back_as_they_were(outcome: Outcome) -> None:
     assert Outcome.load(outcome.dump()) == outcome
 
 
-def test_text_stored_by_an_earlier_version_is_kept_as_it_was_shown():
+def test_text_stored_by_an_earlier_version_is_kept_as_it_was_shown() -> None:
     legacy = Outcome.load("Answered *Deploy?* by <@U1>: Yes")
     assert legacy is not None and legacy.verb is OutcomeVerb.LEGACY
     assert outcome_text(legacy) == "Answered *Deploy?* by <@U1>: Yes"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.core.query import Help, RunLookup, RunQuery, Subscribe, Subscriptions, Unsubscribe, UsageError, parse
+from bot.core.query import Help, Parsed, RunLookup, RunQuery, Subscribe, Subscriptions, Unsubscribe, UsageError, parse
 
 
 @pytest.mark.parametrize(
@@ -50,23 +50,35 @@ from bot.core.query import Help, RunLookup, RunQuery, Subscribe, Subscriptions, 
         ("status:failed", [("status", "failed"), ("page[limit]", "10"), ("page[offset]", "0")]),
     ],
 )
-def test_words_become_fabros_query_parameters(text, params):
+def test_words_become_fabros_query_parameters(text: str, params: list[tuple[str, str]]) -> None:
     query = parse(text)
     assert isinstance(query, RunQuery)
     assert query.params() == params
 
 
-def test_active_expands_to_every_active_bucket():
-    query = parse("active")
+def run_query(text: str) -> RunQuery:
+    query = parse(text)
+    assert isinstance(query, RunQuery), query
+    return query
+
+
+def usage_error(text: str) -> UsageError:
+    error = parse(text)
+    assert isinstance(error, UsageError), error
+    return error
+
+
+def test_active_expands_to_every_active_bucket() -> None:
+    query = run_query("active")
     assert query.statuses == ("pending", "runnable", "initializing", "running", "blocked")
 
 
-def test_a_repeated_bucket_is_sent_once():
-    assert parse("failed failed done").statuses == ("failed", "succeeded")
+def test_a_repeated_bucket_is_sent_once() -> None:
+    assert run_query("failed failed done").statuses == ("failed", "succeeded")
 
 
 @pytest.mark.parametrize("text", ["", "   ", "help", "HELP", "?"])
-def test_nothing_or_help_is_help(text):
+def test_nothing_or_help_is_help(text: str) -> None:
     assert parse(text) == Help()
 
 
@@ -79,7 +91,7 @@ def test_nothing_or_help_is_help(text):
         ("run_1", "run_1"),
     ],
 )
-def test_a_run_id_or_prefix_is_a_lookup(text, selector):
+def test_a_run_id_or_prefix_is_a_lookup(text: str, selector: str) -> None:
     assert parse(text) == RunLookup(selector)
 
 
@@ -94,7 +106,7 @@ def test_a_run_id_or_prefix_is_a_lookup(text, selector):
         ("acs", "asc"),
     ],
 )
-def test_a_typo_names_the_word_and_suggests_the_closest(text, suggestion):
+def test_a_typo_names_the_word_and_suggests_the_closest(text: str, suggestion: str) -> None:
     error = parse(text)
     assert isinstance(error, UsageError)
     assert error.word == text
@@ -120,29 +132,29 @@ def test_a_typo_names_the_word_and_suggests_the_closest(text, suggestion):
         "<@U123|ada>",
     ],
 )
-def test_invalid_input_is_a_usage_error_never_a_query(text):
+def test_invalid_input_is_a_usage_error_never_a_query(text: str) -> None:
     assert isinstance(parse(text), UsageError)
 
 
-def test_all_with_a_status_explains_fabros_rule():
-    error = parse("failed all")
+def test_all_with_a_status_explains_fabros_rule() -> None:
+    error = usage_error("failed all")
     assert "archived" in " ".join(error.hints)
 
 
-def test_the_limit_error_says_what_would_work():
-    error = parse("limit:500")
+def test_the_limit_error_says_what_would_work() -> None:
+    error = usage_error("limit:500")
     assert "1 to 100" in error.problem
 
 
-def test_text_round_trips_through_the_parser():
+def test_text_round_trips_through_the_parser() -> None:
     for text in ["failed sort:elapsed asc", "active limit:20 page:3", "all", "parent:01KJW4MG800000000000000004 done"]:
-        query = parse(text)
+        query = run_query(text)
         assert parse(query.text()) == query
 
 
-def test_describe_reads_as_plain_words():
-    assert parse("failed sort:elapsed asc").describe() == "failed runs, by elapsed time (ascending)"
-    assert parse("all").describe() == "all runs"
+def test_describe_reads_as_plain_words() -> None:
+    assert run_query("failed sort:elapsed asc").describe() == "failed runs, by elapsed time (ascending)"
+    assert run_query("all").describe() == "all runs"
 
 
 @pytest.mark.parametrize(
@@ -167,7 +179,7 @@ def test_describe_reads_as_plain_words():
         ("unsubscribe 3 #4 3", Unsubscribe((3, 4))),
     ],
 )
-def test_subscription_words(text, expected):
+def test_subscription_words(text: str, expected: Parsed) -> None:
     assert parse(text) == expected
 
 
@@ -184,14 +196,14 @@ def test_subscription_words(text, expected):
         ("unsubscribe 0", "is not a subscription id", None),
     ],
 )
-def test_subscription_mistakes_say_what_would_work(text, problem_part, suggestion):
+def test_subscription_mistakes_say_what_would_work(text: str, problem_part: str, suggestion: str | None) -> None:
     error = parse(text)
     assert isinstance(error, UsageError)
     assert problem_part in error.problem
     assert error.suggestion == suggestion
 
 
-def test_every_example_in_the_help_is_valid():
+def test_every_example_in_the_help_is_valid() -> None:
     from bot.core.query import EXAMPLES
 
     for example, _ in EXAMPLES:
@@ -258,7 +270,7 @@ _DOCUMENTED_PARAMS = {"status", "sort", "direction", "page[limit]", "page[offset
 
 
 @given(_TEXT)
-def test_parsing_any_text_never_raises_and_sends_only_documented_values(text):
+def test_parsing_any_text_never_raises_and_sends_only_documented_values(text: str) -> None:
     parsed = parse(text)
     if isinstance(parsed, RunQuery):
         assert set(parsed.statuses) <= set(BUCKETS)
@@ -276,7 +288,7 @@ def test_parsing_any_text_never_raises_and_sends_only_documented_values(text):
 
 
 @pytest.mark.parametrize("text", ["limit:²", "page:²", "unsubscribe ²", "limit:١٠", "page:٣"])
-def test_only_ascii_digits_are_numbers(text):
+def test_only_ascii_digits_are_numbers(text: str) -> None:
     assert isinstance(parse(text), UsageError)
 
 
@@ -291,11 +303,11 @@ def test_only_ascii_digits_are_numbers(text):
         '{"v":1,"o":0,"l":10,"d":1}',
     ],
 )
-def test_paging_values_with_booleans_or_huge_numbers_are_refused(value):
+def test_paging_values_with_booleans_or_huge_numbers_are_refused(value: str) -> None:
     assert decode_page(value) is None
 
 
-def test_narrowing_words_round_trip_through_a_paging_button_that_fits():
+def test_narrowing_words_round_trip_through_a_paging_button_that_fits() -> None:
     longest = "x" * 100
     logins = [f"by:{'a' * 39}" for _ in range(3)]
     places = [f"repo:{longest}", f"-repo:{longest}", f"-workflow:{longest}", f"workflow:{longest}"]
@@ -319,12 +331,12 @@ def test_narrowing_words_round_trip_through_a_paging_button_that_fits():
         ("subscribe repo:a/b repo:c/d", "`repo` is given twice"),
     ],
 )
-def test_narrowing_mistakes_say_what_would_work(text, problem):
+def test_narrowing_mistakes_say_what_would_work(text: str, problem: str) -> None:
     parsed = parse(text)
     assert isinstance(parsed, UsageError) and problem in parsed.problem
 
 
-def test_a_forged_narrowing_in_a_paging_value_is_refused():
+def test_a_forged_narrowing_in_a_paging_value_is_refused() -> None:
     assert decode_page('{"v":1,"o":0,"l":10,"n":{"b":["<!channel>"]}}') is None
     assert decode_page('{"v":1,"o":0,"l":10,"n":{"zz":1}}') is None
     assert decode_page('{"v":1,"o":0,"l":10,"n":{"m":2}}') is None

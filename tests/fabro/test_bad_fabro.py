@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,7 +18,7 @@ from bot.blocks.alerts import approval_alert, failed_alert, question_alert
 from bot.blocks.limits import problems
 from bot.blocks.runs import run_detail_message
 from bot.fabro.models import Question, Run
-from tests.conftest import SlackUser, wait_for
+from tests.conftest import SlackUser, StartBot, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run, question_examples, run_examples
 from tests.fakes.slack import FakeSlack
@@ -38,7 +39,7 @@ BAD_ANSWERS = [
 @pytest.mark.parametrize(("status", "raw", "headers"), BAD_ANSWERS)
 async def test_an_undocumented_listing_is_a_fabro_error_never_no_runs(
     user: SlackUser, fabro: FakeFabro, status: int, raw: bytes, headers: dict[str, str]
-):
+) -> None:
     fabro.add(make_run("failed"))
     fabro.answer_next(status, raw, headers)
     _, _, url = await user.command("failed")
@@ -50,8 +51,8 @@ async def test_an_undocumented_listing_is_a_fabro_error_never_no_runs(
 
 @pytest.mark.parametrize(("status", "raw", "headers"), BAD_ANSWERS)
 async def test_an_undocumented_listing_skips_the_alert_cycle(
-    start_bot, fabro: FakeFabro, status: int, raw: bytes, headers: dict[str, str]
-):
+    start_bot: StartBot, fabro: FakeFabro, status: int, raw: bytes, headers: dict[str, str]
+) -> None:
     bot: Bot = await start_bot(alert_channel=CHANNEL, alert_pace=0.0)
     await bot.alerter.cycle()
     fabro.answer_next(status, raw, headers)
@@ -60,7 +61,9 @@ async def test_an_undocumented_listing_skips_the_alert_cycle(
     assert not bot.fabro.reachable or status == 302  # five recent calls: the last one failed
 
 
-async def test_a_response_over_the_cap_is_a_fabro_error(start_bot, fabro: FakeFabro, slack: FakeSlack):
+async def test_a_response_over_the_cap_is_a_fabro_error(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     bot = await start_bot(fabro_max_response_bytes=4096)
     fabro.add(*[make_run("failed", title="x" * 500) for _ in range(20)])
     async with aiohttp.ClientSession() as session:
@@ -70,8 +73,8 @@ async def test_a_response_over_the_cap_is_a_fabro_error(start_bot, fabro: FakeFa
 
 
 async def test_an_event_line_over_the_cap_is_a_fabro_error_and_the_stream_reconnects(
-    start_bot, fabro: FakeFabro, tmp_path
-):
+    start_bot: StartBot, fabro: FakeFabro, tmp_path: Path
+) -> None:
     bot = await start_bot(
         schedule_alerts=True,
         alert_channel=CHANNEL,
@@ -82,9 +85,11 @@ async def test_an_event_line_over_the_cap_is_a_fabro_error_and_the_stream_reconn
     fabro.answer_next(
         200, b"data: " + b"x" * 10_000 + b"\n\n", {"Content-Type": "text/event-stream"}, path_prefix="/api/v1/attach"
     )
+    live = bot.live
+    assert live is not None
     connections = fabro.stream_connections
     fabro.drop_streams()
-    await wait_for(lambda: fabro.stream_connections > connections and bot.live.connected, timeout=15)
+    await wait_for(lambda: fabro.stream_connections > connections and live.connected, timeout=15)
 
 
 def poisoned(run: dict[str, Any], field: str, value: Any) -> dict[str, Any]:
@@ -93,8 +98,8 @@ def poisoned(run: dict[str, Any], field: str, value: Any) -> dict[str, Any]:
 
 
 async def test_poison_data_costs_its_own_card_and_every_other_alert_still_goes_out(
-    start_bot, fabro: FakeFabro, slack: FakeSlack, caplog: pytest.LogCaptureFixture
-):
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
     bot: Bot = await start_bot(alert_channel=CHANNEL, alert_pace=0.0, alert_digest_threshold=20)
     await bot.alerter.cycle()
     # A blocked run whose question text is null, and an event whose name is null.
@@ -133,7 +138,9 @@ async def test_poison_data_costs_its_own_card_and_every_other_alert_still_goes_o
 _text = st.text(max_size=300) | st.sampled_from(
     ["<!channel>", "<@U123>", "*bold*", "a|b", "> quote", "&amp;", "\n" * 5]
 )
-_junk = st.none() | st.integers() | st.booleans() | _text | st.lists(st.integers(), max_size=3) | st.just({})
+_junk: st.SearchStrategy[Any] = (
+    st.none() | st.integers() | st.booleans() | _text | st.lists(st.integers(), max_size=3) | st.just({})
+)
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
@@ -146,8 +153,8 @@ _junk = st.none() | st.integers() | st.booleans() | _text | st.lists(st.integers
     qtext=_text,
 )
 def test_any_run_fabro_could_send_renders_within_slacks_limits_without_a_mention(
-    base, field, junk, title, question, qtext
-):
+    base: dict[str, Any], field: str, junk: Any, title: str, question: dict[str, Any], qtext: str
+) -> None:
     raw = dict(base, title=title)
     raw[field] = junk
     try:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
+from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
 
 
-async def list_runs(fabro, params):
+async def list_runs(fabro: FakeFabro, params: list[tuple[str, str]]) -> httpx.Response:
     async with httpx.AsyncClient(base_url=fabro.url, headers={"Authorization": f"Bearer {fabro.token}"}) as client:
-        return await client.get("/api/v1/runs", params=params)
+        return await client.get("/api/v1/runs", params=tuple(params))
 
 
-async def test_paging_is_clamped_not_rejected(fabro):
+async def test_paging_is_clamped_not_rejected(fabro: FakeFabro) -> None:
     fabro.add(*[make_run("running") for _ in range(120)])
     response = await list_runs(fabro, [("page[limit]", "500")])
     assert len(response.json()["data"]) == 100
@@ -20,14 +23,14 @@ async def test_paging_is_clamped_not_rejected(fabro):
     assert len((await list_runs(fabro, [("page[limit]", "0")])).json()["data"]) == 1
 
 
-async def test_ties_break_by_id_descending_even_ascending(fabro):
+async def test_ties_break_by_id_descending_even_ascending(fabro: FakeFabro) -> None:
     runs = [make_run("failed", run_id=f"01KAAAAAAAAAAAAAAAAAAAAAA{i}") for i in range(3)]
     fabro.add(*runs)
     ids = [r["id"] for r in (await list_runs(fabro, [("sort", "status"), ("direction", "asc")])).json()["data"]]
     assert ids == sorted(ids, reverse=True)
 
 
-async def test_include_archived_is_ignored_once_a_status_is_named(fabro):
+async def test_include_archived_is_ignored_once_a_status_is_named(fabro: FakeFabro) -> None:
     archived = make_run("failed")
     archived["lifecycle"]["archived"] = True
     fabro.add(archived, make_run("failed"))
@@ -36,13 +39,15 @@ async def test_include_archived_is_ignored_once_a_status_is_named(fabro):
     assert len((await list_runs(fabro, [("include_archived", "true")])).json()["data"]) == 2
 
 
-async def test_a_bad_status_is_a_plain_text_400(fabro):
+async def test_a_bad_status_is_a_plain_text_400(fabro: FakeFabro) -> None:
     response = await list_runs(fabro, [("status", "sleeping")])
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("text/plain")
 
 
-async def post(fabro, path, body=None, *, raw: str | None = None):
+async def post(
+    fabro: FakeFabro, path: str, body: dict[str, Any] | None = None, *, raw: str | None = None
+) -> httpx.Response:
     headers = {"Authorization": f"Bearer {fabro.token}", "Content-Type": "application/json"}
     async with httpx.AsyncClient(base_url=fabro.url, headers=headers) as client:
         if raw is not None:
@@ -50,7 +55,7 @@ async def post(fabro, path, body=None, *, raw: str | None = None):
         return await client.post(f"/api/v1{path}", json=body if body is not None else {})
 
 
-async def test_answers_follow_fabros_rules_first_answer_wins(fabro):
+async def test_answers_follow_fabros_rules_first_answer_wins(fabro: FakeFabro) -> None:
     run = make_run("running")
     fabro.add(run)
     fabro.ask(run["id"], {"id": "q", "text": "?", "question_type": "yes_no", "options": [], "allow_freeform": False})
@@ -65,7 +70,7 @@ async def test_answers_follow_fabros_rules_first_answer_wins(fabro):
     assert fabro.events[run["id"]][-2]["event"] == "interview.completed"
 
 
-async def test_run_actions_answer_with_fabros_statuses(fabro):
+async def test_run_actions_answer_with_fabros_statuses(fabro: FakeFabro) -> None:
     pending, active, done = make_run("pending"), make_run("running"), make_run("failed")
     fabro.add(pending, active, done)
     assert (await post(fabro, f"/runs/{active['id']}/approve")).status_code == 409
@@ -81,16 +86,16 @@ async def test_run_actions_answer_with_fabros_statuses(fabro):
     assert (await post(fabro, "/runs/NOPE/approve")).status_code == 404
 
 
-async def test_the_event_stream_is_live_only_and_never_carries_approval_requests(fabro):
+async def test_the_event_stream_is_live_only_and_never_carries_approval_requests(fabro: FakeFabro) -> None:
     import asyncio
     import json
 
     run = make_run("running")
     fabro.add(run)
     fabro.fail(run["id"])  # before anyone listens: not replayed
-    frames: list[dict] = []
+    frames: list[dict[str, Any]] = []
 
-    async def listen():
+    async def listen() -> None:
         headers = {"Authorization": f"Bearer {fabro.token}"}
         async with (
             httpx.AsyncClient(base_url=fabro.url, headers=headers) as client,

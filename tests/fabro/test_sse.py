@@ -37,7 +37,9 @@ async def _through(parts: list[bytes], limit: int) -> bytes:
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=400), st.lists(st.integers(min_value=0, max_value=400), max_size=8), st.integers(1, 64))
-async def test_any_split_of_any_body_passes_whole_or_stops_at_a_line_over_the_cap(body, cuts, limit):
+async def test_any_split_of_any_body_passes_whole_or_stops_at_a_line_over_the_cap(
+    body: bytes, cuts: list[int], limit: int
+) -> None:
     longest = max(len(line) for line in body.split(b"\n"))
     parts = _split(body, cuts)
     if longest > limit:
@@ -59,7 +61,7 @@ async def _events(client: FabroClient) -> list[str]:
         return [event.event async for event in events]
 
 
-async def test_frames_with_ids_comments_and_multi_line_data_are_read_as_events():
+async def test_frames_with_ids_comments_and_multi_line_data_are_read_as_events() -> None:
     one = json.dumps({"seq": 1, "event": "run.failed", "run_id": "R1"})
     body = (
         ": a comment Fabro may send to keep the connection open\n"
@@ -71,13 +73,13 @@ async def test_frames_with_ids_comments_and_multi_line_data_are_read_as_events()
     assert await _events(_client(body)) == ["run.failed", "run.blocked"]
 
 
-async def test_a_stream_that_is_not_an_event_stream_is_unavailable_not_a_crash():
+async def test_a_stream_that_is_not_an_event_stream_is_unavailable_not_a_crash() -> None:
     with pytest.raises(FabroUnavailable):
         await _events(_client(b"<html>login</html>", content_type="text/html"))
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.text(max_size=300))
-async def test_any_text_on_the_stream_yields_events_or_a_fabro_error_never_another_exception(text):
+async def test_any_text_on_the_stream_yields_events_or_a_fabro_error_never_another_exception(text: str) -> None:
     with contextlib.suppress(FabroUnavailable, FabroUnreadable):
         await _events(_client(text.encode()))

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from tests.fakes.loopback import serve
 
@@ -46,19 +47,19 @@ OFF_THE_GLOBAL_STREAM = frozenset({"run.created", "run.pending", "run.approved",
 
 def display_answer(answer: dict[str, Any], question: dict[str, Any]) -> str:
     """What Fabro puts in `interview.completed.answer`: a display string, not the tagged body."""
-    labels = {o["key"]: o.get("label") or o["key"] for o in question.get("options") or []}
+    labels: dict[str, str] = {o["key"]: o.get("label") or o["key"] for o in question.get("options") or []}
     kind = answer.get("kind")
     if kind in ("yes", "no"):
         return str(kind)
     if kind == "selected":
-        return labels.get(answer.get("option_key"), str(answer.get("option_key")))
+        return labels.get(str(answer.get("option_key")), str(answer.get("option_key")))
     if kind == "multi_selected":
         return ", ".join(labels.get(k, k) for k in answer.get("option_keys") or [])
     return str(answer.get("text") or "")
 
 
 def bucket(run: dict[str, Any]) -> str:
-    kind = run["lifecycle"]["status"]["kind"]
+    kind: str = run["lifecycle"]["status"]["kind"]
     if run["lifecycle"].get("archived") and kind in TERMINAL:
         return "archived"
     return KIND_BUCKET.get(kind, kind)
@@ -393,7 +394,7 @@ class FakeFabro:
             await self._runner.cleanup()
 
     @web.middleware
-    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         raw = await request.read()
         try:
             body = json.loads(raw) if raw else None
@@ -546,7 +547,8 @@ class FakeFabro:
         if sort == "elapsed":
             end = _ts(ts.get("completed_at")) if run["lifecycle"]["status"]["kind"] in TERMINAL else None
             start = _ts(ts.get("started_at")) or _ts(ts["created_at"])
-            return ((end or now) - start).total_seconds()  # type: ignore[operator]
+            assert start is not None, "a run always has created_at"
+            return ((end or now) - start).total_seconds()
         if sort == "repo":
             return (run["repository"].get("name") or "").lower()
         if sort == "title":
@@ -1127,9 +1129,9 @@ class FakeFabro:
                 if envelope["seq"] >= since:
                     await response.write(f"data: {json.dumps(envelope)}\n\n".encode())
             if self.runs[run_id]["lifecycle"]["status"]["kind"] not in TERMINAL:
-                while (envelope := await queue.get()) is not None:
-                    if envelope["seq"] >= since:
-                        await response.write(f"data: {json.dumps(envelope)}\n\n".encode())
+                while (live := await queue.get()) is not None:
+                    if live["seq"] >= since:
+                        await response.write(f"data: {json.dumps(live)}\n\n".encode())
         except ConnectionResetError:
             pass
         finally:
@@ -1252,7 +1254,8 @@ class FakeFabro:
                 counts["total_usd_micros"] = usd
             return counts
 
-        rows, models = [], {}
+        rows: list[dict[str, Any]] = []
+        models: dict[str, dict[str, Any]] = {}
         for node, model, usd, total in stages:
             rows.append(
                 {
@@ -1296,7 +1299,7 @@ class FakeFabro:
         run = self.runs.get(request.match_info["id"])
         if run is None:
             return self._missing(request)
-        empty = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0, "reasoning_tokens": 0}
+        empty: dict[str, Any] = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0, "reasoning_tokens": 0}
         timing = {"wall_time_ms": 0, "inference_time_ms": 0, "tool_time_ms": 0, "active_time_ms": 0}
         empty |= {"cache_read_tokens": 0, "cache_write_tokens": 0, "timing": timing}
         return web.json_response(self.bills.get(run["id"], {"stages": [], "totals": empty, "by_model": []}))

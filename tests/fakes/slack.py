@@ -57,7 +57,9 @@ def limit_violations(message: dict[str, Any]) -> list[str]:
         found.append(f"{len(blocks)} blocks")
     for block in blocks:
         try:
-            Block.parse(block).to_dict()  # slack_sdk's own validators
+            parsed = Block.parse(block)  # slack_sdk's own validators
+            assert parsed is not None, f"slack_sdk does not know a {block.get('type')} block"
+            parsed.to_dict()
         except Exception as exc:
             found.append(f"slack_sdk rejects a {block.get('type')} block: {exc}")
         if block.get("type") == "section":
@@ -116,6 +118,7 @@ class FakeSlack:
     homes: dict[str, dict[str, Any]] = field(default_factory=dict)  # user id -> their published Home view
     published_at: dict[str, float] = field(default_factory=dict)  # user id -> perf_counter() of their last Home
     uploads: dict[str, dict[str, Any]] = field(default_factory=dict)  # file id -> name, length, content
+    external: set[str] = field(default_factory=set)  # channels shared with another organisation (Slack Connect)
     _ws: web.WebSocketResponse | None = None
     _ws_ready: asyncio.Event = field(default_factory=asyncio.Event)
     _runner: web.AppRunner | None = None
@@ -282,18 +285,18 @@ class FakeSlack:
             self.views[opened[0]] = view
             return web.json_response({"ok": True, "view": {"id": args.get("view_id"), **view}})
         if method == "users.info":
-            user = args.get("user")
+            asked = args.get("user")
             if "users:read" not in self.scopes:
                 return web.json_response({"ok": False, "error": "missing_scope", "needed": "users:read"})
-            tz = self.time_zones.get(str(user), "America/Los_Angeles")
-            shown = self.names.get(str(user), "")
+            tz = self.time_zones.get(str(asked), "America/Los_Angeles")
+            shown = self.names.get(str(asked), "")
             profile = {"display_name": shown, "real_name": shown or "Someone"}
             person = {
-                "id": user,
+                "id": asked,
                 "name": "someone",
                 "tz": tz,
-                "is_admin": user in self.admins or user in self.owners,
-                "is_owner": user in self.owners,
+                "is_admin": asked in self.admins or asked in self.owners,
+                "is_owner": asked in self.owners,
                 "profile": profile,
             }
             return web.json_response({"ok": True, "user": person})
@@ -304,6 +307,8 @@ class FakeSlack:
             if not users.startswith(("U", "W")) or "," in users:
                 return web.json_response({"ok": False, "error": "user_not_found"})
             return web.json_response({"ok": True, "channel": {"id": dm_of(users)}})
+        if method == "conversations.info":
+            return self._channel_info(str(args.get("channel") or ""))
         if method == "bots.info":
             if args.get("bot") != "B111":
                 return web.json_response({"ok": False, "error": "bot_not_found"})
@@ -314,6 +319,27 @@ class FakeSlack:
                 return web.json_response({"ok": False, "error": "no_such_subteam"})
             return web.json_response({"ok": True, "users": self.usergroups[group]})
         return web.json_response({"ok": True})
+
+    def _channel_info(self, channel: str) -> web.Response:
+        """`conversations.info` as Slack answers it: `is_ext_shared` for a Slack Connect channel."""
+        private = channel.startswith("G")
+        if ("groups:read" if private else "channels:read") not in self.scopes:
+            needed = "groups:read" if private else "channels:read"
+            return web.json_response({"ok": False, "error": "missing_scope", "needed": needed})
+        if not channel.startswith(("C", "G", "D")):
+            return web.json_response({"ok": False, "error": "channel_not_found"})
+        shared = channel in self.external
+        described = {
+            "id": channel,
+            "is_channel": channel.startswith("C"),
+            "is_private": private,
+            "is_im": channel.startswith("D"),
+            "is_shared": shared,
+            "is_ext_shared": shared,
+            "is_org_shared": False,
+            "is_pending_ext_shared": False,
+        }
+        return web.json_response({"ok": True, "channel": described})
 
     def _next_ts(self) -> str:
         # Real message timestamps: epoch seconds with microseconds, unique and increasing.
@@ -383,7 +409,7 @@ class FakeSlack:
             return web.json_response({"ok": False, "error": self.unreachable[channel]})
         shared = []
         for item in listed:
-            upload = self.uploads.get(item.get("id")) if isinstance(item, dict) else None
+            upload = self.uploads.get(str(item.get("id"))) if isinstance(item, dict) else None
             if upload is None or upload["content"] is None or upload["shared"]:
                 return web.json_response({"ok": False, "error": "file_not_found"})
             upload["shared"] = True

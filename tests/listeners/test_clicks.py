@@ -87,7 +87,9 @@ def chosen(block: str, value: str) -> dict[str, Any]:
 
 
 @given(verb=st.sampled_from(STEER_VERBS), run_id=run_ids, question_id=question_ids, user=users, channel=channels)
-def test_every_run_card_button_reads_back_its_verb_and_target(verb, run_id, question_id, user, channel):
+def test_every_run_card_button_reads_back_its_verb_and_target(
+    verb: str, run_id: str, question_id: str, user: str, channel: str
+) -> None:
     target = Target(run_id, question_id)
     body = pressed(
         {"action_id": steer_action_id(verb), "block_id": control_block_id("answer", target), "value": "yes"},
@@ -127,13 +129,25 @@ def test_every_run_card_button_reads_back_its_verb_and_target(verb, run_id, ques
     }
     assert isinstance(click, expected[verb])
     if not isinstance(click, c.Ignored):
-        assert click.target == target  # type: ignore[union-attr]
+        assert isinstance(
+            click,
+            c.Answer
+            | c.OpenWindow
+            | c.Approve
+            | c.Retry
+            | c.Cancel
+            | c.CreatePullRequest
+            | c.ClosePullRequest
+            | c.Control
+            | c.Inspect,
+        )
+        assert click.target == target
     if isinstance(click, c.Answer | c.Approve | c.Retry | c.Cancel | c.Control):
         assert click.origin.who.user_id == user and click.origin.who.channel == channel
         assert click.origin.surface is c.Surface.MESSAGE
 
 
-def test_the_answer_buttons_carry_the_choice_they_show():
+def test_the_answer_buttons_carry_the_choice_they_show() -> None:
     target = Target("01KJW4MG", "q-1")
     block = control_block_id("answer", target)
 
@@ -143,20 +157,21 @@ def test_the_answer_buttons_carry_the_choice_they_show():
             body["state"] = {"values": {block: state}}
         return c.read_click(body)
 
-    assert answer({"action_id": steer_action_id("answer"), "value": "yes"}).choice == Choice(AnswerKind.YES)  # type: ignore[union-attr]
-    assert answer({"action_id": steer_action_id("answer", 2), "value": "#2"}).choice == Choice(  # type: ignore[union-attr]
-        AnswerKind.OPTION, ("#2",)
-    )
+    def choice(action: dict[str, Any], state: dict[str, Any] | None = None) -> Choice:
+        click = answer(action, state)
+        assert isinstance(click, c.Answer), click
+        return click.choice
+
+    assert choice({"action_id": steer_action_id("answer"), "value": "yes"}) == Choice(AnswerKind.YES)
+    assert choice({"action_id": steer_action_id("answer", 2), "value": "#2"}) == Choice(AnswerKind.OPTION, ("#2",))
     menu = {"action_id": steer_action_id("choose"), "selected_option": {"value": "blue"}}
-    assert answer(menu).choice == Choice(AnswerKind.OPTION, ("blue",))  # type: ignore[union-attr]
+    assert choice(menu) == Choice(AnswerKind.OPTION, ("blue",))
     ticked = {"boxes": {"selected_options": [{"value": "a"}, {"value": "c"}]}}
-    assert answer({"action_id": steer_action_id("submit")}, ticked).choice == Choice(  # type: ignore[union-attr]
-        AnswerKind.OPTIONS, ("a", "c")
-    )
+    assert choice({"action_id": steer_action_id("submit")}, ticked) == Choice(AnswerKind.OPTIONS, ("a", "c"))
     assert isinstance(answer({"action_id": steer_action_id("submit")}, {}), c.NothingPicked)
 
 
-def test_an_answer_button_on_a_card_without_a_question_is_unreadable():
+def test_an_answer_button_on_a_card_without_a_question_is_unreadable() -> None:
     body = pressed(
         {
             "action_id": steer_action_id("answer"),
@@ -169,7 +184,7 @@ def test_an_answer_button_on_a_card_without_a_question_is_unreadable():
     assert c.read_click(body) == c.Unreadable(c.Stale.CONTROL, "U0ADA")
 
 
-def test_a_button_in_home_is_shown_in_home():
+def test_a_button_in_home_is_shown_in_home() -> None:
     body = pressed(
         {"action_id": steer_action_id("retry"), "block_id": control_block_id("retry", Target("01KJW4MG"))},
         user="U0ADA",
@@ -178,14 +193,17 @@ def test_a_button_in_home_is_shown_in_home():
     assert isinstance(click, c.Retry) and click.origin.surface is c.Surface.HOME and click.origin.who.channel is None
 
 
-def test_pause_interrupt_and_resume_are_each_one_request_named_by_the_click():
+def test_pause_interrupt_and_resume_are_each_one_request_named_by_the_click() -> None:
     block = control_block_id("agent", Target("01KJW4MG"))
-    reads = [
-        c.read_click(pressed({"action_id": steer_action_id(v), "block_id": block}, user="U0ADA", channel="C0TEAM"))
-        for v in ("interrupt", "pause", "resume")
-    ]
-    assert [r.verb for r in reads] == [Verb.INTERRUPT, Verb.PAUSE, Verb.RESUME]  # type: ignore[union-attr]
-    assert {r.intent for r in reads} == {c.intent_of("1700000000.000100")}  # type: ignore[union-attr]
+    reads: list[c.Control] = []
+    for v in ("interrupt", "pause", "resume"):
+        read = c.read_click(
+            pressed({"action_id": steer_action_id(v), "block_id": block}, user="U0ADA", channel="C0TEAM")
+        )
+        assert isinstance(read, c.Control), read
+        reads.append(read)
+    assert [r.verb for r in reads] == [Verb.INTERRUPT, Verb.PAUSE, Verb.RESUME]
+    assert {r.intent for r in reads} == {c.intent_of("1700000000.000100")}
 
 
 @given(
@@ -196,7 +214,9 @@ def test_pause_interrupt_and_resume_are_each_one_request_named_by_the_click():
     url=st.none() | urls,
     user=users,
 )
-def test_a_window_opened_from_a_card_acts_on_that_card(run_id, question_id, channel, ts, url, user):
+def test_a_window_opened_from_a_card_acts_on_that_card(
+    run_id: str, question_id: str | None, channel: str | None, ts: str | None, url: str | None, user: str
+) -> None:
     opened = c.read_click(
         pressed(
             {"action_id": steer_action_id("deny"), "block_id": control_block_id("decide", Target(run_id))},
@@ -212,7 +232,9 @@ def test_a_window_opened_from_a_card_acts_on_that_card(run_id, question_id, chan
 
 
 @given(run_id=run_ids, question_id=question_ids, user=users, words=st.text(min_size=1, max_size=200))
-def test_a_written_answer_reads_back_as_typed_or_keeps_the_window_open(run_id, question_id, user, words):
+def test_a_written_answer_reads_back_as_typed_or_keeps_the_window_open(
+    run_id: str, question_id: str, user: str, words: str
+) -> None:
     metadata = encode_modal(ModalContext(Target(run_id, question_id)))
     click = c.read_click(submitted(ANSWER_MODAL, metadata, typed(ANSWER_INPUT, words), user=user))
     if words.strip():
@@ -223,7 +245,7 @@ def test_a_written_answer_reads_back_as_typed_or_keeps_the_window_open(run_id, q
         assert isinstance(click, c.Unfinished) and click.block == ANSWER_INPUT
 
 
-def test_the_steer_window_is_one_intent_and_the_merge_windows_carry_the_method():
+def test_the_steer_window_is_one_intent_and_the_merge_windows_carry_the_method() -> None:
     metadata = encode_modal(ModalContext(Target("01KJW4MG"), "C0TEAM", "1700000000.000001"))
     steer = c.read_click(submitted(STEER_MODAL, metadata, typed(STEER_INPUT, "use the fast path"), user="U0ADA"))
     assert isinstance(steer, c.Steer) and steer.intent == c.intent_of("V0WINDOW1") and not steer.interrupt
@@ -242,14 +264,16 @@ def test_the_steer_window_is_one_intent_and_the_merge_windows_carry_the_method()
     channel=st.none() | channels,
     user=users,
 )
-def test_a_start_button_reads_back_its_automation_intent_and_channel(automation, intent, channel, user):
+def test_a_start_button_reads_back_its_automation_intent_and_channel(
+    automation: str, intent: str, channel: str | None, user: str
+) -> None:
     value = encode_start(automation, intent, channel)
     go = c.read_click(pressed({"action_id": "start:go", "value": value}, user=user, channel=channel))
     assert go == c.Start(c.Origin(Where(user, channel)), automation, intent)
     assert c.read_click(pressed({"action_id": "start:cancel", "value": value}, user=user)) == c.DismissStart()
 
 
-def test_the_start_window_starts_once_per_window():
+def test_the_start_window_starts_once_per_window() -> None:
     values = chosen(START_PICK, "nightly")
     click = c.read_click(submitted(START_MODAL, encode_picker("C0TEAM"), values, user="U0ADA"))
     assert click == c.Start(c.Origin(Where("U0ADA", "C0TEAM"), c.Surface.WINDOW), "nightly", c.intent_of("v0window1"))
@@ -262,14 +286,14 @@ def test_the_start_window_starts_once_per_window():
     offset=st.integers(0, 500),
     in_place=st.booleans(),
 )
-def test_a_listing_button_reads_back_its_query(statuses, limit, offset, in_place):
+def test_a_listing_button_reads_back_its_query(statuses: list[str], limit: int, offset: int, in_place: bool) -> None:
     query = RunQuery(statuses=tuple(statuses), limit=limit, offset=offset)
     action_id = "runs_page:next" if in_place else show_action_id("failed")
     click = c.read_click(pressed({"action_id": action_id, "value": encode_page(query)}, user="U0ADA"))
     assert click == c.ShowRuns(query, in_place, user="U0ADA")
 
 
-def test_follow_needs_a_channel_and_link_buttons_are_only_acknowledged():
+def test_follow_needs_a_channel_and_link_buttons_are_only_acknowledged() -> None:
     follow = {"action_id": "runs_follow", "value": "01KJW4MG"}
     assert c.read_click(pressed(follow, user="U0ADA", channel="C0TEAM", ts="1700000000.000001")) == c.Follow(
         Where("U0ADA", "C0TEAM", "1700000000.000001"), "01KJW4MG"
@@ -279,18 +303,18 @@ def test_follow_needs_a_channel_and_link_buttons_are_only_acknowledged():
 
 
 @given(body=st.dictionaries(st.sampled_from(["type", "user", "actions", "view", "container", "state"]), json_values))
-def test_any_payload_reads_as_some_click_without_raising(body):
-    assert isinstance(c.read_click(body), c.Click)  # type: ignore[arg-type]
+def test_any_payload_reads_as_some_click_without_raising(body: dict[str, Any]) -> None:
+    assert isinstance(c.read_click(body), c.Click)
 
 
 @given(action=st.dictionaries(st.sampled_from(["action_id", "block_id", "value", "selected_option"]), json_values))
-def test_a_forged_action_on_a_run_card_is_never_an_act_without_a_target(action):
+def test_a_forged_action_on_a_run_card_is_never_an_act_without_a_target(action: dict[str, Any]) -> None:
     click = c.read_click({"type": "block_actions", "user": {"id": "U0ADA"}, "actions": [action]})
     if isinstance(click, c.Answer):
         assert click.target.question_id is not None
 
 
-def test_a_look_from_a_channel_card_is_answered_in_the_cards_thread_and_from_an_ephemeral_one_privately():
+def test_a_look_from_a_channel_card_is_answered_in_the_cards_thread_and_from_an_ephemeral_one_privately() -> None:
     target = Target("01KJW4MG", None)
     action = {"action_id": steer_action_id("changes"), "block_id": control_block_id("inspect", target)}
     in_channel = c.read_click(pressed(action, user="U0ADA", channel="C0TEAM", ts="1700000000.000001"))
@@ -303,10 +327,12 @@ def test_a_look_from_a_channel_card_is_answered_in_the_cards_thread_and_from_an_
     ephemeral["container"]["is_ephemeral"] = True
     private = c.read_click(ephemeral)
     assert isinstance(private, c.Inspect) and private.thread is None
-    assert in_channel.intent != c.read_click(pressed(action, user="U0BOB", channel="C0TEAM", ts="1")).intent  # type: ignore[union-attr]
+    by_someone_else = c.read_click(pressed(action, user="U0BOB", channel="C0TEAM", ts="1"))
+    assert isinstance(by_someone_else, c.Inspect)
+    assert in_channel.intent != by_someone_else.intent
 
 
-def test_the_ask_window_reads_back_the_question_and_the_thread_it_answers_in():
+def test_the_ask_window_reads_back_the_question_and_the_thread_it_answers_in() -> None:
     from bot.blocks.inspect import ASK_INPUT
     from bot.blocks.routing import ASK_MODAL, ModalContext, encode_modal
 

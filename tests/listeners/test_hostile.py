@@ -49,7 +49,7 @@ def command_body(response_url: str, text: str = "failed") -> str:
 @pytest.mark.parametrize("timestamp", ["abc", "", "1.5", "9" * 400, "-5", "１２３"])
 async def test_an_unsigned_request_with_a_strange_timestamp_is_401_and_calls_nobody(
     user: SlackUser, trap: list[str], fabro: FakeFabro, timestamp: str
-):
+) -> None:
     body = command_body(trap[0])
     headers = {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": "v0=" + "0" * 64}
     started = time.perf_counter()
@@ -61,7 +61,7 @@ async def test_an_unsigned_request_with_a_strange_timestamp_is_401_and_calls_nob
 
 async def test_a_forged_signature_is_401_and_a_payload_response_url_is_never_called(
     user: SlackUser, trap: list[str], fabro: FakeFabro
-):
+) -> None:
     payload = {"type": "block_actions", "response_url": trap[0], "actions": [{"action_id": "runs_page:next"}]}
     body = urlencode({"payload": json.dumps(payload)})
     forged = sign(body, secret="not-the-signing-secret")
@@ -72,7 +72,7 @@ async def test_a_forged_signature_is_401_and_a_payload_response_url_is_never_cal
     assert status == 401 and trap[1:] == []
 
 
-async def test_unsigned_bodies_are_never_logged(user: SlackUser, caplog: pytest.LogCaptureFixture):
+async def test_unsigned_bodies_are_never_logged(user: SlackUser, caplog: pytest.LogCaptureFixture) -> None:
     forged_line = "x\n2026-11-28 12:00:00 ERROR bot.telling.engine FORGED: everything is on fire\n"
     big = forged_line * 20_000  # over a megabyte
     with caplog.at_level(logging.DEBUG):
@@ -86,11 +86,13 @@ async def test_unsigned_bodies_are_never_logged(user: SlackUser, caplog: pytest.
     assert len(rejected) == 2 and all(len(line) < 120 for line in rejected)
 
 
-def test_a_newline_from_outside_cannot_start_a_log_line_in_either_format():
+def test_a_newline_from_outside_cannot_start_a_log_line_in_either_format() -> None:
     for fmt in ("text", "json"):
         stream = io.StringIO()
         configure_logging("INFO", ["xoxb-secret-value"], fmt)
-        logging.getLogger().handlers[0].stream = stream  # type: ignore[attr-defined]
+        handler = logging.getLogger().handlers[0]
+        assert isinstance(handler, logging.StreamHandler)
+        handler.stream = stream
         logging.getLogger("bot.test").info("user said %r then %s", "a", "b\n2026 ERROR bot FORGED xoxb-secret-value")
         lines = stream.getvalue().splitlines()
         assert len(lines) == 1, lines
@@ -114,7 +116,7 @@ def test_a_newline_from_outside_cannot_start_a_log_line_in_either_format():
 )
 async def test_a_signed_but_malformed_payload_is_400_with_one_warning_and_no_traceback(
     user: SlackUser, caplog: pytest.LogCaptureFixture, payload: str
-):
+) -> None:
     with caplog.at_level(logging.INFO):
         status, _ = await user.post(urlencode({"payload": payload}))
     assert status == 400
@@ -124,14 +126,14 @@ async def test_a_signed_but_malformed_payload_is_400_with_one_warning_and_no_tra
     assert "Traceback" not in caplog.text
 
 
-async def test_a_malformed_event_body_is_400_too(user: SlackUser, caplog: pytest.LogCaptureFixture):
+async def test_a_malformed_event_body_is_400_too(user: SlackUser, caplog: pytest.LogCaptureFixture) -> None:
     for body in ("{not json", json.dumps({"type": "event_callback", "event": {"type": "app_mention", "user": 5}})):
         status, _ = await user.post(body, content_type="application/json")
         assert status == 400
     assert "Traceback" not in caplog.text
 
 
-async def test_after_all_that_the_bot_still_answers(user: SlackUser, fabro: FakeFabro):
+async def test_after_all_that_the_bot_still_answers(user: SlackUser, fabro: FakeFabro) -> None:
     for payload in ("not-json", "null"):
         await user.post(urlencode({"payload": payload}))
     async with aiohttp.ClientSession() as session:
@@ -146,7 +148,7 @@ async def test_after_all_that_the_bot_still_answers(user: SlackUser, fabro: Fake
 )
 async def test_signed_requests_for_another_workspace_or_app_are_dropped(
     user: SlackUser, fabro: FakeFabro, field: str, value: str
-):
+) -> None:
     """Signed with this app's secret, but naming another team or app: nothing of it is used."""
     from tests.fakes.runs import make_run
 

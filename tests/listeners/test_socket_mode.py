@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from tests.conftest import wait_for
+from tests.conftest import StartBot, wait_for
+from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
+from tests.fakes.slack import FakeSlack
 
 
-def command_payload(slack, text: str) -> tuple[dict, str]:
+def command_payload(slack: FakeSlack, text: str) -> tuple[dict[str, Any], str]:
     response_url = slack.response_url()
     return {
         "token": "deprecated",
@@ -27,7 +30,9 @@ def command_payload(slack, text: str) -> tuple[dict, str]:
     }, response_url
 
 
-async def test_a_command_over_the_socket_is_acked_and_answered(start_bot, fabro, slack):
+async def test_a_command_over_the_socket_is_acked_and_answered(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     fabro.add(make_run("failed", title="Socket run"))
     bot = await start_bot(slack_app_token=slack.app_token, slack_signing_secret=None)
     assert bot.http_port is None
@@ -40,7 +45,9 @@ async def test_a_command_over_the_socket_is_acked_and_answered(start_bot, fabro,
     assert slack.calls_to("apps.connections.open")[0].headers["Authorization"] == f"Bearer {slack.app_token}"
 
 
-async def test_a_usage_error_comes_back_in_the_ack_payload(start_bot, fabro, slack):
+async def test_a_usage_error_comes_back_in_the_ack_payload(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     await start_bot(slack_app_token=slack.app_token, slack_signing_secret=None)
     await slack.wait_for_socket()
     payload, _ = command_payload(slack, "faild")
@@ -50,7 +57,9 @@ async def test_a_usage_error_comes_back_in_the_ack_payload(start_bot, fabro, sla
     assert fabro.requests == []
 
 
-async def test_a_disconnect_leads_to_a_new_connection_that_still_serves(start_bot, fabro, slack):
+async def test_a_disconnect_leads_to_a_new_connection_that_still_serves(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     fabro.add(make_run("blocked", title="After reconnect"))
     await start_bot(slack_app_token=slack.app_token, slack_signing_secret=None)
     await slack.wait_for_socket(1)
@@ -64,7 +73,7 @@ async def test_a_disconnect_leads_to_a_new_connection_that_still_serves(start_bo
     assert "After reconnect" in json.dumps(slack.responses_to(response_url)[0]["blocks"])
 
 
-async def test_approving_from_a_card_over_the_socket(start_bot, fabro, slack):
+async def test_approving_from_a_card_over_the_socket(start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack) -> None:
     run = make_run("pending", title="Needs a yes")
     fabro.add(run)
     await start_bot(slack_app_token=slack.app_token, slack_signing_secret=None)
@@ -95,7 +104,9 @@ async def test_approving_from_a_card_over_the_socket(start_bot, fabro, slack):
     assert [r.path for r in fabro.calls(method="POST")] == [f"/api/v1/runs/{run['id']}/approve"]
 
 
-async def test_an_empty_answer_modal_over_the_socket_is_refused_in_the_ack(start_bot, fabro, slack):
+async def test_an_empty_answer_modal_over_the_socket_is_refused_in_the_ack(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     run = make_run("blocked")
     fabro.add(run)
     await start_bot(slack_app_token=slack.app_token, slack_signing_secret=None)

@@ -30,7 +30,7 @@ def link_shared(urls: list[str], *, composer: bool = False) -> str:
     return event_body(event)
 
 
-def test_only_links_to_runs_on_fabros_hosts_are_picked_and_at_most_five():
+def test_only_links_to_runs_on_fabros_hosts_are_picked_and_at_most_five() -> None:
     hosts = hosts_of(WEB, "http://fabro.internal:8080")
     run_id = "01KJW4MG800000000000000004"
     links = [
@@ -54,7 +54,7 @@ def test_only_links_to_runs_on_fabros_hosts_are_picked_and_at_most_five():
 
 async def test_a_pasted_run_link_unfurls_into_a_compact_card_without_controls_or_mentions(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = make_run("blocked", title="<!channel> ship it")
     run["current_question"] = {"id": "q", "text": "Deploy now, <@U999>?", "question_type": "yes_no"}
     run["pull_request"] = {
@@ -81,7 +81,7 @@ async def test_a_pasted_run_link_unfurls_into_a_compact_card_without_controls_or
 
 async def test_several_links_unfurl_together_and_an_unknown_run_is_left_alone(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     runs = [make_run("running", title=f"Run {i}") for i in range(2)]
     fabro.add(*runs)
     unknown = f"{WEB}/runs/01KZZZZZZZZZZZZZZZZZZZZZZZ"
@@ -96,7 +96,7 @@ async def test_several_links_unfurl_together_and_an_unknown_run_is_left_alone(
 @pytest.mark.parametrize("composer", [False, True])
 async def test_fabro_down_leaves_links_as_they_are_and_says_nothing_in_the_channel(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack, composer: bool
-):
+) -> None:
     run = make_run("running")
     fabro.add(run)
     fabro.fail_next(503, count=10)
@@ -110,7 +110,7 @@ async def test_fabro_down_leaves_links_as_they_are_and_says_nothing_in_the_chann
 
 async def test_a_link_typed_in_the_composer_is_unfurled_by_its_unfurl_id(
     user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = make_run("running")
     fabro.add(run)
     await user.post(link_shared([f"{WEB}/runs/{run['id']}"], composer=True), content_type="application/json")

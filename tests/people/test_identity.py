@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -18,7 +19,7 @@ from bot.core.query import Link, UsageError, WhoAmI, parse
 from bot.core.records import UserLink
 from bot.people.identity import Linker, LinkOutcome, parse_user_links
 from bot.store import open_store
-from tests.conftest import SlackUser
+from tests.conftest import SlackUser, StartBot
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.slack import FakeSlack
 
@@ -33,7 +34,7 @@ async def say(user: SlackUser, text: str, who: str = ADA) -> str:
 
 
 @pytest.fixture
-async def bot(start_bot, tmp_path) -> Bot:
+async def bot(start_bot: StartBot, tmp_path: Path) -> Bot:
     return await start_bot(database_url=f"sqlite:///{tmp_path}/links.db", user_links="hopper=U789CAROL")
 
 
@@ -43,7 +44,7 @@ async def user(bot: Bot, slack: FakeSlack) -> AsyncIterator[SlackUser]:
         yield SlackUser.of(bot, slack, session)
 
 
-async def test_linking_yourself_and_seeing_it(bot: Bot, user: SlackUser):
+async def test_linking_yourself_and_seeing_it(bot: Bot, user: SlackUser) -> None:
     assert "not linked" in await say(user, "whoami")
     assert "Linked" in await say(user, "link @Octocat")
     assert "linked to you already" in await say(user, "link octocat")
@@ -53,7 +54,7 @@ async def test_linking_yourself_and_seeing_it(bot: Bot, user: SlackUser):
     assert await bot.linker.user_of("OCTOCAT") == ADA  # logins are GitHub's: case does not matter
 
 
-async def test_a_login_held_by_someone_else_is_refused_with_who_to_ask(bot: Bot, user: SlackUser):
+async def test_a_login_held_by_someone_else_is_refused_with_who_to_ask(bot: Bot, user: SlackUser) -> None:
     await say(user, "link octocat")
     said = await say(user, "link octocat", who=BOB)
     assert f"<@{ADA}>" in said and "unlink octocat" in said
@@ -64,7 +65,7 @@ async def test_a_login_held_by_someone_else_is_refused_with_who_to_ask(bot: Bot,
     assert await bot.linker.user_of("octocat") == BOB
 
 
-async def test_a_pinned_login_cannot_be_claimed_or_unlinked(bot: Bot, user: SlackUser):
+async def test_a_pinned_login_cannot_be_claimed_or_unlinked(bot: Bot, user: SlackUser) -> None:
     said = await say(user, "link hopper")
     assert "pinned" in said and f"<@{CAROL}>" in said
     assert await bot.linker.user_of("hopper") == CAROL
@@ -74,17 +75,17 @@ async def test_a_pinned_login_cannot_be_claimed_or_unlinked(bot: Bot, user: Slac
     assert await bot.linker.user_of("hopper") == CAROL
 
 
-async def test_the_bots_own_login_is_never_linkable(bot: Bot, user: SlackUser):
+async def test_the_bots_own_login_is_never_linkable(bot: Bot, user: SlackUser) -> None:
     assert "cannot be linked" in await say(user, "link dev")
     assert await bot.linker.user_of("dev") is None
 
 
-async def test_bad_logins_get_a_kind_usage_error(user: SlackUser):
+async def test_bad_logins_get_a_kind_usage_error(user: SlackUser) -> None:
     status, ack, _ = await user.command("link not_a_login!")
     assert status == 200 and "is not a GitHub login" in ack and "/runs link octocat" in ack
 
 
-async def test_pinned_mode_turns_self_linking_off(start_bot, slack: FakeSlack, tmp_path):
+async def test_pinned_mode_turns_self_linking_off(start_bot: StartBot, slack: FakeSlack, tmp_path: Path) -> None:
     bot = await start_bot(
         database_url=f"sqlite:///{tmp_path}/pinned.db", user_links="hopper=U789CAROL", user_linking="pinned"
     )
@@ -95,7 +96,7 @@ async def test_pinned_mode_turns_self_linking_off(start_bot, slack: FakeSlack, t
         assert await bot.linker.user_of("hopper") == CAROL
 
 
-async def test_links_survive_a_restart(start_bot, slack: FakeSlack, fabro: FakeFabro, tmp_path):
+async def test_links_survive_a_restart(start_bot: StartBot, slack: FakeSlack, fabro: FakeFabro, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/kept.db"
     first = await start_bot(database_url=url)
     async with aiohttp.ClientSession() as session:
@@ -106,7 +107,9 @@ async def test_links_survive_a_restart(start_bot, slack: FakeSlack, fabro: FakeF
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-async def test_two_people_racing_for_one_login_one_gets_it(backend: str, request, tmp_path):
+async def test_two_people_racing_for_one_login_one_gets_it(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     url = f"sqlite:///{tmp_path}/race.db" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     store = open_store(url)
     await store.open()
@@ -127,7 +130,7 @@ async def test_two_people_racing_for_one_login_one_gets_it(backend: str, request
         await store.close()
 
 
-def test_user_links_setting_is_checked():
+def test_user_links_setting_is_checked() -> None:
     assert parse_user_links(" Hopper=U789CAROL , ada=U123ADA,") == {"hopper": CAROL, "ada": ADA}
     with pytest.raises(ValueError, match="not a person's"):
         parse_user_links("dev=U123ADA")
@@ -140,7 +143,7 @@ def test_user_links_setting_is_checked():
         load_settings("preview", env_file=None, fabro_api_url="http://f", fabro_api_token="t", user_linking="everyone")
 
 
-def test_link_grammar():
+def test_link_grammar() -> None:
     assert parse("link Octocat") == Link("octocat")
     assert parse("unlink") == Link(None, unlink=True)
     assert parse("unlink octocat") == Link("octocat", unlink=True)
@@ -151,7 +154,7 @@ def test_link_grammar():
 
 
 @given(st.text(max_size=60))
-def test_any_link_words_parse_without_error(word: str):
+def test_any_link_words_parse_without_error(word: str) -> None:
     parsed = parse(f"link {word}")
     assert isinstance(parsed, Link | UsageError)
     if isinstance(parsed, Link) and parsed.login is not None:
@@ -160,7 +163,7 @@ def test_any_link_words_parse_without_error(word: str):
         assert not word.strip()  # only `link` alone asks for GitHub's sign-in
 
 
-def test_notify_grammar():
+def test_notify_grammar() -> None:
     from bot.core.query import Notify
 
     assert parse("notify") == Notify()

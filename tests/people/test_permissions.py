@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -13,7 +14,7 @@ import pytest
 from bot.app import Bot
 from bot.config import Settings
 from bot.people.permissions import DEFAULT_RULES, ActionClass, effective_rules
-from tests.conftest import SlackUser, wait_for
+from tests.conftest import SlackUser, StartBot, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
 from tests.fakes.slack import FakeSlack
@@ -21,10 +22,12 @@ from tests.fakes.slack import FakeSlack
 OWNER, ADMIN, STRANGER, ONCALL = "U0OWNER", "U0ADMIN", "U0STRANGER", "U0ONCALL"
 # The real defaults: every ALLOW_* unset (the test harness otherwise opens every class).
 DEFAULTS: dict[str, Any] = {f"allow_{cls.value}": None for cls in ActionClass}
+# What the `people` fixture gives: `await people(**settings)` is a person at a started bot.
+People = Callable[..., Awaitable[SlackUser]]
 
 
 @pytest.fixture
-async def people(start_bot, slack: FakeSlack, tmp_path) -> AsyncIterator[Callable[..., Awaitable[SlackUser]]]:
+async def people(start_bot: StartBot, slack: FakeSlack, tmp_path: Path) -> AsyncIterator[People]:
     """`people(**settings)`: a bot with the default rules (plus `settings`), its runs owned by OWNER
     (the login `ada` is pinned to them), ADMIN a workspace admin."""
     slack.admins.add(ADMIN)
@@ -65,7 +68,7 @@ def mutations(fabro: FakeFabro) -> list[str]:
     return [r.path for r in fabro.calls(method="POST")]
 
 
-def test_the_defaults_are_least_privilege():
+def test_the_defaults_are_least_privilege() -> None:
     rules = effective_rules({})
     assert {cls: ",".join(sorted(rule.entries)) for cls, rule in rules.items()} == {
         ActionClass.ANSWER: "*",
@@ -78,14 +81,14 @@ def test_the_defaults_are_least_privilege():
     assert DEFAULT_RULES[ActionClass.ANSWER] == "*"
 
 
-def test_a_rule_naming_something_else_is_a_settings_error():
+def test_a_rule_naming_something_else_is_a_settings_error() -> None:
     with pytest.raises(ValueError, match="owner, admins or \\*"):
-        Settings(_env_file=None, allow_ship="owner,@grace")  # type: ignore[call-arg]
+        Settings(_env_file=None, allow_ship="owner,@grace")
 
 
 async def test_with_the_defaults_a_stranger_pressing_merge_is_refused_at_once_and_nothing_opens(
-    people, fabro: FakeFabro, slack: FakeSlack
-):
+    people: People, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     user = await people()
     run = make_run("succeeded", title="Ship it")
     fabro.add(run)
@@ -101,7 +104,9 @@ async def test_with_the_defaults_a_stranger_pressing_merge_is_refused_at_once_an
 
 
 @pytest.mark.parametrize(("who", "allowed"), [(STRANGER, False), (OWNER, True), (ADMIN, True)])
-async def test_retry_is_for_the_runs_owner_and_admins(people, fabro: FakeFabro, who: str, allowed: bool):
+async def test_retry_is_for_the_runs_owner_and_admins(
+    people: People, fabro: FakeFabro, who: str, allowed: bool
+) -> None:
     user = await people()
     run = make_run("failed", title="Flaky")
     fabro.add(run)
@@ -114,7 +119,7 @@ async def test_retry_is_for_the_runs_owner_and_admins(people, fabro: FakeFabro, 
         assert mutations(fabro) == []
 
 
-async def test_anyone_may_answer_a_question_by_default(people, fabro: FakeFabro):
+async def test_anyone_may_answer_a_question_by_default(people: People, fabro: FakeFabro) -> None:
     user = await people()
     run = make_run("blocked", title="Asks")
     fabro.add(run)
@@ -124,7 +129,9 @@ async def test_anyone_may_answer_a_question_by_default(people, fabro: FakeFabro)
     assert mutations(fabro) == [f"/api/v1/runs/{run['id']}/questions/q-1/answer"]
 
 
-async def test_a_user_group_in_a_rule_lets_its_members_act_and_nobody_else(people, fabro: FakeFabro, slack: FakeSlack):
+async def test_a_user_group_in_a_rule_lets_its_members_act_and_nobody_else(
+    people: People, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     slack.usergroups["S0ONCALL"] = [ONCALL]
     user = await people(allow_approve="S0ONCALL")
     run = make_run("pending", title="Child")
@@ -137,7 +144,7 @@ async def test_a_user_group_in_a_rule_lets_its_members_act_and_nobody_else(peopl
     assert mutations(fabro) == [f"/api/v1/runs/{run['id']}/approve"]
 
 
-async def test_starting_runs_is_for_admins_by_default(people, fabro: FakeFabro, slack: FakeSlack):
+async def test_starting_runs_is_for_admins_by_default(people: People, fabro: FakeFabro, slack: FakeSlack) -> None:
     user = await people()
     fabro.add_automation("triage", "Triage new issues")
     for who in (STRANGER, ADMIN):
@@ -147,14 +154,18 @@ async def test_starting_runs_is_for_admins_by_default(people, fabro: FakeFabro, 
         _, _, pressed = await user.click(
             {"action_id": button["action_id"], "value": button["value"]}, block_id="start:buttons", user=who
         )
-        await wait_for(lambda url=pressed: slack.responses_to(url))
+
+        def answered(url: str = pressed) -> list[dict[str, Any]]:
+            return slack.responses_to(url)
+
+        await wait_for(answered)
         if who == STRANGER:
             assert "ALLOW_START allows only workspace admins" in slack.responses_to(pressed)[-1]["text"]
             assert mutations(fabro) == []
     assert mutations(fabro) == ["/api/v1/automations/triage/runs"]
 
 
-async def test_routing_alerts_is_for_admins_by_default(people):
+async def test_routing_alerts_is_for_admins_by_default(people: People) -> None:
     user = await people()
     _, _, url = await user.command("subscribe failed", channel="C0TEAM", user=STRANGER)
     assert "ALLOW_ROUTE allows only workspace admins" in await told(user, url)
@@ -162,7 +173,7 @@ async def test_routing_alerts_is_for_admins_by_default(people):
     assert (await user.reply(url))["response_type"] == "in_channel"
 
 
-async def test_the_deprecated_action_allowlist_still_decides_what_it_covered(people, fabro: FakeFabro):
+async def test_the_deprecated_action_allowlist_still_decides_what_it_covered(people: People, fabro: FakeFabro) -> None:
     user = await people(action_allowlist="U0BOSS")
     run = make_run("failed", title="Flaky")
     fabro.add(run)
@@ -170,7 +181,7 @@ async def test_the_deprecated_action_allowlist_still_decides_what_it_covered(peo
     assert "ACTION_ALLOWLIST allows only <@U0BOSS>" in said and mutations(fabro) == []
 
 
-async def test_a_person_holds_at_most_a_quarter_of_a_channels_follows(people, fabro: FakeFabro):
+async def test_a_person_holds_at_most_a_quarter_of_a_channels_follows(people: People, fabro: FakeFabro) -> None:
     user = await people(follow_max=4)
     runs = [make_run("running", title=f"Run {i}") for i in range(3)]
     for run in runs:
@@ -185,7 +196,7 @@ async def test_a_person_holds_at_most_a_quarter_of_a_channels_follows(people, fa
     assert "Following run" in await told(user, url)
 
 
-async def test_unfollowing_someone_elses_follow_needs_allow_operate(people, fabro: FakeFabro):
+async def test_unfollowing_someone_elses_follow_needs_allow_operate(people: People, fabro: FakeFabro) -> None:
     user = await people()
     run = make_run("running", title="Watched")
     fabro.add(run)

@@ -17,7 +17,7 @@ from bot.app import Bot
 from bot.core.records import AlertState
 from bot.failpoints import CRASH_AT_ENV
 from tests.acting.test_steering import question
-from tests.conftest import SlackUser, wait_for
+from tests.conftest import SlackUser, StartBot, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
 from tests.fakes.slack import FakeSlack, Message, dm_of
@@ -36,7 +36,7 @@ def by(login: str, **run: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def bot(start_bot, tmp_path) -> Bot:
+async def bot(start_bot: StartBot, tmp_path: Path) -> Bot:
     started = await start_bot(alert_pace=0.0, database_url=f"sqlite:///{tmp_path}/dm.db")
     await started.alerter.cycle()
     return started
@@ -57,7 +57,7 @@ def dms(slack: FakeSlack) -> list[Message]:
 
 async def test_a_question_on_your_run_reaches_you_once_and_you_can_answer_it_there(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = by("octocat", title="Ship the release")
     fabro.add(run, by("someone-else"))
     fabro.ask(run["id"], question("yes_no"))
@@ -87,7 +87,7 @@ async def test_a_question_on_your_run_reaches_you_once_and_you_can_answer_it_the
 
 async def test_your_failed_run_and_an_approval_on_its_child_reach_you(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     await bot.alerter.cycle()  # the first look since someone linked: what failed before is history
     parent = by("octocat", title="Parent")
     child = make_run("running", title="Child", parent_id=parent["id"], created_by={"kind": "agent", "session_id": "s"})
@@ -106,7 +106,7 @@ async def test_your_failed_run_and_an_approval_on_its_child_reach_you(
 
 async def test_unlinked_people_and_the_bots_own_runs_get_no_message(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     await bot.alerter.cycle()
     nobody, ours = by("stranger"), by("dev")
     fabro.add(nobody, ours)
@@ -118,8 +118,8 @@ async def test_unlinked_people_and_the_bots_own_runs_get_no_message(
 
 
 async def test_without_the_im_write_scope_only_that_message_is_lost_and_the_channel_still_hears(
-    start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path
-):
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     slack.scopes = tuple(s for s in slack.scopes if s != "im:write")
     bot = await start_bot(
         alert_pace=0.0, alert_channel=CHANNEL, user_links="octocat=U123ADA", database_url=f"sqlite:///{tmp_path}/x.db"
@@ -132,7 +132,9 @@ async def test_without_the_im_write_scope_only_that_message_is_lost_and_the_chan
     assert len(slack.posts(CHANNEL)) == 1 and dms(slack) == [] and report.failed == 0
 
 
-async def test_a_retry_from_slack_makes_the_new_run_yours(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path):
+async def test_a_retry_from_slack_makes_the_new_run_yours(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     """Fabro records the bot's token as the new run's creator; the bot's own record of who clicked decides."""
     bot = await start_bot(alert_pace=0.0, alert_channel=CHANNEL, database_url=f"sqlite:///{tmp_path}/r.db")
     await bot.alerter.cycle()
@@ -166,7 +168,7 @@ async def test_a_retry_from_slack_makes_the_new_run_yours(start_bot, fabro: Fake
 @pytest.mark.parametrize("crash_at", ["alert.claimed", "alert.posted"])
 async def test_a_kill_9_neither_loses_nor_repeats_a_direct_message(
     fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, crash_at: str
-):
+) -> None:
     links = {"ALERT_CHANNEL": None, "USER_LINKS": "octocat=U123ADA"}
     first = await start_process(fabro, slack, tmp_path, "first", **links, **{CRASH_AT_ENV: crash_at})
     try:
@@ -193,7 +195,7 @@ async def test_a_kill_9_neither_loses_nor_repeats_a_direct_message(
 
 async def test_notify_chooses_which_direct_messages_you_get(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     async def say(text: str) -> str:
         _, _, url = await user.command(text, user=ADA)
         return str((await user.reply(url))["text"])
@@ -219,7 +221,7 @@ async def test_notify_chooses_which_direct_messages_you_get(
     assert status == 200 and "can't notify you of `everything`" in ack
 
 
-async def test_a_run_started_from_slack_is_its_starters(bot: Bot, fabro: FakeFabro, slack: FakeSlack):
+async def test_a_run_started_from_slack_is_its_starters(bot: Bot, fabro: FakeFabro, slack: FakeSlack) -> None:
     """Fabro records the bot's token user as the creator; the bot's own record says who pressed Start."""
     await bot.alerter.cycle()
     fabro.add_automation("nightly-deps", "Nightly dependency bumps")
@@ -242,7 +244,7 @@ async def test_a_run_started_from_slack_is_its_starters(bot: Bot, fabro: FakeFab
 
 async def test_succeeded_runs_are_told_only_to_those_who_asked(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     await bot.alerter.cycle()
     quiet = by("octocat", title="Quietly done")
     fabro.add(quiet)

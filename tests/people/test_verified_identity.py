@@ -13,13 +13,15 @@ import pytest
 
 from bot.app import Bot
 from bot.config import Settings
-from tests.conftest import SlackUser, wait_for
+from tests.conftest import SlackUser, StartBot, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.github import FakeGitHub
 from tests.fakes.runs import make_run
 from tests.fakes.slack import FakeSlack, dm_of
 
 GRACE, MALLORY = "U0GRACE", "U0MALLORY"
+# What the `people` fixture gives: `await people(**settings)` is a started bot and a person at it.
+People = Callable[..., Awaitable[tuple[Bot, SlackUser]]]
 
 
 @pytest.fixture
@@ -30,9 +32,7 @@ async def github() -> AsyncIterator[FakeGitHub]:
 
 
 @pytest.fixture
-async def people(
-    start_bot, slack: FakeSlack, tmp_path: Path
-) -> AsyncIterator[Callable[..., Awaitable[tuple[Bot, SlackUser]]]]:
+async def people(start_bot: StartBot, slack: FakeSlack, tmp_path: Path) -> AsyncIterator[People]:
     async with aiohttp.ClientSession() as session:
 
         async def start(**settings: Any) -> tuple[Bot, SlackUser]:
@@ -56,13 +56,13 @@ async def say(user: SlackUser, text: str, who: str = GRACE) -> str:
     return str((await user.reply(url))["text"])
 
 
-def test_the_mode_defaults_to_github_with_a_client_id_and_to_pinned_without():
-    assert Settings(_env_file=None).link_mode == "pinned"  # type: ignore[call-arg]
-    assert Settings(_env_file=None, github_client_id="Iv1.abc123").link_mode == "github"  # type: ignore[call-arg]
-    assert Settings(_env_file=None, user_linking="self").link_mode == "self"  # type: ignore[call-arg]
+def test_the_mode_defaults_to_github_with_a_client_id_and_to_pinned_without() -> None:
+    assert Settings(_env_file=None).link_mode == "pinned"
+    assert Settings(_env_file=None, github_client_id="Iv1.abc123").link_mode == "github"
+    assert Settings(_env_file=None, user_linking="self").link_mode == "self"
 
 
-async def test_by_default_nobody_can_claim_someone_elses_login_by_typing_it(people):
+async def test_by_default_nobody_can_claim_someone_elses_login_by_typing_it(people: People) -> None:
     bot, user = await people(user_linking=None)
     said = await say(user, "link grace", who=MALLORY)
     assert "Links are set by an admin here" in said
@@ -70,8 +70,8 @@ async def test_by_default_nobody_can_claim_someone_elses_login_by_typing_it(peop
 
 
 async def test_signing_in_with_github_links_the_login_github_names_and_keeps_no_token(
-    people, github: FakeGitHub, slack: FakeSlack, tmp_path: Path, caplog
-):
+    people: People, github: FakeGitHub, slack: FakeSlack, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     github.pending_polls, github.slow_down_once = 1, True
     bot, user = await people(**with_github(github))
@@ -87,11 +87,13 @@ async def test_signing_in_with_github_links_the_login_github_names_and_keeps_no_
     assert github.too_fast == 0 and gaps[0] >= 5.9
     [token] = github.tokens_issued
     assert github.user_requests[0]["Authorization"] == f"Bearer {token}"
-    stored = b"".join(p.read_bytes() for p in tmp_path.glob("who.db*"))  # noqa: ASYNC240 - a test's look at the file
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("who.db*"))
     assert token.encode() not in stored and token not in caplog.text
 
 
-async def test_a_declined_sign_in_links_nothing_and_says_so(people, github: FakeGitHub, slack: FakeSlack):
+async def test_a_declined_sign_in_links_nothing_and_says_so(
+    people: People, github: FakeGitHub, slack: FakeSlack
+) -> None:
     github.outcome, github.pending_polls = "denied", 0
     bot, user = await people(**with_github(github))
     await say(user, "link")
@@ -101,8 +103,8 @@ async def test_a_declined_sign_in_links_nothing_and_says_so(people, github: Fake
 
 
 async def test_the_tokens_own_login_from_fabro_is_never_linkable(
-    people, github: FakeGitHub, fabro: FakeFabro, slack: FakeSlack
-):
+    people: People, github: FakeGitHub, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     fabro.auth_me_login = "Robot-Account"
     github.login, github.pending_polls = "robot-account", 0
     bot, user = await people(**with_github(github))
@@ -112,7 +114,9 @@ async def test_the_tokens_own_login_from_fabro_is_never_linkable(
     assert await bot.linker.user_of("robot-account") is None
 
 
-async def test_without_auth_me_the_tokens_login_is_learned_from_the_first_run_the_bot_creates(people, fabro: FakeFabro):
+async def test_without_auth_me_the_tokens_login_is_learned_from_the_first_run_the_bot_creates(
+    people: People, fabro: FakeFabro
+) -> None:
     bot, user = await people(user_linking="self")
     assert "Linked" in await say(user, "link fabro-bot", who=MALLORY)  # not known yet to be the bot's
     run = make_run("failed", title="Flaky")
@@ -134,8 +138,8 @@ async def test_without_auth_me_the_tokens_login_is_learned_from_the_first_run_th
 
 
 async def test_a_login_once_typed_counts_for_nothing_in_github_mode_and_gives_way_to_githubs_word(
-    people, github: FakeGitHub, slack: FakeSlack, tmp_path: Path
-):
+    people: People, github: FakeGitHub, slack: FakeSlack, tmp_path: Path
+) -> None:
     from bot.core.records import UserLink
     from bot.store import open_store
 

@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import unquote
 
 import pytest
@@ -22,7 +23,7 @@ from tests.app.test_cli import COMMAND, run_cli
 from tests.fakes.slack import limit_violations
 
 
-def drawn(message: dict, *, terminal: bool = False, width: int = 100) -> str:
+def drawn(message: dict[str, Any], *, terminal: bool = False, width: int = 100) -> str:
     out = io.StringIO()
     console = Console(file=out, force_terminal=terminal, width=width, color_system="truecolor" if terminal else None)
     console.print(render_message(message))
@@ -43,18 +44,18 @@ def drawn(message: dict, *, terminal: bool = False, width: int = 100) -> str:
         ("a*b*c stays", "a*b*c stays"),
     ],
 )
-def test_mrkdwn_becomes_what_a_person_reads(mrkdwn: str, plain: str):
+def test_mrkdwn_becomes_what_a_person_reads(mrkdwn: str, plain: str) -> None:
     assert render_mrkdwn(mrkdwn).plain == plain
 
 
-def test_styles_are_kept_on_a_terminal_and_dropped_in_a_pipe():
+def test_styles_are_kept_on_a_terminal_and_dropped_in_a_pipe() -> None:
     message = {"text": "x", "blocks": [kit.section("*bold* `code`")]}
     assert "\x1b[" in drawn(message, terminal=True)
     piped = drawn(message)
     assert "\x1b[" not in piped and "bold code" in piped
 
 
-def test_every_block_type_is_drawn():
+def test_every_block_type_is_drawn() -> None:
     message = {
         "text": "fallback",
         "blocks": [
@@ -89,16 +90,16 @@ def test_every_block_type_is_drawn():
         assert expected in text, expected
 
 
-def test_a_message_without_blocks_shows_its_fallback_text():
+def test_a_message_without_blocks_shows_its_fallback_text() -> None:
     assert "only text" in drawn({"text": "only *text*"})
 
 
 @given(st.text(max_size=400))
-def test_any_mrkdwn_renders_without_error(text: str):
+def test_any_mrkdwn_renders_without_error(text: str) -> None:
     render_mrkdwn(text)
 
 
-def test_the_gallery_has_every_kind_of_message_each_within_slacks_limits():
+def test_the_gallery_has_every_kind_of_message_each_within_slacks_limits() -> None:
     items = gallery(datetime.now(UTC))
     titles = " | ".join(title for title, _ in items)
     for kind in (
@@ -108,6 +109,8 @@ def test_the_gallery_has_every_kind_of_message_each_within_slacks_limits():
         "/runs mine, before linking",
         "a detail card",
         "a run failed",
+        "in a channel shared with another organisation",
+        "Logs, refused",
         "yes_no",
         "confirmation",
         "multiple_choice",
@@ -147,7 +150,7 @@ def test_the_gallery_has_every_kind_of_message_each_within_slacks_limits():
         assert drawn(message).strip(), title
 
 
-async def test_preview_draws_the_answer_and_json_and_builder_give_the_payload():
+async def test_preview_draws_the_answer_and_json_and_builder_give_the_payload() -> None:
     code, out, _ = await run_cli("preview", "--demo", "blocked")
     assert code == 0 and "❓ blocked" in out and '"blocks"' not in out
     code, out, _ = await run_cli("preview", "--demo", "--json", "blocked")
@@ -158,7 +161,7 @@ async def test_preview_draws_the_answer_and_json_and_builder_give_the_payload():
     assert code == 0 and "Alert: a multi_select question" in out and "[ Submit ]" in out
 
 
-async def test_the_gallery_ends_quietly_when_its_reader_stops_early():
+async def test_the_gallery_ends_quietly_when_its_reader_stops_early() -> None:
     for flags in (("--json",), (), ("--builder",)):
         process = await asyncio.create_subprocess_shell(
             f"'{COMMAND}' preview --gallery {' '.join(flags)} | head -c 100 > /dev/null; exit ${{PIPESTATUS[0]}}",
@@ -171,7 +174,7 @@ async def test_the_gallery_ends_quietly_when_its_reader_stops_early():
         assert process.returncode in (0, 1), flags
 
 
-async def test_the_gallery_gives_one_block_kit_builder_link_per_message():
+async def test_the_gallery_gives_one_block_kit_builder_link_per_message() -> None:
     code, out, err = await run_cli("preview", "--gallery", "--builder")
     assert code == 0, err
     lines = out.splitlines()

@@ -12,7 +12,7 @@ import aiohttp
 
 from bot.store.leadership import PostgresLeadership
 from tests.app.test_cli import COMMAND, _env, fake_env
-from tests.conftest import wait_for, wait_until
+from tests.conftest import StartBot, wait_for, wait_until
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
 from tests.fakes.slack import FakeSlack
@@ -20,7 +20,7 @@ from tests.fakes.slack import FakeSlack
 CHANNEL = "C0REPLICA"
 
 
-async def test_exactly_one_leader_and_a_successor_when_it_goes(postgres_url: str):
+async def test_exactly_one_leader_and_a_successor_when_it_goes(postgres_url: str) -> None:
     first = PostgresLeadership(postgres_url, check_every=0.2)
     second = PostgresLeadership(postgres_url, check_every=0.2)
     await first.start()
@@ -44,7 +44,8 @@ def first_cycle_done(fabro: FakeFabro) -> bool:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 async def is_leader(port: int) -> bool:
@@ -57,7 +58,7 @@ async def is_leader(port: int) -> bool:
 
 async def test_two_replicas_survive_a_kill_9_of_the_leader_and_post_each_alert_once(
     fabro: FakeFabro, slack: FakeSlack, postgres_url: str, tmp_path: Path
-):
+) -> None:
     ports = [free_port(), free_port()]
     processes = []
     for i, port in enumerate(ports):
@@ -122,8 +123,8 @@ async def test_two_replicas_survive_a_kill_9_of_the_leader_and_post_each_alert_o
 
 
 async def test_two_schedulers_at_once_during_a_split_still_post_each_alert_once(
-    start_bot, fabro: FakeFabro, slack: FakeSlack, postgres_url: str
-):
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, postgres_url: str
+) -> None:
     one = await start_bot(alert_pace=0.0, alert_channel=CHANNEL, database_url=postgres_url)
     two = await start_bot(alert_pace=0.0, alert_channel=CHANNEL, database_url=postgres_url)
     await one.alerter.cycle()
@@ -136,7 +137,7 @@ async def test_two_schedulers_at_once_during_a_split_still_post_each_alert_once(
     assert sorted(slack.alert_keys(CHANNEL)) == sorted(f"failed:{r['id']}" for r in runs)
 
 
-async def test_on_sqlite_a_second_process_on_the_same_file_stands_by(tmp_path: Path):
+async def test_on_sqlite_a_second_process_on_the_same_file_stands_by(tmp_path: Path) -> None:
     from bot.store.leadership import leadership_for
 
     url = f"sqlite:///{tmp_path}/bot.db"
@@ -153,7 +154,7 @@ async def test_on_sqlite_a_second_process_on_the_same_file_stands_by(tmp_path: P
         await second.stop()
 
 
-async def test_a_leader_that_loses_the_database_steps_down_and_leadership_moves_on(postgres_url: str):
+async def test_a_leader_that_loses_the_database_steps_down_and_leadership_moves_on(postgres_url: str) -> None:
     import psycopg
 
     changes: list[bool] = []

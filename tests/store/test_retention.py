@@ -5,14 +5,16 @@ grows. Every test runs against SQLite and against PostgreSQL."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from bot.core.keys import ActionKey, ActionScope, ActionState, AlertKey, AlertKind, Verb
 from bot.core.outcomes import Outcome, OutcomeVerb
 from bot.core.records import Action, Follow, IndexedRun
-from bot.store import open_store
+from bot.store import Store, open_store
 from bot.store.sql import DELIVERIES_DUE, WAITING_ALERTS
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -22,21 +24,22 @@ ARCHIVED = Outcome(OutcomeVerb.ARCHIVED)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/state.db"
-    return request.getfixturevalue("postgres_url")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 @pytest.fixture
-async def store(database_url):
+async def store(database_url: str) -> AsyncIterator[Store]:
     s = open_store(database_url)
     await s.open()
     yield s
     await s.close()
 
 
-async def settled(store, run_id: str, when: datetime, kind: AlertKind = AlertKind.FAILED) -> AlertKey:
+async def settled(store: Store, run_id: str, when: datetime, kind: AlertKind = AlertKind.FAILED) -> AlertKey:
     key = AlertKey(kind, run_id)
     await store.claim_alert(key, "C1", when)
     await store.confirm_posted(key, "C1", f"{when.timestamp():.6f}", when)
@@ -44,18 +47,18 @@ async def settled(store, run_id: str, when: datetime, kind: AlertKind = AlertKin
     return key
 
 
-async def indexed(store, run_id: str, status: str, when: datetime) -> None:
+async def indexed(store: Store, run_id: str, status: str, when: datetime) -> None:
     await store.index_run(IndexedRun(run_id, "U1", "ada", status, "a run", None, when))
 
 
-async def forget_all(store) -> int:
+async def forget_all(store: Store) -> int:
     total = 0
     while gone := await store.forget(CUTOFF, batch=2):
         total += gone
     return total
 
 
-async def test_settled_alerts_of_runs_that_ended_long_ago_are_forgotten_and_new_ones_kept(store):
+async def test_settled_alerts_of_runs_that_ended_long_ago_are_forgotten_and_new_ones_kept(store: Store) -> None:
     await settled(store, "OLD1", LONG_AGO)
     await settled(store, "OLD2", LONG_AGO)
     await settled(store, "NEW", NOW - timedelta(days=10))
@@ -64,7 +67,7 @@ async def test_settled_alerts_of_runs_that_ended_long_ago_are_forgotten_and_new_
     assert len(await store.alerts_for_run("NEW")) == 1
 
 
-async def test_nothing_pending_waiting_or_followed_is_forgotten_however_old(store):
+async def test_nothing_pending_waiting_or_followed_is_forgotten_however_old(store: Store) -> None:
     await store.claim_alert(AlertKey(AlertKind.FAILED, "CLAIMED"), "C1", LONG_AGO)  # never confirmed
     question = AlertKey(AlertKind.QUESTION, "ASKING", "q1")
     await store.claim_alert(question, "C1", LONG_AGO)
@@ -87,14 +90,14 @@ async def test_nothing_pending_waiting_or_followed_is_forgotten_however_old(stor
     assert len(await store.follows("FOLLOWED")) == 1
 
 
-async def test_a_run_with_one_recent_alert_keeps_all_its_alerts(store):
+async def test_a_run_with_one_recent_alert_keeps_all_its_alerts(store: Store) -> None:
     await settled(store, "MIXED", LONG_AGO)
     await settled(store, "MIXED", NOW - timedelta(days=1), kind=AlertKind.SUCCEEDED)
     assert await forget_all(store) == 0
     assert len(await store.alerts_for_run("MIXED")) == 2
 
 
-async def test_settled_actions_go_after_their_runs_alerts_and_pending_ones_stay(store):
+async def test_settled_actions_go_after_their_runs_alerts_and_pending_ones_stay(store: Store) -> None:
     def action(run_id: str, scope: ActionScope) -> Action:
         return Action(ActionKey(scope, run_id), Verb.RETRY, "U1", LONG_AGO)
 
@@ -109,7 +112,7 @@ async def test_settled_actions_go_after_their_runs_alerts_and_pending_ones_stay(
     assert len(await store.actions_for_run("ALERTED")) == 1
 
 
-async def test_index_entries_and_follows_of_runs_that_ended_long_ago_are_forgotten(store):
+async def test_index_entries_and_follows_of_runs_that_ended_long_ago_are_forgotten(store: Store) -> None:
     await indexed(store, "ENDED", "succeeded", LONG_AGO)
     await indexed(store, "FAILED_FOLLOWED", "failed", LONG_AGO)
     await store.add_follow(Follow("FAILED_FOLLOWED", "C1", "1.5", "U1", LONG_AGO))
@@ -122,7 +125,7 @@ async def test_index_entries_and_follows_of_runs_that_ended_long_ago_are_forgott
     assert await store.indexed_run("RECENT") is not None
 
 
-async def test_one_call_deletes_a_small_batch_only(store):
+async def test_one_call_deletes_a_small_batch_only(store: Store) -> None:
     for i in range(7):
         await settled(store, f"R{i}", LONG_AGO + timedelta(minutes=i))
     assert await store.forget(CUTOFF, batch=3) == 3
@@ -131,7 +134,7 @@ async def test_one_call_deletes_a_small_batch_only(store):
     assert await store.forget(CUTOFF, batch=3) == 0
 
 
-async def test_the_store_counts_every_statement_it_sends(store):
+async def test_the_store_counts_every_statement_it_sends(store: Store) -> None:
     before = store.statements
     await store.get_mark("x")
     await store.set_mark("x", "1")
@@ -149,13 +152,13 @@ PER_CYCLE = {
 }
 
 
-async def fill_history(store, n: int = 300) -> None:
+async def fill_history(store: Store, n: int = 300) -> None:
     for i in range(n):
         await settled(store, f"H{i}", LONG_AGO + timedelta(minutes=i))
 
 
 @pytest.mark.parametrize("query", sorted(PER_CYCLE))
-async def test_each_per_cycle_query_uses_its_index_on_sqlite(tmp_path, query):
+async def test_each_per_cycle_query_uses_its_index_on_sqlite(tmp_path: Path, query: str) -> None:
     store = open_store(f"sqlite:///{tmp_path}/plans.db")
     await store.open()
     try:
@@ -174,7 +177,7 @@ async def test_each_per_cycle_query_uses_its_index_on_sqlite(tmp_path, query):
 
 
 @pytest.mark.parametrize("query", sorted(PER_CYCLE))
-async def test_each_per_cycle_query_uses_its_index_on_postgresql(postgres_url, query):
+async def test_each_per_cycle_query_uses_its_index_on_postgresql(postgres_url: str, query: str) -> None:
     import psycopg
 
     store = open_store(postgres_url)

@@ -55,13 +55,13 @@ SHIPPED = {
 
 
 @pytest.mark.parametrize("dialect", list(Dialect))
-def test_each_dialect_applies_the_steps_it_shipped_unchanged_and_in_order(dialect: Dialect):
+def test_each_dialect_applies_the_steps_it_shipped_unchanged_and_in_order(dialect: Dialect) -> None:
     steps = migrations(dialect)
     digests = [hashlib.sha256(step.encode()).hexdigest()[:12] for step in steps]
     assert digests[: len(SHIPPED[dialect])] == SHIPPED[dialect]
 
 
-def test_the_steps_the_dialects_share_are_written_once():
+def test_the_steps_the_dialects_share_are_written_once() -> None:
     shared = [step for step in SCHEMA if step.sqlite is not None and step.sqlite == step.postgres]
     assert len(shared) >= len(SCHEMA) - 3  # only the first steps and the JSON data migration differ
     assert all(step.sqlite is not None for step in SCHEMA)  # SQLite has every step
@@ -86,7 +86,7 @@ def _file_at(path: Path, version: int) -> None:
 @pytest.mark.parametrize("version", range(1, len(SHIPPED[Dialect.SQLITE]) + 1))
 async def test_a_sqlite_file_at_any_shipped_version_migrates_to_the_latest_and_keeps_its_data(
     tmp_path: Path, version: int
-):
+) -> None:
     path = tmp_path / f"v{version}.db"
     _file_at(path, version)
     store = SQLiteStore(str(path))

@@ -4,14 +4,16 @@ once. Every test runs against SQLite and against PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from bot.core.keys import ActionKey, ActionState, AlertKey, AlertKind, Verb
 from bot.core.outcomes import Outcome, OutcomeVerb
 from bot.core.records import Action, AlertState, Subscription
-from bot.store import SQLiteStore, open_store
+from bot.store import Alert, SQLiteStore, Store, open_store
 from tests.conftest import wait_for
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -24,37 +26,38 @@ def failed(run_id: str) -> AlertKey:
     return AlertKey(AlertKind.FAILED, run_id)
 
 
-async def alert_of(store, key: AlertKey, channel: str):
+async def alert_of(store: Store, key: AlertKey, channel: str) -> Alert | None:
     return next((a for a in await store.alerts_for_run(key.run_id) if a.key == key and a.channel == channel), None)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/state.db"
-    return request.getfixturevalue("postgres_url")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 @pytest.fixture
-async def store(database_url):
+async def store(database_url: str) -> AsyncIterator[Store]:
     s = open_store(database_url)
     await s.open()
     yield s
     await s.close()
 
 
-async def test_an_alert_is_claimed_once_per_channel(store):
+async def test_an_alert_is_claimed_once_per_channel(store: Store) -> None:
     assert await store.claim_alert(failed("R1"), "C1", NOW) is True
     assert await store.claim_alert(failed("R1"), "C1", NOW) is False
     assert await store.claim_alert(failed("R1"), "C2", NOW) is True
 
 
-async def test_concurrent_claims_have_exactly_one_winner(store):
+async def test_concurrent_claims_have_exactly_one_winner(store: Store) -> None:
     results = await asyncio.gather(*[store.claim_alert(failed("R2"), "C1", NOW) for _ in range(20)])
     assert results.count(True) == 1
 
 
-async def test_a_claim_moves_to_posted_then_resolved(store):
+async def test_a_claim_moves_to_posted_then_resolved(store: Store) -> None:
     key = AlertKey(AlertKind.APPROVAL, "R1")
     await store.claim_alert(key, "C1", NOW)
     [alert] = await store.alerts_for_run("R1")
@@ -69,7 +72,7 @@ async def test_a_claim_moves_to_posted_then_resolved(store):
     assert await store.deliveries_due(NOW) == []
 
 
-async def test_state_survives_reopening(database_url):
+async def test_state_survives_reopening(database_url: str) -> None:
     first = open_store(database_url)
     await first.open()
     await first.claim_alert(failed("R1"), "C1", NOW)
@@ -85,7 +88,7 @@ async def test_state_survives_reopening(database_url):
     await second.close()
 
 
-async def test_subscriptions_are_listed_removed_and_marked_broken_per_channel(store):
+async def test_subscriptions_are_listed_removed_and_marked_broken_per_channel(store: Store) -> None:
     a = await store.add_subscription(Subscription(0, "C1", frozenset({"failed", "questions"}), labels={"team": "core"}))
     b = await store.add_subscription(Subscription(0, "C1", frozenset({"approvals"}), workflow="Implement"))
     await store.add_subscription(Subscription(0, "C2", frozenset({"failed"})))
@@ -102,12 +105,12 @@ async def test_subscriptions_are_listed_removed_and_marked_broken_per_channel(st
     assert await store.subscriptions("C1") == []
 
 
-async def test_an_unknown_database_scheme_is_refused():
+async def test_an_unknown_database_scheme_is_refused() -> None:
     with pytest.raises(ValueError):
         open_store("mysql://localhost/db")
 
 
-async def test_a_failed_delivery_is_counted_and_scheduled(store):
+async def test_a_failed_delivery_is_counted_and_scheduled(store: Store) -> None:
     await store.claim_alert(failed("R1"), "C1", NOW)
     later = NOW + timedelta(seconds=30)
     await store.delivery_failed(failed("R1"), "C1", error="ratelimited", unposted=True, retry_at=later)
@@ -117,10 +120,11 @@ async def test_a_failed_delivery_is_counted_and_scheduled(store):
     assert alert.unposted is False and alert.next_attempt_at == later and alert.state is AlertState.CLAIMED
     await store.confirm_posted(failed("R1"), "C1", "1.5", NOW)
     alert = await alert_of(store, failed("R1"), "C1")
+    assert alert is not None
     assert alert.state is AlertState.POSTED and alert.next_attempt_at is None and alert.last_error is None
 
 
-async def test_a_batch_and_a_pending_outcome_are_kept(store):
+async def test_a_batch_and_a_pending_outcome_are_kept(store: Store) -> None:
     for run_id in ("A", "B"):
         await store.claim_alert(failed(run_id), "C1", NOW)
     await store.assign_batch([failed("A"), failed("B")], "C1", "digest:1")
@@ -128,12 +132,14 @@ async def test_a_batch_and_a_pending_outcome_are_kept(store):
     await store.confirm_posted(failed("A"), "C1", "1.1", NOW)
     await store.set_outcome(failed("A"), "C1", ARCHIVED)
     alert = await alert_of(store, failed("A"), "C1")
+    assert alert is not None
     assert alert.update_pending and alert.outcome == ARCHIVED
     await store.resolve_alert(failed("A"), "C1", ARCHIVED, NOW)
-    assert not (await alert_of(store, failed("A"), "C1")).update_pending
+    again = await alert_of(store, failed("A"), "C1")
+    assert again is not None and not again.update_pending
 
 
-async def test_broken_channels_are_set_and_cleared(store):
+async def test_broken_channels_are_set_and_cleared(store: Store) -> None:
     await store.mark_broken("C1", "not_in_channel")
     await store.mark_broken("C2", "is_archived")
     assert await store.broken_channels() == {"C1": "not_in_channel", "C2": "is_archived"}
@@ -149,7 +155,7 @@ def retry_by(user: str, at: datetime = NOW) -> Action:
     return Action(RETRY, Verb.RETRY, user, at)
 
 
-async def test_an_action_is_taken_once_unless_it_failed(store):
+async def test_an_action_is_taken_once_unless_it_failed(store: Store) -> None:
     assert await store.begin_action(retry_by("U1"), stale_before=EARLIER) is None
     earlier = await store.begin_action(retry_by("U2"), stale_before=EARLIER)
     assert earlier is not None and earlier.user_id == "U1" and earlier.state is ActionState.PENDING
@@ -164,7 +170,7 @@ async def test_an_action_is_taken_once_unless_it_failed(store):
     assert done is not None and done.state is ActionState.DONE  # a done action is never taken over
 
 
-async def test_a_pending_action_left_by_a_dead_process_is_taken_over_after_its_lease(store):
+async def test_a_pending_action_left_by_a_dead_process_is_taken_over_after_its_lease(store: Store) -> None:
     assert await store.begin_action(retry_by("U1", EARLIER), stale_before=EARLIER) is None
     assert await store.begin_action(retry_by("U2"), stale_before=EARLIER) is not None  # still leased
     assert await store.begin_action(retry_by("U2"), stale_before=NOW) is None  # lease over: taken over
@@ -172,7 +178,7 @@ async def test_a_pending_action_left_by_a_dead_process_is_taken_over_after_its_l
     assert action.user_id == "U2" and action.state is ActionState.PENDING
 
 
-async def test_unsettled_actions_are_those_of_one_verb_still_pending_since_before_a_time(store):
+async def test_unsettled_actions_are_those_of_one_verb_still_pending_since_before_a_time(store: Store) -> None:
     ask = ActionKey.of(Verb.ASK, "i1")
     await store.begin_action(Action(ask, Verb.ASK, "U1", EARLIER, detail='{"run": "R1"}'), stale_before=EARLIER)
     await store.begin_action(Action(ActionKey.of(Verb.ASK, "i2"), Verb.ASK, "U1", NOW), stale_before=EARLIER)
@@ -183,7 +189,7 @@ async def test_unsettled_actions_are_those_of_one_verb_still_pending_since_befor
     assert await store.unsettled(Verb.ASK, before=NOW) == []
 
 
-async def test_concurrent_actions_have_exactly_one_winner(store):
+async def test_concurrent_actions_have_exactly_one_winner(store: Store) -> None:
     cancel = ActionKey.of(Verb.CANCEL, "R9")
     results = await asyncio.gather(
         *[store.begin_action(Action(cancel, Verb.CANCEL, f"U{i}", NOW), stale_before=EARLIER) for i in range(10)]
@@ -191,7 +197,7 @@ async def test_concurrent_actions_have_exactly_one_winner(store):
     assert sum(r is None for r in results) == 1
 
 
-async def test_a_version_1_sqlite_file_is_migrated_and_keeps_its_data(tmp_path):
+async def test_a_version_1_sqlite_file_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
     import sqlite3
 
     from bot.store.sqlite import MIGRATIONS
@@ -221,7 +227,7 @@ async def test_a_version_1_sqlite_file_is_migrated_and_keeps_its_data(tmp_path):
         await store.close()
 
 
-async def test_replicas_starting_together_migrate_once(postgres_url):
+async def test_replicas_starting_together_migrate_once(postgres_url: str) -> None:
     stores = [open_store(postgres_url) for _ in range(4)]
     await asyncio.gather(*(s.open() for s in stores))
     try:
@@ -231,8 +237,10 @@ async def test_replicas_starting_together_migrate_once(postgres_url):
         await asyncio.gather(*(s.close() for s in stores))
 
 
-async def test_a_delivery_lease_keeps_a_second_scheduler_off_until_it_expires(store):
-    minutes = lambda n: NOW + timedelta(minutes=n)  # noqa: E731
+async def test_a_delivery_lease_keeps_a_second_scheduler_off_until_it_expires(store: Store) -> None:
+    def minutes(n: int) -> datetime:
+        return NOW + timedelta(minutes=n)
+
     key = failed("R")
     await store.claim_alert(key, "C", NOW, owner="A", lease_until=minutes(2))
     assert await store.take_over(key, "C", owner="B", now=minutes(1), until=minutes(3)) is False
@@ -244,7 +252,7 @@ async def test_a_delivery_lease_keeps_a_second_scheduler_off_until_it_expires(st
     assert await store.take_over(key, "C", owner="B", now=minutes(6), until=minutes(8)) is False  # settled
 
 
-async def test_only_deliveries_that_are_due_are_read(store):
+async def test_only_deliveries_that_are_due_are_read(store: Store) -> None:
     for run_id in "ABCD":
         await store.claim_alert(failed(run_id), "C1", NOW)
     await store.confirm_posted(failed("B"), "C1", "1.1", NOW)  # posted, nothing to edit
@@ -261,7 +269,7 @@ async def test_only_deliveries_that_are_due_are_read(store):
     ]
 
 
-async def test_cancelling_a_caller_mid_statement_never_closes_the_connection_under_it(tmp_path):
+async def test_cancelling_a_caller_mid_statement_never_closes_the_connection_under_it(tmp_path: Path) -> None:
     store = SQLiteStore(str(tmp_path / "cancel.db"))
     await store.open()
     slow = asyncio.create_task(
@@ -281,7 +289,7 @@ async def test_cancelling_a_caller_mid_statement_never_closes_the_connection_und
         await slow
 
 
-async def test_outcomes_stored_as_text_by_an_earlier_version_are_migrated_to_data(tmp_path):
+async def test_outcomes_stored_as_text_by_an_earlier_version_are_migrated_to_data(tmp_path: Path) -> None:
     """Schema 4 kept rendered mrkdwn in alerts.outcome and actions.result; both become legacy outcomes."""
     import sqlite3
 
@@ -311,6 +319,7 @@ async def test_outcomes_stored_as_text_by_an_earlier_version_are_migrated_to_dat
     await store.open()
     try:
         alert = await alert_of(store, failed("R"), "C1")
+        assert alert is not None
         [action] = await store.actions_for_run("R")
         for outcome in (alert.outcome, action.outcome):
             assert outcome == Outcome(OutcomeVerb.LEGACY, text="Retried by <@U1>")
@@ -319,7 +328,7 @@ async def test_outcomes_stored_as_text_by_an_earlier_version_are_migrated_to_dat
         await store.close()
 
 
-async def test_postgres_migrates_rendered_outcomes_too(postgres_url):
+async def test_postgres_migrates_rendered_outcomes_too(postgres_url: str) -> None:
     import psycopg
 
     from bot.store.postgres import MIGRATIONS
@@ -338,6 +347,7 @@ async def test_postgres_migrates_rendered_outcomes_too(postgres_url):
     await store.open()
     try:
         alert = await alert_of(store, failed("R"), "C1")
+        assert alert is not None
         assert alert.outcome == Outcome(OutcomeVerb.LEGACY, text="Archived by bo")
     finally:
         await store.close()

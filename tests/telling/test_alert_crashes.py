@@ -62,7 +62,7 @@ async def stop(process: asyncio.subprocess.Process) -> None:
 )
 async def test_a_kill_9_at_any_step_of_delivery_neither_loses_nor_duplicates(
     fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, crash_at: str, failures: int, threshold: str
-):
+) -> None:
     first = await start_process(
         fabro, slack, tmp_path, "first", ALERT_DIGEST_THRESHOLD=threshold, **{CRASH_AT_ENV: crash_at}
     )
@@ -103,7 +103,7 @@ async def test_a_kill_9_at_any_step_of_delivery_neither_loses_nor_duplicates(
 @pytest.mark.parametrize("crash_at", ["follow.claimed", "follow.posted"])
 async def test_a_kill_9_of_the_follower_mid_run_neither_loses_nor_repeats_a_reply(
     fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, crash_at: str
-):
+) -> None:
     import aiohttp
 
     from tests.conftest import SlackUser, wait_until
@@ -152,7 +152,7 @@ async def test_a_kill_9_of_the_follower_mid_run_neither_loses_nor_repeats_a_repl
 
 async def test_after_a_crash_another_apps_message_carrying_the_alerts_key_does_not_suppress_it(
     fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
-):
+) -> None:
     from bot.blocks.alerts import alert_metadata
     from bot.core.keys import AlertKey
     from bot.store import open_store
@@ -173,7 +173,9 @@ async def test_after_a_crash_another_apps_message_carrying_the_alerts_key_does_n
     [claimed] = await store.alerts_for_run(run["id"])
     await store.close()
     # Another app posts a message with the bot's metadata key for that very alert.
-    metadata = alert_metadata(AlertKey.parse(claimed.key.encode()), run["id"])
+    key = AlertKey.parse(claimed.key.encode())
+    assert key is not None
+    metadata = alert_metadata(key, run["id"])
     slack.messages.append(Message(CHANNEL, slack._next_ts(), "not the bot", [], metadata, None, bot_id="B0OTHER"))
 
     second = await start_process(fabro, slack, tmp_path, "second")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from bot.core.keys import AlertKind
 from bot.core.records import Subscription
 from bot.fabro.models import Question, Run
@@ -9,20 +12,20 @@ from bot.telling.rules import DEFAULT_KINDS, SUBSCRIPTION_KINDS, channels_for, m
 from tests.fakes.runs import make_run, run_examples
 
 
-def run(kind="running", **kw) -> Run:
+def run(kind: str = "running", **kw: Any) -> Run:
     return Run.model_validate(make_run(kind, **kw))
 
 
-def sub(channel="C1", kinds=("failed", "questions", "approvals"), **kw) -> Subscription:
+def sub(channel: str = "C1", kinds: Iterable[str] = ("failed", "questions", "approvals"), **kw: Any) -> Subscription:
     return Subscription(0, channel, frozenset(kinds), **kw)
 
 
-def test_failed_and_dead_runs_deserve_a_failure_alert():
+def test_failed_and_dead_runs_deserve_a_failure_alert() -> None:
     assert [str(w.key) for w in wanted_alerts(run("failed", run_id="R1"))] == ["failed:R1"]
     assert [w.kind for w in wanted_alerts(run("dead"))] == ["failed"]
 
 
-def test_an_archived_failure_deserves_nothing_and_a_success_only_those_who_asked_by_name():
+def test_an_archived_failure_deserves_nothing_and_a_success_only_those_who_asked_by_name() -> None:
     archived = make_run("failed")
     archived["lifecycle"]["archived"] = True
     assert wanted_alerts(Run.model_validate(archived)) == []
@@ -33,7 +36,7 @@ def test_an_archived_failure_deserves_nothing_and_a_success_only_those_who_asked
     assert wanted_alerts(run("running")) == []
 
 
-def test_each_pending_question_is_its_own_alert():
+def test_each_pending_question_is_its_own_alert() -> None:
     questions = [Question(id="q1", text="A?"), Question(id="q2", text="B?")]
     assert [str(w.key) for w in wanted_alerts(run("blocked", run_id="R1"), questions)] == [
         "question:R1:q1",
@@ -41,35 +44,39 @@ def test_each_pending_question_is_its_own_alert():
     ]
 
 
-def test_the_current_question_stands_in_when_questions_were_not_fetched():
+def test_the_current_question_stands_in_when_questions_were_not_fetched() -> None:
     blocked = Run.model_validate(run_examples()[3])
     [wanted] = wanted_alerts(blocked)
-    assert str(wanted.key) == f"question:{blocked.id}:q-001" and wanted.question.text.startswith("Should we proceed")
+    assert (
+        str(wanted.key) == f"question:{blocked.id}:q-001"
+        and wanted.question is not None
+        and wanted.question.text.startswith("Should we proceed")
+    )
 
 
-def test_a_pending_approval_deserves_an_approval_alert():
+def test_a_pending_approval_deserves_an_approval_alert() -> None:
     child = Run.model_validate(run_examples()[-1])
     assert [str(w.key) for w in wanted_alerts(child)] == [f"approval:{child.id}"]
 
 
-def test_filters_narrow_a_subscription():
+def test_filters_narrow_a_subscription() -> None:
     r = run("failed", labels={"team": "core", "env": "prod"})
-    assert matches(sub(), r, "failed")
-    assert not matches(sub(kinds=("questions",)), r, "failed")
-    assert matches(sub(repo="DEMO/api-server"), r, "failed")
-    assert not matches(sub(repo="demo/other"), r, "failed")
-    assert matches(sub(workflow="implement"), r, "failed")
-    assert not matches(sub(workflow="review"), r, "failed")
-    assert matches(sub(labels={"team": "core"}), r, "failed")
-    assert not matches(sub(labels={"team": "web"}), r, "failed")
+    assert matches(sub(), r, AlertKind.FAILED)
+    assert not matches(sub(kinds=("questions",)), r, AlertKind.FAILED)
+    assert matches(sub(repo="DEMO/api-server"), r, AlertKind.FAILED)
+    assert not matches(sub(repo="demo/other"), r, AlertKind.FAILED)
+    assert matches(sub(workflow="implement"), r, AlertKind.FAILED)
+    assert not matches(sub(workflow="review"), r, AlertKind.FAILED)
+    assert matches(sub(labels={"team": "core"}), r, AlertKind.FAILED)
+    assert not matches(sub(labels={"team": "web"}), r, AlertKind.FAILED)
 
 
-def test_a_channel_with_several_matching_subscriptions_gets_one_alert():
+def test_a_channel_with_several_matching_subscriptions_gets_one_alert() -> None:
     subs = [sub("C1"), sub("C1", kinds=("failed",)), sub("C2", repo="demo/api-server"), sub("C3", repo="x/y")]
-    assert channels_for(subs, run("failed"), "failed") == ["C1", "C2"]
+    assert channels_for(subs, run("failed"), AlertKind.FAILED) == ["C1", "C2"]
 
 
-def test_cancelled_and_denied_runs_are_decisions_not_failures():
+def test_cancelled_and_denied_runs_are_decisions_not_failures() -> None:
     """Deny and cancel end a run as `failed` too: a cancellation is its own kind, a denial gets no alert."""
     assert [str(w.key) for w in wanted_alerts(run("failed", run_id="R1", reason="cancelled"))] == ["cancelled:R1"]
     assert wanted_alerts(run("failed", reason="approval_denied")) == []
@@ -77,6 +84,6 @@ def test_cancelled_and_denied_runs_are_decisions_not_failures():
         assert [w.kind for w in wanted_alerts(run("failed", reason=reason))] == ["failed"]
 
 
-def test_cancellations_reach_only_subscriptions_that_ask_for_them_by_name():
+def test_cancellations_reach_only_subscriptions_that_ask_for_them_by_name() -> None:
     cancelled = run("failed", reason="cancelled")
     assert channels_for([sub("C1"), sub("C2", kinds=("cancelled",))], cancelled, AlertKind.CANCELLED) == ["C2"]

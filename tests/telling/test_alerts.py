@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,10 +18,10 @@ from bot.app import Bot
 from bot.blocks.outcomes import outcome_text
 from bot.core.records import AlertState, Subscription
 from bot.telling.engine import FIRST_PAGE
-from tests.conftest import SlackUser, wait_for, wait_until
+from tests.conftest import SlackUser, StartBot, wait_for, wait_until
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run, question_examples
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import FakeSlack, Message
 from tests.store.test_replicas import first_cycle_done
 
 CHANNEL = "C0ALERTS"
@@ -35,7 +36,7 @@ YES_NO = {
 
 
 @pytest.fixture
-def start_alerts(start_bot, tmp_path) -> Callable[..., Awaitable[Bot]]:
+def start_alerts(start_bot: StartBot, tmp_path: Path) -> Callable[..., Awaitable[Bot]]:
     """Start a bot that alerts to CHANNEL; cycles are run by the test, posts are not paced."""
 
     async def start(**overrides: Any) -> Bot:
@@ -46,14 +47,14 @@ def start_alerts(start_bot, tmp_path) -> Callable[..., Awaitable[Bot]]:
 
 
 @pytest.fixture
-async def bot(start_alerts) -> Bot:
+async def bot(start_alerts: StartBot) -> Bot:
     """A bot past its first cycle, on a Fabro with nothing going on."""
     started = await start_alerts()
     await started.alerter.cycle()
     return started
 
 
-def texts(message: Any) -> str:
+def texts(message: Message) -> str:
     return str(message.blocks) + message.text
 
 
@@ -65,7 +66,9 @@ async def alerts_in(bot: Bot, state: AlertState, *runs: dict[str, Any]) -> list[
     return found
 
 
-async def test_a_failed_run_is_alerted_once_with_its_failure_message(bot: Bot, fabro: FakeFabro, slack: FakeSlack):
+async def test_a_failed_run_is_alerted_once_with_its_failure_message(
+    bot: Bot, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     run = make_run("running", title="Add dark mode")
     fabro.add(run)
     fabro.fail(run["id"], "verify: 3 tests failed in test_theme.py")
@@ -83,7 +86,9 @@ async def test_a_failed_run_is_alerted_once_with_its_failure_message(bot: Bot, f
     assert slack.violations == []
 
 
-async def test_a_question_is_alerted_then_edited_when_answered_in_fabro(bot: Bot, fabro: FakeFabro, slack: FakeSlack):
+async def test_a_question_is_alerted_then_edited_when_answered_in_fabro(
+    bot: Bot, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     run = make_run("running", title="Ship the release")
     fabro.add(run)
     fabro.ask(run["id"], YES_NO)
@@ -102,11 +107,12 @@ async def test_a_question_is_alerted_then_edited_when_answered_in_fabro(bot: Bot
         e["action_id"].startswith("runs_link:") for b in post.blocks if b["type"] == "actions" for e in b["elements"]
     )
     [alert] = await bot.store.alerts_for_run(run["id"])
-    assert alert.state is AlertState.RESOLVED and outcome_text(alert.outcome) == "Answered by grace: Yes"
+    assert alert.state is AlertState.RESOLVED
+    assert alert.outcome is not None and outcome_text(alert.outcome) == "Answered by grace: Yes"
     assert len(slack.posts(CHANNEL)) == 1
 
 
-async def test_every_pending_question_of_a_run_gets_its_own_alert(bot: Bot, fabro: FakeFabro, slack: FakeSlack):
+async def test_every_pending_question_of_a_run_gets_its_own_alert(bot: Bot, fabro: FakeFabro, slack: FakeSlack) -> None:
     run = make_run("running")
     fabro.add(run)
     first, second = question_examples()[:2]
@@ -126,7 +132,7 @@ async def test_every_pending_question_of_a_run_gets_its_own_alert(bot: Bot, fabr
     }
 
 
-async def test_an_approval_is_alerted_then_edited_when_decided(bot: Bot, fabro: FakeFabro, slack: FakeSlack):
+async def test_an_approval_is_alerted_then_edited_when_decided(bot: Bot, fabro: FakeFabro, slack: FakeSlack) -> None:
     parent = make_run("running", title="Parent run")
     child = make_run("submitted", title="Deploy child", parent_id=parent["id"])
     fabro.add(parent, child)
@@ -139,7 +145,7 @@ async def test_an_approval_is_alerted_then_edited_when_decided(bot: Bot, fabro: 
     assert "Denied by grace: not during the freeze" in texts(post)
 
 
-async def test_a_retried_failure_is_edited_to_link_the_new_run(bot: Bot, fabro: FakeFabro, slack: FakeSlack):
+async def test_a_retried_failure_is_edited_to_link_the_new_run(bot: Bot, fabro: FakeFabro, slack: FakeSlack) -> None:
     run = make_run("running", title="Flaky build")
     fabro.add(run)
     fabro.fail(run["id"], "network unreachable", reason="transient_infra")
@@ -151,7 +157,7 @@ async def test_a_retried_failure_is_edited_to_link_the_new_run(bot: Bot, fabro: 
     assert post.edits == 1 and len(slack.posts(CHANNEL)) == 1
 
 
-async def test_an_archived_failure_is_edited_to_say_so(bot: Bot, fabro: FakeFabro, slack: FakeSlack):
+async def test_an_archived_failure_is_edited_to_say_so(bot: Bot, fabro: FakeFabro, slack: FakeSlack) -> None:
     run = make_run("running")
     fabro.add(run)
     fabro.fail(run["id"])
@@ -163,8 +169,8 @@ async def test_an_archived_failure_is_edited_to_say_so(bot: Bot, fabro: FakeFabr
 
 
 async def test_first_start_posts_what_still_waits_but_not_old_failures(
-    start_alerts, fabro: FakeFabro, slack: FakeSlack
-):
+    start_alerts: StartBot, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     old_failures = [make_run("failed") for _ in range(3)]
     waiting = make_run("blocked", title="Waiting for an answer")
     waiting["current_question"] = YES_NO
@@ -183,7 +189,7 @@ async def test_first_start_posts_what_still_waits_but_not_old_failures(
     assert not any(f"failed:{r['id']}" in slack.alert_keys() for r in old_failures)
 
 
-async def test_a_restart_posts_nothing_twice(start_alerts, fabro: FakeFabro, slack: FakeSlack):
+async def test_a_restart_posts_nothing_twice(start_alerts: StartBot, fabro: FakeFabro, slack: FakeSlack) -> None:
     bot = await start_alerts()
     await bot.alerter.cycle()
     runs = [make_run("running") for _ in range(3)]
@@ -198,7 +204,7 @@ async def test_a_restart_posts_nothing_twice(start_alerts, fabro: FakeFabro, sla
     assert sorted(slack.alert_keys()) == sorted(f"failed:{r['id']}" for r in runs)
 
 
-async def test_thirty_failures_at_once_make_one_digest_naming_all(bot: Bot, fabro: FakeFabro, slack: FakeSlack):
+async def test_thirty_failures_at_once_make_one_digest_naming_all(bot: Bot, fabro: FakeFabro, slack: FakeSlack) -> None:
     runs = [make_run("running", title=f"Nightly job {i:02d}") for i in range(30)]
     fabro.add(*runs)
     for run in runs:
@@ -222,7 +228,9 @@ async def test_thirty_failures_at_once_make_one_digest_naming_all(bot: Bot, fabr
     assert "Nightly job 00" in reply.text and "Archived" in reply.text
 
 
-async def test_at_the_threshold_alerts_are_posted_one_by_one(start_alerts, fabro: FakeFabro, slack: FakeSlack):
+async def test_at_the_threshold_alerts_are_posted_one_by_one(
+    start_alerts: StartBot, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     bot = await start_alerts(alert_digest_threshold=3)
     await bot.alerter.cycle()
     runs = [make_run("running") for _ in range(3)]
@@ -233,7 +241,7 @@ async def test_at_the_threshold_alerts_are_posted_one_by_one(start_alerts, fabro
     assert report.digests == 0 and len(slack.posts(CHANNEL)) == 3
 
 
-async def test_slack_429_is_waited_out_within_a_cycle(bot: Bot, fabro: FakeFabro, slack: FakeSlack):
+async def test_slack_429_is_waited_out_within_a_cycle(bot: Bot, fabro: FakeFabro, slack: FakeSlack) -> None:
     run = make_run("running")
     fabro.add(run)
     fabro.fail(run["id"])
@@ -247,7 +255,7 @@ async def test_slack_429_is_waited_out_within_a_cycle(bot: Bot, fabro: FakeFabro
 
 async def test_slack_429_beyond_the_retries_delays_the_alert_and_never_drops_it(
     bot: Bot, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = make_run("running")
     fabro.add(run)
     fabro.fail(run["id"])
@@ -268,7 +276,7 @@ async def test_slack_429_beyond_the_retries_delays_the_alert_and_never_drops_it(
     assert slack.calls_to("conversations.history") == []
 
 
-async def test_posts_to_one_channel_are_paced(start_alerts, fabro: FakeFabro, slack: FakeSlack):
+async def test_posts_to_one_channel_are_paced(start_alerts: StartBot, fabro: FakeFabro, slack: FakeSlack) -> None:
     bot = await start_alerts()
     bot.alerter.delivery.pace = 0.3
     await bot.alerter.cycle()
@@ -284,7 +292,7 @@ async def test_posts_to_one_channel_are_paced(start_alerts, fabro: FakeFabro, sl
 
 async def test_a_channel_the_bot_cannot_post_to_is_marked_broken_logged_once_and_recovers(
     bot: Bot, fabro: FakeFabro, slack: FakeSlack, caplog: pytest.LogCaptureFixture
-):
+) -> None:
     slack.unreachable[CHANNEL] = "not_in_channel"
     run = make_run("running")
     fabro.add(run)
@@ -316,8 +324,8 @@ async def test_a_channel_the_bot_cannot_post_to_is_marked_broken_logged_once_and
 
 
 async def test_while_fabro_is_down_cycles_are_skipped_and_nothing_is_lost(
-    bot: Bot, fabro: FakeFabro, slack: FakeSlack, caplog
-):
+    bot: Bot, fabro: FakeFabro, slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
     runs = [make_run("running") for _ in range(2)]
     fabro.add(*runs)
     fabro.fail(runs[0]["id"])
@@ -333,7 +341,7 @@ async def test_while_fabro_is_down_cycles_are_skipped_and_nothing_is_lost(
     assert sorted(slack.alert_keys()) == sorted(f"failed:{r['id']}" for r in runs)
 
 
-async def test_an_idle_cycle_costs_one_fabro_request(bot: Bot, fabro: FakeFabro, slack: FakeSlack):
+async def test_an_idle_cycle_costs_one_fabro_request(bot: Bot, fabro: FakeFabro, slack: FakeSlack) -> None:
     fabro.add(*[make_run("failed") for _ in range(150)])
     await bot.alerter.cycle()  # sees the new (old) runs once
     fabro.requests.clear()
@@ -345,8 +353,8 @@ async def test_an_idle_cycle_costs_one_fabro_request(bot: Bot, fabro: FakeFabro,
 
 
 async def test_subscriptions_route_alerts_and_a_run_matching_several_alerts_once(
-    start_alerts, fabro: FakeFabro, slack: FakeSlack
-):
+    start_alerts: StartBot, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     bot = await start_alerts(alert_channel=None)
     async with aiohttp.ClientSession() as session:
         user = SlackUser.of(bot, slack, session)
@@ -379,7 +387,7 @@ async def test_subscriptions_route_alerts_and_a_run_matching_several_alerts_once
         assert await bot.store.subscriptions("C0TEAM") == []
 
 
-async def test_subscribe_mistakes_get_a_kind_ephemeral_answer(start_alerts, slack: FakeSlack):
+async def test_subscribe_mistakes_get_a_kind_ephemeral_answer(start_alerts: StartBot, slack: FakeSlack) -> None:
     bot = await start_alerts()
     async with aiohttp.ClientSession() as session:
         user = SlackUser.of(bot, slack, session)
@@ -398,7 +406,9 @@ async def test_subscribe_mistakes_get_a_kind_ephemeral_answer(start_alerts, slac
         ({"subscription_allowlist": "U0ROUTER", "action_allowlist": "U123ADA"}, "U0ROUTER", "SUBSCRIPTION_ALLOWLIST"),
     ],
 )
-async def test_only_the_allowlist_may_change_where_alerts_go(start_alerts, slack: FakeSlack, settings, allowed, named):
+async def test_only_the_allowlist_may_change_where_alerts_go(
+    start_alerts: StartBot, slack: FakeSlack, settings: dict[str, str], allowed: str, named: str
+) -> None:
     bot = await start_alerts(alert_channel=None, **settings)
     async with aiohttp.ClientSession() as session:
         user = SlackUser.of(bot, slack, session)
@@ -415,7 +425,9 @@ async def test_only_the_allowlist_may_change_where_alerts_go(start_alerts, slack
         assert "failed runs" in str((await user.reply(url))["blocks"])
 
 
-async def test_cancellations_are_alerted_only_where_asked_for(start_alerts, fabro: FakeFabro, slack: FakeSlack):
+async def test_cancellations_are_alerted_only_where_asked_for(
+    start_alerts: StartBot, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     bot = await start_alerts(alert_channel="C0DEFAULT")
     async with aiohttp.ClientSession() as session:
         user = SlackUser.of(bot, slack, session)
@@ -434,7 +446,9 @@ async def test_cancellations_are_alerted_only_where_asked_for(start_alerts, fabr
     assert "Run cancelled: Stopped by hand" in slack.posts("C0CANCEL")[0].text
 
 
-async def test_the_scheduler_runs_cycles_by_itself(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path):
+async def test_the_scheduler_runs_cycles_by_itself(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     await start_bot(
         schedule_alerts=True,
         alert_pace=0.0,
@@ -455,8 +469,9 @@ async def test_the_scheduler_runs_cycles_by_itself(start_bot, fabro: FakeFabro, 
 
 async def test_a_post_whose_answer_is_lost_is_found_in_history_not_posted_twice(
     bot: Bot, fabro: FakeFabro, slack: FakeSlack
-):
-    bot.alerter.delivery.slack.timeout = 0.5
+) -> None:
+    # slack_sdk annotates its client's timeout as int; aiohttp takes seconds as a float.
+    bot.alerter.delivery.slack.timeout = 0.5  # type: ignore[assignment]
     slack.slow_reply["chat.postMessage"] = 2.0  # Slack posts it, but the bot never hears back
     run = make_run("running")
     fabro.add(run)
@@ -473,7 +488,9 @@ async def test_a_post_whose_answer_is_lost_is_found_in_history_not_posted_twice(
     assert alert.state is AlertState.POSTED and alert.ts == slack.posts(CHANNEL)[0].ts
 
 
-async def test_a_digest_that_overflows_shows_the_rest_to_whoever_asks(bot: Bot, fabro: FakeFabro, slack: FakeSlack):
+async def test_a_digest_that_overflows_shows_the_rest_to_whoever_asks(
+    bot: Bot, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     runs = [make_run("running", title="T" * 200 + f" {i}") for i in range(150)]
     fabro.add(*runs)
     for run in runs:
@@ -497,7 +514,7 @@ async def test_a_digest_that_overflows_shows_the_rest_to_whoever_asks(bot: Bot, 
 
 async def test_a_proxy_error_page_from_slack_is_an_ordinary_failure_counted_and_retried(
     bot: Bot, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = make_run("running")
     fabro.add(run)
     fabro.fail(run["id"])
@@ -515,7 +532,7 @@ async def test_a_proxy_error_page_from_slack_is_an_ordinary_failure_counted_and_
 @pytest.mark.parametrize("newcomer", ["01KD" + "0" * 21 + "1", "01KB" + "0" * 21 + "1"], ids=["above", "between"])
 async def test_runs_changing_in_the_same_millisecond_as_the_mark_are_never_skipped(
     bot: Bot, fabro: FakeFabro, slack: FakeSlack, newcomer: str
-):
+) -> None:
     """Fabro sorts `updated_at` by the millisecond (ties by id, descending) while its JSON carries
     nanoseconds: a newcomer in the mark's millisecond must be found in either id order."""
     await bot.alerter.cycle()
@@ -543,7 +560,7 @@ async def test_runs_changing_in_the_same_millisecond_as_the_mark_are_never_skipp
 
 async def test_who_answered_is_found_even_behind_a_busy_agents_newest_events(
     bot: Bot, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = make_run("running", title="Chatty agent")
     fabro.add(run)
     fabro.ask(run["id"], YES_NO)
@@ -559,8 +576,8 @@ async def test_who_answered_is_found_even_behind_a_busy_agents_newest_events(
 
 
 async def test_a_failure_alerted_in_eleven_channels_reads_its_failure_text_once(
-    start_alerts, fabro: FakeFabro, slack: FakeSlack
-):
+    start_alerts: StartBot, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     bot = await start_alerts()
     for i in range(10):
         await bot.store.add_subscription(Subscription(0, f"C{i:04d}SUBS", frozenset({"failed"})))
@@ -576,8 +593,8 @@ async def test_a_failure_alerted_in_eleven_channels_reads_its_failure_text_once(
 
 
 async def test_the_first_start_reads_the_waiting_buckets_not_each_waiting_run(
-    start_alerts, fabro: FakeFabro, slack: FakeSlack
-):
+    start_alerts: StartBot, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     runs = [make_run("running", title=f"Asks {i}") for i in range(150)]
     fabro.add(*runs)
     for i, run in enumerate(runs):
@@ -593,7 +610,7 @@ async def test_the_first_start_reads_the_waiting_buckets_not_each_waiting_run(
 
 async def test_an_idle_cycle_costs_a_few_statements_however_many_runs_share_the_newest_instant(
     bot: Bot, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     same = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.123Z")
     runs = [make_run("running", title=f"Busy {i}") for i in range(30)]
     for run in runs:

@@ -6,19 +6,21 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 
+from bot.app import Bot
 from bot.blocks.limits import problems
 from bot.blocks.stats import PARTIAL, stats_message
 from bot.core.stats import Window, bounds, due_day
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
 from bot.telling.daily import CACHE_FOR, Daily
-from tests.conftest import SlackUser
+from tests.conftest import SlackUser, StartBot
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import iso, make_run
 from tests.fakes.slack import FakeSlack
@@ -53,7 +55,7 @@ def finished(
     return run
 
 
-def test_windows_are_days_in_the_persons_time_zone():
+def test_windows_are_days_in_the_persons_time_zone() -> None:
     tokyo = ZoneInfo("Asia/Tokyo")  # UTC+9: 15:00 UTC is midnight in Tokyo
     start, end = bounds(Window.TODAY, NOW, tokyo)
     assert start.astimezone(tokyo).hour == 0 and end == NOW and NOW - start == timedelta(hours=0)
@@ -63,7 +65,7 @@ def test_windows_are_days_in_the_persons_time_zone():
     assert start == NOW.replace(hour=0) - timedelta(days=6) and end == NOW
 
 
-def test_a_summary_is_due_from_its_hour_that_day_and_not_before_it_was_set():
+def test_a_summary_is_due_from_its_hour_that_day_and_not_before_it_was_set() -> None:
     utc = ZoneInfo("UTC")
     set_at = NOW - timedelta(days=3)
     assert due_day("09:00", utc, NOW, set_at) == NOW.date()
@@ -72,7 +74,7 @@ def test_a_summary_is_due_from_its_hour_that_day_and_not_before_it_was_set():
     assert due_day("09:00", ZoneInfo("America/Los_Angeles"), NOW, set_at) is None  # 07:00 there
 
 
-async def stats_of(start_bot, slack: FakeSlack, text: str, *, now: datetime = NOW) -> dict[str, Any]:
+async def stats_of(start_bot: StartBot, slack: FakeSlack, text: str, *, now: datetime = NOW) -> dict[str, Any]:
     bot = await start_bot(clock=lambda: now)
     async with aiohttp.ClientSession() as session:
         user = SlackUser.of(bot, slack, session)
@@ -110,8 +112,8 @@ def a_day(fabro: FakeFabro) -> None:
     ],
 )
 async def test_stats_counts_each_window_by_outcome_with_cost(
-    start_bot, slack: FakeSlack, text: str, succeeded: int, failed: int, cancelled: int, cost: str
-):
+    start_bot: StartBot, slack: FakeSlack, text: str, succeeded: int, failed: int, cancelled: int, cost: str
+) -> None:
     slack.time_zones["U123ADA"] = "UTC"
     reply = await stats_of(start_bot, slack, text)
     assert reply["response_type"] == "ephemeral"
@@ -126,7 +128,9 @@ async def test_stats_counts_each_window_by_outcome_with_cost(
 
 
 @pytest.mark.usefixtures("a_day")
-async def test_stats_names_the_slowest_and_priciest_and_who_waits_the_longest_first(start_bot, slack: FakeSlack):
+async def test_stats_names_the_slowest_and_priciest_and_who_waits_the_longest_first(
+    start_bot: StartBot, slack: FakeSlack
+) -> None:
     slack.time_zones["U123ADA"] = "UTC"
     reply = await stats_of(start_bot, slack, "stats")
     text = texts(reply["blocks"])
@@ -139,7 +143,7 @@ async def test_stats_names_the_slowest_and_priciest_and_who_waits_the_longest_fi
     assert buttons == ["runs_show:failed", "runs_show:waiting"]
 
 
-async def test_stats_uses_the_callers_time_zone(start_bot, fabro: FakeFabro, slack: FakeSlack):
+async def test_stats_uses_the_callers_time_zone(start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack) -> None:
     # 15:00 UTC is 00:00 in Tokyo: a run that ended at 14:00 UTC ended "yesterday" there.
     fabro.add(finished("succeeded", NOW - timedelta(hours=1), title="Late"))
     slack.time_zones["U123ADA"] = "Asia/Tokyo"
@@ -147,7 +151,7 @@ async def test_stats_uses_the_callers_time_zone(start_bot, fabro: FakeFabro, sla
     assert "*Succeeded*\n0" in texts(today["blocks"]) and "Asia/Tokyo" in texts(today["blocks"])
 
 
-async def test_a_window_past_the_request_cap_says_it_is_partial(fabro: FakeFabro):
+async def test_a_window_past_the_request_cap_says_it_is_partial(fabro: FakeFabro) -> None:
     fabro.add(*[finished("succeeded", NOW - timedelta(minutes=i + 1)) for i in range(250)])
     async with FabroClient(fabro.url, fabro.token) as client:
         daily = Daily(client, lambda: NOW, max_pages=2)
@@ -157,7 +161,7 @@ async def test_a_window_past_the_request_cap_says_it_is_partial(fabro: FakeFabro
     assert PARTIAL in str(message["blocks"]) and problems(message) == []
 
 
-async def test_stats_is_a_usage_error_for_an_unknown_window(start_bot, slack: FakeSlack):
+async def test_stats_is_a_usage_error_for_an_unknown_window(start_bot: StartBot, slack: FakeSlack) -> None:
     bot = await start_bot()
     async with aiohttp.ClientSession() as session:
         _, ack, _ = await SlackUser.of(bot, slack, session).command("stats tomorow")
@@ -175,7 +179,7 @@ class Clock:
         return self.now
 
 
-async def set_summary(bot, slack: FakeSlack, words: str, user: str = "U123ADA") -> dict[str, Any]:
+async def set_summary(bot: Bot, slack: FakeSlack, words: str, user: str = "U123ADA") -> dict[str, Any]:
     async with aiohttp.ClientSession() as session:
         u = SlackUser.of(bot, slack, session)
         _, _, url = await u.command(words, channel=CHANNEL, user=user)
@@ -187,8 +191,8 @@ def summaries(slack: FakeSlack) -> list[Any]:
 
 
 async def test_a_summary_is_posted_once_at_its_time_and_not_again_after_a_restart(
-    start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path
-):
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     slack.time_zones["U123ADA"] = "UTC"
     fabro.add(finished("succeeded", NOW.replace(hour=0) - timedelta(hours=2), title="Done yesterday"))
     clock = Clock(NOW.replace(hour=8))
@@ -213,8 +217,8 @@ async def test_a_summary_is_posted_once_at_its_time_and_not_again_after_a_restar
 
 
 async def test_a_summary_due_while_the_bot_was_down_goes_out_when_it_is_back_that_day(
-    start_bot, slack: FakeSlack, tmp_path
-):
+    start_bot: StartBot, slack: FakeSlack, tmp_path: Path
+) -> None:
     slack.time_zones["U123ADA"] = "UTC"
     clock = Clock(NOW.replace(hour=7))
     database = f"sqlite:///{tmp_path}/daily.db"
@@ -227,7 +231,9 @@ async def test_a_summary_due_while_the_bot_was_down_goes_out_when_it_is_back_tha
     assert len(summaries(slack)) == 1
 
 
-async def test_setting_a_summary_again_replaces_it_and_off_stops_it(start_bot, slack: FakeSlack, tmp_path):
+async def test_setting_a_summary_again_replaces_it_and_off_stops_it(
+    start_bot: StartBot, slack: FakeSlack, tmp_path: Path
+) -> None:
     bot = await start_bot(clock=Clock(NOW), database_url=f"sqlite:///{tmp_path}/d.db", alert_pace=0.0)
     await set_summary(bot, slack, "summary daily 09:00")
     await set_summary(bot, slack, "summary daily 17:30")
@@ -239,7 +245,9 @@ async def test_setting_a_summary_again_replaces_it_and_off_stops_it(start_bot, s
     assert off["response_type"] == "in_channel" and await bot.store.summaries(CHANNEL) == []
 
 
-async def test_only_the_routing_allowlist_may_set_a_summary(start_bot, slack: FakeSlack, tmp_path):
+async def test_only_the_routing_allowlist_may_set_a_summary(
+    start_bot: StartBot, slack: FakeSlack, tmp_path: Path
+) -> None:
     bot = await start_bot(subscription_allowlist="U0ROUTER", database_url=f"sqlite:///{tmp_path}/d.db")
     reply = await set_summary(bot, slack, "summary daily 09:00", user="U123ADA")
     assert "may not change where alerts are posted" in reply["text"]
@@ -250,21 +258,23 @@ async def test_only_the_routing_allowlist_may_set_a_summary(start_bot, slack: Fa
 @pytest.mark.parametrize(
     "words", ["summary daily 25:00", "summary daily 9", "summary weekly 09:00", "summary daily ٠٩:٠٠"]
 )
-async def test_summary_mistakes_get_a_kind_usage_error(start_bot, slack: FakeSlack, words: str):
+async def test_summary_mistakes_get_a_kind_usage_error(start_bot: StartBot, slack: FakeSlack, words: str) -> None:
     bot = await start_bot()
     async with aiohttp.ClientSession() as session:
         _, ack, _ = await SlackUser.of(bot, slack, session).command(words, channel=CHANNEL)
     assert "summary daily 09:00" in ack
 
 
-def test_a_summary_day_key_round_trips():
+def test_a_summary_day_key_round_trips() -> None:
     from bot.core.keys import AlertKey, AlertKind
 
     key = AlertKey(AlertKind.SUMMARY, date(2026, 11, 28).isoformat())
     assert AlertKey.parse(key.encode()) == key and key.encode() == "summary:2026-11-28"
 
 
-async def test_people_asking_for_stats_at_once_share_one_read(start_bot, fabro: FakeFabro, slack: FakeSlack):
+async def test_people_asking_for_stats_at_once_share_one_read(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     fabro.add(*[finished("succeeded", NOW - timedelta(hours=i % 150)) for i in range(300)])
     fabro.latency = 0.05
     bot = await start_bot(clock=lambda: NOW)
@@ -278,7 +288,7 @@ async def test_people_asking_for_stats_at_once_share_one_read(start_bot, fabro: 
     assert len(listings) <= 4 + 1, len(listings)  # 300 runs: one shared read of 3-4 pages, and what waits
 
 
-async def test_a_read_serves_for_a_short_time_then_is_read_again(fabro: FakeFabro):
+async def test_a_read_serves_for_a_short_time_then_is_read_again(fabro: FakeFabro) -> None:
     fabro.add(finished("succeeded", NOW - timedelta(hours=1)))
     ticks = [0.0]
     async with FabroClient(fabro.url, fabro.token) as client:
@@ -294,7 +304,7 @@ async def test_a_read_serves_for_a_short_time_then_is_read_again(fabro: FakeFabr
     assert CACHE_FOR <= 60
 
 
-async def test_a_failed_read_is_not_kept(fabro: FakeFabro):
+async def test_a_failed_read_is_not_kept(fabro: FakeFabro) -> None:
     async with FabroClient(fabro.url, fabro.token, timeout=2) as client:
         daily = Daily(client, lambda: NOW)
         fabro.fail_next(503, 10, path_prefix="/api/v1/runs")

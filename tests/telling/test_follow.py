@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -13,7 +14,7 @@ import pytest
 
 from bot.app import Bot
 from bot.slack.webapi import EditBudget
-from tests.conftest import SlackUser, wait_for
+from tests.conftest import SlackUser, StartBot, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
 from tests.fakes.slack import FakeSlack, Message
@@ -23,7 +24,7 @@ ADA = "U123ADA"
 
 
 @pytest.fixture
-async def bot(start_bot, tmp_path) -> Bot:
+async def bot(start_bot: StartBot, tmp_path: Path) -> Bot:
     return await start_bot(alert_pace=0.0, database_url=f"sqlite:///{tmp_path}/follow.db", fabro_event_stream=False)
 
 
@@ -60,7 +61,7 @@ def texts(message: Message) -> str:
 
 async def test_follow_posts_a_live_card_and_the_thread_hears_only_what_matters(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = running(fabro)
     reply = await follow_by_command(user, run["id"])
     assert "Following run" in reply["text"] and reply["response_type"] == "ephemeral"
@@ -90,7 +91,9 @@ async def test_follow_posts_a_live_card_and_the_thread_hears_only_what_matters(
     assert "finished" in texts(live)
 
 
-async def test_follow_from_an_alert_uses_that_alerts_message(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path):
+async def test_follow_from_an_alert_uses_that_alerts_message(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     bot = await start_bot(
         alert_channel=CHANNEL, alert_pace=0.0, database_url=f"sqlite:///{tmp_path}/a.db", fabro_event_stream=False
     )
@@ -120,7 +123,7 @@ async def test_follow_from_an_alert_uses_that_alerts_message(start_bot, fabro: F
     assert "followed here" in texts(alert)
 
 
-async def test_unfollow_and_following_twice(bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack):
+async def test_unfollow_and_following_twice(bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack) -> None:
     run = running(fabro)
     await follow_by_command(user, run["id"])
     await follow_by_command(user, run["id"])
@@ -132,14 +135,16 @@ async def test_unfollow_and_following_twice(bot: Bot, user: SlackUser, fabro: Fa
 
 async def test_where_the_bot_cannot_post_it_says_how_to_invite_it(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = running(fabro)
     slack.unreachable[CHANNEL] = "not_in_channel"
     reply = await follow_by_command(user, run["id"])
     assert "/invite" in reply["text"] and await bot.store.follows() == []
 
 
-async def test_a_cap_on_runs_followed_at_once(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path):
+async def test_a_cap_on_runs_followed_at_once(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     bot = await start_bot(follow_max=1, database_url=f"sqlite:///{tmp_path}/c.db", fabro_event_stream=False)
     first, second = running(fabro, "one"), running(fabro, "two")
     async with aiohttp.ClientSession() as session:
@@ -149,22 +154,23 @@ async def test_a_cap_on_runs_followed_at_once(start_bot, fabro: FakeFabro, slack
     assert "FOLLOW_MAX" in reply["text"] and len(await bot.store.follows()) == 1
 
 
-async def test_a_finished_run_cannot_be_followed(user: SlackUser, fabro: FakeFabro):
+async def test_a_finished_run_cannot_be_followed(user: SlackUser, fabro: FakeFabro) -> None:
     run = make_run("succeeded")
     fabro.add(run)
     assert "nothing left to follow" in (await follow_by_command(user, run["id"]))["text"]
 
 
 async def test_a_reply_whose_post_was_lost_is_found_in_the_thread_not_posted_twice(
-    start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path
-):
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     database = f"sqlite:///{tmp_path}/lost.db"
     bot = await start_bot(database_url=database, fabro_event_stream=False)
     run = running(fabro)
     async with aiohttp.ClientSession() as session:
         await follow_by_command(SlackUser.of(bot, slack, session), run["id"])
     live = card(slack)
-    bot.outbox.slack.timeout = 0.3  # the client the outbox posts with
+    # The client the outbox posts with; slack_sdk annotates its timeout as int, aiohttp takes seconds as a float.
+    bot.outbox.slack.timeout = 0.3  # type: ignore[assignment]
     slack.slow_reply["chat.postMessage"] = 1.0  # Slack posts the reply; the bot never hears back
     fabro.stage(run["id"], "verify", "failed", failure={"message": "boom"})
     await bot.follower.sync_all()
@@ -180,7 +186,7 @@ async def test_a_reply_whose_post_was_lost_is_found_in_the_thread_not_posted_twi
 
 async def test_card_edits_are_coalesced_and_the_last_state_lands(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = running(fabro)
     await follow_by_command(user, run["id"])
     live = card(slack)
@@ -194,7 +200,7 @@ async def test_card_edits_are_coalesced_and_the_last_state_lands(
     assert time.monotonic() - started >= 0.9 and "step-5" in texts(live)
 
 
-def test_the_edit_budget_is_shared_and_makes_edits_wait():
+def test_the_edit_budget_is_shared_and_makes_edits_wait() -> None:
     now = [0.0]
     budget = EditBudget(per_minute=2, clock=lambda: now[0])
     assert budget.wait() == 0
@@ -209,7 +215,7 @@ def test_the_edit_budget_is_shared_and_makes_edits_wait():
 
 async def test_a_full_pass_over_follows_reads_one_request_per_idle_followed_run(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = running(fabro)
     await follow_by_command(user, run["id"])
     fabro.requests.clear()
@@ -217,7 +223,7 @@ async def test_a_full_pass_over_follows_reads_one_request_per_idle_followed_run(
     assert [r.path for r in fabro.requests] == [f"/api/v1/runs/{run['id']}/events"]
 
 
-async def streaming_bot(start_bot, tmp_path) -> Bot:
+async def streaming_bot(start_bot: StartBot, tmp_path: Path) -> Bot:
     """A leader listening to Fabro's global event stream, past its first cycle."""
     bot = await start_bot(alert_pace=0.0, database_url=f"sqlite:///{tmp_path}/live.db", fabro_event_stream=True)
     await bot.scheduled_cycle()
@@ -228,8 +234,8 @@ async def streaming_bot(start_bot, tmp_path) -> Bot:
 
 
 async def test_with_the_stream_a_stage_failure_reaches_the_thread_within_seconds_without_reading_events(
-    start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path
-):
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     bot = await streaming_bot(start_bot, tmp_path)
     run = running(fabro)
     async with aiohttp.ClientSession() as session:
@@ -246,8 +252,8 @@ async def test_with_the_stream_a_stage_failure_reaches_the_thread_within_seconds
 
 
 async def test_an_event_the_stream_lost_is_read_back_from_the_stored_seq(
-    start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path
-):
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     bot = await streaming_bot(start_bot, tmp_path)
     run = running(fabro)
     async with aiohttp.ClientSession() as session:
@@ -264,7 +270,9 @@ async def test_an_event_the_stream_lost_is_read_back_from_the_stored_seq(
     assert len(fabro.calls(f"/api/v1/runs/{run['id']}/events")) == 1  # one read, from the stored seq
 
 
-async def test_an_idle_cycle_costs_no_request_per_followed_run(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path):
+async def test_an_idle_cycle_costs_no_request_per_followed_run(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     bot = await start_bot(alert_pace=0.0, database_url=f"sqlite:///{tmp_path}/idle.db", fabro_event_stream=False)
     runs = [running(fabro, f"Run {i}") for i in range(5)]
     async with aiohttp.ClientSession() as session:
@@ -285,7 +293,7 @@ async def test_an_idle_cycle_costs_no_request_per_followed_run(start_bot, fabro:
 
 async def test_words_in_the_live_cards_thread_steer_the_agent_or_answer_its_question(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = running(fabro)
     await follow_by_command(user, run["id"])
     live = card(slack)
@@ -301,7 +309,7 @@ async def test_words_in_the_live_cards_thread_steer_the_agent_or_answer_its_ques
 
 async def test_a_bare_mention_in_the_live_thread_with_no_question_waiting_never_steers(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = running(fabro)
     await follow_by_command(user, run["id"])
     live = card(slack)

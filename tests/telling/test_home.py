@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,7 +19,7 @@ import pytest
 from bot.app import Bot
 from bot.core.records import IndexedRun
 from tests.acting.test_steering import question
-from tests.conftest import SlackUser, wait_for
+from tests.conftest import SlackUser, StartBot, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
 from tests.fakes.slack import FakeSlack
@@ -33,7 +34,7 @@ def by(login: str, **run: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def bot(start_bot, tmp_path) -> Bot:
+async def bot(start_bot: StartBot, tmp_path: Path) -> Bot:
     started = await start_bot(alert_pace=0.0, user_links="octocat=U123ADA", database_url=f"sqlite:///{tmp_path}/h.db")
     await started.alerter.cycle()
     return started
@@ -68,7 +69,7 @@ async def opened(user: SlackUser, slack: FakeSlack, who: str) -> dict[str, Any]:
 
 async def test_a_linked_person_sees_what_waits_on_them_and_their_runs(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     mine, theirs = by("octocat", title="Mine asks"), by("grace", title="Theirs asks")
     done = by("octocat", title="Mine failed")
     fabro.add(mine, theirs, done)
@@ -89,7 +90,7 @@ async def test_a_linked_person_sees_what_waits_on_them_and_their_runs(
 
 async def test_an_unlinked_person_is_told_how_to_link_and_sees_what_waits_on_anyone(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     waiting = by("octocat", title="Someone's approval")
     fabro.add(waiting)
     fabro.request_approval(waiting["id"])
@@ -98,7 +99,9 @@ async def test_an_unlinked_person_is_told_how_to_link_and_sees_what_waits_on_any
     assert "/runs link" in text(view) and "Someone's approval" in text(view)
 
 
-async def test_waiting_on_anyone_is_capped_oldest_first(bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack):
+async def test_waiting_on_anyone_is_capped_oldest_first(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     start = datetime.now(UTC) - timedelta(hours=2)
     runs = [by("grace", title=f"Waiting {i:02d}", created=start + timedelta(minutes=i)) for i in range(20)]
     runs.reverse()  # Fabro's order, not the order they were made, decides
@@ -113,7 +116,7 @@ async def test_waiting_on_anyone_is_capped_oldest_first(bot: Bot, user: SlackUse
 
 async def test_home_is_republished_when_what_it_shows_changed_at_most_every_10_s(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     ticks = [1000.0]
     bot.home.monotonic = lambda: ticks[0]
     bot.home.recheck = 0.05
@@ -138,7 +141,7 @@ async def test_home_is_republished_when_what_it_shows_changed_at_most_every_10_s
 
 async def test_when_fabro_is_down_home_still_opens_and_says_so(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     fabro.fail_next(503, 5, path_prefix="/api/v1/runs")
     view = await opened(user, slack, ADA)
     assert "did not answer" in text(view) and "Your runs" in sections(view)
@@ -174,7 +177,7 @@ async def click_in_home(user: SlackUser, view: dict[str, Any], action_id: str, w
 
 async def test_answering_and_approving_from_home_work_and_home_updates(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     asks, approval = by("octocat", title="Mine asks"), by("octocat", title="Mine needs approval")
     fabro.add(asks, approval)
     fabro.ask(asks["id"], question("yes_no"))
@@ -197,7 +200,9 @@ async def test_answering_and_approving_from_home_work_and_home_updates(
     assert "Nothing is waiting on you" in text(slack.homes[ADA]) and slack.violations == []
 
 
-async def test_retrying_your_failed_run_from_home(bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack):
+async def test_retrying_your_failed_run_from_home(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     failed = by("octocat", title="Mine failed")
     fabro.add(failed)
     fabro.fail(failed["id"], "boom")
@@ -214,7 +219,7 @@ async def test_retrying_your_failed_run_from_home(bot: Bot, user: SlackUser, fab
 
 async def test_a_refresh_asks_fabro_once_for_everyone_and_not_at_all_when_nothing_changed(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     ticks = [1000.0]
     bot.home.monotonic = lambda: ticks[0]
     await opened(user, slack, ADA)
@@ -235,7 +240,7 @@ async def test_a_refresh_asks_fabro_once_for_everyone_and_not_at_all_when_nothin
 
 async def test_an_idle_cycle_costs_nothing_for_homes_however_many_people_opened_theirs(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     for i in range(40):
         await opened(user, slack, f"U{i:04d}VIEW")
     await bot.alerter.cycle()
@@ -250,7 +255,7 @@ async def test_an_idle_cycle_costs_nothing_for_homes_however_many_people_opened_
 
 async def test_a_change_to_one_persons_run_republishes_only_their_home(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = by("octocat", title="Mine runs")
     fabro.add(run)
     await bot.alerter.cycle()
@@ -268,8 +273,8 @@ async def test_a_change_to_one_persons_run_republishes_only_their_home(
 
 
 async def test_a_slow_views_publish_never_delays_an_alert(
-    start_bot, tmp_path, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+    start_bot: StartBot, tmp_path: Path, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     bot = await start_bot(alert_pace=0.0, alert_channel="C0ALERTS", database_url=f"sqlite:///{tmp_path}/s.db")
     await bot.alerter.cycle()
     async with aiohttp.ClientSession() as session:
@@ -296,7 +301,7 @@ async def test_a_slow_views_publish_never_delays_an_alert(
 
 async def test_opens_at_once_share_one_read_of_what_waits(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     fabro.latency = 0.05
     fabro.requests.clear()
     await asyncio.gather(*(user.open_home(f"U{i:04d}OPEN") for i in range(20)))
@@ -306,7 +311,7 @@ async def test_opens_at_once_share_one_read_of_what_waits(
 
 async def test_home_remembers_a_bounded_number_of_viewers_the_longest_unseen_forgotten_first(
     bot: Bot, user: SlackUser, slack: FakeSlack
-):
+) -> None:
     bot.home.max_viewers = 2
     for who in (ADA, BOB, "U789CAROL"):
         await opened(user, slack, who)
@@ -315,7 +320,7 @@ async def test_home_remembers_a_bounded_number_of_viewers_the_longest_unseen_for
 
 async def test_when_fabro_is_down_a_refresh_asks_once_and_keeps_the_homes_for_later(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     for who in (ADA, BOB, "U789CAROL"):
         await opened(user, slack, who)
     bot.home.monotonic = lambda: time.monotonic() + 100  # every Home may be republished
@@ -337,7 +342,7 @@ async def test_when_fabro_is_down_a_refresh_asks_once_and_keeps_the_homes_for_la
 
 async def test_when_slack_cannot_be_reached_a_refresh_costs_those_homes_and_does_not_fail(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     for who in (ADA, BOB):
         await opened(user, slack, who)
     bot.home.monotonic = lambda: time.monotonic() + 100

@@ -4,8 +4,13 @@ or being refused costs nothing but speed."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from typing import Any
 
-from tests.conftest import wait_for
+import pytest
+
+from bot.app import Bot
+from tests.conftest import StartBot, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
 from tests.fakes.slack import FakeSlack
@@ -13,7 +18,7 @@ from tests.fakes.slack import FakeSlack
 CHANNEL = "C0LIVE"
 
 
-async def live_bot(start_bot, tmp_path, **overrides):
+async def live_bot(start_bot: StartBot, tmp_path: Path, **overrides: Any) -> Bot:
     bot = await start_bot(
         schedule_alerts=True,
         alert_pace=0.0,
@@ -27,8 +32,8 @@ async def live_bot(start_bot, tmp_path, **overrides):
 
 
 async def test_a_failure_is_alerted_within_seconds_with_a_two_minute_poll(
-    start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path
-):
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     await live_bot(start_bot, tmp_path)
     run = make_run("running", title="Live failure")
     fabro.add(run)
@@ -40,7 +45,9 @@ async def test_a_failure_is_alerted_within_seconds_with_a_two_minute_poll(
     assert "boom" in str(slack.posts(CHANNEL)[0].blocks)
 
 
-async def test_questions_and_answers_flow_through_the_stream(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path):
+async def test_questions_and_answers_flow_through_the_stream(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     await live_bot(start_bot, tmp_path)
     run = make_run("running")
     fabro.add(run)
@@ -55,18 +62,19 @@ async def test_questions_and_answers_flow_through_the_stream(start_bot, fabro: F
 
 
 async def test_the_stream_dropping_is_survived_and_what_happened_meanwhile_is_caught_up(
-    start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path
-):
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     bot = await live_bot(start_bot, tmp_path)
-    assert bot.live is not None
+    live = bot.live
+    assert live is not None
     fabro.fail_next(503, count=3, path_prefix="/api/v1/attach")  # Fabro restarting: refused a few times
     fabro.drop_streams()
-    await wait_for(lambda: not bot.live.connected, timeout=3)
+    await wait_for(lambda: not live.connected, timeout=3)
     missed = make_run("running", title="Failed while the stream was down")
     fabro.add(missed)
     fabro.fail(missed["id"])
     # Back: the reconnect is followed by a reconciling poll, which finds what the stream missed.
-    await wait_for(lambda: bot.live.connected, timeout=15)
+    await wait_for(lambda: live.connected, timeout=15)
     await wait_for(lambda: f"failed:{missed['id']}" in slack.alert_keys(CHANNEL), timeout=5)
     after = make_run("running", title="Failed after the reconnect")
     fabro.add(after)
@@ -77,8 +85,8 @@ async def test_the_stream_dropping_is_survived_and_what_happened_meanwhile_is_ca
 
 
 async def test_approvals_still_come_from_the_poll_because_the_stream_never_carries_them(
-    start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path
-):
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     bot = await live_bot(start_bot, tmp_path)
     child = make_run("submitted")
     fabro.add(child)
@@ -87,7 +95,9 @@ async def test_approvals_still_come_from_the_poll_because_the_stream_never_carri
     assert slack.alert_keys(CHANNEL) == [f"approval:{child['id']}"]
 
 
-async def test_the_stream_can_be_turned_off(start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path):
+async def test_the_stream_can_be_turned_off(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
     bot = await start_bot(
         schedule_alerts=True,
         alert_channel=CHANNEL,
@@ -99,10 +109,11 @@ async def test_the_stream_can_be_turned_off(start_bot, fabro: FakeFabro, slack: 
 
 
 async def test_a_stream_whose_body_cannot_be_decoded_is_logged_once_and_reconnected(
-    start_bot, fabro: FakeFabro, slack: FakeSlack, tmp_path, caplog
-):
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     bot = await live_bot(start_bot, tmp_path)
-    assert bot.live is not None
+    live = bot.live
+    assert live is not None
     for _ in range(3):  # gzip promised, garbage sent: every reconnection meets it again
         fabro.answer_next(
             200,
@@ -112,7 +123,7 @@ async def test_a_stream_whose_body_cannot_be_decoded_is_logged_once_and_reconnec
         )
     fabro.drop_streams()
     await wait_for(lambda: not fabro.faults, timeout=15)  # it kept trying, through every broken answer
-    await wait_for(lambda: bot.live.connected and fabro.streams, timeout=15)  # and came back
+    await wait_for(lambda: live.connected and fabro.streams, timeout=15)  # and came back
     warnings = [
         r for r in caplog.records if "event stream is unavailable" in r.getMessage() and r.levelname == "WARNING"
     ]
@@ -123,7 +134,9 @@ async def test_a_stream_whose_body_cannot_be_decoded_is_logged_once_and_reconnec
     await wait_for(lambda: slack.alert_keys(CHANNEL) == [f"failed:{run['id']}"], timeout=3)
 
 
-async def test_the_connected_gauge_drops_while_the_stream_is_broken(start_bot, fabro: FakeFabro, tmp_path):
+async def test_the_connected_gauge_drops_while_the_stream_is_broken(
+    start_bot: StartBot, fabro: FakeFabro, tmp_path: Path
+) -> None:
     bot = await live_bot(start_bot, tmp_path)
     assert bot.live is not None
     fabro.answer_next(200, b"\x00" * 10, {"Content-Encoding": "gzip"}, path_prefix="/api/v1/attach")

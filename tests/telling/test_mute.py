@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,7 +16,7 @@ import pytest
 
 from bot.app import Bot
 from tests.acting.test_steering import question
-from tests.conftest import SlackUser
+from tests.conftest import SlackUser, StartBot
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.slack import FakeSlack, Message, dm_of
 from tests.telling.test_reminders import Clock, by_octocat, replies
@@ -30,7 +31,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def bot(start_bot, tmp_path, clock: Clock) -> Bot:
+async def bot(start_bot: StartBot, tmp_path: Path, clock: Clock) -> Bot:
     started = await start_bot(
         alert_pace=0.0,
         clock=clock,
@@ -73,7 +74,7 @@ async def ask_again(bot: Bot, fabro: FakeFabro, run: dict[str, Any], qid: str) -
 
 async def test_mute_for_an_hour_from_the_menu_stops_alerts_here_and_not_elsewhere_until_it_lapses(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack, clock: Clock
-):
+) -> None:
     _, _, url = await user.command("subscribe questions", channel=TEAM)
     await user.reply(url)
     run = by_octocat(title="Chatty run")
@@ -98,7 +99,7 @@ async def test_mute_for_an_hour_from_the_menu_stops_alerts_here_and_not_elsewher
 
 async def test_mute_and_unmute_by_command_with_a_prefix_and_muted_lists_them(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = by_octocat(title="Quiet please")
     fabro.add(run)
     _, _, url = await user.command(f"mute {run['id'][:12]} 1d", channel=OPS)
@@ -120,7 +121,7 @@ async def test_mute_and_unmute_by_command_with_a_prefix_and_muted_lists_them(
 
 async def test_until_it_ends_covers_the_end_of_the_run_too(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     run = by_octocat(title="Doomed")
     fabro.add(run)
     await ask_again(bot, fabro, run, "q-1")
@@ -133,8 +134,8 @@ async def test_until_it_ends_covers_the_end_of_the_run_too(
 
 
 async def test_a_channel_mute_needs_the_routing_permission_but_muting_ones_own_dm_does_not(
-    start_bot, tmp_path, fabro: FakeFabro, slack: FakeSlack
-):
+    start_bot: StartBot, tmp_path: Path, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     bot = await start_bot(
         alert_pace=0.0,
         alert_channel=OPS,
@@ -162,7 +163,7 @@ async def test_a_channel_mute_needs_the_routing_permission_but_muting_ones_own_d
 
 async def test_a_muted_channel_gets_no_reminder_and_no_escalation_in_its_place(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack, clock: Clock
-):
+) -> None:
     run = by_octocat(title="Waiting a long time")
     fabro.add(run)
     await ask_again(bot, fabro, run, "q-1")
@@ -176,7 +177,7 @@ async def test_a_muted_channel_gets_no_reminder_and_no_escalation_in_its_place(
     assert slack.posts(dm_of("U999ESC")) == []  # no escalation by DM for a muted channel
 
 
-async def test_a_muted_question_still_waits_in_stats(bot: Bot, user: SlackUser, fabro: FakeFabro):
+async def test_a_muted_question_still_waits_in_stats(bot: Bot, user: SlackUser, fabro: FakeFabro) -> None:
     run = by_octocat(title="Counted anyway")
     fabro.add(run)
     _, _, url = await user.command(f"mute {run['id']}", channel=OPS)
@@ -186,7 +187,7 @@ async def test_a_muted_question_still_waits_in_stats(bot: Bot, user: SlackUser, 
     assert "Counted anyway" in json.dumps(await user.reply(url), ensure_ascii=False)
 
 
-async def test_mute_words_are_checked_with_kind_errors(user: SlackUser, fabro: FakeFabro):
+async def test_mute_words_are_checked_with_kind_errors(user: SlackUser, fabro: FakeFabro) -> None:
     for words, said in (
         ("mute", "takes the id of a run"),
         ("mute 01KJW4MG 3weeks", "is not how long to mute"),

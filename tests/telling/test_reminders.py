@@ -6,6 +6,7 @@ people when no channel alert exists."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from bot.app import Bot
 from bot.core.durations import parse_duration, waited
 from tests.acting.test_steering import question
+from tests.conftest import StartBot
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
 from tests.fakes.slack import FakeSlack, Message, dm_of
@@ -43,7 +45,7 @@ def replies(slack: FakeSlack, parent: Message) -> list[Message]:
     return [m for m in slack.messages if m.thread_ts == parent.ts and m.channel == parent.channel]
 
 
-async def start(start_bot, tmp_path, clock: Clock, **settings: Any) -> Bot:
+async def start(start_bot: StartBot, tmp_path: Path, clock: Clock, **settings: Any) -> Bot:
     values = {
         "alert_channel": CHANNEL,
         "user_links": "octocat=U123ADA",
@@ -65,7 +67,9 @@ async def asked(bot: Bot, fabro: FakeFabro, slack: FakeSlack) -> tuple[dict[str,
     return run, alert, dm
 
 
-async def test_one_reminder_in_each_thread_after_remind_after(start_bot, tmp_path, fabro: FakeFabro, slack: FakeSlack):
+async def test_one_reminder_in_each_thread_after_remind_after(
+    start_bot: StartBot, tmp_path: Path, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     clock = Clock()
     bot = await start(start_bot, tmp_path, clock)
     _, alert, dm = await asked(bot, fabro, slack)
@@ -81,7 +85,9 @@ async def test_one_reminder_in_each_thread_after_remind_after(start_bot, tmp_pat
     assert len(replies(slack, alert)) == 1 and slack.violations == []
 
 
-async def test_nothing_is_sent_after_the_question_was_answered(start_bot, tmp_path, fabro: FakeFabro, slack: FakeSlack):
+async def test_nothing_is_sent_after_the_question_was_answered(
+    start_bot: StartBot, tmp_path: Path, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     clock = Clock()
     bot = await start(start_bot, tmp_path, clock, escalate_after="1h", escalate_to="U999ESC")
     run, alert, dm = await asked(bot, fabro, slack)
@@ -94,8 +100,8 @@ async def test_nothing_is_sent_after_the_question_was_answered(start_bot, tmp_pa
 
 
 async def test_escalation_names_escalate_to_in_channel_threads_once(
-    start_bot, tmp_path, fabro: FakeFabro, slack: FakeSlack
-):
+    start_bot: StartBot, tmp_path: Path, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     clock = Clock()
     bot = await start(start_bot, tmp_path, clock, escalate_after="2h", escalate_to="U999ESC,S0ONCALL")
     _, alert, dm = await asked(bot, fabro, slack)
@@ -112,8 +118,8 @@ async def test_escalation_names_escalate_to_in_channel_threads_once(
 
 
 async def test_without_a_channel_alert_the_escalation_is_a_dm_to_each_person(
-    start_bot, tmp_path, fabro: FakeFabro, slack: FakeSlack
-):
+    start_bot: StartBot, tmp_path: Path, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     slack.usergroups["S0ONCALL"] = ["U777ONE", "U999ESC"]
     clock = Clock()
     bot = await start(
@@ -140,8 +146,8 @@ async def test_without_a_channel_alert_the_escalation_is_a_dm_to_each_person(
 
 
 async def test_a_reminder_slack_refuses_costs_that_item_and_is_sent_next_time(
-    start_bot, tmp_path, fabro: FakeFabro, slack: FakeSlack
-):
+    start_bot: StartBot, tmp_path: Path, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     clock = Clock()
     bot = await start(start_bot, tmp_path, clock)
     _, alert, _ = await asked(bot, fabro, slack)
@@ -156,12 +162,12 @@ async def test_a_reminder_slack_refuses_costs_that_item_and_is_sent_next_time(
 @pytest.mark.parametrize(
     ("text", "seconds"), [("90s", 90), ("30m", 1800), ("2h", 7200), ("1d", 86400), ("off", None), (" 2H ", 7200)]
 )
-def test_durations(text: str, seconds: int | None):
+def test_durations(text: str, seconds: int | None) -> None:
     parsed = parse_duration(text)
     assert (parsed.total_seconds() if parsed else None) == seconds
 
 
-def test_bad_durations_are_settings_errors():
+def test_bad_durations_are_settings_errors() -> None:
     from bot.config import ConfigError, load_settings
 
     for bad in ("30", "m", "-5m", "1w", "٣m"):
@@ -174,7 +180,7 @@ def test_bad_durations_are_settings_errors():
 
 
 @given(st.text(max_size=20))
-def test_any_duration_text_parses_or_says_what_would_work(text: str):
+def test_any_duration_text_parses_or_says_what_would_work(text: str) -> None:
     try:
         parsed = parse_duration(text)
     except ValueError as exc:
@@ -184,6 +190,6 @@ def test_any_duration_text_parses_or_says_what_would_work(text: str):
 
 
 @given(st.integers(min_value=-(10**6), max_value=10**9))
-def test_waited_reads_well_for_any_age(seconds: int):
+def test_waited_reads_well_for_any_age(seconds: int) -> None:
     said = waited(timedelta(seconds=seconds))
     assert said and len(said) <= 16 and said.split()[0].isdigit()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from bot.app import Bot
-from tests.conftest import SlackUser
+from tests.conftest import SlackUser, StartBot
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
 from tests.fakes.slack import FakeSlack
@@ -19,7 +20,7 @@ WINS, OPS = "C0WINS", "C0OPS"
 
 
 @pytest.fixture
-async def bot(start_bot, tmp_path) -> Bot:
+async def bot(start_bot: StartBot, tmp_path: Path) -> Bot:
     started = await start_bot(alert_pace=0.0, database_url=f"sqlite:///{tmp_path}/s.db")
     return started
 
@@ -60,7 +61,7 @@ def opened(fabro: FakeFabro, run: dict[str, Any], number: int = 42, *, draft: bo
 
 async def test_a_succeeded_subscription_is_told_once_and_the_default_one_never(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     assert "succeeded runs" in await subscribe(user, "succeeded", WINS)
     await subscribe(user, "", OPS)
     await bot.alerter.cycle()  # the first cycle: what came before is history
@@ -77,7 +78,7 @@ async def test_a_succeeded_subscription_is_told_once_and_the_default_one_never(
 
 async def test_a_pr_subscription_posts_the_pull_request_with_what_its_flat_event_says(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     assert "pull requests opened" in await subscribe(user, "pr", WINS)
     await bot.alerter.cycle()
     run = make_run("running", title="Add rate limiting")
@@ -99,7 +100,7 @@ async def test_a_pr_subscription_posts_the_pull_request_with_what_its_flat_event
 
 async def test_a_linked_pull_request_is_read_from_its_nested_shape(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     await subscribe(user, "pr", WINS)
     await bot.alerter.cycle()
     run = make_run("succeeded", title="Linked later")
@@ -115,7 +116,7 @@ async def test_a_linked_pull_request_is_read_from_its_nested_shape(
 
 async def test_a_storm_of_successes_and_pull_requests_is_one_digest(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     await subscribe(user, "succeeded pr", WINS)
     await bot.alerter.cycle()
     runs = [make_run("running", title=f"Batch {i}") for i in range(8)]
@@ -133,7 +134,7 @@ async def test_a_storm_of_successes_and_pull_requests_is_one_digest(
 
 async def test_pull_requests_opened_before_the_bot_started_are_history(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
-):
+) -> None:
     old = make_run("succeeded", title="Long ago")
     fabro.add(old)
     opened(fabro, old, 5)
