@@ -27,7 +27,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.acting.steering import Steering
+from bot.acting.steering import Steering, action_lease
 from bot.asking.answers import Answerer
 from bot.asking.ask import AskDesk
 from bot.asking.dispatch import Commands
@@ -372,6 +372,7 @@ class Bot:
             user_agent=f"fabro-slack-bot/{_version()}",
             owner_of=personal.owner_of,
             created=self._learn_token_login,
+            lease=action_lease(s.fabro_timeout_seconds),
         )
         self.steering = steering
         self.bolt = build_bolt_app(
@@ -546,6 +547,8 @@ class Bot:
         older_than = timedelta(seconds=3 * self.settings.fabro_timeout_seconds + 5)
         for settled, draft in await self.steering.resume_starts(older_than=older_than):
             await start.after_work_started(self.outbox, self.follower, settled, draft, self.steering.presentation)
+        # Retries, starts, merges, closes and steers a dead process left pending: settled from Fabro.
+        await self.steering.settle_interrupted()
 
     async def _live_reconcile(self, run_id: str) -> CycleReport:
         report = await self.alerter.reconcile_run(run_id)
