@@ -50,6 +50,7 @@ from bot.listeners.http import SlackGate
 from bot.listeners.payloads import foreign, payload_problem
 from bot.listeners.showing import Shower
 from bot.metrics import CONTENT_TYPE, Metrics
+from bot.people.bindings import Bindings
 from bot.people.identity import GitHubDeviceFlow, Linker, LinkMode, parse_user_links
 from bot.people.notify import Personal
 from bot.people.permissions import Allowlist, Permissions, parse_allowlist
@@ -159,8 +160,10 @@ def build_bolt_app(
         # around them. Nothing of the request is used: it may not even be verified.
         log.error("unhandled error around a listener, reference %s", new_reference(), exc_info=error)
 
-    async def open_start(client: AsyncWebClient, trigger_id: str, channel: str | None) -> None:
-        await start.open_picker(client, steering, trigger_id=trigger_id, channel=channel)
+    async def open_start(client: AsyncWebClient, trigger_id: str, channel: str | None, user_id: str | None) -> None:
+        await start.open_picker(
+            client, steering, trigger_id=trigger_id, channel=channel, user_id=user_id, bindings=commands.bindings
+        )
 
     commands_listener.register(app, commands, metrics, open_start=open_start)
     start.register(app, steering)
@@ -186,6 +189,7 @@ def build_bolt_app(
         asker,
         desk=commands.desk,
         work=commands.work,
+        bindings=commands.bindings,
     )
     controls.register(app, clicks)
     desk = commands.work
@@ -360,6 +364,7 @@ class Bot:
                 command=s.slash_command,
             ),
             tell=self._tell_person(personal, alert_slack),
+            bindings=Bindings(self.store, self.clock),
         )
         steering = Steering(
             self.store,

@@ -38,6 +38,8 @@ __all__ = [
     "MAX_CHECKBOXES",
     "MERGE_INPUT",
     "STEER_INPUT",
+    "UNBOUND_START",
+    "UNBOUND_WINDOW",
     "agent_controls",
     "answer_modal",
     "approval_controls",
@@ -49,6 +51,7 @@ __all__ = [
     "run_controls",
     "ship_controls",
     "steer_modal",
+    "unbound_view",
 ]
 
 Block = dict[str, Any]
@@ -314,6 +317,23 @@ def answer_modal(run: Run, question: Question, *, metadata: str) -> dict[str, An
         "submit": kit.plain("Send answer", 24),
         "close": kit.plain("Cancel", 24),
         "blocks": blocks,
+    }
+
+
+UNBOUND_WINDOW = (
+    "This window was not opened for you, or it was open too long: nothing was sent to Fabro."
+    " Open it again from the run's card."
+)
+UNBOUND_START = "This was not shown to you, or it was open too long: nothing was started. Run `{command} start` again."
+
+
+def unbound_view(said: str) -> dict[str, Any]:
+    """What a window becomes when its submission is refused because the bot did not open it for this person."""
+    return {
+        "type": "modal",
+        "title": kit.plain("Nothing was done", 24),
+        "close": kit.plain("Close", 24),
+        "blocks": [kit.section(f":warning: {escape(said)}")],
     }
 
 
