@@ -33,7 +33,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -713,8 +713,7 @@ class Steering:
 
     async def _successors(self, run: Run) -> list[Run]:
         """The runs retried from `run`, newest first: they are created after it ended."""
-        since = run.timestamps.completed_at or run.timestamps.created_at or datetime.min.replace(tzinfo=UTC)
-        return await self.fabro.created_since(since - CLOCK_SKEW, lambda r: r.retried_from == run.id)
+        return await self.fabro.successors(run, skew=CLOCK_SKEW)
 
     async def _settle_found(self, prior: Action, done: Done) -> Done:
         """Record what Fabro shows `prior` did: done by the person who asked, who owns what it made."""

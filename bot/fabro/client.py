@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -336,6 +336,12 @@ class FabroClient:
             if not listing.meta.has_more:
                 break
         return found
+
+    async def successors(self, run: Run, *, skew: timedelta = timedelta(minutes=10)) -> list[Run]:
+        """The runs retried from `run`, newest first: Fabro creates them after it ended (`skew` allows
+        for the clocks of the asker and Fabro)."""
+        since = run.timestamps.completed_at or run.timestamps.created_at or datetime.min.replace(tzinfo=UTC)
+        return await self.created_since(since - skew, lambda r: r.retried_from == run.id)
 
     async def creation_agent(self, run_id: str) -> str | None:
         """The `User-Agent` of the request that created the run, from its provenance (its `run.created` event)."""

@@ -265,6 +265,18 @@ async def test_retry_on_a_run_already_retried_in_fabro_says_where_and_sends_noth
     assert successor["id"] in str(post.blocks) and "steer:retry" not in controls(post)
 
 
+async def test_a_runs_card_offers_retry_only_until_fabro_shows_a_retry(desk: Desk) -> None:
+    run = make_run("running", title="Flaky")
+    desk.fabro.add(run)
+    desk.fabro.fail(run["id"])
+    card, _ = await _detail_card(desk, run["id"])
+    assert any(b["block_id"].startswith("retry:") for b in card["blocks"] if b["type"] == "actions")
+    successor = desk.fabro.retry(run["id"], make_run("runnable", title="Flaky", created=datetime.now(UTC)))
+    card, _ = await _detail_card(desk, run["id"])
+    assert not any(b["block_id"].startswith("retry:") for b in card["blocks"] if b["type"] == "actions")
+    assert f"Retried as run <https://fabro.example.com/runs/{successor['id']}|{successor['id']}>" in str(card)
+
+
 async def test_a_retry_whose_answer_was_lost_is_found_in_fabro_not_made_again(desk: Desk) -> None:
     """Fabro answered after the bot gave up waiting: the next click finds the retry by the intent in its
     provenance, records it as the first person's, and sends nothing."""
