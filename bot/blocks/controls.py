@@ -18,6 +18,7 @@ from typing import Any
 from bot.blocks import kit
 from bot.blocks.routing import (
     ANSWER_MODAL,
+    CLOSE_MODAL,
     DENY_MODAL,
     MERGE_CONFIRM,
     MERGE_MODAL,
@@ -43,6 +44,7 @@ __all__ = [
     "agent_controls",
     "answer_modal",
     "approval_controls",
+    "close_modal",
     "deny_modal",
     "merge_confirm_view",
     "merge_modal",
@@ -226,15 +228,8 @@ def ship_controls(run: Run) -> list[Block]:
         create = kit.button("Create pull request", steer_action_id("create_pr"), value="create_pr", style="primary")
         block = kit.actions(create, block_id=block_id)
         return [block] if block else []
-    close = kit.button("Close pull request", steer_action_id("close_pr"), value="close_pr", style="danger")
-    if close is not None:
-        close["confirm"] = {
-            "title": kit.plain("Close the pull request?", 100),
-            "text": kit.mrkdwn(f"Pull request #{pr.number} will be closed on GitHub without merging.", 300),
-            "confirm": kit.plain("Close it", 30),
-            "deny": kit.plain("Keep it open", 30),
-            "style": "danger",
-        }
+    # A window (`close_modal`), not Slack's own confirmation: the bot opens it for one person.
+    close = kit.button("Close pull request…", steer_action_id("close_pr"), value="close_pr", style="danger")
     block = kit.actions(
         kit.button("Merge…", steer_action_id("merge"), value="merge", style="primary"), close, block_id=block_id
     )
@@ -292,6 +287,22 @@ def merge_confirm_view(run: Run, pr: PullRequestState | None, method: str, *, me
         "submit": kit.plain("Merge", 24),
         "close": kit.plain("Cancel", 24),
         "blocks": [kit.section("\n".join(lines)), kit.context(f"Run `{escape(run.id)}`")],
+    }
+
+
+def close_modal(run: Run, *, metadata: str) -> dict[str, Any]:
+    """Which pull request will be closed, before it is."""
+    number = run.pull_request.number if run.pull_request else None
+    title = clip(escape(run.title or run.id), 500)
+    said = f"Pull request #{number} of *{title}* will be closed on GitHub without merging."
+    return {
+        "type": "modal",
+        "callback_id": CLOSE_MODAL,
+        "private_metadata": metadata,
+        "title": kit.plain("Close pull request", 24),
+        "submit": kit.plain("Close it", 24),
+        "close": kit.plain("Keep it open", 24),
+        "blocks": [kit.section(said), kit.context(f"Run `{escape(run.id)}`")],
     }
 
 

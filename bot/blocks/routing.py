@@ -29,6 +29,7 @@ from bot.fabro.models import BUCKETS, Question
 __all__ = [
     "ANSWER_MODAL",
     "ASK_MODAL",
+    "CLOSE_MODAL",
     "DENY_MODAL",
     "FOLLOW_ACTION",
     "LINK_ACTION",
@@ -272,6 +273,7 @@ ANSWER_MODAL = "steer_answer_modal"
 DENY_MODAL = "steer_deny_modal"
 MERGE_MODAL = "steer_merge_modal"  # choose how to merge…
 MERGE_CONFIRM = "steer_merge_confirm"  # …then see what will be merged, and how, before the final submit
+CLOSE_MODAL = "steer_close_modal"  # which pull request will be closed, before it is
 MERGE_METHODS = ("merge", "squash", "rebase")
 STEER_MODAL = "steer_agent_modal"  # what to say to the agent, and whether to interrupt it first
 ASK_MODAL = "ask_fabro_modal"  # a question about the run, for Fabro to answer in the card's thread

@@ -34,6 +34,7 @@ from bot.blocks.inspect import ASK_INPUT
 from bot.blocks.routing import (
     ANSWER_MODAL,
     ASK_MODAL,
+    CLOSE_MODAL,
     DENY_MODAL,
     FOLLOW_ACTION,
     LINK_ACTION,
@@ -141,6 +142,7 @@ class Window(enum.Enum):
     ANSWER = "answer"  # a written answer
     DENY = "deny"  # a denial's reason
     MERGE = "merge"  # how to merge (then what will be merged)
+    CLOSE = "close"  # which pull request will be closed
     STEER = "steer"  # what to say to the agent
     ASK = "ask"  # a question for Fabro about the run
 
@@ -485,7 +487,7 @@ _BUTTONS: dict[str, Callable[[_Pressed], Click]] = {
     "cancel": lambda p: Cancel(p.origin, p.target),
     "create_pr": lambda p: CreatePullRequest(p.origin, p.target),
     "merge": _window(Window.MERGE),
-    "close_pr": lambda p: ClosePullRequest(p.origin, p.target),
+    "close_pr": _window(Window.CLOSE),
     "steer_text": _window(Window.STEER),
     "interrupt": _control(Verb.INTERRUPT),
     "pause": _control(Verb.PAUSE),
@@ -636,6 +638,13 @@ def _merge_confirmed(body: dict[str, Any], view: dict[str, Any]) -> Click:
     return Merge(_origin(user, context), context.target, context.method)
 
 
+def _close_window(body: dict[str, Any], view: dict[str, Any]) -> Click:
+    context, user = _context(view), user_of(body)
+    if context is None or user is None:
+        return Unreadable(Stale.WINDOW, user)
+    return ClosePullRequest(_origin(user, context), context.target)
+
+
 def _start_window(body: dict[str, Any], view: dict[str, Any]) -> Click:
     chosen = obj(obj(obj(obj(view.get("state")).get("values")).get(START_PICK)).get(START_PICK))
     automation_id = text(obj(chosen.get("selected_option")).get("value"))
@@ -687,6 +696,7 @@ _WINDOWS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Click]] = {
     STEER_MODAL: _steer_window,
     MERGE_MODAL: _merge_window,
     MERGE_CONFIRM: _merge_confirmed,
+    CLOSE_MODAL: _close_window,
     START_MODAL: _start_window,
     ASK_MODAL: _ask_window,
     WORK_MODAL: _work_window,
@@ -722,6 +732,8 @@ def binding_of(click: Click) -> tuple[str | None, str | None, str] | None:
             return origin.nonce, origin.who.user_id, purpose(Window.DENY, target)
         case Merge(origin, target, _):
             return origin.nonce, origin.who.user_id, purpose(Window.MERGE, target)
+        case ClosePullRequest(origin, target):
+            return origin.nonce, origin.who.user_id, purpose(Window.CLOSE, target)
         case ChooseMerge(context, user_id):
             return context.nonce, user_id, purpose(Window.MERGE, context.target)
         case Steer(origin=origin, target=target):

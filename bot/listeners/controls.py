@@ -53,6 +53,7 @@ _WINDOW_VERB = {
     c.Window.ANSWER: Verb.ANSWER,
     c.Window.DENY: Verb.DENY,
     c.Window.MERGE: Verb.MERGE_PR,
+    c.Window.CLOSE: Verb.CLOSE_PR,
     c.Window.STEER: Verb.STEER,
     c.Window.ASK: Verb.ASK,
 }

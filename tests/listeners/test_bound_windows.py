@@ -167,3 +167,19 @@ async def test_a_start_confirmation_is_for_the_person_who_asked(
     clock.now += timedelta(hours=2)  # and Ada's own, pressed hours later
     _, _, late = await user.click(action, block_id="start")
     assert "nothing was started" in (await user.reply(late))["text"] and posts(fabro) == []
+
+
+async def test_closing_a_pull_request_asks_in_a_window_only_its_opener_can_submit(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    run = make_run("succeeded", title="Add rate limiting")
+    fabro.add(run)
+    fabro.open_pull_request(run["id"])
+    window = await open_from_card(user, slack, run["id"], "steer:close_pr")
+    _, ack = await user.submit_view(window, {}, user=BOB)
+    assert refused(ack) and posts(fabro) == []
+    forged = {**window, "private_metadata": encode_modal(ModalContext(Target(run["id"])))}
+    _, ack = await user.submit_view(forged, {})
+    assert refused(ack) and posts(fabro) == []
+    await user.submit_view(window, {})
+    await wait_for(lambda: posts(fabro) == [f"/api/v1/runs/{run['id']}/pull_request/close"])

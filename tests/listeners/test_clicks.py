@@ -115,7 +115,7 @@ def test_every_run_card_button_reads_back_its_verb_and_target(
         "cancel": c.Cancel,
         "create_pr": c.CreatePullRequest,
         "merge": c.OpenWindow,
-        "close_pr": c.ClosePullRequest,
+        "close_pr": c.OpenWindow,
         "steer_text": c.OpenWindow,
         "interrupt": c.Control,
         "pause": c.Control,
