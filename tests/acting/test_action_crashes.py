@@ -231,9 +231,9 @@ async def owner_of(tmp_path: Path, run_id: str) -> str | None:
 def made(fabro: FakeFabro, name: str, subject: str) -> str | None:
     """The run the action created, if it creates one."""
     if name == "retry":
-        return next(r["id"] for r in fabro.runs.values() if r.get("retried_from") == subject)
+        return next(str(r["id"]) for r in fabro.runs.values() if r.get("retried_from") == subject)
     if name == "start":
-        return next(r["id"] for r in fabro.runs.values() if (r.get("automation") or {}).get("id") == subject)
+        return next(str(r["id"]) for r in fabro.runs.values() if (r.get("automation") or {}).get("id") == subject)
     return None
 
 
