@@ -27,7 +27,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.acting.steering import Steering
+from bot.acting.steering import Steering, action_lease
 from bot.asking.answers import Answerer
 from bot.asking.ask import AskDesk
 from bot.asking.dispatch import Commands
@@ -50,6 +50,7 @@ from bot.listeners.http import SlackGate
 from bot.listeners.payloads import foreign, payload_problem
 from bot.listeners.showing import Shower
 from bot.metrics import CONTENT_TYPE, Metrics
+from bot.people.bindings import Bindings
 from bot.people.identity import GitHubDeviceFlow, Linker, LinkMode, parse_user_links
 from bot.people.notify import Personal
 from bot.people.permissions import Allowlist, Permissions, parse_allowlist
@@ -59,6 +60,7 @@ from bot.slack.clients import TimeZones, response_url_check, slack_client
 from bot.slack.webapi import EditBudget, app_self, slack_error
 from bot.store import Store, open_store
 from bot.store.leadership import Leadership, leadership_for
+from bot.telling.backfill import Backfill
 from bot.telling.daily import Daily
 from bot.telling.delivery import Delivery, Lease
 from bot.telling.engine import Alerter, CycleReport, log_cycle
@@ -158,8 +160,10 @@ def build_bolt_app(
         # around them. Nothing of the request is used: it may not even be verified.
         log.error("unhandled error around a listener, reference %s", new_reference(), exc_info=error)
 
-    async def open_start(client: AsyncWebClient, trigger_id: str, channel: str | None) -> None:
-        await start.open_picker(client, steering, trigger_id=trigger_id, channel=channel)
+    async def open_start(client: AsyncWebClient, trigger_id: str, channel: str | None, user_id: str | None) -> None:
+        await start.open_picker(
+            client, steering, trigger_id=trigger_id, channel=channel, user_id=user_id, bindings=commands.bindings
+        )
 
     commands_listener.register(app, commands, metrics, open_start=open_start)
     start.register(app, steering)
@@ -185,6 +189,7 @@ def build_bolt_app(
         asker,
         desk=commands.desk,
         work=commands.work,
+        bindings=commands.bindings,
     )
     controls.register(app, clicks)
     desk = commands.work
@@ -294,6 +299,8 @@ class Bot:
             self.clock,
             presentation=presentation,
             digest_threshold=s.alert_digest_threshold,
+            cost_alert_usd=s.cost_alert_usd,
+            daily_budget_usd=s.daily_budget_usd,
             pace=self.alert_pace,
             daily=self.daily,
             budget=self.budget,
@@ -357,6 +364,7 @@ class Bot:
                 command=s.slash_command,
             ),
             tell=self._tell_person(personal, alert_slack),
+            bindings=Bindings(self.store, self.clock),
         )
         steering = Steering(
             self.store,
@@ -369,6 +377,7 @@ class Bot:
             user_agent=f"fabro-slack-bot/{_version()}",
             owner_of=personal.owner_of,
             created=self._learn_token_login,
+            lease=action_lease(s.fabro_timeout_seconds),
         )
         self.steering = steering
         self.bolt = build_bolt_app(
@@ -393,6 +402,8 @@ class Bot:
             presentation=presentation,
             personal=personal,
             on_index=self.home.changed,  # Home refreshes in its own task; the cycle only marks
+            cost_alert_usd=s.cost_alert_usd,
+            daily_budget_usd=s.daily_budget_usd,
         )
         self.reminders = Reminders(
             self.store,
@@ -409,6 +420,16 @@ class Bot:
         self.leadership = leadership_for(s.database_url, check_every=check_every, on_change=self.metrics.leader.set)
         self.metrics.leader.set(1 if self.leadership.is_leader else 0)
         self.retention = Retention(self.store, self.clock, s.retention_days, lambda: self.leadership.is_leader)
+        self.backfill = Backfill(
+            self.store,
+            self.fabro,
+            personal,
+            self.clock,
+            lambda: self.leadership.is_leader,
+            window=timedelta(seconds=max(300.0, 10 * s.poll_interval_seconds)),
+            web_base=s.fabro_web_url,
+            pages=s.index_backfill_pages,
+        )
         if s.fabro_event_stream:
             self.live = LiveAlerts(
                 self.fabro,
@@ -516,6 +537,8 @@ class Bot:
             if report.skipped != "closed":
                 await self.outbox.deliver(report, fresh)
                 log_cycle(report)
+            if report.skipped is None:
+                await self.backfill.polled()  # Fabro was read: no outage to fill in on the next start
             await self._resume_starts()
             await self.reminders.sweep()
             await self.follower.sync_all(self.alerter.changed_runs)  # only what the listing saw change
@@ -529,6 +552,8 @@ class Bot:
         older_than = timedelta(seconds=3 * self.settings.fabro_timeout_seconds + 5)
         for settled, draft in await self.steering.resume_starts(older_than=older_than):
             await start.after_work_started(self.outbox, self.follower, settled, draft, self.steering.presentation)
+        # Retries, starts, merges, closes and steers a dead process left pending: settled from Fabro.
+        await self.steering.settle_interrupted()
 
     async def _live_reconcile(self, run_id: str) -> CycleReport:
         report = await self.alerter.reconcile_run(run_id)
@@ -588,6 +613,10 @@ class Bot:
         await self.leadership.start()
         alerts = "no alerts (not scheduled here)"
         if self.schedule_alerts:
+            # Decided before the first cycle marks Fabro as read: runs older than the bot, or
+            # changed during an outage, reach the index in the background, a page at a time.
+            if await self.backfill.due():
+                self._background.append(asyncio.create_task(self.backfill.fill(), name="index-backfill"))
             self._scheduler = start_scheduler(self.scheduled_cycle, self.settings.poll_interval_seconds)
             alerts = f"alerts every {self.settings.poll_interval_seconds:g}s"
             if self.live is not None:

@@ -169,6 +169,22 @@ class Settings(BaseSettings):
             " ended runs (never what is pending or waiting on someone)"
         ),
     )
+    cost_alert_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="a run whose cost crosses this many dollars is told once, with its cost per stage (kind `cost`)",
+    )
+    daily_budget_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="the day's spend crossing this many dollars is told once a day where `cost` was asked for",
+    )
+    index_backfill_pages: int = Field(
+        default=20,
+        ge=1,
+        le=1000,
+        description="pages of 100 runs read to fill the run index on first start or after an outage",
+    )
     log_max_bytes: int = Field(
         default=5 * 1024 * 1024,
         ge=1024,

@@ -24,7 +24,7 @@ from bot.fabro.models import ListMeta, Run, RunList
 from bot.people.identity import Linker
 from bot.people.mine import my_runs
 
-__all__ = ["MINE_NEEDS_SLACK", "NOT_LINKED", "SCAN_PAGE", "SCAN_PAGES", "Answerer"]
+__all__ = ["MINE_NEEDS_SLACK", "NOTHING_OF_YOURS", "NOT_LINKED", "SCAN_PAGE", "SCAN_PAGES", "Answerer"]
 
 log = logging.getLogger(__name__)
 
@@ -173,13 +173,15 @@ class Answerer:
 
     async def detail(self, lookup: RunLookup) -> Message:
         run = await self.fabro.find_run(lookup.selector)
-        failure = None
+        failure, retried_as = None, None
         if run.status.kind in ("failed", "dead"):
             try:
                 failure = await self.fabro.latest_failure(run.id)
+                # Retry is offered only where Fabro shows no retry of it yet; else the card says where it is.
+                retried_as = next(iter(await self.fabro.successors(run)), None)
             except FabroError as exc:
                 # The card is still worth showing without the failure message.
-                log.warning("could not read run.failed for %s: %r", run.id, exc)
+                log.warning("could not read run.failed or the retries of %s: %r", run.id, exc)
         pull_request = None
         if run.status.kind == "succeeded" and run.pull_request is not None and run.pull_request.html_url:
             try:
@@ -187,7 +189,12 @@ class Answerer:
             except FabroError as exc:
                 log.warning("could not read the pull request of %s: %r", run.id, exc)
         return run_detail_message(
-            run, now=self.clock(), failure=failure, web_base=self.presentation.web_base, pull_request=pull_request
+            run,
+            now=self.clock(),
+            failure=failure,
+            web_base=self.presentation.web_base,
+            retried_as=retried_as,
+            pull_request=pull_request,
         )
 
 

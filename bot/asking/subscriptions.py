@@ -46,9 +46,9 @@ class SubscriptionDesk:
     permissions: Permissions | None = None
     linker: Linker | None = None  # for `by:me`
 
-    async def _may_route(self, user_id: str) -> None:
+    async def _may_route(self, user_id: str, what: str = "change where alerts are posted") -> None:
         if self.permissions is not None:
-            await self.permissions.check(ActionClass.ROUTE, user_id, what="change where alerts are posted")
+            await self.permissions.check(ActionClass.ROUTE, user_id, what=what)
 
     async def subscribe(self, request: Subscribe, *, channel: str, user_id: str) -> Reply:
         await self._may_route(user_id)
@@ -125,7 +125,7 @@ class SubscriptionDesk:
     async def _may_mute(self, channel: str, user_id: str) -> None:
         # A direct message is the caller's own: muting there changes nothing anyone else sees.
         if not channel.startswith("D"):
-            await self._may_route(user_id)
+            await self._may_route(user_id, "mute or unmute a run in a channel")
 
     async def mute(self, run_id: str, minutes: int | None, *, channel: str, user_id: str, now: datetime) -> Reply:
         """Mute `run_id` (a full id) in `channel` for `minutes`, or for the rest of the run (None)."""

@@ -4,12 +4,12 @@ and the final state an alert is edited to when its run moves on.  [pure]"""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from bot.blocks import kit
 from bot.blocks.controls import approval_controls, question_controls, run_controls
-from bot.blocks.inspect import inspect_controls
+from bot.blocks.inspect import cost_message, inspect_controls
 from bot.blocks.limits import FALLBACK_TEXT, MAX_BLOCKS, TOTAL_BLOCK_TEXT
 from bot.blocks.question import question_text
 from bot.blocks.routing import MUTE_ACTION, encode_mute, encode_page, show_action_id
@@ -17,13 +17,17 @@ from bot.blocks.runs import link_buttons, run_summary
 from bot.blocks.text import clip, escape, link, slack_date
 from bot.core.keys import AlertKey, AlertKind
 from bot.core.query import RunQuery
+from bot.core.records import IndexedRun
 from bot.fabro.models import Failure, PullRequestOpened, PullRequestState, Question, Run
+from bot.fabro.outputs import RunBilling
 
 __all__ = [
     "ALERT_EVENT_TYPE",
     "RUN_EVENT_TYPE",
     "alert_metadata",
     "approval_alert",
+    "budget_alert",
+    "cost_alert",
     "digest_message",
     "failed_alert",
     "metadata_key",
@@ -185,6 +189,72 @@ def pr_alert(
     return _with_metadata({"text": text, "blocks": blocks}, key, run)
 
 
+def cost_alert(
+    run: Run,
+    bill: RunBilling | None,
+    *,
+    over_usd: float,
+    now: datetime,
+    web_base: str | None,
+    key: AlertKey | None = None,
+) -> Message:
+    """A run whose cost crossed COST_ALERT_USD: what it costs now, and per stage (when Fabro tells it)."""
+    micros = run.billing.total_usd_micros if run.billing is not None else None
+    spent = f"${micros / 1_000_000:,.2f}" if micros is not None else "more"
+    head = f":money_with_wings: *{_title(run)}* has cost {spent}, over the ${over_usd:,.2f} alert."
+    blocks: list[dict[str, Any]] = [kit.section(clip(head, 2900), block_id=f"cost-alert:{run.id}")]
+    blocks.append(kit.section(run_summary(run, now), block_id=f"alert:{run.id}"))
+    if bill is not None:
+        blocks += cost_message(run, bill)["blocks"][1:]  # its heading says what the alert's does
+    else:
+        blocks.append(kit.context("Fabro did not say its cost per stage just now."))
+    blocks = blocks[: MAX_BLOCKS - 1]
+    buttons = kit.actions(*link_buttons(run, web_base), mute_menu(run.id), block_id=f"links:{run.id}")
+    if buttons:
+        blocks.append(buttons)
+    text = clip(f"Run over the cost alert ({spent}): {_title(run)}", FALLBACK_TEXT)
+    return _with_metadata({"text": text, "blocks": kit.within_budget(blocks)}, key, run)
+
+
+def budget_alert(
+    day: date,
+    spent_micros: int,
+    budget_usd: float,
+    top: list[IndexedRun],
+    *,
+    tz: str,
+    command: str,
+    key: AlertKey | None = None,
+) -> Message:
+    """The day's spend crossed DAILY_BUDGET_USD: how much, and which runs cost most."""
+    spent = f"${spent_micros / 1_000_000:,.2f}"
+    head = (
+        f":money_with_wings: *{day.strftime('%A %-d %B')}*: runs have cost {spent} so far,"
+        f" over the daily budget of ${budget_usd:,.2f} ({escape(tz)})."
+    )
+    blocks: list[dict[str, Any]] = [kit.section(head, block_id=f"budget:{day.isoformat()}")]
+    lines = [
+        f"• {link(r.web_url, clip(r.title, 100)) if r.web_url else escape(clip(r.title, 100))}"
+        f" · `{escape(r.run_id[:10])}` · ${(r.cost_micros or 0) / 1_000_000:,.2f}"
+        for r in top[:5]
+    ]
+    if lines:
+        blocks.append(kit.section("*Costliest today*\n" + "\n".join(lines), block_id="budget:top"))
+    blocks.append(
+        kit.context(
+            f"Told once a day, from the runs the bot has seen change today. `{escape(command)} active sort:cost`"
+            " lists what is running by cost."
+        )
+    )
+    message: Message = {
+        "text": clip(f"Daily budget passed: {spent} of ${budget_usd:,.2f}", FALLBACK_TEXT),
+        "blocks": blocks,
+    }
+    if key is not None:
+        message["metadata"] = alert_metadata(key)
+    return message
+
+
 def _pr_state(opened: PullRequestOpened | None, state: PullRequestState | None) -> str | None:
     if state is not None and state.finished:
         return state.finished
@@ -266,8 +336,9 @@ _DIGEST_KINDS = {
     AlertKind.CANCELLED: ("cancelled run", ":no_entry_sign:", "failed"),
     AlertKind.SUCCEEDED: ("succeeded run", ":white_check_mark:", "succeeded"),
     AlertKind.PR: ("pull request opened", ":twisted_rightwards_arrows:", "succeeded"),
+    AlertKind.COST: ("run over the cost alert", ":money_with_wings:", "running"),
 }
-_PLURALS = {AlertKind.PR: "pull requests opened"}
+_PLURALS = {AlertKind.PR: "pull requests opened", AlertKind.COST: "runs over the cost alert"}
 
 
 def _count(n: int, kind: AlertKind) -> str:

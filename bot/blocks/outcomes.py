@@ -61,6 +61,7 @@ _MOVED_ON = {
     AlertKind.FAILED: "The run is now {state}",
     AlertKind.CANCELLED: "The run is now {state}",
     AlertKind.SUCCEEDED: "The run is now {state}",
+    AlertKind.COST: "The run is now {state}",
     AlertKind.PR: "The pull request is no longer the run's; the run is {state}",
     None: "The run is {state}",
 }

@@ -29,6 +29,7 @@ _KIND_WORDS = {
     "cancelled": "cancelled runs",
     "succeeded": "succeeded runs",
     "pr": "pull requests opened",
+    "cost": "runs over the cost alert",
 }
 BROKEN_FIXES = {
     "not_in_channel": f"I am not in this channel: invite me with `/invite {BOT_MENTION}`.",
@@ -63,6 +64,8 @@ def subscribed_message(sub: Subscription, *, user_id: str, command: str, existin
     else:
         line = f"<@{escape(user_id)}> subscribed this channel to alerts for {text} (subscription `{sub.id}`)."
     hint = f"`{escape(command)} subscriptions` lists them; `{escape(command)} unsubscribe {sub.id}` stops this one."
+    if not existing and sub.kinds & {"questions", "approvals"}:
+        hint = "What already waits here is posted in a moment (many at once as one digest). " + hint
     return {"text": _plain(line), "blocks": [kit.section(line, block_id="subscribed"), kit.context(hint)]}
 
 

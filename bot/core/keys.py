@@ -37,7 +37,9 @@ class AlertKind(enum.StrEnum):
     APPROVAL = "approval"
     CANCELLED = "cancelled"
     SUCCEEDED = "succeeded"  # asked for by name: `/runs subscribe succeeded`, `/runs notify succeeded`
+    COST = "cost"  # a run whose cost crossed COST_ALERT_USD, asked for by name
     PR = "pr"  # a pull request opened (or linked) for a run: `pr:<run>:<number>`, asked for by name
+    BUDGET = "budget"  # the day's spend crossed DAILY_BUDGET_USD: `budget:<local day>`, once per channel
     SUMMARY = "summary"  # a channel's daily summary: its key names the local day (`summary:2026-11-28`)
     # Messages their sender renders on the spot and posts through the outbox at once: a reply in a
     # followed run's thread (`update:<run>:<seq>`), a reminder or escalation

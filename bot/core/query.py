@@ -18,7 +18,7 @@ Grammar (whitespace-separated words, any order, case-insensitive):
 
 and, for channel alerts (the first word decides):
 
-    subscribe [failed] [questions] [approvals] [cancelled] [succeeded] [pr] [repo:<owner/name>] [workflow:<name>]
+    subscribe [failed] [questions] [approvals] [cancelled] [succeeded] [pr] [cost] [repo:<owner/name>] [workflow:<name>]
               [label:<k=v>] [by:<login>|by:me] [-by:…] [-repo:…] [-workflow:…]…
     subscriptions
     unsubscribe <id>…|all
@@ -144,7 +144,7 @@ GRAMMAR = (
     "`/runs [mine] [status…] [sort:<key>] [asc|desc] [limit:<1-100>] [page:<n>] [parent:<run-id>] [all]`"
     " `[by:<login>|by:me] [repo:<owner/name>] [workflow:<name>]`, and `-by:` `-repo:` `-workflow:` to leave some out\n"
     "`/runs <run-id or prefix>` · `/runs help`\n"
-    "`/runs subscribe [failed] [questions] [approvals] [cancelled] [succeeded] [pr]"
+    "`/runs subscribe [failed] [questions] [approvals] [cancelled] [succeeded] [pr] [cost]"
     " [repo:<owner/name>] [workflow:<name>] [label:<k=v>]"
     " [by:<login>|by:me] [-by:…] [-repo:…] [-workflow:…]`"
     " · `/runs subscriptions` · `/runs unsubscribe <id|all>`\n"
@@ -153,7 +153,7 @@ GRAMMAR = (
     "`/runs changes <run-id>` · `/runs cost <run-id>` · `/runs logs <run-id>` · `/runs preview <run-id> <port>`\n"
     "`/runs mute <run-id> [1h|1d|end]` · `/runs unmute <run-id>` · `/runs muted`\n"
     "`/runs link <github-login>` · `/runs unlink [login]` · `/runs whoami`"
-    " · `/runs notify [questions approvals failed succeeded | off]`\n"
+    " · `/runs notify [questions approvals failed succeeded cost | off]`\n"
     "*status*: " + " ".join(f"`{b}`" for b in BUCKETS) + ", or `active`, `done`\n"
     "*sort keys*: "
     + " ".join(f"`{k}`" for k in dict.fromkeys(SORT_KEYS.values()))
@@ -527,7 +527,7 @@ class Link:
     unlink: bool = False
 
 
-NOTIFY_WORDS = ("questions", "approvals", "failed", "succeeded")
+NOTIFY_WORDS = ("questions", "approvals", "failed", "succeeded", "cost")
 
 
 @dataclass(frozen=True)
@@ -595,7 +595,7 @@ Parsed = (
     | Muted
 )
 
-SUBSCRIPTION_WORDS = ("failed", "questions", "approvals", "cancelled", "succeeded", "pr")
+SUBSCRIPTION_WORDS = ("failed", "questions", "approvals", "cancelled", "succeeded", "pr", "cost")
 # `cancelled`, `succeeded` and `pr` (a pull request opened for a run) are only asked for by name.
 DEFAULT_SUBSCRIPTION = ("failed", "questions", "approvals")
 _SUBSCRIBE_HINT = "`/runs subscribe failed repo:acme/api` or `/runs subscribe` for everything"

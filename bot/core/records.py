@@ -19,6 +19,7 @@ __all__ = [
     "Action",
     "Alert",
     "AlertState",
+    "Binding",
     "ChannelSetup",
     "ChannelSummary",
     "Follow",
@@ -76,6 +77,7 @@ class Subscription:
     not_by: tuple[str, ...] = ()
     not_repos: tuple[str, ...] = ()
     not_workflows: tuple[str, ...] = ()
+    caught_up: bool = True  # a new subscription is told, once, what already waits (the next cycle does it)
 
     @property
     def narrow(self) -> Narrow:
@@ -122,6 +124,7 @@ class IndexedRun:
     title: str
     web_url: str | None
     updated_at: datetime
+    cost_micros: int | None = None  # what Fabro says it has cost so far, for the day's spend
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,16 @@ class ChannelSetup:
     workflow: str
     set_by: str
     set_at: datetime
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A window or confirmation the bot opened: for whom, for what, and until when it may be submitted."""
+
+    nonce: str
+    user_id: str
+    what: str  # what it acts on, e.g. `merge:<run id>` or `start:<automation id>`
+    until: datetime
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,17 @@ from zoneinfo import ZoneInfo
 
 from bot.fabro.models import Run
 
-__all__ = ["DECISIONS", "Picture", "Window", "bounds", "due_day", "picture", "scheduled_at", "zone"]
+__all__ = [
+    "DECISIONS",
+    "Picture",
+    "Window",
+    "bounds",
+    "due_day",
+    "local_day",
+    "picture",
+    "scheduled_at",
+    "zone",
+]
 
 DECISIONS = frozenset({"cancelled", "approval_denied"})
 
@@ -144,3 +154,10 @@ def due_day(at: str, tz: ZoneInfo, now: datetime, since: datetime) -> date | Non
     today = now.astimezone(tz).date()
     moment = scheduled_at(at, tz, today)
     return today if since <= moment <= now else None
+
+
+def local_day(now: datetime, tz: ZoneInfo) -> tuple[date, datetime, datetime]:
+    """The day `now` falls on in `tz`, and when it starts and ends (as aware times)."""
+    day = now.astimezone(tz).date()
+    start = datetime.combine(day, time(), tzinfo=tz)
+    return day, start, datetime.combine(day + timedelta(days=1), time(), tzinfo=tz)

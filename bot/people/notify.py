@@ -38,6 +38,7 @@ WORD_OF = {
     AlertKind.APPROVAL: "approvals",
     AlertKind.FAILED: "failed",
     AlertKind.SUCCEEDED: "succeeded",
+    AlertKind.COST: "cost",
 }
 PERSONAL_KINDS = frozenset(WORD_OF)
 _MAX_ANCESTORS = 5  # child runs of child runs: far enough up to find a person, never in a loop
@@ -145,4 +146,5 @@ def indexed(run: Run, owner: str | None, web_base: str | None) -> IndexedRun:
         title=(run.title or run.goal or "Untitled run")[:200],
         web_url=run.web_url(web_base),
         updated_at=run.updated_at or datetime.now(UTC),
+        cost_micros=run.billing.total_usd_micros if run.billing is not None else None,
     )

@@ -78,7 +78,9 @@ _COVERS = {
     ),
     ActionClass.START: "start runs",
     ActionClass.SHIP: "create, merge or close a run's pull request",
-    ActionClass.ROUTE: "change where alerts and summaries are posted (subscribe, unsubscribe, summary)",
+    ActionClass.ROUTE: (
+        "change where alerts and summaries are posted (subscribe, unsubscribe, summary), or mute a run in a channel"
+    ),
 }
 
 DEFAULT_RULES: dict[ActionClass, str] = {

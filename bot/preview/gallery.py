@@ -10,9 +10,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.asking.answers import NOT_LINKED, NOTHING_OF_YOURS
 from bot.blocks import kit
 from bot.blocks.alerts import (
     approval_alert,
+    budget_alert,
+    cost_alert,
     digest_message,
     failed_alert,
     pr_alert,
@@ -33,7 +36,7 @@ from bot.blocks.inspect import (
 from bot.blocks.live import live_card, update_reply
 from bot.blocks.outcomes import outcome_text
 from bot.blocks.presentation import Presentation
-from bot.blocks.replies import error_message, help_message, internal_error_message, usage_error_message
+from bot.blocks.replies import error_message, help_message, internal_error_message, notice, usage_error_message
 from bot.blocks.runs import Scanned, run_detail_message, run_list_message, unfurl_card
 from bot.blocks.start import start_announcement, start_card, start_picker
 from bot.blocks.stats import stats_message
@@ -54,7 +57,7 @@ from bot.core.exposure import Exposure
 from bot.core.keys import AlertKind, Verb
 from bot.core.outcomes import Outcome, OutcomeVerb
 from bot.core.query import Narrow, RunQuery, UsageError, parse
-from bot.core.records import ChannelSetup, ChannelSummary, Mute, Subscription
+from bot.core.records import ChannelSetup, ChannelSummary, IndexedRun, Mute, Subscription
 from bot.core.stats import Window, bounds, picture
 from bot.fabro.demo import demo_data
 from bot.fabro.errors import FabroUnavailable
@@ -133,6 +136,8 @@ _QUESTIONS: list[dict[str, Any]] = [
     },
 ]
 
+_EPOCH = datetime(2026, 1, 1, tzinfo=ZoneInfo("UTC"))
+
 
 def _variant(run: Run, n: int, title: str, **update: Any) -> Run:
     """Another sample run like `run`: its own id and title, so no two examples share a run."""
@@ -179,6 +184,19 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
                 web_base=WEB,
                 scanned=Scanned(read=len(runs), ends=ends, next_offset=None),
             ),
+        ),
+        (
+            "/runs mine (your runs, from the bot's index)",
+            run_list_message(
+                RunQuery(narrow=Narrow(mine=True)),
+                RunList(data=by_grace, meta=ListMeta(has_more=False, total=len(by_grace))),
+                now=now,
+                web_base=WEB,
+            ),
+        ),
+        (
+            "/runs mine, before linking a login",
+            notice(f"{NOTHING_OF_YOURS}\n{NOT_LINKED}".format(command=COMMAND)),
         ),
         ("/runs <id> (a detail card)", run_detail_message(blocked, now=now, web_base=WEB)),
         (
@@ -297,6 +315,26 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
             update={"billing": limiting.billing.model_copy(update={"total_usd_micros": 2_720_000})}
         )
     items += _inspections(limiting, now)
+    # What runs cost: the same rate-limiting run crossing COST_ALERT_USD, and a day of the sample runs.
+    costed = sorted((r for r in runs if _cost(r)), key=_cost, reverse=True)
+    spent = sum(_cost(r) for r in costed)
+    items += [
+        (
+            "Alert: a run over COST_ALERT_USD (subscribe cost)",
+            cost_alert(limiting, _bill(), over_usd=2.5, now=now, web_base=WEB),
+        ),
+        (
+            "Alert: the day's spend passed DAILY_BUDGET_USD (subscribe cost)",
+            budget_alert(
+                now.date(),
+                spent,
+                max(1.0, float(spent // 2_000_000)),  # a budget the sample day passed
+                [_spent(r) for r in costed[:5]],
+                tz="Europe/Berlin",
+                command=COMMAND,
+            ),
+        ),
+    ]
     sub = Subscription(3, "C0TEAM", frozenset({"failed", "questions"}), repo="demo/api-server", created_by="U0ADA")
     items += [
         (
@@ -370,6 +408,31 @@ def _inspections(run: Run, now: datetime) -> list[tuple[str, Message]]:
             ]
         }
     )
+    bill = _bill()
+    answer = (
+        "The run failed in *verify*: `test_burst_is_refused` expects a 429 after 5 logins, but the limiter"
+        " allows 6 because the window starts at the first request, not before it."
+    )
+    tail = "E   assert 200 == 429\nFAILED tests/test_auth.py::test_burst_is_refused\n1 failed, 41 passed in 3.2s"
+    log = log_comment(run, size=7_340_032, kept=5_242_880, stage="verify", tail=tail)
+    url = "https://3000-sbx-4f2a.preview.example/?tkn=0123456789abcdef"
+    return [
+        ("In a run's thread: Changes", changes_message(run, files, commits)),
+        ("In a run's thread: Cost", cost_message(run, bill)),
+        ("In a run's thread: the log, uploaded (its message)", {"text": log, "blocks": [kit.section(log)]}),
+        ("/runs preview <id> 3000 (to the asker alone)", preview_message(run, 3000, url, now)),
+        (
+            "In a run's thread: the graph, uploaded (its message)",
+            _said(graph_comment(run, "verify", marked=True, as_image=True)),
+        ),
+        ("Ask Fabro: the answer as it is written", answer_message(escape(answer[:60]), run_id=run.id, writing=True)),
+        ("Ask Fabro: the answer", answer_message(escape(answer), run_id=run.id)),
+        ("Ask Fabro: a failed turn", answer_message(escape(ask_failure_text("sandbox_unavailable")), run_id=run.id)),
+    ]
+
+
+def _bill() -> RunBilling:
+    """What Fabro says the rate-limiting run cost, stage by stage and model by model."""
     bill = RunBilling.model_validate(
         {
             "stages": [
@@ -393,26 +456,7 @@ def _inspections(run: Run, now: datetime) -> list[tuple[str, Message]]:
         }
     )
     bill.totals.total_usd_micros = 2_720_000
-    answer = (
-        "The run failed in *verify*: `test_burst_is_refused` expects a 429 after 5 logins, but the limiter"
-        " allows 6 because the window starts at the first request, not before it."
-    )
-    tail = "E   assert 200 == 429\nFAILED tests/test_auth.py::test_burst_is_refused\n1 failed, 41 passed in 3.2s"
-    log = log_comment(run, size=7_340_032, kept=5_242_880, stage="verify", tail=tail)
-    url = "https://3000-sbx-4f2a.preview.example/?tkn=0123456789abcdef"
-    return [
-        ("In a run's thread: Changes", changes_message(run, files, commits)),
-        ("In a run's thread: Cost", cost_message(run, bill)),
-        ("In a run's thread: the log, uploaded (its message)", {"text": log, "blocks": [kit.section(log)]}),
-        ("/runs preview <id> 3000 (to the asker alone)", preview_message(run, 3000, url, now)),
-        (
-            "In a run's thread: the graph, uploaded (its message)",
-            _said(graph_comment(run, "verify", marked=True, as_image=True)),
-        ),
-        ("Ask Fabro: the answer as it is written", answer_message(escape(answer[:60]), run_id=run.id, writing=True)),
-        ("Ask Fabro: the answer", answer_message(escape(answer), run_id=run.id)),
-        ("Ask Fabro: a failed turn", answer_message(escape(ask_failure_text("sandbox_unavailable")), run_id=run.id)),
-    ]
+    return bill
 
 
 def _said(text: str) -> Message:
@@ -430,6 +474,16 @@ def _billed(stage: str, model: str, micros: int, tokens: int) -> dict[str, Any]:
         "model": {"provider": "anthropic", "model_id": model},
         "billing": {"total_usd_micros": micros, "total_tokens": tokens},
     }
+
+
+def _cost(run: Run) -> int:
+    return (run.billing.total_usd_micros or 0) if run.billing is not None else 0
+
+
+def _spent(run: Run) -> IndexedRun:
+    """A sample run as the run index keeps it, with what it cost."""
+    title = run.title or run.goal or run.id
+    return IndexedRun(run.id, None, None, run.bucket, title, run.web_url(WEB), run.updated_at or _EPOCH, _cost(run))
 
 
 def _muted(run: Run, now: datetime, *, hours: int | None) -> Mute:

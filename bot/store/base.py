@@ -15,6 +15,7 @@ from bot.core.outcomes import Outcome
 from bot.core.records import (
     Action,
     Alert,
+    Binding,
     ChannelSetup,
     ChannelSummary,
     Follow,
@@ -24,7 +25,7 @@ from bot.core.records import (
     UserLink,
 )
 
-__all__ = ["Actions", "AlertLog", "Follows", "Marks", "People", "Store", "Subscriptions"]
+__all__ = ["Actions", "AlertLog", "Bindings", "Follows", "Marks", "People", "Spending", "Store", "Subscriptions"]
 
 
 class AlertLog(Protocol):
@@ -68,6 +69,9 @@ class Subscriptions(Protocol):
     async def add_subscription(self, sub: Subscription) -> Subscription: ...
     async def subscriptions(self, channel: str | None = None) -> list[Subscription]: ...
     async def remove_subscriptions(self, channel: str, ids: list[int] | None) -> int: ...
+    async def caught_up(self, sub_id: int) -> None:
+        """The subscription has been told what was already waiting when it was made."""
+
     async def mark_broken(self, channel: str, reason: str | None) -> bool:
         """Set or clear why a channel cannot be posted to; True when that changed anything."""
 
@@ -141,6 +145,14 @@ class People(Protocol):
         ...
 
 
+class Spending(Protocol):
+    """What runs cost, as the run index knows it: the day's spend against DAILY_BUDGET_USD."""
+
+    async def spend_between(self, start: datetime, end: datetime) -> tuple[int, list[IndexedRun]]:
+        """What the runs last changed in [start, end) have cost (micro-dollars), and the five costliest."""
+        ...
+
+
 class Marks(Protocol):
     """Named values the engine keeps between cycles (its watermarks)."""
 
@@ -170,7 +182,14 @@ class Actions(Protocol):
         ...
 
 
-class Store(AlertLog, Subscriptions, Follows, People, Marks, Actions, Protocol):
+class Bindings(Protocol):
+    """The windows and confirmations the bot opened, each for one person and one thing, for a while."""
+
+    async def add_binding(self, binding: Binding) -> None: ...
+    async def binding(self, nonce: str) -> Binding | None: ...
+
+
+class Store(AlertLog, Subscriptions, Follows, People, Spending, Marks, Actions, Bindings, Protocol):
     """All of the store: what the composition root opens and retention prunes; the SQL store is one."""
 
     statements: int  # statements sent since the store opened

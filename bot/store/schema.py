@@ -190,6 +190,28 @@ FOLLOW_THREADS = """
     CREATE INDEX follows_by_thread ON follows (channel, thread_ts);
 """
 
+# A new subscription posts, once, the questions and approvals already waiting that it matches:
+# those made before this step count as told.
+SUBSCRIPTION_CATCH_UP = """
+    ALTER TABLE subscriptions ADD COLUMN caught_up INTEGER NOT NULL DEFAULT 1;
+"""
+
+# What each indexed run has cost so far (micro-dollars), for the day's spend against DAILY_BUDGET_USD.
+RUNS_COST = """
+    ALTER TABLE runs ADD COLUMN cost_micros BIGINT;
+"""
+
+# Windows and confirmations the bot opened: a submission without a live one of its own is refused.
+BINDINGS_TABLE = """
+    CREATE TABLE bindings (
+        nonce TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        what TEXT NOT NULL,
+        until TEXT NOT NULL
+    );
+    CREATE INDEX bindings_by_age ON bindings (until);
+"""
+
 _SQLITE_FIRST = """
     CREATE TABLE alerts (
         key TEXT NOT NULL,
@@ -283,6 +305,9 @@ SCHEMA: tuple[Migration, ...] = (
     both(SETUPS_TABLE),
     both(FOLLOW_THREADS),
     both(LINK_PROOF),
+    both(SUBSCRIPTION_CATCH_UP),
+    both(RUNS_COST),
+    both(BINDINGS_TABLE),
 )
 
 

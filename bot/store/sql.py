@@ -20,6 +20,7 @@ from bot.core.records import (
     Action,
     Alert,
     AlertState,
+    Binding,
     ChannelSetup,
     ChannelSummary,
     Follow,
@@ -189,8 +190,8 @@ class SQLStore:
 
     async def add_subscription(self, sub: Subscription) -> Subscription:
         rows = await self._fetch(
-            "INSERT INTO subscriptions (channel, kinds, repo, workflow, labels, created_by, narrow)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO subscriptions (channel, kinds, repo, workflow, labels, created_by, narrow, caught_up)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 0) RETURNING id",
             (
                 sub.channel,
                 ",".join(sorted(sub.kinds)),
@@ -201,7 +202,7 @@ class SQLStore:
                 _narrow_json(sub),
             ),
         )
-        return replace(sub, id=int(rows[0]["id"]), labels=dict(sub.labels), broken=None)
+        return replace(sub, id=int(rows[0]["id"]), labels=dict(sub.labels), broken=None, caught_up=False)
 
     async def subscriptions(self, channel: str | None = None) -> list[Subscription]:
         select = "SELECT s.*, c.broken AS broken FROM subscriptions s LEFT JOIN channels c ON c.channel = s.channel"
@@ -210,6 +211,9 @@ class SQLStore:
         else:
             rows = await self._fetch(select + " WHERE s.channel = ? ORDER BY s.id", (channel,))
         return [_subscription(r) for r in rows]
+
+    async def caught_up(self, sub_id: int) -> None:
+        await self._execute("UPDATE subscriptions SET caught_up = 1 WHERE id = ?", (sub_id,))
 
     async def remove_subscriptions(self, channel: str, ids: list[int] | None) -> int:
         if ids is None:
@@ -318,10 +322,11 @@ class SQLStore:
 
     async def index_run(self, entry: IndexedRun) -> None:
         await self._execute(
-            "INSERT INTO runs (run_id, owner, login, status, title, web_url, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO runs (run_id, owner, login, status, title, web_url, updated_at, cost_micros)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (run_id) DO UPDATE SET owner = excluded.owner, login = excluded.login,"
             " status = excluded.status, title = excluded.title, web_url = excluded.web_url,"
-            " updated_at = excluded.updated_at",
+            " updated_at = excluded.updated_at, cost_micros = excluded.cost_micros",
             (
                 entry.run_id,
                 entry.owner,
@@ -330,8 +335,22 @@ class SQLStore:
                 entry.title,
                 entry.web_url,
                 _iso(entry.updated_at),
+                entry.cost_micros,
             ),
         )
+
+    async def spend_between(self, start: datetime, end: datetime) -> tuple[int, list[IndexedRun]]:
+        """What the runs last changed in [start, end) have cost (micro-dollars), and the five costliest."""
+        rows = await self._fetch(
+            "SELECT COALESCE(SUM(cost_micros), 0) AS spent FROM runs WHERE updated_at >= ? AND updated_at < ?",
+            (_iso(start), _iso(end)),
+        )
+        top = await self._fetch(
+            "SELECT * FROM runs WHERE updated_at >= ? AND updated_at < ? AND cost_micros IS NOT NULL"
+            " ORDER BY cost_micros DESC, run_id LIMIT 5",
+            (_iso(start), _iso(end)),
+        )
+        return int(rows[0]["spent"] or 0), [_indexed(r) for r in top]
 
     async def indexed_run(self, run_id: str) -> IndexedRun | None:
         rows = await self._fetch("SELECT * FROM runs WHERE run_id = ?", (run_id,))
@@ -542,6 +561,21 @@ class SQLStore:
         rows = await self._fetch("SELECT * FROM actions WHERE run_id = ? ORDER BY requested_at, key", (run_id,))
         return _actions(rows)
 
+    # -- windows and confirmations ----------------------------------------------------------------
+
+    async def add_binding(self, binding: Binding) -> None:
+        await self._execute(
+            "INSERT INTO bindings (nonce, user_id, what, until) VALUES (?, ?, ?, ?)",
+            (binding.nonce, binding.user_id, binding.what, _iso(binding.until)),
+        )
+
+    async def binding(self, nonce: str) -> Binding | None:
+        rows = await self._fetch("SELECT * FROM bindings WHERE nonce = ?", (nonce,))
+        if not rows:
+            return None
+        r = rows[0]
+        return Binding(r["nonce"], r["user_id"], r["what"], datetime.fromisoformat(r["until"]))
+
     # -- retention --------------------------------------------------------------------------------
 
     async def forget(self, before: datetime, *, batch: int) -> int:
@@ -564,6 +598,9 @@ class SQLStore:
             "DELETE FROM actions WHERE key IN (SELECT key FROM actions WHERE requested_at < ? AND state <> ?"
             " AND NOT EXISTS (SELECT 1 FROM alerts b WHERE b.run_id = actions.run_id) ORDER BY requested_at LIMIT ?)",
             (cutoff, str(ActionState.PENDING), batch),
+        )
+        gone += await self._execute(
+            "DELETE FROM bindings WHERE nonce IN (SELECT nonce FROM bindings WHERE until < ? LIMIT ?)", (cutoff, batch)
         )
         gone += await self._execute(
             "DELETE FROM runs WHERE run_id IN (SELECT run_id FROM runs r WHERE r.updated_at < ?"
@@ -617,6 +654,7 @@ def _indexed(r: Row) -> IndexedRun:
         r["title"],
         r["web_url"],
         datetime.fromisoformat(r["updated_at"]),
+        r.get("cost_micros"),
     )
 
 
@@ -642,6 +680,7 @@ def _subscription(row: Row) -> Subscription:
         labels=json.loads(row["labels"] or "{}"),
         created_by=row["created_by"],
         broken=row["broken"],
+        caught_up=bool(row.get("caught_up", 1)),
         **_narrow_of(row.get("narrow")),
     )
 

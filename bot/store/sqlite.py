@@ -91,7 +91,7 @@ class SQLiteStore(SQLStore):
                 except asyncio.CancelledError:
                     if future.cancelled():
                         raise
-                    cancelled = True  # delivered below, even when the statement has just finished
+                    cancelled = True  # delivered once the statement is done, even if it just finished
                     if future.done():
                         result = future.result()
                         break

@@ -23,7 +23,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, Protocol, TypeVar
 
 import aiohttp
@@ -33,6 +33,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.blocks.alerts import (
     alert_metadata,
     approval_alert,
+    budget_alert,
+    cost_alert,
     digest_message,
     failed_alert,
     metadata_key,
@@ -54,11 +56,12 @@ from bot.core.stats import Window, scheduled_at, zone
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
 from bot.fabro.models import PullRequestOpened, PullRequestState, Run
+from bot.fabro.outputs import RunBilling
 from bot.failpoints import crash_point
 from bot.slack.channels import Exposures
 from bot.slack.webapi import CHANNEL_ERRORS, EditBudget, app_self, slack_error
 from bot.slack.webapi import retry_after as slack_retry_after
-from bot.store.base import AlertLog, Follows, Subscriptions
+from bot.store.base import AlertLog, Follows, Spending, Subscriptions
 from bot.telling.daily import Daily
 from bot.telling.rules import Wanted
 
@@ -72,8 +75,9 @@ _BROKEN_RETRY = timedelta(minutes=10)
 _HISTORY_MARGIN = timedelta(minutes=5)
 
 
-class OutboxStore(AlertLog, Subscriptions, Follows, Protocol):
-    """What the outbox touches: the alert log, broken channels and summaries, live cards on alerts."""
+class OutboxStore(AlertLog, Subscriptions, Follows, Spending, Protocol):
+    """What the outbox touches: the alert log, broken channels and summaries, live cards on alerts,
+    and the day's spend a budget alert tells."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,8 @@ class Delivery:
     clock: Callable[[], datetime]
     presentation: Presentation = field(default_factory=Presentation)
     digest_threshold: int = 5
+    cost_alert_usd: float | None = None  # COST_ALERT_USD, said on the cost alert
+    daily_budget_usd: float | None = None  # DAILY_BUDGET_USD
     pace: float = 1.0  # seconds between two writes to one channel
     lease: Lease = field(default_factory=Lease)
     daily: Daily | None = None  # reads the picture for channels' daily summaries
@@ -229,7 +235,7 @@ class Delivery:
                 batches[alert.batch].append(alert)
         singles = [a for a in claims if not a.batch]
         # A storm is digested whether it was decided this cycle or before a restart.
-        new = [a for a in singles if a.attempts == 0 and a.kind is not AlertKind.SUMMARY]
+        new = [a for a in singles if a.attempts == 0 and a.kind not in (AlertKind.SUMMARY, AlertKind.BUDGET)]
         if len(new) > self.digest_threshold:
             batch = f"digest:{uuid.uuid4().hex}"
             await self.store.assign_batch([a.key for a in new], channel, batch)
@@ -447,6 +453,8 @@ class Delivery:
         """The card for a claimed alert, or None (and the claim settled) when it no longer applies."""
         if alert.kind is AlertKind.SUMMARY:
             return await self._summary(channel, alert)
+        if alert.kind is AlertKind.BUDGET:
+            return await self._budget(channel, alert)
         place = (alert.key, channel)
         wanted = self._renders.get(place)
         if wanted is None:
@@ -469,6 +477,14 @@ class Delivery:
         run, now = wanted.run, self.clock()
         if wanted.kind is AlertKind.PR:
             return await self._pr(run, alert.key, now)
+        if wanted.kind is AlertKind.COST:
+            try:
+                bill: RunBilling | None = await self.fabro.run_billing(run.id)
+            except FabroError as exc:
+                log.info("cost alert for %s posted without its stages: %s", run.id, exc)
+                bill = None
+            over = self.cost_alert_usd or 0.0
+            return cost_alert(run, bill, over_usd=over, now=now, web_base=self.presentation.web_base, key=alert.key)
         if wanted.kind is AlertKind.SUCCEEDED:
             return succeeded_alert(run, now=now, web_base=self.presentation.web_base, key=alert.key)
         if wanted.kind in (AlertKind.FAILED, AlertKind.CANCELLED):
@@ -496,6 +512,20 @@ class Delivery:
         except FabroError as exc:
             log.info("pull request %s of %s posted without its details: %s", number, run.id, exc)
         return pr_alert(run, now=now, opened=opened, state=state, web_base=self.presentation.web_base, key=key)
+
+    async def _budget(self, channel: str, alert: Alert) -> dict[str, Any] | None:
+        """The day's spend against DAILY_BUDGET_USD, as the index knows it when it is posted."""
+        if self.daily_budget_usd is None:
+            await self.store.resolve_alert(alert.key, channel, Outcome(OutcomeVerb.NOT_POSTED), self.clock())
+            return None
+        setting = next(iter(await self.store.summaries(channel)), None)
+        tz = zone(setting.tz if setting else "UTC")
+        day = date.fromisoformat(alert.run_id)
+        start = datetime.combine(day, time(), tzinfo=tz)
+        spent, top = await self.store.spend_between(start, start + timedelta(days=1))
+        return budget_alert(
+            day, spent, self.daily_budget_usd, top, tz=str(tz), command=self.presentation.command, key=alert.key
+        )
 
     async def _summary(self, channel: str, alert: Alert) -> dict[str, Any] | None:
         """The channel's daily summary for the day its key names: yesterday's picture, as of its hour."""

@@ -28,16 +28,16 @@ from bot.blocks.presentation import Presentation
 from bot.core.keys import ActionScope, ActionState, AlertKey, AlertKind
 from bot.core.outcomes import Outcome, OutcomeVerb, events_tell, outcome_of
 from bot.core.records import AlertState, IndexedRun, Subscription
-from bot.core.stats import due_day, zone
+from bot.core.stats import due_day, local_day, zone
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError, FabroNotFound, FabroUnreadable
 from bot.fabro.filters import RunFilter
 from bot.fabro.models import Question, Run
 from bot.failpoints import crash_point
 from bot.people.notify import Personal
-from bot.store.base import Actions, AlertLog, Marks, Subscriptions
+from bot.store.base import Actions, AlertLog, Marks, Spending, Subscriptions
 from bot.telling.delivery import CycleReport, Delivery, Fresh
-from bot.telling.rules import DEFAULT_KINDS, Wanted, channels_for, wanted_alerts
+from bot.telling.rules import DEFAULT_KINDS, Wanted, channels_for, matches, wanted_alerts
 
 __all__ = ["Alerter", "CycleReport", "Watermark", "log_cycle"]
 
@@ -47,6 +47,7 @@ WATERMARK = "alerts.watermark"
 HISTORY_BEFORE = "alerts.history_before"
 FIRST_PAGE = 20  # an idle cycle reads this many runs and stops
 PAGE = 100  # Fabro's largest page, for catching up
+CATCH_UP_PAGES = 5  # a new subscription reads at most this many pages of each waiting bucket
 
 
 def changed_at(run: Run) -> datetime | None:
@@ -59,8 +60,9 @@ def changed_at(run: Run) -> datetime | None:
     return when.replace(microsecond=when.microsecond // 1000 * 1000) if when else None
 
 
-class EngineStore(AlertLog, Actions, Marks, Subscriptions, Protocol):
-    """What the engine reads and claims: the alert log, actions taken, its watermarks, subscriptions."""
+class EngineStore(AlertLog, Actions, Marks, Subscriptions, Spending, Protocol):
+    """What the engine reads and claims: the alert log, actions taken, its watermarks, subscriptions,
+    and the day's spend (for DAILY_BUDGET_USD)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ class Alerter:
     default_channel: str | None = None
     presentation: Presentation = field(default_factory=Presentation)
     personal: Personal | None = None  # direct messages to the person a run waits on
+    cost_alert_usd: float | None = None  # COST_ALERT_USD
+    daily_budget_usd: float | None = None  # DAILY_BUDGET_USD
     # Told each change of the runs index (before, after); it must not wait (Home only marks whom it concerns).
     on_index: Callable[[IndexedRun | None, IndexedRun], None] | None = None
     _fresh: Fresh = field(default_factory=Fresh, init=False, repr=False)  # what this cycle claimed and read
@@ -156,6 +160,7 @@ class Alerter:
             else:
                 try:
                     await self._poll(subs, report)
+                    await self._catch_up(subs, report)
                 except FabroError as exc:
                     report.skipped = "fabro"
                     self.changed_runs = set()  # nothing was read: nothing to sync either
@@ -166,8 +171,29 @@ class Alerter:
                         extra={"request_id": exc.request_id},
                     )
             await self._claim_summaries(report)
+            await self._claim_budgets(subs, report)
             await self._decide_leftovers()
             return report, self._fresh
+
+    async def _claim_budgets(self, subs: list[Subscription], report: CycleReport) -> None:
+        """Once the day's spend (from the run index, in each channel's summary time zone or UTC) crosses
+        DAILY_BUDGET_USD, claim that day's budget alert in each channel that asked for `cost`: once per
+        day and channel, whatever restarts or replicas."""
+        if self.daily_budget_usd is None:
+            return
+        channels = list(dict.fromkeys(s.channel for s in subs if "cost" in s.kinds))
+        if not channels:
+            return
+        now, lease = self.clock(), self.delivery.lease
+        zones = {s.channel: s.tz for s in await self.store.summaries()}
+        for channel in channels:
+            day, start, end = local_day(now, zone(zones.get(channel, "UTC")))
+            spent, _ = await self.store.spend_between(start, end)
+            if spent <= self.daily_budget_usd * 1_000_000:
+                continue
+            key = AlertKey(AlertKind.BUDGET, day.isoformat())
+            if await self.store.claim_alert(key, channel, now, owner=lease.owner, lease_until=lease.until(now)):
+                report.claimed += 1
 
     async def _claim_summaries(self, report: CycleReport) -> None:
         """Claim each channel's daily summary once its hour has passed: once per day and channel,
@@ -223,7 +249,7 @@ class Alerter:
             if (
                 alert.state is not AlertState.CLAIMED
                 or alert.kind.posted_by_sender
-                or alert.kind is AlertKind.SUMMARY  # its picture is read when it is posted
+                or alert.kind in (AlertKind.SUMMARY, AlertKind.BUDGET)  # read when it is posted
                 or alert.batch  # a digest names its runs only
                 or place in self._fresh.claims
                 or self.delivery.holds(place)
@@ -243,7 +269,11 @@ class Alerter:
             except FabroError as exc:
                 self._fresh.unreadable[place] = f"fabro: {exc}"
                 continue
-            self._fresh.decided[place] = next((w for w in wanted_alerts(run, questions) if w.key == alert.key), None)
+            wanted = wanted_alerts(run, questions, cost_over_usd=self.cost_alert_usd)
+            decided = next((w for w in wanted if w.key == alert.key), None)
+            if decided is None and alert.kind is AlertKind.COST:
+                decided = Wanted(alert.key, run)  # a cost once crossed stays crossed, whatever the setting now
+            self._fresh.decided[place] = decided
 
     async def _poll(self, subs: list[Subscription], report: CycleReport) -> None:
         mark = Watermark.load(await self.store.get_mark(WATERMARK))
@@ -313,15 +343,55 @@ class Alerter:
             value = await self.store.get_mark(HISTORY_BEFORE)
             self._history_before = datetime.fromisoformat(value) if value else None
 
-    async def _whole_bucket(self, bucket: str) -> list[Run]:
+    async def _whole_bucket(self, bucket: str, *, pages: int | None = None) -> list[Run]:
         runs: list[Run] = []
-        offset = 0
-        while True:
+        offset, read = 0, 0
+        while pages is None or read < pages:
             page = await self.fabro.list_runs(_listing(limit=PAGE, offset=offset, status=bucket))
+            read += 1
             runs += page.data
             if not page.meta.has_more or not page.data:
                 return runs
-            offset += len(page.data)
+            offset += len(page.data) + page.unreadable
+        log.info("%s: read the first %d pages only", bucket, pages)
+        return runs
+
+    async def _catch_up(self, subs: list[Subscription], report: CycleReport) -> None:
+        """A new subscription is told, once, the questions and approvals already waiting that it matches.
+
+        Its claims are made like any other (once per alert and channel), so a crash before the
+        subscription is marked told repeats nothing; a storm of them goes out as one digest.
+        """
+        new = [s for s in subs if not s.caught_up]
+        if not new:
+            return
+        waiting: list[Run] = []
+        for bucket in ("blocked", "pending"):
+            waiting += await self._whole_bucket(bucket, pages=CATCH_UP_PAGES)
+        now, lease = self.clock(), self.delivery.lease
+        asked: dict[str, list[Question] | None] = {}
+        for sub in new:
+            muted = {m.run_id for m in await self.store.mutes(now, channel=sub.channel)}
+            for run in waiting:
+                kinds = {k for k in (AlertKind.QUESTION, AlertKind.APPROVAL) if matches(sub, run, k)}
+                if not kinds or run.id in muted:
+                    continue
+                if AlertKind.QUESTION in kinds and run.bucket == "blocked" and run.id not in asked:
+                    try:
+                        asked[run.id] = await self.fabro.list_questions(run.id)
+                    except FabroNotFound:
+                        asked[run.id] = None
+                for w in wanted_alerts(run, asked.get(run.id)):
+                    if w.kind not in kinds:
+                        continue
+                    if await self.store.claim_alert(
+                        w.key, sub.channel, now, owner=lease.owner, lease_until=lease.until(now)
+                    ):
+                        self._fresh.claims[(w.key, sub.channel)] = w
+                        self._fresh.runs[run.id] = run
+                        report.claimed += 1
+            await self.store.caught_up(sub.id)
+            log.info("subscription %d in %s: told what was already waiting", sub.id, sub.channel)
 
     async def _changed_since(self, mark: Watermark) -> tuple[list[Run], Watermark]:
         """Runs changed at or after the mark, newest first, and the mark to keep afterwards."""
@@ -382,7 +452,7 @@ class Alerter:
                 questions = await self.fabro.list_questions(run.id)
             except FabroNotFound:
                 questions = None
-        wanted = [w for w in wanted_alerts(run, questions) if self._is_news(w)]
+        wanted = [w for w in wanted_alerts(run, questions, cost_over_usd=self.cost_alert_usd) if self._is_news(w)]
         have = {(a.key, a.channel) for a in existing}
         # A run muted in a conversation gets no new alert there until the mute lapses (a DM is its own).
         muted = {m.channel for m in await self.store.mutes(now, run_id=run.id)} if wanted else set()
@@ -443,13 +513,13 @@ class Alerter:
 
     def _is_news(self, wanted: Wanted) -> bool:
         """Runs that ended before the first cycle are history, not news."""
-        ended = (AlertKind.FAILED, AlertKind.CANCELLED, AlertKind.SUCCEEDED, AlertKind.PR)
+        ended = (AlertKind.FAILED, AlertKind.CANCELLED, AlertKind.SUCCEEDED, AlertKind.PR, AlertKind.COST)
         if wanted.kind not in ended or not self._history_before:
             return True
         # A pull request is opened after its run ended: its last change says when.
         failed_at = (
             wanted.run.updated_at
-            if wanted.kind is AlertKind.PR
+            if wanted.kind in (AlertKind.PR, AlertKind.COST)
             else wanted.run.timestamps.completed_at or wanted.run.updated_at
         )
         return failed_at is None or failed_at > self._history_before

@@ -22,7 +22,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +51,7 @@ WAITING_FOR = 5.0  # seconds one read of the waiting runs serves opens
 YOUR_RUNS = 10
 MAX_VIEWERS = 10_000  # people whose Home is kept up to date; the longest unseen is forgotten first
 # A paused run can still wait on an answer: it is `paused` with its question, in the running bucket.
+WAITING_PAGES = 50  # of 100 waiting runs each: a bound, far above what a team keeps waiting
 _WAITING = RunFilter(statuses=("blocked", "pending", "running"), sort="created_at", direction="asc", limit=100)
 _WAITING_BUCKETS = frozenset({"blocked", "pending"})
 
@@ -137,13 +138,19 @@ class Home:
         return await asyncio.shield(self._reading)
 
     async def _read_waiting(self) -> Waiting:
+        found: list[Run] = []
         try:
-            listing = await self.fabro.list_runs(_WAITING)
+            # Every page, not only the first 100: "… and N more" must be exact.
+            for page_number in range(WAITING_PAGES):
+                listing = await self.fabro.list_runs(replace(_WAITING, offset=page_number * _WAITING.limit))
+                found += listing.data
+                if not listing.meta.has_more or not listing.data:
+                    break
         except FabroError as exc:
             log.warning("Home: waiting runs unavailable: %s", exc)
             self._held = None
             return Waiting([], unavailable=True)
-        runs = [r for r in listing.data if r.current_question or r.awaits_approval]
+        runs = [r for r in dict((r.id, r) for r in found).values() if r.current_question or r.awaits_approval]
         waiting = Waiting([(run, await self.personal.owner_of(run)) for run in runs])
         self._held = (self.monotonic(), waiting)
         return waiting

@@ -26,6 +26,7 @@ KIND_OF_SUBSCRIPTION = {
     "cancelled": AlertKind.CANCELLED,
     "succeeded": AlertKind.SUCCEEDED,
     "pr": AlertKind.PR,
+    "cost": AlertKind.COST,
 }
 SUBSCRIPTION_KINDS = frozenset(KIND_OF_SUBSCRIPTION)
 # What a subscription gets when it names no kind, and what ALERT_CHANNEL gets.
@@ -45,7 +46,9 @@ class Wanted:
         return self.key.kind
 
 
-def wanted_alerts(run: Run, questions: list[Question] | None = None) -> list[Wanted]:
+def wanted_alerts(
+    run: Run, questions: list[Question] | None = None, *, cost_over_usd: float | None = None
+) -> list[Wanted]:
     """The alerts `run` deserves in its current state.
 
     `questions` are the run's pending questions when they were fetched; otherwise the
@@ -62,6 +65,9 @@ def wanted_alerts(run: Run, questions: list[Question] | None = None) -> list[Wan
             wanted.append(Wanted(AlertKey(AlertKind.FAILED, run.id), run))
     if run.bucket == "succeeded":
         wanted.append(Wanted(AlertKey(AlertKind.SUCCEEDED, run.id), run))  # only for those who asked
+    cost = run.billing.total_usd_micros if run.billing is not None else None
+    if cost_over_usd is not None and cost is not None and cost > cost_over_usd * 1_000_000:
+        wanted.append(Wanted(AlertKey(AlertKind.COST, run.id), run))  # once crossed, it stays crossed
     pr = run.pull_request
     if pr is not None and pr.number is not None:
         # One alert per pull request: linking another one later is news again.

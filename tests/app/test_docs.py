@@ -11,6 +11,8 @@ from pathlib import Path
 import yaml
 
 from bot.config import reference_table
+from bot.core.query import GRAMMAR
+from bot.fabro.models import BUCKETS
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted((ROOT / "docs").glob("*.md"))
@@ -87,3 +89,16 @@ def test_the_bot_names_itself_as_the_manifest_names_its_user() -> None:
         assert f"@{user}" == BOT_MENTION
     for path in (ROOT / "bot").rglob("*.py"):
         assert "@Fabro" not in path.read_text(), f"{path.name} names the bot @Fabro; it is {BOT_MENTION}"
+
+
+def test_the_commands_table_lists_every_runs_word() -> None:
+    """Every command's first word in the help, and every word of a listing, has its row in docs/commands.md."""
+    text = (ROOT / "docs" / "commands.md").read_text()
+    table = text[text.index("| words | meaning |") : text.index("Examples:")]
+    column = [re.split(r"(?<!\\)\|", line)[1] for line in table.splitlines()[2:] if line.startswith("|")]
+    listed = {word for cell in column for word in re.findall(r"`(-?[a-z]+:?)", cell)}
+    first_words = set(re.findall(r"`/runs ([a-z]+)", GRAMMAR))
+    assert {"mute", "unmute", "muted", "notify", "subscribe", "stats"} <= first_words  # the help still reads so
+    listing = {"mine", "by:", "-by:", "-repo:", "-workflow:", "repo:", "workflow:", "sort:", "limit:", "page:"}
+    listing |= {"parent:", "all", "asc", "desc", "active", "done", *BUCKETS}
+    assert sorted((first_words | listing) - listed) == []

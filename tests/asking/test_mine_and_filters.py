@@ -197,3 +197,43 @@ async def test_subscribing_by_me_records_the_callers_logins_and_needs_a_link(use
     assert "started by `octocat`" in said(await user.reply(response_url))
     _, _, response_url = await user.command("subscribe failed by:me", channel="C777", user=BOB)
     assert "link <login>" in said(await user.reply(response_url))
+
+
+# The words that choose what a person hears of (whose runs, which kinds, mutes, cost): a typo of each.
+HEARING_TYPOS = (
+    ("mien", "mine"),
+    ("byy:octocat", "by:octocat"),
+    ("-byy:dependabot", "-by:dependabot"),
+    ("-rep:acme/sandbox", "-repo:acme/sandbox"),
+    ("-workflw:nightly", "-workflow:nightly"),
+    ("muet 01KJW4MG", "mute"),
+    ("unmte 01KJW4MG", "unmute"),
+    ("mutd", "muted"),
+    ("subscribe succeded", "succeeded"),
+    ("subscribe prr", "pr"),
+    ("subscribe cots", "cost"),
+    ("notify questions cots", "cost"),
+    ("notify succeded", "succeeded"),
+)
+
+
+@pytest.mark.parametrize(("typo", "meant"), HEARING_TYPOS)
+async def test_each_word_of_whose_and_which_misspelt_gets_a_did_you_mean_and_nothing_reaches_fabro(
+    user: SlackUser, fabro: FakeFabro, typo: str, meant: str
+) -> None:
+    before = len(fabro.requests)
+    status, ack, _ = await user.command(typo, channel="C0TEAM")
+    assert status == 200
+    assert f"Did you mean `{meant}`?" in ack, ack
+    assert "Traceback" not in ack
+    assert len(fabro.requests) == before
+
+
+async def test_help_names_every_word_of_whose_and_which(user: SlackUser) -> None:
+    status, ack, _ = await user.command("help")
+    assert status == 200
+    told = said(json.loads(ack))
+    for word in ("mine", "by:me", "-by:", "-repo:", "-workflow:", "[succeeded]", "[pr]", "[cost]"):
+        assert word in told, word
+    for word in ("/runs mute", "/runs unmute", "/runs muted", "failed succeeded cost"):
+        assert word in told, word

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from bot.blocks.alerts import (
     ALERT_EVENT_TYPE,
     approval_alert,
+    budget_alert,
+    cost_alert,
     digest_message,
     failed_alert,
     metadata_key,
@@ -20,13 +22,22 @@ from bot.blocks.alerts import (
     pr_alert,
     question_alert,
     resolved_alert,
+    succeeded_alert,
 )
 from bot.blocks.limits import problems
 from bot.blocks.routing import MUTE_CHOICES, decode_mute, decode_page
-from bot.blocks.subscriptions import muted_list_message, muted_message, unmuted_message
+from bot.blocks.subscriptions import (
+    muted_list_message,
+    muted_message,
+    subscribed_message,
+    subscriptions_message,
+    unmuted_message,
+)
 from bot.core.keys import AlertKey, AlertKind
-from bot.core.records import Mute
+from bot.core.query import SUBSCRIPTION_WORDS
+from bot.core.records import IndexedRun, Mute, Subscription
 from bot.fabro.models import Failure, PullRequest, PullRequestOpened, Question, Run
+from bot.fabro.outputs import RunBilling
 from tests.blocks.test_blocks import HOSTILE, assert_sendable, mrkdwn_texts
 from tests.fakes.runs import make_run, question_examples, run_examples
 
@@ -218,3 +229,136 @@ def test_an_alerts_mute_menu_round_trips_and_fits(run_id: str, choice: str) -> N
     value = next(o["value"] for o in menu["options"] if o["value"].startswith(choice + ":"))
     assert decode_mute(value) == (MUTE_CHOICES[choice], run_id)
     assert decode_mute(value.replace(":", "x", 1)) is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    title=st.text(max_size=600) | st.just("<!channel> *x* & <@U1>" * 40),
+    micros=st.none() | st.integers(0, 10**13),
+    stages=st.lists(st.tuples(st.text(min_size=1, max_size=200), st.none() | st.integers(0, 10**12)), max_size=80),
+    over=st.floats(0.01, 1e6),
+)
+def test_a_cost_alert_holds_every_slack_limit_and_mentions_nobody(
+    title: str, micros: int | None, stages: list[tuple[str, int | None]], over: float
+) -> None:
+    raw = make_run("running", title=title)
+    raw["billing"] = {"total_usd_micros": micros}
+    run = Run.model_validate(raw)
+    zero = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    bill = RunBilling.model_validate(
+        {
+            "stages": [
+                {"stage": {"id": n, "name": n}, "billing": {**zero, "total_usd_micros": usd}} for n, usd in stages
+            ],
+            "totals": {**zero, "total_usd_micros": micros},
+            "by_model": [],
+        }
+    )
+    key = AlertKey(AlertKind.COST, run.id)
+    for message in (
+        cost_alert(run, bill, over_usd=over, now=NOW, web_base="https://f", key=key),
+        cost_alert(run, None, over_usd=over, now=NOW, web_base=None, key=key),
+    ):
+        assert problems(message) == []
+        assert "<!channel>" not in json.dumps(message)
+        assert metadata_key(message) == key.encode()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    titles=st.lists(st.text(max_size=400) | st.just("<!channel> *x* & <@U1>" * 20), max_size=8),
+    spent=st.integers(0, 10**13),
+    budget=st.floats(0.01, 1e7),
+    tz=st.sampled_from(["UTC", "Europe/Berlin", "<!here>"]),
+)
+def test_a_budget_alert_holds_every_slack_limit_and_mentions_nobody(
+    titles: list[str], spent: int, budget: float, tz: str
+) -> None:
+    top = [
+        IndexedRun(f"R{i}", None, None, "running", t, "https://f/runs/x" if i % 2 else None, NOW, i * 10**6)
+        for i, t in enumerate(titles)
+    ]
+    key = AlertKey(AlertKind.BUDGET, NOW.date().isoformat())
+    message = budget_alert(NOW.date(), spent, budget, top, tz=tz, command="/runs", key=key)
+    assert problems(message) == []
+    assert "<!channel>" not in json.dumps(message) and "<!here>" not in json.dumps(message)
+    assert metadata_key(message) == key.encode()
+
+
+_HOSTILE_TITLES = st.text(max_size=600) | st.just("<!channel> *x* & <@U1>" * 40)
+_LOGINS = st.from_regex(r"[a-z0-9][a-z0-9-]{0,38}", fullmatch=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(title=_HOSTILE_TITLES, micros=st.none() | st.integers(0, 10**13), with_pr=st.booleans())
+def test_a_succeeded_alert_holds_every_slack_limit_and_mentions_nobody(
+    title: str, micros: int | None, with_pr: bool
+) -> None:
+    raw = make_run("succeeded", title=title)
+    raw["billing"] = {"total_usd_micros": micros}
+    run = Run.model_validate(raw)
+    if with_pr:
+        run = run.model_copy(update={"pull_request": PullRequest(number=7, html_url="https://github.com/a/b/pull/7")})
+    key = AlertKey(AlertKind.SUCCEEDED, run.id)
+    message = succeeded_alert(run, now=NOW, web_base="https://fabro.example.com", key=key)
+    assert problems(message) == []
+    assert "<!channel>" not in json.dumps(message)
+    assert metadata_key(message) == key.encode()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    items=st.lists(
+        st.tuples(
+            st.sampled_from([AlertKind.SUCCEEDED, AlertKind.PR, AlertKind.COST, AlertKind.FAILED, AlertKind.QUESTION]),
+            _HOSTILE_TITLES,
+        ),
+        min_size=1,
+        max_size=300,
+    )
+)
+def test_a_digest_of_successes_pull_requests_and_costs_holds_every_slack_limit(
+    items: list[tuple[AlertKind, str]],
+) -> None:
+    pairs = [(kind, Run.model_validate(make_run("succeeded", title=title))) for kind, title in items]
+    message = digest_message(pairs, command="/runs", web_base="https://fabro.example.com", key="digest:x")
+    assert problems(message) == []
+    assert "<!channel>" not in json.dumps(message)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    kinds=st.sets(st.sampled_from(SUBSCRIPTION_WORDS), min_size=1),
+    by=st.lists(_LOGINS, max_size=20),
+    not_by=st.lists(_LOGINS, max_size=20),
+    not_repos=st.lists(st.from_regex(r"[\w.-]{1,40}/[\w.-]{1,40}", fullmatch=True), max_size=20),
+    not_workflows=st.lists(st.text(min_size=1, max_size=60), max_size=20),
+    existing=st.booleans(),
+)
+def test_subscription_messages_of_any_kinds_and_exclusions_hold_every_slack_limit(
+    kinds: set[str],
+    by: list[str],
+    not_by: list[str],
+    not_repos: list[str],
+    not_workflows: list[str],
+    existing: bool,
+) -> None:
+    subs = [
+        Subscription(
+            n,
+            "C1",
+            frozenset(kinds),
+            created_by="U1",
+            by=tuple(by),
+            not_by=tuple(not_by),
+            not_repos=tuple(not_repos),
+            not_workflows=tuple(not_workflows),
+        )
+        for n in range(1, 40)
+    ]
+    for message in (
+        subscribed_message(subs[0], user_id="U1", command="/runs", existing=existing),
+        subscriptions_message(subs, channel="C1", default_channel="C1", broken=None, command="/runs"),
+    ):
+        assert problems(message) == []
+        assert "<!channel>" not in json.dumps(message)

@@ -3,6 +3,7 @@ a refusal that names the class and who may, and nothing sent to Fabro for a refu
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,26 @@ async def test_unfollowing_someone_elses_follow_needs_allow_operate(people: Peop
     assert "ALLOW_OPERATE allows only the run's owner and workspace admins" in await told(user, url)
     _, _, url = await user.command(f"unfollow {run['id']}", user=ADMIN)
     assert "No longer following" in await told(user, url)
+
+
+async def test_muting_a_channel_is_routing_but_muting_in_ones_own_dm_needs_nothing(
+    people: Callable[..., Awaitable[SlackUser]], fabro: FakeFabro
+) -> None:
+    user = await people()
+    run = make_run("blocked", title="Chatty")
+    fabro.add(run)
+    for words, what in (
+        (f"mute {run['id']} 1h", "mute or unmute a run in a channel"),
+        (f"unmute {run['id']}", "mute or unmute a run in a channel"),
+        ("subscribe cost succeeded pr", "change where alerts are posted"),
+    ):
+        _, _, url = await user.command(words, channel="C0TEAM", user=STRANGER)
+        refused = await told(user, url)
+        assert what in refused and "ALLOW_ROUTE allows only workspace admins" in refused, words
+    _, _, url = await user.command(f"mute {run['id']} 1h", channel="C0TEAM", user=ADMIN)
+    assert (await user.reply(url))["response_type"] == "in_channel"
+    _, _, url = await user.command(f"mute {run['id']} 1d", channel="D0STRANGER", user=STRANGER)
+    assert "muted" in await told(user, url)
+    _, _, url = await user.command("muted", channel="C0TEAM", user=STRANGER)  # reading is open to all
+    assert run["id"] in json.dumps(await user.reply(url))
+    assert mutations(fabro) == []

@@ -105,6 +105,8 @@ def test_the_gallery_has_every_kind_of_message_each_within_slacks_limits() -> No
     for kind in (
         "a list",
         "a list the bot filtered",
+        "/runs mine (your runs",
+        "/runs mine, before linking",
         "a detail card",
         "a run failed",
         "in a channel shared with another organisation",
@@ -123,6 +125,8 @@ def test_the_gallery_has_every_kind_of_message_each_within_slacks_limits() -> No
         "/runs unmute",
         "a run succeeded (subscribe succeeded)",
         "a pull request opened",
+        "a run over COST_ALERT_USD",
+        "DAILY_BUDGET_USD",
         "a digest of successes and pull requests",
         "stats",
         "help",

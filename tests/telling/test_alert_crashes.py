@@ -185,3 +185,45 @@ async def test_after_a_crash_another_apps_message_carrying_the_alerts_key_does_n
         await stop(second)
     ours = [m for m in slack.posts(CHANNEL) if m.bot_id == "B111"]
     assert len(ours) == 1 and run["id"][:10] in str(ours[0].blocks) + ours[0].text
+
+
+@pytest.mark.parametrize("crash_at", ["alert.claimed", "alert.posted"])
+async def test_a_kill_9_while_telling_a_cost_and_the_days_budget_tells_each_once(
+    fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, crash_at: str
+) -> None:
+    from datetime import UTC, datetime
+
+    from bot.core.records import Subscription
+    from bot.store import open_store
+    from tests.telling.test_cost_alerts import spend
+
+    costs = "C0COSTS"
+    store = open_store(f"sqlite:///{tmp_path}/bot.db")  # the channel asked for `cost` before this start
+    await store.open()
+    await store.add_subscription(Subscription(0, costs, frozenset({"cost"})))
+    await store.close()
+    budgets = {"COST_ALERT_USD": "10", "DAILY_BUDGET_USD": "20"}
+    first = await start_process(fabro, slack, tmp_path, "first", **budgets, **{CRASH_AT_ENV: crash_at})
+    try:
+        await wait_for(lambda: first_cycle_done(fabro), timeout=20)
+        run = make_run("running", title="Costly and crashing")
+        fabro.add(run)
+        spend(fabro, run, 25.0)
+        assert await wait_exit(first) == -signal.SIGKILL
+    finally:
+        if first.returncode is None:
+            first.kill()
+    assert len(slack.posts(costs)) == (0 if crash_at == "alert.claimed" else 1)
+
+    second = await start_process(fabro, slack, tmp_path, "second", **budgets)
+    try:
+        await wait_for(lambda: len(slack.posts(costs)) >= 2, timeout=20)
+        cycles = len(fabro.calls("/api/v1/runs"))
+        await wait_for(lambda: len(fabro.calls("/api/v1/runs")) >= cycles + 3, timeout=20)  # a few more cycles
+    finally:
+        await stop(second)
+    day = datetime.now(UTC).date().isoformat()
+    assert sorted(slack.alert_keys(costs)) == sorted([f"budget:{day}", f"cost:{run['id']}"])
+    assert slack.posts(CHANNEL) == []  # the default kinds leave cost out
+    assert slack.violations == []
+    assert "Traceback" not in (tmp_path / "second.log").read_text()

@@ -197,3 +197,20 @@ async def test_mute_words_are_checked_with_kind_errors(user: SlackUser, fabro: F
     ):
         _, ack, _ = await user.command(words)
         assert said in ack, words
+
+
+async def test_a_muted_question_that_ends_unanswered_still_counts_in_stats(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack, clock: Clock
+) -> None:
+    run = by_octocat(title="Nobody answered")
+    fabro.add(run)
+    await ask_again(bot, fabro, run, "q-1")
+    [alert] = slack.posts(OPS)
+    await choose(user, alert, "end")
+    fabro.fail(run["id"], "No answer came before the question timed out")
+    await bot.alerter.cycle()
+    assert slack.alert_keys(OPS) == [f"question:{run['id']}:q-1"]  # its end was muted here too
+    clock.advance(seconds=5)
+    _, _, url = await user.command("stats today", channel=OPS)
+    told = json.dumps(await user.reply(url), ensure_ascii=False)
+    assert "*Failed*\\n1" in told  # the mute kept it out of the channel, not out of the picture
