@@ -15,14 +15,14 @@ from bot.store.sqlite import SQLiteStore
 from bot.telling.backfill import BACKFILLED, POLLED
 from tests.conftest import SlackUser, wait_for, wait_until
 from tests.fakes.fabro import FakeFabro
-from tests.fakes.runs import make_run
+from tests.fakes.runs import make_run, user_principal
 from tests.fakes.slack import FakeSlack
 
 ADA = "U123ADA"
 
 
 def by_octocat(**run: Any) -> dict[str, Any]:
-    created_by = {"kind": "user", "identity": {"issuer": "github", "subject": "1"}, "login": "octocat"}
+    created_by = user_principal("octocat")
     return make_run("succeeded", created_by=created_by, **run)
 
 

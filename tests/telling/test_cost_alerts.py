@@ -34,7 +34,7 @@ async def start(start_bot: Callable[..., Awaitable[Bot]], tmp_path: Path, **sett
 
 def spend(fabro: FakeFabro, run: dict[str, Any], usd: float) -> None:
     run["billing"] = {"total_usd_micros": int(usd * 1_000_000)}
-    fabro.emit(run["id"], "stage.completed", {"index": 0, "status": "succeeded"})
+    fabro.emit(run["id"], "stage.completed", {"index": 0, "status": "succeeded", "attempt": 1, "max_attempts": 1})
 
 
 async def command(bot: Bot, slack: FakeSlack, words: str, **kw: Any) -> str:

@@ -68,7 +68,9 @@ async def test_a_new_subscription_is_told_once_what_already_waits_that_it_matche
     await bot.alerter.cycle()  # the bot has been running a while
     asks = waiting_question(fabro, "Asks before")
     approves = waiting_approval(fabro, "Waits for approval")
-    elsewhere = waiting_question(fabro, "Other repo", repository={"name": "acme/other"})
+    elsewhere = waiting_question(
+        fabro, "Other repo", repository={"name": "acme/other", "origin_url": None, "provider": "git"}
+    )
     await bot.alerter.cycle()  # nobody subscribed yet: nothing posted
     await moved_on(bot, fabro)
     assert slack.posts(NEW) == []
