@@ -334,6 +334,10 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
                 command=COMMAND,
             ),
         ),
+        (
+            "Alert: the day's spend passed DAILY_BUDGET_USD, in a channel shared with another organisation",
+            budget_alert(now.date(), spent, 3.0, [], tz="Europe/Berlin", command=COMMAND, minimal=True),
+        ),
     ]
     sub = Subscription(3, "C0TEAM", frozenset({"failed", "questions"}), repo="demo/api-server", created_by="U0ADA")
     items += [
