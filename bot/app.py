@@ -27,7 +27,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.acting.steering import Steering
+from bot.acting.steering import Steering, action_lease
 from bot.asking.answers import Answerer
 from bot.asking.ask import AskDesk
 from bot.asking.dispatch import Commands
@@ -50,6 +50,7 @@ from bot.listeners.http import SlackGate
 from bot.listeners.payloads import foreign, payload_problem
 from bot.listeners.showing import Shower
 from bot.metrics import CONTENT_TYPE, Metrics
+from bot.people.bindings import Bindings
 from bot.people.identity import GitHubDeviceFlow, Linker, LinkMode, parse_user_links
 from bot.people.notify import Personal
 from bot.people.permissions import Allowlist, Permissions, parse_allowlist
@@ -159,8 +160,10 @@ def build_bolt_app(
         # around them. Nothing of the request is used: it may not even be verified.
         log.error("unhandled error around a listener, reference %s", new_reference(), exc_info=error)
 
-    async def open_start(client: AsyncWebClient, trigger_id: str, channel: str | None) -> None:
-        await start.open_picker(client, steering, trigger_id=trigger_id, channel=channel)
+    async def open_start(client: AsyncWebClient, trigger_id: str, channel: str | None, user_id: str | None) -> None:
+        await start.open_picker(
+            client, steering, trigger_id=trigger_id, channel=channel, user_id=user_id, bindings=commands.bindings
+        )
 
     commands_listener.register(app, commands, metrics, open_start=open_start)
     start.register(app, steering)
@@ -186,6 +189,7 @@ def build_bolt_app(
         asker,
         desk=commands.desk,
         work=commands.work,
+        bindings=commands.bindings,
     )
     controls.register(app, clicks)
     desk = commands.work
@@ -360,6 +364,7 @@ class Bot:
                 command=s.slash_command,
             ),
             tell=self._tell_person(personal, alert_slack),
+            bindings=Bindings(self.store, self.clock),
         )
         steering = Steering(
             self.store,
@@ -372,6 +377,7 @@ class Bot:
             user_agent=f"fabro-slack-bot/{_version()}",
             owner_of=personal.owner_of,
             created=self._learn_token_login,
+            lease=action_lease(s.fabro_timeout_seconds),
         )
         self.steering = steering
         self.bolt = build_bolt_app(
@@ -546,6 +552,8 @@ class Bot:
         older_than = timedelta(seconds=3 * self.settings.fabro_timeout_seconds + 5)
         for settled, draft in await self.steering.resume_starts(older_than=older_than):
             await start.after_work_started(self.outbox, self.follower, settled, draft, self.steering.presentation)
+        # Retries, starts, merges, closes and steers a dead process left pending: settled from Fabro.
+        await self.steering.settle_interrupted()
 
     async def _live_reconcile(self, run_id: str) -> CycleReport:
         report = await self.alerter.reconcile_run(run_id)

@@ -16,6 +16,12 @@ action goes the same way:
 5. Settle: the record gets the outcome on every path (done, refused or failed); the alerts
    about the same thing are given the outcome. Fabro records the bot's token as the actor,
    so this record is the only place the Slack user is kept.
+
+A record left pending by a process that died after Fabro accepted the request (or failed without
+an answer from Fabro) is settled from what Fabro shows before anything is sent again: a retry's
+successor and an automation's new run carry the intent in the `User-Agent` Fabro keeps in their
+provenance, a merge or close shows in the pull request's state, a steer in the run's events.
+The person of that record is then the one who did it (and owns the run it made).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import asyncio
 import enum
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -41,7 +48,7 @@ from bot.core.records import Action, AlertState
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroConflict, FabroError, FabroNotFound, FabroUnavailable
 from bot.fabro.manifest import BadWorkflow, build_manifest, load_workflow
-from bot.fabro.models import Question, Run
+from bot.fabro.models import Question, Run, RunEvent
 from bot.failpoints import crash_point
 from bot.people.notify import indexed
 from bot.people.permissions import CLASS_OF, Owner, Permissions
@@ -68,6 +75,18 @@ T = TypeVar("T")
 # An action still pending after this long was never settled (its process died mid-way):
 # another click may take it over, after Fabro is re-read.
 PENDING_LEASE = timedelta(minutes=2)
+# How far the clocks of the bot and Fabro may disagree when looking for what an action made.
+CLOCK_SKEW = timedelta(minutes=10)
+# Settled from evidence in Fabro when their record was left pending (or failed without an answer).
+EVIDENCED = frozenset({Verb.RETRY, Verb.START, Verb.MERGE_PR, Verb.CLOSE_PR, Verb.STEER})
+
+
+def action_lease(fabro_timeout: float) -> timedelta:
+    """How long an action may hold its record: every Fabro call it makes (re-reads, the send, a
+    503 tried once more, the card's refresh) each within FABRO_TIMEOUT_SECONDS, with room to spare."""
+    return timedelta(seconds=10 * fabro_timeout + 10)
+
+
 MAX_STEER = 8192  # characters Fabro takes in one steer
 
 
@@ -76,6 +95,7 @@ class Reading(enum.Enum):
 
     RUN = "run"
     QUESTIONS = "questions"  # the run's questions too
+    SUCCESSORS = "successors"  # the runs retried from it too
     PULL_REQUEST = "pull_request"  # the pull request's live state too (merged or closed on GitHub?)
 
 
@@ -90,6 +110,7 @@ class Seen:
     run: Run
     questions: tuple[Question, ...] = ()
     pr_finished: str | None = None  # "merged" or "closed" when the pull request's live state says so
+    successors: tuple[Run, ...] = ()  # runs retried from it, newest first
 
 
 @dataclass(frozen=True)
@@ -120,6 +141,7 @@ class Done:
     outcome: Outcome
     run: Run
     follow: PullRequestFollow | None = None
+    made: Run | None = None  # the run it created (a retry's, a start's): its owner is who acted
 
 
 P = TypeVar("P", bound=Plan)
@@ -158,6 +180,7 @@ class Steering:
     # Whose a run is (who retried or started it from Slack, or the person linked to its login).
     owner_of: Callable[[Run], Awaitable[str | None]] | None = None
     created: Callable[[Run], None] | None = None  # told of every run the bot creates (its token's login)
+    lease: timedelta = PENDING_LEASE  # how long an action holds its record (`action_lease`)
     _send_retry_delay: float = field(default=0.5, repr=False)
 
     # -- the five actions -----------------------------------------------------------------
@@ -202,21 +225,35 @@ class Steering:
         return await self._act(who, Verb.DENY, target, _awaiting_approval, send, detail={"reason": reason})
 
     async def retry(self, who: Where, target: Target) -> Settled:
+        intent = uuid.uuid4().hex  # named in the new run's provenance, to find it after a crash
+
         def check(seen: Seen) -> Refused | Plan:
             if seen.run.lifecycle.archived:
                 return Refused(Refusal.ARCHIVED, run=seen.run)
             if not seen.run.is_terminal:
                 return Refused(Refusal.NOT_FINISHED, run=seen.run)
+            if seen.successors:  # retried already (here, or in Fabro): say where, send nothing
+                retried = self._retried(seen.successors[0])
+                detail = f"`{seen.successors[0].id}`"
+                return Refused(Refusal.ALREADY_RETRIED, run=seen.run, detail=detail, settled=Settled(seen.run, retried))
             return Plan(seen.run)
 
         async def send(plan: Plan) -> Done:
-            new = await self.fabro.retry(plan.run.id)  # never repeated: a second call would make a second run
+            # Never repeated: a second call would make a second run.
+            new = await self.fabro.retry(plan.run.id, user_agent=self._agent(intent))
             if self.created is not None:
                 self.created(new)
-            outcome = Outcome(OutcomeVerb.RETRIED, run_id=new.id, run_url=new.web_url(self.presentation.web_base))
-            return Done(outcome, plan.run)
+            return Done(self._retried(new), plan.run, made=new)
 
-        return await self._act(who, Verb.RETRY, target, check, send)
+        detail = {"intent": intent}
+        return await self._act(who, Verb.RETRY, target, check, send, detail=detail, reading=Reading.SUCCESSORS)
+
+    def _retried(self, new: Run) -> Outcome:
+        return Outcome(OutcomeVerb.RETRIED, run_id=new.id, run_url=new.web_url(self.presentation.web_base))
+
+    def _agent(self, intent: str) -> str:
+        """The `User-Agent` of a request that creates a run: Fabro keeps it in the run's provenance."""
+        return f"{self.user_agent} (slack; intent {intent})"
 
     async def cancel(self, who: Where, target: Target) -> Settled:
         def check(seen: Seen) -> Refused | Plan:
@@ -241,14 +278,12 @@ class Steering:
         if len(text) > MAX_STEER:
             raise Refused(Refusal.TOO_LONG, detail=f"{len(text):,}")
         key = ActionKey.of(Verb.STEER, intent)
-        # A record already under this intent was left by a crash between sending and hearing back:
-        # Fabro's run.steer events then say whether the text arrived, so it is never sent twice.
-        recovering = bool(await self.store.actions_for_run(key.run_id))
+        # A record already under this intent, left by a crash between sending and hearing back, is
+        # settled first from Fabro's run.steer events (`_once`): the text is never sent twice.
 
         async def work() -> Done:
             run = await self._running(target.run_id)
-            if not (recovering and await self._steer_arrived(run.id, text)):
-                await self.fabro.steer(run.id, text, interrupt=interrupt)
+            await self.fabro.steer(run.id, text, interrupt=interrupt)
             return Done(Outcome(OutcomeVerb.STEERED, answer=text), run)
 
         detail = {"run": target.run_id, "text": text, "interrupt": interrupt}
@@ -277,9 +312,17 @@ class Steering:
             raise Refused(Refusal.NOT_RUNNING, run=run)
         return run
 
-    async def _steer_arrived(self, run_id: str, text: str) -> bool:
-        events = await self.fabro.recent_events(run_id)
-        return any(e.event == "run.steer" and e.properties.get("text") == text for e in events)
+    async def _steer_arrived(self, run_id: str, text: str, since: datetime) -> bool:
+        def arrived(events: list[RunEvent]) -> bool:
+            return any(
+                e.event == "run.steer" and e.properties.get("text") == text and (e.ts is None or e.ts >= since)
+                for e in events
+            )
+
+        def far_enough(events: list[RunEvent]) -> bool:
+            return arrived(events) or any(e.ts is not None and e.ts < since for e in events)
+
+        return arrived(await self.fabro.events_back(run_id, far_enough))
 
     # -- starting work -----------------------------------------------------------------------
 
@@ -293,22 +336,20 @@ class Steering:
                 raise Refused(Refusal.AUTOMATION_GONE)
             if not preset.startable:
                 raise Refused(Refusal.NOT_STARTABLE, detail=preset.name or preset.id)
-            run = await self.fabro.start_automation(preset.id)
+            run = await self.fabro.start_automation(preset.id, user_agent=self._agent(intent))
             if self.created is not None:
                 self.created(run)
-            outcome = Outcome(
-                OutcomeVerb.STARTED,
-                run_id=run.id,
-                run_url=run.web_url(self.presentation.web_base),
-                answer=preset.name or preset.id,
-            )
-            return Done(outcome, run)
+            return Done(self._started(run, preset.name or preset.id), run, made=run)
 
         key = ActionKey.of(Verb.START, intent)
         done = await self._once(who, Verb.START, key, work, detail={"automation": automation_id}, subject=None)
         # Fabro records the bot's token as its creator: the bot writes down whose it is.
-        await self.store.index_run(indexed(done.run, who.user_id, self.presentation.web_base))
+        owner = done.outcome.slack_user or who.user_id  # found after a crash: whoever started it
+        await self.store.index_run(indexed(done.run, owner, self.presentation.web_base))
         return Settled(done.run, done.outcome)
+
+    def _started(self, run: Run, what: str) -> Outcome:
+        return Outcome(OutcomeVerb.STARTED, run_id=run.id, run_url=run.web_url(self.presentation.web_base), answer=what)
 
     async def resume_starts(self, *, older_than: timedelta) -> list[tuple[Settled, Draft]]:
         """Finish the starts of work whose process died between recording and settling them.
@@ -335,7 +376,7 @@ class Steering:
             finished.append((settled, draft))
         return finished
 
-    async def start_work(self, who: Where, draft: Draft, intent: str, *, lease: timedelta = PENDING_LEASE) -> Settled:
+    async def start_work(self, who: Where, draft: Draft, intent: str, *, lease: timedelta | None = None) -> Settled:
         """Create and start a run of `draft` for `who`, once per `intent` (one confirmation).
 
         Fabro cannot be told "create this only once", so the run carries the intent as a label and in
@@ -388,7 +429,7 @@ class Steering:
         if not validation.passed:
             reasons = "; ".join(d.message for d in validation.errors[:3]) or "Fabro's validator said no"
             raise Refused(Refusal.WORKFLOW_INVALID, detail=f"`{draft.workflow}`: {reasons}.")
-        run = await self.fabro.create_run(manifest, user_agent=f"{self.user_agent} (slack; intent {intent})")
+        run = await self.fabro.create_run(manifest, user_agent=self._agent(intent))
         crash_point("run.created")
         return run
 
@@ -514,7 +555,7 @@ class Steering:
             seen = await self._read(target.run_id, reading)
             plan = check(seen)
             if isinstance(plan, Refused):
-                plan.settled = await self._current(seen.run, key)
+                plan.settled = plan.settled or await self._current(seen.run, key)
                 raise plan
             return await send(plan)
 
@@ -532,6 +573,8 @@ class Steering:
                 return Seen(run)
             case Reading.QUESTIONS:
                 return Seen(run, tuple(await self.fabro.list_questions(run.id)))
+            case Reading.SUCCESSORS:
+                return Seen(run, successors=tuple(await self._successors(run)))
             case Reading.PULL_REQUEST:
                 try:
                     finished = (await self.fabro.pull_request(run_id)).finished
@@ -549,7 +592,7 @@ class Steering:
         detail: dict[str, Any] | None = None,
         conflict_card: Callable[[], Awaitable[Settled | None]] | None = None,
         run_id: str | None = None,
-        lease: timedelta = PENDING_LEASE,
+        lease: timedelta | None = None,
         subject: str | bool | None = True,
     ) -> Done:
         """The path every action takes: permission, a once-only record, the work, the record settled.
@@ -558,6 +601,11 @@ class Steering:
         about = (run_id or key.run_id) if subject is True else subject if isinstance(subject, str) else None
         await self.permissions.check(CLASS_OF[verb], who.user_id, self.owner(about), what=verb)
         now = self.clock()
+        lease = lease or self.lease
+        # What an earlier attempt may have done is read from Fabro before anything is sent again.
+        found = await self._recover(key, verb, stale_before=now - lease)
+        if found is not None:
+            return found
         action = Action(key, verb, who.user_id, now, detail=json.dumps(detail or {}))
         earlier = await self.store.begin_action(action, stale_before=now - lease)
         if earlier is not None:
@@ -578,6 +626,104 @@ class Steering:
                 raise ActionFailed(exc, verb=verb, run_id=run_id or key.run_id, settled=settled) from exc
             raise
         return done
+
+    # -- settling what a dead process left -------------------------------------------------
+
+    async def _recover(self, key: ActionKey, verb: Verb, *, stale_before: datetime) -> Done | None:
+        """The earlier attempt under `key`, settled from what Fabro shows, when it may have acted
+        unrecorded: left pending past its lease, or failed without Fabro's answer. None: it did not."""
+        if verb not in EVIDENCED:
+            return None
+        prior = next((a for a in await self.store.actions_for_run(key.run_id) if a.key == key), None)
+        if prior is None or not _unsure(prior, stale_before):
+            return None
+        done = await self._evidence(prior)
+        return await self._settle_found(prior, done) if done is not None else None
+
+    async def settle_interrupted(self) -> int:
+        """Settle the actions dead processes left pending past their lease, from what Fabro shows:
+        done (by the person who asked, who owns any run it made), or failed when Fabro shows nothing.
+        Returns how many were settled; one Fabro cannot be asked about now waits for the next pass."""
+        stale_before = self.clock() - self.lease
+        settled = 0
+        for verb in sorted(EVIDENCED):
+            for action in await self.store.unsettled(verb, before=stale_before):
+                if verb is Verb.START and "automation" not in _detail(action):
+                    continue  # work from a draft: `resume_starts` finishes it
+                try:
+                    done = await self._evidence(action)
+                    if done is not None:
+                        await self._settle_found(action, done)
+                    else:
+                        note = "interrupted before Fabro acted on it"
+                        await self.store.finish_action(action.key, state=ActionState.FAILED, note=note)
+                        log.info("%s left pending by a dead process: Fabro shows it was not done", action.key)
+                except (BotError, FabroError) as exc:
+                    log.warning("could not settle %s left pending by a dead process: %r", action.key, exc)
+                    continue
+                settled += 1
+        return settled
+
+    async def _evidence(self, action: Action) -> Done | None:
+        """What Fabro shows `action` did, as if it had just been done; None when it shows nothing."""
+        detail = _detail(action)
+        since = action.requested_at - CLOCK_SKEW
+        match action.verb, detail:
+            case Verb.RETRY, {"intent": str(intent)}:
+                run = await self.fabro.get_run(action.key.run_id)
+                for new in await self._successors(run):
+                    if await self._carries(new, intent):
+                        return Done(self._retried(new), run, made=new)
+            case Verb.START, {"automation": str(automation)}:
+                return await self._started_since(automation, action.key.run_id, since)
+            case ((Verb.MERGE_PR | Verb.CLOSE_PR), _):
+                return await self._shipped(action, detail.get("method"))
+            case Verb.STEER, {"run": str(run_id), "text": str(text)}:
+                if await self._steer_arrived(run_id, text, since):
+                    return Done(Outcome(OutcomeVerb.STEERED, answer=text), await self.fabro.get_run(run_id))
+        return None
+
+    async def _started_since(self, automation: str, intent: str, since: datetime) -> Done | None:
+        """The run of `automation` created since `since` by a request naming `intent`."""
+        made = await self.fabro.created_since(since, lambda r: bool(r.automation and r.automation.id == automation))
+        for new in made:
+            if await self._carries(new, intent):
+                named = (new.automation.name if new.automation else None) or automation
+                return Done(self._started(new, named), new, made=new)
+        return None
+
+    async def _shipped(self, action: Action, method: Any) -> Done | None:
+        """A merge or close the pull request's live state shows done."""
+        try:
+            finished = (await self.fabro.pull_request(action.key.run_id)).finished
+        except FabroNotFound:
+            return None
+        if finished == "merged" and action.verb is Verb.MERGE_PR:
+            outcome = Outcome(OutcomeVerb.PR_MERGED, answer=method if isinstance(method, str) else None)
+        elif finished == "closed" and action.verb is Verb.CLOSE_PR:
+            outcome = Outcome(OutcomeVerb.PR_CLOSED)
+        else:
+            return None
+        return Done(outcome, await self.fabro.get_run(action.key.run_id))
+
+    async def _carries(self, run: Run, intent: str) -> bool:
+        """Whether `run` was created by a request of this bot naming `intent` (its provenance says)."""
+        agent = await self.fabro.creation_agent(run.id)
+        return agent is not None and f"(slack; intent {intent})" in agent
+
+    async def _successors(self, run: Run) -> list[Run]:
+        """The runs retried from `run`, newest first: they are created after it ended."""
+        return await self.fabro.successors(run, skew=CLOCK_SKEW)
+
+    async def _settle_found(self, prior: Action, done: Done) -> Done:
+        """Record what Fabro shows `prior` did: done by the person who asked, who owns what it made."""
+        outcome = replace(done.outcome, slack_user=prior.user_id, at=self.clock())
+        await self.store.finish_action(prior.key, state=ActionState.DONE, outcome=outcome)
+        if done.made is not None:
+            await self.store.index_run(indexed(done.made, prior.user_id, self.presentation.web_base))
+        log.info("settled %s from what Fabro shows (user=%s): %s", prior.key, prior.user_id, outcome.verb)
+        await self._settle_alerts(prior.key, outcome, Where(prior.user_id))
+        return replace(done, outcome=outcome)
 
     def owner(self, run_id: str | None) -> Owner | None:
         """A lookup of `run_id`'s owner, made only when a rule names `owner` (a child run belongs to
@@ -616,7 +762,7 @@ class Steering:
                 "could not settle the record of %s (%s); it may be taken over after %s",
                 key,
                 type(store_error).__name__,
-                PENDING_LEASE,
+                self.lease,
             )
 
     async def _once_more_on_503(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -676,6 +822,24 @@ class Steering:
         except FabroError:
             events = []
         return Settled(run, outcome_of(key.alert, run, events))
+
+
+def _detail(action: Action) -> dict[str, Any]:
+    try:
+        detail = json.loads(action.detail or "{}")
+    except ValueError:
+        return {}
+    return detail if isinstance(detail, dict) else {}
+
+
+def _unsure(action: Action, stale_before: datetime) -> bool:
+    """Whether Fabro may have acted on `action` without the record saying so: its process died
+    (pending past its lease), or it failed without Fabro's answer (a timeout, a 5xx, a lost connection)."""
+    if action.state is ActionState.PENDING:
+        return action.requested_at < stale_before
+    if action.state is ActionState.FAILED:
+        return not (action.note or "").startswith("4")
+    return False
 
 
 def _awaiting_approval(seen: Seen) -> Refused | Plan:

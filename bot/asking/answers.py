@@ -173,14 +173,17 @@ class Answerer:
 
     async def detail(self, lookup: RunLookup) -> Message:
         run = await self.fabro.find_run(lookup.selector)
-        failure = None
+        failure, retried_as = None, None
         if run.status.kind in ("failed", "dead"):
             try:
                 failure = await self.fabro.latest_failure(run.id)
+                # Retry is offered only where Fabro shows no retry of it yet; else the card says where it is.
+                retried_as = next(iter(await self.fabro.successors(run)), None)
             except FabroError as exc:
                 # The card is still worth showing without the failure message.
-                log.warning("could not read run.failed for %s: %r", run.id, exc)
-        return run_detail_message(run, now=self.clock(), failure=failure, web_base=self.presentation.web_base)
+                log.warning("could not read run.failed or the retries of %s: %r", run.id, exc)
+        web_base = self.presentation.web_base
+        return run_detail_message(run, now=self.clock(), failure=failure, web_base=web_base, retried_as=retried_as)
 
 
 def _fabro_part(query: RunQuery, offset: int) -> RunFilter:

@@ -60,6 +60,7 @@ from bot.core.query import (
 )
 from bot.core.stats import Window
 from bot.fabro.client import ULID_LENGTH
+from bot.people.bindings import Bindings, start_purpose
 from bot.people.identity import DeviceFlowFailed, Linker, LinkMode, LinkOutcome, LinkResult
 from bot.people.notify import DEFAULT_NOTIFY
 from bot.telling.daily import Daily
@@ -95,6 +96,7 @@ class Commands:
     inspector: Inspector | None = None  # None where there is no Slack to post files to (the CLI)
     work: WorkDesk | None = None  # None where there is no channel to work from (the CLI)
     tell: Callable[[str, str], Awaitable[None]] | None = None  # a sentence to a person, later (a DM)
+    bindings: Bindings | None = None  # a start confirmation is for the person who asked, for a while
 
     @property
     def command(self) -> str:
@@ -313,7 +315,10 @@ class Commands:
         if preset is None:
             close = difflib.get_close_matches(parsed.automation_id, [p.id for p in presets], n=3, cutoff=0.5)
             return Reply(unknown_automation(parsed.automation_id, close, self.command), status="usage_error")
-        return Reply(start_card(preset, intent=self.new_intent(), channel=caller.channel))
+        intent = self.new_intent()
+        if self.bindings is not None and caller.user_id is not None:  # its Start is theirs alone
+            await self.bindings.issue(caller.user_id, start_purpose(preset.id), nonce=intent)
+        return Reply(start_card(preset, intent=intent, channel=caller.channel))
 
     async def _work(self, parsed: Setup | NewWork, caller: Caller) -> Reply:
         if self.work is None or caller.channel is None or caller.user_id is None:

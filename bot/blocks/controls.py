@@ -18,6 +18,7 @@ from typing import Any
 from bot.blocks import kit
 from bot.blocks.routing import (
     ANSWER_MODAL,
+    CLOSE_MODAL,
     DENY_MODAL,
     MERGE_CONFIRM,
     MERGE_MODAL,
@@ -38,9 +39,12 @@ __all__ = [
     "MAX_CHECKBOXES",
     "MERGE_INPUT",
     "STEER_INPUT",
+    "UNBOUND_START",
+    "UNBOUND_WINDOW",
     "agent_controls",
     "answer_modal",
     "approval_controls",
+    "close_modal",
     "deny_modal",
     "merge_confirm_view",
     "merge_modal",
@@ -49,6 +53,7 @@ __all__ = [
     "run_controls",
     "ship_controls",
     "steer_modal",
+    "unbound_view",
 ]
 
 Block = dict[str, Any]
@@ -223,15 +228,8 @@ def ship_controls(run: Run) -> list[Block]:
         create = kit.button("Create pull request", steer_action_id("create_pr"), value="create_pr", style="primary")
         block = kit.actions(create, block_id=block_id)
         return [block] if block else []
-    close = kit.button("Close pull request", steer_action_id("close_pr"), value="close_pr", style="danger")
-    if close is not None:
-        close["confirm"] = {
-            "title": kit.plain("Close the pull request?", 100),
-            "text": kit.mrkdwn(f"Pull request #{pr.number} will be closed on GitHub without merging.", 300),
-            "confirm": kit.plain("Close it", 30),
-            "deny": kit.plain("Keep it open", 30),
-            "style": "danger",
-        }
+    # A window (`close_modal`), not Slack's own confirmation: the bot opens it for one person.
+    close = kit.button("Close pull request…", steer_action_id("close_pr"), value="close_pr", style="danger")
     block = kit.actions(
         kit.button("Merge…", steer_action_id("merge"), value="merge", style="primary"), close, block_id=block_id
     )
@@ -292,6 +290,22 @@ def merge_confirm_view(run: Run, pr: PullRequestState | None, method: str, *, me
     }
 
 
+def close_modal(run: Run, *, metadata: str) -> dict[str, Any]:
+    """Which pull request will be closed, before it is."""
+    number = run.pull_request.number if run.pull_request else None
+    title = clip(escape(run.title or run.id), 500)
+    said = f"Pull request #{number} of *{title}* will be closed on GitHub without merging."
+    return {
+        "type": "modal",
+        "callback_id": CLOSE_MODAL,
+        "private_metadata": metadata,
+        "title": kit.plain("Close pull request", 24),
+        "submit": kit.plain("Close it", 24),
+        "close": kit.plain("Keep it open", 24),
+        "blocks": [kit.section(said), kit.context(f"Run `{escape(run.id)}`")],
+    }
+
+
 def answer_modal(run: Run, question: Question, *, metadata: str) -> dict[str, Any]:
     """A modal showing the question and its context, with a text box for the answer."""
     blocks: list[Block] = [kit.section(f"*{clip(escape(question.text or 'Your answer'), 2900)}*")]
@@ -314,6 +328,23 @@ def answer_modal(run: Run, question: Question, *, metadata: str) -> dict[str, An
         "submit": kit.plain("Send answer", 24),
         "close": kit.plain("Cancel", 24),
         "blocks": blocks,
+    }
+
+
+UNBOUND_WINDOW = (
+    "This window was not opened for you, or it was open too long: nothing was sent to Fabro."
+    " Open it again from the run's card."
+)
+UNBOUND_START = "This was not shown to you, or it was open too long: nothing was started. Run `{command} start` again."
+
+
+def unbound_view(said: str) -> dict[str, Any]:
+    """What a window becomes when its submission is refused because the bot did not open it for this person."""
+    return {
+        "type": "modal",
+        "title": kit.plain("Nothing was done", 24),
+        "close": kit.plain("Close", 24),
+        "blocks": [kit.section(f":warning: {escape(said)}")],
     }
 
 

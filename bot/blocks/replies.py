@@ -113,6 +113,7 @@ _REFUSALS = {
     Refusal.NOT_AWAITING_APPROVAL: "This run is no longer waiting for approval: it is {state}.",
     Refusal.ARCHIVED: "This run is archived; archived runs cannot be retried.",
     Refusal.NOT_FINISHED: "Only finished runs can be retried; this one is {state}.",
+    Refusal.ALREADY_RETRIED: "This run was already retried: the retry is run {detail}. Nothing was sent to Fabro.",
     Refusal.ALREADY_FINISHED: "This run already finished ({state}); there is nothing to cancel.",
     Refusal.ANSWER_UNFIT: "{detail}",
     Refusal.NOT_SUCCEEDED: "Only a succeeded run gets a pull request from here; this one is {state}.",

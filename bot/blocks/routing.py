@@ -29,6 +29,7 @@ from bot.fabro.models import BUCKETS, Question
 __all__ = [
     "ANSWER_MODAL",
     "ASK_MODAL",
+    "CLOSE_MODAL",
     "DENY_MODAL",
     "FOLLOW_ACTION",
     "LINK_ACTION",
@@ -67,6 +68,7 @@ __all__ = [
     "link_action_id",
     "page_action_id",
     "parse_control_block",
+    "picker_nonce",
     "resolve_choice",
     "show_action_id",
     "steer_action_id",
@@ -271,6 +273,7 @@ ANSWER_MODAL = "steer_answer_modal"
 DENY_MODAL = "steer_deny_modal"
 MERGE_MODAL = "steer_merge_modal"  # choose how to merge…
 MERGE_CONFIRM = "steer_merge_confirm"  # …then see what will be merged, and how, before the final submit
+CLOSE_MODAL = "steer_close_modal"  # which pull request will be closed, before it is
 MERGE_METHODS = ("merge", "squash", "rebase")
 STEER_MODAL = "steer_agent_modal"  # what to say to the agent, and whether to interrupt it first
 ASK_MODAL = "ask_fabro_modal"  # a question about the run, for Fabro to answer in the card's thread
@@ -372,14 +375,21 @@ def decode_start(value: str | None) -> tuple[str, str, str | None] | None:
     return automation, intent, channel if isinstance(channel, str) else None
 
 
-def encode_picker(channel: str | None) -> str:
-    return json.dumps({"v": 1, "c": channel} if channel else {"v": 1}, separators=(",", ":"))
+def encode_picker(channel: str | None, nonce: str | None = None) -> str:
+    value = {"v": 1, "c": channel, "n": nonce}
+    return json.dumps({k: v for k, v in value.items() if v is not None}, separators=(",", ":"))
 
 
 def decode_picker(value: str | None) -> str | None:
     """The channel a picker window was opened from (None: unknown or not a channel id)."""
     data = _versioned(value)
     return _str(data.get("c"), _CHANNEL) if data else None
+
+
+def picker_nonce(value: str | None) -> str | None:
+    """The nonce the bot gave the picker window when it opened it (`bot.people.bindings`)."""
+    data = _versioned(value)
+    return _str(data.get("n"), _NONCE) if data else None
 
 
 @dataclass(frozen=True)
@@ -391,6 +401,7 @@ class ModalContext:
     message_ts: str | None = None
     response_url: str | None = None
     method: str | None = None  # how to merge, once chosen
+    nonce: str | None = None  # the bot opened this window for one person (`bot.people.bindings`)
 
 
 def encode_modal(context: ModalContext) -> str:
@@ -402,6 +413,7 @@ def encode_modal(context: ModalContext) -> str:
         "t": context.message_ts,
         "u": context.response_url,
         "m": context.method,
+        "n": context.nonce,
     }
     return json.dumps({k: v for k, v in value.items() if v is not None}, separators=(",", ":"))
 
@@ -410,6 +422,7 @@ _CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 _TS = re.compile(r"^\d{1,12}\.\d{1,9}$")
 _URL = re.compile(r"^https?://\S{1,3000}$")
 _METHOD = re.compile(r"^(merge|squash|rebase)$")
+_NONCE = re.compile(r"^[0-9a-f]{16,64}$")
 
 
 def decode_modal(value: str | None) -> ModalContext | None:
@@ -419,8 +432,9 @@ def decode_modal(value: str | None) -> ModalContext | None:
     if data is None:
         return None
     run_id = _str(data.get("r"), _ID)
-    fields = {"q": _QUESTION_ID, "c": _CHANNEL, "t": _TS, "u": _URL, "m": _METHOD}
+    fields = {"q": _QUESTION_ID, "c": _CHANNEL, "t": _TS, "u": _URL, "m": _METHOD, "n": _NONCE}
     parsed = {name: _str(data.get(name), pattern) for name, pattern in fields.items()}
     if run_id is None or any(data.get(name) is not None and parsed[name] is None for name in fields):
         return None
-    return ModalContext(Target(run_id, parsed["q"]), parsed["c"], parsed["t"], parsed["u"], parsed["m"])
+    target = Target(run_id, parsed["q"])
+    return ModalContext(target, parsed["c"], parsed["t"], parsed["u"], parsed["m"], parsed["n"])

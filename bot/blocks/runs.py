@@ -370,8 +370,10 @@ def run_detail_message(
     now: datetime,
     failure: Failure | None = None,
     web_base: str | None = None,
+    retried_as: Run | None = None,
 ) -> Message:
-    """Everything about one run: the list summary and goal, labels, models, times, failure."""
+    """Everything about one run: the list summary and goal, labels, models, times, failure; a run
+    already retried says where the retry is instead of offering Retry."""
     title = run.title or run.goal or "Untitled run"
     blocks: list[dict[str, Any]] = [
         kit.header(title),  # plain_text: shown literally, no escaping needed
@@ -385,7 +387,11 @@ def run_detail_message(
     times = _times(run)
     if times:
         blocks.append(kit.context(" · ".join(times), block_id=f"times:{run.id}"))
-    blocks += run_controls(run)
+    if retried_as is not None:
+        where = link(retried_as.web_url(web_base), retried_as.id)
+        blocks.append(kit.context(f":repeat: Retried as run {where}", block_id=f"retried:{run.id}"))
+    else:
+        blocks += run_controls(run)
     blocks += inspect_controls(run, private=True)  # the answer to `/runs <id>`: the asker's alone
     buttons = kit.actions(*link_buttons(run, web_base), block_id=f"links:{run.id}")
     if buttons:

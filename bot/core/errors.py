@@ -85,6 +85,7 @@ class Refusal(enum.StrEnum):
     NOT_AWAITING_APPROVAL = "not_awaiting_approval"
     ARCHIVED = "archived"
     NOT_FINISHED = "not_finished"
+    ALREADY_RETRIED = "already_retried"  # `detail` names the retry
     ALREADY_FINISHED = "already_finished"
     NOT_SUCCEEDED = "not_succeeded"
     PR_EXISTS = "pr_exists"

@@ -19,6 +19,7 @@ __all__ = [
     "Action",
     "Alert",
     "AlertState",
+    "Binding",
     "ChannelSetup",
     "ChannelSummary",
     "Follow",
@@ -172,6 +173,16 @@ class ChannelSetup:
     workflow: str
     set_by: str
     set_at: datetime
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A window or confirmation the bot opened: for whom, for what, and until when it may be submitted."""
+
+    nonce: str
+    user_id: str
+    what: str  # what it acts on, e.g. `merge:<run id>` or `start:<automation id>`
+    until: datetime
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -253,9 +254,12 @@ class FabroClient:
         response = await self._send("POST", f"/runs/{_segment(run_id)}/cancel", body={})
         return self._read(lambda: _one(Run, _decode(response), "the cancelled run")), response.status_code != 202
 
-    async def retry(self, run_id: str) -> Run:
-        """The NEW run (201), whose `retried_from` is `run_id`."""
-        return await self._post_run(f"/runs/{_segment(run_id)}/retry", {}, "the new run")
+    async def retry(self, run_id: str, *, user_agent: str | None = None) -> Run:
+        """The NEW run (201), whose `retried_from` is `run_id`. Fabro keeps `user_agent` in the new
+        run's provenance: an intent named there finds the run again after a crash."""
+        headers = {"User-Agent": user_agent} if user_agent else None
+        answer = await self._json("POST", f"/runs/{_segment(run_id)}/retry", body={}, headers=headers)
+        return self._read(lambda: _one(Run, answer, "the new run"))
 
     async def _post_run(self, path: str, body: dict[str, Any], what: str) -> Run:
         answer = await self._json("POST", path, body=body)
@@ -283,9 +287,11 @@ class FabroClient:
         body = await self._json("GET", "/automations")
         return self._read(lambda: _many(AutomationPreset, body, "automations"))
 
-    async def start_automation(self, automation_id: str) -> Run:
-        """Fire the automation's enabled `api` trigger (201, the new run). Never repeated: it costs money."""
-        answer = await self._json("POST", f"/automations/{_segment(automation_id)}/runs")
+    async def start_automation(self, automation_id: str, *, user_agent: str | None = None) -> Run:
+        """Fire the automation's enabled `api` trigger (201, the new run). Never repeated: it costs money.
+        Fabro keeps `user_agent` in the new run's provenance, as for `retry`."""
+        headers = {"User-Agent": user_agent} if user_agent else None
+        answer = await self._json("POST", f"/automations/{_segment(automation_id)}/runs", headers=headers)
         return self._read(lambda: _one(Run, answer, "the started run"))
 
     # -- runs from a manifest (shared/fabro/CREATE-RUN.md) ---------------------------------
@@ -311,6 +317,40 @@ class FabroClient:
             found = next((r for r in listing.data if r.labels.get(key) == value), None)
             if found is not None or not listing.meta.has_more:
                 return found
+        return None
+
+    async def created_since(self, since: datetime, keep: Callable[[Run], bool], *, pages: int = 3) -> list[Run]:
+        """The runs created at or after `since` that `keep` wants, newest first, among the most recently
+        created (`pages` pages of 100: Fabro filters by neither origin nor creator)."""
+        found: list[Run] = []
+        for page in range(pages):
+            listing = await self.list_runs(
+                RunFilter(sort="created_at", direction="desc", limit=100, offset=page * 100, include_archived=True)
+            )
+            for run in listing.data:
+                created = run.timestamps.created_at
+                if created is not None and created < since:
+                    return found
+                if keep(run):
+                    found.append(run)
+            if not listing.meta.has_more:
+                break
+        return found
+
+    async def successors(self, run: Run, *, skew: timedelta = timedelta(minutes=10)) -> list[Run]:
+        """The runs retried from `run`, newest first: Fabro creates them after it ended (`skew` allows
+        for the clocks of the asker and Fabro)."""
+        since = run.timestamps.completed_at or run.timestamps.created_at or datetime.min.replace(tzinfo=UTC)
+        return await self.created_since(since - skew, lambda r: r.retried_from == run.id)
+
+    async def creation_agent(self, run_id: str) -> str | None:
+        """The `User-Agent` of the request that created the run, from its provenance (its `run.created` event)."""
+        body = await self._json("GET", f"/runs/{_segment(run_id)}/events", params=[("order", "asc"), ("limit", "5")])
+        for event in self._read(lambda: _many(RunEvent, body, "events")):
+            if event.event == "run.created":
+                client = _dig(event.properties, "provenance", "client")
+                agent = client.get("user_agent") if isinstance(client, dict) else None
+                return agent if isinstance(agent, str) else None
         return None
 
     # -- pull requests ---------------------------------------------------------------
@@ -828,6 +868,12 @@ def _many(model: type[M], body: Any, what: str) -> list[M]:
             ident = item.get("id") if isinstance(item, dict) else None
             log.warning("skipped one of the %s Fabro sent that cannot be read (id %r)", what, ident)
     return items
+
+
+def _dig(data: Any, *keys: str) -> Any:
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
 
 
 def _seconds(value: str | None, default: float = 1.0) -> float:

@@ -34,6 +34,7 @@ from bot.blocks.inspect import ASK_INPUT
 from bot.blocks.routing import (
     ANSWER_MODAL,
     ASK_MODAL,
+    CLOSE_MODAL,
     DENY_MODAL,
     FOLLOW_ACTION,
     LINK_ACTION,
@@ -60,12 +61,14 @@ from bot.blocks.routing import (
     decode_start,
     decode_work,
     parse_control_block,
+    picker_nonce,
     steer_verb,
 )
 from bot.blocks.work import BRANCH_INPUT, GOAL_INPUT, TITLE_INPUT, WORKFLOW_INPUT
 from bot.core.keys import Verb
 from bot.core.query import RunQuery
 from bot.listeners.payloads import first_action, obj, picked, picked_in, text, user_of, view_input, where_clicked
+from bot.people.bindings import PICKER, start_purpose
 
 __all__ = [
     "ACTION_IDS",
@@ -101,7 +104,9 @@ __all__ = [
     "Unfinished",
     "Unreadable",
     "Window",
+    "binding_of",
     "intent_of",
+    "purpose",
     "read_click",
 ]
 
@@ -128,6 +133,7 @@ class Origin:
     who: Where
     surface: Surface = Surface.MESSAGE
     response_url: str | None = None
+    nonce: str | None = None  # the window's or confirmation's, from when the bot opened it
 
 
 class Window(enum.Enum):
@@ -136,6 +142,7 @@ class Window(enum.Enum):
     ANSWER = "answer"  # a written answer
     DENY = "deny"  # a denial's reason
     MERGE = "merge"  # how to merge (then what will be merged)
+    CLOSE = "close"  # which pull request will be closed
     STEER = "steer"  # what to say to the agent
     ASK = "ask"  # a question for Fabro about the run
 
@@ -306,6 +313,7 @@ class ChooseMerge:
     """Step one of a merge submitted: show what will be merged, and how, before the final Submit."""
 
     context: ModalContext  # its `method` is the one chosen
+    user_id: str | None = None  # who submitted it
 
 
 @dataclass(frozen=True)
@@ -464,7 +472,7 @@ def _ask(p: _Pressed) -> Click:
     if thread is None or channel is None or p.origin.surface is not Surface.MESSAGE:
         return Unreadable(Stale.CONTROL, p.origin.who.user_id)
     context = ModalContext(p.target, channel, thread)
-    return OpenWindow(Window.ASK, p.target, text(p.body.get("trigger_id")) or "", context)
+    return OpenWindow(Window.ASK, p.target, text(p.body.get("trigger_id")) or "", context, p.origin.who.user_id)
 
 
 _BUTTONS: dict[str, Callable[[_Pressed], Click]] = {
@@ -479,7 +487,7 @@ _BUTTONS: dict[str, Callable[[_Pressed], Click]] = {
     "cancel": lambda p: Cancel(p.origin, p.target),
     "create_pr": lambda p: CreatePullRequest(p.origin, p.target),
     "merge": _window(Window.MERGE),
-    "close_pr": lambda p: ClosePullRequest(p.origin, p.target),
+    "close_pr": _window(Window.CLOSE),
     "steer_text": _window(Window.STEER),
     "interrupt": _control(Verb.INTERRUPT),
     "pause": _control(Verb.PAUSE),
@@ -536,7 +544,7 @@ def _start_button(action_id: str, action: dict[str, Any], user: str | None) -> C
     if action_id == "start:cancel":
         return DismissStart()
     automation_id, intent, channel = decoded
-    return Start(Origin(Where(user, channel)), automation_id, intent)
+    return Start(Origin(Where(user, channel), nonce=intent), automation_id, intent)  # its intent is its nonce
 
 
 def _work_button(body: dict[str, Any], action_id: str, action: dict[str, Any], user: str | None) -> Click:
@@ -578,7 +586,8 @@ def _context(view: dict[str, Any]) -> ModalContext | None:
 
 
 def _origin(user: str, context: ModalContext) -> Origin:
-    return Origin(Where(user, context.channel, context.message_ts), Surface.WINDOW, context.response_url)
+    where = Where(user, context.channel, context.message_ts)
+    return Origin(where, Surface.WINDOW, context.response_url, context.nonce)
 
 
 def _answer_window(body: dict[str, Any], view: dict[str, Any]) -> Click:
@@ -616,7 +625,10 @@ def _merge_window(body: dict[str, Any], view: dict[str, Any]) -> Click:
     method = text(obj(chosen.get("selected_option")).get("value"))
     if context is None or method not in MERGE_METHODS:
         return Unfinished(MERGE_INPUT, "Choose how to merge.")
-    return ChooseMerge(ModalContext(context.target, context.channel, context.message_ts, context.response_url, method))
+    chosen_how = ModalContext(
+        context.target, context.channel, context.message_ts, context.response_url, method, context.nonce
+    )
+    return ChooseMerge(chosen_how, user_of(body))
 
 
 def _merge_confirmed(body: dict[str, Any], view: dict[str, Any]) -> Click:
@@ -626,16 +638,25 @@ def _merge_confirmed(body: dict[str, Any], view: dict[str, Any]) -> Click:
     return Merge(_origin(user, context), context.target, context.method)
 
 
+def _close_window(body: dict[str, Any], view: dict[str, Any]) -> Click:
+    context, user = _context(view), user_of(body)
+    if context is None or user is None:
+        return Unreadable(Stale.WINDOW, user)
+    return ClosePullRequest(_origin(user, context), context.target)
+
+
 def _start_window(body: dict[str, Any], view: dict[str, Any]) -> Click:
     chosen = obj(obj(obj(obj(view.get("state")).get("values")).get(START_PICK)).get(START_PICK))
     automation_id = text(obj(chosen.get("selected_option")).get("value"))
     if not automation_id:
         return Unfinished(START_PICK, "Choose an automation to start.")
-    user, channel = user_of(body), decode_picker(text(view.get("private_metadata")))
+    metadata = text(view.get("private_metadata"))
+    user, channel = user_of(body), decode_picker(metadata)
     view_id = (text(view.get("id")) or "").lower()  # one window, one start: a resubmission starts nothing
     if user is None or not view_id.isalnum():
         return Unreadable(Stale.WINDOW, user)
-    return Start(Origin(Where(user, channel), Surface.WINDOW), automation_id, intent_of(view_id))
+    origin = Origin(Where(user, channel), Surface.WINDOW, nonce=picker_nonce(metadata))
+    return Start(origin, automation_id, intent_of(view_id))
 
 
 def _ask_window(body: dict[str, Any], view: dict[str, Any]) -> Click:
@@ -646,7 +667,7 @@ def _ask_window(body: dict[str, Any], view: dict[str, Any]) -> Click:
     intent = intent_of(text(view.get("id")) or "")  # one window, one question
     if context is None or user is None or context.channel is None or context.message_ts is None or not intent:
         return Unreadable(Stale.WINDOW, user)
-    origin = Origin(Where(user, context.channel, context.message_ts), Surface.WINDOW)
+    origin = Origin(Where(user, context.channel, context.message_ts), Surface.WINDOW, nonce=context.nonce)
     return Ask(origin, context.target, words, context.message_ts, intent)
 
 
@@ -675,6 +696,7 @@ _WINDOWS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Click]] = {
     STEER_MODAL: _steer_window,
     MERGE_MODAL: _merge_window,
     MERGE_CONFIRM: _merge_confirmed,
+    CLOSE_MODAL: _close_window,
     START_MODAL: _start_window,
     ASK_MODAL: _ask_window,
     WORK_MODAL: _work_window,
@@ -692,6 +714,37 @@ ACTION_IDS = (
     LINK_ACTION,
 )
 WINDOW_IDS = tuple(_WINDOWS)
+
+
+def purpose(window: Window, target: Target) -> str:
+    """What a window acts on, as its binding records it: `merge:<run>`, `answer:<run>:<question>`…"""
+    question = f":{target.question_id}" if window is Window.ANSWER and target.question_id else ""
+    return f"{window.value}:{target.run_id}{question}"
+
+
+def binding_of(click: Click) -> tuple[str | None, str | None, str] | None:
+    """What a window's submission or a confirmation's click must have been opened for, when it is one:
+    (the nonce it carries, who sent it, what it acts on). None: a click on a card, bound to nothing."""
+    match click:
+        case Answer(origin, target, _) if origin.surface is Surface.WINDOW:
+            return origin.nonce, origin.who.user_id, purpose(Window.ANSWER, target)
+        case Deny(origin, target, _):
+            return origin.nonce, origin.who.user_id, purpose(Window.DENY, target)
+        case Merge(origin, target, _):
+            return origin.nonce, origin.who.user_id, purpose(Window.MERGE, target)
+        case ClosePullRequest(origin, target):
+            return origin.nonce, origin.who.user_id, purpose(Window.CLOSE, target)
+        case ChooseMerge(context, user_id):
+            return context.nonce, user_id, purpose(Window.MERGE, context.target)
+        case Steer(origin=origin, target=target):
+            return origin.nonce, origin.who.user_id, purpose(Window.STEER, target)
+        case Ask(origin=origin, target=target):
+            return origin.nonce, origin.who.user_id, purpose(Window.ASK, target)
+        case Start(origin, _, _) if origin.surface is Surface.WINDOW:
+            return origin.nonce, origin.who.user_id, PICKER
+        case Start(origin, automation_id, _):
+            return origin.nonce, origin.who.user_id, start_purpose(automation_id)
+    return None
 
 
 def read_click(body: dict[str, Any]) -> Click:

@@ -20,7 +20,7 @@ __all__ = ["register"]
 log = logging.getLogger(__name__)
 
 
-StartPicker = Callable[[AsyncWebClient, str, str | None], Awaitable[None]]
+StartPicker = Callable[[AsyncWebClient, str, str | None, str | None], Awaitable[None]]  # client, trigger, channel, user
 
 
 def register(app: AsyncApp, commands: Commands, metrics: Metrics, *, open_start: StartPicker | None = None) -> None:
@@ -36,7 +36,7 @@ def register(app: AsyncApp, commands: Commands, metrics: Metrics, *, open_start:
         trigger = body.get("trigger_id")
         if open_start is not None and isinstance(parsed, Start) and parsed.automation_id is None and trigger:
             await ack()  # the window opens at once; Fabro's answer fills it
-            await open_start(client, str(trigger), caller.channel)
+            await open_start(client, str(trigger), caller.channel, caller.user_id)
             metrics.commands.labels("ok").inc()
             return
         if Commands.instant(parsed):

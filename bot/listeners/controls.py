@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar, assert_never
 
@@ -25,6 +25,7 @@ from bot.asking.ask import AskDesk
 from bot.asking.inspect import Inspector, Look, Thread
 from bot.asking.subscriptions import SubscriptionDesk
 from bot.asking.work import WorkDesk
+from bot.blocks.controls import UNBOUND_START, UNBOUND_WINDOW, unbound_view
 from bot.blocks.presentation import Presentation
 from bot.blocks.replies import STALE_PAGE, notice
 from bot.blocks.routing import Target
@@ -38,6 +39,7 @@ from bot.listeners.showing import Shower
 from bot.listeners.start import after_work_started, tell_started, to_person
 from bot.listeners.windows import confirm_merge, open_window
 from bot.metrics import Metrics
+from bot.people.bindings import Bindings
 from bot.slack.webapi import TRANSPORT_ERRORS
 from bot.telling.delivery import Delivery
 from bot.telling.following import Follower
@@ -51,6 +53,7 @@ _WINDOW_VERB = {
     c.Window.ANSWER: Verb.ANSWER,
     c.Window.DENY: Verb.DENY,
     c.Window.MERGE: Verb.MERGE_PR,
+    c.Window.CLOSE: Verb.CLOSE_PR,
     c.Window.STEER: Verb.STEER,
     c.Window.ASK: Verb.ASK,
 }
@@ -70,6 +73,7 @@ class Controls:
     asker: AskDesk | None = None
     desk: SubscriptionDesk | None = None  # mutes, from an alert's menu
     work: WorkDesk | None = None
+    bindings: Bindings | None = None  # windows and confirmations, each opened for one person
 
     async def act(self, label: str, work: Awaitable[T]) -> T | Failed:
         result = await attempt(work, what=f"{label} from Slack", command=self.presentation.command)
@@ -88,6 +92,8 @@ class Controls:
     async def handle(  # noqa: C901 - one arm per kind of click, on purpose: the match is the table
         self, click: c.Click, *, ack: AsyncAck, respond: AsyncRespond | None, client: AsyncWebClient
     ) -> None:
+        if not await self._bound(click, ack=ack, respond=respond):
+            return
         if not isinstance(click, c.Unfinished | c.ChooseMerge):
             await ack()
         s = self.steering
@@ -147,6 +153,9 @@ class Controls:
                         await respond(response_type="ephemeral", replace_original=False, **allowed.message)
                     return
                 what = f"opening the {click.window.value} window"
+                if self.bindings is not None:  # only this person may submit it, for this run, for a while
+                    nonce = await self.bindings.issue(click.user_id, c.purpose(click.window, click.target))
+                    click = replace(click, context=replace(click.context, nonce=nonce))
                 opened = await attempt(open_window(client, s.fabro, click), what=what)
                 if isinstance(opened, Failed) and respond is not None:
                     await respond(response_type="ephemeral", replace_original=False, **opened.message)
@@ -173,6 +182,25 @@ class Controls:
                 await self._unreadable(stale, user_id, respond)
             case _:
                 assert_never(click)
+
+    async def _bound(self, click: c.Click, *, ack: AsyncAck, respond: AsyncRespond | None) -> bool:
+        """Whether a window's submission or a confirmation's click is one the bot opened for this person,
+        for this thing, and not too long ago; if not, they are told, and nothing goes further."""
+        bound = c.binding_of(click)
+        if bound is None or self.bindings is None or await self.bindings.holds(*bound):
+            return True
+        self.metrics.actions.labels("unbound", "refused").inc()
+        card = isinstance(click, c.Start) and click.origin.surface is not c.Surface.WINDOW
+        if not card:  # a window: it becomes the sentence
+            start = isinstance(click, c.Start)
+            said = UNBOUND_START.format(command=self.presentation.command) if start else UNBOUND_WINDOW
+            await ack(response_action="update", view=unbound_view(said))
+            return False
+        await ack()
+        if respond is not None:
+            said = UNBOUND_START.format(command=self.presentation.command)
+            await respond(response_type="ephemeral", replace_original=False, **notice(said, icon=":warning:"))
+        return False
 
     async def _inspect(
         self,

@@ -26,6 +26,7 @@ from bot.fabro.errors import FabroError
 from bot.fabro.models import AutomationPreset
 from bot.listeners.boundary import Failed, attempt
 from bot.listeners.payloads import obj, text
+from bot.people.bindings import PICKER, Bindings
 from bot.slack.webapi import TRANSPORT_ERRORS
 from bot.telling.delivery import Delivery
 from bot.telling.following import Follower
@@ -37,9 +38,19 @@ log = logging.getLogger(__name__)
 _LOOKUP_SECONDS = 10.0  # the window is already open: Fabro may take its time
 
 
-async def open_picker(client: AsyncWebClient, steering: Steering, *, trigger_id: str, channel: str | None) -> None:
-    """Open the window at once (the trigger expires in 3 s), then fill it when Fabro answers."""
-    metadata = encode_picker(channel)
+async def open_picker(
+    client: AsyncWebClient,
+    steering: Steering,
+    *,
+    trigger_id: str,
+    channel: str | None,
+    user_id: str | None = None,
+    bindings: Bindings | None = None,
+) -> None:
+    """Open the window at once (the trigger expires in 3 s), then fill it when Fabro answers.
+    With `bindings`, only `user_id` may submit it, for a while."""
+    nonce = await bindings.issue(user_id, PICKER) if bindings is not None and user_id else None
+    metadata = encode_picker(channel, nonce)
     try:
         opened = await client.views_open(trigger_id=trigger_id, view=start_picker(None, metadata=metadata))
     except TRANSPORT_ERRORS as exc:

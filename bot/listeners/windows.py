@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks.controls import answer_modal, deny_modal, merge_confirm_view, merge_modal, steer_modal
+from bot.blocks.controls import answer_modal, close_modal, deny_modal, merge_confirm_view, merge_modal, steer_modal
 from bot.blocks.inspect import ask_modal
 from bot.blocks.routing import ModalContext, Target, encode_modal
 from bot.core.errors import NotOpened
@@ -37,6 +37,8 @@ async def open_window(client: AsyncWebClient, fabro: FabroClient, click: OpenWin
             view = deny_modal(shown, metadata=metadata)
         case Window.MERGE:
             view = merge_modal(shown, metadata=metadata)
+        case Window.CLOSE:
+            view = close_modal(shown, metadata=metadata)
         case Window.STEER:
             view = steer_modal(shown, metadata=metadata)
         case Window.ASK:

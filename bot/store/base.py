@@ -15,6 +15,7 @@ from bot.core.outcomes import Outcome
 from bot.core.records import (
     Action,
     Alert,
+    Binding,
     ChannelSetup,
     ChannelSummary,
     Follow,
@@ -24,7 +25,7 @@ from bot.core.records import (
     UserLink,
 )
 
-__all__ = ["Actions", "AlertLog", "Follows", "Marks", "People", "Spending", "Store", "Subscriptions"]
+__all__ = ["Actions", "AlertLog", "Bindings", "Follows", "Marks", "People", "Spending", "Store", "Subscriptions"]
 
 
 class AlertLog(Protocol):
@@ -181,7 +182,14 @@ class Actions(Protocol):
         ...
 
 
-class Store(AlertLog, Subscriptions, Follows, People, Spending, Marks, Actions, Protocol):
+class Bindings(Protocol):
+    """The windows and confirmations the bot opened, each for one person and one thing, for a while."""
+
+    async def add_binding(self, binding: Binding) -> None: ...
+    async def binding(self, nonce: str) -> Binding | None: ...
+
+
+class Store(AlertLog, Subscriptions, Follows, People, Spending, Marks, Actions, Bindings, Protocol):
     """All of the store: what the composition root opens and retention prunes; the SQL store is one."""
 
     statements: int  # statements sent since the store opened

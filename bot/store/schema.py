@@ -201,6 +201,17 @@ RUNS_COST = """
     ALTER TABLE runs ADD COLUMN cost_micros BIGINT;
 """
 
+# Windows and confirmations the bot opened: a submission without a live one of its own is refused.
+BINDINGS_TABLE = """
+    CREATE TABLE bindings (
+        nonce TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        what TEXT NOT NULL,
+        until TEXT NOT NULL
+    );
+    CREATE INDEX bindings_by_age ON bindings (until);
+"""
+
 _SQLITE_FIRST = """
     CREATE TABLE alerts (
         key TEXT NOT NULL,
@@ -296,6 +307,7 @@ SCHEMA: tuple[Migration, ...] = (
     both(LINK_PROOF),
     both(SUBSCRIPTION_CATCH_UP),
     both(RUNS_COST),
+    both(BINDINGS_TABLE),
 )
 
 

@@ -20,6 +20,7 @@ from bot.core.records import (
     Action,
     Alert,
     AlertState,
+    Binding,
     ChannelSetup,
     ChannelSummary,
     Follow,
@@ -560,6 +561,21 @@ class SQLStore:
         rows = await self._fetch("SELECT * FROM actions WHERE run_id = ? ORDER BY requested_at, key", (run_id,))
         return _actions(rows)
 
+    # -- windows and confirmations ----------------------------------------------------------------
+
+    async def add_binding(self, binding: Binding) -> None:
+        await self._execute(
+            "INSERT INTO bindings (nonce, user_id, what, until) VALUES (?, ?, ?, ?)",
+            (binding.nonce, binding.user_id, binding.what, _iso(binding.until)),
+        )
+
+    async def binding(self, nonce: str) -> Binding | None:
+        rows = await self._fetch("SELECT * FROM bindings WHERE nonce = ?", (nonce,))
+        if not rows:
+            return None
+        r = rows[0]
+        return Binding(r["nonce"], r["user_id"], r["what"], datetime.fromisoformat(r["until"]))
+
     # -- retention --------------------------------------------------------------------------------
 
     async def forget(self, before: datetime, *, batch: int) -> int:
@@ -582,6 +598,9 @@ class SQLStore:
             "DELETE FROM actions WHERE key IN (SELECT key FROM actions WHERE requested_at < ? AND state <> ?"
             " AND NOT EXISTS (SELECT 1 FROM alerts b WHERE b.run_id = actions.run_id) ORDER BY requested_at LIMIT ?)",
             (cutoff, str(ActionState.PENDING), batch),
+        )
+        gone += await self._execute(
+            "DELETE FROM bindings WHERE nonce IN (SELECT nonce FROM bindings WHERE until < ? LIMIT ?)", (cutoff, batch)
         )
         gone += await self._execute(
             "DELETE FROM runs WHERE run_id IN (SELECT run_id FROM runs r WHERE r.updated_at < ?"

@@ -173,7 +173,7 @@ async def test_merge_asks_how_then_shows_what_then_merges_once(
     run = succeeded(fabro)
     fabro.open_pull_request(run["id"], number=12, title="Add rate limiting to auth", additions=50, deletions=5)
     block = ship_block(await card_of(user, run["id"]))
-    assert [e["text"]["text"] for e in block["elements"]] == ["Merge…", "Close pull request"]
+    assert [e["text"]["text"] for e in block["elements"]] == ["Merge…", "Close pull request…"]
     url = await click(user, block, "steer:merge")
     await wait_for(lambda: slack.views)
     how = slack.views[-1]
@@ -193,25 +193,44 @@ async def test_merge_asks_how_then_shows_what_then_merges_once(
     assert f"Merged by <@U123ADA> ({method})" in json.dumps(slack.responses_to(url)[-1])
 
 
+def told(slack: FakeSlack, url: str) -> str:
+    """What the person was told after a window: on its card's response URL, or ephemerally."""
+    said = [json.dumps(r) for r in slack.responses_to(url)]
+    return "\n".join(said + [json.dumps(c.args) for c in slack.calls_to("chat.postEphemeral")])
+
+
+async def close_window(user: SlackUser, block: dict[str, Any], *, who: str = ADA) -> tuple[str, dict[str, Any]]:
+    """Close pull request… opens a window for `who`: the response URL of the card, and the window."""
+    opened = len(user.slack.views)
+    url = await click(user, block, "steer:close_pr", who=who)
+    await wait_for(lambda: len(user.slack.views) > opened)
+    return url, user.slack.views[-1]
+
+
 async def test_close_is_refused_when_the_pull_request_was_already_merged(user: SlackUser, fabro: FakeFabro) -> None:
     run = succeeded(fabro)
     fabro.open_pull_request(run["id"], merged=True, state="closed")
-    url = await click(user, ship_block(await card_of(user, run["id"])), "steer:close_pr")
-    await wait_for(lambda: any("already merged" in r["text"] for r in user.slack.responses_to(url)))
+    url, window = await close_window(user, ship_block(await card_of(user, run["id"])))
+    await user.submit_view(window, {})
+    await wait_for(lambda: "already merged" in told(user.slack, url))
     assert posted(fabro, "/close") == []
 
 
-async def test_close_closes_once_and_the_card_says_who(user: SlackUser, fabro: FakeFabro, slack: FakeSlack) -> None:
+async def test_close_asks_in_a_window_then_closes_once_and_the_card_says_who(
+    user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
     run = succeeded(fabro)
     fabro.open_pull_request(run["id"])
     block = ship_block(await card_of(user, run["id"]))
-    [close] = [e for e in block["elements"] if e["action_id"] == "steer:close_pr"]
-    assert close["confirm"]["confirm"]["text"] == "Close it"  # Slack asks first
-    url = await click(user, block, "steer:close_pr")
+    url, window = await close_window(user, block)
+    assert "Pull request #7" in json.dumps(window["blocks"]) and window["submit"]["text"] == "Close it"
+    assert posted(fabro, "/close") == []  # nothing closed before the window's Close it
+    await user.submit_view(window, {})
     await wait_for(lambda: slack.responses_to(url))
     assert "Pull request closed by <@U123ADA>" in json.dumps(slack.responses_to(url)[-1])
-    again = await click(user, block, "steer:close_pr", who=BOB)
-    await wait_for(lambda: any("Already done" in r["text"] for r in slack.responses_to(again)))
+    again, bobs = await close_window(user, block, who=BOB)
+    await user.submit_view(bobs, {}, user=BOB)
+    await wait_for(lambda: "Already done" in told(slack, again))
     assert len(posted(fabro, "/close")) == 1
 
 

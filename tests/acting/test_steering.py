@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +248,54 @@ async def test_retry_links_the_new_run_and_a_double_click_retries_once(desk: Des
     # The next alert cycle leaves the card alone: it was settled by the action.
     await desk.bot.alerter.cycle()
     assert post.edits == 1
+
+
+async def test_retry_on_a_run_already_retried_in_fabro_says_where_and_sends_nothing(desk: Desk) -> None:
+    run = make_run("running", title="Flaky")
+    desk.fabro.add(run)
+    desk.fabro.fail(run["id"])
+    post = await desk.alert(run)
+    # Retried in Fabro's web UI, after it failed.
+    successor = desk.fabro.retry(run["id"], make_run("runnable", title="Flaky", created=datetime.now(UTC)))
+    url = await desk.click(post, "steer:retry")
+    told = (await desk.user.reply(url))["text"]
+    assert "already retried" in told and successor["id"] in told
+    assert desk.posts_to("/retry") == []
+    await wait_for(lambda: post.edits == 1)  # the card now links to the retry instead of offering Retry
+    assert successor["id"] in str(post.blocks) and "steer:retry" not in controls(post)
+
+
+async def test_a_runs_card_offers_retry_only_until_fabro_shows_a_retry(desk: Desk) -> None:
+    run = make_run("running", title="Flaky")
+    desk.fabro.add(run)
+    desk.fabro.fail(run["id"])
+    card, _ = await _detail_card(desk, run["id"])
+    assert any(b["block_id"].startswith("retry:") for b in card["blocks"] if b["type"] == "actions")
+    successor = desk.fabro.retry(run["id"], make_run("runnable", title="Flaky", created=datetime.now(UTC)))
+    card, _ = await _detail_card(desk, run["id"])
+    assert not any(b["block_id"].startswith("retry:") for b in card["blocks"] if b["type"] == "actions")
+    assert f"Retried as run <https://fabro.example.com/runs/{successor['id']}|{successor['id']}>" in str(card)
+
+
+async def test_a_retry_whose_answer_was_lost_is_found_in_fabro_not_made_again(desk: Desk) -> None:
+    """Fabro answered after the bot gave up waiting: the next click finds the retry by the intent in its
+    provenance, records it as the first person's, and sends nothing."""
+    run = make_run("running", title="Flaky")
+    desk.fabro.add(run)
+    desk.fabro.fail(run["id"])
+    post = await desk.alert(run)
+    desk.fabro.hang_next(3.0, path_prefix=f"/api/v1/runs/{run['id']}/retry")  # longer than FABRO_TIMEOUT_SECONDS
+    url = await desk.click(post, "steer:retry")
+    assert "request id" in (await desk.user.reply(url, timeout=10))["text"]
+    await wait_for(lambda: any(r.get("retried_from") == run["id"] for r in desk.fabro.runs.values()), timeout=10)
+    [new_id] = [r for r in desk.fabro.runs if desk.fabro.runs[r].get("retried_from") == run["id"]]
+    await desk.click(post, "steer:retry", user=BOB)
+    await wait_for(lambda: f"Retried by <@{ADA}>" in str(post.blocks))
+    assert new_id in str(post.blocks) and len(desk.posts_to("/retry")) == 1
+    [action] = await desk.bot.store.actions_for_run(run["id"])
+    assert action.state.value == "done" and action.user_id == ADA
+    indexed = await desk.bot.store.indexed_run(new_id)
+    assert indexed is not None and indexed.owner == ADA
 
 
 async def _detail_card(desk: Desk, run_id: str) -> tuple[dict[str, Any], str]:

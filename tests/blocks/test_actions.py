@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.blocks.routing import decode_page, encode_page
 from bot.core.query import RunQuery, parse
@@ -79,10 +81,34 @@ def test_modal_context_round_trips_and_rejects_tampering() -> None:
         '{"v":1,"r":"01KJ","c":"#general"}',
         '{"v":1,"r":"01KJ","u":"file:///etc/passwd"}',
         '{"v":1,"r":"01KJ","t":"now"}',
+        '{"v":1,"r":"01KJ","n":"not-a-nonce"}',
         "not json",
         "",
     ):
         assert decode_modal(bad) is None, bad
+
+
+@given(
+    nonce=st.none() | st.from_regex(r"[0-9a-f]{16,64}", fullmatch=True),
+    method=st.none() | st.sampled_from(["merge", "squash", "rebase"]),
+)
+def test_a_windows_nonce_round_trips_within_slacks_metadata_limit(nonce: str | None, method: str | None) -> None:
+    from bot.blocks.routing import ModalContext, Target, decode_modal, encode_modal
+
+    url = "https://hooks.slack.com/actions/T0/1/" + "x" * 200
+    context = ModalContext(Target("01KJW4MG", "q-1"), "C123", "1700000000.000100", url, method, nonce)
+    metadata = encode_modal(context)
+    assert decode_modal(metadata) == context and len(metadata) <= 3000
+
+
+@given(value=st.text(max_size=300))
+def test_any_picker_metadata_reads_without_raising(value: str) -> None:
+    from bot.blocks.routing import decode_picker, encode_picker, picker_nonce
+
+    nonce = picker_nonce(value)
+    assert nonce is None or len(nonce) >= 16
+    assert decode_picker(value) is None or decode_picker(value) == decode_picker(encode_picker(decode_picker(value)))
+    assert picker_nonce(encode_picker("C123", "ab" * 16)) == "ab" * 16
 
 
 def test_option_values_stand_for_keys_and_long_keys_by_position() -> None:

@@ -79,6 +79,15 @@ USER_ACTOR = {
 }
 
 
+def provenance(user_agent: str) -> dict[str, Any]:
+    """A `run.created` event's properties as Fabro writes them: the creating request's raw `User-Agent`
+    under `provenance.client` (`handler/runs.rs` `run_provenance`), the token's user as subject."""
+    name, _, version = user_agent.partition("/")
+    known = name in ("fabro-cli", "fabro-web")
+    client = {"user_agent": user_agent, "name": name if known else None, "version": version if known else None}
+    return {"provenance": {"server": {"version": "0.333.0"}, "client": client, "subject": TOKEN_ACTOR}}
+
+
 def _iso_ms(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
@@ -290,11 +299,11 @@ class FakeFabro:
             }
             self.emit(run_id, "run.failed", {"failure": failure}, actor=actor or USER_ACTOR)
 
-    def retry(self, run_id: str, new_run: dict[str, Any]) -> dict[str, Any]:
+    def retry(self, run_id: str, new_run: dict[str, Any], *, user_agent: str = "") -> dict[str, Any]:
         """A new run from a terminal one; the source is left unchanged, as Fabro leaves it."""
         new_run["retried_from"] = run_id
         self.add(new_run)
-        self.emit(new_run["id"], "run.created", {})
+        self.emit(new_run["id"], "run.created", provenance(user_agent))
         return new_run
 
     def archive(self, run_id: str, *, actor: dict[str, Any] | None = None) -> None:
@@ -753,7 +762,7 @@ class FakeFabro:
         new = make_run("submitted", title=run.get("title") or "Retry", created=datetime.now(UTC))
         new["repository"], new["workflow"], new["labels"] = run["repository"], run["workflow"], run["labels"]
         new["created_by"] = TOKEN_ACTOR  # the retrying user: the token's (API.md)
-        self.retry(run["id"], new)
+        self.retry(run["id"], new, user_agent=request.headers.get("User-Agent", ""))
         return web.json_response(new, status=201)
 
     # -- pull requests -----------------------------------------------------------------------
@@ -930,7 +939,7 @@ class FakeFabro:
         }
         run["created_by"] = TOKEN_ACTOR
         self.add(run)
-        self.emit(run["id"], "run.created", {})
+        self.emit(run["id"], "run.created", provenance(request.headers.get("User-Agent", "")))
         return web.json_response(run, status=201)
 
     # -- runs from a manifest (shared/fabro/CREATE-RUN.md) -----------------------------------------
@@ -966,7 +975,7 @@ class FakeFabro:
         self.add(run)
         self.manifests[run["id"]] = body
         self.user_agents[run["id"]] = request.headers.get("User-Agent", "")
-        self.emit(run["id"], "run.created", {})
+        self.emit(run["id"], "run.created", provenance(self.user_agents[run["id"]]))
         return web.json_response(run, status=201)
 
     async def _start_run(self, request: web.Request) -> web.Response:

@@ -115,7 +115,7 @@ def test_every_run_card_button_reads_back_its_verb_and_target(
         "cancel": c.Cancel,
         "create_pr": c.CreatePullRequest,
         "merge": c.OpenWindow,
-        "close_pr": c.ClosePullRequest,
+        "close_pr": c.OpenWindow,
         "steer_text": c.OpenWindow,
         "interrupt": c.Control,
         "pause": c.Control,
@@ -269,8 +269,34 @@ def test_a_start_button_reads_back_its_automation_intent_and_channel(
 ) -> None:
     value = encode_start(automation, intent, channel)
     go = c.read_click(pressed({"action_id": "start:go", "value": value}, user=user, channel=channel))
-    assert go == c.Start(c.Origin(Where(user, channel)), automation, intent)
+    assert go == c.Start(c.Origin(Where(user, channel), nonce=intent), automation, intent)
+    # Its intent is the nonce the bot stored when it showed the confirmation to that person.
+    assert c.binding_of(go) == (intent, user, f"start:{automation}")
     assert c.read_click(pressed({"action_id": "start:cancel", "value": value}, user=user)) == c.DismissStart()
+
+
+def test_every_window_submission_names_the_window_it_must_have_been_opened_as() -> None:
+    nonce = "ab" * 16
+    context = ModalContext(Target("01KJW4MG", "q-1"), "C0TEAM", "1700000000.000001", nonce=nonce)
+    metadata = encode_modal(context)
+    answer = c.read_click(submitted(ANSWER_MODAL, metadata, typed(ANSWER_INPUT, "ship it"), user="U0ADA"))
+    assert c.binding_of(answer) == (nonce, "U0ADA", "answer:01KJW4MG:q-1")
+    plain = encode_modal(ModalContext(Target("01KJW4MG"), "C0TEAM", "1700000000.000001", nonce=nonce))
+    steer = c.read_click(submitted(STEER_MODAL, plain, typed(STEER_INPUT, "go"), user="U0ADA"))
+    assert c.binding_of(steer) == (nonce, "U0ADA", "steer:01KJW4MG")
+    step = c.read_click(submitted(MERGE_MODAL, plain, chosen(MERGE_INPUT, "squash"), user="U0ADA"))
+    assert isinstance(step, c.ChooseMerge) and c.binding_of(step) == (nonce, "U0ADA", "merge:01KJW4MG")
+    final = c.read_click(submitted(MERGE_CONFIRM, encode_modal(step.context), {}, user="U0BOB"))
+    assert c.binding_of(final) == (nonce, "U0BOB", "merge:01KJW4MG")  # the nonce survives the second step
+    forged = c.read_click(submitted(DENY_MODAL, encode_modal(ModalContext(Target("01KJW4MG"))), {}, user="U0ADA"))
+    assert c.binding_of(forged) == (None, "U0ADA", "deny:01KJW4MG")  # no nonce: refused by the listener
+    picker = c.read_click(submitted(START_MODAL, encode_picker("C0TEAM", nonce), chosen(START_PICK, "n"), user="U0ADA"))
+    assert c.binding_of(picker) == (nonce, "U0ADA", "start")
+    approve = {"action_id": steer_action_id("approve"), "block_id": control_block_id("decide", Target("01KJW4MG"))}
+    card = pressed({**approve, "value": "approve"}, user="U0ADA", channel="C0TEAM", ts="1700000000.000001")
+    assert (
+        isinstance(c.read_click(card), c.Approve) and c.binding_of(c.read_click(card)) is None
+    )  # a button on a card is bound to nothing
 
 
 def test_the_start_window_starts_once_per_window() -> None:

@@ -351,3 +351,23 @@ async def test_postgres_migrates_rendered_outcomes_too(postgres_url: str) -> Non
         assert alert.outcome == Outcome(OutcomeVerb.LEGACY, text="Archived by bo")
     finally:
         await store.close()
+
+
+async def test_a_window_is_bound_to_its_person_its_subject_and_its_hour(store: Store) -> None:
+    from bot.people.bindings import Bindings
+
+    now = [NOW]
+    bindings = Bindings(store, lambda: now[0])
+    nonce = await bindings.issue("U1", "merge:R1")
+    assert await bindings.holds(nonce, "U1", "merge:R1")
+    assert not await bindings.holds(nonce, "U2", "merge:R1")  # someone else's window
+    assert not await bindings.holds(nonce, "U1", "merge:R2")  # opened for another run
+    assert not await bindings.holds(None, "U1", "merge:R1")  # no window at all
+    assert not await bindings.holds("ab" * 16, "U1", "merge:R1")  # a made-up one
+    start = await bindings.issue("U1", "start:nightly", nonce="0123456789abcdef0123")
+    assert start == "0123456789abcdef0123" and await bindings.holds(start, "U1", "start:nightly")
+    now[0] = NOW + timedelta(hours=1, seconds=1)
+    assert not await bindings.holds(nonce, "U1", "merge:R1")  # open too long
+    # Retention forgets windows long expired, and nothing else of theirs is kept.
+    await store.forget(NOW + timedelta(days=1), batch=100)
+    assert await store.binding(nonce) is None
