@@ -350,6 +350,31 @@ async def test_ask_words_ask_fabro_even_while_a_question_waits_in_the_thread(
     assert "The run failed because" in said(replies(slack, alert)[0])
 
 
+async def test_ask_words_with_a_runs_number_in_a_digests_thread_ask_about_that_run(
+    start_bot: Callable[..., Awaitable[Bot]], db: str, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    bot = await start_bot(alert_channel=CHANNEL, alert_pace=0.0, alert_digest_threshold=1, database_url=db)
+    await bot.alerter.cycle()
+    for title in ("First", "Second"):
+        run = make_run("running", title=title)
+        fabro.add(run)
+        fabro.sandbox_ready(run["id"])
+        fabro.fail(run["id"])
+    await bot.alerter.cycle()
+    [digest] = slack.posts(CHANNEL)
+    numbered = list(dict.fromkeys(a.run_id for a in await bot.store.alerts_at(CHANNEL, digest.ts)))
+    async with aiohttp.ClientSession() as session:
+        user = SlackUser.of(bot, slack, session)
+        await user.mention("why did they fail?", channel=CHANNEL, thread_ts=digest.ts)
+        await wait_for(lambda: slack.calls_to("chat.postEphemeral"))
+        assert "`@fabro-runs 2 ask <question>`" in slack.calls_to("chat.postEphemeral")[0].args["text"]
+        await user.mention("2 ask why did it fail?", channel=CHANNEL, thread_ts=digest.ts)
+        await wait_for(lambda: finished(slack, digest))
+    [(session_id, words)] = fabro.turn_inputs
+    assert words == "why did it fail?" and fabro.sessions[session_id]["run_id"] == numbered[1]
+    assert "The run failed because" in said(replies(slack, digest)[0]) and digest.edits == 0
+
+
 async def test_the_ask_window_on_a_card_answers_in_its_thread(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
 ) -> None:
