@@ -51,9 +51,9 @@ def test_every_relative_link_in_the_readme_and_docs_resolves() -> None:
     assert broken == []
 
 
-def test_the_docs_name_the_bot_user_as_the_manifest_does() -> None:
+def test_the_docs_and_the_manifests_comments_name_the_bot_user_as_the_manifest_does() -> None:
     name = yaml.safe_load((ROOT / "manifest.yml").read_text())["features"]["bot_user"]["display_name"]
-    for page in [ROOT / "README.md", *DOCS]:
+    for page in [ROOT / "README.md", *DOCS, ROOT / "manifest.yml", ROOT / "manifest.http.yml"]:
         mentions = set(re.findall(r"(?<![\w/])@([A-Za-z][\w-]*)", page.read_text()))
         wrong = {m for m in mentions if m.lower().startswith("fabro") and m != name}
         assert wrong == set(), f"{page.name} mentions {wrong}, the bot user is @{name}"
