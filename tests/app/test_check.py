@@ -7,6 +7,8 @@ import shutil
 import socket
 from pathlib import Path
 
+import pytest
+
 from bot.store import open_store
 from tests.app.test_cli import fake_env, run_cli
 from tests.fakes.fabro import FakeFabro
@@ -141,6 +143,29 @@ async def test_check_says_which_replica_mode_permissions_and_identity_mode_are_i
     assert "ALLOW_ROUTE    U1AAA and U2BBB  (SUBSCRIPTION_ALLOWLIST (deprecated))" in out
     assert "! SUBSCRIPTION_ALLOWLIST is deprecated" in out
     assert "identity: USER_LINKING=pinned, only the links in USER_LINKS; /runs link is off; 1 pinned" in out
+
+
+@pytest.mark.parametrize(
+    ("setting", "said"),
+    [
+        (
+            {"GITHUB_CLIENT_ID": "Iv1.0123456789abcdef"},
+            "USER_LINKING=github, people prove their GitHub login",
+        ),
+        (
+            {"USER_LINKING": "self"},
+            "USER_LINKING=self, people link any login as typed with /runs link (trusts",
+        ),
+        ({}, "USER_LINKING=pinned, only the links in USER_LINKS; /runs link is off; 0 pinned"),
+    ],
+)
+async def test_check_names_each_identity_mode_and_how_people_are_linked_in_it(
+    fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, setting: dict[str, str], said: str
+) -> None:
+    env = fake_env(fabro, slack, DATABASE_URL=f"sqlite:///{tmp_path}/bot.db", **setting)
+    code, out, err = await run_cli("check", env=env, cwd=tmp_path)
+    assert code == 0, out + err
+    assert f"  identity: {said}" in out
 
 
 async def test_check_warns_while_the_manifest_keeps_the_placeholder_unfurl_domain(
