@@ -146,6 +146,27 @@ async def test_check_says_which_replica_mode_permissions_and_identity_mode_are_i
 
 
 @pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ("proxy", "answered HTTP 502, not Slack's API (check SLACK_API_URL and any proxy)"),
+        ("garbled", "answered something other than Slack's API (check SLACK_API_URL and any proxy)"),
+    ],
+)
+async def test_a_slack_url_that_is_not_slacks_api_is_said_so(
+    fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, answer: str, said: str
+) -> None:
+    if answer == "proxy":
+        slack.proxy_error["auth.test"] = 502  # a proxy's HTML page
+    else:
+        slack.garbled.add("auth.test")  # JSON cut off midway
+    env = fake_env(fabro, slack, DATABASE_URL=f"sqlite:///{tmp_path}/bot.db")
+    code, out, err = await run_cli("check", env=env, cwd=tmp_path)
+    assert code == 1 and err == ""
+    line = next(line for line in out.splitlines() if line.startswith("✗ Slack"))
+    assert line == f"✗ Slack at {slack.api_url} {said}"
+
+
+@pytest.mark.parametrize(
     ("setting", "said"),
     [
         (
