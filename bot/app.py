@@ -120,9 +120,13 @@ def build_bolt_app(
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     # Bolt reads SLACK_BOT_TOKEN from the environment even when given a client, then warns that
     # the token "will be unused": true, and by design here (the client carries the token).
-    logging.getLogger("slack_bolt.AsyncApp").addFilter(_ClientTokenNotice())
+    framework = logging.getLogger("slack_bolt.AsyncApp")
+    framework.addFilter(_ClientTokenNotice())
     app = AsyncApp(
         client=client,
+        # Given its logger, Bolt leaves its level alone; left to itself it copies the root's INFO
+        # and, in Socket Mode, logs each session it opens and closes (configure_logging says why not).
+        logger=framework,
         signing_secret=secret,
         request_verification_enabled=not settings.socket_mode,
         raise_error_for_unhandled_request=False,

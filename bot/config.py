@@ -621,13 +621,16 @@ def configure_logging(level: str, secrets: list[str], fmt: str = "text") -> None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Libraries speak at INFO about their own workings ("Scheduler started", "Added job", each
-    # request): only their warnings and errors are the bot's news, unless someone asks for DEBUG.
+    # Libraries speak at INFO about their own workings ("Scheduler started", "Added job", "A new
+    # session has been established", each request): only their warnings and errors are the bot's news.
+    numeric = logging.getLevelName(level)
     for noisy in ("httpx", "httpcore", "aiohttp.access", "apscheduler", "slack_bolt", "slack_sdk"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
-    # At DEBUG, Slack's SDK logs the bodies it sends: preview links (secrets) and everything people wrote.
-    for chatty in ("slack_sdk", "slack_bolt"):
-        logging.getLogger(chatty).setLevel(max(logging.INFO, logging.getLevelName(level)))
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, numeric))
+    # Asked for DEBUG, Slack's libraries say what they do at INFO, never more: at DEBUG Slack's SDK
+    # logs the bodies it sends, preview links (secrets) and everything people wrote.
+    if numeric <= logging.DEBUG:
+        for chatty in ("slack_sdk", "slack_bolt"):
+            logging.getLogger(chatty).setLevel(logging.INFO)
 
 
 class _Redacting(logging.Formatter):

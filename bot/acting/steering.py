@@ -37,6 +37,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import stamina
+
 from bot.acting.interview import Choice, answer_body
 from bot.blocks.presentation import Presentation
 from bot.blocks.routing import Target
@@ -48,7 +50,7 @@ from bot.core.records import Action, AlertState
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroConflict, FabroError, FabroNotFound, FabroUnavailable
 from bot.fabro.manifest import BadWorkflow, build_manifest, load_workflow
-from bot.fabro.models import Question, Run, RunEvent
+from bot.fabro.models import PullRequestCreation, Question, Run, RunEvent
 from bot.failpoints import crash_point
 from bot.people.notify import indexed
 from bot.people.permissions import CLASS_OF, Owner, Permissions
@@ -496,13 +498,11 @@ class Steering:
         give_up = loop.time() + deadline
         outcome = Outcome(OutcomeVerb.PR_FAILED, reason="Fabro is still writing it; look in Fabro in a while")
         while loop.time() < give_up:
-            await asyncio.sleep(wait)
+            await asyncio.sleep(wait)  # the pace Fabro asked for (Retry-After)
             try:
-                creation, wait = await self.fabro.pull_request_creation(location)
+                creation, wait = await self._poll_creation(location, wait, give_up - loop.time())
             except (FabroUnavailable, FabroNotFound):
-                # A restart or a deploy: only Fabro saying finished or failed ends the wait.
-                wait = min(max(wait, 1.0) * 2, 30.0)
-                continue
+                break  # Fabro was still away at the deadline: "still writing it"
             except FabroError as exc:
                 outcome = Outcome(OutcomeVerb.PR_FAILED, reason=exc.detail)
                 break
@@ -522,6 +522,22 @@ class Steering:
         state = ActionState.FAILED if outcome.verb is OutcomeVerb.PR_FAILED else ActionState.DONE
         await self.store.finish_action(ActionKey.of(Verb.CREATE_PR, run_id), state=state, outcome=outcome)
         return Settled(await self._fresh_by_id(run_id), outcome)
+
+    async def _poll_creation(self, location: str, wait: float, left: float) -> tuple[PullRequestCreation, float]:
+        """One answer about the creation. Unavailable or not found is a restart or a deploy, and only
+        Fabro saying finished or failed ends the wait: stamina asks again, backing off from Fabro's
+        own pace (at least 1 s) up to 30 s with jitter, until `left` seconds have passed."""
+        async for attempt in stamina.retry_context(
+            on=(FabroUnavailable, FabroNotFound),
+            attempts=None,
+            timeout=max(left, 0.0),
+            wait_initial=max(wait, 1.0),
+            wait_max=30.0,
+            wait_jitter=1.0,
+        ):
+            with attempt:
+                return await self.fabro.pull_request_creation(location)
+        raise AssertionError("unreachable: stamina makes at least one attempt")
 
     async def merge_pull_request(self, who: Where, target: Target, method: str) -> Settled:
         async def send(plan: Plan) -> Done:
@@ -821,18 +837,26 @@ class Steering:
             )
 
     async def _once_more_on_503(self, call: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await call()
-        except FabroUnavailable as exc:
-            if exc.status != 503:
-                raise
-            log.info(
-                "fabro answered 503, trying once more (request_id=%s)",
-                exc.request_id,
-                extra={"request_id": exc.request_id},
-            )
-            await asyncio.sleep(self._send_retry_delay)
-            return await call()
+        """A 503 is Fabro restarting before it read the request: stamina sends it once more after
+        `_send_retry_delay`. Anything else may have been acted on, and is never repeated."""
+
+        def unavailable(exc: Exception) -> bool:
+            if isinstance(exc, FabroUnavailable) and exc.status == 503:
+                log.info("fabro answered 503 (request_id=%s)", exc.request_id, extra={"request_id": exc.request_id})
+                return True
+            return False
+
+        async for attempt in stamina.retry_context(
+            on=unavailable,
+            attempts=2,
+            timeout=None,
+            wait_initial=self._send_retry_delay,
+            wait_max=self._send_retry_delay,
+            wait_jitter=0.0,
+        ):
+            with attempt:
+                return await call()
+        raise AssertionError("unreachable: stamina makes at least one attempt")
 
     async def _settle_alerts(self, key: ActionKey, outcome: Outcome, who: Where) -> None:
         """Every posted alert about what was just done gets its outcome: the clicked one is

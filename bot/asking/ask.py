@@ -7,10 +7,10 @@ budget. The final edit holds the complete answer; one too long for a message con
 replies, so nothing is cut. A failed turn ends in one sentence saying why.
 
 Questions in one thread are answered one after the other, never interleaved: a second one waits
-for the first (and says so); one asked on another replica while Fabro answers is refused by
-Fabro (its session has an active turn) and says so. The session id is stored per run and thread,
-the first stored winning when replicas race, so after a restart the conversation goes on where
-it was. Who may ask is `ALLOW_ANSWER`'s rule.
+for the first (and says so), also when it was asked on another replica (Fabro refuses a turn
+while the session has one: the question waits for it, a minute at most, then says it could
+not). The session id is stored per run and thread, the first stored winning when replicas race,
+so after a restart the conversation goes on where it was. Who may ask is `ALLOW_ANSWER`'s rule.
 """
 
 from __future__ import annotations
@@ -63,6 +63,9 @@ def session_mark(run_id: str, channel: str, thread: str) -> str:
     return f"ask.session:{run_id}:{channel}:{thread}"
 
 
+_WAITING = "_Waiting for Fabro to finish the question before this one…_"
+
+
 async def _never_external(_: str) -> bool:
     return False
 
@@ -100,6 +103,10 @@ class AskDesk:
     permissions: Permissions | None = None  # who may ask: `ALLOW_ANSWER`
     owner_of: Callable[[Run], Awaitable[str | None]] | None = None  # for a rule naming `owner`
     edit_every: float = 1.0  # seconds between two edits of a reply being written
+    # How long a question waits for the thread's session to finish another replica's turn; well
+    # under RECOVER_AFTER, so a question waiting is never taken for one a crash left.
+    busy_wait: float = 60.0
+    busy_poll: float = 1.0  # seconds between two looks at a session busy elsewhere
     # A channel shared with another organisation under EXTERNAL_CHANNELS=minimal: Fabro's answers stay out of it.
     external: Callable[[str], Awaitable[bool]] = _never_external
     command: str = "/runs"  # where a refused question can look at the run privately
@@ -125,7 +132,7 @@ class AskDesk:
         mark = session_mark(run_id, channel, thread)
         turn = self._turns.setdefault(mark, asyncio.Lock())
         waiting = turn.locked()
-        first = "_Waiting for Fabro to finish the question before this one…_" if waiting else "_Reading the run…_"
+        first = _WAITING if waiting else "_Reading the run…_"
         placeholder = answer_message(first, run_id=run_id, writing=True)
         try:
             ts, posted = await self.outbox.reply_once(key, channel, placeholder, thread_ts=thread)
@@ -210,21 +217,43 @@ class AskDesk:
         return 1
 
     async def _turn(self, run_id: str, mark: str, words: str, reply: _Answer) -> tuple[str, str | None]:
-        """Send the question and follow its stream; a session Fabro no longer knows is made again, once."""
-        for attempt in range(2):
+        """Send the question and follow its stream; a session Fabro no longer knows is made again, once,
+        and one answering another replica's question is waited for (up to `busy_wait`)."""
+        remade = False
+        waiting_since: float | None = None
+        while True:
             session_id = await self._session(run_id, mark)
             try:
                 return await self._stream(session_id, words, reply)
             except FabroNotFound:
-                if attempt:
+                if remade:
                     raise
+                remade = True
                 log.info("session %s of run %s is gone; starting a new one", session_id, run_id)
                 await self._forget(mark)
             except FabroConflict as exc:
-                if exc.code == "session_active_turn":
+                if exc.code != "session_active_turn":
+                    raise
+                if waiting_since is None:  # the reply says so while it waits
+                    waiting_since = self.monotonic()
+                    if reply.ts is not None:
+                        await self._pace(reply)
+                        await self._edit(reply, answer_message(_WAITING, run_id="", writing=True))
+                if not await self._idle(session_id, until=waiting_since + self.busy_wait):
                     return "", ask_failure_text("busy")
-                raise
-        return "", ask_failure_text("agent_error")
+
+    async def _idle(self, session_id: str, *, until: float) -> bool:
+        """Whether the session's turn (another replica's) ended before `until`: Fabro is asked each
+        `busy_poll` seconds. A session gone meanwhile counts as idle: the turn makes it again."""
+        while self.monotonic() < until:
+            await asyncio.sleep(self.busy_poll)
+            try:
+                session = await self.fabro.get_session(session_id)
+            except FabroNotFound:
+                return True
+            if session.status != "running" and session.active_turn is None:
+                return True
+        return False
 
     async def _session(self, run_id: str, mark: str) -> str:
         """The thread's session: the stored one, else a new one. Two replicas asking at once for a

@@ -225,8 +225,14 @@ def budget_alert(
     tz: str,
     command: str,
     key: AlertKey | None = None,
+    minimal: bool = False,
 ) -> Message:
-    """The day's spend crossed DAILY_BUDGET_USD: how much, and which runs cost most."""
+    """The day's spend crossed DAILY_BUDGET_USD: how much, and which runs cost most.
+
+    `minimal`: a channel shared with another organisation, which sees no costs; it is told that the
+    budget was passed, and how to see the rest alone."""
+    if minimal:
+        return _budget_passed_minimal(day, tz=tz, command=command, key=key)
     spent = f"${spent_micros / 1_000_000:,.2f}"
     head = (
         f":money_with_wings: *{day.strftime('%A %-d %B')}*: runs have cost {spent} so far,"
@@ -249,6 +255,22 @@ def budget_alert(
     message: Message = {
         "text": clip(f"Daily budget passed: {spent} of ${budget_usd:,.2f}", FALLBACK_TEXT),
         "blocks": blocks,
+    }
+    if key is not None:
+        message["metadata"] = alert_metadata(key)
+    return message
+
+
+def _budget_passed_minimal(day: date, *, tz: str, command: str, key: AlertKey | None) -> Message:
+    when = day.strftime("%A %-d %B")
+    head = f":money_with_wings: *{when}*: runs have cost more than the daily budget ({escape(tz)})."
+    note = (
+        "This channel is shared with another organisation, so amounts and runs are left out:"
+        f" `{escape(command)} active sort:cost` shows them to you alone."
+    )
+    message: Message = {
+        "text": clip(f"Daily budget passed on {day.isoformat()}", FALLBACK_TEXT),
+        "blocks": [kit.section(clip(head, 2900), block_id=f"budget:{day.isoformat()}"), kit.context(note)],
     }
     if key is not None:
         message["metadata"] = alert_metadata(key)

@@ -149,6 +149,7 @@ GRAMMAR = (
     " [by:<login>|by:me] [-by:…] [-repo:…] [-workflow:…]`"
     " · `/runs subscriptions` · `/runs unsubscribe <id|all>`\n"
     "`/runs follow <run-id>` · `/runs unfollow <run-id>` · `/runs start [automation-id]`\n"
+    "`/runs new <what to do>` · `/runs setup [repo:<owner/name>] [branch:<name>] [workflow:<name>] | off`\n"
     "`/runs stats [today|yesterday|week]` · `/runs summary [daily HH:MM | off]`\n"
     "`/runs changes <run-id>` · `/runs cost <run-id>` · `/runs logs <run-id>` · `/runs preview <run-id> <port>`\n"
     "`/runs mute <run-id> [1h|1d|end]` · `/runs unmute <run-id>` · `/runs muted`\n"

@@ -206,6 +206,7 @@ class Session(_Model):
     run_id: str | None = None
     status: str | None = None  # idle | running | failed
     model: str | None = None
+    active_turn: dict[str, Any] | None = None  # the turn being answered, if any
 
 
 class SessionMessage(_Model):

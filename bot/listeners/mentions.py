@@ -2,7 +2,8 @@
 names its run): words answer the run's question when one waits, as Fabro's own integration allows;
 `@fabro-runs steer <words>` says the words to the run's agent (never a late "yes"); `@fabro-runs ask
 <words>`, or words when no question waits, ask Fabro about the run, answered in the thread. A digest
-names many runs: a reply there never picks one, it asks which (`@fabro-runs 2 yes`). Words reach Fabro
+names many runs: a reply there never picks one, it asks which (`@fabro-runs 2 yes`, `2 steer …`,
+`2 ask …`). Words reach Fabro
 as the person typed them, not as Slack's markup; other apps' messages never steer, answer or ask."""
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ def register(  # noqa: C901 - one branch per kind of thread, on purpose: read to
 
         runs = list(dict.fromkeys(a.run_id for a in alerts))
         if len(runs) > 1:
-            await _in_digest(alerts, runs, words, who, retried, steer, tell, act, steering, shower, mention_ts)
+            await _in_digest(alerts, runs, words, who, retried, steer, ask, tell, act, steering, shower, mention_ts)
             return
         run_id = alerts[0].run_id if alerts else followed.run_id if followed is not None else named
         assert run_id is not None
@@ -185,6 +186,7 @@ async def _in_digest(
     who: Where,
     retried: bool,
     steer: Callable[[str, str], Awaitable[None]],
+    ask: Callable[[str, str], Awaitable[None]],
     tell: Callable[[Where, str], Awaitable[None]],
     act: Act,
     steering: Steering,
@@ -204,6 +206,10 @@ async def _in_digest(
     if order is not None:
         await steer(run_id, order.group(1))
         return
+    asked = _ASK_WORD.match(rest)
+    if asked is not None:  # a question for Fabro about that run, answered in the digest's thread
+        await ask(run_id, asked.group(1))
+        return
     question = next((a for a in alerts if a.run_id == run_id and a.kind is AlertKind.QUESTION), None)
     if question is None:
         if not retried:
@@ -222,5 +228,6 @@ def _chooser(runs: list[str]) -> str:
     return (
         f"{WHICH_RUN}\n"
         + "\n".join(lines)
-        + f"{more}\nFor example `{BOT_MENTION} 2 yes`, or `{BOT_MENTION} 2 steer <words>`."
+        + f"{more}\nFor example `{BOT_MENTION} 2 yes`, `{BOT_MENTION} 2 steer <words>`"
+        + f" or `{BOT_MENTION} 2 ask <question>`."
     )

@@ -52,7 +52,6 @@ from bot.blocks.subscriptions import (
 from bot.blocks.text import escape
 from bot.blocks.work import setup_changed, setup_shown, work_card
 from bot.core.drafts import Draft, Said, first_line
-from bot.core.errors import NotAllowed
 from bot.core.exposure import Exposure
 from bot.core.keys import AlertKind, Verb
 from bot.core.outcomes import Outcome, OutcomeVerb
@@ -74,6 +73,7 @@ from bot.fabro.models import (
     Stage,
 )
 from bot.fabro.outputs import RunBilling, RunCommits, RunFiles
+from bot.people.permissions import ActionClass, Permissions, effective_rules
 
 __all__ = ["gallery"]
 
@@ -299,7 +299,8 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
         ("A usage error (/runs blokced)", usage_error_message(_usage("blokced"), COMMAND)),
         ("A usage error (/runs limit:500)", usage_error_message(_usage("limit:500"), COMMAND)),
         ("Fabro did not answer", error_message(FabroUnavailable("x", request_id="req_123", timed_out_after=10))),
-        ("Not allowed", error_message(NotAllowed(Verb.RETRY))),
+        # The refusal a person gets under the default permissions: the class, and who may.
+        ("Not allowed", error_message(Permissions(effective_rules({})).refusal(ActionClass.OPERATE, Verb.RETRY))),
         ("Something broke on our side", internal_error_message("4f2a9c1e7b3d")),
     ]
     # Looking into a run: one failed run whose changes, cost, log, graph and answers all agree.
@@ -333,6 +334,10 @@ def gallery(now: datetime) -> list[tuple[str, Message]]:
                 tz="Europe/Berlin",
                 command=COMMAND,
             ),
+        ),
+        (
+            "Alert: the day's spend passed DAILY_BUDGET_USD, in a channel shared with another organisation",
+            budget_alert(now.date(), spent, 3.0, [], tz="Europe/Berlin", command=COMMAND, minimal=True),
         ),
     ]
     sub = Subscription(3, "C0TEAM", frozenset({"failed", "questions"}), repo="demo/api-server", created_by="U0ADA")

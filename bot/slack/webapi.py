@@ -63,7 +63,9 @@ def failure_sentence(exc: BaseException) -> str:
     if isinstance(exc, SlackApiError):
         code = slack_error(exc)
         if code.startswith("http_"):
-            return f"answered HTTP {code.removeprefix('http_')}, not Slack's API (check SLACK_API_URL and any proxy)"
+            status = code.removeprefix("http_")
+            answered = f"answered HTTP {status}, not" if status.isdigit() else "answered something other than"
+            return f"{answered} Slack's API (check SLACK_API_URL and any proxy)"
         return _SLACK_ERRORS.get(code, f"refused the call ({code})")
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return "could not be reached: its host name cannot be found (DNS; check SLACK_API_URL and the network)"
@@ -75,7 +77,8 @@ def failure_sentence(exc: BaseException) -> str:
         return "did not answer in time (check the network and any proxy)"
     if isinstance(exc, aiohttp.ClientError):
         return "could not be reached: the connection failed (check SLACK_API_URL and the network)"
-    return "could not be asked: an unexpected error (see the log line with its reference)"
+    # Only `check` asks for this sentence, and it prints no log lines: nothing to point at but the setup.
+    return "could not be asked: something unexpected failed on the way (check SLACK_API_URL, the network and any proxy)"
 
 
 def retry_after(exc: SlackApiError, default: int = 30) -> int:

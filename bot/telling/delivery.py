@@ -523,8 +523,16 @@ class Delivery:
         day = date.fromisoformat(alert.run_id)
         start = datetime.combine(day, time(), tzinfo=tz)
         spent, top = await self.store.spend_between(start, start + timedelta(days=1))
+        minimal = (await self.exposure(channel)).minimal  # a shared channel sees no costs
         return budget_alert(
-            day, spent, self.daily_budget_usd, top, tz=str(tz), command=self.presentation.command, key=alert.key
+            day,
+            spent,
+            self.daily_budget_usd,
+            top,
+            tz=str(tz),
+            command=self.presentation.command,
+            key=alert.key,
+            minimal=minimal,
         )
 
     async def _summary(self, channel: str, alert: Alert) -> dict[str, Any] | None:

@@ -7,6 +7,8 @@ import shutil
 import socket
 from pathlib import Path
 
+import pytest
+
 from bot.store import open_store
 from tests.app.test_cli import fake_env, run_cli
 from tests.fakes.fabro import FakeFabro
@@ -144,6 +146,50 @@ async def test_check_says_which_replica_mode_permissions_and_identity_mode_are_i
     # What Fabro decides that a user would not guess: drafts, and resuming besides retrying.
     assert "pull requests: Fabro opens them as drafts; GitHub merges them once marked ready for review" in out
     assert "failed runs: Retry starts a new run; Resume continues the same one from its last checkpoint" in out
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ("proxy", "answered HTTP 502, not Slack's API (check SLACK_API_URL and any proxy)"),
+        ("garbled", "answered something other than Slack's API (check SLACK_API_URL and any proxy)"),
+    ],
+)
+async def test_a_slack_url_that_is_not_slacks_api_is_said_so(
+    fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, answer: str, said: str
+) -> None:
+    if answer == "proxy":
+        slack.proxy_error["auth.test"] = 502  # a proxy's HTML page
+    else:
+        slack.garbled.add("auth.test")  # JSON cut off midway
+    env = fake_env(fabro, slack, DATABASE_URL=f"sqlite:///{tmp_path}/bot.db")
+    code, out, err = await run_cli("check", env=env, cwd=tmp_path)
+    assert code == 1 and err == ""
+    line = next(line for line in out.splitlines() if line.startswith("✗ Slack"))
+    assert line == f"✗ Slack at {slack.api_url} {said}"
+
+
+@pytest.mark.parametrize(
+    ("setting", "said"),
+    [
+        (
+            {"GITHUB_CLIENT_ID": "Iv1.0123456789abcdef"},
+            "USER_LINKING=github, people prove their GitHub login",
+        ),
+        (
+            {"USER_LINKING": "self"},
+            "USER_LINKING=self, people link any login as typed with /runs link (trusts",
+        ),
+        ({}, "USER_LINKING=pinned, only the links in USER_LINKS; /runs link is off; 0 pinned"),
+    ],
+)
+async def test_check_names_each_identity_mode_and_how_people_are_linked_in_it(
+    fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, setting: dict[str, str], said: str
+) -> None:
+    env = fake_env(fabro, slack, DATABASE_URL=f"sqlite:///{tmp_path}/bot.db", **setting)
+    code, out, err = await run_cli("check", env=env, cwd=tmp_path)
+    assert code == 0, out + err
+    assert f"  identity: {said}" in out
 
 
 async def test_check_warns_while_the_manifest_keeps_the_placeholder_unfurl_domain(

@@ -51,9 +51,9 @@ def test_every_relative_link_in_the_readme_and_docs_resolves() -> None:
     assert broken == []
 
 
-def test_the_docs_name_the_bot_user_as_the_manifest_does() -> None:
+def test_the_docs_and_the_manifests_comments_name_the_bot_user_as_the_manifest_does() -> None:
     name = yaml.safe_load((ROOT / "manifest.yml").read_text())["features"]["bot_user"]["display_name"]
-    for page in [ROOT / "README.md", *DOCS]:
+    for page in [ROOT / "README.md", *DOCS, ROOT / "manifest.yml", ROOT / "manifest.http.yml"]:
         mentions = set(re.findall(r"(?<![\w/])@([A-Za-z][\w-]*)", page.read_text()))
         wrong = {m for m in mentions if m.lower().startswith("fabro") and m != name}
         assert wrong == set(), f"{page.name} mentions {wrong}, the bot user is @{name}"
@@ -102,3 +102,17 @@ def test_the_commands_table_lists_every_runs_word() -> None:
     listing = {"mine", "by:", "-by:", "-repo:", "-workflow:", "repo:", "workflow:", "sort:", "limit:", "page:"}
     listing |= {"parent:", "all", "asc", "desc", "active", "done", *BUCKETS}
     assert sorted((first_words | listing) - listed) == []
+
+
+def test_every_first_word_of_runs_is_in_the_help_and_in_the_commands_reference() -> None:
+    from bot.core.query import _FIRST_WORDS, GRAMMAR
+
+    helped = set(re.findall(r"`/runs ([a-z]+)", GRAMMAR))
+    # The words parse() reads first on its own, before its table of first words.
+    read_first = {"new", "setup", "subscribe", "subscriptions", "unsubscribe", "stats", "follow", "unfollow", "start"}
+    assert (read_first | set(_FIRST_WORDS)) - helped == set(), "add it to GRAMMAR in bot/core/query.py"
+    table = (ROOT / "docs" / "commands.md").read_text().split("## `fabro-slack-bot`")[0]
+    rows = [re.split(r"(?<!\\)\|", line) for line in table.splitlines() if line.startswith("| `")]
+    first_column = " ".join(row[1] for row in rows)  # split at the pipes not escaped as \|
+    documented = set(re.findall(r"`([a-z]+)", first_column))
+    assert helped - documented == set(), "add it to the /runs table in docs/commands.md"

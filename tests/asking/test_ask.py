@@ -350,6 +350,31 @@ async def test_ask_words_ask_fabro_even_while_a_question_waits_in_the_thread(
     assert "The run failed because" in said(replies(slack, alert)[0])
 
 
+async def test_ask_words_with_a_runs_number_in_a_digests_thread_ask_about_that_run(
+    start_bot: StartBot, db: str, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    bot = await start_bot(alert_channel=CHANNEL, alert_pace=0.0, alert_digest_threshold=1, database_url=db)
+    await bot.alerter.cycle()
+    for title in ("First", "Second"):
+        run = make_run("running", title=title)
+        fabro.add(run)
+        fabro.sandbox_ready(run["id"])
+        fabro.fail(run["id"])
+    await bot.alerter.cycle()
+    [digest] = slack.posts(CHANNEL)
+    numbered = list(dict.fromkeys(a.run_id for a in await bot.store.alerts_at(CHANNEL, digest.ts)))
+    async with aiohttp.ClientSession() as session:
+        user = SlackUser.of(bot, slack, session)
+        await user.mention("why did they fail?", channel=CHANNEL, thread_ts=digest.ts)
+        await wait_for(lambda: slack.calls_to("chat.postEphemeral"))
+        assert "`@fabro-runs 2 ask <question>`" in slack.calls_to("chat.postEphemeral")[0].args["text"]
+        await user.mention("2 ask why did it fail?", channel=CHANNEL, thread_ts=digest.ts)
+        await wait_for(lambda: finished(slack, digest))
+    [(session_id, words)] = fabro.turn_inputs
+    assert words == "why did it fail?" and fabro.sessions[session_id]["run_id"] == numbered[1]
+    assert "The run failed because" in said(replies(slack, digest)[0]) and digest.edits == 0
+
+
 async def test_the_ask_window_on_a_card_answers_in_its_thread(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
 ) -> None:
@@ -449,19 +474,23 @@ async def test_words_in_a_live_cards_thread_ask_fabro_when_no_question_waits(
     assert fabro.calls(f"/api/v1/runs/{run['id']}/steer", method="POST") == []
 
 
-async def test_a_session_busy_elsewhere_is_told_and_nothing_is_interleaved(
+async def test_a_session_busy_elsewhere_for_too_long_is_refused_clearly_and_nothing_is_interleaved(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
 ) -> None:
-    """Another replica is answering in the same thread: Fabro refuses a second turn (409)."""
+    """Another replica is answering in the same thread and does not finish: Fabro refuses a second
+    turn (409) each time it is looked at, and the question gives up after `busy_wait`."""
+    bot.asker.busy_wait, bot.asker.busy_poll = 1.0, 0.2
     _, alert = await failed_alert(bot, fabro, slack)
     await user.mention("first", channel=CHANNEL, thread_ts=alert.ts)
     await wait_for(lambda: finished(slack, alert))
     [session] = fabro.sessions.values()
     session["active_turn"] = {"id": "01TURNELSEWHERE"}
     await user.mention("second", channel=CHANNEL, thread_ts=alert.ts)
-    await wait_for(lambda: finished(slack, alert, 2))
+    await wait_for(lambda: len(replies(slack, alert)) == 2)
+    await wait_for(lambda: finished(slack, alert, 2), timeout=10)
     assert "already answering another question in this thread" in said(replies(slack, alert)[1])
     assert [i for _, i in fabro.turn_inputs] == ["first"]
+    assert len(fabro.calls(f"/api/v1/sessions/{session['id']}", method="GET")) >= 2  # it looked, and waited
 
 
 async def test_a_question_fabro_could_not_be_asked_says_so_in_the_thread_and_to_the_asker(
@@ -489,27 +518,29 @@ async def replicas(
     return one, two, run, alert
 
 
-async def test_a_question_on_another_replica_while_fabro_answers_is_refused_clearly_never_interleaved(
+async def test_a_question_on_another_replica_while_fabro_answers_waits_its_turn_never_interleaved(
     start_bot: StartBot, postgres_url: str, fabro: FakeFabro, slack: FakeSlack
 ) -> None:
     """Slack sends each mention to one replica: the second question, on the other one, finds the
-    thread's session busy (Fabro's 409) and says so; the first answer is not disturbed."""
+    thread's session busy (Fabro's 409), says it waits, and is asked once the first is answered."""
     one, two, run, alert = await replicas(start_bot, postgres_url, fabro, slack)
+    two.asker.busy_poll = 0.2
     fabro.turn_gate = asyncio.Event()
     async with aiohttp.ClientSession() as session:
         await SlackUser.of(one, slack, session).mention("first question", channel=CHANNEL, thread_ts=alert.ts)
         await wait_for(lambda: fabro.turn_inputs)
         await SlackUser.of(two, slack, session).mention("second question", channel=CHANNEL, thread_ts=alert.ts)
         await wait_for(
-            lambda: len(replies(slack, alert)) == 2 and "already answering" in said(replies(slack, alert)[1])
+            lambda: len(replies(slack, alert)) == 2 and "Waiting for Fabro" in said(replies(slack, alert)[1])
         )
-    assert "Fabro is writing" in said(replies(slack, alert)[0]) or "Reading the run" in said(replies(slack, alert)[0])
+    await wait_for(lambda: fabro.calls(method="GET", path=f"/api/v1/sessions/{fabro.turn_inputs[0][0]}"))
+    assert [i for _, i in fabro.turn_inputs] == ["first question"]  # not sent while the first is answered
     fabro.turn_gate.set()
     await wait_for(lambda: finished(slack, alert, 2), timeout=10)
     first, second = replies(slack, alert)
-    assert "The run failed because the tests failed." in said(first) and "already answering" not in said(first)
-    assert "The run failed" not in said(second)
-    assert [i for _, i in fabro.turn_inputs] == ["first question"]
+    assert "The run failed because the tests failed." in said(first) and "The run failed because" in said(second)
+    assert [i for _, i in fabro.turn_inputs] == ["first question", "second question"]
+    assert len({s for s, _ in fabro.turn_inputs}) == 1
     assert len(fabro.calls(f"/api/v1/runs/{run['id']}/sessions", method="POST")) == 1
 
 
@@ -517,20 +548,21 @@ async def test_two_replicas_asking_at_once_in_a_new_thread_keep_one_session(
     start_bot: StartBot, postgres_url: str, fabro: FakeFabro, slack: FakeSlack
 ) -> None:
     one, two, run, alert = await replicas(start_bot, postgres_url, fabro, slack)
+    one.asker.busy_poll = two.asker.busy_poll = 0.2
     fabro.turn_gate = asyncio.Event()
     asked = [
         one.asker.ask(ADA, run["id"], CHANNEL, alert.ts, "from one", "1a1a1a1a"),
         two.asker.ask(ADA, run["id"], CHANNEL, alert.ts, "from two", "2b2b2b2b"),
     ]
     both = asyncio.gather(*asked)
-    await wait_for(
-        lambda: len(replies(slack, alert)) == 2 and any("already answering" in said(m) for m in replies(slack, alert))
-    )
+    await wait_for(lambda: len(replies(slack, alert)) == 2 and fabro.turn_inputs)
+    await wait_for(lambda: any("Waiting for Fabro" in said(m) for m in replies(slack, alert)))
+    assert len(fabro.turn_inputs) == 1  # the other waits
     fabro.turn_gate.set()
     await both
-    answered = [("already answering" in said(m), "The run failed because" in said(m)) for m in replies(slack, alert)]
-    assert sorted(answered) == [(False, True), (True, False)]  # one answered, one refused
-    [(session_id, _)] = fabro.turn_inputs  # the refused question never reached Fabro
+    assert all("The run failed because" in said(m) for m in replies(slack, alert))  # both answered, in turn
+    [session_id] = {s for s, _ in fabro.turn_inputs}
+    assert sorted(i for _, i in fabro.turn_inputs) == ["from one", "from two"]
     assert await one.store.get_mark(session_mark(run["id"], CHANNEL, alert.ts)) == session_id
     await two.asker.ask(ADA, run["id"], CHANNEL, alert.ts, "and then?", "3c3c3c3c")
     assert {s for s, _ in fabro.turn_inputs} == {session_id}  # later questions go on in the one kept

@@ -14,9 +14,12 @@ from slack_sdk.models.blocks import Block
 from bot.blocks.exposure import for_exposure
 from bot.blocks.inspect import (
     ANSWER_CHUNK,
+    ASK_FAILURES,
+    ASK_UNAVAILABLE,
     answer_chunks,
     answer_message,
     ask_failure_text,
+    ask_unavailable_text,
     changes_message,
     cost_message,
     inspect_controls,
@@ -161,6 +164,20 @@ def test_an_answer_of_any_length_is_split_without_losing_a_character(text: str) 
     for i, chunk in enumerate(chunks, start=1):
         fits(answer_message(chunk, run_id="01KJW4MG", part=i, parts=len(chunks), note=escape(ask_failure_text("x<y>"))))
         fits(answer_message(chunk, run_id="01KJW4MG", writing=True))
+
+
+@settings(max_examples=60)
+@given(code=st.none() | hostile | st.text(max_size=5_000) | st.sampled_from(sorted(ASK_FAILURES)))
+def test_a_failed_turn_reads_as_a_sentence_that_fits_whatever_code_fabro_sends(code: str | None) -> None:
+    sentence = ask_failure_text(code)
+    assert sentence[:1].isupper() and sentence.endswith(".")  # a sentence, whatever the code
+    fits(answer_message(escape(sentence), run_id="01KJW4MG"))  # the whole reply, as when nothing was written
+    fits(answer_message("Half an answer", run_id="01KJW4MG", note=escape(sentence)))  # under what was written
+    reason = ask_unavailable_text(code)  # a reason Fabro did not document reads the same, never echoed
+    assert (
+        reason
+        == "Ask Fabro is unavailable: " + ASK_UNAVAILABLE.get(code or "", "Fabro says it cannot answer now") + "."
+    )
 
 
 @given(stage=hostile, nodes=st.lists(st.from_regex(r"[a-z_]{1,12}", fullmatch=True), max_size=8))

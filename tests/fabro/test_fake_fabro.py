@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import httpx
 import pytest
+from httpx_sse import aconnect_sse
 
+from tests.conftest import wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
 
@@ -97,9 +101,6 @@ async def test_run_actions_answer_with_fabros_statuses(fabro: FakeFabro) -> None
 
 
 async def test_the_event_stream_is_live_only_and_never_carries_approval_requests(fabro: FakeFabro) -> None:
-    import asyncio
-    import json
-
     run = make_run("running")
     fabro.add(run)
     fabro.fail(run["id"])  # before anyone listens: not replayed
@@ -109,21 +110,18 @@ async def test_the_event_stream_is_live_only_and_never_carries_approval_requests
         headers = {"Authorization": f"Bearer {fabro.token}"}
         async with (
             httpx.AsyncClient(base_url=fabro.url, headers=headers) as client,
-            client.stream("GET", "/api/v1/attach") as response,
+            aconnect_sse(client, "GET", "/api/v1/attach") as source,
         ):
-            async for line in response.aiter_lines():
-                if line.startswith("data: "):
-                    frames.append(json.loads(line[6:]))
+            async for sse in source.aiter_sse():
+                frames.append(json.loads(sse.data))
 
     task = asyncio.create_task(listen())
-    while not fabro.streams:
-        await asyncio.sleep(0.01)
+    await wait_for(lambda: fabro.streams)
     other = make_run("submitted")
     fabro.add(other)
     fabro.request_approval(other["id"])
     fabro.archive(run["id"])
-    while not frames:
-        await asyncio.sleep(0.01)
+    await wait_for(lambda: frames)
     fabro.drop_streams()
     await asyncio.wait_for(task, 5)
     assert [f["event"] for f in frames] == ["run.archived"]

@@ -109,6 +109,7 @@ class FakeSlack:
     check_limits: bool = True  # benchmarks turn this off: it measures the fake, not the bot
     usergroups: dict[str, list[str]] = field(default_factory=dict)  # group id -> member user ids
     proxy_error: dict[str, int] = field(default_factory=dict)  # method -> status of one HTML page from a proxy
+    garbled: set[str] = field(default_factory=set)  # methods answered once with JSON cut off midway
     time_zones: dict[str, str] = field(default_factory=dict)  # user id -> tz in their profile (users.info)
     names: dict[str, str] = field(default_factory=dict)  # user id -> display name in their profile (users.info)
     admins: set[str] = field(default_factory=set)  # workspace admins (users.info is_admin)
@@ -197,6 +198,9 @@ class FakeSlack:
         if method in self.proxy_error:
             status = self.proxy_error.pop(method)
             return web.Response(status=status, text="<html><body>Bad gateway</body></html>", content_type="text/html")
+        if method in self.garbled:
+            self.garbled.discard(method)
+            return web.Response(text='{"ok": tr', content_type="application/json")
         if self.rate_limited.get(method, 0) > 0:
             self.rate_limited[method] -= 1
             return web.json_response(

@@ -93,3 +93,10 @@ def test_the_sample_data_has_no_test_fixture_names_and_no_finished_times_on_live
         if run.status.kind in ("pending", "runnable", "running", "blocked"):
             assert run.timestamps.completed_at is None, run.id
         assert run.created_by is None or run.created_by.login not in ("test", "test-user"), run.id
+
+
+def test_the_refusal_shown_is_the_one_the_default_permissions_give() -> None:
+    refusal = _items()["Not allowed"]
+    assert "ALLOW_OPERATE" in refusal and "owner and workspace admins" in refusal
+    everything = " ".join(_items().values())
+    assert "ACTION_ALLOWLIST" not in everything and "SUBSCRIPTION_ALLOWLIST" not in everything  # deprecated

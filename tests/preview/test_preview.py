@@ -127,6 +127,7 @@ def test_the_gallery_has_every_kind_of_message_each_within_slacks_limits() -> No
         "a pull request opened",
         "a run over COST_ALERT_USD",
         "DAILY_BUDGET_USD",
+        "DAILY_BUDGET_USD, in a channel shared with another organisation",
         "a digest of successes and pull requests",
         "stats",
         "help",

@@ -105,3 +105,22 @@ async def test_on_postgresql_two_replicas_and_a_restart_tell_each_cost_and_the_d
     assert sorted(slack.alert_keys(dm_of(ADA))) == costs  # the owner asked for cost; the budget is the channel's
     assert slack.posts(OPS) == []
     assert slack.violations == []
+
+
+async def test_a_channel_shared_outside_hears_the_budget_and_a_costly_run_without_any_amount(
+    start_bot: Callable[..., Awaitable[Bot]], tmp_path: Path, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    slack.external.add(COSTS)  # shared with another organisation (EXTERNAL_CHANNELS=minimal, the default)
+    bot = await start(start_bot, tmp_path, cost_alert_usd=10)
+    await command(bot, slack, "subscribe cost", channel=COSTS)
+    run = by_octocat(title="Spender abroad")
+    fabro.add(run)
+    fabro.bill(run["id"], [("implement", "claude-opus", 25_000_000, 40_000)])
+    spend(fabro, run, 25.0)
+    await bot.alerter.cycle()
+    day = datetime.now(UTC).date().isoformat()
+    assert sorted(slack.alert_keys(COSTS)) == sorted([f"budget:{day}", f"cost:{run['id']}"])
+    said = json.dumps([[m.text, m.blocks] for m in slack.posts(COSTS)], ensure_ascii=False)
+    assert "more than the daily budget" in said and "Spender abroad" in said  # the run's title and link only
+    assert "$" not in said and "claude-opus" not in said and "implement" not in said
+    assert slack.violations == []

@@ -334,6 +334,7 @@ async def test_when_fabro_is_down_a_refresh_asks_once_and_keeps_the_homes_for_la
 ) -> None:
     for who in (ADA, BOB, "U789CAROL"):
         await opened(user, slack, who)
+    await settled(bot)  # each open's publish returned before the clock moves, or it reads as just published
     bot.home.monotonic = lambda: time.monotonic() + 100  # every Home may be republished
     waiting = by("grace", title="Appears later")
     fabro.add(waiting)
