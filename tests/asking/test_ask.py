@@ -484,7 +484,7 @@ async def test_a_session_busy_elsewhere_for_too_long_is_refused_clearly_and_noth
     await user.mention("first", channel=CHANNEL, thread_ts=alert.ts)
     await wait_for(lambda: finished(slack, alert))
     [session] = fabro.sessions.values()
-    session["active_turn"] = {"id": "01TURNELSEWHERE"}
+    session["active_turn"] = {"id": "01TURNELSEWHERE", "started_at": "2026-01-01T00:00:00.000Z", "input": "elsewhere"}
     await user.mention("second", channel=CHANNEL, thread_ts=alert.ts)
     await wait_for(lambda: len(replies(slack, alert)) == 2)
     await wait_for(lambda: finished(slack, alert, 2), timeout=10)

@@ -1693,7 +1693,8 @@ class FakeFabro:
                 headers={"x-fabro-active-turn-id": session["active_turn"]["id"]},
             )
         turn_id = f"01TU{uuid.uuid4().hex[:22].upper()}"
-        session["active_turn"] = {"id": turn_id}
+        started = _iso_ms(datetime.now(UTC))
+        session["active_turn"] = {"id": turn_id, "started_at": started, "input": body["input"]}
         session["status"] = "running"
         self.turn_inputs.append((session["id"], body["input"]))
         run_id = session["run_id"]
