@@ -295,6 +295,11 @@ def _describe_policies(settings: Settings) -> None:
         "pinned": "only the links in USER_LINKS; /runs link is off",
     }[settings.link_mode]
     print(f"  identity: USER_LINKING={settings.link_mode}, {how}; {pins} pinned in USER_LINKS")
+    shared = {
+        "minimal": "a run's status, title and link only",
+        "full": "everything, as in internal channels",
+    }[settings.external_channels]
+    print(f"  channels shared with another organisation: EXTERNAL_CHANNELS={settings.external_channels}, {shared}")
     allowed = ", ".join(sorted(settings.allowed_repositories)) or "none (REPOSITORIES is not set)"
     print(f"  work from Slack may start on: {allowed}; workflows from {settings.workflows_dir} and the shipped ones")
     print("  pull requests: Fabro opens them as drafts; GitHub merges them once marked ready for review")

@@ -70,15 +70,9 @@ class LiveAlerts:
         ]
 
     async def stop(self) -> None:
-        # A cancellation can be swallowed by what the task was awaiting when it came: the task then
-        # parks at its next wait, still marked cancelling, and stop would wait forever. It is sent again.
-        waiting = [task for task in self._tasks if not task.done()]
-        while waiting:
-            for task in waiting:
-                task.cancel()
-            _, still = await asyncio.wait(waiting, timeout=1.0)
-            waiting = list(still)
-        await asyncio.gather(*self._tasks, return_exceptions=True)  # collects how each ended
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._set_connected(False)
 
     async def _listen(self) -> None:

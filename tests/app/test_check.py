@@ -143,6 +143,7 @@ async def test_check_says_which_replica_mode_permissions_and_identity_mode_are_i
     assert "ALLOW_ROUTE    U1AAA and U2BBB  (SUBSCRIPTION_ALLOWLIST (deprecated))" in out
     assert "! SUBSCRIPTION_ALLOWLIST is deprecated" in out
     assert "identity: USER_LINKING=pinned, only the links in USER_LINKS; /runs link is off; 1 pinned" in out
+    assert "shared with another organisation: EXTERNAL_CHANNELS=minimal, a run's status, title and link only" in out
     # What Fabro decides that a user would not guess: drafts, and resuming besides retrying.
     assert "pull requests: Fabro opens them as drafts; GitHub merges them once marked ready for review" in out
     assert "failed runs: Retry starts a new run; Resume continues the same one from its last checkpoint" in out

@@ -166,6 +166,19 @@ async def test_runs_follow_posts_a_minimal_card_to_a_shared_channel_while_runs_i
     assert slack.violations == []
 
 
+async def test_what_only_the_asker_sees_in_a_shared_channel_shows_everything(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    run = make_run("succeeded", reason="completed", title="Add rate limiting")
+    fabro.add(run)
+    fabro.change(run["id"], "src/limiter.py", added=5, removed=2)
+    _, _, url = await user.command(f"changes {run['id']}", channel=SHARED)
+    reply = await user.reply(url)
+    assert reply.get("response_type", "ephemeral") == "ephemeral"
+    assert "src/limiter.py" in json.dumps(reply["blocks"]) and "shared with another organisation" not in reply["text"]
+    assert slack.posts(SHARED) == []  # and nothing was posted for the channel
+
+
 async def test_a_shared_channels_thread_refuses_changes_logs_graph_and_ask_saying_where_to_get_them(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
 ) -> None:
