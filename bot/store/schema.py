@@ -167,12 +167,12 @@ MUTES_TABLE = """
     CREATE INDEX mutes_by_run ON mutes (run_id);
 """
 
-# What each channel works on when work is started from it (`/runs setup`).
 # How a link was made: `github` when GitHub named the login (the device flow), NULL when typed.
 LINK_PROOF = """
     ALTER TABLE links ADD COLUMN proof TEXT;
 """
 
+# What each channel works on when work is started from it (`/runs setup`).
 SETUPS_TABLE = """
     CREATE TABLE setups (
         channel TEXT PRIMARY KEY,
