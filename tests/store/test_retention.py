@@ -5,7 +5,6 @@ grows. Every test runs against SQLite and against PostgreSQL."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,22 +20,6 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 LONG_AGO = NOW - timedelta(days=120)
 CUTOFF = NOW - timedelta(days=90)
 ARCHIVED = Outcome(OutcomeVerb.ARCHIVED)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/state.db"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    s = open_store(database_url)
-    await s.open()
-    yield s
-    await s.close()
 
 
 async def settled(store: Store, run_id: str, when: datetime, kind: AlertKind = AlertKind.FAILED) -> AlertKey:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,22 +28,6 @@ def failed(run_id: str) -> AlertKey:
 
 async def alert_of(store: Store, key: AlertKey, channel: str) -> Alert | None:
     return next((a for a in await store.alerts_for_run(key.run_id) if a.key == key and a.channel == channel), None)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/state.db"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    s = open_store(database_url)
-    await s.open()
-    yield s
-    await s.close()
 
 
 async def test_an_alert_is_claimed_once_per_channel(store: Store) -> None:
