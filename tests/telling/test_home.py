@@ -267,12 +267,15 @@ async def test_an_idle_cycle_costs_nothing_for_homes_however_many_people_opened_
 async def test_a_change_to_one_persons_run_republishes_only_their_home(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
 ) -> None:
+    ticks = [1000.0]
+    bot.home.monotonic = lambda: ticks[0]  # not the machine's clock: its origin is the boot
     run = by("octocat", title="Mine runs")
     fabro.add(run)
     await bot.alerter.cycle()
     await opened(user, slack, ADA)
     await opened(user, slack, BOB)
-    bot.home.monotonic = lambda: 10_000.0  # everyone is due
+    await settled(bot)  # both published at tick 1000, before the clock moves
+    ticks[0] += 11  # everyone is due
     fabro.finish(run["id"])
     fabro.requests.clear()
     await bot.alerter.cycle()
