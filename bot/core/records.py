@@ -125,6 +125,7 @@ class IndexedRun:
     web_url: str | None
     updated_at: datetime
     cost_micros: int | None = None  # what Fabro says it has cost so far, for the day's spend
+    retried_as: str | None = None  # the newest run retried from it, once the bot has seen one
 
 
 @dataclass(frozen=True)

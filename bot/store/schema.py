@@ -212,6 +212,11 @@ BINDINGS_TABLE = """
     CREATE INDEX bindings_by_age ON bindings (until);
 """
 
+# The newest run retried from an indexed run: Home offers Retry only on a run nobody retried yet.
+RUNS_RETRIED = """
+    ALTER TABLE runs ADD COLUMN retried_as TEXT;
+"""
+
 _SQLITE_FIRST = """
     CREATE TABLE alerts (
         key TEXT NOT NULL,
@@ -308,6 +313,7 @@ SCHEMA: tuple[Migration, ...] = (
     both(SUBSCRIPTION_CATCH_UP),
     both(RUNS_COST),
     both(BINDINGS_TABLE),
+    both(RUNS_RETRIED),
 )
 
 

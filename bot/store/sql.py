@@ -322,11 +322,13 @@ class SQLStore:
 
     async def index_run(self, entry: IndexedRun) -> None:
         await self._execute(
-            "INSERT INTO runs (run_id, owner, login, status, title, web_url, updated_at, cost_micros)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO runs (run_id, owner, login, status, title, web_url, updated_at, cost_micros, retried_as)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (run_id) DO UPDATE SET owner = excluded.owner, login = excluded.login,"
             " status = excluded.status, title = excluded.title, web_url = excluded.web_url,"
-            " updated_at = excluded.updated_at, cost_micros = excluded.cost_micros",
+            " updated_at = excluded.updated_at, cost_micros = excluded.cost_micros,"
+            # Learned from the retry, not from the run itself: what Fabro says of the run keeps it.
+            " retried_as = COALESCE(excluded.retried_as, runs.retried_as)",
             (
                 entry.run_id,
                 entry.owner,
@@ -336,7 +338,17 @@ class SQLStore:
                 entry.web_url,
                 _iso(entry.updated_at),
                 entry.cost_micros,
+                entry.retried_as,
             ),
+        )
+
+    async def mark_retried(self, run_id: str, retry_id: str) -> bool:
+        """Run ids are ULIDs, which sort by creation: of several retries, the newest is kept."""
+        return bool(
+            await self._execute(
+                "UPDATE runs SET retried_as = ? WHERE run_id = ? AND (retried_as IS NULL OR retried_as < ?)",
+                (retry_id, run_id, retry_id),
+            )
         )
 
     async def spend_between(self, start: datetime, end: datetime) -> tuple[int, list[IndexedRun]]:
@@ -655,6 +667,7 @@ def _indexed(r: Row) -> IndexedRun:
         r["web_url"],
         datetime.fromisoformat(r["updated_at"]),
         r.get("cost_micros"),
+        r.get("retried_as"),
     )
 
 

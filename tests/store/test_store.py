@@ -12,7 +12,7 @@ import pytest
 
 from bot.core.keys import ActionKey, ActionState, AlertKey, AlertKind, Verb
 from bot.core.outcomes import Outcome, OutcomeVerb
-from bot.core.records import Action, AlertState, Subscription
+from bot.core.records import Action, AlertState, IndexedRun, Subscription
 from bot.store import Alert, SQLiteStore, Store, open_store
 from tests.conftest import wait_for
 
@@ -374,3 +374,22 @@ async def test_a_window_is_bound_to_its_person_its_subject_and_its_hour(store: S
     # Retention forgets windows long expired, and nothing else of theirs is kept.
     await store.forget(NOW + timedelta(days=1), batch=100)
     assert await store.binding(nonce) is None
+
+
+async def test_an_indexed_run_remembers_its_newest_retry_whatever_is_learned_of_it_later(store: Store) -> None:
+    """The retry is noted on the run it retried; the run indexed again (what Fabro says of it) keeps
+    it, an older retry learned late does not replace a newer one, and a run not indexed is left alone."""
+    failed = IndexedRun("01KJW4MG900000000000000001", "U1", "ada", "failed", "Broke", None, NOW)
+    await store.index_run(failed)
+    assert (await store.indexed_run(failed.run_id)) == failed  # retried_as: None
+    assert await store.mark_retried(failed.run_id, "01KJW4MG900000000000000003")
+    await store.index_run(failed)  # the alert poll sees the failed run again: it says nothing of retries
+    again = await store.indexed_run(failed.run_id)
+    assert again is not None and again.retried_as == "01KJW4MG900000000000000003"
+    assert not await store.mark_retried(failed.run_id, "01KJW4MG900000000000000002")  # an older retry
+    assert not await store.mark_retried(failed.run_id, "01KJW4MG900000000000000003")  # the same one again
+    assert await store.mark_retried(failed.run_id, "01KJW4MG900000000000000004")  # retried once more
+    [mine] = await store.runs_of("U1", [], 10)
+    assert mine.retried_as == "01KJW4MG900000000000000004"
+    assert not await store.mark_retried("01KJW4MG9000000000000000XX", "01KJW4MG900000000000000005")
+    assert await store.indexed_run("01KJW4MG9000000000000000XX") is None
