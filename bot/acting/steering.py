@@ -251,7 +251,16 @@ class Steering:
             return Done(self._retried(new), plan.run, made=new)
 
         detail = {"intent": intent}
-        return await self._act(who, Verb.RETRY, target, check, send, detail=detail, reading=Reading.SUCCESSORS)
+        try:
+            done = await self._act_done(who, Verb.RETRY, target, check, send, detail=detail, reading=Reading.SUCCESSORS)
+        except Refused as refused:  # a Retry left on a Home the index had not caught up with
+            retry_id = refused.settled.outcome.run_id if refused.settled is not None else None
+            if refused.reason is Refusal.ALREADY_RETRIED and retry_id:
+                await self.store.mark_retried(target.run_id, retry_id)
+            raise
+        if done.made is not None:  # Home offers no Retry of it from now on, before any poll
+            await self.store.mark_retried(target.run_id, done.made.id)
+        return Settled(done.run, done.outcome)
 
     def _retried(self, new: Run) -> Outcome:
         return Outcome(OutcomeVerb.RETRIED, run_id=new.id, run_url=new.web_url(self.presentation.web_base))
@@ -792,6 +801,8 @@ class Steering:
         await self.store.finish_action(prior.key, state=ActionState.DONE, outcome=outcome)
         if done.made is not None:
             await self.store.index_run(indexed(done.made, prior.user_id, self.presentation.web_base))
+            if done.made.retried_from:
+                await self.store.mark_retried(done.made.retried_from, done.made.id)
         log.info("settled %s from what Fabro shows (user=%s): %s", prior.key, prior.user_id, outcome.verb)
         await self._settle_alerts(prior.key, outcome, Where(prior.user_id))
         return replace(done, outcome=outcome)

@@ -13,7 +13,8 @@ channel alerts, so it gets the same guarantees.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -29,7 +30,7 @@ from bot.people.identity import Linker
 from bot.slack.webapi import slack_error
 from bot.store.base import Actions, People
 
-__all__ = ["DEFAULT_NOTIFY", "PERSONAL_KINDS", "Personal", "indexed"]
+__all__ = ["DEFAULT_NOTIFY", "PERSONAL_KINDS", "Change", "Personal", "indexed"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ WORD_OF = {
 PERSONAL_KINDS = frozenset(WORD_OF)
 _MAX_ANCESTORS = 5  # child runs of child runs: far enough up to find a person, never in a loop
 DEFAULT_NOTIFY = frozenset({"questions", "approvals", "failed"})  # succeeded is asked for; `/runs notify` sets them
+MAX_WAITING_RETRIES = 1_000  # retries whose source run the index has not learned yet, kept in memory
+
+Change = tuple[IndexedRun | None, IndexedRun]  # an index entry as it was (None: new) and as it is now
 
 
 class PersonalStore(People, Actions, Protocol):
@@ -57,6 +61,8 @@ class Personal:
     slack: AsyncWebClient
     kinds: frozenset[AlertKind] = PERSONAL_KINDS
     _dms: dict[str, str] = field(default_factory=dict, init=False, repr=False)  # user → D… channel
+    # Retries learned before the run they retried (run id → its newest retry), bounded.
+    _retries: OrderedDict[str, str] = field(default_factory=OrderedDict, init=False, repr=False)
 
     async def owner_of(self, run: Run, *, depth: int = 0) -> str | None:
         recorded = await self._recorded_owner(run)
@@ -90,15 +96,40 @@ class Personal:
             known = await self.store.indexed_run(run.id)  # started from Slack: the bot wrote down who
         return known.owner if isinstance(known, IndexedRun) else None
 
-    async def index(self, run: Run, web_base: str | None) -> tuple[IndexedRun | None, IndexedRun]:
+    async def index(self, run: Run, web_base: str | None) -> list[Change]:
         """Remember the run for Home: whose it is and where it stands (Fabro cannot list runs by creator).
+        A retry is also noted on the run it was retried from, which Home then offers no Retry for.
 
-        Returns what the index held before, and what it holds now.
+        Returns each entry that changed: what the index held before, and what it holds now.
         """
         before = await self.store.indexed_run(run.id)
         after = indexed(run, await self._recorded_owner(run, before), web_base)
+        # Its retry may have been learned first (runs are read newest first): it waited here.
+        retries = [r for r in (self._retries.pop(run.id, None), before.retried_as if before else None) if r]
+        after = replace(after, retried_as=max(retries, default=None))
         await self.store.index_run(after)
-        return before, after
+        changes: list[Change] = [(before, after)]
+        if run.retried_from:
+            source = await self._retried(run.retried_from, run.id, first_seen=before is None)
+            if source is not None:
+                changes.append(source)
+        return changes
+
+    async def _retried(self, source_id: str, retry_id: str, *, first_seen: bool) -> Change | None:
+        """Note on `source_id`'s entry that `retry_id` retried it; the change to tell Home, if any.
+
+        A retry made from Slack marked it already: the retry's first sighting still tells Home, whose
+        owner may be someone other than the person who retried it."""
+        source = await self.store.indexed_run(source_id)
+        if source is None:  # not learned yet: noted when it is
+            self._retries[source_id] = max(retry_id, self._retries.get(source_id, retry_id))
+            self._retries.move_to_end(source_id)
+            while len(self._retries) > MAX_WAITING_RETRIES:
+                self._retries.popitem(last=False)
+            return None
+        if await self.store.mark_retried(source_id, retry_id):
+            return source, replace(source, retried_as=retry_id)
+        return (source, source) if first_seen else None
 
     async def targets(self, run: Run, kind: AlertKind) -> list[str]:
         """The DM channels this alert goes to (none, or the owner's). Never raises: it costs this one item."""

@@ -507,9 +507,9 @@ class Alerter:
     async def _index(self, run: Run) -> None:
         """Remember the run for Home, and tell Home whom the change concerns."""
         if self.personal is not None:
-            before, after = await self.personal.index(run, self.presentation.web_base)
-            if self.on_index is not None:
-                self.on_index(before, after)
+            for before, after in await self.personal.index(run, self.presentation.web_base):
+                if self.on_index is not None:
+                    self.on_index(before, after)
 
     def _is_news(self, wanted: Wanted) -> bool:
         """Runs that ended before the first cycle are history, not news."""
