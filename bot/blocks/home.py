@@ -61,11 +61,11 @@ def home_view(
         more = len(others) - WAITING_ON_ANYONE
         blocks.append(kit.context(f"… and {more} more: `{escape(command)} blocked pending` lists them."))
     if yours is not None:
-        blocks += _your_runs(yours, yours_total, now, command)
+        blocks += _your_runs(yours, yours_total, now, web_base, command)
     return {"type": "home", "blocks": kit.within_budget(blocks[:100])}
 
 
-def _your_runs(runs: list[IndexedRun], total: int, now: datetime, command: str) -> list[Block]:
+def _your_runs(runs: list[IndexedRun], total: int, now: datetime, web_base: str | None, command: str) -> list[Block]:
     blocks = [kit.header("Your runs")]
     if not runs:
         blocks.append(kit.context("No runs of yours seen yet."))
@@ -74,7 +74,11 @@ def _your_runs(runs: list[IndexedRun], total: int, now: datetime, command: str) 
         title = link(entry.web_url, clip(escape(entry.title), 120)) if entry.web_url else escape(entry.title)
         when = ago(entry.updated_at, now) or ""
         blocks.append(kit.section(f"{emoji} *{escape(entry.status)}* — {title} · `{entry.run_id[:10]}` · {when}"))
-        if entry.status == "failed":
+        if entry.status == "failed" and entry.retried_as:  # Retry only where nobody retried it yet
+            url = f"{web_base.rstrip('/')}/runs/{entry.retried_as}" if web_base else None
+            where = link(url, entry.retried_as)
+            blocks.append(kit.context(f":repeat: Retried as run {where}", block_id=f"retried:{entry.run_id}"))
+        elif entry.status == "failed":
             blocks += retry_control(entry.run_id)
     if total > len(runs):
         blocks.append(kit.context(f"… and {total - len(runs)} more: `{escape(command)} mine` lists them."))

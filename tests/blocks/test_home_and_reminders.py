@@ -45,8 +45,9 @@ def test_any_home_renders_within_slacks_limits(
         others=[waiting_run(t, 20 + i) for i, t in enumerate(others)],
         unavailable=unavailable,
         yours=[
-            IndexedRun(f"01KJW4MG9000000000000000{i:02d}", "U1", None, status, title, None, NOW)
+            IndexedRun(f"01KJW4MG9000000000000000{i:02d}", "U1", None, status, title, None, NOW, retried_as=retry)
             for i, (title, status) in enumerate(yours or [])
+            for retry in [f"01KJW4MGA000000000000000{i:02d}" if i % 2 else None]
         ],
         now=NOW,
         web_base="https://fabro.example.com",
@@ -60,6 +61,30 @@ def test_any_home_renders_within_slacks_limits(
     said = str(view["blocks"])
     if len(others) > WAITING_ON_ANYONE:
         assert f"and {len(others) - WAITING_ON_ANYONE} more" in said
+
+
+def yours_view(entries: list[IndexedRun], web_base: str | None = "https://fabro.example.com") -> str:
+    view = home_view(
+        notice=None,
+        linked=True,
+        mine=[],
+        others=[],
+        unavailable=False,
+        yours=entries,
+        now=NOW,
+        web_base=web_base,
+        command="/runs",
+    )
+    return str(view["blocks"])
+
+
+def test_your_runs_offer_retry_only_on_a_failed_run_nobody_retried_and_else_say_where_the_retry_is() -> None:
+    failed = IndexedRun("01KJW4MG900000000000000001", "U1", None, "failed", "Broke", None, NOW)
+    retried = IndexedRun("01KJW4MG900000000000000002", "U1", None, "failed", "Broke too", None, NOW, None, "01KJW4MGA0")
+    said = yours_view([failed, retried])
+    assert said.count("steer:retry") == 1 and "retry:01KJW4MG900000000000000001" in said
+    assert "Retried as run <https://fabro.example.com/runs/01KJW4MGA0|01KJW4MGA0>" in said
+    assert "Retried as run 01KJW4MGA0" in yours_view([retried], web_base=None)  # no web UI: the id alone
 
 
 @given(

@@ -214,7 +214,81 @@ async def test_retrying_your_failed_run_from_home(
     assert [r.path for r in fabro.calls(method="POST") if r.path.endswith("/retry")] == [
         f"/api/v1/runs/{failed['id']}/retry"
     ]
-    assert "Retried" in text(slack.homes[ADA])
+    [retry] = [r for r in fabro.runs.values() if r.get("retried_from") == failed["id"]]
+    # At once, before any alert cycle: the bot knows the run it made.
+    assert f"Retried as run <https://fabro.example.com/runs/{retry['id']}|{retry['id']}>" in text(slack.homes[ADA])
+    assert retry_buttons(slack.homes[ADA]) == []
+
+
+def retry_buttons(view: dict[str, Any]) -> list[str]:
+    """The block ids of Home's Retry controls (one per run offered)."""
+    return [
+        b["block_id"]
+        for b in view["blocks"]
+        if b["type"] == "actions" and any(e["action_id"] == "steer:retry" for e in b["elements"])
+    ]
+
+
+async def test_a_run_retried_in_fabro_shows_where_its_retry_is_instead_of_retry_on_home(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    """The alert poll learns the retry (made by someone else, in Fabro): the Home of the failed run's
+    owner is republished with a link to it and no Retry, with no request to Fabro of its own."""
+    ticks = [1000.0]
+    bot.home.monotonic = lambda: ticks[0]
+    failed = by("octocat", title="Mine failed")
+    fabro.add(failed)
+    fabro.fail(failed["id"], "boom")
+    await bot.alerter.cycle()
+    view = await opened(user, slack, ADA)
+    assert len(retry_buttons(view)) == 1 and "Retried as" not in text(view)
+    await settled(bot)
+    ticks[0] += 11
+    retry = fabro.retry(failed["id"], by("grace", title="Mine failed", created=datetime.now(UTC)))
+    fabro.requests.clear()
+    await bot.alerter.cycle()
+    await wait_for(lambda: "Retried as" in text(slack.homes[ADA]))
+    view = slack.homes[ADA]
+    assert f"Retried as run <https://fabro.example.com/runs/{retry['id']}|{retry['id']}>" in text(view)
+    assert retry_buttons(view) == [] and slack.violations == []
+    # No look for the run's successors (a listing by creation, newest first) for Home: the poll told it.
+    assert [
+        r for r in fabro.calls("/api/v1/runs") if ("direction", "desc") in r.query and ("sort", "created_at") in r.query
+    ] == []
+
+
+async def test_a_retry_click_on_a_home_the_poll_had_not_caught_up_with_is_refused_and_home_shows_the_retry(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    """Retried in Fabro since the last poll: the click sends nothing, and the index learns the retry."""
+    failed = by("octocat", title="Mine failed")
+    fabro.add(failed)
+    fabro.fail(failed["id"], "boom")
+    await bot.alerter.cycle()
+    view = await opened(user, slack, ADA)
+    retry = fabro.retry(failed["id"], by("grace", title="Mine failed", created=datetime.now(UTC)))
+    published = len(slack.calls_to("views.publish"))
+    assert await click_in_home(user, view, "steer:retry") == 200
+    await wait_for(lambda: len(slack.calls_to("views.publish")) > published)
+    assert [r for r in fabro.calls(method="POST") if r.path.endswith("/retry")] == []
+    said = text(slack.homes[ADA])
+    assert "already retried" in said and f"runs/{retry['id']}|" in said
+    assert retry_buttons(slack.homes[ADA]) == []
+
+
+async def test_a_retry_learned_in_the_same_cycle_as_the_run_it_retried_still_marks_it(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    """Runs are read newest first: the retry is seen before the failed run the index does not hold yet."""
+    failed = by("octocat", title="Failed and retried at once")
+    fabro.add(failed)
+    fabro.fail(failed["id"], "boom")
+    retry = fabro.retry(failed["id"], by("octocat", title="Failed and retried at once", created=datetime.now(UTC)))
+    await bot.alerter.cycle()
+    entry = await bot.store.indexed_run(failed["id"])
+    assert entry is not None and entry.retried_as == retry["id"]
+    view = await opened(user, slack, ADA)
+    assert retry_buttons(view) == [] and f"runs/{retry['id']}|" in text(view)
 
 
 async def test_a_question_on_a_paused_run_still_waits_on_home(
