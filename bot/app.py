@@ -366,6 +366,7 @@ class Bot:
                 Path(s.workflows_dir),
                 permissions=self.permissions,
                 command=s.slash_command,
+                bindings=Bindings(self.store, self.clock),
             ),
             tell=self._tell_person(personal, alert_slack),
             bindings=Bindings(self.store, self.clock),

@@ -327,7 +327,9 @@ class Commands:
         if isinstance(parsed, Setup):
             reply = await self.work.setup(parsed, channel=caller.channel, user_id=caller.user_id)
             return Reply(reply.message, public=reply.public)
-        card = await self.work.confirm(plain_text(parsed.goal), channel=caller.channel, thread_ts=None)
+        card = await self.work.confirm(
+            plain_text(parsed.goal), channel=caller.channel, thread_ts=None, user_id=caller.user_id
+        )
         assert card is not None  # a command is never a resent event
         return Reply(card)
 

@@ -22,6 +22,7 @@ from bot.core.errors import Refusal, Refused
 from bot.core.query import Setup
 from bot.core.records import ChannelSetup
 from bot.fabro.manifest import as_written, workflow_names
+from bot.people.bindings import WORK, Bindings
 from bot.people.permissions import ActionClass, Permissions
 from bot.store.base import Store
 
@@ -60,6 +61,7 @@ class WorkDesk:
     repositories: frozenset[str]
     workflows_dir: Path | None = None
     permissions: Permissions | None = None  # who may change what a channel works on: ALLOW_ROUTE
+    bindings: Bindings | None = None  # a confirmation's Start and Edit… are the asker's alone, for a while
     command: str = "/runs"
     new_intent: Callable[[], str] = field(default=lambda: uuid.uuid4().hex[:20])
 
@@ -97,8 +99,10 @@ class WorkDesk:
         thread_ts: str | None,
         context: tuple[Said, ...] = (),
         intent: str | None = None,
+        user_id: str | None = None,
     ) -> dict[str, Any] | None:
-        """The confirmation of `request` (plain text) in `channel`; Refused when nothing can start here.
+        """The confirmation of `request` (plain text) in `channel`, for `user_id` (who asked) alone;
+        Refused when nothing can start here.
 
         With the `intent` of a Slack event, None when that event was answered already (Slack resent it)."""
         if intent is not None and await self.draft_of(intent) is not None:
@@ -122,6 +126,8 @@ class WorkDesk:
             context=context,
         )
         intent = intent or self.new_intent()
+        if self.bindings is not None and user_id is not None:  # bound before the draft exists: never unbound
+            await self.bindings.issue(user_id, WORK, nonce=intent)
         await self.save(intent, draft)
         return work_card(draft, intent=intent)
 

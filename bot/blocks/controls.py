@@ -46,6 +46,7 @@ __all__ = [
     "STEER_INPUT",
     "UNBOUND_START",
     "UNBOUND_WINDOW",
+    "UNBOUND_WORK",
     "agent_controls",
     "answer_modal",
     "approval_controls",
@@ -377,6 +378,10 @@ UNBOUND_WINDOW = (
     " Open it again from the run's card."
 )
 UNBOUND_START = "This was not shown to you, or it was open too long: nothing was started. Run `{command} start` again."
+UNBOUND_WORK = (
+    "This was not shown to you, or it was open too long: nothing was started."
+    " Ask again with `{command} new <what to do>` or by mentioning me."
+)
 
 
 def unbound_view(said: str) -> dict[str, Any]:

@@ -68,7 +68,7 @@ from bot.blocks.work import BRANCH_INPUT, GOAL_INPUT, TITLE_INPUT, WORKFLOW_INPU
 from bot.core.keys import Verb
 from bot.core.query import RunQuery
 from bot.listeners.payloads import first_action, obj, picked, picked_in, text, user_of, view_input, where_clicked
-from bot.people.bindings import PICKER, start_purpose
+from bot.people.bindings import PICKER, WORK, start_purpose
 
 __all__ = [
     "ACTION_IDS",
@@ -289,6 +289,7 @@ class EditWork:
 
     intent: str
     trigger_id: str
+    user_id: str
 
 
 @dataclass(frozen=True)
@@ -565,7 +566,7 @@ def _work_button(body: dict[str, Any], action_id: str, action: dict[str, Any], u
     if action_id == "work:cancel":
         return DismissStart()
     if action_id == "work:edit":
-        return EditWork(intent, text(body.get("trigger_id")) or "")
+        return EditWork(intent, text(body.get("trigger_id")) or "", user)
     return StartWork(Origin(Where(user)), intent)
 
 
@@ -755,6 +756,11 @@ def binding_of(click: Click) -> tuple[str | None, str | None, str] | None:
             return origin.nonce, origin.who.user_id, PICKER
         case Start(origin, automation_id, _):
             return origin.nonce, origin.who.user_id, start_purpose(automation_id)
+        # A confirmation of work: its intent is its nonce, and its Edit… window carries it back.
+        case StartWork(origin, intent) | StartEditedWork(origin, intent):
+            return intent, origin.who.user_id, WORK
+        case EditWork(intent, _, user_id):
+            return intent, user_id, WORK
     return None
 
 

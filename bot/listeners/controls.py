@@ -25,7 +25,7 @@ from bot.asking.ask import AskDesk
 from bot.asking.inspect import Inspector, Look, Thread
 from bot.asking.subscriptions import SubscriptionDesk
 from bot.asking.work import WorkDesk
-from bot.blocks.controls import UNBOUND_START, UNBOUND_WINDOW, unbound_view
+from bot.blocks.controls import UNBOUND_START, UNBOUND_WINDOW, UNBOUND_WORK, unbound_view
 from bot.blocks.presentation import Presentation
 from bot.blocks.replies import STALE_PAGE, notice
 from bot.blocks.routing import Target
@@ -133,7 +133,7 @@ class Controls:
                 await self._start(origin, automation_id, intent, respond, client)
             case c.StartWork(origin, intent):
                 await self._start_work(origin, intent, respond, client)
-            case c.EditWork(intent, trigger_id):
+            case c.EditWork(intent, trigger_id, _):
                 await self._edit_work(intent, trigger_id, respond, client)
             case c.StartEditedWork(origin, intent, request, title, branch, workflow):
                 draft = await self.work.draft_of(intent) if self.work is not None else None
@@ -192,15 +192,19 @@ class Controls:
         if bound is None or self.bindings is None or await self.bindings.holds(*bound):
             return True
         self.metrics.actions.labels("unbound", "refused").inc()
+        command = self.presentation.command
+        if isinstance(click, c.StartWork | c.EditWork | c.StartEditedWork):
+            said = UNBOUND_WORK.format(command=command)
+        elif isinstance(click, c.Start):
+            said = UNBOUND_START.format(command=command)
+        else:
+            said = UNBOUND_WINDOW
         card = isinstance(click, c.Start) and click.origin.surface is not c.Surface.WINDOW
-        if not card:  # a window: it becomes the sentence
-            start = isinstance(click, c.Start)
-            said = UNBOUND_START.format(command=self.presentation.command) if start else UNBOUND_WINDOW
+        if not (card or isinstance(click, c.StartWork | c.EditWork)):  # a window: it becomes the sentence
             await ack(response_action="update", view=unbound_view(said))
             return False
         await ack()
         if respond is not None:
-            said = UNBOUND_START.format(command=self.presentation.command)
             await respond(response_type="ephemeral", replace_original=False, **notice(said, icon=":warning:"))
         return False
 

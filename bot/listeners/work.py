@@ -100,7 +100,7 @@ async def ask_for_work(
     names = await _names(client, people - ({bot} if bot else set()))
     context = tuple(Said(names.get(str(m["user"]), str(m["user"])), plain_text(str(m["text"]), names)) for m in earlier)
     work = desk.confirm(
-        plain_text(words, names), channel=channel, thread_ts=thread or ts, context=context, intent=intent
+        plain_text(words, names), channel=channel, thread_ts=thread or ts, context=context, intent=intent, user_id=user
     )
     result = await attempt(work, what="work asked for in a mention", command=command)
     if result is None:

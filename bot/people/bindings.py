@@ -1,8 +1,9 @@
 """Windows and confirmations bound on the server: each is opened for one person and one thing.
 
 Opening a window (Answer…, Deny…, Merge…, Steer…, Ask…, the start picker) or showing a start
-confirmation stores a nonce with who it is for, what it acts on, and until when. The window carries
-the nonce back in its metadata (a confirmation's button in its intent); a submission or a confirm
+confirmation (of an automation, or of work asked for in a conversation, whose Edit… window shares
+it) stores a nonce with who it is for, what it acts on, and until when. The window carries the
+nonce back in its metadata (a confirmation's button in its intent); a submission or a confirm
 click is only acted on when its nonce is live and names the same person and the same thing. A
 payload shaped right but made up, one replayed by someone else, or one from a window left open too
 long reaches nothing.
@@ -19,11 +20,12 @@ from datetime import datetime, timedelta
 from bot.core.records import Binding
 from bot.store.base import Bindings as BindingStore
 
-__all__ = ["PICKER", "WINDOW_LIFE", "Bindings", "start_purpose"]
+__all__ = ["PICKER", "WINDOW_LIFE", "WORK", "Bindings", "start_purpose"]
 
 log = logging.getLogger(__name__)
 
 PICKER = "start"  # what the start picker window is opened for (any automation it lists)
+WORK = "work"  # what a confirmation of work is shown for: its draft, which its nonce (the intent) names
 
 
 def start_purpose(automation_id: str) -> str:

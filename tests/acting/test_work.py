@@ -71,7 +71,8 @@ async def test_from_a_fresh_channel_new_work_is_confirmed_then_started_once_and_
     shown = text_of(card)
     assert "acme/api" in shown and "main" in shown and "implement" in shown and "deterministic" in shown
     go = buttons(card)["Start"]
-    await asyncio.gather(press(user, go), press(user, go), press(user, go, who=BOB))  # a triple click
+    # A triple click, and Bob replaying Ada's Start (the confirmation is hers alone: he is told so).
+    await asyncio.gather(press(user, go), press(user, go), press(user, go, who=BOB))
     await wait_for(lambda: slack.posts(CHANNEL), timeout=10)  # the live card
     [run] = created(fabro)
     assert len(fabro.calls("/api/v1/runs", method="POST")) == 1
@@ -311,9 +312,10 @@ async def test_the_questions_of_a_run_started_from_slack_reach_the_person_who_co
     from tests.acting.test_steering import question
     from tests.fakes.slack import dm_of
 
-    await said(user, "setup repo:acme/api")
-    card = await said(user, "new add a health endpoint")
-    await press(user, buttons(card)["Start"], who=BOB)  # Bob confirms: the run is Bob's
+    await said(user, "setup repo:acme/api")  # Ada sets the channel up
+    _, _, url = await user.command("new add a health endpoint", user=BOB)
+    card = await user.reply(url)
+    await press(user, buttons(card)["Start"], who=BOB)  # Bob asks and confirms: the run is Bob's
     await wait_for(lambda: created(fabro), timeout=10)
     [run] = created(fabro)
     bot = _BOTS[user.url]

@@ -183,3 +183,45 @@ async def test_closing_a_pull_request_asks_in_a_window_only_its_opener_can_submi
     assert refused(ack) and posts(fabro) == []
     await user.submit_view(window, {})
     await wait_for(lambda: posts(fabro) == [f"/api/v1/runs/{run['id']}/pull_request/close"])
+
+
+async def test_a_confirmation_of_work_asked_for_in_a_conversation_is_for_the_person_who_asked(
+    start_bot: Callable[..., Any], clock: Clock, fabro: FakeFabro, slack: FakeSlack, tmp_path: Any
+) -> None:
+    """`@bot <goal>` shows Ada a Start and an Edit…: Bob pressing them (or submitting her Edit window)
+    is told kindly that nothing was started and Fabro hears nothing; so is Ada, hours later."""
+    from tests.acting.test_work import confirmations, mention_event
+
+    bot: Bot = await start_bot(clock=clock, repositories="acme/api", database_url=f"sqlite:///{tmp_path}/work.db")
+    async with aiohttp.ClientSession() as session:
+        user = SlackUser.of(bot, slack, session)
+        await user.command("setup repo:acme/api")
+        await user.post(mention_event("make the login test deterministic"), content_type="application/json")
+        await wait_for(lambda: confirmations(slack))
+        [card] = confirmations(slack)
+        assert card["user"] == ADA
+        shown = {e["action_id"]: e for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]}
+
+        async def press(action_id: str, who: str) -> dict[str, Any]:
+            action = {"action_id": action_id, "value": shown[action_id]["value"]}
+            _, _, url = await user.click(action, block_id="work:buttons", user=who)
+            return await user.reply(url)
+
+        for action_id in ("work:go", "work:edit"):  # Bob replays Ada's buttons
+            told = await press(action_id, BOB)
+            assert told["response_type"] == "ephemeral" and not told.get("replace_original")
+            assert "This was not shown to you, or it was open too long: nothing was started." in told["text"]
+        assert slack.views == []  # Bob's Edit… opened no window
+        opened = len(slack.views)
+        await user.click({"action_id": "work:edit", "value": shown["work:edit"]["value"]}, block_id="work:buttons")
+        await wait_for(lambda: len(slack.views) > opened)  # Ada's does
+        typed = {
+            "work_goal": {"work_goal": {"type": "plain_text_input", "value": "drop the users table"}},
+            "work_workflow": {"work_workflow": {"type": "static_select", "selected_option": {"value": "implement"}}},
+        }
+        _, ack = await user.submit_view(slack.views[-1], {}, state=typed, user=BOB)  # Bob submits her window
+        answer = json.loads(ack)
+        assert answer["response_action"] == "update" and "nothing was started" in json.dumps(answer["view"])
+        clock.now += timedelta(hours=1, minutes=1)  # Ada's own Start, pressed after its hour
+        assert "nothing was started" in (await press("work:go", ADA))["text"]
+        assert posts(fabro) == []
