@@ -26,6 +26,8 @@ from typing import Any, Protocol
 
 import psycopg
 
+from bot.core.tasks import stop_task
+
 __all__ = ["FileLeadership", "Leadership", "PostgresLeadership", "SoleLeader", "announce", "cancel", "leadership_for"]
 
 log = logging.getLogger(__name__)
@@ -100,10 +102,7 @@ def announce(leader: bool, on_change: Callable[[bool], Any] | None) -> None:
 
 
 async def cancel(task: asyncio.Task[None] | None) -> None:
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await stop_task(task)
 
 
 def leadership_for(

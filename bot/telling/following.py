@@ -34,6 +34,7 @@ from bot.blocks.presentation import Presentation
 from bot.core.errors import CannotPost, FollowLimit, Refusal, Refused
 from bot.core.keys import AlertKey, AlertKind
 from bot.core.records import Follow
+from bot.core.tasks import stop_task
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
 from bot.fabro.models import Run, RunEvent
@@ -295,10 +296,7 @@ class Follower:
         """Stop following (this process no longer leads, or stops): the next leader starts with a full pass."""
         self._synced = False
         self._inbox.clear()
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._worker
-            self._worker = None
+        worker, self._worker = self._worker, None
+        await stop_task(worker)
         with contextlib.suppress(Exception):
             await self.editor.drain()

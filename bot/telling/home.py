@@ -32,6 +32,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.blocks.home import home_view
 from bot.blocks.presentation import Presentation
 from bot.core.records import IndexedRun
+from bot.core.tasks import stop_task
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
 from bot.fabro.filters import RunFilter
@@ -259,11 +260,8 @@ class Home:
             self._task = asyncio.create_task(self._run(client), name="home-refresh")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await stop_task(task)
 
     async def _run(self, client: AsyncWebClient) -> None:
         while True:

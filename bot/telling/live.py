@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import stamina
 
+from bot.core.tasks import stop_task
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
 from bot.fabro.models import RunEvent
@@ -61,7 +62,7 @@ class LiveAlerts:
     _pending: dict[str, None] = field(default_factory=dict, init=False)
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
-    _catching_up: asyncio.Task[None] | None = field(default=None, init=False)
+    _catching_up: set[asyncio.Task[None]] = field(default_factory=set, init=False)
 
     async def start(self) -> None:
         self._tasks = [
@@ -70,9 +71,11 @@ class LiveAlerts:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Each task is cancelled and waited for, boundedly; the catching-up poll too, which would
+        # otherwise go on writing into a store being closed.
+        for task in [*self._tasks, *self._catching_up]:
+            await stop_task(task)
+        self._tasks = []
         self._set_connected(False)
 
     async def _listen(self) -> None:
@@ -104,7 +107,9 @@ class LiveAlerts:
                 self.connections += 1
                 if self.connections > 1:
                     # Whatever happened while we were away was not replayed: poll for it.
-                    self._catching_up = asyncio.create_task(self._catch_up())
+                    polling = asyncio.create_task(self._catch_up(), name="live-catch-up")
+                    self._catching_up.add(polling)
+                    polling.add_done_callback(self._catching_up.discard)
                 async for event in events:
                     delivered = True
                     if not self.should_listen():
