@@ -49,13 +49,19 @@ class SQLiteStore(SQLStore):
             db.execute("PRAGMA synchronous=FULL")
             _migrate(db)
             self._identity = self._file_identity()
+            # Kept even when the opener was cancelled meanwhile (a stop during startup): close() closes it.
+            self._db = db
             return db
 
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
-        self._db = await self._run(connect)
+        await self._run(connect)
 
     async def close(self) -> None:
-        if self._db is None or self._thread is None:
+        if self._thread is None:
+            return
+        if self._db is None:  # never opened (the opening failed): only the thread to let go
+            self._thread.shutdown(wait=False)
+            self._thread = None
             return
         db, self._db = self._db, None
         await self._run(db.close)  # after any statement still in flight: never under its feet
@@ -93,9 +99,10 @@ class SQLiteStore(SQLStore):
                         raise
                     cancelled = True  # delivered once the statement is done, even if it just finished
                     if future.done():
-                        result = future.result()
                         break
             if cancelled:
+                # The cancellation wins over however the statement ended: were its error raised
+                # instead, a caller's `except Exception` would take it and the cancellation be lost.
                 raise asyncio.CancelledError
             return result
 
