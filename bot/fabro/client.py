@@ -11,8 +11,8 @@ import re
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from contextlib import aclosing, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -425,8 +425,8 @@ class FabroClient:
         place on the same server gets a second forwarder and its events arrive twice: each
         (run_id, seq) is given once.
         """
-        async with self._stream("/attach", [], idle_timeout) as events:
-            yield _distinct(events)
+        async with self._stream("/attach", [], idle_timeout) as events, aclosing(_distinct(events)) as distinct:
+            yield distinct
 
     @asynccontextmanager
     async def attach_run(
@@ -592,7 +592,9 @@ class FabroClient:
                 if response.status_code >= 400:
                     await response.aread()
                     raise self._scrubbed(error_from_response(response, fallback_request_id=request_id))
-                yield self._sse_events(response, request_id)
+                # Closed here, with the response: never left for the garbage collector to finish later.
+                async with aclosing(self._sse_events(response, request_id)) as events:
+                    yield events
         except httpx.HTTPError as exc:
             self._observe("GET", path, None)
             raise FabroUnavailable(
@@ -752,7 +754,7 @@ class FabroClient:
         error.args = (error.detail,)
         return error
 
-    async def _sse_events(self, response: httpx.Response, request_id: str) -> AsyncIterator[RunEvent]:
+    async def _sse_events(self, response: httpx.Response, request_id: str) -> AsyncGenerator[RunEvent, None]:
         """Server-sent events (`_sse_frames`); a frame whose `data` is not an event is skipped."""
         try:
             async for sse in _sse_frames(response, self.max_event_bytes):
@@ -864,7 +866,7 @@ class _CappedLines(httpx.AsyncByteStream):
 _SEEN = 10_000  # (run_id, seq) pairs remembered per stream: far more than one run's resends
 
 
-async def _distinct(events: AsyncIterator[RunEvent]) -> AsyncIterator[RunEvent]:
+async def _distinct(events: AsyncIterator[RunEvent]) -> AsyncGenerator[RunEvent, None]:
     """The events of a stream, each (run_id, seq) once; an event without a seq is passed on."""
     seen: OrderedDict[tuple[str, int], None] = OrderedDict()
     async for event in events:
