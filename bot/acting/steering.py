@@ -698,6 +698,10 @@ class Steering:
             outcome = replace(done.outcome, slack_user=who.user_id, at=self.clock())
             done = replace(done, outcome=outcome)
             await self.store.finish_action(key, state=ActionState.DONE, outcome=outcome)
+        except asyncio.CancelledError:
+            # Stopped mid-action (the bot is shutting down): the store may be closing, so the record
+            # stays pending, and is settled from what Fabro shows once its lease runs out.
+            raise
         except BaseException as exc:
             await self._settle_record(key, exc, outcome)
             if isinstance(exc, FabroError):
