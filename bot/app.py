@@ -22,7 +22,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.listener.async_listener_completion_handler import AsyncListenerCompletionHandler
+from slack_bolt.listener.async_listener_start_handler import AsyncListenerStartHandler
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -39,6 +42,7 @@ from bot.config import Settings
 from bot.core.durations import parse_duration
 from bot.core.exposure import ExternalChannels
 from bot.core.links import hosts_of
+from bot.core.tasks import InFlight, stop_task
 from bot.fabro.client import FabroClient
 from bot.fabro.models import Run
 from bot.listeners import commands as commands_listener
@@ -77,6 +81,7 @@ log = logging.getLogger(__name__)
 
 SLACK_EVENTS_PATH = "/slack/events"
 _SLACK_AUTH_RECHECK = 30.0
+_REQUESTS_FINISH = 4.0  # seconds an HTTP request being answered gets once its server stops
 
 
 class _ClientTokenNotice(logging.Filter):
@@ -86,6 +91,26 @@ class _ClientTokenNotice(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.getMessage() != self._TEXT
+
+
+class _Holding(AsyncListenerStartHandler):
+    """A listener's work after its ack is in flight from its start (Bolt runs it in a task of its own)…"""
+
+    def __init__(self, in_flight: InFlight) -> None:
+        self.in_flight = in_flight
+
+    async def handle(self, request: AsyncBoltRequest, response: BoltResponse | None) -> None:
+        self.in_flight.enter()
+
+
+class _Released(AsyncListenerCompletionHandler):
+    """…to its end, however it ended: stopping waits for it before anything it uses is closed."""
+
+    def __init__(self, in_flight: InFlight) -> None:
+        self.in_flight = in_flight
+
+    async def handle(self, request: AsyncBoltRequest, response: BoltResponse | None) -> None:
+        self.in_flight.leave()
 
 
 def _bot_token(settings: Settings) -> str | None:
@@ -116,6 +141,7 @@ def build_bolt_app(
     inspector: Inspector | None = None,
     asker: AskDesk | None = None,
     exposures: Exposures | None = None,
+    in_flight: InFlight | None = None,
 ) -> AsyncApp:
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     # Bolt reads SLACK_BOT_TOKEN from the environment even when given a client, then warns that
@@ -133,6 +159,12 @@ def build_bolt_app(
     )
     allowed = response_url_check(settings.slack_api_url)
     exposures = exposures or outbox.exposures
+    in_flight = in_flight or commands.in_flight
+    # Bolt runs each listener's work after the ack in a task it keeps no handle to; its runner's
+    # start and completion hooks, called inside that task, are the one place every listener passes.
+    runner = app._async_listener_runner
+    runner.listener_start_handler = _Holding(in_flight)
+    runner.listener_completion_handler = _Released(in_flight)
 
     @app.middleware
     async def well_formed(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> BoltResponse | None:
@@ -194,6 +226,7 @@ def build_bolt_app(
         desk=commands.desk,
         work=commands.work,
         bindings=commands.bindings,
+        in_flight=in_flight,
     )
     controls.register(app, clicks)
     desk = commands.work
@@ -239,10 +272,12 @@ class Bot:
     alerter: Alerter = field(init=False)
     leadership: Leadership = field(init=False)
     live: LiveAlerts | None = field(init=False, default=None)
+    in_flight: InFlight = field(init=False, default_factory=InFlight)  # what stopping lets finish first
     bolt: AsyncApp = field(init=False)
     http_port: int | None = field(init=False, default=None)
     health_port: int | None = field(init=False, default=None)
     _runners: list[web.AppRunner] = field(init=False, default_factory=list)
+    _slack_http: web.AppRunner | None = field(init=False, default=None)  # HTTP mode's Slack endpoint
     _socket: AsyncSocketModeHandler | None = field(init=False, default=None)
     _scheduler: AsyncIOScheduler | None = field(init=False, default=None)
     _background: list[asyncio.Task[None]] = field(init=False, default_factory=list)
@@ -370,6 +405,7 @@ class Bot:
             ),
             tell=self._tell_person(personal, alert_slack),
             bindings=Bindings(self.store, self.clock),
+            in_flight=self.in_flight,
         )
         steering = Steering(
             self.store,
@@ -517,14 +553,15 @@ class Bot:
         self._slack_auth = (self.monotonic(), ok)
         return ok
 
-    async def _serve(self, application: web.Application, port: int) -> int:
-        runner = web.AppRunner(application, access_log=None)
+    async def _serve(self, application: web.Application, port: int) -> tuple[web.AppRunner, int]:
+        # Requests still being answered when it stops get a few seconds (Bolt answers Slack's within 3).
+        runner = web.AppRunner(application, access_log=None, shutdown_timeout=_REQUESTS_FINISH)
         await runner.setup()
+        self._runners.append(runner)
         site = web.TCPSite(runner, self.settings.host, port)
         await site.start()
-        self._runners.append(runner)
         address = runner.addresses[-1] if runner.addresses else None
-        return int(address[1]) if isinstance(address, tuple) else port
+        return runner, int(address[1]) if isinstance(address, tuple) else port
 
     # -- alerts ------------------------------------------------------------------------------
 
@@ -533,23 +570,28 @@ class Bot:
         async with self._cycling:
             if self._stopped:
                 return None
-            if not self.leadership.is_leader:
-                self.metrics.cycles.labels("not_leader").inc()
-                await self.follower.stop()  # only the leader follows runs
-                return None
-            # The engine decides, then the outbox delivers.
-            report, fresh = await self.alerter.decide()
-            if report.skipped != "closed":
-                await self.outbox.deliver(report, fresh)
-                log_cycle(report)
-            if report.skipped is None:
-                await self.backfill.polled()  # Fabro was read: no outage to fill in on the next start
-            await self._resume_starts()
-            await self.reminders.sweep()
-            await self.follower.sync_all(self.alerter.changed_runs)  # only what the listing saw change
-            await self.asker.recover()  # answers a crash left being written
-            self._count(report)
-            return report
+            with self.in_flight.held():  # stopping lets the cycle finish, within its grace
+                return await self._cycle()
+
+    async def _cycle(self) -> CycleReport | None:
+        """One alert cycle's work: the engine decides, the outbox delivers, then the sweeps."""
+        if not self.leadership.is_leader:
+            self.metrics.cycles.labels("not_leader").inc()
+            await self.follower.stop()  # only the leader follows runs
+            return None
+        # The engine decides, then the outbox delivers.
+        report, fresh = await self.alerter.decide()
+        if report.skipped != "closed":
+            await self.outbox.deliver(report, fresh)
+            log_cycle(report)
+        if report.skipped is None:
+            await self.backfill.polled()  # Fabro was read: no outage to fill in on the next start
+        await self._resume_starts()
+        await self.reminders.sweep()
+        await self.follower.sync_all(self.alerter.changed_runs)  # only what the listing saw change
+        await self.asker.recover()  # answers a crash left being written
+        self._count(report)
+        return report
 
     async def _resume_starts(self) -> None:
         """Starts of work a dead process left half-done are finished, then told and followed as any start."""
@@ -561,7 +603,10 @@ class Bot:
         await self.steering.settle_interrupted()
 
     async def _live_reconcile(self, run_id: str) -> CycleReport:
-        report = await self.alerter.reconcile_run(run_id)
+        if self._stopped:
+            return CycleReport(skipped="closed")
+        with self.in_flight.held():
+            report = await self.alerter.reconcile_run(run_id)
         self._count(report, cycle=False)  # a live reconcile delivers alerts; it is not a cycle
         return report
 
@@ -601,6 +646,8 @@ class Bot:
             self.linker.reserve(principal.login)
 
     async def start(self) -> None:
+        """Open the store, connect to Slack, start the alerts. Cancelling it midway is a stop
+        during startup: `stop` then closes whatever it had opened."""
         await self.store.open()
         if self.settings.socket_mode:
             assert self.settings.slack_app_token
@@ -608,12 +655,12 @@ class Bot:
             await self._socket.connect_async()
             mode = "Socket Mode"
         else:
-            self.http_port = await self._serve(self.web_app(), self.settings.port)
+            self._slack_http, self.http_port = await self._serve(self.web_app(), self.settings.port)
             mode = f"HTTP mode, listening on http://{self.settings.host}:{self.http_port}{SLACK_EVENTS_PATH}"
         if self.settings.health_port is not None:
             probes = web.Application()
             probes.add_routes(self.probes())
-            self.health_port = await self._serve(probes, self.settings.health_port)
+            _, self.health_port = await self._serve(probes, self.settings.health_port)
             mode += f", probes on port {self.health_port}"
         await self.leadership.start()
         alerts = "no alerts (not scheduled here)"
@@ -636,44 +683,91 @@ class Bot:
         log.info("ready: %s; store %s (%s); Fabro at %s; %s", mode, store, replicas, fabro, alerts)
 
     async def stop(self) -> None:
+        """Stop in the order that keeps every write inside an open store, whenever it is called
+        (a started bot, or one whose start was cancelled midway):
+
+        1. no new work: Slack's requests and events stop coming in, no cycle starts, and the
+           index's backfill and retention (taken up again on the next start) stop;
+        2. work in flight (a person's request being answered, an alert cycle, a follow-up) finishes,
+           within SHUTDOWN_GRACE_SECONDS; what is still running then is cancelled, and an action
+           record it leaves pending is settled from Fabro's evidence on the next start;
+        3. the bot's own tasks stop: live alerts, Home, followed runs, the scheduler, leadership;
+        4. Slack's and Fabro's clients close, and the store last.
+        """
         if self._stopped:
             return
         self._stopped = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.shutdown_grace_seconds
+        # 1. Nothing new comes in, and the index's backfill and retention sweeps, owed to nobody and
+        # taken up again on the next start, stop.
+        if self._scheduler is not None:
+            self._scheduler.pause()
+        for task in self._background:
+            await stop_task(task)
+        await self._close_socket()
+        if self._slack_http is not None:
+            await self._slack_http.cleanup()  # stops listening; requests being answered finish
+        # 2. What is in flight finishes, or is cancelled at the deadline.
+        late = await self.in_flight.settle(deadline - loop.time())
+        if late:
+            log.warning(
+                "stopped %d piece(s) of work still running after %g s (SHUTDOWN_GRACE_SECONDS): %s;"
+                " any action they left pending is settled from Fabro on the next start",
+                len(late),
+                self.settings.shutdown_grace_seconds,
+                ", ".join(late),
+            )
+        await self.alerter.close(timeout=max(0.0, deadline - loop.time()))
+        # 3. The bot's own tasks.
         if self.live is not None:
             await self.live.stop()
         await self.home.stop()
-        for task in self._background:
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
-        # Let a cycle in progress finish (alerts, then followed runs) before the scheduler would cancel it.
-        await self.alerter.close()
-        try:
-            async with asyncio.timeout(10), self._cycling:
-                pass
-        except TimeoutError:
-            log.warning("stopping while a scheduled cycle is still running; it is cancelled")
         await self.follower.stop()
         if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
+            self._scheduler.shutdown(wait=False)  # nothing of it runs any more: its cycle was let finish
         await self.leadership.stop()
-        if self._socket is not None:
-            await self._socket.close_async()
+        # 4. Clients, then the store.
         for runner in self._runners:
             await runner.cleanup()
         await self.fabro.aclose()
         await self.store.close()
 
+    async def _close_socket(self) -> None:
+        """Socket Mode's client closes, and the tasks it started are waited for (it only cancels them)."""
+        if self._socket is None:
+            return
+        await self._socket.close_async()
+        client = self._socket.client
+        for task in (client.message_receiver, client.current_session_monitor, client.message_processor):
+            if isinstance(task, asyncio.Task):
+                await stop_task(task)
 
-async def serve(settings: Settings) -> None:
-    """Run until SIGINT or SIGTERM, then stop cleanly."""
-    bot = Bot(settings)
+
+async def serve(settings: Settings, *, signalled: Callable[[], bool] = lambda: False) -> None:
+    """Run until SIGINT or SIGTERM, then stop cleanly; a signal during startup stops it too.
+
+    `signalled` says whether a signal came before this loop could take it (the CLI catches them
+    from its very start).
+    """
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    await bot.start()
+    if signalled():
+        stopping.set()
+    bot = Bot(settings)
+    starting = asyncio.create_task(bot.start(), name="startup")
+    signal_seen = asyncio.create_task(stopping.wait(), name="until-signalled")
     try:
-        await stopping.wait()
+        await asyncio.wait({starting, signal_seen}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()  # a start that failed is raised, once what it opened is closed
+            await signal_seen
+        else:
+            log.info("stopping during startup")
     finally:
+        await stop_task(starting, timeout=settings.shutdown_grace_seconds)  # a start cut short unwinds
+        await stop_task(signal_seen)
         log.info("shutting down")
         await bot.stop()

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -50,11 +51,16 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "run":
+            # From here on a SIGTERM or SIGINT is a request to stop, never a sudden death: noted now,
+            # taken by the event loop once it runs (importing the app alone takes a moment).
+            received: list[int] = []
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda number, _frame: received.append(number))
             settings = load_settings("run")
             configure_logging(settings.log_level, settings.secrets(), settings.log_format)
             from bot.app import serve
 
-            asyncio.run(serve(settings))
+            asyncio.run(serve(settings, signalled=lambda: bool(received)))
             return 0
         if args.command == "settings":
             print(env_example() if args.env else reference_table(), end="")

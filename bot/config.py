@@ -106,6 +106,15 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = Field(
         default=30.0, ge=1, le=3600, description="how often the alert cycle asks Fabro what changed"
     )
+    shutdown_grace_seconds: float = Field(
+        default=8.0,
+        ge=0,
+        le=300,
+        description=(
+            "on SIGTERM, how long work in flight (requests being answered, an alert cycle) may take to"
+            " finish before it is cancelled; keep it below your orchestrator's kill timeout (Docker: 10 s)"
+        ),
+    )
     alert_digest_threshold: int = Field(
         default=5, ge=1, le=100, description="more new alerts than this for one channel in one cycle become one digest"
     )

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import assert_never
 from zoneinfo import ZoneInfo
 
@@ -59,6 +58,7 @@ from bot.core.query import (
     WhoAmI,
 )
 from bot.core.stats import Window
+from bot.core.tasks import InFlight
 from bot.fabro.client import ULID_LENGTH
 from bot.people.bindings import Bindings, start_purpose
 from bot.people.identity import DeviceFlowFailed, Linker, LinkMode, LinkOutcome, LinkResult
@@ -67,9 +67,6 @@ from bot.telling.daily import Daily
 from bot.telling.following import Follower
 
 __all__ = ["NEEDS_A_CHANNEL", "Caller", "Commands", "Reply"]
-
-
-_SIGNING_IN: set[asyncio.Task[None]] = set()  # sign-ins waiting on GitHub (kept, so they are not collected)
 
 
 @dataclass(frozen=True)
@@ -97,6 +94,7 @@ class Commands:
     work: WorkDesk | None = None  # None where there is no channel to work from (the CLI)
     tell: Callable[[str, str], Awaitable[None]] | None = None  # a sentence to a person, later (a DM)
     bindings: Bindings | None = None  # a start confirmation is for the person who asked, for a while
+    in_flight: InFlight = field(default_factory=InFlight)  # sign-ins still waiting: stopping waits, then cancels
 
     @property
     def command(self) -> str:
@@ -292,9 +290,7 @@ class Commands:
             }.get(result.outcome, "Not linked.")
             await self._tell(user, said)
 
-        task = asyncio.create_task(finish(), name=f"github-sign-in-{user}")
-        _SIGNING_IN.add(task)
-        task.add_done_callback(_SIGNING_IN.discard)
+        self.in_flight.spawn(finish(), name=f"github-sign-in-{user}")
         said = (
             f"To link your GitHub login, open {code.verification_uri} and enter the code *{code.user_code}*"
             f" within {int(code.expires_in // 60)} minutes. Once you authorise, the login GitHub names is"

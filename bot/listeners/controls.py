@@ -9,10 +9,9 @@ How a new verb is added is told in `bot.listeners.clicks`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar, assert_never
 
@@ -33,6 +32,7 @@ from bot.blocks.start import start_announcement
 from bot.blocks.work import edit_window
 from bot.core.errors import Refusal, Refused, Settled, Unreadable
 from bot.core.keys import AlertKey, AlertKind, Verb
+from bot.core.tasks import InFlight
 from bot.listeners import clicks as c
 from bot.listeners.boundary import Failed, attempt
 from bot.listeners.showing import Shower
@@ -74,6 +74,7 @@ class Controls:
     desk: SubscriptionDesk | None = None  # mutes, from an alert's menu
     work: WorkDesk | None = None
     bindings: Bindings | None = None  # windows and confirmations, each opened for one person
+    in_flight: InFlight = field(default_factory=InFlight)  # pull request creations being followed
 
     async def act(self, label: str, work: Awaitable[T]) -> T | Failed:
         result = await attempt(work, what=f"{label} from Slack", command=self.presentation.command)
@@ -380,12 +381,7 @@ class Controls:
             work = s.follow_creation(origin.who, target.run_id, creation.follow.location, creation.follow.wait)
             await self.show(origin, await self.act("create_pr", work), respond)
 
-        task = asyncio.create_task(finish(), name=f"pull-request-{target.run_id}")
-        _FOLLOWING.add(task)
-        task.add_done_callback(_FOLLOWING.discard)
-
-
-_FOLLOWING: set[asyncio.Task[None]] = set()  # creations being followed (kept, so they are not collected)
+        self.in_flight.spawn(finish(), name=f"pull-request-{target.run_id}")
 
 
 async def _nothing() -> None:
