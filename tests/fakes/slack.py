@@ -94,6 +94,8 @@ class FakeSlack:
     app_token: str = "xapp-1-A111-test-" + "2" * 16
     calls: list[Call] = field(default_factory=list)
     responses: list[dict[str, Any]] = field(default_factory=list)  # posts to response_url
+    responding: int = 0  # posts to response_url received, answered or not yet
+    respond_delay: float = 0.0  # seconds every post to response_url waits before it is taken
     violations: list[str] = field(default_factory=list)
     rate_limited: dict[str, int] = field(default_factory=dict)
     retry_after: int = 1
@@ -207,6 +209,8 @@ class FakeSlack:
                 {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": str(self.retry_after)}
             )
         auth = request.headers.get("Authorization", "")
+        if method in self.hang:
+            await asyncio.sleep(self.hang.pop(method))
         if method == "apps.connections.open":
             if auth != f"Bearer {self.app_token}":
                 return web.json_response({"ok": False, "error": "invalid_auth"})
@@ -228,8 +232,6 @@ class FakeSlack:
                 },
                 headers={"x-oauth-scopes": ",".join(self.scopes)},
             )
-        if method in self.hang:
-            await asyncio.sleep(self.hang.pop(method))
         if self.latency.get(method):
             await asyncio.sleep(self.latency[method])
         if self.failing.get(method):
@@ -492,6 +494,9 @@ class FakeSlack:
 
     async def _respond(self, request: web.Request) -> web.Response:
         body = await request.json()
+        self.responding += 1
+        if self.respond_delay:
+            await asyncio.sleep(self.respond_delay)
         self.violations += limit_violations(body)
         self.responses.append({"token": request.match_info["token"], "body": body, "at": time.perf_counter()})
         return web.Response(text="ok")

@@ -1,0 +1,118 @@
+"""Stopping `fabro-slack-bot run` in Socket Mode: a SIGTERM at any moment of its life (connecting,
+just ready, answering someone) ends the real process within its deadline, with status 0, work in
+flight finished or cancelled cleanly, and nothing left behind: no traceback, no pending task, no
+unclosed session."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.app.test_cli import COMMAND, _env, fake_env
+from tests.conftest import wait_for
+from tests.fakes.fabro import FakeFabro
+from tests.fakes.runs import make_run
+from tests.fakes.slack import FakeSlack
+from tests.listeners.test_socket_mode import command_payload
+
+# What a shutdown that left something behind, or hit a closed store, prints.
+LEFT_BEHIND = (
+    "Traceback",
+    "Task was destroyed but it is pending",
+    "Task exception was never retrieved",
+    "Unclosed client session",
+    "Unclosed connector",
+    "the store is not open",
+    "did not stop within",
+)
+DEADLINE = 20.0  # seconds from SIGTERM to exit: the grace given below, and the rest, with room for a loaded machine
+REPEATS = 3
+
+
+async def start_socket_mode(
+    fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, **extra: str
+) -> tuple[asyncio.subprocess.Process, Path]:
+    log = tmp_path / f"run-{len(list(tmp_path.glob('run-*.log')))}.log"
+    settings = {
+        "SLACK_APP_TOKEN": slack.app_token,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/bot.db",
+        "SHUTDOWN_GRACE_SECONDS": "5",
+        "LOG_LEVEL": "DEBUG",
+    }
+    env = _env(fake_env(fabro, slack, **(settings | extra)))
+    with open(log, "wb") as out:
+        process = await asyncio.create_subprocess_exec(COMMAND, "run", env=env, stdout=out, stderr=out)
+    return process, log
+
+
+async def stop_cleanly(process: asyncio.subprocess.Process, log: Path) -> str:
+    """SIGTERM now; the process must end within the deadline, with 0, having left nothing behind."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        code = await asyncio.wait_for(process.wait(), DEADLINE)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise AssertionError("no exit within the deadline after SIGTERM:\n" + log.read_text()) from None
+    text = log.read_text()
+    assert code == 0, text
+    assert [line for line in text.splitlines() if any(mark in line for mark in LEFT_BEHIND)] == [], text
+    assert "shutting down" in text
+    return text
+
+
+@pytest.mark.parametrize("attempt", range(REPEATS))
+async def test_a_sigterm_while_connecting_to_slack_stops_the_start_and_exits_cleanly(
+    fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, attempt: int
+) -> None:
+    slack.hang["apps.connections.open"] = 30  # Slack does not answer: the start waits on it
+    process, log = await start_socket_mode(fabro, slack, tmp_path)
+    await wait_for(lambda: slack.calls_to("apps.connections.open"), timeout=30)
+    text = await stop_cleanly(process, log)
+    assert "ready:" not in text and "stopping during startup" in text
+
+
+@pytest.mark.parametrize("attempt", range(REPEATS))
+async def test_a_sigterm_right_as_it_says_ready_exits_cleanly(
+    fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, attempt: int
+) -> None:
+    fabro.add(make_run("failed", title="Failed before the bot started"))
+    process, log = await start_socket_mode(fabro, slack, tmp_path, ALERT_CHANNEL="C0ALERTS")
+    await wait_for(lambda: " ready: Socket Mode" in log.read_text(), timeout=30, interval=0.002)
+    await stop_cleanly(process, log)
+
+
+@pytest.mark.parametrize("attempt", range(REPEATS))
+async def test_a_sigterm_while_a_command_is_being_answered_lets_the_answer_reach_slack(
+    fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, attempt: int
+) -> None:
+    fabro.add(make_run("failed", title="Answered while stopping"))
+    process, log = await start_socket_mode(fabro, slack, tmp_path)
+    await wait_for(lambda: " ready: Socket Mode" in log.read_text(), timeout=30)
+    await slack.wait_for_socket()
+    slack.respond_delay = 1.0  # the answer is on its way when the signal comes
+    payload, response_url = command_payload(slack, "failed")
+    envelope = await slack.send_envelope("slash_commands", payload)
+    await wait_for(lambda: slack.ack_for(envelope) and slack.responding, timeout=15)
+    await stop_cleanly(process, log)
+    assert "Answered while stopping" in json.dumps(slack.responses_to(response_url)[0]["blocks"])
+
+
+async def test_an_answer_still_on_its_way_at_the_end_of_the_grace_is_cancelled_cleanly(
+    fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
+    fabro.add(make_run("failed", title="Too slow to finish"))
+    process, log = await start_socket_mode(fabro, slack, tmp_path, SHUTDOWN_GRACE_SECONDS="1")
+    await wait_for(lambda: " ready: Socket Mode" in log.read_text(), timeout=30)
+    await slack.wait_for_socket()
+    slack.respond_delay = 30.0  # longer than the grace: the answer cannot finish
+    payload, response_url = command_payload(slack, "failed")
+    envelope = await slack.send_envelope("slash_commands", payload)
+    await wait_for(lambda: slack.ack_for(envelope) and slack.responding, timeout=15)
+    text = await stop_cleanly(process, log)
+    assert "stopped 1 piece(s) of work still running after 1 s" in text
+    assert slack.responses_to(response_url) == []
