@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 from pathlib import Path
 
 import pytest
 
+from bot.app import Bot
+from bot.telling.engine import CycleReport
 from tests.app.test_cli import COMMAND, _env, fake_env
-from tests.conftest import wait_for
+from tests.conftest import StartBot, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
 from tests.fakes.slack import FakeSlack
@@ -29,6 +32,7 @@ LEFT_BEHIND = (
     "the store is not open",
     "did not stop within",
 )
+CHANNEL = "C0ALERTS"
 DEADLINE = 20.0  # seconds from SIGTERM to exit: the grace given below, and the rest, with room for a loaded machine
 REPEATS = 3
 
@@ -81,7 +85,7 @@ async def test_a_sigterm_right_as_it_says_ready_exits_cleanly(
     fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, attempt: int
 ) -> None:
     fabro.add(make_run("failed", title="Failed before the bot started"))
-    process, log = await start_socket_mode(fabro, slack, tmp_path, ALERT_CHANNEL="C0ALERTS")
+    process, log = await start_socket_mode(fabro, slack, tmp_path, ALERT_CHANNEL=CHANNEL)
     await wait_for(lambda: " ready: Socket Mode" in log.read_text(), timeout=30, interval=0.002)
     await stop_cleanly(process, log)
 
@@ -116,3 +120,54 @@ async def test_an_answer_still_on_its_way_at_the_end_of_the_grace_is_cancelled_c
     text = await stop_cleanly(process, log)
     assert "stopped 1 piece(s) of work still running after 1 s" in text
     assert slack.responses_to(response_url) == []
+
+
+async def cycle_posting_when_stopped(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, *, grace: float, post_takes: float
+) -> tuple[asyncio.Task[CycleReport | None], Bot]:
+    """A bot whose alert cycle is posting a failure (Slack slow to answer) when `stop` begins."""
+    bot = await start_bot(
+        alert_channel=CHANNEL,
+        alert_pace=0.0,
+        database_url=f"sqlite:///{tmp_path}/bot.db",
+        shutdown_grace_seconds=grace,
+    )
+    await bot.scheduled_cycle()  # the first: what failed before is history
+    run = make_run("running", title="Failing as the bot stops")
+    fabro.add(run)
+    fabro.fail(run["id"], "boom")
+    slack.latency["chat.postMessage"] = post_takes
+    cycle = asyncio.create_task(bot.scheduled_cycle())
+    await wait_for(lambda: slack.calls_to("chat.postMessage"), timeout=10)
+    await bot.stop()
+    return cycle, bot
+
+
+async def test_an_alert_being_posted_when_the_bot_stops_is_posted_and_recorded_before_the_store_closes(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cycle, _ = await cycle_posting_when_stopped(start_bot, fabro, slack, tmp_path, grace=10.0, post_takes=1.0)
+    assert cycle.done() and not cycle.cancelled()  # stop waited for it
+    report = cycle.result()
+    assert report is not None and report.posted == 1
+    assert len(slack.posts(CHANNEL)) == 1
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    # Recorded as posted: a new start finds it in the store and posts nothing again.
+    slack.latency.clear()
+    again = await start_bot(alert_channel=CHANNEL, alert_pace=0.0, database_url=f"sqlite:///{tmp_path}/bot.db")
+    await again.scheduled_cycle()
+    assert len(slack.posts(CHANNEL)) == 1
+
+
+async def test_an_alert_cycle_still_posting_after_the_grace_is_cancelled_without_touching_the_closed_store(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cycle, _ = await cycle_posting_when_stopped(start_bot, fabro, slack, tmp_path, grace=0.5, post_takes=30.0)
+    assert cycle.cancelled()
+    assert any("stopped 1 piece(s) of work still running after 0.5 s" in r.getMessage() for r in caplog.records)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    # Claimed, never answered: the next start looks for it in Slack, then posts it, once.
+    slack.latency.clear()
+    again = await start_bot(alert_channel=CHANNEL, alert_pace=0.0, database_url=f"sqlite:///{tmp_path}/bot.db")
+    await again.scheduled_cycle()
+    assert len(slack.alert_keys(CHANNEL)) == 1
