@@ -12,7 +12,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import SIGNING_SECRET, SlackUser
+from tests.conftest import SIGNING_SECRET, SlackUser, wait_until
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
 from tests.fakes.slack import FakeSlack
@@ -196,10 +196,7 @@ async def test_run_serves_http_and_stops_cleanly_on_sigterm(fabro: FakeFabro, sl
                 except aiohttp.ClientError:
                     return False
 
-            for _ in range(200):
-                if await healthy():
-                    break
-                await asyncio.sleep(0.05)
+            await wait_until(healthy, timeout=30)  # a start takes seconds on a loaded machine
             user = SlackUser(f"http://127.0.0.1:{port}/slack/events", slack, session)
             status, _, response_url = await user.command("blocked")
             assert status == 200

@@ -30,7 +30,7 @@ async def test_exactly_one_leader_and_a_successor_when_it_goes(postgres_url: str
         await wait_for(lambda: second.rounds >= 3)  # it asked for the lock several times
         assert (first.is_leader, second.is_leader) == (True, False)
         await first.stop()
-        await wait_for(lambda: second.is_leader, timeout=2)
+        await wait_for(lambda: second.is_leader, timeout=10)  # a round or two; more when loaded
     finally:
         await first.stop()
         await second.stop()
@@ -148,7 +148,7 @@ async def test_on_sqlite_a_second_process_on_the_same_file_stands_by(tmp_path: P
     try:
         assert (first.is_leader, second.is_leader) == (True, False)
         await first.stop()
-        await wait_for(lambda: second.is_leader, timeout=2)
+        await wait_for(lambda: second.is_leader, timeout=10)  # a round or two; more when loaded
     finally:
         await first.stop()
         await second.stop()

@@ -213,7 +213,7 @@ async def test_card_edits_are_coalesced_and_the_last_state_lands(
         fabro.stage(run["id"], f"step-{i}", "running")
         await bot.follower.sync_all()
     assert live.edits == 1  # the first at once; the rest wait and merge
-    await wait_for(lambda: live.edits == 2, timeout=3)
+    await wait_for(lambda: live.edits == 2, timeout=15)
     assert time.monotonic() - started >= 0.9 and "step-5" in texts(live)
 
 
@@ -261,9 +261,10 @@ async def test_with_the_stream_a_stage_failure_reaches_the_thread_within_seconds
     fabro.requests.clear()
     started = time.monotonic()
     fabro.stage(run["id"], "verify", "failed", failure={"message": "boom"})
-    await wait_for(lambda: thread(slack, live), timeout=2)
-    assert time.monotonic() - started < 2
-    await wait_for(lambda: live.edits >= 1, timeout=2)
+    # No cycle runs here (the test runs them): only the stream can bring it, however loaded the machine.
+    await wait_for(lambda: thread(slack, live), timeout=15)
+    assert time.monotonic() - started < 15
+    await wait_for(lambda: live.edits >= 1, timeout=15)
     assert fabro.calls(f"/api/v1/runs/{run['id']}/events") == []  # the stream carried the event itself
     assert fabro.run_streams.get(run["id"]) in (None, [])  # no connection of its own
 
@@ -281,7 +282,7 @@ async def test_an_event_the_stream_lost_is_read_back_from_the_stored_seq(
     fabro.stage(run["id"], "plan", "failed", failure={"message": "lost on the way"})
     fabro.streams = listening
     fabro.stage(run["id"], "verify", "failed", failure={"message": "seen"})
-    await wait_for(lambda: len(thread(slack, live)) == 2, timeout=3)
+    await wait_for(lambda: len(thread(slack, live)) == 2, timeout=15)
     said = [m.text for m in thread(slack, live)]
     assert "lost on the way" in said[0] and "seen" in said[1]
     assert len(fabro.calls(f"/api/v1/runs/{run['id']}/events")) == 1  # one read, from the stored seq
