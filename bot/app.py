@@ -21,6 +21,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app, send_async_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.listener.async_listener_completion_handler import AsyncListenerCompletionHandler
 from slack_bolt.listener.async_listener_start_handler import AsyncListenerStartHandler
@@ -28,6 +29,8 @@ from slack_bolt.logger.messages import warning_client_prioritized_and_token_skip
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
+from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.acting.steering import Steering, action_lease
@@ -111,6 +114,20 @@ class _Released(AsyncListenerCompletionHandler):
 
     async def handle(self, request: AsyncBoltRequest, response: BoltResponse | None) -> None:
         self.in_flight.leave()
+
+
+def _socket_mode(app: AsyncApp, app_token: str, in_flight: InFlight) -> AsyncSocketModeHandler:
+    """Bolt's Socket Mode handler, with each envelope in flight until it is acknowledged: a stop lets
+    an envelope being dispatched send its ack before the connection closes."""
+    handler = AsyncSocketModeHandler(app, app_token)
+
+    async def dispatch(client: AsyncBaseSocketModeClient, request: SocketModeRequest) -> None:
+        with in_flight.held():  # what Bolt's handler does, held
+            started = time.time()
+            await send_async_response(client, request, await run_async_bolt_app(app, request), started)
+
+    handler.client.socket_mode_request_listeners[:] = [dispatch]
+    return handler
 
 
 def _bot_token(settings: Settings) -> str | None:
@@ -651,7 +668,8 @@ class Bot:
         await self.store.open()
         if self.settings.socket_mode:
             assert self.settings.slack_app_token
-            self._socket = AsyncSocketModeHandler(self.bolt, self.settings.slack_app_token.get_secret_value())
+            token = self.settings.slack_app_token.get_secret_value()
+            self._socket = _socket_mode(self.bolt, token, self.in_flight)
             await self._socket.connect_async()
             mode = "Socket Mode"
         else:
@@ -705,7 +723,7 @@ class Bot:
             self._scheduler.pause()
         for task in self._background:
             await stop_task(task)
-        await self._close_socket()
+        await self._stop_receiving()
         if self._slack_http is not None:
             await self._slack_http.cleanup()  # stops listening; requests being answered finish
         # 2. What is in flight finishes, or is cancelled at the deadline.
@@ -728,10 +746,22 @@ class Bot:
             self._scheduler.shutdown(wait=False)  # nothing of it runs any more: its cycle was let finish
         await self.leadership.stop()
         # 4. Clients, then the store.
+        await self._close_socket()
         for runner in self._runners:
             await runner.cleanup()
         await self.fabro.aclose()
         await self.store.close()
+
+    async def _stop_receiving(self) -> None:
+        """Socket Mode reads no more envelopes (Slack gives those it sent meanwhile to another
+        connection, or sends them again); the connection stays open for the acks still to send."""
+        if self._socket is None:
+            return
+        client = self._socket.client
+        client.auto_reconnect_enabled = False
+        for task in (client.message_receiver, client.current_session_monitor):
+            if isinstance(task, asyncio.Task):
+                await stop_task(task)
 
     async def _close_socket(self) -> None:
         """Socket Mode's client closes, and the tasks it started are waited for (it only cancels them)."""

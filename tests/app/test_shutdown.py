@@ -171,3 +171,21 @@ async def test_an_alert_cycle_still_posting_after_the_grace_is_cancelled_without
     again = await start_bot(alert_channel=CHANNEL, alert_pace=0.0, database_url=f"sqlite:///{tmp_path}/bot.db")
     await again.scheduled_cycle()
     assert len(slack.alert_keys(CHANNEL)) == 1
+
+
+async def test_an_envelope_being_dispatched_at_sigterm_is_still_acknowledged(
+    fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
+    fabro.add(make_run("failed", title="Acknowledged while stopping"))
+    process, log = await start_socket_mode(fabro, slack, tmp_path)
+    await wait_for(lambda: " ready: Socket Mode" in log.read_text(), timeout=30)
+    await slack.wait_for_socket()
+    slack.latency["auth.test"] = 1.0  # Bolt asks who it is before its first dispatch: slowly, here
+    asked = len(slack.calls_to("auth.test"))
+    payload, response_url = command_payload(slack, "failed")
+    envelope = await slack.send_envelope("slash_commands", payload)
+    await wait_for(lambda: len(slack.calls_to("auth.test")) > asked, timeout=15)
+    assert slack.ack_for(envelope) is None  # not acknowledged yet when the signal comes
+    await stop_cleanly(process, log)
+    assert slack.ack_for(envelope) is not None
+    assert "Acknowledged while stopping" in json.dumps(slack.responses_to(response_url)[0]["blocks"])
