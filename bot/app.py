@@ -715,42 +715,45 @@ class Bot:
         if self._stopped:
             return
         self._stopped = True
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.shutdown_grace_seconds
-        # 1. Nothing new comes in, and the index's backfill and retention sweeps, owed to nobody and
-        # taken up again on the next start, stop.
-        if self._scheduler is not None:
-            self._scheduler.pause()
-        for task in self._background:
-            await stop_task(task)
-        await self._stop_receiving()
-        if self._slack_http is not None:
-            await self._slack_http.cleanup()  # stops listening; requests being answered finish
-        # 2. What is in flight finishes, or is cancelled at the deadline.
-        late = await self.in_flight.settle(deadline - loop.time())
-        if late:
-            log.warning(
-                "stopped %d piece(s) of work still running after %g s (SHUTDOWN_GRACE_SECONDS): %s;"
-                " any action they left pending is settled from Fabro on the next start",
-                len(late),
-                self.settings.shutdown_grace_seconds,
-                ", ".join(late),
-            )
-        await self.alerter.close(timeout=max(0.0, deadline - loop.time()))
-        # 3. The bot's own tasks.
-        if self.live is not None:
-            await self.live.stop()
-        await self.home.stop()
-        await self.follower.stop()
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)  # nothing of it runs any more: its cycle was let finish
-        await self.leadership.stop()
-        # 4. Clients, then the store.
-        await self._close_socket()
-        for runner in self._runners:
-            await runner.cleanup()
-        await self.fabro.aclose()
-        await self.store.close()
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.settings.shutdown_grace_seconds
+            # 1. Nothing new comes in, and the index's backfill and retention sweeps, owed to nobody and
+            # taken up again on the next start, stop.
+            if self._scheduler is not None:
+                self._scheduler.pause()
+            for task in self._background:
+                await stop_task(task)
+            await self._stop_receiving()
+            if self._slack_http is not None:
+                await self._slack_http.cleanup()  # stops listening; requests being answered finish
+            # 2. What is in flight finishes, or is cancelled at the deadline.
+            late = await self.in_flight.settle(deadline - loop.time())
+            if late:
+                log.warning(
+                    "stopped %d piece(s) of work still running after %g s (SHUTDOWN_GRACE_SECONDS): %s;"
+                    " any action they left pending is settled from Fabro on the next start",
+                    len(late),
+                    self.settings.shutdown_grace_seconds,
+                    ", ".join(late),
+                )
+            await self.alerter.close(timeout=max(0.0, deadline - loop.time()))
+            # 3. The bot's own tasks.
+            if self.live is not None:
+                await self.live.stop()
+            await self.home.stop()
+            await self.follower.stop()
+            if self._scheduler is not None:
+                self._scheduler.shutdown(wait=False)  # nothing of it runs any more: its cycle was let finish
+            await self.leadership.stop()
+            # 4. Clients, then the store.
+            await self._close_socket()
+            for runner in self._runners:
+                if runner is not self._slack_http:  # the probes: answered until now
+                    await runner.cleanup()
+        finally:  # whatever failed above, the connections and the store are let go
+            await self.fabro.aclose()
+            await self.store.close()
 
     async def _stop_receiving(self) -> None:
         """Socket Mode reads no more envelopes (Slack gives those it sent meanwhile to another
