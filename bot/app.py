@@ -761,7 +761,8 @@ class Bot:
         if self._socket is None:
             return
         client = self._socket.client
-        client.auto_reconnect_enabled = False
+        # Closed for its loops: none reads or reconnects again (sending, for acks, still works).
+        client.closed, client.auto_reconnect_enabled = True, False
         for task in (client.message_receiver, client.current_session_monitor):
             if isinstance(task, asyncio.Task):
                 await stop_task(task)
