@@ -1,15 +1,23 @@
 """The durable keys and closed sets the bot stores and routes on: built and taken apart only here.  [pure]
 
-    AlertKey   what a message the bot posts on its own is about: `failed:<run>`,
+    AlertKey   what a message the bot posts on its own is about: `failed:<run>:<failure>`,
                `question:<run>:<question>`, `approval:<run>`, `cancelled:<run>`, `succeeded:<run>`,
                `pr:<run>:<number>` (a pull request opened or linked for the run),
                `summary:<day>` (a channel's daily summary; its subject is the local date),
                `update:<run>:<seq>` and `reply:<run>:<what>.<intent>` (replies in a run's thread)
     ActionKey  what may happen only once: `answer:<run>:<question>`, `decide:<run>` (approve
-               or deny), `retry:<run>`, `cancel:<run>`
+               or deny), `retry:<run>:<failure>` (retried or resumed), `cancel:<run>`
 
 Both are stored as text and come back from the database (and, for digests, from Slack's
 message metadata), so `parse` returns None for anything malformed instead of raising.
+
+A run resumed in place can fail again, so a failure is named by its run *and* by when it
+ended: `<failure>` is Fabro's `completed_at` for that failure, to the millisecond, in UTC
+(`20261201T102933.123Z`, see `failure_of`). Fabro clears it on a resume and sets it anew when
+the run ends again, so every replica, every restart and every read of the same failure names
+it alike, and a second failure is news. Keys written before failures were told apart
+(`failed:<run>`, `retry:<run>`) still parse, with no failure named: they stand for the
+failure the run was in when they were written, its first (`AlertKey.legacy_failure`).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 __all__ = [
     "ActionKey",
@@ -25,10 +34,28 @@ __all__ = [
     "AlertKey",
     "AlertKind",
     "Verb",
+    "failure_of",
+    "names_a_failure",
 ]
 
-_RUN_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
-_QUESTION_ID = re.compile(r"^\S{1,150}$")
+_RUN_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+_QUESTION_ID = re.compile(r"\S{1,150}")
+_FAILURE = re.compile(r"\d{8}T\d{6}\.\d{3}Z")
+
+
+def names_a_failure(text: str | None) -> bool:
+    """Whether `text` is a failure's name as `failure_of` writes it (it came back from Slack or the store)."""
+    return bool(text) and _FAILURE.fullmatch(text or "") is not None
+
+
+def failure_of(completed_at: datetime | None) -> str | None:
+    """The name of a failure: when it ended (Fabro's `completed_at`), to the millisecond, in UTC.
+
+    None when Fabro sent no time: such a failure is keyed as before failures were told apart."""
+    if completed_at is None:
+        return None
+    when = completed_at.astimezone(UTC) if completed_at.tzinfo else completed_at
+    return when.strftime("%Y%m%dT%H%M%S") + f".{when.microsecond // 1000:03d}Z"
 
 
 class AlertKind(enum.StrEnum):
@@ -127,38 +154,69 @@ def _split(text: str | None, kinds: type[enum.StrEnum]) -> tuple[str, str, str |
         return None
     kind, _, rest = text.partition(":")
     run_id, _, question_id = rest.partition(":")
-    if kind not in kinds.__members__.values() or not _RUN_ID.match(run_id):
+    if kind not in kinds.__members__.values() or not _RUN_ID.fullmatch(run_id):
         return None
-    if question_id and not _QUESTION_ID.match(question_id):
+    if question_id and not _QUESTION_ID.fullmatch(question_id):
         return None
     return kind, run_id, question_id or None
 
 
-@dataclass(frozen=True, order=True)
+def _check_failure(failure: str | None, named: bool, what: str) -> None:
+    if failure is not None and (not named or not _FAILURE.fullmatch(failure)):
+        raise ValueError(f"only {what} names a failure, as `failure_of` writes it")
+
+
+@dataclass(frozen=True)
 class AlertKey:
     kind: AlertKind
     run_id: str
     question_id: str | None = None
+    failure: str | None = None  # which failure of the run, for `failed` (None: a key from before, its first)
 
     def __post_init__(self) -> None:
         named = (AlertKind.QUESTION, AlertKind.UPDATE, AlertKind.PR, AlertKind.REPLY)
         if (self.kind in named) != (self.question_id is not None):
             raise ValueError("questions, thread updates, replies and pull requests, and only they, name their subject")
+        _check_failure(self.failure, self.kind is AlertKind.FAILED, "a failed alert")
+
+    @classmethod
+    def failed(cls, run_id: str, completed_at: datetime | None) -> AlertKey:
+        """The alert about the failure of `run_id` that ended at `completed_at`."""
+        return cls(AlertKind.FAILED, run_id, failure=failure_of(completed_at))
+
+    @property
+    def legacy_failure(self) -> bool:
+        """A failed alert stored before failures were told apart (`failed:<run>`): it stands for the
+        failure the run was in when it was claimed, until the run is seen to move on."""
+        return self.kind is AlertKind.FAILED and self.failure is None
+
+    def stands_for(self, other: AlertKey) -> bool:
+        """Whether this stored key is about what `other` is about: the same key, or a failed alert from
+        before failures were told apart and a failure of the same run (the caller knows it is still current)."""
+        if self == other:
+            return True
+        return self.legacy_failure and other.kind is AlertKind.FAILED and other.run_id == self.run_id
 
     def encode(self) -> str:
-        return f"{self.kind}:{self.run_id}" + (f":{self.question_id}" if self.question_id else "")
+        subject = self.question_id or self.failure
+        return f"{self.kind}:{self.run_id}" + (f":{subject}" if subject else "")
 
     def __str__(self) -> str:
         return self.encode()
+
+    def __lt__(self, other: AlertKey) -> bool:
+        return self.encode() < other.encode()
 
     @classmethod
     def parse(cls, text: str | None) -> AlertKey | None:
         parts = _split(text, AlertKind)
         if parts is None:
             return None
-        kind, run_id, question_id = parts
+        kind, run_id, subject = parts
         try:
-            return cls(AlertKind(kind), run_id, question_id)
+            if kind == AlertKind.FAILED:
+                return cls(AlertKind.FAILED, run_id, failure=subject)
+            return cls(AlertKind(kind), run_id, subject)
         except ValueError:
             return None
 
@@ -168,18 +226,28 @@ class ActionKey:
     scope: ActionScope
     run_id: str
     question_id: str | None = None
+    failure: str | None = None  # the failure a retry or resume takes up (None: a key from before, its first)
 
     def __post_init__(self) -> None:
         if (self.scope is ActionScope.ANSWER) != (self.question_id is not None):
             raise ValueError("an answer, and only an answer, names its question")
+        _check_failure(self.failure, self.scope is ActionScope.RETRY, "a retry or resume")
 
     @classmethod
-    def of(cls, verb: Verb, run_id: str, question_id: str | None = None) -> ActionKey:
+    def of(cls, verb: Verb, run_id: str, question_id: str | None = None, *, failure: str | None = None) -> ActionKey:
+        """The once-only record of `verb` on `run_id`: an answer names its question; a retry or resume
+        names the failure it takes up (each failure of a run resumed in place is taken up once)."""
         scope = _SCOPE_OF[verb]
-        return cls(scope, run_id, question_id if scope is ActionScope.ANSWER else None)
+        return cls(
+            scope,
+            run_id,
+            question_id if scope is ActionScope.ANSWER else None,
+            failure if scope is ActionScope.RETRY else None,
+        )
 
     def encode(self) -> str:
-        return f"{self.scope}:{self.run_id}" + (f":{self.question_id}" if self.question_id else "")
+        subject = self.question_id or self.failure
+        return f"{self.scope}:{self.run_id}" + (f":{subject}" if subject else "")
 
     def __str__(self) -> str:
         return self.encode()
@@ -189,9 +257,11 @@ class ActionKey:
         parts = _split(text, ActionScope)
         if parts is None:
             return None
-        scope, run_id, question_id = parts
+        scope, run_id, subject = parts
         try:
-            return cls(ActionScope(scope), run_id, question_id)
+            if scope == ActionScope.RETRY:
+                return cls(ActionScope.RETRY, run_id, failure=subject)
+            return cls(ActionScope(scope), run_id, subject)
         except ValueError:
             return None
 
@@ -199,4 +269,6 @@ class ActionKey:
     def alert(self) -> AlertKey | None:
         """The alert this action settles: answer → its question, decide → the approval, retry → the failure."""
         kind = _ALERT_OF.get(self.scope)
-        return AlertKey(kind, self.run_id, self.question_id) if kind is not None else None
+        if kind is None:
+            return None
+        return AlertKey(kind, self.run_id, self.question_id, failure=self.failure)
