@@ -153,10 +153,10 @@ def _split(text: str | None, kinds: type[enum.StrEnum]) -> tuple[str, str, str |
     if not text:
         return None
     kind, _, rest = text.partition(":")
-    run_id, _, question_id = rest.partition(":")
+    run_id, colon, question_id = rest.partition(":")
     if kind not in kinds.__members__.values() or not _RUN_ID.fullmatch(run_id):
         return None
-    if question_id and not _QUESTION_ID.fullmatch(question_id):
+    if colon and not _QUESTION_ID.fullmatch(question_id):
         return None
     return kind, run_id, question_id or None
 
