@@ -204,4 +204,7 @@ def outcome_of(key: AlertKey, run: Run, events: list[RunEvent]) -> Outcome:
         if run.lifecycle.archived:
             archived = _latest(events, {"run.archived"})
             return Outcome(OutcomeVerb.ARCHIVED, actor=principal(archived.actor) if archived else {})
+    if key.kind is AlertKind.FAILED and run.bucket == "failed" and key.failure is not None:
+        # Failed again since: only a resume in place takes a failed run back to work.
+        return Outcome(OutcomeVerb.RESUMED)
     return Outcome(OutcomeVerb.MOVED_ON, state=run_state(run), subject=key.kind)

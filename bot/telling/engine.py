@@ -20,7 +20,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -270,7 +270,8 @@ class Alerter:
                 self._fresh.unreadable[place] = f"fabro: {exc}"
                 continue
             wanted = wanted_alerts(run, questions, cost_over_usd=self.cost_alert_usd)
-            decided = next((w for w in wanted if w.key == alert.key), None)
+            # A claim from before failures were told apart is posted under its own key.
+            decided = next((replace(w, key=alert.key) for w in wanted if alert.key.stands_for(w.key)), None)
             if decided is None and alert.kind is AlertKind.COST:
                 decided = Wanted(alert.key, run)  # a cost once crossed stays crossed, whatever the setting now
             self._fresh.decided[place] = decided
@@ -454,12 +455,19 @@ class Alerter:
                 questions = None
         wanted = [w for w in wanted_alerts(run, questions, cost_over_usd=self.cost_alert_usd) if self._is_news(w)]
         have = {(a.key, a.channel) for a in existing}
+        # A failed alert stored before failures were told apart (`failed:<run>`) stands for the failure
+        # the run is in until the run is seen to move on (its outcome is set): no second alert for it.
+        told_before = {a.channel for a in existing if a.key.legacy_failure and a.outcome is None}
         # A run muted in a conversation gets no new alert there until the mute lapses (a DM is its own).
         muted = {m.channel for m in await self.store.mutes(now, run_id=run.id)} if wanted else set()
         for w in wanted:
             personal = await self.personal.targets(run, w.kind) if self.personal else []
             for channel in dict.fromkeys([*channels_for(subs, run, w.kind), *personal]):
-                if (w.key, channel) in have or channel in muted:
+                if (
+                    (w.key, channel) in have
+                    or channel in muted
+                    or (w.kind is AlertKind.FAILED and channel in told_before)
+                ):
                     continue
                 lease = self.delivery.lease
                 if await self.store.claim_alert(w.key, channel, now, owner=lease.owner, lease_until=lease.until(now)):
@@ -475,7 +483,7 @@ class Alerter:
             for a in existing
             if a.state is AlertState.POSTED
             and a.outcome is None
-            and a.key not in still
+            and not any(a.key.stands_for(key) for key in still)
             and not (a.kind is AlertKind.QUESTION and unsure_of_questions)
         ]
         if stale:

@@ -62,7 +62,8 @@ def wanted_alerts(
         if reason == "cancelled":
             wanted.append(Wanted(AlertKey(AlertKind.CANCELLED, run.id), run))
         elif reason != "approval_denied":
-            wanted.append(Wanted(AlertKey(AlertKind.FAILED, run.id), run))
+            # Named by when it ended: a run resumed in place that fails again deserves a new alert.
+            wanted.append(Wanted(AlertKey.failed(run.id, run.timestamps.completed_at), run))
     if run.bucket == "succeeded":
         wanted.append(Wanted(AlertKey(AlertKind.SUCCEEDED, run.id), run))  # only for those who asked
     cost = run.billing.total_usd_micros if run.billing is not None else None

@@ -206,3 +206,12 @@ def test_text_stored_by_an_earlier_version_is_kept_as_it_was_shown() -> None:
     assert outcome_text(legacy) == "Answered *Deploy?* by <@U1>: Yes"
     assert Outcome.load(None) is None
     assert Outcome(OutcomeVerb.TIMED_OUT, at=datetime(2026, 1, 1, tzinfo=UTC)).dump().startswith('{"v":1')
+
+
+def test_a_failed_alert_whose_run_failed_again_since_says_it_was_resumed() -> None:
+    again = make_run("failed")
+    again["timestamps"]["completed_at"] = "2026-12-01T11:00:00.000Z"
+    earlier = AlertKey(AlertKind.FAILED, again["id"], failure="20261201T102933.123Z")
+    assert shown(earlier, Run.model_validate(again), []) == "Resumed from its last checkpoint"
+    # An alert stored before failures were told apart cannot tell, and says where the run is.
+    assert shown(AlertKey(AlertKind.FAILED, again["id"]), Run.model_validate(again), []).startswith("The run is now")

@@ -129,8 +129,8 @@ async def test_poison_data_costs_its_own_card_and_every_other_alert_still_goes_o
         await bot.alerter.cycle()
         await bot.alerter.cycle()
     keys = set(slack.alert_keys(CHANNEL))
-    assert f"failed:{fine['id']}" in keys
-    assert {f"failed:{r['id']}" for r in broken} <= keys  # drawn with what could be read
+    assert fabro.failed_key(fine["id"]) in keys
+    assert {fabro.failed_key(r["id"]) for r in broken} <= keys  # drawn with what could be read
     assert f"question:{odd['id']}:q-null" in keys
     assert "ignored unreadable billing" in caplog.text and "Run " + broken[0]["id"] in caplog.text
     assert not [a for r in broken for a in await bot.store.alerts_for_run(r["id"]) if a.state.value == "claimed"]

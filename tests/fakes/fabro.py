@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from bot.core.keys import AlertKey
 from tests.fakes.contract import Contract, check_event
 from tests.fakes.loopback import serve
 
@@ -269,6 +270,21 @@ class FakeFabro:
             "run.failed",
             {"failure": {"reason": reason, "detail": {"message": message, "category": "workflow"}}},
         )
+
+    def failed_key(self, run_id: str) -> str:
+        """The key of the alert about the run's current failure: `failed:<run>:<when it ended>`."""
+        ended = _ts(self.runs[run_id]["timestamps"].get("completed_at"))
+        return str(AlertKey.failed(run_id, ended))
+
+    def resume(self, run_id: str) -> None:
+        """Someone resumed the failed run in place from Fabro's UI or CLI (as `POST /start {resume}` does)."""
+        run = self.runs[run_id]
+        run["timestamps"]["completed_at"] = None
+        self.emit(run_id, "run.start_requested", {"resume": True}, actor=USER_ACTOR)
+        self._set_status(run_id, "runnable")
+        self.emit(run_id, "run.runnable", {"source": "start"})
+        if run_id in self.started:
+            self.forwarders[run_id] = self.forwarders.get(run_id, 1) + 1
 
     def ask(self, run_id: str, question: dict[str, Any]) -> None:
         for key, default in (("stage", "review"), ("options", []), ("allow_freeform", False)):

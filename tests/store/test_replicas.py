@@ -118,7 +118,7 @@ async def test_two_replicas_survive_a_kill_9_of_the_leader_and_post_each_alert_o
                 process.send_signal(signal.SIGTERM)
                 await asyncio.wait_for(process.wait(), 15)
     keys = slack.alert_keys(CHANNEL)
-    assert sorted(keys) == sorted(f"failed:{r['id']}" for r in before + after), keys
+    assert sorted(keys) == sorted(fabro.failed_key(r["id"]) for r in before + after), keys
     assert len(keys) == len(set(keys))
 
 
@@ -134,7 +134,7 @@ async def test_two_schedulers_at_once_during_a_split_still_post_each_alert_once(
         fabro.fail(run["id"])
     reports = await asyncio.gather(one.alerter.cycle(), two.alerter.cycle(), one.alerter.cycle(), two.alerter.cycle())
     assert sum(r.claimed for r in reports) == 4
-    assert sorted(slack.alert_keys(CHANNEL)) == sorted(f"failed:{r['id']}" for r in runs)
+    assert sorted(slack.alert_keys(CHANNEL)) == sorted(fabro.failed_key(r["id"]) for r in runs)
 
 
 async def test_on_sqlite_a_second_process_on_the_same_file_stands_by(tmp_path: Path) -> None:

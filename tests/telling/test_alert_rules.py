@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,9 +21,28 @@ def sub(channel: str = "C1", kinds: Iterable[str] = ("failed", "questions", "app
     return Subscription(0, channel, frozenset(kinds), **kw)
 
 
-def test_failed_and_dead_runs_deserve_a_failure_alert() -> None:
-    assert [str(w.key) for w in wanted_alerts(run("failed", run_id="R1"))] == ["failed:R1"]
+def test_failed_and_dead_runs_deserve_a_failure_alert_named_by_when_the_failure_ended() -> None:
+    failed = make_run("failed", run_id="R1")
+    failed["timestamps"]["completed_at"] = "2026-12-01T10:29:33.123456Z"
+    assert [str(w.key) for w in wanted_alerts(Run.model_validate(failed))] == ["failed:R1:20261201T102933.123Z"]
     assert [w.kind for w in wanted_alerts(run("dead"))] == ["failed"]
+
+
+def test_the_same_failure_read_twice_is_one_alert_and_a_failure_after_a_resume_is_another() -> None:
+    failed = make_run("failed", run_id="R1")
+    failed["timestamps"]["completed_at"] = "2026-12-01T10:29:33.123Z"
+    [first] = wanted_alerts(Run.model_validate(failed))
+    [again] = wanted_alerts(Run.model_validate(json.loads(json.dumps(failed))))
+    failed["timestamps"]["completed_at"] = "2026-12-01T11:02:00.004+01:00"  # resumed, then failed again
+    [second] = wanted_alerts(Run.model_validate(failed))
+    assert first.key == again.key != second.key
+    assert str(second.key) == "failed:R1:20261201T100200.004Z"  # in UTC, whatever offset Fabro wrote
+
+
+def test_a_failure_fabro_sent_no_end_time_for_is_keyed_as_before() -> None:
+    failed = make_run("failed", run_id="R1")
+    failed["timestamps"]["completed_at"] = None
+    assert [str(w.key) for w in wanted_alerts(Run.model_validate(failed))] == ["failed:R1"]
 
 
 def test_an_archived_failure_deserves_nothing_and_a_success_only_those_who_asked_by_name() -> None:

@@ -78,11 +78,11 @@ async def test_a_failed_run_is_alerted_once_with_its_failure_message(
     assert "verify: 3 tests failed in test_theme.py" in texts(post) and "Add dark mode" in texts(post)
     assert post.metadata == {
         "event_type": "fabro_run_alert",
-        "event_payload": {"key": f"failed:{run['id']}", "run_id": run["id"]},
+        "event_payload": {"key": fabro.failed_key(run["id"]), "run_id": run["id"]},
     }
     await bot.alerter.cycle()
     await bot.alerter.cycle()
-    assert slack.alert_keys() == [f"failed:{run['id']}"]
+    assert slack.alert_keys() == [fabro.failed_key(run["id"])]
     assert slack.violations == []
 
 
@@ -185,8 +185,8 @@ async def test_first_start_posts_what_still_waits_but_not_old_failures(
     fabro.add(fresh)
     fabro.fail(fresh["id"])
     await bot.alerter.cycle()
-    assert f"failed:{fresh['id']}" in slack.alert_keys()
-    assert not any(f"failed:{r['id']}" in slack.alert_keys() for r in old_failures)
+    assert fabro.failed_key(fresh["id"]) in slack.alert_keys()
+    assert not any(fabro.failed_key(r["id"]) in slack.alert_keys() for r in old_failures)
 
 
 async def test_a_restart_posts_nothing_twice(start_alerts: StartBot, fabro: FakeFabro, slack: FakeSlack) -> None:
@@ -201,7 +201,7 @@ async def test_a_restart_posts_nothing_twice(start_alerts: StartBot, fabro: Fake
     again = await start_alerts()
     await again.alerter.cycle()
     await again.alerter.cycle()
-    assert sorted(slack.alert_keys()) == sorted(f"failed:{r['id']}" for r in runs)
+    assert sorted(slack.alert_keys()) == sorted(fabro.failed_key(r["id"]) for r in runs)
 
 
 async def test_thirty_failures_at_once_make_one_digest_naming_all(bot: Bot, fabro: FakeFabro, slack: FakeSlack) -> None:
@@ -249,7 +249,7 @@ async def test_slack_429_is_waited_out_within_a_cycle(bot: Bot, fabro: FakeFabro
     started = time.monotonic()
     await bot.alerter.cycle()
     assert time.monotonic() - started >= 2 * slack.retry_after * 0.9  # Retry-After honoured twice
-    assert slack.alert_keys() == [f"failed:{run['id']}"]
+    assert slack.alert_keys() == [fabro.failed_key(run["id"])]
     assert len(slack.calls_to("chat.postMessage")) == 3
 
 
@@ -269,7 +269,7 @@ async def test_slack_429_beyond_the_retries_delays_the_alert_and_never_drops_it(
 
     async def delivered() -> bool:
         await bot.alerter.cycle()
-        return slack.alert_keys() == [f"failed:{run['id']}"]
+        return slack.alert_keys() == [fabro.failed_key(run["id"])]
 
     await wait_until(delivered, timeout=5, interval=0.25)
     # Known to be unposted, so no history search was needed before posting again.
@@ -319,7 +319,7 @@ async def test_a_channel_the_bot_cannot_post_to_is_marked_broken_logged_once_and
     for alert in await alerts_in(bot, AlertState.CLAIMED, run, second):
         await bot.store.delivery_failed(alert.key, CHANNEL, error="x", unposted=True, retry_at=bot.clock())
     await bot.alerter.cycle()
-    assert sorted(slack.alert_keys()) == sorted([f"failed:{run['id']}", f"failed:{second['id']}"])
+    assert sorted(slack.alert_keys()) == sorted([fabro.failed_key(run["id"]), fabro.failed_key(second["id"])])
     assert await bot.store.broken_channels() == {}
 
 
@@ -338,7 +338,7 @@ async def test_while_fabro_is_down_cycles_are_skipped_and_nothing_is_lost(
     fabro.faults.clear()
     fabro.fail(runs[1]["id"])
     await bot.alerter.cycle()
-    assert sorted(slack.alert_keys()) == sorted(f"failed:{r['id']}" for r in runs)
+    assert sorted(slack.alert_keys()) == sorted(fabro.failed_key(r["id"]) for r in runs)
 
 
 async def test_an_idle_cycle_costs_one_fabro_request(bot: Bot, fabro: FakeFabro, slack: FakeSlack) -> None:
@@ -374,8 +374,8 @@ async def test_subscriptions_route_alerts_and_a_run_matching_several_alerts_once
         fabro.add(run)
         fabro.fail(run["id"])
         await bot.alerter.cycle()
-        assert slack.alert_keys("C0TEAM") == [f"failed:{run['id']}"]
-        assert slack.alert_keys("C0OTHER") == [f"failed:{run['id']}"]
+        assert slack.alert_keys("C0TEAM") == [fabro.failed_key(run["id"])]
+        assert slack.alert_keys("C0OTHER") == [fabro.failed_key(run["id"])]
         assert slack.alert_keys("C0NOPE") == []
 
         _, _, url = await user.command("subscriptions", channel="C0TEAM")
@@ -442,7 +442,7 @@ async def test_cancellations_are_alerted_only_where_asked_for(
     fabro.fail(failure["id"], reason="budget_exhausted")
     await bot.alerter.cycle()
     assert slack.alert_keys("C0CANCEL") == [f"cancelled:{run['id']}"]
-    assert slack.alert_keys("C0DEFAULT") == [f"failed:{failure['id']}"]  # the default kinds: no cancellations
+    assert slack.alert_keys("C0DEFAULT") == [fabro.failed_key(failure["id"])]  # the default kinds: no cancellations
     assert "Run cancelled: Stopped by hand" in slack.posts("C0CANCEL")[0].text
 
 
@@ -464,7 +464,7 @@ async def test_the_scheduler_runs_cycles_by_itself(
     fabro.add(run)
     fabro.fail(run["id"])
     await wait_for(lambda: slack.alert_keys(CHANNEL), timeout=5)
-    assert slack.alert_keys(CHANNEL) == [f"failed:{run['id']}"]
+    assert slack.alert_keys(CHANNEL) == [fabro.failed_key(run["id"])]
 
 
 async def test_a_post_whose_answer_is_lost_is_found_in_history_not_posted_twice(
@@ -483,7 +483,7 @@ async def test_a_post_whose_answer_is_lost_is_found_in_history_not_posted_twice(
     await bot.store.delivery_failed(alert.key, CHANNEL, error="timeout", unposted=False, retry_at=bot.clock())
     report = await bot.alerter.cycle()
     assert report.deduplicated == 1 and report.posted == 0
-    assert slack.alert_keys(CHANNEL) == [f"failed:{run['id']}"]
+    assert slack.alert_keys(CHANNEL) == [fabro.failed_key(run["id"])]
     [alert] = await bot.store.alerts_for_run(run["id"])
     assert alert.state is AlertState.POSTED and alert.ts == slack.posts(CHANNEL)[0].ts
 
@@ -526,7 +526,7 @@ async def test_a_proxy_error_page_from_slack_is_an_ordinary_failure_counted_and_
     assert alert.last_error == "http_502"
     await bot.store.delivery_failed(alert.key, CHANNEL, error="x", unposted=True, retry_at=bot.clock())
     await bot.alerter.cycle()
-    assert slack.alert_keys() == [f"failed:{run['id']}"]
+    assert slack.alert_keys() == [fabro.failed_key(run["id"])]
 
 
 @pytest.mark.parametrize("newcomer", ["01KD" + "0" * 21 + "1", "01KB" + "0" * 21 + "1"], ids=["above", "between"])
@@ -551,10 +551,10 @@ async def test_runs_changing_in_the_same_millisecond_as_the_mark_are_never_skipp
     high = failed_at("01KC" + "0" * 21 + "1", 123_100_000)
     low = failed_at("01KA" + "0" * 21 + "1", 123_700_000)
     await bot.alerter.cycle()
-    assert sorted(slack.alert_keys()) == sorted([f"failed:{high['id']}", f"failed:{low['id']}"])
+    assert sorted(slack.alert_keys()) == sorted([fabro.failed_key(high["id"]), fabro.failed_key(low["id"])])
     late = failed_at(newcomer, 123_900_000)  # later, but in the same millisecond
     await bot.alerter.cycle()
-    assert f"failed:{late['id']}" in slack.alert_keys()
+    assert fabro.failed_key(late["id"]) in slack.alert_keys()
     assert len(slack.alert_keys()) == 3  # and nothing twice
 
 
@@ -624,4 +624,4 @@ async def test_an_idle_cycle_costs_a_few_statements_however_many_runs_share_the_
     fabro.fail(runs[25]["id"], "changed within the same instant")  # seen again: a change is never missed
     runs[25]["timestamps"]["last_event_at"] = same
     await bot.alerter.cycle()
-    assert slack.alert_keys(CHANNEL) == [f"failed:{runs[25]['id']}"]
+    assert slack.alert_keys(CHANNEL) == [fabro.failed_key(runs[25]["id"])]

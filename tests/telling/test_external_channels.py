@@ -93,7 +93,7 @@ async def test_alerts_in_a_shared_channel_carry_no_question_or_failure_text_also
     assert_minimal(by_title["Add rate limiting"], "Add rate limiting")
     assert_minimal(by_title["Migrate the users table"], "Migrate the users table")
     assert sorted(slack.alert_keys(SHARED)) == sorted(
-        [f"failed:{failed['id']}", f"question:{asking['id']}:q-1"]
+        [fabro.failed_key(failed["id"]), f"question:{asking['id']}:q-1"]
     )  # the metadata that finds them again after a crash is kept
     assert len(slack.calls_to("conversations.info")) == 1  # asked once, then remembered
     fabro.answer(asking["id"], "q-1", {"kind": "yes"})

@@ -44,7 +44,7 @@ async def test_a_failure_is_alerted_within_seconds_with_a_two_minute_poll(
     fabro.fail(run["id"], "boom")
     await wait_for(lambda: slack.alert_keys(CHANNEL), timeout=SECONDS)
     assert time.monotonic() - started < SECONDS
-    assert slack.alert_keys(CHANNEL) == [f"failed:{run['id']}"]
+    assert slack.alert_keys(CHANNEL) == [fabro.failed_key(run["id"])]
     assert "boom" in str(slack.posts(CHANNEL)[0].blocks)
 
 
@@ -78,12 +78,12 @@ async def test_the_stream_dropping_is_survived_and_what_happened_meanwhile_is_ca
     fabro.fail(missed["id"])
     # Back: the reconnect is followed by a reconciling poll, which finds what the stream missed.
     await wait_for(lambda: live.connected, timeout=15)
-    await wait_for(lambda: f"failed:{missed['id']}" in slack.alert_keys(CHANNEL), timeout=5)
+    await wait_for(lambda: fabro.failed_key(missed["id"]) in slack.alert_keys(CHANNEL), timeout=5)
     after = make_run("running", title="Failed after the reconnect")
     fabro.add(after)
     fabro.fail(after["id"])
-    await wait_for(lambda: f"failed:{after['id']}" in slack.alert_keys(CHANNEL), timeout=SECONDS)
-    assert sorted(slack.alert_keys(CHANNEL)) == sorted([f"failed:{missed['id']}", f"failed:{after['id']}"])
+    await wait_for(lambda: fabro.failed_key(after["id"]) in slack.alert_keys(CHANNEL), timeout=SECONDS)
+    assert sorted(slack.alert_keys(CHANNEL)) == sorted([fabro.failed_key(missed["id"]), fabro.failed_key(after["id"])])
     assert fabro.stream_connections >= 2
 
 
@@ -134,7 +134,7 @@ async def test_a_stream_whose_body_cannot_be_decoded_is_logged_once_and_reconnec
     run = make_run("running")
     fabro.add(run)
     fabro.fail(run["id"])
-    await wait_for(lambda: slack.alert_keys(CHANNEL) == [f"failed:{run['id']}"], timeout=SECONDS)
+    await wait_for(lambda: slack.alert_keys(CHANNEL) == [fabro.failed_key(run["id"])], timeout=SECONDS)
 
 
 async def test_the_connected_gauge_drops_while_the_stream_is_broken(

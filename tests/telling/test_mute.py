@@ -130,7 +130,7 @@ async def test_until_it_ends_covers_the_end_of_the_run_too(
     fabro.fail(run["id"], "boom")
     await bot.alerter.cycle()
     assert slack.alert_keys(OPS) == [f"question:{run['id']}:q-1"]
-    assert f"failed:{run['id']}" in slack.alert_keys(dm_of(ADA))  # the owner's DM is not muted
+    assert fabro.failed_key(run["id"]) in slack.alert_keys(dm_of(ADA))  # the owner's DM is not muted
 
 
 async def test_a_channel_mute_needs_the_routing_permission_but_muting_ones_own_dm_does_not(
