@@ -44,7 +44,7 @@ from bot.blocks.presentation import Presentation
 from bot.blocks.routing import Target
 from bot.core.drafts import Draft
 from bot.core.errors import ActionFailed, AlreadyActed, BotError, Refusal, Refused, Settled
-from bot.core.keys import ActionKey, ActionState, Verb
+from bot.core.keys import ActionKey, ActionScope, ActionState, Verb, failure_of
 from bot.core.outcomes import Outcome, OutcomeVerb, events_tell, outcome_of, run_state, said
 from bot.core.records import Action, AlertState
 from bot.fabro.client import FabroClient
@@ -79,6 +79,8 @@ T = TypeVar("T")
 PENDING_LEASE = timedelta(minutes=2)
 # How far the clocks of the bot and Fabro may disagree when looking for what an action made.
 CLOCK_SKEW = timedelta(minutes=10)
+# A creation time written to the second may read as up to this much before an end to the millisecond.
+_SAME_INSTANT = timedelta(seconds=1)
 # Settled from evidence in Fabro when their record was left pending (or failed without an answer).
 EVIDENCED = frozenset({Verb.RETRY, Verb.START, Verb.MERGE_PR, Verb.CLOSE_PR, Verb.STEER})
 
@@ -627,11 +629,15 @@ class Steering:
         reading: Reading = Reading.RUN,
     ) -> Done:
         """An action on a run: re-read it (and what `reading` names), check, send the plan."""
-        key = ActionKey.of(verb, target.run_id, target.question_id)
+        key = ActionKey.of(verb, target.run_id, target.question_id, failure=target.failure)
+        if key.scope is ActionScope.RETRY:
+            key = await self._failure_taken_up(who, verb, key)
 
         async def work() -> Done:
             seen = await self._read(target.run_id, reading)
             plan = check(seen)
+            if not isinstance(plan, Refused) and key.failure is not None:
+                plan = _same_failure(seen, key.failure, plan)
             if isinstance(plan, Refused):
                 plan.settled = plan.settled or await self._current(seen.run, key)
                 raise plan
@@ -643,6 +649,26 @@ class Steering:
         done = await self._once(who, verb, key, work, detail=detail, conflict_card=conflict_card)
         await self._settle_alerts(key, done.outcome, who)
         return done
+
+    async def _failure_taken_up(self, who: Where, verb: Verb, key: ActionKey) -> ActionKey:
+        """The record of the failure a Retry or Resume takes up: the one its button names, else the one
+        Fabro shows now (a button drawn where it was not known). A retry recorded before failures were
+        told apart (`retry:<run>`) took up the failure the run was in then: pressing again is refused."""
+        if key.failure is None:
+            await self.may(who, verb, key.run_id)  # nothing is read for a person who may not
+            run = await self.fabro.get_run(key.run_id)
+            key = ActionKey.of(verb, key.run_id, failure=failure_of(run.timestamps.completed_at))
+        if key.failure is None:
+            return key
+        legacy = ActionKey(ActionScope.RETRY, key.run_id)
+        earlier = next((a for a in await self.store.actions_for_run(key.run_id) if a.key == legacy), None)
+        # A resume takes the run back to work, so a failure after it is a later one; a retry leaves
+        # the run failed, and any failure that ended before it (give or take the clocks) is the one it took up.
+        if earlier is not None and earlier.state is ActionState.DONE and earlier.verb is Verb.RETRY:
+            retried_by = failure_of(earlier.requested_at + CLOCK_SKEW) or ""
+            if key.failure <= retried_by:  # the same format, in UTC: the text sorts as the time does
+                raise AlreadyActed(earlier)
+        return key
 
     async def _read(self, run_id: str, reading: Reading) -> Seen:
         run = await self.fabro.get_run(run_id)
@@ -796,8 +822,14 @@ class Steering:
         return agent is not None and f"(slack; intent {intent})" in agent
 
     async def _successors(self, run: Run) -> list[Run]:
-        """The runs retried from `run`, newest first: they are created after it ended."""
-        return await self.fabro.successors(run, skew=CLOCK_SKEW)
+        """The runs retried from `run` since it last ended, newest first. A run resumed in place may
+        have ended before: a retry of that earlier failure was created before this one ended (both
+        times are Fabro's), and does not take up this failure."""
+        found = await self.fabro.successors(run, skew=CLOCK_SKEW)
+        if run.timestamps.completed_at is None:
+            return found
+        since = run.timestamps.completed_at - _SAME_INSTANT
+        return [r for r in found if r.timestamps.created_at is None or r.timestamps.created_at >= since]
 
     async def _settle_found(self, prior: Action, done: Done) -> Done:
         """Record what Fabro shows `prior` did: done by the person who asked, who owns what it made."""
@@ -881,7 +913,8 @@ class Steering:
         if alert_key is None:
             return
         for alert in await self.store.alerts_for_run(key.run_id):
-            if alert.key != alert_key or alert.state is not AlertState.POSTED or alert.outcome is not None:
+            # A failed alert from before failures were told apart, still unsettled, is about this failure.
+            if not alert.key.stands_for(alert_key) or alert.state is not AlertState.POSTED or alert.outcome is not None:
                 continue
             if (alert.channel, alert.ts) == (who.channel, who.message_ts):
                 await self.store.resolve_alert(alert.key, alert.channel, outcome, self.clock())
@@ -957,6 +990,14 @@ def _mergeable(seen: Seen) -> Refused | Plan:
     if isinstance(refused, Plan) and seen.pr_draft and seen.run.pull_request is not None:
         return Refused(Refusal.PR_DRAFT, run=seen.run, detail=seen.run.pull_request.html_url)
     return refused
+
+
+def _same_failure(seen: Seen, failure: str, plan: P) -> Refused | P:
+    """A Retry or Resume acts on the failure its card was drawn for: a run resumed since (and failed
+    again) is acted on from its newest alert, not from an earlier one."""
+    if failure_of(seen.run.timestamps.completed_at) != failure:
+        return Refused(Refusal.EARLIER_FAILURE, run=seen.run)
+    return plan
 
 
 def _resumable(seen: Seen) -> Refused | Plan:

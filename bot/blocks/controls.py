@@ -33,6 +33,7 @@ from bot.blocks.routing import (
     steer_action_id,
 )
 from bot.blocks.text import clip, escape, link
+from bot.core.keys import failure_of
 from bot.fabro.models import PullRequestState, Question, Run
 
 __all__ = [
@@ -151,7 +152,7 @@ def run_controls(run: Run, pr: PullRequestState | None = None) -> list[Block]:
     if run.status.kind == "succeeded" and not run.lifecycle.archived:
         return ship_controls(run, pr)
     if run.bucket == "failed" and not run.superseded_by:
-        return retry_control(run.id, resume=may_resume(run))
+        return retry_control(run.id, resume=may_resume(run), failure=failure_of(run.timestamps.completed_at))
     if not run.is_terminal and run.bucket not in ("archived", "removing") and run.lifecycle.pending_control != "cancel":
         agent = agent_controls(run)
         cancel = kit.button("Cancel run", steer_action_id("cancel"), value="cancel", style="danger")
@@ -170,13 +171,17 @@ def run_controls(run: Run, pr: PullRequestState | None = None) -> list[Block]:
     return []
 
 
-def retry_control(run_id: str, *, resume: bool = False) -> list[Block]:
+def retry_control(run_id: str, *, resume: bool = False, failure: str | None = None) -> list[Block]:
     """Retry, for a failed run (on its card, and on Home's list of a person's runs), and Resume beside
-    it when the run may have a checkpoint (the action reads Fabro's timeline before sending)."""
+    it when the run may have a checkpoint (the action reads Fabro's timeline before sending).
+
+    The block names the failure they take up when it is known (`failure_of`): a run resumed in place
+    can fail again, and each failure is taken up once. Without it the action takes up the failure
+    Fabro shows when the button is pressed."""
     elements = [kit.button("Retry", steer_action_id("retry"), value="retry")]
     if resume:
         elements.append(kit.button("Resume", steer_action_id("resume_run"), value="resume_run"))
-    block = kit.actions(*elements, block_id=control_block_id("retry", Target(run_id)))
+    block = kit.actions(*elements, block_id=control_block_id("retry", Target(run_id, failure=failure)))
     return [block] if block else []
 
 

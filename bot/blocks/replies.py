@@ -143,6 +143,8 @@ _REFUSALS = {
     " Retry starts it again from the beginning as a new run.",
     Refusal.ENGINE_RUNNING: "Fabro's engine for this run has not exited yet, so it cannot be resumed now;"
     " try again in a minute. Nothing was changed.",
+    Refusal.EARLIER_FAILURE: "This card is about an earlier failure: the run was resumed since and is now {state}."
+    " Its newest alert acts on it as it is now. Nothing was sent to Fabro.",
     Refusal.PR_DRAFT: "This pull request is a draft, and GitHub merges only pull requests that are ready for"
     " review: mark it ready on GitHub ({detail}), then merge. Nothing was changed.",
     Refusal.PR_NOT_MERGEABLE: "GitHub did not merge this pull request: {detail}. Nothing was changed.",

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.core.keys import names_a_failure
 from bot.core.query import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -284,10 +285,11 @@ _QUESTION_ID = re.compile(r"^[^\s]{1,150}$")
 
 @dataclass(frozen=True)
 class Target:
-    """The run (and question) a control acts on."""
+    """The run (and question, or failure) a control acts on."""
 
     run_id: str
     question_id: str | None = None
+    failure: str | None = None  # the failure Retry and Resume take up (`bot.core.keys.failure_of`)
 
 
 def steer_action_id(verb: str, index: int | None = None) -> str:
@@ -302,19 +304,24 @@ def steer_verb(action_id: str | None) -> str | None:
 
 
 def control_block_id(kind: str, target: Target) -> str:
-    """The actions block's id carries the target: `answer:<run>:<question>`, `retry:<run>`…"""
+    """The actions block's id carries the target: `answer:<run>:<question>`, `retry:<run>:<failure>`…"""
     block_id = f"{kind}:{target.run_id}"
-    return block_id + (f":{target.question_id}" if target.question_id else "")
+    subject = target.question_id or (target.failure if kind == "retry" else None)
+    return block_id + (f":{subject}" if subject else "")
 
 
 def parse_control_block(block_id: str | None) -> tuple[str, Target] | None:
-    match = _BLOCK.match(block_id or "")
+    """The kind of control and its target; a Retry block without a failure (drawn where the failure
+    was not known, or before failures were told apart) leaves it to the action to read."""
+    match = _BLOCK.fullmatch(block_id or "")
     if not match:
         return None
-    kind, run_id, question_id = match.groups()
-    if (kind == "answer") != (question_id is not None):
+    kind, run_id, subject = match.groups()
+    if kind == "retry" and subject is not None:
+        return (kind, Target(run_id, failure=subject)) if names_a_failure(subject) else None
+    if (kind == "answer") != (subject is not None):
         return None
-    return kind, Target(run_id, question_id)
+    return kind, Target(run_id, subject)
 
 
 def choice_value(question: Question, index: int) -> str:

@@ -106,6 +106,7 @@ class Refusal(enum.StrEnum):
     NOT_RESUMABLE = "not_resumable"  # only a failed run goes back to work
     NO_CHECKPOINT = "no_checkpoint"
     ENGINE_RUNNING = "engine_running"  # its engine process has not exited yet
+    EARLIER_FAILURE = "earlier_failure"  # the card is about a failure the run was resumed from since
     PR_DRAFT = "pr_draft"  # GitHub merges only ready pull requests; `detail` is its link
     PR_NOT_MERGEABLE = "pr_not_mergeable"  # GitHub refused; `detail` says what Fabro and GitHub said
 

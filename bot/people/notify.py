@@ -88,10 +88,16 @@ class Personal:
         `known` is the run's index entry when the caller read it already (True: read it here).
         """
         if run.retried_from:
-            for action in await self.store.actions_for_run(run.retried_from):
-                retried = action.key.scope is ActionScope.RETRY and action.verb is not Verb.RESUME_RUN
-                if retried and action.state is ActionState.DONE:
-                    return action.user_id
+            # A run resumed in place may have failed, and been retried, more than once: the retry
+            # that made this run names it; an older record that does not is still the best guess.
+            retries = [
+                a
+                for a in await self.store.actions_for_run(run.retried_from)
+                if a.key.scope is ActionScope.RETRY and a.verb is not Verb.RESUME_RUN and a.state is ActionState.DONE
+            ]
+            made = [a for a in retries if a.outcome is not None and a.outcome.run_id == run.id]
+            if made or retries:
+                return (made or retries)[0].user_id
         if known is True:
             known = await self.store.indexed_run(run.id)  # started from Slack: the bot wrote down who
         return known.owner if isinstance(known, IndexedRun) else None

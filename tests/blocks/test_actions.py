@@ -66,7 +66,21 @@ def test_control_blocks_carry_their_target_and_forged_ones_are_refused() -> None
         Target("01KJW4MG", "q-1"),
     )
     assert parse_control_block(control_block_id("retry", Target("01KJW4MG"))) == ("retry", Target("01KJW4MG"))
-    for forged in ("retry:../etc", "answer:01KJ", "retry:01KJ:q-1", "launch:01KJ", "", None, "decide:" + "A" * 65):
+    failure = Target("01KJW4MG", failure="20261201T102933.123Z")  # Retry and Resume name the failure they take up
+    assert control_block_id("retry", failure) == "retry:01KJW4MG:20261201T102933.123Z"
+    assert parse_control_block(control_block_id("retry", failure)) == ("retry", failure)
+    assert control_block_id("cancel", failure) == "cancel:01KJW4MG"  # only Retry's block names one
+    for forged in (
+        "retry:../etc",
+        "answer:01KJ",
+        "retry:01KJ:q-1",
+        "retry:01KJ:20261201T102933.123Z\n",
+        "cancel:01KJ:20261201T102933.123Z",
+        "launch:01KJ",
+        "",
+        None,
+        "decide:" + "A" * 65,
+    ):
         assert parse_control_block(forged) is None, forged
 
 

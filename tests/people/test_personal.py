@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +180,53 @@ async def test_a_retry_from_slack_makes_the_new_run_yours(
     await bot.alerter.cycle()
     [dm] = slack.posts(dm_of(BOB))
     assert "flaky again" in str(dm.blocks)
+
+
+async def test_each_retry_of_a_run_that_failed_twice_belongs_to_whoever_pressed_it(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """Resumed in place and failed again, a run can be retried once per failure, by different people."""
+    bot = await start_bot(alert_pace=0.0, alert_channel=CHANNEL, database_url=f"sqlite:///{tmp_path}/r.db")
+    await bot.alerter.cycle()
+    run = by("stranger", title="Flaky")
+    fabro.add(run)
+    fabro.fail(run["id"], "flaky")
+    made: dict[str, str] = {}
+    async with aiohttp.ClientSession() as session:
+        user = SlackUser.of(bot, slack, session)
+        for who in (ADA, BOB):
+            await bot.alerter.cycle()
+            post = slack.posts(CHANNEL)[-1]
+            [block] = [b for b in post.blocks if b["type"] == "actions" and b["block_id"].startswith("retry:")]
+            await user.click(
+                {"action_id": "steer:retry", "value": "retry", "type": "button"},
+                block_id=block["block_id"],
+                channel=CHANNEL,
+                message_ts=post.ts,
+                ephemeral=False,
+                user=who,
+            )
+            await wait_for(
+                lambda: len([r for r in fabro.runs.values() if r.get("retried_from") == run["id"]]) > len(made)
+            )
+            [new] = [
+                r for r in fabro.runs.values() if r.get("retried_from") == run["id"] and r["id"] not in made.values()
+            ]
+            made[who] = new["id"]
+            if who == ADA:
+                # Minutes later the first failure is resumed in Fabro as well, and the run fails again.
+                earlier = datetime.now(UTC) - timedelta(minutes=5)
+                fabro.runs[new["id"]]["timestamps"]["created_at"] = earlier.strftime("%Y-%m-%dT%H:%M:%SZ")
+                fabro.resume(run["id"])
+                await bot.alerter.cycle()
+                await asyncio.sleep(0.005)
+                fabro.fail(run["id"], "flaky twice")
+    for who, new_id in made.items():
+        fabro.fail(new_id, f"the retry {who} made failed")
+    await bot.alerter.cycle()
+    assert "the retry U123ADA made failed" in str([m.blocks for m in slack.posts(dm_of(ADA))])
+    assert "the retry U456BOB made failed" in str([m.blocks for m in slack.posts(dm_of(BOB))])
+    assert "the retry U456BOB made failed" not in str([m.blocks for m in slack.posts(dm_of(ADA))])
 
 
 @pytest.mark.parametrize("crash_at", ["alert.claimed", "alert.posted"])
