@@ -25,7 +25,7 @@ from bot.core.keys import ActionScope, ActionState, AlertKind, Verb
 from bot.core.records import IndexedRun
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
-from bot.fabro.models import Run
+from bot.fabro.models import ACTIVE_BUCKETS, Run
 from bot.people.identity import Linker
 from bot.slack.webapi import slack_error
 from bot.store.base import Actions, People
@@ -112,7 +112,9 @@ class Personal:
         after = indexed(run, await self._recorded_owner(run, before), web_base)
         # Its retry may have been learned first (runs are read newest first): it waited here.
         retries = [r for r in (self._retries.pop(run.id, None), before.retried_as if before else None) if r]
-        after = replace(after, retried_as=max(retries, default=None))
+        # A run seen at work again was resumed in place: a retry was of an earlier failure, and the
+        # failure it may come to next is offered Retry again.
+        after = replace(after, retried_as=None if run.bucket in ACTIVE_BUCKETS else max(retries, default=None))
         await self.store.index_run(after)
         changes: list[Change] = [(before, after)]
         if run.retried_from:

@@ -29,6 +29,7 @@ from bot.core.records import (
     Subscription,
     UserLink,
 )
+from bot.fabro.models import ACTIVE_BUCKETS
 
 __all__ = ["TERMINAL_BUCKETS", "Row", "SQLStore"]
 
@@ -40,6 +41,8 @@ Row = dict[str, Any]
 # The buckets of runs that ended: only their index entries and follows are ever forgotten.
 TERMINAL_BUCKETS = ("succeeded", "failed", "archived", "dead")
 _TERMINAL = ", ".join(f"'{b}'" for b in TERMINAL_BUCKETS)
+# The buckets of runs at work: a failed run seen in one again was resumed in place.
+_AT_WORK = ", ".join(f"'{b}'" for b in ACTIVE_BUCKETS)
 
 # A run's alerts are forgotten together, once none of them is pending, waiting or newer than the
 # cutoff, and the run is not followed: its once-keys (thread replies, reminders) go with the alerts
@@ -327,8 +330,10 @@ class SQLStore:
             " ON CONFLICT (run_id) DO UPDATE SET owner = excluded.owner, login = excluded.login,"
             " status = excluded.status, title = excluded.title, web_url = excluded.web_url,"
             " updated_at = excluded.updated_at, cost_micros = excluded.cost_micros,"
-            # Learned from the retry, not from the run itself: what Fabro says of the run keeps it.
-            " retried_as = COALESCE(excluded.retried_as, runs.retried_as)",
+            # Learned from the retry, not from the run itself: what Fabro says of the run keeps it,
+            # until the run is at work again (resumed in place): a retry was of an earlier failure.
+            f" retried_as = CASE WHEN excluded.status IN ({_AT_WORK}) THEN NULL"
+            " ELSE COALESCE(excluded.retried_as, runs.retried_as) END",
             (
                 entry.run_id,
                 entry.owner,

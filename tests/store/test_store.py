@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -393,3 +394,17 @@ async def test_an_indexed_run_remembers_its_newest_retry_whatever_is_learned_of_
     assert mine.retried_as == "01KJW4MG900000000000000004"
     assert not await store.mark_retried("01KJW4MG9000000000000000XX", "01KJW4MG900000000000000005")
     assert await store.indexed_run("01KJW4MG9000000000000000XX") is None
+
+
+async def test_a_retried_run_seen_at_work_again_forgets_its_retry(store: Store) -> None:
+    """Resumed in place, the run is past the failure its retry was of: a later failure is offered Retry."""
+    failed = IndexedRun("01KJW4MG900000000000000001", "U1", "ada", "failed", "Broke", None, NOW)
+    await store.index_run(failed)
+    assert await store.mark_retried(failed.run_id, "01KJW4MG900000000000000003")
+    await store.index_run(replace(failed, status="succeeded"))  # ended otherwise: the retry stays
+    kept = await store.indexed_run(failed.run_id)
+    assert kept is not None and kept.retried_as == "01KJW4MG900000000000000003"
+    await store.index_run(replace(failed, status="running", updated_at=NOW + timedelta(minutes=1)))
+    await store.index_run(replace(failed, updated_at=NOW + timedelta(minutes=9)))  # and failed again
+    again = await store.indexed_run(failed.run_id)
+    assert again is not None and again.status == "failed" and again.retried_as is None

@@ -291,6 +291,28 @@ async def test_a_retry_learned_in_the_same_cycle_as_the_run_it_retried_still_mar
     assert retry_buttons(view) == [] and f"runs/{retry['id']}|" in text(view)
 
 
+async def test_a_run_resumed_after_its_retry_that_fails_again_is_offered_retry_on_home_again(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    """The retry was of the first failure: resumed in place and failed again, the run is a new failure."""
+    failed = by("octocat", title="Mine failed")
+    fabro.add(failed)
+    fabro.fail(failed["id"], "boom")
+    retry = fabro.retry(failed["id"], by("grace", title="Mine failed", created=datetime.now(UTC)))
+    await bot.alerter.cycle()
+    entry = await bot.store.indexed_run(failed["id"])
+    assert entry is not None and entry.retried_as == retry["id"]
+    fabro.resume(failed["id"])
+    await bot.alerter.cycle()
+    await asyncio.sleep(0.005)
+    fabro.fail(failed["id"], "boom again")
+    await bot.alerter.cycle()
+    entry = await bot.store.indexed_run(failed["id"])
+    assert entry is not None and entry.status == "failed" and entry.retried_as is None
+    view = await opened(user, slack, ADA)
+    assert len(retry_buttons(view)) == 1 and "Retried as" not in text(view)
+
+
 async def test_a_question_on_a_paused_run_still_waits_on_home(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
 ) -> None:
