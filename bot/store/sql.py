@@ -331,9 +331,12 @@ class SQLStore:
             " status = excluded.status, title = excluded.title, web_url = excluded.web_url,"
             " updated_at = excluded.updated_at, cost_micros = excluded.cost_micros,"
             # Learned from the retry, not from the run itself: what Fabro says of the run keeps it,
-            # until the run is at work again (resumed in place): a retry was of an earlier failure.
+            # until the run is at work again (resumed in place): a retry was of an earlier failure;
+            # and an entry read before a newer retry was noted (by mark_retried, here or on another
+            # replica) never writes the older one back. Run ids sort by creation.
             f" retried_as = CASE WHEN excluded.status IN ({_AT_WORK}) THEN NULL"
-            " ELSE COALESCE(excluded.retried_as, runs.retried_as) END",
+            " WHEN runs.retried_as IS NULL OR excluded.retried_as > runs.retried_as THEN excluded.retried_as"
+            " ELSE runs.retried_as END",
             (
                 entry.run_id,
                 entry.owner,

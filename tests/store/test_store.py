@@ -408,3 +408,21 @@ async def test_a_retried_run_seen_at_work_again_forgets_its_retry(store: Store) 
     await store.index_run(replace(failed, updated_at=NOW + timedelta(minutes=9)))  # and failed again
     again = await store.indexed_run(failed.run_id)
     assert again is not None and again.status == "failed" and again.retried_as is None
+
+
+async def test_indexing_a_run_with_an_older_retry_never_replaces_a_newer_one_noted_meanwhile(store: Store) -> None:
+    """The alert poll reads the entry (retry …02 noted), a Retry from Slack (on this replica or
+    another) notes …03, then the poll writes back what it read: the newest retry is kept."""
+    failed = IndexedRun("01KJW4MG900000000000000001", "U1", "ada", "failed", "Broke", None, NOW)
+    await store.index_run(failed)
+    assert await store.mark_retried(failed.run_id, "01KJW4MG900000000000000002")
+    read_by_the_poll = await store.indexed_run(failed.run_id)
+    assert read_by_the_poll is not None and read_by_the_poll.retried_as == "01KJW4MG900000000000000002"
+    assert await store.mark_retried(failed.run_id, "01KJW4MG900000000000000003")  # retried from Slack meanwhile
+    await store.index_run(read_by_the_poll)
+    entry = await store.indexed_run(failed.run_id)
+    assert entry is not None and entry.retried_as == "01KJW4MG900000000000000003"
+    # A newer retry the poll learned itself is still taken.
+    await store.index_run(replace(failed, retried_as="01KJW4MG900000000000000004"))
+    entry = await store.indexed_run(failed.run_id)
+    assert entry is not None and entry.retried_as == "01KJW4MG900000000000000004"
