@@ -179,7 +179,8 @@ def build_bolt_app(
     in_flight = in_flight or commands.in_flight
     # Bolt runs each listener's work after the ack in a task it keeps no handle to; its runner's
     # start and completion hooks, called inside that task, are the one place every listener passes.
-    runner = app._async_listener_runner
+    # Reached through Bolt's public `listener_runner`; tests/app/test_shutdown.py fails if they stop being called.
+    runner = app.listener_runner
     runner.listener_start_handler = _Holding(in_flight)
     runner.listener_completion_handler = _Released(in_flight)
 

@@ -11,12 +11,13 @@ import logging
 import signal
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bot.app import Bot
 from bot.telling.engine import CycleReport
 from tests.app.test_cli import COMMAND, _env, fake_env
-from tests.conftest import StartBot, wait_for
+from tests.conftest import SlackUser, StartBot, wait_for
 from tests.fakes.fabro import FakeFabro
 from tests.fakes.runs import make_run
 from tests.fakes.slack import FakeSlack
@@ -189,3 +190,25 @@ async def test_an_envelope_being_dispatched_at_sigterm_is_still_acknowledged(
     await stop_cleanly(process, log)
     assert slack.ack_for(envelope) is not None
     assert "Acknowledged while stopping" in json.dumps(slack.responses_to(response_url)[0]["blocks"])
+
+
+async def test_a_reply_being_written_after_its_ack_is_waited_for_by_stop(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """Bolt runs a listener's work after the ack in a task it keeps no handle to; the bot holds it
+    through hooks on Bolt's listener runner. Were Bolt to stop calling them (or to replace the
+    runner), stop would return with the reply still waiting on Fabro: this fails then, at once."""
+    fabro.add(make_run("failed", title="Answered before the store closed"))
+    bot = await start_bot(database_url=f"sqlite:///{tmp_path}/bot.db", shutdown_grace_seconds=30.0)
+    fabro.latency = 1.0  # Fabro is slow (below the client timeout): the reply is still being written when stop begins
+    async with aiohttp.ClientSession() as session:
+        user = SlackUser.of(bot, slack, session)
+        status, _, response_url = await user.command("failed")
+        assert status == 200  # acknowledged: what is left runs in Bolt's own task
+        await wait_for(lambda: fabro.calls("/api/v1/runs"), timeout=15)
+        assert len(bot.in_flight) == 1  # the listener's work, held from its start
+        await bot.stop()
+    # Already there when stop returns: stop waited for it rather than closing Fabro's client under it.
+    [reply] = slack.responses_to(response_url)
+    assert "Answered before the store closed" in json.dumps(reply["blocks"])
+    assert len(bot.in_flight) == 0
