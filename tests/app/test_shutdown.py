@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import signal
 from pathlib import Path
 
@@ -119,7 +120,8 @@ async def test_an_answer_still_on_its_way_at_the_end_of_the_grace_is_cancelled_c
     envelope = await slack.send_envelope("slash_commands", payload)
     await wait_for(lambda: slack.ack_for(envelope) and slack.responding, timeout=15)
     text = await stop_cleanly(process, log)
-    assert "stopped 1 piece(s) of work still running after 1 s" in text
+    # The answer, and on a loaded machine perhaps the first alert cycle (begun at ready, alongside).
+    assert re.search(r"stopped [12] piece\(s\) of work still running after 1 s", text), text
     assert slack.responses_to(response_url) == []
 
 
