@@ -426,3 +426,54 @@ async def test_indexing_a_run_with_an_older_retry_never_replaces_a_newer_one_not
     await store.index_run(replace(failed, retried_as="01KJW4MG900000000000000004"))
     entry = await store.indexed_run(failed.run_id)
     assert entry is not None and entry.retried_as == "01KJW4MG900000000000000004"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_a_run_index_from_before_retried_as_is_migrated_with_its_entries(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A database at the step before `runs.retried_as`, with a run indexed in it, opens on the
+    latest schema: the entry reads back unchanged, unretried, and takes a retry."""
+    import sqlite3
+
+    from bot.store.schema import Dialect, migrations
+
+    dialect = Dialect.SQLITE if backend == "sqlite" else Dialect.POSTGRES
+    steps = migrations(dialect)
+    before = next(i for i, step in enumerate(steps) if "retried_as" in step)
+    row = (
+        "INSERT INTO runs (run_id, owner, login, status, title, web_url, updated_at, cost_micros)"
+        " VALUES ('01KJW4MG900000000000000001', 'U1', 'ada', 'failed', 'Broke', NULL,"
+        " '2026-11-28T12:00:00+00:00', 1500000)"
+    )
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path}/before.db"
+        db = sqlite3.connect(tmp_path / "before.db")
+        for step in steps[:before]:
+            db.executescript(step)
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO schema_version VALUES (?)", (before,))
+        db.execute(row)
+        db.commit()
+        db.close()
+    else:
+        import psycopg
+
+        url = request.getfixturevalue("postgres_url")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            conn.execute(f"INSERT INTO schema_version VALUES ({before})")
+            for step in steps[:before]:
+                for statement in filter(str.strip, step.split(";")):
+                    conn.execute(statement)
+            conn.execute(row)
+    store = open_store(url)
+    await store.open()
+    try:
+        entry = await store.indexed_run("01KJW4MG900000000000000001")
+        assert entry is not None and (entry.status, entry.cost_micros, entry.retried_as) == ("failed", 1_500_000, None)
+        assert await store.mark_retried(entry.run_id, "01KJW4MG900000000000000002")
+        [mine] = await store.runs_of("U1", [], 10)
+        assert mine.retried_as == "01KJW4MG900000000000000002"
+    finally:
+        await store.close()
