@@ -90,6 +90,7 @@ class SQLiteStore(SQLStore):
         async with self._lock:
             future = asyncio.get_running_loop().run_in_executor(self._thread, call)
             cancelled = False
+            failed: BaseException | None = None
             while True:
                 try:
                     result = await asyncio.shield(future)
@@ -100,10 +101,15 @@ class SQLiteStore(SQLStore):
                     cancelled = True  # delivered once the statement is done, even if it just finished
                     if future.done():
                         break
+                except BaseException as exc:  # the statement failed, perhaps after the cancellation came
+                    if not cancelled:
+                        raise
+                    failed = exc
+                    break
             if cancelled:
                 # The cancellation wins over however the statement ended: were its error raised
                 # instead, a caller's `except Exception` would take it and the cancellation be lost.
-                raise asyncio.CancelledError
+                raise asyncio.CancelledError from failed
             return result
 
     def _connection(self) -> sqlite3.Connection:

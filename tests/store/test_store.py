@@ -293,6 +293,59 @@ async def test_a_caller_cancelled_just_as_its_statement_finishes_is_still_cancel
     await store.close()
 
 
+async def test_a_caller_cancelled_while_its_statement_fails_ends_cancelled_not_with_the_error(
+    tmp_path: Path,
+) -> None:
+    """Were the statement's error raised instead, a caller's `except Exception` would take it and
+    the task carry on as if never cancelled (a stopping bot waiting for it)."""
+    import sqlite3
+
+    store = SQLiteStore(str(tmp_path / "failing.db"))
+    await store.open()
+    release = threading.Event()
+
+    def fails_once_released() -> None:
+        release.wait(10)
+        raise sqlite3.OperationalError("database is locked")
+
+    caller = asyncio.create_task(store._run(fails_once_released))
+    await wait_for(store._lock.locked)
+    caller.cancel()
+    await asyncio.sleep(0)  # the cancellation reaches the caller while the statement still runs
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    await store.close()
+
+
+async def test_an_open_cut_short_by_a_stop_leaves_a_connection_that_close_closes(tmp_path: Path) -> None:
+    """A stop during startup cancels `open()` while it waits on the file's lock; the connection it
+    then makes is kept, and `close()` closes it instead of leaving it (and its thread) behind."""
+    import sqlite3
+
+    path = tmp_path / "busy.db"
+    first = SQLiteStore(str(path))
+    await first.open()  # the file exists, in WAL mode, as a restarted bot finds it
+    await first.close()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process writing: the migration waits for it
+    store = SQLiteStore(str(path))
+    opening = asyncio.create_task(store.open())
+    await wait_for(store._lock.locked)
+    opening.cancel()
+    await asyncio.sleep(0)
+    other.execute("COMMIT")
+    other.close()
+    with pytest.raises(asyncio.CancelledError):
+        await opening
+    made = store._db
+    assert made is not None  # opened after all, and kept
+    await store.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        made.execute("SELECT 1")  # closed
+    assert store._thread is None
+
+
 async def test_outcomes_stored_as_text_by_an_earlier_version_are_migrated_to_data(tmp_path: Path) -> None:
     """Schema 4 kept rendered mrkdwn in alerts.outcome and actions.result; both become legacy outcomes."""
     import sqlite3
