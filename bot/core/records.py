@@ -106,6 +106,7 @@ class Follow:
     created_at: datetime
     last_seq: int = 0
     thread_ts: str | None = None
+    ended_at: datetime | None = None  # the run ended: kept for a resume from Slack to follow it again
 
     @property
     def replies_to(self) -> str:

@@ -102,12 +102,26 @@ class Follows(Protocol):
     """Runs followed in channels: where their live card is, and how far their thread has been told."""
 
     async def add_follow(self, follow: Follow) -> bool:
-        """Record the follow; False when the run is already followed in that channel."""
+        """Record the follow (in place of an ended one); False when the run is already followed in that channel."""
 
-    async def follows(self, run_id: str | None = None) -> list[Follow]: ...
+    async def follows(self, run_id: str | None = None) -> list[Follow]:
+        """The follows going on (not the ended ones)."""
+        ...
+
     async def follow_at(self, channel: str, ts: str) -> Follow | None: ...
     async def set_follow_seq(self, run_id: str, channel: str, seq: int) -> None: ...
-    async def remove_follow(self, run_id: str, channel: str) -> bool: ...
+    async def remove_follow(self, run_id: str, channel: str) -> bool:
+        """Forget the follow, going on or ended: it is not followed again when the run is resumed."""
+        ...
+
+    async def end_follow(self, run_id: str, channel: str, at: datetime) -> bool:
+        """The run ended: keep the follow, ended, where a resume can take it up again."""
+        ...
+
+    async def ended_follows(self, run_id: str) -> list[Follow]: ...
+    async def reopen_follow(self, run_id: str, channel: str) -> bool:
+        """Follow an ended follow again, from its card and seq; False when it is not ended (or gone)."""
+        ...
 
 
 class People(Protocol):

@@ -217,6 +217,12 @@ RUNS_RETRIED = """
     ALTER TABLE runs ADD COLUMN retried_as TEXT;
 """
 
+# A follow whose run ended is kept, ended, so that resuming the run from Slack follows it again in
+# the same thread from the same seq; retention forgets it once it has been ended long enough.
+FOLLOWS_ENDED = """
+    ALTER TABLE follows ADD COLUMN ended_at TEXT;
+"""
+
 _SQLITE_FIRST = """
     CREATE TABLE alerts (
         key TEXT NOT NULL,
@@ -314,6 +320,7 @@ SCHEMA: tuple[Migration, ...] = (
     both(RUNS_COST),
     both(BINDINGS_TABLE),
     both(RUNS_RETRIED),
+    both(FOLLOWS_ENDED),
 )
 
 

@@ -244,7 +244,9 @@ class SQLStore:
     async def add_follow(self, follow: Follow) -> bool:
         inserted = await self._execute(
             "INSERT INTO follows (run_id, channel, ts, last_seq, created_by, created_at, thread_ts)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, channel) DO NOTHING",
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, channel) DO UPDATE SET ts = excluded.ts,"
+            " last_seq = excluded.last_seq, created_by = excluded.created_by, created_at = excluded.created_at,"
+            " thread_ts = excluded.thread_ts, ended_at = NULL WHERE follows.ended_at IS NOT NULL",
             (
                 follow.run_id,
                 follow.channel,
@@ -259,14 +261,19 @@ class SQLStore:
 
     async def follows(self, run_id: str | None = None) -> list[Follow]:
         if run_id is None:
-            rows = await self._fetch("SELECT * FROM follows ORDER BY created_at, run_id, channel")
+            rows = await self._fetch(
+                "SELECT * FROM follows WHERE ended_at IS NULL ORDER BY created_at, run_id, channel"
+            )
         else:
-            rows = await self._fetch("SELECT * FROM follows WHERE run_id = ? ORDER BY channel", (run_id,))
+            rows = await self._fetch(
+                "SELECT * FROM follows WHERE run_id = ? AND ended_at IS NULL ORDER BY channel", (run_id,)
+            )
         return [_follow(r) for r in rows]
 
     async def follow_at(self, channel: str, ts: str) -> Follow | None:
         rows = await self._fetch(
-            "SELECT * FROM follows WHERE channel = ? AND (ts = ? OR thread_ts = ?)", (channel, ts, ts)
+            "SELECT * FROM follows WHERE channel = ? AND (ts = ? OR thread_ts = ?) AND ended_at IS NULL",
+            (channel, ts, ts),
         )
         return _follow(rows[0]) if rows else None
 
@@ -278,6 +285,26 @@ class SQLStore:
 
     async def remove_follow(self, run_id: str, channel: str) -> bool:
         return await self._execute("DELETE FROM follows WHERE run_id = ? AND channel = ?", (run_id, channel)) > 0
+
+    async def end_follow(self, run_id: str, channel: str, at: datetime) -> bool:
+        changed = await self._execute(
+            "UPDATE follows SET ended_at = ? WHERE run_id = ? AND channel = ? AND ended_at IS NULL",
+            (_iso(at), run_id, channel),
+        )
+        return changed > 0
+
+    async def ended_follows(self, run_id: str) -> list[Follow]:
+        rows = await self._fetch(
+            "SELECT * FROM follows WHERE run_id = ? AND ended_at IS NOT NULL ORDER BY channel", (run_id,)
+        )
+        return [_follow(r) for r in rows]
+
+    async def reopen_follow(self, run_id: str, channel: str) -> bool:
+        changed = await self._execute(
+            "UPDATE follows SET ended_at = NULL WHERE run_id = ? AND channel = ? AND ended_at IS NOT NULL",
+            (run_id, channel),
+        )
+        return changed > 0
 
     # -- Slack users linked to Fabro logins ---------------------------------------------
 
@@ -611,6 +638,12 @@ class SQLStore:
             " LIMIT ?)",
             (cutoff, cutoff, batch),
         )
+        # A follow ended that long ago is not taken up again by a resume: its thread has gone quiet.
+        gone += await self._execute(
+            "DELETE FROM follows WHERE (run_id, channel) IN (SELECT run_id, channel FROM follows"
+            " WHERE ended_at IS NOT NULL AND ended_at < ? ORDER BY ended_at LIMIT ?)",
+            (cutoff, batch),
+        )
         gone += await self._execute(
             f"DELETE FROM alerts WHERE run_id IN ({_FORGETTABLE_RUNS})", (cutoff, cutoff, batch)
         )
@@ -688,6 +721,7 @@ def _follow(row: Row) -> Follow:
         created_at=datetime.fromisoformat(row["created_at"]),
         last_seq=int(row["last_seq"] or 0),
         thread_ts=row.get("thread_ts"),
+        ended_at=_time(row.get("ended_at")),
     )
 
 

@@ -108,6 +108,19 @@ async def test_index_entries_and_follows_of_runs_that_ended_long_ago_are_forgott
     assert await store.indexed_run("RECENT") is not None
 
 
+async def test_a_follow_ended_long_ago_is_forgotten_and_one_ended_lately_kept_for_a_resume(store: Store) -> None:
+    """Retention forgets an ended follow once it has been ended longer than the cutoff, whatever the
+    run index says (a run resumed elsewhere may be at work again); a recent one waits for a resume."""
+    await indexed(store, "RESUMED_ELSEWHERE", "running", NOW)
+    await store.add_follow(Follow("RESUMED_ELSEWHERE", "C1", "1.6", "U1", LONG_AGO))
+    await store.end_follow("RESUMED_ELSEWHERE", "C1", LONG_AGO)
+    await store.add_follow(Follow("ENDED_LATELY", "C1", "1.7", "U1", LONG_AGO))
+    await store.end_follow("ENDED_LATELY", "C1", NOW - timedelta(days=1))
+    assert await forget_all(store) == 1
+    assert await store.ended_follows("RESUMED_ELSEWHERE") == []
+    assert [f.ts for f in await store.ended_follows("ENDED_LATELY")] == ["1.7"]
+
+
 async def test_one_call_deletes_a_small_batch_only(store: Store) -> None:
     for i in range(7):
         await settled(store, f"R{i}", LONG_AGO + timedelta(minutes=i))

@@ -13,7 +13,7 @@ import pytest
 
 from bot.core.keys import ActionKey, ActionState, AlertKey, AlertKind, Verb
 from bot.core.outcomes import Outcome, OutcomeVerb
-from bot.core.records import Action, AlertState, IndexedRun, Subscription
+from bot.core.records import Action, AlertState, Follow, IndexedRun, Subscription
 from bot.store import Alert, SQLiteStore, Store, open_store
 from tests.conftest import wait_for
 
@@ -530,3 +530,29 @@ async def test_a_run_index_from_before_retried_as_is_migrated_with_its_entries(
         assert mine.retried_as == "01KJW4MG900000000000000002"
     finally:
         await store.close()
+
+
+async def test_an_ended_follow_is_kept_apart_reopened_once_and_replaced_by_a_new_follow(store: Store) -> None:
+    """An ended follow is not among the follows going on, nor found by its message; it is reopened with
+    its card and seq once, and a new follow in its channel replaces it (from its own card and seq)."""
+    when = NOW
+    assert await store.add_follow(Follow("R1", "C1", "1.1", "U1", when, last_seq=4, thread_ts="0.9"))
+    assert not await store.add_follow(Follow("R1", "C1", "2.2", "U2", when))  # followed already
+    assert await store.end_follow("R1", "C1", when)
+    assert not await store.end_follow("R1", "C1", when)
+    assert await store.follows() == [] and await store.follows("R1") == []
+    assert await store.follow_at("C1", "1.1") is None
+    [ended] = await store.ended_follows("R1")
+    assert (ended.ts, ended.last_seq, ended.thread_ts, ended.ended_at) == ("1.1", 4, "0.9", when)
+
+    assert await store.reopen_follow("R1", "C1")
+    assert not await store.reopen_follow("R1", "C1")  # going on already
+    [again] = await store.follows("R1")
+    assert (again.ts, again.last_seq, again.thread_ts, again.ended_at) == ("1.1", 4, "0.9", None)
+    assert await store.ended_follows("R1") == []
+
+    await store.end_follow("R1", "C1", when)
+    assert await store.add_follow(Follow("R1", "C1", "3.3", "U2", when, last_seq=9))
+    [fresh] = await store.follows("R1")
+    assert (fresh.ts, fresh.created_by, fresh.last_seq, fresh.thread_ts) == ("3.3", "U2", 9, None)
+    assert await store.remove_follow("R1", "C1") and await store.ended_follows("R1") == []
