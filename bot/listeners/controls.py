@@ -32,6 +32,7 @@ from bot.blocks.start import start_announcement
 from bot.blocks.work import edit_window
 from bot.core.errors import Refusal, Refused, Settled, Unreadable
 from bot.core.keys import AlertKey, AlertKind, Verb
+from bot.core.outcomes import OutcomeVerb
 from bot.core.tasks import InFlight
 from bot.listeners import clicks as c
 from bot.listeners.boundary import Failed, attempt
@@ -110,7 +111,10 @@ class Controls:
             case c.Retry(origin, target):
                 await self.show(origin, await self.act("retry", s.retry(origin.who, target)), respond)
             case c.ResumeRun(origin, target):
-                await self.show(origin, await self.act("resume_run", s.resume(origin.who, target)), respond)
+                resumed = await self.act("resume_run", s.resume(origin.who, target))
+                await self.show(origin, resumed, respond)
+                if isinstance(resumed, Settled) and resumed.outcome.verb is OutcomeVerb.RESUMED:
+                    await self._follow_again(resumed)  # after: a live card clicked is its renderer's again
             case c.Cancel(origin, target):
                 await self.show(origin, await self.act("cancel", s.cancel(origin.who, target)), respond)
             case c.CreatePullRequest(origin, target):
@@ -281,6 +285,15 @@ class Controls:
             await respond(response_type="ephemeral", replace_original=False, **result.message)
             return
         await respond(response_type="in_channel", replace_original=False, **result.message)
+
+    async def _follow_again(self, resumed: Settled) -> None:
+        """A run resumed from Slack is followed again where it was followed when it ended."""
+        if self.follower is None:
+            return
+        try:
+            await self.follower.resumed(resumed.run)
+        except Exception:  # the resume itself is done and shown; the next follow picks up from Fabro
+            log.exception("following run %s again after its resume failed", resumed.run.id)
 
     async def _follow(self, who: Where, run_id: str, respond: AsyncRespond | None) -> None:
         """Follow from a card: on the clicked alert's own message, or on a live card posted in the channel."""

@@ -1,6 +1,7 @@
 """Following a run in a channel: a live card edited in place as it moves, and a thread told what matters.
 
-A follow is stored per run and channel with the last event `seq` it handled. Only the
+A follow is stored per run and channel with the last event `seq` it handled. When its run ends it
+is kept as ended, and a resume from Slack takes it up again (same card, same thread, same `seq`). Only the
 scheduler leader follows. Its news rides Fabro's global event stream (the one alerts listen to):
 an event that follows the stored `seq` is told as it is, with no read of the run's events; a gap
 (the stream is lossy) is filled by reading from the stored `seq`. The poll cycle stands in for
@@ -169,7 +170,8 @@ class Follower:
 
     async def unfollow(self, selector: str, *, channel: str, user_id: str | None = None) -> Run | None:
         run = await self.fabro.find_run(selector)
-        mine = [f for f in await self.store.follows(run.id) if f.channel == channel]
+        kept = [*await self.store.follows(run.id), *await self.store.ended_follows(run.id)]
+        mine = [f for f in kept if f.channel == channel]  # an ended one too: a resume would take it up
         if self.permissions is not None and mine and user_id is not None and mine[0].created_by != user_id:
             owner_of = self.owner_of
 
@@ -278,8 +280,30 @@ class Follower:
         card = live_card(run, await self._stages(run.id), now=self.clock(), web_base=self.presentation.web_base)
         await self.editor.edit(follow.channel, follow.ts, await self.outbox.fit(follow.channel, card, run))
         if ended or run.is_terminal:
-            await self.store.remove_follow(follow.run_id, follow.channel)
+            # Kept, ended: a resume from Slack takes the same thread up again (see `resumed`).
+            await self.store.end_follow(follow.run_id, follow.channel, self.clock())
             log.info("run %s ended: no longer followed in %s", run.id, follow.channel)
+
+    async def resumed(self, run: Run) -> list[Follow]:
+        """The run was resumed in place from Slack: follow it again wherever it was followed when it
+        ended, on the same card and thread, from the stored `seq` (nothing is told twice). A channel
+        at its `follow_max` (or a person at their share) does not take it up again."""
+        taken_up = []
+        for ended in await self.store.ended_follows(run.id):
+            here = [f for f in await self.store.follows() if f.channel == ended.channel]
+            share = max(1, self.follow_max // 4)
+            mine = [f for f in here if ended.created_by is not None and f.created_by == ended.created_by]
+            if len(here) >= self.follow_max or len(mine) >= share:
+                log.info("run %s resumed: not followed again in %s (at its limit)", run.id, ended.channel)
+                continue
+            if not await self.store.reopen_follow(run.id, ended.channel):
+                continue  # taken up, or unfollowed, meanwhile
+            taken_up.append(ended)
+            self._followed.add(run.id)
+            card = live_card(run, await self._stages(run.id), now=self.clock(), web_base=self.presentation.web_base)
+            await self.editor.edit(ended.channel, ended.ts, await self.outbox.fit(ended.channel, card, run))
+            log.info("run %s resumed: followed again in %s (card %s)", run.id, ended.channel, ended.ts)
+        return taken_up
 
     async def _reply(self, follow: Follow, seq: int, reply: dict[str, Any]) -> None:
         """Post one thread reply exactly once, across crashes."""
