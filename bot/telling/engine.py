@@ -21,13 +21,13 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.blocks.presentation import Presentation
-from bot.core.keys import ActionScope, ActionState, AlertKey, AlertKind
+from bot.core.keys import ActionScope, ActionState, AlertKey, AlertKind, failure_of
 from bot.core.outcomes import Outcome, OutcomeVerb, events_tell, outcome_of
-from bot.core.records import AlertState, IndexedRun, Subscription
+from bot.core.records import Alert, AlertState, IndexedRun, Subscription
 from bot.core.stats import due_day, local_day, zone
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError, FabroNotFound, FabroUnreadable
@@ -48,6 +48,9 @@ HISTORY_BEFORE = "alerts.history_before"
 FIRST_PAGE = 20  # an idle cycle reads this many runs and stops
 PAGE = 100  # Fabro's largest page, for catching up
 CATCH_UP_PAGES = 5  # a new subscription reads at most this many pages of each waiting bucket
+# How far the clocks of the bot and Fabro may disagree (as the action path allows) when a claim's time
+# is compared with the end of a failure.
+CLOCK_SKEW = timedelta(minutes=10)
 
 
 def changed_at(run: Run) -> datetime | None:
@@ -456,8 +459,8 @@ class Alerter:
         wanted = [w for w in wanted_alerts(run, questions, cost_over_usd=self.cost_alert_usd) if self._is_news(w)]
         have = {(a.key, a.channel) for a in existing}
         # A failed alert stored before failures were told apart (`failed:<run>`) stands for the failure
-        # the run is in until the run is seen to move on (its outcome is set): no second alert for it.
-        told_before = {a.channel for a in existing if a.key.legacy_failure and a.outcome is None}
+        # the run is in until the run is seen to move on: no second alert for it.
+        told_before = {a.channel for a in existing if _tells_current_failure(a, run)}
         # A run muted in a conversation gets no new alert there until the mute lapses (a DM is its own).
         muted = {m.channel for m in await self.store.mutes(now, run_id=run.id)} if wanted else set()
         for w in wanted:
@@ -531,6 +534,24 @@ class Alerter:
             else wanted.run.timestamps.completed_at or wanted.run.updated_at
         )
         return failed_at is None or failed_at > self._history_before
+
+
+def _tells_current_failure(alert: Alert, run: Run) -> bool:
+    """Whether `alert`, a failed alert stored before failures were told apart, was about the failure
+    `run` is in now. Unsettled, it is (it is settled once the run is seen to move on). Settled as
+    resumed or moved on, the run went back to work after it, so the failure now is a later one.
+    Settled otherwise (retried, archived and unarchived…), it was about this failure if this failure
+    had ended when the alert was claimed (give or take the clocks): the run has not left it since."""
+    if not alert.key.legacy_failure:
+        return False
+    if alert.outcome is None:
+        return True
+    if alert.outcome.verb in (OutcomeVerb.RESUMED, OutcomeVerb.MOVED_ON):
+        return False
+    ended, claimed = run.timestamps.completed_at, alert.claimed_at
+    if ended is None or claimed is None:
+        return True  # cannot tell: a second alert about one failure is the worse mistake
+    return (failure_of(ended) or "") <= (failure_of(claimed + CLOCK_SKEW) or "")
 
 
 def log_cycle(report: CycleReport) -> None:

@@ -251,3 +251,38 @@ async def test_a_retry_recorded_before_failures_were_told_apart_still_takes_up_t
     assert resumes(fabro, run["id"]) == 0  # retried already: the failure is not taken up twice
     told = json.dumps(slack.responses_to(url))
     assert "Already done" in told and "<@U456BOB>" in told and "01NEWRUN" in told
+
+
+async def test_an_alert_stored_before_failures_were_told_apart_and_retried_is_not_posted_again_after_the_upgrade(
+    start_alerts: Callable[[], Awaitable[Bot]],
+    fabro: FakeFabro,
+    slack: FakeSlack,
+    session: aiohttp.ClientSession,
+    database: Path,
+) -> None:
+    bot = await start_alerts()
+    run = failing(fabro)
+    await bot.alerter.cycle()
+    [alert] = slack.posts(CHANNEL)
+    await press(SlackUser.of(bot, slack, session), alert, retry_block(alert), "steer:retry")
+    await wait_for(lambda: "Retried" in text_of(alert))
+    await bot.stop()
+    _downgrade(database, run["id"])
+
+    upgraded = await start_alerts()
+    fabro.emit(run["id"], "run.title.updated", {"title": "Add rate limiting"})  # back into a cycle
+    await upgraded.alerter.cycle()
+    await upgraded.alerter.cycle()
+    assert fabro.runs[run["id"]]["lifecycle"]["status"]["kind"] == "failed"  # the same failure, retried
+    assert len(slack.posts(CHANNEL)) == 1  # the stored `failed:<run>` was about it, and it was retried
+    assert "Retried" in text_of(alert)
+
+    fabro.resume(run["id"])  # resumed in Fabro too, and failed again an hour later: that one is news
+    await upgraded.alerter.cycle()
+    fabro.fail(run["id"], "an hour later")
+    fabro.runs[run["id"]]["timestamps"]["completed_at"] = "2099-01-01T00:00:00.000Z"
+    fabro.emit(run["id"], "run.title.updated", {"title": "Add rate limiting"})
+    await upgraded.alerter.cycle()
+    await upgraded.alerter.cycle()
+    assert slack.alert_keys(CHANNEL)[1:] == [f"failed:{run['id']}:20990101T000000.000Z"]
+    assert "an hour later" in text_of(slack.posts(CHANNEL)[1])
