@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from slack_sdk.errors import SlackApiError
@@ -45,6 +45,8 @@ PERSONAL_KINDS = frozenset(WORD_OF)
 _MAX_ANCESTORS = 5  # child runs of child runs: far enough up to find a person, never in a loop
 DEFAULT_NOTIFY = frozenset({"questions", "approvals", "failed"})  # succeeded is asked for; `/runs notify` sets them
 MAX_WAITING_RETRIES = 1_000  # retries whose source run the index has not learned yet, kept in memory
+# A creation time written to the second may read as up to this much before a change to the millisecond.
+_SAME_INSTANT = timedelta(seconds=1)
 
 Change = tuple[IndexedRun | None, IndexedRun]  # an index entry as it was (None: new) and as it is now
 
@@ -118,16 +120,19 @@ class Personal:
         await self.store.index_run(after)
         changes: list[Change] = [(before, after)]
         if run.retried_from:
-            source = await self._retried(run.retried_from, run.id, first_seen=before is None)
+            source = await self._retried(run.retried_from, run, first_seen=before is None)
             if source is not None:
                 changes.append(source)
         return changes
 
-    async def _retried(self, source_id: str, retry_id: str, *, first_seen: bool) -> Change | None:
-        """Note on `source_id`'s entry that `retry_id` retried it; the change to tell Home, if any.
+    async def _retried(self, source_id: str, retry: Run, *, first_seen: bool) -> Change | None:
+        """Note on `source_id`'s entry that `retry` retried it; the change to tell Home, if any.
 
         A retry made from Slack marked it already: the retry's first sighting still tells Home, whose
-        owner may be someone other than the person who retried it."""
+        owner may be someone other than the person who retried it. A run resumed in place since it
+        was retried is past the failure its retry was of: the retry's later changes, seen while the
+        run is at work or after it failed again, do not mark it retried again."""
+        retry_id = retry.id
         source = await self.store.indexed_run(source_id)
         if source is None:  # not learned yet: noted when it is
             self._retries[source_id] = max(retry_id, self._retries.get(source_id, retry_id))
@@ -135,7 +140,11 @@ class Personal:
             while len(self._retries) > MAX_WAITING_RETRIES:
                 self._retries.popitem(last=False)
             return None
-        if await self.store.mark_retried(source_id, retry_id):
+        created = retry.timestamps.created_at
+        of_this_failure = source.status not in ACTIVE_BUCKETS and (
+            first_seen or (created is not None and created >= source.updated_at - _SAME_INSTANT)
+        )
+        if of_this_failure and await self.store.mark_retried(source_id, retry_id):
             return source, replace(source, retried_as=retry_id)
         return (source, source) if first_seen else None
 

@@ -313,6 +313,35 @@ async def test_a_run_resumed_after_its_retry_that_fails_again_is_offered_retry_o
     assert len(retry_buttons(view)) == 1 and "Retried as" not in text(view)
 
 
+async def test_a_retry_of_an_earlier_failure_that_moves_on_later_does_not_mark_the_run_retried_again(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
+) -> None:
+    """The retry goes on working after the run it retried was resumed: its later changes are of a failure
+    the run has left, whether the run is at work or has failed again."""
+    failed = by("octocat", title="Mine failed")
+    fabro.add(failed)
+    fabro.fail(failed["id"], "boom")
+    # Made well before the run fails again (a resume and a failure take longer than a retry's creation).
+    earlier = datetime.now(UTC) - timedelta(hours=1)
+    retry = fabro.retry(failed["id"], by("grace", title="Mine failed", created=earlier))
+    await bot.alerter.cycle()
+    fabro.resume(failed["id"])
+    await bot.alerter.cycle()
+    fabro.emit(retry["id"], "run.title.updated", {"title": "Mine failed, again"})  # the retry moves on
+    await bot.alerter.cycle()
+    entry = await bot.store.indexed_run(failed["id"])
+    assert entry is not None and entry.status != "failed" and entry.retried_as is None
+    await asyncio.sleep(0.005)
+    fabro.fail(failed["id"], "boom again")
+    await bot.alerter.cycle()
+    fabro.finish(retry["id"])  # and ends after the run failed again
+    await bot.alerter.cycle()
+    entry = await bot.store.indexed_run(failed["id"])
+    assert entry is not None and entry.status == "failed" and entry.retried_as is None
+    view = await opened(user, slack, ADA)
+    assert len(retry_buttons(view)) == 1 and "Retried as" not in text(view)
+
+
 async def test_a_question_on_a_paused_run_still_waits_on_home(
     bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack
 ) -> None:
