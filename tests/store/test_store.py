@@ -556,3 +556,55 @@ async def test_an_ended_follow_is_kept_apart_reopened_once_and_replaced_by_a_new
     [fresh] = await store.follows("R1")
     assert (fresh.ts, fresh.created_by, fresh.last_seq, fresh.thread_ts) == ("3.3", "U2", 9, None)
     assert await store.remove_follow("R1", "C1") and await store.ended_follows("R1") == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_follows_from_before_ended_at_are_migrated_as_going_on_and_can_end(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A database at the step before `follows.ended_at`, with a run followed in it, opens on the latest
+    schema: the follow goes on as it was (card, thread, seq), ends, and is reopened."""
+    import sqlite3
+
+    from bot.store.schema import Dialect, migrations
+
+    dialect = Dialect.SQLITE if backend == "sqlite" else Dialect.POSTGRES
+    steps = migrations(dialect)
+    before = next(i for i, step in enumerate(steps) if "ended_at" in step)
+    row = (
+        "INSERT INTO follows (run_id, channel, ts, last_seq, created_by, created_at, thread_ts)"
+        " VALUES ('R1', 'C1', '1.1', 7, 'U1', '2026-11-28T12:00:00.000000+00:00', '0.9')"
+    )
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path}/before.db"
+        db = sqlite3.connect(tmp_path / "before.db")
+        for step in steps[:before]:
+            db.executescript(step)
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO schema_version VALUES (?)", (before,))
+        db.execute(row)
+        db.commit()
+        db.close()
+    else:
+        import psycopg
+
+        url = request.getfixturevalue("postgres_url")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            conn.execute(f"INSERT INTO schema_version VALUES ({before})")
+            for step in steps[:before]:
+                for statement in filter(str.strip, step.split(";")):
+                    conn.execute(statement)
+            conn.execute(row)
+    store = open_store(url)
+    await store.open()
+    try:
+        [going_on] = await store.follows()
+        assert (going_on.ts, going_on.thread_ts, going_on.last_seq, going_on.ended_at) == ("1.1", "0.9", 7, None)
+        assert await store.follow_at("C1", "0.9") == going_on
+        assert await store.end_follow("R1", "C1", NOW)
+        assert await store.follows() == [] and [f.ended_at for f in await store.ended_follows("R1")] == [NOW]
+        assert await store.reopen_follow("R1", "C1")
+        assert await store.follows("R1") == [going_on]
+    finally:
+        await store.close()
