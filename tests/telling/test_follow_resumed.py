@@ -164,3 +164,27 @@ async def test_unfollowing_a_run_whose_follow_ended_leaves_nothing_for_a_resume_
     _, _, url = await user.command(f"unfollow {run['id']}")
     await user.reply(url)
     assert await bot.store.ended_follows(run["id"]) == [] and await bot.store.follows() == []
+
+
+async def test_a_resume_pressed_by_someone_allow_operate_leaves_out_follows_nothing_again(
+    start_bot: StartBot, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
+    bot = await start_bot(
+        alert_pace=0.0,
+        database_url=f"sqlite:///{tmp_path}/refused.db",
+        fabro_event_stream=False,
+        allow_operate="owner,admins",
+    )
+    async with aiohttp.ClientSession() as session:
+        user = SlackUser.of(bot, slack, session)
+        run = await followed_then_failed(bot, user, fabro, slack)
+        live = card(slack)
+        told = thread(slack, live)
+        url = await press_resume(user, live)
+        said = json.dumps(await user.reply(url, timeout=30))
+    assert "ALLOW_OPERATE" in said
+    assert resumes(fabro, run["id"]) == 0
+    assert await bot.store.follows() == []
+    assert [f.channel for f in await bot.store.ended_follows(run["id"])] == [CHANNEL]
+    await bot.follower.sync_all(None)
+    assert await bot.store.follows() == [] and thread(slack, live) == told
