@@ -49,6 +49,8 @@ __all__ = ["CardEditor", "Follower"]
 log = logging.getLogger(__name__)
 
 _END_EVENTS = frozenset({"run.completed", "run.failed"})
+# A failed run resumed in place goes back to work after its end: an end told before these is behind it.
+_BACK_TO_WORK = frozenset({"run.start_requested", "run.runnable", "run.started"})
 # In a channel shared with another organisation, the thread hears only of these, as the minimal card.
 _TOLD_OUTSIDE = _END_EVENTS | {"interview.started"}
 
@@ -276,7 +278,7 @@ class Follower:
             if reply is not None:
                 await self._reply(follow, event.seq or 0, reply)
             await self.store.set_follow_seq(follow.run_id, follow.channel, event.seq or 0)
-            ended = ended or event.event in _END_EVENTS
+            ended = event.event in _END_EVENTS or (ended and event.event not in _BACK_TO_WORK)
         card = live_card(run, await self._stages(run.id), now=self.clock(), web_base=self.presentation.web_base)
         await self.editor.edit(follow.channel, follow.ts, await self.outbox.fit(follow.channel, card, run))
         if ended or run.is_terminal:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -188,3 +189,24 @@ async def test_a_resume_pressed_by_someone_allow_operate_leaves_out_follows_noth
     assert [f.channel for f in await bot.store.ended_follows(run["id"])] == [CHANNEL]
     await bot.follower.sync_all(None)
     assert await bot.store.follows() == [] and thread(slack, live) == told
+
+
+async def test_a_follow_that_ended_before_its_runs_failure_was_read_is_not_ended_again_by_it_after_a_resume(
+    bot: Bot, user: SlackUser, fabro: FakeFabro, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """A follow ends when its run is read as ended, even if the run's `run.failed` came just after the
+    events it read: taken up again after a resume, that old failure is behind the resume, not an end."""
+    run = await followed_then_failed(bot, user, fabro, slack)
+    [failed] = [e for e in fabro.events[run["id"]] if e["event"] == "run.failed"]
+    with sqlite3.connect(tmp_path / "follow.db") as db:  # ended, its failure not yet read
+        db.execute("UPDATE follows SET last_seq = ? WHERE run_id = ?", (failed["seq"] - 1, run["id"]))
+    [ended] = await bot.store.ended_follows(run["id"])
+    assert ended.last_seq == failed["seq"] - 1
+    live = card(slack)
+    told = thread(slack, live)
+
+    await press_resume(user, live)
+    await wait_for(lambda: "— runnable" in live.text and "followed here" in texts(live), timeout=30)
+    await bot.follower.sync_all(None)
+    [going_on] = await bot.store.follows(run["id"])  # still followed: the run is at work
+    assert going_on.last_seq > failed["seq"] and thread(slack, live) == told  # and nothing told twice
