@@ -40,7 +40,7 @@ __all__ = [
 
 _RUN_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 _QUESTION_ID = re.compile(r"\S{1,150}")
-_FAILURE = re.compile(r"\d{8}T\d{6}\.\d{3}Z")
+_FAILURE = re.compile(r"[0-9]{8}T[0-9]{6}\.[0-9]{3}Z")  # ASCII digits only: `\d` takes any script's
 
 
 def names_a_failure(text: str | None) -> bool:

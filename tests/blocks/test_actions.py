@@ -75,6 +75,7 @@ def test_control_blocks_carry_their_target_and_forged_ones_are_refused() -> None
         "answer:01KJ",
         "retry:01KJ:q-1",
         "retry:01KJ:20261201T102933.123Z\n",
+        "retry:01KJ:\u0662\u0660\u0662\u0666\u0661\u0662\u0660\u0661T102933.123Z",
         "cancel:01KJ:20261201T102933.123Z",
         "launch:01KJ",
         "",

@@ -99,6 +99,8 @@ def test_an_old_failed_alert_stands_for_any_failure_of_its_run_and_a_new_one_onl
         "decide:R1:20261201T102933.123Z",
         "failed:R1\n",
         "failed:R1:20261201T102933.123Z\n",
+        "failed:R1:\u0662\u0660\u0662\u0666\u0661\u0662\u0660\u0661T102933.123Z",  # digits, but not ASCII ones
+        "retry:R1:20261201T\uff11\uff10\uff12\uff19\uff13\uff13.123Z",
     ],
 )
 def test_keys_naming_a_failure_where_none_belongs_or_in_another_shape_do_not_parse(text: str) -> None:
