@@ -51,11 +51,16 @@ def names_a_failure(text: str | None) -> bool:
 def failure_of(completed_at: datetime | None) -> str | None:
     """The name of a failure: when it ended (Fabro's `completed_at`), to the millisecond, in UTC.
 
-    None when Fabro sent no time: such a failure is keyed as before failures were told apart."""
+    None when Fabro sent no time (or one that has no UTC date, at the very edge of the calendar):
+    such a failure is keyed as before failures were told apart."""
     if completed_at is None:
         return None
-    when = completed_at.astimezone(UTC) if completed_at.tzinfo else completed_at
-    return when.strftime("%Y%m%dT%H%M%S") + f".{when.microsecond // 1000:03d}Z"
+    try:
+        when = completed_at.astimezone(UTC) if completed_at.tzinfo else completed_at
+    except OverflowError:
+        return None
+    # The year written whole: strftime's %Y drops the leading zeros of a year before 1000.
+    return f"{when.year:04d}" + when.strftime("%m%dT%H%M%S") + f".{when.microsecond // 1000:03d}Z"
 
 
 class AlertKind(enum.StrEnum):

@@ -68,6 +68,15 @@ def test_a_failure_is_named_by_when_it_ended_in_utc_to_the_millisecond() -> None
     assert first == AlertKey.parse(str(first))
 
 
+@given(st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))])))
+def test_any_end_time_fabro_can_send_names_a_failure_or_none_and_never_raises(ended: datetime) -> None:
+    """An end time at the edges of the calendar (a year before 1000, a time zone past year one) is a
+    name `failure_of` writes whole, or none: a key for it is made, never a crash of the alert cycle."""
+    name = failure_of(ended)
+    assert name is None or names_a_failure(name)
+    assert AlertKey.failed("R1", ended).failure == name
+
+
 def test_retry_and_resume_take_up_one_failure_and_settle_that_failures_alert() -> None:
     failure = "20261201T102933.123Z"
     retry, resume = (
