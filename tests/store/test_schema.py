@@ -14,6 +14,7 @@ from bot.core.keys import ActionKey, AlertKey, AlertKind, Verb
 from bot.core.records import Action, AlertState
 from bot.store.schema import SCHEMA, Dialect, migrations
 from bot.store.sqlite import SQLiteStore
+from tests.store.conftest import database_at
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
 
@@ -69,18 +70,12 @@ def test_the_steps_the_dialects_share_are_written_once() -> None:
 
 def _file_at(path: Path, version: int) -> None:
     """A SQLite file as the bot left it at `version`, with an alert and a subscription in it."""
-    db = sqlite3.connect(path)
-    for step in migrations(Dialect.SQLITE)[:version]:
-        db.executescript(step)
-    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    db.execute("INSERT INTO schema_version VALUES (?)", (version,))
-    db.execute("INSERT INTO subscriptions (channel, kinds, labels) VALUES ('C1', 'failed', '{}')")
-    db.execute(
+    rows = [
+        "INSERT INTO subscriptions (channel, kinds, labels) VALUES ('C1', 'failed', '{}')",
         "INSERT INTO alerts (key, channel, run_id, kind, state, claimed_at)"
-        " VALUES ('failed:R1', 'C1', 'R1', 'failed', 'posted', '2026-11-28T12:00:00+00:00')"
-    )
-    db.commit()
-    db.close()
+        " VALUES ('failed:R1', 'C1', 'R1', 'failed', 'posted', '2026-11-28T12:00:00+00:00')",
+    ]
+    database_at("sqlite", version, rows, path=path)
 
 
 @pytest.mark.parametrize("version", range(1, len(SHIPPED[Dialect.SQLITE]) + 1))

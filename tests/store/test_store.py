@@ -16,6 +16,7 @@ from bot.core.outcomes import Outcome, OutcomeVerb
 from bot.core.records import Action, AlertState, Follow, IndexedRun, Subscription
 from bot.store import Alert, SQLiteStore, Store, open_store
 from tests.conftest import wait_for
+from tests.store.conftest import database_at, step_adding
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 EARLIER = NOW - timedelta(hours=1)
@@ -487,39 +488,13 @@ async def test_a_run_index_from_before_retried_as_is_migrated_with_its_entries(
 ) -> None:
     """A database at the step before `runs.retried_as`, with a run indexed in it, opens on the
     latest schema: the entry reads back unchanged, unretried, and takes a retry."""
-    import sqlite3
-
-    from bot.store.schema import Dialect, migrations
-
-    dialect = Dialect.SQLITE if backend == "sqlite" else Dialect.POSTGRES
-    steps = migrations(dialect)
-    before = next(i for i, step in enumerate(steps) if "retried_as" in step)
     row = (
         "INSERT INTO runs (run_id, owner, login, status, title, web_url, updated_at, cost_micros)"
         " VALUES ('01KJW4MG900000000000000001', 'U1', 'ada', 'failed', 'Broke', NULL,"
         " '2026-11-28T12:00:00+00:00', 1500000)"
     )
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path}/before.db"
-        db = sqlite3.connect(tmp_path / "before.db")
-        for step in steps[:before]:
-            db.executescript(step)
-        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        db.execute("INSERT INTO schema_version VALUES (?)", (before,))
-        db.execute(row)
-        db.commit()
-        db.close()
-    else:
-        import psycopg
-
-        url = request.getfixturevalue("postgres_url")
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-            conn.execute(f"INSERT INTO schema_version VALUES ({before})")
-            for step in steps[:before]:
-                for statement in filter(str.strip, step.split(";")):
-                    conn.execute(statement)
-            conn.execute(row)
+    before = step_adding(backend, "retried_as")
+    url = database_at(backend, before, [row], path=tmp_path / "before.db", request=request)
     store = open_store(url)
     await store.open()
     try:
@@ -564,38 +539,12 @@ async def test_follows_from_before_ended_at_are_migrated_as_going_on_and_can_end
 ) -> None:
     """A database at the step before `follows.ended_at`, with a run followed in it, opens on the latest
     schema: the follow goes on as it was (card, thread, seq), ends, and is reopened."""
-    import sqlite3
-
-    from bot.store.schema import Dialect, migrations
-
-    dialect = Dialect.SQLITE if backend == "sqlite" else Dialect.POSTGRES
-    steps = migrations(dialect)
-    before = next(i for i, step in enumerate(steps) if "ended_at" in step)
     row = (
         "INSERT INTO follows (run_id, channel, ts, last_seq, created_by, created_at, thread_ts)"
         " VALUES ('R1', 'C1', '1.1', 7, 'U1', '2026-11-28T12:00:00.000000+00:00', '0.9')"
     )
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path}/before.db"
-        db = sqlite3.connect(tmp_path / "before.db")
-        for step in steps[:before]:
-            db.executescript(step)
-        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        db.execute("INSERT INTO schema_version VALUES (?)", (before,))
-        db.execute(row)
-        db.commit()
-        db.close()
-    else:
-        import psycopg
-
-        url = request.getfixturevalue("postgres_url")
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-            conn.execute(f"INSERT INTO schema_version VALUES ({before})")
-            for step in steps[:before]:
-                for statement in filter(str.strip, step.split(";")):
-                    conn.execute(statement)
-            conn.execute(row)
+    before = step_adding(backend, "ended_at")
+    url = database_at(backend, before, [row], path=tmp_path / "before.db", request=request)
     store = open_store(url)
     await store.open()
     try:
