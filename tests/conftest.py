@@ -22,7 +22,7 @@ import pytest
 from bot.app import Bot
 from bot.config import Settings
 from tests.fakes.fabro import FakeFabro
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import FakeSlack, Message
 
 # What the `start_bot` fixture gives: `await start_bot(**settings)` is a started bot.
 StartBot = Callable[..., Awaitable[Bot]]
@@ -256,6 +256,21 @@ class SlackUser:
         payload, response_url = self.action_payload(action, **kw)
         status, ack = await self.post(urlencode({"payload": json.dumps(payload)}))
         return status, ack, response_url
+
+    async def press(self, message: Message, action_id: str, *, user: str = "U123ADA") -> tuple[int, str]:
+        """Press the one button `action_id` of a message the bot posted in a conversation, signed as
+        Slack sends it; returns (status, response_url)."""
+        actions = [b for b in message.blocks if b["type"] == "actions"]
+        [(block, element)] = [(b, e) for b in actions for e in b["elements"] if e["action_id"] == action_id]
+        status, _, response_url = await self.click(
+            {"action_id": action_id, "value": element.get("value")},
+            block_id=block["block_id"],
+            user=user,
+            channel=message.channel,
+            message_ts=message.ts,
+            ephemeral=False,
+        )
+        return status, response_url
 
     async def submit_view(
         self,

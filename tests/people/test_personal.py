@@ -160,20 +160,8 @@ async def test_a_retry_from_slack_makes_the_new_run_yours(
     fabro.fail(run["id"], "flaky")
     await bot.alerter.cycle()
     [post] = slack.posts(CHANNEL)
-    [block] = [
-        b for b in post.blocks if b["type"] == "actions" and any("retry" in e["action_id"] for e in b["elements"])
-    ]
-    retry = next(e for e in block["elements"] if "retry" in e["action_id"])
     async with aiohttp.ClientSession() as session:
-        user = SlackUser.of(bot, slack, session)
-        await user.click(
-            {"action_id": retry["action_id"], "value": retry.get("value"), "type": "button"},
-            block_id=block["block_id"],
-            channel=CHANNEL,
-            message_ts=post.ts,
-            ephemeral=False,
-            user=BOB,
-        )
+        await SlackUser.of(bot, slack, session).press(post, "steer:retry", user=BOB)
         await wait_for(lambda: post.edits >= 1)
     [new] = [r for r in fabro.runs.values() if r.get("retried_from") == run["id"]]
     fabro.fail(new["id"], "flaky again")
@@ -196,16 +184,7 @@ async def test_each_retry_of_a_run_that_failed_twice_belongs_to_whoever_pressed_
         user = SlackUser.of(bot, slack, session)
         for who in (ADA, BOB):
             await bot.alerter.cycle()
-            post = slack.posts(CHANNEL)[-1]
-            [block] = [b for b in post.blocks if b["type"] == "actions" and b["block_id"].startswith("retry:")]
-            await user.click(
-                {"action_id": "steer:retry", "value": "retry", "type": "button"},
-                block_id=block["block_id"],
-                channel=CHANNEL,
-                message_ts=post.ts,
-                ephemeral=False,
-                user=who,
-            )
+            await user.press(slack.posts(CHANNEL)[-1], "steer:retry", user=who)
             await wait_for(
                 lambda: len([r for r in fabro.runs.values() if r.get("retried_from") == run["id"]]) > len(made)
             )

@@ -7,6 +7,7 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,17 +66,9 @@ def retry_block(message: Message) -> dict[str, Any]:
 async def press(
     person: SlackUser, alert: Message, block: dict[str, Any], action_id: str, *, who: str = ADA
 ) -> tuple[int, str]:
-    """Press a button of a channel alert, as Slack sends it (signed); the response URL it gave."""
-    [element] = [e for e in block["elements"] if e["action_id"] == action_id]
-    status, _, url = await person.click(
-        {"action_id": action_id, "value": element.get("value")},
-        block_id=block["block_id"],
-        user=who,
-        channel=CHANNEL,
-        message_ts=alert.ts,
-        ephemeral=False,
-    )
-    return status, url
+    """Press a button of `block`, as the person's Slack shows it on `alert` (an earlier failure's buttons
+    stay on screen after the alert was edited); the status and response URL it gave."""
+    return await person.press(replace(alert, blocks=[block]), action_id, user=who)
 
 
 def resumes(fabro: FakeFabro, run_id: str) -> int:

@@ -71,15 +71,7 @@ async def followed_then_failed(bot: Bot, user: SlackUser, fabro: FakeFabro, slac
 
 async def press_resume(user: SlackUser, live: Message) -> str:
     """Press the live card's own Resume button, signed as Slack sends it; the response URL it gave."""
-    [block] = [b for b in live.blocks if b["type"] == "actions" and b["block_id"].startswith("retry:")]
-    [resume] = [e for e in block["elements"] if e["action_id"] == "steer:resume_run"]
-    status, _, url = await user.click(
-        {"action_id": resume["action_id"], "value": resume["value"]},
-        block_id=block["block_id"],
-        channel=CHANNEL,
-        message_ts=live.ts,
-        ephemeral=False,
-    )
+    status, url = await user.press(live, "steer:resume_run")
     assert status == 200
     return url
 
