@@ -28,7 +28,7 @@ import psycopg
 
 from bot.core.tasks import stop_task
 
-__all__ = ["FileLeadership", "Leadership", "PostgresLeadership", "SoleLeader", "announce", "cancel", "leadership_for"]
+__all__ = ["FileLeadership", "Leadership", "PostgresLeadership", "SoleLeader", "announce", "leadership_for"]
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class FileLeadership:
             self._task = asyncio.create_task(self._wait(), name="leader-election")
 
     async def stop(self) -> None:
-        await cancel(self._task)
+        await stop_task(self._task)
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)  # closing releases the lock
@@ -99,10 +99,6 @@ def announce(leader: bool, on_change: Callable[[bool], Any] | None) -> None:
     log.info("this replica %s the alert scheduler leader", "is now" if leader else "is no longer")
     if on_change is not None:
         on_change(leader)
-
-
-async def cancel(task: asyncio.Task[None] | None) -> None:
-    await stop_task(task)
 
 
 def leadership_for(
@@ -136,7 +132,7 @@ class PostgresLeadership:
         self._task = asyncio.create_task(self._campaign(), name="leader-election")
 
     async def stop(self) -> None:
-        await cancel(self._task)
+        await stop_task(self._task)
         await self._drop_connection()
         self._set(False)
 

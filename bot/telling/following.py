@@ -146,12 +146,8 @@ class Follower:
         for existing in await self.store.follows(run.id):
             if existing.channel == channel:
                 return existing
-        here = [f for f in await self.store.follows() if f.channel == channel]
-        if len(here) >= self.follow_max:
-            raise FollowLimit(self.follow_max)
-        share = max(1, self.follow_max // 4)
-        if len([f for f in here if f.created_by == user_id]) >= share:
-            raise FollowLimit(self.follow_max, per_person=share)
+        if (limit := await self._limit_in(channel, user_id)) is not None:
+            raise limit
         # Where the thread starts: what happened before the follow is not retold, and nothing after it
         # is missed (read before the card exists, so an event while it is posted is still told).
         recent = await self.fabro.recent_events(run.id, limit=1)
@@ -292,10 +288,7 @@ class Follower:
         at its `follow_max` (or a person at their share) does not take it up again."""
         taken_up = []
         for ended in await self.store.ended_follows(run.id):
-            here = [f for f in await self.store.follows() if f.channel == ended.channel]
-            share = max(1, self.follow_max // 4)
-            mine = [f for f in here if ended.created_by is not None and f.created_by == ended.created_by]
-            if len(here) >= self.follow_max or len(mine) >= share:
+            if await self._limit_in(ended.channel, ended.created_by) is not None:
                 log.info("run %s resumed: not followed again in %s (at its limit)", run.id, ended.channel)
                 continue
             if not await self.store.reopen_follow(run.id, ended.channel):
@@ -306,6 +299,17 @@ class Follower:
             await self.editor.edit(ended.channel, ended.ts, await self.outbox.fit(ended.channel, card, run))
             log.info("run %s resumed: followed again in %s (card %s)", run.id, ended.channel, ended.ts)
         return taken_up
+
+    async def _limit_in(self, channel: str, user_id: str | None) -> FollowLimit | None:
+        """Why one more follow in `channel` by `user_id` is refused: the channel holds `follow_max`
+        follows, or the person a quarter of them. None: there is room."""
+        here = [f for f in await self.store.follows() if f.channel == channel]
+        if len(here) >= self.follow_max:
+            return FollowLimit(self.follow_max)
+        share = max(1, self.follow_max // 4)
+        if user_id is not None and len([f for f in here if f.created_by == user_id]) >= share:
+            return FollowLimit(self.follow_max, per_person=share)
+        return None
 
     async def _reply(self, follow: Follow, seq: int, reply: dict[str, Any]) -> None:
         """Post one thread reply exactly once, across crashes."""
