@@ -44,7 +44,7 @@ from bot.blocks.presentation import Presentation
 from bot.blocks.routing import Target
 from bot.core.drafts import Draft
 from bot.core.errors import ActionFailed, AlreadyActed, BotError, Refusal, Refused, Settled
-from bot.core.keys import ActionKey, ActionScope, ActionState, Verb, failure_of
+from bot.core.keys import CLOCK_SKEW, ActionKey, ActionScope, ActionState, Verb, ended_by, failure_of
 from bot.core.outcomes import Outcome, OutcomeVerb, events_tell, outcome_of, run_state, said
 from bot.core.records import Action, AlertState
 from bot.fabro.client import FabroClient
@@ -77,8 +77,6 @@ T = TypeVar("T")
 # An action still pending after this long was never settled (its process died mid-way):
 # another click may take it over, after Fabro is re-read.
 PENDING_LEASE = timedelta(minutes=2)
-# How far the clocks of the bot and Fabro may disagree when looking for what an action made.
-CLOCK_SKEW = timedelta(minutes=10)
 # A creation time written to the second may read as up to this much before an end to the millisecond.
 _SAME_INSTANT = timedelta(seconds=1)
 # Settled from evidence in Fabro when their record was left pending (or failed without an answer).
@@ -664,10 +662,13 @@ class Steering:
         earlier = next((a for a in await self.store.actions_for_run(key.run_id) if a.key == legacy), None)
         # A resume takes the run back to work, so a failure after it is a later one; a retry leaves
         # the run failed, and any failure that ended before it (give or take the clocks) is the one it took up.
-        if earlier is not None and earlier.state is ActionState.DONE and earlier.verb is Verb.RETRY:
-            retried_by = failure_of(earlier.requested_at + CLOCK_SKEW) or ""
-            if key.failure <= retried_by:  # the same format, in UTC: the text sorts as the time does
-                raise AlreadyActed(earlier)
+        if (
+            earlier is not None
+            and earlier.state is ActionState.DONE
+            and earlier.verb is Verb.RETRY
+            and ended_by(key.failure, earlier.requested_at)
+        ):
+            raise AlreadyActed(earlier)
         return key
 
     async def _read(self, run_id: str, reading: Reading) -> Seen:

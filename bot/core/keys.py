@@ -25,15 +25,17 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 __all__ = [
+    "CLOCK_SKEW",
     "ActionKey",
     "ActionScope",
     "ActionState",
     "AlertKey",
     "AlertKind",
     "Verb",
+    "ended_by",
     "failure_of",
     "names_a_failure",
 ]
@@ -46,6 +48,17 @@ _FAILURE = re.compile(r"[0-9]{8}T[0-9]{6}\.[0-9]{3}Z")  # ASCII digits only: `\d
 def names_a_failure(text: str | None) -> bool:
     """Whether `text` is a failure's name as `failure_of` writes it (it came back from Slack or the store)."""
     return bool(text) and _FAILURE.fullmatch(text or "") is not None
+
+
+# How far the clocks of the bot and Fabro may disagree when a time of one is compared with the other's.
+CLOCK_SKEW = timedelta(minutes=10)
+
+
+def ended_by(failure: str, when: datetime) -> bool:
+    """Whether the failure named `failure` had ended by `when`, a time of the bot's, give or take
+    `CLOCK_SKEW`: a record the bot made then, before failures were told apart, was about it.
+    Names are one format, in UTC, so the text sorts as the time does."""
+    return failure <= (failure_of(when + CLOCK_SKEW) or "")
 
 
 def failure_of(completed_at: datetime | None) -> str | None:

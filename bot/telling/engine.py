@@ -21,11 +21,11 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
 from bot.blocks.presentation import Presentation
-from bot.core.keys import ActionScope, ActionState, AlertKey, AlertKind, failure_of
+from bot.core.keys import ActionScope, ActionState, AlertKey, AlertKind, ended_by, failure_of
 from bot.core.outcomes import Outcome, OutcomeVerb, events_tell, outcome_of
 from bot.core.records import Alert, AlertState, IndexedRun, Subscription
 from bot.core.stats import due_day, local_day, zone
@@ -48,9 +48,6 @@ HISTORY_BEFORE = "alerts.history_before"
 FIRST_PAGE = 20  # an idle cycle reads this many runs and stops
 PAGE = 100  # Fabro's largest page, for catching up
 CATCH_UP_PAGES = 5  # a new subscription reads at most this many pages of each waiting bucket
-# How far the clocks of the bot and Fabro may disagree (as the action path allows) when a claim's time
-# is compared with the end of a failure.
-CLOCK_SKEW = timedelta(minutes=10)
 
 
 def changed_at(run: Run) -> datetime | None:
@@ -548,10 +545,10 @@ def _tells_current_failure(alert: Alert, run: Run) -> bool:
         return True
     if alert.outcome.verb in (OutcomeVerb.RESUMED, OutcomeVerb.MOVED_ON):
         return False
-    ended, claimed = run.timestamps.completed_at, alert.claimed_at
-    if ended is None or claimed is None:
+    failure, claimed = failure_of(run.timestamps.completed_at), alert.claimed_at
+    if failure is None or claimed is None:
         return True  # cannot tell: a second alert about one failure is the worse mistake
-    return (failure_of(ended) or "") <= (failure_of(claimed + CLOCK_SKEW) or "")
+    return ended_by(failure, claimed)
 
 
 def log_cycle(report: CycleReport) -> None:
