@@ -44,7 +44,7 @@ from bot.blocks.presentation import Presentation
 from bot.blocks.routing import Target
 from bot.core.drafts import Draft
 from bot.core.errors import ActionFailed, AlreadyActed, BotError, Refusal, Refused, Settled
-from bot.core.keys import CLOCK_SKEW, ActionKey, ActionScope, ActionState, Verb, ended_by, failure_of
+from bot.core.keys import CLOCK_SKEW, SAME_INSTANT, ActionKey, ActionScope, ActionState, Verb, ended_by, failure_of
 from bot.core.outcomes import Outcome, OutcomeVerb, events_tell, outcome_of, run_state, said
 from bot.core.records import Action, AlertState
 from bot.fabro.client import FabroClient
@@ -77,8 +77,6 @@ T = TypeVar("T")
 # An action still pending after this long was never settled (its process died mid-way):
 # another click may take it over, after Fabro is re-read.
 PENDING_LEASE = timedelta(minutes=2)
-# A creation time written to the second may read as up to this much before an end to the millisecond.
-_SAME_INSTANT = timedelta(seconds=1)
 # Settled from evidence in Fabro when their record was left pending (or failed without an answer).
 EVIDENCED = frozenset({Verb.RETRY, Verb.START, Verb.MERGE_PR, Verb.CLOSE_PR, Verb.STEER})
 
@@ -829,7 +827,7 @@ class Steering:
         found = await self.fabro.successors(run, skew=CLOCK_SKEW)
         if run.timestamps.completed_at is None:
             return found
-        since = run.timestamps.completed_at - _SAME_INSTANT
+        since = run.timestamps.completed_at - SAME_INSTANT
         return [r for r in found if r.timestamps.created_at is None or r.timestamps.created_at >= since]
 
     async def _settle_found(self, prior: Action, done: Done) -> Done:

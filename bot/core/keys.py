@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 
 __all__ = [
     "CLOCK_SKEW",
+    "SAME_INSTANT",
     "ActionKey",
     "ActionScope",
     "ActionState",
@@ -52,6 +53,8 @@ def names_a_failure(text: str | None) -> bool:
 
 # How far the clocks of the bot and Fabro may disagree when a time of one is compared with the other's.
 CLOCK_SKEW = timedelta(minutes=10)
+# A creation time Fabro writes to the second may read as up to this much before a time to the millisecond.
+SAME_INSTANT = timedelta(seconds=1)
 
 
 def ended_by(failure: str, when: datetime) -> bool:

@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.keys import ActionScope, ActionState, AlertKind, Verb
+from bot.core.keys import SAME_INSTANT, ActionScope, ActionState, AlertKind, Verb
 from bot.core.records import IndexedRun
 from bot.fabro.client import FabroClient
 from bot.fabro.errors import FabroError
@@ -45,8 +45,6 @@ PERSONAL_KINDS = frozenset(WORD_OF)
 _MAX_ANCESTORS = 5  # child runs of child runs: far enough up to find a person, never in a loop
 DEFAULT_NOTIFY = frozenset({"questions", "approvals", "failed"})  # succeeded is asked for; `/runs notify` sets them
 MAX_WAITING_RETRIES = 1_000  # retries whose source run the index has not learned yet, kept in memory
-# A creation time written to the second may read as up to this much before a change to the millisecond.
-_SAME_INSTANT = timedelta(seconds=1)
 
 Change = tuple[IndexedRun | None, IndexedRun]  # an index entry as it was (None: new) and as it is now
 
@@ -142,7 +140,7 @@ class Personal:
             return None
         created = retry.timestamps.created_at
         of_this_failure = source.status not in ACTIVE_BUCKETS and (
-            first_seen or (created is not None and created >= source.updated_at - _SAME_INSTANT)
+            first_seen or (created is not None and created >= source.updated_at - SAME_INSTANT)
         )
         if of_this_failure and await self.store.mark_retried(source_id, retry_id):
             return source, replace(source, retried_as=retry_id)
