@@ -176,7 +176,7 @@ def build_bolt_app(
     )
     allowed = response_url_check(settings.slack_api_url)
     exposures = exposures or outbox.exposures
-    in_flight = in_flight or commands.in_flight
+    in_flight = in_flight if in_flight is not None else commands.in_flight  # an empty InFlight is falsy
     # Bolt runs each listener's work after the ack in a task it keeps no handle to; its runner's
     # start and completion hooks, called inside that task, are the one place every listener passes.
     # Reached through Bolt's public `listener_runner`; tests/app/test_shutdown.py fails if they stop being called.
